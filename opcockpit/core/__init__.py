@@ -1,0 +1,1 @@
+"""Headless core: reconcile, snapshot, operations, alerts. Never imports Textual."""

@@ -1,0 +1,1 @@
+"""Shared fixtures. Feature-specific fixtures live in tests/fixtures/ and the test modules."""
