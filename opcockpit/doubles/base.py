@@ -9,6 +9,7 @@ demo's event loop alike.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -335,9 +336,8 @@ class FakeProvider:
         key = f"{route.method} {route.pattern.pattern}"
         with self.lock:
             self.requests_by_route[key] = self.requests_by_route.get(key, 0) + 1
-        if route.listing:
-            if f.list_delay_s:
-                time.sleep(f.list_delay_s)
+        if route.listing and f.list_delay_s:
+            time.sleep(f.list_delay_s)
         response = route.handler(request, **params)
         if route.listing and f.malformed_json and response.status == 200:
             return Response(200, b'{"items": [ {"id": "trunc', {"Content-Type": "application/json"})
@@ -389,10 +389,8 @@ class _ThreadingUnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStr
     def __init__(self, path: str, handler: type[BaseHTTPRequestHandler]) -> None:
         import os
 
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        except FileNotFoundError:
-            pass
         super().__init__(path, handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
