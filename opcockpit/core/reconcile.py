@@ -1,0 +1,563 @@
+"""Pure reconcile: sandbox.db (what should exist) x provider listings (what does exist) -> GroundTruth.
+
+No I/O, no clock reads, no Textual. Everything is O(leases + terminals + sessions + instances):
+the inputs are indexed once into dicts and each lease is then judged with constant-time lookups.
+Output order is fully determined by the data (never by input order), so identical inputs produce
+identical snapshots even when the sources return rows in a different order.
+
+Convergence is judged against the provider, not LEON's `desired_state != observed_state` string
+compare (which calls every destroyed lease, every never-used remote lease and every stale
+observation "diverged"). See `_judge_api`, `_judge_db_only` and `_judge_stale` for the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from operator import itemgetter
+
+from opcockpit.core.models import (
+    ChatSessionRecord,
+    Convergence,
+    DbState,
+    GroundTruth,
+    GroundTruthRow,
+    Instance,
+    LeaseRecord,
+    NormalState,
+    OrphanRow,
+    ProviderHealth,
+    ProviderListing,
+    ProviderStatus,
+    Resources,
+    ResourceSnapshotRecord,
+    TerminalRecord,
+)
+
+__all__ = ["reconcile"]
+
+_CONVERGED = Convergence.CONVERGED
+_DIVERGED = Convergence.DIVERGED
+_UNBOUND = Convergence.UNBOUND
+_TRANSITIONING = Convergence.TRANSITIONING
+_STALE = Convergence.STALE
+_UNKNOWN = Convergence.UNKNOWN
+
+_RUNNING = NormalState.RUNNING
+_PAUSED = NormalState.PAUSED
+_STOPPED = NormalState.STOPPED
+_GONE = NormalState.GONE
+
+_LIVE_SESSION = frozenset(("active", "idle", "paused"))
+# LEON pauses Daytona with `sb.stop()` and maps Daytona `stopped` to `paused`, so for these kinds a
+# stopped instance is what "desired paused" looks like.
+_PAUSE_IS_STOP_KINDS = frozenset(("daytona",))
+_ERROR_CHARS = 120
+
+_MODE_OK = 0
+_MODE_STALE = 1
+_MODE_DB_ONLY = 2
+_MODE_MISSING = 3
+
+SRC_PROVIDER = "lease+provider"
+SRC_LEASE = "lease"
+_ROW_KEY = itemgetter(0, 1, 2)  # (provider, thread_id or "", lease_id); never compares rows
+
+
+class _Prov:
+    """Per-provider context, computed once per reconcile."""
+
+    __slots__ = ("index", "kind", "matched", "mode", "name", "pause_is_stop", "stale_age", "stale_prefix")
+
+    def __init__(self, name: str, kind: str, mode: int) -> None:
+        self.name = name
+        self.kind = kind
+        self.mode = mode
+        self.index: dict[str, Instance] = {}
+        self.matched: set[str] = set()
+        self.stale_age: float | None = None
+        self.stale_prefix = ""
+        self.pause_is_stop = kind in _PAUSE_IS_STOP_KINDS
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _one_line(text: str, limit: int = _ERROR_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _fmt_age(seconds: float) -> str:
+    s = int(seconds)
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 172800:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+
+
+def _age(now: datetime, then: datetime | None) -> float | None:
+    if then is None:
+        return None
+    # Clock skew between hosts can put listed_at slightly in the future; an age is never negative.
+    return max(0.0, (now - then).total_seconds())
+
+
+def _build_index(instances: tuple[Instance, ...]) -> dict[str, Instance]:
+    """id/alias -> instance. Primary ids beat aliases; collisions resolve by smallest instance_id
+    so the result does not depend on listing order."""
+    index: dict[str, Instance] = {}
+    primary: dict[str, Instance] = {}
+    for inst in instances:
+        iid = inst.instance_id
+        prev = primary.get(iid)
+        if prev is None or _dup_rank(inst) < _dup_rank(prev):
+            primary[iid] = inst
+        for alias in inst.aliases:
+            prev = index.get(alias)
+            if prev is None or inst.instance_id < prev.instance_id:
+                index[alias] = inst
+    index.update(primary)
+    return index
+
+
+def _dup_rank(inst: Instance) -> tuple[str, str, str]:
+    # Only used when a provider lists the same id twice (a provider bug): pick deterministically.
+    return (inst.state.value, inst.raw_state, inst.name or "")
+
+
+def _listings_by_name(
+    listings: Mapping[str, ProviderListing] | Iterable[ProviderListing],
+) -> dict[str, ProviderListing]:
+    items = listings.values() if isinstance(listings, Mapping) else listings
+    out: dict[str, ProviderListing] = {}
+    for listing in items:
+        if listing.provider in out:
+            raise ValueError(f"duplicate listing for provider {listing.provider!r}")
+        out[listing.provider] = listing
+    return out
+
+
+# --------------------------------------------------------------------------- indexes over the DB
+
+
+def _threads_by_lease(terminals: tuple[TerminalRecord, ...]) -> dict[str, tuple[str, ...]]:
+    """lease_id -> distinct thread ids, newest terminal first."""
+    grouped: dict[str, list[TerminalRecord]] = {}
+    for t in terminals:
+        lst = grouped.get(t.lease_id)
+        if lst is None:
+            grouped[t.lease_id] = [t]
+        else:
+            lst.append(t)
+    out: dict[str, tuple[str, ...]] = {}
+    for lease_id, lst in grouped.items():
+        if len(lst) == 1:
+            out[lease_id] = (lst[0].thread_id,)
+            continue
+        # (has time, time, terminal_id): undated terminals sort oldest; ties break on id.
+        lst.sort(key=lambda t: (t.created_at is not None, t.created_at, t.terminal_id), reverse=True)
+        out[lease_id] = tuple(dict.fromkeys(t.thread_id for t in lst))
+    return out
+
+
+def _sessions_by_lease(
+    sessions: tuple[ChatSessionRecord, ...],
+) -> tuple[dict[str, ChatSessionRecord], dict[str, ChatSessionRecord], dict[str, datetime]]:
+    """One pass: (newest live session, newest session, max last_active_at) per lease."""
+    live: dict[str, ChatSessionRecord] = {}
+    latest: dict[str, ChatSessionRecord] = {}
+    last_active: dict[str, datetime] = {}
+    for s in sessions:
+        lid = s.lease_id
+        prev = latest.get(lid)
+        if prev is None or _newer(s, prev):
+            latest[lid] = s
+        if s.status in _LIVE_SESSION:
+            prev = live.get(lid)
+            if prev is None or _newer(s, prev):
+                live[lid] = s
+        la = s.last_active_at
+        if la is not None:
+            cur = last_active.get(lid)
+            if cur is None or la > cur:
+                last_active[lid] = la
+    return live, latest, last_active
+
+
+def _newer(a: ChatSessionRecord, b: ChatSessionRecord) -> bool:
+    """a started after b; undated sessions count as oldest; ties break on id (larger wins)."""
+    sa, sb = a.started_at, b.started_at
+    if sa is None:
+        return sb is None and a.chat_session_id > b.chat_session_id
+    if sb is None or sa > sb:
+        return True
+    return sa == sb and a.chat_session_id > b.chat_session_id
+
+
+# --------------------------------------------------------------------------- convergence rules
+
+
+def _unbound_reason(lease: LeaseRecord, remote: bool) -> str:
+    if lease.status == "expired":
+        base = "no instance bound: previous instance gone (lease expired); LEON rebinds on next command"
+    elif remote:
+        base = "never bound: LEON binds remote instances on first command"
+    else:
+        base = "no instance bound (local binds on first use)"
+    if lease.observed_state not in ("detached", "unknown"):
+        base += f"; DB observed_state stale ({lease.observed_state})"
+    return base
+
+
+def _judge_api(lease: LeaseRecord, inst: Instance | None, ctx: _Prov) -> tuple[Convergence, str]:
+    """Provider listed OK: judge desired_state against what the provider says."""
+    desired = lease.desired_state
+    cid = lease.current_instance_id
+    observed = lease.observed_state
+
+    if desired == "destroyed":
+        if cid is None:
+            if observed == "detached":
+                return _CONVERGED, "destroyed and detached"
+            return _CONVERGED, f"destroyed, no instance bound (DB observed_state stale: {observed})"
+        if inst is None:
+            return _CONVERGED, f"destroyed; instance {cid} no longer at provider (DB still references it)"
+        state = inst.state
+        if state is _GONE:
+            return _CONVERGED, "destroyed; provider reports instance gone"
+        if state is _RUNNING or state is _PAUSED:
+            return _DIVERGED, (
+                f"desired destroyed but instance {cid} still {state.value} at provider: leak (costs money)"
+            )
+        if state is _STOPPED:
+            return _DIVERGED, (
+                f"desired destroyed but instance {cid} still exists (stopped) at provider: leak (holds disk)"
+            )
+        return _state_in_flux(inst)
+
+    if desired not in ("running", "paused"):
+        return _UNKNOWN, f"unrecognised desired_state {desired!r}"
+
+    if cid is None:
+        return _UNBOUND, _unbound_reason(lease, remote=True)
+
+    if inst is None:
+        if desired == "running":
+            return _DIVERGED, (
+                f"desired running, instance {cid} not listed by provider (LEON recreates it on next command)"
+            )
+        return _DIVERGED, f"desired paused, instance {cid} not listed by provider (paused instance lost?)"
+
+    state = inst.state
+    if desired == "running":
+        if state is _RUNNING:
+            if observed == "running":
+                return _CONVERGED, "running as desired"
+            return _CONVERGED, f"running as desired; DB observed_state stale ({observed})"
+        if state is _PAUSED:
+            hint = "E2B auto-pause?" if ctx.kind == "e2b" else "paused outside LEON?"
+            return _DIVERGED, f"desired running, provider says paused ({hint})"
+        if state is _STOPPED:
+            return _DIVERGED, f"desired running, provider says stopped (raw {inst.raw_state})"
+        if state is _GONE:
+            return _DIVERGED, "desired running, provider says gone (LEON recreates it on next command)"
+        return _state_in_flux(inst)
+
+    # desired paused
+    if state is _PAUSED or (state is _STOPPED and ctx.pause_is_stop):
+        if observed == "paused":
+            return _CONVERGED, "paused as desired"
+        return _CONVERGED, f"paused as desired; DB observed_state stale ({observed})"
+    if state is _RUNNING:
+        return _DIVERGED, "desired paused, provider says running (pause failed or resumed outside LEON?)"
+    if state is _STOPPED:
+        return _DIVERGED, f"desired paused, provider says stopped (raw {inst.raw_state})"
+    if state is _GONE:
+        return _DIVERGED, "desired paused, provider says gone (paused instance lost?)"
+    return _state_in_flux(inst)
+
+
+def _state_in_flux(inst: Instance) -> tuple[Convergence, str]:
+    if inst.state is NormalState.TRANSITIONING:
+        return _TRANSITIONING, f"provider reports a state change in flight ({inst.raw_state})"
+    return _UNKNOWN, f"provider reports unknown state ({inst.raw_state})"
+
+
+def _judge_db_only(lease: LeaseRecord) -> tuple[Convergence, str]:
+    """No provider API (LEON `local`): the DB is all there is, judged with the same rules."""
+    desired = lease.desired_state
+    observed = lease.observed_state
+    cid = lease.current_instance_id
+    if desired == "destroyed":
+        if cid is None:
+            if observed == "detached":
+                return _CONVERGED, "destroyed and detached (DB only)"
+            return _CONVERGED, f"destroyed, no instance bound (DB only; observed_state stale: {observed})"
+        return _DIVERGED, f"desired destroyed but instance {cid} still bound (DB only; observed {observed})"
+    if desired not in ("running", "paused"):
+        return _UNKNOWN, f"unrecognised desired_state {desired!r}"
+    if cid is None:
+        return _UNBOUND, _unbound_reason(lease, remote=False) + " (DB only)"
+    if observed == desired:
+        return _CONVERGED, f"{desired} as desired (DB only: no provider API)"
+    if observed == "unknown":
+        return _UNKNOWN, "DB observed_state unknown (DB only: no provider API)"
+    if observed == "detached":
+        return _DIVERGED, f"desired {desired}, DB observed detached with instance {cid} still bound (DB only)"
+    return _DIVERGED, f"desired {desired}, DB observed {observed} (DB only: no provider API)"
+
+
+def _judge_stale(lease: LeaseRecord, last: Instance | None, ctx: _Prov) -> str:
+    if ctx.mode == _MODE_MISSING:
+        return ctx.stale_prefix
+    if ctx.stale_age is None:
+        return ctx.stale_prefix  # never listed: nothing known
+    if lease.current_instance_id is None:
+        return f"{ctx.stale_prefix}: last known state: no instance bound"
+    if last is None:
+        return f"{ctx.stale_prefix}: instance {lease.current_instance_id} was not in the last good listing"
+    return f"{ctx.stale_prefix}: showing last known state ({last.state.value})"
+
+
+def _lease_notes(lease: LeaseRecord) -> str:
+    """Things an SRE should know that do not change convergence on their own."""
+    parts = []
+    if lease.status == "recovering":
+        parts.append("lease recovering (instance creation failed or hung?)")
+    if lease.needs_refresh:
+        parts.append("needs_refresh set")
+    if lease.last_error:
+        parts.append(f"last_error: {_one_line(lease.last_error)}")
+    return "; " + "; ".join(parts) if parts else ""
+
+
+def _resources(snap: ResourceSnapshotRecord | None, inst: Instance | None) -> Resources | None:
+    alloc = inst.resources if inst is not None else None
+    if snap is None:
+        if alloc is None:
+            return None
+        return Resources(cpu_count=alloc.cpu_count, memory_mb=alloc.memory_mb)
+    return Resources(
+        cpu_used=snap.cpu_used,
+        memory_used_mb=snap.memory_used_mb,
+        memory_total_mb=snap.memory_total_mb,
+        disk_used_gb=snap.disk_used_gb,
+        disk_total_gb=snap.disk_total_gb,
+        probe_error=snap.probe_error,
+        collected_at=snap.collected_at,
+        cpu_count=alloc.cpu_count if alloc is not None else None,
+        memory_mb=alloc.memory_mb if alloc is not None else None,
+    )
+
+
+# --------------------------------------------------------------------------- providers
+
+
+def _provider_context(listing: ProviderListing, now: datetime) -> tuple[_Prov, ProviderHealth]:
+    status = listing.status
+    age = _age(now, listing.listed_at)
+    if status is ProviderStatus.DB_ONLY:
+        ctx = _Prov(listing.provider, listing.kind, _MODE_DB_ONLY)
+        count = None
+    elif status is ProviderStatus.OK:
+        ctx = _Prov(listing.provider, listing.kind, _MODE_OK)
+        ctx.index = _build_index(listing.instances)
+        count = len(listing.instances)
+    else:
+        ctx = _Prov(listing.provider, listing.kind, _MODE_STALE)
+        err = _one_line(listing.error or "listing failed")
+        if age is None:
+            ctx.stale_prefix = f"provider {listing.provider} never listed successfully ({err})"
+            count = None
+        else:
+            ctx.index = _build_index(listing.instances)
+            ctx.stale_age = age
+            ctx.stale_prefix = f"provider {listing.provider} unreachable for {_fmt_age(age)} ({err})"
+            count = len(listing.instances)
+    health = ProviderHealth(
+        name=listing.provider,
+        kind=listing.kind,
+        status=status,
+        error=listing.error,
+        listed_at=listing.listed_at,
+        instance_count=count,
+        age_s=age,
+    )
+    return ctx, health
+
+
+def _missing_context(name: str) -> tuple[_Prov, ProviderHealth]:
+    ctx = _Prov(name, "unknown", _MODE_MISSING)
+    ctx.stale_prefix = f"provider {name} not configured"
+    health = ProviderHealth(
+        name=name,
+        kind="unknown",
+        status=ProviderStatus.ERROR,
+        error=f"no provider configured named {name}",
+        listed_at=None,
+        instance_count=None,
+        age_s=None,
+    )
+    return ctx, health
+
+
+# --------------------------------------------------------------------------- orphans
+
+
+def _orphans(
+    listing: ProviderListing, ctx: _Prov, leases_by_id: Mapping[str, LeaseRecord]
+) -> list[OrphanRow]:
+    out: list[OrphanRow] = []
+    matched = ctx.matched
+    seen: set[str] = set()
+    confirmed_ids = listing.confirmed_orphans or frozenset()
+    eventual = listing.eventually_consistent
+    index = ctx.index
+    for inst in listing.instances:
+        iid = inst.instance_id
+        if iid in matched or iid in seen or inst.state is _GONE:
+            continue
+        if index.get(iid) is not inst:
+            continue  # a duplicate id lost the deterministic tie-break; the winner is reported
+        seen.add(iid)
+        claimed = inst.claimed_lease_id
+        claim: str | None = None
+        if claimed is not None:
+            owner = leases_by_id.get(claimed)
+            if owner is None:
+                claim = "lease_missing"
+            elif owner.current_instance_id is None:
+                claim = "lease_exists"
+            else:
+                claim = "lease_points_elsewhere"
+        out.append(
+            OrphanRow(
+                provider=ctx.name,
+                instance_id=iid,
+                name=inst.name,
+                provider_state=inst.state.value,
+                raw_state=inst.raw_state,
+                labels=inst.labels,
+                created_at=inst.created_at,
+                claimed_lease_id=claimed,
+                claim=claim,
+                confirmed=(iid in confirmed_ids) if eventual else None,
+                resources=inst.resources,
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def reconcile(
+    db: DbState,
+    listings: Mapping[str, ProviderListing] | Iterable[ProviderListing],
+    now: datetime,
+) -> GroundTruth:
+    """Diff sandbox.db against provider listings into one row per lease plus orphans.
+
+    `now` is the reconcile time (used for stale ages and `generated_at`); nothing here reads a clock.
+    """
+    by_name = _listings_by_name(listings)
+    provs: dict[str, _Prov] = {}
+    health: dict[str, ProviderHealth] = {}
+    for name, listing in by_name.items():
+        provs[name], health[name] = _provider_context(listing, now)
+
+    threads = _threads_by_lease(db.terminals)
+    live, latest, last_active = _sessions_by_lease(db.chat_sessions)
+    snapshots = db.resource_snapshots
+
+    keyed: list[tuple[str, str, str, GroundTruthRow]] = []
+    for lease in db.leases:
+        lid = lease.lease_id
+        pname = lease.provider_name
+        ctx = provs.get(pname)
+        if ctx is None:
+            ctx, health[pname] = _missing_context(pname)
+            provs[pname] = ctx
+
+        cid = lease.current_instance_id
+        inst = ctx.index.get(cid) if cid is not None and ctx.index else None
+        mode = ctx.mode
+        stale_age: float | None = None
+        if mode == _MODE_OK:
+            source = SRC_PROVIDER
+            if inst is not None:
+                ctx.matched.add(inst.instance_id)
+                provider_state: str | None = inst.state.value
+            else:
+                provider_state = None
+            conv, reason = _judge_api(lease, inst, ctx)
+        elif mode == _MODE_DB_ONLY:
+            source = SRC_LEASE
+            provider_state = None
+            conv, reason = _judge_db_only(lease)
+        else:  # stale or missing: show the last known picture, never "gone"
+            source = SRC_LEASE
+            provider_state = inst.state.value if inst is not None else None
+            stale_age = ctx.stale_age
+            conv, reason = _STALE, _judge_stale(lease, inst, ctx)
+
+        if lease.needs_refresh or lease.last_error or lease.status == "recovering":
+            reason += _lease_notes(lease)
+
+        tids = threads.get(lid, ())
+        tid = tids[0] if tids else None
+        sess = live.get(lid) or latest.get(lid)
+        la = last_active.get(lid)
+        upd = lease.updated_at
+        if upd is not None and (la is None or upd > la):
+            la = upd
+        snap = snapshots.get(lid)
+        res = _resources(snap, inst) if (snap is not None or inst is not None) else None
+
+        row = GroundTruthRow(
+            lease_id=lid,
+            provider=pname,
+            thread_id=tid,
+            thread_ids=tids,
+            chat_session_id=sess.chat_session_id if sess is not None else None,
+            instance_id=cid,
+            desired_state=lease.desired_state,
+            observed_state=lease.observed_state,
+            provider_state=provider_state,
+            convergence=conv,
+            reason=reason,
+            last_active=la,
+            source=source,
+            lease_status=lease.status,
+            version=lease.version,
+            needs_refresh=lease.needs_refresh,
+            last_error=lease.last_error,
+            resources=res,
+            updated_at=upd,
+            stale_age_s=stale_age,
+        )
+        keyed.append((pname, tid or "", lid, row))
+
+    keyed.sort(key=_ROW_KEY)
+    rows = tuple(k[3] for k in keyed)
+
+    leases_by_id = {lease.lease_id: lease for lease in db.leases}
+    orphans: list[OrphanRow] = []
+    for name in sorted(by_name):
+        ctx = provs[name]
+        if ctx.mode == _MODE_OK:  # a failed or db-only provider never produces orphans
+            orphans.extend(_orphans(by_name[name], ctx, leases_by_id))
+    orphans.sort(key=lambda o: (o.provider, o.instance_id))
+
+    return GroundTruth(
+        generated_at=now,
+        providers=tuple(health[name] for name in sorted(health)),
+        rows=rows,
+        orphans=tuple(orphans),
+        db_path=db.path,
+        schema_variant=db.schema_variant,
+    )
