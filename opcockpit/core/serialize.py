@@ -1,0 +1,150 @@
+"""GroundTruth -> plain JSON-able dicts, JSON, NDJSON and CSV (the snapshot's public format).
+
+Field order is the dataclass field order (stable; documented in docs/snapshot.schema.json).
+Datetimes are ISO-8601 UTC with a 'Z'. Hand-rolled conversion, not dataclasses.asdict or pydantic:
+this runs over 10k rows inside the 1 s `opcockpit snapshot` budget.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import fields
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from opcockpit.core.models import (
+    GroundTruth,
+    GroundTruthRow,
+    InstanceResources,
+    OrphanRow,
+    ProviderHealth,
+    Resources,
+)
+
+SNAPSHOT_VERSION = 1
+
+ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(GroundTruthRow))
+ORPHAN_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(OrphanRow))
+PROVIDER_FIELDS: tuple[str, ...] = ("name", "kind", "status", "error", "listed_at", "instance_count", "age_s")
+RESOURCE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Resources))
+INSTANCE_RESOURCE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(InstanceResources))
+
+
+def iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:  # sources promise aware UTC; be defensive rather than emit a lie
+        dt = dt.replace(tzinfo=UTC)
+    elif dt.utcoffset():
+        dt = dt.astimezone(UTC)
+    s = dt.isoformat()
+    return s[:-6] + "Z" if s.endswith("+00:00") else s
+
+
+def _value(v: Any) -> Any:
+    """Convert one field value; the common types are checked first (hot path)."""
+    if v is None or isinstance(v, str | bool | int | float):
+        if isinstance(v, Enum):
+            return v.value
+        return v
+    if isinstance(v, datetime):
+        return iso(v)
+    if isinstance(v, Enum):
+        return v.value
+    if isinstance(v, tuple | list | frozenset | set):
+        items = [_value(x) for x in v]
+        return sorted(items) if isinstance(v, frozenset | set) else items
+    if isinstance(v, Mapping):
+        return {str(k): _value(x) for k, x in v.items()}
+    if isinstance(v, Resources):
+        return {k: _value(getattr(v, k)) for k in RESOURCE_FIELDS}
+    if isinstance(v, InstanceResources):
+        return {k: _value(getattr(v, k)) for k in INSTANCE_RESOURCE_FIELDS}
+    return str(v)
+
+
+def row_to_dict(row: GroundTruthRow) -> dict[str, Any]:
+    return {k: _value(getattr(row, k)) for k in ROW_FIELDS}
+
+
+def orphan_to_dict(orphan: OrphanRow) -> dict[str, Any]:
+    return {k: _value(getattr(orphan, k)) for k in ORPHAN_FIELDS}
+
+
+def provider_to_dict(p: ProviderHealth) -> dict[str, Any]:
+    age = p.age_s
+    return {
+        "name": p.name,
+        "kind": p.kind,
+        "status": _value(p.status),
+        "error": p.error,
+        "listed_at": iso(p.listed_at),
+        "instance_count": p.instance_count,
+        "age_s": round(age, 3) if age is not None else None,
+    }
+
+
+def to_dict(gt: GroundTruth) -> dict[str, Any]:
+    return {
+        "version": SNAPSHOT_VERSION,
+        "generated_at": iso(gt.generated_at),
+        "db": {"path": gt.db_path, "schema_variant": gt.schema_variant},
+        "providers": [provider_to_dict(p) for p in gt.providers],
+        "rows": [row_to_dict(r) for r in gt.rows],
+        "orphans": [orphan_to_dict(o) for o in gt.orphans],
+    }
+
+
+def dumps_json(gt: GroundTruth, *, indent: int | None = 2) -> str:
+    return json.dumps(to_dict(gt), indent=indent, ensure_ascii=False)
+
+
+def iter_ndjson(gt: GroundTruth) -> Iterator[str]:
+    """One JSON object per line, each with a leading "type": meta, provider, row, orphan."""
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    yield dumps(
+        {
+            "type": "meta",
+            "version": SNAPSHOT_VERSION,
+            "generated_at": iso(gt.generated_at),
+            "db": {"path": gt.db_path, "schema_variant": gt.schema_variant},
+        }
+    )
+    for p in gt.providers:
+        yield dumps({"type": "provider", **provider_to_dict(p)})
+    for r in gt.rows:
+        yield dumps({"type": "row", **row_to_dict(r)})
+    for o in gt.orphans:
+        yield dumps({"type": "orphan", **orphan_to_dict(o)})
+
+
+# CSV: rows only (one header). Nested values are flattened so spreadsheets get plain columns.
+CSV_COLUMNS: tuple[str, ...] = tuple(
+    c for c in ROW_FIELDS if c != "resources"
+) + tuple(f"resources.{k}" for k in RESOURCE_FIELDS)
+
+
+def csv_text(gt: GroundTruth) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    plain = [c for c in ROW_FIELDS if c != "resources"]
+    for row in gt.rows:
+        out: list[Any] = []
+        for k in plain:
+            v = _value(getattr(row, k))
+            if isinstance(v, list):
+                v = " ".join(str(x) for x in v)
+            elif isinstance(v, bool):
+                v = "true" if v else "false"
+            out.append("" if v is None else v)
+        res = row.resources
+        for k in RESOURCE_FIELDS:
+            v = _value(getattr(res, k)) if res is not None else None
+            out.append("" if v is None else v)
+        w.writerow(out)
+    return buf.getvalue()
