@@ -26,7 +26,7 @@ STARTER_CONFIG = '''\
 
 # [providers.docker]
 # kind = "docker"
-# host = "unix:///run/docker.sock"          # or tcp://host:2375; unset: $DOCKER_HOST, else /var/run/docker.sock
+# host = "unix:///run/docker.sock"          # or tcp://host:2375; default: $DOCKER_HOST
 # label_filter = { team = "sre" }          # optional: only instances carrying these labels
 
 # [providers.e2b]

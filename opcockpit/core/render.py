@@ -54,7 +54,8 @@ def render_table(gt: GroundTruth, file: IO[str], *, width: int | None = None) ->
     console = Console(file=file, width=width, highlight=False, soft_wrap=False)
     now = gt.generated_at
     db = gt.db_path or "?"
-    console.print(Text(f"sandbox.db {db} ({gt.schema_variant or '?'})  generated {gt.generated_at:%Y-%m-%d %H:%M:%SZ}"))
+    stamp = f"{gt.generated_at:%Y-%m-%d %H:%M:%SZ}"
+    console.print(Text(f"sandbox.db {db} ({gt.schema_variant or '?'})  generated {stamp}"))
     for p in gt.providers:
         style = _STATUS_STYLE.get(p.status.value, "")
         console.print(Text("  " + provider_line(p, now), style=style))

@@ -1,0 +1,180 @@
+"""`opcockpit config show|validate|init|paths`. Secrets are only ever printed through `redact`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from opcockpit.cli.common import CliExit, load_or_exit
+from opcockpit.cli.main import EXIT_OK, EXIT_USAGE, err
+from opcockpit.config import LoadedConfig, ProviderConfig, default_paths, redact
+
+_PROVIDER_KEYS = (
+    "kind", "enabled", "host", "api_url", "region", "target", "api_key_env",
+    "timeout_s", "max_concurrency", "retries", "label_filter",
+)  # fmt: skip
+
+
+def run_config(args: argparse.Namespace) -> int:
+    action = args.config_command
+    if action == "show":
+        return _show(args)
+    if action == "validate":
+        return _validate(args)
+    if action == "init":
+        return _init(args)
+    if action == "paths":
+        return _paths(args)
+    err("opcockpit config: choose an action: show, validate, init, paths (see opcockpit config --help)")
+    return EXIT_USAGE
+
+
+# --------------------------------------------------------------------------- show
+
+
+def _key_view(p: ProviderConfig, loaded: LoadedConfig) -> tuple[str | None, str]:
+    """(redacted key or None, where it comes from / how to set it)."""
+    if p.api_key_env and os.environ.get(p.api_key_env):
+        return redact(os.environ[p.api_key_env]), f"from ${p.api_key_env}"
+    if p.api_key is not None:
+        return redact(p.api_key.get_secret_value()), loaded.origin(f"providers.{p.name}.api_key")
+    if p.kind in ("docker", "local"):
+        return None, "not needed"
+    hint = f"set ${p.api_key_env}" if p.api_key_env else "set api_key_env"
+    return None, f"missing: {hint}"
+
+
+def _entries(loaded: LoadedConfig) -> dict[str, Any]:
+    cfg = loaded.config
+    out: dict[str, Any] = {
+        "config_file": str(loaded.paths.own_config) if loaded.paths.own_config else None,
+        "config_file_origin": loaded.paths.own_config_origin,
+        "settings": {},
+        "sources": {},
+        "providers": {},
+        "warnings": list(loaded.warnings),
+    }
+    for key in ("refresh_s", "read_only", "list_timeout_s"):
+        out["settings"][key] = {"value": getattr(cfg, key), "origin": loaded.origin(key)}
+    for key in ("sandbox_db", "events_db"):
+        value = getattr(cfg.sources, key)
+        out["sources"][key] = {
+            "value": str(value) if value is not None else None,
+            "origin": loaded.origin(f"sources.{key}"),
+            "exists": bool(value is not None and Path(value).is_file()),
+        }
+    for name in sorted(cfg.providers):
+        p = cfg.providers[name]
+        entry: dict[str, Any] = {}
+        for key in _PROVIDER_KEYS:
+            value = getattr(p, key)
+            origin = loaded.origins.get(f"providers.{name}.{key}")
+            if value is None and origin is None:
+                continue
+            entry[key] = {"value": value, "origin": origin or "default"}
+        shown, where = _key_view(p, loaded)
+        entry["api_key"] = {"value": shown, "origin": where}
+        out["providers"][name] = entry
+    return out
+
+
+def _toml_value(v: Any) -> str:
+    if v is None:
+        return "(unset)"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    return json.dumps(str(v))
+
+
+def _show(args: argparse.Namespace) -> int:
+    loaded = load_or_exit(args)
+    data = _entries(loaded)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return EXIT_OK
+    lines = ["# opcockpit effective configuration (secrets redacted)"]
+    if data["config_file"]:
+        lines.append(f"# config file: {data['config_file']} (from {data['config_file_origin']})")
+    else:
+        lines.append(f"# config file: none (would be {loaded.paths.default_config}); LEON defaults only")
+    for w in data["warnings"]:
+        lines.append(f"# warning: {w}")
+
+    def emit(key: str, item: dict[str, Any], extra: str = "") -> None:
+        left = f"{key} = {_toml_value(item['value'])}"
+        lines.append(f"{left:<52} # {item['origin']}{extra}")
+
+    lines.append("")
+    for key, item in data["settings"].items():
+        emit(key, item)
+    lines += ["", "[sources]"]
+    for key, item in data["sources"].items():
+        emit(key, item, "" if item["exists"] or item["value"] is None else " (file not found)")
+    for name, entry in data["providers"].items():
+        lines += ["", f"[providers.{name}]"]
+        for key, item in entry.items():
+            emit(key, item)
+    sys.stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- validate / init / paths
+
+
+def _validate(args: argparse.Namespace) -> int:
+    loaded = load_or_exit(args)  # every problem -> one stderr line, exit 2
+    for w in loaded.warnings:
+        err(f"opcockpit: warning: {w}")
+    where = loaded.paths.own_config or "no config file (LEON defaults)"
+    n = len(loaded.config.providers)
+    sys.stdout.write(f"ok: {where}: {n} provider{'s' if n != 1 else ''} configured\n")
+    return EXIT_OK
+
+
+def _init(args: argparse.Namespace) -> int:
+    from opcockpit.cli.starter import STARTER_CONFIG
+
+    target = Path(args.path).expanduser() if args.path else default_paths().default_config
+    if target.is_dir():
+        err(f"opcockpit: {target} is a directory; give a file path with --path")
+        raise CliExit(EXIT_USAGE)
+    if target.exists() and not args.force:
+        err(f"opcockpit: {target} already exists; use --force to overwrite")
+        raise CliExit(EXIT_USAGE)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(STARTER_CONFIG, encoding="utf-8")
+    except OSError as exc:
+        err(f"opcockpit: cannot write {target}: {exc.strerror or type(exc).__name__}")
+        raise CliExit(EXIT_USAGE) from None
+    sys.stdout.write(f"wrote {target}\n")
+    return EXIT_OK
+
+
+def _paths(args: argparse.Namespace) -> int:
+    paths = default_paths(config_path=getattr(args, "config", None))
+
+    def state(p: Path | None) -> str:
+        if p is None:
+            return ""
+        return "exists" if p.exists() else "missing"
+
+    rows = [
+        ("config (in use)", paths.own_config, f"from {paths.own_config_origin}"),
+        ("config (default)", paths.default_config, state(paths.default_config)),
+        ("LEON home", paths.leon_home, state(paths.leon_home)),
+        ("LEON provider configs", paths.leon_sandboxes, state(paths.leon_sandboxes)),
+        ("sandbox.db (LEON default)", paths.sandbox_db_default, state(paths.sandbox_db_default)),
+        ("events.db (LEON default)", paths.events_db_default, state(paths.events_db_default)),
+    ]
+    for label, path, note in rows:
+        sys.stdout.write(f"{label:<27} {path if path is not None else '(none)'}  {note}\n")
+    return EXIT_OK

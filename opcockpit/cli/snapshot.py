@@ -1,0 +1,77 @@
+"""`opcockpit snapshot`: one refresh, printed. The output is produced in full before anything is
+written, so a source error leaves stdout empty (exit 3) instead of half a document."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Collection
+from dataclasses import replace
+
+from opcockpit.cli.common import load_or_exit
+from opcockpit.cli.main import EXIT_OK, err
+from opcockpit.config import CockpitConfig
+from opcockpit.core.models import GroundTruth
+
+
+async def collect_once(config: CockpitConfig, providers: Collection[str] | None = None) -> GroundTruth:
+    from opcockpit.core.collect import FleetCollector
+
+    collector = FleetCollector(config, providers=providers)
+    try:
+        return await collector.refresh()
+    finally:
+        await collector.aclose()
+
+
+def only_providers(gt: GroundTruth, names: Collection[str]) -> GroundTruth:
+    keep = set(names)
+    return replace(
+        gt,
+        providers=tuple(p for p in gt.providers if p.name in keep),
+        rows=tuple(r for r in gt.rows if r.provider in keep),
+        orphans=tuple(o for o in gt.orphans if o.provider in keep),
+    )
+
+
+def format_snapshot(gt: GroundTruth, fmt: str, *, width: int | None = None) -> str:
+    if fmt == "json":
+        from opcockpit.core.serialize import dumps_json
+
+        return dumps_json(gt) + "\n"
+    if fmt == "ndjson":
+        from opcockpit.core.serialize import iter_ndjson
+
+        return "".join(line + "\n" for line in iter_ndjson(gt))
+    if fmt == "csv":
+        from opcockpit.core.serialize import csv_text
+
+        return csv_text(gt)
+    import io
+
+    from opcockpit.core.render import render_table
+
+    buf = io.StringIO()
+    render_table(gt, buf, width=width or _terminal_width())
+    return buf.getvalue()
+
+
+def _terminal_width() -> int:
+    import shutil
+
+    return max(80, shutil.get_terminal_size((160, 24)).columns)
+
+
+def run_snapshot(args: argparse.Namespace) -> int:
+    loaded = load_or_exit(args)
+    for warning in loaded.warnings:
+        err(f"opcockpit: warning: {warning}")
+    names = args.provider or None
+    gt = asyncio.run(collect_once(loaded.config, names))
+    if names:
+        gt = only_providers(gt, names)
+    text = format_snapshot(gt, args.format, width=args.width)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return EXIT_OK
