@@ -1,0 +1,335 @@
+"""E2B API double (provider-apis.md §7.1): a loopback HTTP server speaking E2B's REST wire format.
+
+Native states are `running` and `paused` only (E2B's public enum). The real API lists an
+internal `pausing` sandbox as `paused`, so pause here takes effect at once. E2B has no stopped
+state; `add(state="stopped")` yields a paused sandbox.
+
+`add(..., internal_state="snapshotting")` makes a running sandbox that refuses pause with 409
+(the "409 but not already paused" case).
+
+Deliberately hostile: a 401 echoes the credential it was given (some APIs do), so the adapters'
+secret scrubbing is exercised for real.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote
+
+from opcockpit.doubles.base import FakeInstance, FakeProvider, Request, Response, Router, iso
+
+_TEAM_ID = "00000000-0000-4000-8000-00000000e2b0"
+
+# base event-log actions -> E2B lifecycle event types
+_EVENT_TYPES = {
+    "create": "sandbox.lifecycle.created",
+    "pause": "sandbox.lifecycle.paused",
+    "paused": "sandbox.lifecycle.paused",
+    "stopped": "sandbox.lifecycle.paused",
+    "resume": "sandbox.lifecycle.resumed",
+    "running": "sandbox.lifecycle.resumed",
+    "destroy": "sandbox.lifecycle.killed",
+    "kill": "sandbox.lifecycle.killed",
+}
+
+
+def _error(status: int, message: str) -> Response:
+    return Response(status, {"code": status, "message": message})
+
+
+class E2BDouble(FakeProvider):
+    kind = "e2b"
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = "test-key",
+        unix_path: str | None = None,
+        template_id: str = "base",
+        echo_key_on_401: bool = True,
+    ) -> None:
+        self.template_id = template_id
+        self.echo_key_on_401 = echo_key_on_401
+        self._tls = threading.local()
+        super().__init__(api_key=api_key, unix_path=unix_path)
+
+    # -- hooks ---------------------------------------------------------------------------------
+
+    def native_state(self, normal: str) -> str:
+        return "running" if normal == "running" else "paused"
+
+    def new_id(self) -> str:
+        return "i" + uuid.uuid4().hex[:19]
+
+    def authorized(self, request: Request) -> bool:
+        return self.api_key is None or request.header("x-api-key") == self.api_key
+
+    def unauthorized(self) -> Response:
+        request: Request | None = getattr(self._tls, "request", None)
+        presented = request.header("x-api-key") if request else None
+        if presented and self.echo_key_on_401:
+            return _error(401, f"Invalid API key, key '{presented}' was rejected")
+        return _error(401, "Invalid API key")
+
+    def dispatch(self, request: Request) -> Response:
+        self._tls.request = request
+        try:
+            return super().dispatch(request)
+        finally:
+            self._tls.request = None
+
+    def rate_limited(self, retry_after: float) -> Response:
+        return Response(
+            429, {"code": 429, "message": "Rate limit exceeded"}, {"Retry-After": f"{retry_after:g}"}
+        )
+
+    def server_error(self, status: int) -> Response:
+        return _error(status, "injected failure")
+
+    # -- routes --------------------------------------------------------------------------------
+
+    def _routes(self, router: Router) -> None:
+        sid = r"(?P<sandbox_id>[^/]+)"
+        router.add("GET", "/v2/sandboxes", self._list, listing=True)
+        router.add("GET", f"/sandboxes/{sid}", self._get)
+        router.add("POST", f"/sandboxes/{sid}/pause", self._pause)
+        router.add("POST", f"/sandboxes/{sid}/connect", self._connect_v1)
+        router.add("POST", f"/v2/sandboxes/{sid}/connect", self._connect_v2)
+        router.add("POST", f"/sandboxes/{sid}/resume", self._resume_deprecated)
+        router.add("DELETE", f"/sandboxes/{sid}", self._delete)
+        router.add("GET", "/events/sandboxes", self._events)
+        router.add("GET", f"/events/sandboxes/{sid}", self._events)
+
+    # -- rendering -----------------------------------------------------------------------------
+
+    def _started(self, inst: FakeInstance) -> datetime:
+        return inst.started_at or inst.created_at
+
+    def render(self, inst: FakeInstance) -> dict[str, Any]:
+        started = self._started(inst)
+        return {
+            "templateID": self.template_id,
+            "alias": self.template_id,
+            "sandboxID": inst.instance_id,
+            "clientID": "c",
+            "startedAt": iso(started),
+            "endAt": iso(started + timedelta(hours=1)),
+            "cpuCount": int(inst.cpu) if float(inst.cpu).is_integer() else inst.cpu,
+            "memoryMB": inst.memory_mb,
+            "diskSizeMB": int(inst.disk_gb * 1024),
+            "state": inst.state,
+            "envdVersion": "0.2.0",
+            "metadata": dict(inst.labels),
+        }
+
+    def _sandbox(self, inst: FakeInstance) -> dict[str, Any]:
+        return {
+            "sandboxID": inst.instance_id,
+            "templateID": self.template_id,
+            "clientID": "c",
+            "envdVersion": "0.2.0",
+        }
+
+    def _find(self, sandbox_id: str) -> FakeInstance | None:
+        # The API also accepts the legacy composite "<sandboxID>-<clientID>".
+        inst = self.instances.get(sandbox_id)
+        if inst is None and "-" in sandbox_id:
+            inst = self.instances.get(sandbox_id.rsplit("-", 1)[0])
+        return inst
+
+    @staticmethod
+    def _not_found(sandbox_id: str) -> Response:
+        return _error(404, f'sandbox "{sandbox_id}" not found')
+
+    # -- listing -------------------------------------------------------------------------------
+
+    def _list(self, request: Request) -> Response:
+        states = {s for raw in request.query.get("state", []) for s in raw.split(",") if s}
+        if not states:
+            states = {"running", "paused"}
+        if states - {"running", "paused"}:
+            return _error(400, f"invalid state filter: {sorted(states)}")
+        wanted = _parse_metadata(request.q("metadata"))
+        if wanted is None:
+            return _error(400, "invalid metadata filter")
+        try:
+            limit = int(request.q("limit") or 100)
+        except ValueError:
+            return _error(400, "limit must be an integer")
+        if not 1 <= limit <= 100:
+            return _error(400, "limit must be between 1 and 100")
+        ascending = (request.q("order") or "desc") == "asc"
+        token = request.q("nextToken")
+        page, after = 1, None
+        if token:
+            try:
+                page, started, sbx = json.loads(base64.urlsafe_b64decode(token.encode()))
+                after = (str(started), str(sbx))
+            except (ValueError, TypeError):
+                return _error(400, "invalid nextToken")
+        fault = self.page_fault(page)
+        if fault is not None:
+            return fault
+        with self.lock:
+            rows = [
+                (iso(self._started(i)) or "", i.instance_id, self.render(i))
+                for i in self.instances.values()
+                if i.state in states and all(i.labels.get(k) == v for k, v in wanted.items())
+            ]
+        rows.sort(key=lambda r: (r[0], r[1]), reverse=not ascending)
+        if after is not None:
+            rows = [r for r in rows if ((r[0], r[1]) > after if ascending else (r[0], r[1]) < after)]
+        chunk, rest = rows[:limit], rows[limit:]
+        headers: dict[str, str] = {}
+        if "running" in states:
+            headers["X-Total-Running"] = str(sum(1 for r in rows if r[2]["state"] == "running"))
+        if rest:
+            last = chunk[-1]
+            headers["X-Next-Token"] = base64.urlsafe_b64encode(
+                json.dumps([page + 1, last[0], last[1]]).encode()
+            ).decode()
+        return Response(200, [r[2] for r in chunk], headers)
+
+    # -- one sandbox ---------------------------------------------------------------------------
+
+    def _get(self, request: Request, sandbox_id: str) -> Response:
+        with self.lock:
+            inst = self._find(sandbox_id)
+            if inst is None:
+                return self._not_found(sandbox_id)
+            body = self.render(inst)
+        body["lifecycle"] = {"autoResume": False, "onTimeout": "kill"}
+        if inst.state == "paused":
+            body["pauseMode"] = "full"
+        return Response(200, body)
+
+    def _pause(self, request: Request, sandbox_id: str) -> Response:
+        with self.lock:
+            inst = self._find(sandbox_id)
+            if inst is None:
+                return self._not_found(sandbox_id)
+            if inst.state == "paused":
+                return _error(409, f"Sandbox {inst.instance_id} is already paused")
+            if inst.extra.get("internal_state") == "snapshotting":  # listed as running, cannot pause
+                return _error(409, f"Sandbox {inst.instance_id} cannot be paused while snapshotting")
+            inst.state = "paused"
+        self.emit(inst, "pause")
+        return Response(204)
+
+    def _resume(self, sandbox_id: str) -> tuple[FakeInstance | None, bool]:
+        """(instance, resumed?) — resumed False when it was already running."""
+        with self.lock:
+            inst = self._find(sandbox_id)
+            if inst is None:
+                return None, False
+            if inst.state == "running":
+                return inst, False
+            inst.state = "running"
+            inst.started_at = datetime.now(UTC)
+        self.emit(inst, "resume")
+        return inst, True
+
+    def _connect_v1(self, request: Request, sandbox_id: str) -> Response:
+        try:
+            body = request.json()
+        except ValueError:
+            return _error(400, "invalid JSON body")
+        if not isinstance(body, dict) or not isinstance(body.get("timeout"), int | float):
+            return _error(
+                400, "request body has an error: doesn't match schema: property 'timeout' is missing"
+            )
+        return self._connect(sandbox_id)
+
+    def _connect_v2(self, request: Request, sandbox_id: str) -> Response:
+        return self._connect(sandbox_id)
+
+    def _connect(self, sandbox_id: str) -> Response:
+        inst, resumed = self._resume(sandbox_id)
+        if inst is None:
+            return self._not_found(sandbox_id)
+        return Response(201 if resumed else 200, self._sandbox(inst))
+
+    def _resume_deprecated(self, request: Request, sandbox_id: str) -> Response:
+        with self.lock:
+            inst = self._find(sandbox_id)
+            if inst is not None and inst.state == "running":
+                return _error(409, f"Sandbox {inst.instance_id} is already running")
+        inst, _ = self._resume(sandbox_id)
+        if inst is None:
+            return self._not_found(sandbox_id)
+        return Response(201, self._sandbox(inst))
+
+    def _delete(self, request: Request, sandbox_id: str) -> Response:
+        with self.lock:
+            inst = self._find(sandbox_id)
+            if inst is None:
+                return self._not_found(sandbox_id)
+            self.instances.pop(inst.instance_id, None)
+        self.emit(inst, "kill")
+        return Response(204)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _events(self, request: Request, sandbox_id: str | None = None) -> Response:
+        try:
+            offset = int(request.q("offset") or 0)
+            limit = int(request.q("limit") or 10)
+        except ValueError:
+            return _error(400, "offset and limit must be integers")
+        if offset < 0 or not 1 <= limit <= 100:
+            return _error(400, "offset must be >= 0 and limit between 1 and 100")
+        ascending = (request.q("orderAsc") or "false").lower() == "true"
+        types = {t for raw in request.query.get("types", []) for t in raw.split(",") if t}
+        with self.lock:
+            log = list(self.events_log)
+        items = [self.render_event(e) for e in log]
+        if sandbox_id is not None:
+            items = [e for e in items if e["sandboxId"] == sandbox_id]
+        if types:
+            items = [e for e in items if e["type"] in types]
+        if not ascending:
+            items.reverse()
+        return Response(200, items[offset : offset + limit])
+
+    def render_event(self, entry: dict[str, Any]) -> dict[str, Any]:
+        event_type = _EVENT_TYPES.get(entry["action"], "sandbox.lifecycle.updated")
+        execution = uuid.uuid5(uuid.NAMESPACE_OID, f"{entry['instance_id']}")
+        return {
+            "version": "v1",
+            "id": entry["id"],
+            "type": event_type,
+            "eventData": {"sandbox_metadata": entry["labels"]} if entry["labels"] else None,
+            "sandboxId": entry["instance_id"],
+            "sandboxExecutionId": str(execution),
+            "sandboxTemplateId": self.template_id,
+            "sandboxBuildId": str(uuid.uuid5(uuid.NAMESPACE_OID, self.template_id)),
+            "sandboxTeamId": _TEAM_ID,
+            "timestamp": iso(datetime.fromtimestamp(entry["time"], UTC)),
+        }
+
+    # -- conveniences for tests / the demo -----------------------------------------------------
+
+    def route_hits(self, method: str, fragment: str) -> int:
+        """Requests served by routes whose pattern contains `fragment` (e.g. "connect")."""
+        with self.lock:
+            return sum(n for k, n in self.requests_by_route.items() if k.startswith(method) and fragment in k)
+
+
+def _parse_metadata(raw: str | None) -> dict[str, str] | None:
+    """E2B's server: unescape the whole value, split on & and =, unescape each part."""
+    if not raw:
+        return {}
+    out: dict[str, str] = {}
+    for pair in unquote(raw).split("&"):
+        if not pair:
+            continue
+        key, sep, value = pair.partition("=")
+        if not sep:
+            return None
+        out[unquote(key)] = unquote(value)
+    return out
