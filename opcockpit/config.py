@@ -383,8 +383,6 @@ def load_config(
         for key, value in table.items():
             entry[key] = value
             origins[f"providers.{name}.{key}"] = toml_origin
-        if "kind" not in entry:
-            problems.append(f"{toml_origin}: providers.{name}.kind: missing (one of {', '.join(KINDS)})")
     for name, entry in merged.items():
         entry["name"] = name
         kind = entry.get("kind")
@@ -411,7 +409,7 @@ def load_config(
         for err in exc.errors(include_input=False, include_url=False):
             loc = ".".join(str(p) for p in err["loc"])
             origin = origins.get(loc) or _nearest_origin(loc, origins) or toml_origin or "config"
-            problems.append(f"{origin}: {loc}: {err['msg']}")
+            problems.append(f"{origin}: {loc}: {_explain(err)}")
         cfg = None
     if problems:
         raise ConfigError(problems)
@@ -420,6 +418,20 @@ def load_config(
         if prov.api_key_env:
             _remember_secret(env.get(prov.api_key_env))
     return LoadedConfig(cfg, paths, origins, warnings)
+
+
+def _explain(err: Mapping[str, Any]) -> str:
+    """pydantic's message, made specific for the two mistakes people actually make."""
+    loc = err["loc"]
+    if err["type"] == "missing" and loc[-1] == "kind":
+        return f"missing (one of {', '.join(KINDS)})"
+    if err["type"] == "extra_forbidden":
+        import difflib
+
+        model = ProviderConfig if loc[0] == "providers" else SourcesConfig
+        close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+        return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+    return str(err["msg"])
 
 
 def _nearest_origin(loc: str, origins: Mapping[str, str]) -> str | None:

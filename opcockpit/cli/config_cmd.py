@@ -91,14 +91,14 @@ def _toml_value(v: Any) -> str:
         return repr(v)
     if isinstance(v, dict):
         return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    return json.dumps(str(v))
+    return json.dumps(str(v), ensure_ascii=False)
 
 
 def _show(args: argparse.Namespace) -> int:
     loaded = load_or_exit(args)
     data = _entries(loaded)
     if args.format == "json":
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return EXIT_OK
     lines = ["# opcockpit effective configuration (secrets redacted)"]
     if data["config_file"]:
