@@ -16,6 +16,8 @@ import bisect
 import json
 import time
 import uuid
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +101,7 @@ class AgentBayDouble(FakeProvider):
         self.finished: set[str] = set()  # deleted sessions: GetSessionDetail says FINISH
         self.requests_by_action: dict[str, int] = {}
         self._order: list[str] | None = None  # sorted ids, the pagination order (cached)
+        self.recent: deque[Request] = deque(maxlen=64)  # last requests routed (wire-format tests)
 
     # -- base hooks --------------------------------------------------------------------------
 
@@ -168,17 +171,19 @@ class AgentBayDouble(FakeProvider):
         action = request.q("Action") or request.header("x-acs-action")
         with self.lock:
             self.requests_by_action[action or ""] = self.requests_by_action.get(action or "", 0) + 1
+            self.recent.append(request)
         version = request.q("Version") or request.header("x-acs-version")
         if version != API_VERSION:
             return _error(400, "InvalidVersion", f"Specified parameter Version is not valid: {version}")
-        handler = _ACTIONS.get(action or "")
-        if handler is None:
+        method = _ACTIONS.get(action or "")
+        if method is None:
             msg = "Specified api is not found, please check your url and method."
             return _error(404, "InvalidAction.NotFound", msg)
         injected = self._success_false()
         if injected is not None:
             return injected
-        return handler(self, request, _form(request))
+        handler: Callable[[Request, dict[str, str]], Response] = getattr(self, method)
+        return handler(request, _form(request))
 
     def _success_false(self) -> Response | None:
         f = self.faults
@@ -363,12 +368,13 @@ def _decode_token(token: str) -> tuple[int, str] | None:
     return int(page), last
 
 
+# Action -> method name (looked up on the instance so test subclasses can override one action).
 _ACTIONS = {
-    "ListSession": AgentBayDouble._list_session,
-    "GetLabel": AgentBayDouble._get_label,
-    "GetSession": AgentBayDouble._get_session,
-    "GetSessionDetail": AgentBayDouble._get_session_detail,
-    "PauseSessionAsync": AgentBayDouble._pause,
-    "ResumeSessionAsync": AgentBayDouble._resume,
-    "DeleteSessionAsync": AgentBayDouble._delete,
+    "ListSession": "_list_session",
+    "GetLabel": "_get_label",
+    "GetSession": "_get_session",
+    "GetSessionDetail": "_get_session_detail",
+    "PauseSessionAsync": "_pause",
+    "ResumeSessionAsync": "_resume",
+    "DeleteSessionAsync": "_delete",
 }

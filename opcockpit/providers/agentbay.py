@@ -150,6 +150,7 @@ class AgentBayAdapter:
         )
         self.label_filter = dict(label_filter) if label_filter else None
         self.page_size = page_size
+        self.max_concurrency = max(1, max_concurrency)
         self.fetch_labels = fetch_labels
         self.poll_interval_s = poll_interval_s
         self.action_deadline_s = action_deadline_s
@@ -253,18 +254,27 @@ class AgentBayAdapter:
             form["NextToken"] = str(token)
 
     async def _labels_for(self, session_ids: list[str]) -> dict[str, dict[str, str]]:
-        """GetLabel per session. Concurrency is bounded by the ApiClient's semaphore; a TaskGroup
-        cancels the rest as soon as one fails, so a broken listing does not keep hammering."""
+        """GetLabel per session through `max_concurrency` workers (not one task per session: 10k
+        tasks cost more than the requests). The first failure cancels the rest, so a broken
+        listing stops hammering the API, and surfaces as itself, not as an ExceptionGroup."""
         out: dict[str, dict[str, str]] = {}
+        pending = iter(session_ids)
 
-        async def one(sid: str) -> None:
-            # NotFound: released since ListSession, so it is gone and not listed.
-            with contextlib.suppress(NotFound):
-                out[sid] = await self.get_labels(sid)
+        async def worker() -> None:
+            for sid in pending:  # shared iterator: each id is taken by exactly one worker
+                # NotFound: released since ListSession, so it is gone and not listed.
+                with contextlib.suppress(NotFound):
+                    out[sid] = await self.get_labels(sid)
 
-        async with asyncio.TaskGroup() as tg:
-            for sid in session_ids:
-                tg.create_task(one(sid))
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(min(self.max_concurrency, len(session_ids))):
+                    tg.create_task(worker())
+        except BaseExceptionGroup as group:
+            first = group.exceptions[0]
+            if isinstance(first, ProviderError):
+                raise first from None
+            raise
         return out
 
     async def get_labels(self, session_id: str) -> dict[str, str]:
