@@ -12,9 +12,12 @@ observation "diverged"). See `_judge_api`, `_judge_db_only` and `_judge_stale` f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import dataclasses
+import gc
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from operator import itemgetter
+from typing import TypeVar
 
 from opcockpit.core.models import (
     ChatSessionRecord,
@@ -35,6 +38,8 @@ from opcockpit.core.models import (
 )
 
 __all__ = ["reconcile"]
+
+_T = TypeVar("_T")
 
 _CONVERGED = Convergence.CONVERGED
 _DIVERGED = Convergence.DIVERGED
@@ -61,7 +66,7 @@ _MODE_MISSING = 3
 
 SRC_PROVIDER = "lease+provider"
 SRC_LEASE = "lease"
-_ROW_KEY = itemgetter(0, 1, 2)  # (provider, thread_id or "", lease_id); never compares rows
+_FIRST = itemgetter(0)  # sort (key, row) pairs by key only: rows are not orderable
 
 
 class _Prov:
@@ -78,6 +83,87 @@ class _Prov:
         self.stale_age: float | None = None
         self.stale_prefix = ""
         self.pause_is_stop = kind in _PAUSE_IS_STOP_KINDS
+
+
+# --------------------------------------------------------------------------- fast construction
+
+
+def _fast_factory(cls: type[_T], expected: tuple[str, ...]) -> Callable[..., _T]:
+    """A positional constructor for a frozen slots dataclass that skips the frozen-__setattr__ dance.
+
+    A frozen dataclass __init__ stores every field through object.__setattr__, and keyword calls
+    with ~20 fields are slower still; together they were the largest cost of a 10k-lease refresh.
+    Instead we fill a plain class with the identical slot layout (plain slot stores) and switch the
+    object's __class__, which CPython allows between classes with identical layouts. The result is a
+    genuine `cls` instance (type, ==, hash, repr, immutability). Anything unexpected (a base class,
+    __post_init__, another interpreter) falls back to `cls` itself, checked once at import.
+
+    Callers pass the fields of `expected` positionally. Fields appended later (additive contract
+    changes) take their defaults; a reorder of `expected` fails loudly at import, never silently.
+    """
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    names = tuple(f.name for f in fields)
+    if names[: len(expected)] != expected:
+        raise ImportError(f"{cls.__name__} fields changed: reconcile expects {expected} first, got {names}")
+    rest = fields[len(expected) :]
+    if any(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING for f in rest):
+        raise ImportError(f"{cls.__name__} gained a required field; reconcile must fill it")
+    defaults = {f"_d{i}": (f.default if f.default is not dataclasses.MISSING else f.default_factory)
+                for i, f in enumerate(rest)}
+    factories = {i for i, f in enumerate(rest) if f.default is dataclasses.MISSING}
+
+    def generic(*args: object) -> _T:
+        extra = [defaults[f"_d{i}"]() if i in factories else defaults[f"_d{i}"] for i in range(len(rest))]
+        return cls(*args, *extra)
+
+    if (
+        cls.__bases__ != (object,)
+        or getattr(cls, "__slots__", None) != names
+        or hasattr(cls, "__post_init__")
+        or factories
+    ):
+        return generic
+    params = ", ".join(expected)
+    body = "".join(f"    o.{n} = {n}\n" for n in expected)
+    body += "".join(f"    o.{f.name} = _d{i}\n" for i, f in enumerate(rest))
+    src = f"def build({params}):\n    o = _new(_twin)\n{body}    o.__class__ = _cls\n    return o\n"
+    twin = type(f"_{cls.__name__}Twin", (), {"__slots__": names})
+    ns: dict[str, object] = {"_new": object.__new__, "_twin": twin, "_cls": cls, **defaults}
+    try:
+        exec(src, ns)
+        build = ns["build"]
+        probe = [object() for _ in expected]
+        made = build(*probe)  # type: ignore[operator]
+        if type(made) is not cls or made != cls(*probe):
+            return generic
+    except Exception:  # pragma: no cover - depends on the interpreter
+        return generic
+    return build  # type: ignore[return-value]
+
+
+_new_row = _fast_factory(
+    GroundTruthRow,
+    (
+        "lease_id", "provider", "thread_id", "thread_ids", "chat_session_id", "instance_id",
+        "desired_state", "observed_state", "provider_state", "convergence", "reason", "last_active",
+        "source", "lease_status", "version", "needs_refresh", "last_error", "resources", "updated_at",
+        "stale_age_s",
+    ),
+)  # fmt: skip
+_new_resources = _fast_factory(
+    Resources,
+    (
+        "cpu_used", "memory_used_mb", "memory_total_mb", "disk_used_gb", "disk_total_gb", "probe_error",
+        "collected_at", "cpu_count", "memory_mb",
+    ),
+)  # fmt: skip
+_new_orphan = _fast_factory(
+    OrphanRow,
+    (
+        "provider", "instance_id", "name", "provider_state", "raw_state", "labels", "created_at",
+        "claimed_lease_id", "claim", "confirmed", "resources",
+    ),
+)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -107,19 +193,26 @@ def _age(now: datetime, then: datetime | None) -> float | None:
 
 
 def _build_index(instances: tuple[Instance, ...]) -> dict[str, Instance]:
-    """id/alias -> instance. Primary ids beat aliases; collisions resolve by smallest instance_id
-    so the result does not depend on listing order."""
-    index: dict[str, Instance] = {}
-    primary: dict[str, Instance] = {}
-    for inst in instances:
-        iid = inst.instance_id
-        prev = primary.get(iid)
-        if prev is None or _dup_rank(inst) < _dup_rank(prev):
-            primary[iid] = inst
-        for alias in inst.aliases:
-            prev = index.get(alias)
-            if prev is None or inst.instance_id < prev.instance_id:
-                index[alias] = inst
+    """id/alias -> instance. Primary ids beat aliases; collisions resolve deterministically, so
+    the result never depends on listing order."""
+    primary = {inst.instance_id: inst for inst in instances}
+    if len(primary) != len(instances):  # the provider listed an id twice (a provider bug)
+        primary = {}
+        for inst in instances:
+            prev = primary.get(inst.instance_id)
+            if prev is None or _dup_rank(inst) < _dup_rank(prev):
+                primary[inst.instance_id] = inst
+    aliased = [inst for inst in instances if inst.aliases]
+    if not aliased:
+        return primary
+    index = {alias: inst for inst in aliased for alias in inst.aliases}
+    if len(index) != sum(len(inst.aliases) for inst in aliased):  # two instances share an alias
+        index = {}
+        for inst in aliased:
+            for alias in inst.aliases:
+                prev = index.get(alias)
+                if prev is None or inst.instance_id < prev.instance_id:
+                    index[alias] = inst
     index.update(primary)
     return index
 
@@ -145,47 +238,79 @@ def _listings_by_name(
 
 
 def _threads_by_lease(terminals: tuple[TerminalRecord, ...]) -> dict[str, tuple[str, ...]]:
-    """lease_id -> distinct thread ids, newest terminal first."""
-    grouped: dict[str, list[TerminalRecord]] = {}
+    """lease_id -> distinct thread ids, newest terminal first.
+
+    Comprehensions do the common one-terminal-per-lease case; only leases with several terminals
+    are grouped and ordered.
+    """
+    last = {t.lease_id: t for t in terminals}
+    out = {lid: (t.thread_id,) for lid, t in last.items()}
+    if len(last) == len(terminals):
+        return out
+    multi: dict[str, list[TerminalRecord]] = {}
     for t in terminals:
-        lst = grouped.get(t.lease_id)
-        if lst is None:
-            grouped[t.lease_id] = [t]
+        lid = t.lease_id
+        if last[lid] is not t:
+            lst = multi.get(lid)
+            if lst is None:
+                multi[lid] = [last[lid], t]
+            else:
+                lst.append(t)
+    for lid, lst in multi.items():
+        if len(lst) == 2:
+            a, b = lst
+            if _term_newer(b, a):
+                a, b = b, a
+            out[lid] = (a.thread_id,) if a.thread_id == b.thread_id else (a.thread_id, b.thread_id)
         else:
-            lst.append(t)
-    out: dict[str, tuple[str, ...]] = {}
-    for lease_id, lst in grouped.items():
-        if len(lst) == 1:
-            out[lease_id] = (lst[0].thread_id,)
-            continue
-        # (has time, time, terminal_id): undated terminals sort oldest; ties break on id.
-        lst.sort(key=lambda t: (t.created_at is not None, t.created_at, t.terminal_id), reverse=True)
-        out[lease_id] = tuple(dict.fromkeys(t.thread_id for t in lst))
+            lst.sort(key=_term_key, reverse=True)
+            out[lid] = tuple(dict.fromkeys([t.thread_id for t in lst]))
     return out
+
+
+def _term_key(t: TerminalRecord) -> tuple[bool, datetime | None, str]:
+    # Undated terminals sort oldest; equal times break on terminal_id so input order never matters.
+    return (t.created_at is not None, t.created_at, t.terminal_id)
+
+
+def _term_newer(a: TerminalRecord, b: TerminalRecord) -> bool:
+    ca, cb = a.created_at, b.created_at
+    if ca is None:
+        return cb is None and a.terminal_id > b.terminal_id
+    if cb is None or ca > cb:
+        return True
+    return ca == cb and a.terminal_id > b.terminal_id
 
 
 def _sessions_by_lease(
     sessions: tuple[ChatSessionRecord, ...],
-) -> tuple[dict[str, ChatSessionRecord], dict[str, ChatSessionRecord], dict[str, datetime]]:
-    """One pass: (newest live session, newest session, max last_active_at) per lease."""
-    live: dict[str, ChatSessionRecord] = {}
-    latest: dict[str, ChatSessionRecord] = {}
-    last_active: dict[str, datetime] = {}
-    for s in sessions:
+) -> tuple[dict[str, ChatSessionRecord], dict[str, datetime | None]]:
+    """(the session to show, max last_active_at) per lease.
+
+    The session to show is the newest live one (active/idle/paused), else the newest of any status.
+    Comprehensions seed both maps from one session per lease; only the other sessions of leases
+    with several are compared one by one.
+    """
+    best = {s.lease_id: s for s in sessions}
+    last_active = {lid: s.last_active_at for lid, s in best.items()}
+    if len(best) == len(sessions):
+        return best, last_active
+    live_states = _LIVE_SESSION
+    for s in [s for s in sessions if best[s.lease_id] is not s]:
         lid = s.lease_id
-        prev = latest.get(lid)
-        if prev is None or _newer(s, prev):
-            latest[lid] = s
-        if s.status in _LIVE_SESSION:
-            prev = live.get(lid)
-            if prev is None or _newer(s, prev):
-                live[lid] = s
         la = s.last_active_at
         if la is not None:
-            cur = last_active.get(lid)
+            cur = last_active[lid]
             if cur is None or la > cur:
                 last_active[lid] = la
-    return live, latest, last_active
+        prev = best[lid]
+        s_live = s.status in live_states
+        if s_live is not (prev.status in live_states):
+            if s_live:
+                best[lid] = s
+        elif _newer(s, prev):
+            best[lid] = s
+    return best, last_active
 
 
 def _newer(a: ChatSessionRecord, b: ChatSessionRecord) -> bool:
@@ -336,21 +461,26 @@ def _lease_notes(lease: LeaseRecord) -> str:
 
 
 def _resources(snap: ResourceSnapshotRecord | None, inst: Instance | None) -> Resources | None:
+    """Occupancy from the lease's latest probe + the allocation the provider lists."""
     alloc = inst.resources if inst is not None else None
     if snap is None:
         if alloc is None:
             return None
-        return Resources(cpu_count=alloc.cpu_count, memory_mb=alloc.memory_mb)
-    return Resources(
-        cpu_used=snap.cpu_used,
-        memory_used_mb=snap.memory_used_mb,
-        memory_total_mb=snap.memory_total_mb,
-        disk_used_gb=snap.disk_used_gb,
-        disk_total_gb=snap.disk_total_gb,
-        probe_error=snap.probe_error,
-        collected_at=snap.collected_at,
-        cpu_count=alloc.cpu_count if alloc is not None else None,
-        memory_mb=alloc.memory_mb if alloc is not None else None,
+        return _new_resources(None, None, None, None, None, None, None, alloc.cpu_count, alloc.memory_mb)
+    if alloc is None:
+        cpu_count = memory_mb = None
+    else:
+        cpu_count, memory_mb = alloc.cpu_count, alloc.memory_mb
+    return _new_resources(
+        snap.cpu_used,
+        snap.memory_used_mb,
+        snap.memory_total_mb,
+        snap.disk_used_gb,
+        snap.disk_total_gb,
+        snap.probe_error,
+        snap.collected_at,
+        cpu_count,
+        memory_mb,
     )
 
 
@@ -417,12 +547,11 @@ def _orphans(
     confirmed_ids = listing.confirmed_orphans or frozenset()
     eventual = listing.eventually_consistent
     index = ctx.index
-    for inst in listing.instances:
+    gone = _GONE
+    for inst in [i for i in listing.instances if i.instance_id not in matched and i.state is not gone]:
         iid = inst.instance_id
-        if iid in matched or iid in seen or inst.state is _GONE:
-            continue
-        if index.get(iid) is not inst:
-            continue  # a duplicate id lost the deterministic tie-break; the winner is reported
+        if iid in seen or index.get(iid) is not inst:
+            continue  # a duplicate id that lost the deterministic tie-break; the winner is reported
         seen.add(iid)
         claimed = inst.claimed_lease_id
         claim: str | None = None
@@ -435,18 +564,18 @@ def _orphans(
             else:
                 claim = "lease_points_elsewhere"
         out.append(
-            OrphanRow(
-                provider=ctx.name,
-                instance_id=iid,
-                name=inst.name,
-                provider_state=inst.state.value,
-                raw_state=inst.raw_state,
-                labels=inst.labels,
-                created_at=inst.created_at,
-                claimed_lease_id=claimed,
-                claim=claim,
-                confirmed=(iid in confirmed_ids) if eventual else None,
-                resources=inst.resources,
+            _new_orphan(
+                ctx.name,
+                iid,
+                inst.name,
+                inst.state._value_,
+                inst.raw_state,
+                inst.labels,
+                inst.created_at,
+                claimed,
+                claim,
+                (iid in confirmed_ids) if eventual else None,
+                inst.resources,
             )
         )
     return out
@@ -462,8 +591,26 @@ def reconcile(
 ) -> GroundTruth:
     """Diff sandbox.db against provider listings into one row per lease plus orphans.
 
-    `now` is the reconcile time (used for stale ages and `generated_at`); nothing here reads a clock.
+    `now` is the reconcile time (stale ages, `generated_at`); nothing here reads a clock or does I/O.
     """
+    # A refresh allocates tens of thousands of small objects while the inputs (also tens of
+    # thousands) are alive, which makes the cyclic GC rescan the whole fleet several times per
+    # call. Nothing here creates cycles, so pause it for the call and restore the caller's setting.
+    gc_was_enabled = gc.isenabled()
+    if gc_was_enabled:
+        gc.disable()
+    try:
+        return _reconcile(db, listings, now)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _reconcile(
+    db: DbState,
+    listings: Mapping[str, ProviderListing] | Iterable[ProviderListing],
+    now: datetime,
+) -> GroundTruth:
     by_name = _listings_by_name(listings)
     provs: dict[str, _Prov] = {}
     health: dict[str, ProviderHealth] = {}
@@ -471,10 +618,13 @@ def reconcile(
         provs[name], health[name] = _provider_context(listing, now)
 
     threads = _threads_by_lease(db.terminals)
-    live, latest, last_active = _sessions_by_lease(db.chat_sessions)
+    shown_session, last_active = _sessions_by_lease(db.chat_sessions)
     snapshots = db.resource_snapshots
+    new_row = _new_row
+    no_threads: tuple[str, ...] = ()
 
-    keyed: list[tuple[str, str, str, GroundTruthRow]] = []
+    keyed: list[tuple[str, GroundTruthRow]] = []
+    append = keyed.append
     for lease in db.leases:
         lid = lease.lease_id
         pname = lease.provider_name
@@ -491,7 +641,7 @@ def reconcile(
             source = SRC_PROVIDER
             if inst is not None:
                 ctx.matched.add(inst.instance_id)
-                provider_state: str | None = inst.state.value
+                provider_state: str | None = inst.state._value_
             else:
                 provider_state = None
             conv, reason = _judge_api(lease, inst, ctx)
@@ -499,18 +649,18 @@ def reconcile(
             source = SRC_LEASE
             provider_state = None
             conv, reason = _judge_db_only(lease)
-        else:  # stale or missing: show the last known picture, never "gone"
+        else:  # stale or not configured: the last known picture with its age, never "gone"
             source = SRC_LEASE
-            provider_state = inst.state.value if inst is not None else None
+            provider_state = inst.state._value_ if inst is not None else None
             stale_age = ctx.stale_age
             conv, reason = _STALE, _judge_stale(lease, inst, ctx)
 
         if lease.needs_refresh or lease.last_error or lease.status == "recovering":
             reason += _lease_notes(lease)
 
-        tids = threads.get(lid, ())
+        tids = threads.get(lid, no_threads)
         tid = tids[0] if tids else None
-        sess = live.get(lid) or latest.get(lid)
+        sess = shown_session.get(lid)
         la = last_active.get(lid)
         upd = lease.updated_at
         if upd is not None and (la is None or upd > la):
@@ -518,32 +668,36 @@ def reconcile(
         snap = snapshots.get(lid)
         res = _resources(snap, inst) if (snap is not None or inst is not None) else None
 
-        row = GroundTruthRow(
-            lease_id=lid,
-            provider=pname,
-            thread_id=tid,
-            thread_ids=tids,
-            chat_session_id=sess.chat_session_id if sess is not None else None,
-            instance_id=cid,
-            desired_state=lease.desired_state,
-            observed_state=lease.observed_state,
-            provider_state=provider_state,
-            convergence=conv,
-            reason=reason,
-            last_active=la,
-            source=source,
-            lease_status=lease.status,
-            version=lease.version,
-            needs_refresh=lease.needs_refresh,
-            last_error=lease.last_error,
-            resources=res,
-            updated_at=upd,
-            stale_age_s=stale_age,
+        append(
+            (
+                f"{pname}\0{tid or ''}\0{lid}",  # == (provider, thread_id or "", lease_id) order
+                new_row(
+                    lid,
+                    pname,
+                    tid,
+                    tids,
+                    sess.chat_session_id if sess is not None else None,
+                    cid,
+                    lease.desired_state,
+                    lease.observed_state,
+                    provider_state,
+                    conv,
+                    reason,
+                    la,
+                    source,
+                    lease.status,
+                    lease.version,
+                    lease.needs_refresh,
+                    lease.last_error,
+                    res,
+                    upd,
+                    stale_age,
+                ),
+            )
         )
-        keyed.append((pname, tid or "", lid, row))
 
-    keyed.sort(key=_ROW_KEY)
-    rows = tuple(k[3] for k in keyed)
+    keyed.sort(key=_FIRST)
+    rows = tuple([k[1] for k in keyed])
 
     leases_by_id = {lease.lease_id: lease for lease in db.leases}
     orphans: list[OrphanRow] = []
@@ -551,7 +705,7 @@ def reconcile(
         ctx = provs[name]
         if ctx.mode == _MODE_OK:  # a failed or db-only provider never produces orphans
             orphans.extend(_orphans(by_name[name], ctx, leases_by_id))
-    orphans.sort(key=lambda o: (o.provider, o.instance_id))
+    orphans.sort(key=_orphan_key)
 
     return GroundTruth(
         generated_at=now,
@@ -561,3 +715,7 @@ def reconcile(
         db_path=db.path,
         schema_variant=db.schema_variant,
     )
+
+
+def _orphan_key(o: OrphanRow) -> tuple[str, str]:
+    return (o.provider, o.instance_id)
