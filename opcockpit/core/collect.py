@@ -140,7 +140,7 @@ class FleetCollector:
     async def _read_db(self) -> DbState:
         from opcockpit.sources.sandbox_db import read_db_state
 
-        result: Any = read_db_state(self.config.sources.sandbox_db)
+        result: Any = read_db_state(str(self.config.sources.sandbox_db))
         if inspect.isawaitable(result):
             result = await result
         return result
