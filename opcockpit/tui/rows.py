@@ -1,0 +1,227 @@
+"""GroundTruth -> keyed table cells (no Textual import: usable by the bench and tests).
+
+Times are shown as coarse ages relative to the snapshot's `generated_at` (never the wall clock),
+bucketed so a refresh only changes an age cell when its displayed text changes: a 10k-row table
+must not see 10k "changes" per tick just because time passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from opcockpit.core.models import Convergence, GroundTruth, GroundTruthRow, OrphanRow, Resources
+
+GLYPH: dict[str, str] = {
+    Convergence.CONVERGED: "✓",
+    Convergence.DIVERGED: "✗",
+    Convergence.UNBOUND: "○",
+    Convergence.TRANSITIONING: "↻",
+    Convergence.STALE: "~",
+    Convergence.UNKNOWN: "?",
+}
+
+STALE_OLD_S = 300.0  # stale rows older than this are dimmed further
+
+
+def bucket_age(seconds: float | None) -> int | None:
+    """Round an age to what `fmt_age` can show, so equal texts mean equal cell values."""
+    if seconds is None:
+        return None
+    s = max(int(seconds), 0)
+    if s < 60:
+        return s // 5 * 5  # 5 s steps: fresh enough, and a 2 s tick changes few cells
+    if s < 3600:
+        return s // 60 * 60
+    if s < 48 * 3600:
+        return s // 3600 * 3600
+    return s // 86400 * 86400
+
+
+def fmt_age(seconds: Any) -> str:
+    if seconds is None:
+        return ""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 48 * 3600:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def age_of(ts: datetime | None, now: datetime) -> int | None:
+    return None if ts is None else bucket_age((now - ts).total_seconds())
+
+
+def fmt_convergence(value: Any) -> str:
+    return f"{GLYPH.get(value, '?')} {value}" if value else ""
+
+
+def fmt_bool(value: Any) -> str:
+    return "yes" if value else ""
+
+
+def _num(v: float | None, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    if unit == "M" and v >= 1024:
+        return f"{v / 1024:.1f}G"
+    return f"{v:g}{unit}" if v == int(v) else f"{v:.1f}{unit}"
+
+
+def fmt_resources(r: Resources | None) -> str | None:
+    if r is None:
+        return None
+    cpu = _num(r.cpu_used) if r.cpu_used is not None else _num(r.cpu_count)
+    mem_total = r.memory_total_mb if r.memory_total_mb is not None else r.memory_mb
+    mem = f"{_num(r.memory_used_mb, 'M')}/{_num(mem_total, 'M')}"
+    out = f"cpu {cpu} mem {mem}"
+    return out + " !probe" if r.probe_error else out
+
+
+# ----------------------------------------------------------------------- ground-truth rows
+
+# (key, label, width, align, kind) — kind picks the formatter in the TUI; order = display order.
+GT_COLUMNS: tuple[tuple[str, str, int, str, str], ...] = (
+    ("convergence", "State", 15, "left", "convergence"),
+    ("lease_id", "Lease", 16, "left", "text"),
+    ("provider", "Provider", 10, "left", "text"),
+    ("thread_id", "Thread", 18, "left", "text"),
+    ("desired", "Desired", 9, "left", "text"),
+    ("observed", "Observed", 9, "left", "text"),
+    ("provider_state", "Provider st.", 13, "left", "text"),
+    ("reason", "Reason", 36, "left", "text"),
+    ("instance_id", "Instance", 16, "left", "text"),
+    ("chat_session_id", "Session", 16, "left", "text"),
+    ("last_active", "Active", 6, "right", "age"),
+    ("lease_status", "Lease st.", 10, "left", "text"),
+    ("version", "Ver", 4, "right", "text"),
+    ("needs_refresh", "Rfsh", 4, "left", "bool"),
+    ("last_error", "Last error", 30, "left", "text"),
+    ("resources", "Resources", 26, "left", "text"),
+    ("updated", "Updated", 7, "right", "age"),
+    ("source", "Source", 14, "left", "text"),
+    ("stale_age", "Stale", 6, "right", "age"),
+    ("threads", "Threads", 30, "left", "text"),
+)
+GT_INDEX = {c[0]: i for i, c in enumerate(GT_COLUMNS)}
+
+
+def gt_cells(row: GroundTruthRow, now: datetime) -> tuple[Any, ...]:
+    thread = row.thread_id
+    if thread and len(row.thread_ids) > 1:
+        thread = f"{thread} +{len(row.thread_ids) - 1}"
+    return (
+        row.convergence,
+        row.lease_id,
+        row.provider,
+        thread,
+        row.desired_state,
+        row.observed_state,
+        row.provider_state,
+        row.reason,
+        row.instance_id,
+        row.chat_session_id,
+        age_of(row.last_active, now),
+        row.lease_status,
+        row.version,
+        row.needs_refresh,
+        row.last_error,
+        fmt_resources(row.resources),
+        age_of(row.updated_at, now),
+        row.source,
+        bucket_age(row.stale_age_s),
+        ", ".join(row.thread_ids) or None,
+    )
+
+
+def gt_table(gt: GroundTruth) -> dict[str, tuple[Any, ...]]:
+    now = gt.generated_at
+    return {r.lease_id: gt_cells(r, now) for r in gt.rows}
+
+
+def gt_row_tag(cells: tuple[Any, ...]) -> str | None:
+    conv = cells[0]
+    if conv == Convergence.DIVERGED:
+        return "diverged"
+    if conv == Convergence.STALE:
+        age = cells[GT_INDEX["stale_age"]]
+        return "stale-old" if age is not None and age >= STALE_OLD_S else "stale"
+    if conv == Convergence.TRANSITIONING:
+        return "transitioning"
+    if conv in (Convergence.UNBOUND, Convergence.UNKNOWN):
+        return "unbound"
+    return None
+
+
+# ----------------------------------------------------------------------- orphan rows
+
+OR_COLUMNS: tuple[tuple[str, str, int, str, str], ...] = (
+    ("status", "Status", 14, "left", "text"),
+    ("provider", "Provider", 10, "left", "text"),
+    ("instance_id", "Instance", 20, "left", "text"),
+    ("state", "State", 16, "left", "text"),
+    ("claimed_lease_id", "Claims lease", 16, "left", "text"),
+    ("claim", "Claim", 22, "left", "text"),
+    ("created", "Age", 6, "right", "age"),
+    ("name", "Name", 20, "left", "text"),
+    ("labels", "Labels", 40, "left", "text"),
+    ("resources", "Resources", 20, "left", "text"),
+)
+
+CLAIM_TEXT = {
+    "lease_exists": "lease exists",
+    "lease_points_elsewhere": "lease points elsewhere",
+    "lease_missing": "lease missing",
+}
+
+
+def orphan_status(o: OrphanRow) -> str:
+    if o.confirmed is False:
+        return "? unconfirmed"
+    if o.confirmed is True:
+        return "✗ confirmed"
+    return "✗ orphan"
+
+
+def orphan_cells(o: OrphanRow, now: datetime) -> tuple[Any, ...]:
+    state = o.provider_state
+    if o.raw_state not in ("", o.provider_state):
+        state = f"{state} ({o.raw_state})"
+    res = None
+    if o.resources is not None:
+        res = f"cpu {_num(o.resources.cpu_count)} mem {_num(o.resources.memory_mb, 'M')}"
+    return (
+        orphan_status(o),
+        o.provider,
+        o.instance_id,
+        state,
+        o.claimed_lease_id,
+        CLAIM_TEXT.get(o.claim or "", o.claim),
+        age_of(o.created_at, now),
+        o.name,
+        ",".join(f"{k}={v}" for k, v in sorted(o.labels.items())) or None,
+        res,
+    )
+
+
+def orphan_table(gt: GroundTruth) -> dict[str, tuple[Any, ...]]:
+    now = gt.generated_at
+    return {o.key: orphan_cells(o, now) for o in gt.orphans}
+
+
+def orphan_row_tag(cells: tuple[Any, ...]) -> str | None:
+    return "unbound" if str(cells[0]).startswith("?") else "diverged"
+
+
+# ----------------------------------------------------------------------- header counts
+
+
+def counts(gt: GroundTruth) -> Mapping[str, int]:
+    out: dict[str, int] = {c.value: 0 for c in Convergence}
+    for r in gt.rows:
+        out[r.convergence.value] += 1
+    return out
