@@ -68,7 +68,10 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """Scrub every known secret and anything credential-shaped from `text`."""
     for secret in secrets:
         if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+            # Also the escaped spellings an exception text may carry (repr of str or bytes).
+            escaped = secret.encode("unicode_escape").decode("ascii")
+            for variant in sorted({secret, escaped, repr(secret)[1:-1]}, key=len, reverse=True):
+                text = text.replace(variant, "***")
     for pattern in _CREDENTIAL_PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + "***", text)
     return text
@@ -288,6 +291,10 @@ class ApiClient:
                 )
             except httpx.HTTPError as exc:
                 failure = self.error(Unavailable, method, path, f"{type(exc).__name__}: {exc}")
+            except (ValueError, UnicodeError) as exc:  # e.g. a key that cannot go into a header
+                raise self.error(
+                    ProtocolError, method, path, f"cannot send request: {type(exc).__name__}: {exc}"
+                ) from None
             else:
                 status = response.status_code
                 if status in expect:

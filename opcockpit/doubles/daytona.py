@@ -1,0 +1,349 @@
+"""Daytona API double (provider-apis.md §7.2): loopback HTTP under `/api`, Daytona's wire format.
+
+Transitions are asynchronous like the real server: stop/start/pause/delete answer 200 at once
+with `state != desiredState` (stopping, starting, pausing, destroying) and settle
+`transition_s` later (FakeInstance.pending + FakeProvider.settle, run on every request).
+A destroyed sandbox answers 404 and leaves the list.
+
+`list_lag_s` mimics daytonaio/daytona#5138: the list serves the fleet as it was `list_lag_s`
+ago (stale states, absent new sandboxes, destroyed ones still present) while GET by id is exact;
+`freeze_list()` / `thaw_list()` do the same deterministically for tests.
+
+Point clients at `double.api_url` (`http://127.0.0.1:PORT/api`).
+Deliberately hostile: a 401 echoes the bearer token it was given, to exercise secret scrubbing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any
+
+from opcockpit.doubles.base import FakeInstance, FakeProvider, Request, Response, Router, iso
+
+PAUSE_CAPABLE_CLASSES = frozenset({"linux-vm", "windows"})
+
+_SETTLED_DESIRED = {
+    "started": "started",
+    "stopped": "stopped",
+    "paused": "paused",
+    "archived": "archived",
+    "error": "started",
+    "destroyed": "destroyed",
+    "__gone__": "destroyed",
+}
+
+
+class DaytonaDouble(FakeProvider):
+    kind = "daytona"
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = "test-key",
+        unix_path: str | None = None,
+        sandbox_class: str = "container",
+        transition_s: float = 0.2,
+        list_lag_s: float = 0.0,
+        organization_id: str = "org-0001",
+        echo_key_on_401: bool = True,
+    ) -> None:
+        self.sandbox_class = sandbox_class
+        self.transition_s = transition_s
+        self.list_lag_s = list_lag_s
+        self.organization_id = organization_id
+        self.echo_key_on_401 = echo_key_on_401
+        self._tls = threading.local()
+        # (monotonic time, rendered fleet) snapshots for the lagging list; only kept when lagging.
+        self._history: deque[tuple[float, list[dict[str, Any]]]] = deque()
+        self._frozen: list[dict[str, Any]] | None = None
+        super().__init__(api_key=api_key, unix_path=unix_path)
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api"
+
+    # -- hooks ---------------------------------------------------------------------------------
+
+    def native_state(self, normal: str) -> str:
+        if normal == "running":
+            return "started"
+        if normal == "paused":
+            # LEON pauses Daytona sandboxes by stopping them; only VM classes know a real pause.
+            return "paused" if self.sandbox_class in PAUSE_CAPABLE_CLASSES else "stopped"
+        return "archived"  # "stopped" in the normalised sense: nothing left on the runner
+
+    def new_id(self) -> str:
+        return str(uuid.uuid4())
+
+    def add(self, instance_id: str | None = None, **kwargs: Any) -> FakeInstance:
+        kwargs.setdefault("sandbox_class", self.sandbox_class)
+        return super().add(instance_id, **kwargs)
+
+    def authorized(self, request: Request) -> bool:
+        return self.api_key is None or request.header("authorization") == f"Bearer {self.api_key}"
+
+    def unauthorized(self) -> Response:
+        request: Request | None = getattr(self._tls, "request", None)
+        presented = request.header("authorization") if request else None
+        message = "Unauthorized"
+        if presented and self.echo_key_on_401:
+            message = f"Invalid credentials: {presented}"
+        return self._error(401, message, path=request.path if request else "/api")
+
+    def dispatch(self, request: Request) -> Response:
+        self._tls.request = request
+        try:
+            return super().dispatch(request)
+        finally:
+            self._tls.request = None
+
+    def rate_limited(self, retry_after: float) -> Response:
+        return Response(
+            429,
+            {"statusCode": 429, "message": "Rate limit exceeded", "error": "Too Many Requests"},
+            {
+                "X-RateLimit-Limit-authenticated": "10000",
+                "X-RateLimit-Remaining-authenticated": "0",
+                "Retry-After-authenticated": f"{retry_after:g}",
+            },
+        )
+
+    def server_error(self, status: int) -> Response:
+        return self._error(status, "injected failure")
+
+    def emit(self, instance: FakeInstance, action: str) -> None:
+        super().emit(instance, action)
+        if self.list_lag_s > 0:
+            self._snapshot()
+
+    def _complete(self, inst: FakeInstance, target: str) -> None:
+        super()._complete(inst, target)  # "__gone__" drops it: destroyed answers 404, leaves the list
+        inst.extra["updated_at"] = datetime.now(UTC)
+        self.emit(inst, "destroyed" if target == "__gone__" else target)
+
+    def _error(self, status: int, message: str, *, path: str | None = None) -> Response:
+        request: Request | None = getattr(self._tls, "request", None)
+        errors = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 409: "Conflict"}
+        errors |= {422: "Unprocessable Entity", 429: "Too Many Requests"}
+        return Response(
+            status,
+            {
+                "path": path or (request.path if request else "/api"),
+                "timestamp": iso(datetime.now(UTC)),
+                "statusCode": status,
+                "error": errors.get(status, "Internal Server Error"),
+                "message": message,
+            },
+        )
+
+    # -- fleet helpers -------------------------------------------------------------------------
+
+    def _begin(self, inst: FakeInstance, transitional: str, target: str) -> None:
+        """Start an asynchronous transition: `transitional` now, `target` after transition_s."""
+        inst.state = transitional
+        inst.extra["desired"] = _SETTLED_DESIRED.get(target, target)
+        inst.extra["updated_at"] = datetime.now(UTC)
+        inst.pending = (target, time.monotonic() + self.transition_s)
+        self.emit(inst, transitional)
+
+    def _live(self, id_or_name: str) -> FakeInstance | None:
+        inst = self.instances.get(id_or_name)
+        if inst is None:
+            inst = next((i for i in self.instances.values() if i.name == id_or_name), None)
+        return inst
+
+    def _not_found(self, id_or_name: str) -> Response:
+        return self._error(404, f"Sandbox with ID or name {id_or_name} not found")
+
+    def render(self, inst: FakeInstance) -> dict[str, Any]:
+        desired = inst.extra.get("desired") if inst.pending else None
+        desired = desired or _SETTLED_DESIRED.get(inst.state, inst.state)
+        updated = inst.extra.get("updated_at") or inst.created_at
+        item: dict[str, Any] = {
+            "id": inst.instance_id,
+            "organizationId": self.organization_id,
+            "name": inst.name or inst.instance_id,
+            "target": "us",
+            "runnerId": "runner-1",
+            "sandboxClass": inst.extra.get("sandbox_class", self.sandbox_class),
+            "user": "daytona",
+            "state": inst.state,
+            "desiredState": desired,
+            "snapshot": "daytonaio/sandbox:0.4.3",
+            "labels": dict(inst.labels),
+            "cpu": inst.cpu,
+            "gpu": 0,
+            "memory": max(1, round(inst.memory_mb / 1024)),
+            "disk": inst.disk_gb,
+            "public": False,
+            "networkBlockAll": False,
+            "autoStopInterval": 15,
+            "autoArchiveInterval": 10080,
+            "autoDeleteInterval": -1,
+            "backupState": "None",
+            "createdAt": iso(inst.created_at),
+            "updatedAt": iso(updated),
+            "lastActivityAt": iso(updated),
+            "toolboxProxyUrl": f"{self.url}/toolbox" if self._server is not None else None,
+        }
+        if inst.state == "error":
+            item["errorReason"] = inst.extra.get("error_reason", "runner unreachable")
+            item["recoverable"] = True
+        return item
+
+    def _render_fleet(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [self.render(i) for i in self.instances.values()]
+
+    def _snapshot(self) -> None:
+        now = time.monotonic()
+        with self.lock:
+            self._history.append((now, self._render_fleet()))
+            # Keep only what a lagging list can still need (plus the newest older snapshot).
+            while len(self._history) > 1 and self._history[1][0] <= now - self.list_lag_s:
+                self._history.popleft()
+
+    def freeze_list(self) -> None:
+        """Pin the list to the fleet as it is now (a deterministic #5138 for tests) until thawed."""
+        self._frozen = self._render_fleet()
+
+    def thaw_list(self) -> None:
+        self._frozen = None
+
+    def _listed_fleet(self) -> list[dict[str, Any]]:
+        if self._frozen is not None:
+            return list(self._frozen)
+        if self.list_lag_s <= 0:
+            return self._render_fleet()
+        cutoff = time.monotonic() - self.list_lag_s
+        with self.lock:
+            visible = [fleet for t, fleet in self._history if t <= cutoff]
+        return visible[-1] if visible else []
+
+    # -- routes --------------------------------------------------------------------------------
+
+    def _routes(self, router: Router) -> None:
+        sid = r"(?P<id_or_name>[^/]+)"
+        router.add("GET", "/api/sandbox", self._list, listing=True)
+        router.add("GET", f"/api/sandbox/{sid}", self._get)
+        router.add("POST", f"/api/sandbox/{sid}/stop", self._stop)
+        router.add("POST", f"/api/sandbox/{sid}/start", self._start)
+        router.add("POST", f"/api/sandbox/{sid}/pause", self._pause)
+        router.add("DELETE", f"/api/sandbox/{sid}", self._delete)
+
+    def _list(self, request: Request) -> Response:
+        try:
+            limit = int(request.q("limit") or 100)
+        except ValueError:
+            return self._error(400, "limit must be an integer")
+        if not 1 <= limit <= 200:
+            return self._error(400, "limit must not be greater than 200")
+        wanted: dict[str, Any] = {}
+        if request.q("labels"):
+            try:
+                wanted = json.loads(request.q("labels") or "{}")
+            except ValueError:
+                return self._error(400, "labels must be a valid JSON object")
+            if not isinstance(wanted, dict):
+                return self._error(400, "labels must be a valid JSON object")
+        states = {s for raw in request.query.get("states", []) for s in raw.split(",") if s}
+        if "destroyed" in states:
+            return self._error(400, "each value in states must be one of the following values: ...")
+        page, after = 1, None
+        cursor = request.q("cursor")
+        if cursor:
+            try:
+                decoded = json.loads(base64.b64decode(cursor.encode(), validate=True))
+                page, after = int(decoded["p"]), (str(decoded["c"]), str(decoded["i"]))
+            except (ValueError, KeyError, TypeError):
+                return self._error(400, "Invalid cursor")
+        fault = self.page_fault(page)
+        if fault is not None:
+            return fault
+        items = [
+            item
+            for item in self._listed_fleet()
+            if (not states or item["state"] in states)
+            and all(item["labels"].get(k) == v for k, v in wanted.items())
+        ]
+        # createdAt desc, id desc: a stable order so the cursor neither skips nor repeats.
+        items.sort(key=lambda it: (it["createdAt"] or "", it["id"]), reverse=True)
+        if after is not None:
+            items = [it for it in items if (it["createdAt"] or "", it["id"]) < after]
+        chunk = items[:limit]
+        next_cursor = None
+        if len(items) > limit:
+            last = chunk[-1]
+            raw = json.dumps({"p": page + 1, "c": last["createdAt"] or "", "i": last["id"]})
+            next_cursor = base64.b64encode(raw.encode()).decode()
+        return Response(200, {"items": chunk, "nextCursor": next_cursor})
+
+    def _get(self, request: Request, id_or_name: str) -> Response:
+        with self.lock:
+            inst = self._live(id_or_name)
+            if inst is None:
+                return self._not_found(id_or_name)
+            return Response(200, self.render(inst))
+
+    def _stop(self, request: Request, id_or_name: str) -> Response:
+        with self.lock:
+            inst = self._live(id_or_name)
+            if inst is None:
+                return self._not_found(id_or_name)
+            if inst.pending:
+                return self._error(409, "Sandbox state change in progress")
+            if inst.state not in ("started", "paused"):
+                return self._error(400, "Sandbox is not in a stoppable state")
+            self._begin(inst, "stopping", "stopped")
+            return Response(200, self.render(inst))
+
+    def _start(self, request: Request, id_or_name: str) -> Response:
+        with self.lock:
+            inst = self._live(id_or_name)
+            if inst is None:
+                return self._not_found(id_or_name)
+            if inst.pending:
+                return self._error(409, "Sandbox state change in progress")
+            if inst.state == "started":
+                return Response(200, self.render(inst))
+            if inst.state == "paused":
+                cls = inst.extra.get("sandbox_class", self.sandbox_class)
+                if cls not in PAUSE_CAPABLE_CLASSES:
+                    return self._error(422, "Resuming is not supported for this sandbox")
+                self._begin(inst, "resuming", "started")
+            elif inst.state in ("stopped", "archived", "archiving"):
+                self._begin(inst, "restoring" if inst.state != "stopped" else "starting", "started")
+            else:
+                return self._error(400, f"Sandbox is in an invalid state: {inst.state}")
+            inst.started_at = datetime.now(UTC)
+            return Response(200, self.render(inst))
+
+    def _pause(self, request: Request, id_or_name: str) -> Response:
+        with self.lock:
+            inst = self._live(id_or_name)
+            if inst is None:
+                return self._not_found(id_or_name)
+            if inst.pending:
+                return self._error(409, "Sandbox state change in progress")
+            if inst.extra.get("sandbox_class", self.sandbox_class) not in PAUSE_CAPABLE_CLASSES:
+                return self._error(422, "Pausing is not supported for this sandbox")
+            if inst.state != "started":
+                return self._error(400, "Sandbox must be in started state to be paused")
+            self._begin(inst, "pausing", "paused")
+            return Response(200, self.render(inst))
+
+    def _delete(self, request: Request, id_or_name: str) -> Response:
+        with self.lock:
+            inst = self._live(id_or_name)
+            if inst is None:
+                return self._not_found(id_or_name)
+            if inst.pending:
+                return self._error(409, "Sandbox state change in progress")
+            self._begin(inst, "destroying", "__gone__")
+            return Response(200, self.render(inst))

@@ -1,0 +1,302 @@
+"""Daytona adapter against the Daytona double on 127.0.0.1: the shared contract + Daytona's own
+asynchronous transitions, eventually consistent list and class-restricted pause."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from opcockpit.core.models import NormalState
+from opcockpit.doubles.daytona import DaytonaDouble
+from opcockpit.providers.base import ActionOutcome, Conflict, NotFound, RateLimited
+from opcockpit.providers.daytona import DaytonaAdapter, normalise_state
+from tests.providers.contract import AdapterContract, error_texts, wait_for_state
+
+
+@pytest.fixture
+def double(secret: str) -> Iterator[DaytonaDouble]:
+    with DaytonaDouble(api_key=secret, transition_s=0.05) as d:
+        yield d  # type: ignore[misc]
+
+
+@pytest.fixture
+async def make_adapter(double: DaytonaDouble, secret: str) -> AsyncIterator[Callable[..., DaytonaAdapter]]:
+    made: list[DaytonaAdapter] = []
+
+    def _make(*, target: DaytonaDouble | None = None, **overrides: Any) -> DaytonaAdapter:
+        kw: dict[str, Any] = {"api_key": secret, "page_size": 3, "timeout": 5.0, "retries": 2}
+        kw.update(overrides)
+        adapter = DaytonaAdapter("daytona-test", base_url=(target or double).api_url, **kw)
+        made.append(adapter)
+        return adapter
+
+    yield _make
+    for adapter in made:
+        await adapter.aclose()
+
+
+class TestDaytonaContract(AdapterContract):
+    page_size = 3
+
+
+@pytest.fixture
+def vm_double(secret: str) -> Iterator[DaytonaDouble]:
+    with DaytonaDouble(api_key=secret, transition_s=0.05, sandbox_class="linux-vm") as d:
+        yield d  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- states
+
+
+@pytest.mark.parametrize(
+    ("raw", "desired", "expected"),
+    [
+        ("started", "started", NormalState.RUNNING),
+        ("stopped", "stopped", NormalState.PAUSED),
+        ("paused", "paused", NormalState.PAUSED),
+        ("archived", "archived", NormalState.STOPPED),
+        ("destroyed", "destroyed", NormalState.GONE),
+        ("error", "started", NormalState.UNKNOWN),
+        ("build_failed", None, NormalState.UNKNOWN),
+        ("unknown", None, NormalState.UNKNOWN),
+        ("brand_new_state", None, NormalState.UNKNOWN),
+        ("started", "stopped", NormalState.TRANSITIONING),  # accepted, not yet begun
+        ("started", "resized", NormalState.RUNNING),
+        *[
+            (s, None, NormalState.TRANSITIONING)
+            for s in [
+                "creating",
+                "restoring",
+                "starting",
+                "stopping",
+                "pausing",
+                "resuming",
+                "destroying",
+                "archiving",
+                "snapshotting",
+                "forking",
+                "pulling_snapshot",
+                "building_snapshot",
+                "pending_build",
+                "resizing",
+            ]
+        ],
+    ],
+)
+def test_state_mapping(raw: str, desired: str | None, expected: NormalState) -> None:
+    assert normalise_state(raw, desired) is expected
+
+
+async def test_listing_maps_fields(adapter: DaytonaAdapter, double: DaytonaDouble) -> None:
+    inst = double.add(name="box-1", labels={"leon.lease_id": "L7"}, cpu=2, memory_mb=4096, disk_gb=10)
+    [listed] = await adapter.list_instances()
+    assert (listed.instance_id, listed.name, listed.raw_state) == (inst.instance_id, "box-1", "started")
+    assert listed.aliases == ("box-1",)
+    assert listed.claimed_lease_id == "L7"
+    assert listed.created_at is not None and listed.created_at.tzinfo is not None
+    assert listed.resources is not None
+    assert (listed.resources.cpu_count, listed.resources.memory_mb, listed.resources.disk_gb) == (2, 4096, 10)
+
+
+async def test_label_filter_is_json_containment(
+    make_adapter: Callable[..., DaytonaAdapter], double: DaytonaDouble
+) -> None:
+    keep = double.add(labels={"owner": "cockpit", "lease_id": "L1"})
+    double.add(labels={"owner": "other"})
+    adapter = make_adapter(label_filter={"owner": "cockpit"})
+    assert [i.instance_id for i in await adapter.list_instances()] == [keep.instance_id]
+
+
+async def test_pagination_counts_and_cursor(adapter: DaytonaAdapter, double: DaytonaDouble) -> None:
+    ids = {double.add().instance_id for _ in range(10)}
+    before = double.request_count
+    listing = await adapter.list_instances()
+    assert {i.instance_id for i in listing} == ids
+    assert double.request_count - before == 4  # ceil(10 / 3)
+
+
+# --------------------------------------------------------------------------- async transitions
+
+
+async def test_stop_is_asynchronous_and_polled(adapter: DaytonaAdapter, double: DaytonaDouble) -> None:
+    double.transition_s = 30.0  # held in flight until we settle it by hand
+    iid = double.add().instance_id
+    result = await adapter.pause(iid)
+    assert result.outcome is ActionOutcome.ACCEPTED
+    assert result.state is NormalState.TRANSITIONING
+    inst = await adapter.get_instance(iid)
+    assert (inst.raw_state, inst.state) == ("stopping", NormalState.TRANSITIONING)
+
+    # a second pause while stopping is "already on its way"; resume now conflicts
+    assert (await adapter.pause(iid)).outcome is ActionOutcome.ALREADY
+    with pytest.raises(Conflict) as info:
+        await adapter.resume(iid)
+    assert "409" in str(info.value)
+
+    double.instances[iid].pending = ("stopped", 0.0)  # let the runner finish
+    inst = await adapter.get_instance(iid)
+    assert (inst.raw_state, inst.state) == ("stopped", NormalState.PAUSED)
+
+
+async def test_stop_of_stopped_400_is_already(adapter: DaytonaAdapter, double: DaytonaDouble) -> None:
+    iid = double.add(state="paused").instance_id
+    assert double.instances[iid].state == "stopped"
+    result = await adapter.pause(iid)
+    assert result.outcome is ActionOutcome.ALREADY
+
+
+async def test_stop_of_errored_sandbox_is_conflict(adapter: DaytonaAdapter, double: DaytonaDouble) -> None:
+    iid = double.add().instance_id
+    double.instances[iid].state = "error"
+    with pytest.raises(Conflict) as info:
+        await adapter.pause(iid)
+    assert "not in a stoppable state" in str(info.value)
+    assert (await adapter.get_instance(iid)).state is NormalState.UNKNOWN
+
+
+async def test_destroy_pending_then_gone(adapter: DaytonaAdapter, double: DaytonaDouble) -> None:
+    double.transition_s = 30.0
+    iid = double.add().instance_id
+    first = await adapter.destroy(iid)
+    assert first.outcome is ActionOutcome.ACCEPTED
+    assert (await adapter.get_instance(iid)).raw_state == "destroying"
+    assert (await adapter.destroy(iid)).outcome is ActionOutcome.ALREADY  # 409 while destroying
+    double.instances[iid].pending = ("__gone__", 0.0)
+    with pytest.raises(NotFound):
+        await adapter.get_instance(iid)
+    assert (await adapter.destroy(iid)).outcome is ActionOutcome.ALREADY  # 404
+
+
+async def test_destroy_while_stopping_is_conflict(adapter: DaytonaAdapter, double: DaytonaDouble) -> None:
+    double.transition_s = 30.0
+    iid = double.add().instance_id
+    await adapter.pause(iid)
+    with pytest.raises(Conflict):
+        await adapter.destroy(iid)
+
+
+# --------------------------------------------------------------------------- pause classes
+
+
+async def test_pause_endpoint_on_container_class_is_422_conflict(
+    make_adapter: Callable[..., DaytonaAdapter], double: DaytonaDouble
+) -> None:
+    iid = double.add().instance_id
+    adapter = make_adapter(pause_mode="pause")
+    with pytest.raises(Conflict) as info:
+        await adapter.pause(iid)
+    assert "422" in str(info.value) and "not supported" in str(info.value)
+    assert (await adapter.get_instance(iid)).state is NormalState.RUNNING
+
+
+async def test_pause_endpoint_on_vm_class(
+    make_adapter: Callable[..., DaytonaAdapter], vm_double: DaytonaDouble
+) -> None:
+    iid = vm_double.add().instance_id
+    adapter = make_adapter(target=vm_double, pause_mode="pause")
+    assert (await adapter.pause(iid)).outcome is ActionOutcome.ACCEPTED
+    await wait_for_state(adapter, iid, {NormalState.PAUSED})
+    assert (await adapter.get_instance(iid)).raw_state == "paused"
+    assert (await adapter.pause(iid)).outcome is ActionOutcome.ALREADY  # 400 "must be started"
+    assert (await adapter.resume(iid)).outcome is ActionOutcome.ACCEPTED  # resuming
+    await wait_for_state(adapter, iid, {NormalState.RUNNING})
+
+
+# --------------------------------------------------------------------------- eventual consistency
+
+
+async def test_frozen_list_and_confirm_orphans(adapter: DaytonaAdapter, double: DaytonaDouble) -> None:
+    double.transition_s = 30.0
+    vanished = double.add().instance_id
+    destroying = double.add().instance_id
+    alive = double.add().instance_id
+    double.freeze_list()
+    late = double.add().instance_id
+    double.remove(vanished)
+    await adapter.destroy(destroying)
+
+    listed = {i.instance_id: i for i in await adapter.list_instances()}
+    assert set(listed) == {vanished, destroying, alive}  # stale: gone ones shown, new one absent
+    assert listed[destroying].state is NormalState.RUNNING  # stale state
+    assert adapter.capabilities.eventually_consistent_list
+
+    confirmed = await adapter.confirm_orphans([vanished, destroying, alive, late, alive])
+    assert confirmed == frozenset({alive, late})
+
+
+async def test_list_lag_hides_new_sandboxes_that_get_sees(secret: str) -> None:
+    with DaytonaDouble(api_key=secret, list_lag_s=30.0) as lagging:
+        adapter = DaytonaAdapter("d", base_url=lagging.api_url, api_key=secret)
+        try:
+            iid = lagging.add().instance_id
+            assert await adapter.list_instances() == []
+            assert (await adapter.get_instance(iid)).state is NormalState.RUNNING
+            assert await adapter.confirm_orphans([iid]) == frozenset({iid})
+        finally:
+            await adapter.aclose()
+
+
+async def test_confirm_orphans_treats_failures_as_unconfirmed(
+    adapter: DaytonaAdapter, double: DaytonaDouble
+) -> None:
+    iid = double.add().instance_id
+    double.faults.error_status = 503
+    assert await adapter.confirm_orphans([iid]) == frozenset()
+
+
+# --------------------------------------------------------------------------- errors and secrets
+
+
+async def test_scoped_retry_after_is_honoured(
+    make_adapter: Callable[..., DaytonaAdapter], double: DaytonaDouble
+) -> None:
+    """Daytona sends Retry-After-<throttler>, not Retry-After."""
+    adapter = make_adapter(retries=1)
+    double.faults.rate_limit_retry_after = 0.25
+    with pytest.raises(RateLimited) as info:
+        await adapter.list_instances()
+    assert info.value.retry_after == pytest.approx(0.25)
+    assert "Rate limit exceeded" in str(info.value)
+
+
+async def test_401_echoing_the_token_is_scrubbed(
+    make_adapter: Callable[..., DaytonaAdapter], double: DaytonaDouble, secret: str
+) -> None:
+    double.faults.auth_fail = True
+    adapter = make_adapter()
+    with pytest.raises(Exception) as info:
+        await adapter.list_instances()
+    text = str(info.value)
+    assert "Invalid credentials" in text  # the provider's message is kept ...
+    assert all(secret not in t for t in error_texts(info.value))  # ... without the key
+    assert "***" in text
+
+
+async def test_events_not_supported(adapter: DaytonaAdapter) -> None:
+    assert not adapter.capabilities.has_events
+    with pytest.raises(NotImplementedError):
+        adapter.events()
+
+
+async def test_double_answers_real_wire_format(double: DaytonaDouble, secret: str) -> None:
+    iid = double.add(labels={"lease_id": "L1"}).instance_id
+    auth = {"Authorization": f"Bearer {secret}"}
+    async with httpx.AsyncClient(base_url=double.api_url) as http:
+        denied = await http.get("/sandbox")
+        assert denied.status_code == 401
+        assert {"statusCode", "message", "error", "path", "timestamp"} <= set(denied.json())
+        page = (await http.get("/sandbox", params={"labels": '{"lease_id":"L1"}'}, headers=auth)).json()
+        assert page["nextCursor"] is None and page["items"][0]["id"] == iid
+        assert page["items"][0]["desiredState"] == "started"
+        filtered = await http.get(
+            "/sandbox", params=[("states", "stopped"), ("states", "archived")], headers=auth
+        )
+        assert filtered.json()["items"] == []
+        assert (await http.get("/sandbox", params={"states": "destroyed"}, headers=auth)).status_code == 400
+        assert (await http.get("/sandbox", params={"cursor": "!!"}, headers=auth)).status_code == 400
+        assert (await http.post(f"/sandbox/{iid}/start", headers=auth)).json()["state"] == "started"
+        missing = await http.get("/sandbox/nope", headers=auth)
+        assert missing.status_code == 404 and missing.json()["error"] == "Not Found"
