@@ -137,3 +137,21 @@ def test_config_error_exits_2_and_writes_nothing(fleet, tmp_path: Path) -> None:
         f"opcockpit: config error: {bad}: providers.e2b.kind: "
         "Input should be 'docker', 'e2b', 'daytona', 'agentbay' or 'local'"
     ]
+
+
+def test_spelled_out_row_serializer_matches_generic_conversion(tmp_path: Path) -> None:
+    """row_to_dict is hand-unrolled for speed; it must equal the field-by-field generic conversion."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from opcockpit.core.models import ProviderListing
+    from opcockpit.core.reconcile import reconcile
+    from opcockpit.core.serialize import _value, row_to_dict
+    from opcockpit.sources.sandbox_db import read_db_state
+
+    db = asyncio.run(read_db_state(str(build_leon_db(tmp_path / "s.db"))))
+    listings = [ProviderListing(provider="local", kind="local", ok=True, has_api=False)]
+    gt = reconcile(db, listings, datetime.now(UTC))
+    assert gt.rows
+    for row in gt.rows:
+        assert row_to_dict(row) == {k: _value(getattr(row, k)) for k in ROW_FIELDS}
