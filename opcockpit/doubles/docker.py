@@ -14,15 +14,28 @@ lives in ``extra["docker_id"]``.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
+import socketserver
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from opcockpit.doubles.base import FakeInstance, FakeProvider, Request, Response, Router, iso
+from opcockpit.doubles.base import (
+    FakeInstance,
+    FakeProvider,
+    Request,
+    Response,
+    Router,
+    _make_handler,
+    _QuietThreadingHTTPServer,
+    _ThreadingUnixHTTPServer,
+    iso,
+)
 
 __all__ = ["DockerDouble"]
 
@@ -130,6 +143,21 @@ class DockerDouble(FakeProvider):
                 self.emit(inst, "kill")
             self.emit(inst, "die")
         self.emit(inst, "remove" if self.flavor == "podman" else "destroy")
+
+    def start(self) -> DockerDouble:
+        """As FakeProvider.start, but serve_forever polls for shutdown every 20 ms instead of
+        500 ms: tests start and stop one double each, and stop() waits for that poll."""
+        handler = _make_handler(self)
+        server: socketserver.BaseServer
+        if self.unix_path:
+            server = _ThreadingUnixHTTPServer(self.unix_path, handler)
+        else:
+            server = _QuietThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = server
+        serve = functools.partial(server.serve_forever, poll_interval=0.02)
+        self._thread = threading.Thread(target=serve, name=f"double-{self.kind}", daemon=True)
+        self._thread.start()
+        return self
 
     def dispatch(self, request: Request) -> Response:
         response = super().dispatch(request)
@@ -350,8 +378,7 @@ class DockerDouble(FakeProvider):
             until = _parse_time(request.q("until"))
         except ValueError as exc:
             return self._error(400, str(exc), "bad parameter")
-        now = time.time()
-        if self.flavor == "podman" and until is not None and until <= now:
+        if self.flavor == "podman" and until is not None and until <= time.time_ns():
             # podman 4.3: an `until` already in the past gives an empty response (§5)
             return Response(200, stream=iter(()))
         with self.lock:
@@ -369,15 +396,16 @@ class DockerDouble(FakeProvider):
                 batch = self.events_log[index:]
             index += len(batch)
             for rec in batch:
-                if since is not None and rec["time"] < since:
+                ns = int(rec["time"] * 1e9)  # the timeNano the client sees
+                if since is not None and ns < since:
                     continue
-                if until is not None and rec["time"] > until:
+                if until is not None and ns > until:
                     return
                 if _event_match(rec, filters, self.flavor):
                     yield (json.dumps(self._render_event(rec)) + "\n").encode()
-            if until is not None and time.time() >= until:
+            if until is not None and time.time_ns() >= until:
                 return
-            wait = 0.5 if until is None else max(0.0, min(0.5, until - time.time()))
+            wait = 0.5 if until is None else max(0.0, min(0.5, (until - time.time_ns()) / 1e9))
             self.wait_events(index, wait)
 
     def _render_event(self, rec: dict[str, Any]) -> dict[str, Any]:
@@ -450,15 +478,15 @@ def _parse_filters(raw: str | None) -> dict[str, list[str]]:
     return out
 
 
-def _parse_time(raw: str | None) -> float | None:
+def _parse_time(raw: str | None) -> int | None:
+    """`since`/`until` as unix nanoseconds: `<sec>`, `<sec>.<frac>` (exact) or RFC3339."""
     if raw is None or raw == "":
         return None
+    m = re.fullmatch(r"(\d+)(?:\.(\d{1,9}))?", raw)
+    if m:
+        return int(m.group(1)) * 1_000_000_000 + int((m.group(2) or "0").ljust(9, "0"))
     try:
-        return float(raw)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+        return int(datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp() * 1e9)
     except ValueError:
         raise ValueError(f"invalid time {raw!r}") from None
 
