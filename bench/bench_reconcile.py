@@ -36,7 +36,9 @@ from opcockpit.core.reconcile import reconcile
 TARGET_MS_AT_10K = 50.0
 NOW = datetime(2026, 3, 20, 4, 0, tzinfo=UTC)
 _PROVIDERS = (("docker", "docker"), ("e2b", "e2b"), ("daytona_selfhost", "daytona"), ("agentbay", "agentbay"))
-_STATES = (NormalState.RUNNING,) * 6 + (NormalState.PAUSED,) * 2 + (NormalState.STOPPED, NormalState.TRANSITIONING)
+_STATES = (
+    (NormalState.RUNNING,) * 6 + (NormalState.PAUSED,) * 2 + (NormalState.STOPPED, NormalState.TRANSITIONING)
+)
 
 
 def _hex(rng: random.Random, n: int) -> str:
@@ -81,8 +83,20 @@ def build_inputs(n: int, seed: int = 7) -> tuple[DbState, list[ProviderListing]]
         )
         if i % 5 != 4:
             snapshots[lease_id] = ResourceSnapshotRecord(
-                lease_id, pname, observed, "running_runtime", 3.2, None, 212.5, None, 1.0, None, None, None,
-                None, t,
+                lease_id,
+                pname,
+                observed,
+                "running_runtime",
+                3.2,
+                None,
+                212.5,
+                None,
+                1.0,
+                None,
+                None,
+                None,
+                None,
+                t,
             )
         if iid is not None and kind != "local" and len(instances[pname]) < n - n_orphans:
             aliases = (_hex(rng, 64),) if kind == "docker" else ()
@@ -99,16 +113,32 @@ def build_inputs(n: int, seed: int = 7) -> tuple[DbState, list[ProviderListing]]
         lease = leases[k % n]
         thread = f"m_{_hex(rng, 12)}-{k // n + 1}" if k >= n else f"m_{lease.lease_id[6:]}-1"
         terminals.append(
-            TerminalRecord(f"term-{_hex(rng, 12)}", thread, lease.lease_id, "/workspace", 1,
-                           base + timedelta(seconds=k), base + timedelta(seconds=k))
+            TerminalRecord(
+                f"term-{_hex(rng, 12)}",
+                thread,
+                lease.lease_id,
+                "/workspace",
+                1,
+                base + timedelta(seconds=k),
+                base + timedelta(seconds=k),
+            )
         )
     sessions: list[ChatSessionRecord] = []
     for k in range(2 * n):
         term = terminals[k % len(terminals)]
         st = base + timedelta(seconds=k)
         sessions.append(
-            ChatSessionRecord(f"sess-{_hex(rng, 12)}", term.thread_id, term.terminal_id, term.lease_id,
-                              "active" if k % 3 == 0 else "closed", st, st + timedelta(seconds=30), None, None)
+            ChatSessionRecord(
+                f"sess-{_hex(rng, 12)}",
+                term.thread_id,
+                term.terminal_id,
+                term.lease_id,
+                "active" if k % 3 == 0 else "closed",
+                st,
+                st + timedelta(seconds=30),
+                None,
+                None,
+            )
         )
 
     db = DbState(
@@ -121,23 +151,37 @@ def build_inputs(n: int, seed: int = 7) -> tuple[DbState, list[ProviderListing]]
         resource_snapshots=snapshots,
     )
     listings = [
-        ProviderListing(name, kind, ok=(name != "agentbay"), instances=tuple(instances[name]),
-                        listed_at=NOW - timedelta(seconds=45 if name == "agentbay" else 1),
-                        error="timed out" if name == "agentbay" else None,
-                        eventually_consistent=(kind == "daytona"),
-                        confirmed_orphans=frozenset() if kind == "daytona" else None)
+        ProviderListing(
+            name,
+            kind,
+            ok=(name != "agentbay"),
+            instances=tuple(instances[name]),
+            listed_at=NOW - timedelta(seconds=45 if name == "agentbay" else 1),
+            error="timed out" if name == "agentbay" else None,
+            eventually_consistent=(kind == "daytona"),
+            confirmed_orphans=frozenset() if kind == "daytona" else None,
+        )
         for name, kind in _PROVIDERS
     ]
     listings.append(ProviderListing("local", "local", ok=True, has_api=False, listed_at=NOW))
     return db, listings
 
 
-def _instance(pname: str, iid: str, state: NormalState, aliases: tuple[str, ...], claim: str | None,
-              t: datetime) -> Instance:
+def _instance(
+    pname: str, iid: str, state: NormalState, aliases: tuple[str, ...], claim: str | None, t: datetime
+) -> Instance:
     return Instance(
-        provider=pname, instance_id=iid, raw_state=state.value, state=state, name=iid,
-        labels={"leon.session_id": iid}, created_at=t, started_at=t,
-        resources=InstanceResources(cpu_count=2.0, memory_mb=4096.0), aliases=aliases, claimed_lease_id=claim,
+        provider=pname,
+        instance_id=iid,
+        raw_state=state.value,
+        state=state,
+        name=iid,
+        labels={"leon.session_id": iid},
+        created_at=t,
+        started_at=t,
+        resources=InstanceResources(cpu_count=2.0, memory_mb=4096.0),
+        aliases=aliases,
+        claimed_lease_id=claim,
     )
 
 
@@ -168,4 +212,6 @@ if __name__ == "__main__":
     sizes = [int(a) for a in sys.argv[1:]] or [1_000, 10_000, 50_000]
     for r in run(sizes):
         ok = "ok" if r["value"] <= r["target"] else "OVER"
-        print(f"{r['name']}: n={r['size']:>6} median {r['value']:8.2f} {r['unit']} (target {r['target']}) {ok}")
+        print(
+            f"{r['name']}: n={r['size']:>6} median {r['value']:8.2f} {r['unit']} (target {r['target']}) {ok}"
+        )
