@@ -6,9 +6,13 @@ Wire format (tea-openapi `do_rpcrequest`, anonymous auth): every call is
 action's PascalCase parameters. Because the key sits in the body, it is passed to ApiClient as a
 secret (scrubbed from every message) and never kept anywhere a repr could show it.
 
-Costs the operator should know about: ListSession items carry no labels, so a full listing is
+Costs the operator should know about: ListSession items carry no labels, so a cold listing is
 `ceil(N / page_size)` ListSession calls **plus one GetLabel per session** (bounded concurrency).
-`fetch_labels=False` drops the GetLabel fan-out at the price of orphan claims (claimed_lease_id).
+Labels are cached per SessionId for `label_ttl_s` (jittered, so 10k entries do not expire in one
+burst): a warm refresh costs the pages plus one GetLabel per *new* session. State always comes
+fresh from ListSession; only labels (and so orphan claims) may be up to `label_ttl_s` old, which
+is fine because LEON sets a session's labels once, at create. `label_ttl_s=0` disables the cache;
+`fetch_labels=False` drops GetLabel entirely at the price of orphan claims (claimed_lease_id).
 
 Errors arrive two ways: HTTP 4xx/5xx with `Code`/`Message`, or HTTP 200 with `Success:false`.
 Both are mapped by `Code` (see `_error_class`). Pause/resume/delete are asynchronous: the adapter
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -140,6 +145,7 @@ class AgentBayAdapter:
         supports_resume: bool = True,
         page_size: int = 100,
         fetch_labels: bool = True,
+        label_ttl_s: float = 300.0,
         poll_interval_s: float = 1.0,
         action_deadline_s: float = 30.0,
     ) -> None:
@@ -152,6 +158,9 @@ class AgentBayAdapter:
         self.page_size = page_size
         self.max_concurrency = max(1, max_concurrency)
         self.fetch_labels = fetch_labels
+        self.label_ttl_s = label_ttl_s
+        # SessionId -> (labels, monotonic expiry). Pruned to the listed sessions on every listing.
+        self._label_cache: dict[str, tuple[dict[str, str], float]] = {}
         self.poll_interval_s = poll_interval_s
         self.action_deadline_s = action_deadline_s
         self.requests_by_action: dict[str, int] = {}
@@ -223,7 +232,7 @@ class AgentBayAdapter:
         sessions = await self._list_sessions()
         if not self.fetch_labels:
             return [self._instance(s["SessionId"], s.get("SessionStatus"), {}) for s in sessions]
-        labels = await self._labels_for([s["SessionId"] for s in sessions])
+        labels = await self._cached_labels([s["SessionId"] for s in sessions])
         return [
             self._instance(s["SessionId"], s.get("SessionStatus"), labels[s["SessionId"]])
             for s in sessions
@@ -252,6 +261,23 @@ class AgentBayAdapter:
                 raise self.api.protocol_error("POST", "/?Action=ListSession", "NextToken repeats")
             seen_tokens.add(token)
             form["NextToken"] = str(token)
+
+    async def _cached_labels(self, session_ids: list[str]) -> dict[str, dict[str, str]]:
+        now = time.monotonic()
+        cache = self._label_cache
+        out = {sid: cache[sid][0] for sid in session_ids if sid in cache and cache[sid][1] > now}
+        fetched = await self._labels_for([sid for sid in session_ids if sid not in out])
+        out.update(fetched)
+        # Only what is listed now stays cached: a released id never comes back.
+        self._label_cache = {sid: cache[sid] for sid in out if sid not in fetched and sid in cache}
+        for sid, labels in fetched.items():
+            self._remember(sid, labels)
+        return out
+
+    def _remember(self, sid: str, labels: dict[str, str]) -> None:
+        if self.label_ttl_s > 0:
+            expiry = time.monotonic() + self.label_ttl_s * random.uniform(0.75, 1.0)
+            self._label_cache[sid] = (labels, expiry)
 
     async def _labels_for(self, session_ids: list[str]) -> dict[str, dict[str, str]]:
         """GetLabel per session through `max_concurrency` workers (not one task per session: 10k
@@ -313,7 +339,10 @@ class AgentBayAdapter:
 
     async def get_instance(self, instance_id: str) -> Instance:
         raw = await self._status(instance_id)
-        labels = await self.get_labels(instance_id) if self.fetch_labels else {}
+        labels: dict[str, str] = {}
+        if self.fetch_labels:
+            labels = await self.get_labels(instance_id)
+            self._remember(instance_id, labels)
         return self._instance(instance_id, raw, labels)
 
     # -- actions ------------------------------------------------------------------------------

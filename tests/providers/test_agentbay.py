@@ -115,6 +115,43 @@ async def test_listing_cost_is_pages_plus_one_getlabel_per_session(
     assert double.requests_by_action == {"ListSession": 4, "GetLabel": 10}
 
 
+async def test_warm_refresh_reuses_cached_labels(make_adapter: Any, double: AgentBayDouble) -> None:
+    first = [double.add(labels={"lease_id": f"L{i}"}).instance_id for i in range(5)]
+    adapter = make_adapter()
+    await adapter.list_instances()
+    assert adapter.requests_by_action == {"ListSession": 2, "GetLabel": 5}
+
+    # Warm: pages only. One new session costs exactly one GetLabel; a vanished one is pruned.
+    newcomer = double.add(labels={"lease_id": "L-new"}).instance_id
+    double.remove(first[0])
+    listing = await adapter.list_instances()
+    assert adapter.requests_by_action == {"ListSession": 4, "GetLabel": 6}
+    by_id = {i.instance_id: i for i in listing}
+    assert set(by_id) == {*first[1:], newcomer}
+    assert by_id[newcomer].claimed_lease_id == "L-new"
+    assert by_id[first[1]].claimed_lease_id == "L1"  # served from the cache, still decoded
+    assert first[0] not in adapter._label_cache
+
+
+async def test_label_cache_disabled_refetches_every_time(make_adapter: Any, double: AgentBayDouble) -> None:
+    for i in range(4):
+        double.add(labels={"lease_id": f"L{i}"})
+    adapter = make_adapter(label_ttl_s=0)
+    await adapter.list_instances()
+    await adapter.list_instances()
+    assert adapter.requests_by_action["GetLabel"] == 8
+
+
+async def test_get_instance_refreshes_cached_labels(make_adapter: Any, double: AgentBayDouble) -> None:
+    iid = double.add(labels={"lease_id": "old"}).instance_id
+    adapter = make_adapter()
+    await adapter.list_instances()
+    double.instances[iid].labels = {"lease_id": "new"}  # SetLabel behind our back
+    assert (await adapter.get_instance(iid)).claimed_lease_id == "new"
+    (listed,) = await adapter.list_instances()
+    assert listed.claimed_lease_id == "new"
+
+
 async def test_fetch_labels_false_costs_pages_only(make_adapter: Any, double: AgentBayDouble) -> None:
     for i in range(7):
         double.add(labels={"lease_id": f"L{i}"})
