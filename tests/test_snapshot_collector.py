@@ -187,3 +187,32 @@ async def test_provider_filter_and_disabled(tmp_path: Path) -> None:
     assert h["local"].status is ProviderStatus.DB_ONLY
     assert h["e2b"].error == "provider 'e2b' is disabled in the config"
     assert "docker" not in collector.listings  # filtered out: never listed, never reported as ours
+
+
+async def test_eventually_consistent_orphans_are_confirmed_by_get(tmp_path: Path, monkeypatch) -> None:
+    from opcockpit.doubles.daytona import DaytonaDouble
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    db = build_leon_db(tmp_path / "sandbox.db", [("lease-day000000001", "day", None, "running", "detached")])
+    with DaytonaDouble(api_key=KEY) as double:
+        real = double.add(state="running").instance_id
+        ghost = double.add(state="running").instance_id
+        double.freeze_list()  # the list keeps showing the ghost after it is gone (eventual consistency)
+        double.remove(ghost)
+        cfg = CockpitConfig(
+            sources=SourcesConfig(sandbox_db=db),
+            providers={"day": ProviderConfig(name="day", kind="daytona", api_url=double.api_url,
+                                             api_key_env=KEY_ENV, retries=0)},
+        )  # fmt: skip
+        collector = FleetCollector(cfg)
+        try:
+            gt = await collector.refresh()
+            requests_after_first = collector.adapters["day"].request_count
+            gt2 = await collector.refresh()
+        finally:
+            await collector.aclose()
+    confirmed = {o.instance_id: o.confirmed for o in gt.orphans}
+    assert confirmed == {real: True, ghost: False}
+    assert {o.instance_id: o.confirmed for o in gt2.orphans} == confirmed
+    # the second refresh re-checks only the still-unconfirmed ghost, not the confirmed orphan
+    assert collector.adapters["day"].request_count - requests_after_first == 2  # 1 list + 1 GET

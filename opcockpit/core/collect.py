@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import time
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,7 @@ class FleetCollector:
         self._only = set(providers) if providers else None
         self._build_errors: dict[str, str] = {}
         self._last_good: dict[str, ProviderListing] = {}
+        self._confirmed: dict[str, frozenset[str]] = {}
         self.listings: dict[str, ProviderListing] = {}
         self.last_ground_truth: GroundTruth | None = None
         self.last_db_state: DbState | None = None
@@ -131,11 +133,45 @@ class FleetCollector:
             listings[name] = ProviderListing(
                 provider=name, kind="unknown", ok=False, error=f"provider {name!r} {reason}"
             )
+        await self._confirm_orphans(db, listings)
         self.listings = listings
         gt = reconcile(db, list(listings.values()), self._clock())
         self.last_ground_truth = gt
         self.refresh_count += 1
         return gt
+
+    async def _confirm_orphans(self, db: DbState, listings: dict[str, ProviderListing]) -> None:
+        """Eventually consistent lists (Daytona) may show instances that are already gone: GET each
+        candidate orphan once before it may be shown as actionable. Ids confirmed earlier stay
+        confirmed while they remain candidates, so a steady fleet costs no extra requests."""
+        bound: dict[str, set[str]] = {}
+        for lease in db.leases:
+            if lease.current_instance_id:
+                bound.setdefault(lease.provider_name, set()).add(lease.current_instance_id)
+        for name, listing in list(listings.items()):
+            adapter = self.adapters.get(name)
+            confirm = getattr(adapter, "confirm_orphans", None)
+            if not (listing.ok and listing.eventually_consistent and confirm is not None):
+                continue
+            ids = bound.get(name, set())
+            candidates = {
+                i.instance_id
+                for i in listing.instances
+                if i.instance_id not in ids and not ids.intersection(i.aliases) and i.state != "gone"
+            }
+            known = self._confirmed.get(name, frozenset()) & candidates
+            todo = candidates - known
+            fresh: frozenset[str] = frozenset()
+            if todo:
+                try:
+                    fresh = await asyncio.wait_for(confirm(sorted(todo)), self.config.list_timeout_s)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    fresh = frozenset()  # unconfirmed is the safe side: shown, not actionable
+            confirmed = frozenset(known | fresh)
+            self._confirmed[name] = confirmed
+            listings[name] = replace(listing, confirmed_orphans=confirmed)
 
     async def _read_db(self) -> DbState:
         from opcockpit.sources.sandbox_db import read_db_state
