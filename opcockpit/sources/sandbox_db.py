@@ -1,0 +1,753 @@
+"""Read-only reader of LEON's sandbox.db (leonai, Mycel and older schema variants).
+
+`read_db_state(path)` loads what reconcile needs (leases, terminals, chat sessions, resource
+snapshots) in one read transaction, one query per table. `SandboxDbReader` adds the on-demand
+detail queries of the TUI (lease events, provider events, instance history, commands, ...).
+
+Columns are selected by name after `PRAGMA table_info`, absent optional columns read as NULL, so
+every variant maps onto the same dataclasses. Timestamps are normalised to aware UTC by
+`opcockpit.timeutil`. Reading never writes: see `_sqlite_ro` for the discipline and the WAL notes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from types import TracebackType
+from typing import Any
+
+import aiosqlite
+
+from opcockpit.core.models import (
+    ChatSessionRecord,
+    DbState,
+    InstanceHistoryRecord,
+    LeaseEventRecord,
+    LeaseRecord,
+    ProviderEventRecord,
+    ResourceSnapshotRecord,
+    TerminalCommandRecord,
+    TerminalRecord,
+)
+from opcockpit.sources._sqlite_ro import connect_ro, map_sqlite_error, precheck
+from opcockpit.sources.errors import SourceError
+from opcockpit.sources.schema import OPTIONAL_TABLES
+from opcockpit.timeutil import local_zone, make_parser, to_local_naive_iso
+
+__all__ = ["REQUIRED_COLUMNS", "SandboxDbReader", "read_db_state"]
+
+LABEL = "sandbox.db"
+HINT = "check --db / LEON_SANDBOX_DB_PATH (LEON's default is ~/.leon/sandbox.db)"
+DEFAULT_BUSY_TIMEOUT_MS = 2000
+_CHUNK = 500  # ids per IN (...) list, far below SQLITE_MAX_VARIABLE_NUMBER
+_OFFLOOP_ROWS = 2000  # convert bigger results in a worker thread so the UI loop stays responsive
+
+# Columns each table must have for the reader to make sense of it (`schema` error otherwise).
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "sandbox_leases": ("lease_id", "provider_name", "desired_state", "observed_state"),
+    "abstract_terminals": ("terminal_id", "thread_id", "lease_id"),
+    "chat_sessions": ("chat_session_id", "thread_id", "terminal_id", "lease_id", "status"),
+    "sandbox_instances": ("instance_id", "lease_id"),
+    "lease_events": ("event_id", "lease_id", "event_type"),
+    "provider_events": ("event_id", "provider_name", "instance_id", "event_type"),
+    "lease_resource_snapshots": ("lease_id",),
+    "terminal_commands": ("command_id", "terminal_id"),
+}
+_TABLES_OF_INTEREST = (
+    *REQUIRED_COLUMNS,
+    "thread_terminal_pointers",
+    "terminal_command_chunks",
+    "sandbox_volumes",
+)
+
+# Select lists, in the positional order the builders below expect.
+_LEASE_COLS = (
+    "lease_id",
+    "provider_name",
+    "current_instance_id",
+    "desired_state",
+    "observed_state",
+    "status",
+    "version",
+    "needs_refresh",
+    "last_error",
+    "instance_created_at",
+    "observed_at",
+    "refresh_hint_at",
+    "created_at",
+    "updated_at",
+    "instance_status",
+    "workspace_key",
+    "recipe_id",
+    "volume_id",
+)
+_TERMINAL_COLS = (
+    "terminal_id",
+    "thread_id",
+    "lease_id",
+    "cwd",
+    "state_version",
+    "created_at",
+    "updated_at",
+    "env_delta_json",
+)
+_SESSION_COLS = (
+    "chat_session_id",
+    "thread_id",
+    "terminal_id",
+    "lease_id",
+    "status",
+    "started_at",
+    "last_active_at",
+    "ended_at",
+    "close_reason",
+    "runtime_id",
+    "idle_ttl_sec",
+    "max_duration_sec",
+)
+_SNAPSHOT_COLS = (
+    "lease_id",
+    "provider_name",
+    "observed_state",
+    "probe_mode",
+    "cpu_used",
+    "cpu_limit",
+    "memory_used_mb",
+    "memory_total_mb",
+    "disk_used_gb",
+    "disk_total_gb",
+    "network_rx_kbps",
+    "network_tx_kbps",
+    "probe_error",
+    "collected_at",
+)
+_INSTANCE_COLS = ("instance_id", "lease_id", "provider_session_id", "status", "created_at", "last_seen_at")
+_LEASE_EVENT_COLS = ("event_id", "lease_id", "event_type", "source", "payload_json", "error", "created_at")
+_PROVIDER_EVENT_COLS = (
+    "event_id",
+    "provider_name",
+    "instance_id",
+    "event_type",
+    "payload_json",
+    "matched_lease_id",
+    "created_at",
+)
+_COMMAND_COLS = (
+    "command_id",
+    "terminal_id",
+    "chat_session_id",
+    "command_line",
+    "cwd",
+    "status",
+    "exit_code",
+    "created_at",
+    "updated_at",
+    "finished_at",
+)
+
+Parser = Callable[[object], datetime | None]
+Query = tuple[str, Sequence[Any]]
+
+
+# --------------------------------------------------------------------------- value coercion
+
+
+def _int0(v: object) -> int:
+    if v.__class__ is int:
+        return v  # type: ignore[return-value]
+    return _int_or_none(v) or 0
+
+
+def _int_or_none(v: object) -> int | None:
+    if v is None or v.__class__ is int:
+        return v  # type: ignore[return-value]
+    try:
+        return int(v)  # type: ignore[call-overload,no-any-return]
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(v: object) -> float | None:
+    if v is None or v.__class__ is float:
+        return v  # type: ignore[return-value]
+    try:
+        return float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _str(v: object) -> str | None:
+    return v if v is None or v.__class__ is str else str(v)
+
+
+def _bool(v: object) -> bool:
+    if v.__class__ is int:
+        return v != 0
+    return _int0(v) != 0
+
+
+# --------------------------------------------------------------------------- row builders
+# Comprehensions with tuple unpacking: the fastest plain-Python shape for tens of thousands of rows.
+
+
+def _leases(rows: Iterable[tuple], p: Parser) -> list[LeaseRecord]:
+    return [
+        LeaseRecord(
+            a,
+            b,
+            c,
+            d,
+            e,
+            f,
+            g if g.__class__ is int else _int0(g),
+            h != 0 if h.__class__ is int else _bool(h),
+            i,
+            p(j),
+            p(k),
+            p(m),
+            p(n),
+            p(o),
+            q,
+            r,
+            s,
+            t,
+        )
+        for (a, b, c, d, e, f, g, h, i, j, k, m, n, o, q, r, s, t) in rows
+    ]
+
+
+def _terminals(rows: Iterable[tuple], p: Parser) -> list[TerminalRecord]:
+    return [
+        TerminalRecord(a, b, c, d or "", e if e.__class__ is int else _int0(e), p(f), p(g), h)
+        for (a, b, c, d, e, f, g, h) in rows
+    ]
+
+
+def _sessions(rows: Iterable[tuple], p: Parser) -> list[ChatSessionRecord]:
+    return [
+        ChatSessionRecord(
+            a,
+            b,
+            c,
+            d,
+            e,
+            p(f),
+            p(g),
+            p(h),
+            i,
+            j,
+            k if k.__class__ is int else _int_or_none(k),
+            m if m.__class__ is int else _int_or_none(m),
+        )
+        for (a, b, c, d, e, f, g, h, i, j, k, m) in rows
+    ]
+
+
+def _snapshots(rows: Iterable[tuple], p: Parser) -> dict[str, ResourceSnapshotRecord]:
+    out: dict[str, ResourceSnapshotRecord] = {}
+    for r in rows:
+        out[r[0]] = ResourceSnapshotRecord(
+            r[0], r[1] or "", r[2] or "", r[3] or "", *(_float(x) for x in r[4:12]), r[12], p(r[13])
+        )
+    return out
+
+
+def _instances(rows: Iterable[tuple], p: Parser) -> list[InstanceHistoryRecord]:
+    return [InstanceHistoryRecord(a, b, c, d, p(e), p(f)) for (a, b, c, d, e, f) in rows]
+
+
+def _lease_events(rows: Iterable[tuple], p: Parser) -> list[LeaseEventRecord]:
+    return [LeaseEventRecord(a, b, c, d or "", e, f, p(g)) for (a, b, c, d, e, f, g) in rows]
+
+
+def _provider_events(rows: Iterable[tuple], p: Parser) -> list[ProviderEventRecord]:
+    return [ProviderEventRecord(_int0(a), b, c, d, e, f, p(g)) for (a, b, c, d, e, f, g) in rows]
+
+
+def _commands(rows: Iterable[tuple], p: Parser) -> list[TerminalCommandRecord]:
+    return [
+        TerminalCommandRecord(a, b, c, d or "", e or "", f or "", _int_or_none(g), p(h), p(i), p(j))
+        for (a, b, c, d, e, f, g, h, i, j) in rows
+    ]
+
+
+# --------------------------------------------------------------------------- schema introspection
+
+
+@dataclass(frozen=True, slots=True)
+class _Schema:
+    version: int
+    tables: dict[str, frozenset[str]]  # table name -> column names (tables of interest only)
+    all_tables: frozenset[str]
+
+    def has(self, table: str) -> bool:
+        return table in self.tables
+
+    def select(self, table: str, cols: Sequence[str], apath: str) -> str:
+        """`SELECT <cols> FROM table`, NULL for absent columns; schema error if required ones lack."""
+        present = self.tables[table]
+        missing = [c for c in REQUIRED_COLUMNS.get(table, ()) if c not in present]
+        if missing:
+            raise SourceError(
+                "schema",
+                f"sandbox.db at {apath}: table {table} lacks required column(s) {', '.join(missing)}; "
+                "this is not a LEON schema opcockpit understands (LEON would say 'schema mismatch: "
+                "purge and retry')",
+                path=apath,
+            )
+        exprs = ", ".join(f'"{c}"' if c in present else "NULL" for c in cols)
+        return f'SELECT {exprs} FROM "{table}"'
+
+    @property
+    def variant(self) -> str:
+        lease_cols = self.tables.get("sandbox_leases", frozenset())
+        if "volume_id" in lease_cols or "recipe_id" in lease_cols or "sandbox_volumes" in self.all_tables:
+            return "mycel"
+        if "instance_status" in lease_cols:
+            return "leonai"
+        return "older"
+
+    @property
+    def missing_tables(self) -> tuple[str, ...]:
+        return tuple(t for t in OPTIONAL_TABLES if t not in self.all_tables)
+
+
+def _placeholders(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(ids), _CHUNK):
+        yield ids[i : i + _CHUNK]
+
+
+def _limit(limit: int | None) -> int:
+    return -1 if limit is None or limit <= 0 else int(limit)  # -1: SQLite's "no limit"
+
+
+# --------------------------------------------------------------------------- the reader
+
+
+class SandboxDbReader:
+    """Read-only connection to one sandbox.db; `async with SandboxDbReader(path) as r: ...`.
+
+    Every method runs in its own read transaction (a consistent snapshot) and re-introspects the
+    schema when `PRAGMA schema_version` changes (LEON creates some tables lazily).
+    Errors surface as `SourceError`; nothing is ever written to the DB.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        local_tz: tzinfo | None = None,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    ) -> None:
+        self.path = str(path)
+        self.busy_timeout_ms = busy_timeout_ms
+        self._tz = local_tz
+        self._parse = make_parser(local_tz)
+        self._apath = self.path
+        self._conn: aiosqlite.Connection | None = None
+        self._schema: _Schema | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def open(self) -> SandboxDbReader:
+        self._apath = precheck(self.path, LABEL, HINT)
+        self._conn = await connect_ro(self._apath, LABEL, self.busy_timeout_ms)
+        try:
+            await self._snapshot(lambda s: [])  # validates the file and the schema now
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):  # a read-only connection has nothing to flush
+                await conn.close()
+
+    async def __aenter__(self) -> SandboxDbReader:
+        return await self.open()
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def schema_variant(self) -> str | None:
+        return self._schema.variant if self._schema else None
+
+    @property
+    def missing_tables(self) -> tuple[str, ...]:
+        return self._schema.missing_tables if self._schema else ()
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _err(self, exc: BaseException) -> SourceError:
+        return map_sqlite_error(exc, self._apath, LABEL, self.busy_timeout_ms)
+
+    async def _snapshot(self, build: Callable[[_Schema], list[Query]]) -> tuple[_Schema, list[list[tuple]]]:
+        """Run the queries `build(schema)` returns inside one read transaction."""
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("SandboxDbReader is not open; use `async with SandboxDbReader(path)`")
+        results: list[list[tuple]] = []
+        try:
+            await conn.execute("BEGIN")
+            try:
+                rows = await conn.execute_fetchall("PRAGMA schema_version")
+                version = int(next(iter(rows))[0])
+                if self._schema is None or self._schema.version != version:
+                    self._schema = await self._introspect(conn, version)
+                schema = self._schema
+                for sql, params in build(schema):
+                    results.append(list(await conn.execute_fetchall(sql, params)))
+            finally:
+                # Ends the read transaction; on the error path it may already be gone.
+                with contextlib.suppress(sqlite3.Error):
+                    await conn.execute("COMMIT")
+        except SourceError:
+            raise
+        except sqlite3.Error as exc:
+            raise self._err(exc) from None
+        return schema, results
+
+    async def _introspect(self, conn: aiosqlite.Connection, version: int) -> _Schema:
+        names = [
+            r[0]
+            for r in await conn.execute_fetchall(
+                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
+            )
+        ]
+        all_tables = frozenset(names)
+        tables: dict[str, frozenset[str]] = {}
+        for t in _TABLES_OF_INTEREST:
+            if t in all_tables:
+                info = await conn.execute_fetchall(f'PRAGMA table_info("{t}")')
+                tables[t] = frozenset(r[1] for r in info)
+        if "sandbox_leases" not in tables:
+            if not names:
+                what = "an empty SQLite database (no tables)"
+            else:
+                shown = ", ".join(sorted(names)[:8]) + (", ..." if len(names) > 8 else "")
+                what = f"a SQLite database without a sandbox_leases table (tables: {shown})"
+            raise SourceError(
+                "not_leon",
+                f"sandbox.db at {self._apath} is {what}: not a LEON sandbox.db; {HINT}",
+                path=self._apath,
+            )
+        if "abstract_terminals" not in tables:
+            raise SourceError(
+                "schema",
+                f"sandbox.db at {self._apath} has sandbox_leases but no abstract_terminals table; "
+                "LEON creates both together, so this schema is not one opcockpit understands",
+                path=self._apath,
+            )
+        schema = _Schema(version, tables, all_tables)
+        # Fail loudly now, like LEON's REQUIRED_*_COLUMNS checks, for the tables reconcile needs.
+        for t in ("sandbox_leases", "abstract_terminals", "chat_sessions"):
+            if t in tables:
+                schema.select(t, (), self._apath)
+        return schema
+
+    async def _convert(self, fn: Callable[[], Any], nrows: int) -> Any:
+        if nrows > _OFFLOOP_ROWS:
+            return await asyncio.to_thread(fn)
+        return fn()
+
+    def _local_iso(self, dt: datetime) -> str:
+        return to_local_naive_iso(dt, self._tz if self._tz is not None else local_zone())
+
+    # ---------------------------------------------------------------- reconcile input
+
+    async def read_state(self, *, now: datetime | None = None) -> DbState:
+        """Leases, terminals, chat sessions and resource snapshots, from one consistent snapshot."""
+        ap = self._apath
+
+        def build(s: _Schema) -> list[Query]:
+            qs: list[Query] = [
+                (s.select("sandbox_leases", _LEASE_COLS, ap), ()),
+                (s.select("abstract_terminals", _TERMINAL_COLS, ap), ()),
+            ]
+            qs.append(
+                (s.select("chat_sessions", _SESSION_COLS, ap), ())
+                if s.has("chat_sessions")
+                else ("SELECT 1 WHERE 0", ())
+            )
+            qs.append(
+                (s.select("lease_resource_snapshots", _SNAPSHOT_COLS, ap), ())
+                if s.has("lease_resource_snapshots")
+                else ("SELECT 1 WHERE 0", ())
+            )
+            return qs
+
+        schema, (lrows, trows, srows, rrows) = await self._snapshot(build)
+        p = self._parse
+        read_at = now if now is not None else datetime.now(UTC)
+
+        def convert() -> DbState:
+            return DbState(
+                path=ap,
+                schema_variant=schema.variant,
+                read_at=read_at,
+                leases=tuple(_leases(lrows, p)),
+                terminals=tuple(_terminals(trows, p)),
+                chat_sessions=tuple(_sessions(srows, p)),
+                resource_snapshots=_snapshots(rrows, p),
+                missing_tables=schema.missing_tables,
+            )
+
+        return await self._convert(convert, len(lrows) + len(trows) + len(srows))  # type: ignore[no-any-return]
+
+    # ---------------------------------------------------------------- detail queries
+
+    async def lease(self, lease_id: str) -> LeaseRecord | None:
+        ap = self._apath
+        _, (rows,) = await self._snapshot(
+            lambda s: [(s.select("sandbox_leases", _LEASE_COLS, ap) + " WHERE lease_id = ?", (lease_id,))]
+        )
+        leases = _leases(rows, self._parse)
+        return leases[0] if leases else None
+
+    async def leases_by_ids(self, ids: Iterable[str]) -> list[LeaseRecord]:
+        """The leases among `ids` that exist, in the order of `ids` (duplicates dropped)."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        ap = self._apath
+
+        def build(s: _Schema) -> list[Query]:
+            base = s.select("sandbox_leases", _LEASE_COLS, ap)
+            return [
+                (f"{base} WHERE lease_id IN ({_placeholders(len(c))})", tuple(c)) for c in _chunks(wanted)
+            ]
+
+        _, results = await self._snapshot(build)
+        by_id = {r.lease_id: r for rows in results for r in _leases(rows, self._parse)}
+        return [by_id[i] for i in wanted if i in by_id]
+
+    async def lease_events(
+        self,
+        lease_id: str | None = None,
+        *,
+        limit: int | None = 200,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[LeaseEventRecord]:
+        """lease_events, newest first. `since`/`until` are inclusive and compared with LEON's
+        local-time strings in SQL (exact for LEON-written rows)."""
+        ap = self._apath
+        where, params = self._time_filter(since, until)
+        if lease_id is not None:
+            where.insert(0, "lease_id = ?")
+            params.insert(0, lease_id)
+
+        def build(s: _Schema) -> list[Query]:
+            if not s.has("lease_events"):
+                return []
+            sql = s.select("lease_events", _LEASE_EVENT_COLS, ap) + _where(where)
+            return [(sql + " ORDER BY created_at DESC, rowid DESC LIMIT ?", (*params, _limit(limit)))]
+
+        _, results = await self._snapshot(build)
+        return _lease_events(results[0], self._parse) if results else []
+
+    async def provider_events(
+        self,
+        *,
+        provider: str | None = None,
+        lease_ids: Iterable[str] | None = None,
+        instance_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = 500,
+    ) -> list[ProviderEventRecord]:
+        """Webhook log (`provider_events`), newest first; [] when LEON never created the table."""
+        ap = self._apath
+        where, params = self._time_filter(since, until)
+        if provider is not None:
+            where.append("provider_name = ?")
+            params.append(provider)
+        if instance_id is not None:
+            where.append("instance_id = ?")
+            params.append(instance_id)
+        if lease_ids is not None:
+            ids = list(dict.fromkeys(lease_ids))
+            if not ids:
+                return []
+            # One IN list: operators filter by a handful of leases, not thousands.
+            where.append(f"matched_lease_id IN ({_placeholders(len(ids))})")
+            params.extend(ids)
+
+        def build(s: _Schema) -> list[Query]:
+            if not s.has("provider_events"):
+                return []
+            sql = s.select("provider_events", _PROVIDER_EVENT_COLS, ap) + _where(where)
+            return [(sql + " ORDER BY created_at DESC, event_id DESC LIMIT ?", (*params, _limit(limit)))]
+
+        _, results = await self._snapshot(build)
+        return _provider_events(results[0], self._parse) if results else []
+
+    async def instance_history(self, lease_id: str) -> list[InstanceHistoryRecord]:
+        """`sandbox_instances` rows of a lease, newest first."""
+        ap = self._apath
+
+        def build(s: _Schema) -> list[Query]:
+            if not s.has("sandbox_instances"):
+                return []
+            sql = s.select("sandbox_instances", _INSTANCE_COLS, ap)
+            return [(sql + " WHERE lease_id = ? ORDER BY created_at DESC, rowid DESC", (lease_id,))]
+
+        _, results = await self._snapshot(build)
+        return _instances(results[0], self._parse) if results else []
+
+    async def thread_terminals(self, thread_id: str) -> list[TerminalRecord]:
+        """Terminals of a thread, newest first."""
+        ap = self._apath
+        _, (rows,) = await self._snapshot(
+            lambda s: [
+                (
+                    s.select("abstract_terminals", _TERMINAL_COLS, ap)
+                    + " WHERE thread_id = ? ORDER BY created_at DESC, rowid DESC",
+                    (thread_id,),
+                )
+            ]
+        )
+        return _terminals(rows, self._parse)
+
+    async def thread_sessions(self, thread_id: str) -> list[ChatSessionRecord]:
+        """All chat sessions of a thread, closed ones included (with close_reason), newest first."""
+        ap = self._apath
+
+        def build(s: _Schema) -> list[Query]:
+            if not s.has("chat_sessions"):
+                return []
+            sql = s.select("chat_sessions", _SESSION_COLS, ap)
+            return [(sql + " WHERE thread_id = ? ORDER BY started_at DESC, rowid DESC", (thread_id,))]
+
+        _, results = await self._snapshot(build)
+        return _sessions(results[0], self._parse) if results else []
+
+    async def terminal_commands(
+        self, terminal_ids: Iterable[str], limit: int | None = 50
+    ) -> list[TerminalCommandRecord]:
+        """Commands of the given terminals, newest first, at most `limit` in total (no stdout/stderr)."""
+        ids = [terminal_ids] if isinstance(terminal_ids, str) else list(dict.fromkeys(terminal_ids))
+        if not ids:
+            return []
+        ap = self._apath
+
+        def build(s: _Schema) -> list[Query]:
+            if not s.has("terminal_commands"):
+                return []
+            sql = (
+                s.select("terminal_commands", _COMMAND_COLS, ap)
+                + f" WHERE terminal_id IN ({_placeholders(len(ids))})"
+                + " ORDER BY created_at DESC, rowid DESC LIMIT ?"
+            )
+            return [(sql, (*ids, _limit(limit)))]
+
+        _, results = await self._snapshot(build)
+        return _commands(results[0], self._parse) if results else []
+
+    async def threads_for_lease(self, lease_id: str) -> list[str]:
+        """Threads bound to a lease: through abstract_terminals first (newest terminal first), then
+        threads known only from chat_sessions (terminals deleted with the thread; newest first)."""
+
+        def build(s: _Schema) -> list[Query]:
+            qs: list[Query] = [
+                (
+                    "SELECT thread_id FROM abstract_terminals WHERE lease_id = ? "
+                    "ORDER BY created_at DESC, rowid DESC",
+                    (lease_id,),
+                )
+            ]
+            if s.has("chat_sessions"):
+                qs.append(
+                    (
+                        "SELECT thread_id FROM chat_sessions WHERE lease_id = ? "
+                        "ORDER BY started_at DESC, rowid DESC",
+                        (lease_id,),
+                    )
+                )
+            return qs
+
+        _, results = await self._snapshot(build)
+        return list(dict.fromkeys(r[0] for rows in results for r in rows if r[0] is not None))
+
+    async def find_leases(self, prefix: str) -> list[LeaseRecord]:
+        """Leases whose lease_id, current_instance_id or bound thread_id starts with `prefix`.
+
+        Exact matches win: if any id equals `prefix`, only those leases are returned. The caller
+        decides what to do with 0 or >1 matches (e.g. "ambiguous prefix"). Ordered by lease_id.
+        """
+        prefix = prefix.strip()
+        if not prefix:
+            return []
+        ap = self._apath
+        n = len(prefix)
+
+        def build(s: _Schema) -> list[Query]:
+            base = s.select("sandbox_leases", _LEASE_COLS, ap)
+            cond = "substr(lease_id, 1, ?) = ?"
+            if "current_instance_id" in s.tables["sandbox_leases"]:
+                cond += " OR substr(current_instance_id, 1, ?) = ?"
+            params = tuple(v for _ in range(cond.count("substr")) for v in (n, prefix))
+            return [
+                (
+                    f"{base} WHERE {cond} OR lease_id IN (SELECT lease_id FROM abstract_terminals "
+                    "WHERE substr(thread_id, 1, ?) = ?) ORDER BY lease_id",
+                    (*params, n, prefix),
+                ),
+                (
+                    "SELECT DISTINCT lease_id, thread_id FROM abstract_terminals"
+                    " WHERE substr(thread_id, 1, ?) = ?",
+                    (n, prefix),
+                ),
+            ]
+
+        _, (rows, thread_rows) = await self._snapshot(build)
+        leases = _leases(rows, self._parse)
+        exact_threads = {lid for lid, tid in thread_rows if tid == prefix}
+        exact = [
+            r
+            for r in leases
+            if r.lease_id == prefix or r.current_instance_id == prefix or r.lease_id in exact_threads
+        ]
+        return exact or leases
+
+    # ---------------------------------------------------------------- helpers
+
+    def _time_filter(self, since: datetime | None, until: datetime | None) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(self._local_iso(since))
+        if until is not None:
+            where.append("created_at <= ?")
+            params.append(self._local_iso(until))
+        return where, params
+
+
+def _where(conds: list[str]) -> str:
+    return (" WHERE " + " AND ".join(f"({c})" for c in conds)) if conds else ""
+
+
+async def read_db_state(
+    path: str,
+    *,
+    now: datetime | None = None,
+    local_tz: tzinfo | None = None,
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+) -> DbState:
+    """Open `path` read-only, read the reconcile input, close. Raises SourceError on bad input."""
+    async with SandboxDbReader(path, local_tz=local_tz, busy_timeout_ms=busy_timeout_ms) as reader:
+        return await reader.read_state(now=now)
