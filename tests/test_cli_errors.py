@@ -147,3 +147,26 @@ def test_snapshot_leaves_a_wal_mode_db_byte_identical(tmp_path: Path, env) -> No
     # empty -wal and a -shm index beside it (documented in opcockpit/sources/_sqlite_ro.py).
     assert after["db"] == before["db"]
     assert after.get("-wal") in (None, before.get("-wal"), file_hashes_empty())
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_last_resort_handler_redacts_secrets(debug: bool, tmp_path: Path, capsys, monkeypatch) -> None:
+    from opcockpit.cli.common import report_unexpected
+    from opcockpit.config import load_config
+
+    secret = "dtn_handler_secret_0123456789abcdef"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[providers.d]\nkind = "daytona"\napi_key = "{secret}"\n')
+    monkeypatch.setenv("HOME", str(tmp_path))
+    load_config(cfg)  # the loader learns the secret so handlers can scrub it anywhere
+    try:
+        raise RuntimeError(f"upstream said: bad key {secret}\nsecond line")
+    except RuntimeError as exc:
+        code = report_unexpected(exc, debug=debug)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert secret not in err and "dtn_…ef" in err
+    assert ("Traceback" in err) is debug
+    if not debug:
+        assert len(err.splitlines()) == 1 and "--debug" in err
+

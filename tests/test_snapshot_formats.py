@@ -155,3 +155,23 @@ def test_spelled_out_row_serializer_matches_generic_conversion(tmp_path: Path) -
     assert gt.rows
     for row in gt.rows:
         assert row_to_dict(row) == {k: _value(getattr(row, k)) for k in ROW_FIELDS}
+
+
+@pytest.mark.parametrize("variant", ["leonai", "mycel", "older"])
+def test_schema_holds_on_a_messy_generated_fleet(variant: str, tmp_path: Path) -> None:
+    """The demo generator's realistic mess (several terminals per thread, closed sessions, resource
+    snapshots, adopted leases...) in every LEON schema variant, through the real CLI."""
+    from opcockpit.demo.fleet import generate_fleet
+
+    generate_fleet(tmp_path / "fleet", leases=150, seed=3, variant=variant, runs=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    db = tmp_path / "fleet" / "sandbox.db"
+    before = file_hashes(db)
+    res = run_cli("snapshot", "--db", str(db), "--format", "json", env=clean_env(home))
+    assert res.code == 0, res.err
+    doc = json.loads(res.out)
+    jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(doc)
+    assert len(doc["rows"]) == 150 and doc["db"]["schema_variant"] == variant
+    assert any(r["resources"] for r in doc["rows"]) or variant == "older"
+    assert file_hashes(db)["db"] == before["db"]
