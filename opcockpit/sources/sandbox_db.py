@@ -302,6 +302,10 @@ class _Schema:
         exprs = ", ".join(f'"{c}"' if c in present else "NULL" for c in cols)
         return f'SELECT {exprs} FROM "{table}"'
 
+    def col(self, table: str, name: str) -> str:
+        """`name` quoted, or NULL when this variant lacks it (keeps ORDER BY/WHERE valid)."""
+        return f'"{name}"' if name in self.tables.get(table, ()) else "NULL"
+
     @property
     def variant(self) -> str:
         lease_cols = self.tables.get("sandbox_leases", frozenset())
@@ -553,8 +557,9 @@ class SandboxDbReader:
         def build(s: _Schema) -> list[Query]:
             if not s.has("lease_events"):
                 return []
-            sql = s.select("lease_events", _LEASE_EVENT_COLS, ap) + _where(where)
-            return [(sql + " ORDER BY created_at DESC, rowid DESC LIMIT ?", (*params, _limit(limit)))]
+            ts = s.col("lease_events", "created_at")
+            sql = s.select("lease_events", _LEASE_EVENT_COLS, ap) + _where(where, ts)
+            return [(f"{sql} ORDER BY {ts} DESC, rowid DESC LIMIT ?", (*params, _limit(limit)))]
 
         _, results = await self._snapshot(build)
         return _lease_events(results[0], self._parse) if results else []
@@ -589,8 +594,9 @@ class SandboxDbReader:
         def build(s: _Schema) -> list[Query]:
             if not s.has("provider_events"):
                 return []
-            sql = s.select("provider_events", _PROVIDER_EVENT_COLS, ap) + _where(where)
-            return [(sql + " ORDER BY created_at DESC, event_id DESC LIMIT ?", (*params, _limit(limit)))]
+            ts = s.col("provider_events", "created_at")
+            sql = s.select("provider_events", _PROVIDER_EVENT_COLS, ap) + _where(where, ts)
+            return [(f"{sql} ORDER BY {ts} DESC, event_id DESC LIMIT ?", (*params, _limit(limit)))]
 
         _, results = await self._snapshot(build)
         return _provider_events(results[0], self._parse) if results else []
@@ -603,7 +609,8 @@ class SandboxDbReader:
             if not s.has("sandbox_instances"):
                 return []
             sql = s.select("sandbox_instances", _INSTANCE_COLS, ap)
-            return [(sql + " WHERE lease_id = ? ORDER BY created_at DESC, rowid DESC", (lease_id,))]
+            ts = s.col("sandbox_instances", "created_at")
+            return [(f"{sql} WHERE lease_id = ? ORDER BY {ts} DESC, rowid DESC", (lease_id,))]
 
         _, results = await self._snapshot(build)
         return _instances(results[0], self._parse) if results else []
@@ -615,7 +622,8 @@ class SandboxDbReader:
             lambda s: [
                 (
                     s.select("abstract_terminals", _TERMINAL_COLS, ap)
-                    + " WHERE thread_id = ? ORDER BY created_at DESC, rowid DESC",
+                    + " WHERE thread_id = ?"
+                    + f" ORDER BY {s.col('abstract_terminals', 'created_at')} DESC, rowid DESC",
                     (thread_id,),
                 )
             ]
@@ -630,7 +638,8 @@ class SandboxDbReader:
             if not s.has("chat_sessions"):
                 return []
             sql = s.select("chat_sessions", _SESSION_COLS, ap)
-            return [(sql + " WHERE thread_id = ? ORDER BY started_at DESC, rowid DESC", (thread_id,))]
+            ts = s.col("chat_sessions", "started_at")
+            return [(f"{sql} WHERE thread_id = ? ORDER BY {ts} DESC, rowid DESC", (thread_id,))]
 
         _, results = await self._snapshot(build)
         return _sessions(results[0], self._parse) if results else []
@@ -650,7 +659,7 @@ class SandboxDbReader:
             sql = (
                 s.select("terminal_commands", _COMMAND_COLS, ap)
                 + f" WHERE terminal_id IN ({_placeholders(len(ids))})"
-                + " ORDER BY created_at DESC, rowid DESC LIMIT ?"
+                + f" ORDER BY {s.col('terminal_commands', 'created_at')} DESC, rowid DESC LIMIT ?"
             )
             return [(sql, (*ids, _limit(limit)))]
 
@@ -665,7 +674,7 @@ class SandboxDbReader:
             qs: list[Query] = [
                 (
                     "SELECT thread_id FROM abstract_terminals WHERE lease_id = ? "
-                    "ORDER BY created_at DESC, rowid DESC",
+                    f"ORDER BY {s.col('abstract_terminals', 'created_at')} DESC, rowid DESC",
                     (lease_id,),
                 )
             ]
@@ -673,7 +682,7 @@ class SandboxDbReader:
                 qs.append(
                     (
                         "SELECT thread_id FROM chat_sessions WHERE lease_id = ? "
-                        "ORDER BY started_at DESC, rowid DESC",
+                        f"ORDER BY {s.col('chat_sessions', 'started_at')} DESC, rowid DESC",
                         (lease_id,),
                     )
                 )
@@ -729,16 +738,17 @@ class SandboxDbReader:
         where: list[str] = []
         params: list[Any] = []
         if since is not None:
-            where.append("created_at >= ?")
+            where.append("{ts} >= ?")
             params.append(self._local_iso(since))
         if until is not None:
-            where.append("created_at <= ?")
+            where.append("{ts} <= ?")
             params.append(self._local_iso(until))
         return where, params
 
 
-def _where(conds: list[str]) -> str:
-    return (" WHERE " + " AND ".join(f"({c})" for c in conds)) if conds else ""
+def _where(conds: list[str], ts: str = "NULL") -> str:
+    """AND the conditions; `{ts}` stands for the table's timestamp column expression."""
+    return (" WHERE " + " AND ".join(f"({c.format(ts=ts)})" for c in conds)) if conds else ""
 
 
 async def read_db_state(
