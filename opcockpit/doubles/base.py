@@ -275,7 +275,13 @@ class FakeProvider:
         else:
             server = _QuietThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name=f"double-{self.kind}", daemon=True)
+        # A short poll interval keeps stop() fast (tests start and stop many doubles).
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"double-{self.kind}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -317,11 +323,12 @@ class FakeProvider:
         if f.auth_fail or not self.authorized(request):
             return self.unauthorized()
         if f.rate_limit_retry_after is not None:
+            retry_after = f.rate_limit_retry_after
             if f.rate_limit_times is not None:
                 f.rate_limit_times -= 1
                 if f.rate_limit_times <= 0:
                     f.rate_limit_retry_after, f.rate_limit_times = None, None
-            return self.rate_limited(f.rate_limit_retry_after or 1)
+            return self.rate_limited(retry_after)
         if f.error_status is not None:
             status = f.error_status
             if f.error_times is not None:
