@@ -323,7 +323,21 @@ class DockerAdapter:
         raise self._refusal(Unavailable, "POST", path, response, f"container is {current.raw_state}")
 
     async def destroy(self, instance_id: str) -> ActionResult:
-        response, path, ref = await self._act(instance_id, "DELETE", "", params={"force": "1"})
+        """SIGKILL, then DELETE ?force=1.
+
+        The kill first is for podman: its force-remove of a *running* container stops it with
+        SIGTERM and waits the 10 s stop timeout before SIGKILL, and LEON's `sleep infinity` (PID 1)
+        ignores SIGTERM, so a bare DELETE takes 10 s (and hits a 10 s client timeout). moby's
+        force-remove kills at once anyway, so the kill costs it one cheap request, nothing else.
+        A kill refused because the container is not running (409 / podman 500) is fine.
+        """
+        kill, _, ref = await self._act(instance_id, "POST", "kill")
+        if kill.status_code == 404:
+            return ActionResult(instance_id, "destroy", ActionOutcome.ALREADY, NormalState.GONE)
+        path = f"{API}/containers/{ref}"
+        response = await self.client.request(
+            "DELETE", path, params={"force": "1"}, expect=(204, 404, 409, 500)
+        )
         status = response.status_code
         if status == 204:
             return ActionResult(instance_id, "destroy", ActionOutcome.DONE, NormalState.GONE)
