@@ -144,9 +144,9 @@ class KeyedTable(ScrollView, can_focus=True):
         Binding("end,G", "cursor_end", "Bottom", show=False),
         Binding("enter", "select", "Open", show=True),
         Binding("space", "toggle_mark", "Mark", show=True),
-        Binding("less_than_sign", "sort_prev", "Sort ←", show=True, key_display="<"),
-        Binding("greater_than_sign", "sort_next", "Sort →", show=True, key_display=">"),
-        Binding("i", "sort_invert", "Invert", show=True),
+        Binding("less_than_sign", "sort_prev", "Sort ←", show=False, key_display="<"),
+        Binding("greater_than_sign", "sort_next", "Sort", show=True, key_display="<>"),
+        Binding("i", "sort_invert", "Rev", show=True),
     ]
 
     # --------------------------------------------------------------------- messages

@@ -1,0 +1,70 @@
+"""`?` help: keys and the filter syntax."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS: tuple[tuple[str, str], ...] = (
+    ("1-4", "Ground truth · Orphans · Provider events · Alerts"),
+    ("↑↓ j k PgUp PgDn g G", "move the cursor (it stays on the same row across refreshes)"),
+    ("Enter", "thread detail of the selected lease (Esc back)"),
+    ("/", "filter the current table; Enter keeps it, Esc clears it"),
+    (": or ctrl+p", "jump: tabs, a lease / thread / instance by id, commands"),
+    ("< >", "sort by previous / next column"),
+    ("i", "invert the sort order"),
+    ("space", "mark the row (for bulk actions)"),
+    ("c", "copy the selected id (OSC 52; works over SSH)"),
+    ("z", "freeze / unfreeze updates"),
+    ("ctrl+r", "refresh now"),
+    ("t", "provider events: cycle the time range"),
+    ("f", "thread detail: follow new run events live"),
+    ("?", "this help"),
+    ("q", "quit"),
+)
+
+FILTERS: tuple[tuple[str, str], ...] = (
+    ("paused", "rows containing 'paused' (case-insensitive)"),
+    ("^lease-00[1-3]", "regex; an invalid regex is matched literally"),
+    ("!converged", "inverse: rows NOT containing 'converged'"),
+    ("provider:e2b", "only in the column Provider (column key or label)"),
+    ("state:diverged !provider:local", "terms combine with AND"),
+)
+
+GLYPHS = "✓ converged  ✗ diverged  ○ unbound  ↻ transitioning  ~ stale (dimmed, with age)  ? unknown"
+
+
+def help_table() -> Table:
+    t = Table(box=None, expand=True, show_header=False, pad_edge=False)
+    t.add_column(style="bold", no_wrap=True)
+    t.add_column()
+    for k, v in KEYS:
+        t.add_row(k, v)
+    t.add_row("", "")
+    t.add_row("Filter", "")
+    for k, v in FILTERS:
+        t.add_row(f"  {k}", v)
+    t.add_row("", "")
+    t.add_row("Glyphs", GLYPHS)
+    t.add_row("Gutter", "> cursor row   * marked row")
+    return t
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,q", "dismiss", "Close"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            yield Static("opcockpit — keys", id="help-title")
+            yield Static(help_table())
+
+    def action_dismiss(self) -> None:  # type: ignore[override]
+        self.dismiss(None)

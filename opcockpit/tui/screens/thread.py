@@ -1,0 +1,251 @@
+"""Thread detail (Enter on a ground-truth row; Esc back).
+
+Sections: the lease row as the cockpit sees it, terminals, chat sessions (closed ones with
+close_reason), lease + instance history, the lease_events timeline, recent commands, and runs from
+events.db with a run-event timeline that can follow new events live (`f`, after_seq cursor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from opcockpit.core.models import GroundTruthRow, RunEventRecord
+from opcockpit.tui.data import DetailSource, ThreadDetail, one_line, summarize_runs
+from opcockpit.tui.rows import GLYPH, fmt_resources
+
+RUN_EVENTS_SHOWN = 40
+
+
+def ts(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
+
+
+def _table(title: str, columns: Sequence[str]) -> Table:
+    t = Table(title=title, title_justify="left", title_style="bold", expand=True, box=None,
+              show_edge=False, pad_edge=False, header_style="bold dim")
+    for c in columns:
+        t.add_column(c, no_wrap=True, overflow="ellipsis")
+    return t
+
+
+def _empty(table: Table, text: str) -> Table:
+    table.add_row(Text(text, style="italic dim"), *[""] * (len(table.columns) - 1))
+    return table
+
+
+def summary(row: GroundTruthRow) -> Text:
+    t = Text(no_wrap=False)
+    t.append(f"{GLYPH.get(row.convergence, '?')} {row.convergence.value}", style="bold")
+    t.append(f"  lease {row.lease_id}  provider {row.provider}  instance {row.instance_id or '-'}\n")
+    t.append(f"desired {row.desired_state}  observed {row.observed_state}  "
+             f"provider {row.provider_state or '-'}  status {row.lease_status or '-'}  v{row.version}"
+             f"{'  needs_refresh' if row.needs_refresh else ''}\n")
+    t.append(f"why: {row.reason}")
+    if row.last_error:
+        t.append(f"\nlast_error: {row.last_error}", style="red")
+    res = fmt_resources(row.resources)
+    if res:
+        t.append(f"\nresources: {res}")
+    if len(row.thread_ids) > 1:
+        t.append(f"\nthreads: {', '.join(row.thread_ids)}")
+    return t
+
+
+def render_sections(d: ThreadDetail) -> list[tuple[str, RenderableType]]:
+    """(section id, renderable) in display order; errors and notes are shown in place."""
+
+    def guard(name: str, build: Callable[[], Table]) -> RenderableType:
+        table = build()
+        if name in d.errors:
+            return Group(table, Text(f"  ✗ {d.errors[name]}", style="bold red"))
+        if name in d.notes:
+            return Group(table, Text(f"  {d.notes[name]}", style="italic dim"))
+        return table
+
+    def terminals() -> Table:
+        t = _table("Terminals", ["terminal", "lease", "cwd", "state v", "created", "updated"])
+        for r in d.terminals:
+            t.add_row(r.terminal_id, r.lease_id, r.cwd, str(r.state_version), ts(r.created_at),
+                      ts(r.updated_at))
+        return t if d.terminals else _empty(t, "no terminals")
+
+    def sessions() -> Table:
+        t = _table("Chat sessions", ["session", "status", "terminal", "started", "last active", "ended",
+                                     "close reason"])
+        for s in d.sessions:
+            style = "" if s.is_live else "dim"
+            t.add_row(s.chat_session_id, Text(s.status, style="red" if s.status == "failed" else style),
+                      s.terminal_id, ts(s.started_at), ts(s.last_active_at), ts(s.ended_at),
+                      s.close_reason or "", style=style)
+        return t if d.sessions else _empty(t, "no chat sessions")
+
+    def lease() -> Table:
+        t = _table("Lease and instance history", ["instance", "status", "provider session", "created",
+                                                  "last seen"])
+        lr = d.lease
+        if lr is not None:
+            t.caption = (f"lease {lr.lease_id}: desired {lr.desired_state}, observed {lr.observed_state}, "
+                         f"status {lr.status or '-'}, v{lr.version}, current {lr.current_instance_id or '-'}")
+            t.caption_justify = "left"
+        for i in d.instances:
+            current = lr is not None and i.instance_id == lr.current_instance_id
+            t.add_row(("● " if current else "  ") + i.instance_id, i.status or "-",
+                      i.provider_session_id or "-", ts(i.created_at), ts(i.last_seen_at))
+        return t if d.instances else _empty(t, "no instance history")
+
+    def lease_events() -> Table:
+        t = _table("lease_events (newest first)", ["time", "type", "source", "error / payload"])
+        for e in d.lease_events:
+            detail = Text(e.error, style="red") if e.error else Text(e.payload_json or "", style="dim")
+            t.add_row(ts(e.created_at), e.event_type, e.source, detail)
+        return t if d.lease_events else _empty(t, "no lease events")
+
+    def commands() -> Table:
+        t = _table("Recent commands", ["time", "status", "exit", "command", "cwd"])
+        for c in d.commands:
+            bad = c.exit_code not in (None, 0) or c.status in ("failed", "error")
+            t.add_row(ts(c.created_at), Text(c.status, style="red" if bad else ""),
+                      "" if c.exit_code is None else str(c.exit_code), c.command_line, c.cwd)
+        return t if d.commands else _empty(t, "no commands")
+
+    def runs() -> Table:
+        t = _table("Runs (events.db)", ["run", "status", "events", "seq", "started", "last event", "error"])
+        for r in d.runs:
+            style = {"error": "red", "running": "cyan", "cancelled": "yellow"}.get(r.status, "")
+            t.add_row(r.run_id, Text(r.status, style=style), str(r.events), f"{r.first_seq}-{r.last_seq}",
+                      ts(r.started_at), ts(r.last_at), r.error or "")
+        return t if d.runs else _empty(t, "no runs")
+
+    return [
+        ("sec-terminals", guard("terminals", terminals)),
+        ("sec-sessions", guard("sessions", sessions)),
+        ("sec-lease", guard("instances", lease)),
+        ("sec-lease-events", guard("lease_events", lease_events)),
+        ("sec-commands", guard("commands", commands)),
+        ("sec-runs", guard("runs", runs)),
+    ]
+
+
+def render_run_events(events: Sequence[RunEventRecord], following: bool) -> Table:
+    title = f"Run events (last {RUN_EVENTS_SHOWN}; {'following live' if following else 'f to follow'})"
+    t = _table(title, ["seq", "time", "run", "type", "data"])
+    for e in list(events)[-RUN_EVENTS_SHOWN:]:
+        style = {"error": "red", "run_start": "bold", "run_done": "bold"}.get(e.event_type, "")
+        t.add_row(str(e.seq), ts(e.created_at), e.run_id[:12], Text(e.event_type, style=style),
+                  e.data.replace("\n", " ")[:160])
+    return t if events else _empty(t, "no run events")
+
+
+class ThreadDetailScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("f", "toggle_follow", "Follow runs"),
+        Binding("ctrl+r", "reload", "Reload"),
+        Binding("c", "copy", "Copy thread id"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(
+        self, row: GroundTruthRow, details: DetailSource | None, *, follow_interval: float = 2.0
+    ) -> None:
+        super().__init__()
+        self.row = row
+        self.details = details
+        self.follow_interval = follow_interval
+        self.detail: ThreadDetail | None = None
+        self.following = False
+        self.run_events: list[RunEventRecord] = []
+        self.after_seq = 0
+        self._follow_timer: Any = None
+
+    def compose(self) -> ComposeResult:
+        thread = self.row.thread_id or "(no thread)"
+        yield Static(f" Thread {thread} · lease {self.row.lease_id}", id="detail-title")
+        with VerticalScroll(id="detail-body"):
+            yield Static(summary(self.row), id="sec-summary")
+            for sec in ("sec-terminals", "sec-sessions", "sec-lease", "sec-lease-events", "sec-commands",
+                        "sec-runs", "sec-run-events"):
+                yield Static("", id=sec, classes="detail-section")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#sec-terminals", Static).update(Text(" loading…", style="italic dim"))
+        self.load()
+
+    @work(exclusive=True, group="thread-detail", exit_on_error=False)
+    async def load(self) -> None:
+        if self.details is None:
+            detail = ThreadDetail(self.row.thread_id, self.row.lease_id,
+                                  errors={"sandbox.db": "no detail source configured"})
+        else:
+            try:
+                detail = await self.details.thread_detail(self.row.thread_id, self.row.lease_id)
+            except Exception as exc:
+                detail = ThreadDetail(self.row.thread_id, self.row.lease_id,
+                                      errors={"sandbox.db": one_line(exc)})
+        self.show(detail)
+
+    def show(self, detail: ThreadDetail) -> None:
+        self.detail = detail
+        for sec_id, renderable in render_sections(detail):
+            self.query_one(f"#{sec_id}", Static).update(renderable)
+        if "sandbox.db" in detail.errors:
+            self.query_one("#sec-terminals", Static).update(
+                Text(f" ✗ sandbox.db: {detail.errors['sandbox.db']}", style="bold red"))
+        self.run_events = list(detail.run_events)
+        self.after_seq = max((e.seq for e in self.run_events), default=0)
+        self._show_run_events()
+
+    def _show_run_events(self) -> None:
+        self.query_one("#sec-run-events", Static).update(render_run_events(self.run_events, self.following))
+
+    def action_toggle_follow(self) -> None:
+        self.following = not self.following
+        if self.following:
+            self._follow_timer = self.set_interval(self.follow_interval, self.poll_run_events)
+            self.poll_run_events()
+        elif self._follow_timer is not None:
+            self._follow_timer.stop()
+            self._follow_timer = None
+        self._show_run_events()
+
+    @work(exclusive=True, group="run-follow", exit_on_error=False)
+    async def poll_run_events(self) -> None:
+        if self.details is None or not self.row.thread_id:
+            return
+        try:
+            new = await self.details.run_events(self.row.thread_id, self.after_seq)
+        except Exception as exc:
+            self.notify(f"run events: {one_line(exc)}", severity="error", markup=False)
+            return
+        self.append_run_events(new)
+
+    def append_run_events(self, new: Sequence[RunEventRecord]) -> None:
+        fresh = [e for e in new if e.seq > self.after_seq]
+        if not fresh:
+            return
+        self.run_events.extend(sorted(fresh, key=lambda e: e.seq))
+        self.after_seq = self.run_events[-1].seq
+        if self.detail is not None:
+            self.detail.runs = summarize_runs(self.run_events)
+            self.query_one("#sec-runs", Static).update(dict(render_sections(self.detail))["sec-runs"])
+        self._show_run_events()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def action_copy(self) -> None:
+        value = self.row.thread_id or self.row.lease_id
+        self.app.copy_to_clipboard(value)
+        self.notify(f"copied {value}", markup=False)

@@ -1,0 +1,179 @@
+"""Provider events tab: the `provider_events` webhook log, newest first, each event linked to the
+`lease_events` of its matched lease around the event's time (why did this sandbox change state?).
+
+Filtering: the table filter covers provider and thread (`provider:docker`, `thread:thr-1`); the
+time range is a query parameter cycled with `t` (all / 15m / 1h / 24h).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Static
+
+from opcockpit.core.models import LeaseEventRecord, ProviderEventRecord
+from opcockpit.tui.widgets.keyed_table import Column, KeyedTable
+
+RANGES: tuple[tuple[str, timedelta | None], ...] = (
+    ("all", None),
+    ("last 15m", timedelta(minutes=15)),
+    ("last 1h", timedelta(hours=1)),
+    ("last 24h", timedelta(hours=24)),
+)
+AROUND = timedelta(minutes=10)
+
+
+def fmt_ts(value: Any) -> str:
+    if not isinstance(value, datetime):
+        return ""
+    return value.strftime("%m-%d %H:%M:%S")
+
+
+EVENT_COLUMNS = [
+    Column("time", "Time (UTC)", 14, format=fmt_ts),
+    Column("provider", "Provider", 10),
+    Column("event", "Event", 18),
+    Column("instance", "Instance", 18),
+    Column("lease", "Lease", 16),
+    Column("thread", "Thread", 16),
+    Column("payload", "Payload", 60),
+]
+
+
+def event_cells(e: ProviderEventRecord, lease_threads: Mapping[str, str | None]) -> tuple[Any, ...]:
+    payload = (e.payload_json or "").replace("\n", " ")
+    lease = e.matched_lease_id
+    return (
+        e.created_at,
+        e.provider_name,
+        e.event_type,
+        e.instance_id,
+        lease or "(unmatched)",
+        lease_threads.get(lease) if lease else None,
+        payload[:200] or None,
+    )
+
+
+def render_lease_events(
+    event: ProviderEventRecord | None, lease_events: Sequence[LeaseEventRecord] | None, error: str | None
+) -> Text | Table:
+    if event is None:
+        return Text(" select an event to see the lease transitions around it", style="italic dim")
+    if event.matched_lease_id is None:
+        return Text(f" event {event.event_id} matched no lease (an orphan's or a foreign instance's event)",
+                    style="italic")
+    if error:
+        return Text(f" lease_events unavailable: {error}", style="bold red")
+    if lease_events is None:
+        return Text(" loading lease_events…", style="italic dim")
+    at = event.created_at
+    title = f"lease_events of {event.matched_lease_id} within ±{int(AROUND.total_seconds() // 60)}m"
+    if at is not None:
+        title += f" of {fmt_ts(at)}"
+    table = Table(title=title, title_justify="left", expand=True, box=None, show_edge=False, pad_edge=False)
+    table.add_column("", width=1)
+    table.add_column("Time", no_wrap=True)
+    table.add_column("Type", no_wrap=True)
+    table.add_column("Source", no_wrap=True)
+    table.add_column("Error / payload", overflow="ellipsis", no_wrap=True, ratio=1)
+    if not lease_events:
+        table.add_row("", "", "(none in this window)", "", "")
+    ordered = sorted(lease_events, key=lambda x: (x.created_at is None, x.created_at or at, x.event_id))
+    # "▶" marks the first transition at/after the provider event: the likely consequence.
+    first_after = next((x for x in ordered if at and x.created_at and x.created_at >= at), None)
+    for le in ordered:
+        detail = Text(le.error, style="red") if le.error else Text(le.payload_json or "")
+        marker = "▶" if le is first_after else ""
+        table.add_row(marker, fmt_ts(le.created_at), le.event_type, le.source, detail)
+    return table
+
+
+class ProviderEventsView(Vertical):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("t", "cycle_range", "Time range")]
+
+    DEFAULT_CSS = """
+    ProviderEventsView { height: 1fr; }
+    ProviderEventsView > #events-range { height: 1; color: $text-muted; }
+    ProviderEventsView > KeyedTable { height: 1fr; }
+    ProviderEventsView > #events-around { height: 9; border-top: solid $panel-lighten-2; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.range_index = 0
+        self.events: dict[str, ProviderEventRecord] = {}
+        self.around: dict[str, list[LeaseEventRecord]] = {}
+        self.around_errors: dict[str, str] = {}
+        self.load_error: str | None = None
+        self.loaded = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="events-range")
+        table = KeyedTable(EVENT_COLUMNS, empty_text="no provider events", id="events-table")
+        yield table
+        yield Static(id="events-around")
+
+    def on_mount(self) -> None:
+        self.table.sort_by("time", reverse=True)
+        self._show_range()
+        self.show_around()
+
+    @property
+    def table(self) -> KeyedTable:
+        return self.query_one("#events-table", KeyedTable)
+
+    @property
+    def since_delta(self) -> timedelta | None:
+        return RANGES[self.range_index][1]
+
+    def _show_range(self) -> None:
+        label = RANGES[self.range_index][0]
+        text = f" time range: {label} (t cycles)   filter with / e.g. provider:docker thread:thr-1"
+        if self.load_error:
+            text += f"   ✗ {self.load_error}"
+        self.query_one("#events-range", Static).update(text)
+
+    def action_cycle_range(self) -> None:
+        self.range_index = (self.range_index + 1) % len(RANGES)
+        self._show_range()
+        self.post_message(self.RangeChanged())
+
+    class RangeChanged(Message):
+        """The time range changed: the app re-queries provider_events."""
+
+    def load(self, events: Sequence[ProviderEventRecord], lease_threads: Mapping[str, str | None],
+             error: str | None = None) -> None:
+        self.load_error = error
+        self._show_range()
+        if error is not None:
+            return  # keep showing the last good list; the error line says it is old
+        self.loaded = True
+        self.events = {str(e.event_id): e for e in events}
+        self.table.replace({k: event_cells(e, lease_threads) for k, e in self.events.items()})
+        self.show_around()
+
+    def selected_event(self) -> ProviderEventRecord | None:
+        key = self.table.cursor_key
+        return self.events.get(key) if key else None
+
+    def set_around(self, key: str, lease_events: list[LeaseEventRecord] | None, error: str | None) -> None:
+        if lease_events is not None:
+            self.around[key] = lease_events
+        if error is not None:
+            self.around_errors[key] = error
+        self.show_around()
+
+    def show_around(self) -> None:
+        event = self.selected_event()
+        key = str(event.event_id) if event else ""
+        self.query_one("#events-around", Static).update(
+            render_lease_events(event, self.around.get(key), self.around_errors.get(key))
+        )

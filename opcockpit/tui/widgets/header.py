@@ -1,0 +1,128 @@
+"""Two-line status header: fleet counts by convergence and provider health, with ages.
+
+Ages are computed from an injected clock so snapshots are deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from rich.text import Text
+from textual.widgets import Static
+
+from opcockpit.core.models import Convergence, GroundTruth, ProviderStatus
+from opcockpit.tui.rows import GLYPH, counts, fmt_age
+
+_CONV_STYLE = {
+    Convergence.CONVERGED: "green",
+    Convergence.DIVERGED: "bold red",
+    Convergence.UNBOUND: "dim",
+    Convergence.TRANSITIONING: "cyan",
+    Convergence.STALE: "yellow",
+    Convergence.UNKNOWN: "magenta",
+}
+_PROVIDER = {
+    ProviderStatus.OK: ("✓", "ok", "green"),
+    ProviderStatus.ERROR: ("✗", "ERROR", "bold red"),
+    ProviderStatus.STALE: ("~", "STALE", "yellow"),
+    ProviderStatus.DB_ONLY: ("·", "db-only", "dim"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderState:
+    gt: GroundTruth | None
+    now: datetime
+    last_refresh: datetime | None  # wall time of the last successful refresh
+    last_duration_s: float | None
+    frozen: bool
+    read_only: bool
+    banner: str | None
+    error: str | None  # last refresh failure (sandbox.db unreadable, ...)
+    dropped_ticks: int = 0
+
+
+def _age(since: datetime | None, now: datetime) -> str:
+    if since is None:
+        return "never"
+    return fmt_age(max((now - since).total_seconds(), 0))
+
+
+def _counts_line(s: HeaderState, words: bool) -> Text:
+    t = Text(no_wrap=True, overflow="ellipsis")
+    t.append(" opcockpit ", style="bold reverse")
+    if s.read_only:
+        t.append(" RO ", style="bold reverse yellow")
+    if s.banner:
+        t.append(f" {s.banner} ", style="bold reverse magenta")
+    if s.frozen:
+        t.append(" FROZEN ", style="bold reverse cyan")
+    if s.gt is None:
+        t.append("  waiting for the first refresh…", style="italic")
+        return t
+    gt = s.gt
+    t.append(f" leases {len(gt.rows)}", style="bold")
+    c = counts(gt)
+    for conv in Convergence:
+        n = c.get(conv.value, 0)
+        if n or conv in (Convergence.CONVERGED, Convergence.DIVERGED):
+            label = f" {GLYPH[conv]} {conv.value} {n}" if words else f" {GLYPH[conv]}{n}"
+            t.append(label, style=_CONV_STYLE[conv] if n else "dim")
+    t.append(f"  orphans {len(gt.orphans)}", style="bold red" if gt.orphans else "dim")
+    return t
+
+
+def _health_line(s: HeaderState, verbose: bool) -> Text:
+    t = Text(no_wrap=True, overflow="ellipsis")
+    if s.last_refresh is None:
+        t.append(" refreshed never", style="dim")
+    else:
+        took = f" in {s.last_duration_s:.1f}s" if s.last_duration_s is not None and verbose else ""
+        t.append(f" refreshed {_age(s.last_refresh, s.now)} ago{took}", style="dim")
+    if s.dropped_ticks:
+        dropped = f" ({s.dropped_ticks} slow ticks dropped)" if verbose else f" (-{s.dropped_ticks})"
+        t.append(dropped, style="dim")
+    if s.error:
+        t.append(f"  ✗ {s.error}", style="bold red")
+    if s.gt is not None:
+        t.append(" │", style="dim")
+        for p in s.gt.providers:
+            glyph, word, style = _PROVIDER.get(p.status, ("?", str(p.status), "magenta"))
+            t.append(f" {p.name} ", style="bold")
+            t.append(f"{glyph}{word}" if verbose or p.status != ProviderStatus.OK else glyph, style=style)
+            if p.status in (ProviderStatus.STALE, ProviderStatus.ERROR):
+                if p.age_s is not None:
+                    t.append(f" {fmt_age(p.age_s)}", style=style)
+                if p.error and verbose:
+                    t.append(f" ({p.error})", style="dim")
+    return t
+
+
+def render_header(s: HeaderState, width: int = 200) -> Text:
+    """Two lines; drops words before it drops facts when the terminal is narrow (80x24 over SSH)."""
+    top = _counts_line(s, words=True)
+    if top.cell_len > width:
+        top = _counts_line(s, words=False)
+    bottom = _health_line(s, verbose=True)
+    if bottom.cell_len > width:
+        bottom = _health_line(s, verbose=False)
+    top.truncate(width, overflow="ellipsis")
+    bottom.truncate(width, overflow="ellipsis")
+    return Text("\n", no_wrap=True).join([top, bottom])
+
+
+class StatusHeader(Static):
+    DEFAULT_CSS = """
+    StatusHeader { height: 2; background: $panel; color: $foreground; }
+    """
+
+    _state: HeaderState | None = None
+
+    def show(self, state: HeaderState) -> None:
+        self._state = state
+        self.update(render_header(state, self.size.width or 200))
+
+    def on_resize(self) -> None:
+        if self._state is not None:
+            self.show(self._state)
