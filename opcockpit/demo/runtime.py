@@ -127,7 +127,7 @@ def demo_environment(
             if kind == "local":  # no API: the cockpit shows local leases from the DB alone
                 configs[name] = ProviderConfig(name=name, kind="local")
                 continue
-            api_key = "demo-" + secrets.token_urlsafe(18)
+            api_key = "ocdk_" + secrets.token_hex(16)  # fresh per run; recognisable in leak checks
             double = _make_double(kind, name, root, api_key)
             if double is None:
                 continue  # no double in this build: leave it unconfigured rather than pretend
