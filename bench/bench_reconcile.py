@@ -41,6 +41,11 @@ _STATES = (
 )
 
 
+def _fresh(s: str) -> str:
+    """An equal but distinct str object, as every SQLite/JSON read produces (defeats identity fast paths)."""
+    return s.encode().decode()
+
+
 def _hex(rng: random.Random, n: int) -> str:
     return f"{rng.getrandbits(4 * n):0{n}x}"
 
@@ -82,7 +87,7 @@ def build_inputs(n: int, seed: int = 7) -> tuple[DbState, list[ProviderListing]]
             )
         )
         if i % 5 != 4:
-            snapshots[lease_id] = ResourceSnapshotRecord(
+            snapshots[_fresh(lease_id)] = ResourceSnapshotRecord(
                 lease_id,
                 pname,
                 observed,
@@ -100,7 +105,7 @@ def build_inputs(n: int, seed: int = 7) -> tuple[DbState, list[ProviderListing]]
             )
         if iid is not None and kind != "local" and len(instances[pname]) < n - n_orphans:
             aliases = (_hex(rng, 64),) if kind == "docker" else ()
-            instances[pname].append(_instance(pname, iid, rng.choice(_STATES), aliases, lease_id, t))
+            instances[pname].append(_instance(pname, _fresh(iid), rng.choice(_STATES), aliases, lease_id, t))
     # Fill up to n instances with orphans (some claiming existing or missing leases).
     total = sum(len(v) for v in instances.values())
     for j in range(n - total):
@@ -116,7 +121,7 @@ def build_inputs(n: int, seed: int = 7) -> tuple[DbState, list[ProviderListing]]
             TerminalRecord(
                 f"term-{_hex(rng, 12)}",
                 thread,
-                lease.lease_id,
+                _fresh(lease.lease_id),
                 "/workspace",
                 1,
                 base + timedelta(seconds=k),
@@ -132,7 +137,7 @@ def build_inputs(n: int, seed: int = 7) -> tuple[DbState, list[ProviderListing]]
                 f"sess-{_hex(rng, 12)}",
                 term.thread_id,
                 term.terminal_id,
-                term.lease_id,
+                _fresh(term.lease_id),
                 "active" if k % 3 == 0 else "closed",
                 st,
                 st + timedelta(seconds=30),

@@ -580,6 +580,46 @@ def test_session_choice_live_beats_newer_closed_and_closed_only_takes_latest():
     assert row2.chat_session_id == "sess-000000000003"
 
 
+def test_dangling_rows_of_deleted_leases_do_not_shift_other_leases():
+    # LEON never deletes chat_sessions/snapshots and may leave terminals of a deleted lease (§2.12);
+    # they come first here so any positional mix-up would hand their data to the live leases.
+    gone = "lease-deadbeef0000"
+    terminals = [
+        term("term-dead00000001", "m_deleted0000-1", gone, local("11:59:00")),
+        term("term-aa11bb22cc33", "m_k3v8p1x9q2z7-1", LID, local("09:00:00")),
+        term("term-dead00000002", "m_deleted0000-2", gone, local("11:59:30")),
+    ]
+    sessions = [
+        sess("sess-dead00000001", "m_deleted0000-1", "term-dead00000001", gone, "active", local("11:59:00"),
+             local("11:59:59")),
+        sess("sess-0f0e0d0c0b0a", "m_k3v8p1x9q2z7-1", "term-aa11bb22cc33", LID, "closed", local("09:00:00"),
+             local("09:30:00")),
+    ]  # fmt: skip
+    leases = [
+        lease("lease-7c2d4e6f8a0b", "e2b", None),
+        lease(LID, "docker", None, updated_at=local("09:10:00")),
+    ]
+    gt = reconcile(db(leases, terminals, sessions), [listing("docker"), listing("e2b")], NOW)
+    by_id = {r.lease_id: r for r in gt.rows}
+    assert set(by_id) == {LID, "lease-7c2d4e6f8a0b"}
+    assert by_id[LID].thread_ids == ("m_k3v8p1x9q2z7-1",)
+    assert by_id[LID].chat_session_id == "sess-0f0e0d0c0b0a"
+    assert by_id[LID].last_active == local("09:30:00")
+    other = by_id["lease-7c2d4e6f8a0b"]
+    assert (other.thread_ids, other.chat_session_id, other.last_active) == ((), None, local("10:00:00"))
+
+
+def test_duplicate_lease_ids_take_the_lookup_path():
+    twin = lease(LID, "docker", DOCKER_ID)
+    terminals = [term("term-aa11bb22cc33", "m_k3v8p1x9q2z7-1", LID, local("09:00:00"))]
+    gt = reconcile(
+        db([twin, lease("lease-7c2d4e6f8a0b", "docker", None), twin], terminals), [listing("docker")], NOW
+    )
+    assert [r.lease_id for r in gt.rows] == ["lease-7c2d4e6f8a0b", LID, LID]
+    assert gt.rows[1] == gt.rows[2] and gt.rows[1].thread_id == "m_k3v8p1x9q2z7-1"
+    assert gt.rows[0].thread_id is None
+
+
 # --------------------------------------------------------------------------- matching and orphans
 
 
