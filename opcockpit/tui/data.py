@@ -8,11 +8,10 @@ independently so one failing query shows up as that section's error, not a blank
 from __future__ import annotations
 
 import contextlib
-import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from opcockpit.core.models import (
     ChatSessionRecord,
@@ -24,21 +23,10 @@ from opcockpit.core.models import (
     TerminalCommandRecord,
     TerminalRecord,
 )
+from opcockpit.sources.events_db import EventsDbReader, RunSummary
+from opcockpit.sources.sandbox_db import SandboxDbReader
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class RunSummary:
-    run_id: str
-    thread_id: str
-    first_seq: int
-    last_seq: int
-    events: int
-    started_at: datetime | None
-    last_at: datetime | None
-    status: str  # running | done | error | cancelled (derived: events.db has no status column)
-    error: str | None = None
 
 
 @dataclass(slots=True)
@@ -51,7 +39,8 @@ class ThreadDetail:
     instances: list[InstanceHistoryRecord] = field(default_factory=list)
     lease_events: list[LeaseEventRecord] = field(default_factory=list)
     commands: list[TerminalCommandRecord] = field(default_factory=list)
-    runs: list[RunSummary] = field(default_factory=list)
+    runs: list[RunSummary] = field(default_factory=list)  # newest activity first
+    run_id: str | None = None  # the run whose events are in `run_events` (the newest)
     run_events: list[RunEventRecord] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)  # section -> one-line error
     notes: dict[str, str] = field(default_factory=dict)  # section -> why it is empty (not an error)
@@ -60,7 +49,9 @@ class ThreadDetail:
 class DetailSource(Protocol):
     async def thread_detail(self, thread_id: str | None, lease_id: str) -> ThreadDetail: ...
 
-    async def run_events(self, thread_id: str, after_seq: int) -> list[RunEventRecord]: ...
+    async def runs(self, thread_id: str, limit: int = 20) -> list[RunSummary]: ...
+
+    async def run_events(self, run_id: str, after_seq: int) -> list[RunEventRecord]: ...
 
     async def provider_events(
         self, *, provider: str | None = None, since: datetime | None = None, limit: int = 500
@@ -71,41 +62,6 @@ class DetailSource(Protocol):
     ) -> list[LeaseEventRecord]: ...
 
     async def aclose(self) -> None: ...
-
-
-def summarize_runs(events: Sequence[RunEventRecord]) -> list[RunSummary]:
-    """Group run_events by run_id (newest run first); status comes from the terminal events."""
-    by_run: dict[str, list[RunEventRecord]] = {}
-    for e in sorted(events, key=lambda e: e.seq):
-        by_run.setdefault(e.run_id, []).append(e)
-    out = []
-    for run_id, evs in by_run.items():
-        types = {e.event_type for e in evs}
-        error = None
-        if "error" in types:
-            status = "error"
-            err = next(e for e in reversed(evs) if e.event_type == "error")
-            error = _error_text(err.data)
-        elif "cancelled" in types:
-            status = "cancelled"
-        elif "run_done" in types:
-            status = "done"
-        else:
-            status = "running"
-        out.append(RunSummary(run_id, evs[0].thread_id, evs[0].seq, evs[-1].seq, len(evs),
-                              evs[0].created_at, evs[-1].created_at, status, error))
-    out.sort(key=lambda r: r.last_seq, reverse=True)
-    return out
-
-
-def _error_text(data: str) -> str:
-    try:
-        value = json.loads(data)
-    except ValueError:
-        return data[:200]
-    if isinstance(value, dict) and "error" in value:
-        return str(value["error"])[:200]
-    return str(value)[:200]
 
 
 def one_line(exc: BaseException) -> str:
@@ -119,27 +75,18 @@ class DbDetails:
     def __init__(self, sandbox_db: str, events_db: str | None = None) -> None:
         self.sandbox_db = sandbox_db
         self.events_db = events_db
-        self._sandbox: Any = None
-        self._events: Any = None
+        self._sandbox: SandboxDbReader | None = None
+        self._events: EventsDbReader | None = None
         self._events_unavailable: str | None = None if events_db else "no events.db configured"
 
-    async def _db(self) -> Any:
+    async def _db(self) -> SandboxDbReader:
         if self._sandbox is None:
-            from opcockpit.sources.sandbox_db import SandboxDbReader
-
             self._sandbox = await SandboxDbReader(self.sandbox_db).open()
         return self._sandbox
 
-    async def _ev(self) -> Any | None:
+    async def _ev(self) -> EventsDbReader | None:
         if self._events is None and self._events_unavailable is None:
-            try:
-                from opcockpit.sources.events_db import EventsDbReader
-            except ImportError:
-                self._events_unavailable = "events.db reader not available in this build"
-                return None
-            reader = EventsDbReader(self.events_db)
-            opener = getattr(reader, "open", None)
-            self._events = (await opener()) if opener else reader
+            self._events = await EventsDbReader(str(self.events_db)).open()
         return self._events
 
     async def _section(
@@ -168,20 +115,23 @@ class DbDetails:
             d.sessions = await self._section(d, "sessions", lambda: db.thread_sessions(thread_id), [])
             ids = [t.terminal_id for t in d.terminals]
             d.commands = await self._section(d, "commands", lambda: db.terminal_commands(ids, limit=50), [])
-            events = await self._section(d, "runs", lambda: self.run_events(thread_id, 0), [])
-            d.run_events = list(events)
-            d.runs = summarize_runs(events)
+            d.runs = await self._section(d, "runs", lambda: self.runs(thread_id), [])
+            if d.runs:
+                run_id = d.run_id = d.runs[0].run_id
+                d.run_events = await self._section(d, "runs", lambda: self.run_events(run_id, 0), [])
             if self._events_unavailable and "runs" not in d.errors:
                 d.notes["runs"] = self._events_unavailable
         else:
             d.notes["terminals"] = "no thread is bound to this lease"
         return d
 
-    async def run_events(self, thread_id: str, after_seq: int) -> list[RunEventRecord]:
+    async def runs(self, thread_id: str, limit: int = 20) -> list[RunSummary]:
         ev = await self._ev()
-        if ev is None:
-            return []
-        return list(await ev.run_events(thread_id=thread_id, after_seq=after_seq))
+        return [] if ev is None else list(await ev.runs(thread_id, limit=limit))
+
+    async def run_events(self, run_id: str, after_seq: int) -> list[RunEventRecord]:
+        ev = await self._ev()
+        return [] if ev is None else list(await ev.run_events(run_id, after_seq=after_seq, limit=500))
 
     async def provider_events(
         self, *, provider: str | None = None, since: datetime | None = None, limit: int = 500
@@ -199,8 +149,7 @@ class DbDetails:
 
     async def aclose(self) -> None:
         for reader in (self._sandbox, self._events):
-            closer = getattr(reader, "close", None) or getattr(reader, "aclose", None)
-            if closer is not None:
+            if reader is not None:
                 with contextlib.suppress(Exception):  # closing a read-only reader is best effort
-                    await closer()
+                    await reader.close()
         self._sandbox = self._events = None

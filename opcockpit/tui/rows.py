@@ -87,8 +87,8 @@ def fmt_resources(r: Resources | None) -> str | None:
 # (key, label, width, align, kind) — kind picks the formatter in the TUI; order = display order.
 GT_COLUMNS: tuple[tuple[str, str, int, str, str], ...] = (
     ("convergence", "State", 15, "left", "convergence"),
-    ("lease_id", "Lease", 16, "left", "text"),
-    ("provider", "Provider", 10, "left", "text"),
+    ("lease_id", "Lease", 18, "left", "text"),
+    ("provider", "Provider", 9, "left", "text"),
     ("thread_id", "Thread", 18, "left", "text"),
     ("desired", "Desired", 9, "left", "text"),
     ("observed", "Observed", 9, "left", "text"),
@@ -164,7 +164,7 @@ OR_COLUMNS: tuple[tuple[str, str, int, str, str], ...] = (
     ("provider", "Provider", 10, "left", "text"),
     ("instance_id", "Instance", 20, "left", "text"),
     ("state", "State", 16, "left", "text"),
-    ("claimed_lease_id", "Claims lease", 16, "left", "text"),
+    ("claimed_lease_id", "Claims lease", 18, "left", "text"),
     ("claim", "Claim", 22, "left", "text"),
     ("created", "Age", 6, "right", "age"),
     ("name", "Name", 20, "left", "text"),

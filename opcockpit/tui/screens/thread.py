@@ -21,21 +21,27 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from opcockpit.core.models import GroundTruthRow, RunEventRecord
-from opcockpit.tui.data import DetailSource, ThreadDetail, one_line, summarize_runs
+from opcockpit.tui.data import DetailSource, ThreadDetail, one_line
 from opcockpit.tui.rows import GLYPH, fmt_resources
 
 RUN_EVENTS_SHOWN = 40
 
 
+# Tables take their natural width and the body scrolls sideways: squeezing them made Rich drop or
+# crop whole columns (a state column silently vanishing is worse than scrolling). Free text is capped.
+MAX_WIDTH = {"error / payload": 80, "command": 60, "data": 80, "error": 60, "cwd": 30}
+
+
 def ts(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
+    """UTC, month-day and time: the year is noise in an incident and costs 5 columns at 80x24."""
+    return value.strftime("%m-%d %H:%M:%S") if value is not None else "-"
 
 
 def _table(title: str, columns: Sequence[str]) -> Table:
-    t = Table(title=title, title_justify="left", title_style="bold", expand=True, box=None,
-              show_edge=False, pad_edge=False, header_style="bold dim")
+    t = Table(title=title, title_justify="left", title_style="bold", expand=False, box=None,
+              show_edge=False, pad_edge=False, collapse_padding=True, header_style="bold dim")
     for c in columns:
-        t.add_column(c, no_wrap=True, overflow="ellipsis")
+        t.add_column(c, no_wrap=True, overflow="ellipsis", max_width=MAX_WIDTH.get(c))
     return t
 
 
@@ -123,8 +129,9 @@ def render_sections(d: ThreadDetail) -> list[tuple[str, RenderableType]]:
         t = _table("Runs (events.db)", ["run", "status", "events", "seq", "started", "last event", "error"])
         for r in d.runs:
             style = {"error": "red", "running": "cyan", "cancelled": "yellow"}.get(r.status, "")
-            t.add_row(r.run_id, Text(r.status, style=style), str(r.events), f"{r.first_seq}-{r.last_seq}",
-                      ts(r.started_at), ts(r.last_at), r.error or "")
+            mark = "▶ " if r.run_id == d.run_id else "  "
+            t.add_row(mark + r.run_id, Text(r.status, style=style), str(r.event_count),
+                      f"{r.first_seq}-{r.last_seq}", ts(r.started_at), ts(r.last_event_at), r.error or "")
         return t if d.runs else _empty(t, "no runs")
 
     return [
@@ -137,8 +144,9 @@ def render_sections(d: ThreadDetail) -> list[tuple[str, RenderableType]]:
     ]
 
 
-def render_run_events(events: Sequence[RunEventRecord], following: bool) -> Table:
-    title = f"Run events (last {RUN_EVENTS_SHOWN}; {'following live' if following else 'f to follow'})"
+def render_run_events(events: Sequence[RunEventRecord], run_id: str | None, following: bool) -> Table:
+    state = "following live" if following else "f to follow live"
+    title = f"Run events of ▶ {run_id or '-'} (last {RUN_EVENTS_SHOWN}; {state})"
     t = _table(title, ["seq", "time", "run", "type", "data"])
     for e in list(events)[-RUN_EVENTS_SHOWN:]:
         style = {"error": "red", "run_start": "bold", "run_done": "bold"}.get(e.event_type, "")
@@ -165,6 +173,7 @@ class ThreadDetailScreen(Screen[None]):
         self.follow_interval = follow_interval
         self.detail: ThreadDetail | None = None
         self.following = False
+        self.run_id: str | None = None
         self.run_events: list[RunEventRecord] = []
         self.after_seq = 0
         self._follow_timer: Any = None
@@ -203,12 +212,14 @@ class ThreadDetailScreen(Screen[None]):
         if "sandbox.db" in detail.errors:
             self.query_one("#sec-terminals", Static).update(
                 Text(f" ✗ sandbox.db: {detail.errors['sandbox.db']}", style="bold red"))
+        self.run_id = detail.run_id
         self.run_events = list(detail.run_events)
         self.after_seq = max((e.seq for e in self.run_events), default=0)
         self._show_run_events()
 
     def _show_run_events(self) -> None:
-        self.query_one("#sec-run-events", Static).update(render_run_events(self.run_events, self.following))
+        self.query_one("#sec-run-events", Static).update(
+            render_run_events(self.run_events, self.run_id, self.following))
 
     def action_toggle_follow(self) -> None:
         self.following = not self.following
@@ -222,24 +233,27 @@ class ThreadDetailScreen(Screen[None]):
 
     @work(exclusive=True, group="run-follow", exit_on_error=False)
     async def poll_run_events(self) -> None:
+        """One follow step: switch to a newer run if one started, then fetch events after the cursor."""
         if self.details is None or not self.row.thread_id:
             return
         try:
-            new = await self.details.run_events(self.row.thread_id, self.after_seq)
+            runs = await self.details.runs(self.row.thread_id)
+            if runs and runs[0].run_id != self.run_id:
+                self.run_id, self.run_events, self.after_seq = runs[0].run_id, [], 0
+            new = await self.details.run_events(self.run_id, self.after_seq) if self.run_id else []
         except Exception as exc:
             self.notify(f"run events: {one_line(exc)}", severity="error", markup=False)
             return
+        if self.detail is not None and runs:
+            self.detail.runs, self.detail.run_id = runs, self.run_id
+            self.query_one("#sec-runs", Static).update(dict(render_sections(self.detail))["sec-runs"])
         self.append_run_events(new)
 
     def append_run_events(self, new: Sequence[RunEventRecord]) -> None:
-        fresh = [e for e in new if e.seq > self.after_seq]
-        if not fresh:
-            return
-        self.run_events.extend(sorted(fresh, key=lambda e: e.seq))
-        self.after_seq = self.run_events[-1].seq
-        if self.detail is not None:
-            self.detail.runs = summarize_runs(self.run_events)
-            self.query_one("#sec-runs", Static).update(dict(render_sections(self.detail))["sec-runs"])
+        fresh = sorted((e for e in new if e.seq > self.after_seq), key=lambda e: e.seq)
+        if fresh:
+            self.run_events.extend(fresh)
+            self.after_seq = fresh[-1].seq
         self._show_run_events()
 
     def action_reload(self) -> None:

@@ -42,7 +42,7 @@ EVENT_COLUMNS = [
     Column("provider", "Provider", 10),
     Column("event", "Event", 18),
     Column("instance", "Instance", 18),
-    Column("lease", "Lease", 16),
+    Column("lease", "Lease", 18),
     Column("thread", "Thread", 16),
     Column("payload", "Payload", 60),
 ]
@@ -97,7 +97,7 @@ def render_lease_events(
 
 
 class ProviderEventsView(Vertical):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("t", "cycle_range", "Time range")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("t", "cycle_range", "Range")]
 
     DEFAULT_CSS = """
     ProviderEventsView { height: 1fr; }
