@@ -17,7 +17,7 @@ from opcockpit.core.models import NormalState
 from opcockpit.providers.base import ActionOutcome
 from opcockpit.providers.docker import DockerAdapter
 from tests.fixtures.podman import PodmanEngine, podman_engine, podman_leon  # noqa: F401
-from tests.providers.conftest_docker import DockerScenarios, Made
+from tests.providers.conftest_docker import DockerScenarios, EventTap, Made
 from tests.providers.contract import LifecycleContract
 
 pytestmark = pytest.mark.podman
@@ -188,3 +188,33 @@ async def test_destroy_paused_container(podman_leon: PodmanEngine, make_adapter:
     adapter = make_adapter()
     assert (await adapter.destroy(c.name)).outcome is ActionOutcome.DONE
     assert podman_leon.state_of(c.name) is None
+
+
+async def test_events_survive_a_service_restart_without_duplicates(
+    podman_leon: PodmanEngine,  # noqa: F811
+    make_adapter: Any,
+) -> None:
+    """The stream breaks when the service goes away; the adapter reconnects with `since` and
+    podman replays from its events file (it ignores the fraction of `<sec>.<nanos>`, so the
+    replay starts at the whole second and the adapter drops what it already delivered)."""
+    c = podman_leon.run_leon()
+    adapter = make_adapter()
+    tap = EventTap(adapter)
+    try:
+        await tap.start(lambda n: podman_leon.cli("pause" if n % 2 else "unpause", c.name))
+        n0 = len(tap.got)
+        podman_leon.cli("unpause" if podman_leon.state_of(c.name) == "paused" else "pause", c.name)
+        await tap.wait(lambda evs: len(evs) > n0)
+        podman_leon.stop_service()
+        podman_leon.cli("kill", c.name)  # happens while nobody streams
+        podman_leon.cli("wait", c.name, check=False)
+        podman_leon.restart_service()
+        await tap.wait(lambda evs: any(e.action == "die" for e in evs))
+        podman_leon.cli("start", c.name)
+        await tap.wait(lambda evs: any(e.action == "start" for e in evs[n0:]))
+    finally:
+        await tap.close()
+    keys = [(e.at, e.action) for e in tap.got]
+    assert len(set(keys)) == len(keys), "an event was delivered twice"
+    tail = [e.action for e in tap.got[n0 + 1 :]]
+    assert tail[: tail.index("die") + 1] in (["kill", "die"], ["die"]), tail
