@@ -1,0 +1,141 @@
+"""Benchmark: the headless path end to end, and the demo fleet generator that feeds every bench.
+
+- `opcockpit snapshot --format json --db <path>` as a subprocess, interpreter start included,
+  median of 5 after one warm-up: 100 leases <= 0.3 s, 10k leases <= 1.0 s (issue #2). The fleets
+  carry the default provider mix but no provider is configured (HOME/XDG point at an empty dir),
+  so the timing is the DB read + reconcile + JSON, with the remote providers reported as errors.
+- fleet generation (sandbox.db + events.db) and `read_db_state` at each requested size.
+
+Run: `python -m bench.run --only snapshot` or `python bench/bench_snapshot.py [n ...]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # `python bench/bench_snapshot.py` from the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from opcockpit.demo.fleet import generate_fleet
+
+SNAPSHOT_TARGETS_S = {100: 0.3, 10_000: 1.0}
+GEN_TARGET_S_PER_10K = 1.0  # "50k leases in a few seconds"
+READ_TARGET_S_PER_10K = None  # informational; the snapshot target bounds it
+REPEATS = 5
+
+
+def _cli() -> list[str] | None:
+    """The installed console script if present (what users run), else `python -m opcockpit.cli`."""
+    script = Path(sys.executable).with_name("opcockpit")
+    if script.exists():
+        return [str(script)]
+    try:
+        import opcockpit.cli.main  # noqa: F401
+    except ImportError:
+        return None
+    return [sys.executable, "-m", "opcockpit.cli"]
+
+
+def _isolated_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEON_", "OPCOCKPIT_", "DOCKER_"))}
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
+    return env
+
+
+def _time_snapshot(cli: list[str], db: Path, home: Path) -> tuple[float | None, str]:
+    cmd = [*cli, "snapshot", "--format", "json", "--db", str(db)]
+    env = _isolated_env(home)
+    samples: list[float] = []
+    out = ""
+    for i in range(REPEATS + 1):  # first run warms the page cache and bytecode
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
+        dt = time.perf_counter() - t0
+        if proc.returncode != 0:
+            return None, f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}"
+        out = proc.stdout
+        if i:
+            samples.append(dt)
+    doc = json.loads(out)
+    return statistics.median(
+        samples
+    ), f"{len(doc['rows'])} rows, {len(doc['providers'])} providers; median of {REPEATS}"
+
+
+def _snapshot_rows(work: Path) -> list[dict[str, Any]]:
+    cli = _cli()
+    rows: list[dict[str, Any]] = []
+    for n, target in SNAPSHOT_TARGETS_S.items():
+        row = {
+            "name": "opcockpit snapshot --format json (subprocess, wall)",
+            "size": n,
+            "unit": "s",
+            "target": target,
+        }
+        if cli is None:
+            rows.append({**row, "value": None, "notes": "skipped: opcockpit CLI not available"})
+            continue
+        fleet = generate_fleet(work / f"snap{n}", leases=n, seed=1)
+        (work / "home").mkdir(exist_ok=True)
+        value, notes = _time_snapshot(cli, fleet.sandbox_db, work / "home")
+        rows.append({**row, "value": round(value, 3) if value is not None else None, "notes": notes})
+    return rows
+
+
+def _generation_rows(sizes: list[int], work: Path) -> list[dict[str, Any]]:
+    from opcockpit.sources.sandbox_db import read_db_state
+
+    rows: list[dict[str, Any]] = []
+    for n in sizes:
+        directory = work / f"gen{n}"
+        t0, c0 = time.perf_counter(), time.process_time()
+        fleet = generate_fleet(directory, leases=n, seed=7)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        total = sum(fleet.counts.values())
+        rows.append({
+            "name": "generate_fleet (sandbox.db + events.db)",
+            "size": n,
+            "value": round(wall, 2),
+            "unit": "s",
+            "target": round(GEN_TARGET_S_PER_10K * n / 10_000, 2),
+            "notes": f"{total:,} rows ({fleet.counts['run_events']:,} run_events); cpu {cpu:.2f} s",
+        })  # fmt: skip
+        samples = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            state = asyncio.run(read_db_state(str(fleet.sandbox_db)))
+            samples.append(time.perf_counter() - t0)
+        rows.append({
+            "name": "read_db_state (leases, terminals, sessions, snapshots)",
+            "size": n,
+            "value": round(statistics.median(samples), 3),
+            "unit": "s",
+            "target": READ_TARGET_S_PER_10K,
+            "notes": f"{len(state.leases)} leases, {len(state.terminals)} terminals, "
+            f"{len(state.chat_sessions)} sessions; median of 3",
+        })  # fmt: skip
+        shutil.rmtree(directory, ignore_errors=True)
+    return rows
+
+
+def run(sizes: list[int]) -> list[dict[str, Any]]:
+    work = Path(tempfile.mkdtemp(prefix="opcockpit-bench-"))
+    try:
+        return _snapshot_rows(work) + _generation_rows(sizes, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    for r in run([int(a) for a in sys.argv[1:]] or [1_000, 10_000, 50_000]):
+        print(r)
