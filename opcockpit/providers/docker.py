@@ -79,6 +79,8 @@ _EVENT_STATES: dict[str, NormalState] = {
 }
 GONE_ACTIONS = frozenset({"destroy", "remove"})
 _ZERO_TIME = "0001-01-01"
+# What may go into a URL path as a container reference (Docker names: [a-zA-Z0-9][a-zA-Z0-9_.-]+).
+_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def normalise_state(raw: str | None) -> NormalState:
@@ -258,11 +260,10 @@ class DockerAdapter:
         return None
 
     async def _find(self, instance_id: str) -> Instance | None:
-        if not instance_id or "/" in instance_id:
-            return None
-        inst = await self._inspect(instance_id)
-        if inst is not None:
-            return inst
+        if _REF.fullmatch(instance_id):
+            inst = await self._inspect(instance_id)
+            if inst is not None:
+                return inst
         cid = await self._resolve_by_label(instance_id)
         return await self._inspect(cid) if cid else None
 
@@ -276,21 +277,28 @@ class DockerAdapter:
 
     async def _act(
         self, instance_id: str, method: str, verb: str, params: dict[str, str] | None = None
-    ) -> tuple[httpx.Response, str, str]:
-        """Send `verb` to the container by LEON id; fall back to the label lookup on 404.
-        Returns (response, path, ref used). 404 is returned, not raised."""
-        ref = instance_id
-        for attempt in range(2):
+    ) -> tuple[httpx.Response | None, str, str]:
+        """Send `verb` to the container by LEON id (a name or Id the engine resolves), falling
+        back to the label lookup when the engine does not know it. Returns (response, path, ref
+        used); response None = no such container."""
+        ref: str | None = instance_id if _REF.fullmatch(instance_id) else None
+        looked_up = False
+        while True:
+            if ref is None:
+                if looked_up:
+                    return None, "", instance_id
+                looked_up = True
+                ref = await self._resolve_by_label(instance_id)
+                if ref is None:
+                    return None, "", instance_id
             path = f"{API}/containers/{ref}" + (f"/{verb}" if verb else "")
-            # 409 and 500 are interpreted below (podman answers state refusals with 500).
+            # 409 and 500 are interpreted by the callers (podman answers state refusals with 500).
             response = await self.client.request(method, path, params=params, expect=(204, 404, 409, 500))
-            if response.status_code != 404 or attempt:
+            if response.status_code != 404:
                 return response, path, ref
-            cid = await self._resolve_by_label(instance_id)
-            if cid is None:
-                return response, path, ref
-            ref = cid
-        raise AssertionError("unreachable")
+            if looked_up:
+                return None, path, ref
+            ref = None
 
     def _refusal(
         self, cls: type[ProviderError], method: str, path: str, response: httpx.Response, note: str
@@ -306,11 +314,11 @@ class DockerAdapter:
 
     async def _toggle(self, instance_id: str, action: str, verb: str, target: NormalState) -> ActionResult:
         response, path, ref = await self._act(instance_id, "POST", verb)
+        if response is None:
+            raise NotFound(f"container {instance_id} not found", provider=self.name)
         status = response.status_code
         if status == 204:
             return ActionResult(instance_id, action, ActionOutcome.DONE, target)
-        if status == 404:
-            raise NotFound(f"container {instance_id} not found", provider=self.name)
         # 409 (moby) / 500 (podman, and moby's unpause): confirm by state, not by message text.
         current = await self._inspect(ref)
         if current is None:
@@ -332,7 +340,7 @@ class DockerAdapter:
         A kill refused because the container is not running (409 / podman 500) is fine.
         """
         kill, _, ref = await self._act(instance_id, "POST", "kill")
-        if kill.status_code == 404:
+        if kill is None:
             return ActionResult(instance_id, "destroy", ActionOutcome.ALREADY, NormalState.GONE)
         path = f"{API}/containers/{ref}"
         response = await self.client.request(

@@ -19,7 +19,7 @@ from opcockpit.config import ProviderConfig
 from opcockpit.core.models import NormalState
 from opcockpit.doubles.base import Response
 from opcockpit.doubles.docker import DockerDouble
-from opcockpit.providers.base import ActionOutcome, Unavailable
+from opcockpit.providers.base import ActionOutcome, NotFound, Unavailable
 from opcockpit.providers.docker import DockerAdapter, normalise_state
 from opcockpit.providers.registry import build_adapter
 from tests.providers.conftest_docker import DockerScenarios, EventTap, Made
@@ -341,3 +341,16 @@ async def test_event_stream_parser_handles_split_and_concatenated_json() -> None
         assert [v async for v in _json_stream(response, adapter)] == raw
     finally:
         await adapter.aclose()
+
+
+async def test_ids_unsafe_in_a_path_go_through_the_label_lookup(
+    double: DockerDouble, make_adapter: Any
+) -> None:
+    double.add("odd/id?x=1#y", name="leon-00000000feed")
+    adapter = make_adapter()
+    assert (await adapter.get_instance("odd/id?x=1#y")).name == "leon-00000000feed"
+    assert (await adapter.pause("odd/id?x=1#y")).outcome is ActionOutcome.DONE
+    assert double.instances["odd/id?x=1#y"].state == "paused"
+    with pytest.raises(NotFound):
+        await adapter.get_instance("../../_ping")
+    assert (await adapter.destroy("../../_ping")).outcome is ActionOutcome.ALREADY
