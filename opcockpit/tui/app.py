@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol
@@ -216,7 +215,7 @@ class CockpitApp(App[int]):
 
     @work(group="refresh", exit_on_error=False)
     async def _refresh_worker(self) -> None:
-        started = time.monotonic()
+        started = self.clock()  # all time in the app comes from the injected clock (snapshots)
         try:
             gt = await self.source.refresh()
         except Exception as exc:  # keep the last picture; the header says it is old and why
@@ -224,7 +223,7 @@ class CockpitApp(App[int]):
             gt = None
         finally:
             self.inflight = False
-        self.last_duration_s = time.monotonic() - started
+        self.last_duration_s = (self.clock() - started).total_seconds()
         if gt is not None:
             self.last_error = None
             self.apply_ground_truth(gt)
@@ -243,6 +242,7 @@ class CockpitApp(App[int]):
             tabs = self.query_one("#main-tabs", TabbedContent)
             tabs.get_tab("ground-truth").label = f"Ground truth {len(gt.rows)}"
             tabs.get_tab("orphans").label = f"Orphans {len(gt.orphans)}"
+            self._sync_filter_status()
         self.refresh_bindings()
 
     def _show_header(self) -> None:

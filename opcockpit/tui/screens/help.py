@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
@@ -40,20 +42,24 @@ FILTERS: tuple[tuple[str, str], ...] = (
 GLYPHS = "✓ converged  ✗ diverged  ○ unbound  ↻ transitioning  ~ stale (dimmed, with age)  ? unknown"
 
 
-def help_table() -> Table:
+def _pairs(rows: tuple[tuple[str, str], ...], key_width: int) -> Table:
     t = Table(box=None, expand=True, show_header=False, pad_edge=False)
-    t.add_column(style="bold", no_wrap=True)
+    t.add_column(style="bold", no_wrap=True, width=key_width)
     t.add_column()
-    for k, v in KEYS:
+    for k, v in rows:
         t.add_row(k, v)
-    t.add_row("", "")
-    t.add_row("Filter", "")
-    for k, v in FILTERS:
-        t.add_row(f"  {k}", v)
-    t.add_row("", "")
-    t.add_row("Glyphs", GLYPHS)
-    t.add_row("Gutter", "> cursor row   * marked row")
     return t
+
+
+def help_renderable() -> Group:
+    return Group(
+        _pairs(KEYS, 22),
+        Text("\nFilter (/): text · regex · !inverse · field:value", style="bold"),
+        _pairs(FILTERS, 32),
+        Text("\nGlyphs", style="bold"),
+        Text(GLYPHS),
+        Text("Gutter: > cursor row   * marked row"),
+    )
 
 
 class HelpScreen(ModalScreen[None]):
@@ -64,7 +70,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
             yield Static("opcockpit — keys", id="help-title")
-            yield Static(help_table())
+            yield Static(help_renderable())
 
     def action_dismiss(self) -> None:  # type: ignore[override]
         self.dismiss(None)

@@ -8,6 +8,7 @@ events.db with a run-event timeline that can follow new events live (`f`, after_
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC
 from typing import Any, ClassVar
 
 from rich.console import Group, RenderableType
@@ -34,7 +35,9 @@ MAX_WIDTH = {"error / payload": 80, "command": 60, "data": 80, "error": 60, "cwd
 
 def ts(value: Any) -> str:
     """UTC, month-day and time: the year is noise in an incident and costs 5 columns at 80x24."""
-    return value.strftime("%m-%d %H:%M:%S") if value is not None else "-"
+    if value is None:
+        return "-"
+    return (value.astimezone(UTC) if value.tzinfo else value).strftime("%m-%d %H:%M:%S")
 
 
 def _table(title: str, columns: Sequence[str]) -> Table:
@@ -58,7 +61,7 @@ def summary(row: GroundTruthRow) -> Text:
              f"provider {row.provider_state or '-'}  status {row.lease_status or '-'}  v{row.version}"
              f"{'  needs_refresh' if row.needs_refresh else ''}\n")
     t.append(f"why: {row.reason}")
-    if row.last_error:
+    if row.last_error and row.last_error not in row.reason:
         t.append(f"\nlast_error: {row.last_error}", style="red")
     res = fmt_resources(row.resources)
     if res:

@@ -8,7 +8,7 @@ time range is a query parameter cycled with `t` (all / 15m / 1h / 24h).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from rich.table import Table
@@ -34,7 +34,7 @@ AROUND = timedelta(minutes=10)
 def fmt_ts(value: Any) -> str:
     if not isinstance(value, datetime):
         return ""
-    return value.strftime("%m-%d %H:%M:%S")
+    return (value.astimezone(UTC) if value.tzinfo else value).strftime("%m-%d %H:%M:%S")
 
 
 EVENT_COLUMNS = [

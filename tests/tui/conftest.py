@@ -1,0 +1,84 @@
+"""Fixtures for the cockpit app tests.
+
+Two data paths:
+- `SequenceSource`: hands out prepared GroundTruth objects (deterministic; snapshots, refresh
+  mechanics). It stands in for the collector only at the app's `refresh()` boundary.
+- the real pipeline: LEON sandbox.db/events.db files (tests/fixtures/leon_db.py worked example, or
+  the demo fleet with its provider doubles) -> FleetCollector -> reconcile -> app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from opcockpit.config import CockpitConfig, SourcesConfig
+from opcockpit.core.collect import FleetCollector
+from opcockpit.core.models import GroundTruth
+from opcockpit.tui.app import CockpitApp
+from opcockpit.tui.data import DbDetails
+from tests.fixtures.leon_db import WorkedExample, write_worked_example
+
+
+class SequenceSource:
+    """Returns the given snapshots in order (the last one repeats); `gate` can hold a refresh."""
+
+    def __init__(self, snapshots: list[GroundTruth]) -> None:
+        self.snapshots = snapshots
+        self.calls = 0
+        self.closed = False
+        self.gate: asyncio.Event | None = None
+        self.fail_next: Exception | None = None
+
+    async def refresh(self) -> GroundTruth:
+        self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail_next is not None:
+            exc, self.fail_next = self.fail_next, None
+            raise exc
+        return self.snapshots[min(self.calls - 1, len(self.snapshots) - 1)]
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def wait_until(pilot: object, cond: Callable[[], bool], tries: int = 200) -> None:
+    for _ in range(tries):
+        if cond():
+            return
+        await pilot.pause(0.02)  # type: ignore[attr-defined]
+    raise AssertionError("condition not reached")
+
+
+@pytest.fixture
+def worked_example(tmp_path: Path) -> WorkedExample:
+    return write_worked_example(tmp_path / "leon")
+
+
+def worked_example_app(we: WorkedExample, **kwargs: object) -> CockpitApp:
+    """The app on the real pipeline over the worked-example DBs, with a fixed clock."""
+    cfg = CockpitConfig(sources=SourcesConfig(sandbox_db=we.sandbox_db, events_db=we.events_db))
+
+    def now() -> datetime:
+        return we.now
+
+    return CockpitApp(
+        FleetCollector(cfg, clock=now),
+        details=DbDetails(str(we.sandbox_db), str(we.events_db)),
+        clock=now,
+        auto_refresh=False,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def demo_env() -> Iterator[object]:
+    from opcockpit.demo.runtime import demo_environment
+
+    with demo_environment(seed=7, leases=40, drift=False) as env:
+        yield env
