@@ -49,26 +49,35 @@ class IdGen:
         return "".join(self.rng.choices(ALNUM, k=n))
 
     # sandbox.db ids -------------------------------------------------------------------------
+    # Hot path (about 20 ids per lease): a plain loop instead of _unique(lambda) per call.
+    def _hex_id(self, prefix: str, nibbles: int) -> str:
+        used, bits = self.used, self.rng.getrandbits
+        while True:
+            value = f"{prefix}{bits(nibbles * 4):0{nibbles}x}"
+            if value not in used:
+                used.add(value)
+                return value
+
     def lease(self) -> str:
-        return self._unique(lambda: "lease-" + self.hex(12))
+        return self._hex_id("lease-", 12)
 
     def adopted_lease(self) -> str:
-        return self._unique(lambda: "lease-adopt-" + self.hex(12))
+        return self._hex_id("lease-adopt-", 12)
 
     def terminal(self) -> str:
-        return self._unique(lambda: "term-" + self.hex(12))
+        return self._hex_id("term-", 12)
 
     def session(self) -> str:
-        return self._unique(lambda: "sess-" + self.hex(12))
+        return self._hex_id("sess-", 12)
 
     def runtime(self) -> str:
-        return self._unique(lambda: "runtime-" + self.hex(12))
+        return self._hex_id("runtime-", 12)
 
     def command(self) -> str:
-        return self._unique(lambda: "cmd_" + self.hex(12))
+        return self._hex_id("cmd_", 12)
 
     def event(self) -> str:
-        return self._unique(lambda: "evt-" + self.hex(32))
+        return self._hex_id("evt-", 32)
 
     def member(self) -> str:
         return self._unique(lambda: "m_" + self.alnum(12))
