@@ -1,0 +1,697 @@
+"""Operator actions (pause / resume / destroy / adopt): the one core API behind the CLI and the TUI.
+
+    ops = Operations(config, collector=collector)          # or Operations(config, adapters=...)
+    plan = ops.plan(Action.PAUSE, ["lease-3f9a", row], seen=gt)   # resolve + gate, no I/O
+    results = await ops.execute(plan)                       # list[Operation], pending/refused/failed
+    ops.tracker.observe(next_gt)                            # TUI: after every refresh
+    await ops.wait_converged(results, timeout=30)           # CLI: re-lists until settled
+
+Every operation, under a per-target lock (two operations on one lease run one after the other,
+and the second re-checks):
+1. refuses at once in read-only mode (no provider request, no DB write);
+2. re-reads the truth: the lease row (read-only connection) and a fresh provider GET; refuses
+   when it no longer matches what the operator saw (lease rebound to another instance, orphan
+   adopted meanwhile, orphan not confirmed by GET on an eventually consistent provider);
+3. writes the intent LEON's way (`LeonWriter.write_intent`, one BEGIN IMMEDIATE transaction);
+4. calls the provider (capability-gated; LEON's `local` has no API and is refused);
+5. records the outcome LEON's way (success: observed state; failure: last_error, needs_refresh);
+6. appends an audit row; the result stays `pending` until an observation confirms it.
+Idempotent: an instance already in the requested state (or already gone) is `already`, not an
+error. Orphans are acted on at the provider only (no DB write); adopt writes a new lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from opcockpit.core.models import GroundTruth, Instance, NormalState
+from opcockpit.core.ops_targets import Action, Target, TargetError, resolve_targets
+from opcockpit.core.ops_track import Operation, OperationTracker, OpStatus, wait_converged
+
+if TYPE_CHECKING:
+    from opcockpit.config import CockpitConfig
+    from opcockpit.core.audit import AuditLog
+    from opcockpit.core.collect import FleetCollector
+    from opcockpit.providers.base import ActionResult, ProviderAdapter
+    from opcockpit.sources.leon_writer import LeonWriter
+
+__all__ = [
+    "Action",
+    "Gate",
+    "OpStatus",
+    "Operation",
+    "OperationTracker",
+    "Operations",
+    "Plan",
+    "PlanItem",
+    "Target",
+    "TargetError",
+    "wait_converged",
+]
+
+# Working directory of a terminal created when an adopted instance is attached to a thread
+# (LEON's per-provider workspace roots; anything else gets /workspace).
+ADOPT_CWD = {"docker": "/workspace", "e2b": "/home/user", "daytona": "/home/daytona"}
+_ERROR_CHARS = 500
+ProgressFn = Callable[[Operation, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """Whether an action may run on a target, and why not (shown greyed out in the TUI)."""
+
+    allowed: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanItem:
+    target: Target
+    gate: Gate
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    action: Action
+    items: tuple[PlanItem, ...]
+    thread_id: str | None = None  # adopt: attach to this thread
+    errors: tuple[str, ...] = field(default=())  # plan-level problems (e.g. --thread with 2 targets)
+
+    @property
+    def allowed(self) -> list[Target]:
+        return [i.target for i in self.items if i.gate.allowed] if not self.errors else []
+
+    @property
+    def refused(self) -> list[PlanItem]:
+        return [i for i in self.items if not i.gate.allowed]
+
+    def summary(self) -> str:
+        n, ok = len(self.items), len(self.allowed)
+        text = f"{self.action.value} {n} target{'s' if n != 1 else ''}"
+        if ok != n:
+            text += f" ({ok} allowed, {n - ok} refused)"
+        return text
+
+
+class _Refuse(Exception):
+    """Stop an operation before any change; the message is shown to the operator."""
+
+
+class Operations:
+    """The operator-action API. One per cockpit process (its locks serialise per target)."""
+
+    def __init__(
+        self,
+        config: CockpitConfig,
+        *,
+        collector: FleetCollector | None = None,
+        adapters: MutableMapping[str, ProviderAdapter] | None = None,
+        read_only: bool | None = None,
+        operator: str | None = None,
+        audit: AuditLog | None = None,
+        convergence_timeout_s: float | None = None,
+        busy_timeout_s: float = 5.0,
+        max_parallel: int = 8,
+        writer_clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        from opcockpit.core.audit import current_operator
+
+        self.config = config
+        self.collector = collector
+        # Share the collector's adapters: one connection pool per provider, built once.
+        if adapters is not None:
+            self.adapters: MutableMapping[str, ProviderAdapter] = adapters
+        elif collector is not None:
+            self.adapters = collector.adapters
+        else:
+            self.adapters = {}
+        self.read_only = bool(config.read_only or read_only)
+        self.operator = operator or current_operator()
+        self.audit = audit
+        self.convergence_timeout_s = convergence_timeout_s or max(30.0, 5 * config.refresh_s)
+        self.busy_timeout_s = busy_timeout_s
+        self._writer_clock = writer_clock
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._sem = asyncio.Semaphore(max(1, max_parallel))
+        self._build_errors: dict[str, str] = {}
+        self.tracker = OperationTracker(on_settle=self._settled)
+
+    # ------------------------------------------------------------------ adapters and gates
+
+    @property
+    def db_path(self) -> str:
+        return str(self.config.sources.sandbox_db)
+
+    def writer(self) -> LeonWriter:
+        from opcockpit.sources.leon_writer import LeonWriter
+
+        return LeonWriter(
+            self.db_path,
+            operator=self.operator,
+            read_only=self.read_only,
+            busy_timeout_s=self.busy_timeout_s,
+            clock=self._writer_clock,
+        )
+
+    def adapter(self, provider: str) -> ProviderAdapter | None:
+        """The adapter for a configured provider, built on first use; None (see gate) otherwise."""
+        found = self.adapters.get(provider)
+        if found is not None:
+            return found
+        cfg = self.config.providers.get(provider)
+        if cfg is None or not cfg.enabled:
+            return None
+        from opcockpit.providers.registry import build_adapter
+
+        try:
+            built = build_adapter(cfg)
+        except Exception as exc:
+            from opcockpit.core.collect import one_line_error
+
+            self._build_errors[provider] = one_line_error(exc)
+            return None
+        self.adapters[provider] = built
+        return built
+
+    def _kind(self, provider: str) -> str:
+        cfg = self.config.providers.get(provider)
+        if cfg is not None:
+            return cfg.kind
+        adapter = self.adapters.get(provider)
+        return str(getattr(adapter, "kind", "unknown"))
+
+    def gate(self, action: Action | str, target: Target | Any, *, dry_run: bool = False) -> Gate:
+        """Static check (no I/O beyond building an adapter): may `action` run on `target`?
+
+        The TUI greys out keys whose gate is closed, with `reason` as the hint. A dry run is
+        allowed in read-only mode (it changes nothing).
+        """
+        action = Action(action)
+        if not isinstance(target, Target):
+            target = resolve_targets([target], None)[0]
+        if self.read_only and not dry_run:
+            return Gate(False, "read-only mode: actions are disabled")
+        prov = target.provider
+        cfg = self.config.providers.get(prov)
+        if prov not in self.adapters:
+            if cfg is None:
+                return Gate(False, f"provider {prov!r} is not configured")
+            if not cfg.enabled:
+                return Gate(False, f"provider {prov!r} is disabled in the config")
+        if self._kind(prov) == "local":
+            return Gate(
+                False, f"provider {prov!r} is LEON's local provider: it has no API the cockpit can call"
+            )
+        adapter = self.adapter(prov)
+        if adapter is None:
+            why = self._build_errors.get(prov, "no adapter")
+            return Gate(False, f"provider {prov!r} unavailable: {why}")
+        caps = adapter.capabilities
+        if not caps.has_api:
+            return Gate(False, f"provider {prov!r} has no API the cockpit can call")
+        if action is Action.ADOPT:
+            if target.kind != "orphan":
+                return Gate(False, f"lease {target.lease_id} is already a lease; adopt applies to orphans")
+            if target.seen_provider_state in ("stopped", "gone"):
+                return Gate(
+                    False, f"instance is {target.seen_provider_state}: destroy it rather than adopt it"
+                )
+        else:
+            can = {
+                Action.PAUSE: caps.can_pause,
+                Action.RESUME: caps.can_resume,
+                Action.DESTROY: caps.can_destroy,
+            }
+            if not can[action]:
+                return Gate(False, f"provider {prov!r} does not support {action.value}")
+            if action is not Action.DESTROY and target.instance_id is None:
+                return Gate(False, f"lease {target.lease_id} has no instance bound (LEON binds on first use)")
+        if target.kind == "orphan" and target.confirmed is False:
+            return Gate(
+                False, "orphan not confirmed by a GET yet (eventually consistent listing); wait a refresh"
+            )
+        return Gate(True)
+
+    # ------------------------------------------------------------------ planning
+
+    def resolve(self, refs: Sequence[object], seen: GroundTruth | None) -> list[Target]:
+        return resolve_targets(list(refs), seen)
+
+    def plan(
+        self,
+        action: Action | str,
+        targets: Sequence[object],
+        *,
+        seen: GroundTruth | None = None,
+        thread_id: str | None = None,
+        dry_run: bool = False,
+    ) -> Plan:
+        """Resolve `targets` (strings need `seen`) and gate each one. Raises TargetError."""
+        action = Action(action)
+        resolved = self.resolve(targets, seen)
+        errors: list[str] = []
+        if thread_id is not None:
+            if action is not Action.ADOPT:
+                errors.append("--thread applies to adopt only")
+            elif len(resolved) > 1:
+                errors.append("a thread has one lease: adopt one target when attaching to a thread")
+            elif not thread_id.strip():
+                errors.append("empty thread id")
+        items = tuple(PlanItem(t, self.gate(action, t, dry_run=dry_run)) for t in resolved)
+        return Plan(action, items, thread_id=thread_id, errors=tuple(errors))
+
+    # ------------------------------------------------------------------ execution
+
+    async def execute(
+        self,
+        plan: Plan,
+        *,
+        dry_run: bool = False,
+        on_progress: ProgressFn | None = None,
+    ) -> list[Operation]:
+        """Run the plan (targets concurrently, each target serialised). Never raises for a target:
+        refusals and failures are in the returned operations (same order as the plan)."""
+        if plan.errors:
+            raise ValueError("; ".join(plan.errors))
+        return list(
+            await asyncio.gather(
+                *(self._run(plan.action, item, plan.thread_id, dry_run, on_progress) for item in plan.items)
+            )
+        )
+
+    async def run(
+        self,
+        action: Action | str,
+        target: Target | Any,
+        *,
+        thread_id: str | None = None,
+        dry_run: bool = False,
+        on_progress: ProgressFn | None = None,
+    ) -> Operation:
+        """One action on one target (a Target, GroundTruthRow or OrphanRow)."""
+        plan = self.plan(action, [target], thread_id=thread_id, dry_run=dry_run)
+        return (await self.execute(plan, dry_run=dry_run, on_progress=on_progress))[0]
+
+    def _lock_keys(self, target: Target) -> list[str]:
+        keys = [f"inst:{target.instance_key}"] if target.instance_key else []
+        if target.lease_id:
+            keys.append(f"lease:{target.lease_id}")
+        return sorted(keys)
+
+    async def _run(
+        self,
+        action: Action,
+        item: PlanItem,
+        thread_id: str | None,
+        dry_run: bool,
+        progress: ProgressFn | None,
+    ) -> Operation:
+        target = item.target
+        op = Operation(action, target, dry_run=dry_run, before=target.seen())
+        started = time.perf_counter()
+
+        def stage(name: str) -> None:
+            if progress is not None:
+                progress(op, name)
+
+        try:
+            async with self._sem, contextlib.AsyncExitStack() as stack:
+                if not item.gate.allowed:
+                    raise _Refuse(item.gate.reason or "not allowed")
+                if self.read_only and not dry_run:
+                    raise _Refuse("read-only mode: actions are disabled")
+                for key in self._lock_keys(target):
+                    await stack.enter_async_context(self._locks.setdefault(key, asyncio.Lock()))
+                stage("checking")
+                gate = self.gate(action, target, dry_run=dry_run)  # re-check under the lock
+                if not gate.allowed:
+                    raise _Refuse(gate.reason or "not allowed")
+                if target.kind == "lease":
+                    await self._lease_action(op, stage)
+                elif action is Action.ADOPT:
+                    await self._adopt(op, thread_id, stage)
+                else:
+                    await self._orphan_action(op, stage)
+        except _Refuse as exc:
+            op.status = OpStatus.REFUSED
+            op.message = op.error = _clip(str(exc))
+        except Exception as exc:  # never let one target's surprise end the others
+            op.status = OpStatus.FAILED
+            op.message = op.error = _clip(f"{type(exc).__name__}: {exc}")
+        op.finished_at = datetime.now(UTC)
+        op.duration_ms = int((time.perf_counter() - started) * 1000)
+        if op.status is OpStatus.PENDING:
+            op.deadline = op.finished_at + timedelta(seconds=self.convergence_timeout_s)
+            self.tracker.track(op)
+        self._audit(op)
+        stage("done")
+        return op
+
+    # ------------------------------------------------------------------ re-reading the truth
+
+    async def _fresh(self, op: Operation) -> Instance | None:
+        """A fresh GET of the target instance; None when the provider says it is gone."""
+        from opcockpit.providers.base import NotFound
+
+        t = op.target
+        adapter = self.adapter(t.provider)
+        assert adapter is not None and t.instance_id is not None
+        try:
+            inst = await adapter.get_instance(t.instance_id)
+        except NotFound:
+            return None
+        except Exception as exc:
+            raise _Refuse(f"cannot verify {t.instance_key} at the provider right now: {_one(exc)}") from None
+        return None if inst.state is NormalState.GONE else inst
+
+    async def _db_lease(self, lease_id: str) -> Any:
+        from opcockpit.sources.errors import SourceError
+        from opcockpit.sources.sandbox_db import SandboxDbReader
+
+        try:
+            async with SandboxDbReader(self.db_path) as reader:
+                return await reader.lease(lease_id)
+        except SourceError as exc:
+            raise _Refuse(f"cannot re-read sandbox.db: {exc}") from None
+
+    async def _binding_leases(self, provider: str, ids: Iterable[str]) -> list[str]:
+        from opcockpit.sources.errors import SourceError
+        from opcockpit.sources.sandbox_db import SandboxDbReader
+
+        wanted = set(ids)
+        found: list[str] = []
+        try:
+            async with SandboxDbReader(self.db_path) as reader:
+                for iid in wanted:
+                    for lease in await reader.find_leases(iid):
+                        if lease.provider_name == provider and lease.current_instance_id in wanted:
+                            found.append(lease.lease_id)
+        except SourceError as exc:
+            raise _Refuse(f"cannot re-read sandbox.db: {exc}") from None
+        return sorted(set(found))
+
+    # ------------------------------------------------------------------ lease actions
+
+    def _satisfied(self, action: Action, inst: Instance | None, provider: str) -> bool:
+        if action is Action.DESTROY:
+            return inst is None
+        if inst is None:
+            return False
+        if action is Action.PAUSE:
+            return inst.state is NormalState.PAUSED or (
+                inst.state is NormalState.STOPPED and self._kind(provider) == "daytona"
+            )
+        return inst.state is NormalState.RUNNING
+
+    async def _lease_action(self, op: Operation, stage: Callable[[str], None]) -> None:
+        from opcockpit.sources.leon_writer import ACTION_DESIRED, WriteError
+
+        t, action = op.target, op.action
+        assert t.lease_id is not None
+        lease = await self._db_lease(t.lease_id)
+        if lease is None:
+            raise _Refuse(f"lease {t.lease_id} no longer exists in sandbox.db")
+        if lease.provider_name != t.provider:
+            raise _Refuse(
+                f"lease {t.lease_id} now belongs to provider {lease.provider_name}, not {t.provider}"
+            )
+        if lease.current_instance_id != t.instance_id:
+            raise _Refuse(
+                f"lease {t.lease_id} changed since you looked: instance {t.instance_id or '(none)'} -> "
+                f"{lease.current_instance_id or '(none)'}; refresh and retry"
+            )
+        op.before = {
+            "desired_state": lease.desired_state,
+            "observed_state": lease.observed_state,
+            "instance_id": lease.current_instance_id,
+            "version": lease.version,
+            "provider_state": t.seen_provider_state,
+        }
+        desired = ACTION_DESIRED[action.value]
+        target_obs = {"pause": "paused", "resume": "running", "destroy": "detached"}[action.value]
+        db_done = lease.desired_state == desired and lease.observed_state == target_obs
+        inst: Instance | None = None
+        if t.instance_id is not None:
+            inst = await self._fresh(op)
+            op.before["provider_state"] = inst.state.value if inst else "gone"
+            if inst is None and action is not Action.DESTROY:
+                raise _Refuse(f"instance {t.instance_id} is gone at the provider; nothing to {action.value}")
+        already = self._satisfied(action, inst, t.provider) if t.instance_id is not None else db_done
+        if op.dry_run:
+            op.status = OpStatus.PLANNED
+            op.outcome = "already" if already else None
+            op.message = (
+                f"would {action.value}: already {'gone' if action is Action.DESTROY else target_obs}"
+                if already
+                else f"would {action.value} {t.describe()}"
+            )
+            return
+        if already and db_done:
+            op.outcome = "already"
+            op.message = f"already {'gone' if action is Action.DESTROY else target_obs}; nothing to do"
+            op.after = dict(op.before)
+            return
+        writer = self.writer()
+        payload = {"operator": self.operator, "op_id": op.op_id, "via": "opcockpit"}
+        try:
+            intent = await asyncio.to_thread(
+                writer.write_intent,
+                t.lease_id,
+                action.value,
+                expect_instance_id=t.instance_id,
+                payload=payload,
+            )
+        except WriteError as exc:
+            if exc.kind in ("conflict", "read_only"):
+                raise _Refuse(str(exc)) from None
+            op.status = OpStatus.FAILED
+            op.message = op.error = _clip(f"could not write the intent: {exc}")
+            return
+        stage("intent")
+        result: ActionResult | None = None
+        if already or t.instance_id is None:
+            outcome = "already" if already else "done"
+        else:
+            try:
+                result = await self._call(action, t.provider, t.instance_id)
+            except _Refuse:
+                raise
+            except Exception as exc:
+                message = _clip(f"Failed to {action.value} lease {t.lease_id}: {_one(exc)}")
+                op.status = OpStatus.FAILED
+                op.message = op.error = message
+                try:
+                    snap = await asyncio.to_thread(writer.record_failure, intent, message, payload=payload)
+                    op.after = snap.as_dict()
+                except WriteError as wexc:
+                    op.message = f"{message}; and the failure could not be recorded: {wexc}"
+                stage("provider")
+                return
+            outcome = result.outcome.value
+        stage("provider")
+        op.outcome = outcome
+        try:
+            snap = await asyncio.to_thread(writer.record_success, intent, outcome=outcome, payload=payload)
+            op.after = snap.as_dict()
+        except WriteError as exc:
+            # The provider did act: stay pending (observation decides), but say the DB lags.
+            op.error = _clip(f"{action.value} done at the provider but the outcome was not recorded: {exc}")
+        op.message = self._done_message(op, result, bound=t.instance_id is not None)
+        stage("recorded")
+
+    def _done_message(self, op: Operation, result: ActionResult | None, *, bound: bool) -> str:
+        verb = {"pause": "paused", "resume": "resumed", "destroy": "destroyed", "adopt": "adopted"}[
+            op.action.value
+        ]
+        if not bound:
+            return "no instance bound; lease marked destroyed"
+        if op.outcome == "already":
+            state = "gone" if op.action is Action.DESTROY else op.intended_state
+            return (
+                f"already {state} at the provider; recorded in sandbox.db"
+                if op.target.lease_id
+                else (f"already {state}")
+            )
+        if op.outcome == "accepted":
+            return f"{op.action.value} accepted by the provider (in progress)"
+        detail = f" ({result.detail})" if result is not None and result.detail else ""
+        return f"{verb}{detail}"
+
+    async def _call(self, action: Action, provider: str, instance_id: str) -> ActionResult:
+        adapter = self.adapter(provider)
+        assert adapter is not None
+        if self.read_only:  # belt and braces: no mutation request may leave a read-only cockpit
+            raise _Refuse("read-only mode: actions are disabled")
+        if action is Action.PAUSE:
+            return await adapter.pause(instance_id)
+        if action is Action.RESUME:
+            return await adapter.resume(instance_id)
+        return await adapter.destroy(instance_id)
+
+    # ------------------------------------------------------------------ orphans
+
+    async def _orphan_checks(self, op: Operation) -> Instance | None:
+        t = op.target
+        assert t.instance_id is not None
+        inst = await self._fresh(op)
+        ids = [t.instance_id, *(inst.aliases if inst else ())]
+        bound = await self._binding_leases(t.provider, ids)
+        if bound:
+            raise _Refuse(
+                f"{t.instance_key} is now bound to lease {bound[0]} (adopted meanwhile?); "
+                "act on the lease instead"
+            )
+        op.before = {
+            "provider_state": inst.state.value if inst else "gone",
+            "raw_state": inst.raw_state if inst else None,
+            "lease_id": None,
+        }
+        return inst
+
+    async def _orphan_action(self, op: Operation, stage: Callable[[str], None]) -> None:
+        t, action = op.target, op.action
+        assert t.instance_id is not None
+        inst = await self._orphan_checks(op)
+        if inst is None and action is not Action.DESTROY:
+            raise _Refuse(f"instance {t.instance_key} is gone at the provider; nothing to {action.value}")
+        if inst is not None and inst.raw_state == "destroying" and action is Action.DESTROY:
+            already = True
+        else:
+            already = self._satisfied(action, inst, t.provider)
+        if op.dry_run:
+            op.status = OpStatus.PLANNED
+            op.outcome = "already" if already else None
+            op.message = f"would {action.value} orphan {t.instance_key}" + (
+                " (already there)" if already else ""
+            )
+            return
+        result: ActionResult | None = None
+        if already:
+            op.outcome = "already"
+        else:
+            try:
+                result = await self._call(action, t.provider, t.instance_id)
+            except _Refuse:
+                raise
+            except Exception as exc:
+                op.status = OpStatus.FAILED
+                op.message = op.error = _clip(f"Failed to {action.value} {t.instance_key}: {_one(exc)}")
+                stage("provider")
+                return
+            op.outcome = result.outcome.value
+        stage("provider")
+        op.after = {"provider_state": (result.state.value if result and result.state else op.intended_state)}
+        op.message = self._done_message(op, result, bound=True)
+
+    async def _adopt(self, op: Operation, thread_id: str | None, stage: Callable[[str], None]) -> None:
+        from opcockpit.sources.leon_writer import WriteError
+
+        t = op.target
+        assert t.instance_id is not None
+        inst = await self._orphan_checks(op)
+        if inst is None:
+            raise _Refuse(f"instance {t.instance_key} is gone at the provider; nothing to adopt")
+        state = _leon_state(inst)
+        if state is None:
+            raise _Refuse(
+                f"instance {t.instance_key} is {inst.raw_state}: LEON would see it as detached; "
+                "destroy it instead"
+            )
+        op.adopt_state = state
+        if op.dry_run:
+            op.status = OpStatus.PLANNED
+            where = f" and attach it to thread {thread_id}" if thread_id else ""
+            op.message = f"would adopt {t.instance_key} as a new lease ({state}){where}"
+            return
+        cwd = ADOPT_CWD.get(self._kind(t.provider), "/workspace")
+        try:
+            rec = await asyncio.to_thread(
+                self.writer().adopt, t.provider, t.instance_id, state, aliases=inst.aliases,
+                thread_id=thread_id, cwd=cwd,
+            )  # fmt: skip
+        except WriteError as exc:
+            if exc.kind in ("conflict", "read_only"):
+                raise _Refuse(str(exc)) from None
+            op.status = OpStatus.FAILED
+            op.message = op.error = _clip(f"could not adopt: {exc}")
+            return
+        stage("recorded")
+        op.new_lease_id = rec.lease_id
+        op.target = replace(t, thread_id=thread_id) if thread_id else t
+        op.outcome = "done"
+        op.after = rec.after.as_dict() | ({"terminal_id": rec.terminal_id} if rec.terminal_id else {})
+        op.message = f"adopted as {rec.lease_id} ({state})" + (
+            f", attached to thread {thread_id}" if thread_id else ""
+        )
+
+    # ------------------------------------------------------------------ convergence and audit
+
+    async def wait_converged(self, ops: Operation | Iterable[Operation], timeout: float) -> list[Operation]:
+        if self.collector is None:
+            raise RuntimeError(
+                "Operations.wait_converged needs a collector (Operations(config, collector=...))"
+            )
+        return await wait_converged(self.collector, ops, timeout, tracker=self.tracker)
+
+    def _audit(self, op: Operation) -> None:
+        if self.audit is None:
+            return
+        t = op.target
+        try:
+            self.audit.record(
+                op_id=op.op_id, operator=self.operator, action=op.action.value, result=op.status.value,
+                provider=t.provider, lease_id=t.lease_id or op.new_lease_id, instance_id=t.instance_id,
+                thread_id=t.thread_id, before=op.before, after=op.after, outcome=op.outcome,
+                error=op.error, duration_ms=op.duration_ms, dry_run=op.dry_run, read_only=self.read_only,
+                at=op.started_at,
+            )  # fmt: skip
+        except Exception as exc:  # the audit must not turn a done action into an error
+            op.message = f"{op.message} (audit not written: {_one(exc)})"
+
+    def _settled(self, op: Operation) -> None:
+        if self.audit is not None:
+            with contextlib.suppress(Exception):
+                self.audit.settle(op.op_id, op.status.value)
+
+    async def aclose(self) -> None:
+        """Close adapters this object built itself (a shared collector closes its own)."""
+        if self.collector is not None and self.adapters is self.collector.adapters:
+            return
+        for adapter in list(self.adapters.values()):
+            with contextlib.suppress(Exception):
+                await adapter.aclose()
+
+
+def _leon_state(inst: Instance) -> str | None:
+    """LEON's normalised observed state for an adopted instance; None when it is not live."""
+    if inst.state is NormalState.RUNNING:
+        return "running"
+    if inst.state is NormalState.PAUSED:
+        return "paused"
+    if inst.state in (NormalState.TRANSITIONING, NormalState.UNKNOWN):
+        return "unknown"
+    return None
+
+
+def _one(exc: BaseException) -> str:
+    from opcockpit.config import scrub
+
+    text = " ".join((str(exc) or type(exc).__name__).split())
+    return scrub(text)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _ERROR_CHARS else text[: _ERROR_CHARS - 1] + "…"
+
+
+def index_targets(gt: GroundTruth) -> Mapping[str, Target]:
+    """Every row and orphan of `gt` as a Target, by row key (for the TUI's marks)."""
+    out: dict[str, Target] = {r.lease_id: Target.of_row(r) for r in gt.rows}
+    out.update({o.key: Target.of_orphan(o) for o in gt.orphans})
+    return out
