@@ -388,7 +388,7 @@ def test_never_listed_provider_is_stale_without_age_and_reports_error():
     row = only_row(gt)
     assert row.convergence is Convergence.STALE
     assert row.stale_age_s is None and row.provider_state is None
-    assert "never listed successfully" in row.reason and "AuthFailed: 401" in row.reason
+    assert row.reason == "provider daytona_selfhost has no listing yet (AuthFailed: 401)"
     (health,) = gt.providers
     assert health.status is ProviderStatus.ERROR
     assert health.instance_count is None and health.age_s is None

@@ -488,7 +488,7 @@ def _provider_context(listing: ProviderListing, now: datetime) -> tuple[_Prov, P
         ctx = _Prov(listing.provider, listing.kind, _MODE_STALE)
         err = _one_line(listing.error or "listing failed")
         if age is None:
-            ctx.stale_prefix = f"provider {listing.provider} never listed successfully ({err})"
+            ctx.stale_prefix = f"provider {listing.provider} has no listing yet ({err})"
             count = None
         else:
             ctx.index = _build_index(listing.instances)
