@@ -43,7 +43,7 @@ from opcockpit.providers.base import (
 )
 from opcockpit.providers.http import ApiClient
 
-__all__ = ["DEFAULT_LABEL_FILTER", "DockerAdapter", "normalise_state"]
+__all__ = ["DEFAULT_LABEL_FILTER", "DockerAdapter", "UnsupportedHost", "normalise_state"]
 
 API = "/v1.41"
 DEFAULT_HOST = "unix:///var/run/docker.sock"
@@ -81,6 +81,11 @@ GONE_ACTIONS = frozenset({"destroy", "remove"})
 _ZERO_TIME = "0001-01-01"
 # What may go into a URL path as a container reference (Docker names: [a-zA-Z0-9][a-zA-Z0-9_.-]+).
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+class UnsupportedHost(ProviderError, ValueError):
+    """A host URL this adapter cannot speak to (ssh://, npipe://): a configuration error that
+    fails this provider only (it is a ProviderError like any other listing failure)."""
 
 
 def normalise_state(raw: str | None) -> NormalState:
@@ -135,7 +140,9 @@ class DockerAdapter:
         self.name = name
         self.host = host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
         if not self.host.startswith(("unix://", "tcp://", "http://")):
-            raise ValueError(f"unsupported docker host {self.host!r} (want unix:///path or tcp://host:port)")
+            raise UnsupportedHost(
+                f"unsupported docker host {self.host!r} (want unix:///path or tcp://host:port)", provider=name
+            )
         self.label_filter = dict(DEFAULT_LABEL_FILTER if label_filter is None else label_filter)
         self.capabilities = Capabilities(has_events=True)
         self.events_backoff_s = events_backoff_s

@@ -19,7 +19,7 @@ from opcockpit.config import ProviderConfig
 from opcockpit.core.models import NormalState
 from opcockpit.doubles.base import Response
 from opcockpit.doubles.docker import DockerDouble
-from opcockpit.providers.base import ActionOutcome, NotFound, Unavailable
+from opcockpit.providers.base import ActionOutcome, NotFound, ProviderError, Unavailable
 from opcockpit.providers.docker import DockerAdapter, normalise_state
 from opcockpit.providers.registry import build_adapter
 from tests.providers.conftest_docker import DockerScenarios, EventTap, Made
@@ -278,7 +278,7 @@ async def test_tcp_host() -> None:
 
 
 def test_unsupported_host_is_rejected() -> None:
-    with pytest.raises(ValueError, match="npipe"):
+    with pytest.raises(ProviderError, match="npipe"):
         DockerAdapter("docker", host="npipe:////./pipe/docker_engine")
 
 
