@@ -37,7 +37,8 @@ from opcockpit.providers.base import (
 )
 from tests.providers.contract import AdapterContract, error_texts
 
-SECRET = "akm-test-Zq7xSECRETvalue-0042"
+# Deliberately not shaped like a real key ("akm-…"): the redactor's pattern would hide a leak.
+SECRET = "ab-Zq7xSECRETvalue-0042"
 PAGE = 3
 
 
