@@ -170,3 +170,9 @@ def test_last_resort_handler_redacts_secrets(debug: bool, tmp_path: Path, capsys
     if not debug:
         assert len(err.splitlines()) == 1 and "--debug" in err
 
+
+
+def test_tui_refuses_without_a_terminal(env) -> None:
+    res = run_cli(env=env)  # subprocess: stdin/stdout are pipes
+    line = assert_one_line_failure(res, code=2)
+    assert "opcockpit snapshot" in line

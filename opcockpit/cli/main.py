@@ -142,6 +142,9 @@ def _run_tui(args: argparse.Namespace) -> int:
     from opcockpit.cli.common import load_or_exit
 
     loaded = load_or_exit(args)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        err("opcockpit: the live cockpit needs a terminal; for pipes and scripts use `opcockpit snapshot`")
+        return EXIT_USAGE
     try:
         import opcockpit.tui.app as tui_app
     except ImportError as exc:
@@ -150,15 +153,7 @@ def _run_tui(args: argparse.Namespace) -> int:
                 "try `opcockpit snapshot` or `opcockpit demo --snapshot`")
             return EXIT_INTERNAL
         raise
-    runner = getattr(tui_app, "run_tui", None)
-    if runner is not None:
-        return int(runner(loaded, read_only=loaded.config.read_only, debug=args.debug) or 0)
-    app_cls = getattr(tui_app, "CockpitApp", None)
-    if app_cls is None:
-        err("opcockpit: opcockpit.tui.app has neither run_tui() nor CockpitApp")
-        return EXIT_INTERNAL
-    result = app_cls(loaded.config).run()
-    return result if isinstance(result, int) else EXIT_OK
+    return int(tui_app.run_tui(loaded, read_only=loaded.config.read_only, debug=args.debug) or 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
