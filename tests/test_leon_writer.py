@@ -24,7 +24,7 @@ from tests.operations_support import (
 )
 
 VARIANTS = ("leonai", "mycel", "older")
-L, I = "lease-aaaaaaaaaaaa", "leon-111111111111"
+L, INST = "lease-aaaaaaaaaaaa", "leon-111111111111"
 OP = "alice@testhost"
 
 
@@ -32,7 +32,7 @@ OP = "alice@testhost"
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     return build_db(
         tmp_path / "sandbox.db",
-        [LeaseSpec(L, "docker", I, thread_id="thread-1"), LeaseSpec("lease-bbbbbbbbbbbb", "e2b", "i-2")],
+        [LeaseSpec(L, "docker", INST, thread_id="thread-1"), LeaseSpec("lease-bbbbbbbbbbbb", "e2b", "i-2")],
         variant=request.param,
     )
 
@@ -48,7 +48,7 @@ def naive_local(ts: str) -> bool:
 def test_pause_intent_then_success_is_leons_apply(db: Path) -> None:
     before = versions(db)
     w = writer(db)
-    intent = w.write_intent(L, "pause", expect_instance_id=I, payload={"op_id": "x1"})
+    intent = w.write_intent(L, "pause", expect_instance_id=INST, payload={"op_id": "x1"})
     row = lease_row(db, L)
     assert (row["desired_state"], row["observed_state"], row["version"]) == ("paused", "running", 4)
     assert naive_local(row["observed_at"]) and naive_local(row["updated_at"])
@@ -64,27 +64,27 @@ def test_pause_intent_then_success_is_leons_apply(db: Path) -> None:
         ("observe.status", "opcockpit:alice@testhost", None),
     ]
     assert all(re.fullmatch(r"evt-[0-9a-f]{32}", e["event_id"]) for e in evs)
-    assert evs[0]["payload"] == {"instance_id": I, "op_id": "x1"}
+    assert evs[0]["payload"] == {"instance_id": INST, "op_id": "x1"}
     assert evs[1]["payload"]["status"] == "paused" and naive_local(evs[1]["created_at"])
-    assert query(db, "SELECT status FROM sandbox_instances WHERE instance_id = ?", I) == [("paused",)]
+    assert query(db, "SELECT status FROM sandbox_instances WHERE instance_id = ?", INST) == [("paused",)]
     assert_leon_invariants(db, before)
 
 
 def test_destroy_success_detaches_like_leon(db: Path) -> None:
     w = writer(db)
-    w.record_success(w.write_intent(L, "destroy", expect_instance_id=I))
+    w.record_success(w.write_intent(L, "destroy", expect_instance_id=INST))
     row = lease_row(db, L)
     assert (row["desired_state"], row["observed_state"], row["current_instance_id"], row["status"]) == (
         "destroyed", "detached", None, "expired",
     )  # fmt: skip
     assert row.get("instance_status", "detached") == "detached"
-    assert query(db, "SELECT status FROM sandbox_instances WHERE instance_id = ?", I) == [("stopped",)]
+    assert query(db, "SELECT status FROM sandbox_instances WHERE instance_id = ?", INST) == [("stopped",)]
     assert_leon_invariants(db)
 
 
 def test_failure_sets_leons_error_fields_and_keeps_desired_observed(db: Path) -> None:
     w = writer(db)
-    intent = w.write_intent(L, "pause", expect_instance_id=I)
+    intent = w.write_intent(L, "pause", expect_instance_id=INST)
     msg = f"Failed to pause lease {L}: " + "x" * 600
     w.record_failure(intent, msg)
     row = lease_row(db, L)
@@ -98,10 +98,10 @@ def test_failure_sets_leons_error_fields_and_keeps_desired_observed(db: Path) ->
 
 def test_duplicate_event_id_leaves_state_unchanged(db: Path) -> None:
     w = writer(db)
-    first = w.write_intent(L, "pause", expect_instance_id=I)
+    first = w.write_intent(L, "pause", expect_instance_id=INST)
     snapshot = sha(db)
     with pytest.raises(WriteError) as info:
-        w.write_intent(L, "resume", expect_instance_id=I, event_id=first.event_id)
+        w.write_intent(L, "resume", expect_instance_id=INST, event_id=first.event_id)
     assert info.value.kind == "integrity"
     with pytest.raises(WriteError):
         w.record_success(first, event_id=first.event_id)
@@ -116,7 +116,7 @@ def test_intent_refused_when_instance_changed_or_lease_gone(db: Path) -> None:
         writer(db).write_intent(L, "pause", expect_instance_id="leon-other")
     assert info.value.kind == "conflict"
     with pytest.raises(WriteError, match="no longer exists"):
-        writer(db).write_intent("lease-nope", "pause", expect_instance_id=I)
+        writer(db).write_intent("lease-nope", "pause", expect_instance_id=INST)
     assert sha(db) == snapshot
 
 
@@ -124,7 +124,7 @@ def test_locked_by_another_writer_is_a_clear_error_and_writes_nothing(db: Path) 
     snapshot = sha(db)
     with db_locked(db):
         with pytest.raises(WriteError) as info:
-            writer(db).write_intent(L, "pause", expect_instance_id=I)
+            writer(db).write_intent(L, "pause", expect_instance_id=INST)
         assert info.value.kind == "locked"
         assert "locked by another writer" in str(info.value) and "nothing was written" in str(info.value)
         with pytest.raises(WriteError, match="locked"):
@@ -136,7 +136,7 @@ def test_read_only_writer_refuses_everything(db: Path) -> None:
     snapshot = sha(db)
     w = writer(db, read_only=True)
     with pytest.raises(WriteError) as info:
-        w.write_intent(L, "pause", expect_instance_id=I)
+        w.write_intent(L, "pause", expect_instance_id=INST)
     assert info.value.kind == "read_only"
     with pytest.raises(WriteError, match="read-only"):
         w.adopt("e2b", "i-new", "running")
@@ -146,7 +146,7 @@ def test_read_only_writer_refuses_everything(db: Path) -> None:
 def test_never_creates_a_missing_db(tmp_path: Path) -> None:
     missing = tmp_path / "nope.db"
     with pytest.raises(WriteError) as info:
-        LeonWriter(str(missing), operator=OP).write_intent(L, "pause", expect_instance_id=I)
+        LeonWriter(str(missing), operator=OP).write_intent(L, "pause", expect_instance_id=INST)
     assert info.value.kind == "missing" and not missing.exists()
 
 
@@ -154,12 +154,11 @@ def test_adopt_like_leon_adopt_instance(db: Path) -> None:
     rec = writer(db).adopt("e2b", "i-orphan", "paused")
     assert re.fullmatch(r"lease-adopt-[0-9a-f]{12}", rec.lease_id)
     row = lease_row(db, rec.lease_id)
-    assert (row["provider_name"], row["current_instance_id"], row["desired_state"], row["observed_state"]) == (
-        "e2b", "i-orphan", "paused", "paused",
-    )  # fmt: skip
+    got = (row["provider_name"], row["current_instance_id"], row["desired_state"], row["observed_state"])
+    assert got == ("e2b", "i-orphan", "paused", "paused")
     assert (row["version"], row["needs_refresh"], row["status"]) == (1, 1, "active")
-    assert query(db, "SELECT lease_id, provider_session_id, status FROM sandbox_instances WHERE instance_id = ?",
-                 "i-orphan") == [(rec.lease_id, "i-orphan", "paused")]  # fmt: skip
+    sql = "SELECT lease_id, provider_session_id, status FROM sandbox_instances WHERE instance_id = ?"
+    assert query(db, sql, "i-orphan") == [(rec.lease_id, "i-orphan", "paused")]
     (ev,) = events(db, rec.lease_id)
     assert (ev["event_type"], ev["source"], ev["payload"]) == (
         "observe.status", "adopt", {"status": "paused", "instance_id": "i-orphan"},
@@ -174,7 +173,7 @@ def test_adopt_like_leon_adopt_instance(db: Path) -> None:
 def test_adopt_refuses_a_bound_instance_and_a_thread_with_a_lease(db: Path) -> None:
     snapshot = sha(db)
     with pytest.raises(WriteError, match=f"already bound to lease {L}") as info:
-        writer(db).adopt("docker", "leon-full-docker-id", "running", aliases=[I])
+        writer(db).adopt("docker", "leon-full-docker-id", "running", aliases=[INST])
     assert info.value.kind == "conflict"
     with pytest.raises(WriteError, match=f"thread thread-1 already has lease {L}"):
         writer(db).adopt("e2b", "i-orphan", "running", thread_id="thread-1")

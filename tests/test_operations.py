@@ -166,7 +166,7 @@ async def test_docker_lease_cycle_and_orphan_destroy_without_adopt(
 async def test_destroy_of_an_orphan_adopted_meanwhile_is_refused(
     tmp_path: Path, e2b: E2BDouble, ledger: Path
 ) -> None:
-    iid, db, config = setup_e2b(tmp_path, e2b)
+    _iid, db, config = setup_e2b(tmp_path, e2b)
     orphan = e2b.add(state="running").instance_id
     c = cockpit(config, ledger)
     try:
@@ -198,8 +198,8 @@ async def test_lease_whose_instance_changed_is_refused(tmp_path: Path, e2b: E2BD
         import sqlite3
 
         conn = sqlite3.connect(db)
-        conn.execute("UPDATE sandbox_leases SET current_instance_id = ? WHERE lease_id = 'lease-e2b000000001'",
-                     (new,))  # fmt: skip
+        sql = "UPDATE sandbox_leases SET current_instance_id = ? WHERE lease_id = 'lease-e2b000000001'"
+        conn.execute(sql, (new,))
         conn.commit()
         conn.close()
         n, snapshot = mutations(e2b), sha(db)
@@ -416,7 +416,7 @@ async def test_read_only_makes_writes_impossible(
 
 
 async def test_dry_run_changes_nothing(tmp_path: Path, e2b: E2BDouble, ledger: Path) -> None:
-    iid, db, config = setup_e2b(tmp_path, e2b)
+    _iid, db, config = setup_e2b(tmp_path, e2b)
     c = cockpit(config, ledger)
     snapshot = sha(db)
     try:
@@ -437,7 +437,7 @@ async def test_dry_run_changes_nothing(tmp_path: Path, e2b: E2BDouble, ledger: P
 async def test_adopt_orphan_converges_and_attaches_to_a_thread(
     tmp_path: Path, e2b: E2BDouble, ledger: Path
 ) -> None:
-    iid, db, config = setup_e2b(tmp_path, e2b)
+    _iid, db, config = setup_e2b(tmp_path, e2b)
     orphan = e2b.add(state="paused").instance_id
     c = cockpit(config, ledger)
     try:
@@ -478,7 +478,7 @@ async def test_adopt_orphan_converges_and_attaches_to_a_thread(
 async def test_contradiction_fails_and_deadline_times_out(
     tmp_path: Path, e2b: E2BDouble, ledger: Path
 ) -> None:
-    iid, db, config = setup_e2b(tmp_path, e2b)
+    iid, _db, config = setup_e2b(tmp_path, e2b)
     c = cockpit(config, ledger)
     try:
         gt = await c.collector.refresh()
