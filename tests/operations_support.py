@@ -123,7 +123,12 @@ def config_for(db: Path, providers: Mapping[str, tuple[str, Any]], **extra: Any)
             provs[name] = ProviderConfig(name=name, kind="docker", host=double.host, retries=0, timeout_s=5)
         else:
             provs[name] = ProviderConfig(
-                name=name, kind=kind, api_url=double.url, api_key=KEY, retries=0, timeout_s=5
+                name=name,
+                kind=kind,
+                api_url=getattr(double, "api_url", double.url),
+                api_key=KEY,
+                retries=0,
+                timeout_s=5,
             )
     return CockpitConfig(sources=SourcesConfig(sandbox_db=db), providers=provs, refresh_s=0.5, **extra)
 

@@ -140,7 +140,7 @@ class Operations:
         self._locks: dict[str, asyncio.Lock] = {}
         self._sem = asyncio.Semaphore(max(1, max_parallel))
         self._build_errors: dict[str, str] = {}
-        self.tracker = OperationTracker(on_settle=self._settled)
+        self.tracker = OperationTracker(on_settle=self._settled, eventually_consistent=self._eventual)
 
     # ------------------------------------------------------------------ adapters and gates
 
@@ -178,6 +178,11 @@ class Operations:
             return None
         self.adapters[provider] = built
         return built
+
+    def _eventual(self, provider: str) -> bool:
+        adapter = self.adapters.get(provider)
+        caps = getattr(adapter, "capabilities", None)
+        return bool(getattr(caps, "eventually_consistent_list", False))
 
     def _kind(self, provider: str) -> str:
         cfg = self.config.providers.get(provider)

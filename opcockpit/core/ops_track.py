@@ -202,10 +202,14 @@ class OperationTracker:
         *,
         on_settle: Callable[[Operation], None] | None = None,
         clock: Callable[[], datetime] | None = None,
+        eventually_consistent: Callable[[str], bool] | None = None,
     ) -> None:
         self._ops: dict[str, Operation] = {}
         self._on_settle = on_settle
         self._clock = clock or _utcnow
+        # provider name -> its list may lag (Daytona): a contradiction there only delays, the
+        # deadline decides (a lagging list must never fail an action that is converging).
+        self._eventual = eventually_consistent or (lambda _provider: False)
 
     def track(self, op: Operation) -> None:
         if op.status is OpStatus.PENDING:
@@ -237,6 +241,8 @@ class OperationTracker:
             verdict, reason = judge(op, gt)
             if verdict is True:
                 self._settle(op, OpStatus.CONVERGED, reason)
+            elif verdict is False and self._eventual(op.target.provider):
+                op.last_reason = f"{reason} (eventually consistent list: waiting)"
             elif verdict is False:
                 op.contradictions += 1
                 op.last_reason = reason
