@@ -62,6 +62,7 @@ class DaytonaDouble(FakeProvider):
         # (monotonic time, rendered fleet) snapshots for the lagging list; only kept when lagging.
         self._history: deque[tuple[float, list[dict[str, Any]]]] = deque()
         self._frozen: list[dict[str, Any]] | None = None
+        self._listing_cache: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         super().__init__(api_key=api_key, unix_path=unix_path)
 
     @property
@@ -255,32 +256,56 @@ class DaytonaDouble(FakeProvider):
         states = {s for raw in request.query.get("states", []) for s in raw.split(",") if s}
         if "destroyed" in states:
             return self._error(400, "each value in states must be one of the following values: ...")
-        page, after = 1, None
+        page, after, listing_id = 1, None, None
         cursor = request.q("cursor")
         if cursor:
             try:
                 decoded = json.loads(base64.b64decode(cursor.encode(), validate=True))
                 page, after = int(decoded["p"]), (str(decoded["c"]), str(decoded["i"]))
-            except (ValueError, KeyError, TypeError):
+                listing_id = decoded.get("l")
+            except (ValueError, KeyError, TypeError, AttributeError):
                 return self._error(400, "Invalid cursor")
         fault = self.page_fault(page)
         if fault is not None:
             return fault
-        items = [
-            item
-            for item in self._listed_fleet()
-            if (not states or item["state"] in states)
-            and all(item["labels"].get(k) == v for k, v in wanted.items())
-        ]
-        # createdAt desc, id desc: a stable order so the cursor neither skips nor repeats.
-        items.sort(key=lambda it: (it["createdAt"] or "", it["id"]), reverse=True)
+        # One listing (page 1 .. last) is filtered and ordered once and kept under a listing id
+        # carried in the cursor, so a 10k listing costs O(n) in total rather than O(n) per page.
+        # Pages of one listing therefore show the fleet as of page 1 (the real list is eventually
+        # consistent too; clients confirm by GET before acting).
+        cache_key = (listing_id, tuple(sorted(states)), json.dumps(wanted, sort_keys=True))
+        with self.lock:
+            items = self._listing_cache.get(cache_key) if listing_id else None
+        if items is None:
+            listing_id = uuid.uuid4().hex[:12]
+            cache_key = (listing_id, *cache_key[1:])
+            items = [
+                item
+                for item in self._listed_fleet()
+                if (not states or item["state"] in states)
+                and all(item["labels"].get(k) == v for k, v in wanted.items())
+            ]
+            # createdAt desc, id desc: a stable order so the cursor neither skips nor repeats.
+            items.sort(key=lambda it: (it["createdAt"] or "", it["id"]), reverse=True)
+            with self.lock:
+                self._listing_cache[cache_key] = items
+                while len(self._listing_cache) > 16:
+                    self._listing_cache.pop(next(iter(self._listing_cache)))
+        start = 0
         if after is not None:
-            items = [it for it in items if (it["createdAt"] or "", it["id"]) < after]
-        chunk = items[:limit]
+            # Descending order: skip every item whose key is >= the cursor (binary search).
+            lo, hi = 0, len(items)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if (items[mid]["createdAt"] or "", items[mid]["id"]) >= after:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            start = lo
+        chunk = items[start : start + limit]
         next_cursor = None
-        if len(items) > limit:
+        if start + limit < len(items):
             last = chunk[-1]
-            raw = json.dumps({"p": page + 1, "c": last["createdAt"] or "", "i": last["id"]})
+            raw = json.dumps({"p": page + 1, "c": last["createdAt"] or "", "i": last["id"], "l": listing_id})
             next_cursor = base64.b64encode(raw.encode()).decode()
         return Response(200, {"items": chunk, "nextCursor": next_cursor})
 

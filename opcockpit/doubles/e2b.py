@@ -14,6 +14,7 @@ secret scrubbing is exercised for real.
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import threading
 import uuid
@@ -56,6 +57,8 @@ class E2BDouble(FakeProvider):
         self.template_id = template_id
         self.echo_key_on_401 = echo_key_on_401
         self._tls = threading.local()
+        self._listing_cache: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
+        self._running_at_start: dict[str, int] = {}
         super().__init__(api_key=api_key, unix_path=unix_path)
 
     # -- hooks ---------------------------------------------------------------------------------
@@ -165,35 +168,65 @@ class E2BDouble(FakeProvider):
             return _error(400, "limit must be between 1 and 100")
         ascending = (request.q("order") or "desc") == "asc"
         token = request.q("nextToken")
-        page, after = 1, None
+        page, after, listing_id = 1, None, None
         if token:
             try:
-                page, started, sbx = json.loads(base64.urlsafe_b64decode(token.encode()))
+                page, started, sbx, *rest = json.loads(base64.urlsafe_b64decode(token.encode()))
                 after = (str(started), str(sbx))
+                listing_id = rest[0] if rest else None
             except (ValueError, TypeError):
                 return _error(400, "invalid nextToken")
         fault = self.page_fault(page)
         if fault is not None:
             return fault
+        # The order of one listing (page 1 .. last) is computed once and kept under a listing id
+        # carried in the token, so a 10k listing costs O(n) in total rather than O(n) per page.
+        # Each page still renders live state and skips sandboxes killed since page 1.
+        cache_key = (listing_id, tuple(sorted(states)), tuple(sorted(wanted.items())), ascending)
         with self.lock:
-            rows = [
-                (iso(self._started(i)) or "", i.instance_id, self.render(i))
-                for i in self.instances.values()
-                if i.state in states and all(i.labels.get(k) == v for k, v in wanted.items())
-            ]
-        rows.sort(key=lambda r: (r[0], r[1]), reverse=not ascending)
-        if after is not None:
-            rows = [r for r in rows if ((r[0], r[1]) > after if ascending else (r[0], r[1]) < after)]
-        chunk, rest = rows[:limit], rows[limit:]
+            keys = self._listing_cache.get(cache_key) if listing_id else None
+            if keys is None:
+                listing_id = uuid.uuid4().hex[:12]
+                cache_key = (listing_id, *cache_key[1:])
+                keys = sorted(
+                    (iso(self._started(i)) or "", i.instance_id)
+                    for i in self.instances.values()
+                    if i.state in states and all(i.labels.get(k) == v for k, v in wanted.items())
+                )
+                self._listing_cache[cache_key] = keys
+                # X-Total-Running: running count after filters, before paging (as of page 1).
+                self._running_at_start[listing_id] = sum(
+                    1 for _, iid in keys if self.instances[iid].state == "running"
+                )
+                while len(self._listing_cache) > 16:
+                    old_key = next(iter(self._listing_cache))
+                    self._listing_cache.pop(old_key)
+                    self._running_at_start.pop(old_key[0], None)
+            # `keys` is ascending; a descending listing walks it backwards from the cursor.
+            if ascending:
+                order = range(bisect.bisect_right(keys, after) if after else 0, len(keys))
+            else:
+                order = range((bisect.bisect_left(keys, after) if after else len(keys)) - 1, -1, -1)
+            chunk: list[dict[str, Any]] = []
+            last: tuple[str, str] | None = None
+            more = False
+            for pos in order:
+                if len(chunk) >= limit:
+                    more = True
+                    break
+                inst = self.instances.get(keys[pos][1])
+                if inst is not None and inst.state in states:
+                    chunk.append(self.render(inst))
+                    last = keys[pos]
+            running = self._running_at_start.get(listing_id, 0)
         headers: dict[str, str] = {}
         if "running" in states:
-            headers["X-Total-Running"] = str(sum(1 for r in rows if r[2]["state"] == "running"))
-        if rest:
-            last = chunk[-1]
+            headers["X-Total-Running"] = str(running)
+        if more and last is not None:
             headers["X-Next-Token"] = base64.urlsafe_b64encode(
-                json.dumps([page + 1, last[0], last[1]]).encode()
+                json.dumps([page + 1, last[0], last[1], listing_id]).encode()
             ).decode()
-        return Response(200, [r[2] for r in chunk], headers)
+        return Response(200, chunk, headers)
 
     # -- one sandbox ---------------------------------------------------------------------------
 
