@@ -267,3 +267,32 @@ async def test_demo_pipeline_provider_events_and_orphans(demo_env) -> None:
         await pilot.press("1", "ctrl+r")
         await wait_until(pilot, lambda: app.refreshes == 2 and not app.inflight)
         assert app.gt_table.row_count == len(app.ground_truth.rows)
+
+
+async def test_colon_palette_jumps_to_a_lease_by_id() -> None:
+    gt = make_ground_truth(80)
+    target = gt.rows[42]
+    app, _ = make_app([gt])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("colon")
+        await pilot.press(*target.lease_id)
+        await pilot.pause(0.3)  # the palette searches in a worker
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ThreadDetailScreen))
+        assert app.screen.row.lease_id == target.lease_id
+
+
+async def test_no_color_keeps_state_readable(monkeypatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app, _ = make_app([make_ground_truth(60)])
+    assert app.no_color
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot, app)
+        app.gt_table.set_filter("state:diverged")
+        await pilot.press("down")
+        await pilot.pause()
+        lines = screen_text(app).splitlines()
+        rows = [ln for ln in lines if "lease-" in ln]
+        assert rows and all("✗ diverged" in ln for ln in rows)  # a glyph and a word, not a colour
+        assert sum(ln.startswith(">") for ln in rows) == 1  # the cursor is a glyph too
