@@ -1,0 +1,286 @@
+"""`opcockpit pause|resume|destroy|adopt TARGET...` and `opcockpit audit`: operator actions, headless.
+
+Each command takes one fresh picture of the fleet (what the operator "sees"), resolves the targets
+in it, asks for confirmation where needed, executes through the core `Operations` API (which
+re-checks every target against the truth at action time) and then waits until every target has
+converged (or `--timeout`).
+
+Exit codes: 0 every target converged (a dry run: every target would be acted on); 2 usage error,
+unresolvable or ambiguous target, or destroy refused without --yes and without a terminal;
+3 a source could not be read; 4 at least one target refused, failed or timed out; 5 the operator
+declined the confirmation (nothing was changed); 130 interrupted.
+
+Wiring: `opcockpit.cli.main` registers these with `add_subparsers(sub)` and dispatches to
+`args.func(args)`; until then `python -m opcockpit.cli.ops ...` runs them standalone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import IO, TYPE_CHECKING, Any
+
+from opcockpit.cli.main import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    _global_flags,
+    _Parser,
+    _positive_float,
+    err,
+)
+
+if TYPE_CHECKING:
+    from opcockpit.core.operations import Operation, Plan
+
+EXIT_NOT_CONVERGED = 4
+EXIT_DECLINED = 5
+ACTIONS = ("pause", "resume", "destroy", "adopt")
+DEFAULT_WAIT_S = 60.0
+_HELP = {
+    "pause": "pause sandboxes (lease id, thread id, instance id, unique prefix, or provider/instance)",
+    "resume": "resume paused sandboxes",
+    "destroy": "destroy sandboxes (asks on a terminal; --yes to skip)",
+    "adopt": "turn orphan instances into LEON leases (lease-adopt-<hex>)",
+}
+
+
+def add_subparsers(subparsers: Any) -> None:
+    """Register pause/resume/destroy/adopt/audit on an argparse subparsers object (func= set)."""
+    for action in ACTIONS:
+        p = subparsers.add_parser(action, help=_HELP[action], description=_HELP[action])
+        _global_flags(p, suppress=True)
+        p.add_argument("targets", nargs="+", metavar="TARGET")
+        p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+        p.add_argument("--dry-run", action="store_true", help="check and report; change nothing")
+        p.add_argument("--format", choices=("table", "json"), default="table")
+        p.add_argument(
+            "--timeout",
+            dest="wait_timeout",
+            type=_positive_float,
+            default=DEFAULT_WAIT_S,
+            metavar="S",
+            help=f"wait at most S seconds for convergence (default {DEFAULT_WAIT_S:g})",
+        )
+        p.add_argument("--db", metavar="PATH", help="sandbox.db (overrides config and LEON defaults)")
+        if action == "adopt":
+            p.add_argument(
+                "--thread", metavar="THREAD_ID", help="attach to this thread (it must have no lease)"
+            )
+        p.set_defaults(func=run_action, op_action=action)
+    audit = subparsers.add_parser("audit", help="list the operator actions log", description="audit log")
+    _global_flags(audit, suppress=True)
+    audit.add_argument("--limit", type=int, default=50, metavar="N")
+    audit.add_argument("--since", metavar="WHEN", help="ISO time or an age like 30m, 2h, 7d")
+    audit.add_argument("--target", metavar="ID", help="lease, instance, thread or provider/instance (prefix)")
+    audit.add_argument("--format", choices=("table", "json"), default="table")
+    audit.set_defaults(func=run_audit)
+
+
+# --------------------------------------------------------------------------- actions
+
+
+def run_action(args: argparse.Namespace) -> int:
+    from opcockpit.cli.common import load_or_exit
+
+    loaded = load_or_exit(args)
+    for warning in loaded.warnings:
+        err(f"opcockpit: warning: {warning}")
+    box: list[int] = []
+
+    async def _main() -> None:
+        box.append(await _act(args, loaded.config))
+
+    asyncio.run(_main())  # the main task returns None (see cli.snapshot.run_collect)
+    return box[0]
+
+
+async def _act(args: argparse.Namespace, config: Any) -> int:
+    from opcockpit.core.audit import AuditLog
+    from opcockpit.core.collect import FleetCollector
+    from opcockpit.core.operations import Operations, OpStatus, TargetError
+
+    collector = FleetCollector(config)
+    audit = AuditLog()
+    ops = Operations(config, collector=collector, audit=audit)
+    try:
+        gt = await collector.refresh()
+        try:
+            plan = ops.plan(
+                args.op_action, args.targets, seen=gt, thread_id=getattr(args, "thread", None),
+                dry_run=args.dry_run,
+            )  # fmt: skip
+        except TargetError as exc:
+            err(f"opcockpit: {exc}")
+            return EXIT_USAGE
+        if plan.errors:
+            for problem in plan.errors:
+                err(f"opcockpit: {problem}")
+            return EXIT_USAGE
+        if plan.action.value == "destroy" and not (args.yes or args.dry_run or ops.read_only):
+            code = _confirm_destroy(plan)
+            if code is not None:
+                return code
+        results = await ops.execute(plan, dry_run=args.dry_run)
+        pending = [r for r in results if r.status is OpStatus.PENDING]
+        if pending:
+            await ops.wait_converged(pending, args.wait_timeout)
+        want = OpStatus.PLANNED if args.dry_run else OpStatus.CONVERGED
+        code = EXIT_OK if results and all(r.status is want for r in results) else EXIT_NOT_CONVERGED
+        _print_results(results, args, read_only=ops.read_only, code=code)
+        return code
+    finally:
+        await collector.aclose()
+        audit.close()
+
+
+def _confirm_destroy(plan: Plan, stdin: IO[str] | None = None, out: IO[str] | None = None) -> int | None:
+    """Ask on a terminal (None: go ahead). Names provider, instance, lease and thread per target;
+    a bulk destroy requires typing the number of targets."""
+    stdin = stdin or sys.stdin
+    out = out or sys.stderr
+    targets = plan.allowed
+    if not targets:
+        return None  # every item is refused anyway; execute reports why
+    n = len(targets)
+    if not stdin.isatty():
+        err(
+            f"opcockpit: refusing to destroy {n} target{'s' if n != 1 else ''} without --yes "
+            "(stdin is not a terminal, so there is no one to ask)"
+        )
+        return EXIT_USAGE
+    out.write(f"About to DESTROY {n} sandbox{'es' if n != 1 else ''} (this cannot be undone):\n")
+    for t in targets:
+        state = t.seen_provider_state or "not listed"
+        out.write(f"  - {t.describe()} [{state}]\n")
+    for item in plan.refused:
+        out.write(f"  (refused, will not be touched: {item.target.describe()}: {item.gate.reason})\n")
+    if n == 1:
+        out.write("Destroy it? [y/N] ")
+        out.flush()
+        ok = stdin.readline().strip().lower() in ("y", "yes")
+    else:
+        out.write(f"Type the number of targets ({n}) to destroy them all: ")
+        out.flush()
+        ok = stdin.readline().strip() == str(n)
+    if not ok:
+        out.write("Not confirmed: nothing was destroyed.\n")
+        return EXIT_DECLINED
+    return None
+
+
+def _print_results(results: list[Operation], args: argparse.Namespace, *, read_only: bool, code: int) -> None:
+    if args.format == "json":
+        doc = {
+            "action": args.op_action,
+            "dry_run": bool(args.dry_run),
+            "read_only": read_only,
+            "exit_code": code,
+            "operations": [r.as_dict() for r in results],
+        }
+        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        sys.stdout.flush()
+        return
+    rows = [("ACTION", "TARGET", "RESULT", "OUTCOME", "DETAIL")]
+    for r in results:
+        target = r.target.key + (f" -> {r.new_lease_id}" if r.new_lease_id else "")
+        detail = (
+            r.message if r.status.value in ("converged", "planned", "pending") else (r.error or r.message)
+        )
+        rows.append((r.action.value, target, r.status.value, r.outcome or "-", detail or ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
+             for row in rows]  # fmt: skip
+    ok = sum(1 for r in results if r.status.value in ("converged", "planned"))
+    lines.append(f"{ok}/{len(results)} {'would be acted on' if args.dry_run else 'converged'}"
+                 + (" (read-only mode)" if read_only else ""))  # fmt: skip
+    sys.stdout.write("\n".join(line.rstrip() for line in lines) + "\n")
+    sys.stdout.flush()
+
+
+# --------------------------------------------------------------------------- audit
+
+
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """'30m' / '2h' / '7d' / '45s' ago, or an ISO time (naive = local)."""
+    m = _AGE.match(text.strip())
+    if m:
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+        return (now or datetime.now(UTC)) - timedelta(seconds=float(m.group(1)) * unit)
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"opcockpit audit: --since {text!r}: not an ISO time or an age like 30m, 2h, 7d"
+        ) from None
+    return when if when.tzinfo else when.astimezone()
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    from opcockpit.core.audit import list_audit
+
+    since = parse_since(args.since) if args.since else None
+    entries = list_audit(args.limit, since, args.target)
+    if args.format == "json":
+        sys.stdout.write(json.dumps([e.as_dict() for e in entries], indent=2, default=str) + "\n")
+        return EXIT_OK
+    rows = [("AT", "OPERATOR", "ACTION", "TARGET", "RESULT", "CONVERGENCE", "MS", "ERROR")]
+    for e in entries:
+        target = e.lease_id or (f"{e.provider}/{e.instance_id}" if e.instance_id else "-")
+        at = e.at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        action = e.action + (" (dry run)" if e.dry_run else "")
+        rows.append((at, e.operator, action, target, e.result, e.convergence or "-",
+                     str(e.duration_ms if e.duration_ms is not None else "-"), e.error or ""))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(7)]
+    out = ["  ".join(c.ljust(w) for c, w in zip(r[:7], widths, strict=True)) + "  " + r[7] for r in rows]
+    sys.stdout.write("\n".join(line.rstrip() for line in out) + "\n")
+    if not entries:
+        sys.stdout.write("(no actions recorded)\n")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- standalone entry
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="opcockpit", description="opcockpit operator actions")
+    _global_flags(p, suppress=False)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
+    add_subparsers(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        for name, default in (("config", None), ("read_only", False), ("debug", debug)):
+            if not hasattr(args, name):
+                setattr(args, name, default)
+        return int(args.func(args))
+    except UsageError as exc:
+        err(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err("opcockpit: interrupted")
+        return EXIT_INTERRUPTED
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+    except BaseException as exc:
+        from opcockpit.cli.common import report_unexpected
+
+        return report_unexpected(exc, debug=debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
