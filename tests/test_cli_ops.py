@@ -151,3 +151,23 @@ def test_adopt_with_thread_and_the_audit_command(env: Env) -> None:
 def test_missing_db_is_a_source_error(env: Env, tmp_path: Path) -> None:
     r = env.run("pause", "x", "--db", str(tmp_path / "nope.db"))
     assert r.returncode == 3 and "does not exist" in r.stderr and not (tmp_path / "nope.db").exists()
+
+
+def test_add_subparsers_plugs_into_mains_parser() -> None:
+    """What the lead's wiring in cli/main.py will do: register on main's subparsers, dispatch to func."""
+    import argparse
+
+    from opcockpit.cli import main as cli_main
+    from opcockpit.cli.ops import add_subparsers, run_action, run_audit
+
+    parser = cli_main.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    add_subparsers(sub)
+    args = parser.parse_args(["--read-only", "destroy", "--yes", "a", "b", "--timeout", "5"])
+    assert (args.command, args.func, args.targets, args.wait_timeout, args.read_only) == (
+        "destroy", run_action, ["a", "b"], 5.0, True,
+    )  # fmt: skip
+    assert not hasattr(args, "timeout")  # cli.common.load_or_exit must not read it as a list timeout
+    assert parser.parse_args(["adopt", "docker/x", "--thread", "t"]).thread == "t"
+    assert parser.parse_args(["audit", "--limit", "3"]).func is run_audit
+    assert parser.parse_args(["snapshot"]).command == "snapshot"  # the existing commands still parse
