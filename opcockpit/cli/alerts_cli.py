@@ -1,0 +1,465 @@
+"""`opcockpit alerts | ack | mute | unmute`, and the `snapshot --check` / `--format prometheus` pieces.
+
+Wiring (cli/main.py): `add_subparsers(sub)` in build_parser, and in _dispatch
+`if command in COMMANDS: return run(args)`. Until then: `python -m opcockpit.cli.alerts_cli ...`.
+
+Exit codes: 0 ok; 1 `alerts`/`--check` found an unmuted firing alert; 2 usage (unknown alert id,
+bad duration); 3 a source could not be read. The ledger is $OPCOCKPIT_LEDGER or the XDG data dir,
+or --ledger PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opcockpit.config import CockpitConfig
+    from opcockpit.core.alert_store import Alert, AlertSnapshot, AlertStore
+    from opcockpit.core.alerts import AlertsConfig
+    from opcockpit.core.models import GroundTruth
+    from opcockpit.core.runs import RunHealth
+
+__all__ = [
+    "COMMANDS",
+    "add_subparsers",
+    "alerts_config",
+    "check_for_snapshot",
+    "format_alerts",
+    "main",
+    "parse_duration",
+    "run",
+    "snapshot_output",
+]
+
+COMMANDS = ("alerts", "ack", "mute", "unmute")
+EXIT_OK, EXIT_FIRING, EXIT_USAGE = 0, 1, 2
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90s', '15m', '2h', '1d', '1h30m' (a bare number is minutes)."""
+    t = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", t):
+        return timedelta(minutes=float(t))
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(t):
+        if t[pos : m.start()].strip():
+            break
+        total += float(m.group(1)) * _UNIT_S[m.group(2)]
+        pos = m.end()
+    if pos == 0 or t[pos:].strip() or total <= 0:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 30m, 2h, 1d, 1h30m)")
+    return timedelta(seconds=total)
+
+
+def alerts_config(config: CockpitConfig | AlertsConfig | None) -> AlertsConfig:
+    """The AlertsConfig inside a CockpitConfig (`config.alerts`), or the defaults."""
+    from opcockpit.core.alerts import AlertsConfig
+
+    if isinstance(config, AlertsConfig):
+        return config
+    found = getattr(config, "alerts", None)
+    return found if isinstance(found, AlertsConfig) else AlertsConfig()
+
+
+def _open_store(ledger_path: str | Path | None) -> AlertStore:
+    from opcockpit.core.alert_store import AlertStore
+
+    return AlertStore.open(ledger_path)
+
+
+def _age(now: datetime, then: datetime | None) -> str:
+    from opcockpit.core.alerts import fmt_duration
+
+    return "-" if then is None else fmt_duration((now - then).total_seconds())
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+async def aevaluate(
+    ground_truth: GroundTruth,
+    config: CockpitConfig | AlertsConfig | None,
+    *,
+    ledger_path: str | Path | None = None,
+    now: datetime | None = None,
+    sandbox_db: str | Path | None = None,
+    events_db: str | Path | None = None,
+) -> tuple[AlertSnapshot, RunHealth]:
+    """Gather run health + recent events, evaluate the rules, persist, notify."""
+    from opcockpit.core.alert_sources import gather_alert_sources
+    from opcockpit.core.alert_store import AlertEngine
+
+    cfg = alerts_config(config)
+    now = now or datetime.now(UTC)
+    sources_cfg = getattr(config, "sources", None)
+    sdb = sandbox_db or getattr(sources_cfg, "sandbox_db", None) or ground_truth.db_path
+    edb = events_db or getattr(sources_cfg, "events_db", None)
+    src = await gather_alert_sources(ground_truth, cfg, sandbox_db=sdb, events_db=edb, now=now)
+    store = await asyncio.to_thread(_open_store, ledger_path)
+    try:
+        engine = AlertEngine(store, cfg, clock=lambda: now)
+        snap = await asyncio.to_thread(
+            engine.evaluate, ground_truth, src.run_health, src.lease_events, src.provider_events
+        )
+    finally:
+        store.close()
+    return snap, src.run_health
+
+
+def _run_async(coro: Any) -> Any:
+    box: list[Any] = []
+
+    async def _main() -> None:  # main task returns None (see cli/snapshot.run_collect)
+        box.append(await coro)
+
+    asyncio.run(_main())
+    return box[0]
+
+
+def check_for_snapshot(
+    ground_truth: GroundTruth,
+    config: CockpitConfig | AlertsConfig | None,
+    ledger_path: str | Path | None = None,
+    now: datetime | None = None,
+) -> tuple[list[Alert], int]:
+    """For `opcockpit snapshot --check`: evaluate (persisting to the ledger, so hold times work
+    across cron runs, and notifying when configured) and return (firing alerts, exit code):
+    1 when any firing alert is not muted, else 0."""
+    snap, _ = _run_async(aevaluate(ground_truth, config, ledger_path=ledger_path, now=now))
+    return list(snap.active), (EXIT_FIRING if snap.unmuted else EXIT_OK)
+
+
+def snapshot_output(
+    ground_truth: GroundTruth,
+    config: CockpitConfig | None,
+    fmt: str,
+    *,
+    check: bool = False,
+    width: int | None = None,
+    ledger_path: str | Path | None = None,
+    now: datetime | None = None,
+) -> tuple[str, list[str], int]:
+    """The whole `snapshot` output when `--check` or `--format prometheus` is involved.
+
+    Returns (stdout text, stderr lines, exit code). With --check the alerts join the output:
+    table: a section after the snapshot; json: an "alerts" key and a "check" object; ndjson:
+    {"type": "alert"} lines; csv: one stderr line per alert (the CSV stays a single table);
+    prometheus: alert gauges from this evaluation. Without --check, prometheus reports the alerts
+    the ledger holds (e.g. from a running cockpit) and evaluates nothing.
+    """
+    now = now or ground_truth.generated_at
+    alerts: list[Alert] = []
+    code = EXIT_OK
+    run_health = None
+    snap = None
+    if check:
+        snap, run_health = _run_async(aevaluate(ground_truth, config, ledger_path=ledger_path, now=now))
+        alerts = list(snap.active)
+        code = EXIT_FIRING if snap.unmuted else EXIT_OK
+    notes: list[str] = []
+    if snap is not None:
+        notes.extend(
+            f"opcockpit: notify: {d.target} alert #{d.alert_id}: {d.error}" for d in snap.notify_errors
+        )
+    if fmt == "prometheus":
+        from opcockpit.core.prometheus import render_prometheus
+
+        if run_health is None:
+            from opcockpit.core.runs import load_run_health
+
+            cfg = alerts_config(config)
+            edb = getattr(getattr(config, "sources", None), "events_db", None)
+            run_health = _run_async(
+                load_run_health(edb, now, window_s=cfg.window_s, stuck_after_s=cfg.stuck_after_s)
+            )
+            try:
+                with _open_store(ledger_path) as store:
+                    alerts = store.active()
+            except Exception as exc:  # sqlite3 / OS errors: gauges without alerts, said on stderr
+                notes.append(f"opcockpit: alert ledger unreadable: {type(exc).__name__}: {exc}")
+        return render_prometheus(ground_truth, run_health, alerts, now=now), notes, code
+
+    from opcockpit.cli.snapshot import format_snapshot
+
+    if fmt == "json":
+        from opcockpit.core.serialize import to_dict
+
+        doc = to_dict(ground_truth)
+        doc["alerts"] = [a.to_dict(now) for a in alerts]
+        doc["check"] = {
+            "exit_code": code,
+            "firing": len(alerts),
+            "unmuted": sum(1 for a in alerts if not a.is_muted(now)),
+        }
+        return json.dumps(doc, ensure_ascii=False) + "\n", notes, code
+    text = format_snapshot(ground_truth, fmt, width=width)
+    if fmt == "ndjson":
+        enc = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        text += "".join(enc({"type": "alert", **a.to_dict(now)}) + "\n" for a in alerts)
+    elif fmt == "csv":
+        notes.extend(f"opcockpit: alert: {_one_line(a, now)}" for a in alerts)
+    else:
+        text += "\n" + format_alerts(alerts, "table", now=now, title="ALERTS")
+    return text, notes, code
+
+
+def _one_line(a: Alert, now: datetime) -> str:
+    flags = "".join((" muted" if a.is_muted(now) else "", " acked" if a.acked else ""))
+    return f"#{a.id} {a.fingerprint} {a.severity.value} {a.rule}{flags}: {a.summary}"
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def format_alerts(
+    alerts: Sequence[Alert],
+    fmt: str,
+    *,
+    now: datetime,
+    title: str | None = None,
+    pending: int | None = None,
+    last_evaluated: datetime | None = None,
+) -> str:
+    if fmt == "json":
+        return json.dumps([a.to_dict(now) for a in alerts], ensure_ascii=False, indent=2) + "\n"
+    lines: list[str] = []
+    firing = [a for a in alerts if a.firing]
+    muted = sum(1 for a in firing if a.is_muted(now))
+    if title:
+        lines.append(f"{title}: {len(firing)} firing ({muted} muted)")
+    if not alerts:
+        lines.append("no alerts")
+    else:
+        rows = [("ID", "FP", "SEVERITY", "RULE", "STATE", "SINCE", "SUMMARY")]
+        for a in alerts:
+            state = a.state
+            if a.firing and a.is_muted(now):
+                state += ",muted"
+            if a.acked:
+                state += ",acked"
+            since = _age(now, a.first_seen) if a.firing else f"-{_age(now, a.resolved_at)}"
+            rows.append((f"#{a.id}", a.fingerprint, a.severity.value, a.rule, state, since, a.summary))
+        widths = [max(len(r[i]) for r in rows) for i in range(6)]
+        for r in rows:
+            lines.append("  ".join(r[i].ljust(widths[i]) for i in range(6)) + "  " + r[6])
+    for a in alerts:
+        for d in a.deliveries:
+            if d.status != "ok":
+                lines.append(
+                    f"  notify {d.channel} {d.target} for #{a.id}: {d.status}"
+                    f" after {d.attempts} attempt(s): {d.last_error or '?'}"
+                )
+        if a.acked:
+            lines.append(
+                f"  #{a.id} acked by {a.acked_by} {_age(now, a.acked_at)} ago"
+                + (f": {a.ack_comment}" if a.ack_comment else "")
+            )
+    if pending:
+        lines.append(f"{pending} condition(s) pending (seen, hold time not reached yet)")
+    if last_evaluated is not None:
+        lines.append(f"last evaluated {_age(now, last_evaluated)} ago")
+    return "\n".join(lines) + "\n"
+
+
+def format_detail(a: Alert, now: datetime) -> str:
+    out = [
+        f"alert #{a.id} ({a.fingerprint})  {a.severity.value}  {a.state}",
+        f"rule:      {a.rule}",
+        f"key:       {a.key}",
+        f"summary:   {a.summary}",
+        f"threshold: {a.threshold}",
+        f"first seen {_age(now, a.first_seen)} ago, fired {_age(now, a.fired_at)} ago, "
+        f"last seen {_age(now, a.last_seen)} ago"
+        + (f", resolved {_age(now, a.resolved_at)} ago" if a.resolved_at else ""),
+    ]
+    if a.acked:
+        out.append(f"acked by {a.acked_by}" + (f": {a.ack_comment}" if a.ack_comment else ""))
+    if a.is_muted(now):
+        until = "until resolved" if a.mute_until_resolved else f"until {a.muted_until:%Y-%m-%d %H:%M:%SZ}"
+        out.append(f"muted {until}" + (f" by {a.muted_by}" if a.muted_by else ""))
+    out.append("evidence:")
+    out.extend(f"  {e.kind} {e.id}" + (f"  ({e.note})" if e.note else "") for e in a.evidence)
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- argparse
+
+
+def _flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ledger", metavar="PATH", help="alert ledger (default: $OPCOCKPIT_LEDGER, XDG data dir)")
+
+
+def add_subparsers(subparsers: Any) -> None:
+    """Add alerts / ack / mute / unmute to an argparse subparsers object (cli/main.py's `sub`)."""
+    try:
+        from opcockpit.cli.main import _global_flags
+    except ImportError:  # pragma: no cover - main always has it
+        _global_flags = None  # type: ignore[assignment]
+
+    def common(p: argparse.ArgumentParser) -> None:
+        if _global_flags is not None:
+            _global_flags(p, suppress=True)
+        _flags(p)
+
+    al = subparsers.add_parser("alerts", help="evaluate and list alerts (exit 1 when an unmuted alert fires)")
+    common(al)
+    al.add_argument("--history", action="store_true", help="list past episodes too (no evaluation)")
+    al.add_argument("--cached", action="store_true", help="show the ledger's alerts without evaluating")
+    al.add_argument("--limit", type=int, default=50, help="history length (default 50)")
+    al.add_argument("--format", choices=("table", "json"), default="table")
+    al.add_argument("--db", metavar="PATH", help="sandbox.db")
+    al.add_argument("--events-db", metavar="PATH", help="events.db")
+    al.add_argument("id", nargs="?", help="show one alert in detail")
+
+    ack = subparsers.add_parser("ack", help="acknowledge an alert")
+    common(ack)
+    ack.add_argument("id", help="alert id (#12 / 12) or fingerprint")
+    ack.add_argument("--comment", "-m", help="why / what is being done")
+    ack.add_argument("--who", help="operator (default: $USER@host)")
+
+    mute = subparsers.add_parser("mute", help="silence an alert for a while or until it resolves")
+    common(mute)
+    mute.add_argument("id", help="alert id (#12 / 12) or fingerprint")
+    g = mute.add_mutually_exclusive_group(required=True)
+    g.add_argument("--for", dest="duration", type=parse_duration, metavar="DURATION", help="e.g. 30m, 2h, 1d")
+    g.add_argument("--until-resolved", action="store_true", help="until this episode resolves")
+    mute.add_argument("--comment", "-m")
+    mute.add_argument("--who")
+
+    un = subparsers.add_parser("unmute", help="lift a mute")
+    common(un)
+    un.add_argument("id")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch one of COMMANDS; user errors are one stderr line and exit 2."""
+    from opcockpit.core.alert_store import AlertNotFound
+
+    try:
+        if args.command == "alerts":
+            return _cmd_alerts(args)
+        return _cmd_action(args)
+    except AlertNotFound as exc:
+        _err(f"opcockpit: {exc.args[0] if exc.args else exc}")
+        return EXIT_USAGE
+
+
+def _err(line: str) -> None:
+    from opcockpit.config import scrub
+
+    sys.stderr.write(scrub(line) + "\n")
+
+
+def _cmd_action(args: argparse.Namespace) -> int:
+    from opcockpit.core.audit import current_operator
+
+    now = datetime.now(UTC)
+    who = getattr(args, "who", None) or current_operator()
+    with _open_store(args.ledger) as store:
+        if args.command == "ack":
+            a = store.ack(args.id, who, args.comment, now=now)
+            print(f"acked #{a.id} ({a.rule}: {a.summary})")
+        elif args.command == "mute":
+            if args.until_resolved:
+                a = store.mute(args.id, until_resolved=True, who=who, comment=args.comment, now=now)
+                print(f"muted #{a.id} until it resolves")
+            else:
+                a = store.mute(args.id, until=now + args.duration, who=who, comment=args.comment, now=now)
+                print(f"muted #{a.id} until {a.muted_until:%Y-%m-%d %H:%M:%SZ}")
+        else:
+            a = store.unmute(args.id)
+            print(f"unmuted #{a.id}")
+    return EXIT_OK
+
+
+def _cmd_alerts(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    if args.id:
+        with _open_store(args.ledger) as store:
+            a = store.get(args.id)
+        sys.stdout.write(
+            json.dumps(a.to_dict(now), indent=2) + "\n" if args.format == "json" else format_detail(a, now)
+        )
+        return EXIT_OK
+    if args.history or args.cached:
+        with _open_store(args.ledger) as store:
+            alerts = store.history(args.limit) if args.history else store.active()
+            last = store.last_evaluated_at()
+            pending = len(store.pending())
+        sys.stdout.write(
+            format_alerts(
+                alerts,
+                args.format,
+                now=now,
+                title="history" if args.history else "alerts",
+                pending=pending,
+                last_evaluated=last,
+            )
+        )
+        firing = [a for a in alerts if a.firing and not a.is_muted(now)]
+        return EXIT_FIRING if firing and not args.history else EXIT_OK
+
+    from opcockpit.cli.common import load_or_exit
+    from opcockpit.cli.snapshot import run_collect
+
+    loaded = load_or_exit(args)
+    for warning in loaded.warnings:
+        _err(f"opcockpit: warning: {warning}")
+    gt = run_collect(loaded.config)
+    snap, _ = _run_async(aevaluate(gt, loaded.config, ledger_path=args.ledger, now=gt.generated_at))
+    for d in snap.notify_errors:
+        _err(f"opcockpit: notify: {d.target} alert #{d.alert_id}: {d.error}")
+    sys.stdout.write(
+        format_alerts(list(snap.active), args.format, now=snap.now, title="alerts", pending=snap.pending)
+    )
+    return EXIT_FIRING if snap.unmuted else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from opcockpit.cli.main import _Parser
+
+    p = _Parser(prog="opcockpit", description="opcockpit alerts (standalone entry point)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
+    add_subparsers(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from opcockpit.cli.main import UsageError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        for name, default in (("config", None), ("read_only", False), ("debug", debug)):
+            if not hasattr(args, name):
+                setattr(args, name, default)
+        return run(args)
+    except UsageError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+    except BaseException as exc:
+        from opcockpit.cli.common import report_unexpected
+
+        return report_unexpected(exc, debug=debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Reads the alert rules need beyond the GroundTruth: run health (events.db) and the recent
+lease_events / provider_events (sandbox.db). Each read failure degrades to "unknown" (None or
+RunHealth.error) so the engine keeps the dependent alerts as they are instead of resolving them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from pathlib import Path
+
+from opcockpit.core.alerts import AlertsConfig
+from opcockpit.core.models import GroundTruth, LeaseEventRecord, ProviderEventRecord
+from opcockpit.core.runs import RunHealth, load_run_health
+
+__all__ = ["AlertSources", "gather_alert_sources"]
+
+_MAX_EVENTS = 5000  # a burst bigger than this is a burst either way
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSources:
+    run_health: RunHealth
+    lease_events: list[LeaseEventRecord] | None
+    provider_events: list[ProviderEventRecord] | None
+    error: str | None = None  # why the sandbox.db event reads failed
+
+
+async def gather_alert_sources(
+    ground_truth: GroundTruth,
+    cfg: AlertsConfig,
+    *,
+    sandbox_db: str | Path | None,
+    events_db: str | Path | None,
+    now: datetime,
+    local_tz: tzinfo | None = None,
+) -> AlertSources:
+    from opcockpit.sources.errors import SourceError
+    from opcockpit.sources.sandbox_db import SandboxDbReader
+
+    rh = await load_run_health(
+        events_db, now, window_s=cfg.window_s, stuck_after_s=cfg.stuck_after_s, ground_truth=ground_truth
+    )
+    lease_events: list[LeaseEventRecord] | None = None
+    provider_events: list[ProviderEventRecord] | None = None
+    error = None
+    if sandbox_db is not None:
+        since = now - timedelta(seconds=cfg.intent_window_s)
+        try:
+            async with SandboxDbReader(str(sandbox_db), local_tz=local_tz) as reader:
+                lease_events = await reader.lease_events(since=since, limit=_MAX_EVENTS)
+                provider_events = await reader.provider_events(since=since, limit=_MAX_EVENTS)
+        except SourceError as exc:
+            error = str(exc)
+            lease_events = provider_events = None
+    return AlertSources(rh, lease_events, provider_events, error)
