@@ -61,46 +61,177 @@ def expected_leases(variant: str) -> list[LeaseRecord]:
         return f"vol-{lease_id[6:]}" if variant == "mycel" else None
 
     return [
-        LeaseRecord(L1, "docker", I1, "running", "running", "active", 4, False, None, utc_of("10:45:09"),
-                    utc_of("11:58:40.55"), None, utc_of("09:00:00.10"), utc_of("11:58:40.55"),
-                    "running" if mirror else None, None, None, vol(L1)),
-        LeaseRecord(L2, "e2b", I2, "running", "paused", "active", 2, False, None, utc_of("10:05:30"),
-                    utc_of("10:15:05.77"), None, utc_of("10:02:11.03"), utc_of("10:15:05.77"),
-                    "paused" if mirror else None, None, None, vol(L2)),
-        LeaseRecord(L3, "docker", I3, "running", "running", "active", 3, True, L3_ERROR, utc_of("11:10:04"),
-                    utc_of("11:50:12.90"), utc_of("11:50:12.90"), utc_of("11:10:00.42"),
-                    utc_of("11:50:12.90"), "running" if mirror else None, None, None, vol(L3)),
+        LeaseRecord(
+            L1,
+            "docker",
+            I1,
+            "running",
+            "running",
+            "active",
+            4,
+            False,
+            None,
+            utc_of("10:45:09"),
+            utc_of("11:58:40.55"),
+            None,
+            utc_of("09:00:00.10"),
+            utc_of("11:58:40.55"),
+            "running" if mirror else None,
+            None,
+            None,
+            vol(L1),
+        ),
+        LeaseRecord(
+            L2,
+            "e2b",
+            I2,
+            "running",
+            "paused",
+            "active",
+            2,
+            False,
+            None,
+            utc_of("10:05:30"),
+            utc_of("10:15:05.77"),
+            None,
+            utc_of("10:02:11.03"),
+            utc_of("10:15:05.77"),
+            "paused" if mirror else None,
+            None,
+            None,
+            vol(L2),
+        ),
+        LeaseRecord(
+            L3,
+            "docker",
+            I3,
+            "running",
+            "running",
+            "active",
+            3,
+            True,
+            L3_ERROR,
+            utc_of("11:10:04"),
+            utc_of("11:50:12.90"),
+            utc_of("11:50:12.90"),
+            utc_of("11:10:00.42"),
+            utc_of("11:50:12.90"),
+            "running" if mirror else None,
+            None,
+            None,
+            vol(L3),
+        ),
     ]
 
 
 EXPECTED_TERMINALS = [
     TerminalRecord(TERM1, T1, L1, "/workspace", 5, utc_of("09:00:00.20"), utc_of("11:58:30"), "{}"),
     TerminalRecord(TERM2, T2, L2, "/home/user", 2, utc_of("10:02:11.10"), utc_of("10:09:40"), "{}"),
-    TerminalRecord(TERM3A, T3, L3, "/workspace", 3, utc_of("11:10:00.50"), utc_of("11:34:00"),
-                   '{"NODE_ENV": "production"}'),
-    TerminalRecord(TERM3B, T3, L3, "/workspace/app", 3, utc_of("11:35:01.90"), utc_of("11:35:02"),
-                   '{"NODE_ENV": "production"}'),
+    TerminalRecord(
+        TERM3A,
+        T3,
+        L3,
+        "/workspace",
+        3,
+        utc_of("11:10:00.50"),
+        utc_of("11:34:00"),
+        '{"NODE_ENV": "production"}',
+    ),
+    TerminalRecord(
+        TERM3B,
+        T3,
+        L3,
+        "/workspace/app",
+        3,
+        utc_of("11:35:01.90"),
+        utc_of("11:35:02"),
+        '{"NODE_ENV": "production"}',
+    ),
 ]
 
 EXPECTED_SESSIONS = [
-    ChatSessionRecord(S1, T1, TERM1, L1, "active", utc_of("09:00:00.31"), utc_of("11:58:38"), None, None,
-                      "runtime-0a1b2c3d4e5f", 300, 86400),
-    ChatSessionRecord(S2, T2, TERM2, L2, "closed", utc_of("10:02:11.20"), utc_of("10:09:40"),
-                      utc_of("10:15:05"), "idle_timeout", "runtime-1b2c3d4e5f60", 300, 86400),
-    ChatSessionRecord(S3A, T3, TERM3A, L3, "active", utc_of("11:10:00.60"), utc_of("11:58:55"), None, None,
-                      "runtime-2c3d4e5f6071", 300, 86400),
-    ChatSessionRecord(S3B, T3, TERM3B, L3, "active", utc_of("11:35:02"), utc_of("11:59:30"), None, None,
-                      "runtime-3d4e5f607182", 300, 86400),
+    ChatSessionRecord(
+        S1,
+        T1,
+        TERM1,
+        L1,
+        "active",
+        utc_of("09:00:00.31"),
+        utc_of("11:58:38"),
+        None,
+        None,
+        "runtime-0a1b2c3d4e5f",
+        300,
+        86400,
+    ),
+    ChatSessionRecord(
+        S2,
+        T2,
+        TERM2,
+        L2,
+        "closed",
+        utc_of("10:02:11.20"),
+        utc_of("10:09:40"),
+        utc_of("10:15:05"),
+        "idle_timeout",
+        "runtime-1b2c3d4e5f60",
+        300,
+        86400,
+    ),
+    ChatSessionRecord(
+        S3A,
+        T3,
+        TERM3A,
+        L3,
+        "active",
+        utc_of("11:10:00.60"),
+        utc_of("11:58:55"),
+        None,
+        None,
+        "runtime-2c3d4e5f6071",
+        300,
+        86400,
+    ),
+    ChatSessionRecord(
+        S3B,
+        T3,
+        TERM3B,
+        L3,
+        "active",
+        utc_of("11:35:02"),
+        utc_of("11:59:30"),
+        None,
+        None,
+        "runtime-3d4e5f607182",
+        300,
+        86400,
+    ),
 ]
 
 Z = datetime(2026, 3, 20, 3, 58, 41, tzinfo=UTC)
 EXPECTED_SNAPSHOTS = {
-    L1: ResourceSnapshotRecord(L1, "docker", "running", "running_runtime", 3.2, None, 212.5, None, 1.0, None,
-                               None, None, None, Z),
-    L2: ResourceSnapshotRecord(L2, "e2b", "paused", "non_running_sdk", None, None, None, None, None, None,
-                               None, None, "metrics unavailable", Z),
-    L3: ResourceSnapshotRecord(L3, "docker", "running", "running_runtime", 87.0, None, 1480.0, None, 2.0, None,
-                               None, None, None, Z),
+    L1: ResourceSnapshotRecord(
+        L1, "docker", "running", "running_runtime", 3.2, None, 212.5, None, 1.0, None, None, None, None, Z
+    ),
+    L2: ResourceSnapshotRecord(
+        L2,
+        "e2b",
+        "paused",
+        "non_running_sdk",
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        "metrics unavailable",
+        Z,
+    ),
+    L3: ResourceSnapshotRecord(
+        L3, "docker", "running", "running_runtime", 87.0, None, 1480.0, None, 2.0, None, None, None, None, Z
+    ),
 }
 
 
@@ -139,8 +270,10 @@ async def test_minimal_db_every_optional_table_missing(tmp_path: Path) -> None:
     # Only the two tables the reader insists on, with only the required columns.
     p = tmp_path / "sandbox.db"
     conn = sqlite3.connect(p)
-    conn.execute("CREATE TABLE sandbox_leases (lease_id TEXT PRIMARY KEY, provider_name TEXT, "
-                 "desired_state TEXT, observed_state TEXT)")
+    conn.execute(
+        "CREATE TABLE sandbox_leases (lease_id TEXT PRIMARY KEY, provider_name TEXT, "
+        "desired_state TEXT, observed_state TEXT)"
+    )
     conn.execute("CREATE TABLE abstract_terminals (terminal_id TEXT, thread_id TEXT, lease_id TEXT)")
     conn.execute("INSERT INTO sandbox_leases VALUES ('lease-x', 'local', 'running', 'running')")
     conn.execute("INSERT INTO abstract_terminals VALUES ('term-x', 'thread-x', 'lease-x')")
@@ -150,8 +283,24 @@ async def test_minimal_db_every_optional_table_missing(tmp_path: Path) -> None:
         state = await r.read_state()
         assert state.schema_variant == "older"
         assert set(state.missing_tables) == set(OPTIONAL_TABLES)
-        assert state.leases == (LeaseRecord("lease-x", "local", None, "running", "running", None, 0, False, None,
-                                            None, None, None, None, None),)
+        assert state.leases == (
+            LeaseRecord(
+                "lease-x",
+                "local",
+                None,
+                "running",
+                "running",
+                None,
+                0,
+                False,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+            ),
+        )
         assert state.terminals == (TerminalRecord("term-x", "thread-x", "lease-x", "", 0, None, None),)
         assert state.chat_sessions == ()
         assert await r.thread_sessions("thread-x") == []
@@ -164,8 +313,10 @@ async def test_mycel_detected_by_volumes_table_alone(tmp_path: Path) -> None:
     p = tmp_path / "sandbox.db"
     create_sandbox_db(str(p), "leonai").close()
     conn = sqlite3.connect(p)
-    conn.execute("CREATE TABLE sandbox_volumes (volume_id TEXT PRIMARY KEY, name TEXT, source TEXT NOT NULL, "
-                 "created_at TEXT NOT NULL)")
+    conn.execute(
+        "CREATE TABLE sandbox_volumes (volume_id TEXT PRIMARY KEY, name TEXT, source TEXT NOT NULL, "
+        "created_at TEXT NOT NULL)"
+    )
     conn.commit()
     conn.close()
     assert (await read_db_state(str(p))).schema_variant == "mycel"
@@ -183,23 +334,38 @@ async def test_detail_queries_on_worked_example(tmp_path: Path) -> None:
         events = await r.lease_events()
         assert len(events) == 9
         assert [e.created_at for e in events] == sorted((e.created_at for e in events), reverse=True)
-        assert events[1] == LeaseEventRecord(ex.lease_event_ids[8], L3, "intent.pause", "api", "{}", L3_ERROR,
-                                             utc_of("11:50:12"))
+        assert events[1] == LeaseEventRecord(
+            ex.lease_event_ids[8], L3, "intent.pause", "api", "{}", L3_ERROR, utc_of("11:50:12")
+        )
         assert (events[0].lease_id, events[0].created_at) == (L1, utc_of("11:58:40"))
         l1 = await r.lease_events(L1)
         assert [(e.event_type, e.source) for e in l1] == [
-            ("observe.status", "read.status"), ("intent.ensure_running", "run.create"),
-            ("observe.status", "run.refresh"), ("intent.ensure_running", "run.create")]
+            ("observe.status", "read.status"),
+            ("intent.ensure_running", "run.create"),
+            ("observe.status", "run.refresh"),
+            ("intent.ensure_running", "run.create"),
+        ]
         assert l1[-1].payload_json == f'{{"created": true, "instance_id": "{I1_OLD}"}}'
-        assert [e.event_id for e in await r.lease_events(limit=2)] == [ex.lease_event_ids[3], ex.lease_event_ids[8]]
+        assert [e.event_id for e in await r.lease_events(limit=2)] == [
+            ex.lease_event_ids[3],
+            ex.lease_event_ids[8],
+        ]
         assert [e.event_type for e in await r.lease_events(L3, limit=1)] == ["intent.pause"]
         window = await r.lease_events(since=utc_of("10:45:00"), until=utc_of("11:10:04"))
         assert [e.created_at for e in window] == [utc_of("11:10:04"), utc_of("10:45:09"), utc_of("10:45:03")]
 
         pe = await r.provider_events()
-        assert pe == [ProviderEventRecord(
-            1, "e2b", ORPHAN, "sandbox.lifecycle.killed",
-            f'{{"event": "sandbox.lifecycle.killed", "sandbox_id": "{ORPHAN}"}}', None, utc_of("11:40:00"))]
+        assert pe == [
+            ProviderEventRecord(
+                1,
+                "e2b",
+                ORPHAN,
+                "sandbox.lifecycle.killed",
+                f'{{"event": "sandbox.lifecycle.killed", "sandbox_id": "{ORPHAN}"}}',
+                None,
+                utc_of("11:40:00"),
+            )
+        ]
         assert await r.provider_events(provider="e2b", instance_id=ORPHAN) == pe
         assert await r.provider_events(provider="docker") == []
         assert await r.provider_events(lease_ids=[L2]) == []  # unmatched webhook
@@ -215,8 +381,18 @@ async def test_detail_queries_on_worked_example(tmp_path: Path) -> None:
 
         cmds = await r.terminal_commands([TERM1, TERM2, TERM3A, TERM3B])
         assert [c.command_id for c in cmds] == [CMD1, CMD3, CMD2]  # newest first
-        assert cmds[1] == TerminalCommandRecord(CMD3, TERM3B, S3B, "npm run build", "/workspace/app", "running",
-                                                None, utc_of("11:35:02"), utc_of("11:59:30"), None)
+        assert cmds[1] == TerminalCommandRecord(
+            CMD3,
+            TERM3B,
+            S3B,
+            "npm run build",
+            "/workspace/app",
+            "running",
+            None,
+            utc_of("11:35:02"),
+            utc_of("11:59:30"),
+            None,
+        )
         assert [c.command_id for c in await r.terminal_commands(TERM2)] == [CMD2]  # a bare id works too
         assert [c.command_id for c in await r.terminal_commands([TERM1, TERM3B], limit=1)] == [CMD1]
 
@@ -272,9 +448,13 @@ async def test_mixed_conventions_in_one_db(tmp_path: Path) -> None:
     # CURRENT_TIMESTAMP defaults (UTC) in abstract_terminals next to local ISO: both normalised.
     p = tmp_path / "sandbox.db"
     conn = create_sandbox_db(str(p))
-    fx.add_lease(conn, "lease-m", "docker", created_at="2026-03-20T09:00:00", updated_at="2026-03-20T01:00:00Z")
-    conn.execute("INSERT INTO abstract_terminals (terminal_id, thread_id, lease_id, cwd) "
-                 "VALUES ('term-m', 'th-m', 'lease-m', '/w')")
+    fx.add_lease(
+        conn, "lease-m", "docker", created_at="2026-03-20T09:00:00", updated_at="2026-03-20T01:00:00Z"
+    )
+    conn.execute(
+        "INSERT INTO abstract_terminals (terminal_id, thread_id, lease_id, cwd) "
+        "VALUES ('term-m', 'th-m', 'lease-m', '/w')"
+    )
     conn.execute("UPDATE abstract_terminals SET created_at = '2026-03-20 01:00:00'")
     conn.commit()
     conn.close()

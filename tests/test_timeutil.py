@@ -58,8 +58,24 @@ def test_parse_ts_conventions(value: object, tz: timezone, expected: datetime) -
 
 @pytest.mark.parametrize(
     "value",
-    [None, "", "   ", "garbage", "2026-13-45T99:99:99", "2026-03-20Tnope", "abcdefghijTklmnopqrs",
-     "2026-02-30T10:00:00.000000", float("nan"), 1e300, -1e300, True, [], {}, object(), b"\xff\xfe"],
+    [
+        None,
+        "",
+        "   ",
+        "garbage",
+        "2026-13-45T99:99:99",
+        "2026-03-20Tnope",
+        "abcdefghijTklmnopqrs",
+        "2026-02-30T10:00:00.000000",
+        float("nan"),
+        1e300,
+        -1e300,
+        True,
+        [],
+        {},
+        object(),
+        b"\xff\xfe",
+    ],
 )
 def test_parse_ts_garbage_is_none_and_never_raises(value: object) -> None:
     assert parse_ts(value, local_tz=PLUS8) is None
@@ -103,8 +119,9 @@ def test_age_and_humanize() -> None:
     assert age_s(datetime(2026, 3, 20, 3, 58, 41, tzinfo=UTC), now) == 79.0
     assert age_s(None, now) is None
     assert age_s(datetime(2026, 3, 20, 3, 0), now) == 3600.0  # naive treated as UTC
-    assert [humanize_age(s) for s in (0, 3.9, 59, 60, 240, 3599, 3600, 7300, 86399, 86400, 5 * 86400 + 5)] == [
-        "0s", "3s", "59s", "1m", "4m", "59m", "1h", "2h", "23h", "1d", "5d"]
+    assert [
+        humanize_age(s) for s in (0, 3.9, 59, 60, 240, 3599, 3600, 7300, 86399, 86400, 5 * 86400 + 5)
+    ] == ["0s", "3s", "59s", "1m", "4m", "59m", "1h", "2h", "23h", "1d", "5d"]
     assert humanize_age(None) == "-"
     assert humanize_age(-0.4) == "0s"  # clock skew noise
     assert humanize_age(-180) == "-3m"
