@@ -101,8 +101,8 @@ WRITER = textwrap.dedent("""
                   "instance_status, created_at, updated_at) VALUES (?, 'docker', 'running', 'running', "
                   "'running', ?, ?)", (f"lease-w{i:011d}", now, now))
         c.execute("INSERT INTO abstract_terminals (terminal_id, thread_id, lease_id, cwd, created_at, "
-                  "updated_at) VALUES (?, ?, ?, '/w', ?, ?)", (f"term-w{i:011d}", f"th-w{i}", f"lease-w{i:011d}",
-                  now, now))
+                  "updated_at) VALUES (?, ?, ?, '/w', ?, ?)",
+                  (f"term-w{i:011d}", f"th-w{i}", f"lease-w{i:011d}", now, now))
         c.execute("COMMIT")
         i += 1
     mode = sys.argv[3]
