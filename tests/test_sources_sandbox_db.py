@@ -474,3 +474,30 @@ async def test_non_numeric_garbage_in_numeric_columns_does_not_crash(tmp_path: P
     (lease,) = (await read_db_state(str(p))).leases
     assert (lease.version, lease.needs_refresh, lease.created_at) == (0, False, None)
     assert lease.observed_at == datetime.fromtimestamp(12, UTC)
+
+
+async def test_repeated_reads_reflect_updates_and_deletes(tmp_path: Path) -> None:
+    # Records of unchanged rows are reused across reads; changed rows must never be served stale.
+    ex = write_worked_example(tmp_path)
+    async with SandboxDbReader(str(ex.sandbox_db), local_tz=EXAMPLE_TZ) as r:
+        first = await r.read_state()
+        again = await r.read_state()
+        assert again.leases == first.leases and again.chat_sessions == first.chat_sessions
+        conn = sqlite3.connect(ex.sandbox_db)
+        conn.execute(
+            "UPDATE sandbox_leases SET observed_state = 'paused', version = 5, "
+            "updated_at = '2026-03-20T11:59:59' WHERE lease_id = ?",
+            (L1,),
+        )
+        conn.execute("DELETE FROM chat_sessions WHERE chat_session_id = ?", (S2,))
+        conn.commit()
+        conn.close()
+        later = await r.read_state()
+    l1 = next(x for x in later.leases if x.lease_id == L1)
+    assert (l1.observed_state, l1.version, l1.updated_at) == ("paused", 5, utc_of("11:59:59"))
+    assert [s.chat_session_id for s in later.chat_sessions] == [S1, S3A, S3B]
+    # a second reader with another zone must not get the first zone's records
+    other = await read_db_state(str(ex.sandbox_db), local_tz=UTC)
+    assert next(x for x in other.leases if x.lease_id == L2).created_at == datetime(
+        2026, 3, 20, 10, 2, 11, 30000, tzinfo=UTC
+    )

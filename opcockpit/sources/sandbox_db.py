@@ -247,6 +247,33 @@ def _sessions(rows: Iterable[tuple], p: Parser) -> list[ChatSessionRecord]:
     ]
 
 
+# Records of the previous read_state per (path, parser, table), keyed by their raw row tuple.
+# LEON rows rarely change between refreshes: an unchanged row costs a tuple hash instead of a
+# record build plus timestamp parses. Each read replaces the map, so it never outgrows one table.
+_REUSE: dict[tuple[Any, ...], dict[tuple, Any]] = {}
+_REUSE_MAX_KEYS = 16  # distinct (db path, zone, table) combinations remembered
+
+
+def _reuse(key: tuple[Any, ...], rows: list[tuple], build: Callable[[Iterable[tuple], Parser], list[Any]],
+           p: Parser) -> tuple[Any, ...]:
+    old = _REUSE.get(key)
+    if not old:
+        out = build(rows, p)
+        new = dict(zip(rows, out, strict=True))
+    else:
+        get = old.get
+        out = [get(r) for r in rows]
+        misses = [i for i, rec in enumerate(out) if rec is None]
+        if misses:
+            for i, rec in zip(misses, build([rows[i] for i in misses], p), strict=True):
+                out[i] = rec
+        new = dict(zip(rows, out, strict=True))
+    if key not in _REUSE and len(_REUSE) >= _REUSE_MAX_KEYS:
+        _REUSE.pop(next(iter(_REUSE)))
+    _REUSE[key] = new
+    return tuple(out)
+
+
 def _snapshots(rows: Iterable[tuple], p: Parser) -> dict[str, ResourceSnapshotRecord]:
     out: dict[str, ResourceSnapshotRecord] = {}
     for r in rows:
@@ -497,14 +524,16 @@ class SandboxDbReader:
         p = self._parse
         read_at = now if now is not None else datetime.now(UTC)
 
+        key = (ap, id(p))
+
         def convert() -> DbState:
             return DbState(
                 path=ap,
                 schema_variant=schema.variant,
                 read_at=read_at,
-                leases=tuple(_leases(lrows, p)),
-                terminals=tuple(_terminals(trows, p)),
-                chat_sessions=tuple(_sessions(srows, p)),
+                leases=_reuse((*key, "l"), lrows, _leases, p),
+                terminals=_reuse((*key, "t"), trows, _terminals, p),
+                chat_sessions=_reuse((*key, "s"), srows, _sessions, p),
                 resource_snapshots=_snapshots(rrows, p),
                 missing_tables=schema.missing_tables,
             )
