@@ -489,14 +489,13 @@ class AlertStore:
                     for k, f, s in conn.execute("SELECT key, first_seen, scope FROM alert_pending")
                 }
                 seen: set[str] = set()
+                updates: list[tuple] = []
                 for c in candidates:
                     seen.add(c.key)
                     ev = json.dumps([e.to_dict() for e in c.evidence], ensure_ascii=False)
                     details = json.dumps(dict(c.details), ensure_ascii=False, default=str)
                     if c.key in firing:
-                        conn.execute(
-                            "UPDATE alerts SET severity = ?, summary = ?, threshold = ?, scope = ?,"
-                            " evidence_json = ?, details_json = ?, last_seen = ? WHERE id = ?",
+                        updates.append(
                             (
                                 c.severity.value,
                                 c.summary,
@@ -506,7 +505,7 @@ class AlertStore:
                                 details,
                                 now_s,
                                 firing[c.key][0],
-                            ),
+                            )
                         )
                         continue
                     start = pending[c.key][0] if c.key in pending else now
@@ -550,6 +549,13 @@ class AlertStore:
                         ),
                     )
                     fired.append(int(cur.lastrowid or 0))
+                # One prepared statement for every still-firing alert (thousands when a provider
+                # auto-pauses a whole fleet).
+                conn.executemany(
+                    "UPDATE alerts SET severity = ?, summary = ?, threshold = ?, scope = ?,"
+                    " evidence_json = ?, details_json = ?, last_seen = ? WHERE id = ?",
+                    updates,
+                )
                 for key, (aid, scope) in firing.items():
                     if key in seen or (scope is not None and scope in unknown):
                         continue
