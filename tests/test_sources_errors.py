@@ -283,6 +283,37 @@ def test_wal_db_in_readonly_directory_is_permission_not_a_write(open_dir: Path) 
     assert listing(d) == before
 
 
+CRASH_WRITER = textwrap.dedent("""
+    import os, sqlite3, sys
+    c = sqlite3.connect(sys.argv[1])
+    c.execute("PRAGMA wal_autocheckpoint=0")
+    c.execute("UPDATE sandbox_leases SET version = version + 10")
+    c.commit()
+    os._exit(0)  # leaves the frames in -wal
+""")
+
+
+@needs_setpriv
+def test_wal_frames_without_shm_in_readonly_directory(open_dir: Path) -> None:
+    # A crashed writer left -wal frames; the -shm is gone and cannot be created: refuse, write nothing.
+    d = open_dir / "ro"
+    ex = write_worked_example(d)
+    subprocess.run([sys.executable, "-c", CRASH_WRITER, str(ex.sandbox_db)], check=True, timeout=60)
+    Path(str(ex.sandbox_db) + "-shm").unlink()
+    assert Path(str(ex.sandbox_db) + "-wal").stat().st_size > 0
+    for p in d.iterdir():
+        p.chmod(0o644)
+    d.chmod(0o555)
+    before = listing(d)
+    try:
+        kind, _, msg = _as_nobody(ex.sandbox_db).partition("|")
+    finally:
+        d.chmod(0o755)
+    assert kind == "permission", msg
+    assert "-shm missing" in msg and "not writable" in msg and "-wal missing" not in msg
+    assert listing(d) == before
+
+
 def test_source_error_contract() -> None:
     assert set(KINDS) == {"missing", "not_sqlite", "not_leon", "locked", "corrupt", "permission", "schema"}
     err = SourceError("locked", "sandbox.db at /x is locked\nby another process")
