@@ -562,3 +562,19 @@ def test_unknown_rule_names_are_config_errors() -> None:
         AlertsConfig(disabled_rules=["stuck_runs"])
     with pytest.raises(pydantic.ValidationError):
         AlertsConfig.model_validate({"stuck_after": 5})
+
+
+def test_documented_alerts_table_is_valid() -> None:
+    import re
+    import tomllib
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "alerts.md").read_text()
+    block = re.search(r"```toml\n(\[alerts\].*?)```", doc, re.S)
+    assert block is not None
+    cfg = AlertsConfig.model_validate(tomllib.loads(block.group(1))["alerts"])
+    assert cfg.webhook is not None and cfg.webhook.url_env == "OPCOCKPIT_WEBHOOK_URL"
+    assert cfg.command is not None and cfg.command.argv[0] == "/usr/local/bin/page-oncall"
+    assert cfg.severity == {"orphans_present": "critical"}
+    defaults = AlertsConfig()
+    for key in ("stuck_after_s", "diverged_for_s", "intent_failures_min", "memory_pct", "history_keep"):
+        assert getattr(cfg, key) == getattr(defaults, key), key  # the doc shows the real defaults
