@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -32,7 +32,9 @@ from opcockpit.core.models import (
     ProviderEventRecord,
     ProviderStatus,
 )
-from opcockpit.core.runs import RunHealth, normalize_error
+
+if TYPE_CHECKING:  # runs pulls in the events.db reader (aiosqlite): keep config imports light
+    from opcockpit.core.runs import RunHealth
 
 __all__ = [
     "RULES",
@@ -422,6 +424,8 @@ def rule_intent_failures(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandi
     within `intent_window_s`; webhook events whose type says error/fail count too."""
     if inp.lease_events is None:
         return []
+    from opcockpit.core.runs import normalize_error
+
     cutoff = inp.now - timedelta(seconds=cfg.intent_window_s)
     provider_of = {r.lease_id: r.provider for r in inp.ground_truth.rows}
     groups: dict[str, list[tuple[Evidence, str]]] = {}
