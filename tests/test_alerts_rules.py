@@ -54,6 +54,8 @@ def test_stuck_run_fires_dedups_and_resolves(tmp_path: Path) -> None:
     assert [a.key for a in snap.newly_firing] == ["stuck_run:run-stuck"]
     assert {(e.kind, e.id) for e in alert.evidence} == {("run", "run-stuck"), ("thread", "m_t-1")}
     assert alert.rule == "stuck_run" and alert.severity == "warning"
+    # stuck since the last event (T0-20m+4s) plus the 600 s threshold
+    assert alert.first_seen == T0 - timedelta(minutes=10) + timedelta(seconds=4)
 
     clock.advance(60)
     snap2 = eng.evaluate(gt, health(edb, clock.now))

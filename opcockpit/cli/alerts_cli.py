@@ -101,7 +101,7 @@ async def aevaluate(
     events_db: str | Path | None = None,
 ) -> tuple[AlertSnapshot, RunHealth]:
     """Gather run health + recent events, evaluate the rules, persist, notify."""
-    from opcockpit.core.alert_sources import gather_alert_sources
+    from opcockpit.core.alert_sources import evaluate_refresh
     from opcockpit.core.alert_store import AlertEngine
 
     cfg = alerts_config(config)
@@ -109,16 +109,12 @@ async def aevaluate(
     sources_cfg = getattr(config, "sources", None)
     sdb = sandbox_db or getattr(sources_cfg, "sandbox_db", None) or ground_truth.db_path
     edb = events_db or getattr(sources_cfg, "events_db", None)
-    src = await gather_alert_sources(ground_truth, cfg, sandbox_db=sdb, events_db=edb, now=now)
     store = await asyncio.to_thread(_open_store, ledger_path)
     try:
         engine = AlertEngine(store, cfg, clock=lambda: now)
-        snap = await asyncio.to_thread(
-            engine.evaluate, ground_truth, src.run_health, src.lease_events, src.provider_events
-        )
+        return await evaluate_refresh(engine, ground_truth, sandbox_db=sdb, events_db=edb, now=now)
     finally:
         store.close()
-    return snap, src.run_health
 
 
 def _run_async(coro: Any) -> Any:

@@ -8,12 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opcockpit.core.alerts import AlertsConfig
 from opcockpit.core.models import GroundTruth, LeaseEventRecord, ProviderEventRecord
 from opcockpit.core.runs import RunHealth, load_run_health
 
-__all__ = ["AlertSources", "gather_alert_sources"]
+if TYPE_CHECKING:
+    from opcockpit.core.alert_store import AlertEngine, AlertSnapshot
+
+__all__ = ["AlertSources", "evaluate_refresh", "gather_alert_sources"]
 
 _MAX_EVENTS = 5000  # a burst bigger than this is a burst either way
 
@@ -54,3 +58,26 @@ async def gather_alert_sources(
             error = str(exc)
             lease_events = provider_events = None
     return AlertSources(rh, lease_events, provider_events, error)
+
+
+async def evaluate_refresh(
+    engine: AlertEngine,
+    ground_truth: GroundTruth,
+    *,
+    sandbox_db: str | Path | None,
+    events_db: str | Path | None,
+    now: datetime | None = None,
+    local_tz: tzinfo | None = None,
+) -> tuple[AlertSnapshot, RunHealth]:
+    """One alert round for a live surface (TUI): gather run health and recent events, then run
+    `engine.evaluate` (sqlite + notifications, which may sleep on retries) in a worker thread."""
+    import asyncio
+
+    now = now or ground_truth.generated_at
+    src = await gather_alert_sources(
+        ground_truth, engine.config, sandbox_db=sandbox_db, events_db=events_db, now=now, local_tz=local_tz
+    )
+    snap = await asyncio.to_thread(
+        engine.evaluate, ground_truth, src.run_health, src.lease_events, src.provider_events, now=now
+    )
+    return snap, src.run_health

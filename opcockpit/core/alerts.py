@@ -230,6 +230,8 @@ def rule_stuck_run(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
                 evidence=(Evidence("run", s.run_id), Evidence("thread", s.thread_id)),
                 threshold=f"no event for > {fmt_duration(rh.stuck_after_s)}",
                 scope=SCOPE_EVENTS_DB,
+                # stuck since the silence crossed the threshold
+                since=(s.last_event_at + timedelta(seconds=rh.stuck_after_s)) if s.last_event_at else None,
                 details={
                     "idle_s": round(s.idle_s, 1),
                     "event_count": s.event_count,
