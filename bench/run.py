@@ -4,6 +4,8 @@
 
 Discovers bench/bench_*.py, calls each module's `run(sizes) -> list[dict]`. A row is
 `{name, size, value, unit, target, notes}` (`better: "higher"` flips the target comparison);
+a module may set `SIZES_CAP = <int>` to skip requested sizes above what it can run in reasonable
+time (it is then called with the sizes at or below the cap);
 rows of another shape are shown with their keys in the notes. Results are kept per module in
 bench/results.json, so `--only` refreshes one module's section without dropping the others; each
 section names the machine and date it was measured on.
@@ -119,7 +121,9 @@ def run_module(name: str, sizes: list[int]) -> tuple[list[dict[str, Any]], float
     t0 = time.perf_counter()
     try:
         module = importlib.import_module(f"bench.{name}")
-        rows = [normalise(name, r) for r in module.run(list(sizes))]
+        cap = getattr(module, "SIZES_CAP", None)
+        todo = [s for s in sizes if cap is None or s <= cap]
+        rows = [normalise(name, r) for r in module.run(todo)] if todo else []
     except Exception as exc:  # one broken benchmark must not hide the others
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
         rows = [{"name": name, "size": None, "value": None, "unit": None, "target": None,
@@ -151,10 +155,10 @@ HEAD = ["benchmark", "size", "value", "unit", "target", "verdict", "notes"]
 def print_table(module: str, rows: list[dict[str, Any]]) -> None:
     body = table(rows)
     widths = [min(60, max(len(h), *(len(r[i]) for r in body))) for i, h in enumerate(HEAD)] if body else []
-    print(f"\n== {module}")
+    print(f"\n== {module}", flush=True)
     print("  ".join(h.ljust(w) for h, w in zip(HEAD, widths, strict=True)))
     for r in body:
-        print("  ".join(c[:60].ljust(w) for c, w in zip(r, widths, strict=True)))
+        print("  ".join(c[:60].ljust(w) for c, w in zip(r, widths, strict=True)), flush=True)
 
 
 def _md_cell(text: str) -> str:
@@ -199,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--sizes: need positive integers")
     modules = discover(args.only.split(",") if args.only else None)
     info = machine()
-    print(f"machine: {describe(info)}")
+    print(f"machine: {describe(info)}", flush=True)
     results: dict[str, Any] = {}
     if RESULTS.exists():
         try:
