@@ -8,6 +8,12 @@ identical snapshots even when the sources return rows in a different order.
 Convergence is judged against the provider, not LEON's `desired_state != observed_state` string
 compare (which calls every destroyed lease, every never-used remote lease and every stale
 observation "diverged"). See `_judge_api`, `_judge_db_only` and `_judge_stale` for the rules.
+
+Speed (bench/bench_reconcile.py: 10k leases + 10k instances + 15k terminals + 20k sessions in
+~40-50 ms on the 2-core dev VM) comes from: per-lease DB maps seeded with the lease ids in lease
+order and filled in C (dict.update over map/zip), walked in step with the leases instead of
+looked up; rows built by `_fast_factory` (frozen-dataclass __init__ with 20 keyword fields was
+the biggest single cost); one string sort key per row; the cyclic GC paused during the call.
 """
 
 from __future__ import annotations
