@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from opcockpit.core.alerts import AlertsConfig
+
 ProviderKind = Literal["docker", "e2b", "daytona", "agentbay", "local"]
 KINDS: tuple[str, ...] = ("docker", "e2b", "daytona", "agentbay", "local")
 
@@ -91,6 +93,7 @@ class CockpitConfig(BaseModel):
     read_only: bool = False
     # Additive: wall-clock budget for listing one provider (all pages, retries included).
     list_timeout_s: float = Field(default=20.0, gt=0)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
 
 # --------------------------------------------------------------------------- errors, redaction
@@ -288,7 +291,7 @@ def _kind_defaults(kind: str, fields: dict[str, Any], env: Mapping[str, str]) ->
     return out
 
 
-_TOP_KEYS = ("sources", "providers", "refresh_s", "read_only", "list_timeout_s")
+_TOP_KEYS = ("sources", "providers", "refresh_s", "read_only", "list_timeout_s", "alerts")
 
 
 def _read_toml(path: Path, origin: str) -> dict[str, Any]:
@@ -395,7 +398,7 @@ def load_config(
             _remember_secret(entry["api_key"])
 
     data: dict[str, Any] = {"sources": sources, "providers": merged}
-    for key in ("refresh_s", "read_only", "list_timeout_s"):
+    for key in ("refresh_s", "read_only", "list_timeout_s", "alerts"):
         if key in toml:
             data[key], origins[key] = toml[key], toml_origin
     if read_only is not None and read_only:
@@ -428,7 +431,7 @@ def _explain(err: Mapping[str, Any]) -> str:
     if err["type"] == "extra_forbidden":
         import difflib
 
-        model = ProviderConfig if loc[0] == "providers" else SourcesConfig
+        model = {"providers": ProviderConfig, "alerts": AlertsConfig}.get(str(loc[0]), SourcesConfig)
         close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
         return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
     return str(err["msg"])
