@@ -11,7 +11,7 @@ import contextlib
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -19,9 +19,14 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from opcockpit.core.models import GroundTruth, GroundTruthRow
+from opcockpit.core.ops_targets import Action, Target
+from opcockpit.core.ops_track import Operation, OpStatus
 from opcockpit.tui.commands import JumpProvider
 from opcockpit.tui.data import DetailSource, one_line
-from opcockpit.tui.rows import gt_table, orphan_table
+from opcockpit.tui.opsview import OpsOverlay, applicable, summarize
+from opcockpit.tui.rows import gt_table, orphan_table, overlay_gt, overlay_orphan
+from opcockpit.tui.screens.audit import AuditScreen
+from opcockpit.tui.screens.confirm import AdoptScreen, ConfirmDestroyScreen
 from opcockpit.tui.screens.help import HelpScreen
 from opcockpit.tui.screens.thread import ThreadDetailScreen
 from opcockpit.tui.widgets.events_view import ProviderEventsView
@@ -29,7 +34,13 @@ from opcockpit.tui.widgets.header import HeaderState, StatusHeader
 from opcockpit.tui.widgets.keyed_table import KeyedTable
 from opcockpit.tui.widgets.tables import ground_truth_table, orphans_table
 
+if TYPE_CHECKING:
+    from opcockpit.core.audit import AuditEntry
+    from opcockpit.core.operations import Operations, Plan
+    from opcockpit.core.watch import EventWatcher
+
 MIN_REFRESH_S = 0.5
+WRITE_ACTIONS = ("pause", "resume", "destroy", "adopt")
 FILTER_HINT = "filter: text · regex · !inverse · field:value  (Enter keep, Esc clear)"
 ALERTS_TEXT = (
     "Alerts are not implemented yet: they arrive with the alerts issue (stuck runs, divergence that "
@@ -61,14 +72,19 @@ class CockpitApp(App[int]):
         ("alerts", "Alerts"),
     )
 
+    # Footer order = importance: at 80 columns the tail is cut off (all keys are in `?` help).
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit"),
-        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("p", "pause", "Pause"),
+        Binding("r", "resume", "Resume"),
+        Binding("ctrl+d", "destroy", "Destroy"),
+        Binding("a", "adopt", "Adopt"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("colon", "command_palette", "Jump", key_display=":"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+r", "refresh_now", "Refresh"),
         Binding("c", "copy", "Copy"),
         Binding("z", "toggle_freeze", "Freeze"),
-        Binding("ctrl+r", "refresh_now", "Refresh"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("1", "show_tab('ground-truth')", "Ground truth", show=False),
         Binding("2", "show_tab('orphans')", "Orphans", show=False),
@@ -87,6 +103,9 @@ class CockpitApp(App[int]):
         clock: Callable[[], datetime] = _utcnow,
         auto_refresh: bool = True,
         close_source: bool = True,
+        ops: Operations | None = None,
+        watch_events: bool = True,
+        audit_loader: Callable[[int], Any] | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -109,6 +128,15 @@ class CockpitApp(App[int]):
         self._filter_before = ""
         self._rows_by_key: dict[str, GroundTruthRow] = {}
         self._hup_installed = False
+        self._refresh_again = False  # an event asked for a refresh while one was running
+        self.ops = ops
+        if ops is not None and ops.read_only:
+            self.read_only = True  # the core refuses writes; the UI must say so (RO badge, greyed keys)
+        self.overlay = OpsOverlay(clock)
+        self._targets_index: dict[str, Target] | None = None
+        self.watch_events = watch_events
+        self.watcher: EventWatcher | None = None
+        self._audit_loader = audit_loader
 
     # ------------------------------------------------------------------ layout
 
@@ -128,6 +156,15 @@ class CockpitApp(App[int]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        # Cached: App.query_one searches the *active* screen only, and refreshes keep arriving
+        # while a detail screen or a dialog is on top.
+        self._header_w = self.query_one(StatusHeader)
+        self._gt_w = self.query_one("#gt-table", KeyedTable)
+        self._or_w = self.query_one("#orphans-table", KeyedTable)
+        self._events_w = self.query_one("#events-view", ProviderEventsView)
+        self._tabs_w = self.query_one("#main-tabs", TabbedContent)
+        self._filter_w = self.query_one("#filter", Input)
+        self._filter_status_w = self.query_one("#filter-status", Static)
         self._install_sighup()
         self.gt_table.focus()
         self._show_header()
@@ -138,6 +175,8 @@ class CockpitApp(App[int]):
 
     async def on_unmount(self) -> None:
         self._remove_sighup()
+        if self.watcher is not None:
+            await self.watcher.aclose()
         if self.close_source:
             with contextlib.suppress(Exception):
                 await self.source.aclose()
@@ -171,19 +210,19 @@ class CockpitApp(App[int]):
 
     @property
     def gt_table(self) -> KeyedTable:
-        return self.query_one("#gt-table", KeyedTable)
+        return self._gt_w
 
     @property
     def orphans_table(self) -> KeyedTable:
-        return self.query_one("#orphans-table", KeyedTable)
+        return self._or_w
 
     @property
     def events_view(self) -> ProviderEventsView:
-        return self.query_one("#events-view", ProviderEventsView)
+        return self._events_w
 
     @property
     def active_tab(self) -> str:
-        return self.query_one("#main-tabs", TabbedContent).active
+        return self._tabs_w.active
 
     def active_table(self) -> KeyedTable | None:
         return {
@@ -209,9 +248,27 @@ class CockpitApp(App[int]):
         return True
 
     def request_refresh(self) -> None:
-        """Refresh as soon as possible (e.g. a provider event stream reported a change)."""
-        if not self.frozen:
-            self.start_refresh(manual=True)
+        """Refresh as soon as possible (a provider event stream reported a change, an action ran).
+
+        If a refresh is in flight it may have listed before the change: it is not interrupted, but
+        exactly one more refresh follows it (however many requests arrived meanwhile)."""
+        if self.frozen:
+            return
+        if not self.start_refresh(manual=True):
+            self._refresh_again = True
+
+    def _on_provider_events(self, providers: frozenset[str]) -> None:
+        self.request_refresh()
+
+    def _sync_watcher(self) -> None:
+        adapters = getattr(self.source, "adapters", None)
+        if not self.watch_events or not adapters:
+            return
+        if self.watcher is None:
+            from opcockpit.core.watch import EventWatcher
+
+            self.watcher = EventWatcher(self._on_provider_events)
+        self.watcher.sync(adapters)
 
     @work(group="refresh", exit_on_error=False)
     async def _refresh_worker(self) -> None:
@@ -227,26 +284,48 @@ class CockpitApp(App[int]):
         if gt is not None:
             self.last_error = None
             self.apply_ground_truth(gt)
+            self._observe(gt)
+            self._sync_watcher()
         self._show_header()
         if self.active_tab == "events":
             self.load_provider_events()
+        if self._refresh_again:
+            self._refresh_again = False
+            self.request_refresh()
 
     def apply_ground_truth(self, gt: GroundTruth) -> None:
         self.ground_truth = gt
         self.last_refresh = self.clock()
         self.refreshes += 1
         self._rows_by_key = {r.lease_id: r for r in gt.rows}
+        self._targets_index = None
         with self.batch_update():
-            self.gt_table.replace(gt_table(gt))
-            self.orphans_table.replace(orphan_table(gt))
-            tabs = self.query_one("#main-tabs", TabbedContent)
+            self._render_tables()
+            tabs = self._tabs_w
             tabs.get_tab("ground-truth").label = f"Ground truth {len(gt.rows)}"
             tabs.get_tab("orphans").label = f"Orphans {len(gt.orphans)}"
             self._sync_filter_status()
         self.refresh_bindings()
 
+    def _render_tables(self) -> None:
+        """Ground truth + the optimistic overlay of operator actions -> the keyed tables."""
+        gt = self.ground_truth
+        if gt is None:
+            return
+        self.overlay.expire()
+        rows = gt_table(gt)
+        orphans = orphan_table(gt)
+        for key, mark in self.overlay.items():
+            if key in rows:
+                rows[key] = overlay_gt(rows[key], mark.action, mark.intended, mark.status, mark.note)
+            elif key in orphans:
+                orphans[key] = overlay_orphan(orphans[key], mark.action, mark.intended, mark.status,
+                                              mark.note)
+        self.gt_table.replace(rows)
+        self.orphans_table.replace(orphans)
+
     def _show_header(self) -> None:
-        self.query_one(StatusHeader).show(
+        self._header_w.show(
             HeaderState(
                 gt=self.ground_truth,
                 now=self.clock(),
@@ -257,6 +336,7 @@ class CockpitApp(App[int]):
                 banner=self.demo_banner,
                 error=self.last_error,
                 dropped_ticks=self.dropped_ticks,
+                pending_ops=self.overlay.pending_count(),
             )
         )
 
@@ -348,6 +428,8 @@ class CockpitApp(App[int]):
     # ------------------------------------------------------------------ actions
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in WRITE_ACTIONS:
+            return self._check_write(action)
         if action in ("filter", "copy", "clear_filter"):
             if len(self.screen_stack) > 1:  # a detail/help screen is on top: main-view keys do not apply
                 return False
@@ -357,11 +439,162 @@ class CockpitApp(App[int]):
             if action == "copy":
                 return True if table.cursor_key is not None else None
             if action == "clear_filter":
-                return bool(table.filter_expr) or self.query_one("#filter", Input).has_class("visible")
+                return bool(table.filter_expr) or self._filter_w.has_class("visible")
         return True
 
+    # ------------------------------------------------------------------ operator actions
+
+    def _check_write(self, action: str) -> bool | None:
+        """Write keys are never hidden on the main view: greyed (None) when they do not apply."""
+        if len(self.screen_stack) > 1:
+            return False  # a detail/help/dialog screen is on top: main-view keys do not apply there
+        tab = self.active_tab
+        if tab not in ("ground-truth", "orphans") or (action == "adopt" and tab != "orphans"):
+            return False  # not this view's keys (the footer shows the focused view's keys)
+        if self.read_only or self.ops is None or self.ops.read_only:
+            return None
+        targets = self.selected_targets()
+        if not targets:
+            return None
+        act = Action(action)
+        return True if any(applicable(self.ops, act, t, self.overlay) for t in targets) else None
+
+    def _index(self) -> dict[str, Target]:
+        if self._targets_index is None:
+            from opcockpit.core.operations import index_targets
+
+            self._targets_index = dict(index_targets(self.ground_truth)) if self.ground_truth else {}
+        return self._targets_index
+
+    def selected_targets(self) -> list[Target]:
+        """The marked rows of the focused table, else its cursor row (k9s/htop marking)."""
+        if self.active_tab not in ("ground-truth", "orphans"):
+            return []
+        table = self.active_table()
+        if table is None:
+            return []
+        keys = sorted(table.marked) or ([table.cursor_key] if table.cursor_key else [])
+        index = self._index()
+        return [index[k] for k in keys if k in index]
+
+    def action_pause(self) -> None:
+        self._begin(Action.PAUSE)
+
+    def action_resume(self) -> None:
+        self._begin(Action.RESUME)
+
+    def action_destroy(self) -> None:
+        self._begin(Action.DESTROY)
+
+    def action_adopt(self) -> None:
+        self._begin(Action.ADOPT)
+
+    def _begin(self, action: Action) -> None:
+        ops = self.ops
+        if ops is None or self.read_only or self._check_write(action.value) is not True:
+            return  # the key is greyed; a binding invoked anyway (palette, tests) does nothing
+        chosen = self.selected_targets()
+        targets = [t for t in chosen if applicable(ops, action, t, self.overlay)]
+        skipped = [(t, applicable(ops, action, t, self.overlay, why=True) or "") for t in chosen
+                   if t not in targets]
+        if action is Action.DESTROY:
+            self.push_screen(ConfirmDestroyScreen(targets, skipped),
+                             lambda ok: self._confirmed(action, targets, None) if ok else None)
+        elif action is Action.ADOPT:
+            def adopted(thread: str | None) -> None:
+                if thread is not None:
+                    self._confirmed(action, targets, thread or None)
+
+            self.push_screen(AdoptScreen(targets, skipped), adopted)
+        else:
+            # pause/resume are reversible: run at once, like lazydocker's `p` (no dialog)
+            self._confirmed(action, targets, None)
+
+    def _confirmed(self, action: Action, targets: list[Target], thread_id: str | None) -> None:
+        ops = self.ops
+        if ops is None or not targets:
+            return
+        try:
+            plan = ops.plan(action, targets, seen=self.ground_truth, thread_id=thread_id)
+        except Exception as exc:
+            self.notify(f"{action.value}: {one_line(exc)}", severity="error", markup=False)
+            return
+        if plan.errors:
+            self.notify(f"{action.value}: {'; '.join(plan.errors)}", severity="error", markup=False)
+            return
+        for table in (self.gt_table, self.orphans_table):
+            table.clear_marks()
+        for t in plan.allowed:
+            self.overlay.start(t.key, action.value, _intended(action, t))
+        self._render_tables()
+        self._show_header()
+        self.refresh_bindings()
+        self._execute(plan)
+
+    @work(group="operations", exit_on_error=False)
+    async def _execute(self, plan: Plan) -> None:
+        assert self.ops is not None
+        try:
+            results = await self.ops.execute(plan)
+        except Exception as exc:
+            for t in plan.allowed:
+                self.overlay.fail(t.key, plan.action.value, one_line(exc))
+            self.notify(f"{plan.action.value} failed: {one_line(exc)}", severity="error", markup=False)
+            results = []
+        for op in results:
+            if op.status is OpStatus.PENDING:
+                self.overlay.attach(op)
+            else:
+                self.overlay.fail(op.key, op.action.value, op.error or op.message, op)
+        if results:
+            text, severity = summarize(plan.action.value, results)
+            self.notify(text, severity=severity, markup=False, timeout=8 if severity == "error" else 5)
+        self._render_tables()
+        self._show_header()
+        self.refresh_bindings()
+        self.request_refresh()  # observe the result (OperationTracker) as soon as possible
+
+    def _observe(self, gt: GroundTruth) -> None:
+        """After every refresh: settle pending operations against what was observed."""
+        if self.ops is None:
+            return
+        settled: list[Operation] = self.ops.tracker.observe(gt)
+        if not settled:
+            return
+        done, bad = [], []
+        for op in settled:
+            if op.status is OpStatus.CONVERGED:
+                self.overlay.converged(op)
+                done.append(op)
+            else:
+                self.overlay.fail(op.key, op.action.value, op.error or op.last_reason or op.status.value, op)
+                bad.append(op)
+        if done:
+            keys = ", ".join(op.new_lease_id or op.key for op in done[:3])
+            more = f" +{len(done) - 3}" if len(done) > 3 else ""
+            self.notify(f"{done[0].action.value} converged: {keys}{more}", markup=False)
+        for op in bad[:3]:
+            self.notify(f"{op.action.value} {op.status.value} on {op.key}: {op.error or op.last_reason}",
+                        severity="error", markup=False, timeout=10)
+        self._render_tables()
+        self._show_header()
+        self.refresh_bindings()
+
+    def action_audit(self) -> None:
+        self.push_screen(AuditScreen(self._load_audit))
+
+    def _load_audit(self, limit: int) -> list[AuditEntry]:
+        if self._audit_loader is not None:
+            return list(self._audit_loader(limit))
+        audit = getattr(self.ops, "audit", None)
+        if audit is not None:
+            return audit.list(limit)
+        from opcockpit.core.audit import list_audit
+
+        return list_audit(limit)
+
     def show_tab(self, tab: str) -> None:
-        self.query_one("#main-tabs", TabbedContent).active = tab
+        self._tabs_w.active = tab
 
     def action_show_tab(self, tab: str) -> None:
         self.show_tab(tab)
@@ -399,10 +632,10 @@ class CockpitApp(App[int]):
             return
         self._filter_target = table
         self._filter_before = table.filter_expr
-        box = self.query_one("#filter", Input)
+        box = self._filter_w
         box.value = table.filter_expr
         box.add_class("visible")
-        self.query_one("#filter-status").remove_class("visible")
+        self._filter_status_w.remove_class("visible")
         box.focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -414,7 +647,7 @@ class CockpitApp(App[int]):
             self._close_filter()
 
     def action_clear_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self._filter_w
         table = self._filter_target if box.has_class("visible") else self.active_table()
         if table is not None:
             table.set_filter("")
@@ -422,7 +655,7 @@ class CockpitApp(App[int]):
         self._close_filter()
 
     def _close_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self._filter_w
         box.remove_class("visible")
         target = self._filter_target or self.active_table()
         self._filter_target = None
@@ -432,7 +665,7 @@ class CockpitApp(App[int]):
         self.refresh_bindings()
 
     def _sync_filter_status(self) -> None:
-        status = self.query_one("#filter-status", Static)
+        status = self._filter_status_w
         table = self.active_table()
         if table is not None and table.filter_expr:
             status.update(f" filter: {table.filter_expr}  ({table.view_count} of {table.row_count} rows; "
@@ -445,6 +678,37 @@ class CockpitApp(App[int]):
 # ---------------------------------------------------------------------- entry points
 
 
+def build_app(
+    config: Any,
+    *,
+    demo_banner: str | None = None,
+    read_only: bool = False,
+    refresh_s: float | None = None,
+    audit_path: Any = None,
+    **kwargs: Any,
+) -> CockpitApp:
+    """The cockpit wired to the real pipeline: collector, detail readers, operations + audit."""
+    from opcockpit.core.audit import AuditLog
+    from opcockpit.core.collect import FleetCollector
+    from opcockpit.core.operations import Operations
+    from opcockpit.tui.data import DbDetails
+
+    sources = config.sources
+    details = DbDetails(str(sources.sandbox_db), str(sources.events_db) if sources.events_db else None)
+    read_only = read_only or bool(getattr(config, "read_only", False))
+    collector = FleetCollector(config)
+    ops = Operations(config, collector=collector, read_only=read_only, audit=AuditLog(audit_path))
+    return CockpitApp(
+        collector,
+        details=details,
+        refresh_s=refresh_s if refresh_s is not None else getattr(config, "refresh_s", 2.0),
+        read_only=read_only,
+        demo_banner=demo_banner,
+        ops=ops,
+        **kwargs,
+    )
+
+
 def run_app(
     config: Any,
     *,
@@ -453,26 +717,28 @@ def run_app(
     refresh_s: float | None = None,
 ) -> int:
     """Run the cockpit on a CockpitConfig; returns the exit code."""
-    from opcockpit.core.collect import FleetCollector
-    from opcockpit.tui.data import DbDetails
-
-    sources = config.sources
-    details = DbDetails(str(sources.sandbox_db), str(sources.events_db) if sources.events_db else None)
-    app = CockpitApp(
-        FleetCollector(config),
-        details=details,
-        refresh_s=refresh_s if refresh_s is not None else getattr(config, "refresh_s", 2.0),
-        read_only=read_only or bool(getattr(config, "read_only", False)),
-        demo_banner=demo_banner,
-    )
-    result = app.run()
+    app = build_app(config, demo_banner=demo_banner, read_only=read_only, refresh_s=refresh_s)
+    try:
+        result = app.run()
+    finally:
+        audit = getattr(app.ops, "audit", None)
+        if audit is not None:
+            audit.close()
     return result if isinstance(result, int) else (app.return_code or 0)
 
 
-def run_tui(loaded: Any, *, read_only: bool = False, debug: bool = False) -> int:
+def run_tui(
+    loaded: Any, *, read_only: bool = False, debug: bool = False, refresh_s: float | None = None
+) -> int:
     """CLI hook (opcockpit.cli.main): `loaded` is a LoadedConfig."""
     del debug  # tracebacks are the CLI's business
-    return run_app(loaded.config, read_only=read_only)
+    return run_app(loaded.config, read_only=read_only, refresh_s=refresh_s)
 
 
-__all__ = ["CockpitApp", "GroundTruthSource", "run_app", "run_tui"]
+def _intended(action: Action, target: Target) -> str | None:
+    if action is Action.ADOPT:
+        return "lease"
+    return {"pause": "paused", "resume": "running", "destroy": "gone"}[action.value]
+
+
+__all__ = ["CockpitApp", "GroundTruthSource", "build_app", "run_app", "run_tui"]

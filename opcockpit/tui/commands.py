@@ -30,6 +30,7 @@ class JumpProvider(Provider):
             ("Freeze / unfreeze updates", app.action_toggle_freeze, "z"),
             ("Clear filter", app.action_clear_filter, "Esc"),
             ("Help: keys and filter syntax", app.action_help, "?"),
+            ("Audit log: operator actions (audit)", app.action_audit, ":audit"),
         ]
         return out
 

@@ -145,6 +145,8 @@ def gt_table(gt: GroundTruth) -> dict[str, tuple[Any, ...]]:
 
 def gt_row_tag(cells: tuple[Any, ...]) -> str | None:
     conv = cells[0]
+    if isinstance(conv, OpMark):
+        return "failed" if conv.startswith(FAILED_GLYPH) else "pending"
     if conv == Convergence.DIVERGED:
         return "diverged"
     if conv == Convergence.STALE:
@@ -214,7 +216,12 @@ def orphan_table(gt: GroundTruth) -> dict[str, tuple[Any, ...]]:
 
 
 def orphan_row_tag(cells: tuple[Any, ...]) -> str | None:
-    return "unbound" if str(cells[0]).startswith("?") else "diverged"
+    status = str(cells[0])
+    if status.startswith(PENDING_GLYPH):
+        return "pending"
+    if status.startswith(FAILED_GLYPH):
+        return "failed"
+    return "unbound" if status.startswith("?") else "diverged"
 
 
 # ----------------------------------------------------------------------- header counts
@@ -225,3 +232,69 @@ def counts(gt: GroundTruth) -> Mapping[str, int]:
     for r in gt.rows:
         out[r.convergence.value] += 1
     return out
+
+
+# ----------------------------------------------------------------------- optimistic overlay
+#
+# An operator action shows at once: the row displays the intended state with a pending marker
+# (⧗) until an observation confirms it, or the real state with the error when it failed. The
+# overlay is applied to the cells only; the GroundTruth itself is never edited (never lie about
+# the fleet: the marker says "requested", not "is").
+
+PENDING_GLYPH = "⧗"
+FAILED_GLYPH = "✗!"
+_VERB_ING = {"pause": "pausing", "resume": "resuming", "destroy": "destroying", "adopt": "adopting"}
+
+
+class OpMark(str):
+    """A state-column value that is an operation marker, not a Convergence (shown as is)."""
+
+    __slots__ = ()
+
+
+def fmt_state(value: Any) -> str:
+    if isinstance(value, OpMark):
+        return str(value)
+    return fmt_convergence(value)
+
+
+def pending_mark(action: str) -> OpMark:
+    return OpMark(f"{PENDING_GLYPH} {_VERB_ING.get(action, action)}")
+
+
+def failed_mark(action: str) -> OpMark:
+    return OpMark(f"{FAILED_GLYPH} {action} failed")
+
+
+def overlay_gt(cells: tuple[Any, ...], action: str, intended: str | None, status: str,
+               note: str | None) -> tuple[Any, ...]:
+    """Ground-truth cells with an operation shown: pending (intended state) or failed (error)."""
+    out = list(cells)
+    if status == "pending":
+        out[GT_INDEX["convergence"]] = pending_mark(action)
+        if intended:
+            out[GT_INDEX["provider_state"]] = f"{PENDING_GLYPH} {intended}"
+        out[GT_INDEX["reason"]] = note or f"{action} requested; waiting for the provider to confirm"
+    else:
+        out[GT_INDEX["convergence"]] = failed_mark(action)
+        out[GT_INDEX["reason"]] = f"{action} failed: {note}" if note else f"{action} failed"
+        if note:
+            out[GT_INDEX["last_error"]] = note
+    return tuple(out)
+
+
+OR_INDEX = {c[0]: i for i, c in enumerate(OR_COLUMNS)}
+
+
+def overlay_orphan(cells: tuple[Any, ...], action: str, intended: str | None, status: str,
+                   note: str | None) -> tuple[Any, ...]:
+    out = list(cells)
+    if status == "pending":
+        out[OR_INDEX["status"]] = str(pending_mark(action))
+        if intended:
+            out[OR_INDEX["state"]] = f"{PENDING_GLYPH} {intended}"
+        out[OR_INDEX["claim"]] = note or f"{action} requested"
+    else:
+        out[OR_INDEX["status"]] = str(failed_mark(action))
+        out[OR_INDEX["claim"]] = f"{action} failed: {note}" if note else f"{action} failed"
+    return tuple(out)

@@ -41,6 +41,7 @@ class HeaderState:
     banner: str | None
     error: str | None  # last refresh failure (sandbox.db unreadable, ...)
     dropped_ticks: int = 0
+    pending_ops: int = 0  # operator actions awaiting confirmation by an observation
 
 
 def _age(since: datetime | None, now: datetime) -> str:
@@ -58,6 +59,8 @@ def _counts_line(s: HeaderState, words: bool) -> Text:
         t.append(f" {s.banner} ", style="bold reverse magenta")
     if s.frozen:
         t.append(" FROZEN ", style="bold reverse cyan")
+    if s.pending_ops:
+        t.append(f" ⧗{s.pending_ops} pending ", style="bold reverse blue")
     if s.gt is None:
         t.append("  waiting for the first refresh…", style="italic")
         return t

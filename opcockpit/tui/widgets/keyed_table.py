@@ -108,6 +108,8 @@ class KeyedTable(ScrollView, can_focus=True):
         "keyed-table--unbound",
         "keyed-table--stale",
         "keyed-table--stale-old",
+        "keyed-table--pending",
+        "keyed-table--failed",
         "keyed-table--empty",
     }
 
@@ -129,6 +131,8 @@ class KeyedTable(ScrollView, can_focus=True):
         & > .keyed-table--unbound { color: $text-muted; }
         & > .keyed-table--stale { text-style: dim; }
         & > .keyed-table--stale-old { text-style: dim italic; color: $text-disabled; }
+        & > .keyed-table--pending { color: $accent; text-style: italic; }
+        & > .keyed-table--failed { color: $error; text-style: bold; }
         & > .keyed-table--empty { color: $text-muted; text-style: italic; }
         &:nocolor > .keyed-table--cursor { text-style: reverse; }
         &:nocolor > .keyed-table--changed { text-style: bold underline; }
@@ -146,7 +150,7 @@ class KeyedTable(ScrollView, can_focus=True):
         Binding("space", "toggle_mark", "Mark", show=True),
         Binding("less_than_sign", "sort_prev", "Sort ←", show=False, key_display="<"),
         Binding("greater_than_sign", "sort_next", "Sort", show=True, key_display="<>"),
-        Binding("i", "sort_invert", "Rev", show=True),
+        Binding("i", "sort_invert", "Rev", show=False),
     ]
 
     # --------------------------------------------------------------------- messages

@@ -10,7 +10,7 @@ from opcockpit.tui.rows import (
     OR_COLUMNS,
     fmt_age,
     fmt_bool,
-    fmt_convergence,
+    fmt_state,
     gt_row_tag,
     orphan_row_tag,
 )
@@ -20,7 +20,7 @@ _FORMATS: dict[str, Callable[[Any], str] | None] = {
     "text": None,
     "age": fmt_age,
     "bool": fmt_bool,
-    "convergence": fmt_convergence,
+    "convergence": fmt_state,
 }
 
 

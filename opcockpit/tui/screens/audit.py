@@ -1,0 +1,147 @@
+"""Audit view (`:audit` in the palette): the cockpit's ledger of operator actions, newest first.
+
+Read from `opcockpit.core.audit` (the same rows `opcockpit audit` prints). The ledger is SQLite
+(sync), so it is read in a thread worker; `r` reloads, `/` filters, Esc goes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from opcockpit.core.audit import AuditEntry
+from opcockpit.tui.data import one_line
+from opcockpit.tui.widgets.keyed_table import Column, KeyedTable
+
+AUDIT_LIMIT = 500
+AuditLoader = Callable[[int], Sequence[AuditEntry]]
+
+
+def _ts(value: Any) -> str:
+    if not isinstance(value, datetime):
+        return ""
+    return value.astimezone(UTC).strftime("%m-%d %H:%M:%S")
+
+
+def _target(e: AuditEntry) -> str:
+    return e.lease_id or (f"{e.provider}/{e.instance_id}" if e.instance_id else "-")
+
+
+def _change(e: AuditEntry) -> str:
+    before = (e.before or {}).get("provider_state")
+    after = (e.after or {}).get("provider_state") or (e.after or {}).get("observed_state")
+    if before is None and after is None:
+        return ""
+    return f"{before or '?'} → {after or '?'}"
+
+
+AUDIT_COLUMNS = [
+    Column("at", "When (UTC)", 14, format=_ts),
+    Column("operator", "Operator", 18),
+    Column("action", "Action", 7),
+    Column("result", "Result", 9),
+    Column("convergence", "Converged", 10),
+    Column("target", "Target", 22),
+    Column("provider", "Provider", 9),
+    Column("instance_id", "Instance", 16),
+    Column("thread_id", "Thread", 16),
+    Column("change", "Before → after", 22),
+    Column("duration", "ms", 6, align="right"),
+    Column("error", "Error", 60),
+]
+
+
+def audit_cells(e: AuditEntry) -> tuple[Any, ...]:
+    result = e.result + (" (dry)" if e.dry_run else "")
+    return (e.at, e.operator, e.action, result, e.convergence, _target(e), e.provider, e.instance_id,
+            e.thread_id, _change(e), e.duration_ms, e.error)
+
+
+def audit_row_tag(cells: tuple[Any, ...]) -> str | None:
+    if str(cells[3]).startswith(("failed", "refused")) or cells[4] in ("failed", "timed_out"):
+        return "diverged"
+    if cells[4] is None and cells[3] == "pending":
+        return "pending"
+    return None
+
+
+class AuditScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "close", "Back"),
+        Binding("r", "reload", "Reload"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+    ]
+
+    def __init__(self, loader: AuditLoader) -> None:
+        super().__init__()
+        self.loader = loader
+        self.entries: list[AuditEntry] = []
+        self.loaded = False
+        self.error: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("Audit log: operator actions, newest first", id="detail-title")
+        yield Static(id="audit-status")
+        table = KeyedTable(AUDIT_COLUMNS, row_tag=audit_row_tag, empty_text="no actions recorded yet",
+                           id="audit-table")
+        table.sort_by("at", reverse=True)
+        yield table
+        yield Input(id="audit-filter", placeholder="filter: text · regex · !inverse · field:value")
+        yield Footer(compact=True)
+
+    @property
+    def table(self) -> KeyedTable:
+        return self.query_one("#audit-table", KeyedTable)
+
+    def on_mount(self) -> None:
+        self.query_one("#audit-filter", Input).display = False
+        self.table.focus()
+        self.action_reload()
+
+    @work(exclusive=True, group="audit", thread=True, exit_on_error=False)
+    def action_reload(self) -> None:
+        try:
+            entries = list(self.loader(AUDIT_LIMIT))
+            error = None
+        except Exception as exc:  # a missing/locked ledger is shown, not raised
+            entries, error = [], one_line(exc)
+        self.app.call_from_thread(self._show, entries, error)
+
+    def _show(self, entries: list[AuditEntry], error: str | None) -> None:
+        self.entries, self.error, self.loaded = entries, error, True
+        self.table.replace({str(e.id): audit_cells(e) for e in entries})
+        status = f" {len(entries)} action{'s' if len(entries) != 1 else ''}"
+        if len(entries) >= AUDIT_LIMIT:
+            status += f" (newest {AUDIT_LIMIT}; `opcockpit audit --limit N` for more)"
+        if error:
+            status += f"  ✗ {error}"
+        self.query_one("#audit-status", Static).update(status)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#audit-filter", Input)
+        box.display = True
+        box.value = self.table.filter_expr
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.table.set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.input.display = False
+        self.table.focus()
+
+    def action_close(self) -> None:
+        box = self.query_one("#audit-filter", Input)
+        if box.display:
+            box.display = False
+            self.table.set_filter("")
+            self.table.focus()
+            return
+        self.app.pop_screen()
