@@ -1,12 +1,20 @@
-"""`opcockpit` command line: TUI (no subcommand), snapshot, demo, config.
+"""`opcockpit` command line: TUI (no subcommand), snapshot, demo, config, operator actions
+(pause/resume/destroy/adopt/audit, opcockpit.cli.ops) and alerts (alerts/ack/mute/unmute,
+opcockpit.cli.alerts_cli).
 
 argparse rather than typer: importing typer (click + rich) costs ~100 ms, a third of the 0.3 s
 budget for `opcockpit snapshot` on a small fleet. Everything beyond argparse is imported inside
 the command that needs it, so `snapshot --format json` never imports rich, httpx or textual.
 
 Exit codes (an API, like harlequin's hsql): 0 picture produced (provider failures are in the
-output); 1 internal error; 2 usage or config error; 3 a source could not be read; 130 interrupted.
+output); 1 internal error, or `snapshot --check` / `alerts` found an unmuted firing alert; 2 usage
+or config error; 3 a source could not be read; 4 an operator action did not converge; 5 the
+operator declined a confirmation; 130 interrupted.
 No traceback ever reaches users unless --debug, and then with known secrets redacted.
+
+The action and alert modules import asyncio and more at module level, so they are registered
+lazily: only the module owning the command being run is imported and registers its real
+subparsers; the others appear as help-only stubs (`opcockpit --help` lists them all).
 """
 
 from __future__ import annotations
@@ -25,6 +33,21 @@ EXIT_SOURCE = 3
 EXIT_INTERRUPTED = 130
 
 FORMATS = ("table", "json", "ndjson", "csv")
+SNAPSHOT_FORMATS = (*FORMATS, "prometheus")
+MIN_REFRESH_S = 0.5
+
+# command -> (module registering it with `add_subparsers(sub)`, help for the stub)
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "pause": ("opcockpit.cli.ops", "pause sandboxes (lease/thread/instance id, prefix, provider/instance)"),
+    "resume": ("opcockpit.cli.ops", "resume paused sandboxes"),
+    "destroy": ("opcockpit.cli.ops", "destroy sandboxes (asks on a terminal; --yes to skip)"),
+    "adopt": ("opcockpit.cli.ops", "turn orphan instances into LEON leases"),
+    "audit": ("opcockpit.cli.ops", "list the operator actions log"),
+    "alerts": ("opcockpit.cli.alerts_cli", "evaluate and list alerts (exit 1 when an unmuted alert fires)"),
+    "ack": ("opcockpit.cli.alerts_cli", "acknowledge an alert"),
+    "mute": ("opcockpit.cli.alerts_cli", "silence an alert for a while or until it resolves"),
+    "unmute": ("opcockpit.cli.alerts_cli", "lift a mute"),
+}
 
 
 class UsageError(Exception):
@@ -49,20 +72,56 @@ def _global_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks (secrets redacted)", **d)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _refresh_seconds(text: str) -> float:
+    """--refresh: positive seconds; below the 0.5 s floor it is raised to the floor."""
+    return max(_positive_float(text), MIN_REFRESH_S)
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand word in argv (skipping root options and their values), or None."""
+    takes_value = {"--config", "--refresh"}
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+            continue
+        if token == "--":
+            return None
+        if token.startswith("-"):
+            skip = token in takes_value
+            continue
+        return token
+    return None
+
+
+def build_parser(command: str | None = None, *, lazy: bool = False) -> argparse.ArgumentParser:
+    """The parser. With `lazy` (what `main` uses) the action and alert commands are added too:
+    `command` (the subcommand about to run) decides which lazy module is imported to register its
+    real subparsers; every other lazy command is a help-only stub. Without `lazy`: the core
+    commands only (modules can then `add_subparsers` onto it themselves)."""
     p = _Parser(
         prog="opcockpit",
         description="Terminal cockpit for LEON-family sandbox fleets. No subcommand: the live cockpit (TUI).",
     )
     p.add_argument("--version", action="version", version=f"opcockpit {__version__}")
     _global_flags(p, suppress=False)
+    p.add_argument(
+        "--refresh", type=_refresh_seconds, metavar="SECONDS", default=None,
+        help=f"TUI refresh interval (default: config refresh_s, 2; floor {MIN_REFRESH_S:g})",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     snap = sub.add_parser("snapshot", help="print the ground truth once (no TUI)")
     _global_flags(snap, suppress=True)
     snap.add_argument("--db", metavar="PATH", help="sandbox.db (overrides config and LEON defaults)")
     snap.add_argument("--events-db", metavar="PATH", help="events.db")
-    snap.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    snap.add_argument(
+        "--format", choices=SNAPSHOT_FORMATS, default="table", help="output format (default: table)"
+    )
+    snap.add_argument(
+        "--check", action="store_true",
+        help="also evaluate the alert rules; exit 1 when an unmuted alert fires (for cron/CI)",
+    )
     snap.add_argument(
         "--provider", action="append", metavar="NAME", help="only this provider (repeatable)"
     )
@@ -92,7 +151,23 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     paths = csub.add_parser("paths", help="every path opcockpit reads")
     _global_flags(paths, suppress=True)
+    if lazy:
+        _add_lazy(sub, command)
     return p
+
+
+def _add_lazy(sub: argparse._SubParsersAction, command: str | None) -> None:
+    import importlib
+
+    wanted = LAZY_COMMANDS.get(command or "", (None, ""))[0]
+    done: set[str] = set()
+    for name, (module, help_text) in LAZY_COMMANDS.items():
+        if module == wanted:
+            if module not in done:
+                importlib.import_module(module).add_subparsers(sub)
+                done.add(module)
+            continue
+        sub.add_parser(name, help=help_text, add_help=False)  # help-only stub, never parsed
 
 
 def _positive_float(text: str) -> float:
@@ -124,6 +199,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_config(args)
     if command == "demo":
         return _run_demo(args)
+    if command in LAZY_COMMANDS:
+        func = getattr(args, "func", None)
+        if func is not None:  # opcockpit.cli.ops sets func= on its subparsers
+            return int(func(args))
+        from opcockpit.cli.alerts_cli import run as run_alerts
+
+        return int(run_alerts(args))
     return _run_tui(args)
 
 
@@ -153,7 +235,10 @@ def _run_tui(args: argparse.Namespace) -> int:
                 "try `opcockpit snapshot` or `opcockpit demo --snapshot`")
             return EXIT_INTERNAL
         raise
-    return int(tui_app.run_tui(loaded, read_only=loaded.config.read_only, debug=args.debug) or 0)
+    refresh = getattr(args, "refresh", None)
+    return int(
+        tui_app.run_tui(loaded, read_only=loaded.config.read_only, debug=args.debug, refresh_s=refresh) or 0
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -161,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(command_of(argv), lazy=True).parse_args(argv)
         if not hasattr(args, "debug"):
             args.debug = debug
         for name, default in (("config", None), ("read_only", False)):

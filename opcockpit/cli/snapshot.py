@@ -87,6 +87,18 @@ def run_snapshot(args: argparse.Namespace) -> int:
     gt = run_collect(loaded.config, names)
     if names:
         gt = only_providers(gt, names)
+    if getattr(args, "check", False) or args.format == "prometheus":
+        # Alerts (issue 6) own these: rules evaluated into the ledger, gauges for node_exporter.
+        from opcockpit.cli.alerts_cli import snapshot_output
+
+        text, notes, code = snapshot_output(
+            gt, loaded.config, args.format, check=bool(getattr(args, "check", False)), width=args.width
+        )
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        for line in notes:
+            err(line)
+        return code
     text = format_snapshot(gt, args.format, width=args.width)
     sys.stdout.write(text)
     sys.stdout.flush()
