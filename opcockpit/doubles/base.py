@@ -161,6 +161,7 @@ class FakeProvider:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self.event_cond = threading.Condition(self.lock)
+        self._tls = threading.local()  # the request being dispatched, per server thread
 
     # -- subclass hooks ---------------------------------------------------------------------
 
@@ -313,7 +314,19 @@ class FakeProvider:
 
     # -- dispatch ------------------------------------------------------------------------------
 
+    @property
+    def current_request(self) -> Request | None:
+        """The request this server thread is answering (error bodies echo its path)."""
+        return getattr(self._tls, "request", None)
+
     def dispatch(self, request: Request) -> Response:
+        self._tls.request = request
+        try:
+            return self._dispatch(request)
+        finally:
+            self._tls.request = None
+
+    def _dispatch(self, request: Request) -> Response:
         with self.lock:
             self.request_count += 1
         f = self.faults

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 import uuid
 from collections import deque
@@ -58,7 +57,6 @@ class DaytonaDouble(FakeProvider):
         self.list_lag_s = list_lag_s
         self.organization_id = organization_id
         self.echo_key_on_401 = echo_key_on_401
-        self._tls = threading.local()
         # (monotonic time, rendered fleet) snapshots for the lagging list; only kept when lagging.
         self._history: deque[tuple[float, list[dict[str, Any]]]] = deque()
         self._frozen: list[dict[str, Any]] | None = None
@@ -90,19 +88,12 @@ class DaytonaDouble(FakeProvider):
         return self.api_key is None or request.header("authorization") == f"Bearer {self.api_key}"
 
     def unauthorized(self) -> Response:
-        request: Request | None = getattr(self._tls, "request", None)
+        request: Request | None = self.current_request
         presented = request.header("authorization") if request else None
         message = "Unauthorized"
         if presented and self.echo_key_on_401:
             message = f"Invalid credentials: {presented}"
         return self._error(401, message, path=request.path if request else "/api")
-
-    def dispatch(self, request: Request) -> Response:
-        self._tls.request = request
-        try:
-            return super().dispatch(request)
-        finally:
-            self._tls.request = None
 
     def rate_limited(self, retry_after: float) -> Response:
         return Response(
@@ -129,7 +120,7 @@ class DaytonaDouble(FakeProvider):
         self.emit(inst, "destroyed" if target == "__gone__" else target)
 
     def _error(self, status: int, message: str, *, path: str | None = None) -> Response:
-        request: Request | None = getattr(self._tls, "request", None)
+        request: Request | None = self.current_request
         errors = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 409: "Conflict"}
         errors |= {422: "Unprocessable Entity", 429: "Too Many Requests"}
         return Response(

@@ -14,12 +14,9 @@ lives in ``extra["docker_id"]``.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import secrets
-import socketserver
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -31,9 +28,6 @@ from opcockpit.doubles.base import (
     Request,
     Response,
     Router,
-    _make_handler,
-    _QuietThreadingHTTPServer,
-    _ThreadingUnixHTTPServer,
     iso,
 )
 
@@ -143,21 +137,6 @@ class DockerDouble(FakeProvider):
                 self.emit(inst, "kill")
             self.emit(inst, "die")
         self.emit(inst, "remove" if self.flavor == "podman" else "destroy")
-
-    def start(self) -> DockerDouble:
-        """As FakeProvider.start, but serve_forever polls for shutdown every 20 ms instead of
-        500 ms: tests start and stop one double each, and stop() waits for that poll."""
-        handler = _make_handler(self)
-        server: socketserver.BaseServer
-        if self.unix_path:
-            server = _ThreadingUnixHTTPServer(self.unix_path, handler)
-        else:
-            server = _QuietThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server = server
-        serve = functools.partial(server.serve_forever, poll_interval=0.02)
-        self._thread = threading.Thread(target=serve, name=f"double-{self.kind}", daemon=True)
-        self._thread.start()
-        return self
 
     def dispatch(self, request: Request) -> Response:
         response = super().dispatch(request)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import bisect
 import json
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,7 +55,6 @@ class E2BDouble(FakeProvider):
     ) -> None:
         self.template_id = template_id
         self.echo_key_on_401 = echo_key_on_401
-        self._tls = threading.local()
         self._listing_cache: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
         self._running_at_start: dict[str, int] = {}
         super().__init__(api_key=api_key, unix_path=unix_path)
@@ -73,18 +71,11 @@ class E2BDouble(FakeProvider):
         return self.api_key is None or request.header("x-api-key") == self.api_key
 
     def unauthorized(self) -> Response:
-        request: Request | None = getattr(self._tls, "request", None)
+        request: Request | None = self.current_request
         presented = request.header("x-api-key") if request else None
         if presented and self.echo_key_on_401:
             return _error(401, f"Invalid API key, key '{presented}' was rejected")
         return _error(401, "Invalid API key")
-
-    def dispatch(self, request: Request) -> Response:
-        self._tls.request = request
-        try:
-            return super().dispatch(request)
-        finally:
-            self._tls.request = None
 
     def rate_limited(self, retry_after: float) -> Response:
         return Response(
