@@ -86,7 +86,7 @@ def fmt_resources(r: Resources | None) -> str | None:
 
 # (key, label, width, align, kind) — kind picks the formatter in the TUI; order = display order.
 GT_COLUMNS: tuple[tuple[str, str, int, str, str], ...] = (
-    ("convergence", "State", 15, "left", "convergence"),
+    ("convergence", "State", 17, "left", "convergence"),
     ("lease_id", "Lease", 18, "left", "text"),
     ("provider", "Provider", 9, "left", "text"),
     ("thread_id", "Thread", 18, "left", "text"),

@@ -78,3 +78,78 @@ def test_provider_events(snap_compare: Any, worked_example: Any) -> None:
 
     app = worked_example_app(worked_example)
     assert snap_compare(app, terminal_size=SIZE, run_before=ready("3", then=events_loaded))
+
+
+# ----------------------------------------------------------------------- 16 colours, actions, audit
+
+
+def test_ground_truth_16_colours(snap_compare: Any) -> None:
+    async def ansi(pilot: Any) -> None:
+        pilot.app.theme = "ansi-dark"  # what a 16-colour terminal gets
+
+    assert snap_compare(synthetic_app(), terminal_size=SIZE, run_before=ready(then=ansi))
+
+
+def _targets(app: CockpitApp, n: int) -> list[Any]:
+    from opcockpit.core.ops_targets import Target
+
+    rows = [r for r in app.ground_truth.rows if r.instance_id and r.provider != "local"][:n]
+    return [Target.of_row(r) for r in rows]
+
+
+def test_destroy_dialog(snap_compare: Any) -> None:
+    from opcockpit.tui.screens.confirm import ConfirmDestroyScreen
+
+    async def dialog(pilot: Any) -> None:
+        await pilot.app.push_screen(ConfirmDestroyScreen(_targets(pilot.app, 1)))
+
+    assert snap_compare(synthetic_app(), terminal_size=SIZE, run_before=ready(then=dialog))
+
+
+def test_bulk_destroy_dialog(snap_compare: Any) -> None:
+    from opcockpit.tui.screens.confirm import ConfirmDestroyScreen
+
+    async def dialog(pilot: Any) -> None:
+        await pilot.app.push_screen(ConfirmDestroyScreen(_targets(pilot.app, 3)))
+        for inp in pilot.app.screen.query(Input):
+            inp.cursor_blink = False
+
+    assert snap_compare(synthetic_app(), terminal_size=SIZE, run_before=ready(then=dialog))
+
+
+def test_pending_and_failed_rows(snap_compare: Any) -> None:
+    async def overlay(pilot: Any) -> None:
+        app = pilot.app
+        a, b = _targets(app, 2)
+        app.overlay.start(a.key, "pause", "paused")
+        app.overlay.fail(b.key, "resume", "e2b: POST /sandboxes/x/resume: HTTP 500 (injected)")
+        app._render_tables()
+        app.gt_table.expire_flashes()
+
+    app = synthetic_app()
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready(then=overlay))
+
+
+def test_audit_view(snap_compare: Any) -> None:
+    from datetime import timedelta
+
+    from opcockpit.core.audit import AuditEntry
+
+    entries = [
+        AuditEntry(2, "op2", NOW - timedelta(minutes=1), "sre@bastion", "destroy", "docker", "lease-00003",
+                   "doc-000003", "thr-00003-0", {"provider_state": "running"}, {"provider_state": "gone"},
+                   "pending", "done", None, 41, False, False, "converged", NOW),
+        AuditEntry(1, "op1", NOW - timedelta(minutes=5), "sre@bastion", "pause", "e2b", "lease-00001",
+                   "e2b-000001", "thr-00001-0", {"provider_state": "running"}, None, "failed", None,
+                   "Failed to pause lease lease-00001: HTTP 500", 12, False, False, None, None),
+    ]
+
+    async def audit(pilot: Any) -> None:
+        from opcockpit.tui.screens.audit import AuditScreen
+
+        pilot.app.action_audit()
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, AuditScreen) and pilot.app.screen.loaded)
+
+    app = CockpitApp(SequenceSource([make_ground_truth(60)]), clock=lambda: NOW, auto_refresh=False,
+                     audit_loader=lambda limit: entries)
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready(then=audit))

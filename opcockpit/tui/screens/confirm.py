@@ -66,7 +66,8 @@ class ConfirmDestroyScreen(ModalScreen[bool]):
                 yield Static(targets_table(self.targets, self.refused))
             if self.bulk:
                 yield Static(f"Type {n} to destroy all {n}:", id="confirm-prompt")
-                yield Input(id="confirm-count", placeholder=str(n), restrict=r"[0-9]*", max_length=7)
+                yield Input(id="confirm-count", placeholder="the number of targets", restrict=r"[0-9]*",
+                            max_length=7)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel", variant="primary")
                 yield Button(f"Destroy {n}" if self.bulk else "Destroy", id="confirm", variant="error",
