@@ -133,7 +133,7 @@ class CockpitApp(App[int]):
         if ops is not None and ops.read_only:
             self.read_only = True  # the core refuses writes; the UI must say so (RO badge, greyed keys)
         self.overlay = OpsOverlay(clock)
-        self._targets_index: dict[str, Target] | None = None
+        self._orphans_by_key: dict[str, Any] | None = None
         self.watch_events = watch_events
         self.watcher: EventWatcher | None = None
         self._audit_loader = audit_loader
@@ -298,7 +298,7 @@ class CockpitApp(App[int]):
         self.last_refresh = self.clock()
         self.refreshes += 1
         self._rows_by_key = {r.lease_id: r for r in gt.rows}
-        self._targets_index = None
+        self._orphans_by_key = None
         with self.batch_update():
             self._render_tables()
             tabs = self._tabs_w
@@ -459,12 +459,17 @@ class CockpitApp(App[int]):
         act = Action(action)
         return True if any(applicable(self.ops, act, t, self.overlay) for t in targets) else None
 
-    def _index(self) -> dict[str, Target]:
-        if self._targets_index is None:
-            from opcockpit.core.operations import index_targets
-
-            self._targets_index = dict(index_targets(self.ground_truth)) if self.ground_truth else {}
-        return self._targets_index
+    def _target(self, key: str) -> Target | None:
+        # Built per selected key (not an index of all rows: check_action runs on every cursor move
+        # and a 10k-row index per refresh would cost more than the refresh's table update).
+        row = self._rows_by_key.get(key)
+        if row is not None:
+            return Target.of_row(row)
+        if self._orphans_by_key is None:
+            gt = self.ground_truth
+            self._orphans_by_key = {o.key: o for o in gt.orphans} if gt is not None else {}
+        orphan = self._orphans_by_key.get(key)
+        return Target.of_orphan(orphan) if orphan is not None else None
 
     def selected_targets(self) -> list[Target]:
         """The marked rows of the focused table, else its cursor row (k9s/htop marking)."""
@@ -474,8 +479,7 @@ class CockpitApp(App[int]):
         if table is None:
             return []
         keys = sorted(table.marked) or ([table.cursor_key] if table.cursor_key else [])
-        index = self._index()
-        return [index[k] for k in keys if k in index]
+        return [t for t in map(self._target, keys) if t is not None]
 
     def action_pause(self) -> None:
         self._begin(Action.PAUSE)
