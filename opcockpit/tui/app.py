@@ -721,7 +721,14 @@ def run_app(
     refresh_s: float | None = None,
 ) -> int:
     """Run the cockpit on a CockpitConfig; returns the exit code."""
-    app = build_app(config, demo_banner=demo_banner, read_only=read_only, refresh_s=refresh_s)
+    audit_path = None
+    if demo_banner is not None:
+        # Demo actions go to a ledger next to the generated fleet, not the operator's real one.
+        from pathlib import Path
+
+        audit_path = Path(config.sources.sandbox_db).parent / "audit-ledger.db"
+    app = build_app(config, demo_banner=demo_banner, read_only=read_only, refresh_s=refresh_s,
+                    audit_path=audit_path)
     try:
         result = app.run()
     finally:
