@@ -1,0 +1,207 @@
+"""Alert glue for the cockpit: one AlertEngine per app, evaluated after each successful refresh.
+
+The engine (rules + the ledger + notifications) is core; this module owns its lifecycle in the TUI:
+the ledger is opened lazily on the first evaluation (in a thread), closed when the app exits,
+and `evaluate(gt)` runs `evaluate_refresh` (async DB reads, then sqlite + notifications in a
+worker thread) so the UI thread never blocks. Scheduling (one evaluation at a time, the newest
+ground truth coalesced) lives in `AlertsView`, which owns the worker.
+
+Ack and mute write the cockpit's own ledger, never the platform: they stay allowed in read-only
+mode (docs/alerts.md, `?` help).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opcockpit.core.alerts import AlertsConfig, Severity
+
+if TYPE_CHECKING:
+    from opcockpit.core.alert_store import Alert, AlertEngine, AlertSnapshot
+    from opcockpit.core.models import GroundTruth
+    from opcockpit.core.notify import DeliveryResult
+    from opcockpit.core.runs import RunHealth
+
+__all__ = ["AlertRound", "Alerting", "operator_name"]
+
+DEMO_LEDGER = "alerts-ledger.db"  # demo alerts live next to the demo fleet, not in the operator's ledger
+
+
+def operator_name() -> str:
+    """$USER@host: who acked or muted (the ledger records it; the CLI uses --who)."""
+    user = os.environ.get("USER") or os.environ.get("LOGNAME")
+    if not user:
+        try:
+            user = getpass.getuser()
+        except Exception:  # no passwd entry in a container: still record something honest
+            user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRound:
+    """What one evaluation produced, for the views."""
+
+    snapshot: AlertSnapshot | None
+    run_health: RunHealth | None
+    error: str | None  # the evaluation itself failed (ledger unreadable, ...): alerts unknown
+    notify_errors: tuple[DeliveryResult, ...] = ()
+
+
+class Alerting:
+    """The app's alert engine and the last things it said."""
+
+    def __init__(
+        self,
+        config: AlertsConfig | None = None,
+        *,
+        ledger_path: str | os.PathLike[str] | None = None,
+        sandbox_db: str | os.PathLike[str] | None = None,
+        events_db: str | os.PathLike[str] | None = None,
+        clock: Callable[[], datetime] | None = None,
+        who: str | None = None,
+        local_tz: tzinfo | None = None,
+        engine: AlertEngine | None = None,
+    ) -> None:
+        self.config = config or AlertsConfig()
+        # None: the default ledger ($OPCOCKPIT_LEDGER, else the XDG data dir)
+        self.ledger_path = Path(ledger_path) if ledger_path is not None else None
+        self.sandbox_db = sandbox_db
+        self.events_db = events_db
+        self.clock = clock or _utcnow
+        self.who = who or operator_name()
+        self.local_tz = local_tz
+        self.engine: AlertEngine | None = engine
+        self.snapshot: AlertSnapshot | None = None
+        self.run_health: RunHealth | None = None
+        self.active: tuple[Alert, ...] = ()  # firing alerts as last read from the ledger
+        self.error: str | None = None
+        self.evaluations = 0
+
+    @classmethod
+    def from_config(cls, config: Any, *, demo: bool = False, **kwargs: Any) -> Alerting:
+        """From a CockpitConfig: its `[alerts]` table and sources. The demo keeps its alerts in its
+        own work dir so a demo never writes the operator's real ledger."""
+        sources = config.sources
+        cfg = getattr(config, "alerts", None)
+        if demo and "ledger_path" not in kwargs:
+            kwargs["ledger_path"] = Path(sources.sandbox_db).parent / DEMO_LEDGER
+        return cls(
+            cfg if isinstance(cfg, AlertsConfig) else None,
+            sandbox_db=sources.sandbox_db,
+            events_db=sources.events_db,
+            **kwargs,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.config.enabled
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _open(self) -> AlertEngine:
+        if self.engine is None:
+            from opcockpit.core.alert_store import AlertEngine, AlertStore
+
+            self.engine = AlertEngine(AlertStore.open(self.ledger_path), self.config, clock=self.clock)
+        return self.engine
+
+    async def ensure_engine(self) -> AlertEngine:
+        if self.engine is None:
+            await asyncio.to_thread(self._open)
+        assert self.engine is not None
+        return self.engine
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.store.close()
+            self.engine = None
+
+    # ------------------------------------------------------------------ evaluation
+
+    async def evaluate(self, gt: GroundTruth) -> AlertRound:
+        """One round on a fresh ground truth; never raises (an error is reported in the round)."""
+        from opcockpit.core.alert_sources import evaluate_refresh
+        from opcockpit.core.runs import load_run_health
+
+        try:
+            if not self.enabled:  # alerts off: run health for the overview is still useful
+                rh = await load_run_health(
+                    self.events_db, gt.generated_at, window_s=self.config.window_s,
+                    stuck_after_s=self.config.stuck_after_s, ground_truth=gt,
+                )
+                self.run_health, self.error = rh, None
+                return AlertRound(None, rh, None)
+            engine = await self.ensure_engine()
+            sandbox_db = self.sandbox_db or gt.db_path
+            snap, rh = await evaluate_refresh(
+                engine, gt, sandbox_db=sandbox_db, events_db=self.events_db, now=gt.generated_at,
+                local_tz=self.local_tz,
+            )
+        except Exception as exc:  # the last good alerts stay on screen, marked as not current
+            from opcockpit.tui.data import one_line
+
+            self.error = one_line(exc)
+            return AlertRound(None, None, self.error)
+        self.snapshot, self.run_health, self.error = snap, rh, None
+        self.active = snap.active
+        self.evaluations += 1
+        return AlertRound(snap, rh, None, snap.notify_errors)
+
+    # ------------------------------------------------------------------ reads (worker threads)
+
+    def reload_active(self) -> tuple[Alert, ...]:
+        if self.engine is not None:
+            self.active = tuple(self.engine.active())
+        return self.active
+
+    def history(self, limit: int = 500) -> list[Alert]:
+        return self._open().history(limit)
+
+    def get(self, ref: str | int) -> Alert:
+        return self._open().get(ref)
+
+    def counts(self, now: datetime | None = None) -> dict[str, int] | None:
+        """Unmuted firing alerts by severity (the header badge); None before the first evaluation."""
+        if self.snapshot is None and not self.active:
+            return None
+        now = now or self.clock()
+        out = {s.value: 0 for s in Severity}
+        for a in self.active:
+            if not a.is_muted(now):
+                out[a.severity.value] += 1
+        return out
+
+    # ------------------------------------------------------------------ operator actions (ledger writes)
+
+    def ack(self, ref: str | int, comment: str | None) -> Alert:
+        alert = self._open().ack(ref, self.who, comment or None)
+        self.reload_active()
+        return alert
+
+    def mute(
+        self, ref: str | int, *, duration: timedelta | None = None, until_resolved: bool = False,
+        comment: str | None = None,
+    ) -> Alert:
+        engine = self._open()
+        until = self.clock() + duration if duration is not None else None
+        alert = engine.mute(ref, until, until_resolved=until_resolved, who=self.who, comment=comment or None)
+        self.reload_active()
+        return alert
+
+    def unmute(self, ref: str | int) -> Alert:
+        alert = self._open().unmute(ref)
+        self.reload_active()
+        return alert
