@@ -5,6 +5,7 @@ Ages are computed from an injected clock so snapshots are deterministic.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,6 +43,7 @@ class HeaderState:
     error: str | None  # last refresh failure (sandbox.db unreadable, ...)
     dropped_ticks: int = 0
     pending_ops: int = 0  # operator actions awaiting confirmation by an observation
+    alerts: Mapping[str, int] | None = None  # unmuted firing alerts by severity; None: alerts off
 
 
 def _age(since: datetime | None, now: datetime) -> str:
@@ -61,6 +63,8 @@ def _counts_line(s: HeaderState, words: bool) -> Text:
         t.append(" FROZEN ", style="bold reverse cyan")
     if s.pending_ops:
         t.append(f" ⧗{s.pending_ops} pending ", style="bold reverse blue")
+    if s.alerts is not None:
+        _alert_badge(t, s.alerts, words)
     if s.gt is None:
         t.append("  waiting for the first refresh…", style="italic")
         return t
@@ -74,6 +78,17 @@ def _counts_line(s: HeaderState, words: bool) -> Text:
             t.append(label, style=_CONV_STYLE[conv] if n else "dim")
     t.append(f"  orphans {len(gt.orphans)}", style="bold red" if gt.orphans else "dim")
     return t
+
+
+def _alert_badge(t: Text, alerts: Mapping[str, int], words: bool) -> None:
+    """Unmuted firing alerts by severity, most severe first; the glyph survives NO_COLOR."""
+    firing = [(sev, n) for sev, n in alerts.items() if n]
+    if not firing:
+        t.append(" ✓ no alerts" if words else " ⚠0", style="dim")
+        return
+    style = "bold reverse red" if alerts.get("critical") else "bold reverse yellow"
+    parts = [f"{n} {sev}" if words else f"{n}{sev[0]}" for sev, n in firing]
+    t.append(f" ⚠ {' '.join(parts)} ", style=style)
 
 
 def _health_line(s: HeaderState, verbose: bool) -> Text:
