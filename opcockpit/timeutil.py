@@ -13,6 +13,7 @@ local UTC offset is looked up once per (date, hour) and cached.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Callable
@@ -105,15 +106,20 @@ def _build_parser(tz: tzinfo) -> Callable[[object], datetime | None]:
                         return None
                 try:
                     # Parsing as "+00:00" yields an aware UTC value directly; shifting by the local
-                    # offset is cheaper than replace(tzinfo=zone).astimezone(UTC).
-                    return _fromiso(s + "+00:00") - off
+                    # offset is cheaper than replace(tzinfo=zone).astimezone(UTC) (and skipped on
+                    # UTC hosts, where the offset is zero).
+                    dt = _fromiso(s + "+00:00")
                 except ValueError:
                     return None
+                return dt - off if off else dt
             if n == 19 and s[10] == " ":
                 try:  # SQLite CURRENT_TIMESTAMP: UTC by definition
                     return _fromiso(s + "+00:00")
                 except ValueError:
                     return None
+        elif n == 20 and s[19] == "Z" and s[10] == "T":
+            with contextlib.suppress(ValueError):  # else: the general path below decides
+                return _fromiso(s)  # UTC with 'Z' (lease_resource_snapshots): aware UTC as is
         s = s.strip()
         if not s:
             return None

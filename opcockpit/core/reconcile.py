@@ -18,14 +18,14 @@ the biggest single cost); one string sort key per row; the cyclic GC paused duri
 
 from __future__ import annotations
 
-import dataclasses
-import gc
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from itertools import compress
 from operator import attrgetter, is_not, itemgetter
 from typing import TypeVar
 
+from opcockpit.core.fastbuild import fast_factory
+from opcockpit.core.gcpause import gc_paused
 from opcockpit.core.models import (
     ChatSessionRecord,
     Convergence,
@@ -45,7 +45,6 @@ from opcockpit.core.models import (
 
 __all__ = ["reconcile"]
 
-_T = TypeVar("_T")
 _R = TypeVar("_R", TerminalRecord, ChatSessionRecord)
 
 _CONVERGED = Convergence.CONVERGED
@@ -95,61 +94,7 @@ class _Prov:
 
 # --------------------------------------------------------------------------- fast construction
 
-
-def _fast_factory(cls: type[_T], expected: tuple[str, ...]) -> Callable[..., _T]:
-    """A positional constructor for a frozen slots dataclass that skips the frozen-__setattr__ dance.
-
-    A frozen dataclass __init__ stores every field through object.__setattr__, and keyword calls
-    with ~20 fields are slower still; together they were the largest cost of a 10k-lease refresh.
-    Instead we fill a plain class with the identical slot layout (plain slot stores) and switch the
-    object's __class__, which CPython allows between classes with identical layouts. The result is a
-    genuine `cls` instance (type, ==, hash, repr, immutability). Anything unexpected (a base class,
-    __post_init__, another interpreter) falls back to `cls` itself, checked once at import.
-
-    Callers pass the fields of `expected` positionally. Fields appended later (additive contract
-    changes) take their defaults; a reorder of `expected` fails loudly at import, never silently.
-    """
-    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-    names = tuple(f.name for f in fields)
-    if names[: len(expected)] != expected:
-        raise ImportError(f"{cls.__name__} fields changed: reconcile expects {expected} first, got {names}")
-    rest = fields[len(expected) :]
-    if any(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING for f in rest):
-        raise ImportError(f"{cls.__name__} gained a required field; reconcile must fill it")
-    defaults = {
-        f"_d{i}": (f.default if f.default is not dataclasses.MISSING else f.default_factory)
-        for i, f in enumerate(rest)
-    }
-    factories = {i for i, f in enumerate(rest) if f.default is dataclasses.MISSING}
-
-    def generic(*args: object) -> _T:
-        extra = [defaults[f"_d{i}"]() if i in factories else defaults[f"_d{i}"] for i in range(len(rest))]
-        return cls(*args, *extra)
-
-    if (
-        cls.__bases__ != (object,)
-        or getattr(cls, "__slots__", None) != names
-        or hasattr(cls, "__post_init__")
-        or factories
-    ):
-        return generic
-    params = ", ".join(expected)
-    body = "".join(f"    o.{n} = {n}\n" for n in expected)
-    body += "".join(f"    o.{f.name} = _d{i}\n" for i, f in enumerate(rest))
-    src = f"def build({params}):\n    o = _new(_twin)\n{body}    o.__class__ = _cls\n    return o\n"
-    twin = type(f"_{cls.__name__}Twin", (), {"__slots__": names})
-    ns: dict[str, object] = {"_new": object.__new__, "_twin": twin, "_cls": cls, **defaults}
-    try:
-        exec(src, ns)
-        build = ns["build"]
-        probe = [object() for _ in expected]
-        made = build(*probe)  # type: ignore[operator]
-        if type(made) is not cls or made != cls(*probe):
-            return generic
-    except Exception:  # pragma: no cover - depends on the interpreter
-        return generic
-    return build  # type: ignore[return-value]
-
+_fast_factory = fast_factory  # kept under its old name (tests, callers)
 
 _new_row = _fast_factory(
     GroundTruthRow,
@@ -589,14 +534,8 @@ def reconcile(
     # A refresh allocates tens of thousands of small objects while the inputs (also tens of
     # thousands) are alive, which makes the cyclic GC rescan the whole fleet several times per
     # call. Nothing here creates cycles, so pause it for the call and restore the caller's setting.
-    gc_was_enabled = gc.isenabled()
-    if gc_was_enabled:
-        gc.disable()
-    try:
+    with gc_paused():
         return _reconcile(db, listings, now)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
 
 
 def _reconcile(
