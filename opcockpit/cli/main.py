@@ -134,6 +134,10 @@ def build_parser(command: str | None = None, *, lazy: bool = False) -> argparse.
     demo.add_argument("--format", choices=FORMATS, default="table")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--leases", type=int, default=60)
+    demo.add_argument(
+        "--refresh", type=_refresh_seconds, metavar="SECONDS", default=argparse.SUPPRESS,
+        help=f"TUI refresh interval (default 2; floor {MIN_REFRESH_S:g})",
+    )
 
     cfg = sub.add_parser("config", help="show, validate or create the configuration")
     _global_flags(cfg, suppress=True)
@@ -217,7 +221,15 @@ def _run_demo(args: argparse.Namespace) -> int:
             err("opcockpit: the demo is not available in this build yet (opcockpit.demo.runtime missing)")
             return EXIT_INTERNAL
         raise
-    return int(run_demo(snapshot=args.snapshot, format=args.format, seed=args.seed, leases=args.leases) or 0)
+    code = run_demo(
+        snapshot=args.snapshot,
+        format=args.format,
+        seed=args.seed,
+        leases=args.leases,
+        refresh_s=getattr(args, "refresh", None),
+        read_only=bool(getattr(args, "read_only", False)),
+    )
+    return int(code or 0)
 
 
 def _run_tui(args: argparse.Namespace) -> int:

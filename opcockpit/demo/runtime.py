@@ -214,6 +214,8 @@ def run_demo(
     leases: int = 300,
     workdir: str | None = None,
     drift: bool = True,
+    refresh_s: float | None = None,
+    read_only: bool = False,
 ) -> int:
     """Entry point of `opcockpit demo`. Returns the process exit code."""
     try:
@@ -231,7 +233,10 @@ def run_demo(
                         "opcockpit: the TUI is not available in this build; printing a snapshot\n"
                     )
                 else:
-                    return int(run_app(env.config, demo_banner=banner(env)) or 0)
+                    code = run_app(
+                        env.config, demo_banner=banner(env), read_only=read_only, refresh_s=refresh_s
+                    )
+                    return int(code or 0)
             try:
                 text = snapshot_text(env, format)
             except Exception as exc:
