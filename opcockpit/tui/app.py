@@ -29,6 +29,7 @@ from opcockpit.tui.screens.audit import AuditScreen
 from opcockpit.tui.screens.confirm import AdoptScreen, ConfirmDestroyScreen
 from opcockpit.tui.screens.help import HelpScreen
 from opcockpit.tui.screens.thread import ThreadDetailScreen
+from opcockpit.tui.widgets.alerts_view import AlertsView
 from opcockpit.tui.widgets.events_view import ProviderEventsView
 from opcockpit.tui.widgets.header import HeaderState, StatusHeader
 from opcockpit.tui.widgets.keyed_table import KeyedTable
@@ -38,15 +39,11 @@ if TYPE_CHECKING:
     from opcockpit.core.audit import AuditEntry
     from opcockpit.core.operations import Operations, Plan
     from opcockpit.core.watch import EventWatcher
+    from opcockpit.tui.alerting import Alerting
 
 MIN_REFRESH_S = 0.5
 WRITE_ACTIONS = ("pause", "resume", "destroy", "adopt")
 FILTER_HINT = "filter: text · regex · !inverse · field:value  (Enter keep, Esc clear)"
-ALERTS_TEXT = (
-    "Alerts are not implemented yet: they arrive with the alerts issue (stuck runs, divergence that "
-    "persists, providers that stay unreachable).\n\nUntil then, divergence is visible in the Ground "
-    "truth tab (✗ rows, header counts) and provider health in the header."
-)
 
 
 class GroundTruthSource(Protocol):
@@ -106,6 +103,7 @@ class CockpitApp(App[int]):
         ops: Operations | None = None,
         watch_events: bool = True,
         audit_loader: Callable[[int], Any] | None = None,
+        alerting: Alerting | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -137,6 +135,7 @@ class CockpitApp(App[int]):
         self.watch_events = watch_events
         self.watcher: EventWatcher | None = None
         self._audit_loader = audit_loader
+        self.alerting = alerting  # alert engine glue (tui/alerting.py); None: alerts off
 
     # ------------------------------------------------------------------ layout
 
@@ -150,7 +149,7 @@ class CockpitApp(App[int]):
             with TabPane("Provider events", id="events"):
                 yield ProviderEventsView(id="events-view")
             with TabPane("Alerts", id="alerts"):
-                yield Static(ALERTS_TEXT, id="alerts-placeholder")
+                yield AlertsView(id="alerts-view")
         yield Static(id="filter-status")
         yield Input(id="filter", placeholder=FILTER_HINT)
         yield Footer(compact=True)
@@ -163,6 +162,7 @@ class CockpitApp(App[int]):
         self._or_w = self.query_one("#orphans-table", KeyedTable)
         self._events_w = self.query_one("#events-view", ProviderEventsView)
         self._tabs_w = self.query_one("#main-tabs", TabbedContent)
+        self._alerts_w = self.query_one("#alerts-view", AlertsView)
         self._filter_w = self.query_one("#filter", Input)
         self._filter_status_w = self.query_one("#filter-status", Static)
         self._install_sighup()
@@ -177,6 +177,8 @@ class CockpitApp(App[int]):
         self._remove_sighup()
         if self.watcher is not None:
             await self.watcher.aclose()
+        if self.alerting is not None:
+            self.alerting.close()
         if self.close_source:
             with contextlib.suppress(Exception):
                 await self.source.aclose()
@@ -229,6 +231,7 @@ class CockpitApp(App[int]):
             "ground-truth": self.gt_table,
             "orphans": self.orphans_table,
             "events": self.events_view.table,
+            "alerts": self._alerts_w.current_table(),
         }.get(self.active_tab)
 
     # ------------------------------------------------------------------ refresh loop
@@ -286,6 +289,7 @@ class CockpitApp(App[int]):
             self.apply_ground_truth(gt)
             self._observe(gt)
             self._sync_watcher()
+            self._alerts_w.schedule(gt)  # alert rules off the UI thread, never overlapping
         self._show_header()
         if self.active_tab == "events":
             self.load_provider_events()
@@ -337,8 +341,13 @@ class CockpitApp(App[int]):
                 error=self.last_error,
                 dropped_ticks=self.dropped_ticks,
                 pending_ops=self.overlay.pending_count(),
+                alerts=self.alerting.counts(self.clock()) if self.alerting is not None else None,
             )
         )
+
+    def on_alerts_view_updated(self, event: AlertsView.Updated) -> None:
+        self._tabs_w.get_tab("alerts").label = event.label
+        self._show_header()
 
     # ------------------------------------------------------------------ provider events
 
@@ -702,6 +711,10 @@ def build_app(
     read_only = read_only or bool(getattr(config, "read_only", False))
     collector = FleetCollector(config)
     ops = Operations(config, collector=collector, read_only=read_only, audit=AuditLog(audit_path))
+    if "alerting" not in kwargs:
+        from opcockpit.tui.alerting import Alerting
+
+        kwargs["alerting"] = Alerting.from_config(config, demo=demo_banner is not None)
     return CockpitApp(
         collector,
         details=details,
