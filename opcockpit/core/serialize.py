@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+from opcockpit.core.gcpause import gc_paused
 from opcockpit.core.models import (
     GroundTruth,
     GroundTruthRow,
@@ -71,7 +72,7 @@ def _value(v: Any) -> Any:
 
 
 def _resources(res: Resources) -> dict[str, Any]:
-    return {
+    d = {
         "cpu_used": res.cpu_used,
         "memory_used_mb": res.memory_used_mb,
         "memory_total_mb": res.memory_total_mb,
@@ -81,8 +82,10 @@ def _resources(res: Resources) -> dict[str, Any]:
         "collected_at": iso(res.collected_at),
         "cpu_count": res.cpu_count,
         "memory_mb": res.memory_mb,
-        **{k: _value(getattr(res, k)) for k in _EXTRA_RESOURCE},
     }
+    for k in _EXTRA_RESOURCE:
+        d[k] = _value(getattr(res, k))
+    return d
 
 
 def row_to_dict(r: GroundTruthRow) -> dict[str, Any]:
@@ -99,7 +102,7 @@ def row_to_dict(r: GroundTruthRow) -> dict[str, Any]:
         "desired_state": r.desired_state,
         "observed_state": r.observed_state,
         "provider_state": None if r.provider_state is None else str(r.provider_state),
-        "convergence": r.convergence.value,
+        "convergence": r.convergence._value_,  # not .value: an enum property call per row
         "reason": r.reason,
         "last_active": iso(r.last_active),
         "source": r.source,
@@ -147,19 +150,26 @@ def provider_to_dict(p: ProviderHealth) -> dict[str, Any]:
 
 
 def to_dict(gt: GroundTruth) -> dict[str, Any]:
-    return {
-        "version": SNAPSHOT_VERSION,
-        "generated_at": iso(gt.generated_at),
-        "db": {"path": gt.db_path, "schema_variant": gt.schema_variant},
-        "providers": [provider_to_dict(p) for p in gt.providers],
-        "rows": [row_to_dict(r) for r in gt.rows],
-        "orphans": [orphan_to_dict(o) for o in gt.orphans],
-    }
+    with gc_paused():  # ~40k dicts and lists while the fleet is alive: see core/gcpause.py
+        return {
+            "version": SNAPSHOT_VERSION,
+            "generated_at": iso(gt.generated_at),
+            "db": {"path": gt.db_path, "schema_variant": gt.schema_variant},
+            "providers": [provider_to_dict(p) for p in gt.providers],
+            "rows": [row_to_dict(r) for r in gt.rows],
+            "orphans": [orphan_to_dict(o) for o in gt.orphans],
+        }
 
 
 def dumps_json(gt: GroundTruth, *, indent: int | None = None) -> str:
-    """Compact by default: with `indent` json falls back to its pure-Python encoder (~5x slower)."""
-    return json.dumps(to_dict(gt), indent=indent, ensure_ascii=False)
+    """Compact by default: with `indent` json falls back to its pure-Python encoder (~5x slower).
+
+    check_circular=False: to_dict builds a fresh tree (no shared containers, no cycles), so the
+    encoder's per-container id bookkeeping would be pure overhead; the text is the same.
+    """
+    doc = to_dict(gt)
+    with gc_paused():
+        return json.dumps(doc, indent=indent, ensure_ascii=False, check_circular=False)
 
 
 def iter_ndjson(gt: GroundTruth) -> Iterator[str]:
