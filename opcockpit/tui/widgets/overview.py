@@ -29,26 +29,34 @@ RUN_STYLE = {"stuck": "bold yellow", "running": "cyan", "completed": "green", "e
              "cancelled": "dim"}
 _ORDER = ("stuck", "running", "error", "cancelled", "completed")  # what needs eyes first
 
+def _flex(columns: list[Column], width: int, minimum: int = 12) -> list[Column]:
+    """The last column takes the width left over, so no table scrolls sideways at 80-100 columns."""
+    fixed = 1 + sum(c.width + 1 for c in columns[:-1]) + 2
+    last = columns[-1]
+    return [*columns[:-1], Column(last.key, last.label, max(minimum, width - fixed), last.align, last.format,
+                                  last.sort_key, last.flash)]
+
+
 STUCK_COLUMNS = [
     Column("idle", "Idle", 6, "right", fmt_age, flash=False),
     Column("thread", "Thread", 20),
-    Column("run", "Run", 36),
     Column("started", "Started (UTC)", 14, format=fmt_ts),
     Column("events", "Events", 6, "right"),
+    Column("run", "Run", 36),
 ]
 ERROR_COLUMNS = [
-    Column("count", "Count", 5, "right"),
+    Column("count", "Count", 6, "right"),
     Column("last", "Last", 5, "right", fmt_age, flash=False),
     Column("threads", "Thr", 3, "right"),
-    Column("error", "Error (normalised)", 100),
+    Column("error", "Error (normalised)", 60),
 ]
 PROVIDER_COLUMNS = [
     Column("provider", "Provider", 12),
-    Column("health", "Health", 12),
+    Column("health", "Health", 14),
     Column("leases", "Leases", 6, "right"),
     Column("orphans", "Orph", 4, "right"),
-    Column("convergence", "Convergence", 24),
-    Column("states", "Provider states", 40),
+    Column("convergence", "Convergence", 26),
+    Column("states", "Provider states", 20),
 ]
 
 
@@ -69,7 +77,7 @@ def runs_line(rh: RunHealth | None) -> Text:
 
 
 def stuck_cells(s: StuckRun) -> tuple[Any, ...]:
-    return (int(s.idle_s), s.thread_id, s.run_id, s.started_at, s.event_count)
+    return (int(s.idle_s), s.thread_id, s.started_at, s.event_count, s.run_id)
 
 
 def error_cells(g: ErrorGroup, now: datetime) -> tuple[Any, ...]:
@@ -133,6 +141,12 @@ class OverviewPanel(Vertical):
     def on_mount(self) -> None:
         self.stuck_table.sort_by("idle", reverse=True)
         self.errors_table.sort_by("count", reverse=True)
+
+    def on_resize(self) -> None:
+        width = self.size.width
+        self.stuck_table.set_columns(_flex(STUCK_COLUMNS, width))
+        self.errors_table.set_columns(_flex(ERROR_COLUMNS, width))
+        self.providers_table.set_columns(_flex(PROVIDER_COLUMNS, width))
 
     @property
     def stuck_table(self) -> KeyedTable:
