@@ -258,7 +258,7 @@ async def test_resolved_alert_moves_to_history(ledger: Path, we: WorkedExample) 
         history = view(app).history_table
         await wait_until(pilot, lambda: alert_id in history)
         assert app.focused is history
-        assert history.get_texts(alert_id)[4] == "resolved"
+        assert history.get_texts(alert_id)[2] == "resolved"
         assert "History" in screen_text(app) and "resolved" in screen_text(app)
 
 

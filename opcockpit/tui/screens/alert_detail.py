@@ -24,6 +24,7 @@ from textual.widgets import Button, Footer, Input, Static
 from opcockpit.core.alerts import Severity, fmt_duration
 from opcockpit.tui.widgets.alerts_view import SEV_LABEL, jump_target
 from opcockpit.tui.widgets.keyed_table import Column, KeyedTable
+from opcockpit.tui.widgets.overview import flex_columns
 
 if TYPE_CHECKING:
     from opcockpit.core.alert_store import Alert
@@ -145,6 +146,10 @@ class AlertDetailScreen(Screen[None]):
     def on_mount(self) -> None:
         self.show(self.alert)
         self.query_one("#alert-evidence", KeyedTable).focus()
+
+    def on_resize(self) -> None:
+        table = self.query_one("#alert-evidence", KeyedTable)
+        table.set_columns(flex_columns(EVIDENCE_COLUMNS, self.size.width, minimum=20))
 
     def _now(self) -> datetime:
         clock = getattr(self.app, "clock", None)

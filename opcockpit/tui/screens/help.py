@@ -16,7 +16,7 @@ from textual.widgets import Static
 KEYS: tuple[tuple[str, str], ...] = (
     ("1-4", "Ground truth · Orphans · Provider events · Alerts"),
     ("↑↓ j k PgUp PgDn g G", "move the cursor (it stays on the same row across refreshes)"),
-    ("Enter", "thread detail of the selected lease (Esc back)"),
+    ("Enter", "thread detail of the selected lease; alert detail, evidence -> its row (Esc back)"),
     ("/", "filter the current table; Enter keeps it, Esc clears it"),
     (": or ctrl+p", "jump: tabs, a lease / thread / instance by id, commands"),
     ("< >  i", "sort by previous / next column; invert the order"),
@@ -25,6 +25,9 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("ctrl+d", "destroy: a dialog names each target, focus on Cancel; bulk: type the count"),
     ("a", "orphans: adopt as a LEON lease (optionally attached to a thread)"),
     (":audit", "the audit log of operator actions"),
+    ("A  M  U", "alerts: ack (comment) · mute (30m, 2h, until resolved) · unmute. These write the "
+                "cockpit's own ledger, not the platform: allowed in read-only mode"),
+    ("h  o", "alerts: history · overview (runs by status, stuck runs, top errors, providers)"),
     ("c", "copy the selected id (OSC 52; works over SSH)"),
     ("z  ctrl+r", "freeze / unfreeze updates; refresh now"),
     ("t", "provider events: cycle the time range"),

@@ -91,10 +91,10 @@ def _alert_tag(cells: tuple[Any, ...]) -> str | None:
 
 
 def _history_tag(cells: tuple[Any, ...]) -> str | None:
-    return "stale" if cells[4] == "resolved" else _alert_tag(cells)
+    return "stale" if cells[2] == "resolved" else _alert_tag(cells)
 
 
-SUMMARY_MIN = 20
+SUMMARY_MIN = 24
 
 
 def active_columns(summary_w: int = 40) -> list[Column]:
@@ -109,12 +109,13 @@ def active_columns(summary_w: int = 40) -> list[Column]:
 
 
 def history_columns(summary_w: int = 40) -> list[Column]:
+    # State before the summary: at 80 columns the tail (times, ack) scrolls sideways, not the state.
     return [
         Column("sev", "Sev", 4, format=_sev_label, sort_key=_sev_sort),
         Column("id", "ID", 5, "right", format=lambda v: f"#{v}"),
+        Column("state", "State", 8),
         Column("rule", "Rule", 18),
         Column("summary", "Summary", summary_w),
-        Column("state", "State", 8),
         Column("fired", "Fired (UTC)", 11, format=_utc),
         Column("lasted", "Lasted", 6, "right", fmt_age, flash=False),
         Column("ack", "Ack / mute", 14),
@@ -132,7 +133,7 @@ def active_cells(a: Alert, now: datetime) -> tuple[Any, ...]:
 
 def history_cells(a: Alert, now: datetime) -> tuple[Any, ...]:
     end = a.resolved_at or now
-    return (_sev(a, now), a.id, a.rule, a.summary, a.state, a.fired_at,
+    return (_sev(a, now), a.id, a.state, a.rule, a.summary, a.fired_at,
             bucket_age((end - a.fired_at).total_seconds()), mute_text(a, now))
 
 

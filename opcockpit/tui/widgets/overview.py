@@ -22,19 +22,26 @@ from opcockpit.tui.rows import GLYPH, age_of, fmt_age
 from opcockpit.tui.widgets.events_view import fmt_ts
 from opcockpit.tui.widgets.keyed_table import Column, KeyedTable
 
-__all__ = ["OverviewPanel", "error_cells", "provider_cells", "runs_line", "stuck_cells"]
+__all__ = ["OverviewPanel", "error_cells", "flex_columns", "provider_cells", "runs_line", "stuck_cells"]
 
 RUN_GLYPH = {"stuck": "⧗", "running": "▶", "completed": "✓", "error": "✗", "cancelled": "⊘"}
 RUN_STYLE = {"stuck": "bold yellow", "running": "cyan", "completed": "green", "error": "bold red",
              "cancelled": "dim"}
 _ORDER = ("stuck", "running", "error", "cancelled", "completed")  # what needs eyes first
 
-def _flex(columns: list[Column], width: int, minimum: int = 12) -> list[Column]:
-    """The last column takes the width left over, so no table scrolls sideways at 80-100 columns."""
-    fixed = 1 + sum(c.width + 1 for c in columns[:-1]) + 2
-    last = columns[-1]
-    return [*columns[:-1], Column(last.key, last.label, max(minimum, width - fixed), last.align, last.format,
-                                  last.sort_key, last.flash)]
+
+def flex_columns(
+    columns: list[Column], width: int, key: str | None = None, minimum: int = 12
+) -> list[Column]:
+    """One column (default: the last) takes the width left over, so a table fits 80-100 columns
+    instead of scrolling sideways (it still scrolls when even `minimum` does not fit)."""
+    key = key or columns[-1].key
+    fixed = 1 + sum(c.width + 1 for c in columns if c.key != key) + 2
+    return [
+        Column(c.key, c.label, max(minimum, width - fixed), c.align, c.format, c.sort_key, c.flash)
+        if c.key == key else c
+        for c in columns
+    ]
 
 
 STUCK_COLUMNS = [
@@ -85,17 +92,19 @@ def error_cells(g: ErrorGroup, now: datetime) -> tuple[Any, ...]:
 
 
 def provider_cells(p: ProviderSandboxes) -> tuple[Any, ...]:
-    glyph = "✓" if p.healthy else "✗"
+    glyph = {"ok": "✓", "error": "✗", "stale": "~", "db_only": "·"}.get(p.status, "?")
     health = f"{glyph} {p.status}"
     if p.status in ("stale", "error") and p.age_s is not None:
         health += f" {fmt_age(p.age_s)}"
     conv = " ".join(f"{GLYPH.get(k, '?')}{k} {n}" for k, n in p.by_convergence.items())
     states = " ".join(f"{k} {n}" for k, n in p.by_provider_state.items())
-    return (p.name, health, p.leases, p.orphans, conv, states)
+    # The last value has no column: it only drives the row colour (_provider_tag).
+    return (p.name, health, p.leases, p.orphans, conv, states, not p.healthy)
 
 
 def _provider_tag(cells: tuple[Any, ...]) -> str | None:
-    return None if str(cells[1]).startswith("✓") else "diverged"
+    """Red when the provider is down or any of its leases diverged (ProviderSandboxes.healthy)."""
+    return "diverged" if cells[-1] else None
 
 
 class OverviewPanel(Vertical):
@@ -144,9 +153,9 @@ class OverviewPanel(Vertical):
 
     def on_resize(self) -> None:
         width = self.size.width
-        self.stuck_table.set_columns(_flex(STUCK_COLUMNS, width))
-        self.errors_table.set_columns(_flex(ERROR_COLUMNS, width))
-        self.providers_table.set_columns(_flex(PROVIDER_COLUMNS, width))
+        self.stuck_table.set_columns(flex_columns(STUCK_COLUMNS, width))
+        self.errors_table.set_columns(flex_columns(ERROR_COLUMNS, width))
+        self.providers_table.set_columns(flex_columns(PROVIDER_COLUMNS, width))
 
     @property
     def stuck_table(self) -> KeyedTable:
