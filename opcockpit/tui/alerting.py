@@ -126,7 +126,9 @@ class Alerting:
 
     def close(self) -> None:
         if self.engine is not None:
-            self.engine.store.close()
+            store = self.engine.store
+            with store.lock:  # an evaluation in its thread finishes its transaction first
+                store.close()
             self.engine = None
 
     # ------------------------------------------------------------------ evaluation

@@ -341,3 +341,26 @@ def test_snapshot_overview(snap_compare: Any, ledger: Path, we: WorkedExample, e
 
 def test_snapshot_alert_detail(snap_compare: Any, ledger: Path, we: WorkedExample, e2b: E2BDouble) -> None:
     assert snap_compare(_snap_app(we, e2b), terminal_size=SIZE, run_before=_ready("4", "enter"))
+
+
+async def test_build_app_wires_alerts_and_the_demo_keeps_its_own_ledger(ledger: Path, demo_env: Any) -> None:
+    from opcockpit.tui.app import build_app
+
+    env = demo_env
+    app = build_app(env.config, demo_banner="DEMO", auto_refresh=False)
+    al = app.alerting
+    assert al is not None
+    assert al.ledger_path == Path(env.config.sources.sandbox_db).parent / "alerts-ledger.db"
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await evaluated(pilot, app)
+            assert al.snapshot is not None and al.run_health is not None and al.error is None
+            await pilot.press("4", "o")
+            providers = view(app).overview.providers_table
+            assert set(providers.view_keys()) == {p.name for p in app.ground_truth.providers}  # type: ignore[union-attr]
+            assert "Alerts" in screen_text(app)
+    finally:
+        audit = getattr(app.ops, "audit", None)
+        if audit is not None:
+            audit.close()
+    assert al.ledger_path.exists() and not ledger.exists()  # the operator's ledger was never touched
