@@ -1,0 +1,97 @@
+"""The speed-ups must not change results: each fast path against the plain one it replaces."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import random
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from opcockpit.core.gcpause import gc_paused
+from opcockpit.core.models import ChatSessionRecord, LeaseRecord, ResourceSnapshotRecord, TerminalRecord
+from opcockpit.demo.fleet import _FastClock
+from opcockpit.demo.ids import Clock
+from opcockpit.sources import sandbox_db
+
+NOW = datetime(2026, 3, 20, 4, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("offset_s", [0.0, 8 * 3600.0, -(3 * 3600.0 + 1800.0), 5 * 3600.0 + 2700.0])
+def test_fast_clock_formats_exactly_like_clock(offset_s: float) -> None:
+    plain, fast = Clock(NOW), _FastClock(NOW)
+    plain._offset = fast._offset = offset_s  # as if the machine were in another zone
+    rng = random.Random(offset_s)
+    base = NOW.timestamp()
+    values = [base - rng.uniform(0, 40 * 86400) for _ in range(20_000)]
+    values += [float(int(base) - rng.randrange(10**7)) for _ in range(2_000)]  # whole seconds
+    values += [base, base - 0.5, 0.0, 86399.999999, 1e-7]
+    for ts in values:
+        assert fast.local(ts) == plain.local(ts), ts
+        assert fast.utc_z(ts) == plain.utc_z(ts), ts
+        assert fast.utc_sql(ts) == plain.utc_sql(ts), ts
+
+
+def test_gc_pause_nests_restores_and_respects_a_disabled_collector() -> None:
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer pause still holds
+    assert gc.isenabled()
+    with pytest.raises(KeyError), gc_paused():
+        raise KeyError("x")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # the caller's own gc.disable() is left alone
+    finally:
+        gc.enable()
+
+
+def test_gc_pause_overlapping_threads_end_enabled() -> None:
+    inside = threading.Barrier(2)
+    leave = threading.Event()
+
+    def worker() -> None:
+        with gc_paused():
+            inside.wait()
+            leave.wait(5)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    with gc_paused():
+        inside.wait()
+    assert not gc.isenabled()  # the worker is still inside its pause
+    leave.set()
+    t.join()
+    assert gc.isenabled()
+
+
+@pytest.mark.parametrize(
+    ("cls", "cols"),
+    [
+        (LeaseRecord, sandbox_db._LEASE_COLS),
+        (TerminalRecord, sandbox_db._TERMINAL_COLS),
+        (ChatSessionRecord, sandbox_db._SESSION_COLS),
+        (ResourceSnapshotRecord, sandbox_db._SNAPSHOT_COLS),
+    ],
+)
+def test_reader_records_are_genuine_frozen_dataclasses(cls: type, cols: tuple[str, ...]) -> None:
+    assert tuple(f.name for f in dataclasses.fields(cls)) == cols
+    new = {
+        LeaseRecord: sandbox_db._new_lease,
+        TerminalRecord: sandbox_db._new_terminal,
+        ChatSessionRecord: sandbox_db._new_session,
+        ResourceSnapshotRecord: sandbox_db._new_snapshot,
+    }[cls]
+    args = [f"v{i}" for i in range(len(cols))]
+    made = new(*args)
+    assert type(made) is cls and made == cls(*args) and hash(made) == hash(cls(*args))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(made, cols[0], "edited")
