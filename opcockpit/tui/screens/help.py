@@ -16,7 +16,7 @@ from textual.widgets import Static
 KEYS: tuple[tuple[str, str], ...] = (
     ("1-4", "Ground truth · Orphans · Provider events · Alerts"),
     ("↑↓ j k PgUp PgDn g G", "move the cursor (it stays on the same row across refreshes)"),
-    ("Enter", "thread detail of the selected lease; alert detail, evidence -> its row (Esc back)"),
+    ("Enter", "thread detail of the selected lease (Esc back)"),
     ("/", "filter the current table; Enter keeps it, Esc clears it"),
     (": or ctrl+p", "jump: tabs, a lease / thread / instance by id, commands"),
     ("< >  i", "sort by previous / next column; invert the order"),
@@ -25,14 +25,20 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("ctrl+d", "destroy: a dialog names each target, focus on Cancel; bulk: type the count"),
     ("a", "orphans: adopt as a LEON lease (optionally attached to a thread)"),
     (":audit", "the audit log of operator actions"),
-    ("A  M  U", "alerts: ack (comment) · mute (30m, 2h, until resolved) · unmute. These write the "
-                "cockpit's own ledger, not the platform: allowed in read-only mode"),
-    ("h  o", "alerts: history · overview (runs by status, stuck runs, top errors, providers)"),
     ("c", "copy the selected id (OSC 52; works over SSH)"),
     ("z  ctrl+r", "freeze / unfreeze updates; refresh now"),
     ("t", "provider events: cycle the time range"),
     ("f", "thread detail: follow new run events live"),
     ("?  q", "this help; quit"),
+)
+
+# Listed after the filter syntax (the key list above already fills a 100x30 help box).
+ALERT_KEYS: tuple[tuple[str, str], ...] = (
+    ("A  M  U", "ack (comment) · mute (30m, 2h, until resolved) · unmute. They write the cockpit's "
+                "own ledger, never the platform: allowed in read-only mode"),
+    ("h  o", "history of episodes · overview: runs by status, stuck runs, top errors, providers"),
+    ("Enter", "alert detail; on an evidence row: jump to it (lease -> Ground truth, orphan -> "
+              "Orphans, run/thread -> thread detail); on a stuck run: its thread detail"),
 )
 
 FILTERS: tuple[tuple[str, str], ...] = (
@@ -63,6 +69,8 @@ def help_renderable() -> Group:
         Text("\nGlyphs", style="bold"),
         Text(GLYPHS),
         Text("Gutter: > cursor row   * marked row"),
+        Text("\nAlerts tab (4)", style="bold"),
+        _pairs(ALERT_KEYS, 22),
     )
 
 
