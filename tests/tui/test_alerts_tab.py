@@ -27,7 +27,17 @@ from opcockpit.tui.data import DbDetails
 from opcockpit.tui.screens.alert_detail import AckPrompt, AlertDetailScreen, MutePrompt, parse_mute
 from opcockpit.tui.screens.thread import ThreadDetailScreen
 from opcockpit.tui.widgets.alerts_view import AlertsView
-from tests.fixtures.leon_db import I2, L2, L3, RUN_T3, T3, WorkedExample, add_run_event, write_worked_example
+from tests.fixtures.leon_db import (
+    I2,
+    L2,
+    L3,
+    RUN_T3,
+    T1,
+    T3,
+    WorkedExample,
+    add_run_event,
+    write_worked_example,
+)
 from tests.tui.conftest import wait_until
 from tests.tui.screen_text import screen_text
 
@@ -260,6 +270,25 @@ async def test_resolved_alert_moves_to_history(ledger: Path, we: WorkedExample) 
         assert app.focused is history
         assert history.get_texts(alert_id)[2] == "resolved"
         assert "History" in screen_text(app) and "resolved" in screen_text(app)
+
+
+async def test_a_newly_firing_alert_is_announced(ledger: Path, we: WorkedExample) -> None:
+    import sqlite3
+
+    app = make_app(we)
+    async with app.run_test(size=SIZE) as pilot:
+        await evaluated(pilot, app)
+        assert not any("new alert" in n.message for n in app._notifications)  # startup backlog: quiet
+        conn = sqlite3.connect(we.events_db)  # T1 starts a run that goes silent for 20 minutes
+        add_run_event(conn, T1, "run-new-0001", "run_start", {"thread_id": T1, "run_id": "run-new-0001"},
+                      seq=400, created_at=we.now - timedelta(minutes=20))
+        conn.commit()
+        conn.close()
+        await pilot.press("ctrl+r")
+        await evaluated(pilot, app, rounds=2)
+        assert "stuck_run:run-new-0001" in keys_of(app)
+        assert any("new alert" in n.message and "run run-new-" in n.message for n in app._notifications)
+        assert "⚠ 2 warning" in screen_text(app)
 
 
 async def test_evaluations_never_overlap(ledger: Path, we: WorkedExample) -> None:

@@ -312,6 +312,15 @@ class AlertsView(Vertical):
         else:
             self._last_error = None
             self.overview.show(rnd.run_health)
+        snap = rnd.snapshot
+        if snap is not None and self.rounds > 1:  # the first round's "new" alerts are the backlog
+            new = [a for a in snap.newly_firing if not a.is_muted(snap.now)]
+            if new:
+                crit = any(a.severity is Severity.CRITICAL for a in new)
+                head = "; ".join(f"#{a.id} {a.summary}" for a in new[:3])
+                more = f" (+{len(new) - 3} more)" if len(new) > 3 else ""
+                self.app.notify(f"⚠ new alert: {head}{more}", severity="error" if crit else "warning",
+                                markup=False, timeout=8)
         for d in rnd.notify_errors:
             self.app.notify(
                 f"alert #{d.alert_id}: {d.channel} notification to {d.target} failed"
@@ -328,11 +337,22 @@ class AlertsView(Vertical):
         now = self._now()
         self._alerts = {str(a.id): a for a in al.active}
         self.active_table.replace({k: active_cells(a, now) for k, a in self._alerts.items()})
+        self._refresh_open_details()
         if self.view == "alerts-history":
             self.load_history()
         self._show_bar()
         self.post_message(self.Updated(self.tab_label()))
         self.app.refresh_bindings()
+
+    def _refresh_open_details(self) -> None:
+        """An open alert detail follows the alert (last seen, evidence, deliveries) while it fires."""
+        from opcockpit.tui.screens.alert_detail import AlertDetailScreen
+
+        for screen in self.app.screen_stack:
+            if isinstance(screen, AlertDetailScreen):
+                fresh = self._alerts.get(str(screen.alert.id))
+                if fresh is not None and fresh != screen.alert:
+                    screen.show(fresh)
 
     def tab_label(self) -> str:
         counts = self.alerting.counts(self._now()) if self.alerting else None
