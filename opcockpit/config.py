@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, quote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from opcockpit.core.alerts import AlertsConfig
 
@@ -36,6 +38,107 @@ KEY_ENV_DEFAULTS: dict[str, str] = {
     "agentbay": "AGENTBAY_API_KEY",
 }
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+
+
+# --------------------------------------------------------------------------- URL shapes and redaction
+
+# Query parameters whose values are credentials (matched on the lower-cased name).
+_SECRET_PARAM = re.compile(r"token|key|secret|sig|pass|pwd|auth|cred|session|code")
+# `scheme://user:password@` anywhere in free text (exception messages, warnings).
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s@:]*):([^/\s@]+)@")
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The credential parts of a URL: the userinfo password (or a token-long bare user name) and
+    the values of secret-looking query parameters."""
+    if not url:
+        return []
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    found: list[str] = []
+    if parts.password:
+        found.append(parts.password)
+    elif parts.username and len(parts.username) >= 16:  # a token used as the user name
+        found.append(parts.username)
+    query = parse_qsl(parts.query, keep_blank_values=False)
+    found += [v for k, v in query if _SECRET_PARAM.search(k.lower())]
+    return found
+
+
+def redact_url(url: str | None, *, hide_path: bool = False) -> str:
+    """A URL fit to show: `user:pass@` -> `user:***@` (a bare user -> `***@`), secret-looking query
+    values -> `***`. `hide_path` (chat webhooks carry their token in the path) keeps only
+    scheme://host:port/…"""
+    if url is None:
+        return "(unset)"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return _URL_USERINFO.sub(r"\1\2:***@", url)
+    if not parts.netloc:
+        return url  # not a URL with an authority (unix:///path, garbage): nothing to hide
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # IPv6 literal
+    if port is not None:
+        host += f":{port}"
+    if parts.password is not None:
+        host = f"{parts.username}:***@{host}"
+    elif parts.username:
+        host = f"***@{host}"
+    if hide_path:
+        return f"{parts.scheme}://{host}/…"
+    out = f"{parts.scheme}://{host}{parts.path}"
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        out += "?" + "&".join(
+            f"{quote(k, safe='')}=" + ("***" if _SECRET_PARAM.search(k.lower()) else quote(v, safe=""))
+            for k, v in pairs
+        )
+    if parts.fragment:
+        out += "#…"
+    return out
+
+
+def api_url_problem(url: str) -> str | None:
+    """Why `url` cannot be a provider API base URL (None: it can)."""
+    shown = redact_url(url)
+    example = "e.g. https://api.e2b.app"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return f"not a valid URL: {shown!r} ({exc})"
+    if parts.scheme.lower() not in ("http", "https"):
+        got = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+        return f"not an http(s) URL: {shown!r} ({got}; scheme http or https required, {example})"
+    if not parts.hostname or any(c.isspace() for c in url):
+        return f"not a valid URL: {shown!r} (no host, or spaces; {example})"
+    return None
+
+
+def docker_host_problem(host: str) -> str | None:
+    """Why `host` cannot be a Docker Engine address (None: it can). The adapter speaks HTTP over
+    unix:///path or tcp://host:port (http://host:port too); ssh:// and npipe:// are not supported."""
+    shown = redact_url(host)
+    want = "unix:///path/to/docker.sock or tcp://host:port"
+    if any(c.isspace() for c in host):
+        return f"not a docker host: {shown!r} (want {want})"
+    try:
+        parts = urlsplit(host)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return f"not a docker host: {shown!r} ({exc}; want {want})"
+    scheme = parts.scheme.lower()
+    if scheme == "unix":
+        return None if parts.path not in ("", "/") else f"unix socket path missing in {shown!r} (want {want})"
+    if scheme in ("tcp", "http"):
+        return None if parts.hostname else f"host missing in {shown!r} (want {want})"
+    got = f"scheme {parts.scheme!r} is not supported" if scheme else "no scheme"
+    return f"not a docker host: {shown!r} ({got}; want {want})"
 
 
 class ProviderConfig(BaseModel):
@@ -60,6 +163,25 @@ class ProviderConfig(BaseModel):
     # Additive (config loader): a provider can be switched off without deleting its table.
     enabled: bool = True
     target: str | None = None  # daytona target/region (informational; the URL decides)
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url_shape(cls, v: str | None) -> str | None:
+        if v is not None and (problem := api_url_problem(v)):
+            raise ValueError(problem)
+        return v
+
+    @field_validator("host")
+    @classmethod
+    def _host_shape(cls, v: str | None) -> str | None:
+        if v is not None and (problem := docker_host_problem(v)):
+            raise ValueError(problem)
+        return v
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # repr()/str() are what ends up in logs and tracebacks: URL credentials redacted.
+        for key, value in super().__repr_args__():
+            yield key, (redact_url(value) if key in ("api_url", "host") and isinstance(value, str) else value)
 
     def resolve_api_key(self) -> str | None:
         if self.api_key_env:
@@ -126,12 +248,27 @@ def scrub(text: str) -> str:
     for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
         if secret and secret in text:
             text = text.replace(secret, redact(secret))
-    return text
+    # Credentials in any URL, known or not (an error text quoting a URL with user:pass@).
+    return _URL_USERINFO.sub(r"\1\2:***@", text)
 
 
 def _remember_secret(value: str | None) -> None:
     if value and len(value) >= 4:
         _KNOWN_SECRETS.add(value)
+
+
+def _remember_url_secrets(url: object, *, whole: bool = False) -> None:
+    """Register a URL's credentials (and, for chat webhooks, the URL itself) with the scrubber.
+
+    Short values are left to the URL-shaped scrubbing: replacing a 4-letter password (or a user
+    name like 'admin') everywhere in every message would mangle ordinary words."""
+    if not isinstance(url, str):
+        return
+    for secret in url_secrets(url):
+        if len(secret) >= 6:
+            _remember_secret(secret)
+    if whole:
+        _remember_secret(url)
 
 
 # --------------------------------------------------------------------------- paths
@@ -252,6 +389,16 @@ def _leon_providers(
                 fields["region"] = region
             if kind == "e2b" and isinstance(block.get("domain"), str) and "api_url" not in fields:
                 fields["api_url"] = f"https://api.{block['domain']}"
+        _remember_url_secrets(fields.get("api_url"))
+        _remember_url_secrets(fields.get("host"))
+        problem = None
+        if "api_url" in fields:
+            problem = api_url_problem(fields["api_url"]) and f"api_url: {api_url_problem(fields['api_url'])}"
+        if "host" in fields and not problem:
+            problem = docker_host_problem(fields["host"]) and f"host: {docker_host_problem(fields['host'])}"
+        if problem:
+            warnings.append(f"{origin}: {problem}; provider {path.stem!r} skipped")
+            continue
         found[path.stem] = (fields, origin)
     return found
 
@@ -391,16 +538,26 @@ def load_config(
         kind = entry.get("kind")
         if isinstance(kind, str) and kind in KINDS:
             for key, (value, origin) in _kind_defaults(kind, entry, env).items():
-                if key not in entry:
-                    entry[key] = value
-                    origins[f"providers.{name}.{key}"] = origin
+                if key in entry:
+                    continue
+                if key == "host" and (problem := docker_host_problem(value)):
+                    # $DOCKER_HOST is the machine's setting, not ours: an address the adapter cannot
+                    # speak (ssh://) fails this provider at listing time, not the whole cockpit.
+                    _remember_url_secrets(value)
+                    warnings.append(f"{origin}: {problem}; provider {name!r} will show as unreachable")
+                    continue
+                entry[key] = value
+                origins[f"providers.{name}.{key}"] = origin
         if isinstance(entry.get("api_key"), str):
             _remember_secret(entry["api_key"])
+        _remember_url_secrets(entry.get("api_url"))
+        _remember_url_secrets(entry.get("host"))
 
     data: dict[str, Any] = {"sources": sources, "providers": merged}
     for key in ("refresh_s", "read_only", "list_timeout_s", "alerts"):
         if key in toml:
             data[key], origins[key] = toml[key], toml_origin
+    _remember_alert_secrets(toml.get("alerts"), env)
     if read_only is not None and read_only:
         data["read_only"], origins["read_only"] = True, "--read-only flag"
     if list_timeout_s is not None:
@@ -423,6 +580,24 @@ def load_config(
     return LoadedConfig(cfg, paths, origins, warnings)
 
 
+def _remember_alert_secrets(table: object, env: Mapping[str, str]) -> None:
+    """Webhook URLs (chat webhooks are bearer URLs: the whole URL is the secret) and the values of
+    header env vars, so a delivery error can never print them."""
+    if not isinstance(table, Mapping):
+        return
+    hook = table.get("webhook")
+    if not isinstance(hook, Mapping):
+        return
+    _remember_url_secrets(hook.get("url"), whole=True)
+    if isinstance(hook.get("url_env"), str):
+        _remember_url_secrets(env.get(hook["url_env"]), whole=True)
+    headers_env = hook.get("headers_env")
+    if isinstance(headers_env, Mapping):
+        for var in headers_env.values():
+            if isinstance(var, str):
+                _remember_secret(env.get(var))
+
+
 def _explain(err: Mapping[str, Any]) -> str:
     """pydantic's message, made specific for the two mistakes people actually make."""
     loc = err["loc"]
@@ -434,6 +609,8 @@ def _explain(err: Mapping[str, Any]) -> str:
         model = {"providers": ProviderConfig, "alerts": AlertsConfig}.get(str(loc[0]), SourcesConfig)
         close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
         return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+    if err["type"] == "value_error" and loc and loc[-1] in ("api_url", "host"):
+        return str(err["msg"]).removeprefix("Value error, ")  # our own sentence, said once
     return str(err["msg"])
 
 

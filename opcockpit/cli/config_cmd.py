@@ -11,7 +11,7 @@ from typing import Any
 
 from opcockpit.cli.common import CliExit, load_or_exit
 from opcockpit.cli.main import EXIT_OK, EXIT_USAGE, err
-from opcockpit.config import LoadedConfig, ProviderConfig, default_paths, redact
+from opcockpit.config import LoadedConfig, ProviderConfig, default_paths, redact, redact_url
 
 _PROVIDER_KEYS = (
     "kind", "enabled", "host", "api_url", "region", "target", "api_key_env",
@@ -75,11 +75,50 @@ def _entries(loaded: LoadedConfig) -> dict[str, Any]:
             origin = loaded.origins.get(f"providers.{name}.{key}")
             if value is None and origin is None:
                 continue
+            if key in ("api_url", "host") and isinstance(value, str):
+                value = redact_url(value)  # user:password@ and token query values never shown
             entry[key] = {"value": value, "origin": origin or "default"}
         shown, where = _key_view(p, loaded)
         entry["api_key"] = {"value": shown, "origin": where}
         out["providers"][name] = entry
+    out["alerts"] = _alerts_entries(loaded)
     return out
+
+
+def _alerts_entries(loaded: LoadedConfig) -> dict[str, Any]:
+    """The [alerts] table: every setting with its origin; webhook URLs redacted down to
+    scheme://host/… (a chat webhook URL is itself the credential), the command shown as is."""
+    cfg = loaded.config.alerts
+    where = loaded.origin("alerts")
+
+    def items(model: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+        return {
+            key: {
+                "value": getattr(model, key),
+                "origin": where if key in model.model_fields_set else "default",
+            }
+            for key in type(model).model_fields
+            if key not in skip
+        }
+
+    settings = items(cfg, skip=("webhook", "command"))
+    for item in settings.values():
+        if isinstance(item["value"], dict):  # severity overrides: enum values -> their words
+            item["value"] = {k: str(v) for k, v in item["value"].items()}
+    webhook = None
+    if cfg.webhook is not None:
+        webhook = items(cfg.webhook)
+        env_var = cfg.webhook.url_env
+        if env_var and os.environ.get(env_var):
+            webhook["url"] = {
+                "value": redact_url(os.environ[env_var], hide_path=True), "origin": f"from ${env_var}"
+            }
+        elif cfg.webhook.url is not None:
+            webhook["url"]["value"] = redact_url(cfg.webhook.url, hide_path=True)
+        elif env_var:
+            webhook["url"] = {"value": None, "origin": f"missing: set ${env_var}"}
+    command = items(cfg.command) if cfg.command is not None else None
+    return {"settings": settings, "webhook": webhook, "command": command}
 
 
 def _toml_value(v: Any) -> str:
@@ -90,7 +129,11 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, int | float):
         return repr(v)
     if isinstance(v, dict):
+        if not v:
+            return "{}"
         return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     return json.dumps(str(v), ensure_ascii=False)
 
 
@@ -122,6 +165,15 @@ def _show(args: argparse.Namespace) -> int:
         lines += ["", f"[providers.{name}]"]
         for key, item in entry.items():
             emit(key, item)
+    alerts = data["alerts"]
+    lines += ["", "[alerts]"]
+    for key, item in alerts["settings"].items():
+        emit(key, item)
+    for table in ("webhook", "command"):
+        if alerts[table] is not None:
+            lines += ["", f"[alerts.{table}]"]
+            for key, item in alerts[table].items():
+                emit(key, item, " (path and query hidden)" if key == "url" and item["value"] else "")
     sys.stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
 

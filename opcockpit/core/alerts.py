@@ -16,7 +16,7 @@ Thresholds live in `AlertsConfig` (the `[alerts]` TOML table, docs/alerts.md).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -81,6 +81,15 @@ class WebhookConfig(BaseModel):
     backoff_s: float = Field(default=1.0, ge=0)  # first retry delay; doubles per attempt
     max_backoff_s: float = Field(default=30.0, ge=0)
     max_rounds: int = Field(default=5, ge=1)  # evaluation rounds to keep retrying a failed delivery
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # A chat webhook URL is a bearer credential (token in the path): reprs show scheme://host/…
+        from opcockpit.config import redact_url  # lazy: config imports this module
+
+        for key, value in super().__repr_args__():
+            if key == "url" and isinstance(value, str):
+                value = redact_url(value, hide_path=True)
+            yield key, value
 
 
 class CommandConfig(BaseModel):

@@ -60,6 +60,7 @@ _CREDENTIAL_PATTERNS = (
     re.compile(r"(?i)(api[_-]?key\s*[:=]\s*)\S+"),
     re.compile(r"\b(e2b_)[A-Za-z0-9]{8,}"),
     re.compile(r"\b(dtn_)[A-Za-z0-9]{8,}"),
+    re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s@:]*:)[^/\s@]+(?=@)"),  # URL user:password@
     re.compile(r"\b(akm-)[A-Za-z0-9-]{8,}"),
 )
 
