@@ -118,6 +118,23 @@ def test_provider_filter(fleet) -> None:
     assert {p["name"] for p in doc["providers"]} == {"e2b", "local"}
 
 
+@pytest.mark.parametrize("fmt", ["json", "table", "ndjson", "csv", "prometheus"])
+def test_unknown_provider_is_a_usage_error(fleet, fmt: str) -> None:
+    """A typo in --provider must not print an empty fleet with exit 0 ("nothing there")."""
+    res = snapshot(fleet, fmt, "--provider", "nosuch")
+    assert res.code == 2 and res.out == ""
+    assert res.err.splitlines() == [
+        "opcockpit: unknown provider 'nosuch' (configured: e2b, local; in sandbox.db only: "
+        "daytona_selfhost, docker)"
+    ]
+    res = snapshot(fleet, fmt, "--provider", "e2b", "--provider", "nosuch", "--check")
+    assert res.code == 2 and res.out == "" and "unknown provider 'nosuch'" in res.err
+    # a provider only sandbox.db names is known: its rows show, as 'not configured'
+    res = snapshot(fleet, "json", "--provider", "docker")
+    assert res.code == 0, res.err
+    assert [r["lease_id"] for r in json.loads(res.out)["rows"]] == ["lease-000000000001"]
+
+
 def test_failed_provider_is_output_not_exit_code(fleet) -> None:
     db, cfg, env, _ = fleet
     env = {k: v for k, v in env.items() if k != "E2B_API_KEY"}  # the key is gone

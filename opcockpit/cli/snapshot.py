@@ -9,8 +9,8 @@ import sys
 from collections.abc import Collection
 from dataclasses import replace
 
-from opcockpit.cli.common import load_or_exit
-from opcockpit.cli.main import EXIT_OK, err
+from opcockpit.cli.common import CliExit, load_or_exit
+from opcockpit.cli.main import EXIT_OK, EXIT_USAGE, err
 from opcockpit.config import CockpitConfig
 from opcockpit.core.models import GroundTruth
 
@@ -51,6 +51,23 @@ def only_providers(gt: GroundTruth, names: Collection[str]) -> GroundTruth:
     )
 
 
+def check_provider_names(names: Collection[str], config: CockpitConfig, gt: GroundTruth) -> None:
+    """`--provider NAME` must name a configured provider or one sandbox.db's leases name (those
+    show as 'not configured'); anything else is a typo, and an empty fleet with exit 0 would say
+    "nothing there". Checked after the read so the DB's names count; nothing is printed yet."""
+    known = set(config.providers) | {r.provider for r in gt.rows}
+    unknown = [n for n in dict.fromkeys(names) if n not in known]
+    if not unknown:
+        return
+    configured = ", ".join(sorted(config.providers)) or "none"
+    extra = sorted({r.provider for r in gt.rows} - set(config.providers))
+    in_db = f"; in sandbox.db only: {', '.join(extra)}" if extra else ""
+    which = ", ".join(repr(n) for n in unknown)
+    plural = "s" if len(unknown) > 1 else ""
+    err(f"opcockpit: unknown provider{plural} {which} (configured: {configured}{in_db})")
+    raise CliExit(EXIT_USAGE)
+
+
 def format_snapshot(gt: GroundTruth, fmt: str, *, width: int | None = None) -> str:
     if fmt == "json":
         from opcockpit.core.serialize import dumps_json
@@ -86,6 +103,7 @@ def run_snapshot(args: argparse.Namespace) -> int:
     names = args.provider or None
     gt = run_collect(loaded.config, names)
     if names:
+        check_provider_names(names, loaded.config, gt)
         gt = only_providers(gt, names)
     if getattr(args, "check", False) or args.format == "prometheus":
         # Alerts (issue 6) own these: rules evaluated into the ledger, gauges for node_exporter.
