@@ -111,7 +111,8 @@ def _alerts_entries(loaded: LoadedConfig) -> dict[str, Any]:
         env_var = cfg.webhook.url_env
         if env_var and os.environ.get(env_var):
             webhook["url"] = {
-                "value": redact_url(os.environ[env_var], hide_path=True), "origin": f"from ${env_var}"
+                "value": redact_url(os.environ[env_var], hide_path=True),
+                "origin": f"from ${env_var}",
             }
         elif cfg.webhook.url is not None:
             webhook["url"]["value"] = redact_url(cfg.webhook.url, hide_path=True)
