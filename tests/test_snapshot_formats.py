@@ -192,3 +192,58 @@ def test_schema_holds_on_a_messy_generated_fleet(variant: str, tmp_path: Path) -
     assert len(doc["rows"]) == 150 and doc["db"]["schema_variant"] == variant
     assert any(r["resources"] for r in doc["rows"]) or variant == "older"
     assert file_hashes(db)["db"] == before["db"]
+
+
+def test_check_json_and_ndjson_alerts_match_schema(fleet, tmp_path: Path) -> None:
+    """`snapshot --check` adds "alerts" and "check" to the document: both are in the schema, fully
+    specified, including an acked, muted alert with a notification delivery on record."""
+    import sys
+
+    db, cfg, env, _ = fleet
+    check_cfg = tmp_path / "check.toml"
+    argv = json.dumps([sys.executable, "-c", "import sys; sys.stdin.read()"])
+    check_cfg.write_text(
+        cfg.read_text() + f"[alerts]\nprovider_down_for_s = 0\n[alerts.command]\nargv = {argv}\n"
+    )
+    env = {**env, "OPCOCKPIT_LEDGER": str(tmp_path / "ledger.db")}
+    validator = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
+
+    def check(fmt: str):  # type: ignore[no-untyped-def]
+        return run_cli("snapshot", "--config", str(check_cfg), "--db", str(db), "--format", fmt, "--check",
+                       env=env)  # fmt: skip
+
+    res = check("json")
+    assert res.code == 1, res.err  # unmuted firing alerts
+    doc = json.loads(res.out)
+    validator.validate(doc)
+    assert list(doc)[-2:] == ["alerts", "check"]
+    unreachable = [a for a in doc["alerts"] if a["rule"] == "provider_unreachable"]
+    assert {a["key"] for a in unreachable} >= {"provider_unreachable:docker"}
+    assert doc["check"] == {"exit_code": 1, "firing": len(doc["alerts"]), "unmuted": len(doc["alerts"])}
+
+    # ack + mute every alert, then look again: the nested ack/mute/deliveries objects validate too
+    for a in doc["alerts"]:
+        assert run_cli("ack", str(a["id"]), "--comment", "on it", "--who", "alice", env=env).code == 0
+        assert run_cli("mute", str(a["id"]), "--until-resolved", env=env).code == 0
+    res = check("json")
+    assert res.code == 0, res.err  # everything firing is muted
+    doc = json.loads(res.out)
+    validator.validate(doc)
+    first = doc["alerts"][0]
+    assert first["ack"]["by"] == "alice" and first["mute"]["until_resolved"] is True and first["muted"]
+    assert [d["status"] for d in first["deliveries"]] == ["ok"]
+    assert doc["check"] == {"exit_code": 0, "firing": len(doc["alerts"]), "unmuted": 0}
+
+    # ndjson: the {"type": "alert"} records are the same objects
+    res = check("ndjson")
+    assert res.code == 0, res.err
+    records = [json.loads(line) for line in res.out.splitlines()]
+    alerts = [r for r in records if r["type"] == "alert"]
+    assert len(alerts) == len(doc["alerts"])
+    defs = SCHEMA["$defs"]
+    for rec in records:
+        if rec["type"] in ("provider", "row", "orphan", "alert"):
+            body = {k: v for k, v in rec.items() if k != "type"}
+            jsonschema.Draft202012Validator(
+                {**defs[rec["type"]], "$defs": defs}, format_checker=jsonschema.FormatChecker()
+            ).validate(body)
