@@ -44,6 +44,7 @@ TARGET_REFRESH_S = 1.5
 # Larger fleets are skipped: the target is defined at 10k, and today's E2B/Daytona doubles render
 # the whole fleet for every page (O(n^2 / page)), so 50k would take tens of minutes per refresh.
 MAX_SIZE = 10_000
+SIZES_CAP = MAX_SIZE  # bench/run.py skips larger requested sizes for this module
 PAGE = 100
 REPEATS = 3
 KEY = "bench-key-0000"

@@ -273,7 +273,7 @@ class DaytonaDouble(FakeProvider):
                 item
                 for item in self._listed_fleet()
                 if (not states or item["state"] in states)
-                and all(item["labels"].get(k) == v for k, v in wanted.items())
+                and (not wanted or all(item["labels"].get(k) == v for k, v in wanted.items()))
             ]
             # createdAt desc, id desc: a stable order so the cursor neither skips nor repeats.
             items.sort(key=lambda it: (it["createdAt"] or "", it["id"]), reverse=True)

@@ -182,7 +182,7 @@ class E2BDouble(FakeProvider):
                 keys = sorted(
                     (iso(self._started(i)) or "", i.instance_id)
                     for i in self.instances.values()
-                    if i.state in states and all(i.labels.get(k) == v for k, v in wanted.items())
+                    if i.state in states and (not wanted or _labels_match(i.labels, wanted))
                 )
                 self._listing_cache[cache_key] = keys
                 # X-Total-Running: running count after filters, before paging (as of page 1).
@@ -342,6 +342,10 @@ class E2BDouble(FakeProvider):
         """Requests served by routes whose pattern contains `fragment` (e.g. "connect")."""
         with self.lock:
             return sum(n for k, n in self.requests_by_route.items() if k.startswith(method) and fragment in k)
+
+
+def _labels_match(labels: dict[str, str], wanted: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in wanted.items())
 
 
 def _parse_metadata(raw: str | None) -> dict[str, str] | None:
