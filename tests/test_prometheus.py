@@ -113,6 +113,16 @@ def test_prometheus_parses_and_values_are_right(tmp_path: Path) -> None:
     assert v("opcockpit_provider_up", provider="docker", kind="docker") == 1
     assert v("opcockpit_provider_up", provider="e2b", kind="e2b") == 0
     assert v("opcockpit_provider_stale", provider="e2b") == 1
+    assert v("opcockpit_provider_stale", provider="docker") == 0
+    # never listed (no provider configured under that name): status error, its rows stale
+    weird = 'we"ird\\name'
+    assert v("opcockpit_provider_up", provider=weird, kind="unknown") == 0
+    assert v("opcockpit_provider_stale", provider=weird) == 1
+    expected = (("docker", "docker", "ok"), ("e2b", "e2b", "stale"), (weird, "unknown", "error"))
+    for name, kind, status in expected:
+        for s_ in ("ok", "stale", "error", "db_only"):
+            got = v("opcockpit_provider_status", provider=name, kind=kind, status=s_)
+            assert got == (1 if s_ == status else 0), (name, s_)
     assert v("opcockpit_provider_listing_age_seconds", provider="e2b") == 180
     assert v("opcockpit_alerts_firing", rule="lease_recovering", severity="warning") == 1
     assert v("opcockpit_alerts_firing", rule="orphans_present", severity="warning") == 1
@@ -143,3 +153,14 @@ def test_prometheus_without_events_db_says_unavailable(tmp_path: Path) -> None:
     assert not any(name == "opcockpit_runs" for name, _ in s)  # unknown is not zero
     s2 = _samples(render_prometheus(gt, run_health([], T0), None))
     assert s2[("opcockpit_runs", frozenset({("status", "running")}))] == 0
+
+
+def test_rows_of_a_provider_without_health_entry_read_stale(tmp_path: Path) -> None:
+    """A picture whose rows name a provider the health list lacks (never listed): stale, not 0."""
+    from dataclasses import replace
+
+    gt = _fleet(tmp_path)
+    gt = replace(gt, providers=tuple(p for p in gt.providers if p.name == "docker"))
+    s = _samples(render_prometheus(gt, None, []))
+    assert s[("opcockpit_provider_stale", frozenset({("provider", 'we"ird\\name')}))] == 1
+    assert s[("opcockpit_provider_stale", frozenset({("provider", "docker")}))] == 0

@@ -100,10 +100,26 @@ def render_prometheus(
             for p in providers
         ],
     )
+    # "Stale" is about the rows, not the kind of failure: a provider whose listing failed with no
+    # earlier good one (error), or one never listed at all, has stale rows just as much as one
+    # showing an older listing. Reading 0 there would tell a dashboard all is fresh.
+    failed = {p.name for p in providers if p.status in (ProviderStatus.STALE, ProviderStatus.ERROR)}
+    unhealthy = sorted({r.provider for r in gt.rows} - {p.name for p in providers})  # no health entry
     out.family(
         "opcockpit_provider_stale",
-        "1 when the provider's rows show an older listing (listing failed).",
-        [({"provider": p.name}, 1 if p.status is ProviderStatus.STALE else 0) for p in providers],
+        "1 when the provider's rows are stale: its latest listing failed (status stale or error) or "
+        "it was never listed.",
+        [({"provider": p.name}, 1 if p.name in failed else 0) for p in providers]
+        + [({"provider": name}, 1) for name in unhealthy],
+    )
+    out.family(
+        "opcockpit_provider_status",
+        "1 for the provider's current status (ok, stale, error, db_only), 0 for the others.",
+        [
+            ({"provider": p.name, "kind": p.kind, "status": s.value}, 1 if p.status is s else 0)
+            for p in providers
+            for s in ProviderStatus
+        ],
     )
     out.family(
         "opcockpit_provider_listing_age_seconds",
