@@ -354,7 +354,7 @@ class Operations:
         if op.status is OpStatus.PENDING:
             op.deadline = op.finished_at + timedelta(seconds=self.convergence_timeout_s)
             self.tracker.track(op)
-        self._audit(op)
+        await self._audit(op)
         stage("done")
         return op
 
@@ -644,12 +644,17 @@ class Operations:
             )
         return await wait_converged(self.collector, ops, timeout, tracker=self.tracker)
 
-    def _audit(self, op: Operation) -> None:
+    async def _audit(self, op: Operation) -> None:
         if self.audit is None:
             return
         t = op.target
         try:
-            self.audit.record(
+            # AuditLog.record is blocking sqlite with a 5 s busy timeout (another cockpit, or an
+            # `opcockpit audit` reader checkpointing, can hold the ledger): off the event loop, so
+            # the TUI and the other targets' operations keep running. AuditLog serialises its one
+            # connection with a lock and opens it with check_same_thread=False.
+            await asyncio.to_thread(
+                self.audit.record,
                 op_id=op.op_id, operator=self.operator, action=op.action.value, result=op.status.value,
                 provider=t.provider, lease_id=t.lease_id or op.new_lease_id, instance_id=t.instance_id,
                 thread_id=t.thread_id, before=op.before, after=op.after, outcome=op.outcome,
