@@ -148,6 +148,27 @@ def test_adopt_with_thread_and_the_audit_command(env: Env) -> None:
     assert_leon_invariants(env.db)
 
 
+def test_repeated_adopt_reports_already_with_the_lease(env: Env) -> None:
+    first = env.run("adopt", f"docker/{env.orphan}", "--thread", "t-new", "--format", "json")
+    assert first.returncode == 0, first.stdout + first.stderr
+    lease = json.loads(first.stdout)["operations"][0]["new_lease_id"]
+    snapshot = sha(env.db)
+    for extra in ((), ("--thread", "t-new")):
+        r = env.run("adopt", f"docker/{env.orphan}", *extra, "--format", "json")
+        assert r.returncode == 0, r.stdout + r.stderr
+        (op,) = json.loads(r.stdout)["operations"]
+        assert (op["status"], op["outcome"], op["lease_id"]) == ("converged", "already", lease)
+        assert op["new_lease_id"] is None and lease in op["message"]
+    table = env.run("adopt", f"docker/{env.orphan}")
+    assert table.returncode == 0 and "already" in table.stdout and lease in table.stdout
+    # a different thread than the lease's is a refusal, not a repeat
+    r = env.run("adopt", f"docker/{env.orphan}", "--thread", "t-one")
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert "refused" in r.stdout and f"already adopted as lease {lease} (on thread t-new)" in r.stdout
+    assert sha(env.db) == snapshot
+    assert_leon_invariants(env.db)
+
+
 def test_missing_db_is_a_source_error(env: Env, tmp_path: Path) -> None:
     r = env.run("pause", "x", "--db", str(tmp_path / "nope.db"))
     assert r.returncode == 3 and "does not exist" in r.stderr and not (tmp_path / "nope.db").exists()

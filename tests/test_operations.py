@@ -464,9 +464,21 @@ async def test_adopt_orphan_converges_and_attaches_to_a_thread(
         assert op.status is OpStatus.CONVERGED
         gt = await c.collector.refresh()
         assert gt.orphans == () and {r.lease_id: r.thread_id for r in gt.rows}[op.new_lease_id] == "t-new"
-        # adopting it again: it is a lease now
-        (again,) = await c.ops.execute(c.ops.plan("adopt", [f"e2b/{orphan}"], seen=gt))
-        assert again.status is OpStatus.REFUSED
+        # adopting it again is idempotent: "already", with the lease it is bound to; no DB change
+        snapshot, n = sha(db), mutations(e2b)
+        for thread in (None, "t-new"):
+            (again,) = await c.ops.execute(c.ops.plan("adopt", [f"e2b/{orphan}"], seen=gt, thread_id=thread))
+            assert again.status is OpStatus.PENDING and again.outcome == "already", again.message
+            assert again.target.lease_id == op.new_lease_id and op.new_lease_id in again.message
+            await c.ops.wait_converged(again, WAIT)
+            assert again.status is OpStatus.CONVERGED, again.last_reason
+        (dry,) = await c.ops.execute(c.ops.plan("adopt", [f"e2b/{orphan}"], seen=gt), dry_run=True)
+        assert dry.status is OpStatus.PLANNED and dry.outcome == "already"
+        # ... but not onto another thread: that would be a different binding, not a repeat
+        (other,) = await c.ops.execute(c.ops.plan("adopt", [f"e2b/{orphan}"], seen=gt, thread_id="t-one"))
+        assert other.status is OpStatus.REFUSED
+        assert f"already adopted as lease {op.new_lease_id} (on thread t-new)" in other.message
+        assert sha(db) == snapshot and mutations(e2b) == n
         assert_leon_invariants(db)
     finally:
         await c.close()

@@ -325,19 +325,25 @@ class Operations:
             if progress is not None:
                 progress(op, name)
 
+        # Adopting an instance that is already a lease's (a repeated `adopt provider/id`) is
+        # idempotent: reported as "already" with that lease, not refused. The gate still says no
+        # (nothing to do: the TUI keeps the key greyed out), so it is not consulted for this case.
+        adopted = action is Action.ADOPT and target.kind == "lease" and target.instance_id is not None
         try:
             async with self._sem, contextlib.AsyncExitStack() as stack:
-                if not item.gate.allowed:
+                if not item.gate.allowed and not adopted:
                     raise _Refuse(item.gate.reason or "not allowed")
                 if self.read_only and not dry_run:
                     raise _Refuse("read-only mode: actions are disabled")
                 for key in self._lock_keys(target):
                     await stack.enter_async_context(self._locks.setdefault(key, asyncio.Lock()))
                 stage("checking")
-                gate = self.gate(action, target, dry_run=dry_run)  # re-check under the lock
+                gate = Gate(True) if adopted else self.gate(action, target, dry_run=dry_run)  # re-check
                 if not gate.allowed:
                     raise _Refuse(gate.reason or "not allowed")
-                if target.kind == "lease":
+                if adopted:
+                    await self._already_adopted(op, thread_id)
+                elif target.kind == "lease":
                     await self._lease_action(op, stage)
                 elif action is Action.ADOPT:
                     await self._adopt(op, thread_id, stage)
@@ -634,6 +640,47 @@ class Operations:
         op.message = f"adopted as {rec.lease_id} ({state})" + (
             f", attached to thread {thread_id}" if thread_id else ""
         )
+
+    async def _already_adopted(self, op: Operation, thread_id: str | None) -> None:
+        """`adopt` of an instance bound to a lease: "already", with that lease (re-read from
+        sandbox.db now). Refused when the operator asked for a thread the lease is not on: that
+        would be a different binding, not a repeat."""
+        from opcockpit.sources.errors import SourceError
+        from opcockpit.sources.sandbox_db import SandboxDbReader
+
+        t = op.target
+        assert t.lease_id is not None and t.instance_id is not None
+        lease = await self._db_lease(t.lease_id)
+        if lease is None or lease.provider_name != t.provider or lease.current_instance_id != t.instance_id:
+            now = "gone" if lease is None else f"now bound to {lease.current_instance_id or 'nothing'}"
+            raise _Refuse(f"lease {t.lease_id} changed since you looked ({now}); refresh and retry")
+        try:
+            async with SandboxDbReader(self.db_path) as reader:
+                threads = await reader.threads_for_lease(t.lease_id)
+        except SourceError as exc:
+            raise _Refuse(f"cannot re-read sandbox.db: {exc}") from None
+        on = f"thread {', '.join(threads)}" if threads else "no thread"
+        if thread_id is not None and thread_id not in threads:
+            raise _Refuse(
+                f"{t.instance_key} is already adopted as lease {t.lease_id} (on {on}), "
+                f"not attached to thread {thread_id}; refusing to rebind it"
+            )
+        op.before = {
+            "desired_state": lease.desired_state,
+            "observed_state": lease.observed_state,
+            "instance_id": lease.current_instance_id,
+            "version": lease.version,
+            "lease_id": lease.lease_id,
+        }
+        op.adopt_state = lease.observed_state
+        op.outcome = "already"
+        if op.dry_run:
+            op.status = OpStatus.PLANNED
+            op.message = f"would do nothing: {t.instance_key} is already lease {t.lease_id} ({on})"
+            return
+        # Stays pending: the tracker confirms the binding on the next listing, as for any action.
+        op.after = dict(op.before)
+        op.message = f"already adopted: {t.instance_key} is lease {t.lease_id} ({on})"
 
     # ------------------------------------------------------------------ convergence and audit
 

@@ -167,12 +167,13 @@ def judge(op: Operation, gt: GroundTruth) -> tuple[bool | None, str]:
         return False, f"instance still {live} at the provider"
 
     if op.action is Action.ADOPT:
-        row = next((r for r in gt.rows if r.lease_id == op.new_lease_id), None)
+        lease_id = op.new_lease_id or t.lease_id  # t.lease_id: a repeat ("already" that lease's)
+        row = next((r for r in gt.rows if r.lease_id == lease_id), None)
         if row is not None and row.instance_id == iid:
-            return True, f"lease {op.new_lease_id} bound to {iid}"
+            return True, f"lease {lease_id} bound to {iid}"
         if row is None and orphan is not None:
             return None, "sandbox.db read predates the adoption"
-        return False, f"lease {op.new_lease_id} not bound to {iid}"
+        return False, f"lease {lease_id} not bound to {iid}"
 
     # pause / resume
     if t.kind == "lease":
