@@ -158,12 +158,13 @@ class DemoFleet:
 # --------------------------------------------------------------------------- time formatting
 
 
-_HMS: list[str] = []  # "HH:MM:SS" for every second of a day, built on first use (~20 ms, 5 MB)
+_HMS: list[str] = []  # "HH:MM:SS" for every second of a day, built on first use (~15 ms, 5 MB)
 
 
 def _hms_table() -> list[str]:
     if not _HMS:
-        _HMS.extend(f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60))
+        two = [f"{i:02d}" for i in range(60)]
+        _HMS.extend(f"{h}:{m}:{s}" for h in two[:24] for m in two for s in two)
     return _HMS
 
 
@@ -183,12 +184,21 @@ class _FastClock(Clock):
         day, rem = divmod(sec, 86400)
         date = self._days.get(day) or self._day(day)
         if us:
-            return f"{date}T{self._hms[rem]}.{us:06d}"
+            return "%sT%s.%06d" % (date, self._hms[rem], us)  # noqa: UP031 - fastest here
         return f"{date}T{self._hms[rem]}"  # isoformat drops zero micros
 
     def _utc(self, ts: float, sep: str, z: str) -> str:
         day, rem = divmod(int(ts), 86400)
         return f"{self._days.get(day) or self._day(day)}{sep}{self._hms[rem]}{z}"
+
+    # The two public UTC formats spelled out: one call per timestamp instead of two.
+    def utc_z(self, ts: float) -> str:
+        day, rem = divmod(int(ts), 86400)
+        return f"{self._days.get(day) or self._day(day)}T{self._hms[rem]}Z"
+
+    def utc_sql(self, ts: float) -> str:
+        day, rem = divmod(int(ts), 86400)
+        return f"{self._days.get(day) or self._day(day)} {self._hms[rem]}"
 
 
 # --------------------------------------------------------------------------- lease simulation
