@@ -72,11 +72,12 @@ async def test_filter_keys_live_enter_keeps_escape_clears() -> None:
 
 async def test_sort_keys_and_cursor_stays_on_lease_when_refresh_moves_it() -> None:
     gt = make_ground_truth(200)
-    target = next(r for r in gt.rows if r.convergence == Convergence.CONVERGED and r.lease_id > "lease-00150")
-    # Next refresh: the target diverges, so under a sort by State it moves to another block.
+    target = next(r for r in gt.rows if r.convergence == Convergence.DIVERGED and r.lease_id > "lease-00050")
+    # Next refresh: the target converges, so under a sort by State (trouble first) it moves from
+    # the diverged block at the top down into the converged block.
     moved = replace(gt, rows=tuple(
-        replace(r, convergence=Convergence.DIVERGED, reason="desired running, provider paused",
-                provider_state="paused") if r.lease_id == target.lease_id else r
+        replace(r, convergence=Convergence.CONVERGED, reason="running as desired",
+                provider_state="running") if r.lease_id == target.lease_id else r
         for r in gt.rows
     ))
     app, src = make_app([gt, moved])

@@ -24,9 +24,36 @@ _FORMATS: dict[str, Callable[[Any], str] | None] = {
 }
 
 
+# Sorting by State puts trouble first: an SRE opens the cockpit to see what is wrong.
+_CONVERGENCE_RANK = {
+    "diverged": 0,
+    "stale": 1,
+    "unknown": 2,
+    "transitioning": 3,
+    "unbound": 4,
+    "converged": 5,
+}
+
+
+def convergence_rank(value: Any) -> int:
+    """Sort key of the State column; operation markers (pending/failed) rank before everything."""
+    return _CONVERGENCE_RANK.get(str(value), -1)
+
+
+_SORT_KEYS: dict[str, Callable[[Any], Any] | None] = {"convergence": convergence_rank}
+
+
 def columns_from(spec: tuple[tuple[str, str, int, str, str], ...]) -> list[Column]:
     return [
-        Column(key, label, width, align, _FORMATS[kind], flash=kind != "age")  # type: ignore[arg-type]
+        Column(
+            key,
+            label,
+            width,
+            align,  # type: ignore[arg-type]
+            _FORMATS[kind],
+            sort_key=_SORT_KEYS.get(kind),
+            flash=kind != "age",
+        )
         for key, label, width, align, kind in spec
     ]
 
