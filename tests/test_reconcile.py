@@ -481,7 +481,9 @@ def test_worked_example_rows():
     by_id = {r.lease_id: r for r in gt.rows}
 
     t1 = by_id["lease-3f9a1c2b7d4e"]
-    assert t1.convergence is Convergence.CONVERGED and t1.reason == "running as desired"
+    assert t1.convergence is Convergence.CONVERGED
+    # Its first container died and was replaced; the exited one is still there, labelled for it.
+    assert t1.reason == "running as desired; orphan instance claims this lease: leon-1a2b3c4d5e6f (stopped)"
     assert (t1.thread_id, t1.thread_ids, t1.chat_session_id) == ("m_k3v8p1x9q2z7-1", ("m_k3v8p1x9q2z7-1",),
                                                                  "sess-0f0e0d0c0b0a")  # fmt: skip
     assert t1.provider_state == "running" and t1.source == "lease+provider"
@@ -675,6 +677,37 @@ def test_orphan_claims_are_decoded():
     }
     assert all(o.confirmed is None for o in gt.orphans)  # docker's list is authoritative
     assert [o.key for o in gt.orphans] == [f"docker/{i}" for i in sorted(claims)]
+
+
+def test_destroyed_lease_with_a_live_instance_labelled_for_it_is_a_leak():
+    # LEON destroyed the lease (detached, expired) but the container it labelled still runs.
+    leases = [lease("lease-0000000000d1", "docker", None, "destroyed", "detached", status="expired")]
+    running = inst("docker", "leon-111111111111", R, claimed="lease-0000000000d1")
+    gt = reconcile(db(leases), [listing("docker", instances=(running,))], NOW)
+    row = only_row(gt)
+    assert row.convergence is Convergence.DIVERGED
+    assert "leon-111111111111 (running)" in row.reason and "leak (costs money)" in row.reason
+    assert [(o.instance_id, o.claim) for o in gt.orphans] == [("leon-111111111111", "lease_exists")]
+    # Only stopped: still a leak, of disk.
+    stopped = inst("docker", "leon-111111111111", S, claimed="lease-0000000000d1")
+    row = only_row(reconcile(db(leases), [listing("docker", instances=(stopped,))], NOW))
+    assert row.convergence is Convergence.DIVERGED and "holds disk" in row.reason
+    # Gone at the provider: nothing claims the lease any more, so destroyed+detached is converged.
+    gone = inst("docker", "leon-111111111111", G, claimed="lease-0000000000d1")
+    row = only_row(reconcile(db(leases), [listing("docker", instances=(gone,))], NOW))
+    assert row.convergence is Convergence.CONVERGED and row.reason == "destroyed and detached"
+
+
+def test_replaced_container_still_alive_is_named_on_its_lease_row():
+    leases = [lease("lease-000000000001", "docker", "leon-aaaaaaaaaaaa")]
+    instances = (
+        inst("docker", "leon-aaaaaaaaaaaa", R, claimed="lease-000000000001"),
+        inst("docker", "leon-bbbbbbbbbbbb", R, claimed="lease-000000000001"),  # the replaced one
+    )
+    row = only_row(reconcile(db(leases), [listing("docker", instances=instances)], NOW))
+    assert row.convergence is Convergence.CONVERGED  # the lease itself is fine ...
+    assert row.reason.startswith("running as desired")
+    assert "orphan instance claims this lease: leon-bbbbbbbbbbbb (running)" in row.reason  # ... but say so
 
 
 def test_daytona_orphans_need_confirmation():

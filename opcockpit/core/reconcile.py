@@ -19,6 +19,7 @@ the biggest single cost); one string sort key per row; the cyclic GC paused duri
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from itertools import compress
 from operator import attrgetter, is_not, itemgetter
@@ -669,6 +670,8 @@ def _reconcile(
         if ctx.mode == _MODE_OK:  # a failed or db-only provider never produces orphans
             orphans.extend(_orphans(by_name[name], ctx, leases_by_id))
     orphans.sort(key=_orphan_key)
+    if any(o.claimed_lease_id in leases_by_id for o in orphans):
+        rows = _note_claiming_orphans(rows, orphans, leases_by_id)
 
     return GroundTruth(
         generated_at=now,
@@ -682,3 +685,40 @@ def _reconcile(
 
 def _orphan_key(o: OrphanRow) -> tuple[str, str]:
     return (o.provider, o.instance_id)
+
+
+def _note_claiming_orphans(
+    rows: tuple[GroundTruthRow, ...], orphans: list[OrphanRow], leases_by_id: Mapping[str, LeaseRecord]
+) -> tuple[GroundTruthRow, ...]:
+    """Tell a lease's row about live instances that claim it but that it does not point at.
+
+    A destroyed lease whose instance still lives (its labels name the lease) is a leak even though
+    the DB looks converged (destroyed + detached): the row says DIVERGED. Otherwise the row keeps its
+    convergence and its reason names the orphan (a replaced container still alive, an instance
+    LEON lost track of) so the operator sees both sides. Rare, so rows are copied only here.
+    """
+    claims: dict[str, list[OrphanRow]] = {}
+    for o in orphans:
+        if o.claimed_lease_id in leases_by_id:
+            claims.setdefault(o.claimed_lease_id, []).append(o)
+    out = []
+    for row in rows:
+        mine = claims.get(row.lease_id)
+        if not mine:
+            out.append(row)
+            continue
+        names = ", ".join(f"{o.instance_id} ({o.provider_state})" for o in mine)
+        live = [o for o in mine if o.provider_state in ("running", "paused", "stopped")]
+        if row.desired_state == "destroyed" and live and row.convergence is not _STALE:
+            what = "costs money" if any(o.provider_state != "stopped" for o in live) else "holds disk"
+            out.append(
+                replace(
+                    row,
+                    convergence=_DIVERGED,
+                    reason=f"desired destroyed but {names} still at provider, labelled for this lease: "
+                    f"leak ({what})",
+                )
+            )
+        else:
+            out.append(replace(row, reason=f"{row.reason}; orphan instance claims this lease: {names}"))
+    return tuple(out)
