@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import json
 import random
 import threading
 from datetime import UTC, datetime
 
 import pytest
 
+from opcockpit.core import serialize
 from opcockpit.core.gcpause import gc_paused
-from opcockpit.core.models import ChatSessionRecord, LeaseRecord, ResourceSnapshotRecord, TerminalRecord
+from opcockpit.core.models import (
+    ChatSessionRecord,
+    Convergence,
+    GroundTruthRow,
+    LeaseRecord,
+    NormalState,
+    Resources,
+    ResourceSnapshotRecord,
+    TerminalRecord,
+)
+from opcockpit.core.reconcile import reconcile
 from opcockpit.demo.fleet import _FastClock
 from opcockpit.demo.ids import Clock
 from opcockpit.sources import sandbox_db
@@ -95,3 +107,79 @@ def test_reader_records_are_genuine_frozen_dataclasses(cls: type, cols: tuple[st
     assert type(made) is cls and made == cls(*args) and hash(made) == hash(cls(*args))
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(made, cols[0], "edited")
+
+
+# --------------------------------------------------------------------------- direct JSON rows
+
+
+def _odd_rows() -> list[GroundTruthRow]:
+    """Rows with every value shape the template must encode the way json.dumps does."""
+    t = datetime(2026, 3, 20, 4, 0, 1, 250000, tzinfo=UTC)
+    res = Resources(
+        cpu_used=float("nan"),
+        memory_used_mb=float("inf"),
+        memory_total_mb=-float("inf"),
+        disk_used_gb=3,  # an int where a float is typed
+        disk_total_gb=1e-7,
+        probe_error='quote " backslash \\ newline \n tab \t nul \x00 ü 漢 \u2028',
+        collected_at=t,
+        cpu_count=2.0,
+        memory_mb=None,
+    )
+    base = GroundTruthRow(
+        lease_id="lease-1",
+        provider="docker",
+        thread_id=None,
+        thread_ids=(),
+        chat_session_id=None,
+        instance_id=None,
+        desired_state="running",
+        observed_state="detached",
+        provider_state=None,
+        convergence=Convergence.UNBOUND,
+        reason="never bound",
+        last_active=None,
+        source="lease",
+        lease_status=None,
+        version=0,
+        needs_refresh=False,
+        last_error=None,
+        resources=None,
+        updated_at=None,
+    )
+    return [
+        base,
+        dataclasses.replace(
+            base,
+            lease_id="lease-ü\x7f",
+            thread_id="t1",
+            thread_ids=("t1", "t2 \"x\""),
+            chat_session_id="sess-1",
+            instance_id="leon-1",
+            provider_state=NormalState.PAUSED,
+            convergence=Convergence.DIVERGED,
+            reason="desired running, provider says paused (E2B auto-pause?) — 漢",
+            last_active=t,
+            lease_status="active",
+            version=7,
+            needs_refresh=True,
+            last_error="boom\nline 2",
+            resources=res,
+            updated_at=datetime(2026, 3, 20, 4, 0, tzinfo=UTC),
+            stale_age_s=12.5,
+        ),
+        # Raw values LEON may have stored with an unexpected type pass through as json would.
+        dataclasses.replace(base, desired_state=5, lease_status=1.5, version=True, stale_age_s=3),  # type: ignore[arg-type]
+    ]
+
+
+def test_direct_json_rows_equal_json_dumps_of_to_dict() -> None:
+    from tests.test_reconcile import random_fleet
+
+    state, listings = random_fleet(random.Random(11), 400)
+    gt = reconcile(state, listings, NOW)
+    odd = dataclasses.replace(gt, rows=gt.rows + tuple(_odd_rows()), db_path="/tmp/ü/sandbox.db")
+    for g in (gt, odd, dataclasses.replace(gt, rows=(), orphans=(), providers=())):
+        assert serialize.dumps_json(g) == json.dumps(serialize.to_dict(g), ensure_ascii=False)
+        indented = json.dumps(serialize.to_dict(g), indent=2, ensure_ascii=False)
+        assert serialize.dumps_json(g, indent=2) == indented

@@ -144,6 +144,8 @@ class FleetCollector:
         """Eventually consistent lists (Daytona) may show instances that are already gone: GET each
         candidate orphan once before it may be shown as actionable. Ids confirmed earlier stay
         confirmed while they remain candidates, so a steady fleet costs no extra requests."""
+        if not any(listing.ok and listing.eventually_consistent for listing in listings.values()):
+            return  # nothing to confirm: skip indexing every lease's instance id
         bound: dict[str, set[str]] = {}
         for lease in db.leases:
             if lease.current_instance_id:
