@@ -701,24 +701,21 @@ def _note_claiming_orphans(
     for o in orphans:
         if o.claimed_lease_id in leases_by_id:
             claims.setdefault(o.claimed_lease_id, []).append(o)
-    out = []
-    for row in rows:
-        mine = claims.get(row.lease_id)
-        if not mine:
-            out.append(row)
-            continue
+    out = list(rows)
+    # Only the claimed rows are visited; finding them stays in C (no Python loop over the fleet).
+    for i in compress(range(len(out)), map(claims.__contains__, map(_LEASE_ID, out))):
+        row = out[i]
+        mine = claims[row.lease_id]
         names = ", ".join(f"{o.instance_id} ({o.provider_state})" for o in mine)
         live = [o for o in mine if o.provider_state in ("running", "paused", "stopped")]
         if row.desired_state == "destroyed" and live and row.convergence is not _STALE:
             what = "costs money" if any(o.provider_state != "stopped" for o in live) else "holds disk"
-            out.append(
-                replace(
-                    row,
-                    convergence=_DIVERGED,
-                    reason=f"desired destroyed but {names} still at provider, labelled for this lease: "
-                    f"leak ({what})",
-                )
+            out[i] = replace(
+                row,
+                convergence=_DIVERGED,
+                reason=f"desired destroyed but {names} still at provider, labelled for this lease: "
+                f"leak ({what})",
             )
         else:
-            out.append(replace(row, reason=f"{row.reason}; orphan instance claims this lease: {names}"))
+            out[i] = replace(row, reason=f"{row.reason}; orphan instance claims this lease: {names}")
     return tuple(out)
