@@ -183,3 +183,14 @@ def test_direct_json_rows_equal_json_dumps_of_to_dict() -> None:
         assert serialize.dumps_json(g) == json.dumps(serialize.to_dict(g), ensure_ascii=False)
         indented = json.dumps(serialize.to_dict(g), indent=2, ensure_ascii=False)
         assert serialize.dumps_json(g, indent=2) == indented
+
+
+def test_row_copy_equals_dataclasses_replace() -> None:
+    from opcockpit.core.reconcile import _replace_row
+
+    row = _odd_rows()[1]
+    made = _replace_row(row, reason="x", convergence=Convergence.DIVERGED)
+    assert made == dataclasses.replace(row, reason="x", convergence=Convergence.DIVERGED)
+    assert type(made) is GroundTruthRow and hash(made) == hash(row.__class__(*dataclasses.astuple(made)))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.reason = "edited"  # type: ignore[misc]

@@ -19,7 +19,7 @@ the biggest single cost); one string sort key per row; the cyclic GC paused duri
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import fields
 from datetime import datetime
 from itertools import compress
 from operator import attrgetter, is_not, itemgetter
@@ -710,12 +710,28 @@ def _note_claiming_orphans(
         live = [o for o in mine if o.provider_state in ("running", "paused", "stopped")]
         if row.desired_state == "destroyed" and live and row.convergence is not _STALE:
             what = "costs money" if any(o.provider_state != "stopped" for o in live) else "holds disk"
-            out[i] = replace(
+            out[i] = _replace_row(
                 row,
                 convergence=_DIVERGED,
                 reason=f"desired destroyed but {names} still at provider, labelled for this lease: "
                 f"leak ({what})",
             )
         else:
-            out[i] = replace(row, reason=f"{row.reason}; orphan instance claims this lease: {names}")
+            out[i] = _replace_row(row, reason=f"{row.reason}; orphan instance claims this lease: {names}")
     return tuple(out)
+
+
+_ROW_FIELDS = tuple(f.name for f in fields(GroundTruthRow))
+_set_slot = object.__setattr__
+
+
+def _replace_row(row: GroundTruthRow, **changes: object) -> GroundTruthRow:
+    """dataclasses.replace for rows, ~4x cheaper: slot copies instead of a 20-keyword __init__.
+
+    object.__setattr__ is how the frozen dataclass's own __init__ stores its fields; every field
+    (including ones added later) is copied, so the copy equals replace()'s.
+    """
+    new = object.__new__(GroundTruthRow)
+    for name in _ROW_FIELDS:
+        _set_slot(new, name, changes[name] if name in changes else getattr(row, name))
+    return new
