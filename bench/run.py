@@ -77,7 +77,16 @@ def describe(m: dict[str, Any]) -> str:
         text += f" at {m['commit']}"
     if m.get("load_avg_at_start"):
         text += f"; load average at start {m['load_avg_at_start']}"
+    if m.get("load_avg_at_end"):
+        text += f", at end {m['load_avg_at_end']}"
     return text
+
+
+def _load_avg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 # --------------------------------------------------------------------------- running
@@ -211,9 +220,12 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             results = {}
     for name in modules:
+        # Load is sampled per module, before and after: other work on the box moves the numbers.
+        module_info = {**info, **machine()} if len(modules) > 1 else dict(info)
         rows, elapsed = run_module(name, sizes)
+        module_info["load_avg_at_end"] = _load_avg()
         print_table(name, rows)
-        results[name] = {"machine": info, "sizes": sizes, "elapsed_s": round(elapsed, 1), "rows": rows}
+        results[name] = {"machine": module_info, "sizes": sizes, "elapsed_s": round(elapsed, 1), "rows": rows}
     # Drop modules that no longer exist.
     present = {p.stem for p in BENCH_DIR.glob("bench_*.py")}
     results = {k: v for k, v in results.items() if k in present}
