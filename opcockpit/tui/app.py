@@ -654,6 +654,7 @@ class CockpitApp(App[int]):
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter" and self._filter_target is not None:
             self._filter_target.set_filter(event.value)
+            self._sync_filter_status()  # "n of m rows" while typing, not only after the next refresh
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "filter":

@@ -234,6 +234,8 @@ async def test_run_timeline_follows_new_events(worked_example) -> None:
         await pilot.press("f")
         await wait_until(pilot, lambda: screen.after_seq > before)
         assert screen.following
+        # `f` says what it did (the timeline can be below the fold at 80x24)
+        assert any("following run events live" in n.message for n in app._notifications)
         assert screen.run_events[-1].event_type == "text" and "live!" in screen.run_events[-1].data
         assert "following live" in screen_text(app)
 

@@ -110,7 +110,7 @@ async def test_pause_pending_at_once_then_converges_resume_converges(env: Any, t
 async def test_destroy_dialog_names_the_target_and_starts_on_cancel(env: Any, tmp_path: Path) -> None:
     app = make(env, tmp_path)
     docker = env.doubles["docker"]
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:  # ids must be whole even at 80x24 (not "lease-35…")
         await loaded(pilot, app)
         lease = pick(app, "docker", "running")
         row = next(r for r in app.ground_truth.rows if r.lease_id == lease)

@@ -139,8 +139,8 @@ class AlertDetailScreen(Screen[None]):
         with VerticalScroll(id="alert-info-box"):
             yield Static(id="alert-info")
         yield Static(" Evidence — Enter jumps to the row", classes="ov-label")
-        yield KeyedTable(EVIDENCE_COLUMNS, id="alert-evidence", empty_text="no evidence recorded",
-                         flash_seconds=0)
+        yield KeyedTable(EVIDENCE_COLUMNS, markable=False, id="alert-evidence",
+                         empty_text="no evidence recorded", flash_seconds=0)
         yield Footer()
 
     def on_mount(self) -> None:

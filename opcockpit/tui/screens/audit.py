@@ -89,8 +89,8 @@ class AuditScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static("Audit log: operator actions, newest first", id="detail-title")
         yield Static(id="audit-status")
-        table = KeyedTable(AUDIT_COLUMNS, row_tag=audit_row_tag, empty_text="no actions recorded yet",
-                           id="audit-table")
+        table = KeyedTable(AUDIT_COLUMNS, markable=False, row_tag=audit_row_tag,
+                           empty_text="no actions recorded yet", id="audit-table")
         table.sort_by("at", reverse=True)
         yield table
         yield Input(id="audit-filter", placeholder="filter: text · regex · !inverse · field:value")

@@ -24,9 +24,12 @@ MAX_LISTED = 50  # beyond this the dialog says how many more (the count is what 
 
 
 def targets_table(targets: Sequence[Target], refused: Sequence[tuple[Target, str]] = ()) -> Table:
+    if len(targets) == 1 and not refused:
+        return _one_target(targets[0])
     t = Table(box=None, expand=False, show_edge=False, pad_edge=False, header_style="bold")
+    # Ids wrap, never end in "…": the operator must be able to read exactly what is destroyed.
     for col in ("provider", "instance", "lease", "thread", "state"):
-        t.add_column(col, no_wrap=True, overflow="ellipsis", max_width=28)
+        t.add_column(col, overflow="fold", max_width=36)
     for tg in targets[:MAX_LISTED]:
         t.add_row(tg.provider, tg.instance_id or "(none bound)", tg.lease_id or "(orphan: no lease)",
                   tg.thread_id or "-", tg.seen_provider_state or "-")
@@ -36,6 +39,19 @@ def targets_table(targets: Sequence[Target], refused: Sequence[tuple[Target, str
         t.add_row(Text(tg.provider, style="dim"), Text(tg.instance_id or "-", style="dim"),
                   Text(tg.lease_id or "-", style="dim"), Text(tg.thread_id or "-", style="dim"),
                   Text(f"skipped: {why}", style="dim italic"))
+    return t
+
+
+def _one_target(tg: Target) -> Table:
+    """One target: one line per field, so no id is cut short in an 80-column dialog."""
+    t = Table(box=None, show_header=False, show_edge=False, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column(overflow="fold")
+    t.add_row("provider", tg.provider)
+    t.add_row("instance", tg.instance_id or "(none bound)")
+    t.add_row("lease", tg.lease_id or "(orphan: no lease)")
+    t.add_row("thread", tg.thread_id or "-")
+    t.add_row("state", tg.seen_provider_state or "-")
     return t
 
 

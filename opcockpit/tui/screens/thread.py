@@ -29,7 +29,8 @@ RUN_EVENTS_SHOWN = 40
 
 
 # Tables take their natural width and the body scrolls sideways: squeezing them made Rich drop or
-# crop whole columns (a state column silently vanishing is worse than scrolling). Free text is capped.
+# crop whole columns (a state column silently vanishing is worse than scrolling). Free text is capped
+# here, and is the first to give way on a narrow screen (see _DetailTable).
 MAX_WIDTH = {"error / payload": 80, "command": 60, "data": 80, "error": 60, "cwd": 30}
 
 
@@ -40,11 +41,35 @@ def ts(value: Any) -> str:
     return (value.astimezone(UTC) if value.tzinfo else value).strftime("%m-%d %H:%M:%S")
 
 
+class _DetailTable(Table):
+    """Free-text columns (MAX_WIDTH) give way first when the screen is narrow.
+
+    Rich shrinks only wrappable columns before squeezing all of them; with every column no_wrap, a
+    run-event table at 80 columns cut `seq` to "2…" and times to "11-26 00:14:…". So free-text
+    columns are wrappable for the width calculation, and their cells are one ellipsised line."""
+
+    free: frozenset[int] = frozenset()
+
+    def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+        cells = [
+            _one_line(c) if i in self.free and isinstance(c, str | Text) else c
+            for i, c in enumerate(renderables)
+        ]
+        super().add_row(*cells, **kwargs)
+
+
+def _one_line(cell: str | Text) -> Text:
+    text = Text(cell) if isinstance(cell, str) else cell.copy()
+    text.no_wrap, text.overflow = True, "ellipsis"
+    return text
+
+
 def _table(title: str, columns: Sequence[str]) -> Table:
-    t = Table(title=title, title_justify="left", title_style="bold", expand=False, box=None,
-              show_edge=False, pad_edge=False, collapse_padding=True, header_style="bold dim")
+    t = _DetailTable(title=title, title_justify="left", title_style="bold", expand=False, box=None,
+                     show_edge=False, pad_edge=False, collapse_padding=True, header_style="bold dim")
     for c in columns:
-        t.add_column(c, no_wrap=True, overflow="ellipsis", max_width=MAX_WIDTH.get(c))
+        t.add_column(c, no_wrap=c not in MAX_WIDTH, overflow="ellipsis", max_width=MAX_WIDTH.get(c))
+    t.free = frozenset(i for i, c in enumerate(columns) if c in MAX_WIDTH)
     return t
 
 
@@ -233,6 +258,12 @@ class ThreadDetailScreen(Screen[None]):
             self._follow_timer.stop()
             self._follow_timer = None
         self._show_run_events()
+        # The run-event timeline is the last section, below the fold at 80x24: bring it into view
+        # and say what changed, or `f` looks like it did nothing.
+        if self.following:
+            self.query_one("#sec-run-events", Static).scroll_visible(animate=False)
+        said = "following run events live (f stops)" if self.following else "stopped following run events"
+        self.notify(said, markup=False, timeout=3)
 
     @work(exclusive=True, group="run-follow", exit_on_error=False)
     async def poll_run_events(self) -> None:

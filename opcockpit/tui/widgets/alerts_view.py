@@ -197,9 +197,9 @@ class AlertsView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(id="alerts-bar")
         with ContentSwitcher(initial="alerts-table", id="alerts-switch"):
-            yield KeyedTable(active_columns(), row_tag=_alert_tag, id="alerts-table",
+            yield KeyedTable(active_columns(), markable=False, row_tag=_alert_tag, id="alerts-table",
                              empty_text="no alerts firing")
-            yield KeyedTable(history_columns(), row_tag=_history_tag, id="alerts-history",
+            yield KeyedTable(history_columns(), markable=False, row_tag=_history_tag, id="alerts-history",
                              empty_text="no alert history")
             yield OverviewPanel(id="alerts-overview")
         yield Static(OFF_TEXT, id="alerts-off")

@@ -117,7 +117,7 @@ class ProviderEventsView(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(id="events-range")
-        table = KeyedTable(EVENT_COLUMNS, empty_text="no provider events", id="events-table")
+        table = KeyedTable(EVENT_COLUMNS, markable=False, empty_text="no provider events", id="events-table")
         yield table
         yield Static(id="events-around")
 

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from rich.text import Text
+from rich.style import Style
+from rich.text import Span, Text
 from textual.widgets import Static
 
 from opcockpit.core.models import Convergence, GroundTruth, ProviderStatus
@@ -52,13 +53,18 @@ def _age(since: datetime | None, now: datetime) -> str:
     return fmt_age(max((now - since).total_seconds(), 0))
 
 
-def _counts_line(s: HeaderState, words: bool) -> Text:
+def short_banner(banner: str) -> str:
+    """The banner's first phrase ("DEMO" of "DEMO · seed 7 · ..."): what is left when space is short."""
+    return banner.split(" · ", 1)[0]
+
+
+def _counts_line(s: HeaderState, words: bool, banner: str | None) -> Text:
     t = Text(no_wrap=True, overflow="ellipsis")
     t.append(" opcockpit ", style="bold reverse")
     if s.read_only:
         t.append(" RO ", style="bold reverse yellow")
-    if s.banner:
-        t.append(f" {s.banner} ", style="bold reverse magenta")
+    if banner:
+        t.append(f" {banner} ", style="bold reverse magenta")
     if s.frozen:
         t.append(" FROZEN ", style="bold reverse cyan")
     if s.pending_ops:
@@ -118,16 +124,34 @@ def _health_line(s: HeaderState, verbose: bool) -> Text:
 
 
 def render_header(s: HeaderState, width: int = 200) -> Text:
-    """Two lines; drops words before it drops facts when the terminal is narrow (80x24 over SSH)."""
-    top = _counts_line(s, words=True)
-    if top.cell_len > width:
-        top = _counts_line(s, words=False)
+    """Two lines; drops words before it drops facts when the terminal is narrow (80x24 over SSH).
+
+    The banner (the demo's long description) is decoration: it shrinks to its first phrase before
+    any count, FROZEN or alert badge is cut off."""
+    short = short_banner(s.banner) if s.banner else None
+    ladder = [(True, s.banner), (True, short), (False, short)]
+    for words, banner in ladder:
+        top = _counts_line(s, words=words, banner=banner)
+        if top.cell_len <= width:
+            break
     bottom = _health_line(s, verbose=True)
     if bottom.cell_len > width:
         bottom = _health_line(s, verbose=False)
     top.truncate(width, overflow="ellipsis")
     bottom.truncate(width, overflow="ellipsis")
     return Text("\n", no_wrap=True).join([top, bottom])
+
+
+def _plain(style: str | Style) -> Style:
+    return (Style.parse(style) if isinstance(style, str) else style).without_color
+
+
+def without_colour(text: Text) -> Text:
+    """NO_COLOR: keep bold/reverse/dim, drop colours (greyed by luminance, a red count or a
+    reversed magenta badge becomes dark grey on dark grey: unreadable)."""
+    out = text.copy()
+    out.spans[:] = [Span(sp.start, sp.end, _plain(sp.style)) for sp in out.spans]
+    return out
 
 
 class StatusHeader(Static):
@@ -139,7 +163,10 @@ class StatusHeader(Static):
 
     def show(self, state: HeaderState) -> None:
         self._state = state
-        self.update(render_header(state, self.size.width or 200))
+        text = render_header(state, self.size.width or 200)
+        if self.app.no_color:
+            text = without_colour(text)
+        self.update(text)
 
     def on_resize(self) -> None:
         if self._state is not None:

@@ -136,6 +136,13 @@ class KeyedTable(ScrollView, can_focus=True):
         & > .keyed-table--empty { color: $text-muted; text-style: italic; }
         &:nocolor > .keyed-table--cursor { text-style: reverse; }
         &:nocolor > .keyed-table--changed { text-style: bold underline; }
+        /* NO_COLOR greys colours by luminance: $error red would make trouble rows the darkest
+           on screen. Without colour, trouble is bold and plain rows stay plain. */
+        &:nocolor > .keyed-table--diverged { color: $foreground; text-style: bold; }
+        &:nocolor > .keyed-table--failed { color: $foreground; text-style: bold underline; }
+        &:nocolor > .keyed-table--transitioning { color: $foreground; }
+        &:nocolor > .keyed-table--pending { color: $foreground; text-style: italic; }
+        &:nocolor > .keyed-table--unbound { color: $foreground; text-style: dim; }
     }
     """
 
@@ -200,6 +207,7 @@ class KeyedTable(ScrollView, can_focus=True):
         clock: Callable[[], float] = time.monotonic,
         empty_text: str = "no rows",
         strip_cache_size: int = 4096,
+        markable: bool = True,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -210,6 +218,9 @@ class KeyedTable(ScrollView, can_focus=True):
         self.flash_seconds = flash_seconds
         self._clock = clock
         self.empty_text = empty_text
+        # Marks only mean something where actions apply to the marked set; elsewhere `space` would
+        # draw a "*" that nothing reads, so the key is not offered (not in the footer, does nothing).
+        self.markable = markable
         self._rows: dict[str, _Row] = {}
         self._values: dict[str, Cells] = {}  # key -> cells, kept in step so replace() needs no copy
         self._order: list[str] = []  # keys ascending by (sort value, key)
@@ -677,6 +688,8 @@ class KeyedTable(ScrollView, can_focus=True):
         return frozenset(self._marked)
 
     def toggle_mark(self, key: str) -> None:
+        if not self.markable:
+            return
         if key in self._marked:
             self._marked.discard(key)
         elif key in self._rows:
@@ -691,6 +704,9 @@ class KeyedTable(ScrollView, can_focus=True):
             self.post_message(self.MarksChanged(self, self.marked))
 
     # --------------------------------------------------------------------- actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.markable or action != "toggle_mark"
 
     def action_cursor_up(self) -> None:
         i = self.cursor_index
@@ -726,10 +742,23 @@ class KeyedTable(ScrollView, can_focus=True):
     def action_sort_next(self) -> None:
         if self._columns:
             self.sort_by(self._columns[(self._sort_col + 1) % len(self._columns)].key, self._reverse)
+            self._scroll_sort_column_visible()
 
     def action_sort_prev(self) -> None:
         if self._columns:
             self.sort_by(self._columns[(self._sort_col - 1) % len(self._columns)].key, self._reverse)
+            self._scroll_sort_column_visible()
+
+    def _scroll_sort_column_visible(self) -> None:
+        """`<`/`>` onto a column off screen (right of the fold at 80 columns): scroll to it, else
+        the ▲ marker is invisible and the order looks random."""
+        x = GUTTER + sum(c.width + 1 for c in self._columns[: self._sort_col])
+        right = x + self._columns[self._sort_col].width
+        left_edge = round(self.scroll_offset.x)
+        view = self.scrollable_content_region.width
+        if x >= left_edge and right <= left_edge + view:
+            return
+        self.scroll_to(x=0 if right <= view else x - GUTTER, animate=False, force=True)
 
     def action_sort_invert(self) -> None:
         if self._columns:

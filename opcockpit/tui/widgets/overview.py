@@ -140,11 +140,13 @@ class OverviewPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(runs_line(None), id="ov-runs")
         yield Static(" Stuck runs (Enter: thread detail)", id="ov-stuck-label", classes="ov-label")
-        yield KeyedTable(STUCK_COLUMNS, empty_text="no stuck runs", id="ov-stuck", flash_seconds=0)
+        yield KeyedTable(STUCK_COLUMNS, markable=False, empty_text="no stuck runs", id="ov-stuck",
+                         flash_seconds=0)
         yield Static(" Top errors (Enter: thread of the newest)", id="ov-errors-label", classes="ov-label")
-        yield KeyedTable(ERROR_COLUMNS, empty_text="no errors in the window", id="ov-errors", flash_seconds=0)
+        yield KeyedTable(ERROR_COLUMNS, markable=False, empty_text="no errors in the window", id="ov-errors",
+                         flash_seconds=0)
         yield Static(" Providers (Enter: their leases in Ground truth)", classes="ov-label")
-        yield KeyedTable(PROVIDER_COLUMNS, row_tag=_provider_tag, empty_text="no providers",
+        yield KeyedTable(PROVIDER_COLUMNS, markable=False, row_tag=_provider_tag, empty_text="no providers",
                          id="ov-providers", flash_seconds=0)
 
     def on_mount(self) -> None:
