@@ -661,9 +661,6 @@ def _reconcile(
             )
         )
 
-    keyed.sort(key=_FIRST)
-    rows = tuple([k[1] for k in keyed])
-
     orphans: list[OrphanRow] = []
     for name in sorted(by_name):
         ctx = provs[name]
@@ -671,7 +668,11 @@ def _reconcile(
             orphans.extend(_orphans(by_name[name], ctx, leases_by_id))
     orphans.sort(key=_orphan_key)
     if any(o.claimed_lease_id in leases_by_id for o in orphans):
-        rows = _note_claiming_orphans(rows, orphans, leases_by_id)
+        # Before sorting, keyed[i] is the row of leases[i]: claimed rows are found by position.
+        _note_claiming_orphans(keyed, lease_ids, orphans, leases_by_id)
+
+    keyed.sort(key=_FIRST)
+    rows = tuple([k[1] for k in keyed])
 
     return GroundTruth(
         generated_at=now,
@@ -688,37 +689,45 @@ def _orphan_key(o: OrphanRow) -> tuple[str, str]:
 
 
 def _note_claiming_orphans(
-    rows: tuple[GroundTruthRow, ...], orphans: list[OrphanRow], leases_by_id: Mapping[str, LeaseRecord]
-) -> tuple[GroundTruthRow, ...]:
+    keyed: list[tuple[str, GroundTruthRow]],
+    lease_ids: list[str],
+    orphans: list[OrphanRow],
+    leases_by_id: Mapping[str, LeaseRecord],
+) -> None:
     """Tell a lease's row about live instances that claim it but that it does not point at.
 
     A destroyed lease whose instance still lives (its labels name the lease) is a leak even though
     the DB looks converged (destroyed + detached): the row says DIVERGED. Otherwise the row keeps its
     convergence and its reason names the orphan (a replaced container still alive, an instance
     LEON lost track of) so the operator sees both sides. Rare, so rows are copied only here.
+    `keyed` holds (sort key, row) in lease order (keyed[i] belongs to lease_ids[i]); the claimed
+    rows are replaced in place.
     """
     claims: dict[str, list[OrphanRow]] = {}
     for o in orphans:
         if o.claimed_lease_id in leases_by_id:
             claims.setdefault(o.claimed_lease_id, []).append(o)
-    out = list(rows)
-    # Only the claimed rows are visited; finding them stays in C (no Python loop over the fleet).
-    for i in compress(range(len(out)), map(claims.__contains__, map(_LEASE_ID, out))):
-        row = out[i]
+    if len(leases_by_id) == len(lease_ids):  # unique ids (sandbox.db's primary key): index them
+        position = dict(zip(lease_ids, range(len(lease_ids)), strict=True))
+        claimed: Iterable[int] = [position[lid] for lid in claims]
+    else:  # duplicate lease ids: every row of a claimed id
+        claimed = compress(range(len(lease_ids)), map(claims.__contains__, lease_ids))
+    for i in claimed:
+        key, row = keyed[i]
         mine = claims[row.lease_id]
         names = ", ".join(f"{o.instance_id} ({o.provider_state})" for o in mine)
         live = [o for o in mine if o.provider_state in ("running", "paused", "stopped")]
         if row.desired_state == "destroyed" and live and row.convergence is not _STALE:
             what = "costs money" if any(o.provider_state != "stopped" for o in live) else "holds disk"
-            out[i] = _replace_row(
+            row = _replace_row(
                 row,
                 convergence=_DIVERGED,
                 reason=f"desired destroyed but {names} still at provider, labelled for this lease: "
                 f"leak ({what})",
             )
         else:
-            out[i] = _replace_row(row, reason=f"{row.reason}; orphan instance claims this lease: {names}")
-    return tuple(out)
+            row = _replace_row(row, reason=f"{row.reason}; orphan instance claims this lease: {names}")
+        keyed[i] = (key, row)
 
 
 _ROW_FIELDS = tuple(f.name for f in fields(GroundTruthRow))
