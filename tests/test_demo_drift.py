@@ -211,3 +211,35 @@ def test_background_thread_ticks_and_stops(env: DemoEnvironment) -> None:
 def test_unknown_action_weights_are_rejected(env: DemoEnvironment) -> None:
     with pytest.raises(ValueError):
         DriftSimulator(env.fleet, env.doubles, weights={"explode": 1})
+
+
+async def test_provider_outage_makes_rows_stale_never_gone_then_heals(env: DemoEnvironment) -> None:
+    from opcockpit.core.collect import FleetCollector
+    from opcockpit.core.models import Convergence, ProviderStatus
+
+    sim = env.drift
+    collector = FleetCollector(env.config)
+    try:
+        before = await collector.refresh()  # a good listing first, so the outage shows its age
+        event = sim.step("provider_outage")
+        assert event is not None and event.provider in env.doubles
+        down = event.provider
+        assert env.doubles[down].faults.error_status == 503 and down in sim.outages
+
+        during = await collector.refresh()
+        health = {p.name: p for p in during.providers}
+        assert health[down].status is ProviderStatus.STALE and health[down].age_s is not None
+        rows = [r for r in during.rows if r.provider == down]
+        assert rows and all(r.convergence is Convergence.STALE for r in rows)
+        assert all(r.stale_age_s is not None for r in rows)
+        assert not [o for o in during.orphans if o.provider == down]  # no orphans from a failed list
+        # The last known provider states are kept, never turned into "gone".
+        known = {r.lease_id: r.provider_state for r in before.rows if r.provider == down}
+        assert {r.lease_id: r.provider_state for r in rows} == known
+
+        assert sim.heal_outages(now=float("inf")) == [down]
+        assert env.doubles[down].faults.error_status is None and not sim.outages
+        after = await collector.refresh()
+        assert {p.name: p.status for p in after.providers}[down] is ProviderStatus.OK
+    finally:
+        await collector.aclose()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,7 +43,11 @@ ACTION_WEIGHTS: dict[str, float] = {
     "run_finish": 2.5,
     "run_error": 1,
     "session_touch": 3,
+    "provider_outage": 0.4,
 }
+
+# How long a simulated provider outage lasts: long enough to watch rows go stale with their age.
+OUTAGE_S = 15.0
 
 _PAUSE_ERROR = {
     "docker": "Failed to pause lease {lease}: Docker command timed out after 20.0s: docker pause {inst}",
@@ -109,6 +114,7 @@ class DriftSimulator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lease_cols: set[str] | None = None
+        self.outages: dict[str, float] = {}  # provider -> monotonic time its outage ends
         self._actions: dict[str, Callable[[], DriftEvent | None]] = {
             name: getattr(self, f"_a_{name}") for name in ACTION_WEIGHTS
         }
@@ -126,6 +132,7 @@ class DriftSimulator:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        self.heal_outages(now=float("inf"))
 
     @property
     def running(self) -> bool:
@@ -147,6 +154,7 @@ class DriftSimulator:
     # -- one tick -------------------------------------------------------------------------------
     def tick(self) -> DriftEvent | None:
         """Do one weighted-random action; if it does not apply right now, try another."""
+        self.heal_outages()
         names = [n for n, w in self.weights.items() if w > 0]
         weights = [self.weights[n] for n in names]
         for _ in range(6):
@@ -333,6 +341,28 @@ class DriftSimulator:
         return DriftEvent(
             "spawn_orphan", f"untracked instance {iid} appeared at {provider}", provider, None, iid
         )
+
+    def _a_provider_outage(self) -> DriftEvent | None:
+        """A provider API starts answering 503 for a while: its rows must go stale, never gone."""
+        healthy = sorted(p for p in self.doubles if p not in self.outages)
+        if not healthy:
+            return None
+        provider = self.rng.choice(healthy)
+        self.doubles[provider].faults.error_status = 503
+        self.outages[provider] = time.monotonic() + OUTAGE_S
+        return DriftEvent(
+            "provider_outage", f"{provider} API answers 503 for {OUTAGE_S:g}s (rows go stale)", provider
+        )
+
+    def heal_outages(self, *, now: float | None = None) -> list[str]:
+        """End the outages whose time has come; returns the providers healed."""
+        now = time.monotonic() if now is None else now
+        healed = [p for p, until in self.outages.items() if until <= now]
+        for provider in healed:
+            del self.outages[provider]
+            self.doubles[provider].faults.error_status = None
+            self.history.append(DriftEvent("provider_recovered", f"{provider} API answers again", provider))
+        return healed
 
     # -- actions: LEON acting / observing --------------------------------------------------------
     def _provider_view(self, provider: str, iid: str | None) -> str | None:
