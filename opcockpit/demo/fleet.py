@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from opcockpit.core.gcpause import gc_paused
 from opcockpit.demo.events import RunWriter
 from opcockpit.demo.ids import Clock, IdGen, cumulative, weighted
 from opcockpit.sources.schema import events_ddl, sandbox_ddl
@@ -860,15 +861,18 @@ def generate_fleet(
         for suffix in ("", "-wal", "-shm"):
             Path(str(p) + suffix).unlink(missing_ok=True)
 
-    b = _Builder(seed=seed, providers=providers, weights=weights, now=now)
-    for _ in range(leases):
-        b.lease()
-    instances, drift = _provider_side(b, leases)
-    run_rows = RunWriter(b.rng, b.ids, b.clock).build(b.threads) if runs else []
-    # Written one after the other: two writer threads were measured slower (SQLite releases the
-    # GIL for every row's insert, and the hand-offs cost more than the overlap gains).
-    _write_db(sandbox_db, sandbox_ddl(variant), _sandbox_batches(b, variant))
-    _write_db(events_db, events_ddl(), _events_batches(run_rows))
+    # Millions of row tuples stay alive until they are written; the cyclic GC would rescan them
+    # over and over (~10% of a 50k generation). The one cycle (leases <-> builder) is freed later.
+    with gc_paused():
+        b = _Builder(seed=seed, providers=providers, weights=weights, now=now)
+        for _ in range(leases):
+            b.lease()
+        instances, drift = _provider_side(b, leases)
+        run_rows = RunWriter(b.rng, b.ids, b.clock).build(b.threads) if runs else []
+        # Written one after the other: two writer threads were measured slower (SQLite releases
+        # the GIL for every row's insert, and the hand-offs cost more than the overlap gains).
+        _write_db(sandbox_db, sandbox_ddl(variant), _sandbox_batches(b, variant))
+        _write_db(events_db, events_ddl(), _events_batches(run_rows))
     counts = _sandbox_counts(b)
     counts["run_events"] = len(run_rows)
     return DemoFleet(
