@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 from collections.abc import Collection
 from dataclasses import replace
@@ -97,6 +98,17 @@ def _terminal_width() -> int:
 
 
 def run_snapshot(args: argparse.Namespace) -> int:
+    # ~100k acyclic records are built here; the cyclic GC would only rescan them (-60 ms at 10k).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run_snapshot(args)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _run_snapshot(args: argparse.Namespace) -> int:
     loaded = load_or_exit(args)
     for warning in loaded.warnings:
         err(f"opcockpit: warning: {warning}")

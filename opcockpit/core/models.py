@@ -173,10 +173,11 @@ class DbState:
     path: str
     schema_variant: str  # "leonai" | "mycel" | "older"
     read_at: datetime
-    leases: tuple[LeaseRecord, ...]
-    terminals: tuple[TerminalRecord, ...]
-    chat_sessions: tuple[ChatSessionRecord, ...]
-    resource_snapshots: Mapping[str, ResourceSnapshotRecord] = field(default_factory=dict)
+    # repr=False: a 10k-row repr costs ~0.5 s (asyncio.run builds one for its result in 3.11).
+    leases: tuple[LeaseRecord, ...] = field(repr=False)
+    terminals: tuple[TerminalRecord, ...] = field(repr=False)
+    chat_sessions: tuple[ChatSessionRecord, ...] = field(repr=False)
+    resource_snapshots: Mapping[str, ResourceSnapshotRecord] = field(default_factory=dict, repr=False)
     missing_tables: tuple[str, ...] = ()
 
 
@@ -354,7 +355,7 @@ class ProviderHealth:
 class GroundTruth:
     generated_at: datetime
     providers: tuple[ProviderHealth, ...]
-    rows: tuple[GroundTruthRow, ...]
-    orphans: tuple[OrphanRow, ...]
+    rows: tuple[GroundTruthRow, ...] = field(repr=False)
+    orphans: tuple[OrphanRow, ...] = field(repr=False)
     db_path: str | None = None
     schema_variant: str | None = None
