@@ -20,7 +20,19 @@ import pytest
 
 from opcockpit.sources.events_db import EventsDbReader
 from opcockpit.sources.sandbox_db import SandboxDbReader, read_db_state
-from tests.fixtures.leon_db import EXAMPLE_TZ, L1, L3, T1, T3, TERM1, TERM3B, utc_of, write_worked_example
+from tests.fixtures.leon_db import (
+    CMD1,
+    CMD3,
+    EXAMPLE_TZ,
+    L1,
+    L3,
+    T1,
+    T3,
+    TERM1,
+    TERM3B,
+    utc_of,
+    write_worked_example,
+)
 
 
 def digest(p: Path) -> str | None:
@@ -52,6 +64,10 @@ async def read_everything(db: Path, events: Path | None = None) -> int:
         n += len(await r.terminal_commands([TERM1, TERM3B]))
         n += len(await r.threads_for_lease(L3))
         n += len(await r.find_leases("lease-"))
+        n += (await r.thread_pointer(T3)) is not None
+        n += len((await r.command_output(CMD3)).chunks)
+        n += len((await r.command_output(CMD1, tail_bytes=4)).chunks)
+        n += len(await r.volumes()) + len(await r.volumes(["vol-x"])) + len(await r.sync_files(T1))
     if events is not None:
         async with EventsDbReader(str(events)) as e:
             runs = await e.runs()
@@ -73,6 +89,25 @@ async def test_rollback_journal_db_unchanged(tmp_path: Path) -> None:
     assert digest(ex.events_db) == ev_before
     extra = set(p.name for p in tmp_path.iterdir()) - set(names)
     assert extra == set()  # no journal, no -wal/-shm for the rollback-journal sandbox.db
+
+
+@pytest.mark.parametrize("variant", ["mycel", "older"])
+async def test_other_variants_unchanged_including_mycel_tables(tmp_path: Path, variant: str) -> None:
+    """Mycel's sandbox_volumes/sync_files and the absent-table paths of `older` read without writing."""
+    ex = write_worked_example(tmp_path, variant=variant, journal="delete")
+    if variant == "mycel":
+        conn = sqlite3.connect(ex.sandbox_db)
+        conn.execute("INSERT INTO sync_files VALUES (?, 'a.txt', 'c', 1773979200)", (T1,))
+        conn.commit()
+        conn.close()
+    before = data_hashes(ex.sandbox_db)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    n = await read_everything(ex.sandbox_db)
+    async with SandboxDbReader(str(ex.sandbox_db), local_tz=EXAMPLE_TZ) as r:
+        mycel_rows = len(await r.volumes()) + len(await r.sync_files(T1))
+    assert n > 0 and mycel_rows == (4 if variant == "mycel" else 0)
+    assert data_hashes(ex.sandbox_db) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
 
 
 async def test_clean_wal_db_unchanged_and_only_empty_wal_created(tmp_path: Path) -> None:

@@ -501,3 +501,113 @@ async def test_repeated_reads_reflect_updates_and_deletes(tmp_path: Path) -> Non
     assert next(x for x in other.leases if x.lease_id == L2).created_at == datetime(
         2026, 3, 20, 10, 2, 11, 30000, tzinfo=UTC
     )
+
+
+# --------------------------------------------------------------------------- pointers, output, Mycel tables
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+async def test_thread_pointer_and_command_output_on_worked_example(tmp_path: Path, variant: str) -> None:
+    from opcockpit.core.models import CommandChunk, ThreadPointerRecord
+
+    ex = write_worked_example(tmp_path, variant=variant)
+    async with SandboxDbReader(str(ex.sandbox_db), local_tz=EXAMPLE_TZ) as r:
+        # T3 has two terminals; the pointer (inserted with the first) names term-1122 for both roles.
+        assert await r.thread_pointer(T3) == ThreadPointerRecord(T3, TERM3A, TERM3A, utc_of("11:10:00.50"))
+        assert (await r.thread_pointer(T1)).active_terminal_id == TERM1  # type: ignore[union-attr]
+        assert await r.thread_pointer("m_nope") is None
+
+        out = await r.command_output(CMD3)
+        assert out.source == "chunks" and not out.truncated
+        assert out.chunks == (
+            CommandChunk(1, "stdout", "> build\n", utc_of("11:35:03")),
+            CommandChunk(2, "stdout", "vite v5 building…\n", utc_of("11:35:04")),
+        )
+        assert out.text == "> build\nvite v5 building…\n"
+        assert out.command is not None and out.command.status == "running" and out.command.exit_code is None
+
+        # pytest -q has no chunks: its stored stdout tail is the output.
+        tails = await r.command_output(CMD1)
+        assert tails.source == "tails"
+        assert tails.chunks == (CommandChunk(None, "stdout", "12 passed\n", None),)
+        assert (await r.command_output(CMD2)).source == "none"  # no chunks, empty tails
+        gone = await r.command_output("cmd_000000000000")
+        assert (gone.command, gone.chunks, gone.source) == (None, (), "none")
+
+
+async def test_command_output_keeps_the_tail_in_chunk_order_with_stderr(tmp_path: Path) -> None:
+    ex = write_worked_example(tmp_path)
+    conn = sqlite3.connect(ex.sandbox_db)
+    fx.add_command(conn, "cmd_aaaaaaaaaaaa", TERM1, "make", status="done", exit_code=2,
+                   stdout="tail-out", stderr="tail-err")
+    # chunk ids out of insertion order: the reader must sort by chunk_id, not rowid or time
+    for cid, stream, text in [(12, "stderr", "E: boom\n"), (10, "stdout", "a" * 10), (11, "stdout", "β" * 5)]:
+        fx.add_chunk(conn, "cmd_aaaaaaaaaaaa", text, stream=stream, chunk_id=cid)
+    conn.commit()
+    conn.close()
+    async with SandboxDbReader(str(ex.sandbox_db), local_tz=EXAMPLE_TZ) as r:
+        full = await r.command_output("cmd_aaaaaaaaaaaa", tail_bytes=None)
+        order = [(c.chunk_id, c.stream) for c in full.chunks]
+        assert order == [(10, "stdout"), (11, "stdout"), (12, "stderr")]
+        assert full.text == "a" * 10 + "β" * 5 + "E: boom\n" and not full.truncated
+        assert full.command is not None and full.command.exit_code == 2
+        # 8 bytes of stderr + 10 of "β"x5 (2 bytes each) = 18; 21 bytes reach 3 bytes into chunk 10.
+        tail = await r.command_output("cmd_aaaaaaaaaaaa", tail_bytes=21)
+        assert tail.truncated and tail.source == "chunks"
+        assert [c.content for c in tail.chunks] == ["aaa", "β" * 5, "E: boom\n"]
+        # a cut through a 2-byte character drops the half character
+        cut = await r.command_output("cmd_aaaaaaaaaaaa", tail_bytes=13)
+        assert [c.content for c in cut.chunks] == ["ββ", "E: boom\n"] and cut.truncated
+        # the chunk-less fallback tails are cut the same way, per stream
+        conn = sqlite3.connect(ex.sandbox_db)
+        conn.execute("DELETE FROM terminal_command_chunks WHERE command_id = 'cmd_aaaaaaaaaaaa'")
+        conn.commit()
+        conn.close()
+        tails = await r.command_output("cmd_aaaaaaaaaaaa", tail_bytes=4)
+        assert tails.source == "tails" and tails.truncated
+        assert [(c.stream, c.content) for c in tails.chunks] == [("stdout", "-out"), ("stderr", "-err")]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+async def test_new_readers_on_absent_tables_return_empty(tmp_path: Path, variant: str) -> None:
+    ex = write_worked_example(tmp_path, variant=variant, optional=False)
+    conn = sqlite3.connect(ex.sandbox_db)
+    conn.execute("DROP TABLE thread_terminal_pointers")
+    conn.commit()
+    conn.close()
+    async with SandboxDbReader(str(ex.sandbox_db), local_tz=EXAMPLE_TZ) as r:
+        assert await r.thread_pointer(T1) is None
+        out = await r.command_output(CMD3)  # neither terminal_commands nor chunks exist
+        assert (out.command, out.chunks, out.source) == (None, (), "none")
+        if variant != "mycel":
+            assert await r.volumes() == [] and await r.volumes(["vol-x"]) == []
+            assert await r.sync_files(T1) == []
+
+
+async def test_mycel_volumes_and_sync_files(tmp_path: Path) -> None:
+    from opcockpit.core.models import SyncFileRecord
+
+    ex = write_worked_example(tmp_path, variant="mycel")
+    conn = sqlite3.connect(ex.sandbox_db)
+    fx.insert(conn, "sync_files", {"thread_id": T1, "relative_path": "src/b.py", "checksum": "sha256:bb",
+                                   "last_synced": 1773979200})  # 2026-03-20T04:00:00Z
+    fx.insert(conn, "sync_files", {"thread_id": T1, "relative_path": "README.md", "checksum": "sha256:aa",
+                                   "last_synced": 1773979100})
+    fx.insert(conn, "sync_files", {"thread_id": T2, "relative_path": "x", "checksum": "c", "last_synced": 0})
+    conn.commit()
+    conn.close()
+    async with SandboxDbReader(str(ex.sandbox_db), local_tz=EXAMPLE_TZ) as r:
+        vols = await r.volumes()
+        assert sorted(v.volume_id for v in vols) == sorted(f"vol-{lease[6:]}" for lease in (L1, L2, L3))
+        assert all(v.source == "docker_volume" and v.created_at is not None for v in vols)
+        lease = await r.lease(L3)
+        assert lease is not None and lease.volume_id == f"vol-{L3[6:]}"
+        (v3,) = await r.volumes([lease.volume_id, "vol-missing"])
+        assert (v3.volume_id, v3.name) == (lease.volume_id, f"leon-{L3}")
+        assert await r.volumes([]) == []
+        files = await r.sync_files(T1)
+        assert files == [
+            SyncFileRecord(T1, "README.md", "sha256:aa", datetime.fromtimestamp(1773979100, UTC)),
+            SyncFileRecord(T1, "src/b.py", "sha256:bb", datetime(2026, 3, 20, 4, 0, tzinfo=UTC)),
+        ]
+        assert await r.sync_files(T3) == []

@@ -150,6 +150,62 @@ class TerminalCommandRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadPointerRecord:
+    """One `thread_terminal_pointers` row: the thread's active and default terminal."""
+
+    thread_id: str
+    active_terminal_id: str | None
+    default_terminal_id: str | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandChunk:
+    """A piece of a command's output: a `terminal_command_chunks` row, or (chunk_id None) a tail
+    from `terminal_commands.stdout/stderr` when the command has no chunks."""
+
+    chunk_id: int | None
+    stream: str  # stdout | stderr
+    content: str
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutput:
+    """The output of one command, in chunk order, limited to its last `tail_bytes`."""
+
+    command_id: str
+    command: TerminalCommandRecord | None  # None when the command row is gone (deleted terminal)
+    chunks: tuple[CommandChunk, ...]
+    source: str  # "chunks" | "tails" (terminal_commands.stdout/stderr) | "none"
+    truncated: bool = False  # earlier output was left out to keep the tail
+
+    @property
+    def text(self) -> str:
+        return "".join(c.content for c in self.chunks)
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeRecord:
+    """One Mycel `sandbox_volumes` row (a lease points at it through `volume_id`)."""
+
+    volume_id: str
+    name: str | None
+    source: str
+    created_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncFileRecord:
+    """One Mycel `sync_files` row: a workspace file synced for a thread."""
+
+    thread_id: str
+    relative_path: str
+    checksum: str | None
+    last_synced: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class RunEventRecord:
     """One events.db `run_events` row."""
 

@@ -26,14 +26,19 @@ from opcockpit.core.fastbuild import fast_factory
 from opcockpit.core.gcpause import gc_paused
 from opcockpit.core.models import (
     ChatSessionRecord,
+    CommandChunk,
+    CommandOutput,
     DbState,
     InstanceHistoryRecord,
     LeaseEventRecord,
     LeaseRecord,
     ProviderEventRecord,
     ResourceSnapshotRecord,
+    SyncFileRecord,
     TerminalCommandRecord,
     TerminalRecord,
+    ThreadPointerRecord,
+    VolumeRecord,
 )
 from opcockpit.sources._sqlite_ro import connect_ro, map_sqlite_error, precheck
 from opcockpit.sources.errors import SourceError
@@ -58,13 +63,12 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "provider_events": ("event_id", "provider_name", "instance_id", "event_type"),
     "lease_resource_snapshots": ("lease_id",),
     "terminal_commands": ("command_id", "terminal_id"),
+    "thread_terminal_pointers": ("thread_id",),
+    "terminal_command_chunks": ("command_id", "content"),
+    "sandbox_volumes": ("volume_id",),  # Mycel only
+    "sync_files": ("thread_id", "relative_path"),  # Mycel only
 }
-_TABLES_OF_INTEREST = (
-    *REQUIRED_COLUMNS,
-    "thread_terminal_pointers",
-    "terminal_command_chunks",
-    "sandbox_volumes",
-)
+_TABLES_OF_INTEREST = tuple(REQUIRED_COLUMNS)
 
 # Select lists, in the positional order the builders below expect.
 _LEASE_COLS = (
@@ -150,6 +154,11 @@ _COMMAND_COLS = (
     "updated_at",
     "finished_at",
 )
+_POINTER_COLS = ("thread_id", "active_terminal_id", "default_terminal_id", "updated_at")
+_CHUNK_COLS = ("chunk_id", "stream", "content", "created_at")
+_VOLUME_COLS = ("volume_id", "name", "source", "created_at")
+_SYNC_FILE_COLS = ("thread_id", "relative_path", "checksum", "last_synced")
+DEFAULT_TAIL_BYTES = 8192
 
 Parser = Callable[[object], datetime | None]
 Query = tuple[str, Sequence[Any]]
@@ -314,6 +323,24 @@ def _commands(rows: Iterable[tuple], p: Parser) -> list[TerminalCommandRecord]:
         TerminalCommandRecord(a, b, c, d or "", e or "", f or "", _int_or_none(g), p(h), p(i), p(j))
         for (a, b, c, d, e, f, g, h, i, j) in rows
     ]
+
+
+def _utf8(v: object) -> str:
+    if v is None:
+        return ""
+    if v.__class__ is bytes:  # a BLOB where LEON meant TEXT: show it, never crash
+        return v.decode("utf-8", "replace")  # type: ignore[attr-defined,no-any-return]
+    return v if v.__class__ is str else str(v)
+
+
+def _tail(text: str, nbytes: int) -> tuple[str, bool]:
+    """The last `nbytes` UTF-8 bytes of `text` (a split character is dropped) and whether it was cut."""
+    if nbytes < 0:
+        return text, False
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) <= nbytes:
+        return text, False
+    return raw[len(raw) - nbytes :].decode("utf-8", "ignore"), True
 
 
 # --------------------------------------------------------------------------- schema introspection
@@ -722,6 +749,123 @@ class SandboxDbReader:
 
         _, results = await self._snapshot(build)
         return _commands(results[0], self._parse) if results else []
+
+    async def thread_pointer(self, thread_id: str) -> ThreadPointerRecord | None:
+        """The thread's `thread_terminal_pointers` row (active/default terminal), None if absent."""
+        ap = self._apath
+
+        def build(s: _Schema) -> list[Query]:
+            if not s.has("thread_terminal_pointers"):
+                return []
+            return [(s.select("thread_terminal_pointers", _POINTER_COLS, ap) + " WHERE thread_id = ?",
+                     (thread_id,))]
+
+        _, results = await self._snapshot(build)
+        if not results or not results[0]:
+            return None
+        a, b, c, d = results[0][0]
+        return ThreadPointerRecord(_utf8(a), _str(b), _str(c), self._parse(d))
+
+    async def command_output(self, command_id: str, *, tail_bytes: int | None = DEFAULT_TAIL_BYTES
+                             ) -> CommandOutput:
+        """A command's output in chunk order, at most its last `tail_bytes` bytes (None/<=0: all).
+
+        `terminal_command_chunks` hold the full streams; a command without chunks (a synchronous
+        result stored whole, or a DB without the chunks table) falls back to the stdout/stderr
+        tails in `terminal_commands`. Chunk and command row come from one read transaction.
+        """
+        ap = self._apath
+        limit = _limit(tail_bytes)
+
+        def build(s: _Schema) -> list[Query]:
+            qs: list[Query] = []
+            if s.has("terminal_commands"):
+                cols = (*_COMMAND_COLS, "stdout", "stderr")
+                qs.append((s.select("terminal_commands", cols, ap) + " WHERE command_id = ?", (command_id,)))
+            else:
+                qs.append(("SELECT 1 WHERE 0", ()))
+            if s.has("terminal_command_chunks"):
+                t = "terminal_command_chunks"
+                sel = ", ".join(f"{s.col(t, c)} AS c{i}" for i, c in enumerate(_CHUNK_COLS))
+                order = s.col("terminal_command_chunks", "chunk_id")
+                if order == "NULL":
+                    order = "rowid"
+                size = "length(CAST(content AS BLOB))"
+                # Newest-first running byte sum: keep the chunks that reach back to `limit` bytes
+                # (the oldest kept one may be cut below), so a chatty build never loads whole.
+                qs.append((
+                    "SELECT c0, c1, c2, c3, total FROM ("
+                    f"SELECT {sel}, {order} AS k, SUM({size}) OVER (ORDER BY {order} DESC"
+                    f" ROWS UNBOUNDED PRECEDING) - {size} AS after, SUM({size}) OVER () AS total"
+                    " FROM terminal_command_chunks WHERE command_id = ?)"
+                    " WHERE ? < 0 OR after < ? ORDER BY k",
+                    (command_id, limit, limit),
+                ))
+            return qs
+
+        _, results = await self._snapshot(build)
+        cmd_rows = results[0]
+        chunk_rows = results[1] if len(results) > 1 else []
+        p = self._parse
+        command = _commands([r[:10] for r in cmd_rows], p)[0] if cmd_rows else None
+        if chunk_rows:
+            chunks = [
+                CommandChunk(_int_or_none(a), b or "stdout", _utf8(c), p(d)) for a, b, c, d, _ in chunk_rows
+            ]
+            total = _int0(chunk_rows[0][4])
+            truncated = limit >= 0 and total > limit
+            if truncated:
+                kept = sum(len(c.content.encode("utf-8", "surrogatepass")) for c in chunks[1:])
+                first = chunks[0]
+                text, _ = _tail(first.content, max(limit - kept, 0))
+                chunks[0] = CommandChunk(first.chunk_id, first.stream, text, first.created_at)
+            return CommandOutput(command_id, command, tuple(chunks), "chunks", truncated)
+        tails: list[CommandChunk] = []
+        truncated = False
+        if cmd_rows:
+            for stream, raw in (("stdout", cmd_rows[0][10]), ("stderr", cmd_rows[0][11])):
+                text, cut = _tail(_utf8(raw), limit)
+                truncated |= cut
+                if text:
+                    tails.append(CommandChunk(None, stream, text, None))
+        return CommandOutput(command_id, command, tuple(tails), "tails" if tails else "none", truncated)
+
+    async def volumes(self, volume_ids: Iterable[str] | None = None) -> list[VolumeRecord]:
+        """Mycel `sandbox_volumes` (all, or those among `volume_ids`), oldest first; [] elsewhere."""
+        ids = None if volume_ids is None else list(dict.fromkeys(volume_ids))
+        if ids is not None and not ids:
+            return []
+        ap = self._apath
+
+        def build(s: _Schema) -> list[Query]:
+            if not s.has("sandbox_volumes"):
+                return []
+            sql = s.select("sandbox_volumes", _VOLUME_COLS, ap)
+            order = f" ORDER BY {s.col('sandbox_volumes', 'created_at')}, volume_id"
+            if ids is None:
+                return [(sql + order, ())]
+            return [
+                (f"{sql} WHERE volume_id IN ({_placeholders(len(c))}){order}", tuple(c)) for c in _chunks(ids)
+            ]
+
+        _, results = await self._snapshot(build)
+        p = self._parse
+        return [VolumeRecord(_utf8(a), _str(b), _utf8(c), p(d)) for rows in results for a, b, c, d in rows]
+
+    async def sync_files(self, thread_id: str) -> list[SyncFileRecord]:
+        """Mycel `sync_files` of a thread, by path; [] when the table does not exist."""
+        ap = self._apath
+
+        def build(s: _Schema) -> list[Query]:
+            if not s.has("sync_files"):
+                return []
+            sql = s.select("sync_files", _SYNC_FILE_COLS, ap)
+            return [(f"{sql} WHERE thread_id = ? ORDER BY relative_path", (thread_id,))]
+
+        _, results = await self._snapshot(build)
+        p = self._parse  # last_synced is epoch seconds (INTEGER); the parser handles it
+        rows = results[0] if results else []
+        return [SyncFileRecord(_utf8(a), _utf8(b), _str(c), p(d)) for a, b, c, d in rows]
 
     async def threads_for_lease(self, lease_id: str) -> list[str]:
         """Threads bound to a lease: through abstract_terminals first (newest terminal first), then
