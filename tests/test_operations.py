@@ -160,6 +160,75 @@ async def test_docker_lease_cycle_and_orphan_destroy_without_adopt(
     assert_leon_invariants(db)
 
 
+async def test_destroying_a_leaked_lease_destroys_its_labelled_instance_at_the_provider(
+    tmp_path: Path, docker: DockerDouble, ledger: Path
+) -> None:
+    # LEON destroyed the lease (detached, expired) but the container labelled for it still runs.
+    lid = "lease-leak00000001"
+    leaked = docker.add(state="running", labels={"leon.context_id": f"leon-{lid}"}).instance_id
+    db = build_db(tmp_path / "sandbox.db", [
+        LeaseSpec(lid, "docker", None, desired="destroyed", observed="detached", thread_id="t-leak"),
+    ])  # fmt: skip
+    c = cockpit(config_for(db, {"docker": ("docker", docker)}), ledger)
+    try:
+        gt = await c.collector.refresh()
+        assert [(o.instance_id, o.claim) for o in gt.orphans] == [(leaked, "lease_exists")]
+        plan = c.ops.plan(Action.DESTROY, [lid], seen=gt)  # by lease id, as `opcockpit destroy`
+        (item,) = plan.items
+        t = item.target
+        assert item.gate.allowed and t.is_leak
+        assert (t.provider, t.instance_id, t.lease_id, t.thread_id) == ("docker", leaked, lid, "t-leak")
+        assert "(none bound)" not in t.describe() and leaked in t.describe() and "t-leak" in t.describe()
+        assert c.ops.plan(Action.DESTROY, ["t-leak"], seen=gt).allowed == [t]  # by thread id too
+        snapshot = sha(db)
+        (op,) = await c.ops.execute(plan)
+        assert op.status is OpStatus.PENDING and op.outcome == "done", op.message
+        assert leaked not in docker.instances
+        assert sha(db) == snapshot  # the lease is already destroyed: no LEON intent written
+        await c.ops.wait_converged(op, WAIT)
+        assert op.status is OpStatus.CONVERGED, op.last_reason
+        # Repeat: the instance is gone, nothing claims the lease; the lease target says "already".
+        n = mutations(docker)
+        gt = await c.collector.refresh()
+        assert c.ops.plan(Action.DESTROY, [lid], seen=gt).allowed[0].kind == "lease"
+        (again,) = await c.ops.execute(c.ops.plan(Action.DESTROY, [f"docker/{leaked}"], seen=gt))
+        assert again.outcome == "already" and mutations(docker) == n
+        assert_leon_invariants(db)
+    finally:
+        await c.close()
+    entry = list_audit(10, path=ledger)[-1]
+    assert (entry.action, entry.lease_id, entry.instance_id, entry.thread_id) == (
+        "destroy", lid, leaked, "t-leak",
+    )  # fmt: skip
+    assert entry.convergence == "converged"
+
+
+async def test_leaked_instance_is_not_destroyed_when_its_lease_was_revived_meanwhile(
+    tmp_path: Path, docker: DockerDouble, ledger: Path
+) -> None:
+    lid = "lease-leak00000002"
+    leaked = docker.add(state="running", labels={"leon.context_id": f"leon-{lid}"}).instance_id
+    db = build_db(tmp_path / "sandbox.db", [
+        LeaseSpec(lid, "docker", None, desired="destroyed", observed="detached", thread_id="t-leak"),
+    ])  # fmt: skip
+    c = cockpit(config_for(db, {"docker": ("docker", docker)}), ledger)
+    try:
+        gt = await c.collector.refresh()
+        plan = c.ops.plan(Action.DESTROY, [lid], seen=gt)
+        import sqlite3
+
+        conn = sqlite3.connect(db)  # LEON resumes the lease before the keypress
+        conn.execute("UPDATE sandbox_leases SET desired_state = 'running' WHERE lease_id = ?", (lid,))
+        conn.commit()
+        conn.close()
+        n, snapshot = mutations(docker), sha(db)
+        (op,) = await c.ops.execute(plan)
+        assert op.status is OpStatus.REFUSED and "desired_state now running" in op.message
+        assert leaked in docker.instances and mutations(docker) == n and sha(db) == snapshot
+    finally:
+        await c.close()
+
+
 # --------------------------------------------------------------------------- refusals: the truth changed
 
 

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from opcockpit.core.models import GroundTruth, Instance, NormalState
-from opcockpit.core.ops_targets import Action, Target, TargetError, resolve_targets
+from opcockpit.core.ops_targets import Action, Target, TargetError, expand_leaks, resolve_targets
 from opcockpit.core.ops_track import Operation, OperationTracker, OpStatus, wait_converged
 
 if TYPE_CHECKING:
@@ -260,6 +260,8 @@ class Operations:
         """Resolve `targets` (strings need `seen`) and gate each one. Raises TargetError."""
         action = Action(action)
         resolved = self.resolve(targets, seen)
+        if action is Action.DESTROY:  # a destroyed lease that leaked: destroy its live instances
+            resolved = expand_leaks(resolved, seen)
         errors: list[str] = []
         if thread_id is not None:
             if action is not Action.ADOPT:
@@ -526,7 +528,7 @@ class Operations:
             state = "gone" if op.action is Action.DESTROY else op.intended_state
             return (
                 f"already {state} at the provider; recorded in sandbox.db"
-                if op.target.lease_id
+                if op.target.kind == "lease"
                 else (f"already {state}")
             )
         if op.outcome == "accepted":
@@ -558,12 +560,29 @@ class Operations:
                 f"{t.instance_key} is now bound to lease {bound[0]} (adopted meanwhile?); "
                 "act on the lease instead"
             )
+        if t.is_leak:
+            await self._leak_checks(op, inst)
         op.before = {
             "provider_state": inst.state.value if inst else "gone",
             "raw_state": inst.raw_state if inst else None,
-            "lease_id": None,
-        }
+            "lease_id": t.lease_id,
+        } | ({"leak_of_destroyed_lease": True} if t.is_leak else {})
         return inst
+
+    async def _leak_checks(self, op: Operation, inst: Instance | None) -> None:
+        """A leaked instance is destroyed only while its lease is still destroyed and the instance
+        still claims it (LEON may have revived the lease, or the id may now be someone else's)."""
+        t = op.target
+        assert t.lease_id is not None
+        lease = await self._db_lease(t.lease_id)
+        if lease is None or lease.desired_state != "destroyed":
+            now = "gone from sandbox.db" if lease is None else f"desired_state now {lease.desired_state}"
+            raise _Refuse(f"lease {t.lease_id} changed since you looked ({now}); refresh and retry")
+        if inst is not None and inst.claimed_lease_id not in (None, t.lease_id):
+            raise _Refuse(
+                f"{t.instance_key} now claims lease {inst.claimed_lease_id}, not {t.lease_id}; "
+                "refresh and retry"
+            )
 
     async def _orphan_action(self, op: Operation, stage: Callable[[str], None]) -> None:
         t, action = op.target, op.action
@@ -578,9 +597,12 @@ class Operations:
         if op.dry_run:
             op.status = OpStatus.PLANNED
             op.outcome = "already" if already else None
-            op.message = f"would {action.value} orphan {t.instance_key}" + (
-                " (already there)" if already else ""
+            what = (
+                f"leaked instance {t.instance_key} of destroyed lease {t.lease_id}"
+                if t.is_leak
+                else (f"orphan {t.instance_key}")
             )
+            op.message = f"would {action.value} {what}" + (" (already there)" if already else "")
             return
         result: ActionResult | None = None
         if already:
@@ -599,6 +621,8 @@ class Operations:
         stage("provider")
         op.after = {"provider_state": (result.state.value if result and result.state else op.intended_state)}
         op.message = self._done_message(op, result, bound=True)
+        if t.is_leak:
+            op.message += f" (leaked instance of destroyed lease {t.lease_id}; sandbox.db unchanged)"
 
     async def _adopt(self, op: Operation, thread_id: str | None, stage: Callable[[str], None]) -> None:
         from opcockpit.sources.leon_writer import WriteError

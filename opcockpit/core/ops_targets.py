@@ -7,13 +7,14 @@ A `Target` carries the fingerprint the action is checked against at execution ti
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
 from opcockpit.core.models import GroundTruth, GroundTruthRow, OrphanRow
 
-__all__ = ["Action", "Target", "TargetError", "resolve_targets"]
+__all__ = ["Action", "Target", "TargetError", "expand_leaks", "resolve_targets"]
 
 _MAX_CANDIDATES = 10
 
@@ -30,7 +31,9 @@ class Target:
     """One thing an action applies to, with what the operator saw of it.
 
     kind "lease": a sandbox_leases row (lease_id set; instance_id = its current_instance_id then).
-    kind "orphan": an instance at a provider that no lease accounts for (lease_id None).
+    kind "orphan": an instance at a provider that no lease accounts for (lease_id None), or a
+    leaked instance: one still alive whose labels claim a destroyed lease (lease_id/thread_id are
+    that lease's, see `is_leak`; destroying it touches the provider only, the lease is destroyed).
     The `seen_*` fields are the fingerprint: execution refuses when the truth no longer matches.
     """
 
@@ -57,10 +60,18 @@ class Target:
     def instance_key(self) -> str | None:
         return f"{self.provider}/{self.instance_id}" if self.instance_id else None
 
+    @property
+    def is_leak(self) -> bool:
+        """A live instance labelled for a lease that is already destroyed (lease_id names it)."""
+        return self.kind == "orphan" and self.lease_id is not None
+
     def describe(self) -> str:
         """One line naming provider, instance, lease and thread (confirmations, summaries)."""
         parts = [f"provider {self.provider}", f"instance {self.instance_id or '(none bound)'}"]
-        parts.append(f"lease {self.lease_id}" if self.lease_id else "lease (none: orphan)")
+        if self.is_leak:
+            parts.append(f"lease {self.lease_id} (destroyed; this instance leaked)")
+        else:
+            parts.append(f"lease {self.lease_id}" if self.lease_id else "lease (none: orphan)")
         parts.append(f"thread {self.thread_id}" if self.thread_id else "thread (none)")
         return ", ".join(parts)
 
@@ -90,6 +101,21 @@ class Target:
             kind="orphan",
             provider=orphan.provider,
             instance_id=orphan.instance_id,
+            seen_provider_state=orphan.provider_state,
+            confirmed=orphan.confirmed,
+        )
+
+    @classmethod
+    def of_leak(cls, orphan: OrphanRow, lease: Target) -> Target:
+        """`orphan` (labelled for `lease`, a destroyed lease) as what destroying that lease means."""
+        return cls(
+            kind="orphan",
+            provider=orphan.provider,
+            instance_id=orphan.instance_id,
+            lease_id=lease.lease_id,
+            thread_id=lease.thread_id,
+            seen_desired=lease.seen_desired,
+            seen_observed=lease.seen_observed,
             seen_provider_state=orphan.provider_state,
             confirmed=orphan.confirmed,
         )
@@ -193,4 +219,35 @@ def resolve_targets(refs: list[object], gt: GroundTruth | None) -> list[Target]:
         else:
             target = _as_target(ref)
         out.setdefault(target.key, target)
+    return list(out.values())
+
+
+LEAK_CLAIMS = ("lease_exists", "lease_points_elsewhere")
+
+
+def expand_leaks(targets: Sequence[Target], gt: GroundTruth | None) -> list[Target]:
+    """Destroy targets with a destroyed lease's leaked instances resolved (pure, no I/O).
+
+    A lease whose desired_state is destroyed but whose labelled instance still lives at the
+    provider (reconcile: DIVERGED "leak"; the instance an orphan claiming it) is destroyed by
+    destroying those instances. Such a lease with no instance bound is replaced by them (acting on
+    the lease itself would only say "already"); one still bound keeps its own target too.
+    Anything else passes through unchanged, duplicates dropped.
+    """
+    wanted = {
+        t.lease_id for t in targets if t.kind == "lease" and t.seen_desired == "destroyed" and t.lease_id
+    }
+    claims: dict[str, list[OrphanRow]] = {}
+    if wanted and gt is not None:
+        for o in gt.orphans:
+            if o.claimed_lease_id in wanted and o.claim in LEAK_CLAIMS and o.provider_state != "gone":
+                claims.setdefault(o.claimed_lease_id, []).append(o)
+    out: dict[str, Target] = {}
+    for t in targets:
+        # A lease's instances live at its own provider.
+        leaks = [o for o in claims.get(t.lease_id or "", ()) if o.provider == t.provider]
+        if not leaks or t.instance_id is not None:
+            out.setdefault(t.key, t)
+        for o in leaks:
+            out.setdefault(o.key, Target.of_leak(o, t))
     return list(out.values())

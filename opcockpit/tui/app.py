@@ -19,7 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from opcockpit.core.models import GroundTruth, GroundTruthRow
-from opcockpit.core.ops_targets import Action, Target
+from opcockpit.core.ops_targets import Action, Target, expand_leaks
 from opcockpit.core.ops_track import Operation, OpStatus
 from opcockpit.tui.commands import JumpProvider
 from opcockpit.tui.data import DetailSource, one_line
@@ -462,10 +462,10 @@ class CockpitApp(App[int]):
             return False  # not this view's keys (the footer shows the focused view's keys)
         if self.read_only or self.ops is None or self.ops.read_only:
             return None
-        targets = self.selected_targets()
+        act = Action(action)
+        targets = self._op_targets(act)
         if not targets:
             return None
-        act = Action(action)
         return True if any(applicable(self.ops, act, t, self.overlay) for t in targets) else None
 
     def _target(self, key: str) -> Target | None:
@@ -490,6 +490,11 @@ class CockpitApp(App[int]):
         keys = sorted(table.marked) or ([table.cursor_key] if table.cursor_key else [])
         return [t for t in map(self._target, keys) if t is not None]
 
+    def _op_targets(self, action: Action) -> list[Target]:
+        """The selected targets; for destroy, a destroyed lease that leaked is its live instances."""
+        chosen = self.selected_targets()
+        return expand_leaks(chosen, self.ground_truth) if action is Action.DESTROY else chosen
+
     def action_pause(self) -> None:
         self._begin(Action.PAUSE)
 
@@ -506,7 +511,7 @@ class CockpitApp(App[int]):
         ops = self.ops
         if ops is None or self.read_only or self._check_write(action.value) is not True:
             return  # the key is greyed; a binding invoked anyway (palette, tests) does nothing
-        chosen = self.selected_targets()
+        chosen = self._op_targets(action)
         targets = [t for t in chosen if applicable(ops, action, t, self.overlay)]
         skipped = [(t, applicable(ops, action, t, self.overlay, why=True) or "") for t in chosen
                    if t not in targets]

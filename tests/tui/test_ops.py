@@ -134,6 +134,38 @@ async def test_destroy_dialog_names_the_target_and_starts_on_cancel(env: Any, tm
         assert cell(app, lease, "desired") == "destroyed"
 
 
+async def test_destroy_on_a_leaked_lease_destroys_its_live_instance(env: Any, tmp_path: Path) -> None:
+    app = make(env, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app)
+        gt = app.ground_truth
+        row = next(r for r in gt.rows if "leak" in r.reason)  # destroyed + detached, instance runs
+        orphan = next(o for o in gt.orphans if o.claimed_lease_id == row.lease_id)
+        double = env.doubles[row.provider]
+        assert row.instance_id is None and orphan.instance_id in double.instances
+        done = next(r for r in gt.rows if r.desired_state == "destroyed" and r.instance_id is None
+                    and r.provider != "local" and "leak" not in r.reason)
+        app.gt_table.move_cursor_to_key(done.lease_id)
+        await pilot.pause()
+        assert app.check_action("destroy", ()) is None  # nothing left to destroy: greyed
+        app.gt_table.move_cursor_to_key(row.lease_id)
+        await pilot.pause()
+        assert app.check_action("destroy", ()) is True  # a leak: the instance is still there
+        await pilot.press("ctrl+d")
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmDestroyScreen)
+        text = screen_text(app)
+        for word in (row.provider, orphan.instance_id, row.lease_id, row.thread_id):
+            assert word in text
+        assert "(none bound)" not in text and "leaked" in text
+        await pilot.press("tab", "enter")
+        await settled(pilot, app)
+        assert orphan.instance_id not in double.instances
+        assert not any(o.claimed_lease_id == row.lease_id for o in app.ground_truth.orphans)
+        fixed = next(r for r in app.ground_truth.rows if r.lease_id == row.lease_id)
+        assert fixed.convergence == Convergence.CONVERGED
+
+
 async def test_bulk_destroy_requires_typing_the_number_of_targets(env: Any, tmp_path: Path) -> None:
     app = make(env, tmp_path)
     e2b = env.doubles["e2b"]

@@ -31,7 +31,7 @@ def targets_table(targets: Sequence[Target], refused: Sequence[tuple[Target, str
     for col in ("provider", "instance", "lease", "thread", "state"):
         t.add_column(col, overflow="fold", max_width=36)
     for tg in targets[:MAX_LISTED]:
-        t.add_row(tg.provider, tg.instance_id or "(none bound)", tg.lease_id or "(orphan: no lease)",
+        t.add_row(tg.provider, tg.instance_id or "(none bound)", _lease_text(tg),
                   tg.thread_id or "-", tg.seen_provider_state or "-")
     if len(targets) > MAX_LISTED:
         t.add_row(Text(f"… and {len(targets) - MAX_LISTED} more", style="italic"), "", "", "", "")
@@ -42,6 +42,12 @@ def targets_table(targets: Sequence[Target], refused: Sequence[tuple[Target, str
     return t
 
 
+def _lease_text(tg: Target) -> str:
+    if tg.is_leak:  # the lease is destroyed already; this instance outlived it
+        return f"{tg.lease_id} (destroyed; instance leaked)"
+    return tg.lease_id or "(orphan: no lease)"
+
+
 def _one_target(tg: Target) -> Table:
     """One target: one line per field, so no id is cut short in an 80-column dialog."""
     t = Table(box=None, show_header=False, show_edge=False, pad_edge=False)
@@ -49,7 +55,7 @@ def _one_target(tg: Target) -> Table:
     t.add_column(overflow="fold")
     t.add_row("provider", tg.provider)
     t.add_row("instance", tg.instance_id or "(none bound)")
-    t.add_row("lease", tg.lease_id or "(orphan: no lease)")
+    t.add_row("lease", _lease_text(tg))
     t.add_row("thread", tg.thread_id or "-")
     t.add_row("state", tg.seen_provider_state or "-")
     return t
@@ -74,7 +80,10 @@ class ConfirmDestroyScreen(ModalScreen[bool]):
         with Vertical(id="confirm-box", classes="dialog danger"):
             title = f"Destroy {n} sandbox{'es' if n != 1 else ''}?" if n else "Nothing to destroy"
             yield Static(title, id="confirm-title")
+            leaks = self.targets and all(t.is_leak for t in self.targets)
             yield Static(
+                "This deletes the leaked instance at the provider (its files are lost); its lease is "
+                "already destroyed in sandbox.db." if leaks else
                 "This deletes the instance at the provider (its files are lost) and marks the lease "
                 "destroyed in sandbox.db.", classes="dialog-note"
             )
