@@ -163,11 +163,14 @@ def gt_row_tag(cells: tuple[Any, ...]) -> str | None:
 
 # ----------------------------------------------------------------------- orphan rows
 
+# Widths so the id an operator copies is never cut: Instance fits a Daytona UUID (36), and at 80
+# columns Status+Provider+Instance+State ("running (started)") fit; at 100 the claimed lease
+# (LEON's lease-<12 hex>, 18) fits too. Status 13 = "? unconfirmed"; Provider 8 = "agentbay".
 OR_COLUMNS: tuple[tuple[str, str, int, str, str], ...] = (
-    ("status", "Status", 14, "left", "text"),
-    ("provider", "Provider", 10, "left", "text"),
-    ("instance_id", "Instance", 20, "left", "text"),
-    ("state", "State", 16, "left", "text"),
+    ("status", "Status", 13, "left", "text"),
+    ("provider", "Provider", 8, "left", "text"),
+    ("instance_id", "Instance", 36, "left", "text"),
+    ("state", "State", 17, "left", "text"),
     ("claimed_lease_id", "Claims lease", 18, "left", "text"),
     ("claim", "Claim", 22, "left", "text"),
     ("created", "Age", 6, "right", "age"),

@@ -122,3 +122,35 @@ def test_run_events_keep_seq_and_time_readable_at_80_columns() -> None:
     lines = [ln for ln in text.splitlines() if "tool_result" in ln]
     assert len(lines) == 3  # one line per event: the payload is cut, not wrapped
     assert lines[0].startswith("224 ") and NOW.strftime("%m-%d %H:%M:%S") in lines[0]
+
+
+async def test_orphan_ids_and_state_are_whole_at_80_and_100_columns() -> None:
+    from dataclasses import replace
+
+    from opcockpit.core.models import OrphanRow
+
+    uuid = "3f2a9c1e-7b4d-4e8a-9c2f-1a2b3c4d5e6f"  # a Daytona sandbox id: 36 characters
+    orphan = OrphanRow("daytona", uuid, None, "running", "started", {}, NOW, "lease-35622715818d",
+                       "lease_exists", True)
+    gt = replace(make_ground_truth(20), orphans=(orphan,))
+    for size, whole in (((80, 24), (uuid, "running (started)")),
+                        ((100, 30), (uuid, "running (started)", "lease-35622715818d"))):
+        app, _ = make_app([gt])
+        async with app.run_test(size=size) as pilot:
+            await loaded(pilot, app)
+            await pilot.press("2")
+            await pilot.pause()
+            line = next(ln for ln in screen_text(app).splitlines() if "daytona" in ln and "✗" in ln)
+            for text in whole:
+                assert text in line, (size, line)
+
+
+def test_alert_summary_gets_the_room_and_rule_names_are_whole_at_80_columns() -> None:
+    from opcockpit.tui.widgets.alerts_view import _fixed, active_columns, history_summary_width
+
+    cols = active_columns()
+    rule = next(c for c in cols if c.key == "rule")
+    assert rule.width >= len("provider_unreachable")  # the longest built-in rule name
+    assert 80 - _fixed(cols) >= 28  # the summary at 80 columns (was 24, its minimum)
+    assert 80 - _fixed(cols) + 20 == 100 - _fixed(cols)  # every extra column goes to the summary
+    assert history_summary_width(80) >= 36  # history: the tail scrolls sideways, not the summary

@@ -95,16 +95,20 @@ def _history_tag(cells: tuple[Any, ...]) -> str | None:
 
 
 SUMMARY_MIN = 24
+HISTORY_SUMMARY_MAX = 48  # history: beyond this the tail (times, ack) gets the room instead
+RULE_W = 20  # the longest built-in rule name ("provider_unreachable")
 
 
 def active_columns(summary_w: int = 40) -> list[Column]:
+    # Everything but the summary is short (age <= "365d", ack/mute "⊘ muted 59m" / "✓ack bob"),
+    # so the summary gets what is left and all columns stay on screen at 80.
     return [
         Column("sev", "Sev", 4, format=_sev_label, sort_key=_sev_sort),
         Column("id", "ID", 5, "right", format=lambda v: f"#{v}"),
-        Column("rule", "Rule", 18),
+        Column("rule", "Rule", RULE_W),
         Column("summary", "Summary", summary_w),
-        Column("age", "Age", 5, "right", fmt_age, flash=False),
-        Column("state", "Ack / mute", 20),
+        Column("age", "Age", 4, "right", fmt_age, flash=False),
+        Column("state", "Ack / mute", 12),
     ]
 
 
@@ -114,7 +118,7 @@ def history_columns(summary_w: int = 40) -> list[Column]:
         Column("sev", "Sev", 4, format=_sev_label, sort_key=_sev_sort),
         Column("id", "ID", 5, "right", format=lambda v: f"#{v}"),
         Column("state", "State", 8),
-        Column("rule", "Rule", 18),
+        Column("rule", "Rule", RULE_W),
         Column("summary", "Summary", summary_w),
         Column("fired", "Fired (UTC)", 11, format=_utc),
         Column("lasted", "Lasted", 6, "right", fmt_age, flash=False),
@@ -122,8 +126,19 @@ def history_columns(summary_w: int = 40) -> list[Column]:
     ]
 
 
-def _fixed(columns: list[Column]) -> int:
-    return 1 + sum(c.width + 1 for c in columns if c.key != "summary") + 1
+def _fixed(columns: list[Column], *, before_summary: bool = False) -> int:
+    """Cells the columns other than the summary take (only those left of it: before_summary)."""
+    keys = [c.key for c in columns]
+    cols = columns[: keys.index("summary")] if before_summary else columns
+    return 1 + sum(c.width + 1 for c in cols if c.key != "summary") + 1
+
+
+def history_summary_width(width: int) -> int:
+    """History's tail scrolls sideways when narrow: the summary takes the screen up to a cap."""
+    cols = history_columns()
+    fit = width - _fixed(cols)
+    head = width - _fixed(cols, before_summary=True)
+    return max(SUMMARY_MIN, fit, min(HISTORY_SUMMARY_MAX, head))
 
 
 def active_cells(a: Alert, now: datetime) -> tuple[Any, ...]:
@@ -240,7 +255,7 @@ class AlertsView(Vertical):
         if w != self._summary_w:
             self._summary_w = w
             self.active_table.set_columns(active_columns(w))
-            hw = max(SUMMARY_MIN, width - _fixed(history_columns()))
+            hw = history_summary_width(width)
             self.history_table.set_columns(history_columns(hw))
 
     def _now(self) -> datetime:
