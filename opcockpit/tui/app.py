@@ -309,6 +309,10 @@ class CockpitApp(App[int]):
             tabs.get_tab("ground-truth").label = f"Ground truth {len(gt.rows)}"
             tabs.get_tab("orphans").label = f"Orphans {len(gt.orphans)}"
             self._sync_filter_status()
+            # Open thread details (possibly under a dialog) show the newest row of their lease.
+            for screen in self.screen_stack:
+                if isinstance(screen, ThreadDetailScreen):
+                    screen.update_row(self._rows_by_key.get(screen.row.lease_id))
         self.refresh_bindings()
 
     def _render_tables(self) -> None:

@@ -15,6 +15,7 @@ from typing import Protocol, TypeVar
 
 from opcockpit.core.models import (
     ChatSessionRecord,
+    CommandOutput,
     InstanceHistoryRecord,
     LeaseEventRecord,
     LeaseRecord,
@@ -22,11 +23,14 @@ from opcockpit.core.models import (
     RunEventRecord,
     TerminalCommandRecord,
     TerminalRecord,
+    ThreadPointerRecord,
+    VolumeRecord,
 )
 from opcockpit.sources.events_db import EventsDbReader, RunSummary
 from opcockpit.sources.sandbox_db import SandboxDbReader
 
 T = TypeVar("T")
+OUTPUT_TAIL_BYTES = 256 * 1024  # a command's output view: enough scrollback, bounded for chatty builds
 
 
 @dataclass(slots=True)
@@ -35,6 +39,8 @@ class ThreadDetail:
     lease_id: str
     lease: LeaseRecord | None = None
     terminals: list[TerminalRecord] = field(default_factory=list)
+    pointer: ThreadPointerRecord | None = None  # the thread's active/default terminal
+    volume: VolumeRecord | None = None  # Mycel: the lease's sandbox_volumes row
     sessions: list[ChatSessionRecord] = field(default_factory=list)
     instances: list[InstanceHistoryRecord] = field(default_factory=list)
     lease_events: list[LeaseEventRecord] = field(default_factory=list)
@@ -52,6 +58,8 @@ class DetailSource(Protocol):
     async def runs(self, thread_id: str, limit: int = 20) -> list[RunSummary]: ...
 
     async def run_events(self, run_id: str, after_seq: int) -> list[RunEventRecord]: ...
+
+    async def command_output(self, command_id: str) -> CommandOutput: ...
 
     async def provider_events(
         self, *, provider: str | None = None, since: datetime | None = None, limit: int = 500
@@ -106,12 +114,17 @@ class DbDetails:
             d.errors["sandbox.db"] = one_line(exc)
             return d
         d.lease = await self._section(d, "lease", lambda: db.lease(lease_id), None)
+        volume_id = d.lease.volume_id if d.lease is not None else None
+        if volume_id:
+            vols = await self._section(d, "instances", lambda: db.volumes([volume_id]), [])
+            d.volume = vols[0] if vols else None
         d.instances = await self._section(d, "instances", lambda: db.instance_history(lease_id), [])
         d.lease_events = await self._section(
             d, "lease_events", lambda: db.lease_events(lease_id, limit=200), []
         )
         if thread_id:
             d.terminals = await self._section(d, "terminals", lambda: db.thread_terminals(thread_id), [])
+            d.pointer = await self._section(d, "terminals", lambda: db.thread_pointer(thread_id), None)
             d.sessions = await self._section(d, "sessions", lambda: db.thread_sessions(thread_id), [])
             ids = [t.terminal_id for t in d.terminals]
             d.commands = await self._section(d, "commands", lambda: db.terminal_commands(ids, limit=50), [])
@@ -132,6 +145,10 @@ class DbDetails:
     async def run_events(self, run_id: str, after_seq: int) -> list[RunEventRecord]:
         ev = await self._ev()
         return [] if ev is None else list(await ev.run_events(run_id, after_seq=after_seq, limit=500))
+
+    async def command_output(self, command_id: str) -> CommandOutput:
+        db = await self._db()
+        return await db.command_output(command_id, tail_bytes=OUTPUT_TAIL_BYTES)
 
     async def provider_events(
         self, *, provider: str | None = None, since: datetime | None = None, limit: int = 500

@@ -1,8 +1,10 @@
 """Thread detail (Enter on a ground-truth row; Esc back).
 
-Sections: the lease row as the cockpit sees it, terminals, chat sessions (closed ones with
-close_reason), lease + instance history, the lease_events timeline, recent commands, and runs from
-events.db with a run-event timeline that can follow new events live (`f`, after_seq cursor).
+Sections: the lease row as the cockpit sees it (kept live: the app hands every new GroundTruth row
+of this lease to `update_row`), terminals (the thread pointer's active/default one marked),
+chat sessions (closed ones with close_reason), lease + instance history (with the Mycel volume),
+the lease_events timeline, recent commands (a cursor table: Enter or `o` opens a command's output),
+and runs from events.db with a run-event timeline that can follow new events live (`f`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import DataTable, Footer, Static
 
-from opcockpit.core.models import GroundTruthRow, RunEventRecord
+from opcockpit.core.models import GroundTruthRow, RunEventRecord, TerminalCommandRecord
 from opcockpit.tui.data import DetailSource, ThreadDetail, one_line
 from opcockpit.tui.rows import GLYPH, fmt_resources
 
@@ -108,10 +110,17 @@ def render_sections(d: ThreadDetail) -> list[tuple[str, RenderableType]]:
         return table
 
     def terminals() -> Table:
-        t = _table("Terminals", ["terminal", "lease", "cwd", "state v", "created", "updated"])
+        # The ▸ marker carries the active terminal at a glance; the full role comes last so it does
+        # not push the timestamps off an 80-100 column screen.
+        t = _table("Terminals (▸ active)", ["terminal", "lease", "cwd", "state v", "created", "updated",
+                                             "pointer"])
         for r in d.terminals:
-            t.add_row(r.terminal_id, r.lease_id, r.cwd, str(r.state_version), ts(r.created_at),
-                      ts(r.updated_at))
+            role = pointer_role(d, r.terminal_id)
+            active = role.startswith("active")
+            t.add_row(("▸ " if active else "  ") + r.terminal_id, r.lease_id, r.cwd, str(r.state_version),
+                      ts(r.created_at), ts(r.updated_at), role, style="bold" if active else "")
+        if d.terminals and d.pointer is None and "terminals" not in d.errors:
+            t.caption, t.caption_justify = "no thread_terminal_pointers row for this thread", "left"
         return t if d.terminals else _empty(t, "no terminals")
 
     def sessions() -> Table:
@@ -130,7 +139,8 @@ def render_sections(d: ThreadDetail) -> list[tuple[str, RenderableType]]:
         lr = d.lease
         if lr is not None:
             t.caption = (f"lease {lr.lease_id}: desired {lr.desired_state}, observed {lr.observed_state}, "
-                         f"status {lr.status or '-'}, v{lr.version}, current {lr.current_instance_id or '-'}")
+                         f"status {lr.status or '-'}, v{lr.version}, current {lr.current_instance_id or '-'}"
+                         f"{volume_line(d)}")
             t.caption_justify = "left"
         for i in d.instances:
             current = lr is not None and i.instance_id == lr.current_instance_id
@@ -146,11 +156,9 @@ def render_sections(d: ThreadDetail) -> list[tuple[str, RenderableType]]:
         return t if d.lease_events else _empty(t, "no lease events")
 
     def commands() -> Table:
-        t = _table("Recent commands", ["time", "status", "exit", "command", "cwd"])
-        for c in d.commands:
-            bad = c.exit_code not in (None, 0) or c.status in ("failed", "error")
-            t.add_row(ts(c.created_at), Text(c.status, style="red" if bad else ""),
-                      "" if c.exit_code is None else str(c.exit_code), c.command_line, c.cwd)
+        # The rows themselves are the #commands-table cursor table below this title.
+        t = _table("Recent commands (enter or o: output)" if d.commands else "Recent commands", ["time"])
+        t.show_header = False
         return t if d.commands else _empty(t, "no commands")
 
     def runs() -> Table:
@@ -172,6 +180,41 @@ def render_sections(d: ThreadDetail) -> list[tuple[str, RenderableType]]:
     ]
 
 
+def pointer_role(d: ThreadDetail, terminal_id: str) -> str:
+    p = d.pointer
+    if p is None:
+        return ""
+    roles = [name for name, tid in (("active", p.active_terminal_id), ("default", p.default_terminal_id))
+             if tid == terminal_id]
+    return "+".join(roles)
+
+
+def volume_line(d: ThreadDetail) -> str:
+    """Mycel: the lease's volume (id, name, source), or that the id names no sandbox_volumes row."""
+    vid = d.lease.volume_id if d.lease is not None else None
+    if not vid:
+        return ""
+    v = d.volume
+    if v is None:
+        return f"\nvolume {vid} (no sandbox_volumes row)"
+    return f"\nvolume {v.volume_id} name {v.name or '-'} source {v.source} created {ts(v.created_at)}"
+
+
+COMMAND_COLUMNS = ("time", "status", "exit", "command", "cwd")
+
+
+def command_cells(c: TerminalCommandRecord) -> tuple[Text, ...]:
+    bad = c.exit_code not in (None, 0) or c.status in ("failed", "error")
+    cells = (ts(c.created_at), c.status, "" if c.exit_code is None else str(c.exit_code),
+             _clip(c.command_line, MAX_WIDTH["command"]), _clip(c.cwd, MAX_WIDTH["cwd"]))
+    return tuple(Text(v, style="red" if bad and i == 1 else "") for i, v in enumerate(cells))
+
+
+def _clip(value: str, width: int) -> str:
+    value = value.replace("\n", " ")
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
 def render_run_events(events: Sequence[RunEventRecord], run_id: str | None, following: bool) -> Table:
     state = "following live" if following else "f to follow live"
     title = f"Run events of ▶ {run_id or '-'} (last {RUN_EVENTS_SHOWN}; {state})"
@@ -186,6 +229,8 @@ def render_run_events(events: Sequence[RunEventRecord], run_id: str | None, foll
 class ThreadDetailScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
+        Binding("o", "command_output", "Output"),
+        Binding("enter", "command_output", "Output", show=False),
         Binding("f", "toggle_follow", "Follow runs"),
         Binding("ctrl+r", "reload", "Reload"),
         Binding("c", "copy", "Copy thread id"),
@@ -205,14 +250,20 @@ class ThreadDetailScreen(Screen[None]):
         self.run_events: list[RunEventRecord] = []
         self.after_seq = 0
         self._follow_timer: Any = None
+        self._summary_shown = summary(row)
 
     def compose(self) -> ComposeResult:
         thread = self.row.thread_id or "(no thread)"
         yield Static(f" Thread {thread} · lease {self.row.lease_id}", id="detail-title")
         with VerticalScroll(id="detail-body"):
-            yield Static(summary(self.row), id="sec-summary")
-            for sec in ("sec-terminals", "sec-sessions", "sec-lease", "sec-lease-events", "sec-commands",
-                        "sec-runs", "sec-run-events"):
+            yield Static(self._summary_shown, id="sec-summary")
+            for sec in ("sec-terminals", "sec-sessions", "sec-lease", "sec-lease-events", "sec-commands"):
+                yield Static("", id=sec, classes="detail-section")
+            table: DataTable[Text] = DataTable(id="commands-table", cursor_type="row", zebra_stripes=False,
+                                               show_cursor=True)
+            table.add_columns(*COMMAND_COLUMNS)
+            yield table
+            for sec in ("sec-runs", "sec-run-events"):
                 yield Static("", id=sec, classes="detail-section")
         yield Footer()
 
@@ -240,10 +291,57 @@ class ThreadDetailScreen(Screen[None]):
         if "sandbox.db" in detail.errors:
             self.query_one("#sec-terminals", Static).update(
                 Text(f" ✗ sandbox.db: {detail.errors['sandbox.db']}", style="bold red"))
+        self._show_commands(detail.commands)
         self.run_id = detail.run_id
         self.run_events = list(detail.run_events)
         self.after_seq = max((e.seq for e in self.run_events), default=0)
         self._show_run_events()
+
+    def _show_commands(self, commands: Sequence[TerminalCommandRecord]) -> None:
+        table = self.query_one("#commands-table", DataTable)
+        table.clear()  # a (re)load replaces the whole list; this is not the refresh path
+        for c in commands:
+            table.add_row(*command_cells(c), key=c.command_id)
+        table.display = bool(commands)
+        self.query_one("#sec-commands", Static).set_class(bool(commands), "with-table")
+
+    def update_row(self, row: GroundTruthRow | None) -> None:
+        """The app's newest picture of this lease (None: the lease left the picture).
+
+        Only the summary is redrawn, and only when its text changed, so a refresh every 2 s
+        neither flickers nor moves the body's scroll position."""
+        if row is None:
+            text = summary(self.row)
+            text.append("\n⚠ this lease is not in the latest picture (deleted from sandbox.db?); "
+                        "showing its last known state", style="bold yellow")
+        else:
+            self.row = row
+            text = summary(row)
+        if text != self._summary_shown:
+            self._summary_shown = text
+            self.query_one("#sec-summary", Static).update(text)
+
+    def selected_command(self) -> TerminalCommandRecord | None:
+        if self.detail is None or not self.detail.commands:
+            return None
+        table = self.query_one("#commands-table", DataTable)
+        idx = table.cursor_row if 0 <= table.cursor_row < len(self.detail.commands) else 0
+        return self.detail.commands[idx]
+
+    def action_command_output(self) -> None:
+        cmd = self.selected_command()
+        if cmd is None:
+            self.notify("no commands recorded for this thread", markup=False, timeout=3)
+            return
+        # Imported here: command_output imports this module's timestamp format.
+        from opcockpit.tui.screens.command_output import CommandOutputScreen
+
+        self.app.push_screen(CommandOutputScreen(cmd, self.details))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "commands-table":
+            event.stop()
+            self.action_command_output()
 
     def _show_run_events(self) -> None:
         self.query_one("#sec-run-events", Static).update(
