@@ -152,7 +152,7 @@ async def test_ack_and_mute_keys_persist_in_the_ledger(ledger: Path, we: WorkedE
 
         await pilot.press("M")
         assert isinstance(app.screen, MutePrompt)
-        await pilot.press(*"30m", "enter", *"deploy", "enter")
+        await pilot.press(*"30m", "tab", *"deploy", "enter")  # Tab to the optional comment
         await wait_until(pilot, lambda: "muted" in table.get_texts(alert_id)[5])
         assert app.alerting.counts(we.now)["warning"] == 0  # type: ignore[union-attr]
         assert "✓ no alerts" in screen_text(app)  # the badge counts unmuted alerts only
@@ -176,12 +176,38 @@ async def test_ack_and_mute_keys_persist_in_the_ledger(ledger: Path, we: WorkedE
         await pilot.press("U")
         await wait_until(pilot, lambda: "muted" not in table.get_texts(alert_id)[5])
         assert "⚠ 1 warning" in screen_text(app2)
-        await pilot.press("M", "r", "enter", "enter")  # "until resolved"
+        await pilot.press("M", "r", "enter")  # "until resolved": Enter in the duration mutes
         await wait_until(pilot, lambda: "⟂res" in table.get_texts(alert_id)[5])
     store = AlertStore.open(ledger)
     try:
         a = store.get(alert_id)
         assert a.mute_until_resolved and a.muted_until is None
+    finally:
+        store.close()
+
+
+async def test_mute_dialog_fits_80x24_and_enter_in_the_duration_mutes(ledger: Path, we: WorkedExample,
+                                                                      e2b: E2BDouble) -> None:
+    app = make_app(we, AlertsConfig(diverged_for_s=0), e2b=e2b)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await evaluated(pilot, app)
+        await pilot.press("4")
+        table = view(app).active_table
+        alert_id = table.cursor_key
+        await pilot.press("M", *"soon", "enter")  # a bad duration: the error line makes it taller
+        dialog = app.screen
+        assert isinstance(dialog, MutePrompt) and "not a duration" in screen_text(app)
+        box = dialog.query_one(".dialog").region
+        assert box.y >= 0 and box.bottom <= 24  # the whole box, bottom border included, is on screen
+        rows = screen_text(app).splitlines()
+        assert "▄▄▄▄" in rows[box.bottom - 1] and "Mute" in rows[box.bottom - 2]  # border, buttons
+        await pilot.press("end", *["backspace"] * 4, *"2h", "enter")  # Enter here mutes (comment optional)
+        await wait_until(pilot, lambda: not isinstance(app.screen, MutePrompt))
+        await wait_until(pilot, lambda: "muted" in table.get_texts(alert_id)[5])
+    store = AlertStore.open(ledger)
+    try:
+        a = store.get(int(alert_id))
+        assert a.muted_until == we.now + timedelta(hours=2) and not a.mute_comment
     finally:
         store.close()
 
@@ -386,7 +412,10 @@ async def test_build_app_wires_alerts_and_the_demo_keeps_its_own_ledger(ledger: 
             assert al.snapshot is not None and al.run_health is not None and al.error is None
             await pilot.press("4", "o")
             providers = view(app).overview.providers_table
-            assert set(providers.view_keys()) == {p.name for p in app.ground_truth.providers}  # type: ignore[union-attr]
+            expected = {p.name for p in app.ground_truth.providers}  # type: ignore[union-attr]
+            # The overview fills on its own message after the key press; wait for it, don't race it.
+            await wait_until(pilot, lambda: set(providers.view_keys()) == expected)
+            assert set(providers.view_keys()) == expected
             assert "Alerts" in screen_text(app)
     finally:
         audit = getattr(app.ops, "audit", None)
