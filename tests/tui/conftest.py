@@ -47,7 +47,7 @@ class SequenceSource:
         self.closed = True
 
 
-async def wait_until(pilot: object, cond: Callable[[], bool], tries: int = 200) -> None:
+async def wait_until(pilot: object, cond: Callable[[], bool], tries: int = 500) -> None:
     for _ in range(tries):
         if cond():
             return
