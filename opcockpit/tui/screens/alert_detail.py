@@ -216,8 +216,8 @@ class AlertPrompt(ModalScreen[Any]):
 
     DEFAULT_CSS = """
     AlertPrompt { align: center middle; }
-    AlertPrompt .dialog { max-width: 90; }
-    AlertPrompt Input { margin-bottom: 1; }
+    AlertPrompt .dialog { max-width: 90; max-height: 100%; }
+    AlertPrompt Input { margin-bottom: 1; background: $boost; }
     AlertPrompt #prompt-error { color: $error; height: auto; }
     """
 
@@ -239,9 +239,11 @@ class AlertPrompt(ModalScreen[Any]):
         raise NotImplementedError
 
     def _buttons(self, ok: str) -> ComposeResult:
+        # Compact (one-row) inputs and buttons: the mute dialog, with its note wrapped at 80
+        # columns, did not fit 24 rows with three-row widgets (its bottom border was cut off).
         with Horizontal(classes="dialog-buttons"):
-            yield Button("Cancel", id="prompt-cancel")
-            yield Button(ok, id="prompt-ok", variant="primary")
+            yield Button("Cancel", id="prompt-cancel", compact=True)
+            yield Button(ok, id="prompt-ok", variant="primary", compact=True)
 
 
 class AckPrompt(AlertPrompt):
@@ -251,7 +253,7 @@ class AckPrompt(AlertPrompt):
         with Vertical(classes="dialog"):
             yield Static(f"Ack #{self.alert.id} {self.alert.rule}: {self.alert.summary}", id="prompt-title")
             yield Static(f"as {self.who}. {LEDGER_NOTE}", classes="dialog-note")
-            yield Input(id="ack-comment", placeholder="comment (optional), Enter to ack")
+            yield Input(id="ack-comment", placeholder="comment (optional), Enter to ack", compact=True)
             yield from self._buttons("Ack")
 
     def on_mount(self) -> None:
@@ -272,12 +274,15 @@ class MutePrompt(AlertPrompt):
         with Vertical(classes="dialog"):
             yield Static(f"Mute #{self.alert.id} {self.alert.rule}: {self.alert.summary}", id="prompt-title")
             yield Static(
-                f"For how long: 30m, 2h, 1h30m, 1d — or 'r' for until resolved. Muted alerts are not "
-                f"notified and do not fail `snapshot --check`. As {self.who}. {LEDGER_NOTE}",
+                f"For how long: 30m, 2h, 1h30m, 1d — or 'r' for until resolved; Enter mutes. "
+                f"Muted alerts are not notified and do not fail `snapshot --check`. "
+                f"As {self.who}. {LEDGER_NOTE}",
                 classes="dialog-note",
             )
-            yield Input(id="mute-duration", placeholder="30m | 2h | until resolved", value="1h")
-            yield Input(id="mute-comment", placeholder="comment (optional)")
+            yield Input(id="mute-duration", placeholder="30m | 2h | until resolved", value="1h",
+                        compact=True)
+            yield Input(id="mute-comment", placeholder="comment (optional; Tab here from the duration)",
+                        compact=True)
             yield Static(id="prompt-error")
             yield from self._buttons("Mute")
 
@@ -287,11 +292,10 @@ class MutePrompt(AlertPrompt):
         box.action_select_all()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        # Enter mutes from either field: the comment is optional, so Enter in the duration must
+        # not leave the operator in a second field wondering whether it worked (Tab goes there).
         event.stop()
-        if event.input.id == "mute-duration":
-            self.query_one("#mute-comment", Input).focus()
-        else:
-            self.submit()
+        self.submit()
 
     def submit(self) -> None:
         text = self.query_one("#mute-duration", Input).value
