@@ -211,8 +211,14 @@ def _rss(n: int) -> float | None:
     if not Path("/proc/self/status").exists():
         return None
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, __file__, "--rss", str(n)], capture_output=True, text=True,
-                          env=env, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--rss", str(n)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     try:
         return json.loads(proc.stdout.strip().splitlines()[-1])["rss_mb"]
     except (IndexError, ValueError, KeyError):
@@ -233,10 +239,24 @@ def measure(n: int) -> dict[str, Any]:
     return raw
 
 
-def _row(name: str, n: int, value: Any, unit: str, target: float | None = None, notes: str = "",
-         better: str | None = None) -> dict[str, Any]:
-    return {"name": name, "size": n, "value": value, "unit": unit, "target": target, "notes": notes,
-            "better": better}
+def _row(
+    name: str,
+    n: int,
+    value: Any,
+    unit: str,
+    target: float | None = None,
+    notes: str = "",
+    better: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "size": n,
+        "value": value,
+        "unit": unit,
+        "target": target,
+        "notes": notes,
+        "better": better,
+    }
 
 
 def run(sizes: list[int]) -> list[dict[str, Any]]:
@@ -244,24 +264,80 @@ def run(sizes: list[int]) -> list[dict[str, Any]]:
     for n in sizes:
         r = measure(n)
         at10k = n == 10000
-        out.append(_row("tui first paint (KeyedTable, headless)", n, r["first_paint_s"], "s",
-                        0.5 if at10k else None, "app start -> populated first frame, 100x30"))
-        out.append(_row("tui apply refresh, 1% rows changed", n, r["apply_1pct_ms"], "ms",
-                        20 if at10k else None, "KeyedTable.replace(): O(n) diff + O(changed) apply"))
-        out.append(_row("tui apply + repaint, 1% changed", n, r["cycle_1pct_ms"], "ms", None,
-                        "incl. one event-loop turn and rendering the visible lines"))
+        out.append(
+            _row(
+                "tui first paint (KeyedTable, headless)",
+                n,
+                r["first_paint_s"],
+                "s",
+                0.5 if at10k else None,
+                "app start -> populated first frame, 100x30",
+            )
+        )
+        out.append(
+            _row(
+                "tui apply refresh, 1% rows changed",
+                n,
+                r["apply_1pct_ms"],
+                "ms",
+                20 if at10k else None,
+                "KeyedTable.replace(): O(n) diff + O(changed) apply",
+            )
+        )
+        out.append(
+            _row(
+                "tui apply + repaint, 1% changed",
+                n,
+                r["cycle_1pct_ms"],
+                "ms",
+                None,
+                "incl. one event-loop turn and rendering the visible lines",
+            )
+        )
         if "dt_cycle_ms" in r:
-            out.append(_row("DataTable clear + re-add + repaint", n, r["dt_cycle_ms"], "ms", None,
-                            f"LEON's pattern; clear+add alone {r['dt_readd_ms']} ms; keyed "
-                            f"update_cell 1% + repaint {r['dt_update_cell_ms']} ms; "
-                            f"DataTable first paint {r['dt_first_paint_s']} s"))
-            out.append(_row("tui speedup vs DataTable clear-and-re-add", n, r["speedup_x"], "x",
-                            10 if at10k else None, "same data, same run", better="higher"))
-        out.append(_row("tui page-down + render", n, r["scroll_page_ms"], "ms", None,
-                        f"jump to end {r['jump_end_ms']} ms; filter {r['filter_ms']} ms; "
-                        f"re-sort {r['resort_ms']} ms"))
-        out.append(_row("tui RSS (fresh process)", n, r["rss_mb"], "MB", 150 if at10k else None,
-                        "KeyedTable app holding n ground-truth rows"))
+            out.append(
+                _row(
+                    "DataTable clear + re-add + repaint",
+                    n,
+                    r["dt_cycle_ms"],
+                    "ms",
+                    None,
+                    f"LEON's pattern; clear+add alone {r['dt_readd_ms']} ms; keyed "
+                    f"update_cell 1% + repaint {r['dt_update_cell_ms']} ms; "
+                    f"DataTable first paint {r['dt_first_paint_s']} s",
+                )
+            )
+            out.append(
+                _row(
+                    "tui speedup vs DataTable clear-and-re-add",
+                    n,
+                    r["speedup_x"],
+                    "x",
+                    10 if at10k else None,
+                    "same data, same run",
+                    better="higher",
+                )
+            )
+        out.append(
+            _row(
+                "tui page-down + render",
+                n,
+                r["scroll_page_ms"],
+                "ms",
+                None,
+                f"jump to end {r['jump_end_ms']} ms; filter {r['filter_ms']} ms; re-sort {r['resort_ms']} ms",
+            )
+        )
+        out.append(
+            _row(
+                "tui RSS (fresh process)",
+                n,
+                r["rss_mb"],
+                "MB",
+                150 if at10k else None,
+                "KeyedTable app holding n ground-truth rows",
+            )
+        )
     return out
 
 

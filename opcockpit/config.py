@@ -359,9 +359,11 @@ def _leon_providers(
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            detail = f"line {exc.lineno}: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else type(
-                exc
-            ).__name__
+            detail = (
+                f"line {exc.lineno}: {exc.msg}"
+                if isinstance(exc, json.JSONDecodeError)
+                else type(exc).__name__
+            )
             warnings.append(f"{origin}: not readable JSON ({detail}); provider {path.stem!r} skipped")
             continue
         if not isinstance(data, dict):

@@ -106,9 +106,7 @@ def build_leon_db(
         if variant != "older":
             cols += ", instance_status"
             values.append(observed)
-        conn.execute(
-            f"INSERT INTO sandbox_leases ({cols}) VALUES ({', '.join('?' * len(values))})", values
-        )
+        conn.execute(f"INSERT INTO sandbox_leases ({cols}) VALUES ({', '.join('?' * len(values))})", values)
         term = f"term-{n:012x}"
         thread = f"thread-{n}"
         conn.execute(

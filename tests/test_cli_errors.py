@@ -92,7 +92,7 @@ def test_db_locked_by_another_process(tmp_path: Path, env) -> None:
             "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
             "c.execute('PRAGMA locking_mode=EXCLUSIVE')\n"
             "c.execute('BEGIN EXCLUSIVE')\n"
-            "c.execute(\"UPDATE sandbox_leases SET version = version\")\n"
+            'c.execute("UPDATE sandbox_leases SET version = version")\n'
             "print('locked', flush=True)\n"
             "time.sleep(60)\n",
             str(db),
@@ -169,7 +169,6 @@ def test_last_resort_handler_redacts_secrets(debug: bool, tmp_path: Path, capsys
     assert ("Traceback" in err) is debug
     if not debug:
         assert len(err.splitlines()) == 1 and "--debug" in err
-
 
 
 def test_tui_refuses_without_a_terminal(env) -> None:

@@ -18,8 +18,12 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]
     for var in list(os.environ):
         if var.startswith(("OPCOCKPIT_", "LEON_")):
             monkeypatch.delenv(var)
-    env = {"HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
-           "XDG_DATA_HOME": str(tmp_path / "data"), "OPCOCKPIT_LEDGER": str(tmp_path / "ledger.db")}
+    env = {
+        "HOME": str(tmp_path / "home"),
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "OPCOCKPIT_LEDGER": str(tmp_path / "ledger.db"),
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return {k: v for k, v in os.environ.items()}
@@ -32,15 +36,16 @@ def test_command_of_skips_root_options_and_their_values() -> None:
 
 
 def test_snapshot_help_imports_no_action_or_alert_module() -> None:
-    code = ("import sys; from opcockpit.cli.main import main; rc = main(['snapshot', '--help']); "
-            "bad = [m for m in ('asyncio', 'opcockpit.cli.ops', 'opcockpit.cli.alerts_cli', 'textual') "
-            "if m in sys.modules]; print(rc, bad)")
+    code = (
+        "import sys; from opcockpit.cli.main import main; rc = main(['snapshot', '--help']); "
+        "bad = [m for m in ('asyncio', 'opcockpit.cli.ops', 'opcockpit.cli.alerts_cli', 'textual') "
+        "if m in sys.modules]; print(rc, bad)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "0 []"
 
 
-def test_help_lists_every_command_and_real_parsers_load_on_demand(
-    capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_lists_every_command_and_real_parsers_load_on_demand(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     listed = capsys.readouterr().out
     for cmd in ("snapshot", "demo", "pause", "resume", "destroy", "adopt", "audit", "alerts", "ack", "mute"):
@@ -62,8 +67,9 @@ def test_refresh_flag_floor_and_validation(capsys: pytest.CaptureFixture[str]) -
     assert "must be > 0" in capsys.readouterr().err
 
 
-def test_actions_and_audit_dispatch_through_main(tmp_path: Path, clean_env: dict[str, str],
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_actions_and_audit_dispatch_through_main(
+    tmp_path: Path, clean_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     we = write_worked_example(tmp_path / "leon")
     rc = main(["--read-only", "pause", "no-such-lease", "--db", str(we.sandbox_db)])
     assert rc == EXIT_USAGE and "matches no lease" in capsys.readouterr().err
@@ -73,13 +79,22 @@ def test_actions_and_audit_dispatch_through_main(tmp_path: Path, clean_env: dict
 
 def test_snapshot_check_and_prometheus(tmp_path: Path, clean_env: dict[str, str]) -> None:
     we = write_worked_example(tmp_path / "leon")
-    base = [sys.executable, "-m", "opcockpit.cli", "snapshot", "--db", str(we.sandbox_db),
-            "--events-db", str(we.events_db)]
+    base = [
+        sys.executable,
+        "-m",
+        "opcockpit.cli",
+        "snapshot",
+        "--db",
+        str(we.sandbox_db),
+        "--events-db",
+        str(we.events_db),
+    ]
     prom = subprocess.run([*base, "--format", "prometheus"], capture_output=True, text=True, env=clean_env)
     assert prom.returncode == 0, prom.stderr
     assert "# TYPE opcockpit_sandboxes gauge" in prom.stdout
-    check = subprocess.run([*base, "--check", "--format", "json"], capture_output=True, text=True,
-                           env=clean_env)
+    check = subprocess.run(
+        [*base, "--check", "--format", "json"], capture_output=True, text=True, env=clean_env
+    )
     assert check.returncode in (0, 1), check.stderr
     import json
 

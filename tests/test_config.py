@@ -171,7 +171,7 @@ def test_env_secret_wins_and_docker_host_respected(home: Path, monkeypatch: pyte
 
 def test_extra_keys_and_disabled_provider(home: Path, tmp_path: Path) -> None:
     text = (
-        'refresh_s = 5\nread_only = true\nlist_timeout_s = 3\n'
+        "refresh_s = 5\nread_only = true\nlist_timeout_s = 3\n"
         '[providers.old]\nkind = "e2b"\nenabled = false\nlabel_filter = { team = "sre" }\n'
     )
     p = write_toml(tmp_path / "c.toml", text)

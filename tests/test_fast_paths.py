@@ -153,7 +153,7 @@ def _odd_rows() -> list[GroundTruthRow]:
             base,
             lease_id="lease-ü\x7f",
             thread_id="t1",
-            thread_ids=("t1", "t2 \"x\""),
+            thread_ids=("t1", 't2 "x"'),
             chat_session_id="sess-1",
             instance_id="leon-1",
             provider_state=NormalState.PAUSED,

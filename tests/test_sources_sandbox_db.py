@@ -538,8 +538,16 @@ async def test_thread_pointer_and_command_output_on_worked_example(tmp_path: Pat
 async def test_command_output_keeps_the_tail_in_chunk_order_with_stderr(tmp_path: Path) -> None:
     ex = write_worked_example(tmp_path)
     conn = sqlite3.connect(ex.sandbox_db)
-    fx.add_command(conn, "cmd_aaaaaaaaaaaa", TERM1, "make", status="done", exit_code=2,
-                   stdout="tail-out", stderr="tail-err")
+    fx.add_command(
+        conn,
+        "cmd_aaaaaaaaaaaa",
+        TERM1,
+        "make",
+        status="done",
+        exit_code=2,
+        stdout="tail-out",
+        stderr="tail-err",
+    )
     # chunk ids out of insertion order: the reader must sort by chunk_id, not rowid or time
     for cid, stream, text in [(12, "stderr", "E: boom\n"), (10, "stdout", "a" * 10), (11, "stdout", "β" * 5)]:
         fx.add_chunk(conn, "cmd_aaaaaaaaaaaa", text, stream=stream, chunk_id=cid)
@@ -589,10 +597,16 @@ async def test_mycel_volumes_and_sync_files(tmp_path: Path) -> None:
 
     ex = write_worked_example(tmp_path, variant="mycel")
     conn = sqlite3.connect(ex.sandbox_db)
-    fx.insert(conn, "sync_files", {"thread_id": T1, "relative_path": "src/b.py", "checksum": "sha256:bb",
-                                   "last_synced": 1773979200})  # 2026-03-20T04:00:00Z
-    fx.insert(conn, "sync_files", {"thread_id": T1, "relative_path": "README.md", "checksum": "sha256:aa",
-                                   "last_synced": 1773979100})
+    fx.insert(
+        conn,
+        "sync_files",
+        {"thread_id": T1, "relative_path": "src/b.py", "checksum": "sha256:bb", "last_synced": 1773979200},
+    )  # 2026-03-20T04:00:00Z
+    fx.insert(
+        conn,
+        "sync_files",
+        {"thread_id": T1, "relative_path": "README.md", "checksum": "sha256:aa", "last_synced": 1773979100},
+    )
     fx.insert(conn, "sync_files", {"thread_id": T2, "relative_path": "x", "checksum": "c", "last_synced": 0})
     conn.commit()
     conn.close()

@@ -59,8 +59,9 @@ async def test_docker_stream_burst_is_coalesced_into_one_callback(tmp_path: Path
 async def test_e2b_polled_events_trigger_the_callback() -> None:
     with E2BDouble(api_key="k-test-000000000000") as double:
         iid = double.add(state="running").instance_id
-        adapter = E2BAdapter("e2b", base_url=double.url, api_key="k-test-000000000000", events_poll_s=0.1,
-                             retries=0)
+        adapter = E2BAdapter(
+            "e2b", base_url=double.url, api_key="k-test-000000000000", events_poll_s=0.1, retries=0
+        )
         rec = Recorder()
         watcher = EventWatcher(rec, coalesce_s=0.05)
         try:

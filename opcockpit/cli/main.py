@@ -106,7 +106,10 @@ def build_parser(command: str | None = None, *, lazy: bool = False) -> argparse.
     p.add_argument("--version", action="version", version=f"opcockpit {__version__}")
     _global_flags(p, suppress=False)
     p.add_argument(
-        "--refresh", type=_refresh_seconds, metavar="SECONDS", default=None,
+        "--refresh",
+        type=_refresh_seconds,
+        metavar="SECONDS",
+        default=None,
         help=f"TUI refresh interval (default: config refresh_s, 2; floor {MIN_REFRESH_S:g})",
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -119,12 +122,11 @@ def build_parser(command: str | None = None, *, lazy: bool = False) -> argparse.
         "--format", choices=SNAPSHOT_FORMATS, default="table", help="output format (default: table)"
     )
     snap.add_argument(
-        "--check", action="store_true",
+        "--check",
+        action="store_true",
         help="also evaluate the alert rules; exit 1 when an unmuted alert fires (for cron/CI)",
     )
-    snap.add_argument(
-        "--provider", action="append", metavar="NAME", help="only this provider (repeatable)"
-    )
+    snap.add_argument("--provider", action="append", metavar="NAME", help="only this provider (repeatable)")
     snap.add_argument("--timeout", type=_positive_float, metavar="S", help="per-provider listing timeout")
     snap.add_argument("--width", type=int, metavar="COLS", help=argparse.SUPPRESS)
 
@@ -135,7 +137,10 @@ def build_parser(command: str | None = None, *, lazy: bool = False) -> argparse.
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--leases", type=int, default=60)
     demo.add_argument(
-        "--refresh", type=_refresh_seconds, metavar="SECONDS", default=argparse.SUPPRESS,
+        "--refresh",
+        type=_refresh_seconds,
+        metavar="SECONDS",
+        default=argparse.SUPPRESS,
         help=f"TUI refresh interval (default 2; floor {MIN_REFRESH_S:g})",
     )
 
@@ -243,8 +248,10 @@ def _run_tui(args: argparse.Namespace) -> int:
         import opcockpit.tui.app as tui_app
     except ImportError as exc:
         if exc.name and exc.name.startswith("opcockpit.tui"):
-            err("opcockpit: the live cockpit (TUI) is not available in this build yet; "
-                "try `opcockpit snapshot` or `opcockpit demo --snapshot`")
+            err(
+                "opcockpit: the live cockpit (TUI) is not available in this build yet; "
+                "try `opcockpit snapshot` or `opcockpit demo --snapshot`"
+            )
             return EXIT_INTERNAL
         raise
     refresh = getattr(args, "refresh", None)

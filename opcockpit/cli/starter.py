@@ -1,6 +1,6 @@
 """The commented starter config written by `opcockpit config init` (== config.example.toml)."""
 
-STARTER_CONFIG = '''\
+STARTER_CONFIG = """\
 # opcockpit configuration (TOML).
 #
 # Everything here is optional: with no file at all opcockpit follows LEON's own conventions
@@ -50,4 +50,4 @@ STARTER_CONFIG = '''\
 # [providers.old_e2b]
 # kind = "e2b"
 # enabled = false                           # keep the table, skip the provider
-'''
+"""

@@ -32,8 +32,7 @@ def open_ledger(path: str | os.PathLike[str] | None = None) -> sqlite3.Connectio
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA busy_timeout=5000")
     conn.execute(
-        "CREATE TABLE IF NOT EXISTS ledger_schema ("
-        " component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        "CREATE TABLE IF NOT EXISTS ledger_schema ( component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
     )
     conn.commit()
     return conn

@@ -112,8 +112,11 @@ class EventsDbReader:
         missing = [c for c in _REQUIRED if c not in cols]
         if missing:
             raise SourceError(
-                "schema", f"events.db at {self._apath}: run_events lacks column(s) {', '.join(missing)}; "
-                "not a LEON events.db opcockpit understands", path=self._apath)
+                "schema",
+                f"events.db at {self._apath}: run_events lacks column(s) {', '.join(missing)}; "
+                "not a LEON events.db opcockpit understands",
+                path=self._apath,
+            )
         self._has_table = True
         return True
 
@@ -178,18 +181,20 @@ class EventsDbReader:
                 status = "completed"
             else:
                 status = "running"
-            out.append(RunSummary(
-                run_id=run_id,
-                thread_id=tid,
-                status=status,
-                started_at=p(details.get(start if start is not None else first, (None, None))[0]),
-                ended_at=p(details[done][0]) if done is not None and done in details else None,
-                last_event_at=p(details.get(last, (None, None))[0]),
-                error=_error_text(details[err][1]) if err is not None and err in details else None,
-                event_count=int(n),
-                first_seq=int(first),
-                last_seq=int(last),
-            ))
+            out.append(
+                RunSummary(
+                    run_id=run_id,
+                    thread_id=tid,
+                    status=status,
+                    started_at=p(details.get(start if start is not None else first, (None, None))[0]),
+                    ended_at=p(details[done][0]) if done is not None and done in details else None,
+                    last_event_at=p(details.get(last, (None, None))[0]),
+                    error=_error_text(details[err][1]) if err is not None and err in details else None,
+                    event_count=int(n),
+                    first_seq=int(first),
+                    last_seq=int(last),
+                )
+            )
         return out
 
     async def _rows_by_seq(self, seqs: list[int]) -> dict[int, tuple[Any, str | None]]:
@@ -199,7 +204,9 @@ class EventsDbReader:
             chunk = seqs[i : i + 500]
             rows = await self._fetch(
                 "SELECT seq, created_at, CASE WHEN event_type = 'error' THEN data END FROM run_events"
-                f" WHERE seq IN ({','.join('?' * len(chunk))})", tuple(chunk))
+                f" WHERE seq IN ({','.join('?' * len(chunk))})",
+                tuple(chunk),
+            )
             out.update((r[0], (r[1], r[2])) for r in rows)
         return out
 
@@ -212,10 +219,14 @@ class EventsDbReader:
         lim = -1 if limit is None or limit <= 0 else int(limit)
         rows = await self._fetch(
             "SELECT seq, thread_id, run_id, event_type, data, message_id, created_at FROM run_events"
-            " WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?", (run_id, int(after_seq), lim))
+            " WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (run_id, int(after_seq), lim),
+        )
         p = self._parse
-        return [RunEventRecord(int(s), t, r, e, d if d is not None else "", m, p(c))
-                for s, t, r, e, d, m, c in rows]
+        return [
+            RunEventRecord(int(s), t, r, e, d if d is not None else "", m, p(c))
+            for s, t, r, e, d, m, c in rows
+        ]
 
 
 def _error_text(data: str | None) -> str | None:

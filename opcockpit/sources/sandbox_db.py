@@ -278,8 +278,9 @@ _REUSE: dict[tuple[Any, ...], tuple[list[tuple], tuple[Any, ...]]] = {}
 _REUSE_MAX_KEYS = 16  # distinct (db path, zone, table) combinations remembered
 
 
-def _reuse(key: tuple[Any, ...], rows: list[tuple], build: Callable[[Iterable[tuple], Parser], list[Any]],
-           p: Parser) -> tuple[Any, ...]:
+def _reuse(
+    key: tuple[Any, ...], rows: list[tuple], build: Callable[[Iterable[tuple], Parser], list[Any]], p: Parser
+) -> tuple[Any, ...]:
     prev = _REUSE.get(key)
     if not prev or not prev[0]:
         out = tuple(build(rows, p))
@@ -757,8 +758,12 @@ class SandboxDbReader:
         def build(s: _Schema) -> list[Query]:
             if not s.has("thread_terminal_pointers"):
                 return []
-            return [(s.select("thread_terminal_pointers", _POINTER_COLS, ap) + " WHERE thread_id = ?",
-                     (thread_id,))]
+            return [
+                (
+                    s.select("thread_terminal_pointers", _POINTER_COLS, ap) + " WHERE thread_id = ?",
+                    (thread_id,),
+                )
+            ]
 
         _, results = await self._snapshot(build)
         if not results or not results[0]:
@@ -766,8 +771,9 @@ class SandboxDbReader:
         a, b, c, d = results[0][0]
         return ThreadPointerRecord(_utf8(a), _str(b), _str(c), self._parse(d))
 
-    async def command_output(self, command_id: str, *, tail_bytes: int | None = DEFAULT_TAIL_BYTES
-                             ) -> CommandOutput:
+    async def command_output(
+        self, command_id: str, *, tail_bytes: int | None = DEFAULT_TAIL_BYTES
+    ) -> CommandOutput:
         """A command's output in chunk order, at most its last `tail_bytes` bytes (None/<=0: all).
 
         `terminal_command_chunks` hold the full streams; a command without chunks (a synchronous
@@ -793,14 +799,16 @@ class SandboxDbReader:
                 size = "length(CAST(content AS BLOB))"
                 # Newest-first running byte sum: keep the chunks that reach back to `limit` bytes
                 # (the oldest kept one may be cut below), so a chatty build never loads whole.
-                qs.append((
-                    "SELECT c0, c1, c2, c3, total FROM ("
-                    f"SELECT {sel}, {order} AS k, SUM({size}) OVER (ORDER BY {order} DESC"
-                    f" ROWS UNBOUNDED PRECEDING) - {size} AS after, SUM({size}) OVER () AS total"
-                    " FROM terminal_command_chunks WHERE command_id = ?)"
-                    " WHERE ? < 0 OR after < ? ORDER BY k",
-                    (command_id, limit, limit),
-                ))
+                qs.append(
+                    (
+                        "SELECT c0, c1, c2, c3, total FROM ("
+                        f"SELECT {sel}, {order} AS k, SUM({size}) OVER (ORDER BY {order} DESC"
+                        f" ROWS UNBOUNDED PRECEDING) - {size} AS after, SUM({size}) OVER () AS total"
+                        " FROM terminal_command_chunks WHERE command_id = ?)"
+                        " WHERE ? < 0 OR after < ? ORDER BY k",
+                        (command_id, limit, limit),
+                    )
+                )
             return qs
 
         _, results = await self._snapshot(build)

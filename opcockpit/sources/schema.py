@@ -32,9 +32,7 @@ CREATE TABLE IF NOT EXISTS sandbox_leases (
 )
 """
 
-SANDBOX_LEASES_OLDER = SANDBOX_LEASES.replace(
-    "    instance_status TEXT NOT NULL DEFAULT 'detached',\n", ""
-)
+SANDBOX_LEASES_OLDER = SANDBOX_LEASES.replace("    instance_status TEXT NOT NULL DEFAULT 'detached',\n", "")
 
 SANDBOX_INSTANCES = """
 CREATE TABLE IF NOT EXISTS sandbox_instances (

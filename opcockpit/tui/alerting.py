@@ -141,15 +141,22 @@ class Alerting:
         try:
             if not self.enabled:  # alerts off: run health for the overview is still useful
                 rh = await load_run_health(
-                    self.events_db, gt.generated_at, window_s=self.config.window_s,
-                    stuck_after_s=self.config.stuck_after_s, ground_truth=gt,
+                    self.events_db,
+                    gt.generated_at,
+                    window_s=self.config.window_s,
+                    stuck_after_s=self.config.stuck_after_s,
+                    ground_truth=gt,
                 )
                 self.run_health, self.error = rh, None
                 return AlertRound(None, rh, None)
             engine = await self.ensure_engine()
             sandbox_db = self.sandbox_db or gt.db_path
             snap, rh = await evaluate_refresh(
-                engine, gt, sandbox_db=sandbox_db, events_db=self.events_db, now=gt.generated_at,
+                engine,
+                gt,
+                sandbox_db=sandbox_db,
+                events_db=self.events_db,
+                now=gt.generated_at,
                 local_tz=self.local_tz,
             )
         except Exception as exc:  # the last good alerts stay on screen, marked as not current
@@ -194,7 +201,11 @@ class Alerting:
         return alert
 
     def mute(
-        self, ref: str | int, *, duration: timedelta | None = None, until_resolved: bool = False,
+        self,
+        ref: str | int,
+        *,
+        duration: timedelta | None = None,
+        until_resolved: bool = False,
         comment: str | None = None,
     ) -> Alert:
         engine = self._open()

@@ -327,8 +327,9 @@ class CockpitApp(App[int]):
             if key in rows:
                 rows[key] = overlay_gt(rows[key], mark.action, mark.intended, mark.status, mark.note)
             elif key in orphans:
-                orphans[key] = overlay_orphan(orphans[key], mark.action, mark.intended, mark.status,
-                                              mark.note)
+                orphans[key] = overlay_orphan(
+                    orphans[key], mark.action, mark.intended, mark.status, mark.note
+                )
         self.gt_table.replace(rows)
         self.orphans_table.replace(orphans)
 
@@ -398,8 +399,9 @@ class CockpitApp(App[int]):
             return
         view.show_around()
         try:
-            around = await self.details.lease_events_around(event.matched_lease_id, event.created_at,
-                                                            timedelta(minutes=10))
+            around = await self.details.lease_events_around(
+                event.matched_lease_id, event.created_at, timedelta(minutes=10)
+            )
         except Exception as exc:
             view.set_around(key, None, one_line(exc))
             return
@@ -517,12 +519,16 @@ class CockpitApp(App[int]):
             return  # the key is greyed; a binding invoked anyway (palette, tests) does nothing
         chosen = self._op_targets(action)
         targets = [t for t in chosen if applicable(ops, action, t, self.overlay)]
-        skipped = [(t, applicable(ops, action, t, self.overlay, why=True) or "") for t in chosen
-                   if t not in targets]
+        skipped = [
+            (t, applicable(ops, action, t, self.overlay, why=True) or "") for t in chosen if t not in targets
+        ]
         if action is Action.DESTROY:
-            self.push_screen(ConfirmDestroyScreen(targets, skipped),
-                             lambda ok: self._confirmed(action, targets, None) if ok else None)
+            self.push_screen(
+                ConfirmDestroyScreen(targets, skipped),
+                lambda ok: self._confirmed(action, targets, None) if ok else None,
+            )
         elif action is Action.ADOPT:
+
             def adopted(thread: str | None) -> None:
                 if thread is not None:
                     self._confirmed(action, targets, thread or None)
@@ -596,8 +602,12 @@ class CockpitApp(App[int]):
             more = f" +{len(done) - 3}" if len(done) > 3 else ""
             self.notify(f"{done[0].action.value} converged: {keys}{more}", markup=False)
         for op in bad[:3]:
-            self.notify(f"{op.action.value} {op.status.value} on {op.key}: {op.error or op.last_reason}",
-                        severity="error", markup=False, timeout=10)
+            self.notify(
+                f"{op.action.value} {op.status.value} on {op.key}: {op.error or op.last_reason}",
+                severity="error",
+                markup=False,
+                timeout=10,
+            )
         self._render_tables()
         self._show_header()
         self.refresh_bindings()
@@ -691,8 +701,9 @@ class CockpitApp(App[int]):
         status = self._filter_status_w
         table = self.active_table()
         if table is not None and table.filter_expr:
-            status.update(f" filter: {table.filter_expr}  ({table.view_count} of {table.row_count} rows; "
-                          "Esc clears)")
+            status.update(
+                f" filter: {table.filter_expr}  ({table.view_count} of {table.row_count} rows; Esc clears)"
+            )
             status.add_class("visible")
         else:
             status.remove_class("visible")
@@ -750,8 +761,9 @@ def run_app(
         from pathlib import Path
 
         audit_path = Path(config.sources.sandbox_db).parent / "audit-ledger.db"
-    app = build_app(config, demo_banner=demo_banner, read_only=read_only, refresh_s=refresh_s,
-                    audit_path=audit_path)
+    app = build_app(
+        config, demo_banner=demo_banner, read_only=read_only, refresh_s=refresh_s, audit_path=audit_path
+    )
     try:
         result = app.run()
     finally:

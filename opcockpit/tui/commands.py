@@ -53,12 +53,20 @@ class JumpProvider(Provider):
             ids = (row.lease_id, row.thread_id or "", row.instance_id or "")
             if any(q in i.casefold() for i in ids):
                 label = f"Open lease {row.lease_id} · {row.thread_id or '-'} · {row.instance_id or '-'}"
-                yield Hit(0.9, label, partial(self.cockpit.open_lease, row.lease_id),
-                          help=f"{row.provider} {row.convergence.value}")
+                yield Hit(
+                    0.9,
+                    label,
+                    partial(self.cockpit.open_lease, row.lease_id),
+                    help=f"{row.provider} {row.convergence.value}",
+                )
                 shown += 1
                 if shown >= MAX_ROW_HITS:
                     break
         for o in gt.orphans:
             if q in o.instance_id.casefold():
-                yield Hit(0.8, f"Show orphan {o.key}", partial(self.cockpit.focus_orphan, o.key),
-                          help=o.provider_state)
+                yield Hit(
+                    0.8,
+                    f"Show orphan {o.key}",
+                    partial(self.cockpit.focus_orphan, o.key),
+                    help=o.provider_state,
+                )

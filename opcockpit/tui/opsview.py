@@ -111,9 +111,12 @@ def applicable(
         reason = f"already {state}"
     elif action in (Action.PAUSE, Action.RESUME) and state in ("gone", None) and target.kind == "lease":
         reason = "the instance is gone at the provider" if state == "gone" else "provider state unknown"
-    elif action is Action.DESTROY and target.kind == "lease" and (state == "gone" or (
-        target.instance_id is None and target.seen_observed == "detached"
-    )) and target.seen_desired == "destroyed":
+    elif (
+        action is Action.DESTROY
+        and target.kind == "lease"
+        and (state == "gone" or (target.instance_id is None and target.seen_observed == "detached"))
+        and target.seen_desired == "destroyed"
+    ):
         # A leaked lease (its labelled instance still lives) never gets here: the app expands it
         # to that instance first (expand_leaks), which destroy applies to.
         reason = "already destroyed"

@@ -271,8 +271,9 @@ def failed_mark(action: str) -> OpMark:
     return OpMark(f"{FAILED_GLYPH} {action} failed")
 
 
-def overlay_gt(cells: tuple[Any, ...], action: str, intended: str | None, status: str,
-               note: str | None) -> tuple[Any, ...]:
+def overlay_gt(
+    cells: tuple[Any, ...], action: str, intended: str | None, status: str, note: str | None
+) -> tuple[Any, ...]:
     """Ground-truth cells with an operation shown: pending (intended state) or failed (error)."""
     out = list(cells)
     if status == "pending":
@@ -291,8 +292,9 @@ def overlay_gt(cells: tuple[Any, ...], action: str, intended: str | None, status
 OR_INDEX = {c[0]: i for i, c in enumerate(OR_COLUMNS)}
 
 
-def overlay_orphan(cells: tuple[Any, ...], action: str, intended: str | None, status: str,
-                   note: str | None) -> tuple[Any, ...]:
+def overlay_orphan(
+    cells: tuple[Any, ...], action: str, intended: str | None, status: str, note: str | None
+) -> tuple[Any, ...]:
     out = list(cells)
     if status == "pending":
         out[OR_INDEX["status"]] = str(pending_mark(action))

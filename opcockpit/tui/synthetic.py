@@ -91,21 +91,38 @@ def make_ground_truth(n: int = 40, *, seed: int = 7, now: datetime = NOW, orphan
     providers = (
         ProviderHealth("docker", "docker", ProviderStatus.OK, None, now, n // 5, 0.0),
         ProviderHealth("e2b", "e2b", ProviderStatus.OK, None, now, n // 5, 0.0),
-        ProviderHealth("daytona", "daytona", ProviderStatus.STALE, "Unavailable: 503",
-                       now - timedelta(seconds=95), n // 5, 95.0),
+        ProviderHealth(
+            "daytona",
+            "daytona",
+            ProviderStatus.STALE,
+            "Unavailable: 503",
+            now - timedelta(seconds=95),
+            n // 5,
+            95.0,
+        ),
         ProviderHealth("agentbay", "agentbay", ProviderStatus.OK, None, now, n // 5, 0.0),
         ProviderHealth("local", "local", ProviderStatus.DB_ONLY, None, None, None, None),
     )
     # Rows of the stale provider are shown stale with the listing's age, as reconcile does.
     rows = tuple(
-        replace(r, convergence=Convergence.STALE, stale_age_s=95.0 if r.version % 2 else 420.0,
-                reason="provider listing failed; last known state")
+        replace(
+            r,
+            convergence=Convergence.STALE,
+            stale_age_s=95.0 if r.version % 2 else 420.0,
+            reason="provider listing failed; last known state",
+        )
         if r.provider == "daytona" and r.convergence == Convergence.CONVERGED
         else r
         for r in rows
     )
-    return GroundTruth(generated_at=now, providers=providers, rows=rows, orphans=orphan_rows,
-                       db_path="/var/lib/leon/sandbox.db", schema_variant="leonai")
+    return GroundTruth(
+        generated_at=now,
+        providers=providers,
+        rows=rows,
+        orphans=orphan_rows,
+        db_path="/var/lib/leon/sandbox.db",
+        schema_variant="leonai",
+    )
 
 
 def mutate(gt: GroundTruth, fraction: float = 0.01, *, seed: int = 11, step: int = 1) -> GroundTruth:

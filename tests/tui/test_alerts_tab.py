@@ -67,14 +67,24 @@ def e2b() -> Iterator[E2BDouble]:
         yield double
 
 
-def make_app(we: WorkedExample, cfg: AlertsConfig | None = None, *, e2b: E2BDouble | None = None,
-             alerting_cls: type[Alerting] = Alerting, **kwargs: Any) -> CockpitApp:
+def make_app(
+    we: WorkedExample,
+    cfg: AlertsConfig | None = None,
+    *,
+    e2b: E2BDouble | None = None,
+    alerting_cls: type[Alerting] = Alerting,
+    **kwargs: Any,
+) -> CockpitApp:
     providers = {}
     if e2b is not None:
-        providers["e2b"] = ProviderConfig(name="e2b", kind="e2b", api_url=e2b.url,
-                                          api_key=SecretStr(E2B_KEY), retries=0, timeout_s=5)
-    config = CockpitConfig(sources=SourcesConfig(sandbox_db=we.sandbox_db, events_db=we.events_db),
-                           providers=providers, alerts=cfg or AlertsConfig())
+        providers["e2b"] = ProviderConfig(
+            name="e2b", kind="e2b", api_url=e2b.url, api_key=SecretStr(E2B_KEY), retries=0, timeout_s=5
+        )
+    config = CockpitConfig(
+        sources=SourcesConfig(sandbox_db=we.sandbox_db, events_db=we.events_db),
+        providers=providers,
+        alerts=cfg or AlertsConfig(),
+    )
 
     def now() -> datetime:
         return we.now
@@ -94,8 +104,10 @@ def view(app: CockpitApp) -> AlertsView:
 
 
 async def evaluated(pilot: Any, app: CockpitApp, rounds: int = 1) -> None:
-    await wait_until(pilot, lambda: app.ground_truth is not None and view(app).rounds >= rounds
-                     and not view(app).evaluating)
+    await wait_until(
+        pilot,
+        lambda: app.ground_truth is not None and view(app).rounds >= rounds and not view(app).evaluating,
+    )
     await pilot.pause()
 
 
@@ -106,8 +118,9 @@ def keys_of(app: CockpitApp) -> dict[str, str]:
     return {a.key: str(a.id) for a in al.active}
 
 
-async def test_alerts_tab_lists_firing_alerts_and_the_badge(ledger: Path, we: WorkedExample,
-                                                            e2b: E2BDouble) -> None:
+async def test_alerts_tab_lists_firing_alerts_and_the_badge(
+    ledger: Path, we: WorkedExample, e2b: E2BDouble
+) -> None:
     app = make_app(we, AlertsConfig(diverged_for_s=0), e2b=e2b)
     async with app.run_test(size=SIZE) as pilot:
         await evaluated(pilot, app)
@@ -186,8 +199,9 @@ async def test_ack_and_mute_keys_persist_in_the_ledger(ledger: Path, we: WorkedE
         store.close()
 
 
-async def test_mute_dialog_fits_80x24_and_enter_in_the_duration_mutes(ledger: Path, we: WorkedExample,
-                                                                      e2b: E2BDouble) -> None:
+async def test_mute_dialog_fits_80x24_and_enter_in_the_duration_mutes(
+    ledger: Path, we: WorkedExample, e2b: E2BDouble
+) -> None:
     app = make_app(we, AlertsConfig(diverged_for_s=0), e2b=e2b)
     async with app.run_test(size=(80, 24)) as pilot:
         await evaluated(pilot, app)
@@ -225,8 +239,9 @@ async def test_mute_prompt_rejects_a_bad_duration(ledger: Path, we: WorkedExampl
     assert parse_mute("1h30m") == timedelta(minutes=90) and parse_mute("until resolved") is None
 
 
-async def test_evidence_lease_jumps_to_the_ground_truth_row(ledger: Path, we: WorkedExample,
-                                                            e2b: E2BDouble) -> None:
+async def test_evidence_lease_jumps_to_the_ground_truth_row(
+    ledger: Path, we: WorkedExample, e2b: E2BDouble
+) -> None:
     app = make_app(we, AlertsConfig(diverged_for_s=0), e2b=e2b)
     async with app.run_test(size=SIZE) as pilot:
         await evaluated(pilot, app)
@@ -283,8 +298,15 @@ async def test_resolved_alert_moves_to_history(ledger: Path, we: WorkedExample) 
         await evaluated(pilot, app)
         alert_id = keys_of(app)[f"stuck_run:{RUN_T3}"]
         conn = sqlite3.connect(we.events_db)  # the run finishes
-        add_run_event(conn, T3, RUN_T3, "run_done", {"thread_id": T3, "run_id": RUN_T3}, seq=306,
-                      created_at=we.now - timedelta(seconds=30))
+        add_run_event(
+            conn,
+            T3,
+            RUN_T3,
+            "run_done",
+            {"thread_id": T3, "run_id": RUN_T3},
+            seq=306,
+            created_at=we.now - timedelta(seconds=30),
+        )
         conn.commit()
         conn.close()
         await pilot.press("ctrl+r")
@@ -306,8 +328,15 @@ async def test_a_newly_firing_alert_is_announced(ledger: Path, we: WorkedExample
         await evaluated(pilot, app)
         assert not any("new alert" in n.message for n in app._notifications)  # startup backlog: quiet
         conn = sqlite3.connect(we.events_db)  # T1 starts a run that goes silent for 20 minutes
-        add_run_event(conn, T1, "run-new-0001", "run_start", {"thread_id": T1, "run_id": "run-new-0001"},
-                      seq=400, created_at=we.now - timedelta(minutes=20))
+        add_run_event(
+            conn,
+            T1,
+            "run-new-0001",
+            "run_start",
+            {"thread_id": T1, "run_id": "run-new-0001"},
+            seq=400,
+            created_at=we.now - timedelta(minutes=20),
+        )
         conn.commit()
         conn.close()
         await pilot.press("ctrl+r")

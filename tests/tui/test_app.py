@@ -75,11 +75,17 @@ async def test_sort_keys_and_cursor_stays_on_lease_when_refresh_moves_it() -> No
     target = next(r for r in gt.rows if r.convergence == Convergence.DIVERGED and r.lease_id > "lease-00050")
     # Next refresh: the target converges, so under a sort by State (trouble first) it moves from
     # the diverged block at the top down into the converged block.
-    moved = replace(gt, rows=tuple(
-        replace(r, convergence=Convergence.CONVERGED, reason="running as desired",
-                provider_state="running") if r.lease_id == target.lease_id else r
-        for r in gt.rows
-    ))
+    moved = replace(
+        gt,
+        rows=tuple(
+            replace(
+                r, convergence=Convergence.CONVERGED, reason="running as desired", provider_state="running"
+            )
+            if r.lease_id == target.lease_id
+            else r
+            for r in gt.rows
+        ),
+    )
     app, src = make_app([gt, moved])
     async with app.run_test(size=(100, 30)) as pilot:
         await loaded(pilot, app)
@@ -243,9 +249,12 @@ async def test_run_timeline_follows_new_events(worked_example) -> None:
 async def test_demo_pipeline_provider_events_and_orphans(demo_env) -> None:
     env = demo_env
     cfg = env.config
-    app = CockpitApp(FleetCollector(cfg), details=DbDetails(str(cfg.sources.sandbox_db),
-                                                             str(cfg.sources.events_db)),
-                     auto_refresh=False, demo_banner="DEMO")
+    app = CockpitApp(
+        FleetCollector(cfg),
+        details=DbDetails(str(cfg.sources.sandbox_db), str(cfg.sources.events_db)),
+        auto_refresh=False,
+        demo_banner="DEMO",
+    )
     async with app.run_test(size=(100, 30)) as pilot:
         await loaded(pilot, app)
         gt = app.ground_truth

@@ -32,8 +32,9 @@ def env() -> Iterator[Any]:
 
 
 def make(env: Any, tmp_path: Path, **kwargs: Any) -> CockpitApp:
-    return build_app(env.config, audit_path=tmp_path / "ledger.db", auto_refresh=False, watch_events=False,
-                     **kwargs)
+    return build_app(
+        env.config, audit_path=tmp_path / "ledger.db", auto_refresh=False, watch_events=False, **kwargs
+    )
 
 
 def mutations(double: Any) -> int:
@@ -49,9 +50,14 @@ async def loaded(pilot: Any, app: CockpitApp, refreshes: int = 1) -> None:
 
 def pick(app: CockpitApp, provider: str, state: str) -> str:
     assert app.ground_truth is not None
-    return next(r.lease_id for r in app.ground_truth.rows
-                if r.provider == provider and r.convergence == Convergence.CONVERGED
-                and r.provider_state == state and r.thread_id)
+    return next(
+        r.lease_id
+        for r in app.ground_truth.rows
+        if r.provider == provider
+        and r.convergence == Convergence.CONVERGED
+        and r.provider_state == state
+        and r.thread_id
+    )
 
 
 def cell(app: CockpitApp, key: str, column: str) -> Any:
@@ -102,8 +108,10 @@ async def test_pause_pending_at_once_then_converges_resume_converges(env: Any, t
         screen = app.screen
         assert isinstance(screen, AuditScreen)
         await wait_until(pilot, lambda: screen.loaded)
-        assert [(e.action, e.convergence) for e in screen.entries[:2]] == [("resume", "converged"),
-                                                                           ("pause", "converged")]
+        assert [(e.action, e.convergence) for e in screen.entries[:2]] == [
+            ("resume", "converged"),
+            ("pause", "converged"),
+        ]
         assert screen.table.row_count >= 2 and "resume" in screen_text(app)
 
 
@@ -143,8 +151,14 @@ async def test_destroy_on_a_leaked_lease_destroys_its_live_instance(env: Any, tm
         orphan = next(o for o in gt.orphans if o.claimed_lease_id == row.lease_id)
         double = env.doubles[row.provider]
         assert row.instance_id is None and orphan.instance_id in double.instances
-        done = next(r for r in gt.rows if r.desired_state == "destroyed" and r.instance_id is None
-                    and r.provider != "local" and "leak" not in r.reason)
+        done = next(
+            r
+            for r in gt.rows
+            if r.desired_state == "destroyed"
+            and r.instance_id is None
+            and r.provider != "local"
+            and "leak" not in r.reason
+        )
         app.gt_table.move_cursor_to_key(done.lease_id)
         await pilot.pause()
         assert app.check_action("destroy", ()) is None  # nothing left to destroy: greyed
@@ -171,8 +185,9 @@ async def test_bulk_destroy_requires_typing_the_number_of_targets(env: Any, tmp_
     e2b = env.doubles["e2b"]
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app)
-        keys = [r.lease_id for r in app.ground_truth.rows
-                if r.provider == "e2b" and r.provider_state == "running"][:2]
+        keys = [
+            r.lease_id for r in app.ground_truth.rows if r.provider == "e2b" and r.provider_state == "running"
+        ][:2]
         iids = [r.instance_id for r in app.ground_truth.rows if r.lease_id in keys]
         for k in keys:
             app.gt_table.toggle_mark(k)
@@ -246,8 +261,14 @@ async def test_provider_5xx_rolls_back_with_the_error_on_the_row(env: Any, tmp_p
     app = make(env, tmp_path)
     e2b = env.doubles["e2b"]
     # The real server answers 500 to pause only (GETs keep working, so the re-check passes).
-    e2b.router.routes.insert(0, Route("POST", re.compile(r"^/sandboxes/[^/]+/pause$"),
-                                      lambda request, **_: Response(500, {"message": "boom (injected)"})))
+    e2b.router.routes.insert(
+        0,
+        Route(
+            "POST",
+            re.compile(r"^/sandboxes/[^/]+/pause$"),
+            lambda request, **_: Response(500, {"message": "boom (injected)"}),
+        ),
+    )
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await loaded(pilot, app)
         lease = pick(app, "e2b", "running")

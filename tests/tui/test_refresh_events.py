@@ -48,8 +48,9 @@ async def test_docker_event_triggers_a_refresh_without_polling(demo_env: Any) ->
         assert watcher is not None
         await wait_until(pilot, lambda: "docker" in watcher.watching and watcher.streams["docker"].connected)
         await pilot.pause(0.5)  # the /events request is on the wire
-        row = next(r for r in app.ground_truth.rows
-                   if r.provider == "docker" and r.provider_state == "running")
+        row = next(
+            r for r in app.ground_truth.rows if r.provider == "docker" and r.provider_state == "running"
+        )
         before = app.refreshes
         docker.set_state(row.instance_id, "paused")  # behind the platform's back
         await wait_until(pilot, lambda: app.refreshes > before and not app.inflight, tries=400)
@@ -100,13 +101,25 @@ def test_sighup_under_a_pty_exits_and_stops_the_doubles(tmp_path: Path) -> None:
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPCOCKPIT_")}
-    env.update(TMPDIR=str(tmp), TERM="xterm-256color", HOME=str(tmp_path / "home"),
-               OPCOCKPIT_LEDGER=str(tmp_path / "ledger.db"), XDG_CONFIG_HOME=str(tmp_path / "cfg"),
-               COLUMNS="100", LINES="30")
+    env.update(
+        TMPDIR=str(tmp),
+        TERM="xterm-256color",
+        HOME=str(tmp_path / "home"),
+        OPCOCKPIT_LEDGER=str(tmp_path / "ledger.db"),
+        XDG_CONFIG_HOME=str(tmp_path / "cfg"),
+        COLUMNS="100",
+        LINES="30",
+    )
     primary, secondary = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "opcockpit.cli", "demo", "--leases", "20"],
-                            stdin=secondary, stdout=secondary, stderr=secondary, env=env,
-                            start_new_session=True, close_fds=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opcockpit.cli", "demo", "--leases", "20"],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
+    )
     os.close(secondary)
     try:
         out = _read_until(primary, b"leases", timeout=30)

@@ -20,8 +20,9 @@ SIZE = (100, 30)
 
 
 def synthetic_app(**kwargs: Any) -> CockpitApp:
-    return CockpitApp(SequenceSource([make_ground_truth(60)]), clock=lambda: NOW, auto_refresh=False,
-                      **kwargs)
+    return CockpitApp(
+        SequenceSource([make_ground_truth(60)]), clock=lambda: NOW, auto_refresh=False, **kwargs
+    )
 
 
 Step = Callable[[Any], Awaitable[None]]
@@ -47,8 +48,11 @@ def test_ground_truth(snap_compare: Any) -> None:
 
 
 def test_ground_truth_read_only_filtered_sorted(snap_compare: Any) -> None:
-    assert snap_compare(synthetic_app(read_only=True), terminal_size=SIZE,
-                        run_before=ready("slash", *"!state:converged", "enter", "greater_than_sign", "i"))
+    assert snap_compare(
+        synthetic_app(read_only=True),
+        terminal_size=SIZE,
+        run_before=ready("slash", *"!state:converged", "enter", "greater_than_sign", "i"),
+    )
 
 
 def test_orphans(snap_compare: Any) -> None:
@@ -65,8 +69,10 @@ def test_help(snap_compare: Any) -> None:
 
 def test_thread_detail(snap_compare: Any, worked_example: Any) -> None:
     async def detail_loaded(pilot: Any) -> None:
-        await wait_until(pilot, lambda: isinstance(pilot.app.screen, ThreadDetailScreen)
-                         and pilot.app.screen.detail is not None)
+        await wait_until(
+            pilot,
+            lambda: isinstance(pilot.app.screen, ThreadDetailScreen) and pilot.app.screen.detail is not None,
+        )
 
     app = worked_example_app(worked_example)
     assert snap_compare(app, terminal_size=SIZE, run_before=ready("enter", then=detail_loaded))
@@ -136,12 +142,48 @@ def test_audit_view(snap_compare: Any) -> None:
     from opcockpit.core.audit import AuditEntry
 
     entries = [
-        AuditEntry(2, "op2", NOW - timedelta(minutes=1), "sre@bastion", "destroy", "docker", "lease-00003",
-                   "doc-000003", "thr-00003-0", {"provider_state": "running"}, {"provider_state": "gone"},
-                   "pending", "done", None, 41, False, False, "converged", NOW),
-        AuditEntry(1, "op1", NOW - timedelta(minutes=5), "sre@bastion", "pause", "e2b", "lease-00001",
-                   "e2b-000001", "thr-00001-0", {"provider_state": "running"}, None, "failed", None,
-                   "Failed to pause lease lease-00001: HTTP 500", 12, False, False, None, None),
+        AuditEntry(
+            2,
+            "op2",
+            NOW - timedelta(minutes=1),
+            "sre@bastion",
+            "destroy",
+            "docker",
+            "lease-00003",
+            "doc-000003",
+            "thr-00003-0",
+            {"provider_state": "running"},
+            {"provider_state": "gone"},
+            "pending",
+            "done",
+            None,
+            41,
+            False,
+            False,
+            "converged",
+            NOW,
+        ),
+        AuditEntry(
+            1,
+            "op1",
+            NOW - timedelta(minutes=5),
+            "sre@bastion",
+            "pause",
+            "e2b",
+            "lease-00001",
+            "e2b-000001",
+            "thr-00001-0",
+            {"provider_state": "running"},
+            None,
+            "failed",
+            None,
+            "Failed to pause lease lease-00001: HTTP 500",
+            12,
+            False,
+            False,
+            None,
+            None,
+        ),
     ]
 
     async def audit(pilot: Any) -> None:
@@ -150,6 +192,10 @@ def test_audit_view(snap_compare: Any) -> None:
         pilot.app.action_audit()
         await wait_until(pilot, lambda: isinstance(pilot.app.screen, AuditScreen) and pilot.app.screen.loaded)
 
-    app = CockpitApp(SequenceSource([make_ground_truth(60)]), clock=lambda: NOW, auto_refresh=False,
-                     audit_loader=lambda limit: entries)
+    app = CockpitApp(
+        SequenceSource([make_ground_truth(60)]),
+        clock=lambda: NOW,
+        auto_refresh=False,
+        audit_loader=lambda limit: entries,
+    )
     assert snap_compare(app, terminal_size=SIZE, run_before=ready(then=audit))

@@ -44,8 +44,10 @@ async def test_terminals_mark_the_pointer_terminal(worked_example) -> None:
 
         # LEON's TerminalStore.set_active (no callers today) would split the roles: reload shows it.
         conn = sqlite3.connect(we.sandbox_db)
-        conn.execute("UPDATE thread_terminal_pointers SET active_terminal_id = ? WHERE thread_id = ?",
-                     (TERM3B, screen.row.thread_id))
+        conn.execute(
+            "UPDATE thread_terminal_pointers SET active_terminal_id = ? WHERE thread_id = ?",
+            (TERM3B, screen.row.thread_id),
+        )
         conn.commit()
         conn.close()
         await pilot.press("ctrl+r")
@@ -70,8 +72,10 @@ async def test_enter_on_a_command_opens_its_chunks_and_esc_comes_back(worked_exa
         await pilot.pause()
         out = out_screen.output
         assert out.command_id == CMD3 and out.source == "chunks"
-        assert [(c.stream, c.content) for c in out.chunks] == [("stdout", "> build\n"),
-                                                                ("stdout", "vite v5 building…\n")]
+        assert [(c.stream, c.content) for c in out.chunks] == [
+            ("stdout", "> build\n"),
+            ("stdout", "vite v5 building…\n"),
+        ]
         text = screen_text(app)
         assert "$ npm run build" in text and "running" in text
         lines = [line.rstrip() for line in text.splitlines()]
@@ -84,8 +88,17 @@ async def test_enter_on_a_command_opens_its_chunks_and_esc_comes_back(worked_exa
 async def test_o_opens_the_selected_command_with_stderr_highlighted(worked_example) -> None:
     we = worked_example
     conn = sqlite3.connect(we.sandbox_db)
-    add_command(conn, "cmd_ffffffffffff", TERM1, "make test", status="done", exit_code=2,
-                created_at="2026-03-20T11:59:00", stdout="", stderr="")
+    add_command(
+        conn,
+        "cmd_ffffffffffff",
+        TERM1,
+        "make test",
+        status="done",
+        exit_code=2,
+        created_at="2026-03-20T11:59:00",
+        stdout="",
+        stderr="",
+    )
     add_chunk(conn, "cmd_ffffffffffff", "ok 1\n", stream="stdout")
     add_chunk(conn, "cmd_ffffffffffff", "E: boom\n", stream="stderr")
     conn.commit()
@@ -97,15 +110,17 @@ async def test_o_opens_the_selected_command_with_stderr_highlighted(worked_examp
         table = screen.query_one("#commands-table", DataTable)
         table.move_cursor(row=1)  # the older pytest run: no chunks, its stored stdout tail
         await pilot.press("o")  # works without focusing the table (the body has focus)
-        await wait_until(pilot, lambda: isinstance(app.screen, CommandOutputScreen)
-                         and app.screen.output is not None)
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, CommandOutputScreen) and app.screen.output is not None
+        )
         assert app.screen.output.source == "tails" and "12 passed" in screen_text(app)
         assert "no chunks recorded" in screen_text(app)
         await pilot.press("escape")
         table.move_cursor(row=0)
         await pilot.press("o")
-        await wait_until(pilot, lambda: isinstance(app.screen, CommandOutputScreen)
-                         and app.screen.output is not None)
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, CommandOutputScreen) and app.screen.output is not None
+        )
         await pilot.pause()
         text = screen_text(app)
         assert "  ok 1" in text and "▌ E: boom" in text and "1 stdout, 1 stderr" in text
@@ -114,26 +129,39 @@ async def test_o_opens_the_selected_command_with_stderr_highlighted(worked_examp
         assert isinstance(body, Text) and str(shown) == body.plain
         err = body.plain.index("E: boom")
         assert any(s.style == STDERR_STYLE and s.start <= err < s.end for s in body.spans)
-        assert not any(s.style == STDERR_STYLE and s.start <= body.plain.index("ok 1") < s.end
-                       for s in body.spans)
+        assert not any(
+            s.style == STDERR_STYLE and s.start <= body.plain.index("ok 1") < s.end for s in body.spans
+        )
 
 
 def test_render_chunks_puts_gutters_at_line_starts_across_chunk_splits() -> None:
-    text = render_chunks([CommandChunk(1, "stdout", "par", None),
-                          CommandChunk(2, "stdout", "tial\nnext", None),
-                          CommandChunk(3, "stderr", "\nbad\n", None)])
+    text = render_chunks(
+        [
+            CommandChunk(1, "stdout", "par", None),
+            CommandChunk(2, "stdout", "tial\nnext", None),
+            CommandChunk(3, "stderr", "\nbad\n", None),
+        ]
+    )
     assert text.plain == "  partial\n  next\n▌ bad\n"
 
 
 async def test_open_detail_summary_follows_refreshes_without_redrawing_unchanged() -> None:
     first = make_ground_truth(30)
     row = next(r for r in first.rows if r.convergence is Convergence.CONVERGED and r.thread_id)
-    changed = dataclasses.replace(row, convergence=Convergence.DIVERGED, provider_state="paused",
-                                  reason="provider says paused, desired running")
+    changed = dataclasses.replace(
+        row,
+        convergence=Convergence.DIVERGED,
+        provider_state="paused",
+        reason="provider says paused, desired running",
+    )
     rows = tuple(changed if r.lease_id == row.lease_id else r for r in first.rows)
     second = GroundTruth(first.generated_at, first.providers, rows, first.orphans)
-    third = GroundTruth(first.generated_at, first.providers,
-                        tuple(r for r in second.rows if r.lease_id != row.lease_id), first.orphans)
+    third = GroundTruth(
+        first.generated_at,
+        first.providers,
+        tuple(r for r in second.rows if r.lease_id != row.lease_id),
+        first.orphans,
+    )
     src = SequenceSource([first, second, second, third])
     app = CockpitApp(src, clock=lambda: NOW, auto_refresh=False)
     async with app.run_test(size=(120, 40)) as pilot:

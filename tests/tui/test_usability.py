@@ -32,14 +32,30 @@ async def test_80x24_header_keeps_counts_and_frozen_over_a_long_banner() -> None
 
 
 def test_header_keeps_the_whole_banner_when_there_is_room() -> None:
-    state = HeaderState(gt=make_ground_truth(10), now=NOW, last_refresh=NOW, last_duration_s=0.1,
-                        frozen=False, read_only=False, banner=DEMO_BANNER, error=None)
+    state = HeaderState(
+        gt=make_ground_truth(10),
+        now=NOW,
+        last_refresh=NOW,
+        last_duration_s=0.1,
+        frozen=False,
+        read_only=False,
+        banner=DEMO_BANNER,
+        error=None,
+    )
     assert DEMO_BANNER in render_header(state, 240).plain
 
 
 def test_no_color_header_drops_colours_keeps_emphasis() -> None:
-    state = HeaderState(gt=make_ground_truth(60), now=NOW, last_refresh=NOW, last_duration_s=0.1,
-                        frozen=True, read_only=True, banner="DEMO", error="db locked")
+    state = HeaderState(
+        gt=make_ground_truth(60),
+        now=NOW,
+        last_refresh=NOW,
+        last_duration_s=0.1,
+        frozen=True,
+        read_only=True,
+        banner="DEMO",
+        error="db locked",
+    )
     plain = without_colour(render_header(state, 200))
     assert plain.spans and all(s.style.color is None and s.style.bgcolor is None for s in plain.spans)
     assert any(s.style.reverse for s in plain.spans)  # badges stay reversed: readable without colour
@@ -111,9 +127,15 @@ async def test_sorting_onto_an_off_screen_column_scrolls_to_it() -> None:
 
 def test_run_events_keep_seq_and_time_readable_at_80_columns() -> None:
     events = [
-        RunEventRecord(seq=224 + i, thread_id="t", run_id="7dcb3c50-ae05-4c7c-8350-5c50d23b0cc3",
-                       event_type="tool_result", data='{"content": "' + "long text " * 20 + '"}',
-                       message_id=None, created_at=NOW + timedelta(seconds=i))
+        RunEventRecord(
+            seq=224 + i,
+            thread_id="t",
+            run_id="7dcb3c50-ae05-4c7c-8350-5c50d23b0cc3",
+            event_type="tool_result",
+            data='{"content": "' + "long text " * 20 + '"}',
+            message_id=None,
+            created_at=NOW + timedelta(seconds=i),
+        )
         for i in range(3)
     ]
     console = Console(width=76, file=io.StringIO(), record=True, color_system=None)
@@ -130,11 +152,14 @@ async def test_orphan_ids_and_state_are_whole_at_80_and_100_columns() -> None:
     from opcockpit.core.models import OrphanRow
 
     uuid = "3f2a9c1e-7b4d-4e8a-9c2f-1a2b3c4d5e6f"  # a Daytona sandbox id: 36 characters
-    orphan = OrphanRow("daytona", uuid, None, "running", "started", {}, NOW, "lease-35622715818d",
-                       "lease_exists", True)
+    orphan = OrphanRow(
+        "daytona", uuid, None, "running", "started", {}, NOW, "lease-35622715818d", "lease_exists", True
+    )
     gt = replace(make_ground_truth(20), orphans=(orphan,))
-    for size, whole in (((80, 24), (uuid, "running (started)")),
-                        ((100, 30), (uuid, "running (started)", "lease-35622715818d"))):
+    for size, whole in (
+        ((80, 24), (uuid, "running (started)")),
+        ((100, 30), (uuid, "running (started)", "lease-35622715818d")),
+    ):
         app, _ = make_app([gt])
         async with app.run_test(size=size) as pilot:
             await loaded(pilot, app)

@@ -96,8 +96,10 @@ def alert_info(a: Alert, now: datetime) -> Text:
         if i:
             t.append("\n           ")
         ok = d.status == "ok"
-        t.append(f"{'✓' if ok else '✗'} {d.channel} {d.target}: {d.status}, {d.attempts} attempt(s)",
-                 style="green" if ok else "bold red")
+        t.append(
+            f"{'✓' if ok else '✗'} {d.channel} {d.target}: {d.status}, {d.attempts} attempt(s)",
+            style="green" if ok else "bold red",
+        )
         if d.last_error and not ok:
             t.append(f" — {d.last_error}", style="red")
         if d.last_attempt_at is not None:
@@ -139,8 +141,13 @@ class AlertDetailScreen(Screen[None]):
         with VerticalScroll(id="alert-info-box"):
             yield Static(id="alert-info")
         yield Static(" Evidence — Enter jumps to the row", classes="ov-label")
-        yield KeyedTable(EVIDENCE_COLUMNS, markable=False, id="alert-evidence",
-                         empty_text="no evidence recorded", flash_seconds=0)
+        yield KeyedTable(
+            EVIDENCE_COLUMNS,
+            markable=False,
+            id="alert-evidence",
+            empty_text="no evidence recorded",
+            flash_seconds=0,
+        )
         yield Footer()
 
     def on_mount(self) -> None:
@@ -279,10 +286,10 @@ class MutePrompt(AlertPrompt):
                 f"As {self.who}. {LEDGER_NOTE}",
                 classes="dialog-note",
             )
-            yield Input(id="mute-duration", placeholder="30m | 2h | until resolved", value="1h",
-                        compact=True)
-            yield Input(id="mute-comment", placeholder="comment (optional; Tab here from the duration)",
-                        compact=True)
+            yield Input(id="mute-duration", placeholder="30m | 2h | until resolved", value="1h", compact=True)
+            yield Input(
+                id="mute-comment", placeholder="comment (optional; Tab here from the duration)", compact=True
+            )
             yield Static(id="prompt-error")
             yield from self._buttons("Mute")
 

@@ -60,8 +60,20 @@ AUDIT_COLUMNS = [
 
 def audit_cells(e: AuditEntry) -> tuple[Any, ...]:
     result = e.result + (" (dry)" if e.dry_run else "")
-    return (e.at, e.operator, e.action, result, e.convergence, _target(e), e.provider, e.instance_id,
-            e.thread_id, _change(e), e.duration_ms, e.error)
+    return (
+        e.at,
+        e.operator,
+        e.action,
+        result,
+        e.convergence,
+        _target(e),
+        e.provider,
+        e.instance_id,
+        e.thread_id,
+        _change(e),
+        e.duration_ms,
+        e.error,
+    )
 
 
 def audit_row_tag(cells: tuple[Any, ...]) -> str | None:
@@ -89,8 +101,13 @@ class AuditScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static("Audit log: operator actions, newest first", id="detail-title")
         yield Static(id="audit-status")
-        table = KeyedTable(AUDIT_COLUMNS, markable=False, row_tag=audit_row_tag,
-                           empty_text="no actions recorded yet", id="audit-table")
+        table = KeyedTable(
+            AUDIT_COLUMNS,
+            markable=False,
+            row_tag=audit_row_tag,
+            empty_text="no actions recorded yet",
+            id="audit-table",
+        )
         table.sort_by("at", reverse=True)
         yield table
         yield Input(id="audit-filter", placeholder="filter: text · regex · !inverse · field:value")

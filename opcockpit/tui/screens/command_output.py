@@ -47,8 +47,10 @@ def describe(cmd: TerminalCommandRecord, out: CommandOutput | None) -> Text:
     t = Text()
     bad = cmd.exit_code not in (None, 0) or cmd.status in ("failed", "error")
     t.append(cmd.status, style="bold red" if bad else "bold")
-    t.append(f"  exit {'-' if cmd.exit_code is None else cmd.exit_code}  cwd {cmd.cwd}  "
-             f"terminal {cmd.terminal_id}  session {cmd.chat_session_id or '-'}\n")
+    t.append(
+        f"  exit {'-' if cmd.exit_code is None else cmd.exit_code}  cwd {cmd.cwd}  "
+        f"terminal {cmd.terminal_id}  session {cmd.chat_session_id or '-'}\n"
+    )
     t.append(f"started {ts(cmd.created_at)}  updated {ts(cmd.updated_at)}  finished {ts(cmd.finished_at)}")
     if out is None:
         return t
@@ -59,8 +61,10 @@ def describe(cmd: TerminalCommandRecord, out: CommandOutput | None) -> Text:
         t.append("▌ red", style=STDERR_STYLE)
         t.append(")", style="dim")
     elif out.source == "tails":
-        t.append("\nno chunks recorded: showing the stdout/stderr tails stored on the command row",
-                 style="italic dim")
+        t.append(
+            "\nno chunks recorded: showing the stdout/stderr tails stored on the command row",
+            style="italic dim",
+        )
     if out.truncated:
         t.append("\nearlier output omitted: showing the tail", style="italic yellow")
     return t
@@ -83,8 +87,10 @@ class CommandOutputScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         c = self.command
-        yield Static(Text(f" Output of {c.command_id} · $ {c.command_line}", no_wrap=True,
-                          overflow="ellipsis"), id="output-title")
+        yield Static(
+            Text(f" Output of {c.command_id} · $ {c.command_line}", no_wrap=True, overflow="ellipsis"),
+            id="output-title",
+        )
         yield Static(describe(c, None), id="output-meta")
         with VerticalScroll(id="output-body"):
             yield Static(Text(" loading…", style="italic dim"), id="output-text")
@@ -111,8 +117,9 @@ class CommandOutputScreen(Screen[None]):
         if out.command is not None:  # fresher than the row the detail listed (a running command moves on)
             self.command = out.command
         self.query_one("#output-meta", Static).update(describe(self.command, out))
-        body = self.body = render_chunks(out.chunks) if out.chunks else Text(" no output recorded",
-                                                                             style="italic dim")
+        body = self.body = (
+            render_chunks(out.chunks) if out.chunks else Text(" no output recorded", style="italic dim")
+        )
         self.query_one("#output-text", Static).update(body)
         # The end is what matters in an incident (the error, the last line of a running build).
         self.query_one("#output-body", VerticalScroll).scroll_end(animate=False)

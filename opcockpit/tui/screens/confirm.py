@@ -31,14 +31,23 @@ def targets_table(targets: Sequence[Target], refused: Sequence[tuple[Target, str
     for col in ("provider", "instance", "lease", "thread", "state"):
         t.add_column(col, overflow="fold", max_width=36)
     for tg in targets[:MAX_LISTED]:
-        t.add_row(tg.provider, tg.instance_id or "(none bound)", _lease_text(tg),
-                  tg.thread_id or "-", tg.seen_provider_state or "-")
+        t.add_row(
+            tg.provider,
+            tg.instance_id or "(none bound)",
+            _lease_text(tg),
+            tg.thread_id or "-",
+            tg.seen_provider_state or "-",
+        )
     if len(targets) > MAX_LISTED:
         t.add_row(Text(f"… and {len(targets) - MAX_LISTED} more", style="italic"), "", "", "", "")
     for tg, why in refused[:10]:
-        t.add_row(Text(tg.provider, style="dim"), Text(tg.instance_id or "-", style="dim"),
-                  Text(tg.lease_id or "-", style="dim"), Text(tg.thread_id or "-", style="dim"),
-                  Text(f"skipped: {why}", style="dim italic"))
+        t.add_row(
+            Text(tg.provider, style="dim"),
+            Text(tg.instance_id or "-", style="dim"),
+            Text(tg.lease_id or "-", style="dim"),
+            Text(tg.thread_id or "-", style="dim"),
+            Text(f"skipped: {why}", style="dim italic"),
+        )
     return t
 
 
@@ -83,20 +92,27 @@ class ConfirmDestroyScreen(ModalScreen[bool]):
             leaks = self.targets and all(t.is_leak for t in self.targets)
             yield Static(
                 "This deletes the leaked instance at the provider (its files are lost); its lease is "
-                "already destroyed in sandbox.db." if leaks else
-                "This deletes the instance at the provider (its files are lost) and marks the lease "
-                "destroyed in sandbox.db.", classes="dialog-note"
+                "already destroyed in sandbox.db."
+                if leaks
+                else "This deletes the instance at the provider (its files are lost) and marks the lease "
+                "destroyed in sandbox.db.",
+                classes="dialog-note",
             )
             with VerticalScroll(id="confirm-targets"):
                 yield Static(targets_table(self.targets, self.refused))
             if self.bulk:
                 yield Static(f"Type {n} to destroy all {n}:", id="confirm-prompt")
-                yield Input(id="confirm-count", placeholder="the number of targets", restrict=r"[0-9]*",
-                            max_length=7)
+                yield Input(
+                    id="confirm-count", placeholder="the number of targets", restrict=r"[0-9]*", max_length=7
+                )
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel", variant="primary")
-                yield Button(f"Destroy {n}" if self.bulk else "Destroy", id="confirm", variant="error",
-                             disabled=self.bulk or not n)
+                yield Button(
+                    f"Destroy {n}" if self.bulk else "Destroy",
+                    id="confirm",
+                    variant="error",
+                    disabled=self.bulk or not n,
+                )
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()  # k9s: a stray Enter must cancel
@@ -139,17 +155,22 @@ class AdoptScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         n = len(self.targets)
         with Vertical(id="adopt-box", classes="dialog"):
-            yield Static(f"Adopt {n} orphan{'s' if n != 1 else ''} as LEON lease{'s' if n != 1 else ''}",
-                         id="adopt-title")
+            yield Static(
+                f"Adopt {n} orphan{'s' if n != 1 else ''} as LEON lease{'s' if n != 1 else ''}",
+                id="adopt-title",
+            )
             with VerticalScroll(id="confirm-targets"):
                 yield Static(targets_table(self.targets, self.refused))
             if n == 1:
-                yield Static("Attach to thread (optional; it must have no lease). Enter adopts:",
-                             classes="dialog-note")
+                yield Static(
+                    "Attach to thread (optional; it must have no lease). Enter adopts:", classes="dialog-note"
+                )
                 yield Input(id="adopt-thread", placeholder="thread id, or empty")
             else:
-                yield Static("Several orphans: each becomes its own lease, attached to no thread.",
-                             classes="dialog-note")
+                yield Static(
+                    "Several orphans: each becomes its own lease, attached to no thread.",
+                    classes="dialog-note",
+                )
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Adopt", id="confirm", variant="warning", disabled=not n)

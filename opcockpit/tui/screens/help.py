@@ -34,11 +34,17 @@ KEYS: tuple[tuple[str, str], ...] = (
 
 # Listed after the filter syntax (the key list above already fills a 100x30 help box).
 ALERT_KEYS: tuple[tuple[str, str], ...] = (
-    ("A  M  U", "ack (comment) · mute (30m, 2h, until resolved) · unmute. They write the cockpit's "
-                "own ledger, never the platform: allowed in read-only mode"),
+    (
+        "A  M  U",
+        "ack (comment) · mute (30m, 2h, until resolved) · unmute. They write the cockpit's "
+        "own ledger, never the platform: allowed in read-only mode",
+    ),
     ("h  o", "history of episodes · overview: runs by status, stuck runs, top errors, providers"),
-    ("Enter", "alert detail; on an evidence row: jump to it (lease -> Ground truth, orphan -> "
-              "Orphans, run/thread -> thread detail); on a stuck run: its thread detail"),
+    (
+        "Enter",
+        "alert detail; on an evidence row: jump to it (lease -> Ground truth, orphan -> "
+        "Orphans, run/thread -> thread detail); on a stuck run: its thread detail",
+    ),
 )
 
 FILTERS: tuple[tuple[str, str], ...] = (

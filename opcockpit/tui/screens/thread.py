@@ -67,8 +67,17 @@ def _one_line(cell: str | Text) -> Text:
 
 
 def _table(title: str, columns: Sequence[str]) -> Table:
-    t = _DetailTable(title=title, title_justify="left", title_style="bold", expand=False, box=None,
-                     show_edge=False, pad_edge=False, collapse_padding=True, header_style="bold dim")
+    t = _DetailTable(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        expand=False,
+        box=None,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+        header_style="bold dim",
+    )
     for c in columns:
         t.add_column(c, no_wrap=c not in MAX_WIDTH, overflow="ellipsis", max_width=MAX_WIDTH.get(c))
     t.free = frozenset(i for i, c in enumerate(columns) if c in MAX_WIDTH)
@@ -84,9 +93,11 @@ def summary(row: GroundTruthRow) -> Text:
     t = Text(no_wrap=False)
     t.append(f"{GLYPH.get(row.convergence, '?')} {row.convergence.value}", style="bold")
     t.append(f"  lease {row.lease_id}  provider {row.provider}  instance {row.instance_id or '-'}\n")
-    t.append(f"desired {row.desired_state}  observed {row.observed_state}  "
-             f"provider {row.provider_state or '-'}  status {row.lease_status or '-'}  v{row.version}"
-             f"{'  needs_refresh' if row.needs_refresh else ''}\n")
+    t.append(
+        f"desired {row.desired_state}  observed {row.observed_state}  "
+        f"provider {row.provider_state or '-'}  status {row.lease_status or '-'}  v{row.version}"
+        f"{'  needs_refresh' if row.needs_refresh else ''}\n"
+    )
     t.append(f"why: {row.reason}")
     if row.last_error and row.last_error not in row.reason:
         t.append(f"\nlast_error: {row.last_error}", style="red")
@@ -112,40 +123,66 @@ def render_sections(d: ThreadDetail) -> list[tuple[str, RenderableType]]:
     def terminals() -> Table:
         # The ▸ marker carries the active terminal at a glance; the full role comes last so it does
         # not push the timestamps off an 80-100 column screen.
-        t = _table("Terminals (▸ active)", ["terminal", "lease", "cwd", "state v", "created", "updated",
-                                             "pointer"])
+        t = _table(
+            "Terminals (▸ active)", ["terminal", "lease", "cwd", "state v", "created", "updated", "pointer"]
+        )
         for r in d.terminals:
             role = pointer_role(d, r.terminal_id)
             active = role.startswith("active")
-            t.add_row(("▸ " if active else "  ") + r.terminal_id, r.lease_id, r.cwd, str(r.state_version),
-                      ts(r.created_at), ts(r.updated_at), role, style="bold" if active else "")
+            t.add_row(
+                ("▸ " if active else "  ") + r.terminal_id,
+                r.lease_id,
+                r.cwd,
+                str(r.state_version),
+                ts(r.created_at),
+                ts(r.updated_at),
+                role,
+                style="bold" if active else "",
+            )
         if d.terminals and d.pointer is None and "terminals" not in d.errors:
             t.caption, t.caption_justify = "no thread_terminal_pointers row for this thread", "left"
         return t if d.terminals else _empty(t, "no terminals")
 
     def sessions() -> Table:
-        t = _table("Chat sessions", ["session", "status", "terminal", "started", "last active", "ended",
-                                     "close reason"])
+        t = _table(
+            "Chat sessions",
+            ["session", "status", "terminal", "started", "last active", "ended", "close reason"],
+        )
         for s in d.sessions:
             style = "" if s.is_live else "dim"
-            t.add_row(s.chat_session_id, Text(s.status, style="red" if s.status == "failed" else style),
-                      s.terminal_id, ts(s.started_at), ts(s.last_active_at), ts(s.ended_at),
-                      s.close_reason or "", style=style)
+            t.add_row(
+                s.chat_session_id,
+                Text(s.status, style="red" if s.status == "failed" else style),
+                s.terminal_id,
+                ts(s.started_at),
+                ts(s.last_active_at),
+                ts(s.ended_at),
+                s.close_reason or "",
+                style=style,
+            )
         return t if d.sessions else _empty(t, "no chat sessions")
 
     def lease() -> Table:
-        t = _table("Lease and instance history", ["instance", "status", "provider session", "created",
-                                                  "last seen"])
+        t = _table(
+            "Lease and instance history", ["instance", "status", "provider session", "created", "last seen"]
+        )
         lr = d.lease
         if lr is not None:
-            t.caption = (f"lease {lr.lease_id}: desired {lr.desired_state}, observed {lr.observed_state}, "
-                         f"status {lr.status or '-'}, v{lr.version}, current {lr.current_instance_id or '-'}"
-                         f"{volume_line(d)}")
+            t.caption = (
+                f"lease {lr.lease_id}: desired {lr.desired_state}, observed {lr.observed_state}, "
+                f"status {lr.status or '-'}, v{lr.version}, current {lr.current_instance_id or '-'}"
+                f"{volume_line(d)}"
+            )
             t.caption_justify = "left"
         for i in d.instances:
             current = lr is not None and i.instance_id == lr.current_instance_id
-            t.add_row(("● " if current else "  ") + i.instance_id, i.status or "-",
-                      i.provider_session_id or "-", ts(i.created_at), ts(i.last_seen_at))
+            t.add_row(
+                ("● " if current else "  ") + i.instance_id,
+                i.status or "-",
+                i.provider_session_id or "-",
+                ts(i.created_at),
+                ts(i.last_seen_at),
+            )
         return t if d.instances else _empty(t, "no instance history")
 
     def lease_events() -> Table:
@@ -166,8 +203,15 @@ def render_sections(d: ThreadDetail) -> list[tuple[str, RenderableType]]:
         for r in d.runs:
             style = {"error": "red", "running": "cyan", "cancelled": "yellow"}.get(r.status, "")
             mark = "▶ " if r.run_id == d.run_id else "  "
-            t.add_row(mark + r.run_id, Text(r.status, style=style), str(r.event_count),
-                      f"{r.first_seq}-{r.last_seq}", ts(r.started_at), ts(r.last_event_at), r.error or "")
+            t.add_row(
+                mark + r.run_id,
+                Text(r.status, style=style),
+                str(r.event_count),
+                f"{r.first_seq}-{r.last_seq}",
+                ts(r.started_at),
+                ts(r.last_event_at),
+                r.error or "",
+            )
         return t if d.runs else _empty(t, "no runs")
 
     return [
@@ -184,8 +228,11 @@ def pointer_role(d: ThreadDetail, terminal_id: str) -> str:
     p = d.pointer
     if p is None:
         return ""
-    roles = [name for name, tid in (("active", p.active_terminal_id), ("default", p.default_terminal_id))
-             if tid == terminal_id]
+    roles = [
+        name
+        for name, tid in (("active", p.active_terminal_id), ("default", p.default_terminal_id))
+        if tid == terminal_id
+    ]
     return "+".join(roles)
 
 
@@ -205,8 +252,13 @@ COMMAND_COLUMNS = ("time", "status", "exit", "command", "cwd")
 
 def command_cells(c: TerminalCommandRecord) -> tuple[Text, ...]:
     bad = c.exit_code not in (None, 0) or c.status in ("failed", "error")
-    cells = (ts(c.created_at), c.status, "" if c.exit_code is None else str(c.exit_code),
-             _clip(c.command_line, MAX_WIDTH["command"]), _clip(c.cwd, MAX_WIDTH["cwd"]))
+    cells = (
+        ts(c.created_at),
+        c.status,
+        "" if c.exit_code is None else str(c.exit_code),
+        _clip(c.command_line, MAX_WIDTH["command"]),
+        _clip(c.cwd, MAX_WIDTH["cwd"]),
+    )
     return tuple(Text(v, style="red" if bad and i == 1 else "") for i, v in enumerate(cells))
 
 
@@ -221,8 +273,13 @@ def render_run_events(events: Sequence[RunEventRecord], run_id: str | None, foll
     t = _table(title, ["seq", "time", "run", "type", "data"])
     for e in list(events)[-RUN_EVENTS_SHOWN:]:
         style = {"error": "red", "run_start": "bold", "run_done": "bold"}.get(e.event_type, "")
-        t.add_row(str(e.seq), ts(e.created_at), e.run_id[:12], Text(e.event_type, style=style),
-                  e.data.replace("\n", " ")[:160])
+        t.add_row(
+            str(e.seq),
+            ts(e.created_at),
+            e.run_id[:12],
+            Text(e.event_type, style=style),
+            e.data.replace("\n", " ")[:160],
+        )
     return t if events else _empty(t, "no run events")
 
 
@@ -259,8 +316,9 @@ class ThreadDetailScreen(Screen[None]):
             yield Static(self._summary_shown, id="sec-summary")
             for sec in ("sec-terminals", "sec-sessions", "sec-lease", "sec-lease-events", "sec-commands"):
                 yield Static("", id=sec, classes="detail-section")
-            table: DataTable[Text] = DataTable(id="commands-table", cursor_type="row", zebra_stripes=False,
-                                               show_cursor=True)
+            table: DataTable[Text] = DataTable(
+                id="commands-table", cursor_type="row", zebra_stripes=False, show_cursor=True
+            )
             table.add_columns(*COMMAND_COLUMNS)
             yield table
             for sec in ("sec-runs", "sec-run-events"):
@@ -274,14 +332,16 @@ class ThreadDetailScreen(Screen[None]):
     @work(exclusive=True, group="thread-detail", exit_on_error=False)
     async def load(self) -> None:
         if self.details is None:
-            detail = ThreadDetail(self.row.thread_id, self.row.lease_id,
-                                  errors={"sandbox.db": "no detail source configured"})
+            detail = ThreadDetail(
+                self.row.thread_id, self.row.lease_id, errors={"sandbox.db": "no detail source configured"}
+            )
         else:
             try:
                 detail = await self.details.thread_detail(self.row.thread_id, self.row.lease_id)
             except Exception as exc:
-                detail = ThreadDetail(self.row.thread_id, self.row.lease_id,
-                                      errors={"sandbox.db": one_line(exc)})
+                detail = ThreadDetail(
+                    self.row.thread_id, self.row.lease_id, errors={"sandbox.db": one_line(exc)}
+                )
         self.show(detail)
 
     def show(self, detail: ThreadDetail) -> None:
@@ -290,7 +350,8 @@ class ThreadDetailScreen(Screen[None]):
             self.query_one(f"#{sec_id}", Static).update(renderable)
         if "sandbox.db" in detail.errors:
             self.query_one("#sec-terminals", Static).update(
-                Text(f" ✗ sandbox.db: {detail.errors['sandbox.db']}", style="bold red"))
+                Text(f" ✗ sandbox.db: {detail.errors['sandbox.db']}", style="bold red")
+            )
         self._show_commands(detail.commands)
         self.run_id = detail.run_id
         self.run_events = list(detail.run_events)
@@ -312,8 +373,11 @@ class ThreadDetailScreen(Screen[None]):
         neither flickers nor moves the body's scroll position."""
         if row is None:
             text = summary(self.row)
-            text.append("\n⚠ this lease is not in the latest picture (deleted from sandbox.db?); "
-                        "showing its last known state", style="bold yellow")
+            text.append(
+                "\n⚠ this lease is not in the latest picture (deleted from sandbox.db?); "
+                "showing its last known state",
+                style="bold yellow",
+            )
         else:
             self.row = row
             text = summary(row)
@@ -345,7 +409,8 @@ class ThreadDetailScreen(Screen[None]):
 
     def _show_run_events(self) -> None:
         self.query_one("#sec-run-events", Static).update(
-            render_run_events(self.run_events, self.run_id, self.following))
+            render_run_events(self.run_events, self.run_id, self.following)
+        )
 
     def action_toggle_follow(self) -> None:
         self.following = not self.following

@@ -142,14 +142,28 @@ def history_summary_width(width: int) -> int:
 
 
 def active_cells(a: Alert, now: datetime) -> tuple[Any, ...]:
-    return (_sev(a, now), a.id, a.rule, a.summary, bucket_age((now - a.fired_at).total_seconds()),
-            mute_text(a, now))
+    return (
+        _sev(a, now),
+        a.id,
+        a.rule,
+        a.summary,
+        bucket_age((now - a.fired_at).total_seconds()),
+        mute_text(a, now),
+    )
 
 
 def history_cells(a: Alert, now: datetime) -> tuple[Any, ...]:
     end = a.resolved_at or now
-    return (_sev(a, now), a.id, a.state, a.rule, a.summary, a.fired_at,
-            bucket_age((end - a.fired_at).total_seconds()), mute_text(a, now))
+    return (
+        _sev(a, now),
+        a.id,
+        a.state,
+        a.rule,
+        a.summary,
+        a.fired_at,
+        bucket_age((end - a.fired_at).total_seconds()),
+        mute_text(a, now),
+    )
 
 
 def jump_target(ev: Evidence) -> str:
@@ -212,10 +226,20 @@ class AlertsView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(id="alerts-bar")
         with ContentSwitcher(initial="alerts-table", id="alerts-switch"):
-            yield KeyedTable(active_columns(), markable=False, row_tag=_alert_tag, id="alerts-table",
-                             empty_text="no alerts firing")
-            yield KeyedTable(history_columns(), markable=False, row_tag=_history_tag, id="alerts-history",
-                             empty_text="no alert history")
+            yield KeyedTable(
+                active_columns(),
+                markable=False,
+                row_tag=_alert_tag,
+                id="alerts-table",
+                empty_text="no alerts firing",
+            )
+            yield KeyedTable(
+                history_columns(),
+                markable=False,
+                row_tag=_history_tag,
+                id="alerts-history",
+                empty_text="no alert history",
+            )
             yield OverviewPanel(id="alerts-overview")
         yield Static(OFF_TEXT, id="alerts-off")
 
@@ -334,13 +358,19 @@ class AlertsView(Vertical):
                 crit = any(a.severity is Severity.CRITICAL for a in new)
                 head = "; ".join(f"#{a.id} {a.summary}" for a in new[:3])
                 more = f" (+{len(new) - 3} more)" if len(new) > 3 else ""
-                self.app.notify(f"⚠ new alert: {head}{more}", severity="error" if crit else "warning",
-                                markup=False, timeout=8)
+                self.app.notify(
+                    f"⚠ new alert: {head}{more}",
+                    severity="error" if crit else "warning",
+                    markup=False,
+                    timeout=8,
+                )
         for d in rnd.notify_errors:
             self.app.notify(
                 f"alert #{d.alert_id}: {d.channel} notification to {d.target} failed"
                 f"{' (gave up)' if d.gave_up else ''}: {d.error}",
-                severity="error", markup=False, timeout=10,
+                severity="error",
+                markup=False,
+                timeout=10,
             )
         self.show_alerts()
 
@@ -488,11 +518,17 @@ class AlertsView(Vertical):
                 return
             duration, comment = answer
             if duration is None:
-                self.run_action(lambda: al.mute(alert.id, until_resolved=True, comment=comment),
-                                f"#{alert.id} muted until resolved", after)
+                self.run_action(
+                    lambda: al.mute(alert.id, until_resolved=True, comment=comment),
+                    f"#{alert.id} muted until resolved",
+                    after,
+                )
             else:
-                self.run_action(lambda: al.mute(alert.id, duration=duration, comment=comment),
-                                f"#{alert.id} muted for {fmt_age(duration.total_seconds())}", after)
+                self.run_action(
+                    lambda: al.mute(alert.id, duration=duration, comment=comment),
+                    f"#{alert.id} muted for {fmt_age(duration.total_seconds())}",
+                    after,
+                )
 
         self.app.push_screen(MutePrompt(alert, al.who), done)
 
@@ -502,8 +538,9 @@ class AlertsView(Vertical):
             self.run_action(lambda: al.unmute(alert.id), f"#{alert.id} unmuted", after)
 
     @work(group="alert-action", exit_on_error=False)
-    async def run_action(self, fn: Callable[[], Alert], done_text: str,
-                         after: Callable[[Alert], None] | None = None) -> None:
+    async def run_action(
+        self, fn: Callable[[], Alert], done_text: str, after: Callable[[Alert], None] | None = None
+    ) -> None:
         """A ledger write in a thread (sqlite may wait on a cron run's lock), then re-show."""
         try:
             alert = await asyncio.to_thread(fn)
@@ -591,8 +628,11 @@ class AlertsView(Vertical):
             (r for r in rows if thread_id in r.thread_ids), None
         )
         if row is None:
-            app.notify(f"thread {thread_id} is bound to no lease in the current picture",
-                       severity="warning", markup=False)
+            app.notify(
+                f"thread {thread_id} is bound to no lease in the current picture",
+                severity="warning",
+                markup=False,
+            )
             return
         app.open_lease(row.lease_id)
 
@@ -603,8 +643,9 @@ class AlertsView(Vertical):
         elif tries > 0:  # the events tab loads on activation: look again shortly
             self.set_timer(0.1, lambda: self._focus_event(event_id, tries - 1))
         else:
-            self.app.notify(f"provider event {event_id} is not in the loaded range", severity="warning",
-                            markup=False)
+            self.app.notify(
+                f"provider event {event_id} is not in the loaded range", severity="warning", markup=False
+            )
 
     def on_overview_panel_open_thread(self, event: OverviewPanel.OpenThread) -> None:
         event.stop()

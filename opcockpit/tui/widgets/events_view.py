@@ -68,8 +68,10 @@ def render_lease_events(
     if event is None:
         return Text(" select an event to see the lease transitions around it", style="italic dim")
     if event.matched_lease_id is None:
-        return Text(f" event {event.event_id} matched no lease (an orphan's or a foreign instance's event)",
-                    style="italic")
+        return Text(
+            f" event {event.event_id} matched no lease (an orphan's or a foreign instance's event)",
+            style="italic",
+        )
     if error:
         return Text(f" lease_events unavailable: {error}", style="bold red")
     if lease_events is None:
@@ -149,8 +151,12 @@ class ProviderEventsView(Vertical):
     class RangeChanged(Message):
         """The time range changed: the app re-queries provider_events."""
 
-    def load(self, events: Sequence[ProviderEventRecord], lease_threads: Mapping[str, str | None],
-             error: str | None = None) -> None:
+    def load(
+        self,
+        events: Sequence[ProviderEventRecord],
+        lease_threads: Mapping[str, str | None],
+        error: str | None = None,
+    ) -> None:
         self.load_error = error
         self._show_range()
         if error is not None:

@@ -25,8 +25,13 @@ from opcockpit.tui.widgets.keyed_table import Column, KeyedTable
 __all__ = ["OverviewPanel", "error_cells", "flex_columns", "provider_cells", "runs_line", "stuck_cells"]
 
 RUN_GLYPH = {"stuck": "⧗", "running": "▶", "completed": "✓", "error": "✗", "cancelled": "⊘"}
-RUN_STYLE = {"stuck": "bold yellow", "running": "cyan", "completed": "green", "error": "bold red",
-             "cancelled": "dim"}
+RUN_STYLE = {
+    "stuck": "bold yellow",
+    "running": "cyan",
+    "completed": "green",
+    "error": "bold red",
+    "cancelled": "dim",
+}
 _ORDER = ("stuck", "running", "error", "cancelled", "completed")  # what needs eyes first
 
 
@@ -39,7 +44,8 @@ def flex_columns(
     fixed = 1 + sum(c.width + 1 for c in columns if c.key != key) + 2
     return [
         Column(c.key, c.label, max(minimum, width - fixed), c.align, c.format, c.sort_key, c.flash)
-        if c.key == key else c
+        if c.key == key
+        else c
         for c in columns
     ]
 
@@ -140,14 +146,26 @@ class OverviewPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(runs_line(None), id="ov-runs")
         yield Static(" Stuck runs (Enter: thread detail)", id="ov-stuck-label", classes="ov-label")
-        yield KeyedTable(STUCK_COLUMNS, markable=False, empty_text="no stuck runs", id="ov-stuck",
-                         flash_seconds=0)
+        yield KeyedTable(
+            STUCK_COLUMNS, markable=False, empty_text="no stuck runs", id="ov-stuck", flash_seconds=0
+        )
         yield Static(" Top errors (Enter: thread of the newest)", id="ov-errors-label", classes="ov-label")
-        yield KeyedTable(ERROR_COLUMNS, markable=False, empty_text="no errors in the window", id="ov-errors",
-                         flash_seconds=0)
+        yield KeyedTable(
+            ERROR_COLUMNS,
+            markable=False,
+            empty_text="no errors in the window",
+            id="ov-errors",
+            flash_seconds=0,
+        )
         yield Static(" Providers (Enter: their leases in Ground truth)", classes="ov-label")
-        yield KeyedTable(PROVIDER_COLUMNS, markable=False, row_tag=_provider_tag, empty_text="no providers",
-                         id="ov-providers", flash_seconds=0)
+        yield KeyedTable(
+            PROVIDER_COLUMNS,
+            markable=False,
+            row_tag=_provider_tag,
+            empty_text="no providers",
+            id="ov-providers",
+            flash_seconds=0,
+        )
 
     def on_mount(self) -> None:
         self.stuck_table.sort_by("idle", reverse=True)
@@ -217,4 +235,3 @@ class OverviewPanel(Vertical):
                 self.post_message(self.OpenThread(group.thread_ids[0], run))
         else:
             self.post_message(self.ShowProvider(event.key))
-
