@@ -307,13 +307,21 @@ class DaytonaDouble(FakeProvider):
                 return self._not_found(id_or_name)
             return Response(200, self.render(inst))
 
+    def _idle(self, id_or_name: str) -> FakeInstance | Response:
+        """The instance a state change may start on, or the 404 / 409 the real API answers instead.
+        Call with the lock held."""
+        inst = self._live(id_or_name)
+        if inst is None:
+            return self._not_found(id_or_name)
+        if inst.pending:
+            return self._error(409, "Sandbox state change in progress")
+        return inst
+
     def _stop(self, request: Request, id_or_name: str) -> Response:
         with self.lock:
-            inst = self._live(id_or_name)
-            if inst is None:
-                return self._not_found(id_or_name)
-            if inst.pending:
-                return self._error(409, "Sandbox state change in progress")
+            inst = self._idle(id_or_name)
+            if isinstance(inst, Response):
+                return inst
             if inst.state not in ("started", "paused"):
                 return self._error(400, "Sandbox is not in a stoppable state")
             self._begin(inst, "stopping", "stopped")
@@ -321,11 +329,9 @@ class DaytonaDouble(FakeProvider):
 
     def _start(self, request: Request, id_or_name: str) -> Response:
         with self.lock:
-            inst = self._live(id_or_name)
-            if inst is None:
-                return self._not_found(id_or_name)
-            if inst.pending:
-                return self._error(409, "Sandbox state change in progress")
+            inst = self._idle(id_or_name)
+            if isinstance(inst, Response):
+                return inst
             if inst.state == "started":
                 return Response(200, self.render(inst))
             if inst.state == "paused":
@@ -342,11 +348,9 @@ class DaytonaDouble(FakeProvider):
 
     def _pause(self, request: Request, id_or_name: str) -> Response:
         with self.lock:
-            inst = self._live(id_or_name)
-            if inst is None:
-                return self._not_found(id_or_name)
-            if inst.pending:
-                return self._error(409, "Sandbox state change in progress")
+            inst = self._idle(id_or_name)
+            if isinstance(inst, Response):
+                return inst
             if inst.extra.get("sandbox_class", self.sandbox_class) not in PAUSE_CAPABLE_CLASSES:
                 return self._error(422, "Pausing is not supported for this sandbox")
             if inst.state != "started":
@@ -356,10 +360,8 @@ class DaytonaDouble(FakeProvider):
 
     def _delete(self, request: Request, id_or_name: str) -> Response:
         with self.lock:
-            inst = self._live(id_or_name)
-            if inst is None:
-                return self._not_found(id_or_name)
-            if inst.pending:
-                return self._error(409, "Sandbox state change in progress")
+            inst = self._idle(id_or_name)
+            if isinstance(inst, Response):
+                return inst
             self._begin(inst, "destroying", "__gone__")
             return Response(200, self.render(inst))
