@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from opcockpit.core.alerts import AlertsConfig
+from opcockpit.core.models import Convergence
 from tests.alerts_support import (
     T0,
     Clock,
@@ -380,6 +381,31 @@ def test_leak_destroyed_lease_with_running_instance_and_orphan_of_missing_lease(
     ghost = next(a for a in snap.active if a.key == "leak:lease-deleted00001")
     assert ("orphan", "docker/ghost") in {(e.kind, e.id) for e in ghost.evidence}
     assert "lease gone" in ghost.summary
+
+
+def test_leak_of_a_detached_destroyed_lease_is_one_leak_alert_not_also_diverged(tmp_path: Path) -> None:
+    # LEON destroyed and detached the lease, but the container labelled for it still runs:
+    # reconcile marks the row diverged; the leak rule owns the alert (through the orphan).
+    def build(conn) -> None:  # type: ignore[no-untyped-def]
+        add_lease(
+            conn,
+            L1,
+            "docker",
+            current_instance_id=None,
+            desired_state="destroyed",
+            observed_state="detached",
+            created_at=naive(T0 - timedelta(hours=1)),
+        )
+
+    db = sandbox_db(tmp_path / "sandbox.db", build)
+    clock = Clock()
+    eng = engine(tmp_path, clock, AlertsConfig(leak_for_s=0, diverged_for_s=0))
+    lst = [listing("docker", "docker", [inst("docker", "leon-0123456789ab", claimed=L1)], listed_at=T0)]
+    gt = ground_truth(db, lst, T0)
+    assert [r.convergence for r in gt.rows] == [Convergence.DIVERGED]
+    got = keys(eng.evaluate(gt))
+    assert f"leak:{L1}" in got
+    assert f"lease_diverged:{L1}" not in got
 
 
 # --------------------------------------------------------------------------- intent_failures

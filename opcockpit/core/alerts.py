@@ -29,6 +29,7 @@ from opcockpit.core.models import (
     GroundTruth,
     GroundTruthRow,
     LeaseEventRecord,
+    OrphanRow,
     ProviderEventRecord,
     ProviderStatus,
 )
@@ -259,11 +260,28 @@ def _is_leak_row(r: GroundTruthRow, cfg: AlertsConfig) -> bool:
     )
 
 
+def _leaking_orphans(gt: GroundTruth, cfg: AlertsConfig) -> list[OrphanRow]:
+    """Orphans alive at the provider whose labels name a lease (existing, moved on, or gone)."""
+    return [
+        o
+        for o in gt.orphans
+        if o.confirmed is not False
+        and o.provider_state in cfg.leak_states
+        and o.claimed_lease_id
+        and o.claim in ("lease_missing", "lease_exists", "lease_points_elsewhere")
+    ]
+
+
 def rule_lease_diverged(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
     out = []
+    # A destroyed lease that reconcile marks diverged because its labelled instance still lives is
+    # reported by the leak rule (through the orphan), not twice.
+    leaked = {o.claimed_lease_id for o in _leaking_orphans(inp.ground_truth, cfg)}
     for r in inp.ground_truth.rows:
         if r.convergence is not Convergence.DIVERGED or _is_leak_row(r, cfg):
             continue  # leaks have their own (louder) rule
+        if r.desired_state == "destroyed" and r.lease_id in leaked:
+            continue
         out.append(
             AlertCandidate(
                 rule="lease_diverged",
@@ -396,11 +414,7 @@ def rule_leak(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
             )
             provider_of[r.lease_id] = r.provider
             desired_of[r.lease_id] = r.desired_state
-    for o in gt.orphans:
-        if o.confirmed is False or o.provider_state not in cfg.leak_states or not o.claimed_lease_id:
-            continue
-        if o.claim not in ("lease_missing", "lease_exists", "lease_points_elsewhere"):
-            continue
+    for o in _leaking_orphans(gt, cfg):
         lid = o.claimed_lease_id
         found.setdefault(lid, []).append(Evidence("orphan", o.key, f"{o.provider_state}; claim {o.claim}"))
         provider_of.setdefault(lid, o.provider)
