@@ -159,6 +159,10 @@ class ProviderConfig(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0)
     max_concurrency: int = Field(default=8, ge=1, le=256)
     retries: int = Field(default=3, ge=0, le=10)
+    # A provider that hands out endless cursors must not grow the cockpit without bound: a listing
+    # past either cap fails (its rows go stale) instead of eating memory.
+    max_pages: int = Field(default=1000, ge=1, le=100_000)
+    max_instances: int = Field(default=200_000, ge=1, le=10_000_000)
     label_filter: dict[str, str] | None = None  # only list instances carrying these labels/metadata
     # Additive (config loader): a provider can be switched off without deleting its table.
     enabled: bool = True
