@@ -184,6 +184,9 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    # nan made the TUI's refresh timer spin at 100 % CPU; inf made it never fire
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not {text!r}")
     if value <= 0:
         raise argparse.ArgumentTypeError("must be > 0")
     return value
