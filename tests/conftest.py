@@ -1,1 +1,41 @@
 """Shared fixtures. Feature-specific fixtures live in tests/fixtures/ and the test modules."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixtures.podman import in_ci
+
+_podman_ran: list[str] = []
+_podman_skipped: list[str] = []
+_podman_deselected: list[str] = []
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _podman_deselected.extend(item.nodeid for item in items if item.get_closest_marker("podman"))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "podman" not in report.keywords:
+        return
+    if report.skipped:
+        _podman_skipped.append(report.nodeid)
+    elif report.when == "call":
+        _podman_ran.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI the real-engine tests are a requirement: a skip (however it came about, a marker
+    expression, a changed fixture) or none run at all when some were collected fails the run."""
+    if not in_ci() or exitstatus not in (0,):
+        return
+    collected = any(item.get_closest_marker("podman") for item in session.items)
+    if _podman_skipped or _podman_deselected or (collected and not _podman_ran):
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        msg = (
+            f"podman tests did not run in CI (skipped: {len(_podman_skipped)}, "
+            f"deselected: {len(_podman_deselected)}, ran: {len(_podman_ran)})"
+        )
+        if reporter is not None:
+            reporter.write_line(f"ERROR: {msg}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
