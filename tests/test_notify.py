@@ -136,7 +136,8 @@ def test_failures_are_recorded_returned_and_retried_in_later_rounds(tmp_path: Pa
         gave_up = [d for d in snap.deliveries if d.gave_up]
         assert len(gave_up) == 1 and eng.get(gave_up[0].alert_id).deliveries[0].status == "gave_up"
         other = ({a.id for a in snap.active} - {gave_up[0].alert_id}).pop()
-        assert eng.get(other).deliveries == ()  # still skipped while the first one was being retried
+        # still skipped while the first one was being retried: recorded as not attempted, no round used
+        assert [(d.status, d.attempts, d.rounds) for d in eng.get(other).deliveries] == [("failed", 0, 0)]
         clock.advance(60)
         snap = eng.evaluate(_gt(fleet, clock))  # round 3: the first gave up, the second gets its turn
         assert [(d.alert_id, d.attempts, d.gave_up) for d in snap.deliveries] == [(other, 2, False)]

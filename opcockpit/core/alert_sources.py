@@ -5,6 +5,7 @@ RunHealth.error) so the engine keeps the dependent alerts as they are instead of
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
@@ -77,7 +78,20 @@ async def evaluate_refresh(
     src = await gather_alert_sources(
         ground_truth, engine.config, sandbox_db=sandbox_db, events_db=events_db, now=now, local_tz=local_tz
     )
-    snap = await asyncio.to_thread(
-        engine.evaluate, ground_truth, src.run_health, src.lease_events, src.provider_events, now=now
+    work = asyncio.ensure_future(
+        asyncio.to_thread(
+            engine.evaluate, ground_truth, src.run_health, src.lease_events, src.provider_events, now=now
+        )
     )
+    try:
+        snap = await asyncio.shield(work)
+    except asyncio.CancelledError:
+        # Ctrl-C (asyncio.run cancels us) or the TUI quitting: a thread cannot be cancelled, so end
+        # its delivery round now, and let it finish before our caller closes the ledger under it
+        # (closing a sqlite connection another thread is using crashes the interpreter).
+        if engine.notifier is not None:
+            engine.notifier.cancel()
+        with contextlib.suppress(BaseException):
+            await work
+        raise
     return snap, src.run_health

@@ -446,17 +446,32 @@ class AlertStore:
         error: str | None,
         now: datetime,
         gave_up: bool = False,
+        count_round: bool = True,
     ) -> None:
+        """Upsert one channel's record. `count_round=False`: nothing was sent (the round's deadline
+        or an interrupt came first), so the record says "not delivered" without using up a round."""
         status = "ok" if ok else ("gave_up" if gave_up else "failed")
+        inc = 1 if count_round else 0
         with self.lock, self.conn:
             self.conn.execute(
                 "INSERT INTO alert_deliveries(alert_id, channel, target, status, attempts, rounds,"
-                " last_error, last_attempt_at, delivered_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)"
+                " last_error, last_attempt_at, delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(alert_id, channel) DO UPDATE SET target = excluded.target,"
-                " status = excluded.status, attempts = attempts + excluded.attempts, rounds = rounds + 1,"
+                " status = excluded.status, attempts = attempts + excluded.attempts,"
+                " rounds = rounds + excluded.rounds,"
                 " last_error = excluded.last_error, last_attempt_at = excluded.last_attempt_at,"
                 " delivered_at = excluded.delivered_at",
-                (alert_id, channel, target, status, attempts, error, _iso(now), _iso(now) if ok else None),
+                (
+                    alert_id,
+                    channel,
+                    target,
+                    status,
+                    attempts,
+                    inc,
+                    error,
+                    _iso(now),
+                    _iso(now) if ok else None,
+                ),
             )
 
     # ---------------------------------------------------------------- evaluation

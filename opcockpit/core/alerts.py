@@ -134,6 +134,10 @@ class AlertsConfig(BaseModel):
     # storage
     history_keep: int = Field(default=2000, ge=10)  # resolved alerts kept in the ledger
     # notifications on a newly firing (unmuted) alert
+    # Total wall-clock budget for one round of deliveries (all channels, retries included): a cron
+    # `snapshot --check` must not wait on a receiver that hangs; what is left over is recorded as
+    # undelivered and retried on the next evaluation.
+    notify_deadline_s: float = Field(default=5.0, gt=0, le=3600)
     webhook: WebhookConfig | None = None
     command: CommandConfig | None = None
 
