@@ -42,6 +42,11 @@ class AgentBayFaults(Faults):
     success_false: bool = False  # every action answers 200 {"Success": false, "Code": ...}
     success_false_times: int | None = None  # ... only for the next N requests
     success_false_code: str = "InternalError"
+    # Broken listings (issue 16): NextTokens that never end or loop; sessions silently dropped
+    # while TotalCount still counts them.
+    endless_cursors: bool = False  # every ListSession: the first page again + a fresh NextToken
+    cursor_loop: bool = False  # every ListSession: the first page again + the same NextToken
+    drop_every: int | None = None  # ListSession omits every Nth session of its order
 
     def clear(self) -> None:
         for name, value in AgentBayFaults().__dict__.items():
@@ -215,6 +220,13 @@ class AgentBayDouble(FakeProvider):
             return _error(400, "InvalidParameter", "Labels must be a JSON object; MaxResults an integer")
         if not isinstance(want_labels, dict) or max_results < 1:
             return _error(400, "InvalidParameter", "Labels must be a JSON object; MaxResults >= 1")
+        status = form.get("Status") or None
+        if f.endless_cursors or f.cursor_loop:
+            with self.lock:
+                matching = [self._item(i) for i in self._matching(status, want_labels)]
+            token = f"endless-{uuid.uuid4().hex}" if f.endless_cursors else "loop"
+            page_items = matching[:max_results]
+            return _ok(page_items, NextToken=token, MaxResults=max_results, TotalCount=len(matching))
         token = form.get("NextToken") or ""
         page = _decode_token(token)
         if page is None:
@@ -223,34 +235,53 @@ class AgentBayDouble(FakeProvider):
         fault = self.page_fault(page_no)
         if fault is not None:
             return fault
-        status = form.get("Status") or None
         ids = self._sorted_ids()
         items: list[dict[str, Any]] = []
         more = False
+        last = ""
+        drop = f.drop_every if f.drop_every and f.drop_every > 0 else None
         with self.lock:
-            for iid in ids[bisect.bisect_right(ids, after) if after else 0 :]:
+            start = bisect.bisect_right(ids, after) if after else 0
+            for pos, iid in enumerate(ids[start:], start):
                 inst = self.instances.get(iid)
-                if inst is None or inst.state in _RELEASED:
-                    continue
-                if status and inst.state != status:
-                    continue
-                if any(inst.labels.get(k) != str(v) for k, v in want_labels.items()):
+                if inst is None or not self._listable(inst, status, want_labels):
                     continue
                 if len(items) == max_results:
                     more = True
                     break
-                items.append(
-                    {
-                        "SessionId": inst.instance_id,
-                        "SessionStatus": inst.state,
-                        "AppInstanceId": inst.extra.get("app_instance_id", ""),
-                        "ImageId": inst.extra.get("image_id", self.image_id),
-                    }
-                )
-        next_token = _encode_token(page_no + 1, items[-1]["SessionId"]) if more and items else ""
+                last = iid
+                if drop is not None and pos % drop == drop - 1:
+                    continue  # silently dropped (fault), yet still in TotalCount
+                items.append(self._item(inst))
+            # TotalCount: every session the filters match (not the whole fleet), as of this page.
+            total = len(self._matching(status, want_labels))
+        next_token = _encode_token(page_no + 1, last) if more and last else ""
         if f.malformed_json:
             return Response(200, b'{"RequestId":"x","Success":true,"Data":[{"SessionId":"trunc')
-        return _ok(items, NextToken=next_token, MaxResults=max_results, TotalCount=len(self.instances))
+        return _ok(items, NextToken=next_token, MaxResults=max_results, TotalCount=total)
+
+    @staticmethod
+    def _listable(inst: FakeInstance, status: str | None, want_labels: dict[str, Any]) -> bool:
+        """ListSession lists unreleased sessions matching Status and every wanted label."""
+        if inst.state in _RELEASED or (status and inst.state != status):
+            return False
+        return all(inst.labels.get(k) == str(v) for k, v in want_labels.items())
+
+    def _matching(self, status: str | None, want_labels: dict[str, Any]) -> list[FakeInstance]:
+        """Sessions ListSession would list, in its order. Call with the lock held."""
+        return [
+            inst
+            for iid in self._sorted_ids()
+            if (inst := self.instances.get(iid)) is not None and self._listable(inst, status, want_labels)
+        ]
+
+    def _item(self, inst: FakeInstance) -> dict[str, Any]:
+        return {
+            "SessionId": inst.instance_id,
+            "SessionStatus": inst.state,
+            "AppInstanceId": inst.extra.get("app_instance_id", ""),
+            "ImageId": inst.extra.get("image_id", self.image_id),
+        }
 
     def _get_label(self, request: Request, form: dict[str, str]) -> Response:
         inst = self._find(form)

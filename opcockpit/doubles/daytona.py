@@ -20,10 +20,11 @@ import json
 import time
 import uuid
 from collections import deque
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from opcockpit.doubles.base import FakeInstance, FakeProvider, Request, Response, Router, iso
+from opcockpit.doubles.base import FakeInstance, FakeProvider, Faults, Request, Response, Router, iso
 
 PAUSE_CAPABLE_CLASSES = frozenset({"linux-vm", "windows"})
 
@@ -36,6 +37,21 @@ _SETTLED_DESIRED = {
     "destroyed": "destroyed",
     "__gone__": "destroyed",
 }
+
+
+@dataclass
+class DaytonaFaults(Faults):
+    """Base faults plus broken listings (issue 16). `report_total` adds the `total` field of
+    Daytona's (deprecated) paginated listing to every page, so clients can check completeness."""
+
+    endless_cursors: bool = False  # every listing page: the first page again + a fresh nextCursor
+    cursor_loop: bool = False  # every listing page: the first page again + the same nextCursor
+    drop_every: int | None = None  # listing omits every Nth sandbox of its order; `total` stays true
+    report_total: bool = False
+
+    def clear(self) -> None:
+        for name, value in DaytonaFaults().__dict__.items():
+            setattr(self, name, value)
 
 
 class DaytonaDouble(FakeProvider):
@@ -62,6 +78,7 @@ class DaytonaDouble(FakeProvider):
         self._frozen: list[dict[str, Any]] | None = None
         self._listing_cache: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         super().__init__(api_key=api_key, unix_path=unix_path)
+        self.faults: DaytonaFaults = DaytonaFaults()
 
     @property
     def api_url(self) -> str:
@@ -247,6 +264,9 @@ class DaytonaDouble(FakeProvider):
         states = {s for raw in request.query.get("states", []) for s in raw.split(",") if s}
         if "destroyed" in states:
             return self._error(400, "each value in states must be one of the following values: ...")
+        f = self.faults
+        if f.endless_cursors or f.cursor_loop:
+            return self._looping_page(limit, states, wanted, fresh=f.endless_cursors)
         page, after, listing_id = 1, None, None
         cursor = request.q("cursor")
         if cursor:
@@ -292,13 +312,33 @@ class DaytonaDouble(FakeProvider):
                 else:
                     hi = mid
             start = lo
-        chunk = items[start : start + limit]
+        window = items[start : start + limit]
         next_cursor = None
         if start + limit < len(items):
-            last = chunk[-1]
+            last = window[-1]
             raw = json.dumps({"p": page + 1, "c": last["createdAt"] or "", "i": last["id"], "l": listing_id})
             next_cursor = base64.b64encode(raw.encode()).decode()
-        return Response(200, {"items": chunk, "nextCursor": next_cursor})
+        drop = f.drop_every if f.drop_every and f.drop_every > 0 else None
+        chunk = [it for pos, it in enumerate(window, start) if drop is None or pos % drop != drop - 1]
+        body: dict[str, Any] = {"items": chunk, "nextCursor": next_cursor}
+        if f.report_total or drop is not None:
+            body["total"] = len(items)
+        return Response(200, body)
+
+    def _looping_page(self, limit: int, states: set[str], wanted: dict[str, Any], *, fresh: bool) -> Response:
+        """Faults `endless_cursors` / `cursor_loop`: the first page again, and a next cursor that
+        is new every time (endless) or always the same (loop)."""
+        items = [
+            item
+            for item in self._listed_fleet()
+            if (not states or item["state"] in states)
+            and (not wanted or all(item["labels"].get(k) == v for k, v in wanted.items()))
+        ]
+        cursor = base64.b64encode(f"endless-{uuid.uuid4().hex}".encode()).decode() if fresh else "bG9vcA=="
+        body: dict[str, Any] = {"items": items[:limit], "nextCursor": cursor}
+        if self.faults.report_total:
+            body["total"] = len(items)
+        return Response(200, body)
 
     def _get(self, request: Request, id_or_name: str) -> Response:
         with self.lock:

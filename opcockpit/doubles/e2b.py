@@ -17,11 +17,12 @@ import base64
 import bisect
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
-from opcockpit.doubles.base import FakeInstance, FakeProvider, Request, Response, Router, iso
+from opcockpit.doubles.base import FakeInstance, FakeProvider, Faults, Request, Response, Router, iso
 
 _TEAM_ID = "00000000-0000-4000-8000-00000000e2b0"
 
@@ -42,6 +43,20 @@ def _error(status: int, message: str) -> Response:
     return Response(status, {"code": status, "message": message})
 
 
+@dataclass
+class E2BFaults(Faults):
+    """Base faults plus broken listings (issue 16): cursors that never end or loop, and a listing
+    that silently drops sandboxes while `X-Total-Running` still counts them."""
+
+    endless_cursors: bool = False  # every listing page: the first page again + a fresh X-Next-Token
+    cursor_loop: bool = False  # every listing page: the first page again + the same X-Next-Token
+    drop_every: int | None = None  # listing omits every Nth sandbox of its order; totals stay true
+
+    def clear(self) -> None:
+        for name, value in E2BFaults().__dict__.items():
+            setattr(self, name, value)
+
+
 class E2BDouble(FakeProvider):
     kind = "e2b"
 
@@ -56,8 +71,8 @@ class E2BDouble(FakeProvider):
         self.template_id = template_id
         self.echo_key_on_401 = echo_key_on_401
         self._listing_cache: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
-        self._running_at_start: dict[str, int] = {}
         super().__init__(api_key=api_key, unix_path=unix_path)
+        self.faults: E2BFaults = E2BFaults()
 
     # -- hooks ---------------------------------------------------------------------------------
 
@@ -158,6 +173,10 @@ class E2BDouble(FakeProvider):
         if not 1 <= limit <= 100:
             return _error(400, "limit must be between 1 and 100")
         ascending = (request.q("order") or "desc") == "asc"
+        f = self.faults
+        if f.endless_cursors or f.cursor_loop:
+            return self._looping_page(limit, states, wanted, fresh=f.endless_cursors)
+        drop = f.drop_every if f.drop_every and f.drop_every > 0 else None
         token = request.q("nextToken")
         page, after, listing_id = 1, None, None
         if token:
@@ -185,14 +204,8 @@ class E2BDouble(FakeProvider):
                     if i.state in states and (not wanted or _labels_match(i.labels, wanted))
                 )
                 self._listing_cache[cache_key] = keys
-                # X-Total-Running: running count after filters, before paging (as of page 1).
-                self._running_at_start[listing_id] = sum(
-                    1 for _, iid in keys if self.instances[iid].state == "running"
-                )
                 while len(self._listing_cache) > 16:
-                    old_key = next(iter(self._listing_cache))
-                    self._listing_cache.pop(old_key)
-                    self._running_at_start.pop(old_key[0], None)
+                    self._listing_cache.pop(next(iter(self._listing_cache)))
             # `keys` is ascending; a descending listing walks it backwards from the cursor.
             if ascending:
                 order = range(bisect.bisect_right(keys, after) if after else 0, len(keys))
@@ -207,9 +220,11 @@ class E2BDouble(FakeProvider):
                     break
                 inst = self.instances.get(keys[pos][1])
                 if inst is not None and inst.state in states:
-                    chunk.append(self.render(inst))
                     last = keys[pos]
-            running = self._running_at_start.get(listing_id, 0)
+                    if drop is not None and pos % drop == drop - 1:
+                        continue  # silently dropped (fault), yet still counted below
+                    chunk.append(self.render(inst))
+            running = self._running_total(wanted) if "running" in states else 0
         headers: dict[str, str] = {}
         if "running" in states:
             headers["X-Total-Running"] = str(running)
@@ -218,6 +233,28 @@ class E2BDouble(FakeProvider):
                 json.dumps([page + 1, last[0], last[1], listing_id]).encode()
             ).decode()
         return Response(200, chunk, headers)
+
+    def _running_total(self, wanted: dict[str, str]) -> int:
+        """X-Total-Running: running sandboxes after filters, before paging, as of *this* request
+        (the real server counts afresh on every page). Call with the lock held."""
+        return sum(
+            1
+            for i in self.instances.values()
+            if i.state == "running" and (not wanted or _labels_match(i.labels, wanted))
+        )
+
+    def _looping_page(self, limit: int, states: set[str], wanted: dict[str, str], *, fresh: bool) -> Response:
+        """Faults `endless_cursors` / `cursor_loop`: the first page again, and a next token that is
+        new every time (endless) or always the same (loop)."""
+        with self.lock:
+            chunk = [
+                self.render(i)
+                for i in self.instances.values()
+                if i.state in states and (not wanted or _labels_match(i.labels, wanted))
+            ][:limit]
+            running = self._running_total(wanted)
+        token = f"endless-{uuid.uuid4().hex}" if fresh else "loop"
+        return Response(200, chunk, {"X-Total-Running": str(running), "X-Next-Token": token})
 
     # -- one sandbox ---------------------------------------------------------------------------
 

@@ -49,7 +49,13 @@ from opcockpit.providers.base import (
     RateLimited,
     Unavailable,
 )
-from opcockpit.providers.http import ApiClient, parse_retry_after
+from opcockpit.providers.http import (
+    DEFAULT_MAX_INSTANCES,
+    DEFAULT_MAX_PAGES,
+    ApiClient,
+    Page,
+    parse_retry_after,
+)
 
 __all__ = ["API_VERSION", "AgentBayAdapter", "NotSupported", "claimed_lease", "normal_state"]
 
@@ -148,8 +154,12 @@ class AgentBayAdapter:
         label_ttl_s: float = 300.0,
         poll_interval_s: float = 1.0,
         action_deadline_s: float = 30.0,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        max_instances: int = DEFAULT_MAX_INSTANCES,
     ) -> None:
         self.name = name
+        self.max_pages = max_pages
+        self.max_instances = max_instances
         # LEON's per-config override (`supports_pause`/`supports_resume`): pause is whitelist-only.
         self.capabilities = Capabilities(
             can_pause=supports_pause, can_resume=supports_resume, can_destroy=True, has_events=False
@@ -244,23 +254,32 @@ class AgentBayAdapter:
         form: dict[str, str] = {"MaxResults": str(self.page_size)}
         if self.label_filter:
             form["Labels"] = json.dumps(self.label_filter, sort_keys=True)
-        sessions: list[dict[str, Any]] = []
-        seen_tokens: set[str] = set()
-        while True:
+        where = "/?Action=ListSession"
+
+        async def fetch(cursor: str | None) -> Page[dict[str, Any]]:
+            if cursor:
+                form["NextToken"] = cursor
             body = await self.call("ListSession", form)
             data = body.get("Data") or []
             if not isinstance(data, list) or not all(
                 isinstance(s, dict) and isinstance(s.get("SessionId"), str) for s in data
             ):
-                raise self.api.protocol_error("POST", "/?Action=ListSession", "Data is not a session list")
-            sessions.extend(data)
+                raise self.api.protocol_error("POST", where, "Data is not a session list")
             token = body.get("NextToken") or ""
-            if not token:
-                return sessions
-            if token in seen_tokens:  # a cursor that loops would otherwise list forever
-                raise self.api.protocol_error("POST", "/?Action=ListSession", "NextToken repeats")
-            seen_tokens.add(token)
-            form["NextToken"] = str(token)
+            # TotalCount: every session the filters match (ListSession lists unreleased ones).
+            total = body.get("TotalCount")
+            if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+                total = None
+            return Page(data, str(token), total)
+
+        return await self.api.paginate(
+            "POST",
+            where,
+            fetch,
+            max_pages=self.max_pages,
+            max_instances=self.max_instances,
+            counted=lambda s: s["SessionId"],
+        )
 
     async def _cached_labels(self, session_ids: list[str]) -> dict[str, dict[str, str]]:
         now = time.monotonic()

@@ -29,7 +29,7 @@ from opcockpit.providers.base import (
     NotFound,
     ProviderEvent,
 )
-from opcockpit.providers.http import ApiClient
+from opcockpit.providers.http import DEFAULT_MAX_INSTANCES, DEFAULT_MAX_PAGES, ApiClient, Page
 from opcockpit.providers.wire import claimed_lease, number, parse_time, str_map
 
 __all__ = ["DaytonaAdapter", "normalise_state"]
@@ -91,8 +91,12 @@ class DaytonaAdapter:
         page_size: int = 100,
         pause_mode: Literal["stop", "pause"] = "stop",
         organization_id: str | None = None,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        max_instances: int = DEFAULT_MAX_INSTANCES,
     ) -> None:
         self.name = name
+        self.max_pages = max_pages
+        self.max_instances = max_instances
         self.capabilities = Capabilities(eventually_consistent_list=True)
         self.label_filter = dict(label_filter or {})
         self.page_size = max(1, min(200, page_size))
@@ -164,23 +168,32 @@ class DaytonaAdapter:
         params: dict[str, Any] = {"limit": self.page_size}
         if self.label_filter:
             params["labels"] = json.dumps(self.label_filter, separators=(",", ":"))
-        out: list[Instance] = []
-        seen: set[str] = set()
-        while True:
+
+        async def fetch(cursor: str | None) -> Page[Instance]:
+            if cursor:
+                params["cursor"] = cursor
             body = await self._api.json("GET", path, params=params)
             items = body.get("items") if isinstance(body, dict) else None
             if not isinstance(items, list):
                 raise self._api.protocol_error("GET", path, 'expected {"items": [...], "nextCursor": ...}')
-            out.extend(self._instance(item, "GET", path) for item in items)
-            cursor = body.get("nextCursor")
-            if cursor in (None, ""):
-                return out
-            if not isinstance(cursor, str):
+            next_cursor = body.get("nextCursor")
+            if next_cursor is not None and not isinstance(next_cursor, str):
                 raise self._api.protocol_error("GET", path, "nextCursor is not a string")
-            if cursor in seen:
-                raise self._api.protocol_error("GET", path, "pagination cursor repeated")
-            seen.add(cursor)
-            params["cursor"] = cursor
+            # `total`: the paginated listing's count (deprecated /sandbox/paginated; newer servers
+            # may send it on the cursor listing too). Used only when it is a plain count.
+            total = body.get("total")
+            if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+                total = None
+            return Page([self._instance(item, "GET", path) for item in items], next_cursor, total)
+
+        return await self._api.paginate(
+            "GET",
+            path,
+            fetch,
+            max_pages=self.max_pages,
+            max_instances=self.max_instances,
+            counted=lambda i: i.instance_id,
+        )
 
     async def get_instance(self, instance_id: str) -> Instance:
         path = self._path(instance_id)

@@ -41,7 +41,7 @@ from opcockpit.providers.base import (
     ProviderEvent,
     Unavailable,
 )
-from opcockpit.providers.http import ApiClient
+from opcockpit.providers.http import DEFAULT_MAX_INSTANCES, DEFAULT_MAX_PAGES, ApiClient
 
 __all__ = ["DEFAULT_LABEL_FILTER", "DockerAdapter", "UnsupportedHost", "normalise_state"]
 
@@ -136,8 +136,12 @@ class DockerAdapter:
         retries: int = 3,
         label_filter: dict[str, str] | None = None,
         events_backoff_s: tuple[float, float] = (0.2, 5.0),
+        max_pages: int = DEFAULT_MAX_PAGES,
+        max_instances: int = DEFAULT_MAX_INSTANCES,
     ) -> None:
         self.name = name
+        self.max_pages = max_pages  # the Engine API does not paginate: kept for a uniform shape
+        self.max_instances = max_instances
         self.host = host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
         if not self.host.startswith(("unix://", "tcp://", "http://")):
             raise UnsupportedHost(
@@ -243,6 +247,9 @@ class DockerAdapter:
         body = await self.client.json("GET", path, params=params)
         if not isinstance(body, list):
             raise self.client.protocol_error("GET", path, f"expected a JSON array, got {type(body).__name__}")
+        if len(body) > self.max_instances:
+            detail = f"listing exceeded max_instances={self.max_instances} ({len(body)} after 1 pages)"
+            raise self.client.protocol_error("GET", path, detail)
         return [self._from_summary(item) for item in body]
 
     async def _inspect(self, ref: str) -> Instance | None:

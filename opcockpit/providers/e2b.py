@@ -26,7 +26,7 @@ from opcockpit.providers.base import (
     ProtocolError,
     ProviderEvent,
 )
-from opcockpit.providers.http import ApiClient
+from opcockpit.providers.http import DEFAULT_MAX_INSTANCES, DEFAULT_MAX_PAGES, ApiClient, Page
 from opcockpit.providers.wire import claimed_lease, number, parse_time, str_map
 
 __all__ = ["E2BAdapter"]
@@ -61,8 +61,12 @@ class E2BAdapter:
         page_size: int = 100,
         resume_timeout_s: int = 300,
         events_poll_s: float = 2.0,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        max_instances: int = DEFAULT_MAX_INSTANCES,
     ) -> None:
         self.name = name
+        self.max_pages = max_pages
+        self.max_instances = max_instances
         self.capabilities = Capabilities(has_events=True)
         self.label_filter = dict(label_filter or {})
         self.page_size = max(1, min(100, page_size))
@@ -121,23 +125,44 @@ class E2BAdapter:
         params: dict[str, Any] = {"state": "running,paused", "limit": self.page_size}
         if self.label_filter:
             params["metadata"] = _metadata_query(self.label_filter)
-        out: list[Instance] = []
-        seen_tokens: set[str] = set()
-        while True:
+
+        async def fetch(cursor: str | None) -> Page[Instance]:
+            if cursor:
+                params["nextToken"] = cursor
             response = await self._api.request("GET", path, params=params)
             body = self._api.decode("GET", path, response)
             if not isinstance(body, list):
                 raise self._api.protocol_error(
                     "GET", path, f"expected a JSON array, got {type(body).__name__}"
                 )
-            out.extend(self._instance(item, "GET", path) for item in body)
-            token = response.headers.get("X-Next-Token")
-            if not token:
-                return out
-            if token in seen_tokens:  # a looping cursor would otherwise list forever
-                raise self._api.protocol_error("GET", path, "pagination token repeated")
-            seen_tokens.add(token)
-            params["nextToken"] = token
+            return Page(
+                [self._instance(item, "GET", path) for item in body],
+                cursor=response.headers.get("X-Next-Token"),
+                total=self._total_running(response, path),
+            )
+
+        return await self._api.paginate(
+            "GET",
+            path,
+            fetch,
+            max_pages=self.max_pages,
+            max_instances=self.max_instances,
+            # X-Total-Running counts running sandboxes only (after filters, before paging).
+            counted=lambda i: i.instance_id if i.state is NormalState.RUNNING else None,
+            what="running sandboxes",
+        )
+
+    def _total_running(self, response: Any, path: str) -> int | None:
+        raw = response.headers.get("X-Total-Running")
+        if raw is None:
+            return None
+        try:
+            total = int(raw)
+        except ValueError:
+            total = -1
+        if total < 0:
+            raise self._api.protocol_error("GET", path, f"X-Total-Running is not a count: {raw[:40]!r}")
+        return total
 
     async def get_instance(self, instance_id: str) -> Instance:
         path = f"/sandboxes/{quote(instance_id, safe='')}"

@@ -8,7 +8,11 @@ One `ApiClient` per configured provider gives the adapters:
   every sleep capped so a listing can never hang for long,
 - a request counter (`request_count`, every HTTP attempt counts),
 - mapping of failures to the typed errors of `providers.base`, with one-line messages that name
-  provider, method, path, status and the provider's own message, and never a secret.
+  provider, method, path, status and the provider's own message, and never a secret,
+- `paginate`: the one paging loop of every adapter, bounded in pages and instances (a provider
+  handing out endless cursors must not grow the cockpit without limit), refusing a repeated
+  cursor, and checking the listing against the provider's own total where it reports one (a
+  listing that silently comes up short must fail, not show instances as gone).
 
 Secrets (API keys) travel only in headers or form bodies. As a second line of defence every
 message is passed through `redact`, which scrubs the known secrets and anything that looks like
@@ -24,9 +28,10 @@ import json as jsonlib
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -41,8 +46,11 @@ from opcockpit.providers.base import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_INSTANCES",
+    "DEFAULT_MAX_PAGES",
     "RETRY_STATUSES",
     "ApiClient",
+    "Page",
     "error_class_for_status",
     "parse_retry_after",
     "redact",
@@ -51,6 +59,22 @@ __all__ = [
 RETRY_STATUSES: frozenset[int] = frozenset({429, 502, 503, 504})
 
 _MAX_MESSAGE = 300  # provider message is cut to this many characters
+
+# Per-listing caps; the same defaults as ProviderConfig.max_pages / max_instances.
+DEFAULT_MAX_PAGES = 1000
+DEFAULT_MAX_INSTANCES = 200_000
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing as an adapter decoded it."""
+
+    items: Sequence[T]
+    cursor: str | None = None  # where the next page starts; None or "" = this was the last page
+    total: int | None = None  # the provider's own count of what the whole listing holds, if any
+
 
 # Credential-looking fragments scrubbed even when we were not told the secret.
 _CREDENTIAL_PATTERNS = (
@@ -345,6 +369,71 @@ class ApiClient:
             retry=retry,
         )
         return self.decode(method, path, response)
+
+    async def paginate(
+        self,
+        method: str,
+        path: str,
+        fetch: Callable[[str | None], Awaitable[Page[T]]],
+        *,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        max_instances: int = DEFAULT_MAX_INSTANCES,
+        counted: Callable[[T], str | None] | None = None,
+        what: str = "instances",
+    ) -> list[T]:
+        """Every page of one listing: `fetch(None)`, then `fetch(cursor)` while a cursor comes back.
+
+        Fails the whole listing with ProtocolError (never a short list) when the provider hands
+        out more than `max_pages` pages or `max_instances` items, repeats a cursor, or lists fewer
+        than its own total. `counted(item)` names the items the totals count (their id, or None
+        for items outside the total, e.g. E2B's paused sandboxes); default: every item.
+
+        Totals are compared with the *smallest* one reported: each page's total is right for its
+        own moment, so an instance killed after page 1 lowers the later ones, and one created
+        after page 1 (behind the cursor) only raises them. A kill and a create between the same
+        two pages can still make an honest listing look short: it then fails one refresh.
+        """
+        items: list[T] = []
+        seen: set[str] = set()
+        smallest_total: int | None = None
+        cursor: str | None = None
+        pages = 0
+        while True:
+            page = await fetch(cursor)
+            pages += 1
+            items.extend(page.items)
+            if len(items) > max_instances:
+                raise self.protocol_error(
+                    method,
+                    path,
+                    f"listing exceeded max_instances={max_instances} ({len(items)} after {pages} pages)",
+                )
+            if page.total is not None and (smallest_total is None or page.total < smallest_total):
+                smallest_total = page.total
+            cursor = page.cursor
+            if not cursor:
+                break
+            if cursor in seen:  # a looping cursor would otherwise list forever
+                raise self.protocol_error(method, path, f"pagination cursor repeated after page {pages}")
+            if pages >= max_pages:
+                raise self.protocol_error(
+                    method,
+                    path,
+                    f"listing exceeded max_pages={max_pages} (the provider still hands out a next cursor)",
+                )
+            seen.add(cursor)
+        if smallest_total is not None:
+            if counted is None:
+                listed = len(items)
+            else:
+                listed = len({key for key in map(counted, items) if key is not None})
+            if listed < smallest_total:
+                raise self.protocol_error(
+                    method,
+                    path,
+                    f"incomplete listing: the provider counts {smallest_total} {what} but listed {listed}",
+                )
+        return items
 
     def decode(self, method: str, path: str, response: httpx.Response) -> Any:
         try:

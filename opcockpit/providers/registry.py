@@ -54,6 +54,9 @@ def build_adapter(cfg: ProviderConfig) -> ProviderAdapter:
         "max_concurrency": cfg.max_concurrency,
         "retries": cfg.retries,
         "label_filter": cfg.label_filter,
+        # Bounds on one listing (issue 16): past either, the listing fails and its rows go stale.
+        "max_pages": cfg.max_pages,
+        "max_instances": cfg.max_instances,
     }
     if cfg.kind == "docker":
         host = cfg.host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
