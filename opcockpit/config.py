@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 
-from opcockpit.core.alerts import AlertsConfig
+from opcockpit.core.alerts import DAY_S, STRICT, AlertsConfig
 
 ProviderKind = Literal["docker", "e2b", "daytona", "agentbay", "local"]
 KINDS: tuple[str, ...] = ("docker", "e2b", "daytona", "agentbay", "local")
@@ -144,7 +144,7 @@ def docker_host_problem(host: str) -> str | None:
 class ProviderConfig(BaseModel):
     """One configured provider. `name` is what appears in `sandbox_leases.provider_name`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     name: str
     kind: ProviderKind
@@ -156,7 +156,7 @@ class ProviderConfig(BaseModel):
     api_key_env: str | None = None
     api_key: SecretStr | None = None
     region: str | None = None  # agentbay
-    timeout_s: float = Field(default=10.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0, le=DAY_S)
     max_concurrency: int = Field(default=8, ge=1, le=256)
     retries: int = Field(default=3, ge=0, le=10)
     # A provider that hands out endless cursors must not grow the cockpit without bound: a listing
@@ -204,21 +204,21 @@ class ProviderConfig(BaseModel):
 
 
 class SourcesConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     sandbox_db: Path
     events_db: Path | None = None
 
 
 class CockpitConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     sources: SourcesConfig
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
-    refresh_s: float = Field(default=2.0, ge=0.5)
+    refresh_s: float = Field(default=2.0, ge=0.5, le=DAY_S)
     read_only: bool = False
     # Additive: wall-clock budget for listing one provider (all pages, retries included).
-    list_timeout_s: float = Field(default=20.0, gt=0)
+    list_timeout_s: float = Field(default=20.0, gt=0, le=DAY_S)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
 
@@ -517,6 +517,7 @@ def load_config(
     for key, value in t_sources.items():
         sources[key] = os.path.expanduser(value) if isinstance(value, str) else value
         origins[f"sources.{key}"] = toml_origin
+    file_sources = dict(sources)  # before the flags: a bad value in the file is still reported
     if db is not None:
         sources["sandbox_db"], origins["sources.sandbox_db"] = str(db), "--db flag"
     if events_db is not None:
@@ -577,6 +578,7 @@ def load_config(
             origin = origins.get(loc) or _nearest_origin(loc, origins) or toml_origin or "config"
             problems.append(f"{origin}: {loc}: {_explain(err)}")
         cfg = None
+    problems += _masked_file_problems(data, file_sources, toml, toml_origin)
     if problems:
         raise ConfigError(problems)
     assert cfg is not None
@@ -584,6 +586,38 @@ def load_config(
         if prov.api_key_env:
             _remember_secret(env.get(prov.api_key_env))
     return LoadedConfig(cfg, paths, origins, warnings)
+
+
+def _masked_file_problems(
+    data: dict[str, Any], file_sources: dict[str, Any], toml: Mapping[str, Any], toml_origin: str
+) -> list[str]:
+    """Problems in file values a flag replaced (`--db` over `sources.sandbox_db`, `--timeout` over
+    `list_timeout_s`): the flag wins for this run, but the file is still broken and every other
+    command (the TUI, cron without the flag) would fail on it, so say so now."""
+    masked: set[str] = set()
+    file_data = dict(data)
+    t_sources = toml.get("sources")
+    for key in ("sandbox_db", "events_db"):
+        in_file = isinstance(t_sources, Mapping) and key in t_sources
+        if in_file and data["sources"].get(key) != file_sources.get(key):
+            masked.add(f"sources.{key}")
+    file_data["sources"] = file_sources
+    for key in ("list_timeout_s", "read_only"):
+        if key in toml and data.get(key) is not toml[key]:
+            file_data[key] = toml[key]
+            masked.add(key)
+    if not masked:
+        return []
+    try:
+        CockpitConfig.model_validate(file_data)
+    except ValidationError as exc:
+        out = []
+        for err in exc.errors(include_input=False, include_url=False):
+            loc = ".".join(str(p) for p in err["loc"])
+            if loc in masked:
+                out.append(f"{toml_origin}: {loc}: {_explain(err)}")
+        return out
+    return []
 
 
 def _remember_alert_secrets(table: object, env: Mapping[str, str]) -> None:

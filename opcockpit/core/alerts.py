@@ -61,6 +61,14 @@ class Severity(StrEnum):
 SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 # Scope names for inputs other than providers.
+# Bounds for every number in the config: a timeout or backoff longer than a day is a typo (and `inf`
+# or `nan`, both valid TOML, would hang a listing or a cron run forever); a window or hold time
+# longer than a year means "never".
+DAY_S = 86_400.0
+YEAR_S = 365 * DAY_S
+# Every config model: non-finite floats are config errors, never values.
+STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+
 SCOPE_EVENTS_DB = "@events_db"
 SCOPE_LEASE_EVENTS = "@lease_events"
 
@@ -71,16 +79,16 @@ SCOPE_LEASE_EVENTS = "@lease_events"
 class WebhookConfig(BaseModel):
     """POST the alert JSON to a URL. The URL of chat webhooks is itself a secret: prefer `url_env`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     url: str | None = None
     url_env: str | None = None  # env var holding the URL (wins when set)
     headers: dict[str, str] = Field(default_factory=dict)  # non-secret headers
     headers_env: dict[str, str] = Field(default_factory=dict)  # header name -> env var with its value
-    timeout_s: float = Field(default=5.0, gt=0)
+    timeout_s: float = Field(default=5.0, gt=0, le=DAY_S)
     attempts: int = Field(default=4, ge=1, le=20)  # per evaluation round, with backoff
-    backoff_s: float = Field(default=1.0, ge=0)  # first retry delay; doubles per attempt
-    max_backoff_s: float = Field(default=30.0, ge=0)
+    backoff_s: float = Field(default=1.0, ge=0, le=DAY_S)  # first retry delay; doubles per attempt
+    max_backoff_s: float = Field(default=30.0, ge=0, le=DAY_S)
     max_rounds: int = Field(default=5, ge=1)  # evaluation rounds to keep retrying a failed delivery
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
@@ -96,41 +104,41 @@ class WebhookConfig(BaseModel):
 class CommandConfig(BaseModel):
     """Run a command with the alert JSON on stdin (argv list, no shell)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     argv: list[str] = Field(min_length=1)
-    timeout_s: float = Field(default=10.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0, le=DAY_S)
     max_rounds: int = Field(default=3, ge=1)
 
 
 class AlertsConfig(BaseModel):
     """The `[alerts]` table. Durations are seconds."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     enabled: bool = True
     disabled_rules: list[str] = Field(default_factory=list)
     severity: dict[str, Severity] = Field(default_factory=dict)  # rule -> severity override
     # run health
-    window_s: float = Field(default=86400.0, gt=0)
-    stuck_after_s: float = Field(default=600.0, gt=0)
+    window_s: float = Field(default=86400.0, gt=0, le=YEAR_S)
+    stuck_after_s: float = Field(default=600.0, gt=0, le=YEAR_S)
     # hold times: how long a condition must hold before it fires
-    diverged_for_s: float = Field(default=600.0, ge=0)
-    recovering_for_s: float = Field(default=300.0, ge=0)
-    provider_down_for_s: float = Field(default=120.0, ge=0)
-    orphans_for_s: float = Field(default=300.0, ge=0)
+    diverged_for_s: float = Field(default=600.0, ge=0, le=YEAR_S)
+    recovering_for_s: float = Field(default=300.0, ge=0, le=YEAR_S)
+    provider_down_for_s: float = Field(default=120.0, ge=0, le=YEAR_S)
+    orphans_for_s: float = Field(default=300.0, ge=0, le=YEAR_S)
     orphans_min: int = Field(default=1, ge=1)
-    leak_for_s: float = Field(default=120.0, ge=0)
+    leak_for_s: float = Field(default=120.0, ge=0, le=YEAR_S)
     leak_states: list[str] = Field(default_factory=lambda: ["running"])
     # bursts of failed intents / provider.error lease events
-    intent_window_s: float = Field(default=600.0, gt=0)
+    intent_window_s: float = Field(default=600.0, gt=0, le=YEAR_S)
     intent_failures_min: int = Field(default=3, ge=1)
     # resource pressure (lease_resource_snapshots)
-    memory_pct: float = Field(default=90.0, gt=0)
-    disk_pct: float = Field(default=90.0, gt=0)
-    cpu_pct: float = Field(default=90.0, gt=0)
-    resource_for_s: float = Field(default=300.0, ge=0)
-    resource_max_age_s: float = Field(default=1800.0, gt=0)  # older snapshots are ignored
+    memory_pct: float = Field(default=90.0, gt=0, le=100)
+    disk_pct: float = Field(default=90.0, gt=0, le=100)
+    cpu_pct: float = Field(default=90.0, gt=0, le=100_000)  # percent of one core
+    resource_for_s: float = Field(default=300.0, ge=0, le=YEAR_S)
+    resource_max_age_s: float = Field(default=1800.0, gt=0, le=YEAR_S)  # older snapshots are ignored
     # storage
     history_keep: int = Field(default=2000, ge=10)  # resolved alerts kept in the ledger
     # notifications on a newly firing (unmuted) alert
