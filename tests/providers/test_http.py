@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from email.utils import formatdate
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from opcockpit.doubles.base import FakeProvider, Request, Response, Router
+from opcockpit.providers import http as http_module
 from opcockpit.providers.base import (
     AuthFailed,
     Conflict,
@@ -21,7 +23,15 @@ from opcockpit.providers.base import (
     RateLimited,
     Unavailable,
 )
-from opcockpit.providers.http import ApiClient, error_class_for_status, parse_retry_after, redact
+from opcockpit.providers.http import (
+    DEFAULT_MAX_INSTANCES,
+    DEFAULT_MAX_PAGES,
+    ApiClient,
+    Page,
+    error_class_for_status,
+    parse_retry_after,
+    redact,
+)
 from tests.providers.contract import error_texts
 
 SECRET = "sk-live-Hq93SECRETxyz"
@@ -47,6 +57,7 @@ class ScriptedDouble(FakeProvider):
         router.add("GET", "/queue", self._queue)
         router.add("GET", "/text", lambda r: Response(200, b"<html>not json</html>"))
         router.add("GET", "/slow", self._slow)
+        router.add("GET", "/trickle", self._trickle)
         router.add(
             "GET", "/echo-auth", lambda r: Response(400, {"message": f"bad header {r.header('x-key')}"})
         )
@@ -57,6 +68,16 @@ class ScriptedDouble(FakeProvider):
     def _queue(self, request: Request) -> Response:
         with self._gate:
             return self.script.pop(0) if self.script else Response(200, {"ok": True})
+
+    def _trickle(self, request: Request) -> Response:
+        """A stream that sends one line, then goes quiet for `s` seconds (a stalled /events)."""
+
+        def chunks() -> Iterator[bytes]:
+            yield b'{"n": 1}\n'
+            self._stopping.wait(float(request.q("s") or "1"))
+            yield b'{"n": 2}\n'
+
+        return Response(200, stream=chunks())
 
     def _slow(self, request: Request) -> Response:
         with self._gate:
@@ -266,3 +287,293 @@ async def test_connection_refused_is_unavailable() -> None:
         assert api.request_count == 2
     finally:
         await api.aclose()
+
+
+# --------------------------------------------------------------------------- sleeps, exactly
+
+
+class _RecordingAsyncio:
+    """Stands in for the `asyncio` module inside one of our modules: `sleep` records the delay it
+    was asked for and yields at once (the exact delays are asserted, no wall clock involved)."""
+
+    def __init__(self, on_sleep: Callable[[int], None] | None = None) -> None:
+        self.delays: list[float] = []
+        self.on_sleep = on_sleep
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    async def sleep(self, delay: float, result: Any = None) -> Any:
+        self.delays.append(delay)
+        if self.on_sleep is not None:
+            self.on_sleep(len(self.delays))
+        await asyncio.sleep(0)
+        return result
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> _RecordingAsyncio:
+    recorder = _RecordingAsyncio()
+    monkeypatch.setattr(http_module, "asyncio", recorder)
+    return recorder
+
+
+async def test_retries_exhausted_makes_exactly_retries_plus_one_attempts(
+    double: ScriptedDouble, sleeps: _RecordingAsyncio
+) -> None:
+    api = ApiClient("scripted", base_url=double.url, retries=2, backoff_base_s=0.1)
+    try:
+        double.script = [Response(503, {"message": f"busy {n}"}) for n in range(5)]
+        with pytest.raises(Unavailable) as info:
+            await api.request("GET", "/queue")
+        assert str(info.value) == "scripted: GET /queue -> HTTP 503: busy 2"  # the last answer
+        assert api.request_count == 3
+        assert len(double.script) == 2
+        # Exponential backoff with equal jitter: attempt n sleeps in [c/2, c], c = base * 2**n.
+        assert len(sleeps.delays) == 2
+        assert 0.05 <= sleeps.delays[0] <= 0.1
+        assert 0.1 <= sleeps.delays[1] <= 0.2
+    finally:
+        await api.aclose()
+
+
+async def test_backoff_is_capped_by_max_sleep(double: ScriptedDouble, sleeps: _RecordingAsyncio) -> None:
+    api = ApiClient("scripted", base_url=double.url, retries=3, backoff_base_s=1.0, max_sleep_s=1.5)
+    try:
+        double.script = [Response(502, {"message": "bad gateway"}) for _ in range(3)]
+        assert await api.json("GET", "/queue") == {"ok": True}
+        assert api.request_count == 4
+        assert 0.5 <= sleeps.delays[0] <= 1.0
+        assert all(0.75 <= d <= 1.5 for d in sleeps.delays[1:]) and len(sleeps.delays) == 3
+    finally:
+        await api.aclose()
+
+
+async def test_retry_budget_exhausted_stops_early(double: ScriptedDouble, sleeps: _RecordingAsyncio) -> None:
+    """Retry-After 1 s, budget 2.5 s: two waits fit (<= 2.2 s with jitter), a third would not."""
+    api = ApiClient("scripted", base_url=double.url, retries=10, retry_budget_s=2.5)
+    try:
+        double.script = [Response(503, {"message": "later"}, {"Retry-After": "1"}) for _ in range(10)]
+        with pytest.raises(Unavailable) as info:
+            await api.request("GET", "/queue")
+        assert str(info.value) == "scripted: GET /queue -> HTTP 503: later"
+        assert api.request_count == 3
+        assert len(sleeps.delays) == 2 and all(1.0 <= d <= 1.1 for d in sleeps.delays)
+    finally:
+        await api.aclose()
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "low", "high"), [(429, "2", 2.0, 2.2), (503, "4", 4.0, 4.25)]
+)
+async def test_retry_after_is_honoured(
+    client: ApiClient,
+    double: ScriptedDouble,
+    sleeps: _RecordingAsyncio,
+    status: int,
+    retry_after: str,
+    low: float,
+    high: float,
+) -> None:
+    double.script = [Response(status, {"message": "wait"}, {"Retry-After": retry_after})]
+    assert await client.json("GET", "/queue") == {"ok": True}
+    assert client.request_count == 2
+    assert len(sleeps.delays) == 1 and low <= sleeps.delays[0] <= high
+
+
+async def test_retry_after_zero_retries_at_once(
+    client: ApiClient, double: ScriptedDouble, sleeps: _RecordingAsyncio
+) -> None:
+    double.script = [Response(429, {"message": "now"}, {"Retry-After": "0"})]
+    assert await client.json("GET", "/queue") == {"ok": True}
+    assert sleeps.delays == [0.0]
+
+
+async def test_503_retry_after_beyond_cap_is_not_waited_for(
+    double: ScriptedDouble, sleeps: _RecordingAsyncio
+) -> None:
+    api = ApiClient("scripted", base_url=double.url, retries=3, max_sleep_s=1.0)
+    try:
+        double.script = [Response(503, {"message": "maintenance"}, {"Retry-After": "30"})]
+        with pytest.raises(Unavailable) as info:
+            await api.request("GET", "/queue")
+        assert str(info.value) == "scripted: GET /queue -> HTTP 503: maintenance"
+        assert (api.request_count, sleeps.delays) == (1, [])
+    finally:
+        await api.aclose()
+
+
+async def test_rate_limited_carries_retry_after_and_is_not_retried_past_retries(
+    double: ScriptedDouble, sleeps: _RecordingAsyncio
+) -> None:
+    api = ApiClient("scripted", base_url=double.url, retries=1)
+    try:
+        double.script = [Response(429, {"message": "quota"}, {"Retry-After": "0.5"}) for _ in range(3)]
+        with pytest.raises(RateLimited) as info:
+            await api.request("GET", "/queue")
+        assert info.value.retry_after == 0.5
+        assert str(info.value) == "scripted: GET /queue -> HTTP 429: quota"
+        assert api.request_count == 2 and len(sleeps.delays) == 1
+    finally:
+        await api.aclose()
+
+
+async def test_retry_disabled_never_sleeps(
+    client: ApiClient, double: ScriptedDouble, sleeps: _RecordingAsyncio
+) -> None:
+    double.script = [Response(429, {"message": "no"}, {"Retry-After": "0"})]
+    with pytest.raises(RateLimited):
+        await client.request("GET", "/queue", retry=False)
+    assert (client.request_count, sleeps.delays) == (1, [])
+
+
+async def test_timeout_message_names_the_timeout(double: ScriptedDouble, sleeps: _RecordingAsyncio) -> None:
+    api = ApiClient("scripted", base_url=double.url, timeout=5.0, retries=0)
+    try:
+        with pytest.raises(Unavailable) as info:
+            await api.request("GET", "/slow", params={"s": "1"}, timeout=0.1)
+        assert str(info.value) == "scripted: GET /slow: timed out after 0.1s (ReadTimeout)"
+    finally:
+        await api.aclose()
+
+
+# --------------------------------------------------------------------------- streams
+
+
+async def test_stream_timeout_before_headers_is_unavailable(double: ScriptedDouble) -> None:
+    api = ApiClient("scripted", base_url=double.url, timeout=0.2)
+    try:
+        with pytest.raises(Unavailable) as info:
+            async with api.stream("GET", "/slow", params={"s": "1"}, timeout=0.2):
+                pytest.fail("no headers were due")
+        assert type(info.value) is Unavailable
+        assert str(info.value) == "scripted: GET /slow: stream timed out (ReadTimeout)"
+        assert api.request_count == 1  # streams are not retried
+    finally:
+        await api.aclose()
+
+
+async def test_stream_stalling_mid_body_is_unavailable_not_protocol_error(double: ScriptedDouble) -> None:
+    api = ApiClient("scripted", base_url=double.url)
+    got: list[bytes] = []
+    try:
+        with pytest.raises(Unavailable) as info:
+            async with api.stream("GET", "/trickle", params={"s": "2"}, timeout=0.2) as response:
+                async for chunk in response.aiter_bytes():
+                    got.append(chunk)
+        assert type(info.value) is Unavailable
+        assert str(info.value) == "scripted: GET /trickle: stream timed out (ReadTimeout)"
+        assert got == [b'{"n": 1}\n']
+    finally:
+        await api.aclose()
+
+
+@pytest.mark.parametrize(("code", "cls"), [(401, AuthFailed), (404, NotFound), (503, Unavailable)])
+async def test_stream_unexpected_status_is_typed(
+    client: ApiClient, code: int, cls: type[ProviderError]
+) -> None:
+    with pytest.raises(cls) as info:
+        async with client.stream("GET", f"/status/{code}"):
+            pytest.fail("an error status must not be yielded")
+    assert type(info.value) is cls
+    assert str(info.value) == f"scripted: GET /status/{code} -> HTTP {code}: scripted {code}"
+    assert client.request_count == 1
+
+
+async def test_stream_connect_failure_is_unavailable() -> None:
+    api = ApiClient("gone", base_url="unix:///nonexistent/dir/x.sock")
+    try:
+        with pytest.raises(Unavailable) as info:
+            async with api.stream("GET", "/events"):
+                pytest.fail("nothing listens")
+        assert str(info.value).startswith("gone: GET /events: ConnectError")
+    finally:
+        await api.aclose()
+
+
+# --------------------------------------------------------------------------- paginate
+
+
+async def _paged(pages: list[Page[str]], **kw: Any) -> tuple[list[str], list[str | None]]:
+    api = ApiClient("paged", base_url="http://127.0.0.1:9")
+    asked: list[str | None] = []
+
+    async def fetch(cursor: str | None) -> Page[str]:
+        asked.append(cursor)
+        return pages[len(asked) - 1]
+
+    try:
+        return await api.paginate("GET", "/list", fetch, **kw), asked
+    finally:
+        await api.aclose()
+
+
+async def _paged_error(pages: list[Page[str]], **kw: Any) -> str:
+    with pytest.raises(ProtocolError) as info:
+        await _paged(pages, **kw)
+    assert type(info.value) is ProtocolError
+    return str(info.value)
+
+
+async def test_paginate_follows_cursors_in_order() -> None:
+    pages = [Page(["a", "b"], "c1"), Page(["c"], "c2"), Page(["d"], "")]
+    items, asked = await _paged(pages)
+    assert (items, asked) == (["a", "b", "c", "d"], [None, "c1", "c2"])
+    items, asked = await _paged([Page(["x"], None)])
+    assert (items, asked) == (["x"], [None])
+
+
+async def test_paginate_caps_are_inclusive() -> None:
+    pages = [Page(["a", "b"], "c1"), Page(["c", "d"], "c2"), Page(["e", "f"], None)]
+    items, _ = await _paged(pages, max_pages=3, max_instances=6)
+    assert len(items) == 6
+    assert await _paged_error(pages, max_pages=2, max_instances=6) == (
+        "paged: GET /list: listing exceeded max_pages=2 (the provider still hands out a next cursor)"
+    )
+    assert await _paged_error(pages, max_pages=3, max_instances=5) == (
+        "paged: GET /list: listing exceeded max_instances=5 (6 after 3 pages)"
+    )
+
+
+async def test_paginate_defaults_are_the_config_defaults() -> None:
+    assert (DEFAULT_MAX_PAGES, DEFAULT_MAX_INSTANCES) == (1000, 200_000)
+    endless = [Page(["i"], f"c{n}") for n in range(1001)]
+    assert await _paged_error(endless) == (
+        "paged: GET /list: listing exceeded max_pages=1000 (the provider still hands out a next cursor)"
+    )
+
+
+async def test_paginate_repeated_cursor_anywhere() -> None:
+    pages = [Page(["a"], "c1"), Page(["b"], "c2"), Page(["c"], "c1"), Page(["d"], None)]
+    assert await _paged_error(pages) == "paged: GET /list: pagination cursor repeated after page 3"
+    assert await _paged_error([Page([], "x"), Page([], "x")]) == (
+        "paged: GET /list: pagination cursor repeated after page 2"
+    )
+
+
+async def test_paginate_checks_the_smallest_total() -> None:
+    ok = [Page(["a", "b"], "c1", total=5), Page(["c", "d"], "c2", total=4), Page([], None, total=6)]
+    assert len((await _paged(ok))[0]) == 4
+    short = [Page(["a", "b"], "c1", total=5), Page(["c"], None, total=5)]
+    assert await _paged_error(short, what="things") == (
+        "paged: GET /list: incomplete listing: the provider counts 5 things but listed 3"
+    )
+    assert len((await _paged([Page([], None, total=0)]))[0]) == 0
+    assert len((await _paged([Page(["a"], None, total=None)]))[0]) == 1
+
+
+async def test_paginate_counts_distinct_counted_items_only() -> None:
+    dupes = [Page(["a", "a"], None, total=2)]
+    assert len((await _paged(dupes))[0]) == 2  # counted=None: every item counts
+    assert await _paged_error(dupes, counted=lambda i: i) == (
+        "paged: GET /list: incomplete listing: the provider counts 2 instances but listed 1"
+    )
+    mixed = [Page(["run-1", "paused-1", "run-2"], None, total=2)]
+
+    def running(i: str) -> str | None:
+        return i if i.startswith("run") else None
+
+    assert len((await _paged(mixed, counted=running))[0]) == 3
+    assert await _paged_error([Page(["run-1", "paused-1"], None, total=2)], counted=running) == (
+        "paged: GET /list: incomplete listing: the provider counts 2 instances but listed 1"
+    )
