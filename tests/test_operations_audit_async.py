@@ -33,13 +33,14 @@ async def test_audit_write_runs_off_the_event_loop(tmp_path: Path) -> None:
         try:
             gt = await c.collector.refresh()
             plan = c.ops.plan(Action.PAUSE, ["lease-e2b000000001"], seen=gt)
-            locker.execute("BEGIN IMMEDIATE")  # another connection holds the ledger's write lock
 
             reached_audit = asyncio.Event()
             ticks_after_audit_started = 0
             released = False
 
             def progress(_op: Operation, stage: str) -> None:
+                if stage == "intent":  # after the audit row was begun: lock the ledger for its end
+                    locker.execute("BEGIN IMMEDIATE")  # another connection holds the write lock
                 if stage == "recorded":  # the last stage before the audit write
                     reached_audit.set()
 

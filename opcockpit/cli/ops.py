@@ -7,8 +7,10 @@ converged (or `--timeout`).
 
 Exit codes: 0 every target converged (a dry run: every target would be acted on); 2 usage error,
 unresolvable or ambiguous target, or destroy refused without --yes and without a terminal;
-3 a source could not be read; 4 at least one target refused, failed or timed out; 5 the operator
-declined the confirmation (nothing was changed); 130 interrupted.
+3 a source could not be read; 4 at least one target refused, failed, timed out or has an unknown
+outcome, or the audit ledger cannot be written (then nothing runs); 5 the operator declined the
+confirmation (nothing was changed); 130 interrupted (SIGINT), 143 terminated (SIGTERM): running
+actions complete their audit rows as "interrupted" first.
 
 Wiring: `opcockpit.cli.main` registers these with `add_subparsers(sub)` and dispatches to
 `args.func(args)`; until then `python -m opcockpit.cli.ops ...` runs them standalone.
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import json
 import re
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -95,7 +98,34 @@ def run_action(args: argparse.Namespace) -> int:
     box: list[int] = []
 
     async def _main() -> None:
-        box.append(await _act(args, loaded.config))
+        # SIGINT and SIGTERM cancel the action instead of killing the process: each running
+        # operation then completes its audit row as "interrupted" (bounded) before we exit.
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        got: list[int] = []
+
+        def interrupt(signum: int) -> None:
+            if not got:  # once: a second signal must not cancel the audit writes themselves
+                got.append(signum)
+                task.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, interrupt, sig)
+        try:
+            box.append(await _act(args, loaded.config))
+        except asyncio.CancelledError:
+            if not got:
+                raise
+            name = signal.Signals(got[0]).name
+            err(
+                f"opcockpit: interrupted by {name}: actions in flight were recorded as interrupted "
+                "(their outcome at the provider is unknown); see `opcockpit audit`"
+            )
+            box.append(128 + got[0])
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
     asyncio.run(_main())  # the main task returns None (see cli.snapshot.run_collect)
     return box[0]
@@ -123,6 +153,16 @@ async def _act(args: argparse.Namespace, config: Any) -> int:
             for problem in plan.errors:
                 err(f"opcockpit: {problem}")
             return EXIT_USAGE
+        if not (args.dry_run or ops.read_only) and plan.allowed:
+            # No action without an audit record: find out now, before asking or touching anything.
+            try:
+                await asyncio.to_thread(audit.check)
+            except Exception as exc:
+                err(
+                    f"opcockpit: the audit ledger {audit.path} cannot be written ({_one_line(exc)}); "
+                    "refusing to act: no action runs without an audit record"
+                )
+                return EXIT_NOT_CONVERGED
         if plan.action.value == "destroy" and not (args.yes or args.dry_run or ops.read_only):
             code = _confirm_destroy(plan)
             if code is not None:
@@ -131,6 +171,9 @@ async def _act(args: argparse.Namespace, config: Any) -> int:
         pending = [r for r in results if r.status is OpStatus.PENDING]
         if pending:
             await ops.wait_converged(pending, args.wait_timeout)
+        for r in results:
+            if r.status is OpStatus.UNKNOWN:
+                err(f"opcockpit: {r.key}: {r.message}")
         want = OpStatus.PLANNED if args.dry_run else OpStatus.CONVERGED
         code = EXIT_OK if results and all(r.status is want for r in results) else EXIT_NOT_CONVERGED
         _print_results(results, args, read_only=ops.read_only, code=code)
@@ -138,6 +181,12 @@ async def _act(args: argparse.Namespace, config: Any) -> int:
     finally:
         await collector.aclose()
         audit.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    from opcockpit.config import scrub
+
+    return scrub(" ".join((str(exc) or type(exc).__name__).split()))
 
 
 def _confirm_destroy(plan: Plan, stdin: IO[str] | None = None, out: IO[str] | None = None) -> int | None:
@@ -226,7 +275,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 
 
 def run_audit(args: argparse.Namespace) -> int:
-    from opcockpit.core.audit import list_audit
+    from opcockpit.core.audit import STARTED, list_audit
 
     since = parse_since(args.since) if args.since else None
     entries = list_audit(args.limit, since, args.target)
@@ -238,8 +287,12 @@ def run_audit(args: argparse.Namespace) -> int:
         target = e.lease_id or (f"{e.provider}/{e.instance_id}" if e.instance_id else "-")
         at = e.at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
         action = e.action + (" (dry run)" if e.dry_run else "")
-        rows.append((at, e.operator, action, target, e.result, e.convergence or "-",
-                     str(e.duration_ms if e.duration_ms is not None else "-"), e.error or ""))  # fmt: skip
+        result, error = e.result, e.error or ""
+        if result == STARTED:  # begun before it acted, never completed: killed or crashed mid-way
+            result = "started (unsettled)"
+            error = error or "never completed (killed or crashed mid-action): check the provider"
+        rows.append((at, e.operator, action, target, result, e.convergence or "-",
+                     str(e.duration_ms if e.duration_ms is not None else "-"), error))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(7)]
     out = ["  ".join(c.ljust(w) for c, w in zip(r[:7], widths, strict=True)) + "  " + r[7] for r in rows]
     sys.stdout.write("\n".join(line.rstrip() for line in out) + "\n")

@@ -3,7 +3,12 @@
 One row per attempted action on one target, refused and dry-run ones included: who (`$USER@host`),
 when, what, on which target (provider, lease, instance, thread), the state before and after, the
 result, the error and how long it took. The convergence that an action reaches later (converged /
-failed / timed_out) is filled into the same row by `settle`; nothing else is ever updated.
+failed / timed_out) is filled into the same row by `settle`.
+
+An action that changes anything is written *before* it acts (`begin`: result "started", with
+who/what/target/before) and completed once (`finish`: result, outcome, after, error, duration).
+A row still "started" is an action that was interrupted or crashed mid-way: `opcockpit audit`
+shows it as such. An action whose row cannot be begun does not run.
 
 Secrets never get here: the stored texts pass through `config.scrub` (every key the config loader
 saw) and the adapters already redact their own messages; states are plain state words.
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from opcockpit.core.ledger import ensure_schema, open_ledger
+from opcockpit.core.ledger import default_ledger_path, ensure_schema, open_ledger
 
 __all__ = ["AuditEntry", "AuditLog", "current_operator", "list_audit"]
 
@@ -55,6 +60,7 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 _TEXT_CHARS = 1000
+STARTED = "started"  # result of a row written before its action; `finish` replaces it
 
 
 def current_operator() -> str:
@@ -150,6 +156,19 @@ class AuditLog:
         self._path = path
         self._lock = threading.Lock()
 
+    @property
+    def path(self) -> str:
+        """The ledger file (for messages that must name it)."""
+        return str(self._path if self._path is not None else default_ledger_path())
+
+    def check(self) -> None:
+        """Raise unless an audit row could be written now (ledger opens, schema applies, and a
+        write transaction can start). Nothing is written."""
+        with self._lock:
+            conn = self._db()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.rollback()
+
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             conn = open_ledger(self._path)
@@ -198,6 +217,56 @@ class AuditLog:
                     ),
                 )  # fmt: skip
             return int(cur.lastrowid or 0)
+
+    def begin(
+        self,
+        *,
+        op_id: str,
+        operator: str,
+        action: str,
+        provider: str | None = None,
+        lease_id: str | None = None,
+        instance_id: str | None = None,
+        thread_id: str | None = None,
+        before: Mapping[str, Any] | None = None,
+        read_only: bool = False,
+        at: datetime | None = None,
+    ) -> int:
+        """The row of an action about to change something: result "started" until `finish`."""
+        return self.record(
+            op_id=op_id, operator=operator, action=action, result=STARTED, provider=provider,
+            lease_id=lease_id, instance_id=instance_id, thread_id=thread_id, before=before,
+            read_only=read_only, at=at,
+        )  # fmt: skip
+
+    def finish(
+        self,
+        op_id: str,
+        *,
+        result: str,
+        lease_id: str | None = None,
+        thread_id: str | None = None,
+        before: Mapping[str, Any] | None = None,
+        after: Mapping[str, Any] | None = None,
+        outcome: str | None = None,
+        error: str | None = None,
+        duration_ms: int | None = None,
+    ) -> bool:
+        """Complete a row `begin` wrote (once: only a "started" row changes). False: no such row."""
+        with self._lock:
+            conn = self._db()
+            with conn:
+                cur = conn.execute(
+                    "UPDATE audit_log SET result = ?, lease_id = COALESCE(?, lease_id),"
+                    " thread_id = COALESCE(?, thread_id), before_json = COALESCE(?, before_json),"
+                    " after_json = ?, outcome = ?, error = ?, duration_ms = ?"
+                    " WHERE op_id = ? AND result = ?",
+                    (
+                        result, lease_id, thread_id, _dumps(before), _dumps(after), outcome,
+                        _clean(error), duration_ms, op_id, STARTED,
+                    ),
+                )  # fmt: skip
+            return cur.rowcount > 0
 
     def settle(self, op_id: str, convergence: str, *, at: datetime | None = None) -> None:
         """Record the convergence an action reached (once: a settled row is never changed)."""

@@ -15,7 +15,13 @@ and the second re-checks):
 3. writes the intent LEON's way (`LeonWriter.write_intent`, one BEGIN IMMEDIATE transaction);
 4. calls the provider (capability-gated; LEON's `local` has no API and is refused);
 5. records the outcome LEON's way (success: observed state; failure: last_error, needs_refresh);
-6. appends an audit row; the result stays `pending` until an observation confirms it.
+6. audits it: an action that changes anything first writes its audit row (result "started";
+   no row, no action) and completes that row at the end; the result stays `pending` until an
+   observation confirms it. An interrupted action (SIGINT/SIGTERM/cancellation) completes its
+   row as "interrupted" within a short bound.
+A provider call whose answer is lost (timeout, connection error, 5xx: `Unavailable`) is settled
+by reading the instance back: done when the provider shows the target state, failed when it
+shows the old one, `unknown` (not rolled back) when the read back fails too.
 Idempotent: an instance already in the requested state (or already gone) is `already`, not an
 error. Orphans are acted on at the provider only (no DB write); adopt writes a new lease.
 """
@@ -103,6 +109,22 @@ class _Refuse(Exception):
     """Stop an operation before any change; the message is shown to the operator."""
 
 
+class _Failed(Exception):
+    """The provider call failed (the provider did not act); the message is LEON's last_error."""
+
+
+class _Unknown(Exception):
+    """The provider call's answer was lost and the read back failed: it may or may not have acted."""
+
+    def __init__(self, first: str, why: str) -> None:
+        super().__init__(f"{first}; read back: {why}")
+        self.first, self.why = first, why
+
+
+# Seconds an interrupted operation may spend completing its audit row before the process exits.
+INTERRUPT_AUDIT_S = 2.0
+
+
 class Operations:
     """The operator-action API. One per cockpit process (its locks serialise per target)."""
 
@@ -140,6 +162,7 @@ class Operations:
         self._locks: dict[str, asyncio.Lock] = {}
         self._sem = asyncio.Semaphore(max(1, max_parallel))
         self._build_errors: dict[str, str] = {}
+        self._begun: set[str] = set()  # op ids whose audit row was written before they acted
         self.tracker = OperationTracker(on_settle=self._settled, eventually_consistent=self._eventual)
 
     # ------------------------------------------------------------------ adapters and gates
@@ -322,8 +345,10 @@ class Operations:
         target = item.target
         op = Operation(action, target, dry_run=dry_run, before=target.seen())
         started = time.perf_counter()
+        reached = ["queued"]
 
         def stage(name: str) -> None:
+            reached[0] = name
             if progress is not None:
                 progress(op, name)
 
@@ -357,6 +382,20 @@ class Operations:
         except Exception as exc:  # never let one target's surprise end the others
             op.status = OpStatus.FAILED
             op.message = op.error = _clip(f"{type(exc).__name__}: {exc}")
+        except asyncio.CancelledError:  # SIGINT/SIGTERM in the CLI, the TUI quitting
+            op.status = OpStatus.INTERRUPTED
+            if op.op_id in self._begun:
+                why = "the outcome at the provider is unknown: check it before acting again"
+            else:
+                why = "nothing was changed"
+            op.message = op.error = f"interrupted after stage {reached[0]!r}; {why}"
+            op.finished_at = datetime.now(UTC)
+            op.duration_ms = int((time.perf_counter() - started) * 1000)
+            # Bounded: the process is on its way out. The write itself runs on in its thread
+            # (asyncio.run waits for it), so a slow ledger delays the exit, never loses the row.
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(self._audit(op)), INTERRUPT_AUDIT_S)
+            raise
         op.finished_at = datetime.now(UTC)
         op.duration_ms = int((time.perf_counter() - started) * 1000)
         if op.status is OpStatus.PENDING:
@@ -370,18 +409,12 @@ class Operations:
 
     async def _fresh(self, op: Operation) -> Instance | None:
         """A fresh GET of the target instance; None when the provider says it is gone."""
-        from opcockpit.providers.base import NotFound
-
         t = op.target
-        adapter = self.adapter(t.provider)
-        assert adapter is not None and t.instance_id is not None
+        assert t.instance_id is not None
         try:
-            inst = await adapter.get_instance(t.instance_id)
-        except NotFound:
-            return None
+            return await self._get(t.provider, t.instance_id)
         except Exception as exc:
             raise _Refuse(f"cannot verify {t.instance_key} at the provider right now: {_one(exc)}") from None
-        return None if inst.state is NormalState.GONE else inst
 
     async def _db_lease(self, lease_id: str) -> Any:
         from opcockpit.sources.errors import SourceError
@@ -470,6 +503,7 @@ class Operations:
             op.message = f"already {'gone' if action is Action.DESTROY else target_obs}; nothing to do"
             op.after = dict(op.before)
             return
+        await self._audit_begin(op)
         writer = self.writer()
         payload = {"operator": self.operator, "op_id": op.op_id, "via": "opcockpit"}
         try:
@@ -492,18 +526,26 @@ class Operations:
             outcome = "already" if already else "done"
         else:
             try:
-                result = await self._call(action, t.provider, t.instance_id)
-            except _Refuse:
-                raise
-            except Exception as exc:
-                message = _clip(f"Failed to {action.value} lease {t.lease_id}: {_one(exc)}")
-                op.status = OpStatus.FAILED
-                op.message = op.error = message
+                result = await self._provider_call(op, f"lease {t.lease_id}")
+            except (_Failed, _Unknown) as exc:
+                if isinstance(exc, _Failed):
+                    message = _clip(str(exc))
+                    op.status = OpStatus.FAILED
+                    record = writer.record_failure
+                else:
+                    message = _clip(
+                        f"Failed to {action.value} lease {t.lease_id}: outcome unknown: response lost "
+                        f"({exc.first}) and the read back failed ({exc.why})"
+                    )
+                    op.status = OpStatus.UNKNOWN
+                    record = writer.record_unknown
+                op.message = op.error = message if op.status is OpStatus.FAILED else _unknown_text(op, exc)
                 try:
-                    snap = await asyncio.to_thread(writer.record_failure, intent, message, payload=payload)
+                    snap = await asyncio.to_thread(record, intent, message, payload=payload)
                     op.after = snap.as_dict()
                 except WriteError as wexc:
-                    op.message = f"{message}; and the failure could not be recorded: {wexc}"
+                    what = "failure" if op.status is OpStatus.FAILED else "unknown outcome"
+                    op.message = f"{op.message}; and the {what} could not be recorded: {wexc}"
                 stage("provider")
                 return
             outcome = result.outcome.value
@@ -535,6 +577,46 @@ class Operations:
             return f"{op.action.value} accepted by the provider (in progress)"
         detail = f" ({result.detail})" if result is not None and result.detail else ""
         return f"{verb}{detail}"
+
+    async def _provider_call(self, op: Operation, what: str) -> ActionResult:
+        """Call the provider. A lost answer (timeout, connection error, 5xx) is settled by one
+        read back: the target state -> done; the old state -> _Failed; no answer -> _Unknown."""
+        from opcockpit.providers.base import ActionOutcome, ActionResult, Unavailable
+
+        t, action = op.target, op.action
+        assert t.instance_id is not None
+        try:
+            return await self._call(action, t.provider, t.instance_id)
+        except _Refuse:
+            raise
+        except Exception as exc:
+            first = _one(exc)
+            if not isinstance(exc, Unavailable | TimeoutError | ConnectionError):
+                raise _Failed(f"Failed to {action.value} {what}: {first}") from None
+        try:
+            inst = await self._get(t.provider, t.instance_id)
+        except Exception as exc:
+            raise _Unknown(first, _one(exc)) from None
+        now = inst.state.value if inst is not None else "gone"
+        if self._satisfied(action, inst, t.provider):
+            detail = f"its response was lost ({first}), a read back shows it {now}"
+            state = inst.state if inst is not None else None
+            return ActionResult(t.instance_id, action.value, ActionOutcome.DONE, state=state, detail=detail)
+        if inst is not None and inst.state in (NormalState.TRANSITIONING, NormalState.UNKNOWN):
+            raise _Unknown(first, f"the instance is {inst.raw_state or now}, neither before nor after")
+        raise _Failed(f"Failed to {action.value} {what}: {first} (read back: still {now})")
+
+    async def _get(self, provider: str, instance_id: str) -> Instance | None:
+        """One GET; None when the provider says the instance is gone."""
+        from opcockpit.providers.base import NotFound
+
+        adapter = self.adapter(provider)
+        assert adapter is not None
+        try:
+            inst = await adapter.get_instance(instance_id)
+        except NotFound:
+            return None
+        return None if inst.state is NormalState.GONE else inst
 
     async def _call(self, action: Action, provider: str, instance_id: str) -> ActionResult:
         adapter = self.adapter(provider)
@@ -608,13 +690,17 @@ class Operations:
         if already:
             op.outcome = "already"
         else:
+            await self._audit_begin(op)
             try:
-                result = await self._call(action, t.provider, t.instance_id)
-            except _Refuse:
-                raise
-            except Exception as exc:
+                result = await self._provider_call(op, t.instance_key)
+            except _Failed as exc:
                 op.status = OpStatus.FAILED
-                op.message = op.error = _clip(f"Failed to {action.value} {t.instance_key}: {_one(exc)}")
+                op.message = op.error = _clip(str(exc))
+                stage("provider")
+                return
+            except _Unknown as exc:
+                op.status = OpStatus.UNKNOWN
+                op.message = op.error = _unknown_text(op, exc)
                 stage("provider")
                 return
             op.outcome = result.outcome.value
@@ -645,6 +731,7 @@ class Operations:
             op.message = f"would adopt {t.instance_key} as a new lease ({state}){where}"
             return
         cwd = ADOPT_CWD.get(self._kind(t.provider), "/workspace")
+        await self._audit_begin(op)
         try:
             rec = await asyncio.to_thread(
                 self.writer().adopt, t.provider, t.instance_id, state, aliases=inst.aliases,
@@ -715,25 +802,55 @@ class Operations:
             )
         return await wait_converged(self.collector, ops, timeout, tracker=self.tracker)
 
-    async def _audit(self, op: Operation) -> None:
+    async def _audit_begin(self, op: Operation) -> None:
+        """Write the action's audit row before it changes anything; refuse when that fails."""
         if self.audit is None:
             return
         t = op.target
         try:
-            # AuditLog.record is blocking sqlite with a 5 s busy timeout (another cockpit, or an
-            # `opcockpit audit` reader checkpointing, can hold the ledger): off the event loop, so
-            # the TUI and the other targets' operations keep running. AuditLog serialises its one
-            # connection with a lock and opens it with check_same_thread=False.
             await asyncio.to_thread(
-                self.audit.record,
-                op_id=op.op_id, operator=self.operator, action=op.action.value, result=op.status.value,
-                provider=t.provider, lease_id=t.lease_id or op.new_lease_id, instance_id=t.instance_id,
-                thread_id=t.thread_id, before=op.before, after=op.after, outcome=op.outcome,
-                error=op.error, duration_ms=op.duration_ms, dry_run=op.dry_run, read_only=self.read_only,
-                at=op.started_at,
+                self.audit.begin,
+                op_id=op.op_id, operator=self.operator, action=op.action.value, provider=t.provider,
+                lease_id=t.lease_id, instance_id=t.instance_id, thread_id=t.thread_id, before=op.before,
+                read_only=self.read_only, at=op.started_at,
             )  # fmt: skip
+        except Exception as exc:
+            raise _Refuse(
+                f"the audit ledger {self.audit.path} cannot be written ({_one(exc)}); "
+                "refusing to act without an audit record"
+            ) from None
+        self._begun.add(op.op_id)
+
+    async def _audit(self, op: Operation) -> None:
+        if self.audit is None:
+            return
+        # AuditLog is blocking sqlite with a 5 s busy timeout (another cockpit, or an
+        # `opcockpit audit` reader checkpointing, can hold the ledger): off the event loop, so
+        # the TUI and the other targets' operations keep running. AuditLog serialises its one
+        # connection with a lock and opens it with check_same_thread=False.
+        try:
+            await asyncio.to_thread(self._write_audit, op)
         except Exception as exc:  # the audit must not turn a done action into an error
             op.message = f"{op.message} (audit not written: {_one(exc)})"
+
+    def _write_audit(self, op: Operation) -> None:
+        assert self.audit is not None
+        t = op.target
+        lease_id = t.lease_id or op.new_lease_id
+        if op.op_id in self._begun:
+            self._begun.discard(op.op_id)
+            if self.audit.finish(
+                op.op_id, result=op.status.value, lease_id=lease_id, thread_id=t.thread_id,
+                before=op.before, after=op.after, outcome=op.outcome, error=op.error,
+                duration_ms=op.duration_ms,
+            ):  # fmt: skip
+                return
+        self.audit.record(
+            op_id=op.op_id, operator=self.operator, action=op.action.value, result=op.status.value,
+            provider=t.provider, lease_id=lease_id, instance_id=t.instance_id, thread_id=t.thread_id,
+            before=op.before, after=op.after, outcome=op.outcome, error=op.error,
+            duration_ms=op.duration_ms, dry_run=op.dry_run, read_only=self.read_only, at=op.started_at,
+        )  # fmt: skip
 
     def _settled(self, op: Operation) -> None:
         if self.audit is not None:
@@ -765,6 +882,14 @@ def _one(exc: BaseException) -> str:
 
     text = " ".join((str(exc) or type(exc).__name__).split())
     return scrub(text)
+
+
+def _unknown_text(op: Operation, exc: _Unknown) -> str:
+    return _clip(
+        f"outcome is unknown: the {op.action.value} of {op.target.key} was sent but its response was "
+        f"lost ({exc.first}), and reading the instance back failed too ({exc.why}); "
+        "check the provider before acting again"
+    )
 
 
 def _clip(text: str) -> str:

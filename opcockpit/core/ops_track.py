@@ -40,6 +40,10 @@ class OpStatus(StrEnum):
     TIMED_OUT = "timed_out"
     REFUSED = "refused"  # never started: gate, read-only, or the truth changed since it was seen
     PLANNED = "planned"  # dry run: checks passed, nothing was changed
+    # The provider call's answer was lost and reading the instance back failed too: it may or may
+    # not have acted. Not rolled back, not tracked; the operator has to look.
+    UNKNOWN = "unknown"
+    INTERRUPTED = "interrupted"  # SIGINT/SIGTERM/cancellation while it ran: outcome not settled
 
 
 _INTENDED = {Action.PAUSE: "paused", Action.RESUME: "running", Action.DESTROY: "gone", Action.ADOPT: None}

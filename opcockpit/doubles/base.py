@@ -41,6 +41,13 @@ class Faults:
     fail_page: int | None = None  # listing page N (1-based) answers 500
     auth_fail: bool = False  # reject every credential as if the key were revoked
     list_delay_s: float = 0.0  # listing only: sleep this long (to exceed client timeouts)
+    # Mutating requests (anything but GET/HEAD) only; the request is counted first, so a test can
+    # see that it arrived. Waits end early when the double stops.
+    mutation_delay_s: float = 0.0  # wait this long, then act (a slow DELETE a signal can interrupt)
+    mutation_response_delay_s: float = 0.0  # act, then wait this long before answering (lost answer)
+    drop_mutation_response: bool = False  # act, then close the connection without answering
+    # Called with every request before it is served (a test can change the world "meanwhile").
+    on_request: Callable[[Request], None] | None = None
 
     def clear(self) -> None:
         for name, value in Faults().__dict__.items():
@@ -92,6 +99,7 @@ class Response:
 
 
 Handler = Callable[..., Response]
+DROP_STATUS = -1  # a Response with this status closes the connection without an answer
 
 
 @dataclass
@@ -367,7 +375,16 @@ class FakeProvider:
             self.requests_by_route[key] = self.requests_by_route.get(key, 0) + 1
         if route.listing and f.list_delay_s:
             time.sleep(f.list_delay_s)
+        if f.on_request is not None:
+            f.on_request(request)
+        mutation = request.method not in ("GET", "HEAD")
+        if mutation and f.mutation_delay_s:
+            self._stopping.wait(f.mutation_delay_s)
         response = route.handler(request, **params)
+        if mutation and f.mutation_response_delay_s:
+            self._stopping.wait(f.mutation_response_delay_s)
+        if mutation and f.drop_mutation_response:
+            return Response(DROP_STATUS)
         if route.listing and f.malformed_json and response.status == 200:
             return Response(200, b'{"items": [ {"id": "trunc', {"Content-Type": "application/json"})
         return response
@@ -477,6 +494,9 @@ def _make_handler(double: FakeProvider) -> type[BaseHTTPRequestHandler]:
             self._send(response)
 
         def _send(self, response: Response) -> None:
+            if response.status == DROP_STATUS:  # Faults.drop_mutation_response: no answer at all
+                self.close_connection = True
+                return
             try:
                 self.send_response(response.status)
                 headers = {"Content-Type": "application/json", **response.headers}

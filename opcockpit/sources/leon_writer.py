@@ -415,13 +415,41 @@ class LeonWriter:
         """LEON's failure effect: last_error[:500], needs_refresh=1, refresh_hint_at, observed_at,
         version+1 and an `intent.<action>` event with error=<message>; desired_state goes back to
         its value before our intent (unless changed meanwhile), observed_state is untouched."""
+        return self._record_error(intent, message, rollback=True, payload=payload, event_id=event_id)
+
+    def record_unknown(
+        self,
+        intent: IntentRecord,
+        message: str,
+        *,
+        payload: dict[str, Any] | None = None,
+        event_id: str | None = None,
+    ) -> LeaseSnapshot:
+        """The provider call's outcome is unknown (its answer was lost and a read back failed):
+        LEON's error fields (last_error, needs_refresh=1 so LEON probes before trusting the row,
+        version+1, an `intent.<action>` event with the error), but desired_state is NOT rolled
+        back: the provider may well have acted."""
+        return self._record_error(intent, message, rollback=False, payload=payload, event_id=event_id)
+
+    def _record_error(
+        self,
+        intent: IntentRecord,
+        message: str,
+        *,
+        rollback: bool,
+        payload: dict[str, Any] | None,
+        event_id: str | None,
+    ) -> LeaseSnapshot:
         action, lease_id = intent.action, intent.lease_id
         error = message[:_ERROR_CHARS]
-        with self._transaction(f"record the {action} failure for {lease_id}") as conn:
+        what = "failure" if rollback else "unknown outcome"
+        # Without a rollback, desired_state is set to itself (the CASE never matches).
+        undo = intent.prior_desired if rollback else ACTION_DESIRED[action]
+        with self._transaction(f"record the {action} {what} for {lease_id}") as conn:
             cols = self._check_schema(conn)
             if self._read(conn, lease_id, cols) is None:
                 raise WriteError(
-                    "conflict", f"lease {lease_id} vanished before its {action} failure was recorded"
+                    "conflict", f"lease {lease_id} vanished before its {action} {what} was recorded"
                 )
             now = self._now()
             conn.execute(
@@ -429,7 +457,7 @@ class LeonWriter:
                 " observed_at = ?, updated_at = ?, version = version + 1,"
                 " desired_state = CASE WHEN desired_state = ? THEN ? ELSE desired_state END"
                 " WHERE lease_id = ?",
-                (error, now, now, now, ACTION_DESIRED[action], intent.prior_desired, lease_id),
+                (error, now, now, now, ACTION_DESIRED[action], undo, lease_id),
             )
             self._event(
                 conn, lease_id, f"intent.{action}", _payload(payload, intent.instance_id), error=error,
