@@ -14,6 +14,7 @@ from opcockpit.cli.common import CliExit, load_or_exit
 from opcockpit.cli.main import EXIT_OK, EXIT_USAGE, err
 from opcockpit.config import CockpitConfig
 from opcockpit.core.models import GroundTruth
+from opcockpit.textsafe import safe_text
 
 
 async def collect_once(config: CockpitConfig, providers: Collection[str] | None = None) -> GroundTruth:
@@ -114,6 +115,8 @@ def _run_snapshot(args: argparse.Namespace) -> int:
         err(f"opcockpit: warning: {warning}")
     names = args.provider or None
     gt = run_collect(loaded.config, names)
+    for problem in gt.db_problems:
+        err(f"opcockpit: warning: sandbox.db: {safe_text(problem)}")
     if names:
         check_provider_names(names, loaded.config, gt)
         gt = only_providers(gt, names)

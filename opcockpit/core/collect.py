@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from opcockpit.core.models import DbState, GroundTruth, ProviderListing
+from opcockpit.core.models import DbState, GroundTruth, ProviderListing, problems_provider_unknown
 
 if TYPE_CHECKING:
     from opcockpit.config import CockpitConfig, ProviderConfig
@@ -124,7 +124,15 @@ class FleetCollector:
         db = await db_task  # SourceError propagates after listings have been recorded
         self.last_db_state = db
         disabled = {p.name for p in self.config.providers.values() if not p.enabled}
-        for name in sorted({lease.provider_name for lease in db.leases}):
+        # A lease whose provider_name is unusable (NULL/BLOB) names no provider: reconcile shows
+        # it as `unknown` without inventing a provider for it.
+        odd = db.lease_problems
+        named = {
+            lease.provider_name
+            for lease in db.leases
+            if not (odd and problems_provider_unknown(odd.get(lease.lease_id, ())))
+        }
+        for name in sorted(named):
             if name in listings:
                 continue
             if self._only is not None and name not in self._only:

@@ -39,6 +39,22 @@ class LeaseRecord:
     volume_id: str | None = None  # Mycel only
 
 
+# sandbox_leases columns without which a lease's convergence cannot be judged.
+LEASE_KEY_COLUMNS = frozenset(
+    ("lease_id", "provider_name", "current_instance_id", "desired_state", "observed_state")
+)
+
+
+def problems_unjudgeable(problems: tuple[str, ...]) -> bool:
+    """A column convergence depends on was unusable (DbState.lease_problems): verdict `unknown`."""
+    return any(p.split(" ", 1)[0] in LEASE_KEY_COLUMNS for p in problems)
+
+
+def problems_provider_unknown(problems: tuple[str, ...]) -> bool:
+    """provider_name was unusable: the lease cannot be matched to any provider."""
+    return any(p.startswith("provider_name ") for p in problems)
+
+
 @dataclass(frozen=True, slots=True)
 class TerminalRecord:
     """One `abstract_terminals` row: binds a thread to a lease."""
@@ -235,6 +251,12 @@ class DbState:
     chat_sessions: tuple[ChatSessionRecord, ...] = field(repr=False)
     resource_snapshots: Mapping[str, ResourceSnapshotRecord] = field(default_factory=dict, repr=False)
     missing_tables: tuple[str, ...] = ()
+    # Oddities the reader found in a lease's rows (its own, its terminals', its sessions'), by
+    # lease_id, one short "<column> <what>" text each; the reader substituted safe values.
+    lease_problems: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    # Rows the reader could not tie to any lease (e.g. a terminal with a NULL lease_id), one line
+    # per table: shown as warnings, never as rows.
+    problems: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- provider side
@@ -327,7 +349,7 @@ class Convergence(StrEnum):
     UNBOUND = "unbound"  # a remote lease never bound an instance yet (LEON binds lazily): not drift
     TRANSITIONING = "transitioning"  # provider reports a state change in flight
     STALE = "stale"  # provider could not be listed; last known picture shown with its age
-    UNKNOWN = "unknown"  # provider reports an unknown state
+    UNKNOWN = "unknown"  # provider reports an unknown state, or the lease's sandbox.db row is unusable
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,3 +437,5 @@ class GroundTruth:
     orphans: tuple[OrphanRow, ...] = field(repr=False)
     db_path: str | None = None
     schema_variant: str | None = None
+    # sandbox.db rows that belong to no lease row and were ignored (DbState.problems): warnings.
+    db_problems: tuple[str, ...] = ()

@@ -42,6 +42,8 @@ from opcockpit.core.models import (
     ProviderStatus,
     Resources,
     TerminalRecord,
+    problems_provider_unknown,
+    problems_unjudgeable,
 )
 
 __all__ = ["reconcile"]
@@ -423,6 +425,18 @@ def _lease_notes(lease: LeaseRecord) -> str:
     return "; " + "; ".join(parts) if parts else ""
 
 
+def _degraded(problems: tuple[str, ...], conv: Convergence, reason: str) -> tuple[Convergence, str]:
+    """A lease whose sandbox.db rows hold odd values (the reader cleaned them; see rowcheck).
+
+    Identity/state columns unusable -> `unknown` (any verdict would be a guess); lesser oddities
+    keep the verdict and say what is wrong in the reason.
+    """
+    what = "; ".join(problems)
+    if problems_unjudgeable(problems):
+        return _UNKNOWN, f"bad sandbox.db row ({what}): cannot judge convergence"
+    return conv, f"{reason}; bad sandbox.db data: {what}"
+
+
 # --------------------------------------------------------------------------- providers
 
 
@@ -570,6 +584,7 @@ def _reconcile(
         )
     new_row = _new_row
     new_resources = _new_resources
+    lease_problems = db.lease_problems
 
     keyed: list[tuple[str, GroundTruthRow]] = []
     append = keyed.append
@@ -577,7 +592,10 @@ def _reconcile(
         lid = lease.lease_id
         pname = lease.provider_name
         ctx = provs.get(pname)
-        if ctx is None:
+        odd = lease_problems.get(lid) if lease_problems else None
+        if odd and problems_provider_unknown(odd):
+            ctx = _Prov(pname, "unknown", _MODE_MISSING)  # no provider to match, no health line
+        elif ctx is None:
             ctx, health[pname] = _missing_context(pname)
             provs[pname] = ctx
 
@@ -610,6 +628,8 @@ def _reconcile(
 
         if lease.needs_refresh or lease.last_error or lease.status == "recovering":
             reason += _lease_notes(lease)
+        if odd:
+            conv, reason = _degraded(odd, conv, reason)
 
         tid = tids[0] if tids else None
         upd = lease.updated_at
@@ -681,6 +701,7 @@ def _reconcile(
         orphans=tuple(orphans),
         db_path=db.path,
         schema_variant=db.schema_variant,
+        db_problems=db.problems,
     )
 
 

@@ -42,6 +42,7 @@ from opcockpit.core.models import (
 )
 from opcockpit.sources._sqlite_ro import connect_ro, map_sqlite_error, precheck
 from opcockpit.sources.errors import SourceError
+from opcockpit.sources.rowcheck import ABSENT, INT, INT_OPT, JSON, KEY, LINK, OPT, REQ, TS, vet
 from opcockpit.sources.schema import OPTIONAL_TABLES
 from opcockpit.timeutil import local_zone, make_parser, to_local_naive_iso
 
@@ -131,6 +132,10 @@ _SNAPSHOT_COLS = (
     "probe_error",
     "collected_at",
 )
+# Column kinds for `rowcheck.vet`, in select-list order (LEON's NOT NULL columns are REQ/INT).
+_LEASE_KINDS = (KEY, REQ, OPT, REQ, REQ, OPT, INT, INT, OPT, TS, TS, TS, TS, TS, OPT, OPT, OPT, OPT)
+_TERMINAL_KINDS = (KEY, REQ, LINK, REQ, INT_OPT, TS, TS, JSON)
+_SESSION_KINDS = (KEY, REQ, REQ, LINK, REQ, TS, TS, TS, OPT, OPT, INT_OPT, INT_OPT)
 _INSTANCE_COLS = ("instance_id", "lease_id", "provider_session_id", "status", "created_at", "last_seen_at")
 _LEASE_EVENT_COLS = ("event_id", "lease_id", "event_type", "source", "payload_json", "error", "created_at")
 _PROVIDER_EVENT_COLS = (
@@ -178,7 +183,7 @@ def _int_or_none(v: object) -> int | None:
         return v  # type: ignore[return-value]
     try:
         return int(v)  # type: ignore[call-overload,no-any-return]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a REAL inf in an INTEGER column
         return None
 
 
@@ -308,7 +313,15 @@ def _snapshots(rows: Iterable[tuple], p: Parser) -> dict[str, ResourceSnapshotRe
 
 
 def _instances(rows: Iterable[tuple], p: Parser) -> list[InstanceHistoryRecord]:
-    return [InstanceHistoryRecord(a, b, c, d, p(e), p(f)) for (a, b, c, d, e, f) in rows]
+    # Detail query (a few rows): text columns made text whatever SQLite stored (BLOB, NULL).
+    return [
+        InstanceHistoryRecord(_utf8(a), _utf8(b), _str_or_none(c), _str_or_none(d), p(e), p(f))
+        for (a, b, c, d, e, f) in rows
+    ]
+
+
+def _str_or_none(v: object) -> str | None:
+    return None if v is None else _utf8(v)
 
 
 def _lease_events(rows: Iterable[tuple], p: Parser) -> list[LeaseEventRecord]:
@@ -332,6 +345,14 @@ def _utf8(v: object) -> str:
     if v.__class__ is bytes:  # a BLOB where LEON meant TEXT: show it, never crash
         return v.decode("utf-8", "replace")  # type: ignore[attr-defined,no-any-return]
     return v if v.__class__ is str else str(v)
+
+
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def _is_decode_error(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "could not decode to utf-8" in str(exc).lower()
 
 
 def _tail(text: str, nbytes: int) -> tuple[str, bool]:
@@ -490,6 +511,11 @@ class SandboxDbReader:
         except SourceError:
             raise
         except sqlite3.Error as exc:
+            if _is_decode_error(exc) and conn.text_factory is str:
+                # TEXT that is not UTF-8 fails the whole fetch; decode leniently (U+FFFD for bad
+                # bytes) from now on. Only odd DBs pay the Python-level decoder.
+                conn.text_factory = _lenient_text
+                return await self._snapshot(build)
             raise self._err(exc) from None
         return schema, results
 
@@ -583,15 +609,24 @@ class SandboxDbReader:
         key = (ap, id(p))
 
         def convert() -> DbState:
+            leases, terminals, sessions, lease_problems, problems = _vetted(
+                schema,
+                p,
+                (lrows, _reuse((*key, "l"), lrows, _leases, p)),
+                (trows, _reuse((*key, "t"), trows, _terminals, p)),
+                (srows, _reuse((*key, "s"), srows, _sessions, p)),
+            )
             return DbState(
                 path=ap,
                 schema_variant=schema.variant,
                 read_at=read_at,
-                leases=_reuse((*key, "l"), lrows, _leases, p),
-                terminals=_reuse((*key, "t"), trows, _terminals, p),
-                chat_sessions=_reuse((*key, "s"), srows, _sessions, p),
+                leases=leases,
+                terminals=terminals,
+                chat_sessions=sessions,
                 resource_snapshots=_snapshots(rrows, p),
                 missing_tables=schema.missing_tables,
+                lease_problems=lease_problems,
+                problems=problems,
             )
 
         return await self._convert(convert, len(lrows) + len(trows) + len(srows))  # type: ignore[no-any-return]
@@ -958,6 +993,88 @@ class SandboxDbReader:
 def _where(conds: list[str], ts: str = "NULL") -> str:
     """AND the conditions; `{ts}` stands for the table's timestamp column expression."""
     return (" WHERE " + " AND ".join(f"({c.format(ts=ts)})" for c in conds)) if conds else ""
+
+
+def _kinds(schema: _Schema, table: str, cols: Sequence[str], kinds: Sequence[str]) -> tuple[str, ...]:
+    present = schema.tables.get(table, frozenset())
+    return tuple(k if c in present else ABSENT for c, k in zip(cols, kinds, strict=True))
+
+
+Vetted = tuple[
+    tuple[LeaseRecord, ...],
+    tuple[TerminalRecord, ...],
+    tuple[ChatSessionRecord, ...],
+    dict[str, tuple[str, ...]],
+    tuple[str, ...],
+]
+
+
+def _vetted(
+    schema: _Schema,
+    p: Parser,
+    leases: tuple[list[tuple], tuple[LeaseRecord, ...]],
+    terminals: tuple[list[tuple], tuple[TerminalRecord, ...]],
+    sessions: tuple[list[tuple], tuple[ChatSessionRecord, ...]],
+) -> Vetted:
+    """Leases, terminals and sessions with odd rows cleaned (see `rowcheck`).
+
+    A lease's own problems, and those of the terminals and sessions bound to it, are returned by
+    lease_id (its row shows them). Child rows whose lease_id is unusable cannot be
+    bound to any lease: they are dropped and counted in the returned table-level problems.
+    """
+    lrecs, lp = vet(
+        leases[0], leases[1], _LEASE_COLS, _kinds(schema, "sandbox_leases", _LEASE_COLS, _LEASE_KINDS),
+        lambda r: _leases(r, p),
+    )  # fmt: skip
+    trecs, tp = vet(
+        terminals[0], terminals[1], _TERMINAL_COLS,
+        _kinds(schema, "abstract_terminals", _TERMINAL_COLS, _TERMINAL_KINDS), lambda r: _terminals(r, p),
+    )  # fmt: skip
+    srecs, sp = vet(
+        sessions[0], sessions[1], _SESSION_COLS,
+        _kinds(schema, "chat_sessions", _SESSION_COLS, _SESSION_KINDS), lambda r: _sessions(r, p),
+    )  # fmt: skip
+    if not (lp or tp or sp):
+        return tuple(lrecs), tuple(trecs), tuple(srecs), {}, ()
+    inherited: dict[str, list[str]] = {}
+    notes: list[str] = []
+    kept: dict[str, list[Any]] = {}
+    for table, recs, found, ident in (
+        ("abstract_terminals", trecs, tp, "terminal_id"),
+        ("chat_sessions", srecs, sp, "chat_session_id"),
+    ):
+        dropped = []
+        for i, texts in found.items():
+            rec = recs[i]
+            if any(t.startswith("lease_id ") for t in texts):
+                dropped.append(i)
+                continue
+            rid = getattr(rec, ident)
+            inherited.setdefault(rec.lease_id, []).extend(f"{table} {rid}: {t}" for t in texts)
+        if dropped:
+            gone = set(dropped)
+            ids = ", ".join(str(getattr(recs[i], ident)) for i in dropped[:3])
+            more = ", ..." if len(dropped) > 3 else ""
+            notes.append(
+                f"{table}: ignored {len(dropped)} row(s) with a NULL or non-text lease_id ({ids}{more})"
+            )
+            recs = [r for i, r in enumerate(recs) if i not in gone]
+        kept[table] = recs
+    by_lease: dict[str, list[str]] = {}
+    for i, texts in lp.items():
+        by_lease.setdefault(lrecs[i].lease_id, []).extend(texts)
+    known = {r.lease_id for r in lrecs} if inherited else set()
+    for lid, texts in inherited.items():
+        if lid in known:  # rows of deleted leases stay ignored, as reconcile ignores them
+            by_lease.setdefault(lid, []).extend(texts)
+    problems = {lid: tuple(texts) for lid, texts in by_lease.items()}
+    return (
+        tuple(lrecs),
+        tuple(kept["abstract_terminals"]),
+        tuple(kept["chat_sessions"]),
+        problems,
+        tuple(notes),
+    )
 
 
 async def read_db_state(
