@@ -17,16 +17,42 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 
+from opcockpit import secrets as _secrets
 from opcockpit.core.alerts import DAY_S, STRICT, AlertsConfig
+from opcockpit.secrets import (
+    http_url_problem,
+    is_secret_name,
+    redact,
+    redact_mapping,
+    redact_url,
+    remember,
+    remember_url,
+    scrub,
+    url_secrets,
+)
+
+__all__ = [
+    "CockpitConfig",
+    "ConfigError",
+    "LoadedConfig",
+    "ProviderConfig",
+    "SourcesConfig",
+    "is_secret_name",
+    "load_config",
+    "redact",
+    "redact_mapping",
+    "redact_url",
+    "scrub",
+    "url_secrets",
+]
 
 ProviderKind = Literal["docker", "e2b", "daytona", "agentbay", "local"]
 KINDS: tuple[str, ...] = ("docker", "e2b", "daytona", "agentbay", "local")
@@ -40,84 +66,12 @@ KEY_ENV_DEFAULTS: dict[str, str] = {
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
 
-# --------------------------------------------------------------------------- URL shapes and redaction
-
-# Query parameters whose values are credentials (matched on the lower-cased name).
-_SECRET_PARAM = re.compile(r"token|key|secret|sig|pass|pwd|auth|cred|session|code")
-# `scheme://user:password@` anywhere in free text (exception messages, warnings).
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s@:]*):([^/\s@]+)@")
-
-
-def url_secrets(url: str | None) -> list[str]:
-    """The credential parts of a URL: the userinfo password (or a token-long bare user name) and
-    the values of secret-looking query parameters."""
-    if not url:
-        return []
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return []
-    found: list[str] = []
-    if parts.password:
-        found.append(parts.password)
-    elif parts.username and len(parts.username) >= 16:  # a token used as the user name
-        found.append(parts.username)
-    query = parse_qsl(parts.query, keep_blank_values=False)
-    found += [v for k, v in query if _SECRET_PARAM.search(k.lower())]
-    return found
-
-
-def redact_url(url: str | None, *, hide_path: bool = False) -> str:
-    """A URL fit to show: `user:pass@` -> `user:***@` (a bare user -> `***@`), secret-looking query
-    values -> `***`. `hide_path` (chat webhooks carry their token in the path) keeps only
-    scheme://host:port/…"""
-    if url is None:
-        return "(unset)"
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return _URL_USERINFO.sub(r"\1\2:***@", url)
-    if not parts.netloc:
-        return url  # not a URL with an authority (unix:///path, garbage): nothing to hide
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"  # IPv6 literal
-    if port is not None:
-        host += f":{port}"
-    if parts.password is not None:
-        host = f"{parts.username}:***@{host}"
-    elif parts.username:
-        host = f"***@{host}"
-    if hide_path:
-        return f"{parts.scheme}://{host}/…"
-    out = f"{parts.scheme}://{host}{parts.path}"
-    if parts.query:
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
-        out += "?" + "&".join(
-            f"{quote(k, safe='')}=" + ("***" if _SECRET_PARAM.search(k.lower()) else quote(v, safe=""))
-            for k, v in pairs
-        )
-    if parts.fragment:
-        out += "#…"
-    return out
+# --------------------------------------------------------------------------- URL shapes
 
 
 def api_url_problem(url: str) -> str | None:
     """Why `url` cannot be a provider API base URL (None: it can)."""
-    shown = redact_url(url)
-    example = "e.g. https://api.e2b.app"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        return f"not a valid URL: {shown!r} ({exc})"
-    if parts.scheme.lower() not in ("http", "https"):
-        got = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
-        return f"not an http(s) URL: {shown!r} ({got}; scheme http or https required, {example})"
-    if not parts.hostname or any(c.isspace() for c in url):
-        return f"not a valid URL: {shown!r} (no host, or spaces; {example})"
-    return None
+    return http_url_problem(url, "https://api.e2b.app")
 
 
 def docker_host_problem(host: str) -> str | None:
@@ -233,46 +187,10 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def redact(secret: str | None) -> str:
-    """Show enough of a key to tell keys apart, never enough to use it: 'e2b_…7f' or '***'."""
-    if not secret:
-        return "(unset)"
-    if len(secret) < 16:
-        return "***"
-    prefix = secret.split("_", 1)[0] + "_" if "_" in secret[:8] else ""
-    return f"{prefix}…{secret[-2:]}"
-
-
-# Every secret value the loader saw, so last-resort handlers can scrub arbitrary text.
-_KNOWN_SECRETS: set[str] = set()
-
-
-def scrub(text: str) -> str:
-    """Replace every known secret value in `text` by its redacted form."""
-    for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
-        if secret and secret in text:
-            text = text.replace(secret, redact(secret))
-    # Credentials in any URL, known or not (an error text quoting a URL with user:pass@).
-    return _URL_USERINFO.sub(r"\1\2:***@", text)
-
-
-def _remember_secret(value: str | None) -> None:
-    if value and len(value) >= 4:
-        _KNOWN_SECRETS.add(value)
-
-
-def _remember_url_secrets(url: object, *, whole: bool = False) -> None:
-    """Register a URL's credentials (and, for chat webhooks, the URL itself) with the scrubber.
-
-    Short values are left to the URL-shaped scrubbing: replacing a 4-letter password (or a user
-    name like 'admin') everywhere in every message would mangle ordinary words."""
-    if not isinstance(url, str):
-        return
-    for secret in url_secrets(url):
-        if len(secret) >= 6:
-            _remember_secret(secret)
-    if whole:
-        _remember_secret(url)
+# One implementation (opcockpit.secrets); these names stay importable from here.
+_KNOWN_SECRETS = _secrets._KNOWN
+_remember_secret = remember
+_remember_url_secrets = remember_url
 
 
 # --------------------------------------------------------------------------- paths
@@ -649,7 +567,7 @@ def _explain(err: Mapping[str, Any]) -> str:
         model = {"providers": ProviderConfig, "alerts": AlertsConfig}.get(str(loc[0]), SourcesConfig)
         close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
         return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
-    if err["type"] == "value_error" and loc and loc[-1] in ("api_url", "host"):
+    if err["type"] == "value_error" and loc and loc[-1] in ("api_url", "host", "url"):
         return str(err["msg"]).removeprefix("Value error, ")  # our own sentence, said once
     return str(err["msg"])
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from opcockpit.cli.common import CliExit, load_or_exit
 from opcockpit.cli.main import EXIT_OK, EXIT_USAGE, err
-from opcockpit.config import LoadedConfig, ProviderConfig, default_paths, redact, redact_url
+from opcockpit.config import LoadedConfig, ProviderConfig, default_paths, redact, redact_mapping, redact_url
 
 _PROVIDER_KEYS = (
     "kind", "enabled", "host", "api_url", "region", "target", "api_key_env",
@@ -108,6 +108,8 @@ def _alerts_entries(loaded: LoadedConfig) -> dict[str, Any]:
     webhook = None
     if cfg.webhook is not None:
         webhook = items(cfg.webhook)
+        # A static `authorization = "Bearer …"` header is a credential: secret-named values -> ***.
+        webhook["headers"]["value"] = redact_mapping(cfg.webhook.headers)
         env_var = cfg.webhook.url_env
         if env_var and os.environ.get(env_var):
             webhook["url"] = {

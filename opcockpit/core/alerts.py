@@ -33,6 +33,7 @@ from opcockpit.core.models import (
     ProviderEventRecord,
     ProviderStatus,
 )
+from opcockpit.secrets import http_url_problem, redact_mapping, redact_url
 
 if TYPE_CHECKING:  # runs pulls in the events.db reader (aiosqlite): keep config imports light
     from opcockpit.core.runs import RunHealth
@@ -91,13 +92,22 @@ class WebhookConfig(BaseModel):
     max_backoff_s: float = Field(default=30.0, ge=0, le=DAY_S)
     max_rounds: int = Field(default=5, ge=1)  # evaluation rounds to keep retrying a failed delivery
 
-    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        # A chat webhook URL is a bearer credential (token in the path): reprs show scheme://host/…
-        from opcockpit.config import redact_url  # lazy: config imports this module
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, v: str | None) -> str | None:
+        # Without a scheme it would be shown whole (no host to cut the path at) and never work.
+        if v is not None and (problem := http_url_problem(v, "https://hooks.example.com/…")):
+            raise ValueError(problem)
+        return v
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # A chat webhook URL is a bearer credential (token in the path): reprs show scheme://host/…;
+        # a static `authorization` (or any secret-named) header is shown as ***.
         for key, value in super().__repr_args__():
             if key == "url" and isinstance(value, str):
                 value = redact_url(value, hide_path=True)
+            elif key == "headers" and isinstance(value, dict):
+                value = redact_mapping(value)
             yield key, value
 
 

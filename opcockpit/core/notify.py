@@ -25,9 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from opcockpit.core.alerts import AlertsConfig, CommandConfig, WebhookConfig
+from opcockpit.secrets import redact_url, scrub
 
 if TYPE_CHECKING:
     from opcockpit.core.alert_store import Alert, AlertStore, Delivery
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["DeliveryResult", "Notifier", "alert_payload", "redact_url"]
 
 _ERROR_CHARS = 300
+_COMMAND_ENV = ("PATH", "HOME", "LANG", "TZ")  # all a notification command gets from us
 _GRACE_S = 0.5  # past the deadline, for an attempt ending right at it to report
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -50,20 +51,7 @@ class DeliveryResult:
     gave_up: bool = False
 
 
-def redact_url(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    if not parts.scheme or not parts.hostname:
-        return "<invalid url>"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}/…"
-
-
 def _clean(text: str) -> str:
-    from opcockpit.config import scrub
-
     text = scrub(" ".join(text.split()))
     return text if len(text) <= _ERROR_CHARS else text[: _ERROR_CHARS - 1] + "…"
 
@@ -268,7 +256,7 @@ class Notifier:
     def _target(self, channel: str) -> str:
         if channel == "webhook":
             url = self._url(self.config.webhook)
-            return redact_url(url) if url else "<no url>"
+            return redact_url(url, hide_path=True) if url else "<no url>"
         cmd = self.config.command
         return os.path.basename(cmd.argv[0]) if cmd is not None else "?"
 
@@ -307,7 +295,7 @@ class Notifier:
         for name, var in cfg.headers_env.items():
             if self.env.get(var):
                 headers[name] = self.env[var]
-        shown = redact_url(url)
+        shown = redact_url(url, hide_path=True)
         delay = cfg.backoff_s
         error = "not attempted"
         attempts = 0
@@ -352,7 +340,9 @@ class Notifier:
     def _command(
         self, cfg: CommandConfig, alert: Alert, body: bytes, rnd: _Round
     ) -> tuple[bool, int, str | None, bool]:
-        env = dict(self.env)
+        # A minimal environment: the command is a pager hook, not a provider client; it must
+        # never inherit provider keys (E2B_API_KEY, …) or webhook credentials.
+        env = {k: self.env[k] for k in _COMMAND_ENV if k in self.env}
         env.update(
             {
                 "OPCOCKPIT_ALERT_ID": str(alert.id),
