@@ -308,3 +308,26 @@ def test_text_that_is_not_utf8_degrades_nothing_else(
     doc = check_all_formats(cli_env, db, capsys)
     row = victim_row(doc)
     assert row is not None and row["last_error"] == "oops\ufffd!"
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("probe_error", BLOB), ("cpu_used", "lots"), ("memory_used_mb", BLOB), ("collected_at", "never")],
+)
+def test_odd_resource_snapshot_values(
+    column: str, value: Any, tmp_path: Path, cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = make_db(tmp_path)
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "INSERT INTO lease_resource_snapshots (lease_id, provider_name, observed_state, probe_mode,"
+        " cpu_used, memory_used_mb, probe_error, collected_at, updated_at)"
+        " VALUES (?, 'local', 'running', 'running_runtime', 1.5, 200.0, NULL, ?, ?)",
+        (VICTIM, "2026-03-20T03:58:41Z", "2026-03-20T03:58:41Z"),
+    )
+    conn.commit()
+    conn.close()
+    poke(db, "lease_resource_snapshots", column, value)
+    doc = check_all_formats(cli_env, db, capsys)
+    row = victim_row(doc)
+    assert row is not None and row["resources"] is not None

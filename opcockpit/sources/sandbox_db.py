@@ -307,7 +307,22 @@ def _snapshots(rows: Iterable[tuple], p: Parser) -> dict[str, ResourceSnapshotRe
     new = _new_snapshot
     f = _float
     return {
-        a: new(a, b or "", c or "", d or "", f(e), f(g), f(h), f(i), f(j), f(k), f(m), f(n), o, p(q))
+        a: new(
+            a,
+            _utf8(b),
+            _utf8(c),
+            _utf8(d),
+            f(e),
+            f(g),
+            f(h),
+            f(i),
+            f(j),
+            f(k),
+            f(m),
+            f(n),
+            o if o is None or o.__class__ is str else _utf8(o),  # a BLOB probe_error: text, not bytes
+            p(q),
+        )
         for (a, b, c, d, e, g, h, i, j, k, m, n, o, q) in rows
     }
 
