@@ -283,7 +283,12 @@ def format_detail(a: Alert, now: datetime) -> str:
         f"last seen {_age(now, a.last_seen)} ago"
         + (f", resolved {_age(now, a.resolved_at)} ago" if a.resolved_at else ""),
     ]
-    if a.acked:
+    if a.acks:  # every ack: two operators acking at once both show
+        out.extend(
+            f"acked by {k.who}" + (f": {k.comment}" if k.comment else "") + f" ({_age(now, k.at)} ago)"
+            for k in a.acks
+        )
+    elif a.acked:
         out.append(f"acked by {a.acked_by}" + (f": {a.ack_comment}" if a.ack_comment else ""))
     if a.is_muted(now):
         until = "until resolved" if a.mute_until_resolved else f"until {a.muted_until:%Y-%m-%d %H:%M:%SZ}"

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from opcockpit.core.runs import RunHealth
 
 __all__ = [
+    "Ack",
     "Alert",
     "AlertEngine",
     "AlertNotFound",
@@ -109,6 +110,20 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE TABLE alert_meta (k TEXT PRIMARY KEY, v TEXT)",
     ],
+    [
+        # Every ack, not just the last: two operators acking at once (TUI + shell, two connections)
+        # must not overwrite each other silently. alerts.acked_* keep the latest, as a summary.
+        """CREATE TABLE alert_acks (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            alert_id INTEGER NOT NULL,
+            who TEXT NOT NULL,
+            at TEXT NOT NULL,
+            comment TEXT
+        )""",
+        "CREATE INDEX idx_alert_acks_alert ON alert_acks(alert_id, seq)",
+        "INSERT INTO alert_acks(alert_id, who, at, comment)"
+        " SELECT id, COALESCE(acked_by, '?'), acked_at, ack_comment FROM alerts WHERE acked_at IS NOT NULL",
+    ],
 ]
 
 _COLS = (
@@ -157,6 +172,15 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class Ack:
+    """One acknowledgement of an alert episode (all are kept, oldest first)."""
+
+    who: str
+    at: datetime
+    comment: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
     id: int
     fingerprint: str
@@ -182,6 +206,7 @@ class Alert:
     muted_at: datetime | None
     mute_comment: str | None
     deliveries: tuple[Delivery, ...] = field(default=())
+    acks: tuple[Ack, ...] = field(default=())  # every ack, oldest first (acked_* = the latest)
 
     @property
     def firing(self) -> bool:
@@ -234,6 +259,7 @@ class Alert:
                 if (self.muted_until or self.mute_until_resolved)
                 else None
             ),
+            "acks": [{"by": k.who, "at": _iso(k.at), "comment": k.comment} for k in self.acks],
             "muted": self.is_muted(now) if now is not None else None,
             "deliveries": [
                 {
@@ -330,7 +356,16 @@ class AlertStore:
                     deliveries.setdefault(d[0], []).append(
                         Delivery(d[1], d[2], d[3], d[4], d[5], d[6], _dt(d[7]), _dt(d[8]))
                     )
-        return [_alert(r, tuple(deliveries.get(r[0], ()))) for r in rows]
+            acks: dict[int, list[Ack]] = {}
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                for k in self.conn.execute(
+                    "SELECT alert_id, who, at, comment FROM alert_acks"
+                    f" WHERE alert_id IN ({','.join('?' * len(chunk))}) ORDER BY seq",
+                    chunk,
+                ):
+                    acks.setdefault(k[0], []).append(Ack(k[1], datetime.fromisoformat(k[2]), k[3]))
+        return [_alert(r, tuple(deliveries.get(r[0], ())), tuple(acks.get(r[0], ()))) for r in rows]
 
     def active(self) -> list[Alert]:
         """Firing alerts (muted ones included; see `Alert.is_muted`), most severe then newest first."""
@@ -386,11 +421,20 @@ class AlertStore:
     def ack(
         self, ref: str | int, who: str, comment: str | None = None, *, now: datetime | None = None
     ) -> Alert:
+        """Record an ack. Every ack is kept (`Alert.acks`); a concurrent ack from another
+        connection is added next to this one, never overwritten."""
         alert = self.get(ref)
+        at = _iso(now or _utcnow())
         with self.lock, self.conn:
             self.conn.execute(
-                "UPDATE alerts SET acked_by = ?, acked_at = ?, ack_comment = ? WHERE id = ?",
-                (who, _iso(now or _utcnow()), comment, alert.id),
+                "INSERT INTO alert_acks(alert_id, who, at, comment) VALUES (?, ?, ?, ?)",
+                (alert.id, who, at, comment),
+            )
+            # The summary fields follow the newest ack by time (not by who wrote last).
+            self.conn.execute(
+                "UPDATE alerts SET acked_by = ?, acked_at = ?, ack_comment = ?"
+                " WHERE id = ? AND (acked_at IS NULL OR acked_at <= ?)",
+                (who, at, comment, alert.id, at),
             )
         return self.get(alert.id)
 
@@ -600,11 +644,12 @@ class AlertStore:
         ).fetchone()
         if row is None:
             return
-        self.conn.execute(
-            "DELETE FROM alert_deliveries WHERE alert_id IN"
-            " (SELECT id FROM alerts WHERE state = 'resolved' AND id <= ?)",
-            (row[0],),
-        )
+        for table in ("alert_deliveries", "alert_acks"):
+            self.conn.execute(
+                f"DELETE FROM {table} WHERE alert_id IN"
+                " (SELECT id FROM alerts WHERE state = 'resolved' AND id <= ?)",
+                (row[0],),
+            )
         self.conn.execute("DELETE FROM alerts WHERE state = 'resolved' AND id <= ?", (row[0],))
 
     def by_ids(self, ids: Sequence[int]) -> list[Alert]:
@@ -613,7 +658,7 @@ class AlertStore:
         return sorted(self._rows(f"id IN ({','.join('?' * len(ids))})", list(ids)), key=_order)
 
 
-def _alert(r: tuple, deliveries: tuple[Delivery, ...]) -> Alert:
+def _alert(r: tuple, deliveries: tuple[Delivery, ...], acks: tuple[Ack, ...] = ()) -> Alert:
     evidence = tuple(
         Evidence(e.get("kind", ""), e.get("id", ""), e.get("note", "")) for e in json.loads(r[8])
     )
@@ -646,6 +691,7 @@ def _alert(r: tuple, deliveries: tuple[Delivery, ...]) -> Alert:
         muted_at=_dt(r[21]),
         mute_comment=r[22],
         deliveries=deliveries,
+        acks=acks,
     )
 
 
