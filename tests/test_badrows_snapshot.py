@@ -287,7 +287,7 @@ def test_property_random_column_oddities_always_give_a_valid_picture(
             if fmt == "json":
                 doc = json.loads(out)
                 VALIDATOR.validate(doc)
-                assert OTHERS <= {r["lease_id"] for r in doc["rows"]}, i
+                assert {r["lease_id"] for r in doc["rows"]} >= OTHERS, i
             if fmt in ("table", "csv", "prometheus"):
                 assert "\x1b" not in out and "\x07" not in out, (i, fmt)
 

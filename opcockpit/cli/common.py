@@ -8,6 +8,7 @@ import traceback
 
 from opcockpit.cli.main import EXIT_INTERNAL, EXIT_SOURCE, EXIT_USAGE, err
 from opcockpit.config import ConfigError, LoadedConfig, load_config, scrub
+from opcockpit.textsafe import safe_text
 
 
 class CliExit(Exception):
@@ -50,11 +51,11 @@ def report_unexpected(exc: BaseException, *, debug: bool) -> int:
         return exc.code
     if isinstance(exc, ConfigError):
         for problem in exc.problems:
-            err(f"opcockpit: config error: {problem}")
+            err(f"opcockpit: config error: {_one_line(str(problem))}")
         return EXIT_USAGE
     if debug:
         text = "".join(traceback.format_exception(exc))
-        sys.stderr.write(scrub(text))
+        sys.stderr.write(safe_text(scrub(text), single_line=False))
     source_error = _source_error_type()
     if source_error is not None and isinstance(exc, source_error):
         err(f"opcockpit: {_one_line(str(exc))}")
@@ -71,5 +72,7 @@ def report_unexpected(exc: BaseException, *, debug: bool) -> int:
 
 
 def _one_line(text: str) -> str:
-    text = " ".join(text.split())
+    """One line for stderr. The text may quote sandbox.db contents (table names, values) or a
+    provider's error body: control characters are made visible so they cannot drive the terminal."""
+    text = safe_text(" ".join(text.split()))
     return text if len(text) <= 300 else text[:299] + "…"

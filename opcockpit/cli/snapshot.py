@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import re
 import sys
 from collections.abc import Collection
 from dataclasses import replace
@@ -66,7 +67,7 @@ def check_provider_names(names: Collection[str], config: CockpitConfig, gt: Grou
     in_db = f"; in sandbox.db only: {', '.join(extra)}" if extra else ""
     which = ", ".join(repr(n) for n in unknown)
     plural = "s" if len(unknown) > 1 else ""
-    err(f"opcockpit: unknown provider{plural} {which} (configured: {configured}{in_db})")
+    err(safe_text(f"opcockpit: unknown provider{plural} {which} (configured: {configured}{in_db})"))
     raise CliExit(EXIT_USAGE)
 
 
@@ -74,11 +75,11 @@ def format_snapshot(gt: GroundTruth, fmt: str, *, width: int | None = None) -> s
     if fmt == "json":
         from opcockpit.core.serialize import dumps_json
 
-        return dumps_json(gt) + "\n"
+        return escape_c1(dumps_json(gt)) + "\n"
     if fmt == "ndjson":
         from opcockpit.core.serialize import iter_ndjson
 
-        return "".join(line + "\n" for line in iter_ndjson(gt))
+        return escape_c1("".join(line + "\n" for line in iter_ndjson(gt)))
     if fmt == "csv":
         from opcockpit.core.serialize import csv_text
 
@@ -90,6 +91,20 @@ def format_snapshot(gt: GroundTruth, fmt: str, *, width: int | None = None) -> s
     buf = io.StringIO()
     render_table(gt, buf, width=width or _terminal_width())
     return buf.getvalue()
+
+
+_C1 = re.compile("[\x7f-\x9f]")
+
+
+def escape_c1(text: str) -> str:
+    """JSON text with DEL and C1 controls (8-bit CSI/OSC) written as \\u escapes.
+
+    The encoder (ensure_ascii=False) escapes only U+0000..U+001F; U+007F..U+009F can only occur
+    inside JSON strings, where the escape is lossless. The search runs in C; clean output is as is.
+    """
+    if _C1.search(text) is None:
+        return text
+    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _terminal_width() -> int:
@@ -112,7 +127,7 @@ def run_snapshot(args: argparse.Namespace) -> int:
 def _run_snapshot(args: argparse.Namespace) -> int:
     loaded = load_or_exit(args)
     for warning in loaded.warnings:
-        err(f"opcockpit: warning: {warning}")
+        err(safe_text(f"opcockpit: warning: {warning}"))
     names = args.provider or None
     gt = run_collect(loaded.config, names)
     for problem in gt.db_problems:
@@ -130,7 +145,7 @@ def _run_snapshot(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
         for line in notes:
-            err(line)
+            err(safe_text(line))
         return code
     text = format_snapshot(gt, args.format, width=args.width)
     sys.stdout.write(text)

@@ -15,11 +15,15 @@ from datetime import datetime
 from opcockpit.core.alerts import RULES, Severity
 from opcockpit.core.models import GroundTruth, ProviderStatus
 from opcockpit.core.runs import RUN_STATUSES, RunHealth
+from opcockpit.textsafe import safe_text
 
 __all__ = ["render_prometheus"]
 
 
 def _esc_label(value: str) -> str:
+    # Provider names come from sandbox.db: control characters made visible (a .prom file gets
+    # cat'ed), then the exposition format's own escapes.
+    value = safe_text(value, single_line=False)
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 

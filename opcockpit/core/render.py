@@ -1,15 +1,21 @@
 """`opcockpit snapshot --format table`: provider health lines + a rich table of rows + orphans.
 
 Rich is allowed on the headless path (Textual is not); it is imported here only, so the json/csv
-formats never pay for it.
+formats never pay for it. Every string from sandbox.db or a provider is passed through
+`textsafe.safe_text` and handed to Rich as `Text` (never as markup): a `last_error` holding
+`ESC ]0;title BEL` must show, not retitle the operator's terminal.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from opcockpit.core.models import GroundTruth, ProviderHealth
+from opcockpit.textsafe import safe_text
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 _CONV_STYLE = {
     "converged": "green",
@@ -55,10 +61,10 @@ def render_table(gt: GroundTruth, file: IO[str], *, width: int | None = None) ->
     now = gt.generated_at
     db = gt.db_path or "?"
     stamp = f"{gt.generated_at:%Y-%m-%d %H:%M:%SZ}"
-    console.print(Text(f"sandbox.db {db} ({gt.schema_variant or '?'})  generated {stamp}"))
+    console.print(Text(safe_text(f"sandbox.db {db} ({gt.schema_variant or '?'})  generated {stamp}")))
     for p in gt.providers:
         style = _STATUS_STYLE.get(p.status.value, "")
-        console.print(Text("  " + provider_line(p, now), style=style))
+        console.print(Text(safe_text("  " + provider_line(p, now)), style=style))
 
     table = Table(show_edge=False, pad_edge=False, header_style="bold", expand=False)
     for col, kw in (
@@ -79,16 +85,16 @@ def render_table(gt: GroundTruth, file: IO[str], *, width: int | None = None) ->
         if r.stale_age_s is not None:
             conv = f"{conv} {age_seconds(r.stale_age_s)}"
         table.add_row(
-            r.provider,
-            r.thread_id or "-",
-            r.lease_id,
-            r.instance_id or "-",
-            r.desired_state,
-            r.observed_state,
-            r.provider_state or "-",
+            _cell(r.provider),
+            _cell(r.thread_id or "-"),
+            _cell(r.lease_id),
+            _cell(r.instance_id or "-"),
+            _cell(r.desired_state),
+            _cell(r.observed_state),
+            _cell(r.provider_state or "-"),
             Text(conv, style=_CONV_STYLE.get(r.convergence.value, "")),
             age(r.last_active, now),
-            r.reason,
+            _cell(r.reason),
         )
     console.print(table)
     console.print(Text(f"{len(gt.rows)} leases, {len(gt.orphans)} orphans", style="bold"))
@@ -98,15 +104,22 @@ def render_table(gt: GroundTruth, file: IO[str], *, width: int | None = None) ->
             ot.add_column(col, overflow="ellipsis")
         for o in gt.orphans:
             ot.add_row(
-                o.provider,
-                o.instance_id,
-                o.name or "-",
-                o.provider_state,
-                o.claimed_lease_id or "-",
-                o.claim or "-",
+                _cell(o.provider),
+                _cell(o.instance_id),
+                _cell(o.name or "-"),
+                _cell(o.provider_state),
+                _cell(o.claimed_lease_id or "-"),
+                _cell(o.claim or "-"),
                 age(o.created_at, now),
             )
         console.print(ot)
+
+
+def _cell(value: object) -> Text:
+    """Untrusted text as a table cell: control characters visible, no markup."""
+    from rich.text import Text
+
+    return Text(safe_text(value))
 
 
 def age_seconds(s: float) -> str:

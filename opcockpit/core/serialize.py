@@ -25,6 +25,7 @@ from opcockpit.core.models import (
     ProviderHealth,
     Resources,
 )
+from opcockpit.textsafe import safe_text
 
 SNAPSHOT_VERSION = 1
 
@@ -322,4 +323,7 @@ def csv_text(gt: GroundTruth) -> str:
             v = _value(getattr(res, k)) if res is not None else None
             out.append("" if v is None else v)
         w.writerow(out)
-    return buf.getvalue()
+    # CSV is read in terminals as often as in spreadsheets: control characters from sandbox.db or
+    # provider text (ESC, BEL, C1) are made visible; tabs/newlines are data and stay (quoted). One
+    # pass over the whole text equals one per cell: CSV's own syntax holds no control characters.
+    return safe_text(buf.getvalue(), single_line=False)
