@@ -7,8 +7,11 @@ once. Results go into the keyed tables by row key: nothing is cleared, the curso
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import signal
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -36,12 +39,18 @@ from opcockpit.tui.widgets.keyed_table import KeyedTable
 from opcockpit.tui.widgets.tables import ground_truth_table, orphans_table
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from textual.driver import Driver
+
     from opcockpit.core.audit import AuditEntry
     from opcockpit.core.operations import Operations, Plan
     from opcockpit.core.watch import EventWatcher
     from opcockpit.tui.alerting import Alerting
 
 MIN_REFRESH_S = 0.5
+CLOSE_TIMEOUT_S = 2.0  # per resource closed on exit
+EXIT_GRACE_S = 5.0  # terminal gone: the process ends this long after, whatever still runs
 WRITE_ACTIONS = ("pause", "resume", "destroy", "adopt")
 FILTER_HINT = "filter: text · regex · !inverse · field:value  (Enter keep, Esc clear)"
 
@@ -126,6 +135,8 @@ class CockpitApp(App[int]):
         self._filter_before = ""
         self._rows_by_key: dict[str, GroundTruthRow] = {}
         self._hup_installed = False
+        self._hup_previous: Any = None
+        self._gone = False  # the terminal went away (SIGHUP/EIO): exiting
         self._refresh_again = False  # an event asked for a refresh while one was running
         self.ops = ops
         if ops is not None and ops.read_only:
@@ -175,16 +186,15 @@ class CockpitApp(App[int]):
 
     async def on_unmount(self) -> None:
         self._remove_sighup()
+        # Each close is bounded: a provider call in flight or a wedged socket must not hold the exit.
         if self.watcher is not None:
-            await self.watcher.aclose()
+            await _bounded(self.watcher.aclose())
         if self.alerting is not None:
-            self.alerting.close()
+            await _bounded(asyncio.to_thread(self.alerting.close))
         if self.close_source:
-            with contextlib.suppress(Exception):
-                await self.source.aclose()
+            await _bounded(self.source.aclose())
             if self.details is not None:
-                with contextlib.suppress(Exception):
-                    await self.details.aclose()
+                await _bounded(self.details.aclose())
 
     # SIGHUP: the SSH session or terminal went away. Exit through the normal path so the collector's
     # connections close and nothing keeps polling providers in the background (k9s #871/#945).
@@ -192,20 +202,48 @@ class CockpitApp(App[int]):
         if not hasattr(signal, "SIGHUP"):
             return
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            import asyncio
-
+            self._hup_previous = signal.getsignal(signal.SIGHUP)
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
             self._hup_installed = True
 
     def _remove_sighup(self) -> None:
         if self._hup_installed:
-            import asyncio
-
             with contextlib.suppress(Exception):
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+                # asyncio leaves SIG_DFL behind: a second hangup would kill the process before the
+                # demo's teardown (doubles, temp dir) ran. Put back whoever handled it before us.
+                if self._hup_previous is not None:
+                    signal.signal(signal.SIGHUP, self._hup_previous)
             self._hup_installed = False
 
     def _on_sighup(self) -> None:
+        self.terminal_gone()
+
+    def get_driver_class(self) -> type[Driver]:
+        driver = super().get_driver_class()
+        from textual.drivers.linux_driver import LinuxDriver
+
+        if driver is LinuxDriver:
+            from opcockpit.tui.terminal import HangupSafeDriver
+
+            HangupSafeDriver.on_gone = self.terminal_gone
+            return HangupSafeDriver
+        return driver
+
+    def terminal_gone(self) -> None:
+        """SIGHUP, or EIO on the terminal: nobody is watching. Exit now, without drawing again.
+
+        Output is dropped (a hung terminal never drains, so teardown must not wait on it), the app
+        exits through the normal path (workers cancelled, collector closed with a bound in
+        on_unmount), and a watchdog ends the process should anything still hold it after
+        EXIT_GRACE_S: an in-flight provider call or a stuck thread must not keep it alive."""
+        if self._gone:
+            return
+        self._gone = True
+        stop = getattr(self._driver, "terminal_gone", None)
+        if callable(stop):  # a real terminal (not run_test's headless driver): the process is ours
+            stop()
+            _start_exit_watchdog(EXIT_GRACE_S)
         self.exit(0)
 
     # ------------------------------------------------------------------ widgets
@@ -779,6 +817,22 @@ def run_tui(
     """CLI hook (opcockpit.cli.main): `loaded` is a LoadedConfig."""
     del debug  # tracebacks are the CLI's business
     return run_app(loaded.config, read_only=read_only, refresh_s=refresh_s)
+
+
+async def _bounded(step: Awaitable[object], timeout: float = CLOSE_TIMEOUT_S) -> None:
+    with contextlib.suppress(Exception, asyncio.TimeoutError):  # best effort: we are leaving
+        await asyncio.wait_for(step, timeout)
+
+
+def _start_exit_watchdog(grace_s: float) -> None:
+    """End the process `grace_s` from now if it is still alive (daemon: a normal exit beats it)."""
+
+    def _expire() -> None:
+        os._exit(128 + int(getattr(signal, "SIGHUP", 1)))
+
+    timer = threading.Timer(grace_s, _expire)
+    timer.daemon = True
+    timer.start()
 
 
 def _intended(action: Action, target: Target) -> str | None:
