@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
+from typing import TYPE_CHECKING
 
 from opcockpit.cli.main import EXIT_INTERNAL, EXIT_SOURCE, EXIT_USAGE, err
 from opcockpit.config import ConfigError, LoadedConfig, load_config, scrub
 from opcockpit.textsafe import safe_text
+
+if TYPE_CHECKING:
+    from opcockpit.core.ledger import LedgerError
 
 
 class CliExit(Exception):
@@ -60,15 +65,89 @@ def report_unexpected(exc: BaseException, *, debug: bool) -> int:
     if source_error is not None and isinstance(exc, source_error):
         err(f"opcockpit: {_one_line(str(exc))}")
         return EXIT_SOURCE
+    ledger = ledger_fault(exc)
+    if ledger is not None:
+        # The cockpit's own ledger (alerts, audit), named as such: never blamed on sandbox.db.
+        err(f"opcockpit: {_one_line(str(ledger))}")
+        return EXIT_SOURCE
     import sqlite3
 
     if isinstance(exc, sqlite3.Error):
-        # A reader let a raw sqlite error through; still a source problem, still one line.
-        err(f"opcockpit: cannot read sandbox.db: {_one_line(str(exc))}")
+        # The sources wrap their errors in SourceError (naming the file); a raw one names the
+        # database file it came from when a frame still holds the connection.
+        where = _db_path_in_traceback(exc)
+        on = f" on {where}" if where else " (database file unknown; run with --debug)"
+        err(f"opcockpit: SQLite error{on}: {_one_line(str(exc))}")
         return EXIT_SOURCE
     hint = "" if debug else " (run with --debug for details)"
     err(f"opcockpit: internal error: {type(exc).__name__}: {_one_line(str(exc))}{hint}")
     return EXIT_INTERNAL
+
+
+# Modules that talk to the cockpit's ledger: an sqlite3/OS error raised inside them is a ledger fault.
+_LEDGER_MODULES = tuple(
+    os.path.join("opcockpit", "core", name) for name in ("ledger.py", "alert_store.py", "audit.py")
+)
+
+
+def ledger_fault(exc: BaseException, path: str | os.PathLike[str] | None = None) -> LedgerError | None:
+    """`exc` as a LedgerError naming the ledger file when it came from the ledger, else None.
+
+    The ledger stores raise raw sqlite3/OS errors; which file failed is recovered from the
+    traceback: a frame of a ledger module, and the path its locals hold (open_ledger's `target`,
+    a store's connection). `path` is the fallback (else the default ledger path).
+    """
+    from opcockpit.core.ledger import LedgerError, default_ledger_path
+
+    if isinstance(exc, LedgerError):
+        return exc
+    import sqlite3
+
+    if not isinstance(exc, sqlite3.Error | OSError):
+        return None
+    found = False
+    where: str | None = None
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_filename.endswith(_LEDGER_MODULES):
+            found = True
+            where = where or _frame_db_path(frame)
+        tb = tb.tb_next
+    if not found:
+        return None
+    if where is None:
+        where = str(path) if path is not None else str(default_ledger_path())
+    return LedgerError(where, str(exc) or type(exc).__name__)
+
+
+def _frame_db_path(frame: object) -> str | None:
+    import sqlite3
+
+    local = getattr(frame, "f_locals", {})
+    target = local.get("target")
+    if isinstance(target, str | os.PathLike):
+        return str(target)
+    owner = local.get("self")
+    for conn in (local.get("conn"), getattr(owner, "conn", None), getattr(owner, "_conn", None)):
+        if isinstance(conn, sqlite3.Connection):
+            try:
+                rows = conn.execute("PRAGMA database_list").fetchall()
+            except sqlite3.Error:
+                continue
+            main = [r[2] for r in rows if r[1] == "main" and r[2]]
+            if main:
+                return str(main[0])
+    return None
+
+
+def _db_path_in_traceback(exc: BaseException) -> str | None:
+    tb = exc.__traceback__
+    where = None
+    while tb is not None:
+        where = _frame_db_path(tb.tb_frame) or where  # the innermost frame that knows wins
+        tb = tb.tb_next
+    return where
 
 
 def _one_line(text: str) -> str:

@@ -124,6 +124,41 @@ def run_snapshot(args: argparse.Namespace) -> int:
             gc.enable()
 
 
+def _with_alerts(
+    gt: GroundTruth, config: CockpitConfig, args: argparse.Namespace
+) -> tuple[str, list[str], int]:
+    """snapshot_output (alerts_cli), surviving a broken ledger.
+
+    The ledger (alert state, mutes, acks, hold-time starts) is the cockpit's own file; when it
+    cannot be opened, read or written, the fleet is still printed and one warning names the file.
+    `--check` then evaluates against a throwaway in-memory ledger: conditions without a hold time
+    still fire; hold times, mutes and acks are unknown; notifications are not sent (nothing could
+    remember they were, so every cron run would send them again). Source errors still propagate.
+    """
+    from opcockpit.cli.alerts_cli import snapshot_output
+    from opcockpit.cli.common import ledger_fault
+
+    check = bool(getattr(args, "check", False))
+    ledger = getattr(args, "ledger", None)
+    try:
+        return snapshot_output(gt, config, args.format, check=check, width=args.width, ledger_path=ledger)
+    except Exception as exc:
+        fault = ledger_fault(exc, ledger)
+        if fault is None:
+            raise
+    what = "; --check evaluated without it (hold times, mutes and acks unknown; no notifications sent)"
+    err(safe_text(f"opcockpit: warning: {fault}{what if check else ''}"))
+    quiet = _without_notifications(config)
+    return snapshot_output(gt, quiet, args.format, check=check, width=args.width, ledger_path=":memory:")
+
+
+def _without_notifications(config: CockpitConfig) -> CockpitConfig:
+    alerts = getattr(config, "alerts", None)
+    if alerts is None:
+        return config
+    return config.model_copy(update={"alerts": alerts.model_copy(update={"webhook": None, "command": None})})
+
+
 def _run_snapshot(args: argparse.Namespace) -> int:
     loaded = load_or_exit(args)
     for warning in loaded.warnings:
@@ -137,11 +172,7 @@ def _run_snapshot(args: argparse.Namespace) -> int:
         gt = only_providers(gt, names)
     if getattr(args, "check", False) or args.format == "prometheus":
         # Alerts (issue 6) own these: rules evaluated into the ledger, gauges for node_exporter.
-        from opcockpit.cli.alerts_cli import snapshot_output
-
-        text, notes, code = snapshot_output(
-            gt, loaded.config, args.format, check=bool(getattr(args, "check", False)), width=args.width
-        )
+        text, notes, code = _with_alerts(gt, loaded.config, args)
         sys.stdout.write(text)
         sys.stdout.flush()
         for line in notes:

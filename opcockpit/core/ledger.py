@@ -14,6 +14,23 @@ from pathlib import Path
 LEDGER_ENV = "OPCOCKPIT_LEDGER"
 
 
+class LedgerError(Exception):
+    """The ledger file cannot be opened, read or written (corrupt, read-only, locked, ...).
+
+    Distinct from `sources.errors.SourceError` (sandbox.db / events.db): the fleet view never
+    depends on the ledger. `str()` is one line naming the file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None, message: str) -> None:
+        self.path = None if path is None else str(path)
+        self.message = " ".join(message.split())
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        where = self.path or "(path unknown)"
+        return f"cockpit ledger {where} is unusable: {self.message}"
+
+
 def default_ledger_path() -> Path:
     """$OPCOCKPIT_LEDGER, else <XDG data dir>/opcockpit/ledger.db."""
     override = os.environ.get(LEDGER_ENV)
