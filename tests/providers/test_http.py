@@ -394,11 +394,15 @@ async def test_503_retry_after_beyond_cap_is_not_waited_for(
 ) -> None:
     api = ApiClient("scripted", base_url=double.url, retries=3, max_sleep_s=1.0)
     try:
-        double.script = [Response(503, {"message": "maintenance"}, {"Retry-After": "30"})]
+        double.script = [Response(503, {"message": "maintenance"}, {"Retry-After": "1.5"})]
         with pytest.raises(Unavailable) as info:
             await api.request("GET", "/queue")
         assert str(info.value) == "scripted: GET /queue -> HTTP 503: maintenance"
         assert (api.request_count, sleeps.delays) == (1, [])
+        # Exactly at the cap it is still waited for.
+        double.script = [Response(503, {"message": "maintenance"}, {"Retry-After": "1"})]
+        assert await api.json("GET", "/queue") == {"ok": True}
+        assert api.request_count == 3 and len(sleeps.delays) == 1 and 1.0 <= sleeps.delays[0] <= 1.1
     finally:
         await api.aclose()
 
