@@ -184,8 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown module(s) {unknown}; choose from {list(MODULES)}")
     worst = 0
-    for name in args.modules or list(MODULES):
-        worst = max(worst, run(name, args.max_children, args.timeout_s, args.rev or None))
+    try:
+        for name in args.modules or list(MODULES):
+            worst = max(worst, run(name, args.max_children, args.timeout_s, args.rev or None))
+    except KeyboardInterrupt:
+        print("interrupted: verdicts so far are kept; the next run resumes", file=sys.stderr)
+        return 130
     return worst
 
 
