@@ -96,9 +96,17 @@ class EventsDbReader:
         if self._conn is None:
             raise RuntimeError("EventsDbReader is not open; use `async with EventsDbReader(path)`")
         try:
-            return list(await self._conn.execute_fetchall(sql, params))
+            rows = list(await self._conn.execute_fetchall(sql, params))
         except sqlite3.Error as exc:
+            if _is_decode_error(exc) and self._conn.text_factory is str:
+                # TEXT that is not UTF-8 fails the whole fetch: decode leniently from now on.
+                self._conn.text_factory = _lenient_text
+                return await self._fetch(sql, params)
             raise map_sqlite_error(exc, self._apath, LABEL, self.busy_timeout_ms) from None
+        # A BLOB where LEON writes TEXT (data, ids) would reach JSON and regexes as bytes: decode.
+        if any(v.__class__ is bytes for row in rows for v in row):
+            rows = [tuple(_lenient_text(v) if v.__class__ is bytes else v for v in row) for row in rows]
+        return rows
 
     async def _check_table(self) -> bool:
         """True once run_events exists (LEON creates it lazily; re-checked until it appears)."""
@@ -227,6 +235,14 @@ class EventsDbReader:
             RunEventRecord(int(s), t, r, e, d if d is not None else "", m, p(c))
             for s, t, r, e, d, m, c in rows
         ]
+
+
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def _is_decode_error(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "could not decode to utf-8" in str(exc).lower()
 
 
 def _error_text(data: str | None) -> str | None:
