@@ -37,7 +37,7 @@ class Result:
     module: Module
     statuses: dict[str, str] = field(default_factory=dict)  # mutant name -> verdict
     durations: dict[str, float] = field(default_factory=dict)  # wall seconds per tested mutant
-    estimates: dict[str, float] = field(default_factory=dict)  # seconds of its selected tests
+    test_time: dict[str, float] = field(default_factory=dict)  # seconds of the tests that reach it
 
     @property
     def counts(self) -> Counter[str]:
@@ -50,9 +50,16 @@ def load(name: str, module: Module) -> Result | None:
         return None
     data = json.loads(meta.read_text())
     statuses = {k: status_by_exit_code[v] for k, v in data["exit_code_by_key"].items()}
-    return Result(
-        name, module, statuses, data.get("durations_by_key", {}), data.get("estimated_durations_by_key", {})
-    )
+    # mutmut's stats run maps each function to the tests that reach it, with each test's duration:
+    # a surviving mutant runs all of them, so their sum bounds the mutant's test time.
+    test_time: dict[str, float] = {}
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        stats = json.loads((WORK / name / "mutants" / "mutmut-stats.json").read_text())
+        by_function, duration = stats["tests_by_mangled_function_name"], stats["duration_by_test"]
+        for key in statuses:
+            tests = by_function.get(key.partition("__mutmut_")[0], [])
+            test_time[key] = sum(duration.get(t, 0.0) for t in tests)
+    return Result(name, module, statuses, data.get("durations_by_key", {}), test_time)
 
 
 def _short(code: str) -> str:
@@ -98,6 +105,27 @@ def fmt_s(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
+def timing(result: Result) -> list[str]:
+    """Measured time, and the expected full run: per mutant, its tests' time (all run if it
+    survives; a kill stops at the first failure, so this is an upper bound) plus the per-mutant
+    overhead (fork, pytest session) measured so far, or 1 s before anything ran."""
+    done = [k for k in result.statuses if k in result.durations]
+    spent = sum(result.durations[k] for k in done)
+    overheads = [result.durations[k] - result.test_time.get(k, 0.0) for k in done]
+    overhead = max(0.0, sum(overheads) / len(overheads)) if overheads else 1.0
+    bound = sum(result.test_time.get(k, 0.0) + overhead for k in result.statuses)
+    lines = [f"Time (one worker): {len(done)} mutants tested in {fmt_s(spent)}"]
+    if done:
+        lines[0] += f" (mean {spent / len(done):.1f} s, overhead ~{overhead:.1f} s per mutant)"
+    if result.test_time:
+        mean_tests = sum(result.test_time.values()) / len(result.test_time)
+        lines.append(
+            f"Expected full run of all {len(result.statuses)}: at most {fmt_s(bound)} "
+            f"(mean test time per mutant {mean_tests:.1f} s + overhead)."
+        )
+    return lines
+
+
 def section(result: Result | None, name: str, module: Module, equivalent: dict[str, str]) -> list[str]:
     work = WORK / name
     tests = module.tests
@@ -119,15 +147,7 @@ def section(result: Result | None, name: str, module: Module, equivalent: dict[s
         f"| {total} | " + " | ".join(str(counts.get(c, 0)) for c in COLUMNS) + " |",
         "",
     ]
-    done = [result.durations[k] for k in result.statuses if k in result.durations]
-    if done:
-        mean = sum(done) / len(done)
-        out.append(
-            f"Time: {len(done)} mutants tested in {fmt_s(sum(done))} (mean {mean:.1f} s per mutant, "
-            f"one worker); a full run of all {total} takes about {fmt_s(mean * total)}."
-        )
-    else:
-        out.append(f"Time: no mutant tested yet; {total} mutants generated.")
+    out += timing(result)
     if counts.get("not checked"):
         out.append(f"**Partial run**: {counts['not checked']} mutants not checked yet.")
     survivors = sorted(k for k, v in result.statuses.items() if v == "survived")
@@ -158,7 +178,8 @@ def render() -> str:
         "incremental. Show a mutant: `cd mutants/<module> && ../../.venv/bin/mutmut show NAME`",
         "(NAME = the module's dotted path + `.` + the mutant column).",
         "",
-        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit.stdout.strip() or '?'}",
+        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; repo HEAD {commit.stdout.strip() or '?'}"
+        " (each module names the source it tested)",
         f"- Machine: {machine()}",
         "- Goal: no survivor that changes behaviour. Equivalent mutants (no observable difference) are",
         "  explained in `tools/equivalent_mutants.toml`.",
