@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import operator
 import time
 import uuid
 from collections import deque
@@ -33,6 +34,7 @@ _NATIVE = {"running": "RUNNING", "paused": "PAUSED", "stopped": "DELETED"}
 NATIVE_STATES = frozenset({"RUNNING", "PAUSING", "PAUSED", "RESUMING", "DELETING", "DELETED", "FINISH"})
 _RELEASED = frozenset({"DELETED", "FINISH"})
 _GONE = "__gone__"
+_STATE = operator.attrgetter("state")
 
 
 @dataclass
@@ -253,8 +255,7 @@ class AgentBayDouble(FakeProvider):
                 if drop is not None and pos % drop == drop - 1:
                     continue  # silently dropped (fault), yet still in TotalCount
                 items.append(self._item(inst))
-            # TotalCount: every session the filters match (not the whole fleet), as of this page.
-            total = len(self._matching(status, want_labels))
+            total = self._total(status, want_labels)
         next_token = _encode_token(page_no + 1, last) if more and last else ""
         if f.malformed_json:
             return Response(200, b'{"RequestId":"x","Success":true,"Data":[{"SessionId":"trunc')
@@ -266,6 +267,16 @@ class AgentBayDouble(FakeProvider):
         if inst.state in _RELEASED or (status and inst.state != status):
             return False
         return all(inst.labels.get(k) == str(v) for k, v in want_labels.items())
+
+    def _total(self, status: str | None, want_labels: dict[str, Any]) -> int:
+        """TotalCount: every session the filters match (not the whole fleet), as of this request.
+        Call with the lock held. Unfiltered (the usual case) it counts in C: a 10k listing asks
+        for it on each of its 100 pages."""
+        values = self.instances.values()
+        if not status and not want_labels:
+            states = list(map(_STATE, values))
+            return len(states) - sum(operator.countOf(states, released) for released in _RELEASED)
+        return sum(1 for inst in values if self._listable(inst, status, want_labels))
 
     def _matching(self, status: str | None, want_labels: dict[str, Any]) -> list[FakeInstance]:
         """Sessions ListSession would list, in its order. Call with the lock held."""
