@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from opcockpit.core.models import GroundTruth, GroundTruthRow
 from opcockpit.core.ops_targets import Action, Target, expand_leaks
@@ -34,6 +34,7 @@ from opcockpit.tui.screens.help import HelpScreen
 from opcockpit.tui.screens.thread import ThreadDetailScreen
 from opcockpit.tui.widgets.alerts_view import AlertsView
 from opcockpit.tui.widgets.events_view import ProviderEventsView
+from opcockpit.tui.widgets.footer import StableFooter
 from opcockpit.tui.widgets.header import HeaderState, StatusHeader
 from opcockpit.tui.widgets.keyed_table import KeyedTable
 from opcockpit.tui.widgets.tables import ground_truth_table, orphans_table
@@ -163,7 +164,7 @@ class CockpitApp(App[int]):
                 yield AlertsView(id="alerts-view")
         yield Static(id="filter-status")
         yield Input(id="filter", placeholder=FILTER_HINT)
-        yield Footer(compact=True)
+        yield StableFooter(compact=True)
 
     def on_mount(self) -> None:
         # Cached: App.query_one searches the *active* screen only, and refreshes keep arriving

@@ -19,10 +19,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Input, Static
+from textual.widgets import Button, Input, Static
 
 from opcockpit.core.alerts import Severity, fmt_duration
 from opcockpit.tui.widgets.alerts_view import SEV_LABEL, jump_target
+from opcockpit.tui.widgets.footer import StableFooter
 from opcockpit.tui.widgets.keyed_table import Column, KeyedTable
 from opcockpit.tui.widgets.overview import flex_columns
 
@@ -148,7 +149,7 @@ class AlertDetailScreen(Screen[None]):
             empty_text="no evidence recorded",
             flash_seconds=0,
         )
-        yield Footer()
+        yield StableFooter()
 
     def on_mount(self) -> None:
         self.show(self.alert)

@@ -14,10 +14,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from opcockpit.core.audit import AuditEntry
 from opcockpit.tui.data import one_line
+from opcockpit.tui.widgets.footer import StableFooter
 from opcockpit.tui.widgets.keyed_table import Column, KeyedTable
 
 AUDIT_LIMIT = 500
@@ -111,7 +112,7 @@ class AuditScreen(Screen[None]):
         table.sort_by("at", reverse=True)
         yield table
         yield Input(id="audit-filter", placeholder="filter: text · regex · !inverse · field:value")
-        yield Footer(compact=True)
+        yield StableFooter(compact=True)
 
     @property
     def table(self) -> KeyedTable:

@@ -16,11 +16,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from opcockpit.core.models import CommandChunk, CommandOutput, TerminalCommandRecord
 from opcockpit.tui.data import DetailSource, one_line
 from opcockpit.tui.screens.thread import ts  # one timestamp format across the detail screens
+from opcockpit.tui.widgets.footer import StableFooter
 
 STDERR_STYLE = "bold red"
 STDOUT_GUTTER, STDERR_GUTTER = "  ", "▌ "
@@ -94,7 +95,7 @@ class CommandOutputScreen(Screen[None]):
         yield Static(describe(c, None), id="output-meta")
         with VerticalScroll(id="output-body"):
             yield Static(Text(" loading…", style="italic dim"), id="output-text")
-        yield Footer()
+        yield StableFooter()
 
     def on_mount(self) -> None:
         self.load()

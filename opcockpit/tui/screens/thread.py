@@ -21,11 +21,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from opcockpit.core.models import GroundTruthRow, RunEventRecord, TerminalCommandRecord
 from opcockpit.tui.data import DetailSource, ThreadDetail, one_line
 from opcockpit.tui.rows import GLYPH, fmt_resources
+from opcockpit.tui.widgets.footer import StableFooter
 
 RUN_EVENTS_SHOWN = 40
 
@@ -323,7 +324,7 @@ class ThreadDetailScreen(Screen[None]):
             yield table
             for sec in ("sec-runs", "sec-run-events"):
                 yield Static("", id=sec, classes="detail-section")
-        yield Footer()
+        yield StableFooter()
 
     def on_mount(self) -> None:
         self.query_one("#sec-terminals", Static).update(Text(" loading…", style="italic dim"))
