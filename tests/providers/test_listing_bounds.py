@@ -289,3 +289,48 @@ async def test_docker_listing_beyond_max_instances_fails() -> None:
         finally:
             await adapter.aclose()
             await exact.aclose()
+
+
+# --------------------------------------------------------------------------- through the collector
+
+
+async def test_collector_shows_a_short_or_endless_listing_as_stale_not_diverged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's symptom end to end: with the listing dropping half its sandboxes (or handing
+    out endless cursors), leases whose instances are alive must show stale, never "not listed"."""
+    from opcockpit.config import CockpitConfig, SourcesConfig
+    from opcockpit.core.collect import FleetCollector
+    from opcockpit.core.models import Convergence, ProviderStatus
+    from tests.cli_support import build_leon_db
+
+    monkeypatch.setenv("OPCOCKPIT_TEST_BOUNDS_KEY", SECRET)
+    with E2BDouble(api_key=SECRET) as double:
+        ids = [double.add(state="running").instance_id for _ in range(6)]
+        leases = [(f"lease-b{n:011d}", "e2b", iid, "running", "running") for n, iid in enumerate(ids)]
+        db = build_leon_db(tmp_path / "sandbox.db", leases)
+        provider = ProviderConfig(
+            name="e2b",
+            kind="e2b",
+            api_url=double.url,
+            api_key_env="OPCOCKPIT_TEST_BOUNDS_KEY",
+            retries=0,
+            max_pages=50,
+        )
+        collector = FleetCollector(
+            CockpitConfig(sources=SourcesConfig(sandbox_db=db), providers={"e2b": provider})
+        )
+        try:
+            good = await collector.refresh()
+            assert {r.convergence for r in good.rows} == {Convergence.CONVERGED}
+            for fault, detail in (("drop_every", "incomplete listing"), ("endless_cursors", "max_pages=50")):
+                double.faults.clear()
+                setattr(double.faults, fault, 2 if fault == "drop_every" else True)
+                gt = await collector.refresh()
+                status = {p.name: p for p in gt.providers}["e2b"]
+                assert status.status is ProviderStatus.STALE
+                assert status.error is not None and detail in status.error
+                assert {r.convergence for r in gt.rows} == {Convergence.STALE}
+                assert not gt.orphans
+        finally:
+            await collector.aclose()
