@@ -96,6 +96,25 @@ def test_failure_sets_leons_error_fields_and_keeps_desired_observed(db: Path) ->
     assert_leon_invariants(db)
 
 
+def test_unknown_outcome_sets_leons_error_fields_without_rolling_back(db: Path) -> None:
+    w = writer(db)
+    intent = w.write_intent(L, "destroy", expect_instance_id=INST)
+    msg = f"Failed to destroy lease {L}: outcome unknown"
+    after = w.record_unknown(intent, msg)
+    row = lease_row(db, L)
+    # the provider may have acted: desired stays destroyed; observed/instance untouched
+    assert (row["desired_state"], row["observed_state"], row["current_instance_id"]) == (
+        "destroyed",
+        "running",
+        INST,
+    )
+    assert row["last_error"] == msg and row["needs_refresh"] == 1 and row["version"] == 5
+    assert after.desired_state == "destroyed" and after.needs_refresh == 1
+    last = events(db, L)[-1]
+    assert (last["event_type"], last["error"]) == ("intent.destroy", msg)
+    assert_leon_invariants(db)
+
+
 def test_duplicate_event_id_leaves_state_unchanged(db: Path) -> None:
     w = writer(db)
     first = w.write_intent(L, "pause", expect_instance_id=INST)

@@ -97,8 +97,13 @@ def test_signal_during_a_slow_delete_leaves_an_interrupted_audit_row(
     assert entry.operator.count("@") == 1 and entry.duration_ms is not None
     shown = env.run("audit")
     assert shown.returncode == 0 and "interrupted" in shown.stdout and LID in shown.stdout
-    # the intent is LEON's record that someone asked; it stays (the outcome is unknown)
-    assert lease_row(env.db, LID)["desired_state"] == "destroyed"
+    # the intent is LEON's record that someone asked; it stays (the outcome is unknown), and
+    # LEON is told to probe before trusting the row
+    row = lease_row(env.db, LID)
+    assert (row["desired_state"], row["needs_refresh"], row["current_instance_id"]) == (
+        "destroyed", 1, env.running,
+    )  # fmt: skip
+    assert "interrupted" in row["last_error"] and "outcome unknown" in row["last_error"]
     assert_leon_invariants(env.db)
 
 

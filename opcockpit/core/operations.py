@@ -163,6 +163,8 @@ class Operations:
         self._sem = asyncio.Semaphore(max(1, max_parallel))
         self._build_errors: dict[str, str] = {}
         self._begun: set[str] = set()  # op ids whose audit row was written before they acted
+        # op id -> (writer, intent) while an intent is written but its outcome not yet recorded
+        self._in_flight: dict[str, tuple[LeonWriter, Any]] = {}
         self.tracker = OperationTracker(on_settle=self._settled, eventually_consistent=self._eventual)
 
     # ------------------------------------------------------------------ adapters and gates
@@ -391,11 +393,13 @@ class Operations:
             op.message = op.error = f"interrupted after stage {reached[0]!r}; {why}"
             op.finished_at = datetime.now(UTC)
             op.duration_ms = int((time.perf_counter() - started) * 1000)
-            # Bounded: the process is on its way out. The write itself runs on in its thread
-            # (asyncio.run waits for it), so a slow ledger delays the exit, never loses the row.
+            # Bounded: the process is on its way out. The writes run on in their threads
+            # (asyncio.run waits for them), so a slow DB delays the exit, never loses the row.
             with contextlib.suppress(BaseException):
-                await asyncio.wait_for(asyncio.shield(self._audit(op)), INTERRUPT_AUDIT_S)
+                await asyncio.wait_for(asyncio.shield(self._interrupted(op)), INTERRUPT_AUDIT_S)
             raise
+        finally:
+            self._in_flight.pop(op.op_id, None)
         op.finished_at = datetime.now(UTC)
         op.duration_ms = int((time.perf_counter() - started) * 1000)
         if op.status is OpStatus.PENDING:
@@ -520,6 +524,7 @@ class Operations:
             op.status = OpStatus.FAILED
             op.message = op.error = _clip(f"could not write the intent: {exc}")
             return
+        self._in_flight[op.op_id] = (writer, intent)
         stage("intent")
         result: ActionResult | None = None
         if already or t.instance_id is None:
@@ -528,6 +533,7 @@ class Operations:
             try:
                 result = await self._provider_call(op, f"lease {t.lease_id}")
             except (_Failed, _Unknown) as exc:
+                self._in_flight.pop(op.op_id, None)  # settled below: an interruption adds nothing
                 if isinstance(exc, _Failed):
                     message = _clip(str(exc))
                     op.status = OpStatus.FAILED
@@ -549,6 +555,7 @@ class Operations:
                 stage("provider")
                 return
             outcome = result.outcome.value
+        self._in_flight.pop(op.op_id, None)
         stage("provider")
         op.outcome = outcome
         try:
@@ -801,6 +808,23 @@ class Operations:
                 "Operations.wait_converged needs a collector (Operations(config, collector=...))"
             )
         return await wait_converged(self.collector, ops, timeout, tracker=self.tracker)
+
+    async def _interrupted(self, op: Operation) -> None:
+        """An intent written, its provider call cut short: LEON's error fields without a rollback
+        (needs_refresh=1: LEON probes before trusting the row), then the audit row."""
+        in_flight = self._in_flight.pop(op.op_id, None)
+        if in_flight is not None:
+            writer, intent = in_flight
+            message = _clip(
+                f"Failed to {op.action.value} lease {op.target.lease_id}: interrupted while the "
+                "provider call was in flight; outcome unknown"
+            )
+            try:
+                snap = await asyncio.to_thread(writer.record_unknown, intent, message)
+                op.after = snap.as_dict()
+            except Exception as exc:
+                op.message = op.error = f"{op.message} (sandbox.db not updated: {_one(exc)})"
+        await self._audit(op)
 
     async def _audit_begin(self, op: Operation) -> None:
         """Write the action's audit row before it changes anything; refuse when that fails."""
