@@ -124,13 +124,26 @@ def test_bulk_destroy_dialog(snap_compare: Any) -> None:
 
 
 def test_pending_and_failed_rows(snap_compare: Any) -> None:
+    from opcockpit.core.ops_targets import Target
+    from opcockpit.tui.rows import failed_mark, pending_mark
+    from tests.tui.screen_text import screen_text
+
     async def overlay(pilot: Any) -> None:
         app = pilot.app
-        a, b = _targets(app, 2)
+        # Two rows on the first screen of the sorted view (the first rows of the fleet sort
+        # below the 30-line window): the snapshot must show both marks.
+        by_key = {r.lease_id: r for r in app.ground_truth.rows}
+        shown = [by_key[k] for k in app.gt_table.view_keys()[:10] if k in by_key]
+        a, b = [Target.of_row(r) for r in shown if r.instance_id and r.provider != "local"][:2]
         app.overlay.start(a.key, "pause", "paused")
         app.overlay.fail(b.key, "resume", "e2b: POST /sandboxes/x/resume: HTTP 500 (injected)")
         app._render_tables()
         app.gt_table.expire_flashes()
+        await pilot.pause()
+        text = screen_text(app)
+        lines = {key: next((ln for ln in text.splitlines() if key in ln), "") for key in (a.key, b.key)}
+        assert str(pending_mark("pause")) in lines[a.key], lines
+        assert str(failed_mark("resume")) in lines[b.key], lines
 
     app = synthetic_app()
     assert snap_compare(app, terminal_size=SIZE, run_before=ready(then=overlay))
