@@ -30,9 +30,33 @@ if TYPE_CHECKING:
     from opcockpit.core.notify import DeliveryResult
     from opcockpit.core.runs import RunHealth
 
-__all__ = ["AlertRound", "Alerting", "operator_name"]
+__all__ = ["AlertRound", "Alerting", "LedgerUnavailable", "ledger_problem", "operator_name"]
 
-DEMO_LEDGER = "alerts-ledger.db"  # demo alerts live next to the demo fleet, not in the operator's ledger
+DEMO_LEDGER = "alerts-ledger.db"
+
+
+class LedgerUnavailable(Exception):
+    """The ledger file cannot be used (corrupt, locked, read-only): alerts and audit are off,
+    the fleet view is not. str() is the line the TUI shows."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"ledger unavailable: {path}: {reason}")
+
+
+def ledger_problem(exc: BaseException) -> bool:
+    """Does `exc` come from the ledger file itself (SQLite or the file system)?"""
+    import sqlite3
+
+    from opcockpit.sources.errors import SourceError
+
+    return isinstance(exc, sqlite3.Error | OSError) and not isinstance(exc, SourceError)
+
+
+def _reason(exc: BaseException) -> str:
+    from opcockpit.textsafe import safe_text
+
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return safe_text(text[:200])  # demo alerts live next to the demo fleet, not in the operator's ledger
 
 
 def operator_name() -> str:
@@ -44,6 +68,12 @@ def operator_name() -> str:
         except Exception:  # no passwd entry in a container: still record something honest
             user = "unknown"
     return f"{user}@{socket.gethostname()}"
+
+
+def _clean(value: Any) -> Any:
+    from opcockpit.tui.data import clean
+
+    return clean(value)
 
 
 def _utcnow() -> datetime:
@@ -88,6 +118,7 @@ class Alerting:
         self.run_health: RunHealth | None = None
         self.active: tuple[Alert, ...] = ()  # firing alerts as last read from the ledger
         self.error: str | None = None
+        self.ledger_error: str | None = None  # "ledger unavailable: <file>: <reason>", or None
         self.evaluations = 0
 
     @classmethod
@@ -111,11 +142,25 @@ class Alerting:
 
     # ------------------------------------------------------------------ lifecycle
 
+    @property
+    def ledger_file(self) -> str:
+        if self.ledger_path is not None:
+            return str(self.ledger_path)
+        from opcockpit.core.ledger import default_ledger_path
+
+        return str(default_ledger_path())
+
     def _open(self) -> AlertEngine:
         if self.engine is None:
             from opcockpit.core.alert_store import AlertEngine, AlertStore
 
-            self.engine = AlertEngine(AlertStore.open(self.ledger_path), self.config, clock=self.clock)
+            try:
+                store = AlertStore.open(self.ledger_path)
+            except Exception as exc:
+                if ledger_problem(exc):
+                    raise LedgerUnavailable(self.ledger_file, _reason(exc)) from exc
+                raise
+            self.engine = AlertEngine(store, self.config, clock=self.clock)
         return self.engine
 
     async def ensure_engine(self) -> AlertEngine:
@@ -162,8 +207,16 @@ class Alerting:
         except Exception as exc:  # the last good alerts stay on screen, marked as not current
             from opcockpit.tui.data import one_line
 
-            self.error = one_line(exc)
+            if isinstance(exc, LedgerUnavailable) or ledger_problem(exc):
+                # Say which file and why (corrupt, locked, read-only); retried next round.
+                unavailable = exc if isinstance(exc, LedgerUnavailable) else None
+                self.error = str(unavailable or LedgerUnavailable(self.ledger_file, _reason(exc)))
+                self.ledger_error = self.error
+            else:
+                self.error = one_line(exc)
             return AlertRound(None, None, self.error)
+        self.ledger_error = None
+        snap = _clean(snap)  # subjects, summaries, evidence quote DB/provider text: terminal-safe
         self.snapshot, self.run_health, self.error = snap, rh, None
         self.active = snap.active
         self.evaluations += 1
@@ -173,14 +226,14 @@ class Alerting:
 
     def reload_active(self) -> tuple[Alert, ...]:
         if self.engine is not None:
-            self.active = tuple(self.engine.active())
+            self.active = _clean(tuple(self.engine.active()))
         return self.active
 
     def history(self, limit: int = 500) -> list[Alert]:
-        return self._open().history(limit)
+        return _clean(self._open().history(limit))
 
     def get(self, ref: str | int) -> Alert:
-        return self._open().get(ref)
+        return _clean(self._open().get(ref))
 
     def counts(self, now: datetime | None = None) -> dict[str, int] | None:
         """Unmuted firing alerts by severity (the header badge); None before the first evaluation."""
@@ -198,7 +251,7 @@ class Alerting:
     def ack(self, ref: str | int, comment: str | None) -> Alert:
         alert = self._open().ack(ref, self.who, comment or None)
         self.reload_active()
-        return alert
+        return _clean(alert)
 
     def mute(
         self,
@@ -212,9 +265,9 @@ class Alerting:
         until = self.clock() + duration if duration is not None else None
         alert = engine.mute(ref, until, until_resolved=until_resolved, who=self.who, comment=comment or None)
         self.reload_active()
-        return alert
+        return _clean(alert)
 
     def unmute(self, ref: str | int) -> Alert:
         alert = self._open().unmute(ref)
         self.reload_active()
-        return alert
+        return _clean(alert)

@@ -24,8 +24,9 @@ from textual.widgets import Input, Static, TabbedContent, TabPane
 from opcockpit.core.models import GroundTruth, GroundTruthRow
 from opcockpit.core.ops_targets import Action, Target, expand_leaks
 from opcockpit.core.ops_track import Operation, OpStatus
+from opcockpit.textsafe import safe_text
 from opcockpit.tui.commands import JumpProvider
-from opcockpit.tui.data import DetailSource, one_line
+from opcockpit.tui.data import DetailSource, clean, one_line
 from opcockpit.tui.opsview import OpsOverlay, applicable, summarize
 from opcockpit.tui.rows import gt_table, orphan_table, overlay_gt, overlay_orphan
 from opcockpit.tui.screens.audit import AuditScreen
@@ -137,7 +138,10 @@ class CockpitApp(App[int]):
         self._rows_by_key: dict[str, GroundTruthRow] = {}
         self._hup_installed = False
         self._hup_previous: Any = None
-        self._gone = False  # the terminal went away (SIGHUP/EIO): exiting
+        self._gone = False
+        self._audit_error: str | None = (
+            None  # the audit ledger failed to load: why  # the terminal went away (SIGHUP/EIO): exiting
+        )
         self._refresh_again = False  # an event asked for a refresh while one was running
         self.ops = ops
         if ops is not None and ops.read_only:
@@ -386,8 +390,23 @@ class CockpitApp(App[int]):
                 dropped_ticks=self.dropped_ticks,
                 pending_ops=self.overlay.pending_count(),
                 alerts=self.alerting.counts(self.clock()) if self.alerting is not None else None,
+                ledger=self.ledger_error,
             )
         )
+
+    def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:  # type: ignore[override]
+        # Toasts quote reasons and errors (operations, providers, the DB): terminal-safe text only.
+        super().notify(safe_text(message, single_line=False), title=safe_text(title), **kwargs)
+
+    @property
+    def ledger_error(self) -> str | None:
+        """The ledger (alerts, audit) is unusable: which file and why. The fleet view goes on."""
+        alerting = self.alerting.ledger_error if self.alerting is not None else None
+        return alerting or self._audit_error
+
+    def refresh_bindings(self) -> None:
+        if self.screen_stack:  # a table event can still arrive while the app tears down
+            super().refresh_bindings()
 
     def on_alerts_view_updated(self, event: AlertsView.Updated) -> None:
         self._tabs_w.get_tab("alerts").label = event.label
@@ -655,14 +674,42 @@ class CockpitApp(App[int]):
         self.push_screen(AuditScreen(self._load_audit))
 
     def _load_audit(self, limit: int) -> list[AuditEntry]:
+        """Audit entries (worker thread); a ledger that cannot be read raises LedgerUnavailable."""
+        from opcockpit.tui.alerting import LedgerUnavailable, ledger_problem
+
+        try:
+            entries = self._read_audit(limit)
+        except Exception as exc:
+            if not ledger_problem(exc):
+                raise
+            where = self._audit_ledger_file()
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self._audit_error = str(LedgerUnavailable(where, safe_text(reason[:200])))
+            self.call_from_thread(self._show_header)
+            raise LedgerUnavailable(where, safe_text(reason[:200])) from exc
+        if self._audit_error is not None:
+            self._audit_error = None
+            self.call_from_thread(self._show_header)
+        return entries
+
+    def _audit_ledger_file(self) -> str:
+        owner = getattr(self._audit_loader, "__self__", None) or getattr(self.ops, "audit", None)
+        path = getattr(owner, "path", None)
+        if path is None:
+            from opcockpit.core.ledger import default_ledger_path
+
+            path = default_ledger_path()
+        return str(path)
+
+    def _read_audit(self, limit: int) -> list[AuditEntry]:
         if self._audit_loader is not None:
-            return list(self._audit_loader(limit))
+            return clean(list(self._audit_loader(limit)))
         audit = getattr(self.ops, "audit", None)
         if audit is not None:
-            return audit.list(limit)
+            return clean(list(audit.list(limit)))
         from opcockpit.core.audit import list_audit
 
-        return list_audit(limit)
+        return clean(list(list_audit(limit)))
 
     def show_tab(self, tab: str) -> None:
         self._tabs_w.active = tab

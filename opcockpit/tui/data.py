@@ -8,6 +8,7 @@ independently so one failing query shows up as that section's error, not a blank
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from opcockpit.core.models import (
 )
 from opcockpit.sources.events_db import EventsDbReader, RunSummary
 from opcockpit.sources.sandbox_db import SandboxDbReader
+from opcockpit.textsafe import safe_text
 
 T = TypeVar("T")
 OUTPUT_TAIL_BYTES = 256 * 1024  # a command's output view: enough scrollback, bounded for chatty builds
@@ -73,8 +75,36 @@ class DetailSource(Protocol):
 
 
 def one_line(exc: BaseException) -> str:
+    """An exception as one terminal-safe line (its text may quote a provider or the DB)."""
     text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
+    return safe_text(f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__)
+
+
+def clean(value: T) -> T:
+    """`value` with every string in it (records, lists, dicts, nested) made terminal-safe.
+
+    DB rows and provider text are written by other programs; an ESC in them would reach the
+    operator's terminal as a control sequence (retitle, OSC 52 clipboard write). Newlines are kept
+    (command output, payloads); screens that need one line clip/replace them. Unchanged values
+    are returned as-is (no copies on the common, clean path)."""
+    if isinstance(value, str):
+        return value if value.isprintable() else safe_text(value, single_line=False)  # type: ignore[return-value]
+    if isinstance(value, list):
+        return [clean(v) for v in value]  # type: ignore[return-value]
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(clean(v) for v in value)  # type: ignore[return-value]
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}  # type: ignore[return-value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changed = {}
+        for f in dataclasses.fields(value):
+            if f.init:
+                old = getattr(value, f.name)
+                new = clean(old)
+                if new is not old and new != old:
+                    changed[f.name] = new
+        return dataclasses.replace(value, **changed) if changed else value  # type: ignore[return-value]
+    return value
 
 
 class DbDetails:
@@ -136,33 +166,33 @@ class DbDetails:
                 d.notes["runs"] = self._events_unavailable
         else:
             d.notes["terminals"] = "no thread is bound to this lease"
-        return d
+        return clean(d)
 
     async def runs(self, thread_id: str, limit: int = 20) -> list[RunSummary]:
         ev = await self._ev()
-        return [] if ev is None else list(await ev.runs(thread_id, limit=limit))
+        return [] if ev is None else clean(list(await ev.runs(thread_id, limit=limit)))
 
     async def run_events(self, run_id: str, after_seq: int) -> list[RunEventRecord]:
         ev = await self._ev()
-        return [] if ev is None else list(await ev.run_events(run_id, after_seq=after_seq, limit=500))
+        return [] if ev is None else clean(list(await ev.run_events(run_id, after_seq=after_seq, limit=500)))
 
     async def command_output(self, command_id: str) -> CommandOutput:
         db = await self._db()
-        return await db.command_output(command_id, tail_bytes=OUTPUT_TAIL_BYTES)
+        return clean(await db.command_output(command_id, tail_bytes=OUTPUT_TAIL_BYTES))
 
     async def provider_events(
         self, *, provider: str | None = None, since: datetime | None = None, limit: int = 500
     ) -> list[ProviderEventRecord]:
         db = await self._db()
-        return list(await db.provider_events(provider=provider, since=since, limit=limit))
+        return clean(list(await db.provider_events(provider=provider, since=since, limit=limit)))
 
     async def lease_events_around(
         self, lease_id: str, at: datetime | None, window: timedelta = timedelta(minutes=10)
     ) -> list[LeaseEventRecord]:
         db = await self._db()
         if at is None:
-            return list(await db.lease_events(lease_id, limit=20))
-        return list(await db.lease_events(lease_id, since=at - window, until=at + window, limit=50))
+            return clean(list(await db.lease_events(lease_id, limit=20)))
+        return clean(list(await db.lease_events(lease_id, since=at - window, until=at + window, limit=50)))
 
     async def aclose(self) -> None:
         for reader in (self._sandbox, self._events):

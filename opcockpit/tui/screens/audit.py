@@ -129,7 +129,9 @@ class AuditScreen(Screen[None]):
             entries = list(self.loader(AUDIT_LIMIT))
             error = None
         except Exception as exc:  # a missing/locked ledger is shown, not raised
-            entries, error = [], one_line(exc)
+            from opcockpit.tui.alerting import LedgerUnavailable
+
+            entries, error = [], str(exc) if isinstance(exc, LedgerUnavailable) else one_line(exc)
         self.app.call_from_thread(self._show, entries, error)
 
     def _show(self, entries: list[AuditEntry], error: str | None) -> None:

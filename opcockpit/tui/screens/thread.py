@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from opcockpit.core.models import GroundTruthRow, RunEventRecord, TerminalCommandRecord
-from opcockpit.tui.data import DetailSource, ThreadDetail, one_line
+from opcockpit.tui.data import DetailSource, ThreadDetail, clean, one_line
 from opcockpit.tui.rows import GLYPH, fmt_resources
 from opcockpit.tui.widgets.footer import StableFooter
 
@@ -91,6 +91,7 @@ def _empty(table: Table, text: str) -> Table:
 
 
 def summary(row: GroundTruthRow) -> Text:
+    row = clean(row)  # DB/provider text (reason, last_error, ids) made terminal-safe
     t = Text(no_wrap=False)
     t.append(f"{GLYPH.get(row.convergence, '?')} {row.convergence.value}", style="bold")
     t.append(f"  lease {row.lease_id}  provider {row.provider}  instance {row.instance_id or '-'}\n")

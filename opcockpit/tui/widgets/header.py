@@ -14,6 +14,7 @@ from rich.text import Span, Text
 from textual.widgets import Static
 
 from opcockpit.core.models import Convergence, GroundTruth, ProviderStatus
+from opcockpit.textsafe import safe_text
 from opcockpit.tui.rows import GLYPH, counts, fmt_age
 
 _CONV_STYLE = {
@@ -45,6 +46,7 @@ class HeaderState:
     dropped_ticks: int = 0
     pending_ops: int = 0  # operator actions awaiting confirmation by an observation
     alerts: Mapping[str, int] | None = None  # unmuted firing alerts by severity; None: alerts off
+    ledger: str | None = None  # "ledger unavailable: <file>: <reason>" (alerts/audit off, fleet on)
 
 
 def _age(since: datetime | None, now: datetime) -> str:
@@ -108,7 +110,9 @@ def _health_line(s: HeaderState, verbose: bool) -> Text:
         dropped = f" ({s.dropped_ticks} slow ticks dropped)" if verbose else f" (-{s.dropped_ticks})"
         t.append(dropped, style="dim")
     if s.error:
-        t.append(f"  ✗ {s.error}", style="bold red")
+        t.append(f"  ✗ {safe_text(s.error)}", style="bold red")
+    if s.ledger:
+        t.append(f"  ✗ {safe_text(s.ledger)}", style="bold yellow")
     if s.gt is not None:
         t.append(" │", style="dim")
         for p in s.gt.providers:
@@ -119,7 +123,7 @@ def _health_line(s: HeaderState, verbose: bool) -> Text:
                 if p.age_s is not None:
                     t.append(f" {fmt_age(p.age_s)}", style=style)
                 if p.error and verbose:
-                    t.append(f" ({p.error})", style="dim")
+                    t.append(f" ({safe_text(p.error)})", style="dim")
     return t
 
 

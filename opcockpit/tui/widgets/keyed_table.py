@@ -36,6 +36,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from opcockpit.core.tablediff import Cells, TableDiff, changed_cells, diff_rows
+from opcockpit.textsafe import safe_text
 from opcockpit.tui.rowfilter import SEP, parse_filter
 
 Align = Literal["left", "right", "center"]
@@ -58,6 +59,12 @@ class Column:
 
 def _default_format(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+def _printable(text: str) -> str:
+    # Cells hold DB/provider text: an ESC in it would reach the terminal (retitle, OSC 52).
+    # isprintable() is the fast path; only text with control characters pays for the regex.
+    return text if text.isprintable() else safe_text(text)
 
 
 _NUMBER = (bool, int, float)
@@ -362,7 +369,9 @@ class KeyedTable(ScrollView, can_focus=True):
     def _derive(self, row: _Row) -> None:
         """Recompute display texts, sort key and filter verdict of one row."""
         cols = self._columns
-        texts = tuple((c.format or _default_format)(v) for c, v in zip(cols, row.values, strict=False))
+        texts = tuple(
+            _printable((c.format or _default_format)(v)) for c, v in zip(cols, row.values, strict=False)
+        )
         row.texts = texts
         row.joined = SEP.join(texts)
         self._derive_sort(row)
