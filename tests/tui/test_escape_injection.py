@@ -87,3 +87,24 @@ class _Failing:
 
     async def aclose(self) -> None:
         await self.inner.aclose()  # type: ignore[attr-defined]
+
+
+def test_destroy_dialog_lists_provider_ids_safely() -> None:
+    import dataclasses
+    import io
+
+    from rich.console import Console
+
+    from opcockpit.core.ops_targets import Target
+    from opcockpit.tui.screens.confirm import targets_table
+    from tests.tui.factories import make_ground_truth
+
+    rows = [r for r in make_ground_truth(10).rows if r.instance_id][:2]
+    evil = [dataclasses.replace(r, instance_id=f"inst-{TITLE}", thread_id=CLIPBOARD) for r in rows]
+    targets = [Target.of_row(r) for r in evil]
+    for chosen in (targets[:1], targets):  # the one-target and the list layouts
+        out = io.StringIO()
+        Console(file=out, width=120, color_system=None, force_terminal=True).print(targets_table(chosen))
+        assert "inst-^[]0;pwned" in out.getvalue()
+        assert_clean(out.getvalue(), "destroy dialog")
+    assert targets[0].instance_id == f"inst-{TITLE}"  # the operation itself keeps the real id

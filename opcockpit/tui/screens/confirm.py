@@ -19,11 +19,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from opcockpit.core.ops_targets import Target
+from opcockpit.tui.data import clean
 
 MAX_LISTED = 50  # beyond this the dialog says how many more (the count is what must be typed)
 
 
 def targets_table(targets: Sequence[Target], refused: Sequence[tuple[Target, str]] = ()) -> Table:
+    # Display copies only (ids/states are provider text): the operation uses the originals.
+    targets, refused = clean(list(targets)), clean(list(refused))
     if len(targets) == 1 and not refused:
         return _one_target(targets[0])
     t = Table(box=None, expand=False, show_edge=False, pad_edge=False, header_style="bold")
