@@ -163,19 +163,19 @@ def _adapters(urls: dict[str, str], names: tuple[str, ...], **agentbay_kw: Any) 
     out: dict[str, Any] = {}
     for name in names:
         if name == "e2b":
-            from opcockpit.providers.e2b import E2BAdapter
+            from opcockpit.adapters.providers.e2b import E2BAdapter
 
             out[name] = E2BAdapter("e2b", base_url=urls["e2b"], api_key=KEY, page_size=PAGE)
         elif name == "daytona":
-            from opcockpit.providers.daytona import DaytonaAdapter
+            from opcockpit.adapters.providers.daytona import DaytonaAdapter
 
             out[name] = DaytonaAdapter("daytona", base_url=urls["daytona"], api_key=KEY)
         elif name == "docker":
-            from opcockpit.providers.docker import DockerAdapter
+            from opcockpit.adapters.providers.docker import DockerAdapter
 
             out[name] = DockerAdapter("docker", host=urls["docker"])
         elif name == "agentbay":
-            from opcockpit.providers.agentbay import AgentBayAdapter
+            from opcockpit.adapters.providers.agentbay import AgentBayAdapter
 
             out[name] = AgentBayAdapter(
                 "agentbay", base_url=urls["agentbay"], api_key=KEY, page_size=PAGE, **agentbay_kw

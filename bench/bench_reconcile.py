@@ -20,7 +20,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/bench_reconcile.py` from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from opcockpit.core.models import (
+from opcockpit.domain.models import (
     ChatSessionRecord,
     DbState,
     Instance,
@@ -31,7 +31,7 @@ from opcockpit.core.models import (
     ResourceSnapshotRecord,
     TerminalRecord,
 )
-from opcockpit.core.reconcile import reconcile
+from opcockpit.domain.reconcile import reconcile
 
 TARGET_MS_AT_10K = 50.0
 NOW = datetime(2026, 3, 20, 4, 0, tzinfo=UTC)

@@ -109,7 +109,7 @@ def _read_state(read_db_state: Any, path: str) -> Any:
 
 
 def _generation_rows(sizes: list[int], work: Path) -> list[dict[str, Any]]:
-    from opcockpit.sources.sandbox_db import read_db_state
+    from opcockpit.adapters.leon.sandbox_db import read_db_state
 
     rows: list[dict[str, Any]] = []
     for n in sizes:

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from opcockpit.config import CockpitConfig  # noqa: E402
 from opcockpit.demo.runtime import demo_environment  # noqa: E402
+from opcockpit.settings.config import CockpitConfig  # noqa: E402
 
 
 def _toml_value(value: Any) -> str:

@@ -11,14 +11,14 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from opcockpit.core.alert_store import AlertEngine, AlertSnapshot, AlertStore
-from opcockpit.core.alerts import AlertsConfig
-from opcockpit.core.models import GroundTruth, Instance, NormalState, ProviderListing
-from opcockpit.core.reconcile import reconcile
-from opcockpit.core.runs import RunHealth, run_health
-from opcockpit.sources.events_db import EventsDbReader
-from opcockpit.sources.sandbox_db import SandboxDbReader, read_db_state
-from opcockpit.sources.schema import create_events_db, create_sandbox_db
+from opcockpit.adapters.ledger.alerts import AlertEngine, AlertSnapshot, AlertStore
+from opcockpit.adapters.leon.events_db import EventsDbReader
+from opcockpit.adapters.leon.sandbox_db import SandboxDbReader, read_db_state
+from opcockpit.adapters.leon.schema import create_events_db, create_sandbox_db
+from opcockpit.domain.alerts import AlertsConfig
+from opcockpit.domain.models import GroundTruth, Instance, NormalState, ProviderListing
+from opcockpit.domain.reconcile import reconcile
+from opcockpit.domain.runs import RunHealth, run_health
 
 T0 = datetime(2026, 3, 20, 12, 0, 0, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from opcockpit.sources.schema import create_sandbox_db
+from opcockpit.adapters.leon.schema import create_sandbox_db
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opcockpit.config import CockpitConfig, ProviderConfig, SourcesConfig
-from opcockpit.core.audit import AuditLog
-from opcockpit.core.collect import FleetCollector
-from opcockpit.core.operations import Operations
-from opcockpit.sources.leon_writer import check_invariants, lease_versions
-from opcockpit.sources.schema import create_sandbox_db
+from opcockpit.adapters.ledger.audit import AuditLog
+from opcockpit.adapters.leon.schema import create_sandbox_db
+from opcockpit.adapters.leon.writer import check_invariants, lease_versions
+from opcockpit.services.collect import FleetCollector
+from opcockpit.services.operations import Operations
+from opcockpit.settings.config import CockpitConfig, ProviderConfig, SourcesConfig
 from tests.fixtures.leon_db import add_instance, add_lease, add_terminal
 
 KEY = "test-key"

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from opcockpit.adapters.ledger.alerts import AlertEngine, AlertStore
 from opcockpit.cli.alerts_cli import format_detail
-from opcockpit.core.alert_store import AlertEngine, AlertStore
-from opcockpit.core.alerts import AlertsConfig
+from opcockpit.domain.alerts import AlertsConfig
 from tests.alerts_support import T0, Clock, ground_truth, listing, naive, sandbox_db
 from tests.fixtures.leon_db import add_lease
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from opcockpit.adapters.leon.schema import create_events_db, create_sandbox_db
 from opcockpit.cli.alerts_cli import parse_duration, snapshot_output
-from opcockpit.core.alerts import AlertsConfig
-from opcockpit.sources.schema import create_events_db, create_sandbox_db
+from opcockpit.domain.alerts import AlertsConfig
 from tests.alerts_support import T0, Clock, ground_truth, listing, naive, sandbox_db
 from tests.cli_support import REPO, clean_env
 from tests.fixtures.leon_db import add_lease, add_run

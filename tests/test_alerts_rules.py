@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from opcockpit.core.alerts import AlertsConfig
-from opcockpit.core.models import Convergence
+from opcockpit.domain.alerts import AlertsConfig
+from opcockpit.domain.models import Convergence
 from tests.alerts_support import (
     T0,
     Clock,

@@ -1,4 +1,4 @@
-"""Exact assertions on the pure alert rules (opcockpit/core/alerts.py), so a one-line change to a
+"""Exact assertions on the pure alert rules (opcockpit/domain/alerts.py), so a one-line change to a
 rule (a threshold ignored, `<` for `<=`, a dropped branch, a wrong severity or hold time) fails
 a test. Ground truths come from real LEON-schema DBs through the real reader and reconcile.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.core.alerts import (
+from opcockpit.domain.alerts import (
     SCOPE_EVENTS_DB,
     SCOPE_LEASE_EVENTS,
     AlertInputs,
@@ -25,7 +25,7 @@ from opcockpit.core.alerts import (
     rule_provider_unreachable,
     unknown_scopes,
 )
-from opcockpit.core.models import GroundTruth
+from opcockpit.domain.models import GroundTruth
 from tests.alerts_support import T0, ground_truth, inst, lease_events, listing, naive, sandbox_db
 from tests.fixtures.leon_db import add_lease, add_lease_event
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from opcockpit.adapters.ledger.alerts import AlertEngine, AlertNotFound, AlertStore, fingerprint
 from opcockpit.cli.alerts_cli import check_for_snapshot, parse_duration
-from opcockpit.core.alert_store import AlertEngine, AlertNotFound, AlertStore, fingerprint
-from opcockpit.core.alerts import AlertsConfig
+from opcockpit.domain.alerts import AlertsConfig
 from tests.alerts_support import T0, Clock, ground_truth, listing, naive, sandbox_db
 from tests.fixtures.leon_db import add_lease
 

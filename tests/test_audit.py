@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.config import load_config
-from opcockpit.core.audit import AuditLog, current_operator, list_audit
-from opcockpit.core.ledger import open_ledger
+from opcockpit.adapters.ledger.audit import AuditLog, current_operator, list_audit
+from opcockpit.adapters.ledger.sqlite import open_ledger
+from opcockpit.settings.config import load_config
 
 
 def record(log: AuditLog, op_id: str, **kw) -> int:

@@ -26,7 +26,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from opcockpit.cli.main import main
-from opcockpit.textsafe import safe_text
+from opcockpit.domain.text import safe_text
 from tests.cli_support import build_leon_db
 
 TITLE = "\x1b]0;pwned\x07"

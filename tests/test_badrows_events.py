@@ -12,8 +12,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from opcockpit.adapters.leon.schema import create_events_db
 from opcockpit.cli.main import main
-from opcockpit.sources.schema import create_events_db
 from tests.cli_support import REPO, build_leon_db
 from tests.fixtures.leon_db import add_run
 

@@ -238,7 +238,7 @@ def test_detail_queries_survive_odd_instance_history(tmp_path: Path) -> None:
     """sandbox_instances is read only by the TUI's detail query: it must return strings too."""
     import asyncio
 
-    from opcockpit.sources.sandbox_db import SandboxDbReader
+    from opcockpit.adapters.leon.sandbox_db import SandboxDbReader
 
     db = make_db(tmp_path)
     poke(db, "sandbox_instances", "instance_id", BLOB)

@@ -144,7 +144,7 @@ def test_snapshot_leaves_a_wal_mode_db_byte_identical(tmp_path: Path, env) -> No
     assert res.code == 0, res.err
     after = file_hashes(db)
     # The DB bytes never change. A read-only SQLite reader of a cleanly closed WAL DB creates an
-    # empty -wal and a -shm index beside it (documented in opcockpit/sources/_sqlite_ro.py).
+    # empty -wal and a -shm index beside it (documented in opcockpit/adapters/leon/sqlite_ro.py).
     assert after["db"] == before["db"]
     assert after.get("-wal") in (None, before.get("-wal"), file_hashes_empty())
 
@@ -152,7 +152,7 @@ def test_snapshot_leaves_a_wal_mode_db_byte_identical(tmp_path: Path, env) -> No
 @pytest.mark.parametrize("debug", [False, True])
 def test_last_resort_handler_redacts_secrets(debug: bool, tmp_path: Path, capsys, monkeypatch) -> None:
     from opcockpit.cli.common import report_unexpected
-    from opcockpit.config import load_config
+    from opcockpit.settings.config import load_config
 
     secret = "dtn_handler_secret_0123456789abcdef"
     cfg = tmp_path / "c.toml"

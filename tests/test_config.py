@@ -11,7 +11,7 @@ import pytest
 
 from opcockpit.cli.main import main
 from opcockpit.cli.starter import STARTER_CONFIG
-from opcockpit.config import ConfigError, load_config, redact, scrub
+from opcockpit.settings.config import ConfigError, load_config, redact, scrub
 from tests.cli_support import REPO, clean_env
 
 SECRET = "e2b_9c1d6f0a4b7e2c8d5f3a1b6e9d0c47f"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.config import ConfigError, load_config
+from opcockpit.settings.config import ConfigError, load_config
 from tests.cli_support import clean_env, run_cli
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.config import load_config, redact_url, scrub
+from opcockpit.settings.config import load_config, redact_url, scrub
 from tests.cli_support import build_leon_db, clean_env, run_cli
 
 PASSWORD = "PASSWORD"  # the audit's own example: short, so only URL-aware redaction catches it

@@ -214,8 +214,8 @@ def test_unknown_action_weights_are_rejected(env: DemoEnvironment) -> None:
 
 
 async def test_provider_outage_makes_rows_stale_never_gone_then_heals(env: DemoEnvironment) -> None:
-    from opcockpit.core.collect import FleetCollector
-    from opcockpit.core.models import Convergence, ProviderStatus
+    from opcockpit.domain.models import Convergence, ProviderStatus
+    from opcockpit.services.collect import FleetCollector
 
     sim = env.drift
     collector = FleetCollector(env.config)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from opcockpit.adapters.leon.schema import sandbox_ddl
 from opcockpit.demo.fleet import DemoFleet, generate_fleet
-from opcockpit.sources.schema import sandbox_ddl
 
 NOW = datetime(2026, 3, 20, 4, 0, tzinfo=UTC)
 LOCAL_ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?$")

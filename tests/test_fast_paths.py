@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from opcockpit.core import serialize
-from opcockpit.core.gcpause import gc_paused
-from opcockpit.core.models import (
+from opcockpit.adapters.leon import sandbox_db
+from opcockpit.demo.fleet import _FastClock
+from opcockpit.demo.ids import Clock
+from opcockpit.domain.gcpause import gc_paused
+from opcockpit.domain.models import (
     ChatSessionRecord,
     Convergence,
     GroundTruthRow,
@@ -23,10 +25,8 @@ from opcockpit.core.models import (
     ResourceSnapshotRecord,
     TerminalRecord,
 )
-from opcockpit.core.reconcile import reconcile
-from opcockpit.demo.fleet import _FastClock
-from opcockpit.demo.ids import Clock
-from opcockpit.sources import sandbox_db
+from opcockpit.domain.reconcile import reconcile
+from opcockpit.formats import serialize
 
 NOW = datetime(2026, 3, 20, 4, 0, tzinfo=UTC)
 
@@ -186,7 +186,7 @@ def test_direct_json_rows_equal_json_dumps_of_to_dict() -> None:
 
 
 def test_row_copy_equals_dataclasses_replace() -> None:
-    from opcockpit.core.reconcile import _replace_row
+    from opcockpit.domain.reconcile import _replace_row
 
     row = _odd_rows()[1]
     made = _replace_row(row, reason="x", convergence=Convergence.DIVERGED)

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.core.models import Instance, NormalState, ProviderListing
-from opcockpit.core.prometheus import render_prometheus
-from opcockpit.core.reconcile import reconcile
-from opcockpit.core.render import render_table
-from opcockpit.core.serialize import csv_text, dumps_json, iter_ndjson
+from opcockpit.adapters.leon.sandbox_db import read_db_state
 from opcockpit.demo.fleet import generate_fleet
-from opcockpit.sources.sandbox_db import read_db_state
+from opcockpit.domain.models import Instance, NormalState, ProviderListing
+from opcockpit.domain.reconcile import reconcile
+from opcockpit.formats.prometheus import render_prometheus
+from opcockpit.formats.serialize import csv_text, dumps_json, iter_ndjson
+from opcockpit.formats.table import render_table
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = datetime(2026, 12, 1, 14, 0, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.sources.leon_writer import LeonWriter, WriteError, check_invariants
+from opcockpit.adapters.leon.writer import LeonWriter, WriteError, check_invariants
 from tests.fixtures.leon_db import write_worked_example
 from tests.operations_support import (
     LeaseSpec,

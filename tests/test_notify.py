@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.core.alert_store import AlertEngine, AlertStore
-from opcockpit.core.alerts import AlertsConfig, CommandConfig, WebhookConfig
+from opcockpit.adapters.ledger.alerts import AlertEngine, AlertStore
+from opcockpit.domain.alerts import AlertsConfig, CommandConfig, WebhookConfig
 from tests.alerts_support import T0, Clock, ground_truth, listing, naive, sandbox_db
 from tests.fixtures.leon_db import add_lease
 

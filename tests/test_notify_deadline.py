@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.core.alert_store import AlertEngine, AlertSnapshot, AlertStore
-from opcockpit.core.alerts import AlertsConfig, WebhookConfig
+from opcockpit.adapters.ledger.alerts import AlertEngine, AlertSnapshot, AlertStore
+from opcockpit.domain.alerts import AlertsConfig, WebhookConfig
 from tests.alerts_support import T0, Clock, ground_truth, listing, naive, sandbox_db
 from tests.cli_support import REPO, clean_env
 from tests.fixtures.leon_db import add_lease

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.config import ProviderConfig
-from opcockpit.core.audit import list_audit
-from opcockpit.core.operations import Action, Gate, Operations, OpStatus, PlanItem, Target, TargetError
+from opcockpit.adapters.ledger.audit import list_audit
 from opcockpit.doubles.docker import DockerDouble
 from opcockpit.doubles.e2b import E2BDouble
+from opcockpit.services.operations import Action, Gate, Operations, OpStatus, PlanItem, Target, TargetError
+from opcockpit.settings.config import ProviderConfig
 from tests.operations_support import (
     LeaseSpec,
     assert_leon_invariants,

@@ -14,9 +14,9 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from opcockpit.core.audit import AuditLog, list_audit
-from opcockpit.core.operations import Action, Operation, OpStatus
+from opcockpit.adapters.ledger.audit import AuditLog, list_audit
 from opcockpit.doubles.e2b import E2BDouble
+from opcockpit.services.operations import Action, Operation, OpStatus
 from tests.operations_support import LeaseSpec, build_db, cockpit, config_for
 
 TICKS_WHILE_LOCKED = 25  # ticker rounds (~20 ms each) the ledger stays locked during the audit write

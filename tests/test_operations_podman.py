@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.config import CockpitConfig, ProviderConfig, SourcesConfig
-from opcockpit.core.operations import OpStatus
+from opcockpit.services.operations import OpStatus
+from opcockpit.settings.config import CockpitConfig, ProviderConfig, SourcesConfig
 from tests.fixtures.podman import PodmanEngine, podman_engine, podman_leon  # noqa: F401
 from tests.operations_support import LeaseSpec, assert_leon_invariants, build_db, cockpit, lease_row, sha
 

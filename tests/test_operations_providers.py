@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.core.collect import FleetCollector
-from opcockpit.core.operations import Action, Operations, OpStatus, Target
+from opcockpit.adapters.providers.agentbay import AgentBayAdapter
 from opcockpit.doubles.agentbay import AgentBayDouble
 from opcockpit.doubles.daytona import DaytonaDouble
-from opcockpit.providers.agentbay import AgentBayAdapter
+from opcockpit.services.collect import FleetCollector
+from opcockpit.services.operations import Action, Operations, OpStatus, Target
 from tests.operations_support import (
     KEY,
     LeaseSpec,

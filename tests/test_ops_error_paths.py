@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.config import ProviderConfig
-from opcockpit.core.audit import list_audit
-from opcockpit.core.operations import Action, Gate, Operation, OpStatus, PlanItem, Target
+from opcockpit.adapters.ledger.audit import list_audit
 from opcockpit.doubles.base import Request
 from opcockpit.doubles.docker import DockerDouble
 from opcockpit.doubles.e2b import E2BDouble
+from opcockpit.services.operations import Action, Gate, Operation, OpStatus, PlanItem, Target
+from opcockpit.settings.config import ProviderConfig
 from tests.operations_support import (
     LeaseSpec,
     assert_leon_invariants,
@@ -146,10 +146,10 @@ async def test_every_gate_reason(tmp_path: Path, e2b: E2BDouble, ledger: Path, m
 
 
 async def test_gate_capability_off_refuses(tmp_path: Path, ledger: Path) -> None:
-    from opcockpit.core.collect import FleetCollector
-    from opcockpit.core.operations import Operations
+    from opcockpit.adapters.providers.agentbay import AgentBayAdapter
     from opcockpit.doubles.agentbay import AgentBayDouble
-    from opcockpit.providers.agentbay import AgentBayAdapter
+    from opcockpit.services.collect import FleetCollector
+    from opcockpit.services.operations import Operations
 
     with AgentBayDouble() as ab:
         iid = ab.add(state="running").instance_id

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.config import ProviderConfig
-from opcockpit.core.audit import list_audit
-from opcockpit.core.operations import Action, OpStatus
+from opcockpit.adapters.ledger.audit import list_audit
 from opcockpit.doubles.base import Request
 from opcockpit.doubles.docker import DockerDouble
 from opcockpit.doubles.e2b import E2BDouble
+from opcockpit.services.operations import Action, OpStatus
+from opcockpit.settings.config import ProviderConfig
 from tests.cli_support import REPO
 from tests.operations_support import (
     LeaseSpec,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from opcockpit.core.alert_store import AlertEngine, AlertStore
-from opcockpit.core.alerts import AlertsConfig
-from opcockpit.core.prometheus import render_prometheus
-from opcockpit.core.runs import run_health
+from opcockpit.adapters.ledger.alerts import AlertEngine, AlertStore
+from opcockpit.domain.alerts import AlertsConfig
+from opcockpit.domain.runs import run_health
+from opcockpit.formats.prometheus import render_prometheus
 from tests.alerts_support import T0, Clock, events_db, ground_truth, health, inst, listing, naive, sandbox_db
 from tests.fixtures.leon_db import add_lease, add_run
 
@@ -146,7 +146,7 @@ def test_prometheus_parses_and_values_are_right(tmp_path: Path) -> None:
 
 def test_prometheus_without_events_db_says_unavailable(tmp_path: Path) -> None:
     gt = _fleet(tmp_path)
-    from opcockpit.core.runs import unavailable
+    from opcockpit.domain.runs import unavailable
 
     s = _samples(render_prometheus(gt, unavailable(T0, "no events.db"), []))
     assert s[("opcockpit_runs_available", frozenset())] == 0

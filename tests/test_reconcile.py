@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from opcockpit.core import reconcile as reconcile_mod
-from opcockpit.core.models import (
+from opcockpit.domain import reconcile as reconcile_mod
+from opcockpit.domain.models import (
     ChatSessionRecord,
     Convergence,
     DbState,
@@ -30,7 +30,7 @@ from opcockpit.core.models import (
     ResourceSnapshotRecord,
     TerminalRecord,
 )
-from opcockpit.core.reconcile import reconcile
+from opcockpit.domain.reconcile import reconcile
 
 # §9 worked example: "now" is 2026-03-20 12:00 local on a UTC+8 host.
 NOW = datetime(2026, 3, 20, 4, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.core.runs import RUN_STATUSES, load_run_health, normalize_error, run_health
+from opcockpit.domain.runs import RUN_STATUSES, load_run_health, normalize_error, run_health
 from tests.alerts_support import T0, events_db, ground_truth, health, inst, listing, naive, sandbox_db
 from tests.fixtures.leon_db import add_lease, add_run, add_run_event
 

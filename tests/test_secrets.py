@@ -1,6 +1,6 @@
 """Secrets in the edge cases: URLs without a scheme, static secret headers, the alert command's
 environment, and text that carries a secret in another spelling or only by its shape.
-One implementation (opcockpit.secrets), re-exported by opcockpit.config and used by notify."""
+One implementation (opcockpit.domain.secrets), re-exported by opcockpit.settings.config and used by notify."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit import config, secrets
-from opcockpit.core.alert_store import AlertEngine, AlertStore
-from opcockpit.core.alerts import AlertsConfig, CommandConfig, WebhookConfig
-from opcockpit.core.notify import Notifier
+from opcockpit.adapters.ledger.alerts import AlertEngine, AlertStore
+from opcockpit.adapters.notify import Notifier
+from opcockpit.domain import secrets
+from opcockpit.domain.alerts import AlertsConfig, CommandConfig, WebhookConfig
+from opcockpit.settings import config
 from tests.alerts_support import T0, Clock, ground_truth, listing, naive, sandbox_db
 from tests.cli_support import clean_env, run_cli
 from tests.fixtures.leon_db import add_lease
@@ -161,7 +162,7 @@ def test_alert_command_gets_a_minimal_environment(tmp_path: Path) -> None:
 
 
 def test_notify_uses_the_shared_redactor() -> None:
-    from opcockpit.core import notify
+    from opcockpit.adapters import notify
 
     assert notify.redact_url is secrets.redact_url
     hook = WebhookConfig(url=f"https://u:{URL_PW}@hooks.example.net/services/{URL_PW}")

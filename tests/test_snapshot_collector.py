@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.config import CockpitConfig, ProviderConfig, SourcesConfig
-from opcockpit.core.collect import FleetCollector
-from opcockpit.core.models import Convergence, Instance, NormalState, ProviderStatus
+from opcockpit.domain.models import Convergence, Instance, NormalState, ProviderStatus
 from opcockpit.doubles.e2b import E2BDouble
-from opcockpit.providers.base import Capabilities
+from opcockpit.ports.provider import Capabilities
+from opcockpit.services.collect import FleetCollector
+from opcockpit.settings.config import CockpitConfig, ProviderConfig, SourcesConfig
 from tests.cli_support import build_leon_db
 
 KEY = "e2b_collector_test_key_0123456789"

@@ -11,8 +11,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from opcockpit.core.serialize import CSV_COLUMNS, ORPHAN_FIELDS, ROW_FIELDS
 from opcockpit.doubles.e2b import E2BDouble
+from opcockpit.formats.serialize import CSV_COLUMNS, ORPHAN_FIELDS, ROW_FIELDS
 from tests.cli_support import REPO, build_leon_db, clean_env, file_hashes, run_cli
 
 SCHEMA = json.loads((REPO / "docs" / "snapshot.schema.json").read_text())
@@ -161,10 +161,10 @@ def test_spelled_out_row_serializer_matches_generic_conversion(tmp_path: Path) -
     import asyncio
     from datetime import UTC, datetime
 
-    from opcockpit.core.models import ProviderListing
-    from opcockpit.core.reconcile import reconcile
-    from opcockpit.core.serialize import _value, row_to_dict
-    from opcockpit.sources.sandbox_db import read_db_state
+    from opcockpit.adapters.leon.sandbox_db import read_db_state
+    from opcockpit.domain.models import ProviderListing
+    from opcockpit.domain.reconcile import reconcile
+    from opcockpit.formats.serialize import _value, row_to_dict
 
     db = asyncio.run(read_db_state(str(build_leon_db(tmp_path / "s.db"))))
     listings = [ProviderListing(provider="local", kind="local", ok=True, has_api=False)]

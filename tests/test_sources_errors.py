@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.sources.errors import KINDS, SourceError
-from opcockpit.sources.events_db import EventsDbReader
-from opcockpit.sources.sandbox_db import SandboxDbReader, read_db_state
-from opcockpit.sources.schema import create_sandbox_db
+from opcockpit.adapters.leon.events_db import EventsDbReader
+from opcockpit.adapters.leon.sandbox_db import SandboxDbReader, read_db_state
+from opcockpit.adapters.leon.schema import create_sandbox_db
+from opcockpit.ports.errors import KINDS, SourceError
 from tests.fixtures.leon_db import add_lease, write_worked_example
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -201,8 +201,8 @@ async def test_unreadable_file_is_permission(tmp_path: Path) -> None:
 
 PERMISSION_PROBE = textwrap.dedent("""
     import asyncio, sys
-    from opcockpit.sources.errors import SourceError
-    from opcockpit.sources.sandbox_db import read_db_state
+    from opcockpit.ports.errors import SourceError
+    from opcockpit.adapters.leon.sandbox_db import read_db_state
     try:
         asyncio.run(read_db_state(sys.argv[1]))
         print("ok")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.core.models import RunEventRecord
-from opcockpit.sources.events_db import EventsDbReader, RunSummary
-from opcockpit.sources.schema import create_events_db
+from opcockpit.adapters.leon.events_db import EventsDbReader, RunSummary
+from opcockpit.adapters.leon.schema import create_events_db
+from opcockpit.domain.models import RunEventRecord
 from tests.fixtures.leon_db import (
     RUN_T1,
     RUN_T3,

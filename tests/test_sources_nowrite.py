@@ -1,6 +1,6 @@
 """Reading never writes: sandbox.db (and its -wal) are byte-identical after every query.
 
-SQLite facts these tests pin (3.40; see opcockpit/sources/_sqlite_ro.py):
+SQLite facts these tests pin (3.40; see opcockpit/adapters/leon/sqlite_ro.py):
 - the -shm file is the shared-memory wal-index, not data: a WAL reader may update it;
 - on a cleanly closed WAL DB, SQLite's read-only reader creates an empty -wal and a -shm;
 - the main file is opened O_RDONLY, so the OS itself refuses any write to it.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.sources.events_db import EventsDbReader
-from opcockpit.sources.sandbox_db import SandboxDbReader, read_db_state
+from opcockpit.adapters.leon.events_db import EventsDbReader
+from opcockpit.adapters.leon.sandbox_db import SandboxDbReader, read_db_state
 from tests.fixtures.leon_db import (
     CMD1,
     CMD3,

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.core.models import (
+from opcockpit.adapters.leon.sandbox_db import SandboxDbReader, read_db_state
+from opcockpit.adapters.leon.schema import LEASE_RESOURCE_SNAPSHOTS, OPTIONAL_TABLES, create_sandbox_db
+from opcockpit.domain.models import (
     ChatSessionRecord,
     InstanceHistoryRecord,
     LeaseEventRecord,
@@ -18,8 +20,6 @@ from opcockpit.core.models import (
     TerminalCommandRecord,
     TerminalRecord,
 )
-from opcockpit.sources.sandbox_db import SandboxDbReader, read_db_state
-from opcockpit.sources.schema import LEASE_RESOURCE_SNAPSHOTS, OPTIONAL_TABLES, create_sandbox_db
 from tests.fixtures import leon_db as fx
 from tests.fixtures.leon_db import (
     CMD1,
@@ -508,7 +508,7 @@ async def test_repeated_reads_reflect_updates_and_deletes(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("variant", VARIANTS)
 async def test_thread_pointer_and_command_output_on_worked_example(tmp_path: Path, variant: str) -> None:
-    from opcockpit.core.models import CommandChunk, ThreadPointerRecord
+    from opcockpit.domain.models import CommandChunk, ThreadPointerRecord
 
     ex = write_worked_example(tmp_path, variant=variant)
     async with SandboxDbReader(str(ex.sandbox_db), local_tz=EXAMPLE_TZ) as r:
@@ -593,7 +593,7 @@ async def test_new_readers_on_absent_tables_return_empty(tmp_path: Path, variant
 
 
 async def test_mycel_volumes_and_sync_files(tmp_path: Path) -> None:
-    from opcockpit.core.models import SyncFileRecord
+    from opcockpit.domain.models import SyncFileRecord
 
     ex = write_worked_example(tmp_path, variant="mycel")
     conn = sqlite3.connect(ex.sandbox_db)

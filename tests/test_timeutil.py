@@ -7,11 +7,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from opcockpit.timeutil import (
+from opcockpit.domain.timeutil import (
     age_s,
-    humanize_age,
+    fmt_age,
     local_zone,
     make_parser,
+    parse_duration,
     parse_ts,
     to_local_naive_iso,
     to_sqlite_utc,
@@ -114,14 +115,24 @@ def test_round_trip_helpers() -> None:
     assert to_sqlite_utc(datetime(2026, 3, 20, 11, 20, tzinfo=PLUS8)) == "2026-03-20 03:20:00"
 
 
-def test_age_and_humanize() -> None:
+def test_age_and_the_one_age_format() -> None:
     now = datetime(2026, 3, 20, 4, 0, tzinfo=UTC)
     assert age_s(datetime(2026, 3, 20, 3, 58, 41, tzinfo=UTC), now) == 79.0
     assert age_s(None, now) is None
     assert age_s(datetime(2026, 3, 20, 3, 0), now) == 3600.0  # naive treated as UTC
     assert [
-        humanize_age(s) for s in (0, 3.9, 59, 60, 240, 3599, 3600, 7300, 86399, 86400, 5 * 86400 + 5)
-    ] == ["0s", "3s", "59s", "1m", "4m", "59m", "1h", "2h", "23h", "1d", "5d"]
-    assert humanize_age(None) == "-"
-    assert humanize_age(-0.4) == "0s"  # clock skew noise
-    assert humanize_age(-180) == "-3m"
+        fmt_age(s) for s in (0, 3.9, 59, 60, 240, 3599, 3600, 5400, 7300, 86399, 86400, 5 * 86400 + 5, 97200)
+    ] == ["0s", "3s", "59s", "1m", "4m", "59m", "1h", "1h30m", "2h1m", "23h59m", "1d", "5d", "1d3h"]
+    assert fmt_age(None) == "-" and fmt_age(float("nan")) == "-" and fmt_age(None, unknown="?") == "?"
+    assert fmt_age(-0.4) == "0s"  # clock skew noise
+    assert fmt_age(-180) == "-3m"
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("90s").total_seconds() == 90
+    assert parse_duration("1h30m").total_seconds() == 5400
+    assert parse_duration("2").total_seconds() == 120  # a bare number is minutes
+    assert parse_duration(" 1d 2h ").total_seconds() == 93600
+    for bad in ("", "h", "5x", "0m", "1h junk", "-5m"):
+        with pytest.raises(ValueError, match="not a duration"):
+            parse_duration(bad)

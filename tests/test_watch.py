@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from opcockpit.core.watch import EventWatcher
+from opcockpit.adapters.providers.docker import DockerAdapter
+from opcockpit.adapters.providers.e2b import E2BAdapter
 from opcockpit.doubles.docker import DockerDouble
 from opcockpit.doubles.e2b import E2BDouble
-from opcockpit.providers.base import Capabilities, ProviderEvent, Unavailable
-from opcockpit.providers.docker import DockerAdapter
-from opcockpit.providers.e2b import E2BAdapter
+from opcockpit.ports.provider import Capabilities, ProviderEvent, Unavailable
+from opcockpit.services.watch import EventWatcher
 
 
 async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:

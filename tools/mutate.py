@@ -38,12 +38,12 @@ class Module:
 
 
 MODULES: dict[str, Module] = {
-    "http": Module("opcockpit/providers/http.py", ("tests/providers/",)),
+    "http": Module("opcockpit/adapters/providers/http.py", ("tests/providers/",)),
     "operations": Module(
-        "opcockpit/core/operations.py",
+        "opcockpit/services/operations.py",
         ("tests/test_operations*.py", "tests/test_ops_*.py", "tests/test_cli_ops.py", "tests/test_audit.py"),
     ),
-    "alerts": Module("opcockpit/core/alerts.py", ("tests/test_alerts_*.py",)),
+    "alerts": Module("opcockpit/domain/alerts.py", ("tests/test_alerts_*.py",)),
 }
 
 # Environment that would change which tests run (podman tests fail instead of skipping in CI).

@@ -79,7 +79,7 @@ def one_line_diff(name: str, mutant: str, module: Module) -> str:
 
 
 def readable(mutant: str) -> str:
-    """opcockpit.providers.http.xǁHttpClientǁsend__mutmut_7 -> HttpClient.send #7"""
+    """opcockpit.adapters.providers.http.xǁHttpClientǁsend__mutmut_7 -> HttpClient.send #7"""
     func, _, number = mutant.rpartition(".")[2].partition("__mutmut_")
     func = func.removeprefix("x_").removeprefix("xǁ").replace("ǁ", ".")
     return f"{func} #{number}"

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from opcockpit.config import CockpitConfig
-    from opcockpit.core.alert_store import Alert, AlertSnapshot, AlertStore
-    from opcockpit.core.alerts import AlertsConfig
-    from opcockpit.core.models import GroundTruth
-    from opcockpit.core.runs import RunHealth
+    from opcockpit.adapters.ledger.alerts import Alert, AlertSnapshot, AlertStore
+    from opcockpit.domain.alerts import AlertsConfig
+    from opcockpit.domain.models import GroundTruth
+    from opcockpit.domain.runs import RunHealth
+    from opcockpit.settings.config import CockpitConfig
 
 __all__ = [
     "COMMANDS",
@@ -68,7 +68,7 @@ def parse_duration(text: str) -> timedelta:
 
 def alerts_config(config: CockpitConfig | AlertsConfig | None) -> AlertsConfig:
     """The AlertsConfig inside a CockpitConfig (`config.alerts`), or the defaults."""
-    from opcockpit.core.alerts import AlertsConfig
+    from opcockpit.domain.alerts import AlertsConfig
 
     if isinstance(config, AlertsConfig):
         return config
@@ -77,13 +77,13 @@ def alerts_config(config: CockpitConfig | AlertsConfig | None) -> AlertsConfig:
 
 
 def _open_store(ledger_path: str | Path | None) -> AlertStore:
-    from opcockpit.core.alert_store import AlertStore
+    from opcockpit.adapters.ledger.alerts import AlertStore
 
     return AlertStore.open(ledger_path)
 
 
 def _age(now: datetime, then: datetime | None) -> str:
-    from opcockpit.core.alerts import fmt_duration
+    from opcockpit.domain.alerts import fmt_duration
 
     return "-" if then is None else fmt_duration((now - then).total_seconds())
 
@@ -101,8 +101,8 @@ async def aevaluate(
     events_db: str | Path | None = None,
 ) -> tuple[AlertSnapshot, RunHealth]:
     """Gather run health + recent events, evaluate the rules, persist, notify."""
-    from opcockpit.core.alert_sources import evaluate_refresh
-    from opcockpit.core.alert_store import AlertEngine
+    from opcockpit.adapters.ledger.alerts import AlertEngine
+    from opcockpit.services.alerting import evaluate_refresh
 
     cfg = alerts_config(config)
     now = now or datetime.now(UTC)
@@ -173,10 +173,10 @@ def snapshot_output(
             f"opcockpit: notify: {d.target} alert #{d.alert_id}: {d.error}" for d in snap.notify_errors
         )
     if fmt == "prometheus":
-        from opcockpit.core.prometheus import render_prometheus
+        from opcockpit.formats.prometheus import render_prometheus
 
         if run_health is None:
-            from opcockpit.core.runs import load_run_health
+            from opcockpit.domain.runs import load_run_health
 
             cfg = alerts_config(config)
             edb = getattr(getattr(config, "sources", None), "events_db", None)
@@ -193,7 +193,7 @@ def snapshot_output(
     from opcockpit.cli.snapshot import format_snapshot
 
     if fmt == "json":
-        from opcockpit.core.serialize import to_dict
+        from opcockpit.formats.serialize import to_dict
 
         doc = to_dict(ground_truth)
         doc["alerts"] = [a.to_dict(now) for a in alerts]
@@ -349,7 +349,7 @@ def add_subparsers(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch one of COMMANDS; user errors are one stderr line and exit 2."""
-    from opcockpit.core.alert_store import AlertNotFound
+    from opcockpit.adapters.ledger.alerts import AlertNotFound
 
     try:
         if args.command == "alerts":
@@ -361,13 +361,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _err(line: str) -> None:
-    from opcockpit.config import scrub
+    from opcockpit.settings.config import scrub
 
     sys.stderr.write(scrub(line) + "\n")
 
 
 def _cmd_action(args: argparse.Namespace) -> int:
-    from opcockpit.core.audit import current_operator
+    from opcockpit.adapters.ledger.audit import current_operator
 
     now = datetime.now(UTC)
     who = getattr(args, "who", None) or current_operator()

@@ -9,11 +9,11 @@ import traceback
 from typing import TYPE_CHECKING
 
 from opcockpit.cli.main import EXIT_INTERNAL, EXIT_SOURCE, EXIT_USAGE, err
-from opcockpit.config import ConfigError, LoadedConfig, load_config, scrub
-from opcockpit.textsafe import safe_text
+from opcockpit.domain.text import safe_text
+from opcockpit.settings.config import ConfigError, LoadedConfig, load_config, scrub
 
 if TYPE_CHECKING:
-    from opcockpit.core.ledger import LedgerError
+    from opcockpit.adapters.ledger.sqlite import LedgerError
 
 
 class CliExit(Exception):
@@ -44,7 +44,7 @@ def load_or_exit(args: argparse.Namespace, **overrides: object) -> LoadedConfig:
 
 def _source_error_type() -> type[BaseException] | None:
     try:
-        from opcockpit.sources.errors import SourceError
+        from opcockpit.ports.errors import SourceError
     except ImportError:
         return None
     return SourceError
@@ -86,7 +86,7 @@ def report_unexpected(exc: BaseException, *, debug: bool) -> int:
 
 # Modules that talk to the cockpit's ledger: an sqlite3/OS error raised inside them is a ledger fault.
 _LEDGER_MODULES = tuple(
-    os.path.join("opcockpit", "core", name) for name in ("ledger.py", "alert_store.py", "audit.py")
+    os.path.join("opcockpit", "adapters", "ledger", name) for name in ("sqlite.py", "alerts.py", "audit.py")
 )
 
 
@@ -97,7 +97,7 @@ def ledger_fault(exc: BaseException, path: str | os.PathLike[str] | None = None)
     traceback: a frame of a ledger module, and the path its locals hold (open_ledger's `target`,
     a store's connection). `path` is the fallback (else the default ledger path).
     """
-    from opcockpit.core.ledger import LedgerError, default_ledger_path
+    from opcockpit.adapters.ledger.sqlite import LedgerError, default_ledger_path
 
     if isinstance(exc, LedgerError):
         return exc

@@ -11,7 +11,14 @@ from typing import Any
 
 from opcockpit.cli.common import CliExit, load_or_exit
 from opcockpit.cli.main import EXIT_OK, EXIT_USAGE, err
-from opcockpit.config import LoadedConfig, ProviderConfig, default_paths, redact, redact_mapping, redact_url
+from opcockpit.settings.config import (
+    LoadedConfig,
+    ProviderConfig,
+    default_paths,
+    redact,
+    redact_mapping,
+    redact_url,
+)
 
 _PROVIDER_KEYS = (
     "kind", "enabled", "host", "api_url", "region", "target", "api_key_env",

@@ -194,7 +194,7 @@ def _positive_float(text: str) -> float:
 
 def err(line: str, stream: IO[str] | None = None) -> None:
     """One line on stderr, scrubbed of every secret value the config loader has seen."""
-    from opcockpit.config import scrub
+    from opcockpit.settings.config import scrub
 
     (stream or sys.stderr).write(scrub(line.rstrip("\n")) + "\n")
 

@@ -40,7 +40,7 @@ from opcockpit.cli.main import (
 )
 
 if TYPE_CHECKING:
-    from opcockpit.core.operations import Operation, Plan
+    from opcockpit.services.operations import Operation, Plan
 
 EXIT_NOT_CONVERGED = 4
 EXIT_DECLINED = 5
@@ -132,9 +132,9 @@ def run_action(args: argparse.Namespace) -> int:
 
 
 async def _act(args: argparse.Namespace, config: Any) -> int:
-    from opcockpit.core.audit import AuditLog
-    from opcockpit.core.collect import FleetCollector
-    from opcockpit.core.operations import Operations, OpStatus, TargetError
+    from opcockpit.adapters.ledger.audit import AuditLog
+    from opcockpit.services.collect import FleetCollector
+    from opcockpit.services.operations import Operations, OpStatus, TargetError
 
     collector = FleetCollector(config)
     audit = AuditLog()
@@ -184,7 +184,7 @@ async def _act(args: argparse.Namespace, config: Any) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
-    from opcockpit.config import scrub
+    from opcockpit.settings.config import scrub
 
     return scrub(" ".join((str(exc) or type(exc).__name__).split()))
 
@@ -275,7 +275,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 
 
 def run_audit(args: argparse.Namespace) -> int:
-    from opcockpit.core.audit import STARTED, list_audit
+    from opcockpit.adapters.ledger.audit import STARTED, list_audit
 
     since = parse_since(args.since) if args.since else None
     entries = list_audit(args.limit, since, args.target)

@@ -13,13 +13,13 @@ from dataclasses import replace
 
 from opcockpit.cli.common import CliExit, load_or_exit
 from opcockpit.cli.main import EXIT_OK, EXIT_USAGE, err
-from opcockpit.config import CockpitConfig
-from opcockpit.core.models import GroundTruth
-from opcockpit.textsafe import safe_text
+from opcockpit.domain.models import GroundTruth
+from opcockpit.domain.text import safe_text
+from opcockpit.settings.config import CockpitConfig
 
 
 async def collect_once(config: CockpitConfig, providers: Collection[str] | None = None) -> GroundTruth:
-    from opcockpit.core.collect import FleetCollector
+    from opcockpit.services.collect import FleetCollector
 
     collector = FleetCollector(config, providers=providers)
     try:
@@ -73,20 +73,20 @@ def check_provider_names(names: Collection[str], config: CockpitConfig, gt: Grou
 
 def format_snapshot(gt: GroundTruth, fmt: str, *, width: int | None = None) -> str:
     if fmt == "json":
-        from opcockpit.core.serialize import dumps_json
+        from opcockpit.formats.serialize import dumps_json
 
         return escape_c1(dumps_json(gt)) + "\n"
     if fmt == "ndjson":
-        from opcockpit.core.serialize import iter_ndjson
+        from opcockpit.formats.serialize import iter_ndjson
 
         return escape_c1("".join(line + "\n" for line in iter_ndjson(gt)))
     if fmt == "csv":
-        from opcockpit.core.serialize import csv_text
+        from opcockpit.formats.serialize import csv_text
 
         return csv_text(gt)
     import io
 
-    from opcockpit.core.render import render_table
+    from opcockpit.formats.table import render_table
 
     buf = io.StringIO()
     render_table(gt, buf, width=width or _terminal_width())

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from opcockpit.core.gcpause import gc_paused
+from opcockpit.adapters.leon.schema import events_ddl, sandbox_ddl
 from opcockpit.demo.events import RunWriter
 from opcockpit.demo.ids import Clock, IdGen, cumulative, weighted
-from opcockpit.sources.schema import events_ddl, sandbox_ddl
+from opcockpit.domain.gcpause import gc_paused
 
 DEFAULT_PROVIDERS: dict[str, str] = {
     "docker": "docker",
@@ -704,7 +704,7 @@ def _provider_side(b: _Builder, n: int) -> tuple[dict[str, list[InstanceSpec]], 
 
 
 class _BulkDb:
-    """Create a LEON DB for a bulk load: the verbatim DDL of opcockpit.sources.schema (what
+    """Create a LEON DB for a bulk load: the verbatim DDL of opcockpit.adapters.leon.schema (what
     create_sandbox_db/create_events_db run), tables first and secondary indexes after the rows
     (a sort-based index build is several times faster than 1M random-key index inserts; building
     `uq_chat_sessions_active_thread` afterwards still enforces one live session per terminal).

@@ -23,10 +23,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from opcockpit.config import CockpitConfig, ProviderConfig, SourcesConfig
 from opcockpit.demo.drift import DriftSimulator
 from opcockpit.demo.fleet import DemoFleet, generate_fleet
 from opcockpit.doubles.base import FakeProvider
+from opcockpit.settings.config import CockpitConfig, ProviderConfig, SourcesConfig
 
 EXIT_SOURCE = 3
 
@@ -93,7 +93,7 @@ def load_specs(fleet: DemoFleet, provider: str, double: FakeProvider) -> int:
 
 def _remember_secret(value: str) -> None:
     # The config loader scrubs every secret it has seen from error lines; demo keys included.
-    remember = getattr(sys.modules.get("opcockpit.config"), "_remember_secret", None)
+    remember = getattr(sys.modules.get("opcockpit.settings.config"), "_remember_secret", None)
     if callable(remember):
         remember(value)
 
@@ -240,7 +240,7 @@ def run_demo(
             try:
                 text = snapshot_text(env, format)
             except Exception as exc:
-                from opcockpit.sources.errors import SourceError
+                from opcockpit.ports.errors import SourceError
 
                 if isinstance(exc, SourceError):
                     sys.stderr.write(f"opcockpit: {exc}\n")

@@ -22,13 +22,13 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opcockpit.core.alerts import AlertsConfig, Severity
+from opcockpit.domain.alerts import AlertsConfig, Severity
 
 if TYPE_CHECKING:
-    from opcockpit.core.alert_store import Alert, AlertEngine, AlertSnapshot
-    from opcockpit.core.models import GroundTruth
-    from opcockpit.core.notify import DeliveryResult
-    from opcockpit.core.runs import RunHealth
+    from opcockpit.adapters.ledger.alerts import Alert, AlertEngine, AlertSnapshot
+    from opcockpit.adapters.notify import DeliveryResult
+    from opcockpit.domain.models import GroundTruth
+    from opcockpit.domain.runs import RunHealth
 
 __all__ = ["AlertRound", "Alerting", "LedgerUnavailable", "ledger_problem", "operator_name"]
 
@@ -47,13 +47,13 @@ def ledger_problem(exc: BaseException) -> bool:
     """Does `exc` come from the ledger file itself (SQLite or the file system)?"""
     import sqlite3
 
-    from opcockpit.sources.errors import SourceError
+    from opcockpit.ports.errors import SourceError
 
     return isinstance(exc, sqlite3.Error | OSError) and not isinstance(exc, SourceError)
 
 
 def _reason(exc: BaseException) -> str:
-    from opcockpit.textsafe import safe_text
+    from opcockpit.domain.text import safe_text
 
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return safe_text(text[:200])  # demo alerts live next to the demo fleet, not in the operator's ledger
@@ -146,13 +146,13 @@ class Alerting:
     def ledger_file(self) -> str:
         if self.ledger_path is not None:
             return str(self.ledger_path)
-        from opcockpit.core.ledger import default_ledger_path
+        from opcockpit.adapters.ledger.sqlite import default_ledger_path
 
         return str(default_ledger_path())
 
     def _open(self) -> AlertEngine:
         if self.engine is None:
-            from opcockpit.core.alert_store import AlertEngine, AlertStore
+            from opcockpit.adapters.ledger.alerts import AlertEngine, AlertStore
 
             try:
                 store = AlertStore.open(self.ledger_path)
@@ -180,8 +180,8 @@ class Alerting:
 
     async def evaluate(self, gt: GroundTruth) -> AlertRound:
         """One round on a fresh ground truth; never raises (an error is reported in the round)."""
-        from opcockpit.core.alert_sources import evaluate_refresh
-        from opcockpit.core.runs import load_run_health
+        from opcockpit.domain.runs import load_run_health
+        from opcockpit.services.alerting import evaluate_refresh
 
         try:
             if not self.enabled:  # alerts off: run health for the overview is still useful

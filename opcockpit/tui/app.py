@@ -21,10 +21,10 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
-from opcockpit.core.models import GroundTruth, GroundTruthRow
-from opcockpit.core.ops_targets import Action, Target, expand_leaks
-from opcockpit.core.ops_track import Operation, OpStatus
-from opcockpit.textsafe import safe_text
+from opcockpit.domain.models import GroundTruth, GroundTruthRow
+from opcockpit.domain.targets import Action, Target, expand_leaks
+from opcockpit.domain.text import safe_text
+from opcockpit.services.ops_track import Operation, OpStatus
 from opcockpit.tui.commands import JumpProvider
 from opcockpit.tui.data import DetailSource, clean, one_line
 from opcockpit.tui.opsview import OpsOverlay, applicable, summarize
@@ -45,9 +45,9 @@ if TYPE_CHECKING:
 
     from textual.driver import Driver
 
-    from opcockpit.core.audit import AuditEntry
-    from opcockpit.core.operations import Operations, Plan
-    from opcockpit.core.watch import EventWatcher
+    from opcockpit.adapters.ledger.audit import AuditEntry
+    from opcockpit.services.operations import Operations, Plan
+    from opcockpit.services.watch import EventWatcher
     from opcockpit.tui.alerting import Alerting
 
 MIN_REFRESH_S = 0.5
@@ -311,7 +311,7 @@ class CockpitApp(App[int]):
         if not self.watch_events or not adapters:
             return
         if self.watcher is None:
-            from opcockpit.core.watch import EventWatcher
+            from opcockpit.services.watch import EventWatcher
 
             self.watcher = EventWatcher(self._on_provider_events)
         self.watcher.sync(adapters)
@@ -696,7 +696,7 @@ class CockpitApp(App[int]):
         owner = getattr(self._audit_loader, "__self__", None) or getattr(self.ops, "audit", None)
         path = getattr(owner, "path", None)
         if path is None:
-            from opcockpit.core.ledger import default_ledger_path
+            from opcockpit.adapters.ledger.sqlite import default_ledger_path
 
             path = default_ledger_path()
         return str(path)
@@ -707,7 +707,7 @@ class CockpitApp(App[int]):
         audit = getattr(self.ops, "audit", None)
         if audit is not None:
             return clean(list(audit.list(limit)))
-        from opcockpit.core.audit import list_audit
+        from opcockpit.adapters.ledger.audit import list_audit
 
         return clean(list(list_audit(limit)))
 
@@ -808,9 +808,9 @@ def build_app(
     **kwargs: Any,
 ) -> CockpitApp:
     """The cockpit wired to the real pipeline: collector, detail readers, operations + audit."""
-    from opcockpit.core.audit import AuditLog
-    from opcockpit.core.collect import FleetCollector
-    from opcockpit.core.operations import Operations
+    from opcockpit.adapters.ledger.audit import AuditLog
+    from opcockpit.services.collect import FleetCollector
+    from opcockpit.services.operations import Operations
     from opcockpit.tui.data import DbDetails
 
     sources = config.sources

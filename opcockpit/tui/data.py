@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
-from opcockpit.core.models import (
+from opcockpit.adapters.leon.events_db import EventsDbReader, RunSummary
+from opcockpit.adapters.leon.sandbox_db import SandboxDbReader
+from opcockpit.domain.models import (
     ChatSessionRecord,
     CommandOutput,
     InstanceHistoryRecord,
@@ -27,9 +29,7 @@ from opcockpit.core.models import (
     ThreadPointerRecord,
     VolumeRecord,
 )
-from opcockpit.sources.events_db import EventsDbReader, RunSummary
-from opcockpit.sources.sandbox_db import SandboxDbReader
-from opcockpit.textsafe import safe_text
+from opcockpit.domain.text import safe_text
 
 T = TypeVar("T")
 OUTPUT_TAIL_BYTES = 256 * 1024  # a command's output view: enough scrollback, bounded for chatty builds

@@ -1,7 +1,7 @@
 """The TUI side of operator actions, without Textual: which keys apply, the optimistic overlay,
 and the one-line summary of a (bulk) action.
 
-The semantics (re-check, LEON-way writes, convergence) live in opcockpit.core.operations; this
+The semantics (re-check, LEON-way writes, convergence) live in opcockpit.services.operations; this
 module only decides what the screen shows while an operation is in flight.
 """
 
@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from opcockpit.core.ops_targets import Action, Target
-from opcockpit.core.ops_track import Operation, OpStatus
+from opcockpit.domain.targets import Action, Target
+from opcockpit.services.ops_track import Operation, OpStatus
 
 if TYPE_CHECKING:
-    from opcockpit.core.operations import Operations
+    from opcockpit.services.operations import Operations
 
 FAILED_SHOWN_S = 60.0  # a failure stays on its row this long (then the DB's last_error remains)
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from opcockpit.core.models import Convergence, GroundTruth, GroundTruthRow, OrphanRow, Resources
+from opcockpit.domain.models import Convergence, GroundTruth, GroundTruthRow, OrphanRow, Resources
 
 GLYPH: dict[str, str] = {
     Convergence.CONVERGED: "✓",

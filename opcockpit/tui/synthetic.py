@@ -10,7 +10,7 @@ import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from opcockpit.core.models import (
+from opcockpit.domain.models import (
     Convergence,
     GroundTruth,
     GroundTruthRow,

@@ -17,9 +17,9 @@ from typing import Any, Protocol
 
 import pytest
 
-from opcockpit.core.models import NormalState
-from opcockpit.providers.base import ActionOutcome, Conflict, NotFound, ProviderEvent
-from opcockpit.providers.docker import DockerAdapter
+from opcockpit.adapters.providers.docker import DockerAdapter
+from opcockpit.domain.models import NormalState
+from opcockpit.ports.provider import ActionOutcome, Conflict, NotFound, ProviderEvent
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 EVENT_DEADLINE_S = 15.0  # generous: a deadline for a hang, not a speed assertion

@@ -44,8 +44,8 @@ from typing import Any
 
 import pytest
 
-from opcockpit.core.models import Instance, NormalState
-from opcockpit.providers.base import (
+from opcockpit.domain.models import Instance, NormalState
+from opcockpit.ports.provider import (
     ActionOutcome,
     ActionResult,
     AuthFailed,

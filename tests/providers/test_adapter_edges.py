@@ -16,25 +16,25 @@ from typing import Any
 
 import pytest
 
-from opcockpit.core.models import NormalState
+from opcockpit.adapters.providers import docker as docker_module
+from opcockpit.adapters.providers import e2b as e2b_module
+from opcockpit.adapters.providers.agentbay import AgentBayAdapter
+from opcockpit.adapters.providers.daytona import DaytonaAdapter
+from opcockpit.adapters.providers.docker import DockerAdapter
+from opcockpit.adapters.providers.e2b import E2BAdapter
+from opcockpit.domain.models import NormalState
 from opcockpit.doubles.agentbay import AgentBayDouble, error_body
 from opcockpit.doubles.base import FakeProvider, Request, Response
 from opcockpit.doubles.daytona import DaytonaDouble
 from opcockpit.doubles.docker import DockerDouble
 from opcockpit.doubles.e2b import E2BDouble
-from opcockpit.providers import docker as docker_module
-from opcockpit.providers import e2b as e2b_module
-from opcockpit.providers.agentbay import AgentBayAdapter
-from opcockpit.providers.base import (
+from opcockpit.ports.provider import (
     ActionOutcome,
     AuthFailed,
     Conflict,
     ProtocolError,
     ProviderEvent,
 )
-from opcockpit.providers.daytona import DaytonaAdapter
-from opcockpit.providers.docker import DockerAdapter
-from opcockpit.providers.e2b import E2BAdapter
 from tests.providers.conftest_docker import EventTap
 
 SECRET = "kx-Zq7xSECRETvalue-edges"

@@ -14,10 +14,7 @@ from typing import Any
 
 import pytest
 
-from opcockpit.core.models import NormalState
-from opcockpit.doubles.agentbay import AgentBayDouble
-from opcockpit.doubles.base import Request, Response
-from opcockpit.providers.agentbay import (
+from opcockpit.adapters.providers.agentbay import (
     API_VERSION,
     AgentBayAdapter,
     NotSupported,
@@ -25,7 +22,10 @@ from opcockpit.providers.agentbay import (
     claimed_lease,
     normal_state,
 )
-from opcockpit.providers.base import (
+from opcockpit.domain.models import NormalState
+from opcockpit.doubles.agentbay import AgentBayDouble
+from opcockpit.doubles.base import Request, Response
+from opcockpit.ports.provider import (
     ActionOutcome,
     AuthFailed,
     Conflict,

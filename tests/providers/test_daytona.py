@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from opcockpit.core.models import NormalState
+from opcockpit.adapters.providers.daytona import DaytonaAdapter, normalise_state
+from opcockpit.domain.models import NormalState
 from opcockpit.doubles.daytona import DaytonaDouble
-from opcockpit.providers.base import ActionOutcome, Conflict, NotFound, RateLimited
-from opcockpit.providers.daytona import DaytonaAdapter, normalise_state
+from opcockpit.ports.provider import ActionOutcome, Conflict, NotFound, RateLimited
 from tests.providers.contract import AdapterContract, error_texts, wait_for_state
 
 

@@ -15,13 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
-from opcockpit.config import ProviderConfig
-from opcockpit.core.models import NormalState
+from opcockpit.adapters.providers.docker import DockerAdapter, normalise_state
+from opcockpit.adapters.providers.registry import build_adapter
+from opcockpit.domain.models import NormalState
 from opcockpit.doubles.base import Response
 from opcockpit.doubles.docker import DockerDouble
-from opcockpit.providers.base import ActionOutcome, NotFound, ProviderError, Unavailable
-from opcockpit.providers.docker import DockerAdapter, normalise_state
-from opcockpit.providers.registry import build_adapter
+from opcockpit.ports.provider import ActionOutcome, NotFound, ProviderError, Unavailable
+from opcockpit.settings.config import ProviderConfig
 from tests.providers.conftest_docker import DockerScenarios, EventTap, Made
 from tests.providers.contract import AdapterContract
 
@@ -325,7 +325,7 @@ async def test_events_resume_with_since_and_no_duplicates(flavor: str, sock_dir:
 
 
 async def test_event_stream_parser_handles_split_and_concatenated_json() -> None:
-    from opcockpit.providers.docker import _json_stream
+    from opcockpit.adapters.providers.docker import _json_stream
 
     raw = [{"Action": "pause", "n": i} for i in range(3)]
     text = json.dumps(raw[0]) + "\n" + json.dumps(raw[1]) + json.dumps(raw[2]) + "\n"

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from opcockpit.core.models import NormalState
-from opcockpit.providers.base import ActionOutcome
-from opcockpit.providers.docker import DockerAdapter
+from opcockpit.adapters.providers.docker import DockerAdapter
+from opcockpit.domain.models import NormalState
+from opcockpit.ports.provider import ActionOutcome
 from tests.fixtures.podman import PodmanEngine, podman_engine, podman_leon  # noqa: F401
 from tests.providers.conftest_docker import DockerScenarios, EventTap, Made
 from tests.providers.contract import LifecycleContract

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from opcockpit.core.models import NormalState
+from opcockpit.adapters.providers.e2b import E2BAdapter
+from opcockpit.domain.models import NormalState
 from opcockpit.doubles.e2b import E2BDouble
-from opcockpit.providers.base import ActionOutcome, Conflict, NotFound, ProviderEvent, Unavailable
-from opcockpit.providers.e2b import E2BAdapter
+from opcockpit.ports.provider import ActionOutcome, Conflict, NotFound, ProviderEvent, Unavailable
 from tests.providers.contract import AdapterContract, error_texts
 
 

@@ -12,18 +12,8 @@ from typing import Any
 
 import pytest
 
-from opcockpit.doubles.base import FakeProvider, Request, Response, Router
-from opcockpit.providers import http as http_module
-from opcockpit.providers.base import (
-    AuthFailed,
-    Conflict,
-    NotFound,
-    ProtocolError,
-    ProviderError,
-    RateLimited,
-    Unavailable,
-)
-from opcockpit.providers.http import (
+from opcockpit.adapters.providers import http as http_module
+from opcockpit.adapters.providers.http import (
     DEFAULT_MAX_INSTANCES,
     DEFAULT_MAX_PAGES,
     ApiClient,
@@ -31,6 +21,16 @@ from opcockpit.providers.http import (
     error_class_for_status,
     parse_retry_after,
     redact,
+)
+from opcockpit.doubles.base import FakeProvider, Request, Response, Router
+from opcockpit.ports.provider import (
+    AuthFailed,
+    Conflict,
+    NotFound,
+    ProtocolError,
+    ProviderError,
+    RateLimited,
+    Unavailable,
 )
 from tests.providers.contract import error_texts
 

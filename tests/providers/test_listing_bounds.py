@@ -17,18 +17,18 @@ from typing import Any
 
 import pytest
 
-from opcockpit.config import ProviderConfig
+from opcockpit.adapters.providers.agentbay import AgentBayAdapter
+from opcockpit.adapters.providers.daytona import DaytonaAdapter
+from opcockpit.adapters.providers.docker import DockerAdapter
+from opcockpit.adapters.providers.e2b import E2BAdapter
+from opcockpit.adapters.providers.registry import build_adapter
 from opcockpit.doubles.agentbay import AgentBayDouble
 from opcockpit.doubles.base import FakeProvider, Request, Response
 from opcockpit.doubles.daytona import DaytonaDouble
 from opcockpit.doubles.docker import DockerDouble
 from opcockpit.doubles.e2b import E2BDouble
-from opcockpit.providers.agentbay import AgentBayAdapter
-from opcockpit.providers.base import ProtocolError
-from opcockpit.providers.daytona import DaytonaAdapter
-from opcockpit.providers.docker import DockerAdapter
-from opcockpit.providers.e2b import E2BAdapter
-from opcockpit.providers.registry import build_adapter
+from opcockpit.ports.provider import ProtocolError
+from opcockpit.settings.config import ProviderConfig
 
 SECRET = "kx-Zq7xSECRETvalue-bounds"
 PAGE = 2
@@ -299,9 +299,9 @@ async def test_collector_shows_a_short_or_endless_listing_as_stale_not_diverged(
 ) -> None:
     """The issue's symptom end to end: with the listing dropping half its sandboxes (or handing
     out endless cursors), leases whose instances are alive must show stale, never "not listed"."""
-    from opcockpit.config import CockpitConfig, SourcesConfig
-    from opcockpit.core.collect import FleetCollector
-    from opcockpit.core.models import Convergence, ProviderStatus
+    from opcockpit.domain.models import Convergence, ProviderStatus
+    from opcockpit.services.collect import FleetCollector
+    from opcockpit.settings.config import CockpitConfig, SourcesConfig
     from tests.cli_support import build_leon_db
 
     monkeypatch.setenv("OPCOCKPIT_TEST_BOUNDS_KEY", SECRET)

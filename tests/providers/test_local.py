@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from opcockpit.config import ProviderConfig
-from opcockpit.providers.base import ProviderAdapter, ProviderError
-from opcockpit.providers.local import NO_API, LocalAdapter
-from opcockpit.providers.registry import build_adapter
+from opcockpit.adapters.providers.local import NO_API, LocalAdapter
+from opcockpit.adapters.providers.registry import build_adapter
+from opcockpit.ports.provider import ProviderAdapter, ProviderError
+from opcockpit.settings.config import ProviderConfig
 
 
 @pytest.fixture

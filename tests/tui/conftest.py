@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.config import CockpitConfig, SourcesConfig
-from opcockpit.core.collect import FleetCollector
-from opcockpit.core.models import GroundTruth
+from opcockpit.domain.models import GroundTruth
+from opcockpit.services.collect import FleetCollector
+from opcockpit.settings.config import CockpitConfig, SourcesConfig
 from opcockpit.tui.app import CockpitApp
 from opcockpit.tui.data import DbDetails
 from tests.fixtures.leon_db import WorkedExample, write_worked_example

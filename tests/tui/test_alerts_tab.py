@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from opcockpit.config import CockpitConfig, ProviderConfig, SourcesConfig
-from opcockpit.core.alert_store import AlertStore
-from opcockpit.core.alerts import AlertsConfig, WebhookConfig
-from opcockpit.core.collect import FleetCollector
+from opcockpit.adapters.ledger.alerts import AlertStore
+from opcockpit.domain.alerts import AlertsConfig, WebhookConfig
 from opcockpit.doubles.e2b import E2BDouble
+from opcockpit.services.collect import FleetCollector
+from opcockpit.settings.config import CockpitConfig, ProviderConfig, SourcesConfig
 from opcockpit.tui.alerting import Alerting
 from opcockpit.tui.app import CockpitApp
 from opcockpit.tui.data import DbDetails

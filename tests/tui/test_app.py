@@ -7,8 +7,8 @@ import os
 import signal
 from dataclasses import replace
 
-from opcockpit.core.collect import FleetCollector
-from opcockpit.core.models import Convergence
+from opcockpit.domain.models import Convergence
+from opcockpit.services.collect import FleetCollector
 from opcockpit.tui.app import MIN_REFRESH_S, CockpitApp
 from opcockpit.tui.data import DbDetails
 from opcockpit.tui.screens.help import HelpScreen

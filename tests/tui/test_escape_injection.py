@@ -2,7 +2,7 @@
 
 sandbox.db fields and provider/exception text are written by other programs: `ESC ]0;title BEL`
 would retitle the operator's terminal, OSC 52 would write their clipboard. Everything the TUI
-renders from them goes through opcockpit.textsafe.safe_text (ESC shown as ``^[``).
+renders from them goes through opcockpit.domain.text.safe_text (ESC shown as ``^[``).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def test_destroy_dialog_lists_provider_ids_safely() -> None:
 
     from rich.console import Console
 
-    from opcockpit.core.ops_targets import Target
+    from opcockpit.domain.targets import Target
     from opcockpit.tui.screens.confirm import targets_table
     from tests.tui.factories import make_ground_truth
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from textual.app import App, ComposeResult
 
-from opcockpit.core.models import Convergence
-from opcockpit.core.tablediff import TableDiff, diff_rows
+from opcockpit.domain.models import Convergence
+from opcockpit.domain.tablediff import TableDiff, diff_rows
 from opcockpit.tui.rowfilter import parse_filter
 from opcockpit.tui.rows import GT_INDEX, gt_table
 from opcockpit.tui.widgets.keyed_table import Column, KeyedTable

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opcockpit.core.audit import AuditLog
+from opcockpit.adapters.ledger.audit import AuditLog
 from opcockpit.tui.alerting import Alerting
 from opcockpit.tui.app import CockpitApp
 from opcockpit.tui.screens.audit import AuditScreen

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from textual.widgets import Button, Input
 
-from opcockpit.core.models import Convergence
+from opcockpit.domain.models import Convergence
 from opcockpit.doubles.base import Response, Route
 from opcockpit.tui.app import CockpitApp, build_app
 from opcockpit.tui.rows import FAILED_GLYPH, GT_INDEX, PENDING_GLYPH, OpMark

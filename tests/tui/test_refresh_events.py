@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from rich.color import ColorType
 
-from opcockpit.core.collect import FleetCollector
+from opcockpit.services.collect import FleetCollector
 from opcockpit.tui.app import CockpitApp
 from tests.tui.conftest import SequenceSource, wait_until
 from tests.tui.factories import NOW, make_ground_truth

@@ -97,7 +97,7 @@ def test_ground_truth_16_colours(snap_compare: Any) -> None:
 
 
 def _targets(app: CockpitApp, n: int) -> list[Any]:
-    from opcockpit.core.ops_targets import Target
+    from opcockpit.domain.targets import Target
 
     rows = [r for r in app.ground_truth.rows if r.instance_id and r.provider != "local"][:n]
     return [Target.of_row(r) for r in rows]
@@ -124,7 +124,7 @@ def test_bulk_destroy_dialog(snap_compare: Any) -> None:
 
 
 def test_pending_and_failed_rows(snap_compare: Any) -> None:
-    from opcockpit.core.ops_targets import Target
+    from opcockpit.domain.targets import Target
     from opcockpit.tui.rows import failed_mark, pending_mark
     from tests.tui.screen_text import screen_text
 
@@ -152,7 +152,7 @@ def test_pending_and_failed_rows(snap_compare: Any) -> None:
 def test_audit_view(snap_compare: Any) -> None:
     from datetime import timedelta
 
-    from opcockpit.core.audit import AuditEntry
+    from opcockpit.adapters.ledger.audit import AuditEntry
 
     entries = [
         AuditEntry(

@@ -8,7 +8,7 @@ import sqlite3
 from rich.text import Text
 from textual.widgets import DataTable, Static
 
-from opcockpit.core.models import CommandChunk, Convergence, GroundTruth
+from opcockpit.domain.models import CommandChunk, Convergence, GroundTruth
 from opcockpit.tui.app import CockpitApp
 from opcockpit.tui.screens.command_output import STDERR_STYLE, CommandOutputScreen, render_chunks
 from opcockpit.tui.screens.thread import ThreadDetailScreen

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from rich.console import Console
 
-from opcockpit.core.models import RunEventRecord
+from opcockpit.domain.models import RunEventRecord
 from opcockpit.tui.rows import GT_INDEX, gt_cells
 from opcockpit.tui.screens.thread import render_run_events
 from opcockpit.tui.widgets.header import HeaderState, render_header, without_colour
@@ -149,7 +149,7 @@ def test_run_events_keep_seq_and_time_readable_at_80_columns() -> None:
 async def test_orphan_ids_and_state_are_whole_at_80_and_100_columns() -> None:
     from dataclasses import replace
 
-    from opcockpit.core.models import OrphanRow
+    from opcockpit.domain.models import OrphanRow
 
     uuid = "3f2a9c1e-7b4d-4e8a-9c2f-1a2b3c4d5e6f"  # a Daytona sandbox id: 36 characters
     orphan = OrphanRow(

@@ -21,14 +21,14 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Static
 
-from opcockpit.core.alerts import Severity, fmt_duration
+from opcockpit.domain.alerts import Severity, fmt_duration
 from opcockpit.tui.widgets.alerts_view import SEV_LABEL, jump_target
 from opcockpit.tui.widgets.footer import StableFooter
 from opcockpit.tui.widgets.keyed_table import Column, KeyedTable
 from opcockpit.tui.widgets.overview import flex_columns
 
 if TYPE_CHECKING:
-    from opcockpit.core.alert_store import Alert
+    from opcockpit.adapters.ledger.alerts import Alert
     from opcockpit.tui.widgets.alerts_view import AlertsView
 
 __all__ = ["AckPrompt", "AlertDetailScreen", "MutePrompt", "alert_info", "parse_mute"]

@@ -1,6 +1,6 @@
 """Audit view (`:audit` in the palette): the cockpit's ledger of operator actions, newest first.
 
-Read from `opcockpit.core.audit` (the same rows `opcockpit audit` prints). The ledger is SQLite
+Read from `opcockpit.adapters.ledger.audit` (the same rows `opcockpit audit` prints). The ledger is SQLite
 (sync), so it is read in a thread worker; `r` reloads, `/` filters, Esc goes back.
 """
 
@@ -16,7 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
-from opcockpit.core.audit import AuditEntry
+from opcockpit.adapters.ledger.audit import AuditEntry
 from opcockpit.tui.data import one_line
 from opcockpit.tui.widgets.footer import StableFooter
 from opcockpit.tui.widgets.keyed_table import Column, KeyedTable

@@ -18,7 +18,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
-from opcockpit.core.models import CommandChunk, CommandOutput, TerminalCommandRecord
+from opcockpit.domain.models import CommandChunk, CommandOutput, TerminalCommandRecord
 from opcockpit.tui.data import DetailSource, one_line
 from opcockpit.tui.screens.thread import ts  # one timestamp format across the detail screens
 from opcockpit.tui.widgets.footer import StableFooter

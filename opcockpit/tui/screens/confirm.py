@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
-from opcockpit.core.ops_targets import Target
+from opcockpit.domain.targets import Target
 from opcockpit.tui.data import clean
 
 MAX_LISTED = 50  # beyond this the dialog says how many more (the count is what must be typed)

@@ -23,7 +23,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from opcockpit.core.models import GroundTruthRow, RunEventRecord, TerminalCommandRecord
+from opcockpit.domain.models import GroundTruthRow, RunEventRecord, TerminalCommandRecord
 from opcockpit.tui.data import DetailSource, ThreadDetail, clean, one_line
 from opcockpit.tui.rows import GLYPH, fmt_resources
 from opcockpit.tui.widgets.footer import StableFooter

@@ -25,14 +25,14 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import ContentSwitcher, Static
 
-from opcockpit.core.alerts import SEVERITY_RANK, Evidence, Severity
+from opcockpit.domain.alerts import SEVERITY_RANK, Evidence, Severity
 from opcockpit.tui.rows import bucket_age, fmt_age
 from opcockpit.tui.widgets.keyed_table import Column, KeyedTable
 from opcockpit.tui.widgets.overview import OverviewPanel
 
 if TYPE_CHECKING:
-    from opcockpit.core.alert_store import Alert
-    from opcockpit.core.models import GroundTruth
+    from opcockpit.adapters.ledger.alerts import Alert
+    from opcockpit.domain.models import GroundTruth
     from opcockpit.tui.alerting import Alerting, AlertRound
 
 __all__ = ["AlertsView", "active_cells", "history_cells", "jump_target", "mute_text"]

@@ -19,7 +19,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
-from opcockpit.core.models import LeaseEventRecord, ProviderEventRecord
+from opcockpit.domain.models import LeaseEventRecord, ProviderEventRecord
 from opcockpit.tui.widgets.keyed_table import Column, KeyedTable
 
 RANGES: tuple[tuple[str, timedelta | None], ...] = (

@@ -13,8 +13,8 @@ from rich.style import Style
 from rich.text import Span, Text
 from textual.widgets import Static
 
-from opcockpit.core.models import Convergence, GroundTruth, ProviderStatus
-from opcockpit.textsafe import safe_text
+from opcockpit.domain.models import Convergence, GroundTruth, ProviderStatus
+from opcockpit.domain.text import safe_text
 from opcockpit.tui.rows import GLYPH, counts, fmt_age
 
 _CONV_STYLE = {

@@ -35,8 +35,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from opcockpit.core.tablediff import Cells, TableDiff, changed_cells, diff_rows
-from opcockpit.textsafe import safe_text
+from opcockpit.domain.tablediff import Cells, TableDiff, changed_cells, diff_rows
+from opcockpit.domain.text import safe_text
 from opcockpit.tui.rowfilter import SEP, parse_filter
 
 Align = Literal["left", "right", "center"]

@@ -17,7 +17,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
-from opcockpit.core.runs import ErrorGroup, ProviderSandboxes, RunHealth, StuckRun
+from opcockpit.domain.runs import ErrorGroup, ProviderSandboxes, RunHealth, StuckRun
 from opcockpit.tui.rows import GLYPH, age_of, fmt_age
 from opcockpit.tui.widgets.events_view import fmt_ts
 from opcockpit.tui.widgets.keyed_table import Column, KeyedTable

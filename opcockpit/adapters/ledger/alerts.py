@@ -1,0 +1,785 @@
+"""Alert lifecycle in the cockpit's ledger (component "alerts"): pending -> firing -> resolved,
+ack, mute, delivery records, history.
+
+- A rule candidate first goes to `alert_pending` with its first-seen time; it becomes a firing
+  alert once it has held for the rule's hold time (the data's own start time counts when the rule
+  knows it, e.g. an orphan's created_at). GroundTruth is a point in time: this table is the memory.
+- One firing row per dedup key (unique partial index). A firing alert whose condition is gone is
+  resolved; if the input it depends on could not be read this round (its `scope`), it is kept.
+  A condition that comes back later opens a new episode (new id), so history shows each episode.
+- Ids: the numeric row id of the episode (`12`, also typed `#12`) and a fingerprint, the first
+  8 hex of sha1(key), stable across episodes; `get`/`ack`/`mute` accept either (a fingerprint,
+  or a unique prefix of at least 4 of its characters, means that key's newest episode).
+- Mute: `until` a time (outlives resolution: a new episode of the same key starting before it
+  inherits the mute) or `until_resolved` (ends with the episode). Muted alerts are not notified
+  and do not fail `snapshot --check`. Expiry is computed at read time against the clock.
+- Ack (who, comment, when) is per episode and changes nothing but the record.
+
+Synchronous sqlite3 (the ledger is tiny): call from a worker thread in async code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opcockpit.adapters.ledger.sqlite import ensure_schema, open_ledger
+from opcockpit.domain.alerts import (
+    SEVERITY_RANK,
+    AlertCandidate,
+    AlertInputs,
+    AlertsConfig,
+    Evidence,
+    Severity,
+    evaluate_rules,
+    unknown_scopes,
+)
+
+if TYPE_CHECKING:
+    from opcockpit.adapters.notify import DeliveryResult, Notifier
+    from opcockpit.domain.models import GroundTruth, LeaseEventRecord, ProviderEventRecord
+    from opcockpit.domain.runs import RunHealth
+
+__all__ = [
+    "Ack",
+    "Alert",
+    "AlertEngine",
+    "AlertNotFound",
+    "AlertSnapshot",
+    "AlertStore",
+    "Delivery",
+    "fingerprint",
+]
+
+COMPONENT = "alerts"
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            fingerprint TEXT NOT NULL,
+            key TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            threshold TEXT NOT NULL,
+            scope TEXT,
+            evidence_json TEXT NOT NULL,
+            details_json TEXT NOT NULL,
+            state TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            fired_at TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            resolved_at TEXT,
+            acked_by TEXT,
+            acked_at TEXT,
+            ack_comment TEXT,
+            muted_until TEXT,
+            mute_until_resolved INTEGER NOT NULL DEFAULT 0,
+            muted_by TEXT,
+            muted_at TEXT,
+            mute_comment TEXT
+        )""",
+        "CREATE UNIQUE INDEX uq_alerts_firing_key ON alerts(key) WHERE state = 'firing'",
+        "CREATE INDEX idx_alerts_fingerprint ON alerts(fingerprint, id DESC)",
+        "CREATE INDEX idx_alerts_key ON alerts(key, id DESC)",
+        """CREATE TABLE alert_pending (
+            key TEXT PRIMARY KEY,
+            rule TEXT NOT NULL,
+            scope TEXT,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL
+        )""",
+        """CREATE TABLE alert_deliveries (
+            alert_id INTEGER NOT NULL,
+            channel TEXT NOT NULL,
+            target TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            rounds INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            last_attempt_at TEXT,
+            delivered_at TEXT,
+            PRIMARY KEY (alert_id, channel)
+        )""",
+        "CREATE TABLE alert_meta (k TEXT PRIMARY KEY, v TEXT)",
+    ],
+    [
+        # Every ack, not just the last: two operators acking at once (TUI + shell, two connections)
+        # must not overwrite each other silently. alerts.acked_* keep the latest, as a summary.
+        """CREATE TABLE alert_acks (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            alert_id INTEGER NOT NULL,
+            who TEXT NOT NULL,
+            at TEXT NOT NULL,
+            comment TEXT
+        )""",
+        "CREATE INDEX idx_alert_acks_alert ON alert_acks(alert_id, seq)",
+        "INSERT INTO alert_acks(alert_id, who, at, comment)"
+        " SELECT id, COALESCE(acked_by, '?'), acked_at, ack_comment FROM alerts WHERE acked_at IS NOT NULL",
+    ],
+]
+
+_COLS = (
+    "id, fingerprint, key, rule, severity, summary, threshold, scope, evidence_json, details_json, state,"
+    " first_seen, fired_at, last_seen, resolved_at, acked_by, acked_at, ack_comment, muted_until,"
+    " mute_until_resolved, muted_by, muted_at, mute_comment"
+)
+
+
+class AlertNotFound(LookupError):
+    """No alert (or more than one) matches the id the user typed."""
+
+
+def fingerprint(key: str) -> str:
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:8]
+
+
+def _iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).isoformat(timespec="microseconds")  # fixed width: sorts as text
+
+
+def _dt(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One notification channel's record for one alert episode."""
+
+    channel: str  # webhook | command
+    target: str  # redacted: scheme://host/… or the command name
+    status: str  # ok | failed | gave_up
+    attempts: int
+    rounds: int
+    last_error: str | None
+    last_attempt_at: datetime | None
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """One acknowledgement of an alert episode (all are kept, oldest first)."""
+
+    who: str
+    at: datetime
+    comment: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: int
+    fingerprint: str
+    key: str
+    rule: str
+    severity: Severity
+    summary: str
+    threshold: str
+    scope: str | None
+    evidence: tuple[Evidence, ...]
+    details: dict[str, Any]
+    state: str  # firing | resolved
+    first_seen: datetime  # when the condition was first seen (before the hold time)
+    fired_at: datetime
+    last_seen: datetime
+    resolved_at: datetime | None
+    acked_by: str | None
+    acked_at: datetime | None
+    ack_comment: str | None
+    muted_until: datetime | None
+    mute_until_resolved: bool
+    muted_by: str | None
+    muted_at: datetime | None
+    mute_comment: str | None
+    deliveries: tuple[Delivery, ...] = field(default=())
+    acks: tuple[Ack, ...] = field(default=())  # every ack, oldest first (acked_* = the latest)
+
+    @property
+    def firing(self) -> bool:
+        return self.state == "firing"
+
+    @property
+    def acked(self) -> bool:
+        return self.acked_at is not None
+
+    def is_muted(self, now: datetime) -> bool:
+        if self.mute_until_resolved and self.state == "firing":
+            return True
+        return self.muted_until is not None and self.muted_until > now
+
+    @property
+    def subject(self) -> str:
+        return self.key.split(":", 1)[1] if ":" in self.key else self.key
+
+    def to_dict(self, now: datetime | None = None) -> dict[str, Any]:
+        """JSON-able form (CLI --format json, webhook body, snapshot --check)."""
+        return {
+            "id": self.id,
+            "fingerprint": self.fingerprint,
+            "key": self.key,
+            "rule": self.rule,
+            "severity": self.severity.value,
+            "state": self.state,
+            "summary": self.summary,
+            "threshold": self.threshold,
+            "scope": self.scope,
+            "first_seen": _iso(self.first_seen),
+            "fired_at": _iso(self.fired_at),
+            "last_seen": _iso(self.last_seen),
+            "resolved_at": _iso(self.resolved_at),
+            "evidence": [e.to_dict() for e in self.evidence],
+            "details": self.details,
+            "ack": (
+                {"by": self.acked_by, "at": _iso(self.acked_at), "comment": self.ack_comment}
+                if self.acked_at
+                else None
+            ),
+            "mute": (
+                {
+                    "until": _iso(self.muted_until),
+                    "until_resolved": self.mute_until_resolved,
+                    "by": self.muted_by,
+                    "at": _iso(self.muted_at),
+                    "comment": self.mute_comment,
+                }
+                if (self.muted_until or self.mute_until_resolved)
+                else None
+            ),
+            "acks": [{"by": k.who, "at": _iso(k.at), "comment": k.comment} for k in self.acks],
+            "muted": self.is_muted(now) if now is not None else None,
+            "deliveries": [
+                {
+                    "channel": d.channel,
+                    "target": d.target,
+                    "status": d.status,
+                    "attempts": d.attempts,
+                    "last_error": d.last_error,
+                    "delivered_at": _iso(d.delivered_at),
+                }
+                for d in self.deliveries
+            ],
+        }
+
+
+def _order(a: Alert) -> tuple[int, float, int]:
+    return (SEVERITY_RANK.get(a.severity, 9), -a.fired_at.timestamp(), a.id)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSnapshot:
+    """The result of one evaluation."""
+
+    now: datetime
+    active: tuple[Alert, ...]  # firing, most severe then newest first
+    newly_firing: tuple[Alert, ...]
+    newly_resolved: tuple[Alert, ...]
+    pending: int  # conditions seen but still within their hold time
+    unknown_scopes: frozenset[str] = frozenset()
+    deliveries: tuple[DeliveryResult, ...] = ()  # notification attempts made this round
+
+    @property
+    def unmuted(self) -> tuple[Alert, ...]:
+        return tuple(a for a in self.active if not a.is_muted(self.now))
+
+    @property
+    def notify_errors(self) -> tuple[DeliveryResult, ...]:
+        return tuple(d for d in self.deliveries if not d.ok)
+
+    def counts(self) -> dict[str, int]:
+        """Unmuted firing alerts by severity (the header badge)."""
+        out = {s.value: 0 for s in Severity}
+        for a in self.unmuted:
+            out[a.severity.value] += 1
+        return out
+
+
+# --------------------------------------------------------------------------- store
+
+
+class AlertStore:
+    """The alerts tables of one ledger file. Thread-safe (one connection, one lock)."""
+
+    def __init__(self, conn: sqlite3.Connection, *, owns: bool = False) -> None:
+        ensure_schema(conn, COMPONENT, MIGRATIONS)
+        self.conn = conn
+        self._owns = owns
+        self.lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: str | Path | None = None) -> AlertStore:
+        """Open (creating) the ledger at `path` (default: $OPCOCKPIT_LEDGER / XDG data dir)."""
+        return cls(open_ledger(path), owns=True)
+
+    def close(self) -> None:
+        if self._owns:
+            self.conn.close()
+
+    def __enter__(self) -> AlertStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- reads
+
+    def _rows(self, where: str, params: Sequence[Any] = (), tail: str = "") -> list[Alert]:
+        with self.lock:
+            rows = self.conn.execute(
+                f"SELECT {_COLS} FROM alerts WHERE {where} {tail}", tuple(params)
+            ).fetchall()
+            if not rows:
+                return []
+            ids = [r[0] for r in rows]
+            deliveries: dict[int, list[Delivery]] = {}
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                for d in self.conn.execute(
+                    "SELECT alert_id, channel, target, status, attempts, rounds, last_error, last_attempt_at,"
+                    f" delivered_at FROM alert_deliveries WHERE alert_id IN ({','.join('?' * len(chunk))})"
+                    " ORDER BY channel",
+                    chunk,
+                ):
+                    deliveries.setdefault(d[0], []).append(
+                        Delivery(d[1], d[2], d[3], d[4], d[5], d[6], _dt(d[7]), _dt(d[8]))
+                    )
+            acks: dict[int, list[Ack]] = {}
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                for k in self.conn.execute(
+                    "SELECT alert_id, who, at, comment FROM alert_acks"
+                    f" WHERE alert_id IN ({','.join('?' * len(chunk))}) ORDER BY seq",
+                    chunk,
+                ):
+                    acks.setdefault(k[0], []).append(Ack(k[1], datetime.fromisoformat(k[2]), k[3]))
+        return [_alert(r, tuple(deliveries.get(r[0], ())), tuple(acks.get(r[0], ()))) for r in rows]
+
+    def active(self) -> list[Alert]:
+        """Firing alerts (muted ones included; see `Alert.is_muted`), most severe then newest first."""
+        return sorted(self._rows("state = 'firing'"), key=_order)
+
+    def history(self, limit: int = 50, *, include_firing: bool = True) -> list[Alert]:
+        """Episodes newest first (resolved ones, plus firing ones unless include_firing=False)."""
+        where = "1" if include_firing else "state = 'resolved'"
+        return self._rows(where, (max(1, int(limit)),), "ORDER BY id DESC LIMIT ?")
+
+    def get(self, ref: str | int) -> Alert:
+        """By episode id ("12", "#12", 12) or fingerprint / unique fingerprint prefix (>= 4 hex).
+        Raises AlertNotFound."""
+        text = str(ref).strip().lstrip("#")
+        if text.isdigit():
+            found = self._rows("id = ?", (int(text),))
+            if found:
+                return found[0]
+            if len(text) < 4:
+                raise AlertNotFound(f"no alert with id {text}")
+        low = text.lower()
+        if len(low) < 4 or any(c not in "0123456789abcdef" for c in low):
+            raise AlertNotFound(
+                f"no alert {ref!r} (use the numeric id or at least 4 characters of the fingerprint)"
+            )
+        with self.lock:
+            fps = [
+                r[0]
+                for r in self.conn.execute(
+                    "SELECT DISTINCT fingerprint FROM alerts WHERE fingerprint LIKE ? LIMIT 3", (low + "%",)
+                )
+            ]
+        if not fps:
+            raise AlertNotFound(f"no alert with id or fingerprint {text!r}")
+        if len(fps) > 1:
+            raise AlertNotFound(f"{text!r} matches several alerts ({', '.join(fps)}); type more of it")
+        return self._rows("fingerprint = ?", (fps[0],), "ORDER BY id DESC LIMIT 1")[0]
+
+    def last_evaluated_at(self) -> datetime | None:
+        with self.lock:
+            row = self.conn.execute("SELECT v FROM alert_meta WHERE k = 'last_evaluated_at'").fetchone()
+        return _dt(row[0]) if row else None
+
+    def pending(self) -> list[tuple[str, datetime]]:
+        with self.lock:
+            return [
+                (k, datetime.fromisoformat(t))
+                for k, t in self.conn.execute("SELECT key, first_seen FROM alert_pending ORDER BY key")
+            ]
+
+    # ---------------------------------------------------------------- operator actions
+
+    def ack(
+        self, ref: str | int, who: str, comment: str | None = None, *, now: datetime | None = None
+    ) -> Alert:
+        """Record an ack. Every ack is kept (`Alert.acks`); a concurrent ack from another
+        connection is added next to this one, never overwritten."""
+        alert = self.get(ref)
+        at = _iso(now or _utcnow())
+        with self.lock, self.conn:
+            self.conn.execute(
+                "INSERT INTO alert_acks(alert_id, who, at, comment) VALUES (?, ?, ?, ?)",
+                (alert.id, who, at, comment),
+            )
+            # The summary fields follow the newest ack by time (not by who wrote last).
+            self.conn.execute(
+                "UPDATE alerts SET acked_by = ?, acked_at = ?, ack_comment = ?"
+                " WHERE id = ? AND (acked_at IS NULL OR acked_at <= ?)",
+                (who, at, comment, alert.id, at),
+            )
+        return self.get(alert.id)
+
+    def mute(
+        self,
+        ref: str | int,
+        *,
+        until: datetime | None = None,
+        until_resolved: bool = False,
+        who: str | None = None,
+        comment: str | None = None,
+        now: datetime | None = None,
+    ) -> Alert:
+        """Mute one alert until a time or until it resolves (exactly one of the two)."""
+        if (until is None) == (not until_resolved):
+            raise ValueError("mute needs exactly one of until=<datetime> or until_resolved=True")
+        alert = self.get(ref)
+        with self.lock, self.conn:
+            self.conn.execute(
+                "UPDATE alerts SET muted_until = ?, mute_until_resolved = ?, muted_by = ?, muted_at = ?,"
+                " mute_comment = ? WHERE id = ?",
+                (_iso(until), 1 if until_resolved else 0, who, _iso(now or _utcnow()), comment, alert.id),
+            )
+        return self.get(alert.id)
+
+    def unmute(self, ref: str | int) -> Alert:
+        alert = self.get(ref)
+        with self.lock, self.conn:
+            self.conn.execute(
+                "UPDATE alerts SET muted_until = NULL, mute_until_resolved = 0 WHERE id = ?", (alert.id,)
+            )
+        return self.get(alert.id)
+
+    # ---------------------------------------------------------------- deliveries (notify.py)
+
+    def delivery(self, alert_id: int, channel: str) -> Delivery | None:
+        with self.lock:
+            d = self.conn.execute(
+                "SELECT channel, target, status, attempts, rounds, last_error, last_attempt_at, delivered_at"
+                " FROM alert_deliveries WHERE alert_id = ? AND channel = ?",
+                (alert_id, channel),
+            ).fetchone()
+        return Delivery(d[0], d[1], d[2], d[3], d[4], d[5], _dt(d[6]), _dt(d[7])) if d else None
+
+    def record_delivery(
+        self,
+        alert_id: int,
+        channel: str,
+        target: str,
+        *,
+        ok: bool,
+        attempts: int,
+        error: str | None,
+        now: datetime,
+        gave_up: bool = False,
+        count_round: bool = True,
+    ) -> None:
+        """Upsert one channel's record. `count_round=False`: nothing was sent (the round's deadline
+        or an interrupt came first), so the record says "not delivered" without using up a round."""
+        status = "ok" if ok else ("gave_up" if gave_up else "failed")
+        inc = 1 if count_round else 0
+        with self.lock, self.conn:
+            self.conn.execute(
+                "INSERT INTO alert_deliveries(alert_id, channel, target, status, attempts, rounds,"
+                " last_error, last_attempt_at, delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(alert_id, channel) DO UPDATE SET target = excluded.target,"
+                " status = excluded.status, attempts = attempts + excluded.attempts,"
+                " rounds = rounds + excluded.rounds,"
+                " last_error = excluded.last_error, last_attempt_at = excluded.last_attempt_at,"
+                " delivered_at = excluded.delivered_at",
+                (
+                    alert_id,
+                    channel,
+                    target,
+                    status,
+                    attempts,
+                    inc,
+                    error,
+                    _iso(now),
+                    _iso(now) if ok else None,
+                ),
+            )
+
+    # ---------------------------------------------------------------- evaluation
+
+    def apply(
+        self,
+        candidates: Iterable[AlertCandidate],
+        now: datetime,
+        *,
+        unknown: frozenset[str] = frozenset(),
+        history_keep: int = 2000,
+    ) -> tuple[list[int], list[int], int]:
+        """Transition the stored alerts to match this round's candidates, in one transaction.
+
+        Returns (newly firing ids, newly resolved ids, pending count).
+        """
+        now_s = _iso(now)
+        fired: list[int] = []
+        resolved: list[int] = []
+        with self.lock:
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")  # one evaluator at a time (TUI and cron may share the ledger)
+            try:
+                firing = {
+                    k: (i, s)
+                    for i, k, s in conn.execute("SELECT id, key, scope FROM alerts WHERE state = 'firing'")
+                }
+                pending = {
+                    k: (datetime.fromisoformat(f), s)
+                    for k, f, s in conn.execute("SELECT key, first_seen, scope FROM alert_pending")
+                }
+                seen: set[str] = set()
+                updates: list[tuple] = []
+                for c in candidates:
+                    seen.add(c.key)
+                    ev = json.dumps([e.to_dict() for e in c.evidence], ensure_ascii=False)
+                    details = json.dumps(dict(c.details), ensure_ascii=False, default=str)
+                    if c.key in firing:
+                        updates.append(
+                            (
+                                c.severity.value,
+                                c.summary,
+                                c.threshold,
+                                c.scope,
+                                ev,
+                                details,
+                                now_s,
+                                firing[c.key][0],
+                            )
+                        )
+                        continue
+                    start = pending[c.key][0] if c.key in pending else now
+                    if c.since is not None and c.since < start:
+                        start = c.since
+                    if (now - start).total_seconds() < c.hold_s:
+                        conn.execute(
+                            "INSERT INTO alert_pending(key, rule, scope, first_seen, last_seen)"
+                            " VALUES (?,?,?,?,?)"
+                            " ON CONFLICT(key) DO UPDATE SET first_seen = excluded.first_seen,"
+                            " scope = excluded.scope, last_seen = excluded.last_seen",
+                            (c.key, c.rule, c.scope, _iso(start), now_s),
+                        )
+                        continue
+                    conn.execute("DELETE FROM alert_pending WHERE key = ?", (c.key,))
+                    # A time-bound mute of the previous episode carries over while it lasts.
+                    prev = conn.execute(
+                        "SELECT muted_until, muted_by, muted_at, mute_comment FROM alerts WHERE key = ?"
+                        " AND muted_until > ? ORDER BY id DESC LIMIT 1",
+                        (c.key, now_s),
+                    ).fetchone()
+                    cur = conn.execute(
+                        "INSERT INTO alerts(fingerprint, key, rule, severity, summary, threshold, scope,"
+                        " evidence_json, details_json, state, first_seen, fired_at, last_seen, muted_until,"
+                        " muted_by, muted_at, mute_comment)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,'firing',?,?,?,?,?,?,?)",
+                        (
+                            fingerprint(c.key),
+                            c.key,
+                            c.rule,
+                            c.severity.value,
+                            c.summary,
+                            c.threshold,
+                            c.scope,
+                            ev,
+                            details,
+                            _iso(start),
+                            now_s,
+                            now_s,
+                            *(prev or (None, None, None, None)),
+                        ),
+                    )
+                    fired.append(int(cur.lastrowid or 0))
+                # One prepared statement for every still-firing alert (thousands when a provider
+                # auto-pauses a whole fleet).
+                conn.executemany(
+                    "UPDATE alerts SET severity = ?, summary = ?, threshold = ?, scope = ?,"
+                    " evidence_json = ?, details_json = ?, last_seen = ? WHERE id = ?",
+                    updates,
+                )
+                for key, (aid, scope) in firing.items():
+                    if key in seen or (scope is not None and scope in unknown):
+                        continue
+                    conn.execute(
+                        "UPDATE alerts SET state = 'resolved', resolved_at = ? WHERE id = ?", (now_s, aid)
+                    )
+                    resolved.append(aid)
+                for key, (_, scope) in pending.items():
+                    if key not in seen and not (scope is not None and scope in unknown):
+                        conn.execute("DELETE FROM alert_pending WHERE key = ?", (key,))
+                n_pending = conn.execute("SELECT COUNT(*) FROM alert_pending").fetchone()[0]
+                conn.execute(
+                    "INSERT INTO alert_meta(k, v) VALUES ('last_evaluated_at', ?)"
+                    " ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                    (now_s,),
+                )
+                self._prune(history_keep)
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+        return fired, resolved, int(n_pending)
+
+    def _prune(self, keep: int) -> None:
+        row = self.conn.execute(
+            "SELECT id FROM alerts WHERE state = 'resolved' ORDER BY id DESC LIMIT 1 OFFSET ?", (keep,)
+        ).fetchone()
+        if row is None:
+            return
+        for table in ("alert_deliveries", "alert_acks"):
+            self.conn.execute(
+                f"DELETE FROM {table} WHERE alert_id IN"
+                " (SELECT id FROM alerts WHERE state = 'resolved' AND id <= ?)",
+                (row[0],),
+            )
+        self.conn.execute("DELETE FROM alerts WHERE state = 'resolved' AND id <= ?", (row[0],))
+
+    def by_ids(self, ids: Sequence[int]) -> list[Alert]:
+        if not ids:
+            return []
+        return sorted(self._rows(f"id IN ({','.join('?' * len(ids))})", list(ids)), key=_order)
+
+
+def _alert(r: tuple, deliveries: tuple[Delivery, ...], acks: tuple[Ack, ...] = ()) -> Alert:
+    evidence = tuple(
+        Evidence(e.get("kind", ""), e.get("id", ""), e.get("note", "")) for e in json.loads(r[8])
+    )
+    try:
+        sev = Severity(r[4])
+    except ValueError:
+        sev = Severity.WARNING
+    return Alert(
+        id=r[0],
+        fingerprint=r[1],
+        key=r[2],
+        rule=r[3],
+        severity=sev,
+        summary=r[5],
+        threshold=r[6],
+        scope=r[7],
+        evidence=evidence,
+        details=json.loads(r[9]),
+        state=r[10],
+        first_seen=datetime.fromisoformat(r[11]),
+        fired_at=datetime.fromisoformat(r[12]),
+        last_seen=datetime.fromisoformat(r[13]),
+        resolved_at=_dt(r[14]),
+        acked_by=r[15],
+        acked_at=_dt(r[16]),
+        ack_comment=r[17],
+        muted_until=_dt(r[18]),
+        mute_until_resolved=bool(r[19]),
+        muted_by=r[20],
+        muted_at=_dt(r[21]),
+        mute_comment=r[22],
+        deliveries=deliveries,
+        acks=acks,
+    )
+
+
+# --------------------------------------------------------------------------- engine
+
+
+class AlertEngine:
+    """Rules + store + notifications. `evaluate(...)` once per refresh; the rest delegates to the store.
+
+    `clock` is injected (tests, demo); notifications are built from `config.webhook` /
+    `config.command` unless a `notifier` is given. Notification failures are recorded and returned
+    in the snapshot, never raised.
+    """
+
+    def __init__(
+        self,
+        store: AlertStore,
+        config: AlertsConfig | None = None,
+        clock: Callable[[], datetime] | None = None,
+        *,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config or AlertsConfig()
+        self.clock = clock or _utcnow
+        if notifier is None and (self.config.webhook is not None or self.config.command is not None):
+            from opcockpit.adapters.notify import Notifier
+
+            notifier = Notifier(self.config)
+        self.notifier = notifier
+        self.last: AlertSnapshot | None = None
+
+    def evaluate(
+        self,
+        ground_truth: GroundTruth,
+        run_health: RunHealth | None = None,
+        lease_events: Sequence[LeaseEventRecord] | None = None,
+        provider_events: Sequence[ProviderEventRecord] | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> AlertSnapshot:
+        now = now or self.clock()
+        inp = AlertInputs(ground_truth, now, run_health, lease_events, provider_events)
+        candidates = evaluate_rules(inp, self.config)
+        unknown = unknown_scopes(inp)
+        fired, resolved, n_pending = self.store.apply(
+            candidates, now, unknown=unknown, history_keep=self.config.history_keep
+        )
+        deliveries: tuple[DeliveryResult, ...] = ()
+        if self.notifier is not None:
+            deliveries = tuple(self.notifier.deliver_due(self.store, now))
+        snap = AlertSnapshot(
+            now=now,
+            active=tuple(self.store.active()),
+            newly_firing=tuple(self.store.by_ids(fired)),
+            newly_resolved=tuple(self.store.by_ids(resolved)),
+            pending=n_pending,
+            unknown_scopes=unknown,
+            deliveries=deliveries,
+        )
+        self.last = snap
+        return snap
+
+    # Delegates, so surfaces hold one object.
+    def active(self) -> list[Alert]:
+        return self.store.active()
+
+    def history(self, limit: int = 50) -> list[Alert]:
+        return self.store.history(limit)
+
+    def get(self, ref: str | int) -> Alert:
+        return self.store.get(ref)
+
+    def ack(self, ref: str | int, who: str, comment: str | None = None) -> Alert:
+        return self.store.ack(ref, who, comment, now=self.clock())
+
+    def mute(
+        self,
+        ref: str | int,
+        until: datetime | None = None,
+        *,
+        until_resolved: bool = False,
+        who: str | None = None,
+        comment: str | None = None,
+    ) -> Alert:
+        return self.store.mute(
+            ref, until=until, until_resolved=until_resolved, who=who, comment=comment, now=self.clock()
+        )
+
+    def unmute(self, ref: str | int) -> Alert:
+        return self.store.unmute(ref)

@@ -1,0 +1,259 @@
+"""Read-only reader of LEON's events.db (`run_events`): runs derived from events.
+
+There is no runs table (domain brief §7.1). A run is every event sharing one `run_id`:
+user_message, run_start, text/tool_call/tool_result/status/retry/notice ..., then `error` or
+`cancelled` when it failed, and `run_done` always last. `activity_<thread>` run ids carry
+per-thread activity streams (background tasks/commands) and are not runs. Retention keeps only
+the latest run per thread. `created_at` is SQLite CURRENT_TIMESTAMP (UTC text).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+import aiosqlite
+
+from opcockpit.adapters.leon.sqlite_ro import connect_ro, map_sqlite_error, precheck
+from opcockpit.domain.models import RunEventRecord
+from opcockpit.domain.timeutil import make_parser, to_sqlite_utc
+from opcockpit.ports.errors import SourceError
+
+__all__ = ["ACTIVITY_PREFIX", "EventsDbReader", "RunSummary"]
+
+LABEL = "events.db"
+HINT = "check LEON_RUN_EVENT_DB_PATH (LEON keeps it next to leon.db, default ~/.leon/events.db)"
+ACTIVITY_PREFIX = "activity_"
+_REQUIRED = ("seq", "thread_id", "run_id", "event_type")
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """One run derived from its events.
+
+    status: "running" (no run_done, no error/cancelled yet), "completed" (run_done, no error),
+    "error" (an `error` event; `error` holds its data.error), "cancelled" (a `cancelled` event).
+    error/cancelled win even before run_done lands (LEON writes run_done right after them);
+    `ended_at` is the run_done time, None until it exists.
+    """
+
+    run_id: str
+    thread_id: str
+    status: str
+    started_at: datetime | None  # run_start time, else the first event's
+    ended_at: datetime | None
+    last_event_at: datetime | None
+    error: str | None
+    event_count: int
+    first_seq: int
+    last_seq: int
+
+
+class EventsDbReader:
+    """`async with EventsDbReader(path) as r:`; absent file -> SourceError(missing); absent
+    run_events table -> empty results. Same read-only discipline as the sandbox.db reader."""
+
+    def __init__(self, path: str, *, busy_timeout_ms: int = 2000) -> None:
+        self.path = str(path)
+        self.busy_timeout_ms = busy_timeout_ms
+        self._apath = self.path
+        self._conn: aiosqlite.Connection | None = None
+        self._has_table = False
+        self._parse = make_parser()  # created_at is UTC text: the local zone is never consulted
+
+    async def open(self) -> EventsDbReader:
+        self._apath = precheck(self.path, LABEL, HINT)
+        self._conn = await connect_ro(self._apath, LABEL, self.busy_timeout_ms)
+        try:
+            await self._check_table()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                await conn.close()
+
+    async def __aenter__(self) -> EventsDbReader:
+        return await self.open()
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # ---------------------------------------------------------------- plumbing
+
+    async def _fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple]:
+        if self._conn is None:
+            raise RuntimeError("EventsDbReader is not open; use `async with EventsDbReader(path)`")
+        try:
+            rows = list(await self._conn.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            if _is_decode_error(exc) and self._conn.text_factory is str:
+                # TEXT that is not UTF-8 fails the whole fetch: decode leniently from now on.
+                self._conn.text_factory = _lenient_text
+                return await self._fetch(sql, params)
+            raise map_sqlite_error(exc, self._apath, LABEL, self.busy_timeout_ms) from None
+        # A BLOB where LEON writes TEXT (data, ids) would reach JSON and regexes as bytes: decode.
+        if any(v.__class__ is bytes for row in rows for v in row):
+            rows = [tuple(_lenient_text(v) if v.__class__ is bytes else v for v in row) for row in rows]
+        return rows
+
+    async def _check_table(self) -> bool:
+        """True once run_events exists (LEON creates it lazily; re-checked until it appears)."""
+        if self._has_table:
+            return True
+        rows = await self._fetch("SELECT name FROM sqlite_master WHERE type = 'table'")
+        names = {r[0] for r in rows}
+        if "run_events" not in names:
+            return False
+        cols = {r[1] for r in await self._fetch('PRAGMA table_info("run_events")')}
+        missing = [c for c in _REQUIRED if c not in cols]
+        if missing:
+            raise SourceError(
+                "schema",
+                f"events.db at {self._apath}: run_events lacks column(s) {', '.join(missing)}; "
+                "not a LEON events.db opcockpit understands",
+                path=self._apath,
+            )
+        self._has_table = True
+        return True
+
+    # ---------------------------------------------------------------- queries
+
+    async def latest_seq(self) -> int:
+        """Highest seq (0 when empty): a cheap change detector for "follow" views."""
+        if not await self._check_table():
+            return 0
+        rows = await self._fetch("SELECT MAX(seq) FROM run_events")
+        return int(rows[0][0] or 0) if rows else 0
+
+    async def runs(
+        self, thread_id: str | None = None, *, since: datetime | None = None, limit: int | None = None
+    ) -> list[RunSummary]:
+        """Runs (activity streams excluded), newest activity first.
+
+        One GROUP BY pass over run_events, then one primary-key lookup for the handful of rows
+        whose timestamps/data the summaries need. `since` keeps runs with an event at or after it.
+        """
+        if not await self._check_table():
+            return []
+        where = ["substr(run_id, 1, ?) <> ?"]
+        params: list[Any] = [len(ACTIVITY_PREFIX), ACTIVITY_PREFIX]
+        if thread_id is not None:
+            where.append("thread_id = ?")
+            params.append(thread_id)
+        having = ""
+        if since is not None:
+            having = " HAVING MAX(created_at) >= ?"
+            params.append(to_sqlite_utc(since))
+        sql = (
+            "SELECT run_id, MIN(thread_id), COUNT(*), MIN(seq), MAX(seq),"
+            " MIN(CASE WHEN event_type = 'run_start' THEN seq END),"
+            " MAX(CASE WHEN event_type = 'run_done' THEN seq END),"
+            " MAX(CASE WHEN event_type = 'error' THEN seq END),"
+            " MAX(CASE WHEN event_type = 'cancelled' THEN seq END),"
+            " MAX(CASE WHEN event_type = 'retry' THEN seq END)"
+            f" FROM run_events WHERE {' AND '.join(where)} GROUP BY run_id{having}"
+            " ORDER BY MAX(seq) DESC"
+        )
+        if limit is not None and limit > 0:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        groups = await self._fetch(sql, tuple(params))
+        if not groups:
+            return []
+        wanted: set[int] = set()
+        for _rid, _tid, _n, first, last, start, done, err, _cancel, _retry in groups:
+            wanted.update(s for s in (first, last, start, done, err) if s is not None)
+        details = await self._rows_by_seq(sorted(wanted))
+        p = self._parse
+        out = []
+        for run_id, tid, n, first, last, start, done, err, cancel, retry in groups:
+            if err is not None and retry is not None and retry > err:
+                err = None  # a `retry` after the error: LEON retried the stream, the error was not final
+            if cancel is not None and (err is None or cancel > err):
+                status = "cancelled"
+            elif err is not None:
+                status = "error"
+            elif done is not None:
+                status = "completed"
+            else:
+                status = "running"
+            out.append(
+                RunSummary(
+                    run_id=run_id,
+                    thread_id=tid,
+                    status=status,
+                    started_at=p(details.get(start if start is not None else first, (None, None))[0]),
+                    ended_at=p(details[done][0]) if done is not None and done in details else None,
+                    last_event_at=p(details.get(last, (None, None))[0]),
+                    error=_error_text(details[err][1]) if err is not None and err in details else None,
+                    event_count=int(n),
+                    first_seq=int(first),
+                    last_seq=int(last),
+                )
+            )
+        return out
+
+    async def _rows_by_seq(self, seqs: list[int]) -> dict[int, tuple[Any, str | None]]:
+        """seq -> (created_at, data) for the given seqs (data only for `error` events)."""
+        out: dict[int, tuple[Any, str | None]] = {}
+        for i in range(0, len(seqs), 500):
+            chunk = seqs[i : i + 500]
+            rows = await self._fetch(
+                "SELECT seq, created_at, CASE WHEN event_type = 'error' THEN data END FROM run_events"
+                f" WHERE seq IN ({','.join('?' * len(chunk))})",
+                tuple(chunk),
+            )
+            out.update((r[0], (r[1], r[2])) for r in rows)
+        return out
+
+    async def run_events(
+        self, run_id: str, *, after_seq: int = 0, limit: int | None = 500
+    ) -> list[RunEventRecord]:
+        """Events of one run with seq > after_seq, oldest first: pass the last seq back to follow."""
+        if not await self._check_table():
+            return []
+        lim = -1 if limit is None or limit <= 0 else int(limit)
+        rows = await self._fetch(
+            "SELECT seq, thread_id, run_id, event_type, data, message_id, created_at FROM run_events"
+            " WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (run_id, int(after_seq), lim),
+        )
+        p = self._parse
+        return [
+            RunEventRecord(int(s), t, r, e, d if d is not None else "", m, p(c))
+            for s, t, r, e, d, m, c in rows
+        ]
+
+
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def _is_decode_error(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "could not decode to utf-8" in str(exc).lower()
+
+
+def _error_text(data: str | None) -> str | None:
+    """data.error of an `error` event; the raw data when it is not the expected JSON object."""
+    if data is None:
+        return None
+    try:
+        obj = json.loads(data)
+    except (TypeError, ValueError):
+        return data
+    if isinstance(obj, dict) and "error" in obj:
+        err = obj["error"]
+        return err if isinstance(err, str) else json.dumps(err)
+    return data

@@ -1,0 +1,304 @@
+"""Daytona adapter (provider-apis.md §2): plain REST over httpx, base URL ends in `/api`.
+
+- List: `GET /sandbox`, every page via `cursor` ⇄ `nextCursor`; label filter as a JSON object.
+  The list is eventually consistent (daytonaio/daytona#5138), so `confirm_orphans` re-reads
+  candidate orphans by id before anyone may act on them.
+- States: LEON's Daytona "pause" is a stop, so `stopped` normalises to PAUSED (raw_state keeps
+  "stopped"); `archived` is STOPPED; every in-between state is TRANSITIONING, and so is a settled
+  state whose `desiredState` already differs (the server accepted a change it has not begun).
+- Actions answer 200 before the transition finishes: the result is ACCEPTED, convergence is
+  observed by polling GET. pause = POST stop (or POST pause for VM classes when
+  `pause_mode="pause"`), resume = POST start, destroy = DELETE (404 = already gone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+
+from opcockpit.adapters.providers.http import DEFAULT_MAX_INSTANCES, DEFAULT_MAX_PAGES, ApiClient, Page
+from opcockpit.adapters.providers.wire import claimed_lease, number, parse_time, str_map
+from opcockpit.domain.models import Instance, InstanceResources, NormalState
+from opcockpit.ports.provider import (
+    ActionOutcome,
+    ActionResult,
+    Capabilities,
+    NotFound,
+    ProviderEvent,
+)
+
+__all__ = ["DaytonaAdapter", "normalise_state"]
+
+DEFAULT_BASE_URL = "https://app.daytona.io/api"
+
+_STABLE = {
+    "started": NormalState.RUNNING,
+    "stopped": NormalState.PAUSED,
+    "paused": NormalState.PAUSED,
+    "archived": NormalState.STOPPED,
+    "destroyed": NormalState.GONE,
+}
+_TRANSITIONAL = frozenset(
+    {
+        "creating",
+        "restoring",
+        "starting",
+        "stopping",
+        "pausing",
+        "resuming",
+        "destroying",
+        "archiving",
+        "snapshotting",
+        "forking",
+        "pulling_snapshot",
+        "building_snapshot",
+        "pending_build",
+        "resizing",
+    }
+)
+# error, build_failed, unknown and any word we have never seen -> UNKNOWN
+
+
+def normalise_state(state: str, desired: str | None = None) -> NormalState:
+    if state in _TRANSITIONAL:
+        return NormalState.TRANSITIONING
+    stable = _STABLE.get(state)
+    if stable is None:
+        return NormalState.UNKNOWN
+    if desired and desired != state and desired != "resized" and state != "destroyed":
+        return NormalState.TRANSITIONING  # accepted, not yet begun
+    return stable
+
+
+class DaytonaAdapter:
+    kind = "daytona"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        timeout: float = 10.0,
+        max_concurrency: int = 8,
+        retries: int = 3,
+        label_filter: dict[str, str] | None = None,
+        page_size: int = 100,
+        pause_mode: Literal["stop", "pause"] = "stop",
+        organization_id: str | None = None,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        max_instances: int = DEFAULT_MAX_INSTANCES,
+    ) -> None:
+        self.name = name
+        self.max_pages = max_pages
+        self.max_instances = max_instances
+        self.capabilities = Capabilities(eventually_consistent_list=True)
+        self.label_filter = dict(label_filter or {})
+        self.page_size = max(1, min(200, page_size))
+        self.pause_mode = pause_mode
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        if organization_id:  # needed with a JWT instead of an API key
+            headers["X-Daytona-Organization-ID"] = organization_id
+        self._api = ApiClient(
+            name,
+            base_url=base_url,
+            headers=headers,
+            secrets=[api_key],
+            timeout=timeout,
+            max_concurrency=max_concurrency,
+            retries=retries,
+        )
+
+    def __repr__(self) -> str:
+        return f"DaytonaAdapter(name={self.name!r}, base_url={self._api.base_url!r})"
+
+    @property
+    def request_count(self) -> int:
+        return self._api.request_count
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+
+    def events(self) -> AsyncIterator[ProviderEvent]:
+        # Daytona pushes Svix webhooks and a Socket.IO stream; neither is plain HTTP polling.
+        raise NotImplementedError("daytona has no pollable event stream")
+
+    # -- decoding ------------------------------------------------------------------------------
+
+    def _instance(self, item: Any, method: str, path: str) -> Instance:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            raise self._api.protocol_error(method, path, "sandbox without an id")
+        raw = item.get("state")
+        raw_state = raw if isinstance(raw, str) and raw else "unknown"
+        desired = item.get("desiredState")
+        labels = str_map(item.get("labels"))
+        name = item.get("name") if isinstance(item.get("name"), str) else None
+        memory_gib = number(item.get("memory"))
+        return Instance(
+            provider=self.name,
+            instance_id=item["id"],
+            raw_state=raw_state,
+            state=normalise_state(raw_state, desired if isinstance(desired, str) else None),
+            name=name,
+            labels=labels,
+            created_at=parse_time(item.get("createdAt")),
+            started_at=None,  # Daytona reports no start time
+            resources=InstanceResources(
+                cpu_count=number(item.get("cpu")),
+                memory_mb=memory_gib * 1024 if memory_gib is not None else None,
+                disk_gb=number(item.get("disk")),
+            ),
+            aliases=(name,) if name and name != item["id"] else (),
+            claimed_lease_id=claimed_lease(labels),
+        )
+
+    def _path(self, instance_id: str, action: str | None = None) -> str:
+        path = f"/sandbox/{quote(instance_id, safe='')}"
+        return f"{path}/{action}" if action else path
+
+    # -- listing -------------------------------------------------------------------------------
+
+    async def list_instances(self) -> list[Instance]:
+        path = "/sandbox"
+        params: dict[str, Any] = {"limit": self.page_size}
+        if self.label_filter:
+            params["labels"] = json.dumps(self.label_filter, separators=(",", ":"))
+
+        async def fetch(cursor: str | None) -> Page[Instance]:
+            if cursor:
+                params["cursor"] = cursor
+            body = await self._api.json("GET", path, params=params)
+            items = body.get("items") if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise self._api.protocol_error("GET", path, 'expected {"items": [...], "nextCursor": ...}')
+            next_cursor = body.get("nextCursor")
+            if next_cursor is not None and not isinstance(next_cursor, str):
+                raise self._api.protocol_error("GET", path, "nextCursor is not a string")
+            # `total`: the paginated listing's count (deprecated /sandbox/paginated; newer servers
+            # may send it on the cursor listing too). Used only when it is a plain count.
+            total = body.get("total")
+            if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+                total = None
+            return Page([self._instance(item, "GET", path) for item in items], next_cursor, total)
+
+        return await self._api.paginate(
+            "GET",
+            path,
+            fetch,
+            max_pages=self.max_pages,
+            max_instances=self.max_instances,
+            counted=lambda i: i.instance_id,
+        )
+
+    async def get_instance(self, instance_id: str) -> Instance:
+        path = self._path(instance_id)
+        return self._instance(await self._api.json("GET", path), "GET", path)
+
+    async def confirm_orphans(self, ids: Iterable[str]) -> frozenset[str]:
+        """Ids a GET by id confirms exist and are not being destroyed.
+
+        The list can show sandboxes that are already gone (or stale states): only confirmed ids
+        may be shown as actionable orphans. A GET that fails for any reason leaves its id
+        unconfirmed (the safe side). Concurrency is bounded by the client's semaphore.
+        """
+        unique = list(dict.fromkeys(ids))
+
+        async def check(iid: str) -> str | None:
+            inst = await self.get_instance(iid)
+            gone = inst.state is NormalState.GONE or inst.raw_state == "destroying"
+            return None if gone else iid
+
+        results = await asyncio.gather(*(check(i) for i in unique), return_exceptions=True)
+        return frozenset(r for r in results if isinstance(r, str))
+
+    # -- actions -------------------------------------------------------------------------------
+
+    async def _refusal(
+        self,
+        action: str,
+        instance_id: str,
+        path: str,
+        response: httpx.Response,
+        satisfied: set[NormalState],
+        converging: set[str],
+    ) -> ActionResult:
+        """400/409 answer: already there (or already on its way) is success, anything else raises."""
+        current = await self.get_instance(instance_id)
+        already = current.state in satisfied or (
+            current.state is NormalState.TRANSITIONING and current.raw_state in converging
+        )
+        if already:
+            return ActionResult(
+                instance_id, action, ActionOutcome.ALREADY, current.state, f"already {current.raw_state}"
+            )
+        raise self._api.status_error("POST", path, response)
+
+    def _accepted(self, instance_id: str, action: str, item: Any, method: str, path: str) -> ActionResult:
+        inst = self._instance(item, method, path)
+        return ActionResult(instance_id, action, ActionOutcome.ACCEPTED, inst.state, f"now {inst.raw_state}")
+
+    async def pause(self, instance_id: str) -> ActionResult:
+        verb = "pause" if self.pause_mode == "pause" else "stop"
+        path = self._path(instance_id, verb)
+        response = await self._api.request("POST", path, expect=(200, 400, 409))
+        if response.status_code == 200:
+            return self._accepted(
+                instance_id, "pause", self._api.decode("POST", path, response), "POST", path
+            )
+        return await self._refusal(
+            "pause",
+            instance_id,
+            path,
+            response,
+            {NormalState.PAUSED, NormalState.STOPPED},
+            {"stopping", "pausing"},
+        )
+
+    async def resume(self, instance_id: str) -> ActionResult:
+        path = self._path(instance_id, "start")
+        response = await self._api.request("POST", path, expect=(200, 409))
+        if response.status_code == 409:
+            return await self._refusal(
+                "resume",
+                instance_id,
+                path,
+                response,
+                {NormalState.RUNNING},
+                {"starting", "resuming", "restoring"},
+            )
+        item = self._api.decode("POST", path, response)
+        inst = self._instance(item, "POST", path)
+        if inst.raw_state == "started" and inst.state is NormalState.RUNNING:
+            # The server answers 200 as a no-op for a started sandbox.
+            return ActionResult(instance_id, "resume", ActionOutcome.ALREADY, inst.state, "already started")
+        return ActionResult(
+            instance_id, "resume", ActionOutcome.ACCEPTED, inst.state, f"now {inst.raw_state}"
+        )
+
+    async def destroy(self, instance_id: str) -> ActionResult:
+        path = self._path(instance_id)
+        response = await self._api.request("DELETE", path, expect=(200, 404, 409))
+        if response.status_code == 404:
+            return ActionResult(
+                instance_id, "destroy", ActionOutcome.ALREADY, NormalState.GONE, "already gone"
+            )
+        if response.status_code == 409:
+            try:
+                current = await self.get_instance(instance_id)
+            except NotFound:
+                return ActionResult(
+                    instance_id, "destroy", ActionOutcome.ALREADY, NormalState.GONE, "already gone"
+                )
+            if current.raw_state == "destroying":
+                return ActionResult(
+                    instance_id, "destroy", ActionOutcome.ALREADY, current.state, "already destroying"
+                )
+            raise self._api.status_error("DELETE", path, response)
+        return self._accepted(
+            instance_id, "destroy", self._api.decode("DELETE", path, response), "DELETE", path
+        )

@@ -1,0 +1,279 @@
+"""E2B adapter (provider-apis.md §1): plain REST over httpx.
+
+- List: `GET /v2/sandboxes?state=running,paused` (the default listing hides paused ones in some
+  tools, so both are always asked for), every page via the `X-Next-Token` header.
+- Inspect: `GET /sandboxes/{id}` only. `connect` resumes a paused sandbox; it is not a read.
+- Pause 204 / 409 (already paused, or a state that cannot pause: told apart by a GET);
+  resume = `connect` 200 (was running) / 201 (resumed); destroy 204 / 404 (already gone).
+- Events: polls `GET /events/sandboxes` (newest first) and yields what it has not seen yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from opcockpit.adapters.providers.http import DEFAULT_MAX_INSTANCES, DEFAULT_MAX_PAGES, ApiClient, Page
+from opcockpit.adapters.providers.wire import claimed_lease, number, parse_time, str_map
+from opcockpit.domain.models import Instance, InstanceResources, NormalState
+from opcockpit.ports.provider import (
+    ActionOutcome,
+    ActionResult,
+    AuthFailed,
+    Capabilities,
+    Conflict,
+    ProtocolError,
+    ProviderEvent,
+)
+
+__all__ = ["E2BAdapter"]
+
+DEFAULT_BASE_URL = "https://api.e2b.app"
+
+_STATES = {"running": NormalState.RUNNING, "paused": NormalState.PAUSED}
+_SEEN_EVENTS_KEPT = 10_000
+
+
+def _metadata_query(labels: Mapping[str, str]) -> str:
+    # The server unescapes the whole value, splits on & and =, then unescapes each part: escape
+    # twice so a '&' or '=' inside a key or value survives (a no-op for [A-Za-z0-9._-]).
+    return "&".join(
+        f"{quote(quote(k, safe=''), safe='')}={quote(quote(v, safe=''), safe='')}" for k, v in labels.items()
+    )
+
+
+class E2BAdapter:
+    kind = "e2b"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        timeout: float = 10.0,
+        max_concurrency: int = 8,
+        retries: int = 3,
+        label_filter: dict[str, str] | None = None,
+        page_size: int = 100,
+        resume_timeout_s: int = 300,
+        events_poll_s: float = 2.0,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        max_instances: int = DEFAULT_MAX_INSTANCES,
+    ) -> None:
+        self.name = name
+        self.max_pages = max_pages
+        self.max_instances = max_instances
+        self.capabilities = Capabilities(has_events=True)
+        self.label_filter = dict(label_filter or {})
+        self.page_size = max(1, min(100, page_size))
+        self.resume_timeout_s = resume_timeout_s
+        self.events_poll_s = events_poll_s
+        self._api = ApiClient(
+            name,
+            base_url=base_url,
+            headers={"X-API-Key": api_key} if api_key else {},
+            secrets=[api_key],
+            timeout=timeout,
+            max_concurrency=max_concurrency,
+            retries=retries,
+        )
+
+    def __repr__(self) -> str:
+        return f"E2BAdapter(name={self.name!r}, base_url={self._api.base_url!r})"
+
+    @property
+    def request_count(self) -> int:
+        return self._api.request_count
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+
+    # -- decoding ------------------------------------------------------------------------------
+
+    def _instance(self, item: Any, method: str, path: str) -> Instance:
+        if not isinstance(item, dict) or not isinstance(item.get("sandboxID"), str):
+            raise self._api.protocol_error(method, path, "sandbox without a sandboxID")
+        raw = item.get("state")
+        raw_state = raw if isinstance(raw, str) and raw else "unknown"
+        metadata = str_map(item.get("metadata"))
+        disk_mb = number(item.get("diskSizeMB"))
+        return Instance(
+            provider=self.name,
+            instance_id=item["sandboxID"],
+            raw_state=raw_state,
+            state=_STATES.get(raw_state, NormalState.UNKNOWN),
+            name=metadata.get("name"),
+            labels=metadata,
+            created_at=None,  # E2B has no createdAt; startedAt is the current execution's start
+            started_at=parse_time(item.get("startedAt")),
+            resources=InstanceResources(
+                cpu_count=number(item.get("cpuCount")),
+                memory_mb=number(item.get("memoryMB")),
+                disk_gb=disk_mb / 1024 if disk_mb is not None else None,
+            ),
+            claimed_lease_id=claimed_lease(metadata),
+        )
+
+    # -- listing -------------------------------------------------------------------------------
+
+    async def list_instances(self) -> list[Instance]:
+        path = "/v2/sandboxes"
+        params: dict[str, Any] = {"state": "running,paused", "limit": self.page_size}
+        if self.label_filter:
+            params["metadata"] = _metadata_query(self.label_filter)
+
+        async def fetch(cursor: str | None) -> Page[Instance]:
+            if cursor:
+                params["nextToken"] = cursor
+            response = await self._api.request("GET", path, params=params)
+            body = self._api.decode("GET", path, response)
+            if not isinstance(body, list):
+                raise self._api.protocol_error(
+                    "GET", path, f"expected a JSON array, got {type(body).__name__}"
+                )
+            return Page(
+                [self._instance(item, "GET", path) for item in body],
+                cursor=response.headers.get("X-Next-Token"),
+                total=self._total_running(response, path),
+            )
+
+        return await self._api.paginate(
+            "GET",
+            path,
+            fetch,
+            max_pages=self.max_pages,
+            max_instances=self.max_instances,
+            # X-Total-Running counts running sandboxes only (after filters, before paging).
+            counted=lambda i: i.instance_id if i.state is NormalState.RUNNING else None,
+            what="running sandboxes",
+        )
+
+    def _total_running(self, response: Any, path: str) -> int | None:
+        raw = response.headers.get("X-Total-Running")
+        if raw is None:
+            return None
+        try:
+            total = int(raw)
+        except ValueError:
+            total = -1
+        if total < 0:
+            raise self._api.protocol_error("GET", path, f"X-Total-Running is not a count: {raw[:40]!r}")
+        return total
+
+    async def get_instance(self, instance_id: str) -> Instance:
+        path = f"/sandboxes/{quote(instance_id, safe='')}"
+        body = await self._api.json("GET", path)
+        return self._instance(body, "GET", path)
+
+    # -- actions -------------------------------------------------------------------------------
+
+    async def pause(self, instance_id: str) -> ActionResult:
+        path = f"/sandboxes/{quote(instance_id, safe='')}/pause"
+        response = await self._api.request("POST", path, expect=(200, 204, 409))
+        if response.status_code != 409:
+            return ActionResult(instance_id, "pause", ActionOutcome.DONE, NormalState.PAUSED)
+        # 409 is both "already paused" and "cannot be paused now": look before calling it success.
+        current = await self.get_instance(instance_id)
+        if current.state is NormalState.PAUSED:
+            return ActionResult(instance_id, "pause", ActionOutcome.ALREADY, current.state, "already paused")
+        raise self._api.status_error("POST", path, response)
+
+    async def resume(self, instance_id: str) -> ActionResult:
+        path = f"/sandboxes/{quote(instance_id, safe='')}/connect"
+        response = await self._api.request(
+            "POST", path, json={"timeout": self.resume_timeout_s}, expect=(200, 201)
+        )
+        if response.status_code == 200:
+            return ActionResult(
+                instance_id, "resume", ActionOutcome.ALREADY, NormalState.RUNNING, "already running"
+            )
+        return ActionResult(instance_id, "resume", ActionOutcome.DONE, NormalState.RUNNING)
+
+    async def destroy(self, instance_id: str) -> ActionResult:
+        path = f"/sandboxes/{quote(instance_id, safe='')}"
+        response = await self._api.request("DELETE", path, expect=(200, 204, 404))
+        if response.status_code == 404:
+            return ActionResult(
+                instance_id, "destroy", ActionOutcome.ALREADY, NormalState.GONE, "already gone"
+            )
+        return ActionResult(instance_id, "destroy", ActionOutcome.DONE, NormalState.GONE)
+
+    # -- events --------------------------------------------------------------------------------
+
+    async def _event_page(self, offset: int, limit: int) -> list[dict[str, Any]]:
+        path = "/events/sandboxes"
+        body = await self._api.json(
+            "GET", path, params={"offset": offset, "limit": limit, "orderAsc": "false"}
+        )
+        if not isinstance(body, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("id"), str) for e in body
+        ):
+            raise self._api.protocol_error("GET", path, "expected a JSON array of events with ids")
+        return body
+
+    async def _fresh_events(
+        self, seen: set[str], limit: int = 100, max_pages: int = 10
+    ) -> list[dict[str, Any]]:
+        """Unseen events, oldest first: newest-first pages until one holds an already seen id."""
+        fresh: list[dict[str, Any]] = []
+        for page in range(max_pages):
+            items = await self._event_page(page * limit, limit)
+            stop = len(items) < limit
+            for item in items:
+                if item["id"] in seen:
+                    stop = True
+                    break
+                fresh.append(item)
+            if stop:
+                break
+        fresh.reverse()
+        return fresh
+
+    def _event(self, item: dict[str, Any]) -> ProviderEvent:
+        sandbox_id = item.get("sandboxId")
+        return ProviderEvent(
+            provider=self.name,
+            instance_id=sandbox_id if isinstance(sandbox_id, str) else None,
+            action=str(item.get("type") or item.get("eventLabel") or "unknown"),
+            at=parse_time(item.get("timestamp")),
+            attributes={
+                k: v for k, v in item.items() if k in ("id", "eventData", "sandboxTemplateId", "version")
+            },
+        )
+
+    async def events(self) -> AsyncIterator[ProviderEvent]:
+        """New lifecycle events from now on (history before the call is skipped).
+
+        Transient failures (timeouts, 5xx, 429) back off and keep polling; AuthFailed and
+        ProtocolError end the stream by raising.
+        """
+        order: deque[str] = deque()
+        seen: set[str] = set()
+
+        def remember(event_id: str) -> None:
+            seen.add(event_id)
+            order.append(event_id)
+            if len(order) > _SEEN_EVENTS_KEPT:
+                seen.discard(order.popleft())
+
+        for item in await self._fresh_events(seen, max_pages=1):
+            remember(item["id"])
+        delay = self.events_poll_s
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                fresh = await self._fresh_events(seen)
+            except (AuthFailed, ProtocolError, Conflict):
+                raise
+            except Exception as exc:  # Unavailable / RateLimited / NotFound: try again later
+                retry_after = getattr(exc, "retry_after", None)
+                delay = min(60.0, max(delay * 2, retry_after or 0.0))
+                continue
+            delay = self.events_poll_s
+            for item in fresh:
+                remember(item["id"])
+                yield self._event(item)

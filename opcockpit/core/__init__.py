@@ -1,1 +1,0 @@
-"""Headless core: reconcile, snapshot, operations, alerts. Never imports Textual."""

@@ -1,0 +1,635 @@
+"""Alert rules: pure functions of (ground truth, run health, recent events, now, thresholds).
+
+Each rule returns `AlertCandidate`s: a condition that holds *now*, with a stable dedup `key`
+("<rule>:<subject>"), severity, a one-line summary, the evidence (ids of the rows that triggered
+it), and a hold time. A condition becomes a firing alert only after it has held for `hold_s`
+(like Prometheus' `for:`); GroundTruth is a point in time, so the first-seen time of a condition
+is tracked by the store (`alert_store.AlertEngine`), not here. Rules never read a clock or do I/O.
+
+`scope` says which input an alert depends on. When that input is unknown this round (a provider
+listing failed, events.db unreadable), the engine keeps the alert as it is instead of resolving
+it: "we could not look" is not "it is fine".
+
+Thresholds live in `AlertsConfig` (the `[alerts]` TOML table, docs/alerts.md).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from opcockpit.domain.models import (
+    Convergence,
+    GroundTruth,
+    GroundTruthRow,
+    LeaseEventRecord,
+    OrphanRow,
+    ProviderEventRecord,
+    ProviderStatus,
+)
+from opcockpit.domain.secrets import http_url_problem, redact_mapping, redact_url
+
+if TYPE_CHECKING:  # runs pulls in the events.db reader (aiosqlite): keep config imports light
+    from opcockpit.domain.runs import RunHealth
+
+__all__ = [
+    "RULES",
+    "AlertCandidate",
+    "AlertInputs",
+    "AlertsConfig",
+    "CommandConfig",
+    "Evidence",
+    "Severity",
+    "WebhookConfig",
+    "evaluate_rules",
+    "fmt_duration",
+    "unknown_scopes",
+]
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+# Scope names for inputs other than providers.
+# Bounds for every number in the config: a timeout or backoff longer than a day is a typo (and `inf`
+# or `nan`, both valid TOML, would hang a listing or a cron run forever); a window or hold time
+# longer than a year means "never".
+DAY_S = 86_400.0
+YEAR_S = 365 * DAY_S
+# Every config model: non-finite floats are config errors, never values.
+STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+SCOPE_EVENTS_DB = "@events_db"
+SCOPE_LEASE_EVENTS = "@lease_events"
+
+
+# --------------------------------------------------------------------------- config
+
+
+class WebhookConfig(BaseModel):
+    """POST the alert JSON to a URL. The URL of chat webhooks is itself a secret: prefer `url_env`."""
+
+    model_config = STRICT
+
+    url: str | None = None
+    url_env: str | None = None  # env var holding the URL (wins when set)
+    headers: dict[str, str] = Field(default_factory=dict)  # non-secret headers
+    headers_env: dict[str, str] = Field(default_factory=dict)  # header name -> env var with its value
+    timeout_s: float = Field(default=5.0, gt=0, le=DAY_S)
+    attempts: int = Field(default=4, ge=1, le=20)  # per evaluation round, with backoff
+    backoff_s: float = Field(default=1.0, ge=0, le=DAY_S)  # first retry delay; doubles per attempt
+    max_backoff_s: float = Field(default=30.0, ge=0, le=DAY_S)
+    max_rounds: int = Field(default=5, ge=1)  # evaluation rounds to keep retrying a failed delivery
+
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, v: str | None) -> str | None:
+        # Without a scheme it would be shown whole (no host to cut the path at) and never work.
+        if v is not None and (problem := http_url_problem(v, "https://hooks.example.com/…")):
+            raise ValueError(problem)
+        return v
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # A chat webhook URL is a bearer credential (token in the path): reprs show scheme://host/…;
+        # a static `authorization` (or any secret-named) header is shown as ***.
+        for key, value in super().__repr_args__():
+            if key == "url" and isinstance(value, str):
+                value = redact_url(value, hide_path=True)
+            elif key == "headers" and isinstance(value, dict):
+                value = redact_mapping(value)
+            yield key, value
+
+
+class CommandConfig(BaseModel):
+    """Run a command with the alert JSON on stdin (argv list, no shell)."""
+
+    model_config = STRICT
+
+    argv: list[str] = Field(min_length=1)
+    timeout_s: float = Field(default=10.0, gt=0, le=DAY_S)
+    max_rounds: int = Field(default=3, ge=1)
+
+
+class AlertsConfig(BaseModel):
+    """The `[alerts]` table. Durations are seconds."""
+
+    model_config = STRICT
+
+    enabled: bool = True
+    disabled_rules: list[str] = Field(default_factory=list)
+    severity: dict[str, Severity] = Field(default_factory=dict)  # rule -> severity override
+    # run health
+    window_s: float = Field(default=86400.0, gt=0, le=YEAR_S)
+    stuck_after_s: float = Field(default=600.0, gt=0, le=YEAR_S)
+    # hold times: how long a condition must hold before it fires
+    diverged_for_s: float = Field(default=600.0, ge=0, le=YEAR_S)
+    recovering_for_s: float = Field(default=300.0, ge=0, le=YEAR_S)
+    provider_down_for_s: float = Field(default=120.0, ge=0, le=YEAR_S)
+    orphans_for_s: float = Field(default=300.0, ge=0, le=YEAR_S)
+    orphans_min: int = Field(default=1, ge=1)
+    leak_for_s: float = Field(default=120.0, ge=0, le=YEAR_S)
+    leak_states: list[str] = Field(default_factory=lambda: ["running"])
+    # bursts of failed intents / provider.error lease events
+    intent_window_s: float = Field(default=600.0, gt=0, le=YEAR_S)
+    intent_failures_min: int = Field(default=3, ge=1)
+    # resource pressure (lease_resource_snapshots)
+    memory_pct: float = Field(default=90.0, gt=0, le=100)
+    disk_pct: float = Field(default=90.0, gt=0, le=100)
+    cpu_pct: float = Field(default=90.0, gt=0, le=100_000)  # percent of one core
+    resource_for_s: float = Field(default=300.0, ge=0, le=YEAR_S)
+    resource_max_age_s: float = Field(default=1800.0, gt=0, le=YEAR_S)  # older snapshots are ignored
+    # storage
+    history_keep: int = Field(default=2000, ge=10)  # resolved alerts kept in the ledger
+    # notifications on a newly firing (unmuted) alert
+    # Total wall-clock budget for one round of deliveries (all channels, retries included): a cron
+    # `snapshot --check` must not wait on a receiver that hangs; what is left over is recorded as
+    # undelivered and retried on the next evaluation.
+    notify_deadline_s: float = Field(default=5.0, gt=0, le=3600)
+    webhook: WebhookConfig | None = None
+    command: CommandConfig | None = None
+
+    @field_validator("disabled_rules")
+    @classmethod
+    def _known_rules(cls, v: list[str]) -> list[str]:
+        unknown = [r for r in v if r not in RULES]
+        if unknown:
+            raise ValueError(f"unknown rule(s) {unknown}; rules: {', '.join(RULES)}")
+        return v
+
+    @field_validator("severity")
+    @classmethod
+    def _known_severity_rules(cls, v: dict[str, Severity]) -> dict[str, Severity]:
+        unknown = [r for r in v if r not in RULES]
+        if unknown:
+            raise ValueError(f"unknown rule(s) {unknown}; rules: {', '.join(RULES)}")
+        return v
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A row that triggered an alert: kind is lease | orphan | run | thread | provider |
+    lease_event | provider_event | resource_snapshot; id is that row's key (orphans:
+    "<provider>/<instance_id>")."""
+
+    kind: str
+    id: str
+    note: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "id": self.id, "note": self.note}
+
+
+@dataclass(frozen=True, slots=True)
+class AlertCandidate:
+    rule: str
+    key: str  # stable dedup key "<rule>:<subject>"
+    severity: Severity
+    summary: str
+    evidence: tuple[Evidence, ...]
+    threshold: str  # the rule's threshold, in words
+    hold_s: float = 0.0  # fire once the condition held this long
+    since: datetime | None = None  # when the data says the condition started (None: unknown)
+    scope: str | None = None  # input this depends on (provider name, @events_db, @lease_events)
+    details: Mapping[str, Any] = field(default_factory=dict)  # JSON-able numbers
+
+
+@dataclass(frozen=True, slots=True)
+class AlertInputs:
+    ground_truth: GroundTruth
+    now: datetime
+    run_health: RunHealth | None = None  # None or .error: stuck-run alerts are left as they are
+    lease_events: Sequence[LeaseEventRecord] | None = None  # None: not read this round
+    provider_events: Sequence[ProviderEventRecord] | None = None
+
+
+Rule = Callable[[AlertInputs, AlertsConfig], list[AlertCandidate]]
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        h, m = divmod(s // 60, 60)
+        return f"{h}h{m:02d}m" if m else f"{h}h"
+    d, h = divmod(s // 3600, 24)
+    return f"{d}d{h}h" if h else f"{d}d"
+
+
+def _short(text: str | None, n: int = 120) -> str:
+    t = " ".join((text or "").split())
+    return t if len(t) <= n else t[: n - 1] + "…"
+
+
+def _age(now: datetime, then: datetime | None) -> float | None:
+    return None if then is None else (now - then).total_seconds()
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def rule_stuck_run(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
+    rh = inp.run_health
+    if rh is None or rh.error is not None:
+        return []
+    out = []
+    for s in rh.stuck:
+        out.append(
+            AlertCandidate(
+                rule="stuck_run",
+                key=f"stuck_run:{s.run_id}",
+                severity=Severity.WARNING,
+                summary=f"run {s.run_id[:8]} on thread {s.thread_id}: no event for {fmt_duration(s.idle_s)}"
+                f" ({s.event_count} events)",
+                evidence=(Evidence("run", s.run_id), Evidence("thread", s.thread_id)),
+                threshold=f"no event for > {fmt_duration(rh.stuck_after_s)}",
+                scope=SCOPE_EVENTS_DB,
+                # stuck since the silence crossed the threshold
+                since=(s.last_event_at + timedelta(seconds=rh.stuck_after_s)) if s.last_event_at else None,
+                details={
+                    "idle_s": round(s.idle_s, 1),
+                    "event_count": s.event_count,
+                    "started_at": s.started_at.isoformat() if s.started_at else None,
+                },
+            )
+        )
+    return out
+
+
+def _is_leak_row(r: GroundTruthRow, cfg: AlertsConfig) -> bool:
+    return (
+        r.provider_state in cfg.leak_states
+        and r.convergence is not Convergence.STALE
+        and (r.desired_state == "destroyed" or r.observed_state == "detached")
+    )
+
+
+def _leaking_orphans(gt: GroundTruth, cfg: AlertsConfig) -> list[OrphanRow]:
+    """Orphans alive at the provider whose labels name a lease (existing, moved on, or gone)."""
+    return [
+        o
+        for o in gt.orphans
+        if o.confirmed is not False
+        and o.provider_state in cfg.leak_states
+        and o.claimed_lease_id
+        and o.claim in ("lease_missing", "lease_exists", "lease_points_elsewhere")
+    ]
+
+
+def rule_lease_diverged(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
+    out = []
+    # A destroyed lease that reconcile marks diverged because its labelled instance still lives is
+    # reported by the leak rule (through the orphan), not twice.
+    leaked = {o.claimed_lease_id for o in _leaking_orphans(inp.ground_truth, cfg)}
+    for r in inp.ground_truth.rows:
+        if r.convergence is not Convergence.DIVERGED or _is_leak_row(r, cfg):
+            continue  # leaks have their own (louder) rule
+        if r.desired_state == "destroyed" and r.lease_id in leaked:
+            continue
+        out.append(
+            AlertCandidate(
+                rule="lease_diverged",
+                key=f"lease_diverged:{r.lease_id}",
+                severity=Severity.WARNING,
+                summary=f"{r.provider} lease {r.lease_id} diverged: {_short(r.reason)}",
+                evidence=(
+                    Evidence("lease", r.lease_id, r.reason),
+                    *((Evidence("thread", r.thread_id),) if r.thread_id else ()),
+                ),
+                threshold=f"diverged for > {fmt_duration(cfg.diverged_for_s)}",
+                hold_s=cfg.diverged_for_s,
+                scope=r.provider,
+                details={
+                    "desired": r.desired_state,
+                    "observed": r.observed_state,
+                    "provider_state": r.provider_state,
+                },
+            )
+        )
+    return out
+
+
+def rule_lease_recovering(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
+    out = []
+    for r in inp.ground_truth.rows:
+        if r.lease_status != "recovering":
+            continue
+        out.append(
+            AlertCandidate(
+                rule="lease_recovering",
+                key=f"lease_recovering:{r.lease_id}",
+                severity=Severity.WARNING,
+                summary=f"{r.provider} lease {r.lease_id} stuck in recovering"
+                " (instance creation failed or hung?)"
+                + (f": {_short(r.last_error, 80)}" if r.last_error else ""),
+                evidence=(
+                    Evidence("lease", r.lease_id, r.last_error or ""),
+                    *((Evidence("thread", r.thread_id),) if r.thread_id else ()),
+                ),
+                threshold=f"recovering for > {fmt_duration(cfg.recovering_for_s)}",
+                hold_s=cfg.recovering_for_s,
+                since=r.updated_at,  # LEON persists `recovering` with the lease row's updated_at
+                details={"last_error": r.last_error},
+            )
+        )
+    return out
+
+
+def rule_provider_unreachable(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
+    out = []
+    for p in inp.ground_truth.providers:
+        if p.status not in (ProviderStatus.ERROR, ProviderStatus.STALE):
+            continue
+        if p.kind == "unknown":
+            what = "not configured (its leases cannot be checked)"
+            sev = Severity.WARNING
+        elif p.status is ProviderStatus.STALE:
+            what = f"unreachable; showing a listing {fmt_duration(p.age_s)} old"
+            sev = Severity.CRITICAL
+        else:
+            what = "unreachable; never listed"
+            sev = Severity.CRITICAL
+        out.append(
+            AlertCandidate(
+                rule="provider_unreachable",
+                key=f"provider_unreachable:{p.name}",
+                severity=sev,
+                summary=f"provider {p.name} {what}" + (f": {_short(p.error, 100)}" if p.error else ""),
+                evidence=(Evidence("provider", p.name, p.error or ""),),
+                threshold=f"unreachable for > {fmt_duration(cfg.provider_down_for_s)}",
+                hold_s=cfg.provider_down_for_s,
+                # A stale listing means it has failed since some time after listed_at: start the clock
+                # at first sight rather than claim a longer outage than we know of.
+                details={"status": p.status.value, "error": p.error, "listing_age_s": p.age_s},
+            )
+        )
+    return out
+
+
+def rule_orphans_present(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
+    by_provider: dict[str, list] = {}
+    for o in inp.ground_truth.orphans:
+        if o.confirmed is False:
+            continue  # eventually consistent listing, not yet confirmed by a GET
+        by_provider.setdefault(o.provider, []).append(o)
+    out = []
+    now = inp.now
+    for prov, orphans in sorted(by_provider.items()):
+        if len(orphans) < cfg.orphans_min:
+            continue
+        created = [o.created_at for o in orphans if o.created_at is not None]
+        oldest = min(created) if created else None
+        oldest_age = _age(now, oldest)
+        running = sum(1 for o in orphans if o.provider_state == "running")
+        out.append(
+            AlertCandidate(
+                rule="orphans_present",
+                key=f"orphans_present:{prov}",
+                severity=Severity.WARNING,
+                summary=f"{len(orphans)} orphan instance(s) at {prov} ({running} running)"
+                + (f", oldest {fmt_duration(oldest_age)}" if oldest_age is not None else ""),
+                evidence=tuple(Evidence("orphan", o.key, o.provider_state) for o in orphans[:50]),
+                threshold=f">= {cfg.orphans_min} orphan(s) for > {fmt_duration(cfg.orphans_for_s)}",
+                hold_s=cfg.orphans_for_s,
+                since=oldest,
+                scope=prov,
+                details={"count": len(orphans), "running": running, "oldest_age_s": oldest_age},
+            )
+        )
+    return out
+
+
+def rule_leak(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
+    """An instance alive at the provider while its lease says detached or destroyed (or the lease
+    moved on or is gone): nothing in LEON will ever stop it, and it costs money."""
+    gt = inp.ground_truth
+    found: dict[str, list[Evidence]] = {}
+    provider_of: dict[str, str] = {}
+    desired_of: dict[str, str] = {}
+    for r in gt.rows:
+        if _is_leak_row(r, cfg):
+            found.setdefault(r.lease_id, []).append(
+                Evidence(
+                    "lease",
+                    r.lease_id,
+                    f"desired {r.desired_state}, observed {r.observed_state}, "
+                    f"instance {r.instance_id} {r.provider_state} at provider",
+                )
+            )
+            provider_of[r.lease_id] = r.provider
+            desired_of[r.lease_id] = r.desired_state
+    for o in _leaking_orphans(gt, cfg):
+        lid = o.claimed_lease_id
+        found.setdefault(lid, []).append(Evidence("orphan", o.key, f"{o.provider_state}; claim {o.claim}"))
+        provider_of.setdefault(lid, o.provider)
+        desired_of.setdefault(lid, "missing" if o.claim == "lease_missing" else "")
+    out = []
+    for lid in sorted(found):
+        ev = found[lid]
+        instances = len(ev)
+        out.append(
+            AlertCandidate(
+                rule="leak",
+                key=f"leak:{lid}",
+                severity=Severity.CRITICAL,
+                summary=f"leak: {instances} instance(s) {'/'.join(cfg.leak_states)} at {provider_of[lid]}"
+                f" for lease {lid} ({'lease gone' if desired_of[lid] == 'missing' else ev[0].note})",
+                evidence=tuple(ev),
+                threshold=f"instance {'/'.join(cfg.leak_states)} while the lease is detached/destroyed, "
+                f"for > {fmt_duration(cfg.leak_for_s)}",
+                hold_s=cfg.leak_for_s,
+                scope=provider_of[lid],
+                details={"instances": instances},
+            )
+        )
+    return out
+
+
+_WEBHOOK_ERROR_WORDS = ("error", "fail")
+
+
+def rule_intent_failures(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
+    """A burst of failed intents (`lease_events.error` set) and `provider.error` events per provider
+    within `intent_window_s`; webhook events whose type says error/fail count too."""
+    if inp.lease_events is None:
+        return []
+    from opcockpit.domain.runs import normalize_error
+
+    cutoff = inp.now - timedelta(seconds=cfg.intent_window_s)
+    provider_of = {r.lease_id: r.provider for r in inp.ground_truth.rows}
+    groups: dict[str, list[tuple[Evidence, str]]] = {}
+    for e in inp.lease_events:
+        if e.created_at is None or e.created_at < cutoff or e.created_at > inp.now:
+            continue
+        if e.error is None and e.event_type != "provider.error":
+            continue
+        msg = e.error or _payload_error(e.payload_json) or e.event_type
+        prov = provider_of.get(e.lease_id, "?")
+        groups.setdefault(prov, []).append(
+            (Evidence("lease_event", e.event_id, f"{e.lease_id} {e.event_type}"), msg)
+        )
+    for pe in inp.provider_events or ():
+        if pe.created_at is None or pe.created_at < cutoff or pe.created_at > inp.now:
+            continue
+        if not any(w in pe.event_type.lower() for w in _WEBHOOK_ERROR_WORDS):
+            continue
+        groups.setdefault(pe.provider_name, []).append(
+            (Evidence("provider_event", str(pe.event_id), f"{pe.instance_id} {pe.event_type}"), pe.event_type)
+        )
+    out = []
+    for prov in sorted(groups):
+        items = groups[prov]
+        if len(items) < cfg.intent_failures_min:
+            continue
+        sigs: dict[str, int] = {}
+        for _, msg in items:
+            sig = normalize_error(msg)
+            sigs[sig] = sigs.get(sig, 0) + 1
+        top_sig, top_n = min(sigs.items(), key=lambda kv: (-kv[1], kv[0]))
+        leases = sorted({ev.note.split(" ", 1)[0] for ev, _ in items if ev.kind == "lease_event"})
+        out.append(
+            AlertCandidate(
+                rule="intent_failures",
+                key=f"intent_failures:{prov}",
+                severity=Severity.WARNING,
+                summary=f"{len(items)} failed intents/provider errors at {prov}"
+                f" in {fmt_duration(cfg.intent_window_s)}"
+                f" ({len(leases)} lease(s)); top: {_short(top_sig, 90)} x{top_n}",
+                evidence=tuple(ev for ev, _ in items[:50])
+                + tuple(Evidence("lease", lid) for lid in leases[:20]),
+                threshold=f">= {cfg.intent_failures_min} in {fmt_duration(cfg.intent_window_s)}",
+                scope=SCOPE_LEASE_EVENTS,
+                details={
+                    "count": len(items),
+                    "leases": len(leases),
+                    "top_signature": top_sig,
+                    "top_count": top_n,
+                },
+            )
+        )
+    return out
+
+
+def _payload_error(payload_json: str | None) -> str | None:
+    if not payload_json:
+        return None
+    try:
+        obj = json.loads(payload_json)
+    except (TypeError, ValueError):
+        return None
+    err = obj.get("error") if isinstance(obj, dict) else None
+    return err if isinstance(err, str) else None
+
+
+def rule_resource_pressure(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
+    out = []
+    now = inp.now
+    for r in inp.ground_truth.rows:
+        res = r.resources
+        if res is None or res.probe_error or res.collected_at is None:
+            continue
+        age = _age(now, res.collected_at)
+        if age is None or age > cfg.resource_max_age_s:
+            continue  # an old snapshot says nothing about now
+        running = (
+            r.provider_state == "running" if r.provider_state is not None else r.observed_state == "running"
+        )
+        if not running:
+            continue
+        hits: list[str] = []
+        details: dict[str, Any] = {"snapshot_age_s": round(age, 1)}
+        mem_total = res.memory_total_mb or res.memory_mb  # LEON's Docker/Daytona probes leave totals None
+        if res.memory_used_mb is not None and mem_total:
+            pct = 100.0 * res.memory_used_mb / mem_total
+            details["memory_pct"] = round(pct, 1)
+            if pct >= cfg.memory_pct:
+                hits.append(f"memory {pct:.0f}% ({res.memory_used_mb:.0f}/{mem_total:.0f} MB)")
+        if res.disk_used_gb is not None and res.disk_total_gb:
+            pct = 100.0 * res.disk_used_gb / res.disk_total_gb
+            details["disk_pct"] = round(pct, 1)
+            if pct >= cfg.disk_pct:
+                hits.append(f"disk {pct:.0f}% ({res.disk_used_gb:.1f}/{res.disk_total_gb:.1f} GB)")
+        if res.cpu_used is not None:
+            details["cpu_pct"] = res.cpu_used
+            if res.cpu_used >= cfg.cpu_pct:
+                hits.append(f"cpu {res.cpu_used:.0f}%")
+        if not hits:
+            continue
+        out.append(
+            AlertCandidate(
+                rule="resource_pressure",
+                key=f"resource_pressure:{r.lease_id}",
+                severity=Severity.WARNING,
+                summary=f"{r.provider} lease {r.lease_id}: " + ", ".join(hits),
+                evidence=(
+                    Evidence("resource_snapshot", r.lease_id, ", ".join(hits)),
+                    *((Evidence("thread", r.thread_id),) if r.thread_id else ()),
+                ),
+                threshold=f"memory >= {cfg.memory_pct:g}%, disk >= {cfg.disk_pct:g}%"
+                f" or cpu >= {cfg.cpu_pct:g}% "
+                f"for > {fmt_duration(cfg.resource_for_s)}",
+                hold_s=cfg.resource_for_s,
+                scope=r.provider,
+                details=details,
+            )
+        )
+    return out
+
+
+RULES: dict[str, Rule] = {
+    "stuck_run": rule_stuck_run,
+    "lease_diverged": rule_lease_diverged,
+    "lease_recovering": rule_lease_recovering,
+    "provider_unreachable": rule_provider_unreachable,
+    "orphans_present": rule_orphans_present,
+    "leak": rule_leak,
+    "intent_failures": rule_intent_failures,
+    "resource_pressure": rule_resource_pressure,
+}
+
+
+def evaluate_rules(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
+    """Every enabled rule's candidates, severity overrides applied, one per key, sorted by key."""
+    if not cfg.enabled:
+        return []
+    by_key: dict[str, AlertCandidate] = {}
+    for name, rule in RULES.items():
+        if name in cfg.disabled_rules:
+            continue
+        override = cfg.severity.get(name)
+        for c in rule(inp, cfg):
+            if override is not None and c.severity != override:
+                c = replace(c, severity=override)
+            by_key.setdefault(c.key, c)
+    return [by_key[k] for k in sorted(by_key)]
+
+
+def unknown_scopes(inp: AlertInputs) -> frozenset[str]:
+    """Inputs that could not be looked at this round: alerts scoped to them are neither refreshed
+    nor resolved."""
+    out = {
+        p.name for p in inp.ground_truth.providers if p.status in (ProviderStatus.ERROR, ProviderStatus.STALE)
+    }
+    if inp.run_health is None or inp.run_health.error is not None:
+        out.add(SCOPE_EVENTS_DB)
+    if inp.lease_events is None:
+        out.add(SCOPE_LEASE_EVENTS)
+    return frozenset(out)

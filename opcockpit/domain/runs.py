@@ -1,0 +1,304 @@
+"""Run health: runs by status, stuck runs, top errors, per-provider sandbox health.
+
+Pure over `RunSummary` lists (from `EventsDbReader.runs`) and a `GroundTruth`, with an injected
+`now`; `load_run_health` is the one helper that reads events.db. No Textual.
+
+Runs have no status column in LEON (domain brief §7.1): the reader derives running / completed /
+error / cancelled from the events. Here a "running" run whose last event is older than
+`stuck_after_s` becomes "stuck" instead (the categories are disjoint, so they add up to the
+total). The window is about activity: a run is counted when its last event (else its start) is
+within `window_s` of `now`, so a run started yesterday that is still working is in today's
+window. Retention keeps one run per thread, so these are "latest run per thread" statistics.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from opcockpit.adapters.leon.events_db import ACTIVITY_PREFIX, RunSummary
+from opcockpit.domain.models import Convergence, GroundTruth, ProviderStatus
+
+__all__ = [
+    "RUN_STATUSES",
+    "ErrorGroup",
+    "ProviderSandboxes",
+    "RunHealth",
+    "StuckRun",
+    "load_run_health",
+    "normalize_error",
+    "provider_sandboxes",
+    "run_health",
+]
+
+RUN_STATUSES: tuple[str, ...] = ("running", "completed", "error", "cancelled", "stuck")
+DEFAULT_WINDOW_S = 86400.0
+DEFAULT_STUCK_AFTER_S = 600.0
+_EXAMPLE_CHARS = 500
+_SIGNATURE_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class StuckRun:
+    run_id: str
+    thread_id: str
+    started_at: datetime | None
+    last_event_at: datetime | None
+    idle_s: float  # seconds since the last event
+    event_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorGroup:
+    """Errors whose normalised text is equal: `signature` is that text, `example` one real message."""
+
+    signature: str
+    count: int
+    last_seen: datetime | None
+    example: str
+    run_ids: tuple[str, ...]  # newest first, at most 10
+    thread_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSandboxes:
+    """Sandbox counts and health of one provider, from a GroundTruth."""
+
+    name: str
+    kind: str
+    status: str  # ProviderStatus value
+    error: str | None
+    age_s: float | None
+    leases: int
+    orphans: int
+    by_convergence: dict[str, int]
+    by_provider_state: dict[str, int]  # "-" for rows the provider did not list
+
+    @property
+    def healthy(self) -> bool:
+        return self.status in (
+            ProviderStatus.OK.value,
+            ProviderStatus.DB_ONLY.value,
+        ) and not self.by_convergence.get(Convergence.DIVERGED.value)
+
+
+@dataclass(frozen=True, slots=True)
+class RunHealth:
+    generated_at: datetime
+    window_s: float
+    stuck_after_s: float
+    by_status: dict[str, int]  # every RUN_STATUSES key, in that order
+    total: int
+    stuck: tuple[StuckRun, ...]  # longest idle first
+    top_errors: tuple[ErrorGroup, ...]  # most frequent first
+    providers: tuple[ProviderSandboxes, ...] = ()
+    error: str | None = None  # events.db could not be read: run figures are unknown, not zero
+    runs: tuple[RunSummary, ...] = field(default=(), repr=False)  # the runs counted, newest first
+
+    @property
+    def available(self) -> bool:
+        return self.error is None
+
+
+# --------------------------------------------------------------------------- error normalisation
+
+# Order matters: quoted strings and UUIDs first (they contain the other patterns), numbers last.
+_FOLDS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"'[^'\n]*'"), "'<str>'"),
+    (re.compile(r'"[^"\n]*"'), '"<str>"'),
+    (
+        re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
+        "<uuid>",
+    ),
+    (re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"]+"), "<url>"),
+    (re.compile(r"(?<![\w.<>])(?:~|\.{1,2})?(?:/[\w.@+-]+)+/?"), "<path>"),
+    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
+    # ids: an optional word prefix ("lease-", "cmd_") then 8+ alphanumerics mixing letters and
+    # digits (LEON's hex ids, E2B/Daytona ids), or 12+ hex characters of any kind.
+    (re.compile(r"\b([A-Za-z]+[-_])?(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{8,}\b"), r"\1<id>"),
+    (re.compile(r"\b([A-Za-z]+[-_])?[0-9a-fA-F]{12,}\b"), r"\1<id>"),
+    (re.compile(r"(?<![\w<])\d+(?:\.\d+)?"), "<n>"),
+)
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_error(message: str) -> str:
+    """Fold the variable parts of an error (ids, numbers, paths, quoted strings) into placeholders.
+
+    "Failed to pause lease lease-0e1f2a3b4c5d: Docker command timed out after 20.0s" ->
+    "Failed to pause lease lease-<id>: Docker command timed out after <n>s".
+    """
+    text = _SPACES.sub(" ", message).strip()
+    for pattern, repl in _FOLDS:
+        text = pattern.sub(repl, text)
+    return text[:_SIGNATURE_CHARS] if len(text) > _SIGNATURE_CHARS else text
+
+
+def group_errors(
+    items: Iterable[tuple[str, datetime | None, str, str]], *, top_n: int = 10
+) -> tuple[ErrorGroup, ...]:
+    """(message, when, run_id, thread_id) -> groups by normalised message, most frequent first
+    (ties: most recent first, then signature, so the order is stable)."""
+    acc: dict[str, list] = {}
+    for message, when, run_id, thread_id in items:
+        sig = normalize_error(message)
+        g = acc.get(sig)
+        if g is None:
+            acc[sig] = [1, when, message, [run_id], [thread_id]]
+            continue
+        g[0] += 1
+        if when is not None and (g[1] is None or when > g[1]):
+            g[1], g[2] = when, message
+        g[3].append(run_id)
+        g[4].append(thread_id)
+    groups = [
+        ErrorGroup(
+            signature=sig,
+            count=n,
+            last_seen=last,
+            example=example[:_EXAMPLE_CHARS],
+            run_ids=tuple(dict.fromkeys(runs))[:10],
+            thread_ids=tuple(dict.fromkeys(threads))[:10],
+        )
+        for sig, (n, last, example, runs, threads) in acc.items()
+    ]
+    groups.sort(key=lambda g: (-g.count, -(g.last_seen.timestamp() if g.last_seen else 0.0), g.signature))
+    return tuple(groups[:top_n]) if top_n > 0 else tuple(groups)
+
+
+# --------------------------------------------------------------------------- run health
+
+
+def run_health(
+    runs: Iterable[RunSummary],
+    now: datetime,
+    *,
+    window_s: float = DEFAULT_WINDOW_S,
+    stuck_after_s: float = DEFAULT_STUCK_AFTER_S,
+    top_n: int = 10,
+    ground_truth: GroundTruth | None = None,
+) -> RunHealth:
+    """Classify the runs active within `window_s` of `now`; pure (no clock, no I/O)."""
+    cutoff = now - timedelta(seconds=window_s)
+    counts = dict.fromkeys(RUN_STATUSES, 0)
+    stuck: list[StuckRun] = []
+    errors: list[tuple[str, datetime | None, str, str]] = []
+    kept: list[RunSummary] = []
+    for run in runs:
+        if run.run_id.startswith(ACTIVITY_PREFIX):
+            continue  # per-thread activity streams are not runs
+        last = run.last_event_at or run.started_at
+        if last is not None and last < cutoff:
+            continue
+        kept.append(run)
+        status = run.status
+        if status == "running" and last is not None:
+            idle = (now - last).total_seconds()
+            if idle > stuck_after_s:
+                status = "stuck"
+                stuck.append(
+                    StuckRun(
+                        run.run_id, run.thread_id, run.started_at, run.last_event_at, idle, run.event_count
+                    )
+                )
+        counts[status] = counts.get(status, 0) + 1
+        if run.status == "error" and run.error:
+            errors.append((run.error, run.ended_at or last, run.run_id, run.thread_id))
+    stuck.sort(key=lambda s: (-s.idle_s, s.run_id))
+    kept.sort(key=lambda r: (-r.last_seq, r.run_id))
+    return RunHealth(
+        generated_at=now,
+        window_s=window_s,
+        stuck_after_s=stuck_after_s,
+        by_status=counts,
+        total=len(kept),
+        stuck=tuple(stuck),
+        top_errors=group_errors(errors, top_n=top_n),
+        providers=provider_sandboxes(ground_truth) if ground_truth is not None else (),
+        runs=tuple(kept),
+    )
+
+
+def provider_sandboxes(gt: GroundTruth) -> tuple[ProviderSandboxes, ...]:
+    """Per-provider lease counts by convergence and provider state, plus orphans and health."""
+    by_conv: dict[str, dict[str, int]] = {}
+    by_state: dict[str, dict[str, int]] = {}
+    leases: dict[str, int] = {}
+    for r in gt.rows:
+        c = by_conv.setdefault(r.provider, {})
+        c[r.convergence.value] = c.get(r.convergence.value, 0) + 1
+        s = by_state.setdefault(r.provider, {})
+        ps = r.provider_state or "-"
+        s[ps] = s.get(ps, 0) + 1
+        leases[r.provider] = leases.get(r.provider, 0) + 1
+    orphans: dict[str, int] = {}
+    for o in gt.orphans:
+        orphans[o.provider] = orphans.get(o.provider, 0) + 1
+    out = []
+    for p in sorted(gt.providers, key=lambda p: p.name):
+        out.append(
+            ProviderSandboxes(
+                name=p.name,
+                kind=p.kind,
+                status=p.status.value,
+                error=p.error,
+                age_s=p.age_s,
+                leases=leases.get(p.name, 0),
+                orphans=orphans.get(p.name, 0),
+                by_convergence=dict(sorted(by_conv.get(p.name, {}).items())),
+                by_provider_state=dict(sorted(by_state.get(p.name, {}).items())),
+            )
+        )
+    return tuple(out)
+
+
+def unavailable(
+    now: datetime,
+    error: str,
+    *,
+    window_s: float = DEFAULT_WINDOW_S,
+    stuck_after_s: float = DEFAULT_STUCK_AFTER_S,
+    ground_truth: GroundTruth | None = None,
+) -> RunHealth:
+    """Run health when events.db cannot be read: counts are unknown (zeros plus `error`)."""
+    return RunHealth(
+        generated_at=now,
+        window_s=window_s,
+        stuck_after_s=stuck_after_s,
+        by_status=dict.fromkeys(RUN_STATUSES, 0),
+        total=0,
+        stuck=(),
+        top_errors=(),
+        providers=provider_sandboxes(ground_truth) if ground_truth is not None else (),
+        error=error,
+    )
+
+
+async def load_run_health(
+    events_db: str | Path | None,
+    now: datetime,
+    *,
+    window_s: float = DEFAULT_WINDOW_S,
+    stuck_after_s: float = DEFAULT_STUCK_AFTER_S,
+    top_n: int = 10,
+    ground_truth: GroundTruth | None = None,
+) -> RunHealth:
+    """Read the runs active in the window from events.db; a read failure becomes `error`, never
+    an exception (the cockpit keeps working without events.db)."""
+    from opcockpit.adapters.leon.events_db import EventsDbReader
+    from opcockpit.ports.errors import SourceError
+
+    kw = {"window_s": window_s, "stuck_after_s": stuck_after_s, "ground_truth": ground_truth}
+    if events_db is None:
+        return unavailable(now, "no events.db configured", **kw)  # type: ignore[arg-type]
+    try:
+        async with EventsDbReader(str(events_db)) as reader:
+            runs = await reader.runs(since=now - timedelta(seconds=window_s))
+    except SourceError as exc:
+        return unavailable(now, str(exc), **kw)  # type: ignore[arg-type]
+    return run_health(
+        runs, now, window_s=window_s, stuck_after_s=stuck_after_s, top_n=top_n, ground_truth=ground_truth
+    )

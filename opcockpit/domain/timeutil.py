@@ -1,0 +1,273 @@
+"""Timestamp normalisation for LEON's mixed conventions, plus age helpers.
+
+LEON writes (domain brief §1):
+- sandbox tables: naive *local* ISO from `datetime.now().isoformat()` ("2026-03-20T09:00:01.482913");
+- `lease_resource_snapshots`: UTC with a 'Z' suffix;
+- column defaults / events.db `created_at`: SQLite CURRENT_TIMESTAMP, UTC "YYYY-MM-DD HH:MM:SS";
+- `threads.created_at`: REAL epoch seconds.
+
+`parse_ts` turns any of these into an aware UTC datetime and never raises. It runs on ~100k values
+per refresh, so the hot path (LEON's own naive local strings) avoids tz arithmetic per value: the
+local UTC offset is looked up once per (date, hour) and cached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo
+
+__all__ = [
+    "age_s",
+    "fmt_age",
+    "local_zone",
+    "make_parser",
+    "parse_duration",
+    "parse_ts",
+    "to_local_naive_iso",
+    "to_sqlite_utc",
+]
+
+_fromiso = datetime.fromisoformat
+_fromts = datetime.fromtimestamp
+_MAX_OFFSET_CACHE = 200_000  # (date, hour) keys: ~23 years of hours; cleared when exceeded
+
+
+@functools.cache
+def local_zone() -> tzinfo:
+    """The machine's local zone, resolved once (LEON writes `datetime.now()` in this zone).
+
+    Prefers a real IANA zone (DST-correct for past timestamps) from $TZ or /etc/localtime; falls
+    back to the current fixed offset. `local_zone.cache_clear()` re-resolves (tests, TZ changes).
+    """
+    tz_env = os.environ.get("TZ", "").lstrip(":")
+    if tz_env:
+        try:
+            return ZoneInfo(tz_env)
+        except (ValueError, OSError, KeyError):
+            pass  # POSIX TZ strings like "UTC+8" are not IANA keys: use the libc view below
+    else:
+        try:
+            with open("/etc/localtime", "rb") as fh:
+                return ZoneInfo.from_file(fh, key="localtime")
+        except (OSError, ValueError):
+            pass
+    offset = datetime.now().astimezone().utcoffset() or timedelta(0)
+    return timezone(offset)
+
+
+_MISS = object()
+_MAX_VALUE_CACHE = 300_000  # str -> datetime; ~40 MB worst case, cleared wholesale when full
+
+
+def _build_parser(tz: tzinfo) -> Callable[[object], datetime | None]:
+    """parse_ts bound to one local zone.
+
+    Two caches make repeated refreshes cheap: the local UTC offset per (date, hour) and the parsed
+    value per distinct string (LEON rows rarely change, and one `now()` often fills several
+    columns), so a steady-state refresh is mostly dict hits. Cached datetimes are immutable.
+    """
+    offsets: dict[str, timedelta] = {}
+    values: dict[str, datetime | None] = {}
+    values_get = values.get
+    offsets_get = offsets.get
+
+    def offset_for(s: str, key: str) -> timedelta | None:
+        try:
+            naive = _fromiso(s)
+        except ValueError:
+            return None
+        off = naive.replace(tzinfo=tz).utcoffset() or timedelta(0)
+        if len(offsets) >= _MAX_OFFSET_CACHE:
+            offsets.clear()
+        offsets[key] = off
+        return off
+
+    def from_dt(dt: datetime) -> datetime | None:
+        try:
+            if dt.tzinfo is None:
+                return dt.replace(tzinfo=tz).astimezone(UTC)
+            return dt.astimezone(UTC)
+        except (OverflowError, ValueError):
+            return None
+
+    def parse_str(s: str) -> datetime | None:
+        n = len(s)
+        # Hot path: LEON's naive local ISO, "YYYY-MM-DDTHH:MM:SS" or with ".ffffff".
+        if (n == 26 and s[19] == ".") or n == 19:
+            if s[10] == "T":
+                key = s[:13]
+                off = offsets_get(key)
+                if off is None:
+                    off = offset_for(s, key)
+                    if off is None:
+                        return None
+                try:
+                    # Parsing as "+00:00" yields an aware UTC value directly; shifting by the local
+                    # offset is cheaper than replace(tzinfo=zone).astimezone(UTC) (and skipped on
+                    # UTC hosts, where the offset is zero).
+                    dt = _fromiso(s + "+00:00")
+                except ValueError:
+                    return None
+                return dt - off if off else dt
+            if n == 19 and s[10] == " ":
+                try:  # SQLite CURRENT_TIMESTAMP: UTC by definition
+                    return _fromiso(s + "+00:00")
+                except ValueError:
+                    return None
+        elif n == 20 and s[19] == "Z" and s[10] == "T":
+            with contextlib.suppress(ValueError):  # else: the general path below decides
+                return _fromiso(s)  # UTC with 'Z' (lease_resource_snapshots): aware UTC as is
+        s = s.strip()
+        if not s:
+            return None
+        try:
+            dt = _fromiso(s)  # 'Z', offsets, ' ' or 'T', date only, other fraction lengths
+        except ValueError:
+            try:
+                return _epoch(float(s))  # numeric text (a REAL epoch stored as TEXT)
+            except ValueError:
+                return None
+        if dt.tzinfo is None and len(s) == 19 and s[10] == " ":
+            return dt.replace(tzinfo=UTC)  # CURRENT_TIMESTAMP shape, reached via strip()
+        return from_dt(dt)
+
+    def parse(value: object) -> datetime | None:
+        if value.__class__ is str:
+            r = values_get(value, _MISS)  # type: ignore[call-overload]
+            if r is _MISS:
+                r = parse_str(value)  # type: ignore[arg-type]
+                if len(values) >= _MAX_VALUE_CACHE:
+                    values.clear()
+                values[value] = r  # type: ignore[index]
+            return r  # type: ignore[no-any-return]
+        if value is None:
+            return None
+        if value.__class__ is float or value.__class__ is int:
+            return _epoch(value)  # type: ignore[arg-type]
+        if isinstance(value, datetime):
+            return from_dt(value)
+        if isinstance(value, str):  # str subclass
+            return parse_str(str(value))
+        if isinstance(value, bytes):
+            try:
+                return parse(value.decode("ascii"))
+            except UnicodeDecodeError:
+                return None
+        return None
+
+    return parse
+
+
+def _epoch(v: float) -> datetime | None:
+    if v != v:  # NaN
+        return None
+    try:
+        return _fromts(v, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+@functools.cache
+def _parser_for(tz: tzinfo) -> Callable[[object], datetime | None]:
+    return _build_parser(tz)
+
+
+def make_parser(local_tz: tzinfo | None = None) -> Callable[[object], datetime | None]:
+    """A `parse_ts` bound to `local_tz` (default: the machine's zone) for tight loops."""
+    return _parser_for(local_tz if local_tz is not None else local_zone())
+
+
+def parse_ts(value: object, *, local_tz: tzinfo | None = None) -> datetime | None:
+    """Normalise one LEON timestamp to an aware UTC datetime; None for None/''/garbage.
+
+    - naive ISO ("2026-03-20T09:00:01.482913", also with ' ' and fractional seconds): local time
+      in `local_tz` (default: the machine's zone, as LEON's `datetime.now()`);
+    - exactly "YYYY-MM-DD HH:MM:SS" (SQLite CURRENT_TIMESTAMP): UTC;
+    - 'Z' or an explicit offset: honoured;
+    - int/float (or numeric text): epoch seconds;
+    - datetime: naive as local, aware converted.
+    DST: an ambiguous local time resolves to its first occurrence (fold=0).
+    """
+    return make_parser(local_tz)(value)
+
+
+def to_local_naive_iso(dt: datetime, local_tz: tzinfo | None = None) -> str:
+    """Render `dt` the way LEON stores sandbox timestamps (naive local ISO), for SQL comparisons."""
+    tz = local_tz if local_tz is not None else local_zone()
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=tz)
+    return dt.astimezone(tz).replace(tzinfo=None).isoformat()
+
+
+def to_sqlite_utc(dt: datetime) -> str:
+    """Render `dt` as SQLite CURRENT_TIMESTAMP text (UTC), for comparisons in events.db."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def age_s(dt: datetime | None, now: datetime | None = None) -> float | None:
+    """Seconds from `dt` to `now` (default: current UTC time); None if `dt` is None.
+
+    Negative ages (clock skew, future timestamps) are returned as is: callers decide.
+    """
+    if dt is None:
+        return None
+    if now is None:
+        now = datetime.now(UTC)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    return (now - dt).total_seconds()
+
+
+def fmt_age(seconds: float | None, *, unknown: str = "-") -> str:
+    """The one age/duration format: '45s', '12m', '1h30m', '2d3h' (two units at most, floored).
+
+    Every surface (table, TUI, alerts, reasons) prints ages with this, so the same age reads the
+    same everywhere. Small negative ages (clock skew) show as '0s'; larger ones keep their sign.
+    """
+    if seconds is None or seconds != seconds or seconds in (float("inf"), float("-inf")):
+        return unknown
+    sign = ""
+    if seconds < 0:
+        if seconds > -1:
+            seconds = 0
+        else:
+            sign, seconds = "-", -seconds
+    s = int(seconds)
+    if s < 60:
+        return f"{sign}{s}s"
+    if s < 3600:
+        return f"{sign}{s // 60}m"
+    if s < 86400:
+        h, m = divmod(s // 60, 60)
+        return f"{sign}{h}h{m}m" if m else f"{sign}{h}h"
+    d, h = divmod(s // 3600, 24)
+    return f"{sign}{d}d{h}h" if h else f"{sign}{d}d"
+
+
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90s', '15m', '2h', '1d', '1h30m' (a bare number is minutes); ValueError otherwise."""
+    t = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", t):
+        return timedelta(minutes=float(t))
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(t):
+        if t[pos : m.start()].strip():
+            break
+        total += float(m.group(1)) * _UNIT_S[m.group(2)]
+        pos = m.end()
+    if pos == 0 or t[pos:].strip() or total <= 0:
+        raise ValueError(f"not a duration: {text!r} (e.g. 30m, 2h, 1d, 1h30m)")
+    return timedelta(seconds=total)

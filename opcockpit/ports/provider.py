@@ -1,0 +1,161 @@
+"""The one protocol every provider adapter speaks, and its typed errors.
+
+Adapters talk plain HTTP with httpx (no vendor SDKs). Secrets live only in request headers or
+form bodies; they never appear in exception text, reprs or logs (see `redact`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from opcockpit.domain.models import Instance, NormalState
+
+__all__ = [
+    "ActionOutcome",
+    "ActionResult",
+    "AlreadyInState",
+    "AuthFailed",
+    "Capabilities",
+    "Conflict",
+    "Instance",
+    "NormalState",
+    "NotFound",
+    "ProtocolError",
+    "ProviderAdapter",
+    "ProviderError",
+    "ProviderEvent",
+    "RateLimited",
+    "Unavailable",
+]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ProviderError(Exception):
+    """Base of every adapter error. Messages must never contain secrets."""
+
+    def __init__(self, message: str, *, provider: str | None = None) -> None:
+        super().__init__(message)
+        self.provider = provider
+
+    def __str__(self) -> str:
+        msg = super().__str__()
+        return f"{self.provider}: {msg}" if self.provider else msg
+
+
+class NotFound(ProviderError):
+    """The instance does not exist (or no longer)."""
+
+
+class AlreadyInState(ProviderError):
+    """The instance is already in the requested state (adapters usually turn this into success)."""
+
+
+class Conflict(ProviderError):
+    """The provider refuses because a transition is in flight or the state does not allow it."""
+
+
+class RateLimited(ProviderError):
+    def __init__(self, message: str, *, retry_after: float | None = None, provider: str | None = None):
+        super().__init__(message, provider=provider)
+        self.retry_after = retry_after
+
+
+class AuthFailed(ProviderError):
+    """Credentials missing or rejected (401/403)."""
+
+
+class Unavailable(ProviderError):
+    """Timeout, connection failure or 5xx."""
+
+
+class ProtocolError(ProviderError):
+    """The provider answered something we cannot parse (bad JSON, broken pagination, wrong shape)."""
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    can_pause: bool = True
+    can_resume: bool = True
+    can_destroy: bool = True
+    has_events: bool = False
+    has_api: bool = True  # False for LEON's `local` provider
+    eventually_consistent_list: bool = False  # Daytona
+    # Kind-specific facts live with the adapter (a new provider is one adapter + one double + one
+    # registry line): Daytona's "pause" is a stop, so STOPPED counts as paused there.
+    pause_is_stop: bool = False
+    # Where LEON's workspace lives inside the sandbox (adopt's default cwd); None: not known.
+    workspace_root: str | None = None
+
+
+class ActionOutcome(StrEnum):
+    DONE = "done"  # the provider changed state
+    ALREADY = "already"  # it was already in the requested state (or already gone): success
+    ACCEPTED = "accepted"  # asynchronous provider accepted it; convergence comes later
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    instance_id: str
+    action: str  # pause | resume | destroy
+    outcome: ActionOutcome
+    state: NormalState | None = None  # state after the call, when known
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEvent:
+    """A lifecycle event from a provider stream (Docker /events, E2B /events/sandboxes)."""
+
+    provider: str
+    instance_id: str | None
+    action: str  # provider's own word: pause, unpause, destroy/remove, sandbox.lifecycle.paused, ...
+    at: datetime | None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+@runtime_checkable
+class ProviderAdapter(Protocol):
+    """One configured provider (name = the `sandbox_leases.provider_name` it serves)."""
+
+    name: str
+    kind: str
+    capabilities: Capabilities
+
+    async def list_instances(self) -> list[Instance]:
+        """Every instance at the provider, all pages. A listing that breaks mid-way raises."""
+        ...
+
+    async def get_instance(self, instance_id: str) -> Instance:
+        """Fresh state of one instance; raises NotFound when it is gone. Never wakes it up."""
+        ...
+
+    async def pause(self, instance_id: str) -> ActionResult: ...
+
+    async def resume(self, instance_id: str) -> ActionResult: ...
+
+    async def destroy(self, instance_id: str) -> ActionResult:
+        """Idempotent: an instance already gone is ActionOutcome.ALREADY, not an error."""
+        ...
+
+    def events(self) -> AsyncIterator[ProviderEvent]:
+        """Lifecycle events, where `capabilities.has_events`; otherwise raises NotImplementedError."""
+        ...
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests made so far (for the O(pages) benchmark)."""
+        ...
+
+    async def aclose(self) -> None: ...
