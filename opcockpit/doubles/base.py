@@ -368,7 +368,7 @@ class FakeProvider:
             return self.server_error(status)
         found = self.router.match(request.method, request.path)
         if found is None:
-            return Response(404, {"message": f"no route {request.method} {request.path}"})
+            return self.no_route(request)
         route, params = found
         key = f"{route.method} {route.pattern.pattern}"
         with self.lock:
@@ -388,6 +388,10 @@ class FakeProvider:
         if route.listing and f.malformed_json and response.status == 200:
             return Response(200, b'{"items": [ {"id": "trunc', {"Content-Type": "application/json"})
         return response
+
+    def no_route(self, request: Request) -> Response:
+        """Answer for a path/method the double does not serve (subclasses use their error shape)."""
+        return Response(404, {"message": f"no route {request.method} {request.path}"})
 
     def page_fault(self, page: int) -> Response | None:
         """Listing handlers call this with the 1-based page number they are about to serve."""

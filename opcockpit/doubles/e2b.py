@@ -113,6 +113,7 @@ class E2BDouble(FakeProvider):
         router.add("POST", f"/v2/sandboxes/{sid}/connect", self._connect_v2)
         router.add("POST", f"/sandboxes/{sid}/resume", self._resume_deprecated)
         router.add("DELETE", f"/sandboxes/{sid}", self._delete)
+        router.add("POST", f"/sandboxes/{sid}/timeout", self._set_timeout)
         router.add("GET", "/events/sandboxes", self._events)
         router.add("GET", f"/events/sandboxes/{sid}", self._events)
 
@@ -123,13 +124,14 @@ class E2BDouble(FakeProvider):
 
     def render(self, inst: FakeInstance) -> dict[str, Any]:
         started = self._started(inst)
+        template_id, alias = self._template_names(inst)
         return {
-            "templateID": self.template_id,
-            "alias": self.template_id,
+            "templateID": template_id,
+            "alias": alias,
             "sandboxID": inst.instance_id,
             "clientID": "c",
             "startedAt": iso(started),
-            "endAt": iso(started + timedelta(hours=1)),
+            "endAt": iso(inst.extra.get("end_at") or started + timedelta(hours=1)),
             "cpuCount": int(inst.cpu) if float(inst.cpu).is_integer() else inst.cpu,
             "memoryMB": inst.memory_mb,
             "diskSizeMB": int(inst.disk_gb * 1024),
@@ -141,7 +143,7 @@ class E2BDouble(FakeProvider):
     def _sandbox(self, inst: FakeInstance) -> dict[str, Any]:
         return {
             "sandboxID": inst.instance_id,
-            "templateID": self.template_id,
+            "templateID": self._template_names(inst)[0],
             "clientID": "c",
             "envdVersion": "0.2.0",
         }
@@ -174,7 +176,20 @@ class E2BDouble(FakeProvider):
             return _error(400, "limit must be an integer")
         if not 1 <= limit <= 100:
             return _error(400, "limit must be between 1 and 100")
-        ascending = (request.q("order") or "desc") == "asc"
+        order = request.q("order") or "desc"
+        if order not in ("asc", "desc"):
+            return _error(400, f"invalid order: {order}")
+        ascending = order == "asc"
+        template = request.q("template") or None
+        started_after: str | None = None
+        if request.q("startedAfter"):
+            try:
+                parsed = datetime.fromisoformat((request.q("startedAfter") or "").replace("Z", "+00:00"))
+            except ValueError:
+                return _error(400, "startedAfter must be an RFC3339 date-time")
+            if parsed.tzinfo is None:
+                return _error(400, "startedAfter must be an RFC3339 date-time with an offset")
+            started_after = iso(parsed)
         f = self.faults
         if f.endless_cursors or f.cursor_loop:
             return self._looping_page(limit, states, wanted, fresh=f.endless_cursors)
@@ -194,7 +209,14 @@ class E2BDouble(FakeProvider):
         # The order of one listing (page 1 .. last) is computed once and kept under a listing id
         # carried in the token, so a 10k listing costs O(n) in total rather than O(n) per page.
         # Each page still renders live state and skips sandboxes killed since page 1.
-        cache_key = (listing_id, tuple(sorted(states)), tuple(sorted(wanted.items())), ascending)
+        cache_key = (
+            listing_id,
+            tuple(sorted(states)),
+            tuple(sorted(wanted.items())),
+            ascending,
+            template,
+            started_after,
+        )
         with self.lock:
             keys = self._listing_cache.get(cache_key) if listing_id else None
             if keys is None:
@@ -203,7 +225,7 @@ class E2BDouble(FakeProvider):
                 keys = sorted(
                     (iso(self._started(i)) or "", i.instance_id)
                     for i in self.instances.values()
-                    if i.state in states and (not wanted or _labels_match(i.labels, wanted))
+                    if self._listed(i, states, wanted, template, started_after)
                 )
                 self._listing_cache[cache_key] = keys
                 while len(self._listing_cache) > 16:
@@ -226,7 +248,7 @@ class E2BDouble(FakeProvider):
                     if drop is not None and pos % drop == drop - 1:
                         continue  # silently dropped (fault), yet still counted below
                     chunk.append(self.render(inst))
-            running = self._running_total(wanted) if "running" in states else 0
+            running = self._running_total(wanted, template, started_after) if "running" in states else 0
         headers: dict[str, str] = {}
         if "running" in states:
             headers["X-Total-Running"] = str(running)
@@ -236,13 +258,39 @@ class E2BDouble(FakeProvider):
             ).decode()
         return Response(200, chunk, headers)
 
-    def _running_total(self, wanted: dict[str, str]) -> int:
+    def _listed(
+        self,
+        inst: FakeInstance,
+        states: set[str],
+        wanted: dict[str, str],
+        template: str | None,
+        started_after: str | None,
+    ) -> bool:
+        """Every filter of GET /v2/sandboxes. `template` matches the template ID or its alias.
+        startedAfter is taken as strictly after (a guess: the spec says only "started after");
+        both sides are iso() strings (UTC, ms, Z), so comparing the strings compares the times."""
+        if inst.state not in states or (wanted and not _labels_match(inst.labels, wanted)):
+            return False
+        if template is not None and template not in self._template_names(inst):
+            return False
+        return started_after is None or (iso(self._started(inst)) or "") > started_after
+
+    def _template_names(self, inst: FakeInstance) -> tuple[str, str]:
+        """(templateID, alias) of the sandbox; `add(..., template_id=, alias=)` sets them."""
+        template_id = inst.extra.get("template_id", self.template_id)
+        return template_id, inst.extra.get("alias", template_id)
+
+    def _running_total(
+        self, wanted: dict[str, str], template: str | None = None, started_after: str | None = None
+    ) -> int:
         """X-Total-Running: running sandboxes after filters, before paging, as of *this* request
         (the real server counts afresh on every page). Call with the lock held."""
-        if not wanted:  # the common case stays in C: a 10k listing asks for this 100 times
+        if not wanted and template is None and started_after is None:
+            # the common case stays in C: a 10k listing asks for this 100 times
             return operator.countOf(map(_STATE, self.instances.values()), "running")
+        running = {"running"}
         return sum(
-            1 for i in self.instances.values() if i.state == "running" and _labels_match(i.labels, wanted)
+            1 for i in self.instances.values() if self._listed(i, running, wanted, template, started_after)
         )
 
     def _looping_page(self, limit: int, states: set[str], wanted: dict[str, str], *, fresh: bool) -> Response:
@@ -268,10 +316,18 @@ class E2BDouble(FakeProvider):
             body = self.render(inst)
         body["lifecycle"] = {"autoResume": False, "onTimeout": "kill"}
         if inst.state == "paused":
-            body["pauseMode"] = "full"
+            body["pauseMode"] = inst.extra.get("pause_mode", "full")
         return Response(200, body)
 
     def _pause(self, request: Request, sandbox_id: str) -> Response:
+        # The body is optional (the cockpit sends none; the SDK sends `{}` or `{"memory": bool}`);
+        # `memory: false` keeps only the filesystem (pauseMode "filesystem").
+        try:
+            options = request.json() if request.body.strip() else {}
+        except ValueError:
+            return _error(400, "invalid JSON body")
+        if not isinstance(options, dict) or not isinstance(options.get("memory", True), bool):
+            return _error(400, "request body has an error: doesn't match schema")
         with self.lock:
             inst = self._find(sandbox_id)
             if inst is None:
@@ -281,6 +337,7 @@ class E2BDouble(FakeProvider):
             if inst.extra.get("internal_state") == "snapshotting":  # listed as running, cannot pause
                 return _error(409, f"Sandbox {inst.instance_id} cannot be paused while snapshotting")
             inst.state = "paused"
+            inst.extra["pause_mode"] = "full" if options.get("memory", True) else "filesystem"
         self.emit(inst, "pause")
         return Response(204)
 
@@ -335,6 +392,25 @@ class E2BDouble(FakeProvider):
             self.instances.pop(inst.instance_id, None)
         self.emit(inst, "kill")
         return Response(204)
+
+    def _set_timeout(self, request: Request, sandbox_id: str) -> Response:
+        """POST /sandboxes/{id}/timeout {"timeout": s}: the sandbox now ends `timeout` s from now."""
+        try:
+            body = request.json()
+        except ValueError:
+            return _error(400, "invalid JSON body")
+        if not isinstance(body, dict) or not isinstance(body.get("timeout"), int) or body["timeout"] < 0:
+            return _error(400, "request body has an error: property 'timeout' is missing")
+        with self.lock:
+            inst = self._find(sandbox_id)
+            if inst is None:
+                return self._not_found(sandbox_id)
+            inst.extra["end_at"] = datetime.now(UTC) + timedelta(seconds=body["timeout"])
+        return Response(204)
+
+    def no_route(self, request: Request) -> Response:
+        # E2B's error model requires `code` on every error body, unknown routes included.
+        return _error(404, f"no route {request.method} {request.path}")
 
     # -- events --------------------------------------------------------------------------------
 
