@@ -6,11 +6,11 @@ form bodies; they never appear in exception text, reprs or logs (see `redact`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from opcockpit.domain.models import Instance, NormalState
 
@@ -28,6 +28,7 @@ __all__ = [
     "ProviderAdapter",
     "ProviderError",
     "ProviderEvent",
+    "ProviderKind",
     "RateLimited",
     "Unavailable",
 ]
@@ -94,6 +95,43 @@ class Capabilities:
     pause_is_stop: bool = False
     # Where LEON's workspace lives inside the sandbox (adopt's default cwd); None: not known.
     workspace_root: str | None = None
+
+
+# Defaults of one provider: {field: (value, origin)}, from the fields given so far and the env.
+KindDefaults = Callable[[Mapping[str, Any], Mapping[str, str]], dict[str, tuple[Any, str]]]
+# LEON's ~/.leon/sandboxes/<name>.json: (the kind's block, the whole file) -> our provider fields.
+LeonTranslation = Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
+
+
+def _no_defaults(fields: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    del fields, env
+    return {}
+
+
+def _no_leon_fields(block: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    del block, data
+    return {}
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderKind:
+    """Everything kind-specific about one provider kind, declared next to its adapter (`KIND`).
+
+    The registry lists one per kind; the settings loader receives them as a parameter (it may not
+    import adapters), the collector copies `capabilities` into each ProviderListing, services read
+    `capabilities` of the built adapter. Nothing else names a kind.
+    """
+
+    name: str  # the `kind` in config and LEON's `"provider"` field
+    factory: Callable[..., ProviderAdapter]  # the adapter class
+    capabilities: Capabilities = field(default_factory=lambda: Capabilities())
+    # How the registry connects it: "api" (base_url + api_key), "host" (docker), "none" (local).
+    connect: Literal["api", "host", "none"] = "api"
+    key_env: str | None = None  # env var of the API key when `api_key_env` is not configured
+    defaults: KindDefaults = _no_defaults
+    from_leon: LeonTranslation = _no_leon_fields
+    # Reason word for an instance paused while LEON wants it running (e.g. E2B's auto-pause).
+    paused_hint: str | None = None
 
 
 class ActionOutcome(StrEnum):

@@ -41,6 +41,7 @@ from opcockpit.adapters.providers.http import (
     Page,
     parse_retry_after,
 )
+from opcockpit.adapters.providers.wire import leon_api_fields
 from opcockpit.ports.provider import (
     ActionOutcome,
     ActionResult,
@@ -53,6 +54,7 @@ from opcockpit.ports.provider import (
     ProtocolError,
     ProviderError,
     ProviderEvent,
+    ProviderKind,
     RateLimited,
     Unavailable,
 )
@@ -450,3 +452,33 @@ def _describe(body: Mapping[str, Any], status: int) -> str:
     if status == 200:
         text = f"Success:false {text}"
     return text
+
+
+# --------------------------------------------------------------------------- the kind
+
+DEFAULT_REGION = "cn-hangzhou"
+
+
+def _defaults(fields: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    out: dict[str, tuple[Any, str]] = {}
+    if env.get("AGENTBAY_REGION_ID"):
+        out["region"] = (env["AGENTBAY_REGION_ID"], "$AGENTBAY_REGION_ID")
+    else:
+        out["region"] = (DEFAULT_REGION, "default")
+    region = fields.get("region") or out["region"][0]
+    if env.get("AGENTBAY_ENDPOINT"):
+        out["api_url"] = (env["AGENTBAY_ENDPOINT"], "$AGENTBAY_ENDPOINT")
+    else:
+        out["api_url"] = (f"https://agentbay.{region}.aliyuncs.com", "default (from region)")
+    return out
+
+
+KIND = ProviderKind(
+    name="agentbay",
+    factory=AgentBayAdapter,
+    # Workspace root: not documented for AgentBay images, so adopt falls back to the caller's default.
+    capabilities=Capabilities(has_events=False),
+    key_env="AGENTBAY_API_KEY",
+    defaults=_defaults,
+    from_leon=leon_api_fields,
+)

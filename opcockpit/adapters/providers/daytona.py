@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
 
 from opcockpit.adapters.providers.http import DEFAULT_MAX_INSTANCES, DEFAULT_MAX_PAGES, ApiClient, Page
-from opcockpit.adapters.providers.wire import claimed_lease, number, parse_time, str_map
+from opcockpit.adapters.providers.wire import claimed_lease, leon_api_fields, number, parse_time, str_map
 from opcockpit.domain.models import Instance, InstanceResources, NormalState
 from opcockpit.ports.provider import (
     ActionOutcome,
@@ -30,11 +30,16 @@ from opcockpit.ports.provider import (
     Capabilities,
     NotFound,
     ProviderEvent,
+    ProviderKind,
 )
 
 __all__ = ["DaytonaAdapter", "normalise_state"]
 
 DEFAULT_BASE_URL = "https://app.daytona.io/api"
+# LEON's Daytona "pause" is a stop (so STOPPED counts as paused); listings lag writes (#5138).
+CAPABILITIES = Capabilities(
+    eventually_consistent_list=True, pause_is_stop=True, workspace_root="/home/daytona"
+)
 
 _STABLE = {
     "started": NormalState.RUNNING,
@@ -97,7 +102,7 @@ class DaytonaAdapter:
         self.name = name
         self.max_pages = max_pages
         self.max_instances = max_instances
-        self.capabilities = Capabilities(eventually_consistent_list=True)
+        self.capabilities = CAPABILITIES
         self.label_filter = dict(label_filter or {})
         self.page_size = max(1, min(200, page_size))
         self.pause_mode = pause_mode
@@ -302,3 +307,27 @@ class DaytonaAdapter:
         return self._accepted(
             instance_id, "destroy", self._api.decode("DELETE", path, response), "DELETE", path
         )
+
+
+# --------------------------------------------------------------------------- the kind
+
+
+def _defaults(fields: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    out: dict[str, tuple[Any, str]] = {}
+    if env.get("DAYTONA_API_URL"):
+        out["api_url"] = (env["DAYTONA_API_URL"], "$DAYTONA_API_URL")
+    else:
+        out["api_url"] = (DEFAULT_BASE_URL, "default")
+    if env.get("DAYTONA_TARGET"):
+        out["target"] = (env["DAYTONA_TARGET"], "$DAYTONA_TARGET")
+    return out
+
+
+KIND = ProviderKind(
+    name="daytona",
+    factory=DaytonaAdapter,
+    capabilities=CAPABILITIES,
+    key_env="DAYTONA_API_KEY",
+    defaults=_defaults,
+    from_leon=leon_api_fields,
+)

@@ -40,6 +40,7 @@ from opcockpit.ports.provider import (
     ProtocolError,
     ProviderError,
     ProviderEvent,
+    ProviderKind,
     Unavailable,
 )
 
@@ -148,7 +149,7 @@ class DockerAdapter:
                 f"unsupported docker host {self.host!r} (want unix:///path or tcp://host:port)", provider=name
             )
         self.label_filter = dict(DEFAULT_LABEL_FILTER if label_filter is None else label_filter)
-        self.capabilities = Capabilities(has_events=True)
+        self.capabilities = KIND.capabilities
         self.events_backoff_s = events_backoff_s
         self.client = ApiClient(
             name,
@@ -487,3 +488,27 @@ async def _json_stream(response: httpx.Response, adapter: DockerAdapter) -> Asyn
             buf = buf[pos:]
     except httpx.HTTPError as exc:
         raise Unavailable(f"events stream broke ({type(exc).__name__})", provider=adapter.name) from None
+
+
+# --------------------------------------------------------------------------- the kind
+
+
+def _defaults(fields: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    if env.get("DOCKER_HOST"):
+        return {"host": (env["DOCKER_HOST"], "$DOCKER_HOST")}
+    return {"host": (DEFAULT_HOST, "default")}
+
+
+def _from_leon(block: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    host = block.get("host") or block.get("docker_host") or data.get("docker_host")
+    return {"host": host} if isinstance(host, str) and host else {}
+
+
+KIND = ProviderKind(
+    name="docker",
+    factory=DockerAdapter,
+    capabilities=Capabilities(has_events=True, workspace_root="/workspace"),
+    connect="host",
+    defaults=_defaults,
+    from_leon=_from_leon,
+)

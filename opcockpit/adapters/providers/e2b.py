@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from opcockpit.adapters.providers.http import DEFAULT_MAX_INSTANCES, DEFAULT_MAX_PAGES, ApiClient, Page
-from opcockpit.adapters.providers.wire import claimed_lease, number, parse_time, str_map
+from opcockpit.adapters.providers.wire import claimed_lease, leon_api_fields, number, parse_time, str_map
 from opcockpit.domain.models import Instance, InstanceResources, NormalState
 from opcockpit.ports.provider import (
     ActionOutcome,
@@ -27,6 +27,7 @@ from opcockpit.ports.provider import (
     Conflict,
     ProtocolError,
     ProviderEvent,
+    ProviderKind,
 )
 
 __all__ = ["E2BAdapter"]
@@ -67,7 +68,7 @@ class E2BAdapter:
         self.name = name
         self.max_pages = max_pages
         self.max_instances = max_instances
-        self.capabilities = Capabilities(has_events=True)
+        self.capabilities = KIND.capabilities
         self.label_filter = dict(label_filter or {})
         self.page_size = max(1, min(100, page_size))
         self.resume_timeout_s = resume_timeout_s
@@ -277,3 +278,31 @@ class E2BAdapter:
             for item in fresh:
                 remember(item["id"])
                 yield self._event(item)
+
+
+# --------------------------------------------------------------------------- the kind
+
+
+def _defaults(fields: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    if env.get("E2B_API_URL"):
+        return {"api_url": (env["E2B_API_URL"], "$E2B_API_URL")}
+    return {"api_url": (f"https://api.{env.get('E2B_DOMAIN') or 'e2b.app'}", "default")}
+
+
+def _from_leon(block: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    fields = leon_api_fields(block, data)
+    if isinstance(block.get("domain"), str) and "api_url" not in fields:
+        fields["api_url"] = f"https://api.{block['domain']}"  # LEON's e2b `domain` setting
+    return fields
+
+
+KIND = ProviderKind(
+    name="e2b",
+    factory=E2BAdapter,
+    capabilities=Capabilities(has_events=True, workspace_root="/home/user"),
+    key_env="E2B_API_KEY",
+    defaults=_defaults,
+    from_leon=_from_leon,
+    # E2B pauses idle sandboxes itself (auto-pause): the likely reason for an unexpected pause.
+    paused_hint="E2B auto-pause?",
+)

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from opcockpit.ports.provider import ActionResult, Capabilities, Instance, ProviderError, ProviderEvent
+from opcockpit.adapters.providers.wire import leon_api_fields
+from opcockpit.ports.provider import (
+    ActionResult,
+    Capabilities,
+    Instance,
+    ProviderError,
+    ProviderEvent,
+    ProviderKind,
+)
 
 NO_API = "local provider has no API; state comes from sandbox.db alone"
 
@@ -67,3 +75,12 @@ class LocalAdapter:
 
     async def aclose(self) -> None:
         return None
+
+
+KIND = ProviderKind(
+    name="local",
+    factory=LocalAdapter,
+    capabilities=LocalAdapter.capabilities,
+    connect="none",
+    from_leon=leon_api_fields,  # LEON's generic block; nothing of it is used (no API)
+)

@@ -51,3 +51,17 @@ def number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+def leon_api_fields(block: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    """The API-style block of LEON's ~/.leon/sandboxes/<name>.json -> our provider fields
+    (api_key, api_url, target, region from region_id/region). `data` is the whole file."""
+    del data
+    fields: dict[str, Any] = {}
+    for key in ("api_key", "api_url", "target"):
+        if isinstance(block.get(key), str) and block[key]:
+            fields[key] = block[key]
+    region = block.get("region_id") or block.get("region")
+    if isinstance(region, str) and region:
+        fields["region"] = region
+    return fields

@@ -1,0 +1,134 @@
+"""The configuration models (pydantic, validated at the boundary) and the URL shape checks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+
+from opcockpit.domain.alerts import DAY_S, STRICT, AlertsConfig
+from opcockpit.domain.secrets import http_url_problem, redact_url
+
+__all__ = [
+    "CockpitConfig",
+    "ProviderConfig",
+    "SourcesConfig",
+    "api_url_problem",
+    "docker_host_problem",
+]
+
+
+# --------------------------------------------------------------------------- URL shapes
+
+
+def api_url_problem(url: str) -> str | None:
+    """Why `url` cannot be a provider API base URL (None: it can)."""
+    return http_url_problem(url, "https://api.e2b.app")
+
+
+def docker_host_problem(host: str) -> str | None:
+    """Why `host` cannot be a Docker Engine address (None: it can). The adapter speaks HTTP over
+    unix:///path or tcp://host:port (http://host:port too); ssh:// and npipe:// are not supported."""
+    shown = redact_url(host)
+    want = "unix:///path/to/docker.sock or tcp://host:port"
+    if any(c.isspace() for c in host):
+        return f"not a docker host: {shown!r} (want {want})"
+    try:
+        parts = urlsplit(host)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return f"not a docker host: {shown!r} ({exc}; want {want})"
+    scheme = parts.scheme.lower()
+    if scheme == "unix":
+        return None if parts.path not in ("", "/") else f"unix socket path missing in {shown!r} (want {want})"
+    if scheme in ("tcp", "http"):
+        return None if parts.hostname else f"host missing in {shown!r} (want {want})"
+    got = f"scheme {parts.scheme!r} is not supported" if scheme else "no scheme"
+    return f"not a docker host: {shown!r} ({got}; want {want})"
+
+
+class ProviderConfig(BaseModel):
+    """One configured provider. `name` is what appears in `sandbox_leases.provider_name`."""
+
+    model_config = STRICT
+
+    name: str
+    # Checked against the kinds the loader was given (the adapters own them; settings may not
+    # import adapters), so a plain string here.
+    kind: str = Field(min_length=1)
+    # docker: unix:///path or tcp://host:port (DOCKER_HOST respected when unset)
+    host: str | None = None
+    # e2b / daytona / agentbay: base URL of the API
+    api_url: str | None = None
+    # Name of the env var holding the key (preferred), or the key itself (e.g. from LEON's json).
+    api_key_env: str | None = None
+    api_key: SecretStr | None = None
+    region: str | None = None  # agentbay
+    timeout_s: float = Field(default=10.0, gt=0, le=DAY_S)
+    max_concurrency: int = Field(default=8, ge=1, le=256)
+    retries: int = Field(default=3, ge=0, le=10)
+    # A provider that hands out endless cursors must not grow the cockpit without bound: a listing
+    # past either cap fails (its rows go stale) instead of eating memory.
+    max_pages: int = Field(default=1000, ge=1, le=100_000)
+    max_instances: int = Field(default=200_000, ge=1, le=10_000_000)
+    label_filter: dict[str, str] | None = None  # only list instances carrying these labels/metadata
+    # Additive (config loader): a provider can be switched off without deleting its table.
+    enabled: bool = True
+    target: str | None = None  # daytona target/region (informational; the URL decides)
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url_shape(cls, v: str | None) -> str | None:
+        if v is not None and (problem := api_url_problem(v)):
+            raise ValueError(problem)
+        return v
+
+    @field_validator("host")
+    @classmethod
+    def _host_shape(cls, v: str | None) -> str | None:
+        if v is not None and (problem := docker_host_problem(v)):
+            raise ValueError(problem)
+        return v
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # repr()/str() are what ends up in logs and tracebacks: URL credentials redacted.
+        for key, value in super().__repr_args__():
+            yield key, (redact_url(value) if key in ("api_url", "host") and isinstance(value, str) else value)
+
+    def resolve_api_key(self) -> str | None:
+        if self.api_key_env:
+            value = os.environ.get(self.api_key_env)
+            if value:
+                return value
+        return self.api_key.get_secret_value() if self.api_key else None
+
+    def key_source(self) -> str | None:
+        """Where `resolve_api_key` gets its value from (for messages; never the value)."""
+        if self.api_key_env and os.environ.get(self.api_key_env):
+            return f"${self.api_key_env}"
+        if self.api_key:
+            return "api_key"
+        return None
+
+
+class SourcesConfig(BaseModel):
+    model_config = STRICT
+
+    sandbox_db: Path
+    events_db: Path | None = None
+
+
+class CockpitConfig(BaseModel):
+    model_config = STRICT
+
+    sources: SourcesConfig
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    refresh_s: float = Field(default=2.0, ge=0.5, le=DAY_S)
+    read_only: bool = False
+    # Additive: wall-clock budget for listing one provider (all pages, retries included).
+    list_timeout_s: float = Field(default=20.0, gt=0, le=DAY_S)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
