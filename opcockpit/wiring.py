@@ -18,13 +18,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from opcockpit.adapters.ledger.alerts import AlertEngine, AlertStore
+from opcockpit.adapters.ledger.alerts import AlertStore
 from opcockpit.adapters.ledger.audit import AuditLog
 from opcockpit.adapters.ledger.sqlite import default_ledger_path
+from opcockpit.adapters.leon.events_db import EventsDbReader
+from opcockpit.adapters.leon.sandbox_db import SandboxDbReader, read_db_state
+from opcockpit.adapters.leon.writer import LeonWriter
+from opcockpit.adapters.notify import Notifier
+from opcockpit.adapters.providers.registry import build_adapter
 from opcockpit.domain.alerts import AlertsConfig
+from opcockpit.domain.models import GroundTruth
+from opcockpit.domain.runs import RunHealth
+from opcockpit.ports.leon import LeonAccess
 from opcockpit.ports.provider import ProviderAdapter
+from opcockpit.services.alert_engine import AlertEngine
 from opcockpit.services.collect import FleetCollector
 from opcockpit.services.operations import Operations
+from opcockpit.services.runs import load_run_health
 from opcockpit.settings.config import CockpitConfig
 
 T = TypeVar("T")
@@ -59,6 +69,65 @@ def run_main(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return box[0]
 
 
+def leon_access() -> LeonAccess:
+    """The LEON adapters (sandbox.db / events.db readers, the LEON-way writer) as the services' port."""
+    return LeonAccess(
+        read_db_state=read_db_state,
+        sandbox_reader=SandboxDbReader,
+        events_reader=EventsDbReader,
+        writer=LeonWriter,
+    )
+
+
+def build_collector(
+    settings: CockpitConfig,
+    *,
+    adapters: Mapping[str, ProviderAdapter] | None = None,
+    clock: Callable[[], datetime] | None = None,
+    providers: Collection[str] | None = None,
+) -> FleetCollector:
+    """A FleetCollector on the real LEON readers and the provider registry (`adapters` win for
+    their provider names: tests, the demo)."""
+    return FleetCollector(
+        settings, adapters=adapters, clock=clock, providers=providers, leon=leon_access(),
+        build_adapter=build_adapter,
+    )  # fmt: skip
+
+
+def build_operations(
+    settings: CockpitConfig,
+    *,
+    collector: FleetCollector | None = None,
+    adapters: Mapping[str, ProviderAdapter] | None = None,
+    operator: str | None = None,
+    **kw: Any,
+) -> Operations:
+    """Operations sharing `collector`'s adapters (or its own `adapters`), with the real writer."""
+    return Operations(
+        settings, collector=collector, adapters=dict(adapters) if adapters is not None else None,
+        operator=operator or operator_name(), leon=leon_access(), build_adapter=build_adapter, **kw,
+    )  # fmt: skip
+
+
+def build_notifier(config: AlertsConfig) -> Notifier | None:
+    """The notifier for `config`'s channels; None when no channel is configured."""
+    if config.webhook is None and config.command is None:
+        return None
+    return Notifier(config)
+
+
+def build_alert_engine(
+    store: AlertStore,
+    config: AlertsConfig | None = None,
+    clock: Callable[[], datetime] | None = None,
+    *,
+    notifier: Notifier | None = None,
+) -> AlertEngine:
+    """An AlertEngine over `store`, notifying through `config`'s channels unless `notifier` is given."""
+    config = config or AlertsConfig()
+    return AlertEngine(store, config, clock, notifier=notifier or build_notifier(config), leon=leon_access())
+
+
 @dataclass
 class Cockpit:
     """Everything one cockpit process (TUI, CLI command, demo, test, benchmark) works with."""
@@ -71,6 +140,7 @@ class Cockpit:
     operations: Operations
     audit: AuditLog
     clock: Callable[[], datetime] | None = None
+    leon: LeonAccess = field(default_factory=leon_access)
     _stores: list[AlertStore] = field(default_factory=list, repr=False)
 
     @property
@@ -83,7 +153,19 @@ class Cockpit:
         return AlertStore.open(self.ledger_path)
 
     def alert_engine(self, store: AlertStore, *, clock: Callable[[], datetime] | None = None) -> AlertEngine:
-        return AlertEngine(store, self.alerts_config, clock=clock or self.clock)
+        return build_alert_engine(store, self.alerts_config, clock or self.clock)
+
+    async def load_run_health(
+        self, now: datetime, *, ground_truth: GroundTruth | None = None, events_db: Any = None
+    ) -> RunHealth:
+        """Run health from this cockpit's events.db (`events_db` overrides it), windows from the
+        alerts config. A read failure is `RunHealth.error`, never an exception."""
+        cfg = self.alerts_config
+        path = events_db if events_db is not None else self.settings.sources.events_db
+        return await load_run_health(
+            path, now, events_reader=self.leon.events_reader, window_s=cfg.window_s,
+            stuck_after_s=cfg.stuck_after_s, ground_truth=ground_truth,
+        )  # fmt: skip
 
     async def aclose(self) -> None:
         await self.collector.aclose()
@@ -110,9 +192,9 @@ def build_cockpit(
         ledger = default_ledger_path()
     read_only = read_only or bool(getattr(settings, "read_only", False))
     operator = operator_name()
-    collector = FleetCollector(settings, adapters=adapters, clock=clock, providers=providers)
+    collector = build_collector(settings, adapters=adapters, clock=clock, providers=providers)
     audit = AuditLog(ledger)
-    operations = Operations(
+    operations = build_operations(
         settings, collector=collector, read_only=read_only, operator=operator, audit=audit
     )
     return Cockpit(

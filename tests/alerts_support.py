@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from opcockpit.adapters.ledger.alerts import AlertEngine, AlertSnapshot, AlertStore
+from opcockpit.adapters.ledger.alerts import AlertSnapshot, AlertStore
 from opcockpit.adapters.leon.events_db import EventsDbReader
 from opcockpit.adapters.leon.sandbox_db import SandboxDbReader, read_db_state
 from opcockpit.adapters.leon.schema import create_events_db, create_sandbox_db
@@ -19,6 +19,8 @@ from opcockpit.domain.alerts import AlertsConfig
 from opcockpit.domain.models import GroundTruth, Instance, NormalState, ProviderListing
 from opcockpit.domain.reconcile import reconcile
 from opcockpit.domain.runs import RunHealth, run_health
+from opcockpit.services.alert_engine import AlertEngine
+from opcockpit.wiring import build_alert_engine
 
 T0 = datetime(2026, 3, 20, 12, 0, 0, tzinfo=UTC)
 
@@ -134,7 +136,7 @@ def health(events: Path, now: datetime, **kw: float) -> RunHealth:
 
 def engine(tmp_path: Path, clock: Clock, cfg: AlertsConfig | None = None, **kw: object) -> AlertEngine:
     store = AlertStore.open(tmp_path / "ledger.db")
-    return AlertEngine(store, cfg or AlertsConfig(), clock, **kw)  # type: ignore[arg-type]
+    return build_alert_engine(store, cfg or AlertsConfig(), clock, **kw)  # type: ignore[arg-type]
 
 
 def keys(snap: AlertSnapshot) -> list[str]:

@@ -20,6 +20,7 @@ from opcockpit.adapters.leon.writer import check_invariants, lease_versions
 from opcockpit.services.collect import FleetCollector
 from opcockpit.services.operations import Operations
 from opcockpit.settings.config import CockpitConfig, ProviderConfig, SourcesConfig
+from opcockpit.wiring import build_collector, build_operations
 from tests.fixtures.leon_db import add_instance, add_lease, add_terminal
 
 KEY = "test-key"
@@ -146,9 +147,9 @@ class Cockpit:
 
 
 def cockpit(config: CockpitConfig, ledger: Path, **kw: Any) -> Cockpit:
-    collector = FleetCollector(config)
+    collector = build_collector(config)
     audit = AuditLog(ledger)
-    ops = Operations(config, collector=collector, audit=audit, operator="alice@testhost", **kw)
+    ops = build_operations(config, collector=collector, audit=audit, operator="alice@testhost", **kw)
     return Cockpit(config, collector, ops, audit)
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from opcockpit.adapters.ledger.alerts import AlertEngine, AlertStore
+from opcockpit.adapters.ledger.alerts import AlertStore
 from opcockpit.cli.alerts_cli import format_detail
 from opcockpit.domain.alerts import AlertsConfig
+from opcockpit.wiring import build_alert_engine
 from tests.alerts_support import T0, Clock, ground_truth, listing, naive, sandbox_db
 from tests.fixtures.leon_db import add_lease
 
@@ -23,7 +24,7 @@ def _firing(tmp_path: Path, ledger: Path) -> int:
         ),
     )
     clock = Clock()
-    eng = AlertEngine(AlertStore.open(ledger), AlertsConfig(recovering_for_s=0), clock)
+    eng = build_alert_engine(AlertStore.open(ledger), AlertsConfig(recovering_for_s=0), clock)
     snap = eng.evaluate(ground_truth(db, [listing("docker", "docker", listed_at=clock.now)], clock.now))
     eng.store.close()
     (alert,) = snap.active

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.adapters.ledger.alerts import AlertEngine, AlertNotFound, AlertStore, fingerprint
+from opcockpit.adapters.ledger.alerts import AlertNotFound, AlertStore, fingerprint
 from opcockpit.cli.alerts_cli import check_for_snapshot, parse_duration
 from opcockpit.domain.alerts import AlertsConfig
+from opcockpit.services.alert_engine import AlertEngine
+from opcockpit.wiring import build_alert_engine
 from tests.alerts_support import T0, Clock, ground_truth, listing, naive, sandbox_db
 from tests.fixtures.leon_db import add_lease
 
@@ -31,7 +33,7 @@ def _gt(db: Path, clock: Clock):  # type: ignore[no-untyped-def]
 
 
 def _engine(ledger: Path, clock: Clock, cfg: AlertsConfig = CFG) -> AlertEngine:
-    return AlertEngine(AlertStore.open(ledger), cfg, clock)
+    return build_alert_engine(AlertStore.open(ledger), cfg, clock)
 
 
 def test_ack_and_mute_survive_a_restart(tmp_path: Path) -> None:

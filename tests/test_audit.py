@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.adapters.ledger.audit import AuditLog, current_operator, list_audit
+from opcockpit.adapters.ledger.audit import AuditLog, list_audit
 from opcockpit.adapters.ledger.sqlite import open_ledger
 from opcockpit.settings.config import load_config
+from opcockpit.wiring import operator_name
 
 
 def record(log: AuditLog, op_id: str, **kw) -> int:
@@ -106,5 +107,5 @@ def test_secrets_the_config_knows_are_scrubbed(tmp_path: Path, monkeypatch: pyte
 
 def test_current_operator_is_user_at_host(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USER", "carol")
-    user, host = current_operator().split("@", 1)
+    user, host = operator_name().split("@", 1)
     assert user == "carol" and host

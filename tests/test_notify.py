@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.adapters.ledger.alerts import AlertEngine, AlertStore
+from opcockpit.adapters.ledger.alerts import AlertStore
 from opcockpit.domain.alerts import AlertsConfig, CommandConfig, WebhookConfig
+from opcockpit.wiring import build_alert_engine
 from tests.alerts_support import T0, Clock, ground_truth, listing, naive, sandbox_db
 from tests.fixtures.leon_db import add_lease
 
@@ -87,7 +88,7 @@ def test_webhook_retries_then_delivers_once_and_never_resends_after_restart(
     clock = Clock()
     with Receiver(fail_first=2) as rx:
         cfg = _cfg(webhook=WebhookConfig(url=rx.url, attempts=4, backoff_s=0.5, headers={"x-team": "sre"}))
-        eng = AlertEngine(AlertStore.open(ledger), cfg, clock)
+        eng = build_alert_engine(AlertStore.open(ledger), cfg, clock)
         eng.notifier.sleep = sleeps.append  # record the backoff instead of sleeping it
         snap = eng.evaluate(_gt(fleet, clock))
         assert len(snap.newly_firing) == 2
@@ -107,7 +108,7 @@ def test_webhook_retries_then_delivers_once_and_never_resends_after_restart(
         eng.store.close()
 
         clock.advance(60)
-        eng2 = AlertEngine(AlertStore.open(ledger), cfg, clock)  # restart
+        eng2 = build_alert_engine(AlertStore.open(ledger), cfg, clock)  # restart
         snap2 = eng2.evaluate(_gt(fleet, clock))
         assert snap2.deliveries == () and len(snap2.active) == 2
         assert len(rx.requests) == 4  # nothing resent
@@ -117,7 +118,7 @@ def test_failures_are_recorded_returned_and_retried_in_later_rounds(tmp_path: Pa
     clock = Clock()
     with Receiver(fail_first=10**6, fail_status=503) as rx:
         cfg = _cfg(webhook=WebhookConfig(url=rx.url, attempts=2, backoff_s=0, max_rounds=2))
-        eng = AlertEngine(AlertStore.open(tmp_path / "ledger.db"), cfg, clock)
+        eng = build_alert_engine(AlertStore.open(tmp_path / "ledger.db"), cfg, clock)
         snap = eng.evaluate(_gt(fleet, clock))  # must not raise
         assert len(snap.active) == 2
         errs = snap.notify_errors
@@ -154,7 +155,7 @@ def test_client_error_is_permanent(tmp_path: Path, fleet: Path) -> None:
     clock = Clock()
     with Receiver(fail_first=10**6, fail_status=400) as rx:
         cfg = _cfg(webhook=WebhookConfig(url=rx.url, attempts=5, backoff_s=0))
-        eng = AlertEngine(AlertStore.open(tmp_path / "ledger.db"), cfg, clock)
+        eng = build_alert_engine(AlertStore.open(tmp_path / "ledger.db"), cfg, clock)
         snap = eng.evaluate(_gt(fleet, clock))
         assert [d.attempts for d in snap.deliveries] == [1, 1]  # no retry of a rejected body
         assert all(d.gave_up for d in snap.deliveries)
@@ -168,7 +169,7 @@ def test_muted_alerts_are_not_notified_until_the_mute_ends(tmp_path: Path, fleet
     clock = Clock()
     with Receiver() as rx:
         cfg = _cfg(webhook=WebhookConfig(url=rx.url, backoff_s=0))
-        eng = AlertEngine(AlertStore.open(tmp_path / "ledger.db"), cfg, clock)
+        eng = build_alert_engine(AlertStore.open(tmp_path / "ledger.db"), cfg, clock)
         first = eng.evaluate(_gt(fleet, clock)).active
         assert len(rx.accepted) == 2
         for a in first:
@@ -196,7 +197,7 @@ def test_command_channel_stdin_env_and_failures(tmp_path: Path, fleet: Path) -> 
     )
     clock = Clock()
     cfg = _cfg(command=CommandConfig(argv=[sys.executable, str(script)]))
-    eng = AlertEngine(AlertStore.open(tmp_path / "ledger.db"), cfg, clock)
+    eng = build_alert_engine(AlertStore.open(tmp_path / "ledger.db"), cfg, clock)
     snap = eng.evaluate(_gt(fleet, clock))
     assert all(d.ok and d.channel == "command" for d in snap.deliveries) and len(snap.deliveries) == 2
     lines = [json.loads(line) for line in out.read_text().splitlines()]
@@ -206,7 +207,7 @@ def test_command_channel_stdin_env_and_failures(tmp_path: Path, fleet: Path) -> 
     bad = tmp_path / "bad.py"
     bad.write_text("import sys\nsys.stderr.write('pager service says no\\n')\nsys.exit(3)\n")
     cfg2 = _cfg(command=CommandConfig(argv=[sys.executable, str(bad)], max_rounds=1))
-    eng2 = AlertEngine(AlertStore.open(tmp_path / "ledger2.db"), cfg2, clock)
+    eng2 = build_alert_engine(AlertStore.open(tmp_path / "ledger2.db"), cfg2, clock)
     snap2 = eng2.evaluate(_gt(fleet, clock))
     assert snap2.notify_errors and "exit 3 pager service says no" in (snap2.notify_errors[0].error or "")
     assert snap2.notify_errors[0].gave_up
@@ -214,11 +215,15 @@ def test_command_channel_stdin_env_and_failures(tmp_path: Path, fleet: Path) -> 
     slow = tmp_path / "slow.py"
     slow.write_text("import time\ntime.sleep(30)\n")
     cfg3 = _cfg(command=CommandConfig(argv=[sys.executable, str(slow)], timeout_s=0.5))
-    snap3 = AlertEngine(AlertStore.open(tmp_path / "ledger3.db"), cfg3, clock).evaluate(_gt(fleet, clock))
+    snap3 = build_alert_engine(AlertStore.open(tmp_path / "ledger3.db"), cfg3, clock).evaluate(
+        _gt(fleet, clock)
+    )
     assert "timed out after 0.5s" in (snap3.notify_errors[0].error or "")
 
     cfg4 = _cfg(command=CommandConfig(argv=[str(tmp_path / "missing-binary")]))
-    snap4 = AlertEngine(AlertStore.open(tmp_path / "ledger4.db"), cfg4, clock).evaluate(_gt(fleet, clock))
+    snap4 = build_alert_engine(AlertStore.open(tmp_path / "ledger4.db"), cfg4, clock).evaluate(
+        _gt(fleet, clock)
+    )
     assert snap4.notify_errors and all(d.gave_up for d in snap4.notify_errors if d.attempts)
 
 
@@ -226,7 +231,7 @@ def test_url_from_env_is_never_shown(tmp_path: Path, fleet: Path) -> None:
     clock = Clock()
     with Receiver() as rx:
         cfg = _cfg(webhook=WebhookConfig(url_env="OPC_TEST_HOOK", backoff_s=0))
-        eng = AlertEngine(AlertStore.open(tmp_path / "ledger.db"), cfg, clock)
+        eng = build_alert_engine(AlertStore.open(tmp_path / "ledger.db"), cfg, clock)
         eng.notifier.env = {"OPC_TEST_HOOK": rx.url}
         snap = eng.evaluate(_gt(fleet, clock))
         assert all(d.ok for d in snap.deliveries) and len(rx.accepted) == 2

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.adapters.ledger.alerts import AlertEngine, AlertSnapshot, AlertStore
+from opcockpit.adapters.ledger.alerts import AlertSnapshot, AlertStore
 from opcockpit.domain.alerts import AlertsConfig, WebhookConfig
+from opcockpit.services.alert_engine import AlertEngine
+from opcockpit.wiring import build_alert_engine
 from tests.alerts_support import T0, Clock, ground_truth, listing, naive, sandbox_db
 from tests.cli_support import REPO, clean_env
 from tests.fixtures.leon_db import add_lease
@@ -128,7 +130,7 @@ def test_blackhole_receiver_does_not_hold_the_run_and_leaves_undelivered_records
         # Per attempt 30 s, 4 attempts: without a round deadline this is minutes.
         hook = WebhookConfig(url=hole.url, timeout_s=30, attempts=4, backoff_s=1)
         cfg = AlertsConfig(recovering_for_s=0, webhook=hook, notify_deadline_s=1)
-        eng = AlertEngine(AlertStore.open(tmp_path / "ledger.db"), cfg, clock)
+        eng = build_alert_engine(AlertStore.open(tmp_path / "ledger.db"), cfg, clock)
         snap = _evaluate_guarded(eng, fleet, clock)
         assert hole.accepted.is_set()
         assert len(snap.active) == 2 and len(snap.deliveries) == 2
@@ -149,7 +151,7 @@ def test_retry_after_beyond_the_deadline_is_left_for_the_next_run(tmp_path: Path
     with TooMany() as rx:
         # Defaults otherwise (attempts 4, max_backoff 30): honouring Retry-After 60 would sleep 90 s.
         cfg = AlertsConfig(recovering_for_s=0, webhook=WebhookConfig(url=rx.url))
-        eng = AlertEngine(AlertStore.open(tmp_path / "ledger.db"), cfg, clock)
+        eng = build_alert_engine(AlertStore.open(tmp_path / "ledger.db"), cfg, clock)
         snap = _evaluate_guarded(eng, fleet, clock)
         assert rx.requests == 1  # one 429, then the endpoint counts as down for this round
         tried = [d for d in snap.deliveries if d.attempts]

@@ -10,8 +10,9 @@ import pytest
 from opcockpit.adapters.ledger.audit import list_audit
 from opcockpit.doubles.docker import DockerDouble
 from opcockpit.doubles.e2b import E2BDouble
-from opcockpit.services.operations import Action, Gate, Operations, OpStatus, PlanItem, Target, TargetError
+from opcockpit.services.operations import Action, Gate, OpStatus, PlanItem, Target, TargetError
 from opcockpit.settings.config import ProviderConfig
+from opcockpit.wiring import build_operations
 from tests.operations_support import (
     LeaseSpec,
     assert_leon_invariants,
@@ -243,7 +244,7 @@ async def test_destroy_of_an_orphan_adopted_meanwhile_is_refused(
         plan = c.ops.plan(Action.DESTROY, [f"e2b/{orphan}"], seen=gt)
         assert plan.items[0].target.kind == "orphan" and plan.items[0].gate.allowed
         # LEON (or another cockpit) adopts it between the operator's look and the keypress.
-        other = Operations(config, adapters=c.collector.adapters, operator="bob@elsewhere")
+        other = build_operations(config, adapters=c.collector.adapters, operator="bob@elsewhere")
         adopted = await other.run(Action.ADOPT, plan.items[0].target)
         assert adopted.status is OpStatus.PENDING and adopted.new_lease_id
         n, snapshot = mutations(e2b), sha(db)

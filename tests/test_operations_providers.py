@@ -10,8 +10,8 @@ import pytest
 from opcockpit.adapters.providers.agentbay import AgentBayAdapter
 from opcockpit.doubles.agentbay import AgentBayDouble
 from opcockpit.doubles.daytona import DaytonaDouble
-from opcockpit.services.collect import FleetCollector
-from opcockpit.services.operations import Action, Operations, OpStatus, Target
+from opcockpit.services.operations import Action, OpStatus, Target
+from opcockpit.wiring import build_collector, build_operations
 from tests.operations_support import (
     KEY,
     LeaseSpec,
@@ -110,8 +110,8 @@ async def test_agentbay_capability_gate_and_destroy(tmp_path: Path) -> None:
         config = config_for(db, {"agentbay": ("agentbay", ab)})
         # LEON's per-config override (supports_pause=false) reaches us through the adapter.
         adapter = AgentBayAdapter("agentbay", base_url=ab.url, api_key=KEY, retries=0, supports_pause=False)
-        collector = FleetCollector(config, adapters={"agentbay": adapter})
-        ops = Operations(config, collector=collector, operator="alice@testhost")
+        collector = build_collector(config, adapters={"agentbay": adapter})
+        ops = build_operations(config, collector=collector, operator="alice@testhost")
         try:
             gt = await collector.refresh()
             snapshot = sha(db)

@@ -148,8 +148,7 @@ async def test_every_gate_reason(tmp_path: Path, e2b: E2BDouble, ledger: Path, m
 async def test_gate_capability_off_refuses(tmp_path: Path, ledger: Path) -> None:
     from opcockpit.adapters.providers.agentbay import AgentBayAdapter
     from opcockpit.doubles.agentbay import AgentBayDouble
-    from opcockpit.services.collect import FleetCollector
-    from opcockpit.services.operations import Operations
+    from opcockpit.wiring import build_collector, build_operations
 
     with AgentBayDouble() as ab:
         iid = ab.add(state="running").instance_id
@@ -158,8 +157,8 @@ async def test_gate_capability_off_refuses(tmp_path: Path, ledger: Path) -> None
         adapter = AgentBayAdapter(
             "agentbay", base_url=ab.url, api_key="test-key", retries=0, supports_pause=False
         )
-        collector = FleetCollector(config, adapters={"agentbay": adapter})
-        ops = Operations(config, collector=collector, operator="alice@testhost")
+        collector = build_collector(config, adapters={"agentbay": adapter})
+        ops = build_operations(config, collector=collector, operator="alice@testhost")
         try:
             gt = await collector.refresh()
             (row,) = gt.rows

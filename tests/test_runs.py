@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.domain.runs import RUN_STATUSES, load_run_health, normalize_error, run_health
+from opcockpit.domain.runs import RUN_STATUSES, normalize_error, run_health
+from opcockpit.services.runs import load_run_health
+from opcockpit.wiring import leon_access
 from tests.alerts_support import T0, events_db, ground_truth, health, inst, listing, naive, sandbox_db
 from tests.fixtures.leon_db import add_lease, add_run, add_run_event
 
@@ -160,7 +162,11 @@ def test_provider_sandboxes_from_ground_truth(tmp_path: Path) -> None:
 
 
 def test_load_run_health_missing_events_db_is_unknown_not_zero(tmp_path: Path) -> None:
-    rh = asyncio.run(load_run_health(tmp_path / "nope.db", T0))
+    rh = asyncio.run(load_run_health(tmp_path / "nope.db", T0, events_reader=leon_access().events_reader))
     assert rh.error is not None and not rh.available
-    ok = asyncio.run(load_run_health(events_db(tmp_path / "events.db", _fleet), T0))
+    ok = asyncio.run(
+        load_run_health(
+            events_db(tmp_path / "events.db", _fleet), T0, events_reader=leon_access().events_reader
+        )
+    )
     assert ok.available and ok.by_status["stuck"] == 1

@@ -10,8 +10,8 @@ import pytest
 from opcockpit.domain.models import Convergence, Instance, NormalState, ProviderStatus
 from opcockpit.doubles.e2b import E2BDouble
 from opcockpit.ports.provider import Capabilities
-from opcockpit.services.collect import FleetCollector
 from opcockpit.settings.config import CockpitConfig, ProviderConfig, SourcesConfig
+from opcockpit.wiring import build_collector
 from tests.cli_support import build_leon_db
 
 KEY = "e2b_collector_test_key_0123456789"
@@ -55,7 +55,7 @@ async def test_refresh_then_failure_keeps_last_good_listing_as_stale(
             ("lease-dock00000001", "docker", "leon-abc", "running", "running"),
         ],
     )
-    collector = FleetCollector(make_config(db, double.url))
+    collector = build_collector(make_config(db, double.url))
     try:
         gt = await collector.refresh()
         rows, hp = by_lease(gt), health(gt)
@@ -91,7 +91,7 @@ async def test_refresh_then_failure_keeps_last_good_listing_as_stale(
 
 async def test_missing_key_names_the_env_var_and_rows_go_stale(tmp_path: Path, double: E2BDouble) -> None:
     db = build_leon_db(tmp_path / "sandbox.db", [("lease-e2b000000001", "e2b", "i-1", "running", "running")])
-    collector = FleetCollector(make_config(db, double.url))
+    collector = build_collector(make_config(db, double.url))
     try:
         gt = await collector.refresh()
     finally:
@@ -108,7 +108,7 @@ async def test_rejected_key_never_leaks_into_errors(
     monkeypatch.setenv(KEY_ENV, KEY)
     double.faults.auth_fail = True  # the double echoes the credential in its 401 body
     db = build_leon_db(tmp_path / "sandbox.db", [("lease-e2b000000001", "e2b", "i-1", "running", "running")])
-    collector = FleetCollector(make_config(db, double.url))
+    collector = build_collector(make_config(db, double.url))
     try:
         gt = await collector.refresh()
     finally:
@@ -122,7 +122,7 @@ async def test_listing_timeout_is_one_line(tmp_path: Path, double: E2BDouble, mo
     monkeypatch.setenv(KEY_ENV, KEY)
     double.faults.list_delay_s = 3.0
     db = build_leon_db(tmp_path / "sandbox.db", [("lease-e2b000000001", "e2b", "i-1", "running", "running")])
-    collector = FleetCollector(make_config(db, double.url, list_timeout_s=0.3))
+    collector = build_collector(make_config(db, double.url, list_timeout_s=0.3))
     try:
         gt = await collector.refresh()
     finally:
@@ -158,7 +158,7 @@ class GatedAdapter:
 async def test_single_flight_joins_running_refresh(tmp_path: Path) -> None:
     db = build_leon_db(tmp_path / "sandbox.db", [("lease-e2b000000001", "e2b", "i-1", "running", "running")])
     adapter = GatedAdapter("e2b")
-    collector = FleetCollector(make_config(db, "http://127.0.0.1:9"), adapters={"e2b": adapter})
+    collector = build_collector(make_config(db, "http://127.0.0.1:9"), adapters={"e2b": adapter})
     first = asyncio.ensure_future(collector.refresh())
     await asyncio.sleep(0.05)
     assert collector.refreshing
@@ -178,7 +178,7 @@ async def test_provider_filter_and_disabled(tmp_path: Path) -> None:
     db = build_leon_db(tmp_path / "sandbox.db")
     cfg = make_config(db, None)
     cfg.providers["e2b"] = ProviderConfig(name="e2b", kind="e2b", enabled=False)
-    collector = FleetCollector(cfg, providers=["local", "e2b"])
+    collector = build_collector(cfg, providers=["local", "e2b"])
     try:
         gt = await collector.refresh()
     finally:
@@ -204,7 +204,7 @@ async def test_eventually_consistent_orphans_are_confirmed_by_get(tmp_path: Path
             providers={"day": ProviderConfig(name="day", kind="daytona", api_url=double.api_url,
                                              api_key_env=KEY_ENV, retries=0)},
         )  # fmt: skip
-        collector = FleetCollector(cfg)
+        collector = build_collector(cfg)
         try:
             gt = await collector.refresh()
             requests_after_first = collector.adapters["day"].request_count

@@ -22,15 +22,15 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opcockpit.domain.alerts import AlertsConfig, CommandConfig, WebhookConfig
 from opcockpit.domain.secrets import redact_url, scrub
+from opcockpit.ports.alert_records import Alert, Delivery, DeliveryOutcome, DeliveryResult
 
-if TYPE_CHECKING:
-    from opcockpit.adapters.ledger.alerts import Alert, AlertStore, Delivery
+__all__ = ["DeliveryResult", "Notifier", "alert_payload"]  # DeliveryResult: re-export (ports)
+
 
 __all__ = ["DeliveryResult", "Notifier", "alert_payload", "redact_url"]
 
@@ -38,17 +38,6 @@ _ERROR_CHARS = 300
 _COMMAND_ENV = ("PATH", "HOME", "LANG", "TZ")  # all a notification command gets from us
 _GRACE_S = 0.5  # past the deadline, for an attempt ending right at it to report
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryResult:
-    alert_id: int
-    channel: str  # webhook | command
-    target: str  # redacted
-    ok: bool
-    attempts: int  # attempts made this round (0: not attempted)
-    error: str | None = None
-    gave_up: bool = False
 
 
 def _clean(text: str) -> str:
@@ -127,16 +116,11 @@ class Notifier:
                 rnd.stop.set()
                 rnd.cond.notify_all()
 
-    def deliver_due(self, store: AlertStore, now: datetime) -> list[DeliveryResult]:
-        due: dict[str, list[tuple[Alert, Delivery | None]]] = {}
-        for alert in sorted(store.active(), key=lambda a: a.id):
-            if alert.is_muted(now):
-                continue
-            for channel in self.channels():
-                prev = store.delivery(alert.id, channel)
-                if prev is not None and prev.status in ("ok", "gave_up"):
-                    continue
-                due.setdefault(channel, []).append((alert, prev))
+    def deliver(
+        self, due: dict[str, list[tuple[Alert, Delivery | None]]], now: datetime
+    ) -> list[DeliveryOutcome]:
+        """One round over `due` (channel -> (alert, its previous delivery record)). Returns what
+        happened per (alert, channel); the caller (services.alert_engine) records it."""
         if not due:
             return []
         budget = self.config.notify_deadline_s
@@ -169,7 +153,7 @@ class Notifier:
             self._round = None
             rnd.stop.set()
         interrupted = rnd.remaining() > 0
-        out: list[DeliveryResult] = []
+        out: list[DeliveryOutcome] = []
         for channel, items in due.items():
             target = self._target(channel)
             for alert, prev in items:
@@ -178,47 +162,30 @@ class Notifier:
                     ok, attempts, error, permanent = results[key]
                     rounds = (prev.rounds if prev is not None else 0) + 1
                     gave_up = not ok and (permanent or rounds >= self._max_rounds(channel))
-                    store.record_delivery(
-                        alert.id,
-                        channel,
-                        target,
-                        ok=ok,
-                        attempts=attempts,
-                        error=error,
-                        now=now,
-                        gave_up=gave_up,
+                    out.append(
+                        DeliveryOutcome(
+                            DeliveryResult(alert.id, channel, target, ok, attempts, error, gave_up)
+                        )
                     )
-                    out.append(DeliveryResult(alert.id, channel, target, ok, attempts, error, gave_up))
                 elif channel in down:
                     # The endpoint is down: not attempted (no point hammering it), still due.
                     error = _clean(f"not attempted: {channel} failing this round ({down[channel]})")
-                    store.record_delivery(
-                        alert.id,
-                        channel,
-                        target,
-                        ok=False,
-                        attempts=0,
-                        error=error,
-                        now=now,
-                        count_round=False,
+                    out.append(
+                        DeliveryOutcome(
+                            DeliveryResult(alert.id, channel, target, False, 0, error), count_round=False
+                        )
                     )
-                    out.append(DeliveryResult(alert.id, channel, target, False, 0, error))
                 else:
                     why = "interrupted" if interrupted else f"delivery deadline ({budget:g}s) reached"
                     was_sent = key in inflight
                     error = f"not delivered: {why}" + ("" if was_sent else " before it was attempted")
                     # Recorded so the ledger shows it; a round is used only when something was sent.
-                    store.record_delivery(
-                        alert.id,
-                        channel,
-                        target,
-                        ok=False,
-                        attempts=1 if was_sent else 0,
-                        error=error,
-                        now=now,
-                        count_round=was_sent,
+                    out.append(
+                        DeliveryOutcome(
+                            DeliveryResult(alert.id, channel, target, False, 1 if was_sent else 0, error),
+                            count_round=was_sent,
+                        )
                     )
-                    out.append(DeliveryResult(alert.id, channel, target, False, 1 if was_sent else 0, error))
         return out
 
     def _worker(self, rnd: _Round, channel: str, alerts: list[Alert], now: datetime) -> None:

@@ -1,7 +1,7 @@
 """Run health: runs by status, stuck runs, top errors, per-provider sandbox health.
 
 Pure over `RunSummary` lists (from `EventsDbReader.runs`) and a `GroundTruth`, with an injected
-`now`; `load_run_health` is the one helper that reads events.db. No Textual.
+`now` (reading events.db is `services.runs.load_run_health`). No Textual.
 
 Runs have no status column in LEON (domain brief §7.1): the reader derives running / completed /
 error / cancelled from the events. Here a "running" run whose last event is older than
@@ -17,28 +17,50 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from opcockpit.adapters.leon.events_db import ACTIVITY_PREFIX, RunSummary
 from opcockpit.domain.models import Convergence, GroundTruth, ProviderStatus
 
 __all__ = [
+    "ACTIVITY_PREFIX",
     "RUN_STATUSES",
     "ErrorGroup",
     "ProviderSandboxes",
     "RunHealth",
+    "RunSummary",
     "StuckRun",
-    "load_run_health",
     "normalize_error",
     "provider_sandboxes",
     "run_health",
 ]
 
 RUN_STATUSES: tuple[str, ...] = ("running", "completed", "error", "cancelled", "stuck")
+ACTIVITY_PREFIX = "activity_"  # LEON's activity streams share run_events; they are not runs
 DEFAULT_WINDOW_S = 86400.0
 DEFAULT_STUCK_AFTER_S = 600.0
 _EXAMPLE_CHARS = 500
 _SIGNATURE_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """One run derived from its events.
+
+    status: "running" (no run_done, no error/cancelled yet), "completed" (run_done, no error),
+    "error" (an `error` event; `error` holds its data.error), "cancelled" (a `cancelled` event).
+    error/cancelled win even before run_done lands (LEON writes run_done right after them);
+    `ended_at` is the run_done time, None until it exists.
+    """
+
+    run_id: str
+    thread_id: str
+    status: str
+    started_at: datetime | None  # run_start time, else the first event's
+    ended_at: datetime | None
+    last_event_at: datetime | None
+    error: str | None
+    event_count: int
+    first_seq: int
+    last_seq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,31 +296,4 @@ def unavailable(
         top_errors=(),
         providers=provider_sandboxes(ground_truth) if ground_truth is not None else (),
         error=error,
-    )
-
-
-async def load_run_health(
-    events_db: str | Path | None,
-    now: datetime,
-    *,
-    window_s: float = DEFAULT_WINDOW_S,
-    stuck_after_s: float = DEFAULT_STUCK_AFTER_S,
-    top_n: int = 10,
-    ground_truth: GroundTruth | None = None,
-) -> RunHealth:
-    """Read the runs active in the window from events.db; a read failure becomes `error`, never
-    an exception (the cockpit keeps working without events.db)."""
-    from opcockpit.adapters.leon.events_db import EventsDbReader
-    from opcockpit.ports.errors import SourceError
-
-    kw = {"window_s": window_s, "stuck_after_s": stuck_after_s, "ground_truth": ground_truth}
-    if events_db is None:
-        return unavailable(now, "no events.db configured", **kw)  # type: ignore[arg-type]
-    try:
-        async with EventsDbReader(str(events_db)) as reader:
-            runs = await reader.runs(since=now - timedelta(seconds=window_s))
-    except SourceError as exc:
-        return unavailable(now, str(exc), **kw)  # type: ignore[arg-type]
-    return run_health(
-        runs, now, window_s=window_s, stuck_after_s=stuck_after_s, top_n=top_n, ground_truth=ground_truth
     )

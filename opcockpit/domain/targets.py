@@ -38,6 +38,11 @@ class Action(StrEnum):
         return _DESIRED_STATE[self]
 
     @property
+    def observed_state(self) -> str | None:
+        """What LEON's `observed_state` becomes once the action succeeded; None for adopt."""
+        return _OBSERVED_STATE[self]
+
+    @property
     def past_tense(self) -> str:
         return _PAST[self]
 
@@ -56,6 +61,13 @@ _TABLE: dict[Action, tuple[str | None, str | None, str]] = {
 _PROVIDER_STATE = {a: row[0] for a, row in _TABLE.items()}
 _DESIRED_STATE = {a: row[1] for a, row in _TABLE.items()}
 _PAST = {a: row[2] for a, row in _TABLE.items()}
+# LEON's observed_state after a successful action (a destroyed lease's instance is detached).
+_OBSERVED_STATE: dict[Action, str | None] = {
+    Action.PAUSE: "paused",
+    Action.RESUME: "running",
+    Action.DESTROY: "detached",
+    Action.ADOPT: None,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,18 +5,20 @@ RunHealth.error) so the engine keeps the dependent alerts as they are instead of
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from opcockpit.domain.alerts import AlertsConfig
 from opcockpit.domain.models import GroundTruth, LeaseEventRecord, ProviderEventRecord
-from opcockpit.domain.runs import RunHealth, load_run_health
-
-if TYPE_CHECKING:
-    from opcockpit.adapters.ledger.alerts import AlertEngine, AlertSnapshot
+from opcockpit.domain.runs import RunHealth
+from opcockpit.ports.alert_records import AlertSnapshot
+from opcockpit.ports.errors import SourceError
+from opcockpit.ports.leon import LeonAccess
+from opcockpit.services.alert_engine import AlertEngine
+from opcockpit.services.runs import load_run_health
 
 __all__ = ["AlertSources", "evaluate_refresh", "gather_alert_sources"]
 
@@ -38,21 +40,20 @@ async def gather_alert_sources(
     sandbox_db: str | Path | None,
     events_db: str | Path | None,
     now: datetime,
+    leon: LeonAccess,
     local_tz: tzinfo | None = None,
 ) -> AlertSources:
-    from opcockpit.adapters.leon.sandbox_db import SandboxDbReader
-    from opcockpit.ports.errors import SourceError
-
     rh = await load_run_health(
-        events_db, now, window_s=cfg.window_s, stuck_after_s=cfg.stuck_after_s, ground_truth=ground_truth
-    )
+        events_db, now, events_reader=leon.events_reader, window_s=cfg.window_s,
+        stuck_after_s=cfg.stuck_after_s, ground_truth=ground_truth,
+    )  # fmt: skip
     lease_events: list[LeaseEventRecord] | None = None
     provider_events: list[ProviderEventRecord] | None = None
     error = None
     if sandbox_db is not None:
         since = now - timedelta(seconds=cfg.intent_window_s)
         try:
-            async with SandboxDbReader(str(sandbox_db), local_tz=local_tz) as reader:
+            async with leon.sandbox_reader(str(sandbox_db), local_tz=local_tz) as reader:
                 lease_events = await reader.lease_events(since=since, limit=_MAX_EVENTS)
                 provider_events = await reader.provider_events(since=since, limit=_MAX_EVENTS)
         except SourceError as exc:
@@ -69,15 +70,20 @@ async def evaluate_refresh(
     events_db: str | Path | None,
     now: datetime | None = None,
     local_tz: tzinfo | None = None,
+    leon: LeonAccess | None = None,
 ) -> tuple[AlertSnapshot, RunHealth]:
     """One alert round for a live surface (TUI): gather run health and recent events, then run
     `engine.evaluate` (sqlite + notifications, which may sleep on retries) in a worker thread."""
-    import asyncio
-
     now = now or ground_truth.generated_at
+    leon = leon or engine.leon
+    if leon is None:
+        raise RuntimeError(
+            "evaluate_refresh needs LEON readers: get the engine from wiring (Cockpit.alert_engine)"
+        )
     src = await gather_alert_sources(
-        ground_truth, engine.config, sandbox_db=sandbox_db, events_db=events_db, now=now, local_tz=local_tz
-    )
+        ground_truth, engine.config, sandbox_db=sandbox_db, events_db=events_db, now=now, leon=leon,
+        local_tz=local_tz,
+    )  # fmt: skip
     work = asyncio.ensure_future(
         asyncio.to_thread(
             engine.evaluate, ground_truth, src.run_health, src.lease_events, src.provider_events, now=now

@@ -8,7 +8,8 @@ Single-flight: while a refresh runs, further `refresh()` calls join it (they awa
 get the same GroundTruth) instead of stacking a second DB read and provider round. Callers that
 prefer to drop a tick (the TUI) check `refreshing` first.
 
-No Textual; heavy modules (sources, reconcile, registry) are imported on first use.
+Ports in, no adapters: `wiring` passes the LEON readers (`leon`) and the provider factory
+(`build_adapter`, the registry's). No Textual.
 """
 
 from __future__ import annotations
@@ -23,10 +24,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from opcockpit.domain.models import DbState, GroundTruth, ProviderListing, problems_provider_unknown
+from opcockpit.domain.reconcile import reconcile
+from opcockpit.domain.secrets import scrub
+from opcockpit.ports.leon import LeonAccess
+from opcockpit.ports.provider import ProviderAdapter, ProviderError
 
 if TYPE_CHECKING:
-    from opcockpit.ports.provider import ProviderAdapter
     from opcockpit.settings.config import CockpitConfig, ProviderConfig
+
+AdapterFactory = Callable[["ProviderConfig"], ProviderAdapter]
 
 _ERROR_CHARS = 240
 
@@ -39,12 +45,8 @@ def one_line_error(exc: BaseException, *, timeout_s: float | None = None) -> str
     """A one-line, secret-free description of a listing failure."""
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return f"listing timed out after {timeout_s:g}s" if timeout_s else "listing timed out"
-    from opcockpit.settings.config import scrub
-
     text = str(exc).strip() or type(exc).__name__
     text = " ".join(text.split())  # newlines / tracebacks of upstream bodies -> one line
-    from opcockpit.ports.provider import ProviderError
-
     if not isinstance(exc, ProviderError):
         text = f"{type(exc).__name__}: {text}"
     text = scrub(text)
@@ -61,8 +63,12 @@ class FleetCollector:
         adapters: Mapping[str, ProviderAdapter] | None = None,
         clock: Callable[[], datetime] | None = None,
         providers: Collection[str] | None = None,
+        leon: LeonAccess | None = None,
+        build_adapter: AdapterFactory | None = None,
     ) -> None:
         self.config = config
+        self.leon = leon
+        self.build_adapter = build_adapter
         self._clock = clock or _utcnow
         # Injected adapters (tests, demo) win over the registry for their provider names.
         self.adapters: dict[str, ProviderAdapter] = dict(adapters or {})
@@ -111,8 +117,6 @@ class FleetCollector:
     # ------------------------------------------------------------------ internals
 
     async def _refresh(self) -> GroundTruth:
-        from opcockpit.domain.reconcile import reconcile
-
         db_task = asyncio.ensure_future(self._read_db())
         configured = self.configured()
         try:
@@ -184,9 +188,9 @@ class FleetCollector:
             listings[name] = replace(listing, confirmed_orphans=confirmed)
 
     async def _read_db(self) -> DbState:
-        from opcockpit.adapters.leon.sandbox_db import read_db_state
-
-        result: Any = read_db_state(str(self.config.sources.sandbox_db))
+        if self.leon is None:
+            raise RuntimeError("FleetCollector needs LEON readers: build it with opcockpit.wiring")
+        result: Any = self.leon.read_db_state(str(self.config.sources.sandbox_db))
         if inspect.isawaitable(result):
             result = await result
         return result
@@ -194,17 +198,14 @@ class FleetCollector:
     def _adapter(self, cfg: ProviderConfig) -> ProviderAdapter:
         adapter = self.adapters.get(cfg.name)
         if adapter is None:
-            from opcockpit.adapters.providers.registry import build_adapter
-
-            adapter = build_adapter(cfg)  # raises AuthFailed / AdapterUnavailable
+            if self.build_adapter is None:
+                raise RuntimeError(f"no adapter for provider {cfg.name!r} (no adapter factory given)")
+            adapter = self.build_adapter(cfg)  # raises AuthFailed / AdapterUnavailable
             self.adapters[cfg.name] = adapter
         return adapter
 
     async def _list_one(self, cfg: ProviderConfig) -> ProviderListing:
         name, kind = cfg.name, cfg.kind
-        if kind == "local":
-            # LEON's local provider has no API: rows come from sandbox.db alone.
-            return ProviderListing(provider=name, kind=kind, ok=True, has_api=False, listed_at=self._clock())
         timeout = self.config.list_timeout_s
         started = time.perf_counter()
         before = 0

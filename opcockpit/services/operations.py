@@ -37,14 +37,23 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from opcockpit.domain.models import GroundTruth, Instance, NormalState
+from opcockpit.domain.secrets import scrub
 from opcockpit.domain.targets import Action, Target, TargetError, expand_leaks, resolve_targets
+from opcockpit.ports.errors import SourceError
+from opcockpit.ports.ledger import AuditPort
+from opcockpit.ports.leon import LeonAccess, LeonWriterPort, WriteError
+from opcockpit.ports.provider import (
+    ActionOutcome,
+    ActionResult,
+    Capabilities,
+    NotFound,
+    ProviderAdapter,
+    Unavailable,
+)
+from opcockpit.services.collect import AdapterFactory, FleetCollector, one_line_error
 from opcockpit.services.ops_track import Operation, OperationTracker, OpStatus, wait_converged
 
 if TYPE_CHECKING:
-    from opcockpit.adapters.ledger.audit import AuditLog
-    from opcockpit.adapters.leon.writer import LeonWriter
-    from opcockpit.ports.provider import ActionResult, ProviderAdapter
-    from opcockpit.services.collect import FleetCollector
     from opcockpit.settings.config import CockpitConfig
 
 __all__ = [
@@ -61,9 +70,9 @@ __all__ = [
     "wait_converged",
 ]
 
-# Working directory of a terminal created when an adopted instance is attached to a thread
-# (LEON's per-provider workspace roots; anything else gets /workspace).
-ADOPT_CWD = {"docker": "/workspace", "e2b": "/home/user", "daytona": "/home/daytona"}
+# Working directory of a terminal created when an adopted instance is attached to a thread, when
+# the provider's adapter does not declare its workspace root (Capabilities.workspace_root).
+DEFAULT_WORKSPACE = "/workspace"
 _ERROR_CHARS = 500
 ProgressFn = Callable[[Operation, str], None]
 
@@ -136,15 +145,18 @@ class Operations:
         adapters: MutableMapping[str, ProviderAdapter] | None = None,
         read_only: bool | None = None,
         operator: str | None = None,
-        audit: AuditLog | None = None,
+        audit: AuditPort | None = None,
         convergence_timeout_s: float | None = None,
         busy_timeout_s: float = 5.0,
         max_parallel: int = 8,
         writer_clock: Callable[[], datetime] | None = None,
+        leon: LeonAccess | None = None,
+        build_adapter: AdapterFactory | None = None,
     ) -> None:
-        from opcockpit.adapters.ledger.audit import current_operator
-
         self.config = config
+        # The ports default to the collector's (one set of readers and one adapter factory).
+        self.leon = leon or (collector.leon if collector is not None else None)
+        self.build_adapter = build_adapter or (collector.build_adapter if collector is not None else None)
         self.collector = collector
         # Share the collector's adapters: one connection pool per provider, built once.
         if adapters is not None:
@@ -154,7 +166,7 @@ class Operations:
         else:
             self.adapters = {}
         self.read_only = bool(config.read_only or read_only)
-        self.operator = operator or current_operator()
+        self.operator = operator or "unknown"  # wiring passes operator_name()
         self.audit = audit
         self.convergence_timeout_s = convergence_timeout_s or max(30.0, 5 * config.refresh_s)
         self.busy_timeout_s = busy_timeout_s
@@ -164,8 +176,10 @@ class Operations:
         self._build_errors: dict[str, str] = {}
         self._begun: set[str] = set()  # op ids whose audit row was written before they acted
         # op id -> (writer, intent) while an intent is written but its outcome not yet recorded
-        self._in_flight: dict[str, tuple[LeonWriter, Any]] = {}
-        self.tracker = OperationTracker(on_settle=self._settled, eventually_consistent=self._eventual)
+        self._in_flight: dict[str, tuple[LeonWriterPort, Any]] = {}
+        self.tracker = OperationTracker(
+            on_settle=self._settled, eventually_consistent=self._eventual, pause_is_stop=self._pause_is_stop
+        )
 
     # ------------------------------------------------------------------ adapters and gates
 
@@ -173,10 +187,13 @@ class Operations:
     def db_path(self) -> str:
         return str(self.config.sources.sandbox_db)
 
-    def writer(self) -> LeonWriter:
-        from opcockpit.adapters.leon.writer import LeonWriter
+    def _leon(self) -> LeonAccess:
+        if self.leon is None:
+            raise RuntimeError("Operations needs the LEON readers/writer: build it with opcockpit.wiring")
+        return self.leon
 
-        return LeonWriter(
+    def writer(self) -> LeonWriterPort:
+        return self._leon().writer(
             self.db_path,
             operator=self.operator,
             read_only=self.read_only,
@@ -192,13 +209,12 @@ class Operations:
         cfg = self.config.providers.get(provider)
         if cfg is None or not cfg.enabled:
             return None
-        from opcockpit.adapters.providers.registry import build_adapter
-
+        if self.build_adapter is None:
+            self._build_errors[provider] = "no adapter factory"
+            return None
         try:
-            built = build_adapter(cfg)
+            built = self.build_adapter(cfg)
         except Exception as exc:
-            from opcockpit.services.collect import one_line_error
-
             self._build_errors[provider] = one_line_error(exc)
             return None
         self.adapters[provider] = built
@@ -209,12 +225,14 @@ class Operations:
         caps = getattr(adapter, "capabilities", None)
         return bool(getattr(caps, "eventually_consistent_list", False))
 
-    def _kind(self, provider: str) -> str:
-        cfg = self.config.providers.get(provider)
-        if cfg is not None:
-            return cfg.kind
-        adapter = self.adapters.get(provider)
-        return str(getattr(adapter, "kind", "unknown"))
+    def _pause_is_stop(self, provider: str) -> bool:
+        caps = getattr(self.adapters.get(provider), "capabilities", None)
+        return bool(getattr(caps, "pause_is_stop", False))
+
+    def _caps(self, provider: str) -> Capabilities:
+        """The provider's capabilities (kind-specific facts live with its adapter)."""
+        caps = getattr(self.adapter(provider), "capabilities", None)
+        return caps if isinstance(caps, Capabilities) else Capabilities()
 
     def gate(self, action: Action | str, target: Target | Any, *, dry_run: bool = False) -> Gate:
         """Static check (no I/O beyond building an adapter): may `action` run on `target`?
@@ -234,17 +252,16 @@ class Operations:
                 return Gate(False, f"provider {prov!r} is not configured")
             if not cfg.enabled:
                 return Gate(False, f"provider {prov!r} is disabled in the config")
-        if self._kind(prov) == "local":
-            return Gate(
-                False, f"provider {prov!r} is LEON's local provider: it has no API the cockpit can call"
-            )
         adapter = self.adapter(prov)
         if adapter is None:
             why = self._build_errors.get(prov, "no adapter")
             return Gate(False, f"provider {prov!r} unavailable: {why}")
         caps = adapter.capabilities
-        if not caps.has_api:
-            return Gate(False, f"provider {prov!r} has no API the cockpit can call")
+        if not caps.has_api:  # LEON's `local`: sandbox.db is the only truth there is
+            return Gate(
+                False,
+                f"provider {prov!r} is LEON's {adapter.kind} provider: it has no API the cockpit can call",
+            )
         if action is Action.ADOPT:
             if target.kind != "orphan":
                 return Gate(False, f"lease {target.lease_id} is already a lease; adopt applies to orphans")
@@ -421,23 +438,17 @@ class Operations:
             raise _Refuse(f"cannot verify {t.instance_key} at the provider right now: {_one(exc)}") from None
 
     async def _db_lease(self, lease_id: str) -> Any:
-        from opcockpit.adapters.leon.sandbox_db import SandboxDbReader
-        from opcockpit.ports.errors import SourceError
-
         try:
-            async with SandboxDbReader(self.db_path) as reader:
+            async with self._leon().sandbox_reader(self.db_path) as reader:
                 return await reader.lease(lease_id)
         except SourceError as exc:
             raise _Refuse(f"cannot re-read sandbox.db: {exc}") from None
 
     async def _binding_leases(self, provider: str, ids: Iterable[str]) -> list[str]:
-        from opcockpit.adapters.leon.sandbox_db import SandboxDbReader
-        from opcockpit.ports.errors import SourceError
-
         wanted = set(ids)
         found: list[str] = []
         try:
-            async with SandboxDbReader(self.db_path) as reader:
+            async with self._leon().sandbox_reader(self.db_path) as reader:
                 for iid in wanted:
                     for lease in await reader.find_leases(iid):
                         if lease.provider_name == provider and lease.current_instance_id in wanted:
@@ -455,13 +466,11 @@ class Operations:
             return False
         if action is Action.PAUSE:
             return inst.state is NormalState.PAUSED or (
-                inst.state is NormalState.STOPPED and self._kind(provider) == "daytona"
+                inst.state is NormalState.STOPPED and self._caps(provider).pause_is_stop
             )
         return inst.state is NormalState.RUNNING
 
     async def _lease_action(self, op: Operation, stage: Callable[[str], None]) -> None:
-        from opcockpit.adapters.leon.writer import ACTION_DESIRED, WriteError
-
         t, action = op.target, op.action
         assert t.lease_id is not None
         lease = await self._db_lease(t.lease_id)
@@ -483,8 +492,8 @@ class Operations:
             "version": lease.version,
             "provider_state": t.seen_provider_state,
         }
-        desired = ACTION_DESIRED[action.value]
-        target_obs = {"pause": "paused", "resume": "running", "destroy": "detached"}[action.value]
+        desired = action.desired_state
+        target_obs = action.observed_state
         db_done = lease.desired_state == desired and lease.observed_state == target_obs
         inst: Instance | None = None
         if t.instance_id is not None:
@@ -568,9 +577,7 @@ class Operations:
         stage("recorded")
 
     def _done_message(self, op: Operation, result: ActionResult | None, *, bound: bool) -> str:
-        verb = {"pause": "paused", "resume": "resumed", "destroy": "destroyed", "adopt": "adopted"}[
-            op.action.value
-        ]
+        verb = op.action.past_tense
         if not bound:
             return "no instance bound; lease marked destroyed"
         if op.outcome == "already":
@@ -588,8 +595,6 @@ class Operations:
     async def _provider_call(self, op: Operation, what: str) -> ActionResult:
         """Call the provider. A lost answer (timeout, connection error, 5xx) is settled by one
         read back: the target state -> done; the old state -> _Failed; no answer -> _Unknown."""
-        from opcockpit.ports.provider import ActionOutcome, ActionResult, Unavailable
-
         t, action = op.target, op.action
         assert t.instance_id is not None
         try:
@@ -615,8 +620,6 @@ class Operations:
 
     async def _get(self, provider: str, instance_id: str) -> Instance | None:
         """One GET; None when the provider says the instance is gone."""
-        from opcockpit.ports.provider import NotFound
-
         adapter = self.adapter(provider)
         assert adapter is not None
         try:
@@ -718,8 +721,6 @@ class Operations:
             op.message += f" (leaked instance of destroyed lease {t.lease_id}; sandbox.db unchanged)"
 
     async def _adopt(self, op: Operation, thread_id: str | None, stage: Callable[[str], None]) -> None:
-        from opcockpit.adapters.leon.writer import WriteError
-
         t = op.target
         assert t.instance_id is not None
         inst = await self._orphan_checks(op)
@@ -737,7 +738,7 @@ class Operations:
             where = f" and attach it to thread {thread_id}" if thread_id else ""
             op.message = f"would adopt {t.instance_key} as a new lease ({state}){where}"
             return
-        cwd = ADOPT_CWD.get(self._kind(t.provider), "/workspace")
+        cwd = self._caps(t.provider).workspace_root or DEFAULT_WORKSPACE
         await self._audit_begin(op)
         try:
             rec = await asyncio.to_thread(
@@ -763,9 +764,6 @@ class Operations:
         """`adopt` of an instance bound to a lease: "already", with that lease (re-read from
         sandbox.db now). Refused when the operator asked for a thread the lease is not on: that
         would be a different binding, not a repeat."""
-        from opcockpit.adapters.leon.sandbox_db import SandboxDbReader
-        from opcockpit.ports.errors import SourceError
-
         t = op.target
         assert t.lease_id is not None and t.instance_id is not None
         lease = await self._db_lease(t.lease_id)
@@ -773,7 +771,7 @@ class Operations:
             now = "gone" if lease is None else f"now bound to {lease.current_instance_id or 'nothing'}"
             raise _Refuse(f"lease {t.lease_id} changed since you looked ({now}); refresh and retry")
         try:
-            async with SandboxDbReader(self.db_path) as reader:
+            async with self._leon().sandbox_reader(self.db_path) as reader:
                 threads = await reader.threads_for_lease(t.lease_id)
         except SourceError as exc:
             raise _Refuse(f"cannot re-read sandbox.db: {exc}") from None
@@ -902,8 +900,6 @@ def _leon_state(inst: Instance) -> str | None:
 
 
 def _one(exc: BaseException) -> str:
-    from opcockpit.settings.config import scrub
-
     text = " ".join((str(exc) or type(exc).__name__).split())
     return scrub(text)
 

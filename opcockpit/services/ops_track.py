@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["OpStatus", "Operation", "OperationTracker", "wait_converged"]
 
 CONTRADICTIONS_TO_FAIL = 2
-# Kinds whose "paused" shows as a stopped instance (LEON pauses Daytona with stop).
-_PAUSE_IS_STOP_KINDS = frozenset(("daytona",))
 
 
 class OpStatus(StrEnum):
@@ -44,9 +42,6 @@ class OpStatus(StrEnum):
     # not have acted. Not rolled back, not tracked; the operator has to look.
     UNKNOWN = "unknown"
     INTERRUPTED = "interrupted"  # SIGINT/SIGTERM/cancellation while it ran: outcome not settled
-
-
-_INTENDED = {Action.PAUSE: "paused", Action.RESUME: "running", Action.DESTROY: "gone", Action.ADOPT: None}
 
 
 def _utcnow() -> datetime:
@@ -91,7 +86,7 @@ class Operation:
         """What the row should show once converged (for optimistic display)."""
         if self.action is Action.ADOPT:
             return self.adopt_state
-        return _INTENDED[self.action]
+        return self.action.provider_state
 
     @property
     def key(self) -> str:
@@ -125,10 +120,11 @@ class Operation:
 # --------------------------------------------------------------------------- judging
 
 
-def _verdict_state(op: Operation, state: str | None, kind: str) -> bool | None:
-    """True: the provider state is the target; False: it contradicts; None: cannot tell yet."""
+def _verdict_state(op: Operation, state: str | None, pause_is_stop: bool) -> bool | None:
+    """True: the provider state is the target; False: it contradicts; None: cannot tell yet.
+    `pause_is_stop`: the provider pauses by stopping (Capabilities.pause_is_stop, e.g. Daytona)."""
     if op.action is Action.PAUSE:
-        if state == "paused" or (state == "stopped" and kind in _PAUSE_IS_STOP_KINDS):
+        if state == "paused" or (state == "stopped" and pause_is_stop):
             return True
         return None if state in ("transitioning", "unknown") else False
     if op.action is Action.RESUME:
@@ -138,7 +134,7 @@ def _verdict_state(op: Operation, state: str | None, kind: str) -> bool | None:
     return None
 
 
-def judge(op: Operation, gt: GroundTruth) -> tuple[bool | None, str]:
+def judge(op: Operation, gt: GroundTruth, *, pause_is_stop: bool = False) -> tuple[bool | None, str]:
     """(True converged | False contradicted | None undetermined, reason) for one observation."""
     t = op.target
     health = next((p for p in gt.providers if p.name == t.provider), None)
@@ -146,7 +142,6 @@ def judge(op: Operation, gt: GroundTruth) -> tuple[bool | None, str]:
         return None, f"provider {t.provider} not listed fresh"
     if op.finished_at is not None and health.listed_at is not None and health.listed_at < op.finished_at:
         return None, "listing predates the action"
-    kind = health.kind
     iid = t.instance_id
     row_by_inst: GroundTruthRow | None = None
     if iid is not None:
@@ -195,7 +190,7 @@ def judge(op: Operation, gt: GroundTruth) -> tuple[bool | None, str]:
         )
     if state is None:
         return False, "instance not listed by the provider"
-    verdict = _verdict_state(op, state, kind)
+    verdict = _verdict_state(op, state, pause_is_stop)
     return verdict, f"provider says {state}"
 
 
@@ -208,6 +203,7 @@ class OperationTracker:
         on_settle: Callable[[Operation], None] | None = None,
         clock: Callable[[], datetime] | None = None,
         eventually_consistent: Callable[[str], bool] | None = None,
+        pause_is_stop: Callable[[str], bool] | None = None,
     ) -> None:
         self._ops: dict[str, Operation] = {}
         self._on_settle = on_settle
@@ -215,6 +211,7 @@ class OperationTracker:
         # provider name -> its list may lag (Daytona): a contradiction there only delays, the
         # deadline decides (a lagging list must never fail an action that is converging).
         self._eventual = eventually_consistent or (lambda _provider: False)
+        self._pause_is_stop = pause_is_stop or (lambda _provider: False)
 
     def track(self, op: Operation) -> None:
         if op.status is OpStatus.PENDING:
@@ -243,7 +240,7 @@ class OperationTracker:
         """Judge every pending operation against a fresh picture; return those that settled."""
         settled: list[Operation] = []
         for op in self.pending():
-            verdict, reason = judge(op, gt)
+            verdict, reason = judge(op, gt, pause_is_stop=self._pause_is_stop(op.target.provider))
             if verdict is True:
                 self._settle(op, OpStatus.CONVERGED, reason)
             elif verdict is False and self._eventual(op.target.provider):

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from opcockpit.services.collect import one_line_error
+
 if TYPE_CHECKING:
     from opcockpit.ports.provider import ProviderAdapter, ProviderEvent
 
@@ -41,8 +43,6 @@ class StreamState:
 
 
 def _one_line(exc: BaseException) -> str:
-    from opcockpit.services.collect import one_line_error
-
     return one_line_error(exc)
 
 

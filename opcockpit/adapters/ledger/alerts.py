@@ -20,37 +20,33 @@ Synchronous sqlite3 (the ledger is tiny): call from a worker thread in async cod
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from opcockpit.adapters.ledger.sqlite import ensure_schema, open_ledger
-from opcockpit.domain.alerts import (
-    SEVERITY_RANK,
-    AlertCandidate,
-    AlertInputs,
-    AlertsConfig,
-    Evidence,
-    Severity,
-    evaluate_rules,
-    unknown_scopes,
+from opcockpit.adapters.ledger.sqlite import connection_path, ensure_schema, guarded, open_ledger
+from opcockpit.domain.alerts import AlertCandidate, Evidence, Severity
+from opcockpit.ports.alert_records import (
+    Ack,
+    Alert,
+    AlertNotFound,
+    AlertSnapshot,
+    Delivery,
+    alert_order,
+    fingerprint,
+    iso,
+    parse_iso,
 )
 
-if TYPE_CHECKING:
-    from opcockpit.adapters.notify import DeliveryResult, Notifier
-    from opcockpit.domain.models import GroundTruth, LeaseEventRecord, ProviderEventRecord
-    from opcockpit.domain.runs import RunHealth
-
+# Ack, Alert, AlertNotFound, AlertSnapshot, Delivery, fingerprint: re-exported (they live in
+# ports.alert_records now); AlertEngine moved to opcockpit.services.alert_engine.
 __all__ = [
     "Ack",
     "Alert",
-    "AlertEngine",
     "AlertNotFound",
     "AlertSnapshot",
     "AlertStore",
@@ -133,178 +129,8 @@ _COLS = (
 )
 
 
-class AlertNotFound(LookupError):
-    """No alert (or more than one) matches the id the user typed."""
-
-
-def fingerprint(key: str) -> str:
-    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:8]
-
-
-def _iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).isoformat(timespec="microseconds")  # fixed width: sorts as text
-
-
-def _dt(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One notification channel's record for one alert episode."""
-
-    channel: str  # webhook | command
-    target: str  # redacted: scheme://host/… or the command name
-    status: str  # ok | failed | gave_up
-    attempts: int
-    rounds: int
-    last_error: str | None
-    last_attempt_at: datetime | None
-    delivered_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class Ack:
-    """One acknowledgement of an alert episode (all are kept, oldest first)."""
-
-    who: str
-    at: datetime
-    comment: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    id: int
-    fingerprint: str
-    key: str
-    rule: str
-    severity: Severity
-    summary: str
-    threshold: str
-    scope: str | None
-    evidence: tuple[Evidence, ...]
-    details: dict[str, Any]
-    state: str  # firing | resolved
-    first_seen: datetime  # when the condition was first seen (before the hold time)
-    fired_at: datetime
-    last_seen: datetime
-    resolved_at: datetime | None
-    acked_by: str | None
-    acked_at: datetime | None
-    ack_comment: str | None
-    muted_until: datetime | None
-    mute_until_resolved: bool
-    muted_by: str | None
-    muted_at: datetime | None
-    mute_comment: str | None
-    deliveries: tuple[Delivery, ...] = field(default=())
-    acks: tuple[Ack, ...] = field(default=())  # every ack, oldest first (acked_* = the latest)
-
-    @property
-    def firing(self) -> bool:
-        return self.state == "firing"
-
-    @property
-    def acked(self) -> bool:
-        return self.acked_at is not None
-
-    def is_muted(self, now: datetime) -> bool:
-        if self.mute_until_resolved and self.state == "firing":
-            return True
-        return self.muted_until is not None and self.muted_until > now
-
-    @property
-    def subject(self) -> str:
-        return self.key.split(":", 1)[1] if ":" in self.key else self.key
-
-    def to_dict(self, now: datetime | None = None) -> dict[str, Any]:
-        """JSON-able form (CLI --format json, webhook body, snapshot --check)."""
-        return {
-            "id": self.id,
-            "fingerprint": self.fingerprint,
-            "key": self.key,
-            "rule": self.rule,
-            "severity": self.severity.value,
-            "state": self.state,
-            "summary": self.summary,
-            "threshold": self.threshold,
-            "scope": self.scope,
-            "first_seen": _iso(self.first_seen),
-            "fired_at": _iso(self.fired_at),
-            "last_seen": _iso(self.last_seen),
-            "resolved_at": _iso(self.resolved_at),
-            "evidence": [e.to_dict() for e in self.evidence],
-            "details": self.details,
-            "ack": (
-                {"by": self.acked_by, "at": _iso(self.acked_at), "comment": self.ack_comment}
-                if self.acked_at
-                else None
-            ),
-            "mute": (
-                {
-                    "until": _iso(self.muted_until),
-                    "until_resolved": self.mute_until_resolved,
-                    "by": self.muted_by,
-                    "at": _iso(self.muted_at),
-                    "comment": self.mute_comment,
-                }
-                if (self.muted_until or self.mute_until_resolved)
-                else None
-            ),
-            "acks": [{"by": k.who, "at": _iso(k.at), "comment": k.comment} for k in self.acks],
-            "muted": self.is_muted(now) if now is not None else None,
-            "deliveries": [
-                {
-                    "channel": d.channel,
-                    "target": d.target,
-                    "status": d.status,
-                    "attempts": d.attempts,
-                    "last_error": d.last_error,
-                    "delivered_at": _iso(d.delivered_at),
-                }
-                for d in self.deliveries
-            ],
-        }
-
-
-def _order(a: Alert) -> tuple[int, float, int]:
-    return (SEVERITY_RANK.get(a.severity, 9), -a.fired_at.timestamp(), a.id)
-
-
-@dataclass(frozen=True, slots=True)
-class AlertSnapshot:
-    """The result of one evaluation."""
-
-    now: datetime
-    active: tuple[Alert, ...]  # firing, most severe then newest first
-    newly_firing: tuple[Alert, ...]
-    newly_resolved: tuple[Alert, ...]
-    pending: int  # conditions seen but still within their hold time
-    unknown_scopes: frozenset[str] = frozenset()
-    deliveries: tuple[DeliveryResult, ...] = ()  # notification attempts made this round
-
-    @property
-    def unmuted(self) -> tuple[Alert, ...]:
-        return tuple(a for a in self.active if not a.is_muted(self.now))
-
-    @property
-    def notify_errors(self) -> tuple[DeliveryResult, ...]:
-        return tuple(d for d in self.deliveries if not d.ok)
-
-    def counts(self) -> dict[str, int]:
-        """Unmuted firing alerts by severity (the header badge)."""
-        out = {s.value: 0 for s in Severity}
-        for a in self.unmuted:
-            out[a.severity.value] += 1
-        return out
 
 
 # --------------------------------------------------------------------------- store
@@ -313,7 +139,8 @@ class AlertSnapshot:
 class AlertStore:
     """The alerts tables of one ledger file. Thread-safe (one connection, one lock)."""
 
-    def __init__(self, conn: sqlite3.Connection, *, owns: bool = False) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, owns: bool = False, path: str | None = None) -> None:
+        self.path = path or connection_path(conn)  # named by every LedgerError this store raises
         ensure_schema(conn, COMPONENT, MIGRATIONS)
         self.conn = conn
         self._owns = owns
@@ -322,8 +149,14 @@ class AlertStore:
     @classmethod
     def open(cls, path: str | Path | None = None) -> AlertStore:
         """Open (creating) the ledger at `path` (default: $OPCOCKPIT_LEDGER / XDG data dir)."""
-        return cls(open_ledger(path), owns=True)
+        conn = open_ledger(path)
+        try:
+            return cls(conn, owns=True, path=connection_path(conn) or str(path))
+        except BaseException:
+            conn.close()  # a ledger it cannot migrate: do not leak the connection
+            raise
 
+    @guarded
     def close(self) -> None:
         if self._owns:
             self.conn.close()
@@ -354,7 +187,7 @@ class AlertStore:
                     chunk,
                 ):
                     deliveries.setdefault(d[0], []).append(
-                        Delivery(d[1], d[2], d[3], d[4], d[5], d[6], _dt(d[7]), _dt(d[8]))
+                        Delivery(d[1], d[2], d[3], d[4], d[5], d[6], parse_iso(d[7]), parse_iso(d[8]))
                     )
             acks: dict[int, list[Ack]] = {}
             for i in range(0, len(ids), 500):
@@ -367,15 +200,18 @@ class AlertStore:
                     acks.setdefault(k[0], []).append(Ack(k[1], datetime.fromisoformat(k[2]), k[3]))
         return [_alert(r, tuple(deliveries.get(r[0], ())), tuple(acks.get(r[0], ()))) for r in rows]
 
+    @guarded
     def active(self) -> list[Alert]:
         """Firing alerts (muted ones included; see `Alert.is_muted`), most severe then newest first."""
-        return sorted(self._rows("state = 'firing'"), key=_order)
+        return sorted(self._rows("state = 'firing'"), key=alert_order)
 
+    @guarded
     def history(self, limit: int = 50, *, include_firing: bool = True) -> list[Alert]:
         """Episodes newest first (resolved ones, plus firing ones unless include_firing=False)."""
         where = "1" if include_firing else "state = 'resolved'"
         return self._rows(where, (max(1, int(limit)),), "ORDER BY id DESC LIMIT ?")
 
+    @guarded
     def get(self, ref: str | int) -> Alert:
         """By episode id ("12", "#12", 12) or fingerprint / unique fingerprint prefix (>= 4 hex).
         Raises AlertNotFound."""
@@ -404,11 +240,13 @@ class AlertStore:
             raise AlertNotFound(f"{text!r} matches several alerts ({', '.join(fps)}); type more of it")
         return self._rows("fingerprint = ?", (fps[0],), "ORDER BY id DESC LIMIT 1")[0]
 
+    @guarded
     def last_evaluated_at(self) -> datetime | None:
         with self.lock:
             row = self.conn.execute("SELECT v FROM alert_meta WHERE k = 'last_evaluated_at'").fetchone()
-        return _dt(row[0]) if row else None
+        return parse_iso(row[0]) if row else None
 
+    @guarded
     def pending(self) -> list[tuple[str, datetime]]:
         with self.lock:
             return [
@@ -418,13 +256,14 @@ class AlertStore:
 
     # ---------------------------------------------------------------- operator actions
 
+    @guarded
     def ack(
         self, ref: str | int, who: str, comment: str | None = None, *, now: datetime | None = None
     ) -> Alert:
         """Record an ack. Every ack is kept (`Alert.acks`); a concurrent ack from another
         connection is added next to this one, never overwritten."""
         alert = self.get(ref)
-        at = _iso(now or _utcnow())
+        at = iso(now or _utcnow())
         with self.lock, self.conn:
             self.conn.execute(
                 "INSERT INTO alert_acks(alert_id, who, at, comment) VALUES (?, ?, ?, ?)",
@@ -438,6 +277,7 @@ class AlertStore:
             )
         return self.get(alert.id)
 
+    @guarded
     def mute(
         self,
         ref: str | int,
@@ -456,10 +296,11 @@ class AlertStore:
             self.conn.execute(
                 "UPDATE alerts SET muted_until = ?, mute_until_resolved = ?, muted_by = ?, muted_at = ?,"
                 " mute_comment = ? WHERE id = ?",
-                (_iso(until), 1 if until_resolved else 0, who, _iso(now or _utcnow()), comment, alert.id),
+                (iso(until), 1 if until_resolved else 0, who, iso(now or _utcnow()), comment, alert.id),
             )
         return self.get(alert.id)
 
+    @guarded
     def unmute(self, ref: str | int) -> Alert:
         alert = self.get(ref)
         with self.lock, self.conn:
@@ -470,6 +311,7 @@ class AlertStore:
 
     # ---------------------------------------------------------------- deliveries (notify.py)
 
+    @guarded
     def delivery(self, alert_id: int, channel: str) -> Delivery | None:
         with self.lock:
             d = self.conn.execute(
@@ -477,8 +319,9 @@ class AlertStore:
                 " FROM alert_deliveries WHERE alert_id = ? AND channel = ?",
                 (alert_id, channel),
             ).fetchone()
-        return Delivery(d[0], d[1], d[2], d[3], d[4], d[5], _dt(d[6]), _dt(d[7])) if d else None
+        return Delivery(d[0], d[1], d[2], d[3], d[4], d[5], parse_iso(d[6]), parse_iso(d[7])) if d else None
 
+    @guarded
     def record_delivery(
         self,
         alert_id: int,
@@ -513,13 +356,14 @@ class AlertStore:
                     attempts,
                     inc,
                     error,
-                    _iso(now),
-                    _iso(now) if ok else None,
+                    iso(now),
+                    iso(now) if ok else None,
                 ),
             )
 
     # ---------------------------------------------------------------- evaluation
 
+    @guarded
     def apply(
         self,
         candidates: Iterable[AlertCandidate],
@@ -532,7 +376,7 @@ class AlertStore:
 
         Returns (newly firing ids, newly resolved ids, pending count).
         """
-        now_s = _iso(now)
+        now_s = iso(now)
         fired: list[int] = []
         resolved: list[int] = []
         with self.lock:
@@ -576,7 +420,7 @@ class AlertStore:
                             " VALUES (?,?,?,?,?)"
                             " ON CONFLICT(key) DO UPDATE SET first_seen = excluded.first_seen,"
                             " scope = excluded.scope, last_seen = excluded.last_seen",
-                            (c.key, c.rule, c.scope, _iso(start), now_s),
+                            (c.key, c.rule, c.scope, iso(start), now_s),
                         )
                         continue
                     conn.execute("DELETE FROM alert_pending WHERE key = ?", (c.key,))
@@ -601,7 +445,7 @@ class AlertStore:
                             c.scope,
                             ev,
                             details,
-                            _iso(start),
+                            iso(start),
                             now_s,
                             now_s,
                             *(prev or (None, None, None, None)),
@@ -652,10 +496,11 @@ class AlertStore:
             )
         self.conn.execute("DELETE FROM alerts WHERE state = 'resolved' AND id <= ?", (row[0],))
 
+    @guarded
     def by_ids(self, ids: Sequence[int]) -> list[Alert]:
         if not ids:
             return []
-        return sorted(self._rows(f"id IN ({','.join('?' * len(ids))})", list(ids)), key=_order)
+        return sorted(self._rows(f"id IN ({','.join('?' * len(ids))})", list(ids)), key=alert_order)
 
 
 def _alert(r: tuple, deliveries: tuple[Delivery, ...], acks: tuple[Ack, ...] = ()) -> Alert:
@@ -681,105 +526,15 @@ def _alert(r: tuple, deliveries: tuple[Delivery, ...], acks: tuple[Ack, ...] = (
         first_seen=datetime.fromisoformat(r[11]),
         fired_at=datetime.fromisoformat(r[12]),
         last_seen=datetime.fromisoformat(r[13]),
-        resolved_at=_dt(r[14]),
+        resolved_at=parse_iso(r[14]),
         acked_by=r[15],
-        acked_at=_dt(r[16]),
+        acked_at=parse_iso(r[16]),
         ack_comment=r[17],
-        muted_until=_dt(r[18]),
+        muted_until=parse_iso(r[18]),
         mute_until_resolved=bool(r[19]),
         muted_by=r[20],
-        muted_at=_dt(r[21]),
+        muted_at=parse_iso(r[21]),
         mute_comment=r[22],
         deliveries=deliveries,
         acks=acks,
     )
-
-
-# --------------------------------------------------------------------------- engine
-
-
-class AlertEngine:
-    """Rules + store + notifications. `evaluate(...)` once per refresh; the rest delegates to the store.
-
-    `clock` is injected (tests, demo); notifications are built from `config.webhook` /
-    `config.command` unless a `notifier` is given. Notification failures are recorded and returned
-    in the snapshot, never raised.
-    """
-
-    def __init__(
-        self,
-        store: AlertStore,
-        config: AlertsConfig | None = None,
-        clock: Callable[[], datetime] | None = None,
-        *,
-        notifier: Notifier | None = None,
-    ) -> None:
-        self.store = store
-        self.config = config or AlertsConfig()
-        self.clock = clock or _utcnow
-        if notifier is None and (self.config.webhook is not None or self.config.command is not None):
-            from opcockpit.adapters.notify import Notifier
-
-            notifier = Notifier(self.config)
-        self.notifier = notifier
-        self.last: AlertSnapshot | None = None
-
-    def evaluate(
-        self,
-        ground_truth: GroundTruth,
-        run_health: RunHealth | None = None,
-        lease_events: Sequence[LeaseEventRecord] | None = None,
-        provider_events: Sequence[ProviderEventRecord] | None = None,
-        *,
-        now: datetime | None = None,
-    ) -> AlertSnapshot:
-        now = now or self.clock()
-        inp = AlertInputs(ground_truth, now, run_health, lease_events, provider_events)
-        candidates = evaluate_rules(inp, self.config)
-        unknown = unknown_scopes(inp)
-        fired, resolved, n_pending = self.store.apply(
-            candidates, now, unknown=unknown, history_keep=self.config.history_keep
-        )
-        deliveries: tuple[DeliveryResult, ...] = ()
-        if self.notifier is not None:
-            deliveries = tuple(self.notifier.deliver_due(self.store, now))
-        snap = AlertSnapshot(
-            now=now,
-            active=tuple(self.store.active()),
-            newly_firing=tuple(self.store.by_ids(fired)),
-            newly_resolved=tuple(self.store.by_ids(resolved)),
-            pending=n_pending,
-            unknown_scopes=unknown,
-            deliveries=deliveries,
-        )
-        self.last = snap
-        return snap
-
-    # Delegates, so surfaces hold one object.
-    def active(self) -> list[Alert]:
-        return self.store.active()
-
-    def history(self, limit: int = 50) -> list[Alert]:
-        return self.store.history(limit)
-
-    def get(self, ref: str | int) -> Alert:
-        return self.store.get(ref)
-
-    def ack(self, ref: str | int, who: str, comment: str | None = None) -> Alert:
-        return self.store.ack(ref, who, comment, now=self.clock())
-
-    def mute(
-        self,
-        ref: str | int,
-        until: datetime | None = None,
-        *,
-        until_resolved: bool = False,
-        who: str | None = None,
-        comment: str | None = None,
-    ) -> Alert:
-        return self.store.mute(
-            ref, until=until, until_resolved=until_resolved, who=who, comment=comment, now=self.clock()
-        )
-
-    def unmute(self, ref: str | int) -> Alert:
-        return self.store.unmute(ref)

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from opcockpit.adapters.ledger.sqlite import default_ledger_path, ensure_schema, open_ledger
+from opcockpit.adapters.ledger.sqlite import default_ledger_path, ensure_schema, guarded, open_ledger
+from opcockpit.domain.secrets import scrub
 
 __all__ = ["AuditEntry", "AuditLog", "current_operator", "list_audit"]
 
@@ -64,7 +65,8 @@ STARTED = "started"  # result of a row written before its action; `finish` repla
 
 
 def current_operator() -> str:
-    """`$USER@host` (getpass falls back to the uid's name when $USER is unset)."""
+    """Deprecated: use `opcockpit.wiring.operator_name` (the services get the operator as data).
+    Kept only until cli/alerts_cli.py stops importing it."""
     try:
         user = os.environ.get("USER") or getpass.getuser()
     except Exception:
@@ -75,8 +77,6 @@ def current_operator() -> str:
 def _clean(text: str | None) -> str | None:
     if text is None:
         return None
-    from opcockpit.settings.config import scrub
-
     text = scrub(" ".join(str(text).split()))
     return text if len(text) <= _TEXT_CHARS else text[: _TEXT_CHARS - 1] + "…"
 
@@ -161,6 +161,7 @@ class AuditLog:
         """The ledger file (for messages that must name it)."""
         return str(self._path if self._path is not None else default_ledger_path())
 
+    @guarded
     def check(self) -> None:
         """Raise unless an audit row could be written now (ledger opens, schema applies, and a
         write transaction can start). Nothing is written."""
@@ -172,16 +173,22 @@ class AuditLog:
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             conn = open_ledger(self._path)
-            ensure_schema(conn, COMPONENT, MIGRATIONS)
+            try:
+                ensure_schema(conn, COMPONENT, MIGRATIONS)
+            except BaseException:
+                conn.close()  # a ledger it cannot migrate: do not leak the connection
+                raise
             self._conn = conn
         return self._conn
 
+    @guarded
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
 
+    @guarded
     def record(
         self,
         *,
@@ -218,6 +225,7 @@ class AuditLog:
                 )  # fmt: skip
             return int(cur.lastrowid or 0)
 
+    @guarded
     def begin(
         self,
         *,
@@ -239,6 +247,7 @@ class AuditLog:
             read_only=read_only, at=at,
         )  # fmt: skip
 
+    @guarded
     def finish(
         self,
         op_id: str,
@@ -268,6 +277,7 @@ class AuditLog:
                 )  # fmt: skip
             return cur.rowcount > 0
 
+    @guarded
     def settle(self, op_id: str, convergence: str, *, at: datetime | None = None) -> None:
         """Record the convergence an action reached (once: a settled row is never changed)."""
         when = (at or datetime.now(UTC)).astimezone(UTC).isoformat()
@@ -280,6 +290,7 @@ class AuditLog:
                     (convergence, when, op_id),
                 )
 
+    @guarded
     def list(
         self, limit: int = 50, since: datetime | None = None, target: str | None = None
     ) -> list[AuditEntry]:

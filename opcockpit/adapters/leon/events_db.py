@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -21,6 +20,7 @@ import aiosqlite
 
 from opcockpit.adapters.leon.sqlite_ro import connect_ro, map_sqlite_error, precheck
 from opcockpit.domain.models import RunEventRecord
+from opcockpit.domain.runs import ACTIVITY_PREFIX, RunSummary  # re-exported: they live in domain
 from opcockpit.domain.timeutil import make_parser, to_sqlite_utc
 from opcockpit.ports.errors import SourceError
 
@@ -28,30 +28,7 @@ __all__ = ["ACTIVITY_PREFIX", "EventsDbReader", "RunSummary"]
 
 LABEL = "events.db"
 HINT = "check LEON_RUN_EVENT_DB_PATH (LEON keeps it next to leon.db, default ~/.leon/events.db)"
-ACTIVITY_PREFIX = "activity_"
 _REQUIRED = ("seq", "thread_id", "run_id", "event_type")
-
-
-@dataclass(frozen=True, slots=True)
-class RunSummary:
-    """One run derived from its events.
-
-    status: "running" (no run_done, no error/cancelled yet), "completed" (run_done, no error),
-    "error" (an `error` event; `error` holds its data.error), "cancelled" (a `cancelled` event).
-    error/cancelled win even before run_done lands (LEON writes run_done right after them);
-    `ended_at` is the run_done time, None until it exists.
-    """
-
-    run_id: str
-    thread_id: str
-    status: str
-    started_at: datetime | None  # run_start time, else the first event's
-    ended_at: datetime | None
-    last_event_at: datetime | None
-    error: str | None
-    event_count: int
-    first_seq: int
-    last_seq: int
 
 
 class EventsDbReader:

@@ -31,8 +31,10 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
+
+from opcockpit.ports.leon import WriteError, WriteErrorKind  # re-exported: the port owns them
 
 __all__ = [
     "ACTION_DESIRED",
@@ -41,6 +43,7 @@ __all__ = [
     "LeaseSnapshot",
     "LeonWriter",
     "WriteError",
+    "WriteErrorKind",
     "check_invariants",
     "cockpit_source",
 ]
@@ -69,21 +72,6 @@ REQUIRED_EVENT_COLUMNS = (
     "error",
     "created_at",
 )
-
-WriteErrorKind = Literal["read_only", "locked", "missing", "schema", "conflict", "integrity", "io"]
-
-
-class WriteError(Exception):
-    """A write to sandbox.db was refused or failed; nothing of it was written (one line)."""
-
-    def __init__(self, kind: WriteErrorKind, message: str) -> None:
-        message = " ".join(message.split())
-        super().__init__(message)
-        self.kind: WriteErrorKind = kind
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def cockpit_source(operator: str) -> str:

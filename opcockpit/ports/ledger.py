@@ -1,0 +1,120 @@
+"""What the services need of the cockpit's own ledger: the audit log and the alert store.
+
+The sqlite implementations live in `opcockpit.adapters.ledger`; services and surfaces type against
+these protocols. Every ledger operation raises `LedgerError` (never a bare sqlite3/OSError), so
+callers tell "the ledger is unusable" from a bug by `isinstance`, not by reading tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from opcockpit.domain.alerts import AlertCandidate
+from opcockpit.ports.alert_records import Alert, Delivery
+
+__all__ = ["AlertStorePort", "AuditPort", "LedgerError"]
+
+
+class LedgerError(Exception):
+    """The ledger file cannot be opened, read or written (corrupt, read-only, locked, ...).
+
+    Distinct from `ports.errors.SourceError` (sandbox.db / events.db): the fleet view never
+    depends on the ledger. `str()` is one line naming the file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None, message: str) -> None:
+        self.path = None if path is None else str(path)
+        self.message = " ".join(message.split())
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        where = self.path or "(path unknown)"
+        return f"cockpit ledger {where} is unusable: {self.message}"
+
+
+class AuditPort(Protocol):
+    """The audit log Operations writes (blocking: called from a worker thread)."""
+
+    path: Any
+
+    def begin(
+        self,
+        *,
+        op_id: str,
+        operator: str,
+        action: str,
+        provider: str | None,
+        lease_id: str | None,
+        instance_id: str | None,
+        thread_id: str | None,
+        before: Mapping[str, Any] | None,
+        read_only: bool,
+        at: datetime,
+    ) -> None: ...
+
+    def finish(self, op_id: str, **fields: Any) -> bool: ...
+
+    def record(self, **fields: Any) -> None: ...
+
+    def settle(self, op_id: str, result: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class AlertStorePort(Protocol):
+    """The alert tables the engine evaluates into and the surfaces read (blocking)."""
+
+    def active(self) -> list[Alert]: ...
+
+    def history(self, limit: int = 50, *, include_firing: bool = True) -> list[Alert]: ...
+
+    def get(self, ref: str | int) -> Alert: ...
+
+    def by_ids(self, ids: Sequence[int]) -> list[Alert]: ...
+
+    def ack(
+        self, ref: str | int, who: str, comment: str | None = None, *, now: datetime | None = None
+    ) -> Alert: ...
+
+    def mute(
+        self,
+        ref: str | int,
+        *,
+        until: datetime | None = None,
+        until_resolved: bool = False,
+        who: str | None = None,
+        comment: str | None = None,
+        now: datetime | None = None,
+    ) -> Alert: ...
+
+    def unmute(self, ref: str | int) -> Alert: ...
+
+    def delivery(self, alert_id: int, channel: str) -> Delivery | None: ...
+
+    def record_delivery(
+        self,
+        alert_id: int,
+        channel: str,
+        target: str,
+        *,
+        ok: bool,
+        attempts: int,
+        error: str | None,
+        now: datetime,
+        gave_up: bool = False,
+        count_round: bool = True,
+    ) -> None: ...
+
+    def apply(
+        self,
+        candidates: Sequence[AlertCandidate],
+        now: datetime,
+        *,
+        unknown: frozenset[str] = frozenset(),
+        history_keep: int = 500,
+    ) -> tuple[list[int], list[int], int]: ...
+
+    def close(self) -> None: ...

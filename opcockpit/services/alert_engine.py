@@ -1,0 +1,146 @@
+"""AlertEngine: rules (domain) + the alert store (ledger port) + notifications (notifier port).
+
+One `evaluate(...)` per refresh: run the rules, apply the candidates to the store (pending ->
+firing -> resolved), hand the due notifications to the notifier as plain data and record what it
+did in the store. The notifier never sees the store; the store never sees the notifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+from opcockpit.domain.alerts import AlertInputs, AlertsConfig, evaluate_rules, unknown_scopes
+from opcockpit.domain.models import GroundTruth, LeaseEventRecord, ProviderEventRecord
+from opcockpit.domain.runs import RunHealth
+from opcockpit.ports.alert_records import Alert, AlertSnapshot, Delivery, DeliveryOutcome, DeliveryResult
+from opcockpit.ports.ledger import AlertStorePort
+from opcockpit.ports.leon import LeonAccess
+
+__all__ = ["AlertEngine", "NotifierPort", "deliver_due"]
+
+
+class NotifierPort(Protocol):
+    """Sends notifications (adapters.notify.Notifier). Blocking; `cancel()` from any thread."""
+
+    def channels(self) -> list[str]: ...
+
+    def deliver(
+        self, due: dict[str, list[tuple[Alert, Delivery | None]]], now: datetime
+    ) -> list[DeliveryOutcome]: ...
+
+    def cancel(self) -> None: ...
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def deliver_due(notifier: NotifierPort, store: AlertStorePort, now: datetime) -> list[DeliveryResult]:
+    """Send what is due (firing, unmuted, not yet delivered or given up on) and record it."""
+    due: dict[str, list[tuple[Alert, Delivery | None]]] = {}
+    for alert in sorted(store.active(), key=lambda a: a.id):
+        if alert.is_muted(now):
+            continue
+        for channel in notifier.channels():
+            prev = store.delivery(alert.id, channel)
+            if prev is not None and prev.status in ("ok", "gave_up"):
+                continue
+            due.setdefault(channel, []).append((alert, prev))
+    if not due:
+        return []
+    out: list[DeliveryResult] = []
+    for outcome in notifier.deliver(due, now):
+        r = outcome.result
+        store.record_delivery(
+            r.alert_id, r.channel, r.target, ok=r.ok, attempts=r.attempts, error=r.error, now=now,
+            gave_up=r.gave_up, count_round=outcome.count_round,
+        )  # fmt: skip
+        out.append(r)
+    return out
+
+
+class AlertEngine:
+    """Rules + store + notifications. `evaluate(...)` once per refresh; the rest delegates to the store.
+
+    `clock` is injected (tests, demo); the notifier is injected by `wiring` (built from
+    `config.webhook` / `config.command`). Notification failures are recorded and returned in the
+    snapshot, never raised.
+    """
+
+    def __init__(
+        self,
+        store: AlertStorePort,
+        config: AlertsConfig | None = None,
+        clock: Callable[[], datetime] | None = None,
+        *,
+        notifier: NotifierPort | None = None,
+        leon: LeonAccess | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config or AlertsConfig()
+        self.clock = clock or _utcnow
+        self.notifier = notifier
+        self.leon = leon  # the readers a live round (services.alerting.evaluate_refresh) gathers with
+        self.last: AlertSnapshot | None = None
+
+    def evaluate(
+        self,
+        ground_truth: GroundTruth,
+        run_health: RunHealth | None = None,
+        lease_events: Sequence[LeaseEventRecord] | None = None,
+        provider_events: Sequence[ProviderEventRecord] | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> AlertSnapshot:
+        now = now or self.clock()
+        inp = AlertInputs(ground_truth, now, run_health, lease_events, provider_events)
+        candidates = evaluate_rules(inp, self.config)
+        unknown = unknown_scopes(inp)
+        fired, resolved, n_pending = self.store.apply(
+            candidates, now, unknown=unknown, history_keep=self.config.history_keep
+        )
+        deliveries: tuple[DeliveryResult, ...] = ()
+        if self.notifier is not None:
+            deliveries = tuple(deliver_due(self.notifier, self.store, now))
+        snap = AlertSnapshot(
+            now=now,
+            active=tuple(self.store.active()),
+            newly_firing=tuple(self.store.by_ids(fired)),
+            newly_resolved=tuple(self.store.by_ids(resolved)),
+            pending=n_pending,
+            unknown_scopes=unknown,
+            deliveries=deliveries,
+        )
+        self.last = snap
+        return snap
+
+    # Delegates, so surfaces hold one object.
+    def active(self) -> list[Alert]:
+        return self.store.active()
+
+    def history(self, limit: int = 50) -> list[Alert]:
+        return self.store.history(limit)
+
+    def get(self, ref: str | int) -> Alert:
+        return self.store.get(ref)
+
+    def ack(self, ref: str | int, who: str, comment: str | None = None) -> Alert:
+        return self.store.ack(ref, who, comment, now=self.clock())
+
+    def mute(
+        self,
+        ref: str | int,
+        until: datetime | None = None,
+        *,
+        until_resolved: bool = False,
+        who: str | None = None,
+        comment: str | None = None,
+    ) -> Alert:
+        return self.store.mute(
+            ref, until=until, until_resolved=until_resolved, who=who, comment=comment, now=self.clock()
+        )
+
+    def unmute(self, ref: str | int) -> Alert:
+        return self.store.unmute(ref)
