@@ -186,10 +186,12 @@ class DaytonaDouble(FakeProvider):
             "desiredState": desired,
             "snapshot": "daytonaio/sandbox:0.4.3",
             "labels": dict(inst.labels),
-            "cpu": inst.cpu,
+            # cpu, memory (GiB) and disk (GiB) are integers in Daytona's DTOs (the SDK's pydantic
+            # models declare StrictInt); a fractional FakeInstance value is rounded, at least 1.
+            "cpu": max(1, round(inst.cpu)),
             "gpu": 0,
             "memory": max(1, round(inst.memory_mb / 1024)),
-            "disk": inst.disk_gb,
+            "disk": max(1, round(inst.disk_gb)),
             "public": False,
             "networkBlockAll": False,
             "autoStopInterval": 15,
@@ -205,6 +207,15 @@ class DaytonaDouble(FakeProvider):
             item["errorReason"] = inst.extra.get("error_reason", "runner unreachable")
             item["recoverable"] = True
         return item
+
+    def render_detail(self, inst: FakeInstance) -> dict[str, Any]:
+        """GET /api/sandbox/{id} and the action answers: the `Sandbox` DTO, which adds the
+        required `env` and `kvm` (and `volumes`) to the list item's fields."""
+        body = self.render(inst)
+        body["env"] = dict(inst.extra.get("env", {}))
+        body["kvm"] = bool(inst.extra.get("kvm", False))
+        body["volumes"] = []
+        return body
 
     def _render_fleet(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -245,6 +256,7 @@ class DaytonaDouble(FakeProvider):
         router.add("POST", f"/api/sandbox/{sid}/start", self._start)
         router.add("POST", f"/api/sandbox/{sid}/pause", self._pause)
         router.add("DELETE", f"/api/sandbox/{sid}", self._delete)
+        router.add("PUT", f"/api/sandbox/{sid}/labels", self._replace_labels)
 
     def _list(self, request: Request) -> Response:
         try:
@@ -264,15 +276,19 @@ class DaytonaDouble(FakeProvider):
         states = {s for raw in request.query.get("states", []) for s in raw.split(",") if s}
         if "destroyed" in states:
             return self._error(400, "each value in states must be one of the following values: ...")
+        try:
+            match = _ListFilter.from_request(request, wanted, states)
+        except ValueError as exc:
+            return self._error(400, str(exc))
         f = self.faults
         if f.endless_cursors or f.cursor_loop:
-            return self._looping_page(limit, states, wanted, fresh=f.endless_cursors)
+            return self._looping_page(limit, match, fresh=f.endless_cursors)
         page, after, listing_id = 1, None, None
         cursor = request.q("cursor")
         if cursor:
             try:
                 decoded = json.loads(base64.b64decode(cursor.encode(), validate=True))
-                page, after = int(decoded["p"]), (str(decoded["c"]), str(decoded["i"]))
+                page, after = int(decoded["p"]), (decoded["k"], str(decoded["i"]))
                 listing_id = decoded.get("l")
             except (ValueError, KeyError, TypeError, AttributeError):
                 return self._error(400, "Invalid cursor")
@@ -283,31 +299,28 @@ class DaytonaDouble(FakeProvider):
         # carried in the cursor, so a 10k listing costs O(n) in total rather than O(n) per page.
         # Pages of one listing therefore show the fleet as of page 1 (the real list is eventually
         # consistent too; clients confirm by GET before acting).
-        cache_key = (listing_id, tuple(sorted(states)), json.dumps(wanted, sort_keys=True))
+        cache_key = (listing_id, match)
         with self.lock:
             items = self._listing_cache.get(cache_key) if listing_id else None
         if items is None:
             listing_id = uuid.uuid4().hex[:12]
-            cache_key = (listing_id, *cache_key[1:])
-            items = [
-                item
-                for item in self._listed_fleet()
-                if (not states or item["state"] in states)
-                and (not wanted or all(item["labels"].get(k) == v for k, v in wanted.items()))
-            ]
-            # createdAt desc, id desc: a stable order so the cursor neither skips nor repeats.
-            items.sort(key=lambda it: (it["createdAt"] or "", it["id"]), reverse=True)
+            cache_key = (listing_id, match)
+            items = [item for item in self._listed_fleet() if match(item)]
+            # (sort field, id) in the requested direction: a total order, so the cursor (the last
+            # key served) neither skips nor repeats.
+            items.sort(key=match.sort_key, reverse=match.descending)
             with self.lock:
                 self._listing_cache[cache_key] = items
                 while len(self._listing_cache) > 16:
                     self._listing_cache.pop(next(iter(self._listing_cache)))
         start = 0
         if after is not None:
-            # Descending order: skip every item whose key is >= the cursor (binary search).
+            # Skip every item at or before the cursor in the listing's order (binary search).
             lo, hi = 0, len(items)
             while lo < hi:
                 mid = (lo + hi) // 2
-                if (items[mid]["createdAt"] or "", items[mid]["id"]) >= after:
+                key = match.sort_key(items[mid])
+                if (key >= after) if match.descending else (key <= after):
                     lo = mid + 1
                 else:
                     hi = mid
@@ -315,8 +328,8 @@ class DaytonaDouble(FakeProvider):
         window = items[start : start + limit]
         next_cursor = None
         if start + limit < len(items):
-            last = window[-1]
-            raw = json.dumps({"p": page + 1, "c": last["createdAt"] or "", "i": last["id"], "l": listing_id})
+            value, ident = match.sort_key(window[-1])
+            raw = json.dumps({"p": page + 1, "k": value, "i": ident, "l": listing_id})
             next_cursor = base64.b64encode(raw.encode()).decode()
         drop = f.drop_every if f.drop_every and f.drop_every > 0 else None
         chunk = [it for pos, it in enumerate(window, start) if drop is None or pos % drop != drop - 1]
@@ -325,15 +338,10 @@ class DaytonaDouble(FakeProvider):
             body["total"] = len(items)
         return Response(200, body)
 
-    def _looping_page(self, limit: int, states: set[str], wanted: dict[str, Any], *, fresh: bool) -> Response:
+    def _looping_page(self, limit: int, match: _ListFilter, *, fresh: bool) -> Response:
         """Faults `endless_cursors` / `cursor_loop`: the first page again, and a next cursor that
         is new every time (endless) or always the same (loop)."""
-        items = [
-            item
-            for item in self._listed_fleet()
-            if (not states or item["state"] in states)
-            and (not wanted or all(item["labels"].get(k) == v for k, v in wanted.items()))
-        ]
+        items = [item for item in self._listed_fleet() if match(item)]
         cursor = base64.b64encode(f"endless-{uuid.uuid4().hex}".encode()).decode() if fresh else "bG9vcA=="
         body: dict[str, Any] = {"items": items[:limit], "nextCursor": cursor}
         if self.faults.report_total:
@@ -345,7 +353,28 @@ class DaytonaDouble(FakeProvider):
             inst = self._live(id_or_name)
             if inst is None:
                 return self._not_found(id_or_name)
-            return Response(200, self.render(inst))
+            return Response(200, self.render_detail(inst))
+
+    def _replace_labels(self, request: Request, id_or_name: str) -> Response:
+        """PUT /api/sandbox/{id}/labels {"labels": {...}}: full replace, answers {"labels": ...}."""
+        try:
+            body = request.json()
+        except ValueError:
+            return self._error(400, "Invalid JSON body")
+        labels = body.get("labels") if isinstance(body, dict) else None
+        if not isinstance(labels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+        ):
+            return self._error(400, "labels must be an object of strings")
+        with self.lock:
+            inst = self._live(id_or_name)
+            if inst is None:
+                return self._not_found(id_or_name)
+            inst.labels = dict(labels)
+            inst.extra["updated_at"] = datetime.now(UTC)
+        if self.list_lag_s > 0:
+            self._snapshot()
+        return Response(200, {"labels": dict(labels)})
 
     def _idle(self, id_or_name: str) -> FakeInstance | Response:
         """The instance a state change may start on, or the 404 / 409 the real API answers instead.
@@ -365,7 +394,7 @@ class DaytonaDouble(FakeProvider):
             if inst.state not in ("started", "paused"):
                 return self._error(400, "Sandbox is not in a stoppable state")
             self._begin(inst, "stopping", "stopped")
-            return Response(200, self.render(inst))
+            return Response(200, self.render_detail(inst))
 
     def _start(self, request: Request, id_or_name: str) -> Response:
         with self.lock:
@@ -373,7 +402,7 @@ class DaytonaDouble(FakeProvider):
             if isinstance(inst, Response):
                 return inst
             if inst.state == "started":
-                return Response(200, self.render(inst))
+                return Response(200, self.render_detail(inst))
             if inst.state == "paused":
                 cls = inst.extra.get("sandbox_class", self.sandbox_class)
                 if cls not in PAUSE_CAPABLE_CLASSES:
@@ -384,7 +413,7 @@ class DaytonaDouble(FakeProvider):
             else:
                 return self._error(400, f"Sandbox is in an invalid state: {inst.state}")
             inst.started_at = datetime.now(UTC)
-            return Response(200, self.render(inst))
+            return Response(200, self.render_detail(inst))
 
     def _pause(self, request: Request, id_or_name: str) -> Response:
         with self.lock:
@@ -396,7 +425,7 @@ class DaytonaDouble(FakeProvider):
             if inst.state != "started":
                 return self._error(400, "Sandbox must be in started state to be paused")
             self._begin(inst, "pausing", "paused")
-            return Response(200, self.render(inst))
+            return Response(200, self.render_detail(inst))
 
     def _delete(self, request: Request, id_or_name: str) -> Response:
         with self.lock:
@@ -404,4 +433,145 @@ class DaytonaDouble(FakeProvider):
             if isinstance(inst, Response):
                 return inst
             self._begin(inst, "destroying", "__gone__")
-            return Response(200, self.render(inst))
+            return Response(200, self.render_detail(inst))
+
+
+# GET /api/sandbox `sort` values -> the rendered field they order by
+_SORT_FIELDS = {
+    "name": "name",
+    "cpu": "cpu",
+    "memoryGib": "memory",
+    "diskGib": "disk",
+    "lastActivityAt": "lastActivityAt",
+    "createdAt": "createdAt",
+}
+# numeric range params -> rendered field (GiB for memory/disk, as the DTO reports them)
+_RANGES = {"Cpu": "cpu", "MemoryGiB": "memory", "DiskGiB": "disk", "Gpu": "gpu"}
+# date range params -> rendered field. "lastEvent*" is taken as lastActivityAt (a guess: the
+# public server source has no lastEvent column; the SDK maps its last_activity_* onto it).
+_DATES = {"createdAt": "createdAt", "lastEvent": "lastActivityAt", "autoDestroyAt": "autoDestroyAt"}
+
+
+@dataclass(frozen=True)
+class _ListFilter:
+    """Every GET /api/sandbox filter the double honours, over rendered list items.
+
+    `id` / `name` are case-insensitive prefixes; `labels` is containment; ranges are inclusive
+    (a guess: the API docs say only "minimum"/"maximum"); date bounds are exclusive "after" /
+    "before" (also a guess). Default order: lastActivityAt desc, as documented."""
+
+    states: frozenset[str]
+    labels: tuple[tuple[str, Any], ...]
+    id_prefix: str | None
+    name_prefix: str | None
+    ranges: tuple[tuple[str, float | None, float | None], ...]
+    dates: tuple[tuple[str, str | None, str | None], ...]
+    snapshots: frozenset[str]
+    regions: frozenset[str]
+    classes: frozenset[str]
+    is_public: bool | None
+    is_recoverable: bool | None
+    sort: str
+    descending: bool
+
+    @classmethod
+    def from_request(cls, request: Request, wanted: dict[str, Any], states: set[str]) -> _ListFilter:
+        sort = request.q("sort") or "lastActivityAt"
+        if sort not in _SORT_FIELDS:
+            raise ValueError(f"sort must be one of the following values: {', '.join(_SORT_FIELDS)}")
+        order = request.q("order") or "desc"
+        if order not in ("asc", "desc"):
+            raise ValueError("order must be one of the following values: asc, desc")
+        ranges = []
+        for suffix, fieldname in _RANGES.items():
+            low, high = (_number(request.q(f"{end}{suffix}"), f"{end}{suffix}") for end in ("min", "max"))
+            if low is not None or high is not None:
+                ranges.append((fieldname, low, high))
+        dates = []
+        for prefix, fieldname in _DATES.items():
+            after, before = (
+                _date(request.q(f"{prefix}{end}"), f"{prefix}{end}") for end in ("After", "Before")
+            )
+            if after is not None or before is not None:
+                dates.append((fieldname, after, before))
+        if not all(isinstance(v, str) for v in wanted.values()):
+            # Labels are string -> string; a non-string value is refused (a guess at the status).
+            raise ValueError("labels must be a JSON object of strings")
+        return cls(
+            states=frozenset(states),
+            labels=tuple(sorted((str(k), v) for k, v in wanted.items())),
+            id_prefix=(request.q("id") or "").lower() or None,
+            name_prefix=(request.q("name") or "").lower() or None,
+            ranges=tuple(ranges),
+            dates=tuple(dates),
+            snapshots=frozenset(request.query.get("snapshots", [])),
+            regions=frozenset(request.query.get("regionIds", [])),
+            classes=frozenset(request.query.get("sandboxClasses", [])),
+            is_public=_flag(request.q("isPublic"), "isPublic"),
+            is_recoverable=_flag(request.q("isRecoverable"), "isRecoverable"),
+            sort=_SORT_FIELDS[sort],
+            descending=order == "desc",
+        )
+
+    def sort_key(self, item: dict[str, Any]) -> tuple[Any, str]:
+        value = item.get(self.sort)  # only the optional timestamps can be None
+        return (value if value is not None else ""), item["id"]
+
+    def __call__(self, item: dict[str, Any]) -> bool:
+        if self.states and item["state"] not in self.states:
+            return False
+        if self.labels and any(item["labels"].get(k) != v for k, v in self.labels):
+            return False
+        if self.id_prefix and not item["id"].lower().startswith(self.id_prefix):
+            return False
+        if self.name_prefix and not item["name"].lower().startswith(self.name_prefix):
+            return False
+        for fieldname, low, high in self.ranges:
+            value = item.get(fieldname)
+            if value is None or (low is not None and value < low) or (high is not None and value > high):
+                return False
+        for fieldname, after, before in self.dates:
+            value = item.get(fieldname)
+            if (
+                value is None
+                or (after is not None and value <= after)
+                or (before is not None and value >= before)
+            ):
+                return False
+        if self.snapshots and item.get("snapshot") not in self.snapshots:
+            return False
+        if self.regions and item.get("target") not in self.regions:
+            return False
+        if self.classes and item.get("sandboxClass") not in self.classes:
+            return False
+        if self.is_public is not None and item.get("public") is not self.is_public:
+            return False
+        return self.is_recoverable is None or bool(item.get("recoverable")) is self.is_recoverable
+
+
+def _number(raw: str | None, name: str) -> float | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number conforming to the specified constraints") from None
+
+
+def _date(raw: str | None, name: str) -> str | None:
+    """An ISO 8601 bound, normalised to iso() form so it compares with the rendered strings."""
+    if raw is None or raw == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{name} must be a valid ISO 8601 date string") from None
+    return iso(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+
+
+def _flag(raw: str | None, name: str) -> bool | None:
+    if raw is None or raw == "":
+        return None
+    if raw.lower() not in ("true", "false"):
+        raise ValueError(f"{name} must be a boolean value")
+    return raw.lower() == "true"
