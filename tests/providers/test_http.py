@@ -22,6 +22,7 @@ from opcockpit.adapters.providers.http import (
     parse_retry_after,
     redact,
 )
+from opcockpit.domain.secrets import redact as redact_secret
 from opcockpit.doubles.base import FakeProvider, Request, Response, Router
 from opcockpit.ports.provider import (
     AuthFailed,
@@ -127,11 +128,13 @@ def test_parse_retry_after_forms() -> None:
 
 
 def test_redact_known_secrets_escaped_spellings_and_patterns() -> None:
-    assert redact(f"key {SECRET} here", [SECRET]) == "key *** here"
+    # The product's one redactor: a known secret shows as its redacted form, never the value.
+    assert redact(f"key {SECRET} here", [SECRET]) == f"key {redact_secret(SECRET)} here"
+    assert SECRET not in redact(f"key {SECRET} here", [SECRET])
     odd = "abc\ndef-SECRET"
     assert "def-SECRET" not in redact(f"Illegal header value b'Bearer {odd!r}'", [odd])
     assert "def-SECRET" not in redact(repr(odd.encode()), [odd])
-    assert redact("Authorization: Bearer zzzzzz.yyy") == "Authorization: ***"
+    assert redact("Authorization: Bearer zzzzzz.yyy") == "Authorization: *** ***"
     assert redact("sent bearer e2b_abcdef123456") == "sent bearer ***"
     assert redact("X-API-Key: whatever") == "X-API-Key: ***"
     assert redact("nothing here", [None, "", "ab"]) == "nothing here"
@@ -259,7 +262,7 @@ async def test_unix_socket_transport(tmp_path: Path) -> None:
 async def test_provider_message_echoing_the_secret_is_scrubbed(client: ApiClient) -> None:
     with pytest.raises(Conflict) as info:
         await client.request("GET", "/echo-auth")
-    assert "bad header ***" in str(info.value)
+    assert f"bad header {redact_secret(SECRET)}" in str(info.value)  # the one redactor's form
     assert all(SECRET not in t for t in error_texts(info.value))
     assert SECRET not in repr(client)
 

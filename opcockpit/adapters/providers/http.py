@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import json as jsonlib
 import random
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,8 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
+from opcockpit.domain.secrets import scrub
+from opcockpit.domain.text import one_line
 from opcockpit.ports.provider import (
     AuthFailed,
     Conflict,
@@ -58,7 +59,6 @@ __all__ = [
 
 RETRY_STATUSES: frozenset[int] = frozenset({429, 502, 503, 504})
 
-_MAX_MESSAGE = 300  # provider message is cut to this many characters
 
 # Per-listing caps; the same defaults as ProviderConfig.max_pages / max_instances.
 DEFAULT_MAX_PAGES = 1000
@@ -76,35 +76,10 @@ class Page(Generic[T]):
     total: int | None = None  # the provider's own count of what the whole listing holds, if any
 
 
-# Credential-looking fragments scrubbed even when we were not told the secret.
-_CREDENTIAL_PATTERNS = (
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"(?i)(x-api-key\s*[:=]\s*)\S+"),
-    re.compile(r"(?i)(authorization\s*[:=]\s*)(?:bearer\s+)?\S+"),
-    re.compile(r"(?i)(api[_-]?key\s*[:=]\s*)\S+"),
-    re.compile(r"\b(e2b_)[A-Za-z0-9]{8,}"),
-    re.compile(r"\b(dtn_)[A-Za-z0-9]{8,}"),
-    re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s@:]*:)[^/\s@]+(?=@)"),  # URL user:password@
-    re.compile(r"\b(akm-)[A-Za-z0-9-]{8,}"),
-)
-
-
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Scrub every known secret and anything credential-shaped from `text`."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            # Also the escaped spellings an exception text may carry (repr of str or bytes).
-            escaped = secret.encode("unicode_escape").decode("ascii")
-            for variant in sorted({secret, escaped, repr(secret)[1:-1]}, key=len, reverse=True):
-                text = text.replace(variant, "***")
-    for pattern in _CREDENTIAL_PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + "***", text)
-    return text
-
-
-def _one_line(text: str, limit: int = _MAX_MESSAGE) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Scrub `secrets` (every spelling), every secret the config loader learnt, and anything
+    credential-shaped from `text`: the product's one redactor (opcockpit.domain.secrets.scrub)."""
+    return scrub(text, secrets)
 
 
 def parse_retry_after(headers: httpx.Headers | Mapping[str, str]) -> float | None:
@@ -245,7 +220,8 @@ class ApiClient:
         where = f"{method.upper()} {path}"
         if status is not None:
             where += f" -> HTTP {status}"
-        text = self.redact(_one_line(f"{where}: {detail}" if detail else where))
+        # Redact before clipping: a clip through the middle of a secret would hide it from the scrub.
+        text = one_line(self.redact(f"{where}: {detail}" if detail else where))
         if cls is RateLimited or issubclass(cls, RateLimited):
             return cls(text, retry_after=retry_after, provider=self.provider)  # type: ignore[call-arg]
         return cls(text, provider=self.provider)
