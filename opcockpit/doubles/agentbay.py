@@ -13,6 +13,7 @@ once, the session passes through PAUSING/RESUMING/DELETING and settles `transiti
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import operator
 import time
@@ -223,9 +224,10 @@ class AgentBayDouble(FakeProvider):
         if not isinstance(want_labels, dict) or max_results < 1:
             return _error(400, "InvalidParameter", "Labels must be a JSON object; MaxResults >= 1")
         status = form.get("Status") or None
+        image = form.get("ImageId") or None
         if f.endless_cursors or f.cursor_loop:
             with self.lock:
-                matching = [self._item(i) for i in self._matching(status, want_labels)]
+                matching = [self._item(i) for i in self._matching(status, want_labels, image)]
             token = f"endless-{uuid.uuid4().hex}" if f.endless_cursors else "loop"
             page_items = matching[:max_results]
             return _ok(page_items, NextToken=token, MaxResults=max_results, TotalCount=len(matching))
@@ -246,7 +248,7 @@ class AgentBayDouble(FakeProvider):
             start = bisect.bisect_right(ids, after) if after else 0
             for pos, iid in enumerate(ids[start:], start):
                 inst = self.instances.get(iid)
-                if inst is None or not self._listable(inst, status, want_labels):
+                if inst is None or not self._listable(inst, status, want_labels, image):
                     continue
                 if len(items) == max_results:
                     more = True
@@ -255,35 +257,42 @@ class AgentBayDouble(FakeProvider):
                 if drop is not None and pos % drop == drop - 1:
                     continue  # silently dropped (fault), yet still in TotalCount
                 items.append(self._item(inst))
-            total = self._total(status, want_labels)
+            total = self._total(status, want_labels, image)
         next_token = _encode_token(page_no + 1, last) if more and last else ""
         if f.malformed_json:
             return Response(200, b'{"RequestId":"x","Success":true,"Data":[{"SessionId":"trunc')
         return _ok(items, NextToken=next_token, MaxResults=max_results, TotalCount=total)
 
     @staticmethod
-    def _listable(inst: FakeInstance, status: str | None, want_labels: dict[str, Any]) -> bool:
-        """ListSession lists unreleased sessions matching Status and every wanted label."""
+    def _listable(
+        inst: FakeInstance, status: str | None, want_labels: dict[str, Any], image: str | None = None
+    ) -> bool:
+        """ListSession lists unreleased sessions matching Status, ImageId and every wanted label."""
         if inst.state in _RELEASED or (status and inst.state != status):
+            return False
+        if image and inst.extra.get("image_id") != image:
             return False
         return all(inst.labels.get(k) == str(v) for k, v in want_labels.items())
 
-    def _total(self, status: str | None, want_labels: dict[str, Any]) -> int:
+    def _total(self, status: str | None, want_labels: dict[str, Any], image: str | None = None) -> int:
         """TotalCount: every session the filters match (not the whole fleet), as of this request.
         Call with the lock held. Unfiltered (the usual case) it counts in C: a 10k listing asks
         for it on each of its 100 pages."""
         values = self.instances.values()
-        if not status and not want_labels:
+        if not status and not want_labels and not image:
             states = list(map(_STATE, values))
             return len(states) - sum(operator.countOf(states, released) for released in _RELEASED)
-        return sum(1 for inst in values if self._listable(inst, status, want_labels))
+        return sum(1 for inst in values if self._listable(inst, status, want_labels, image))
 
-    def _matching(self, status: str | None, want_labels: dict[str, Any]) -> list[FakeInstance]:
+    def _matching(
+        self, status: str | None, want_labels: dict[str, Any], image: str | None = None
+    ) -> list[FakeInstance]:
         """Sessions ListSession would list, in its order. Call with the lock held."""
         return [
             inst
             for iid in self._sorted_ids()
-            if (inst := self.instances.get(iid)) is not None and self._listable(inst, status, want_labels)
+            if (inst := self.instances.get(iid)) is not None
+            and self._listable(inst, status, want_labels, image)
         ]
 
     def _item(self, inst: FakeInstance) -> dict[str, Any]:
@@ -299,6 +308,21 @@ class AgentBayDouble(FakeProvider):
         if inst is None:
             return self._not_found()
         return _ok({"Labels": json.dumps(inst.labels)}, NextToken="", MaxResults=len(inst.labels))
+
+    def _set_label(self, request: Request, form: dict[str, str]) -> Response:
+        """SetLabel: replaces the session's labels with the JSON map in `Labels`."""
+        try:
+            labels = json.loads(form.get("Labels") or "")
+        except ValueError:
+            labels = None
+        if not isinstance(labels, dict) or not labels or not all(isinstance(v, str) for v in labels.values()):
+            return _error(400, "InvalidParameter.Labels", "Labels must be a non-empty JSON object of strings")
+        with self.lock:
+            inst = self._find(form)
+            if inst is None or inst.state in _RELEASED:
+                return self._not_found()
+            inst.labels = dict(labels)
+        return _ok()
 
     def _get_session(self, request: Request, form: dict[str, str]) -> Response:
         inst = self._find(form)
@@ -389,11 +413,19 @@ def _benefit_error() -> Response:
     return _error(400, "BenefitLevel.NotSupport", msg)
 
 
+# Query parameters that belong to the RPC envelope, not to the action.
+_ENVELOPE = frozenset({"Action", "Version", "Format", "Timestamp", "SignatureNonce", "RegionId"})
+
+
 def _form(request: Request) -> dict[str, str]:
-    try:
-        return request.form()
-    except UnicodeDecodeError:
-        return {}
+    """The action's parameters. The POP gateway takes them from the query string as well as the
+    form body: the SDK sends e.g. GetSessionDetail's SessionId in the query (tea-openapi
+    `query=...`) and only Authorization in the body; the cockpit sends everything in the body.
+    Where both carry a name the body wins (a guess; never seen in practice)."""
+    params = {k: v[0] for k, v in request.query.items() if v and k not in _ENVELOPE}
+    with contextlib.suppress(UnicodeDecodeError):
+        params.update(request.form())
+    return params
 
 
 def _encode_token(page_no: int, last_id: str) -> str:
@@ -414,6 +446,7 @@ def _decode_token(token: str) -> tuple[int, str] | None:
 _ACTIONS = {
     "ListSession": "_list_session",
     "GetLabel": "_get_label",
+    "SetLabel": "_set_label",
     "GetSession": "_get_session",
     "GetSessionDetail": "_get_session_detail",
     "PauseSessionAsync": "_pause",
