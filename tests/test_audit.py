@@ -109,3 +109,21 @@ def test_current_operator_is_user_at_host(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("USER", "carol")
     user, host = operator_name().split("@", 1)
     assert user == "carol" and host
+
+
+def test_every_ledger_fault_is_a_ledger_error_naming_the_file(tmp_path: Path) -> None:
+    """Callers tell a broken ledger by isinstance(LedgerError), never by reading tracebacks."""
+    from opcockpit.adapters.ledger.alerts import AlertStore
+    from opcockpit.ports.ledger import LedgerError
+
+    bad = tmp_path / "ledger.db"
+    bad.write_bytes(b"this is not a sqlite database, just bytes" * 100)
+    log = AuditLog(bad)
+    with pytest.raises(LedgerError) as info:
+        log.record(op_id="x", operator="a@b", action="pause", result="done", provider="e2b")
+    assert info.value.path == str(bad) and str(bad) in str(info.value)
+    with pytest.raises(LedgerError) as info2:
+        AlertStore.open(bad)
+    assert str(bad) in str(info2.value)
+    with pytest.raises(LedgerError):
+        list_audit(path=bad)
