@@ -174,21 +174,17 @@ def test_missing_db_is_a_source_error(env: Env, tmp_path: Path) -> None:
     assert r.returncode == 3 and "does not exist" in r.stderr and not (tmp_path / "nope.db").exists()
 
 
-def test_add_subparsers_plugs_into_mains_parser() -> None:
-    """What the lead's wiring in cli/main.py will do: register on main's subparsers, dispatch to func."""
-    import argparse
+def test_action_commands_parse_into_the_ops_namespace() -> None:
+    """The typer app hands cli.ops the namespace it reads (global flags before or after the command)."""
+    from opcockpit.cli.app import _run_action, _run_audit, _run_snapshot, parse
 
-    from opcockpit.cli import main as cli_main
-    from opcockpit.cli.ops import add_subparsers, run_action, run_audit
-
-    parser = cli_main.build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    add_subparsers(sub)
-    args = parser.parse_args(["--read-only", "destroy", "--yes", "a", "b", "--timeout", "5"])
-    assert (args.command, args.func, args.targets, args.wait_timeout, args.read_only) == (
-        "destroy", run_action, ["a", "b"], 5.0, True,
+    run, args = parse(["--read-only", "destroy", "--yes", "a", "b", "--timeout", "5"])
+    assert (args.command, args.op_action, args.targets, args.wait_timeout, args.read_only) == (
+        "destroy", "destroy", ["a", "b"], 5.0, True,
     )  # fmt: skip
+    assert run is _run_action
     assert not hasattr(args, "timeout")  # cli.common.load_or_exit must not read it as a list timeout
-    assert parser.parse_args(["adopt", "docker/x", "--thread", "t"]).thread == "t"
-    assert parser.parse_args(["audit", "--limit", "3"]).func is run_audit
-    assert parser.parse_args(["snapshot"]).command == "snapshot"  # the existing commands still parse
+    assert parse(["adopt", "docker/x", "--thread", "t"])[1].thread == "t"
+    run, args = parse(["audit", "--limit", "3", "--read-only"])
+    assert run is _run_audit and args.limit == 3 and args.read_only
+    assert parse(["snapshot"])[0] is _run_snapshot  # the existing commands still parse

@@ -1,4 +1,5 @@
-"""cli/main.py wiring: lazy action/alert subcommands, --refresh, snapshot --check / prometheus."""
+"""The typer app (cli/app.py) behind cli.main: lazy subcommands, global flags anywhere, --refresh,
+snapshot --check / prometheus."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.cli.main import EXIT_USAGE, MIN_REFRESH_S, build_parser, command_of, main
+from opcockpit.cli.app import MIN_REFRESH_S, parse
+from opcockpit.cli.main import main
+from opcockpit.domain.exit_codes import ExitCode
 from tests.fixtures.leon_db import write_worked_example
 
 
@@ -29,10 +32,27 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]
     return {k: v for k, v in os.environ.items()}
 
 
-def test_command_of_skips_root_options_and_their_values() -> None:
-    assert command_of(["--config", "x.toml", "--read-only", "pause", "lease-1"]) == "pause"
-    assert command_of(["--refresh", "1", "--debug"]) is None
-    assert command_of(["--config=x", "alerts", "--history"]) == "alerts"
+def test_global_flags_before_or_after_the_command() -> None:
+    _, args = parse(["--config", "x.toml", "--read-only", "pause", "lease-1"])
+    assert (args.command, args.config, args.read_only, args.targets) == ("pause", "x.toml", True, ["lease-1"])
+    _, args = parse(["alerts", "--history", "--config=y", "--db", "s.db", "--debug"])
+    assert (args.command, args.config, args.db, args.debug, args.history) == (
+        "alerts",
+        "y",
+        "s.db",
+        True,
+        True,
+    )
+    _, args = parse(["--db", "a.db", "snapshot", "--db", "b.db", "--events-db", "e.db"])
+    assert (args.db, args.events_db) == ("b.db", "e.db")  # the later one wins
+    _, args = parse(["--refresh", "3", "config", "show", "--format", "json", "--read-only"])
+    assert (args.command, args.config_command, args.format, args.refresh, args.read_only) == (
+        "show",
+        "show",
+        "json",
+        3.0,
+        True,
+    )
 
 
 def test_snapshot_help_imports_no_action_or_alert_module() -> None:
@@ -49,21 +69,20 @@ def test_help_lists_every_command_and_real_parsers_load_on_demand(capsys: pytest
     assert main(["--help"]) == 0
     listed = capsys.readouterr().out
     for cmd in ("snapshot", "demo", "pause", "resume", "destroy", "adopt", "audit", "alerts", "ack", "mute"):
-        assert f"    {cmd}" in listed
+        assert f"\n  {cmd} " in listed
     assert main(["destroy", "--help"]) == 0
     assert "--dry-run" in capsys.readouterr().out  # the ops module's real parser, not the stub
     assert main(["mute", "--help"]) == 0
     assert "--until-resolved" in capsys.readouterr().out
-    args = build_parser("pause", lazy=True).parse_args(["--read-only", "pause", "a", "--dry-run"])
-    assert args.read_only and args.dry_run and args.targets == ["a"] and callable(args.func)
+    run, args = parse(["--read-only", "pause", "a", "--dry-run"])
+    assert args.read_only and args.dry_run and args.targets == ["a"] and callable(run)
 
 
 def test_refresh_flag_floor_and_validation(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = build_parser(lazy=True)
-    assert parser.parse_args([]).refresh is None  # the config's refresh_s (default 2) applies
-    assert parser.parse_args(["--refresh", "5"]).refresh == 5.0
-    assert parser.parse_args(["--refresh", "0.1"]).refresh == MIN_REFRESH_S
-    assert main(["--refresh", "0"]) == EXIT_USAGE
+    assert parse(["snapshot"])[1].refresh is None  # the config's refresh_s (default 2) applies
+    assert parse(["--refresh", "5", "snapshot"])[1].refresh == 5.0
+    assert parse(["demo", "--refresh", "0.1"])[1].refresh == MIN_REFRESH_S
+    assert main(["--refresh", "0"]) == ExitCode.USAGE
     assert "must be > 0" in capsys.readouterr().err
 
 
@@ -72,7 +91,7 @@ def test_actions_and_audit_dispatch_through_main(
 ) -> None:
     we = write_worked_example(tmp_path / "leon")
     rc = main(["--read-only", "pause", "no-such-lease", "--db", str(we.sandbox_db)])
-    assert rc == EXIT_USAGE and "matches no lease" in capsys.readouterr().err
+    assert rc == ExitCode.USAGE and "matches no lease" in capsys.readouterr().err
     assert main(["audit", "--format", "json"]) == 0
     assert capsys.readouterr().out.strip() in ("[]", "")
 

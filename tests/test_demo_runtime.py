@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from opcockpit.demo.runtime import demo_environment, key_env_var, run_demo
+from opcockpit.cli.main import main
+from opcockpit.demo.runtime import demo_environment, key_env_var
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,8 +75,9 @@ def test_workdir_is_kept(tmp_path: Path) -> None:
     assert (tmp_path / "sandbox.db").exists()
 
 
-def test_run_demo_snapshot_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code = run_demo(snapshot=True, format="json", leases=40, seed=9, drift=False)
+def test_demo_snapshot_json(capsys: pytest.CaptureFixture[str]) -> None:
+    # `opcockpit demo --snapshot` is the snapshot command on the demo's config (cli.demo_cmd)
+    code = main(["demo", "--snapshot", "--format", "json", "--leases", "40", "--seed", "9"])
     out, err = capsys.readouterr()
     assert code == 0, err
     doc = json.loads(out)

@@ -10,15 +10,18 @@ or --ledger PATH.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import re
 import sys
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from opcockpit.cli.common import EXIT_USAGE, err
+from opcockpit.cli.output import format_snapshot
+from opcockpit.domain.exit_codes import ExitCode
+from opcockpit.domain.timeutil import parse_duration
 
 if TYPE_CHECKING:
     from opcockpit.adapters.ledger.alerts import Alert, AlertSnapshot, AlertStore
@@ -26,44 +29,23 @@ if TYPE_CHECKING:
     from opcockpit.domain.models import GroundTruth
     from opcockpit.domain.runs import RunHealth
     from opcockpit.settings.config import CockpitConfig
+    from opcockpit.wiring import Cockpit
 
 __all__ = [
     "COMMANDS",
-    "add_subparsers",
     "alerts_config",
     "check_for_snapshot",
     "format_alerts",
-    "main",
     "parse_duration",
     "run",
     "snapshot_output",
 ]
 
 COMMANDS = ("alerts", "ack", "mute", "unmute")
-EXIT_OK, EXIT_FIRING, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FIRING = ExitCode.OK, ExitCode.FIRING
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> timedelta:
-    """'90s', '15m', '2h', '1d', '1h30m' (a bare number is minutes)."""
-    t = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", t):
-        return timedelta(minutes=float(t))
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(t):
-        if t[pos : m.start()].strip():
-            break
-        total += float(m.group(1)) * _UNIT_S[m.group(2)]
-        pos = m.end()
-    if pos == 0 or t[pos:].strip() or total <= 0:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 30m, 2h, 1d, 1h30m)")
-    return timedelta(seconds=total)
 
 
 def alerts_config(config: CockpitConfig | AlertsConfig | None) -> AlertsConfig:
@@ -99,32 +81,36 @@ async def aevaluate(
     now: datetime | None = None,
     sandbox_db: str | Path | None = None,
     events_db: str | Path | None = None,
+    cockpit: Cockpit | None = None,
 ) -> tuple[AlertSnapshot, RunHealth]:
-    """Gather run health + recent events, evaluate the rules, persist, notify."""
-    from opcockpit.adapters.ledger.alerts import AlertEngine
+    """Gather run health + recent events, evaluate the rules, persist, notify. With `cockpit`
+    the store and engine are its own (wiring); else a store at `ledger_path` (tests, --ledger)."""
     from opcockpit.services.alerting import evaluate_refresh
+    from opcockpit.wiring import build_alert_engine
 
     cfg = alerts_config(config)
     now = now or datetime.now(UTC)
     sources_cfg = getattr(config, "sources", None)
     sdb = sandbox_db or getattr(sources_cfg, "sandbox_db", None) or ground_truth.db_path
     edb = events_db or getattr(sources_cfg, "events_db", None)
-    store = await asyncio.to_thread(_open_store, ledger_path)
+    if cockpit is not None:
+        store = await asyncio.to_thread(cockpit.open_alert_store)
+    else:
+        store = await asyncio.to_thread(_open_store, ledger_path)
     try:
-        engine = AlertEngine(store, cfg, clock=lambda: now)
+        if cockpit is not None:
+            engine = cockpit.alert_engine(store, clock=lambda: now)
+        else:
+            engine = build_alert_engine(store, cfg, lambda: now)
         return await evaluate_refresh(engine, ground_truth, sandbox_db=sdb, events_db=edb, now=now)
     finally:
         store.close()
 
 
-def _run_async(coro: Any) -> Any:
-    box: list[Any] = []
+def _run_async(factory: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    from opcockpit.wiring import run_main
 
-    async def _main() -> None:  # main task returns None (see cli/snapshot.run_collect)
-        box.append(await coro)
-
-    asyncio.run(_main())
-    return box[0]
+    return run_main(factory)
 
 
 def check_for_snapshot(
@@ -136,7 +122,7 @@ def check_for_snapshot(
     """For `opcockpit snapshot --check`: evaluate (persisting to the ledger, so hold times work
     across cron runs, and notifying when configured) and return (firing alerts, exit code):
     1 when any firing alert is not muted, else 0."""
-    snap, _ = _run_async(aevaluate(ground_truth, config, ledger_path=ledger_path, now=now))
+    snap, _ = _run_async(lambda: aevaluate(ground_truth, config, ledger_path=ledger_path, now=now))
     return list(snap.active), (EXIT_FIRING if snap.unmuted else EXIT_OK)
 
 
@@ -164,7 +150,9 @@ def snapshot_output(
     run_health = None
     snap = None
     if check:
-        snap, run_health = _run_async(aevaluate(ground_truth, config, ledger_path=ledger_path, now=now))
+        snap, run_health = _run_async(
+            lambda: aevaluate(ground_truth, config, ledger_path=ledger_path, now=now)
+        )
         alerts = list(snap.active)
         code = EXIT_FIRING if snap.unmuted else EXIT_OK
     notes: list[str] = []
@@ -176,12 +164,19 @@ def snapshot_output(
         from opcockpit.formats.prometheus import render_prometheus
 
         if run_health is None:
-            from opcockpit.domain.runs import load_run_health
+            from opcockpit.services.runs import load_run_health
+            from opcockpit.wiring import leon_access
 
             cfg = alerts_config(config)
             edb = getattr(getattr(config, "sources", None), "events_db", None)
             run_health = _run_async(
-                load_run_health(edb, now, window_s=cfg.window_s, stuck_after_s=cfg.stuck_after_s)
+                lambda: load_run_health(
+                    edb,
+                    now,
+                    events_reader=leon_access().events_reader,
+                    window_s=cfg.window_s,
+                    stuck_after_s=cfg.stuck_after_s,
+                )
             )
             try:
                 with _open_store(ledger_path) as store:
@@ -189,8 +184,6 @@ def snapshot_output(
             except Exception as exc:  # sqlite3 / OS errors: gauges without alerts, said on stderr
                 notes.append(f"opcockpit: alert ledger unreadable: {type(exc).__name__}: {exc}")
         return render_prometheus(ground_truth, run_health, alerts, now=now), notes, code
-
-    from opcockpit.cli.snapshot import format_snapshot
 
     if fmt == "json":
         from opcockpit.formats.serialize import to_dict
@@ -298,56 +291,10 @@ def format_detail(a: Alert, now: datetime) -> str:
     return "\n".join(out) + "\n"
 
 
-# --------------------------------------------------------------------------- argparse
+# --------------------------------------------------------------------------- commands
 
 
-def _flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ledger", metavar="PATH", help="alert ledger (default: $OPCOCKPIT_LEDGER, XDG data dir)")
-
-
-def add_subparsers(subparsers: Any) -> None:
-    """Add alerts / ack / mute / unmute to an argparse subparsers object (cli/main.py's `sub`)."""
-    try:
-        from opcockpit.cli.main import _global_flags
-    except ImportError:  # pragma: no cover - main always has it
-        _global_flags = None  # type: ignore[assignment]
-
-    def common(p: argparse.ArgumentParser) -> None:
-        if _global_flags is not None:
-            _global_flags(p, suppress=True)
-        _flags(p)
-
-    al = subparsers.add_parser("alerts", help="evaluate and list alerts (exit 1 when an unmuted alert fires)")
-    common(al)
-    al.add_argument("--history", action="store_true", help="list past episodes too (no evaluation)")
-    al.add_argument("--cached", action="store_true", help="show the ledger's alerts without evaluating")
-    al.add_argument("--limit", type=int, default=50, help="history length (default 50)")
-    al.add_argument("--format", choices=("table", "json"), default="table")
-    al.add_argument("--db", metavar="PATH", help="sandbox.db")
-    al.add_argument("--events-db", metavar="PATH", help="events.db")
-    al.add_argument("id", nargs="?", help="show one alert in detail")
-
-    ack = subparsers.add_parser("ack", help="acknowledge an alert")
-    common(ack)
-    ack.add_argument("id", help="alert id (#12 / 12) or fingerprint")
-    ack.add_argument("--comment", "-m", help="why / what is being done")
-    ack.add_argument("--who", help="operator (default: $USER@host)")
-
-    mute = subparsers.add_parser("mute", help="silence an alert for a while or until it resolves")
-    common(mute)
-    mute.add_argument("id", help="alert id (#12 / 12) or fingerprint")
-    g = mute.add_mutually_exclusive_group(required=True)
-    g.add_argument("--for", dest="duration", type=parse_duration, metavar="DURATION", help="e.g. 30m, 2h, 1d")
-    g.add_argument("--until-resolved", action="store_true", help="until this episode resolves")
-    mute.add_argument("--comment", "-m")
-    mute.add_argument("--who")
-
-    un = subparsers.add_parser("unmute", help="lift a mute")
-    common(un)
-    un.add_argument("id")
-
-
-def run(args: argparse.Namespace) -> int:
+def run(args: Any) -> int:
     """Dispatch one of COMMANDS; user errors are one stderr line and exit 2."""
     from opcockpit.adapters.ledger.alerts import AlertNotFound
 
@@ -361,16 +308,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _err(line: str) -> None:
-    from opcockpit.settings.config import scrub
-
-    sys.stderr.write(scrub(line) + "\n")
+    err(line)
 
 
-def _cmd_action(args: argparse.Namespace) -> int:
-    from opcockpit.adapters.ledger.audit import current_operator
+def _cmd_action(args: Any) -> int:
+    from opcockpit.wiring import operator_name
 
+    if args.command == "mute" and (args.duration is None) == (not args.until_resolved):
+        _err("opcockpit mute: exactly one of --for DURATION or --until-resolved is required")
+        return EXIT_USAGE
     now = datetime.now(UTC)
-    who = getattr(args, "who", None) or current_operator()
+    who = getattr(args, "who", None) or operator_name()
     with _open_store(args.ledger) as store:
         if args.command == "ack":
             a = store.ack(args.id, who, args.comment, now=now)
@@ -388,7 +336,7 @@ def _cmd_action(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_alerts(args: argparse.Namespace) -> int:
+def _cmd_alerts(args: Any) -> int:
     now = datetime.now(UTC)
     if args.id:
         with _open_store(args.ledger) as store:
@@ -416,13 +364,21 @@ def _cmd_alerts(args: argparse.Namespace) -> int:
         return EXIT_FIRING if firing and not args.history else EXIT_OK
 
     from opcockpit.cli.common import load_or_exit
-    from opcockpit.cli.snapshot import run_collect
+    from opcockpit.wiring import build_cockpit
 
     loaded = load_or_exit(args)
     for warning in loaded.warnings:
         _err(f"opcockpit: warning: {warning}")
-    gt = run_collect(loaded.config)
-    snap, _ = _run_async(aevaluate(gt, loaded.config, ledger_path=args.ledger, now=gt.generated_at))
+    cockpit = build_cockpit(loaded.config, read_only=True, ledger_path=args.ledger)
+
+    async def collect_and_evaluate() -> tuple[AlertSnapshot, RunHealth]:
+        try:
+            gt = await cockpit.collector.refresh()
+        finally:
+            await cockpit.aclose()
+        return await aevaluate(gt, loaded.config, now=gt.generated_at, cockpit=cockpit)
+
+    snap, _ = _run_async(collect_and_evaluate)
     for d in snap.notify_errors:
         _err(f"opcockpit: notify: {d.target} alert #{d.alert_id}: {d.error}")
     sys.stdout.write(
@@ -431,36 +387,8 @@ def _cmd_alerts(args: argparse.Namespace) -> int:
     return EXIT_FIRING if snap.unmuted else EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from opcockpit.cli.main import _Parser
-
-    p = _Parser(prog="opcockpit", description="opcockpit alerts (standalone entry point)")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
-    add_subparsers(sub)
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from opcockpit.cli.main import UsageError
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    try:
-        args = build_parser().parse_args(argv)
-        for name, default in (("config", None), ("read_only", False), ("debug", debug)):
-            if not hasattr(args, name):
-                setattr(args, name, default)
-        return run(args)
-    except UsageError as exc:
-        _err(str(exc))
-        return EXIT_USAGE
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
-    except BaseException as exc:
-        from opcockpit.cli.common import report_unexpected
-
-        return report_unexpected(exc, debug=debug)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m opcockpit.cli.alerts_cli ARGS` is `opcockpit ARGS`.
+    import runpy
+
+    runpy.run_module("opcockpit.cli", run_name="__main__")

@@ -1,19 +1,35 @@
-"""Shared CLI plumbing: config loading with exit codes, and the last-resort error handler."""
+"""Shared CLI plumbing: one-line stderr, config loading with exit codes, the last-resort error
+handler. Every command module imports from here (never from cli.main or cli.app), so the command
+modules form no cycle with the entry point."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import traceback
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
-from opcockpit.cli.main import EXIT_INTERNAL, EXIT_SOURCE, EXIT_USAGE, err
+from opcockpit.domain.exit_codes import ExitCode
 from opcockpit.domain.text import safe_text
 from opcockpit.settings.config import ConfigError, LoadedConfig, load_config, scrub
 
 if TYPE_CHECKING:
     from opcockpit.adapters.ledger.sqlite import LedgerError
+
+
+EXIT_OK = ExitCode.OK
+EXIT_INTERNAL = ExitCode.INTERNAL
+EXIT_USAGE = ExitCode.USAGE
+EXIT_SOURCE = ExitCode.SOURCE
+
+
+def err(line: str, stream: IO[str] | None = None) -> None:
+    """One line on stderr, scrubbed of every secret value the config loader has seen."""
+    (stream or sys.stderr).write(scrub(line.rstrip("\n")) + "\n")
+
+
+class UsageError(Exception):
+    """Bad command line found by a command itself (e.g. `--since`): one line on stderr, exit 2."""
 
 
 class CliExit(Exception):
@@ -24,11 +40,14 @@ class CliExit(Exception):
         self.code = code
 
 
-def load_or_exit(args: argparse.Namespace, **overrides: object) -> LoadedConfig:
+def load_or_exit(args: Any, **overrides: object) -> LoadedConfig:
     """load_config from the parsed flags; every problem -> one stderr line, then exit 2."""
+    from opcockpit.adapters.providers.registry import KINDS
+
     try:
         loaded = load_config(
             getattr(args, "config", None),
+            kinds=KINDS,
             db=getattr(args, "db", None),
             events_db=getattr(args, "events_db", None),
             read_only=bool(getattr(args, "read_only", False)) or None,
@@ -54,6 +73,9 @@ def report_unexpected(exc: BaseException, *, debug: bool) -> int:
     """Turn any exception into one stderr line (or a redacted traceback with --debug) + exit code."""
     if isinstance(exc, CliExit):
         return exc.code
+    if isinstance(exc, UsageError):
+        err(str(exc))
+        return EXIT_USAGE
     if isinstance(exc, ConfigError):
         for problem in exc.problems:
             err(f"opcockpit: config error: {_one_line(str(problem))}")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from opcockpit.cli.common import CliExit, load_or_exit
-from opcockpit.cli.main import EXIT_OK, EXIT_USAGE, err
+from opcockpit.cli.common import EXIT_OK, EXIT_USAGE, CliExit, err, load_or_exit
 from opcockpit.settings.config import (
     LoadedConfig,
     ProviderConfig,
@@ -26,7 +24,7 @@ _PROVIDER_KEYS = (
 )  # fmt: skip
 
 
-def run_config(args: argparse.Namespace) -> int:
+def run_config(args: Any) -> int:
     action = args.config_command
     if action == "show":
         return _show(args)
@@ -147,7 +145,7 @@ def _toml_value(v: Any) -> str:
     return json.dumps(str(v), ensure_ascii=False)
 
 
-def _show(args: argparse.Namespace) -> int:
+def _show(args: Any) -> int:
     loaded = load_or_exit(args)
     data = _entries(loaded)
     if args.format == "json":
@@ -191,7 +189,7 @@ def _show(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- validate / init / paths
 
 
-def _validate(args: argparse.Namespace) -> int:
+def _validate(args: Any) -> int:
     loaded = load_or_exit(args)  # every problem -> one stderr line, exit 2
     for w in loaded.warnings:
         err(f"opcockpit: warning: {w}")
@@ -201,7 +199,7 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _init(args: argparse.Namespace) -> int:
+def _init(args: Any) -> int:
     from opcockpit.cli.starter import STARTER_CONFIG
 
     target = Path(args.path).expanduser() if args.path else default_paths().default_config
@@ -221,7 +219,7 @@ def _init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _paths(args: argparse.Namespace) -> int:
+def _paths(args: Any) -> int:
     paths = default_paths(config_path=getattr(args, "config", None))
 
     def state(p: Path | None) -> str:

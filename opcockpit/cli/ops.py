@@ -18,86 +18,37 @@ Wiring: `opcockpit.cli.main` registers these with `add_subparsers(sub)` and disp
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import re
 import signal
 import sys
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
-from opcockpit.cli.main import (
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    UsageError,
-    _global_flags,
-    _Parser,
-    _positive_float,
-    err,
-)
+from opcockpit.cli.common import EXIT_OK, EXIT_USAGE, UsageError, err
+from opcockpit.domain.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from opcockpit.services.operations import Operation, Plan
 
-EXIT_NOT_CONVERGED = 4
-EXIT_DECLINED = 5
+EXIT_NOT_CONVERGED = ExitCode.NOT_CONVERGED
+EXIT_DECLINED = ExitCode.DECLINED
 ACTIONS = ("pause", "resume", "destroy", "adopt")
-DEFAULT_WAIT_S = 60.0
-_HELP = {
-    "pause": "pause sandboxes (lease id, thread id, instance id, unique prefix, or provider/instance)",
-    "resume": "resume paused sandboxes",
-    "destroy": "destroy sandboxes (asks on a terminal; --yes to skip)",
-    "adopt": "turn orphan instances into LEON leases (lease-adopt-<hex>)",
-}
-
-
-def add_subparsers(subparsers: Any) -> None:
-    """Register pause/resume/destroy/adopt/audit on an argparse subparsers object (func= set)."""
-    for action in ACTIONS:
-        p = subparsers.add_parser(action, help=_HELP[action], description=_HELP[action])
-        _global_flags(p, suppress=True)
-        p.add_argument("targets", nargs="+", metavar="TARGET")
-        p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-        p.add_argument("--dry-run", action="store_true", help="check and report; change nothing")
-        p.add_argument("--format", choices=("table", "json"), default="table")
-        p.add_argument(
-            "--timeout",
-            dest="wait_timeout",
-            type=_positive_float,
-            default=DEFAULT_WAIT_S,
-            metavar="S",
-            help=f"wait at most S seconds for convergence (default {DEFAULT_WAIT_S:g})",
-        )
-        p.add_argument("--db", metavar="PATH", help="sandbox.db (overrides config and LEON defaults)")
-        if action == "adopt":
-            p.add_argument(
-                "--thread", metavar="THREAD_ID", help="attach to this thread (it must have no lease)"
-            )
-        p.set_defaults(func=run_action, op_action=action)
-    audit = subparsers.add_parser("audit", help="list the operator actions log", description="audit log")
-    _global_flags(audit, suppress=True)
-    audit.add_argument("--limit", type=int, default=50, metavar="N")
-    audit.add_argument("--since", metavar="WHEN", help="ISO time or an age like 30m, 2h, 7d")
-    audit.add_argument("--target", metavar="ID", help="lease, instance, thread or provider/instance (prefix)")
-    audit.add_argument("--format", choices=("table", "json"), default="table")
-    audit.set_defaults(func=run_audit)
 
 
 # --------------------------------------------------------------------------- actions
 
 
-def run_action(args: argparse.Namespace) -> int:
+def run_action(args: Any) -> int:
     from opcockpit.cli.common import load_or_exit
+    from opcockpit.wiring import build_cockpit, run_main
 
     loaded = load_or_exit(args)
     for warning in loaded.warnings:
         err(f"opcockpit: warning: {warning}")
-    box: list[int] = []
+    cockpit = build_cockpit(loaded.config, read_only=bool(args.read_only))
 
-    async def _main() -> None:
+    async def _main() -> int:
         # SIGINT and SIGTERM cancel the action instead of killing the process: each running
         # operation then completes its audit row as "interrupted" (bounded) before we exit.
         loop = asyncio.get_running_loop()
@@ -113,7 +64,7 @@ def run_action(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, interrupt, sig)
         try:
-            box.append(await _act(args, loaded.config))
+            return await _act(args, cockpit)
         except asyncio.CancelledError:
             if not got:
                 raise
@@ -122,23 +73,18 @@ def run_action(args: argparse.Namespace) -> int:
                 f"opcockpit: interrupted by {name}: actions in flight were recorded as interrupted "
                 "(their outcome at the provider is unknown); see `opcockpit audit`"
             )
-            box.append(128 + got[0])
+            return 128 + got[0]
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
 
-    asyncio.run(_main())  # the main task returns None (see cli.snapshot.run_collect)
-    return box[0]
+    return run_main(_main)
 
 
-async def _act(args: argparse.Namespace, config: Any) -> int:
-    from opcockpit.adapters.ledger.audit import AuditLog
-    from opcockpit.services.collect import FleetCollector
-    from opcockpit.services.operations import Operations, OpStatus, TargetError
+async def _act(args: Any, cockpit: Any) -> int:
+    from opcockpit.services.operations import OpStatus, TargetError
 
-    collector = FleetCollector(config)
-    audit = AuditLog()
-    ops = Operations(config, collector=collector, audit=audit)
+    collector, audit, ops = cockpit.collector, cockpit.audit, cockpit.operations
     try:
         gt = await collector.refresh()
         try:
@@ -179,8 +125,7 @@ async def _act(args: argparse.Namespace, config: Any) -> int:
         _print_results(results, args, read_only=ops.read_only, code=code)
         return code
     finally:
-        await collector.aclose()
-        audit.close()
+        await cockpit.aclose()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -224,7 +169,7 @@ def _confirm_destroy(plan: Plan, stdin: IO[str] | None = None, out: IO[str] | No
     return None
 
 
-def _print_results(results: list[Operation], args: argparse.Namespace, *, read_only: bool, code: int) -> None:
+def _print_results(results: list[Operation], args: Any, *, read_only: bool, code: int) -> None:
     if args.format == "json":
         doc = {
             "action": args.op_action,
@@ -256,15 +201,16 @@ def _print_results(results: list[Operation], args: argparse.Namespace, *, read_o
 # --------------------------------------------------------------------------- audit
 
 
-_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-
-
 def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """'30m' / '2h' / '7d' / '45s' ago, or an ISO time (naive = local)."""
-    m = _AGE.match(text.strip())
-    if m:
-        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-        return (now or datetime.now(UTC)) - timedelta(seconds=float(m.group(1)) * unit)
+    """'30m' / '2h' / '7d' / '45s' / '1h30m' ago (the domain's durations), or an ISO time
+    (naive = local)."""
+    from opcockpit.domain.timeutil import parse_duration
+
+    if not text.strip().replace(".", "").isdigit():  # a bare number is an ISO year, not minutes
+        try:
+            return (now or datetime.now(UTC)) - parse_duration(text)
+        except ValueError:
+            pass
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -274,7 +220,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return when if when.tzinfo else when.astimezone()
 
 
-def run_audit(args: argparse.Namespace) -> int:
+def run_audit(args: Any) -> int:
     from opcockpit.adapters.ledger.audit import STARTED, list_audit
 
     since = parse_since(args.since) if args.since else None
@@ -304,36 +250,8 @@ def run_audit(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- standalone entry
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="opcockpit", description="opcockpit operator actions")
-    _global_flags(p, suppress=False)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
-    add_subparsers(sub)
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    try:
-        args = build_parser().parse_args(argv)
-        for name, default in (("config", None), ("read_only", False), ("debug", debug)):
-            if not hasattr(args, name):
-                setattr(args, name, default)
-        return int(args.func(args))
-    except UsageError as exc:
-        err(str(exc))
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        err("opcockpit: interrupted")
-        return EXIT_INTERRUPTED
-    except SystemExit as exc:  # --help
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
-    except BaseException as exc:
-        from opcockpit.cli.common import report_unexpected
-
-        return report_unexpected(exc, debug=debug)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m opcockpit.cli.ops ARGS` is `opcockpit ARGS` (scripts and tests still call it).
+    import runpy
+
+    runpy.run_module("opcockpit.cli", run_name="__main__")

@@ -3,45 +3,37 @@ written, so a source error leaves stdout empty (exit 3) instead of half a docume
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import gc
-import re
 import sys
 from collections.abc import Collection
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
-from opcockpit.cli.common import CliExit, load_or_exit
-from opcockpit.cli.main import EXIT_OK, EXIT_USAGE, err
+from opcockpit.cli.common import EXIT_OK, EXIT_USAGE, CliExit, err, load_or_exit
+from opcockpit.cli.output import escape_c1, format_snapshot
 from opcockpit.domain.models import GroundTruth
 from opcockpit.domain.text import safe_text
 from opcockpit.settings.config import CockpitConfig
 
+__all__ = ["collect_once", "escape_c1", "format_snapshot", "run_collect", "run_snapshot"]
 
-async def collect_once(config: CockpitConfig, providers: Collection[str] | None = None) -> GroundTruth:
-    from opcockpit.services.collect import FleetCollector
+if TYPE_CHECKING:
+    from opcockpit.wiring import Cockpit
 
-    collector = FleetCollector(config, providers=providers)
+
+async def collect_once(cockpit: Cockpit) -> GroundTruth:
+    """One refresh of `cockpit`'s collector, then the cockpit is closed."""
     try:
-        return await collector.refresh()
+        return await cockpit.collector.refresh()
     finally:
-        await collector.aclose()
+        await cockpit.aclose()
 
 
-def run_collect(config: CockpitConfig, providers: Collection[str] | None = None) -> GroundTruth:
-    """asyncio.run(collect_once(...)), but the main task returns None.
+def run_collect(cockpit: Cockpit) -> GroundTruth:
+    """collect_once under wiring.run_main (the asyncio.run start-up trick, kept in one place)."""
+    from opcockpit.wiring import run_main
 
-    asyncio.Runner's SIGINT bookkeeping makes signal.getsignal() build a ValueError whose message
-    is the repr of a functools.partial holding the main task, and a finished task's repr includes
-    its result: for a 10k-row GroundTruth that dataclass repr alone cost ~0.4 s (CPython 3.11).
-    """
-    box: list[GroundTruth] = []
-
-    async def _main() -> None:
-        box.append(await collect_once(config, providers))
-
-    asyncio.run(_main())
-    return box[0]
+    return run_main(lambda: collect_once(cockpit))
 
 
 def only_providers(gt: GroundTruth, names: Collection[str]) -> GroundTruth:
@@ -71,61 +63,21 @@ def check_provider_names(names: Collection[str], config: CockpitConfig, gt: Grou
     raise CliExit(EXIT_USAGE)
 
 
-def format_snapshot(gt: GroundTruth, fmt: str, *, width: int | None = None) -> str:
-    if fmt == "json":
-        from opcockpit.formats.serialize import dumps_json
-
-        return escape_c1(dumps_json(gt)) + "\n"
-    if fmt == "ndjson":
-        from opcockpit.formats.serialize import iter_ndjson
-
-        return escape_c1("".join(line + "\n" for line in iter_ndjson(gt)))
-    if fmt == "csv":
-        from opcockpit.formats.serialize import csv_text
-
-        return csv_text(gt)
-    import io
-
-    from opcockpit.formats.table import render_table
-
-    buf = io.StringIO()
-    render_table(gt, buf, width=width or _terminal_width())
-    return buf.getvalue()
-
-
-_C1 = re.compile("[\x7f-\x9f]")
-
-
-def escape_c1(text: str) -> str:
-    """JSON text with DEL and C1 controls (8-bit CSI/OSC) written as \\u escapes.
-
-    The encoder (ensure_ascii=False) escapes only U+0000..U+001F; U+007F..U+009F can only occur
-    inside JSON strings, where the escape is lossless. The search runs in C; clean output is as is.
-    """
-    if _C1.search(text) is None:
-        return text
-    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
-def _terminal_width() -> int:
-    import shutil
-
-    return max(80, shutil.get_terminal_size((160, 24)).columns)
-
-
-def run_snapshot(args: argparse.Namespace) -> int:
+def run_snapshot(args: Any, *, config: CockpitConfig | None = None, demo: bool = False) -> int:
+    """`opcockpit snapshot`; `opcockpit demo --snapshot` passes the demo's `config` and `demo`
+    (the ledger beside the demo fleet) and is otherwise this very path."""
     # ~100k acyclic records are built here; the cyclic GC would only rescan them (-60 ms at 10k).
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _run_snapshot(args)
+        return _run_snapshot(args, config, demo=demo)
     finally:
         if was_enabled:
             gc.enable()
 
 
 def _with_alerts(
-    gt: GroundTruth, config: CockpitConfig, args: argparse.Namespace
+    gt: GroundTruth, config: CockpitConfig, args: Any, ledger: Any
 ) -> tuple[str, list[str], int]:
     """snapshot_output (alerts_cli), surviving a broken ledger.
 
@@ -139,7 +91,6 @@ def _with_alerts(
     from opcockpit.cli.common import ledger_fault
 
     check = bool(getattr(args, "check", False))
-    ledger = getattr(args, "ledger", None)
     try:
         return snapshot_output(gt, config, args.format, check=check, width=args.width, ledger_path=ledger)
     except Exception as exc:
@@ -159,20 +110,25 @@ def _without_notifications(config: CockpitConfig) -> CockpitConfig:
     return config.model_copy(update={"alerts": alerts.model_copy(update={"webhook": None, "command": None})})
 
 
-def _run_snapshot(args: argparse.Namespace) -> int:
-    loaded = load_or_exit(args)
-    for warning in loaded.warnings:
-        err(safe_text(f"opcockpit: warning: {warning}"))
-    names = args.provider or None
-    gt = run_collect(loaded.config, names)
+def _run_snapshot(args: Any, config: CockpitConfig | None, *, demo: bool) -> int:
+    from opcockpit.wiring import build_cockpit
+
+    if config is None:
+        loaded = load_or_exit(args)
+        for warning in loaded.warnings:
+            err(safe_text(f"opcockpit: warning: {warning}"))
+        config = loaded.config
+    names = getattr(args, "provider", None) or None
+    cockpit = build_cockpit(config, read_only=True, providers=names, demo=demo)
+    gt = run_collect(cockpit)
     for problem in gt.db_problems:
         err(f"opcockpit: warning: sandbox.db: {safe_text(problem)}")
     if names:
-        check_provider_names(names, loaded.config, gt)
+        check_provider_names(names, config, gt)
         gt = only_providers(gt, names)
     if getattr(args, "check", False) or args.format == "prometheus":
         # Alerts (issue 6) own these: rules evaluated into the ledger, gauges for node_exporter.
-        text, notes, code = _with_alerts(gt, loaded.config, args)
+        text, notes, code = _with_alerts(gt, config, args, cockpit.ledger_path)
         sys.stdout.write(text)
         sys.stdout.flush()
         for line in notes:

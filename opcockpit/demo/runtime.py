@@ -18,7 +18,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,8 +27,6 @@ from opcockpit.demo.drift import DriftSimulator
 from opcockpit.demo.fleet import DemoFleet, generate_fleet
 from opcockpit.doubles.base import FakeProvider
 from opcockpit.settings.config import CockpitConfig, ProviderConfig, SourcesConfig
-
-EXIT_SOURCE = 3
 
 
 class DemoEnvironment(NamedTuple):
@@ -197,19 +195,29 @@ def banner(env: DemoEnvironment) -> str:
     return text
 
 
-def snapshot_text(env: DemoEnvironment, format: str = "table") -> str:
-    """One refresh of the demo, formatted like `opcockpit snapshot`."""
-    import asyncio
-
-    from opcockpit.cli.snapshot import collect_once, format_snapshot
-
-    gt = asyncio.run(collect_once(env.config))
-    return format_snapshot(gt, format)
+def in_demo(
+    work: Callable[[DemoEnvironment], int],
+    *,
+    seed: int = 7,
+    leases: int = 300,
+    workdir: str | None = None,
+    drift: bool = True,
+) -> int:
+    """`work(env)` inside a demo environment that is torn down on return, SIGINT, SIGTERM and
+    SIGHUP; returns its exit code (130 / 128+signal when interrupted)."""
+    try:
+        with (
+            _signals_unwind(),
+            demo_environment(seed=seed, leases=leases, workdir=workdir, drift=drift) as env,
+        ):
+            return int(work(env) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except _Terminated as exc:
+        return int(exc.code or 0)
 
 
 def run_demo(
-    snapshot: bool = False,
-    format: str = "table",
     seed: int = 7,
     leases: int = 300,
     workdir: str | None = None,
@@ -217,42 +225,25 @@ def run_demo(
     refresh_s: float | None = None,
     read_only: bool = False,
 ) -> int:
-    """Entry point of `opcockpit demo`. Returns the process exit code."""
-    try:
-        with (
-            _signals_unwind(),
-            demo_environment(seed=seed, leases=leases, workdir=workdir, drift=drift) as env,
-        ):
-            if not snapshot:
-                try:
-                    from opcockpit.tui.app import run_app
-                except ImportError as exc:
-                    if not (exc.name or "").startswith("opcockpit.tui"):
-                        raise
-                    sys.stderr.write(
-                        "opcockpit: the TUI is not available in this build; printing a snapshot\n"
-                    )
-                else:
-                    code = run_app(
-                        env.config, demo_banner=banner(env), read_only=read_only, refresh_s=refresh_s
-                    )
-                    return int(code or 0)
-            try:
-                text = snapshot_text(env, format)
-            except Exception as exc:
-                from opcockpit.ports.errors import SourceError
+    """The live cockpit on a demo fleet. (`opcockpit demo --snapshot` is the CLI's snapshot path
+    on `demo_environment`'s config: see opcockpit.cli.demo_cmd.)"""
 
-                if isinstance(exc, SourceError):
-                    sys.stderr.write(f"opcockpit: {exc}\n")
-                    return EXIT_SOURCE
-                raise
-            sys.stdout.write(text)
-            sys.stdout.flush()
-            return 0
-    except KeyboardInterrupt:
-        return 130
-    except _Terminated as exc:
-        return int(exc.code or 0)
+    def tui(env: DemoEnvironment) -> int:
+        from opcockpit.tui.app import run_app
+
+        return int(
+            run_app(env.config, demo_banner=banner(env), read_only=read_only, refresh_s=refresh_s) or 0
+        )
+
+    return in_demo(tui, seed=seed, leases=leases, workdir=workdir, drift=drift)
 
 
-__all__ = ["DemoEnvironment", "banner", "demo_environment", "key_env_var", "load_specs", "run_demo"]
+__all__ = [
+    "DemoEnvironment",
+    "banner",
+    "demo_environment",
+    "in_demo",
+    "key_env_var",
+    "load_specs",
+    "run_demo",
+]

@@ -1,0 +1,19 @@
+"""`opcockpit` with no command: the live cockpit (Textual), on the same flags as every command."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from opcockpit.cli.common import EXIT_USAGE, err, load_or_exit
+
+
+def run_tui(args: Any) -> int:
+    loaded = load_or_exit(args)  # --config/--db/--events-db/--read-only, like any command
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        err("opcockpit: the live cockpit needs a terminal; for pipes and scripts use `opcockpit snapshot`")
+        return EXIT_USAGE
+    import opcockpit.tui.app as tui_app
+
+    read_only = bool(loaded.config.read_only)
+    return int(tui_app.run_tui(loaded, read_only=read_only, debug=args.debug, refresh_s=args.refresh) or 0)
