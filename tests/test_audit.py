@@ -105,7 +105,7 @@ def test_secrets_the_config_knows_are_scrubbed(tmp_path: Path, monkeypatch: pyte
         assert secret.encode() not in f.read_bytes()
 
 
-def test_current_operator_is_user_at_host(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_operator_name_is_user_at_host(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USER", "carol")
     user, host = operator_name().split("@", 1)
     assert user == "carol" and host

@@ -16,10 +16,8 @@ saw) and the adapters already redact their own messages; states are plain state 
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
-import socket
 import sqlite3
 import threading
 from collections.abc import Mapping
@@ -30,7 +28,7 @@ from typing import Any
 from opcockpit.adapters.ledger.sqlite import default_ledger_path, ensure_schema, guarded, open_ledger
 from opcockpit.domain.secrets import scrub
 
-__all__ = ["AuditEntry", "AuditLog", "current_operator", "list_audit"]
+__all__ = ["AuditEntry", "AuditLog", "list_audit"]  # the operator: wiring.operator_name
 
 COMPONENT = "audit"
 MIGRATIONS: list[list[str]] = [
@@ -62,16 +60,6 @@ MIGRATIONS: list[list[str]] = [
 ]
 _TEXT_CHARS = 1000
 STARTED = "started"  # result of a row written before its action; `finish` replaces it
-
-
-def current_operator() -> str:
-    """Deprecated: use `opcockpit.wiring.operator_name` (the services get the operator as data).
-    Kept only until cli/alerts_cli.py stops importing it."""
-    try:
-        user = os.environ.get("USER") or getpass.getuser()
-    except Exception:
-        user = f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
-    return f"{user}@{socket.gethostname()}"
 
 
 def _clean(text: str | None) -> str | None:
