@@ -33,8 +33,15 @@ from opcockpit.doubles.base import (
 
 __all__ = ["DockerDouble"]
 
-API_VERSION = "1.41"
+API_VERSION = "1.41"  # podman 4.3.1's compat API version (probed, §5)
+# (max, min) API version each flavor serves. moby: max 1.56, default min 1.40 (§3.1); podman
+# 4.3.1 reports 1.41 / 1.24 but was not probed for refusing other versions, so it accepts any
+# (a guess).
+_VERSIONS = {"docker": ("1.56", "1.40"), "podman": (API_VERSION, "1.24")}
+LEGACY_EVENT_FIELDS_BEFORE = (1, 52)  # moby dropped the top-level status/id/from in API v1.52
 _V = r"(?:/v\d+\.\d+)?"  # versioned and unversioned paths
+_VERSION_PREFIX = re.compile(r"^/v(\d+)\.(\d+)(?=/)")
+ZERO_TIME = "0001-01-01T00:00:00Z"
 _CID = r"(?P<cid>[^/]+)"
 IMAGE = "localhost/bb:latest"
 IMAGE_ID = "sha256:" + "b" * 64
@@ -96,6 +103,9 @@ class DockerDouble(FakeProvider):
             labels.setdefault("leon.session_id", iid)
         extra.setdefault("docker_id", secrets.token_hex(32))
         extra.setdefault("exit_code", 0 if state != "stopped" else 137)
+        if state == "stopped":
+            # An exited container has finished at some point; "when it was added" is a guess.
+            extra.setdefault("finished_at", created_at or datetime.now(UTC))
         inst = super().add(iid, state=state, name=name or iid, labels=labels, created_at=created_at, **extra)
         if inst.state == "paused":
             inst.started_at = inst.created_at
@@ -116,6 +126,7 @@ class DockerDouble(FakeProvider):
         for action in _transition_actions(old, new):
             if action == "die":
                 inst.extra["exit_code"] = 137
+                inst.extra["finished_at"] = datetime.now(UTC)
             self.emit(inst, action)
 
     def remove(self, instance_id: str) -> None:
@@ -133,20 +144,44 @@ class DockerDouble(FakeProvider):
 
     def _emit_removal(self, inst: FakeInstance) -> None:
         if inst.state in ("running", "paused"):
+            # a forced removal SIGKILLs it first: the die event carries exitCode 137
+            inst.extra["exit_code"] = 137
+            inst.extra["finished_at"] = datetime.now(UTC)
             if self.flavor == "docker":
                 self.emit(inst, "kill")
             self.emit(inst, "die")
         self.emit(inst, "remove" if self.flavor == "podman" else "destroy")
 
     def dispatch(self, request: Request) -> Response:
-        response = super().dispatch(request)
-        response.headers.setdefault("Api-Version", API_VERSION)
+        refused = self._version_refused(request)
+        response = refused or super().dispatch(request)
+        response.headers.setdefault("Api-Version", _VERSIONS[self.flavor][0])
         if self.flavor == "podman":
             response.headers.setdefault("Libpod-Api-Version", "4.3.1")
         return response
 
     def server_error(self, status: int) -> Response:
         return self._error(status, "injected failure")
+
+    def _version_refused(self, request: Request) -> Response | None:
+        """moby answers 400 to a /vX.Y outside [min, max] before routing (podman: see _VERSIONS)."""
+        version = _request_version(request.path)
+        if version is None or self.flavor == "podman":
+            return None
+        high, low = (_version_tuple(v) for v in _VERSIONS[self.flavor])
+        shown = f"{version[0]}.{version[1]}"
+        if version > high:
+            maximum = _VERSIONS["docker"][0]
+            return self._error(
+                400, f"client version {shown} is too new. Maximum supported API version is {maximum}"
+            )
+        if version < low:
+            msg = (
+                f"client version {shown} is too old. Minimum supported API version is "
+                f"{_VERSIONS['docker'][1]}, please upgrade your client to a newer version"
+            )
+            return self._error(400, msg)
+        return None
 
     # -- routes -------------------------------------------------------------------------------
 
@@ -166,8 +201,9 @@ class DockerDouble(FakeProvider):
         return Response(200, b"OK", {"Content-Type": "text/plain; charset=utf-8"})
 
     def _version(self, request: Request) -> Response:
-        version = "4.3.1" if self.flavor == "podman" else "24.0.0-double"
-        return Response(200, {"ApiVersion": API_VERSION, "MinAPIVersion": "1.24", "Version": version})
+        version = "4.3.1" if self.flavor == "podman" else "29.0.0-double"
+        high, low = _VERSIONS[self.flavor]
+        return Response(200, {"ApiVersion": high, "MinAPIVersion": low, "Version": version})
 
     # -- errors in each engine's shape ----------------------------------------------------------
 
@@ -265,8 +301,9 @@ class DockerDouble(FakeProvider):
                     "Pid": 4242 if running else 0,
                     "ExitCode": 0 if running else inst.extra.get("exit_code", 0),
                     "Error": "",
-                    "StartedAt": iso(inst.started_at) or "0001-01-01T00:00:00Z",
-                    "FinishedAt": "0001-01-01T00:00:00Z",
+                    "StartedAt": iso(inst.started_at) or ZERO_TIME,
+                    # zero until the container first stops; kept while it runs again (as moby)
+                    "FinishedAt": iso(inst.extra.get("finished_at")) or ZERO_TIME,
                 },
                 "Config": {"Labels": dict(inst.labels), "Image": IMAGE, "Cmd": ["sleep", "infinity"]},
                 "HostConfig": {"NanoCpus": int(inst.cpu * 1e9), "Memory": inst.memory_mb * 1024 * 1024},
@@ -326,6 +363,7 @@ class DockerDouble(FakeProvider):
                 )
             inst.state = "exited"
             inst.extra["exit_code"] = 137
+            inst.extra["finished_at"] = datetime.now(UTC)
         self.emit(inst, "kill")
         self.emit(inst, "die")
         return Response(204)
@@ -363,10 +401,21 @@ class DockerDouble(FakeProvider):
         with self.lock:
             start = 0 if since is not None else len(self.events_log)
         headers = {"Content-Type": "application/json" if self.flavor == "podman" else "application/x-ndjson"}
-        return Response(200, headers=headers, stream=self._event_stream(start, since, until, filters))
+        # podman always adds the legacy fields; moby only for clients below API 1.52 (an
+        # unversioned path is served as the daemon's own, current version).
+        version = _request_version(request.path)
+        legacy = self.flavor == "podman" or (version is not None and version < LEGACY_EVENT_FIELDS_BEFORE)
+        stream = self._event_stream(start, since, until, filters, legacy=legacy)
+        return Response(200, headers=headers, stream=stream)
 
     def _event_stream(
-        self, index: int, since: float | None, until: float | None, filters: dict[str, list[str]]
+        self,
+        index: int,
+        since: float | None,
+        until: float | None,
+        filters: dict[str, list[str]],
+        *,
+        legacy: bool = False,
     ) -> Iterator[bytes]:
         # An empty first chunk would end the chunked body; a heartbeat-free stream is what both
         # engines do, so the client sees nothing until the first event.
@@ -381,13 +430,13 @@ class DockerDouble(FakeProvider):
                 if until is not None and ns > until:
                     return
                 if _event_match(rec, filters, self.flavor):
-                    yield (json.dumps(self._render_event(rec)) + "\n").encode()
+                    yield (json.dumps(self._render_event(rec, legacy=legacy)) + "\n").encode()
             if until is not None and time.time_ns() >= until:
                 return
             wait = 0.5 if until is None else max(0.0, min(0.5, (until - time.time_ns()) / 1e9))
             self.wait_events(index, wait)
 
-    def _render_event(self, rec: dict[str, Any]) -> dict[str, Any]:
+    def _render_event(self, rec: dict[str, Any], *, legacy: bool = False) -> dict[str, Any]:
         attrs = {**rec["labels"], "name": rec["name"], "image": IMAGE}
         if rec["action"] == "die":
             attrs["exitCode"] = str(rec["exit_code"])
@@ -396,7 +445,7 @@ class DockerDouble(FakeProvider):
             attrs["podId"] = ""
         t = rec["time"]
         ev: dict[str, Any] = {}
-        if self.flavor == "podman":
+        if legacy:
             ev.update({"status": rec["action"], "id": rec["docker_id"], "from": IMAGE})
         ev.update(
             {
@@ -412,6 +461,16 @@ class DockerDouble(FakeProvider):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _version_tuple(text: str) -> tuple[int, int]:
+    major, minor = text.split(".")
+    return int(major), int(minor)
+
+
+def _request_version(path: str) -> tuple[int, int] | None:
+    m = _VERSION_PREFIX.match(path)
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def _transition_actions(old: str, new: str) -> list[str]:
