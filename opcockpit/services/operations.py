@@ -1,6 +1,6 @@
 """Operator actions (pause / resume / destroy / adopt): the one core API behind the CLI and the TUI.
 
-    ops = Operations(config, collector=collector)          # or Operations(config, adapters=...)
+    ops = build_cockpit(config).operations                 # wiring passes the ports in
     plan = ops.plan(Action.PAUSE, ["lease-3f9a", row], seen=gt)   # resolve + gate, no I/O
     results = await ops.execute(plan)                       # list[Operation], pending/refused/failed
     ops.tracker.observe(next_gt)                            # TUI: after every refresh
