@@ -17,12 +17,14 @@ demo: $(STAMP)
 	$(BIN)/opcockpit demo
 
 test: $(STAMP)
-	$(BIN)/ruff check opcockpit tests bench
+	$(BIN)/ruff check opcockpit tests bench tools
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check opcockpit tests bench
-	$(BIN)/ruff format --check opcockpit tests bench
+	$(BIN)/ruff check opcockpit tests bench tools
+	$(BIN)/ruff format --check opcockpit tests bench tools
+	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
