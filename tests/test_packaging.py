@@ -1,5 +1,5 @@
 """Every runtime dependency in pyproject.toml is imported by the package (an unused one costs every
-install, and typer, once declared for a CLI that is argparse, was exactly that)."""
+install: typer was once declared for a CLI that was argparse; now the CLI is typer)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from opcockpit.domain.text import safe_text
 from opcockpit.settings.config import ConfigError, LoadedConfig, load_config, scrub
 
 if TYPE_CHECKING:
-    from opcockpit.adapters.ledger.sqlite import LedgerError
+    from opcockpit.ports.ledger import LedgerError
 
 
 EXIT_OK = ExitCode.OK
@@ -106,41 +106,16 @@ def report_unexpected(exc: BaseException, *, debug: bool) -> int:
     return EXIT_INTERNAL
 
 
-# Modules that talk to the cockpit's ledger: an sqlite3/OS error raised inside them is a ledger fault.
-_LEDGER_MODULES = tuple(
-    os.path.join("opcockpit", "adapters", "ledger", name) for name in ("sqlite.py", "alerts.py", "audit.py")
-)
-
-
 def ledger_fault(exc: BaseException, path: str | os.PathLike[str] | None = None) -> LedgerError | None:
-    """`exc` as a LedgerError naming the ledger file when it came from the ledger, else None.
+    """`exc` when it is a fault of the cockpit's own ledger (every ledger operation raises
+    LedgerError naming its file), else None. `path` names the file when the error could not."""
+    from opcockpit.ports.ledger import LedgerError
 
-    The ledger stores raise raw sqlite3/OS errors; which file failed is recovered from the
-    traceback: a frame of a ledger module, and the path its locals hold (open_ledger's `target`,
-    a store's connection). `path` is the fallback (else the default ledger path).
-    """
-    from opcockpit.adapters.ledger.sqlite import LedgerError, default_ledger_path
-
-    if isinstance(exc, LedgerError):
-        return exc
-    import sqlite3
-
-    if not isinstance(exc, sqlite3.Error | OSError):
+    if not isinstance(exc, LedgerError):
         return None
-    found = False
-    where: str | None = None
-    tb = exc.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
-        if frame.f_code.co_filename.endswith(_LEDGER_MODULES):
-            found = True
-            where = where or _frame_db_path(frame)
-        tb = tb.tb_next
-    if not found:
-        return None
-    if where is None:
-        where = str(path) if path is not None else str(default_ledger_path())
-    return LedgerError(where, str(exc) or type(exc).__name__)
+    if exc.path is None and path is not None:
+        return LedgerError(str(path), exc.message)
+    return exc
 
 
 def _frame_db_path(frame: object) -> str | None:
