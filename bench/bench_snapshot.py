@@ -97,7 +97,7 @@ def _read_state(read_db_state: Any, path: str) -> Any:
 
     asyncio.run's SIGINT bookkeeping ends up formatting the repr of the finished main task, whose
     result is the whole DbState: ~0.45 s of dataclass repr at 10k leases that is not reading (the
-    CLI avoids it the same way, see cli/snapshot.run_collect).
+    CLI avoids it the same way, see wiring.run_main).
     """
     box: list[Any] = []
 
