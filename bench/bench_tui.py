@@ -35,9 +35,9 @@ from textual.app import App, ComposeResult  # noqa: E402
 from textual.geometry import Region  # noqa: E402
 from textual.widgets import DataTable  # noqa: E402
 
-from opcockpit.tui.rows import GT_COLUMNS, fmt_age, fmt_convergence, gt_table  # noqa: E402
+from opcockpit.tui.rows import GT_COLUMNS, age_cell, fmt_convergence, gt_table  # noqa: E402
 from opcockpit.tui.synthetic import make_ground_truth, mutate  # noqa: E402
-from opcockpit.tui.widgets.keyed_table import KeyedTable  # noqa: E402
+from opcockpit.tui.table.widget import KeyedTable  # noqa: E402
 from opcockpit.tui.widgets.tables import ground_truth_table  # noqa: E402
 
 SIZE = (100, 30)
@@ -61,7 +61,7 @@ def _dt_cells(cells: tuple[Any, ...]) -> list[str]:
     out = []
     for (_k, _l, _w, _a, kind), v in zip(GT_COLUMNS, cells, strict=True):
         if kind == "age":
-            out.append(fmt_age(v))
+            out.append(age_cell(v))
         elif kind == "convergence":
             out.append(fmt_convergence(v))
         else:

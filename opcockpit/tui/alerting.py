@@ -13,26 +13,23 @@ mode (docs/alerts.md, `?` help).
 from __future__ import annotations
 
 import asyncio
-import getpass
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opcockpit.domain.alerts import AlertsConfig, Severity
+from opcockpit.domain.alerts import Severity
+from opcockpit.domain.text import error_line, safe_text
 
 if TYPE_CHECKING:
     from opcockpit.adapters.ledger.alerts import Alert, AlertEngine, AlertSnapshot
     from opcockpit.adapters.notify import DeliveryResult
     from opcockpit.domain.models import GroundTruth
     from opcockpit.domain.runs import RunHealth
+    from opcockpit.wiring import Cockpit
 
-__all__ = ["AlertRound", "Alerting", "LedgerUnavailable", "ledger_problem", "operator_name"]
-
-DEMO_LEDGER = "alerts-ledger.db"
+__all__ = ["AlertRound", "Alerting", "LedgerUnavailable", "ledger_problem", "ledger_reason"]
 
 
 class LedgerUnavailable(Exception):
@@ -44,30 +41,22 @@ class LedgerUnavailable(Exception):
 
 
 def ledger_problem(exc: BaseException) -> bool:
-    """Does `exc` come from the ledger file itself (SQLite or the file system)?"""
+    """Does `exc` come from the ledger file itself (the ledger's LedgerError, SQLite, the FS)?"""
     import sqlite3
 
     from opcockpit.ports.errors import SourceError
+    from opcockpit.ports.ledger import LedgerError
 
-    return isinstance(exc, sqlite3.Error | OSError) and not isinstance(exc, SourceError)
-
-
-def _reason(exc: BaseException) -> str:
-    from opcockpit.domain.text import safe_text
-
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return safe_text(text[:200])  # demo alerts live next to the demo fleet, not in the operator's ledger
+    return isinstance(exc, LedgerError | sqlite3.Error | OSError) and not isinstance(exc, SourceError)
 
 
-def operator_name() -> str:
-    """$USER@host: who acked or muted (the ledger records it; the CLI uses --who)."""
-    user = os.environ.get("USER") or os.environ.get("LOGNAME")
-    if not user:
-        try:
-            user = getpass.getuser()
-        except Exception:  # no passwd entry in a container: still record something honest
-            user = "unknown"
-    return f"{user}@{socket.gethostname()}"
+def ledger_reason(exc: BaseException) -> str:
+    """Why the ledger is unusable, in one short terminal-safe line (the file is named apart)."""
+    from opcockpit.ports.ledger import LedgerError
+
+    text = exc.message if isinstance(exc, LedgerError) else str(exc)
+    text = text.splitlines()[0] if text else type(exc).__name__
+    return safe_text(text[:200])
 
 
 def _clean(value: Any) -> Any:
@@ -95,23 +84,23 @@ class Alerting:
 
     def __init__(
         self,
-        config: AlertsConfig | None = None,
+        cockpit: Cockpit,
         *,
-        ledger_path: str | os.PathLike[str] | None = None,
-        sandbox_db: str | os.PathLike[str] | None = None,
-        events_db: str | os.PathLike[str] | None = None,
         clock: Callable[[], datetime] | None = None,
         who: str | None = None,
         local_tz: tzinfo | None = None,
         engine: AlertEngine | None = None,
     ) -> None:
-        self.config = config or AlertsConfig()
-        # None: the default ledger ($OPCOCKPIT_LEDGER, else the XDG data dir)
-        self.ledger_path = Path(ledger_path) if ledger_path is not None else None
-        self.sandbox_db = sandbox_db
-        self.events_db = events_db
+        # The cockpit (opcockpit.wiring) owns the ledger, the alert store/engine and the operator:
+        # alerts, audit and the CLI agree on which ledger and who acted.
+        self.cockpit = cockpit
+        self.config = cockpit.alerts_config
+        self.ledger_path = Path(cockpit.ledger_path)
+        sources = cockpit.settings.sources
+        self.sandbox_db = sources.sandbox_db
+        self.events_db = sources.events_db
         self.clock = clock or _utcnow
-        self.who = who or operator_name()
+        self.who = who or cockpit.operator
         self.local_tz = local_tz
         self.engine: AlertEngine | None = engine
         self.snapshot: AlertSnapshot | None = None
@@ -121,21 +110,6 @@ class Alerting:
         self.ledger_error: str | None = None  # "ledger unavailable: <file>: <reason>", or None
         self.evaluations = 0
 
-    @classmethod
-    def from_config(cls, config: Any, *, demo: bool = False, **kwargs: Any) -> Alerting:
-        """From a CockpitConfig: its `[alerts]` table and sources. The demo keeps its alerts in its
-        own work dir so a demo never writes the operator's real ledger."""
-        sources = config.sources
-        cfg = getattr(config, "alerts", None)
-        if demo and "ledger_path" not in kwargs:
-            kwargs["ledger_path"] = Path(sources.sandbox_db).parent / DEMO_LEDGER
-        return cls(
-            cfg if isinstance(cfg, AlertsConfig) else None,
-            sandbox_db=sources.sandbox_db,
-            events_db=sources.events_db,
-            **kwargs,
-        )
-
     @property
     def enabled(self) -> bool:
         return self.config.enabled
@@ -144,23 +118,17 @@ class Alerting:
 
     @property
     def ledger_file(self) -> str:
-        if self.ledger_path is not None:
-            return str(self.ledger_path)
-        from opcockpit.adapters.ledger.sqlite import default_ledger_path
-
-        return str(default_ledger_path())
+        return str(self.ledger_path)
 
     def _open(self) -> AlertEngine:
         if self.engine is None:
-            from opcockpit.adapters.ledger.alerts import AlertEngine, AlertStore
-
             try:
-                store = AlertStore.open(self.ledger_path)
+                store = self.cockpit.open_alert_store()
             except Exception as exc:
                 if ledger_problem(exc):
-                    raise LedgerUnavailable(self.ledger_file, _reason(exc)) from exc
+                    raise LedgerUnavailable(self.ledger_file, ledger_reason(exc)) from exc
                 raise
-            self.engine = AlertEngine(store, self.config, clock=self.clock)
+            self.engine = self.cockpit.alert_engine(store, clock=self.clock)
         return self.engine
 
     async def ensure_engine(self) -> AlertEngine:
@@ -180,18 +148,11 @@ class Alerting:
 
     async def evaluate(self, gt: GroundTruth) -> AlertRound:
         """One round on a fresh ground truth; never raises (an error is reported in the round)."""
-        from opcockpit.domain.runs import load_run_health
         from opcockpit.services.alerting import evaluate_refresh
 
         try:
             if not self.enabled:  # alerts off: run health for the overview is still useful
-                rh = await load_run_health(
-                    self.events_db,
-                    gt.generated_at,
-                    window_s=self.config.window_s,
-                    stuck_after_s=self.config.stuck_after_s,
-                    ground_truth=gt,
-                )
+                rh = await self.cockpit.load_run_health(gt.generated_at, ground_truth=gt)
                 self.run_health, self.error = rh, None
                 return AlertRound(None, rh, None)
             engine = await self.ensure_engine()
@@ -203,17 +164,16 @@ class Alerting:
                 events_db=self.events_db,
                 now=gt.generated_at,
                 local_tz=self.local_tz,
+                leon=self.cockpit.leon,
             )
         except Exception as exc:  # the last good alerts stay on screen, marked as not current
-            from opcockpit.tui.data import one_line
-
             if isinstance(exc, LedgerUnavailable) or ledger_problem(exc):
                 # Say which file and why (corrupt, locked, read-only); retried next round.
                 unavailable = exc if isinstance(exc, LedgerUnavailable) else None
-                self.error = str(unavailable or LedgerUnavailable(self.ledger_file, _reason(exc)))
+                self.error = str(unavailable or LedgerUnavailable(self.ledger_file, ledger_reason(exc)))
                 self.ledger_error = self.error
             else:
-                self.error = one_line(exc)
+                self.error = error_line(exc)
             return AlertRound(None, None, self.error)
         self.ledger_error = None
         snap = _clean(snap)  # subjects, summaries, evidence quote DB/provider text: terminal-safe

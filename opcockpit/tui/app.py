@@ -23,21 +23,21 @@ from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from opcockpit.domain.models import GroundTruth, GroundTruthRow
 from opcockpit.domain.targets import Action, Target, expand_leaks
-from opcockpit.domain.text import safe_text
+from opcockpit.domain.text import error_line, safe_text
 from opcockpit.services.ops_track import Operation, OpStatus
 from opcockpit.tui.commands import JumpProvider
-from opcockpit.tui.data import DetailSource, clean, one_line
+from opcockpit.tui.data import DetailSource, clean
 from opcockpit.tui.opsview import OpsOverlay, applicable, summarize
 from opcockpit.tui.rows import gt_table, orphan_table, overlay_gt, overlay_orphan
 from opcockpit.tui.screens.audit import AuditScreen
 from opcockpit.tui.screens.confirm import AdoptScreen, ConfirmDestroyScreen
 from opcockpit.tui.screens.help import HelpScreen
 from opcockpit.tui.screens.thread import ThreadDetailScreen
-from opcockpit.tui.widgets.alerts_view import AlertsView
+from opcockpit.tui.table.widget import KeyedTable
+from opcockpit.tui.tabs.alerts import AlertsView
 from opcockpit.tui.widgets.events_view import ProviderEventsView
 from opcockpit.tui.widgets.footer import StableFooter
 from opcockpit.tui.widgets.header import HeaderState, StatusHeader
-from opcockpit.tui.widgets.keyed_table import KeyedTable
 from opcockpit.tui.widgets.tables import ground_truth_table, orphans_table
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from opcockpit.services.operations import Operations, Plan
     from opcockpit.services.watch import EventWatcher
     from opcockpit.tui.alerting import Alerting
+    from opcockpit.wiring import Cockpit
 
 MIN_REFRESH_S = 0.5
 CLOSE_TIMEOUT_S = 2.0  # per resource closed on exit
@@ -152,6 +153,7 @@ class CockpitApp(App[int]):
         self.watcher: EventWatcher | None = None
         self._audit_loader = audit_loader
         self.alerting = alerting  # alert engine glue (tui/alerting.py); None: alerts off
+        self.cockpit: Cockpit | None = None  # the wiring graph, when build_app made it
 
     # ------------------------------------------------------------------ layout
 
@@ -322,7 +324,7 @@ class CockpitApp(App[int]):
         try:
             gt = await self.source.refresh()
         except Exception as exc:  # keep the last picture; the header says it is old and why
-            self.last_error = one_line(exc)
+            self.last_error = error_line(exc)
             gt = None
         finally:
             self.inflight = False
@@ -425,7 +427,7 @@ class CockpitApp(App[int]):
         try:
             events = await self.details.provider_events(since=since, limit=500)
         except Exception as exc:
-            view.load([], {}, error=one_line(exc))
+            view.load([], {}, error=error_line(exc))
             return
         threads = {k: r.thread_id for k, r in self._rows_by_key.items()}
         view.load(events, threads)
@@ -461,7 +463,7 @@ class CockpitApp(App[int]):
                 event.matched_lease_id, event.created_at, timedelta(minutes=10)
             )
         except Exception as exc:
-            view.set_around(key, None, one_line(exc))
+            view.set_around(key, None, error_line(exc))
             return
         view.set_around(key, list(around), None)
 
@@ -603,7 +605,7 @@ class CockpitApp(App[int]):
         try:
             plan = ops.plan(action, targets, seen=self.ground_truth, thread_id=thread_id)
         except Exception as exc:
-            self.notify(f"{action.value}: {one_line(exc)}", severity="error", markup=False)
+            self.notify(f"{action.value}: {error_line(exc)}", severity="error", markup=False)
             return
         if plan.errors:
             self.notify(f"{action.value}: {'; '.join(plan.errors)}", severity="error", markup=False)
@@ -611,7 +613,7 @@ class CockpitApp(App[int]):
         for table in (self.gt_table, self.orphans_table):
             table.clear_marks()
         for t in plan.allowed:
-            self.overlay.start(t.key, action.value, _intended(action, t))
+            self.overlay.start(t.key, action.value, _intended(action))
         self._render_tables()
         self._show_header()
         self.refresh_bindings()
@@ -624,8 +626,8 @@ class CockpitApp(App[int]):
             results = await self.ops.execute(plan)
         except Exception as exc:
             for t in plan.allowed:
-                self.overlay.fail(t.key, plan.action.value, one_line(exc))
-            self.notify(f"{plan.action.value} failed: {one_line(exc)}", severity="error", markup=False)
+                self.overlay.fail(t.key, plan.action.value, error_line(exc))
+            self.notify(f"{plan.action.value} failed: {error_line(exc)}", severity="error", markup=False)
             results = []
         for op in results:
             if op.status is OpStatus.PENDING:
@@ -675,18 +677,17 @@ class CockpitApp(App[int]):
 
     def _load_audit(self, limit: int) -> list[AuditEntry]:
         """Audit entries (worker thread); a ledger that cannot be read raises LedgerUnavailable."""
-        from opcockpit.tui.alerting import LedgerUnavailable, ledger_problem
+        from opcockpit.tui.alerting import LedgerUnavailable, ledger_problem, ledger_reason
 
         try:
             entries = self._read_audit(limit)
         except Exception as exc:
             if not ledger_problem(exc):
                 raise
-            where = self._audit_ledger_file()
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self._audit_error = str(LedgerUnavailable(where, safe_text(reason[:200])))
+            unavailable = LedgerUnavailable(self._audit_ledger_file(), ledger_reason(exc))
+            self._audit_error = str(unavailable)
             self.call_from_thread(self._show_header)
-            raise LedgerUnavailable(where, safe_text(reason[:200])) from exc
+            raise unavailable from exc
         if self._audit_error is not None:
             self._audit_error = None
             self.call_from_thread(self._show_header)
@@ -804,33 +805,35 @@ def build_app(
     demo_banner: str | None = None,
     read_only: bool = False,
     refresh_s: float | None = None,
-    audit_path: Any = None,
+    ledger_path: Any = None,
+    cockpit: Cockpit | None = None,
     **kwargs: Any,
 ) -> CockpitApp:
-    """The cockpit wired to the real pipeline: collector, detail readers, operations + audit."""
-    from opcockpit.adapters.ledger.audit import AuditLog
-    from opcockpit.services.collect import FleetCollector
-    from opcockpit.services.operations import Operations
+    """The cockpit on the object graph of opcockpit.wiring: collector, operations, audit, ledger
+    (the demo's one ledger file sits beside its fleet), operator and alerting."""
+    from opcockpit.tui.alerting import Alerting
     from opcockpit.tui.data import DbDetails
+    from opcockpit.wiring import build_cockpit
 
+    if cockpit is None:
+        cockpit = build_cockpit(
+            config, read_only=read_only, ledger_path=ledger_path, demo=demo_banner is not None
+        )
     sources = config.sources
     details = DbDetails(str(sources.sandbox_db), str(sources.events_db) if sources.events_db else None)
-    read_only = read_only or bool(getattr(config, "read_only", False))
-    collector = FleetCollector(config)
-    ops = Operations(config, collector=collector, read_only=read_only, audit=AuditLog(audit_path))
     if "alerting" not in kwargs:
-        from opcockpit.tui.alerting import Alerting
-
-        kwargs["alerting"] = Alerting.from_config(config, demo=demo_banner is not None)
-    return CockpitApp(
-        collector,
+        kwargs["alerting"] = Alerting(cockpit)
+    app = CockpitApp(
+        cockpit.collector,
         details=details,
         refresh_s=refresh_s if refresh_s is not None else getattr(config, "refresh_s", 2.0),
-        read_only=read_only,
+        read_only=cockpit.read_only,
         demo_banner=demo_banner,
-        ops=ops,
+        ops=cockpit.operations,
         **kwargs,
     )
+    app.cockpit = cockpit
+    return app
 
 
 def run_app(
@@ -841,21 +844,12 @@ def run_app(
     refresh_s: float | None = None,
 ) -> int:
     """Run the cockpit on a CockpitConfig; returns the exit code."""
-    audit_path = None
-    if demo_banner is not None:
-        # Demo actions go to a ledger next to the generated fleet, not the operator's real one.
-        from pathlib import Path
-
-        audit_path = Path(config.sources.sandbox_db).parent / "audit-ledger.db"
-    app = build_app(
-        config, demo_banner=demo_banner, read_only=read_only, refresh_s=refresh_s, audit_path=audit_path
-    )
+    app = build_app(config, demo_banner=demo_banner, read_only=read_only, refresh_s=refresh_s)
     try:
         result = app.run()
     finally:
-        audit = getattr(app.ops, "audit", None)
-        if audit is not None:
-            audit.close()
+        if app.cockpit is not None:
+            app.cockpit.audit.close()  # the collector is closed by the app on unmount
     return result if isinstance(result, int) else (app.return_code or 0)
 
 
@@ -883,10 +877,9 @@ def _start_exit_watchdog(grace_s: float) -> None:
     timer.start()
 
 
-def _intended(action: Action, target: Target) -> str | None:
-    if action is Action.ADOPT:
-        return "lease"
-    return {"pause": "paused", "resume": "running", "destroy": "gone"}[action.value]
+def _intended(action: Action) -> str | None:
+    # Adopt changes sandbox.db only (no provider state): the overlay says the orphan becomes a lease.
+    return "lease" if action is Action.ADOPT else action.provider_state
 
 
 __all__ = ["CockpitApp", "GroundTruthSource", "build_app", "run_app", "run_tui"]

@@ -4,19 +4,34 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-if TYPE_CHECKING:
-    from opcockpit.tui.app import CockpitApp
+from opcockpit.domain.models import GroundTruth
 
 MAX_ROW_HITS = 30
 
 
+class Cockpit(Protocol):
+    """What the palette needs from the app (a protocol, so this module does not import app.py)."""
+
+    TABS: tuple[tuple[str, str], ...]
+    ground_truth: GroundTruth | None
+
+    def show_tab(self, tab: str) -> None: ...
+    def open_lease(self, lease_id: str) -> None: ...
+    def focus_orphan(self, key: str) -> None: ...
+    def action_refresh_now(self) -> None: ...
+    def action_toggle_freeze(self) -> None: ...
+    def action_clear_filter(self) -> None: ...
+    def action_help(self) -> None: ...
+    def action_audit(self) -> None: ...
+
+
 class JumpProvider(Provider):
     @property
-    def cockpit(self) -> CockpitApp:
+    def cockpit(self) -> Cockpit:
         return self.app  # type: ignore[return-value]
 
     def _static(self) -> list[tuple[str, Callable[[], Any], str]]:

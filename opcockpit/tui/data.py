@@ -29,7 +29,7 @@ from opcockpit.domain.models import (
     ThreadPointerRecord,
     VolumeRecord,
 )
-from opcockpit.domain.text import safe_text
+from opcockpit.domain.text import error_line, safe_text
 
 T = TypeVar("T")
 OUTPUT_TAIL_BYTES = 256 * 1024  # a command's output view: enough scrollback, bounded for chatty builds
@@ -72,12 +72,6 @@ class DetailSource(Protocol):
     ) -> list[LeaseEventRecord]: ...
 
     async def aclose(self) -> None: ...
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one terminal-safe line (its text may quote a provider or the DB)."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return safe_text(f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__)
 
 
 def clean(value: T) -> T:
@@ -133,7 +127,7 @@ class DbDetails:
         try:
             return await fn()
         except Exception as exc:  # one broken section must not hide the others
-            detail.errors[name] = one_line(exc)
+            detail.errors[name] = error_line(exc)
             return default
 
     async def thread_detail(self, thread_id: str | None, lease_id: str) -> ThreadDetail:
@@ -141,7 +135,7 @@ class DbDetails:
         try:
             db = await self._db()
         except Exception as exc:
-            d.errors["sandbox.db"] = one_line(exc)
+            d.errors["sandbox.db"] = error_line(exc)
             return d
         d.lease = await self._section(d, "lease", lambda: db.lease(lease_id), None)
         volume_id = d.lease.volume_id if d.lease is not None else None

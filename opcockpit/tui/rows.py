@@ -8,10 +8,11 @@ must not see 10k "changes" per tick just because time passed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from opcockpit.domain.models import Convergence, GroundTruth, GroundTruthRow, OrphanRow, Resources
+from opcockpit.domain.timeutil import fmt_age
 
 GLYPH: dict[str, str] = {
     Convergence.CONVERGED: "✓",
@@ -26,30 +27,30 @@ STALE_OLD_S = 300.0  # stale rows older than this are dimmed further
 
 
 def bucket_age(seconds: float | None) -> int | None:
-    """Round an age to what `fmt_age` can show, so equal texts mean equal cell values."""
+    """Round an age down to a step of `fmt_age`'s resolution, so each bucket renders one text and
+    a refresh changes an age cell only when its bucket moves (strip cache, diff size)."""
     if seconds is None:
         return None
     s = max(int(seconds), 0)
     if s < 60:
         return s // 5 * 5  # 5 s steps: fresh enough, and a 2 s tick changes few cells
     if s < 3600:
-        return s // 60 * 60
-    if s < 48 * 3600:
-        return s // 3600 * 3600
-    return s // 86400 * 86400
+        return s // 60 * 60  # "12m"
+    if s < 86400:
+        return s // 600 * 600  # "1h30m": 10-minute steps
+    return s // 3600 * 3600  # "2d3h"
 
 
-def fmt_age(seconds: Any) -> str:
-    if seconds is None:
-        return ""
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 48 * 3600:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"
+def age_cell(seconds: Any) -> str:
+    """A table cell's age: THE age format (domain.timeutil.fmt_age), empty when unknown."""
+    return fmt_age(seconds, unknown="")
+
+
+def ts(value: Any) -> str:
+    """UTC, month-day and time: the year is noise in an incident and costs 5 columns at 80x24."""
+    if value is None:
+        return "-"
+    return (value.astimezone(UTC) if value.tzinfo else value).strftime("%m-%d %H:%M:%S")
 
 
 def age_of(ts: datetime | None, now: datetime) -> int | None:

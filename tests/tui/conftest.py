@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from opcockpit.domain.models import GroundTruth
-from opcockpit.services.collect import FleetCollector
 from opcockpit.settings.config import CockpitConfig, SourcesConfig
 from opcockpit.tui.app import CockpitApp
 from opcockpit.tui.data import DbDetails
+from opcockpit.wiring import build_cockpit
 from tests.fixtures.leon_db import WorkedExample, write_worked_example
 
 
@@ -68,7 +68,7 @@ def worked_example_app(we: WorkedExample, **kwargs: object) -> CockpitApp:
         return we.now
 
     return CockpitApp(
-        FleetCollector(cfg, clock=now),
+        build_cockpit(cfg, clock=now).collector,
         details=DbDetails(str(we.sandbox_db), str(we.events_db)),
         clock=now,
         auto_refresh=False,

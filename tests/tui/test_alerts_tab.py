@@ -19,14 +19,14 @@ from pydantic import SecretStr
 from opcockpit.adapters.ledger.alerts import AlertStore
 from opcockpit.domain.alerts import AlertsConfig, WebhookConfig
 from opcockpit.doubles.e2b import E2BDouble
-from opcockpit.services.collect import FleetCollector
 from opcockpit.settings.config import CockpitConfig, ProviderConfig, SourcesConfig
 from opcockpit.tui.alerting import Alerting
 from opcockpit.tui.app import CockpitApp
 from opcockpit.tui.data import DbDetails
 from opcockpit.tui.screens.alert_detail import AckPrompt, AlertDetailScreen, MutePrompt, parse_mute
 from opcockpit.tui.screens.thread import ThreadDetailScreen
-from opcockpit.tui.widgets.alerts_view import AlertsView
+from opcockpit.tui.tabs.alerts import AlertsView
+from opcockpit.wiring import build_cockpit
 from tests.fixtures.leon_db import (
     I2,
     L2,
@@ -89,12 +89,13 @@ def make_app(
     def now() -> datetime:
         return we.now
 
+    cockpit = build_cockpit(config, clock=now)  # ledger: $OPCOCKPIT_LEDGER
     return CockpitApp(
-        FleetCollector(config, clock=now),
+        cockpit.collector,
         details=DbDetails(str(we.sandbox_db), str(we.events_db)),
         clock=now,
         auto_refresh=False,
-        alerting=alerting_cls.from_config(config, clock=now),  # ledger: $OPCOCKPIT_LEDGER
+        alerting=alerting_cls(cockpit, clock=now),
         **kwargs,
     )
 
@@ -427,14 +428,16 @@ def test_snapshot_alert_detail(snap_compare: Any, ledger: Path, we: WorkedExampl
     assert snap_compare(_snap_app(we, e2b), terminal_size=SIZE, run_before=_ready("4", "enter"))
 
 
-async def test_build_app_wires_alerts_and_the_demo_keeps_its_own_ledger(ledger: Path, demo_env: Any) -> None:
+async def test_build_app_wires_alerts_and_one_demo_ledger(ledger: Path, demo_env: Any) -> None:
     from opcockpit.tui.app import build_app
 
     env = demo_env
     app = build_app(env.config, demo_banner="DEMO", auto_refresh=False)
     al = app.alerting
     assert al is not None
-    assert al.ledger_path == Path(env.config.sources.sandbox_db).parent / "alerts-ledger.db"
+    # One demo ledger beside the fleet (wiring.build_cockpit(demo=True)): alerts and audit share it.
+    assert al.ledger_path == Path(env.config.sources.sandbox_db).parent / "ledger.db"
+    assert app.ops is not None and Path(app.ops.audit.path) == al.ledger_path
     try:
         async with app.run_test(size=SIZE) as pilot:
             await evaluated(pilot, app)

@@ -8,11 +8,11 @@ import signal
 from dataclasses import replace
 
 from opcockpit.domain.models import Convergence
-from opcockpit.services.collect import FleetCollector
 from opcockpit.tui.app import MIN_REFRESH_S, CockpitApp
 from opcockpit.tui.data import DbDetails
 from opcockpit.tui.screens.help import HelpScreen
 from opcockpit.tui.screens.thread import ThreadDetailScreen
+from opcockpit.wiring import build_cockpit
 from tests.tui.conftest import SequenceSource, wait_until, worked_example_app
 from tests.tui.factories import NOW, make_ground_truth, mutate
 from tests.tui.screen_text import screen_text
@@ -250,7 +250,7 @@ async def test_demo_pipeline_provider_events_and_orphans(demo_env) -> None:
     env = demo_env
     cfg = env.config
     app = CockpitApp(
-        FleetCollector(cfg),
+        build_cockpit(cfg, demo=True).collector,
         details=DbDetails(str(cfg.sources.sandbox_db), str(cfg.sources.events_db)),
         auto_refresh=False,
         demo_banner="DEMO",

@@ -10,9 +10,9 @@ from textual.app import App, ComposeResult
 
 from opcockpit.domain.models import Convergence
 from opcockpit.domain.tablediff import TableDiff, diff_rows
-from opcockpit.tui.rowfilter import parse_filter
 from opcockpit.tui.rows import GT_INDEX, gt_table
-from opcockpit.tui.widgets.keyed_table import Column, KeyedTable
+from opcockpit.tui.table.model import parse_filter
+from opcockpit.tui.table.widget import Column, KeyedTable
 from opcockpit.tui.widgets.tables import ground_truth_table
 from tests.tui.factories import make_ground_truth, mutate
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opcockpit.adapters.ledger.audit import AuditLog
+from opcockpit.settings.config import CockpitConfig, SourcesConfig
 from opcockpit.tui.alerting import Alerting
 from opcockpit.tui.app import CockpitApp
 from opcockpit.tui.screens.audit import AuditScreen
+from opcockpit.wiring import build_cockpit
 from tests.tui.conftest import SequenceSource, wait_until
 from tests.tui.factories import NOW, make_ground_truth, mutate
 from tests.tui.screen_text import screen_text
@@ -22,14 +23,16 @@ async def test_corrupt_ledger_shows_unavailable_and_refreshes_go_on(tmp_path: Pa
     ledger.write_bytes(b"this is not a sqlite database\x00" * 200)  # a corrupt file
     gt = make_ground_truth(30)
     src = SequenceSource([gt, mutate(gt, 0.2, step=1), mutate(gt, 0.3, step=2)])
-    alerting = Alerting(ledger_path=ledger, clock=lambda: NOW)
+    config = CockpitConfig(sources=SourcesConfig(sandbox_db=tmp_path / "sandbox.db"))
+    cockpit = build_cockpit(config, ledger_path=ledger, clock=lambda: NOW)
+    alerting = Alerting(cockpit, clock=lambda: NOW)
     app = CockpitApp(
         src,
         clock=lambda: NOW,
         auto_refresh=False,
         watch_events=False,
         alerting=alerting,
-        audit_loader=AuditLog(ledger).list,
+        audit_loader=cockpit.audit.list,
     )
     async with app.run_test(size=(160, 40)) as pilot:
         await wait_until(pilot, lambda: app.refreshes == 1 and not app.inflight)

@@ -33,7 +33,7 @@ def env() -> Iterator[Any]:
 
 def make(env: Any, tmp_path: Path, **kwargs: Any) -> CockpitApp:
     return build_app(
-        env.config, audit_path=tmp_path / "ledger.db", auto_refresh=False, watch_events=False, **kwargs
+        env.config, ledger_path=tmp_path / "ledger.db", auto_refresh=False, watch_events=False, **kwargs
     )
 
 

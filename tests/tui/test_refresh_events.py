@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from rich.color import ColorType
 
-from opcockpit.services.collect import FleetCollector
 from opcockpit.tui.app import CockpitApp
+from opcockpit.wiring import build_cockpit
 from tests.tui.conftest import SequenceSource, wait_until
 from tests.tui.factories import NOW, make_ground_truth
 
@@ -40,7 +40,8 @@ async def test_request_during_a_refresh_gets_exactly_one_follow_up() -> None:
 
 async def test_docker_event_triggers_a_refresh_without_polling(demo_env: Any) -> None:
     env = demo_env
-    app = CockpitApp(FleetCollector(env.config), auto_refresh=False)  # no timer: only events refresh
+    # no timer: only events refresh
+    app = CockpitApp(build_cockpit(env.config, demo=True).collector, auto_refresh=False)
     docker = env.doubles["docker"]
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_until(pilot, lambda: app.refreshes >= 1 and not app.inflight, tries=500)

@@ -138,6 +138,7 @@ def test_pending_and_failed_rows(snap_compare: Any) -> None:
         app.overlay.start(a.key, "pause", "paused")
         app.overlay.fail(b.key, "resume", "e2b: POST /sandboxes/x/resume: HTTP 500 (injected)")
         app._render_tables()
+        app._show_header()  # the header's pending count now, not at its next 1 s tick (timing)
         app.gt_table.expire_flashes()
         await pilot.pause()
         text = screen_text(app)

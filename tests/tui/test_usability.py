@@ -171,7 +171,7 @@ async def test_orphan_ids_and_state_are_whole_at_80_and_100_columns() -> None:
 
 
 def test_alert_summary_gets_the_room_and_rule_names_are_whole_at_80_columns() -> None:
-    from opcockpit.tui.widgets.alerts_view import _fixed, active_columns, history_summary_width
+    from opcockpit.tui.widgets.alert_rows import _fixed, active_columns, history_summary_width
 
     cols = active_columns()
     rule = next(c for c in cols if c.key == "rule")

@@ -11,8 +11,9 @@ Ack and mute write the cockpit's own ledger (not the platform): allowed in read-
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -21,15 +22,26 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Static
 
-from opcockpit.domain.alerts import Severity, fmt_duration
-from opcockpit.tui.widgets.alerts_view import SEV_LABEL, jump_target
+from opcockpit.domain.alerts import Severity
+from opcockpit.domain.timeutil import fmt_age, parse_duration
+from opcockpit.tui.table.widget import Column, KeyedTable
+from opcockpit.tui.widgets.alert_rows import SEV_LABEL, jump_target
 from opcockpit.tui.widgets.footer import StableFooter
-from opcockpit.tui.widgets.keyed_table import Column, KeyedTable
 from opcockpit.tui.widgets.overview import flex_columns
 
 if TYPE_CHECKING:
     from opcockpit.adapters.ledger.alerts import Alert
-    from opcockpit.tui.widgets.alerts_view import AlertsView
+    from opcockpit.domain.alerts import Evidence
+
+
+class AlertActions(Protocol):
+    """What the detail screen asks of the Alerts tab (tabs/alerts.py), without importing it."""
+
+    def prompt_ack(self, alert: Alert, after: Callable[[Alert], None] | None = None) -> None: ...
+    def prompt_mute(self, alert: Alert, after: Callable[[Alert], None] | None = None) -> None: ...
+    def unmute(self, alert: Alert, after: Callable[[Alert], None] | None = None) -> None: ...
+    def jump(self, alert: Alert, ev: Evidence) -> None: ...
+
 
 __all__ = ["AckPrompt", "AlertDetailScreen", "MutePrompt", "alert_info", "parse_mute"]
 
@@ -49,7 +61,7 @@ def _when(ts: datetime | None, now: datetime) -> str:
     if ts is None:
         return "-"
     ago = (now - ts).total_seconds()
-    rel = f"{fmt_duration(ago)} ago" if ago >= 0 else f"in {fmt_duration(-ago)}"
+    rel = f"{fmt_age(ago)} ago" if ago >= 0 else f"in {fmt_age(-ago)}"
     return f"{ts.astimezone(UTC).strftime('%m-%d %H:%M:%S')} UTC ({rel})"
 
 
@@ -132,7 +144,7 @@ class AlertDetailScreen(Screen[None]):
     AlertDetailScreen > #alert-evidence { height: 1fr; min-height: 3; }
     """
 
-    def __init__(self, alert: Alert, view: AlertsView) -> None:
+    def __init__(self, alert: Alert, view: AlertActions) -> None:
         super().__init__()
         self.alert = alert
         self.view = view
@@ -211,11 +223,9 @@ def parse_mute(text: str) -> timedelta | None:
     t = text.strip().lower()
     if t in ("r", "res", "resolved", "until resolved", "until-resolved"):
         return None
-    from opcockpit.cli.alerts_cli import parse_duration
-
     try:
         return parse_duration(t)
-    except Exception as exc:  # argparse.ArgumentTypeError: say it in the dialog
+    except ValueError as exc:  # say it in the dialog
         raise ValueError(str(exc).replace("not a duration", "not a duration or 'until resolved'")) from exc
 
 

@@ -17,9 +17,9 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from opcockpit.adapters.ledger.audit import AuditEntry
-from opcockpit.tui.data import one_line
+from opcockpit.domain.text import error_line
+from opcockpit.tui.table.widget import Column, KeyedTable
 from opcockpit.tui.widgets.footer import StableFooter
-from opcockpit.tui.widgets.keyed_table import Column, KeyedTable
 
 AUDIT_LIMIT = 500
 AuditLoader = Callable[[int], Sequence[AuditEntry]]
@@ -131,7 +131,7 @@ class AuditScreen(Screen[None]):
         except Exception as exc:  # a missing/locked ledger is shown, not raised
             from opcockpit.tui.alerting import LedgerUnavailable
 
-            entries, error = [], str(exc) if isinstance(exc, LedgerUnavailable) else one_line(exc)
+            entries, error = [], str(exc) if isinstance(exc, LedgerUnavailable) else error_line(exc)
         self.app.call_from_thread(self._show, entries, error)
 
     def _show(self, entries: list[AuditEntry], error: str | None) -> None:

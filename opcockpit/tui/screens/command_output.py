@@ -19,8 +19,9 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from opcockpit.domain.models import CommandChunk, CommandOutput, TerminalCommandRecord
-from opcockpit.tui.data import DetailSource, one_line
-from opcockpit.tui.screens.thread import ts  # one timestamp format across the detail screens
+from opcockpit.domain.text import error_line
+from opcockpit.tui.data import DetailSource
+from opcockpit.tui.rows import ts  # one timestamp format across the detail screens
 from opcockpit.tui.widgets.footer import StableFooter
 
 STDERR_STYLE = "bold red"
@@ -109,7 +110,7 @@ class CommandOutputScreen(Screen[None]):
         try:
             out = await self.details.command_output(self.command.command_id)
         except Exception as exc:
-            text.update(Text(f" ✗ {one_line(exc)}", style="bold red"))
+            text.update(Text(f" ✗ {error_line(exc)}", style="bold red"))
             return
         self.show(out)
 

@@ -10,7 +10,6 @@ and runs from events.db with a run-event timeline that can follow new events liv
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC
 from typing import Any, ClassVar
 
 from rich.console import Group, RenderableType
@@ -24,8 +23,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from opcockpit.domain.models import GroundTruthRow, RunEventRecord, TerminalCommandRecord
-from opcockpit.tui.data import DetailSource, ThreadDetail, clean, one_line
-from opcockpit.tui.rows import GLYPH, fmt_resources
+from opcockpit.domain.text import error_line
+from opcockpit.tui.data import DetailSource, ThreadDetail, clean
+from opcockpit.tui.rows import GLYPH, fmt_resources, ts
 from opcockpit.tui.widgets.footer import StableFooter
 
 RUN_EVENTS_SHOWN = 40
@@ -35,13 +35,6 @@ RUN_EVENTS_SHOWN = 40
 # crop whole columns (a state column silently vanishing is worse than scrolling). Free text is capped
 # here, and is the first to give way on a narrow screen (see _DetailTable).
 MAX_WIDTH = {"error / payload": 80, "command": 60, "data": 80, "error": 60, "cwd": 30}
-
-
-def ts(value: Any) -> str:
-    """UTC, month-day and time: the year is noise in an incident and costs 5 columns at 80x24."""
-    if value is None:
-        return "-"
-    return (value.astimezone(UTC) if value.tzinfo else value).strftime("%m-%d %H:%M:%S")
 
 
 class _DetailTable(Table):
@@ -342,7 +335,7 @@ class ThreadDetailScreen(Screen[None]):
                 detail = await self.details.thread_detail(self.row.thread_id, self.row.lease_id)
             except Exception as exc:
                 detail = ThreadDetail(
-                    self.row.thread_id, self.row.lease_id, errors={"sandbox.db": one_line(exc)}
+                    self.row.thread_id, self.row.lease_id, errors={"sandbox.db": error_line(exc)}
                 )
         self.show(detail)
 
@@ -441,7 +434,7 @@ class ThreadDetailScreen(Screen[None]):
                 self.run_id, self.run_events, self.after_seq = runs[0].run_id, [], 0
             new = await self.details.run_events(self.run_id, self.after_seq) if self.run_id else []
         except Exception as exc:
-            self.notify(f"run events: {one_line(exc)}", severity="error", markup=False)
+            self.notify(f"run events: {error_line(exc)}", severity="error", markup=False)
             return
         if self.detail is not None and runs:
             self.detail.runs, self.detail.run_id = runs, self.run_id

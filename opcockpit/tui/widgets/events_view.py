@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from opcockpit.domain.models import LeaseEventRecord, ProviderEventRecord
-from opcockpit.tui.widgets.keyed_table import Column, KeyedTable
+from opcockpit.tui.table.widget import Column, KeyedTable
 
 RANGES: tuple[tuple[str, timedelta | None], ...] = (
     ("all", None),

@@ -15,7 +15,8 @@ from textual.widgets import Static
 
 from opcockpit.domain.models import Convergence, GroundTruth, ProviderStatus
 from opcockpit.domain.text import safe_text
-from opcockpit.tui.rows import GLYPH, counts, fmt_age
+from opcockpit.domain.timeutil import fmt_age
+from opcockpit.tui.rows import GLYPH, counts
 
 _CONV_STYLE = {
     Convergence.CONVERGED: "green",
@@ -121,7 +122,7 @@ def _health_line(s: HeaderState, verbose: bool) -> Text:
             t.append(f"{glyph}{word}" if verbose or p.status != ProviderStatus.OK else glyph, style=style)
             if p.status in (ProviderStatus.STALE, ProviderStatus.ERROR):
                 if p.age_s is not None:
-                    t.append(f" {fmt_age(p.age_s)}", style=style)
+                    t.append(f" {fmt_age(p.age_s, unknown='')}", style=style)
                 if p.error and verbose:
                     t.append(f" ({safe_text(p.error)})", style="dim")
     return t

@@ -18,9 +18,10 @@ from textual.message import Message
 from textual.widgets import Static
 
 from opcockpit.domain.runs import ErrorGroup, ProviderSandboxes, RunHealth, StuckRun
-from opcockpit.tui.rows import GLYPH, age_of, fmt_age
+from opcockpit.domain.timeutil import fmt_age
+from opcockpit.tui.rows import GLYPH, age_cell, age_of
+from opcockpit.tui.table.widget import Column, KeyedTable
 from opcockpit.tui.widgets.events_view import fmt_ts
-from opcockpit.tui.widgets.keyed_table import Column, KeyedTable
 
 __all__ = ["OverviewPanel", "error_cells", "flex_columns", "provider_cells", "runs_line", "stuck_cells"]
 
@@ -51,7 +52,7 @@ def flex_columns(
 
 
 STUCK_COLUMNS = [
-    Column("idle", "Idle", 6, "right", fmt_age, flash=False),
+    Column("idle", "Idle", 6, "right", age_cell, flash=False),
     Column("thread", "Thread", 20),
     Column("started", "Started (UTC)", 14, format=fmt_ts),
     Column("events", "Events", 6, "right"),
@@ -59,7 +60,7 @@ STUCK_COLUMNS = [
 ]
 ERROR_COLUMNS = [
     Column("count", "Count", 6, "right"),
-    Column("last", "Last", 5, "right", fmt_age, flash=False),
+    Column("last", "Last", 5, "right", age_cell, flash=False),
     Column("threads", "Thr", 3, "right"),
     Column("error", "Error (normalised)", 60),
 ]
@@ -101,7 +102,7 @@ def provider_cells(p: ProviderSandboxes) -> tuple[Any, ...]:
     glyph = {"ok": "✓", "error": "✗", "stale": "~", "db_only": "·"}.get(p.status, "?")
     health = f"{glyph} {p.status}"
     if p.status in ("stale", "error") and p.age_s is not None:
-        health += f" {fmt_age(p.age_s)}"
+        health += f" {fmt_age(p.age_s, unknown='')}"
     conv = " ".join(f"{GLYPH.get(k, '?')}{k} {n}" for k, n in p.by_convergence.items())
     states = " ".join(f"{k} {n}" for k, n in p.by_provider_state.items())
     # The last value has no column: it only drives the row colour (_provider_tag).

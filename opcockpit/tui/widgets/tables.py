@@ -8,17 +8,17 @@ from typing import Any
 from opcockpit.tui.rows import (
     GT_COLUMNS,
     OR_COLUMNS,
-    fmt_age,
+    age_cell,
     fmt_bool,
     fmt_state,
     gt_row_tag,
     orphan_row_tag,
 )
-from opcockpit.tui.widgets.keyed_table import Column, KeyedTable
+from opcockpit.tui.table.widget import Column, KeyedTable
 
 _FORMATS: dict[str, Callable[[Any], str] | None] = {
     "text": None,
-    "age": fmt_age,
+    "age": age_cell,
     "bool": fmt_bool,
     "convergence": fmt_state,
 }

@@ -1,0 +1,604 @@
+"""The keyed table's model: rows by key, sort, filter, marks, cursor key, flashes. No Textual.
+
+Why a model of its own: every DataTable mutation invalidates caches built over *all* rows, so a 1%
+refresh of 10k rows costs a full redraw and `clear()` loses the cursor. Here:
+
+- rows live in a keyed store; `apply(TableDiff)` touches only added/removed/changed rows;
+- the sort order is a sorted list of (sort value, key) maintained with bisect, so a changed row
+  moves in O(log n + memmove) instead of re-sorting (full re-sort only when most rows moved);
+- the cursor is a row *key*: after a change it stays on its key, else on the nearest surviving
+  neighbour (like a list box);
+- changed cells flash for `flash_seconds`; expiry is a FIFO of (deadline, key), so fading costs
+  O(rows that changed), never O(all rows) per frame.
+
+The widget (widget.py) renders `window()` of this model and owns scrolling and styles.
+
+Filter syntax (k9s-like), whitespace-separated terms that must all match:
+  text          case-insensitive regex search over the row's displayed cells; an invalid regex
+                falls back to a plain substring
+  field:value   the same, but only in the column whose key or label is `field`
+  !term         inverse: rows where `term` does NOT match
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from opcockpit.domain.tablediff import Cells, TableDiff, changed_cells, diff_rows
+from opcockpit.domain.text import safe_text
+
+Align = Literal["left", "right", "center"]
+SEP = "\x1f"  # joins cells so a pattern cannot match across a column boundary by accident
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str
+    label: str
+    width: int
+    align: Align = "left"
+    # Display text for a raw value; default: "" for None, else str(value).
+    format: Callable[[Any], str] | None = None
+    # Value used for sorting; default: the raw value.
+    sort_key: Callable[[Any], Any] | None = None
+    # Highlight this column's changes? Off for ages: time passing is not news (k9s does the same).
+    flash: bool = True
+
+
+# ----------------------------------------------------------------------------- filter
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    pattern: re.Pattern[str]
+    column: int | None  # None: any column
+    negate: bool
+
+    def matches(self, texts: Sequence[str], joined: str) -> bool:
+        if self.column is None:
+            hit = self.pattern.search(joined) is not None
+        else:
+            hit = self.column < len(texts) and self.pattern.search(texts[self.column]) is not None
+        return hit != self.negate
+
+
+def _compile(text: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text, re.IGNORECASE)
+    except re.error:
+        return re.compile(re.escape(text), re.IGNORECASE)
+
+
+Predicate = Callable[[Sequence[str], str], bool]
+
+
+def parse_filter(expr: str, columns: Sequence[tuple[str, str]]) -> Predicate | None:
+    """Compile `expr` into a predicate over (cell texts, joined texts); None for an empty filter.
+
+    `columns` is (key, label) per column, so `field:value` accepts either (case-insensitive).
+    An unknown field is treated as plain text, so `a:b` still finds "a:b" in a cell.
+    """
+    names: dict[str, int] = {}
+    for i, (key, label) in enumerate(columns):
+        names.setdefault(key.lower(), i)
+        names.setdefault(label.lower(), i)
+    terms: list[Term] = []
+    for raw in expr.split():
+        negate = raw.startswith("!")
+        body = raw[1:] if negate else raw
+        if not body:
+            continue
+        column: int | None = None
+        field, sep, value = body.partition(":")
+        if sep and value and field.lower() in names:
+            column = names[field.lower()]
+            body = value
+        terms.append(Term(_compile(body), column, negate))
+    if not terms:
+        return None
+
+    def predicate(texts: Sequence[str], joined: str) -> bool:
+        return all(t.matches(texts, joined) for t in terms)
+
+    return predicate
+
+
+# ----------------------------------------------------------------------------- rows
+
+
+def _default_format(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _printable(text: str) -> str:
+    # Cells hold DB/provider text: an ESC in it would reach the terminal (retitle, OSC 52).
+    # isprintable() is the fast path; only text with control characters pays for the regex.
+    return text if text.isprintable() else safe_text(text)
+
+
+_NUMBER = (bool, int, float)
+_MISSING = (4, 0, "")
+
+
+def _norm(value: Any) -> tuple[int, Any, str]:
+    """Totally ordered sort value: mixed types in one column never raise; None sorts last."""
+    kind = type(value)
+    if kind is str:
+        return (1, 0, value.casefold())
+    if kind is int or kind is float:
+        return (0, value, "")
+    if value is None:
+        return _MISSING
+    if isinstance(value, str):  # StrEnum and friends
+        return (1, 0, str.casefold(value))
+    if isinstance(value, _NUMBER):
+        return (0, value, "")
+    if isinstance(value, datetime):
+        return (2, value.timestamp(), "")
+    return (3, 0, str(value))
+
+
+class _Row:
+    __slots__ = ("joined", "key", "sk", "texts", "values", "version", "visible")
+
+    def __init__(self, key: str, values: Cells) -> None:
+        self.key = key
+        self.values = values
+        self.version = 0
+        self.texts: tuple[str, ...] = ()
+        self.joined = ""
+        self.sk: tuple[Any, str] = (_MISSING, key)
+        self.visible = True
+
+
+@dataclass(frozen=True, slots=True)
+class CursorMove:
+    """Where the cursor went in one change: `key`/`index` after (None: empty view)."""
+
+    old_key: str | None
+    key: str | None
+    index: int | None
+
+    @property
+    def moved(self) -> bool:
+        return self.key != self.old_key
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What one `apply` did, for the view: rows gone (drop their caches), whether a flash started."""
+
+    cursor: CursorMove
+    removed: tuple[str, ...]
+    flashing: bool
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+class TableModel:
+    """Rows by key in sort/filter order, with a cursor key, marks and change flashes."""
+
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        *,
+        flash_seconds: float = 1.5,
+        clock: Callable[[], float] = time.monotonic,
+        markable: bool = True,
+    ) -> None:
+        self.flash_seconds = flash_seconds
+        self.clock = clock
+        self.markable = markable
+        self._columns: tuple[Column, ...] = ()
+        self._rows: dict[str, _Row] = {}
+        self._values: dict[str, Cells] = {}  # key -> cells, kept in step so replace() needs no copy
+        self._order: list[str] = []  # keys ascending by (sort value, key)
+        self._sks: list[tuple[Any, str]] = []  # parallel to _order
+        self._sort_col = 0
+        self._reverse = False
+        self._filter_expr = ""
+        self._predicate: Predicate | None = None
+        self._filtered: list[str] | None = None  # display order when a filter is active
+        self._cursor_key: str | None = None
+        self._cursor_hint = 0  # last known view index of the cursor (fast path + fallback)
+        self._marked: set[str] = set()
+        self._flash: dict[str, tuple[float, frozenset[int]]] = {}
+        self._flash_queue: deque[tuple[float, str]] = deque()
+        self.set_columns(columns)
+
+    # ------------------------------------------------------------------ columns
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return self._columns
+
+    def set_columns(self, columns: Sequence[Column]) -> None:
+        self._columns = tuple(columns)
+        self._sort_col = min(self._sort_col, max(len(self._columns) - 1, 0))
+        if self._filter_expr:
+            self._predicate = parse_filter(self._filter_expr, self._column_names())
+        for row in self._rows.values():
+            self._derive(row)
+        self._resort()
+
+    def _column_names(self) -> list[tuple[str, str]]:
+        return [(c.key, c.label) for c in self._columns]
+
+    def column_index(self, key: str) -> int:
+        for i, c in enumerate(self._columns):
+            if c.key == key:
+                return i
+        raise KeyError(key)
+
+    # ------------------------------------------------------------------ read
+
+    @property
+    def row_count(self) -> int:
+        return len(self._rows)
+
+    @property
+    def view_count(self) -> int:
+        return len(self._filtered) if self._filtered is not None else len(self._order)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._rows
+
+    def get_row(self, key: str) -> Cells:
+        return self._rows[key].values
+
+    def get_texts(self, key: str) -> tuple[str, ...]:
+        return self._rows[key].texts
+
+    def row_version(self, key: str) -> int:
+        return self._rows[key].version
+
+    def snapshot(self) -> dict[str, Cells]:
+        """Current rows by key (a copy); what `replace()` diffs against."""
+        return dict(self._values)
+
+    def view_key(self, i: int) -> str:
+        """The key at view position `i` (after filter and sort)."""
+        if self._filtered is not None:
+            return self._filtered[i]
+        return self._order[-1 - i] if self._reverse else self._order[i]
+
+    def view_keys(self) -> list[str]:
+        """Keys in display order (after filter and sort)."""
+        return [self.view_key(i) for i in range(self.view_count)]
+
+    def window(self, top: int, height: int) -> list[str]:
+        """The keys of view positions top .. top+height-1 (what a screen of `height` lines shows)."""
+        end = min(top + height, self.view_count)
+        return [self.view_key(i) for i in range(max(top, 0), end)]
+
+    def view_index(self, key: str) -> int | None:
+        row = self._rows.get(key)
+        if row is None or not row.visible:
+            return None
+        if self._filtered is not None:
+            h = self._cursor_hint
+            if 0 <= h < len(self._filtered) and self._filtered[h] == key:
+                return h
+            try:
+                return self._filtered.index(key)
+            except ValueError:  # pragma: no cover - visible rows are always in _filtered
+                return None
+        i = bisect_left(self._sks, row.sk)
+        return len(self._order) - 1 - i if self._reverse else i
+
+    def flashing(self, key: str) -> frozenset[int]:
+        """Column indexes of `key` currently highlighted as changed."""
+        entry = self._flash.get(key)
+        return entry[1] if entry else frozenset()
+
+    # ------------------------------------------------------------------ derived values
+
+    def _derive(self, row: _Row) -> None:
+        """Recompute display texts, sort key and filter verdict of one row."""
+        texts = tuple(
+            _printable((c.format or _default_format)(v))
+            for c, v in zip(self._columns, row.values, strict=False)
+        )
+        row.texts = texts
+        row.joined = SEP.join(texts)
+        self._derive_sort(row)
+        row.visible = self._predicate is None or self._predicate(texts, row.joined)
+
+    def _derive_sort(self, row: _Row) -> None:
+        i = self._sort_col
+        if i < len(self._columns) and i < len(row.values):
+            col = self._columns[i]
+            raw = row.values[i]
+            row.sk = (_norm(col.sort_key(raw) if col.sort_key else raw), row.key)
+        else:
+            row.sk = (_MISSING, row.key)
+
+    def _derive_sort_all(self) -> None:
+        i = self._sort_col
+        if i >= len(self._columns):
+            for row in self._rows.values():
+                row.sk = (_MISSING, row.key)
+            return
+        fn = self._columns[i].sort_key
+        for row in self._rows.values():
+            values = row.values
+            if i < len(values):
+                raw = values[i]
+                row.sk = (_norm(fn(raw) if fn else raw), row.key)
+            else:
+                row.sk = (_MISSING, row.key)
+
+    # ------------------------------------------------------------------ write
+
+    def replace(self, rows: Mapping[str, Cells]) -> tuple[TableDiff, Applied | None]:
+        """Make the model hold exactly `rows`: O(n) diff, then an O(changed) apply."""
+        diff = diff_rows(self._values, rows)
+        return diff, self.apply(diff)
+
+    def upsert_diff(self, rows: Mapping[str, Cells]) -> TableDiff:
+        """The diff that adds or updates `rows` (others stay)."""
+        added: dict[str, Cells] = {}
+        changed: dict[str, dict[int, Any]] = {}
+        for key, cells in rows.items():
+            row = self._rows.get(key)
+            if row is None:
+                added[key] = tuple(cells)
+            else:
+                delta = changed_cells(row.values, cells)
+                if delta:
+                    changed[key] = delta
+        return TableDiff(added=added, changed=changed)
+
+    def remove_diff(self, keys: Iterable[str]) -> TableDiff:
+        return TableDiff(removed=tuple(k for k in keys if k in self._rows))
+
+    def cells_diff(self, key: str, cells: Mapping[str | int, Any]) -> TableDiff:
+        delta = {(c if isinstance(c, int) else self.column_index(c)): v for c, v in cells.items()}
+        return TableDiff(changed={key: delta})
+
+    def apply(self, diff: TableDiff) -> Applied | None:
+        """Apply adds, removes and changed cells as one batch; None when the diff is empty."""
+        if diff.empty:
+            return None
+        was_empty = not self._rows
+        old_cursor = self._cursor_key
+        old_index = self.view_index(old_cursor) if old_cursor is not None else None
+        near = self._neighbours(old_index)
+
+        changed = diff.changed
+        added = diff.added
+        if any(k in self._rows for k in added):  # an "add" of a known key updates every cell
+            changed = dict(changed)
+            for key in [k for k in added if k in self._rows]:
+                changed[key] = dict(enumerate(added[key]))
+            added = {k: v for k, v in added.items() if k not in self._rows}
+
+        moved = 0  # rows whose place in the view may have changed
+        removed: list[str] = []
+        reposition: list[_Row] = []
+        for key in diff.removed:
+            row = self._rows.pop(key, None)
+            if row is None:
+                continue
+            del self._values[key]
+            self._drop_from_order(row.sk, key)
+            self._marked.discard(key)
+            self._flash.pop(key, None)
+            removed.append(key)
+            moved += 1
+        flashing = self.flash_seconds > 0 and not was_empty
+        flash_deadline = self.clock() + self.flash_seconds
+        cols = self._columns
+        for key, delta in changed.items():
+            row = self._rows.get(key)
+            if row is None or not delta:
+                continue
+            values = list(row.values)
+            width = len(values)
+            for i, v in delta.items():
+                if i < width:
+                    values[i] = v
+            old_sk, old_visible = row.sk, row.visible
+            row.values = self._values[key] = tuple(values)
+            row.version += 1
+            self._derive(row)
+            if row.sk != old_sk:
+                self._drop_from_order(old_sk, key)
+                reposition.append(row)
+                moved += 1
+            elif row.visible != old_visible:
+                moved += 1
+            hot = frozenset(i for i in delta if i < len(cols) and cols[i].flash) if flashing else ()
+            if hot:
+                self._flash[key] = (flash_deadline, hot)
+                self._flash_queue.append((flash_deadline, key))
+        for key, cells in added.items():
+            row = _Row(key, tuple(cells))
+            self._derive(row)
+            self._rows[key] = row
+            self._values[key] = row.values
+            reposition.append(row)
+            moved += 1
+            if flashing:
+                self._flash[key] = (flash_deadline, frozenset(range(len(cells))))
+                self._flash_queue.append((flash_deadline, key))
+
+        if len(reposition) > max(64, len(self._rows) // 8):
+            self._resort(rebuild_filter=False)  # many moves: one O(n log n) sort beats k inserts
+        else:
+            for row in reposition:
+                i = bisect_left(self._sks, row.sk)
+                self._sks.insert(i, row.sk)
+                self._order.insert(i, row.key)
+        if self._predicate is not None and moved:
+            self._rebuild_filtered()
+        cursor = self._follow(old_cursor, old_index, near)
+        return Applied(cursor, tuple(removed), bool(flashing and (changed or added)))
+
+    def _drop_from_order(self, sk: tuple[Any, str], key: str) -> None:
+        i = bisect_left(self._sks, sk)
+        if i < len(self._order) and self._order[i] == key:
+            del self._order[i]
+            del self._sks[i]
+
+    def _resort(self, rebuild_filter: bool = True) -> None:
+        rows = sorted(self._rows.values(), key=lambda r: r.sk)
+        self._order = [r.key for r in rows]
+        self._sks = [r.sk for r in rows]
+        if rebuild_filter:
+            self._rebuild_filtered()
+
+    def _rebuild_filtered(self) -> None:
+        if self._predicate is None:
+            self._filtered = None
+            return
+        rows = self._rows
+        order = reversed(self._order) if self._reverse else self._order
+        self._filtered = [k for k in order if rows[k].visible]
+
+    def _neighbours(self, index: int | None, reach: int = 8) -> list[str]:
+        """Keys after, then before, the cursor: where it goes if its row vanishes (like a list box)."""
+        if index is None:
+            return []
+        n = self.view_count
+        after = [self.view_key(i) for i in range(index + 1, min(index + 1 + reach, n))]
+        before = [self.view_key(i) for i in range(index - 1, max(index - 1 - reach, -1), -1)]
+        return after + before
+
+    def _follow(self, old_cursor: str | None, old_index: int | None, near: Sequence[str] = ()) -> CursorMove:
+        """Keep the cursor on its key, else the nearest surviving neighbour, else the same index."""
+        n = self.view_count
+        new_key: str | None = None
+        new_index = None
+        if old_cursor is not None:
+            new_index = self.view_index(old_cursor)
+            if new_index is not None:
+                new_key = old_cursor
+        if new_key is None:
+            for key in near:
+                new_index = self.view_index(key)
+                if new_index is not None:
+                    new_key = key
+                    break
+        if new_key is None and n:
+            new_index = min(old_index or 0, n - 1)
+            new_key = self.view_key(new_index)
+        self._cursor_key = new_key
+        self._cursor_hint = new_index or 0
+        return CursorMove(old_cursor, new_key, new_index)
+
+    def expire_flashes(self) -> tuple[bool, float | None]:
+        """Drop flashes whose deadline passed: (anything expired?, seconds until the next one)."""
+        now = self.clock()
+        queue, flash = self._flash_queue, self._flash
+        expired = False
+        while queue and queue[0][0] <= now:
+            deadline, key = queue.popleft()
+            entry = flash.get(key)
+            if entry is not None and entry[0] <= deadline:
+                del flash[key]
+                expired = True
+        return expired, (queue[0][0] - now if queue else None)
+
+    # ------------------------------------------------------------------ sort / filter
+
+    @property
+    def sort_index(self) -> int:
+        return self._sort_col
+
+    @property
+    def sort_column(self) -> str | None:
+        return self._columns[self._sort_col].key if self._columns else None
+
+    @property
+    def sort_reverse(self) -> bool:
+        return self._reverse
+
+    def sort_by(self, column_key: str, reverse: bool = False) -> CursorMove:
+        """Sort by a column (stable: ties ordered by row key, so rows never shuffle among equals)."""
+        old = self._cursor_key
+        self._sort_col = self.column_index(column_key)
+        self._reverse = reverse
+        self._derive_sort_all()
+        self._resort()
+        return self._follow(old, None)
+
+    def step_sort(self, step: int) -> CursorMove | None:
+        """Sort by the next (+1) or previous (-1) column, keeping the direction."""
+        if not self._columns:
+            return None
+        return self.sort_by(self._columns[(self._sort_col + step) % len(self._columns)].key, self._reverse)
+
+    @property
+    def filter_expr(self) -> str:
+        return self._filter_expr
+
+    def set_filter(self, expr: str) -> CursorMove:
+        old = self._cursor_key
+        old_index = self.view_index(old) if old is not None else None
+        near = self._neighbours(old_index)
+        self._filter_expr = expr.strip()
+        self._predicate = pred = parse_filter(self._filter_expr, self._column_names())
+        for row in self._rows.values():
+            row.visible = pred is None or pred(row.texts, row.joined)
+        self._rebuild_filtered()
+        return self._follow(old, old_index, near)
+
+    # ------------------------------------------------------------------ cursor / marks
+
+    @property
+    def cursor_key(self) -> str | None:
+        return self._cursor_key
+
+    @property
+    def cursor_index(self) -> int | None:
+        if self._cursor_key is None:
+            return None
+        i = self.view_index(self._cursor_key)
+        if i is not None:
+            self._cursor_hint = i
+        return i
+
+    def set_cursor(self, index: int) -> CursorMove | None:
+        """Put the cursor on view position `index` (clamped); None on an empty view."""
+        n = self.view_count
+        if not n:
+            return None
+        index = max(0, min(index, n - 1))
+        old = self._cursor_key
+        self._cursor_key = self.view_key(index)
+        self._cursor_hint = index
+        return CursorMove(old, self._cursor_key, index)
+
+    @property
+    def marked(self) -> frozenset[str]:
+        return frozenset(self._marked)
+
+    def is_marked(self, key: str) -> bool:
+        return key in self._marked
+
+    def toggle_mark(self, key: str) -> bool:
+        """Mark or unmark a row; False when nothing changed (not markable, unknown key)."""
+        if not self.markable:
+            return False
+        if key in self._marked:
+            self._marked.discard(key)
+        elif key in self._rows:
+            self._marked.add(key)
+        else:
+            return False
+        return True
+
+    def clear_marks(self) -> bool:
+        if not self._marked:
+            return False
+        self._marked.clear()
+        return True

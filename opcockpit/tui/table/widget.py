@@ -1,0 +1,579 @@
+"""KeyedTable: a thin line-API widget over TableModel (model.py).
+
+The model holds rows, order, filter, marks and the cursor key; this widget turns model changes
+into scrolling and messages and renders only the visible lines (`render_line`), from a per-row
+Strip cache stamped with the row version, so unchanged rows reuse their strip across refreshes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from opcockpit.domain.tablediff import Cells, TableDiff
+from opcockpit.tui.table.model import Align, Applied, Column, CursorMove, TableModel
+
+GUTTER = 1  # leading cell per row: "*" marked, ">" cursor
+
+__all__ = ["GUTTER", "Column", "KeyedTable"]
+
+
+class KeyedTable(ScrollView, can_focus=True):
+    """A keyed, virtual, sortable, filterable table. See model.py for the data side."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "keyed-table--header",
+        "keyed-table--header-sorted",
+        "keyed-table--cursor",
+        "keyed-table--marked",
+        "keyed-table--changed",
+        "keyed-table--diverged",
+        "keyed-table--transitioning",
+        "keyed-table--unbound",
+        "keyed-table--stale",
+        "keyed-table--stale-old",
+        "keyed-table--pending",
+        "keyed-table--failed",
+        "keyed-table--empty",
+    }
+
+    DEFAULT_CSS = """
+    KeyedTable {
+        background: $surface;
+        color: $foreground;
+        height: 1fr;
+        & > .keyed-table--header { text-style: bold; background: $panel; color: $foreground; }
+        & > .keyed-table--header-sorted { text-style: bold underline; background: $panel; color: $accent; }
+        & > .keyed-table--cursor { background: $block-cursor-blurred-background; }
+        &:focus > .keyed-table--cursor {
+            background: $block-cursor-background; color: $block-cursor-foreground;
+        }
+        & > .keyed-table--marked { text-style: bold; color: $warning; }
+        & > .keyed-table--changed { background: $warning 40%; text-style: bold; }
+        & > .keyed-table--diverged { color: $error; }
+        & > .keyed-table--transitioning { color: $accent; }
+        & > .keyed-table--unbound { color: $text-muted; }
+        & > .keyed-table--stale { text-style: dim; }
+        & > .keyed-table--stale-old { text-style: dim italic; color: $text-disabled; }
+        & > .keyed-table--pending { color: $accent; text-style: italic; }
+        & > .keyed-table--failed { color: $error; text-style: bold; }
+        & > .keyed-table--empty { color: $text-muted; text-style: italic; }
+        &:nocolor > .keyed-table--cursor { text-style: reverse; }
+        &:nocolor > .keyed-table--changed { text-style: bold underline; }
+        /* NO_COLOR greys colours by luminance: $error red would make trouble rows the darkest
+           on screen. Without colour, trouble is bold and plain rows stay plain. */
+        &:nocolor > .keyed-table--diverged { color: $foreground; text-style: bold; }
+        &:nocolor > .keyed-table--failed { color: $foreground; text-style: bold underline; }
+        &:nocolor > .keyed-table--transitioning { color: $foreground; }
+        &:nocolor > .keyed-table--pending { color: $foreground; text-style: italic; }
+        &:nocolor > .keyed-table--unbound { color: $foreground; text-style: dim; }
+    }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up,k", "cursor_up", "Up", show=False),
+        Binding("down,j", "cursor_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home,g", "cursor_home", "Top", show=False),
+        Binding("end,G", "cursor_end", "Bottom", show=False),
+        Binding("enter", "select", "Open", show=True),
+        Binding("space", "toggle_mark", "Mark", show=True),
+        Binding("less_than_sign", "sort_prev", "Sort ←", show=False, key_display="<"),
+        Binding("greater_than_sign", "sort_next", "Sort", show=True, key_display="<>"),
+        Binding("i", "sort_invert", "Rev", show=False),
+    ]
+
+    # --------------------------------------------------------------------- messages
+
+    class RowHighlighted(Message):
+        """The cursor moved to another row key (None: table empty)."""
+
+        def __init__(self, table: KeyedTable, key: str | None) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
+
+        @property
+        def control(self) -> KeyedTable:
+            return self.table
+
+    class RowSelected(Message):
+        """Enter (or a click on the cursor row) on a row key."""
+
+        def __init__(self, table: KeyedTable, key: str) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
+
+        @property
+        def control(self) -> KeyedTable:
+            return self.table
+
+    class MarksChanged(Message):
+        def __init__(self, table: KeyedTable, marked: frozenset[str]) -> None:
+            super().__init__()
+            self.table = table
+            self.marked = marked
+
+        @property
+        def control(self) -> KeyedTable:
+            return self.table
+
+    # --------------------------------------------------------------------- construction
+
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        *,
+        row_tag: Callable[[Cells], str | None] | None = None,
+        flash_seconds: float = 1.5,
+        clock: Callable[[], float] = time.monotonic,
+        empty_text: str = "no rows",
+        strip_cache_size: int = 4096,
+        markable: bool = True,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.model = TableModel(columns, flash_seconds=flash_seconds, clock=clock, markable=markable)
+        self._row_tag = row_tag
+        self.empty_text = empty_text
+        self._strips: LRUCache[str, tuple[tuple[Any, ...], Strip]] = LRUCache(strip_cache_size)
+        self._header: Strip | None = None
+        self._styles_memo: dict[str, Style] = {}
+        self._total_width = 0
+        self.strips_rendered = 0  # rows rendered from scratch (cache misses); observable in tests/bench
+        self._measure()
+
+    # The model's knobs, as attributes of the widget (the app and tests set them).
+    @property
+    def flash_seconds(self) -> float:
+        return self.model.flash_seconds
+
+    @flash_seconds.setter
+    def flash_seconds(self, value: float) -> None:
+        self.model.flash_seconds = value
+
+    @property
+    def markable(self) -> bool:
+        # Marks only mean something where actions apply to the marked set; elsewhere `space` would
+        # draw a "*" that nothing reads, so the key is not offered (not in the footer, does nothing).
+        return self.model.markable
+
+    @markable.setter
+    def markable(self, value: bool) -> None:
+        self.model.markable = value
+
+    # --------------------------------------------------------------------- columns / styles
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return self.model.columns
+
+    def set_columns(self, columns: Sequence[Column]) -> None:
+        self.model.set_columns(columns)
+        self._measure()
+        self._invalidate_render()
+
+    def _measure(self) -> None:
+        self._total_width = GUTTER + sum(c.width + 1 for c in self.model.columns)
+
+    def column_index(self, key: str) -> int:
+        return self.model.column_index(key)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._invalidate_render()
+
+    def _invalidate_render(self) -> None:
+        self._styles_memo.clear()
+        self._strips.clear()
+        self._header = None
+        self._update_virtual_size()
+        self.refresh()
+
+    def _style(self, name: str) -> Style:
+        style = self._styles_memo.get(name)
+        if style is None:
+            style = self.get_component_rich_style(f"keyed-table--{name}", partial=True)
+            self._styles_memo[name] = style
+        return style
+
+    def _update_virtual_size(self) -> None:
+        self.virtual_size = Size(self._total_width, self.model.view_count + 1)
+
+    # --------------------------------------------------------------------- data: read
+
+    @property
+    def row_count(self) -> int:
+        return self.model.row_count
+
+    @property
+    def view_count(self) -> int:
+        return self.model.view_count
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.model
+
+    def get_row(self, key: str) -> Cells:
+        return self.model.get_row(key)
+
+    def get_texts(self, key: str) -> tuple[str, ...]:
+        return self.model.get_texts(key)
+
+    def row_version(self, key: str) -> int:
+        return self.model.row_version(key)
+
+    def snapshot(self) -> dict[str, Cells]:
+        return self.model.snapshot()
+
+    def view_keys(self) -> list[str]:
+        return self.model.view_keys()
+
+    def view_index(self, key: str) -> int | None:
+        return self.model.view_index(key)
+
+    def flashing(self, key: str) -> frozenset[int]:
+        return self.model.flashing(key)
+
+    def cached_strip(self, key: str) -> Strip | None:
+        """The cached rendered strip of a row, if any (for tests and diagnostics)."""
+        hit = self._strips.get(key)
+        return hit[1] if hit else None
+
+    # --------------------------------------------------------------------- data: write
+
+    def replace(self, rows: Mapping[str, Cells]) -> TableDiff:
+        """Make the table hold exactly `rows`: O(n) diff, then an O(changed) apply."""
+        screen_line = self._cursor_line()
+        diff, applied = self.model.replace(rows)
+        self._applied(applied, screen_line)
+        return diff
+
+    def upsert_rows(self, rows: Mapping[str, Cells]) -> None:
+        self.apply(self.model.upsert_diff(rows))
+
+    def remove_rows(self, keys: Iterable[str]) -> None:
+        self.apply(self.model.remove_diff(keys))
+
+    def update_cells(self, key: str, cells: Mapping[str | int, Any]) -> None:
+        self.apply(self.model.cells_diff(key, cells))
+
+    def apply(self, diff: TableDiff) -> None:
+        """Apply adds, removes and changed cells as one batch (one repaint, one cursor fix-up)."""
+        screen_line = self._cursor_line() if not diff.empty else None
+        self._applied(self.model.apply(diff), screen_line)
+
+    def _cursor_line(self) -> int | None:
+        index = self.model.cursor_index
+        return (index - round(self.scroll_offset.y)) if index is not None else None
+
+    def _applied(self, applied: Applied | None, screen_line: int | None) -> None:
+        if applied is None:
+            return
+        for key in applied.removed:
+            self._strips.discard(key)
+        self._follow(applied.cursor, screen_line)
+        if applied.flashing and self.is_mounted:
+            self.set_timer(self.flash_seconds + 0.05, self.expire_flashes)
+
+    def _follow(self, move: CursorMove, screen_line: int | None = None) -> None:
+        """After a model change: keep the cursor row on its screen line (else in view), repaint."""
+        self._update_virtual_size()
+        if move.index is not None and screen_line is not None:
+            h = self._body_height
+            self._scroll_y_to(move.index - max(0, min(screen_line, h - 1)))
+        elif move.index is not None:
+            self._scroll_cursor_visible(move.index)
+        self.refresh()
+        if move.moved:
+            self.post_message(self.RowHighlighted(self, move.key))
+
+    def expire_flashes(self) -> None:
+        expired, next_in = self.model.expire_flashes()
+        if expired:
+            self.refresh()  # repaints only visible lines; unchanged rows come from the cache
+        if next_in is not None:
+            self.set_timer(max(next_in, 0.05), self.expire_flashes)
+
+    # --------------------------------------------------------------------- sort / filter
+
+    @property
+    def sort_column(self) -> str | None:
+        return self.model.sort_column
+
+    @property
+    def sort_reverse(self) -> bool:
+        return self.model.sort_reverse
+
+    def sort_by(self, column_key: str, reverse: bool = False) -> None:
+        """Sort by a column (stable: ties ordered by row key, so rows never shuffle among equals)."""
+        self._sorted(self.model.sort_by(column_key, reverse))
+
+    def _sorted(self, move: CursorMove | None) -> None:
+        if move is None:
+            return
+        self._header = None
+        self._strips.clear()  # widths are unchanged but header/sort marks are not; cheap to drop
+        self._follow(move)
+        if move.old_key is not None:
+            self._center_cursor()
+
+    @property
+    def filter_expr(self) -> str:
+        return self.model.filter_expr
+
+    def set_filter(self, expr: str) -> None:
+        self._follow(self.model.set_filter(expr))
+
+    # --------------------------------------------------------------------- cursor / marks
+
+    @property
+    def cursor_key(self) -> str | None:
+        return self.model.cursor_key
+
+    @property
+    def cursor_index(self) -> int | None:
+        return self.model.cursor_index
+
+    def move_cursor_to_key(self, key: str, *, center: bool = False) -> bool:
+        index = self.model.view_index(key)
+        if index is None:
+            return False
+        self._set_cursor(index)
+        if center:
+            self._center_cursor()
+        return True
+
+    def move_cursor(self, index: int) -> None:
+        self._set_cursor(index)
+
+    def _set_cursor(self, index: int) -> None:
+        move = self.model.set_cursor(index)
+        if move is None or move.index is None:
+            return
+        self._scroll_cursor_visible(move.index)
+        self.refresh()
+        if move.moved:
+            self.post_message(self.RowHighlighted(self, move.key))
+
+    @property
+    def _body_height(self) -> int:
+        return max(self.scrollable_content_region.height - 1, 1)
+
+    def _scroll_cursor_visible(self, index: int) -> None:
+        top = round(self.scroll_offset.y)
+        h = self._body_height
+        if index < top:
+            self._scroll_y_to(index)
+        elif index >= top + h:
+            self._scroll_y_to(index - h + 1)
+
+    def _center_cursor(self) -> None:
+        index = self.cursor_index
+        if index is not None:
+            self._scroll_y_to(index - self._body_height // 2)
+
+    def _scroll_y_to(self, y: int) -> None:
+        max_y = max(self.model.view_count + 1 - self.scrollable_content_region.height, 0)
+        self.scroll_to(y=max(0, min(y, max_y)), animate=False, force=True)
+
+    @property
+    def marked(self) -> frozenset[str]:
+        return self.model.marked
+
+    def toggle_mark(self, key: str) -> None:
+        if not self.markable:
+            return
+        self.model.toggle_mark(key)
+        self.refresh()
+        self.post_message(self.MarksChanged(self, self.marked))
+
+    def clear_marks(self) -> None:
+        if self.model.clear_marks():
+            self.refresh()
+            self.post_message(self.MarksChanged(self, self.marked))
+
+    # --------------------------------------------------------------------- actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.markable or action != "toggle_mark"
+
+    def action_cursor_up(self) -> None:
+        i = self.cursor_index
+        self.move_cursor(0 if i is None else i - 1)
+
+    def action_cursor_down(self) -> None:
+        i = self.cursor_index
+        self.move_cursor(0 if i is None else i + 1)
+
+    def action_page_up(self) -> None:
+        i = self.cursor_index or 0
+        self.move_cursor(i - self._body_height)
+
+    def action_page_down(self) -> None:
+        i = self.cursor_index or 0
+        self.move_cursor(i + self._body_height)
+
+    def action_cursor_home(self) -> None:
+        self.move_cursor(0)
+
+    def action_cursor_end(self) -> None:
+        self.move_cursor(self.model.view_count - 1)
+
+    def action_select(self) -> None:
+        if self.cursor_key is not None:
+            self.post_message(self.RowSelected(self, self.cursor_key))
+
+    def action_toggle_mark(self) -> None:
+        if self.cursor_key is not None:
+            self.toggle_mark(self.cursor_key)
+            self.action_cursor_down()
+
+    def action_sort_next(self) -> None:
+        if self.columns:
+            self._sorted(self.model.step_sort(1))
+            self._scroll_sort_column_visible()
+
+    def action_sort_prev(self) -> None:
+        if self.columns:
+            self._sorted(self.model.step_sort(-1))
+            self._scroll_sort_column_visible()
+
+    def _scroll_sort_column_visible(self) -> None:
+        """`<`/`>` onto a column off screen (right of the fold at 80 columns): scroll to it, else
+        the ▲ marker is invisible and the order looks random."""
+        columns, sort_col = self.columns, self.model.sort_index
+        x = GUTTER + sum(c.width + 1 for c in columns[:sort_col])
+        right = x + columns[sort_col].width
+        left_edge = round(self.scroll_offset.x)
+        view = self.scrollable_content_region.width
+        if x >= left_edge and right <= left_edge + view:
+            return
+        self.scroll_to(x=0 if right <= view else x - GUTTER, animate=False, force=True)
+
+    def action_sort_invert(self) -> None:
+        if self.columns:
+            self.sort_by(self.columns[self.model.sort_index].key, not self.sort_reverse)
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        if offset.y == 0:  # header: sort by the clicked column, again to invert
+            x = offset.x + round(self.scroll_offset.x) - GUTTER
+            for c in self.columns:
+                if x < c.width + 1:
+                    same = c.key == self.sort_column
+                    self.sort_by(c.key, (not self.sort_reverse) if same else False)
+                    return
+                x -= c.width + 1
+            return
+        index = round(self.scroll_offset.y) + offset.y - 1
+        if 0 <= index < self.model.view_count:
+            if index == self.cursor_index and event.chain >= 1:
+                self.action_select()
+            self._set_cursor(index)
+
+    # --------------------------------------------------------------------- rendering
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        scroll_x, scroll_y = self.scroll_offset
+        base = self.rich_style
+        if y == 0:
+            strip = self._header_strip()
+        else:
+            index = scroll_y + y - 1
+            model = self.model
+            if index < model.view_count:
+                strip = self._row_strip(model.view_key(index))
+            elif index == 0:
+                text = self.empty_text
+                if model.filter_expr:
+                    text = f"no rows match filter {model.filter_expr!r}"
+                strip = Strip([Segment(" " + text, base + self._style("empty"))])
+            else:
+                return Strip.blank(width, base)
+        return strip.crop_extend(scroll_x, scroll_x + width, base)
+
+    def _header_strip(self) -> Strip:
+        if self._header is None:
+            base = self.rich_style + self._style("header")
+            sorted_style = self.rich_style + self._style("header-sorted")
+            sort_col, reverse = self.model.sort_index, self.model.sort_reverse
+            segs: list[Segment] = [Segment(" " * GUTTER, base)]
+            for i, c in enumerate(self.columns):
+                label = c.label
+                style = base
+                if i == sort_col:
+                    label = f"{label}{'▼' if reverse else '▲'}"
+                    style = sorted_style
+                segs.append(Segment(_fit(label, c.width, c.align), style))
+                segs.append(Segment(" ", base))
+            self._header = Strip(segs, self._total_width)
+        return self._header
+
+    def _row_strip(self, key: str) -> Strip:
+        model = self.model
+        version = model.row_version(key)
+        flash_cols = model.flashing(key)
+        is_cursor = key == model.cursor_key
+        is_marked = model.is_marked(key)
+        stamp = (version, is_cursor, is_marked, bool(flash_cols))
+        hit = self._strips.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        self.strips_rendered += 1
+        style = self.rich_style
+        tag = self._row_tag(model.get_row(key)) if self._row_tag else None
+        if tag:
+            style = style + self._style(tag)
+        if is_marked:
+            style = style + self._style("marked")
+        if is_cursor:
+            style = style + self._style("cursor")
+        changed_style = style + self._style("changed") if flash_cols else style
+        # The gutter carries state as glyphs too, so it survives NO_COLOR: marked, cursor.
+        gutter = "*" if is_marked else (">" if is_cursor else " ")
+        segs: list[Segment] = [Segment(gutter, style)]
+        texts = model.get_texts(key)
+        for i, c in enumerate(self.columns):
+            text = texts[i] if i < len(texts) else ""
+            segs.append(Segment(_fit(text, c.width, c.align), changed_style if i in flash_cols else style))
+            segs.append(Segment(" ", style))
+        strip = Strip(segs, self._total_width)
+        if hit is not None:
+            self._strips.discard(key)  # textual's LRUCache.set never overwrites an existing key
+        self._strips[key] = (stamp, strip)
+        return strip
+
+
+def _fit(text: str, width: int, align: Align) -> str:
+    """Pad or truncate (with an ellipsis) to exactly `width` cells."""
+    n = cell_len(text)
+    if n > width:
+        return set_cell_size(text, width - 1) + "…" if width > 1 else set_cell_size(text, width)
+    if n == width:
+        return text
+    pad = width - n
+    if align == "right":
+        return " " * pad + text
+    if align == "center":
+        left = pad // 2
+        return " " * left + text + " " * (pad - left)
+    return text + " " * pad

@@ -1,0 +1,1 @@
+"""One module per tab: its view, bindings and handlers (app.py composes them)."""
