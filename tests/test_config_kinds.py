@@ -46,7 +46,7 @@ def test_kind_facts_live_with_the_adapter() -> None:
     assert roots == {"docker": "/workspace", "e2b": "/home/user", "daytona": "/home/daytona",
                      "agentbay": None, "local": None}  # fmt: skip
     assert kinds["daytona"].capabilities.eventually_consistent_list
-    assert kinds["e2b"].paused_hint == "E2B auto-pause?"
+    assert kinds["e2b"].capabilities.paused_hint == "E2B auto-pause?"
     assert [k for k in kinds if kinds[k].key_env] == ["e2b", "daytona", "agentbay"]
 
 

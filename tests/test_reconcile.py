@@ -528,7 +528,7 @@ def test_worked_example_orphans_only_when_e2b_listed_ok():
     t2 = next(r for r in gt2.rows if r.lease_id == "lease-7c2d4e6f8a0b")
     assert t2.convergence is Convergence.STALE and t2.stale_age_s == 300.0
     assert t2.provider_state == "paused"
-    assert "unreachable for 5m00s" in t2.reason and "HTTP 503" in t2.reason
+    assert "unreachable for 5m (HTTP 503)" in t2.reason
 
 
 # --------------------------------------------------------------------------- threads, sessions, last_active
@@ -927,3 +927,27 @@ def test_fast_factory_fails_loudly_on_reordered_fields_and_falls_back_without_sl
     fast = reconcile_mod._fast_factory(Appended, ("a",))
     made = fast(5)
     assert type(made) is Appended and made == Appended(5)
+
+
+def test_kind_facts_come_with_the_listing_not_the_kind_name():
+    """A provider's pause semantics and paused-hint arrive on its listing (from its adapter's
+    Capabilities), so a new kind needs no edit here; unset fields fall back to the old kinds."""
+    name, cid = "newkind", "nk-0a1b2c3d"
+    facts = {"pause_is_stop": True, "paused_hint": "idle auto-pause?"}
+
+    def judge(desired: str, state: NormalState, **kw: object) -> GroundTruthRow:
+        lst = dataclasses.replace(listing(name, "newkind", (inst(name, cid, state),)), **kw)
+        return only_row(reconcile(db([lease(LID, name, cid, desired, desired)]), [lst], NOW))
+
+    row = judge("paused", NormalState.STOPPED, **facts)
+    assert (row.convergence, row.reason) == (Convergence.CONVERGED, "paused as desired")
+    row = judge("running", NormalState.PAUSED, **facts)
+    assert row.reason == "desired running, provider says paused (idle auto-pause?)"
+    # Without the facts: an unknown kind's stop is not a pause, and the generic hint is used.
+    assert judge("paused", NormalState.STOPPED).convergence is Convergence.DIVERGED
+    assert judge("running", NormalState.PAUSED).reason.endswith("(paused outside LEON?)")
+    # A listing that says so explicitly wins over what the kind name used to imply.
+    no_stop = dataclasses.replace(listing("daytona", "daytona", (inst("daytona", DAYTONA_ID, S),)),
+                                  pause_is_stop=False)  # fmt: skip
+    gt = reconcile(db([lease(LID, "daytona", DAYTONA_ID, "paused", "paused")]), [no_stop], NOW)
+    assert only_row(gt).convergence is Convergence.DIVERGED

@@ -330,6 +330,10 @@ class ProviderListing:
     requests: int = 0
     duration_s: float | None = None
     confirmed_orphans: frozenset[str] | None = None  # ids confirmed by GET (eventually consistent lists)
+    # The adapter's Capabilities, copied by the collector (None: not given; reconcile then falls
+    # back to what it knew about the kind, until every collector fills them).
+    pause_is_stop: bool | None = None  # Daytona: a stopped instance is what "paused" looks like
+    paused_hint: str | None = None  # likely cause of an unexpected pause ("E2B auto-pause?")
 
     @property
     def status(self) -> ProviderStatus:

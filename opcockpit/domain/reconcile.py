@@ -45,6 +45,8 @@ from opcockpit.domain.models import (
     problems_provider_unknown,
     problems_unjudgeable,
 )
+from opcockpit.domain.text import one_line
+from opcockpit.domain.timeutil import fmt_age
 
 __all__ = ["reconcile"]
 
@@ -63,10 +65,15 @@ _STOPPED = NormalState.STOPPED
 _GONE = NormalState.GONE
 
 _LIVE_SESSION = frozenset(("active", "idle", "paused"))
-# LEON pauses Daytona with `sb.stop()` and maps Daytona `stopped` to `paused`, so for these kinds a
-# stopped instance is what "desired paused" looks like.
-_PAUSE_IS_STOP_KINDS = frozenset(("daytona",))
-_ERROR_CHARS = 120
+# Kind facts come with the listing (ProviderListing.pause_is_stop / paused_hint, copied by the
+# collector from the adapter's Capabilities). TRANSITIONAL: a listing that does not carry them
+# yet gets what reconcile used to know about the kinds; drop once every collector fills them.
+_FALLBACK_PAUSE_IS_STOP = frozenset(("daytona",))
+_FALLBACK_PAUSED_HINT = {"e2b": "E2B auto-pause?"}
+_DEFAULT_PAUSED_HINT = "paused outside LEON?"
+# An error quoted inside a reason sentence is cut shorter than the one clip's default: the
+# snapshot's reason texts (JSON/CSV contract) were always cut at 120.
+_REASON_ERROR_CLIP = 120
 
 _MODE_OK = 0
 _MODE_STALE = 1
@@ -82,9 +89,20 @@ _FIRST = itemgetter(0)  # sort (key, row) pairs by key only: rows are not ordera
 class _Prov:
     """Per-provider context, computed once per reconcile."""
 
-    __slots__ = ("index", "kind", "matched", "mode", "name", "pause_is_stop", "stale_age", "stale_prefix")
+    __slots__ = (
+        "index", "kind", "matched", "mode", "name", "pause_is_stop", "paused_hint", "stale_age",
+        "stale_prefix",
+    )  # fmt: skip
 
-    def __init__(self, name: str, kind: str, mode: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        mode: int,
+        *,
+        pause_is_stop: bool | None = None,
+        paused_hint: str | None = None,
+    ) -> None:
         self.name = name
         self.kind = kind
         self.mode = mode
@@ -92,7 +110,18 @@ class _Prov:
         self.matched: set[str] = set()
         self.stale_age: float | None = None
         self.stale_prefix = ""
-        self.pause_is_stop = kind in _PAUSE_IS_STOP_KINDS
+        self.pause_is_stop = kind in _FALLBACK_PAUSE_IS_STOP if pause_is_stop is None else pause_is_stop
+        self.paused_hint = paused_hint or _FALLBACK_PAUSED_HINT.get(kind) or _DEFAULT_PAUSED_HINT
+
+    @classmethod
+    def of(cls, listing: ProviderListing, mode: int) -> _Prov:
+        return cls(
+            listing.provider,
+            listing.kind,
+            mode,
+            pause_is_stop=listing.pause_is_stop,
+            paused_hint=listing.paused_hint,
+        )
 
 
 # --------------------------------------------------------------------------- fast construction
@@ -125,22 +154,6 @@ _new_orphan = _fast_factory(
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def _one_line(text: str, limit: int = _ERROR_CHARS) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _fmt_age(seconds: float) -> str:
-    s = int(seconds)
-    if s < 120:
-        return f"{s}s"
-    if s < 7200:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 172800:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
 
 
 def _age(now: datetime, then: datetime | None) -> float | None:
@@ -349,8 +362,7 @@ def _judge_api(lease: LeaseRecord, inst: Instance | None, ctx: _Prov) -> tuple[C
                 return _CONVERGED, "running as desired"
             return _CONVERGED, f"running as desired; DB observed_state stale ({observed})"
         if state is _PAUSED:
-            hint = "E2B auto-pause?" if ctx.kind == "e2b" else "paused outside LEON?"
-            return _DIVERGED, f"desired running, provider says paused ({hint})"
+            return _DIVERGED, f"desired running, provider says paused ({ctx.paused_hint})"
         if state is _STOPPED:
             return _DIVERGED, f"desired running, provider says stopped (raw {inst.raw_state})"
         if state is _GONE:
@@ -421,7 +433,7 @@ def _lease_notes(lease: LeaseRecord) -> str:
     if lease.needs_refresh:
         parts.append("needs_refresh set")
     if lease.last_error:
-        parts.append(f"last_error: {_one_line(lease.last_error)}")
+        parts.append(f"last_error: {one_line(lease.last_error, _REASON_ERROR_CLIP)}")
     return "; " + "; ".join(parts) if parts else ""
 
 
@@ -444,22 +456,22 @@ def _provider_context(listing: ProviderListing, now: datetime) -> tuple[_Prov, P
     status = listing.status
     age = _age(now, listing.listed_at)
     if status is ProviderStatus.DB_ONLY:
-        ctx = _Prov(listing.provider, listing.kind, _MODE_DB_ONLY)
+        ctx = _Prov.of(listing, _MODE_DB_ONLY)
         count = None
     elif status is ProviderStatus.OK:
-        ctx = _Prov(listing.provider, listing.kind, _MODE_OK)
+        ctx = _Prov.of(listing, _MODE_OK)
         ctx.index = _build_index(listing.instances)
         count = len(listing.instances)
     else:
-        ctx = _Prov(listing.provider, listing.kind, _MODE_STALE)
-        err = _one_line(listing.error or "listing failed")
+        ctx = _Prov.of(listing, _MODE_STALE)
+        err = one_line(listing.error or "listing failed", _REASON_ERROR_CLIP)
         if age is None:
             ctx.stale_prefix = f"provider {listing.provider} has no listing yet ({err})"
             count = None
         else:
             ctx.index = _build_index(listing.instances)
             ctx.stale_age = age
-            ctx.stale_prefix = f"provider {listing.provider} unreachable for {_fmt_age(age)} ({err})"
+            ctx.stale_prefix = f"provider {listing.provider} unreachable for {fmt_age(age)} ({err})"
             count = len(listing.instances)
     health = ProviderHealth(
         name=listing.provider,

@@ -13,6 +13,7 @@ from typing import IO, TYPE_CHECKING
 
 from opcockpit.domain.models import GroundTruth, ProviderHealth
 from opcockpit.domain.text import safe_text
+from opcockpit.domain.timeutil import age_s, fmt_age
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -29,16 +30,10 @@ _STATUS_STYLE = {"ok": "green", "error": "bold red", "stale": "magenta", "db_onl
 
 
 def age(then: datetime | None, now: datetime) -> str:
-    if then is None:
-        return "-"
-    s = max(0.0, (now - then).total_seconds())
-    if s < 60:
-        return f"{s:.0f}s"
-    if s < 3600:
-        return f"{s / 60:.0f}m"
-    if s < 86400:
-        return f"{s / 3600:.1f}h"
-    return f"{s / 86400:.1f}d"
+    """Age of `then` at `now` in the one age format (domain.timeutil.fmt_age); '-' when unknown."""
+    seconds = age_s(then, now)
+    # A timestamp in the future (clock skew between hosts) reads as "0s", never negative.
+    return fmt_age(None if seconds is None else max(0.0, seconds))
 
 
 def provider_line(p: ProviderHealth, now: datetime) -> str:
@@ -123,8 +118,4 @@ def _cell(value: object) -> Text:
 
 
 def age_seconds(s: float) -> str:
-    if s < 60:
-        return f"{s:.0f}s"
-    if s < 3600:
-        return f"{s / 60:.0f}m"
-    return f"{s / 3600:.1f}h"
+    return fmt_age(s)

@@ -95,6 +95,8 @@ class Capabilities:
     pause_is_stop: bool = False
     # Where LEON's workspace lives inside the sandbox (adopt's default cwd); None: not known.
     workspace_root: str | None = None
+    # Likely cause of an instance paused while LEON wants it running (e.g. E2B's auto-pause).
+    paused_hint: str | None = None
 
 
 # Defaults of one provider: {field: (value, origin)}, from the fields given so far and the env.
@@ -130,8 +132,6 @@ class ProviderKind:
     key_env: str | None = None  # env var of the API key when `api_key_env` is not configured
     defaults: KindDefaults = _no_defaults
     from_leon: LeonTranslation = _no_leon_fields
-    # Reason word for an instance paused while LEON wants it running (e.g. E2B's auto-pause).
-    paused_hint: str | None = None
 
 
 class ActionOutcome(StrEnum):

@@ -299,10 +299,9 @@ def _from_leon(block: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, A
 KIND = ProviderKind(
     name="e2b",
     factory=E2BAdapter,
-    capabilities=Capabilities(has_events=True, workspace_root="/home/user"),
+    # E2B pauses idle sandboxes itself (auto-pause): the likely reason for an unexpected pause.
+    capabilities=Capabilities(has_events=True, workspace_root="/home/user", paused_hint="E2B auto-pause?"),
     key_env="E2B_API_KEY",
     defaults=_defaults,
     from_leon=_from_leon,
-    # E2B pauses idle sandboxes itself (auto-pause): the likely reason for an unexpected pause.
-    paused_hint="E2B auto-pause?",
 )
