@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import importlib
 import os
+import tempfile
 from types import ModuleType
 
 import pytest
 
 from tests.fixtures.podman import in_ci
+
+# The AgentBay SDK opens a log file in the working directory at import (it logs request bodies):
+# keep it out of the checkout.
+os.environ.setdefault(
+    "AGENTBAY_LOG_FILE", os.path.join(tempfile.gettempdir(), "opcockpit-tests-agentbay.log")
+)
 
 
 def need_sdk(module: str, pin: str) -> ModuleType:
