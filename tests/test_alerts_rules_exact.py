@@ -270,7 +270,7 @@ def test_intent_failures_min_is_inclusive_and_window_bounded(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [(None, "?"), (-5, "0s"), (0, "0s"), (59, "59s"), (60, "1m"), (3599, "59m"), (3600, "1h"),
-     (3660, "1h01m"), (86399, "23h59m"), (86400, "1d"), (90000, "1d1h")],
+     (3660, "1h1m"), (5400, "1h30m"), (86399, "23h59m"), (86400, "1d"), (90000, "1d1h")],
 )  # fmt: skip
 def test_fmt_duration(seconds: float | None, text: str) -> None:
     assert fmt_duration(seconds) == text

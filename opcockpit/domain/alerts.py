@@ -16,14 +16,24 @@ Thresholds live in `AlertsConfig` (the `[alerts]` TOML table, docs/alerts.md).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
+from opcockpit.domain.alerts_config import (
+    DAY_S,
+    RULE_NAMES,
+    SCOPE_EVENTS_DB,
+    SCOPE_LEASE_EVENTS,
+    SEVERITY_RANK,
+    STRICT,
+    YEAR_S,
+    AlertsConfig,
+    CommandConfig,
+    Severity,
+    WebhookConfig,
+)
 from opcockpit.domain.models import (
     Convergence,
     GroundTruth,
@@ -33,13 +43,20 @@ from opcockpit.domain.models import (
     ProviderEventRecord,
     ProviderStatus,
 )
-from opcockpit.domain.secrets import http_url_problem, redact_mapping, redact_url
+from opcockpit.domain.text import one_line
+from opcockpit.domain.timeutil import fmt_age
 
 if TYPE_CHECKING:  # runs pulls in the events.db reader (aiosqlite): keep config imports light
     from opcockpit.domain.runs import RunHealth
 
 __all__ = [
+    "DAY_S",
     "RULES",
+    "SCOPE_EVENTS_DB",
+    "SCOPE_LEASE_EVENTS",
+    "SEVERITY_RANK",
+    "STRICT",
+    "YEAR_S",
     "AlertCandidate",
     "AlertInputs",
     "AlertsConfig",
@@ -51,129 +68,6 @@ __all__ = [
     "fmt_duration",
     "unknown_scopes",
 ]
-
-
-class Severity(StrEnum):
-    CRITICAL = "critical"
-    WARNING = "warning"
-    INFO = "info"
-
-
-SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
-
-# Scope names for inputs other than providers.
-# Bounds for every number in the config: a timeout or backoff longer than a day is a typo (and `inf`
-# or `nan`, both valid TOML, would hang a listing or a cron run forever); a window or hold time
-# longer than a year means "never".
-DAY_S = 86_400.0
-YEAR_S = 365 * DAY_S
-# Every config model: non-finite floats are config errors, never values.
-STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-SCOPE_EVENTS_DB = "@events_db"
-SCOPE_LEASE_EVENTS = "@lease_events"
-
-
-# --------------------------------------------------------------------------- config
-
-
-class WebhookConfig(BaseModel):
-    """POST the alert JSON to a URL. The URL of chat webhooks is itself a secret: prefer `url_env`."""
-
-    model_config = STRICT
-
-    url: str | None = None
-    url_env: str | None = None  # env var holding the URL (wins when set)
-    headers: dict[str, str] = Field(default_factory=dict)  # non-secret headers
-    headers_env: dict[str, str] = Field(default_factory=dict)  # header name -> env var with its value
-    timeout_s: float = Field(default=5.0, gt=0, le=DAY_S)
-    attempts: int = Field(default=4, ge=1, le=20)  # per evaluation round, with backoff
-    backoff_s: float = Field(default=1.0, ge=0, le=DAY_S)  # first retry delay; doubles per attempt
-    max_backoff_s: float = Field(default=30.0, ge=0, le=DAY_S)
-    max_rounds: int = Field(default=5, ge=1)  # evaluation rounds to keep retrying a failed delivery
-
-    @field_validator("url")
-    @classmethod
-    def _url_shape(cls, v: str | None) -> str | None:
-        # Without a scheme it would be shown whole (no host to cut the path at) and never work.
-        if v is not None and (problem := http_url_problem(v, "https://hooks.example.com/…")):
-            raise ValueError(problem)
-        return v
-
-    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        # A chat webhook URL is a bearer credential (token in the path): reprs show scheme://host/…;
-        # a static `authorization` (or any secret-named) header is shown as ***.
-        for key, value in super().__repr_args__():
-            if key == "url" and isinstance(value, str):
-                value = redact_url(value, hide_path=True)
-            elif key == "headers" and isinstance(value, dict):
-                value = redact_mapping(value)
-            yield key, value
-
-
-class CommandConfig(BaseModel):
-    """Run a command with the alert JSON on stdin (argv list, no shell)."""
-
-    model_config = STRICT
-
-    argv: list[str] = Field(min_length=1)
-    timeout_s: float = Field(default=10.0, gt=0, le=DAY_S)
-    max_rounds: int = Field(default=3, ge=1)
-
-
-class AlertsConfig(BaseModel):
-    """The `[alerts]` table. Durations are seconds."""
-
-    model_config = STRICT
-
-    enabled: bool = True
-    disabled_rules: list[str] = Field(default_factory=list)
-    severity: dict[str, Severity] = Field(default_factory=dict)  # rule -> severity override
-    # run health
-    window_s: float = Field(default=86400.0, gt=0, le=YEAR_S)
-    stuck_after_s: float = Field(default=600.0, gt=0, le=YEAR_S)
-    # hold times: how long a condition must hold before it fires
-    diverged_for_s: float = Field(default=600.0, ge=0, le=YEAR_S)
-    recovering_for_s: float = Field(default=300.0, ge=0, le=YEAR_S)
-    provider_down_for_s: float = Field(default=120.0, ge=0, le=YEAR_S)
-    orphans_for_s: float = Field(default=300.0, ge=0, le=YEAR_S)
-    orphans_min: int = Field(default=1, ge=1)
-    leak_for_s: float = Field(default=120.0, ge=0, le=YEAR_S)
-    leak_states: list[str] = Field(default_factory=lambda: ["running"])
-    # bursts of failed intents / provider.error lease events
-    intent_window_s: float = Field(default=600.0, gt=0, le=YEAR_S)
-    intent_failures_min: int = Field(default=3, ge=1)
-    # resource pressure (lease_resource_snapshots)
-    memory_pct: float = Field(default=90.0, gt=0, le=100)
-    disk_pct: float = Field(default=90.0, gt=0, le=100)
-    cpu_pct: float = Field(default=90.0, gt=0, le=100_000)  # percent of one core
-    resource_for_s: float = Field(default=300.0, ge=0, le=YEAR_S)
-    resource_max_age_s: float = Field(default=1800.0, gt=0, le=YEAR_S)  # older snapshots are ignored
-    # storage
-    history_keep: int = Field(default=2000, ge=10)  # resolved alerts kept in the ledger
-    # notifications on a newly firing (unmuted) alert
-    # Total wall-clock budget for one round of deliveries (all channels, retries included): a cron
-    # `snapshot --check` must not wait on a receiver that hangs; what is left over is recorded as
-    # undelivered and retried on the next evaluation.
-    notify_deadline_s: float = Field(default=5.0, gt=0, le=3600)
-    webhook: WebhookConfig | None = None
-    command: CommandConfig | None = None
-
-    @field_validator("disabled_rules")
-    @classmethod
-    def _known_rules(cls, v: list[str]) -> list[str]:
-        unknown = [r for r in v if r not in RULES]
-        if unknown:
-            raise ValueError(f"unknown rule(s) {unknown}; rules: {', '.join(RULES)}")
-        return v
-
-    @field_validator("severity")
-    @classmethod
-    def _known_severity_rules(cls, v: dict[str, Severity]) -> dict[str, Severity]:
-        unknown = [r for r in v if r not in RULES]
-        if unknown:
-            raise ValueError(f"unknown rule(s) {unknown}; rules: {', '.join(RULES)}")
-        return v
 
 
 # --------------------------------------------------------------------------- candidates
@@ -220,23 +114,12 @@ Rule = Callable[[AlertInputs, AlertsConfig], list[AlertCandidate]]
 
 
 def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        h, m = divmod(s // 60, 60)
-        return f"{h}h{m:02d}m" if m else f"{h}h"
-    d, h = divmod(s // 3600, 24)
-    return f"{d}d{h}h" if h else f"{d}d"
+    """A duration in the one age format (domain.timeutil.fmt_age), never negative; '?' unknown."""
+    return fmt_age(None if seconds is None else max(0.0, seconds), unknown="?")
 
 
 def _short(text: str | None, n: int = 120) -> str:
-    t = " ".join((text or "").split())
-    return t if len(t) <= n else t[: n - 1] + "…"
+    return one_line(text or "", n)  # the one error clip
 
 
 def _age(now: datetime, then: datetime | None) -> float | None:
@@ -594,7 +477,7 @@ def rule_resource_pressure(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCan
     return out
 
 
-RULES: dict[str, Rule] = {
+RULES: dict[str, Rule] = {  # the names and order of alerts_config.RULE_NAMES
     "stuck_run": rule_stuck_run,
     "lease_diverged": rule_lease_diverged,
     "lease_recovering": rule_lease_recovering,
@@ -633,3 +516,6 @@ def unknown_scopes(inp: AlertInputs) -> frozenset[str]:
     if inp.lease_events is None:
         out.add(SCOPE_LEASE_EVENTS)
     return frozenset(out)
+
+
+assert tuple(RULES) == RULE_NAMES, "alerts_config.RULE_NAMES must name every rule, in order"

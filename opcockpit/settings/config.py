@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from opcockpit.domain import secrets as _secrets
-from opcockpit.domain.alerts import AlertsConfig
+from opcockpit.domain.alerts_config import AlertsConfig
 from opcockpit.domain.secrets import (
     is_secret_name,
     redact,

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
-from opcockpit.domain.alerts import DAY_S, STRICT, AlertsConfig
+from opcockpit.domain.alerts_config import DAY_S, STRICT, AlertsConfig
 from opcockpit.domain.secrets import http_url_problem, redact_url
 
 __all__ = [
