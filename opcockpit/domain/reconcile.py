@@ -7,7 +7,7 @@ identical snapshots even when the sources return rows in a different order.
 
 Convergence is judged against the provider, not LEON's `desired_state != observed_state` string
 compare (which calls every destroyed lease, every never-used remote lease and every stale
-observation "diverged"). See `_judge_api`, `_judge_db_only` and `_judge_stale` for the rules.
+observation "diverged"). The rules per lease are in domain/convergence.py.
 
 Speed (bench/bench_reconcile.py: 10k leases + 10k instances + 15k terminals + 20k sessions in
 ~40-50 ms on the 2-core dev VM) comes from: per-lease DB maps seeded with the lease ids in lease
@@ -25,103 +25,49 @@ from itertools import compress
 from operator import attrgetter, is_not, itemgetter
 from typing import TypeVar
 
+from opcockpit.domain.convergence import (
+    CONVERGED,
+    DIVERGED,
+    GONE,
+    LIVE_SESSION,
+    MODE_DB_ONLY,
+    MODE_MISSING,
+    MODE_OK,
+    RUNNING,
+    STALE,
+    Prov,
+    degraded,
+    judge_api,
+    judge_db_only,
+    judge_stale,
+    lease_notes,
+    missing_context,
+    provider_context,
+)
 from opcockpit.domain.fastbuild import fast_factory
 from opcockpit.domain.gcpause import gc_paused
 from opcockpit.domain.models import (
     ChatSessionRecord,
-    Convergence,
     DbState,
     GroundTruth,
     GroundTruthRow,
-    Instance,
     LeaseRecord,
-    NormalState,
     OrphanRow,
     ProviderHealth,
     ProviderListing,
-    ProviderStatus,
     Resources,
     TerminalRecord,
     problems_provider_unknown,
-    problems_unjudgeable,
 )
-from opcockpit.domain.text import one_line
-from opcockpit.domain.timeutil import fmt_age
 
 __all__ = ["reconcile"]
 
 _R = TypeVar("_R", TerminalRecord, ChatSessionRecord)
 
-_CONVERGED = Convergence.CONVERGED
-_DIVERGED = Convergence.DIVERGED
-_UNBOUND = Convergence.UNBOUND
-_TRANSITIONING = Convergence.TRANSITIONING
-_STALE = Convergence.STALE
-_UNKNOWN = Convergence.UNKNOWN
-
-_RUNNING = NormalState.RUNNING
-_PAUSED = NormalState.PAUSED
-_STOPPED = NormalState.STOPPED
-_GONE = NormalState.GONE
-
-_LIVE_SESSION = frozenset(("active", "idle", "paused"))
-# Kind facts come with the listing (ProviderListing.pause_is_stop / paused_hint, copied by the
-# collector from the adapter's Capabilities). TRANSITIONAL: a listing that does not carry them
-# yet gets what reconcile used to know about the kinds; drop once every collector fills them.
-_FALLBACK_PAUSE_IS_STOP = frozenset(("daytona",))
-_FALLBACK_PAUSED_HINT = {"e2b": "E2B auto-pause?"}
-_DEFAULT_PAUSED_HINT = "paused outside LEON?"
-# An error quoted inside a reason sentence is cut shorter than the one clip's default: the
-# snapshot's reason texts (JSON/CSV contract) were always cut at 120.
-_REASON_ERROR_CLIP = 120
-
-_MODE_OK = 0
-_MODE_STALE = 1
-_MODE_DB_ONLY = 2
-_MODE_MISSING = 3
-
 SRC_PROVIDER = "lease+provider"
 SRC_LEASE = "lease"
 _LEASE_ID = attrgetter("lease_id")
 _FIRST = itemgetter(0)  # sort (key, row) pairs by key only: rows are not orderable
-
-
-class _Prov:
-    """Per-provider context, computed once per reconcile."""
-
-    __slots__ = (
-        "index", "kind", "matched", "mode", "name", "pause_is_stop", "paused_hint", "stale_age",
-        "stale_prefix",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        name: str,
-        kind: str,
-        mode: int,
-        *,
-        pause_is_stop: bool | None = None,
-        paused_hint: str | None = None,
-    ) -> None:
-        self.name = name
-        self.kind = kind
-        self.mode = mode
-        self.index: dict[str, Instance] = {}
-        self.matched: set[str] = set()
-        self.stale_age: float | None = None
-        self.stale_prefix = ""
-        self.pause_is_stop = kind in _FALLBACK_PAUSE_IS_STOP if pause_is_stop is None else pause_is_stop
-        self.paused_hint = paused_hint or _FALLBACK_PAUSED_HINT.get(kind) or _DEFAULT_PAUSED_HINT
-
-    @classmethod
-    def of(cls, listing: ProviderListing, mode: int) -> _Prov:
-        return cls(
-            listing.provider,
-            listing.kind,
-            mode,
-            pause_is_stop=listing.pause_is_stop,
-            paused_hint=listing.paused_hint,
-        )
 
 
 # --------------------------------------------------------------------------- fast construction
@@ -154,43 +100,6 @@ _new_orphan = _fast_factory(
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def _age(now: datetime, then: datetime | None) -> float | None:
-    if then is None:
-        return None
-    # Clock skew between hosts can put listed_at slightly in the future; an age is never negative.
-    return max(0.0, (now - then).total_seconds())
-
-
-def _build_index(instances: tuple[Instance, ...]) -> dict[str, Instance]:
-    """id/alias -> instance. Primary ids beat aliases; collisions resolve deterministically, so
-    the result never depends on listing order."""
-    primary = {inst.instance_id: inst for inst in instances}
-    if len(primary) != len(instances):  # the provider listed an id twice (a provider bug)
-        primary = {}
-        for inst in instances:
-            prev = primary.get(inst.instance_id)
-            if prev is None or _dup_rank(inst) < _dup_rank(prev):
-                primary[inst.instance_id] = inst
-    aliased = [inst for inst in instances if inst.aliases]
-    if not aliased:
-        return primary
-    index = {alias: inst for inst in aliased for alias in inst.aliases}
-    if len(index) != sum(len(inst.aliases) for inst in aliased):  # two instances share an alias
-        index = {}
-        for inst in aliased:
-            for alias in inst.aliases:
-                prev = index.get(alias)
-                if prev is None or inst.instance_id < prev.instance_id:
-                    index[alias] = inst
-    index.update(primary)
-    return index
-
-
-def _dup_rank(inst: Instance) -> tuple[str, str, str]:
-    # Only used when a provider lists the same id twice (a provider bug): pick deterministically.
-    return (inst.state.value, inst.raw_state, inst.name or "")
 
 
 def _listings_by_name(
@@ -272,7 +181,7 @@ def _sessions_by_lease(
     best: dict[str, ChatSessionRecord | None] = dict.fromkeys(lease_ids)
     best.update(zip(map(_LEASE_ID, sessions), sessions, strict=True))
     last_active = {lid: (None if s is None else s.last_active_at) for lid, s in best.items()}
-    live_states = _LIVE_SESSION
+    live_states = LIVE_SESSION
     for s in _not_kept(sessions, best):
         lid = s.lease_id
         la = s.last_active_at
@@ -301,218 +210,17 @@ def _newer(a: ChatSessionRecord, b: ChatSessionRecord) -> bool:
     return sa == sb and a.chat_session_id > b.chat_session_id
 
 
-# --------------------------------------------------------------------------- convergence rules
-
-
-def _unbound_reason(lease: LeaseRecord, remote: bool) -> str:
-    if lease.status == "expired":
-        base = "no instance bound: previous instance gone (lease expired); LEON rebinds on next command"
-    elif remote:
-        base = "never bound: LEON binds remote instances on first command"
-    else:
-        base = "no instance bound (local binds on first use)"
-    if lease.observed_state not in ("detached", "unknown"):
-        base += f"; DB observed_state stale ({lease.observed_state})"
-    return base
-
-
-def _judge_api(lease: LeaseRecord, inst: Instance | None, ctx: _Prov) -> tuple[Convergence, str]:
-    """Provider listed OK: judge desired_state against what the provider says."""
-    desired = lease.desired_state
-    cid = lease.current_instance_id
-    observed = lease.observed_state
-
-    if desired == "destroyed":
-        if cid is None:
-            if observed == "detached":
-                return _CONVERGED, "destroyed and detached"
-            return _CONVERGED, f"destroyed, no instance bound (DB observed_state stale: {observed})"
-        if inst is None:
-            return _CONVERGED, f"destroyed; instance {cid} no longer at provider (DB still references it)"
-        state = inst.state
-        if state is _GONE:
-            return _CONVERGED, "destroyed; provider reports instance gone"
-        if state is _RUNNING or state is _PAUSED:
-            return _DIVERGED, (
-                f"desired destroyed but instance {cid} still {state.value} at provider: leak (costs money)"
-            )
-        if state is _STOPPED:
-            return _DIVERGED, (
-                f"desired destroyed but instance {cid} still exists (stopped) at provider: leak (holds disk)"
-            )
-        return _state_in_flux(inst)
-
-    if desired not in ("running", "paused"):
-        return _UNKNOWN, f"unrecognised desired_state {desired!r}"
-
-    if cid is None:
-        return _UNBOUND, _unbound_reason(lease, remote=True)
-
-    if inst is None:
-        if desired == "running":
-            return _DIVERGED, (
-                f"desired running, instance {cid} not listed by provider (LEON recreates it on next command)"
-            )
-        return _DIVERGED, f"desired paused, instance {cid} not listed by provider (paused instance lost?)"
-
-    state = inst.state
-    if desired == "running":
-        if state is _RUNNING:
-            if observed == "running":
-                return _CONVERGED, "running as desired"
-            return _CONVERGED, f"running as desired; DB observed_state stale ({observed})"
-        if state is _PAUSED:
-            return _DIVERGED, f"desired running, provider says paused ({ctx.paused_hint})"
-        if state is _STOPPED:
-            return _DIVERGED, f"desired running, provider says stopped (raw {inst.raw_state})"
-        if state is _GONE:
-            return _DIVERGED, "desired running, provider says gone (LEON recreates it on next command)"
-        return _state_in_flux(inst)
-
-    # desired paused
-    if state is _PAUSED or (state is _STOPPED and ctx.pause_is_stop):
-        if observed == "paused":
-            return _CONVERGED, "paused as desired"
-        return _CONVERGED, f"paused as desired; DB observed_state stale ({observed})"
-    if state is _RUNNING:
-        return _DIVERGED, "desired paused, provider says running (pause failed or resumed outside LEON?)"
-    if state is _STOPPED:
-        return _DIVERGED, f"desired paused, provider says stopped (raw {inst.raw_state})"
-    if state is _GONE:
-        return _DIVERGED, "desired paused, provider says gone (paused instance lost?)"
-    return _state_in_flux(inst)
-
-
-def _state_in_flux(inst: Instance) -> tuple[Convergence, str]:
-    if inst.state is NormalState.TRANSITIONING:
-        return _TRANSITIONING, f"provider reports a state change in flight ({inst.raw_state})"
-    return _UNKNOWN, f"provider reports unknown state ({inst.raw_state})"
-
-
-def _judge_db_only(lease: LeaseRecord) -> tuple[Convergence, str]:
-    """No provider API (LEON `local`): the DB is all there is, judged with the same rules."""
-    desired = lease.desired_state
-    observed = lease.observed_state
-    cid = lease.current_instance_id
-    if desired == "destroyed":
-        if cid is None:
-            if observed == "detached":
-                return _CONVERGED, "destroyed and detached (DB only)"
-            return _CONVERGED, f"destroyed, no instance bound (DB only; observed_state stale: {observed})"
-        return _DIVERGED, f"desired destroyed but instance {cid} still bound (DB only; observed {observed})"
-    if desired not in ("running", "paused"):
-        return _UNKNOWN, f"unrecognised desired_state {desired!r}"
-    if cid is None:
-        return _UNBOUND, _unbound_reason(lease, remote=False) + " (DB only)"
-    if observed == desired:
-        return _CONVERGED, f"{desired} as desired (DB only: no provider API)"
-    if observed == "unknown":
-        return _UNKNOWN, "DB observed_state unknown (DB only: no provider API)"
-    if observed == "detached":
-        return _DIVERGED, f"desired {desired}, DB observed detached with instance {cid} still bound (DB only)"
-    return _DIVERGED, f"desired {desired}, DB observed {observed} (DB only: no provider API)"
-
-
-def _judge_stale(lease: LeaseRecord, last: Instance | None, ctx: _Prov) -> str:
-    if ctx.mode == _MODE_MISSING:
-        return ctx.stale_prefix
-    if ctx.stale_age is None:
-        return ctx.stale_prefix  # never listed: nothing known
-    if lease.current_instance_id is None:
-        return f"{ctx.stale_prefix}: last known state: no instance bound"
-    if last is None:
-        return f"{ctx.stale_prefix}: instance {lease.current_instance_id} was not in the last good listing"
-    return f"{ctx.stale_prefix}: showing last known state ({last.state.value})"
-
-
-def _lease_notes(lease: LeaseRecord) -> str:
-    """Things an SRE should know that do not change convergence on their own."""
-    parts = []
-    if lease.status == "recovering":
-        parts.append("lease recovering (instance creation failed or hung?)")
-    if lease.needs_refresh:
-        parts.append("needs_refresh set")
-    if lease.last_error:
-        parts.append(f"last_error: {one_line(lease.last_error, _REASON_ERROR_CLIP)}")
-    return "; " + "; ".join(parts) if parts else ""
-
-
-def _degraded(problems: tuple[str, ...], conv: Convergence, reason: str) -> tuple[Convergence, str]:
-    """A lease whose sandbox.db rows hold odd values (the reader cleaned them; see rowcheck).
-
-    Identity/state columns unusable -> `unknown` (any verdict would be a guess); lesser oddities
-    keep the verdict and say what is wrong in the reason.
-    """
-    what = "; ".join(problems)
-    if problems_unjudgeable(problems):
-        return _UNKNOWN, f"bad sandbox.db row ({what}): cannot judge convergence"
-    return conv, f"{reason}; bad sandbox.db data: {what}"
-
-
-# --------------------------------------------------------------------------- providers
-
-
-def _provider_context(listing: ProviderListing, now: datetime) -> tuple[_Prov, ProviderHealth]:
-    status = listing.status
-    age = _age(now, listing.listed_at)
-    if status is ProviderStatus.DB_ONLY:
-        ctx = _Prov.of(listing, _MODE_DB_ONLY)
-        count = None
-    elif status is ProviderStatus.OK:
-        ctx = _Prov.of(listing, _MODE_OK)
-        ctx.index = _build_index(listing.instances)
-        count = len(listing.instances)
-    else:
-        ctx = _Prov.of(listing, _MODE_STALE)
-        err = one_line(listing.error or "listing failed", _REASON_ERROR_CLIP)
-        if age is None:
-            ctx.stale_prefix = f"provider {listing.provider} has no listing yet ({err})"
-            count = None
-        else:
-            ctx.index = _build_index(listing.instances)
-            ctx.stale_age = age
-            ctx.stale_prefix = f"provider {listing.provider} unreachable for {fmt_age(age)} ({err})"
-            count = len(listing.instances)
-    health = ProviderHealth(
-        name=listing.provider,
-        kind=listing.kind,
-        status=status,
-        error=listing.error,
-        listed_at=listing.listed_at,
-        instance_count=count,
-        age_s=age,
-    )
-    return ctx, health
-
-
-def _missing_context(name: str) -> tuple[_Prov, ProviderHealth]:
-    ctx = _Prov(name, "unknown", _MODE_MISSING)
-    ctx.stale_prefix = f"provider {name} not configured"
-    health = ProviderHealth(
-        name=name,
-        kind="unknown",
-        status=ProviderStatus.ERROR,
-        error=f"no provider configured named {name}",
-        listed_at=None,
-        instance_count=None,
-        age_s=None,
-    )
-    return ctx, health
-
-
 # --------------------------------------------------------------------------- orphans
 
 
-def _orphans(
-    listing: ProviderListing, ctx: _Prov, leases_by_id: Mapping[str, LeaseRecord]
-) -> list[OrphanRow]:
+def _orphans(listing: ProviderListing, ctx: Prov, leases_by_id: Mapping[str, LeaseRecord]) -> list[OrphanRow]:
     out: list[OrphanRow] = []
     matched = ctx.matched
     seen: set[str] = set()
     confirmed_ids = listing.confirmed_orphans or frozenset()
     eventual = listing.eventually_consistent
     index = ctx.index
-    gone = _GONE
+    gone = GONE
     for inst in [i for i in listing.instances if i.instance_id not in matched and i.state is not gone]:
         iid = inst.instance_id
         if iid in seen or index.get(iid) is not inst:
@@ -571,10 +279,10 @@ def _reconcile(
     now: datetime,
 ) -> GroundTruth:
     by_name = _listings_by_name(listings)
-    provs: dict[str, _Prov] = {}
+    provs: dict[str, Prov] = {}
     health: dict[str, ProviderHealth] = {}
     for name, listing in by_name.items():
-        provs[name], health[name] = _provider_context(listing, now)
+        provs[name], health[name] = provider_context(listing, now)
 
     leases = db.leases
     lease_ids = [lease.lease_id for lease in leases]
@@ -606,42 +314,42 @@ def _reconcile(
         ctx = provs.get(pname)
         odd = lease_problems.get(lid) if lease_problems else None
         if odd and problems_provider_unknown(odd):
-            ctx = _Prov(pname, "unknown", _MODE_MISSING)  # no provider to match, no health line
+            ctx = Prov(pname, "unknown", MODE_MISSING)  # no provider to match, no health line
         elif ctx is None:
-            ctx, health[pname] = _missing_context(pname)
+            ctx, health[pname] = missing_context(pname)
             provs[pname] = ctx
 
         cid = lease.current_instance_id
         inst = ctx.index.get(cid) if cid is not None and ctx.index else None
         mode = ctx.mode
         stale_age: float | None = None
-        if mode == _MODE_OK:
+        if mode == MODE_OK:
             source = SRC_PROVIDER
             if inst is not None:
                 ctx.matched.add(inst.instance_id)
                 state = inst.state
                 provider_state: str | None = state._value_
-                if state is _RUNNING and lease.desired_state == lease.observed_state == "running":
-                    conv, reason = _CONVERGED, "running as desired"  # the common case, as _judge_api says
+                if state is RUNNING and lease.desired_state == lease.observed_state == "running":
+                    conv, reason = CONVERGED, "running as desired"  # the common case, as judge_api says
                 else:
-                    conv, reason = _judge_api(lease, inst, ctx)
+                    conv, reason = judge_api(lease, inst, ctx)
             else:
                 provider_state = None
-                conv, reason = _judge_api(lease, inst, ctx)
-        elif mode == _MODE_DB_ONLY:
+                conv, reason = judge_api(lease, inst, ctx)
+        elif mode == MODE_DB_ONLY:
             source = SRC_LEASE
             provider_state = None
-            conv, reason = _judge_db_only(lease)
+            conv, reason = judge_db_only(lease)
         else:  # stale or not configured: the last known picture with its age, never "gone"
             source = SRC_LEASE
             provider_state = inst.state._value_ if inst is not None else None
             stale_age = ctx.stale_age
-            conv, reason = _STALE, _judge_stale(lease, inst, ctx)
+            conv, reason = STALE, judge_stale(lease, inst, ctx)
 
         if lease.needs_refresh or lease.last_error or lease.status == "recovering":
-            reason += _lease_notes(lease)
+            reason += lease_notes(lease)
         if odd:
-            conv, reason = _degraded(odd, conv, reason)
+            conv, reason = degraded(odd, conv, reason)
 
         tid = tids[0] if tids else None
         upd = lease.updated_at
@@ -696,7 +404,7 @@ def _reconcile(
     orphans: list[OrphanRow] = []
     for name in sorted(by_name):
         ctx = provs[name]
-        if ctx.mode == _MODE_OK:  # a failed or db-only provider never produces orphans
+        if ctx.mode == MODE_OK:  # a failed or db-only provider never produces orphans
             orphans.extend(_orphans(by_name[name], ctx, leases_by_id))
     orphans.sort(key=_orphan_key)
     if any(o.claimed_lease_id in leases_by_id for o in orphans):
@@ -750,11 +458,11 @@ def _note_claiming_orphans(
         mine = claims[row.lease_id]
         names = ", ".join(f"{o.instance_id} ({o.provider_state})" for o in mine)
         live = [o for o in mine if o.provider_state in ("running", "paused", "stopped")]
-        if row.desired_state == "destroyed" and live and row.convergence is not _STALE:
+        if row.desired_state == "destroyed" and live and row.convergence is not STALE:
             what = "costs money" if any(o.provider_state != "stopped" for o in live) else "holds disk"
             row = _replace_row(
                 row,
-                convergence=_DIVERGED,
+                convergence=DIVERGED,
                 reason=f"desired destroyed but {names} still at provider, labelled for this lease: "
                 f"leak ({what})",
             )
