@@ -215,10 +215,10 @@ def test_unknown_action_weights_are_rejected(env: DemoEnvironment) -> None:
 
 async def test_provider_outage_makes_rows_stale_never_gone_then_heals(env: DemoEnvironment) -> None:
     from opcockpit.domain.models import Convergence, ProviderStatus
-    from opcockpit.services.collect import FleetCollector
+    from opcockpit.wiring import build_collector
 
     sim = env.drift
-    collector = FleetCollector(env.config)
+    collector = build_collector(env.config)
     try:
         before = await collector.refresh()  # a good listing first, so the outage shows its age
         event = sim.step("provider_outage")

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from opcockpit.adapters.ledger.alerts import AlertEngine, AlertStore
+from opcockpit.adapters.ledger.alerts import AlertStore
 from opcockpit.domain.alerts import AlertsConfig
 from opcockpit.domain.runs import run_health
 from opcockpit.formats.prometheus import render_prometheus
+from opcockpit.services.alert_engine import AlertEngine
 from tests.alerts_support import T0, Clock, events_db, ground_truth, health, inst, listing, naive, sandbox_db
 from tests.fixtures.leon_db import add_lease, add_run
 

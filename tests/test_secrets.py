@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.adapters.ledger.alerts import AlertEngine, AlertStore
+from opcockpit.adapters.ledger.alerts import AlertStore
 from opcockpit.adapters.notify import Notifier
 from opcockpit.domain import secrets
 from opcockpit.domain.alerts import AlertsConfig, CommandConfig, WebhookConfig
+from opcockpit.services.alert_engine import AlertEngine
 from opcockpit.settings import config
 from tests.alerts_support import T0, Clock, ground_truth, listing, naive, sandbox_db
 from tests.cli_support import clean_env, run_cli

@@ -28,6 +28,16 @@ def err(line: str, stream: IO[str] | None = None) -> None:
     (stream or sys.stderr).write(scrub(line.rstrip("\n")) + "\n")
 
 
+_interrupt_said: list[str] = []
+
+
+def say_interrupted(line: str = "opcockpit: interrupted") -> None:
+    """The one line an interrupted command prints (once per process, whoever notices first)."""
+    if not _interrupt_said:
+        _interrupt_said.append(line)
+        err(line)
+
+
 class UsageError(Exception):
     """Bad command line found by a command itself (e.g. `--since`): one line on stderr, exit 2."""
 

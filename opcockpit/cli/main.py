@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from opcockpit.cli.common import err
+from opcockpit.cli.common import err, say_interrupted
 from opcockpit.domain.exit_codes import ExitCode
 
 
@@ -19,6 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
+        import click
         import typer
 
         from opcockpit.cli.app import app
@@ -26,11 +27,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = typer.main.get_command(app)
         try:
             code = command.main(args=argv, prog_name="opcockpit", standalone_mode=False)
-        except typer.TyperException as exc:  # click's usage errors (and Abort): one line
+        except click.exceptions.Abort as exc:
+            if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+                raise exc.__cause__ from None
             return _usage_error(exc)
+        except (typer.TyperException, click.exceptions.ClickException) as exc:  # usage: one line
+            return _usage_error(exc)
+        if code == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into Exit(130): say it, once
+            say_interrupted()
         return int(code) if isinstance(code, int) else ExitCode.OK
     except KeyboardInterrupt:
-        err("opcockpit: interrupted")
+        say_interrupted()
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
         _silence_stdout()

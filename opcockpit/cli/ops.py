@@ -25,7 +25,7 @@ import sys
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
-from opcockpit.cli.common import EXIT_OK, EXIT_USAGE, UsageError, err
+from opcockpit.cli.common import EXIT_OK, EXIT_USAGE, UsageError, err, say_interrupted
 from opcockpit.domain.exit_codes import ExitCode
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def run_action(args: Any) -> int:
             if not got:
                 raise
             name = signal.Signals(got[0]).name
-            err(
+            say_interrupted(
                 f"opcockpit: interrupted by {name}: actions in flight were recorded as interrupted "
                 "(their outcome at the provider is unknown); see `opcockpit audit`"
             )

@@ -300,8 +300,8 @@ async def test_collector_shows_a_short_or_endless_listing_as_stale_not_diverged(
     """The issue's symptom end to end: with the listing dropping half its sandboxes (or handing
     out endless cursors), leases whose instances are alive must show stale, never "not listed"."""
     from opcockpit.domain.models import Convergence, ProviderStatus
-    from opcockpit.services.collect import FleetCollector
     from opcockpit.settings.config import CockpitConfig, SourcesConfig
+    from opcockpit.wiring import build_collector
     from tests.cli_support import build_leon_db
 
     monkeypatch.setenv("OPCOCKPIT_TEST_BOUNDS_KEY", SECRET)
@@ -317,7 +317,7 @@ async def test_collector_shows_a_short_or_endless_listing_as_stale_not_diverged(
             retries=0,
             max_pages=50,
         )
-        collector = FleetCollector(
+        collector = build_collector(
             CockpitConfig(sources=SourcesConfig(sandbox_db=db), providers={"e2b": provider})
         )
         try:
