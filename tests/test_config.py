@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from opcockpit.adapters.providers.registry import KINDS
 from opcockpit.cli.main import main
 from opcockpit.cli.starter import STARTER_CONFIG
-from opcockpit.settings.config import ConfigError, load_config, redact, scrub
+from opcockpit.settings.config import ConfigError, redact, scrub
+from opcockpit.settings.config import load_config as _load_config
 from tests.cli_support import REPO, clean_env
+
+# The loader gets the provider kinds from its caller; the product passes the registry's.
+load_config = partial(_load_config, kinds=KINDS)
 
 SECRET = "e2b_9c1d6f0a4b7e2c8d5f3a1b6e9d0c47f"
 SECRET_JSON = "dtn_leonjsonsecret_0123456789abcd"

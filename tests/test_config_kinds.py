@@ -9,22 +9,8 @@ import pytest
 from opcockpit.adapters.providers import registry
 from opcockpit.adapters.providers.daytona import DaytonaAdapter
 from opcockpit.ports.provider import ProviderKind
-from opcockpit.settings._legacy_kinds import LEGACY_KINDS
 from opcockpit.settings.config import ConfigError, load_config
 from tests.test_config import home, leon_json, write_toml  # noqa: F401 - the fixture
-
-ENVS = [
-    {},
-    {"DOCKER_HOST": "tcp://127.0.0.1:2375", "E2B_DOMAIN": "e2b.example", "DAYTONA_TARGET": "eu"},
-    {"E2B_API_URL": "http://127.0.0.1:1/e2b", "DAYTONA_API_URL": "http://127.0.0.1:1/api",
-     "AGENTBAY_REGION_ID": "us-east-1", "AGENTBAY_ENDPOINT": "http://127.0.0.1:1/ab"},
-]  # fmt: skip
-BLOCKS = [
-    ({}, {}),
-    ({"api_key": "k" * 20, "api_url": "http://h/api", "target": "eu", "region_id": "r1"}, {}),
-    ({"domain": "e2b.example", "region": "r2", "host": "unix:///b.sock"}, {"docker_host": "tcp://h:1"}),
-    ({"docker_host": "unix:///d.sock", "api_key": ""}, {}),
-]
 
 
 def test_every_kind_is_declared_by_its_adapter_module() -> None:
@@ -50,17 +36,15 @@ def test_kind_facts_live_with_the_adapter() -> None:
     assert [k for k in kinds if kinds[k].key_env] == ["e2b", "daytona", "agentbay"]
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_the_temporary_fallback_matches_the_registry(env: dict[str, str]) -> None:
-    """Callers that do not pass kinds= yet get the same answers as the adapters give."""
-    assert list(LEGACY_KINDS) == list(registry.KINDS)
-    for name, kind in registry.KINDS.items():
-        legacy = LEGACY_KINDS[name]
-        assert legacy.key_env == kind.key_env
-        for fields in ({}, {"region": "eu-1"}):
-            assert legacy.defaults(fields, env) == kind.defaults(fields, env), name
-        for block, data in BLOCKS:
-            assert legacy.from_leon(block, data) == kind.from_leon(block, data), (name, block)
+def test_without_kinds_nothing_kind_specific_happens(home: Path, tmp_path: Path) -> None:  # noqa: F811
+    """Sources-only callers (completion) load without kinds: nothing is checked or filled per kind."""
+    leon_json(home, "e2b", {"provider": "e2b", "e2b": {"api_key": "k" * 20}})
+    p = write_toml(tmp_path / "c.toml", '[providers.x]\nkind = "e3b"\n[providers.d]\nkind = "docker"\n')
+    loaded = load_config(p)
+    assert set(loaded.config.providers) == {"local", "x", "d"}  # LEON's json is not read
+    assert loaded.config.providers["d"].host is None and loaded.warnings == []
+    with pytest.raises(ConfigError):
+        load_config(p, kinds=registry.KINDS)  # the same file, checked
 
 
 def test_injected_kinds_drive_zero_config(home: Path) -> None:  # noqa: F811

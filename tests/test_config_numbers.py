@@ -4,12 +4,18 @@ And a `--db` flag must not hide an invalid config file."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from opcockpit.settings.config import ConfigError, load_config
+from opcockpit.adapters.providers.registry import KINDS
+from opcockpit.settings.config import ConfigError
+from opcockpit.settings.config import load_config as _load_config
 from tests.cli_support import clean_env, run_cli
+
+# The loader gets the provider kinds from its caller; the product passes the registry's.
+load_config = partial(_load_config, kinds=KINDS)
 
 
 @pytest.fixture

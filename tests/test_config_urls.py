@@ -7,12 +7,18 @@ Real files in a temp HOME, `config show|validate` run as real subprocesses.
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from opcockpit.settings.config import load_config, redact_url, scrub
+from opcockpit.adapters.providers.registry import KINDS
+from opcockpit.settings.config import load_config as _load_config
+from opcockpit.settings.config import redact_url, scrub
 from tests.cli_support import build_leon_db, clean_env, run_cli
+
+# The loader gets the provider kinds from its caller; the product passes the registry's.
+load_config = partial(_load_config, kinds=KINDS)
 
 PASSWORD = "PASSWORD"  # the audit's own example: short, so only URL-aware redaction catches it
 DOCKER_PW = "dockerpw-7c1e"

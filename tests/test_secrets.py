@@ -12,6 +12,7 @@ import pytest
 
 from opcockpit.adapters.ledger.alerts import AlertStore
 from opcockpit.adapters.notify import Notifier
+from opcockpit.adapters.providers.registry import KINDS
 from opcockpit.domain import secrets
 from opcockpit.domain.alerts import AlertsConfig, CommandConfig, WebhookConfig
 from opcockpit.services.alert_engine import AlertEngine
@@ -70,7 +71,7 @@ def test_config_show_hides_static_secret_headers(tmp_path: Path, env: dict[str, 
         assert "sre" in r.out  # non-secret headers still shown
     hook = json.loads(r.out)["alerts"]["webhook"]
     assert hook["headers"]["value"] == {"authorization": "***", "x-api-key": "***", "x-team": "sre"}
-    loaded = config.load_config(cfg, env=env)
+    loaded = config.load_config(cfg, env=env, kinds=KINDS)
     assert "hdr-7a7a" not in repr(loaded.config.alerts) and "hdr-7a7a" not in str(loaded.config)
 
 

@@ -147,12 +147,12 @@ def load_config(
 
     `kinds` (name -> KindSpec) are the provider kinds the caller knows: the wiring passes the
     adapter registry's. Their names are the valid `kind` values; each supplies its defaults and
-    reads its block of LEON's provider json."""
+    reads its block of LEON's provider json. Without `kinds` (callers that only need the sources
+    or the secrets learnt, e.g. shell completion) nothing kind-specific happens: kind names are
+    not checked, no per-kind defaults are filled in and LEON's provider json is not read."""
     env = os.environ if env is None else env
-    if kinds is None:
-        from opcockpit.settings._legacy_kinds import LEGACY_KINDS  # until every caller injects
-
-        kinds = LEGACY_KINDS
+    check_kinds = kinds is not None
+    kinds = {} if kinds is None else kinds
     paths = default_paths(env, config_path)
     warnings: list[str] = []
     origins: dict[str, str] = {}
@@ -200,7 +200,8 @@ def load_config(
     # ---- providers: LEON json, then our TOML on top, key by key
     merged: dict[str, dict[str, Any]] = {"local": {"kind": "local"}}
     origins["providers.local.kind"] = "built in"
-    for name, (fields, origin) in leon_providers(paths.leon_sandboxes, env, warnings, kinds).items():
+    leon = leon_providers(paths.leon_sandboxes, env, warnings, kinds) if check_kinds else {}
+    for name, (fields, origin) in leon.items():
         merged[name] = dict(fields)
         for key in fields:
             origins[f"providers.{name}.{key}"] = origin
@@ -218,7 +219,7 @@ def load_config(
         entry["name"] = name
         kind = entry.get("kind")
         spec = kinds.get(kind) if isinstance(kind, str) else None
-        if isinstance(kind, str) and kind and spec is None:
+        if check_kinds and isinstance(kind, str) and kind and spec is None:
             problems.append(
                 f"{origins.get(f'providers.{name}.kind') or toml_origin or 'config'}: providers.{name}.kind: "
                 f"Input should be {kinds_phrase(kinds)}"
@@ -326,7 +327,7 @@ def _explain(err: Mapping[str, Any], kinds: Kinds) -> str:
     """pydantic's message, made specific for the two mistakes people actually make."""
     loc = err["loc"]
     if err["type"] == "missing" and loc[-1] == "kind":
-        return f"missing (one of {', '.join(kinds)})"
+        return f"missing (one of {', '.join(kinds)})" if kinds else "missing"
     if err["type"] == "extra_forbidden":
         import difflib
 
