@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from opcockpit.adapters.leon import sandbox_db
-from opcockpit.demo.fleet import _FastClock
+from opcockpit.demo.fleet_sim import _FastClock
 from opcockpit.demo.ids import Clock
 from opcockpit.domain.gcpause import gc_paused
 from opcockpit.domain.models import (
