@@ -90,6 +90,17 @@ async def test_get_never_uses_connect(adapter: E2BAdapter, double: E2BDouble) ->
     assert double.instances[iid].state == "paused"  # nothing woke it
 
 
+async def test_pause_sends_a_json_body_as_the_sdk_does(adapter: E2BAdapter, double: E2BDouble) -> None:
+    """E2B's spec marks the pause body required (the official SDK always sends one)."""
+    seen: list[tuple[str, bytes]] = []
+    double.faults.on_request = lambda req: seen.append((req.headers.get("content-type", ""), req.body))
+    iid = double.add(state="running").instance_id
+    result = await adapter.pause(iid)
+    assert result.outcome is ActionOutcome.DONE and double.instances[iid].state == "paused"
+    pauses = [(ctype, body) for ctype, body in seen if body is not None and ctype]
+    assert pauses == [("application/json", b"{}")]
+
+
 async def test_pause_409_already_paused_is_already(adapter: E2BAdapter, double: E2BDouble) -> None:
     iid = double.add(state="paused").instance_id
     result = await adapter.pause(iid)

@@ -174,7 +174,9 @@ class E2BAdapter:
 
     async def pause(self, instance_id: str) -> ActionResult:
         path = f"/sandboxes/{quote(instance_id, safe='')}/pause"
-        response = await self._api.request("POST", path, expect=(200, 204, 409))
+        # E2B's OpenAPI marks the pause body (SandboxPauseRequest) required; the SDK always sends
+        # JSON. An empty object keeps the API's defaults (memory snapshot included).
+        response = await self._api.request("POST", path, json={}, expect=(200, 204, 409))
         if response.status_code != 409:
             return ActionResult(instance_id, "pause", ActionOutcome.DONE, NormalState.PAUSED)
         # 409 is both "already paused" and "cannot be paused now": look before calling it success.
