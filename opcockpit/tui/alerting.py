@@ -23,10 +23,10 @@ from opcockpit.domain.alerts import Severity
 from opcockpit.domain.text import error_line, safe_text
 
 if TYPE_CHECKING:
-    from opcockpit.adapters.ledger.alerts import Alert, AlertEngine, AlertSnapshot
-    from opcockpit.adapters.notify import DeliveryResult
     from opcockpit.domain.models import GroundTruth
     from opcockpit.domain.runs import RunHealth
+    from opcockpit.ports.alert_records import Alert, AlertSnapshot, DeliveryResult
+    from opcockpit.services.alert_engine import AlertEngine
     from opcockpit.wiring import Cockpit
 
 __all__ = ["AlertRound", "Alerting", "LedgerUnavailable", "ledger_problem", "ledger_reason"]

@@ -819,8 +819,7 @@ def build_app(
         cockpit = build_cockpit(
             config, read_only=read_only, ledger_path=ledger_path, demo=demo_banner is not None
         )
-    sources = config.sources
-    details = DbDetails(str(sources.sandbox_db), str(sources.events_db) if sources.events_db else None)
+    details = DbDetails.of(cockpit)  # the LEON readers come from the wiring, never an adapter here
     if "alerting" not in kwargs:
         kwargs["alerting"] = Alerting(cockpit)
     app = CockpitApp(

@@ -1,8 +1,9 @@
 """What the TUI reads besides GroundTruth: thread detail, provider events, run events.
 
-`DetailSource` is the TUI's port; `DbDetails` implements it on the sources' readers
-(SandboxDbReader for sandbox.db, EventsDbReader for events.db). Every section is fetched
-independently so one failing query shows up as that section's error, not a blank screen.
+`DetailSource` is the TUI's port; `DbDetails` implements it on the LEON readers the wiring Cockpit
+carries (`Cockpit.leon`: the sandbox.db and events.db reader factories), so the TUI names no
+adapter. Every section is fetched independently so one failing query shows up as that section's
+error, not a blank screen.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from opcockpit.adapters.leon.events_db import EventsDbReader, RunSummary
-from opcockpit.adapters.leon.sandbox_db import SandboxDbReader
 from opcockpit.domain.models import (
     ChatSessionRecord,
     CommandOutput,
@@ -29,7 +28,12 @@ from opcockpit.domain.models import (
     ThreadPointerRecord,
     VolumeRecord,
 )
+from opcockpit.domain.runs import RunSummary
 from opcockpit.domain.text import error_line, safe_text
+
+if TYPE_CHECKING:
+    from opcockpit.ports.leon import LeonAccess
+    from opcockpit.wiring import Cockpit
 
 T = TypeVar("T")
 OUTPUT_TAIL_BYTES = 256 * 1024  # a command's output view: enough scrollback, bounded for chatty builds
@@ -102,23 +106,35 @@ def clean(value: T) -> T:
 
 
 class DbDetails:
-    """DetailSource on sandbox.db (+ events.db when configured)."""
+    """DetailSource on sandbox.db (+ events.db when configured), through `leon`'s reader factories.
 
-    def __init__(self, sandbox_db: str, events_db: str | None = None) -> None:
+    The readers stay open for the app's lifetime (`aclose` closes them). They are typed `Any`: the
+    detail queries (terminals, sessions, command output, ...) are the TUI's, wider than the
+    services' `SandboxReader`/`EventsReader` ports."""
+
+    def __init__(self, sandbox_db: str, events_db: str | None = None, *, leon: LeonAccess) -> None:
         self.sandbox_db = sandbox_db
         self.events_db = events_db
-        self._sandbox: SandboxDbReader | None = None
-        self._events: EventsDbReader | None = None
+        self._leon = leon
+        self._sandbox: Any = None
+        self._events: Any = None
         self._events_unavailable: str | None = None if events_db else "no events.db configured"
 
-    async def _db(self) -> SandboxDbReader:
+    @classmethod
+    def of(cls, cockpit: Cockpit) -> DbDetails:
+        """The detail source of `cockpit`'s settings, on its LEON readers."""
+        sources = cockpit.settings.sources
+        events = str(sources.events_db) if sources.events_db else None
+        return cls(str(sources.sandbox_db), events, leon=cockpit.leon)
+
+    async def _db(self) -> Any:
         if self._sandbox is None:
-            self._sandbox = await SandboxDbReader(self.sandbox_db).open()
+            self._sandbox = await self._leon.sandbox_reader(self.sandbox_db).__aenter__()
         return self._sandbox
 
-    async def _ev(self) -> EventsDbReader | None:
+    async def _ev(self) -> Any:
         if self._events is None and self._events_unavailable is None:
-            self._events = await EventsDbReader(str(self.events_db)).open()
+            self._events = await self._leon.events_reader(str(self.events_db)).__aenter__()
         return self._events
 
     async def _section(
@@ -192,5 +208,5 @@ class DbDetails:
         for reader in (self._sandbox, self._events):
             if reader is not None:
                 with contextlib.suppress(Exception):  # closing a read-only reader is best effort
-                    await reader.close()
+                    await reader.__aexit__(None, None, None)
         self._sandbox = self._events = None

@@ -20,7 +20,7 @@ from opcockpit.domain.models import GroundTruth
 from opcockpit.settings.config import CockpitConfig, SourcesConfig
 from opcockpit.tui.app import CockpitApp
 from opcockpit.tui.data import DbDetails
-from opcockpit.wiring import build_cockpit
+from opcockpit.wiring import build_cockpit, leon_access
 from tests.fixtures.leon_db import WorkedExample, write_worked_example
 
 
@@ -69,7 +69,7 @@ def worked_example_app(we: WorkedExample, **kwargs: object) -> CockpitApp:
 
     return CockpitApp(
         build_cockpit(cfg, clock=now).collector,
-        details=DbDetails(str(we.sandbox_db), str(we.events_db)),
+        details=DbDetails(str(we.sandbox_db), str(we.events_db), leon=leon_access()),
         clock=now,
         auto_refresh=False,
         **kwargs,  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ from opcockpit.tui.data import DbDetails
 from opcockpit.tui.screens.alert_detail import AckPrompt, AlertDetailScreen, MutePrompt, parse_mute
 from opcockpit.tui.screens.thread import ThreadDetailScreen
 from opcockpit.tui.tabs.alerts import AlertsView
-from opcockpit.wiring import build_cockpit
+from opcockpit.wiring import build_cockpit, leon_access
 from tests.fixtures.leon_db import (
     I2,
     L2,
@@ -92,7 +92,7 @@ def make_app(
     cockpit = build_cockpit(config, clock=now)  # ledger: $OPCOCKPIT_LEDGER
     return CockpitApp(
         cockpit.collector,
-        details=DbDetails(str(we.sandbox_db), str(we.events_db)),
+        details=DbDetails(str(we.sandbox_db), str(we.events_db), leon=leon_access()),
         clock=now,
         auto_refresh=False,
         alerting=alerting_cls(cockpit, clock=now),

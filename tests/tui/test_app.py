@@ -12,7 +12,7 @@ from opcockpit.tui.app import MIN_REFRESH_S, CockpitApp
 from opcockpit.tui.data import DbDetails
 from opcockpit.tui.screens.help import HelpScreen
 from opcockpit.tui.screens.thread import ThreadDetailScreen
-from opcockpit.wiring import build_cockpit
+from opcockpit.wiring import build_cockpit, leon_access
 from tests.tui.conftest import SequenceSource, wait_until, worked_example_app
 from tests.tui.factories import NOW, make_ground_truth, mutate
 from tests.tui.screen_text import screen_text
@@ -251,7 +251,7 @@ async def test_demo_pipeline_provider_events_and_orphans(demo_env) -> None:
     cfg = env.config
     app = CockpitApp(
         build_cockpit(cfg, demo=True).collector,
-        details=DbDetails(str(cfg.sources.sandbox_db), str(cfg.sources.events_db)),
+        details=DbDetails(str(cfg.sources.sandbox_db), str(cfg.sources.events_db), leon=leon_access()),
         auto_refresh=False,
         demo_banner="DEMO",
     )

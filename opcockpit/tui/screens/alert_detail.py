@@ -30,8 +30,8 @@ from opcockpit.tui.widgets.footer import StableFooter
 from opcockpit.tui.widgets.overview import flex_columns
 
 if TYPE_CHECKING:
-    from opcockpit.adapters.ledger.alerts import Alert
     from opcockpit.domain.alerts import Evidence
+    from opcockpit.ports.alert_records import Alert
 
 
 class AlertActions(Protocol):

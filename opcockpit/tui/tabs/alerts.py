@@ -37,8 +37,8 @@ from opcockpit.tui.widgets.alert_rows import (
 from opcockpit.tui.widgets.overview import OverviewPanel
 
 if TYPE_CHECKING:
-    from opcockpit.adapters.ledger.alerts import Alert
     from opcockpit.domain.models import GroundTruth
+    from opcockpit.ports.alert_records import Alert
     from opcockpit.tui.alerting import Alerting, AlertRound
 
 __all__ = ["AlertsView"]

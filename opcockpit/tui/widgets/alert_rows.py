@@ -23,7 +23,7 @@ from opcockpit.tui.rows import age_cell, bucket_age
 from opcockpit.tui.table.model import Column
 
 if TYPE_CHECKING:
-    from opcockpit.adapters.ledger.alerts import Alert
+    from opcockpit.ports.alert_records import Alert
 
 __all__ = [
     "OFF_TEXT",
