@@ -13,9 +13,10 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from opcockpit.domain.alerts import AlertCandidate
+from opcockpit.domain.events import Event, EventQuery, Picture
 from opcockpit.ports.alert_records import Alert, Delivery
 
-__all__ = ["AlertStorePort", "AuditPort", "LedgerError"]
+__all__ = ["AlertStorePort", "AuditPort", "EventLogPort", "LedgerError"]
 
 
 class LedgerError(Exception):
@@ -116,5 +117,41 @@ class AlertStorePort(Protocol):
         unknown: frozenset[str] = frozenset(),
         history_keep: int = 500,
     ) -> tuple[list[int], list[int], int]: ...
+
+    def close(self) -> None: ...
+
+
+class EventLogPort(Protocol):
+    """The cockpit's append-only event ledger (blocking: call from a worker thread in async code).
+
+    Every method raises `LedgerError` (never a bare sqlite3/OSError); a failed append wrote
+    nothing (one transaction), and what was written before stays. Readers (`opcockpit events`,
+    the OTel exporter, the thread screen's State history) use `query` and `after`.
+    """
+
+    path: Any
+
+    def append(self, events: Sequence[Event], *, picture: Mapping[str, Any] | None = None) -> int:
+        """Append `events` in one transaction; `picture` (changed subject keys -> tuple, None
+        value: forget the key) is stored in the same transaction. Returns the number appended."""
+        ...
+
+    def query(self, q: EventQuery) -> list[Event]:
+        """Events matching `q`, newest first (oldest first with `q.oldest_first`), with ids."""
+        ...
+
+    def after(self, last_id: int, limit: int = 1000) -> list[Event]:
+        """Events with id > last_id, oldest first: the cursor an exporter keeps."""
+        ...
+
+    def last_picture(self) -> Picture | None:
+        """The last stored picture (None: never stored: the next one is a baseline)."""
+        ...
+
+    def compact(self, *, now: datetime | None = None) -> int:
+        """Apply retention (days / max rows); returns rows removed."""
+        ...
+
+    def count(self) -> int: ...
 
     def close(self) -> None: ...

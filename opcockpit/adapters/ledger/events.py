@@ -1,0 +1,256 @@
+"""The append-only `events` table in the cockpit's ledger (component "events").
+
+One row per `domain.events.Event`. Subject keys and times are columns (indexed for the queries
+`opcockpit events` makes); before/after/data are one JSON body. Times are integer microseconds
+since the epoch (UTC): compact, and ordering/range scans are integer compares.
+
+Indexes: `observed_us` alone serves `--since` (newest first: the index is walked backwards and
+the LIMIT stops it early, so `--since 1h` over a million rows reads only the last hour's rows);
+(lease_id|thread_id|provider|type, observed_us) serve the subject filters the same way.
+
+`event_picture` holds the last picture the diff compared against (subject key -> JSON tuple), so
+a cron `snapshot` diffs against the previous run. Pictures and events are written in the same
+transaction: the stored picture never runs ahead of the events that explain it.
+
+Retention (`EventsConfig`: days, max rows) runs every `compact_every` appended rows and on
+`compact()`; deleted pages are reused by later appends (no VACUUM on the shared ledger file).
+Every failure is `LedgerError`; a failed append is rolled back whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from opcockpit.adapters.ledger.sqlite import default_ledger_path, ensure_schema, guarded, open_ledger
+from opcockpit.domain.events import Event, EventQuery, EventsConfig, Picture, event_from_dict
+from opcockpit.domain.secrets import scrub
+
+__all__ = ["COMPONENT", "EventLog"]
+
+COMPONENT = "events"
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            type TEXT NOT NULL,
+            observed_us INTEGER NOT NULL,
+            occurred_us INTEGER,
+            source TEXT NOT NULL,
+            lease_id TEXT,
+            instance_id TEXT,
+            thread_id TEXT,
+            provider TEXT,
+            body TEXT NOT NULL
+        )""",
+        "CREATE INDEX idx_events_observed ON events(observed_us)",
+        "CREATE INDEX idx_events_lease ON events(lease_id, observed_us) WHERE lease_id IS NOT NULL",
+        "CREATE INDEX idx_events_thread ON events(thread_id, observed_us) WHERE thread_id IS NOT NULL",
+        "CREATE INDEX idx_events_provider ON events(provider, observed_us) WHERE provider IS NOT NULL",
+        "CREATE INDEX idx_events_type ON events(type, observed_us)",
+        "CREATE TABLE event_picture (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+        "CREATE TABLE event_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ],
+]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_COLS = "id, type, observed_us, occurred_us, source, lease_id, instance_id, thread_id, provider, body"
+
+
+def to_us(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(us: int | None) -> datetime | None:
+    return None if us is None else _EPOCH + timedelta(microseconds=us)
+
+
+def _row(e: Event) -> tuple[Any, ...]:
+    body = json.dumps(
+        {
+            "before": _jsonable(e.before),
+            "after": _jsonable(e.after),
+            "data": e.data,
+        },
+        default=str,
+        separators=(",", ":"),
+    )
+    return (
+        e.type, to_us(e.observed_at), None if e.occurred_at is None else to_us(e.occurred_at),
+        e.source.value, e.lease_id, e.instance_id, e.thread_id, e.provider, scrub(body),
+    )  # fmt: skip
+
+
+def _jsonable(v: Any) -> Any:
+    return v.model_dump(mode="json") if hasattr(v, "model_dump") else v
+
+
+def _event(r: Sequence[Any]) -> Event:
+    body = json.loads(r[9])
+    return event_from_dict(
+        {
+            "id": r[0], "type": r[1], "observed_at": from_us(r[2]), "occurred_at": from_us(r[3]),
+            "source": r[4], "lease_id": r[5], "instance_id": r[6], "thread_id": r[7],
+            "provider": r[8], "before": body.get("before"), "after": body.get("after"),
+            "data": body.get("data") or {},
+        }
+    )  # fmt: skip
+
+
+class EventLog:
+    """`ports.ledger.EventLogPort` on SQLite. Thread-safe (one connection behind a lock), opened
+    lazily so building the cockpit never touches the file."""
+
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, config: EventsConfig | None = None
+    ) -> None:
+        self._path = path
+        self.config = config or EventsConfig()
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._since_compact = 0
+
+    @property
+    def path(self) -> str:
+        return str(self._path if self._path is not None else default_ledger_path())
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = open_ledger(self.path)
+            try:
+                ensure_schema(conn, COMPONENT, MIGRATIONS)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    # ------------------------------------------------------------------ writing
+
+    @guarded
+    def append(self, events: Sequence[Event], *, picture: Mapping[str, Any] | None = None) -> int:
+        if not events and not picture:
+            return 0
+        rows = [_row(e) for e in events]
+        with self._lock:
+            conn = self._db()
+            with conn:  # one transaction: events and the picture they explain, or nothing
+                conn.executemany(
+                    "INSERT INTO events(type, observed_us, occurred_us, source, lease_id, instance_id,"
+                    " thread_id, provider, body) VALUES (?,?,?,?,?,?,?,?,?)",
+                    rows,
+                )
+                if picture is not None:
+                    self._store_picture(conn, picture)
+            self._since_compact += len(rows)
+            due = self._since_compact >= self.config.compact_every
+        if due:
+            # The log's own time (its newest event), not the wall clock: a demo or a test with its
+            # own clock keeps what it just wrote.
+            self.compact(now=max(e.observed_at for e in events) if events else None)
+        return len(rows)
+
+    @staticmethod
+    def _store_picture(conn: sqlite3.Connection, picture: Mapping[str, Any]) -> None:
+        gone = [(k,) for k, v in picture.items() if v is None]
+        put = [(k, json.dumps(list(v), default=str)) for k, v in picture.items() if v is not None]
+        if gone:
+            conn.executemany("DELETE FROM event_picture WHERE key = ?", gone)
+        if put:
+            conn.executemany(
+                "INSERT INTO event_picture(key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                put,
+            )
+        # A stored (even empty) picture means the next diff is not a baseline.
+        conn.execute(
+            "INSERT INTO event_meta(name, value) VALUES ('picture', '1')"
+            " ON CONFLICT(name) DO UPDATE SET value = '1'"
+        )
+
+    @guarded
+    def last_picture(self) -> Picture | None:
+        with self._lock:
+            conn = self._db()
+            if conn.execute("SELECT 1 FROM event_meta WHERE name = 'picture'").fetchone() is None:
+                return None
+            return {k: tuple(json.loads(v)) for k, v in conn.execute("SELECT key, value FROM event_picture")}
+
+    @guarded
+    def compact(self, *, now: datetime | None = None) -> int:
+        """Retention: rows older than `retention_days`, then the oldest beyond `max_rows`."""
+        now = now or datetime.now(UTC)
+        cutoff = to_us(now - timedelta(days=self.config.retention_days))
+        with self._lock:
+            conn = self._db()
+            with conn:
+                removed = conn.execute("DELETE FROM events WHERE observed_us < ?", (cutoff,)).rowcount
+                row = conn.execute(
+                    "SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?", (self.config.max_rows,)
+                ).fetchone()
+                if row is not None:
+                    removed += conn.execute("DELETE FROM events WHERE id <= ?", (row[0],)).rowcount
+            self._since_compact = 0
+        return removed
+
+    # ------------------------------------------------------------------ reading
+
+    @guarded
+    def query(self, q: EventQuery) -> list[Event]:
+        where, args = [], []
+        for col, val in (
+            ("lease_id", q.lease_id), ("thread_id", q.thread_id), ("provider", q.provider),
+            ("instance_id", q.instance_id),
+        ):  # fmt: skip
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        if q.types:
+            where.append(f"type IN ({','.join('?' * len(q.types))})")
+            args.extend(q.types)
+        if q.since is not None:
+            where.append("observed_us >= ?")
+            args.append(to_us(q.since))
+        if q.until is not None:
+            where.append("observed_us <= ?")
+            args.append(to_us(q.until))
+        order = "ASC" if q.oldest_first else "DESC"
+        sql = f"SELECT {_COLS} FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY observed_us {order}, id {order}"
+        if q.limit is not None:
+            sql += " LIMIT ?"
+            args.append(max(0, int(q.limit)))
+        with self._lock:
+            rows = self._db().execute(sql, args).fetchall()
+        return [_event(r) for r in rows]
+
+    @guarded
+    def after(self, last_id: int, limit: int = 1000) -> list[Event]:
+        with self._lock:
+            rows = (
+                self._db()
+                .execute(f"SELECT {_COLS} FROM events WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit))
+                .fetchall()
+            )
+        return [_event(r) for r in rows]
+
+    @guarded
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db().execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                conn, self._conn = self._conn, None
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
