@@ -1,0 +1,38 @@
+"""The Explore query language: grammar (lark) -> AST -> typed plan -> evaluation over rows.
+
+from opcockpit.domain.query import parse, compile_query, run_plan
+plan = compile_query(parse("runs status:error since:-6h | group by provider | count"), now=now)
+result = run_plan(plan, rows)
+"""
+
+from opcockpit.domain.query.ast import Query
+from opcockpit.domain.query.catalog import DATASETS, Dataset, Field, dataset_names
+from opcockpit.domain.query.errors import (
+    MissingParameterError,
+    QueryError,
+    QuerySyntaxError,
+    QueryTimeout,
+    UnknownNameError,
+)
+from opcockpit.domain.query.evaluate import DEFAULT_CAP, Plan, Result, bind, compile_query, run_plan
+from opcockpit.domain.query.grammar import parse
+
+__all__ = [
+    "DATASETS",
+    "DEFAULT_CAP",
+    "Dataset",
+    "Field",
+    "MissingParameterError",
+    "Plan",
+    "Query",
+    "QueryError",
+    "QuerySyntaxError",
+    "QueryTimeout",
+    "Result",
+    "UnknownNameError",
+    "bind",
+    "compile_query",
+    "dataset_names",
+    "parse",
+    "run_plan",
+]
