@@ -25,6 +25,7 @@ from opcockpit.adapters.leon.events_db import EventsDbReader
 from opcockpit.adapters.leon.sandbox_db import SandboxDbReader, read_db_state
 from opcockpit.adapters.leon.writer import LeonWriter
 from opcockpit.adapters.notify import Notifier
+from opcockpit.adapters.otlp import OtlpExporter, resolve_target
 from opcockpit.adapters.providers.registry import build_adapter
 from opcockpit.domain.alerts import AlertsConfig
 from opcockpit.domain.models import GroundTruth
@@ -33,9 +34,11 @@ from opcockpit.ports.leon import LeonAccess
 from opcockpit.ports.provider import ProviderAdapter
 from opcockpit.services.alert_engine import AlertEngine
 from opcockpit.services.collect import FleetCollector
+from opcockpit.services.export import ContinuousExporter, LedgerFeed
 from opcockpit.services.operations import Operations
 from opcockpit.services.runs import load_run_health
 from opcockpit.settings.config import CockpitConfig
+from opcockpit.settings.export import OtlpExportConfig
 
 T = TypeVar("T")
 
@@ -207,3 +210,59 @@ def build_cockpit(
         audit=audit,
         clock=clock,
     )
+
+
+# --------------------------------------------------------------------------- OpenTelemetry export
+
+
+def otlp_config(settings: Any) -> OtlpExportConfig:
+    """The `[export.otlp]` table (defaults when the settings carry none)."""
+    export = getattr(settings, "export", None)
+    cfg = getattr(export, "otlp", None)
+    return cfg if isinstance(cfg, OtlpExportConfig) else OtlpExportConfig()
+
+
+def build_otlp_sink(settings: Any, *, env: Mapping[str, str] | None = None) -> OtlpExporter:
+    """The OTLP/HTTP sink for `settings` (endpoint/headers: config, then OTEL_* env)."""
+    from opcockpit import __version__
+
+    cfg = otlp_config(settings)
+    return OtlpExporter(
+        resolve_target(cfg.endpoint, cfg.headers_env, env), timeout_s=cfg.timeout_s,
+        queue_size=cfg.queue_size, service_name=cfg.service_name, service_version=__version__,
+    )  # fmt: skip
+
+
+def ledger_feed(cockpit: Cockpit) -> LedgerFeed | None:
+    """The event ledger as the exporter's feed: by id cursor (continuous) or by time (`--since`)."""
+    from opcockpit.domain.events import EventQuery
+
+    if hasattr(cockpit, "events"):
+        log = cockpit.events
+    else:  # a Cockpit without the events field: the ledger file's events table
+        from opcockpit.adapters.ledger.events import EventLog
+
+        log = EventLog(cockpit.ledger_path)
+    if log is None:
+        return None
+
+    def feed(after: int, since: datetime | None, limit: int) -> Any:
+        if since is None or after:
+            return log.after(after, limit)
+        return log.query(EventQuery(since=since, limit=limit, oldest_first=True))
+
+    return feed
+
+
+def build_exporter(cockpit: Cockpit, *, force: bool = False) -> ContinuousExporter | None:
+    """The TUI's continuous export (`start()` / `await stop()`); None when `[export.otlp]` is
+    off (`force`: build it anyway)."""
+    cfg = otlp_config(cockpit.settings)
+    if not (force or cfg.is_enabled()):
+        return None
+    events_db = cockpit.settings.sources.events_db
+    return ContinuousExporter(
+        build_otlp_sink(cockpit.settings), events_db=str(events_db) if events_db else None,
+        events_reader=cockpit.leon.events_reader, ledger_feed=ledger_feed(cockpit),
+        interval_s=cfg.interval_s, provider_name=cfg.provider_name,
+    )  # fmt: skip

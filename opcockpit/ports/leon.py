@@ -11,7 +11,13 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
-from opcockpit.domain.models import DbState, LeaseEventRecord, LeaseRecord, ProviderEventRecord
+from opcockpit.domain.models import (
+    DbState,
+    LeaseEventRecord,
+    LeaseRecord,
+    ProviderEventRecord,
+    RunEventRecord,
+)
 from opcockpit.domain.runs import RunSummary
 
 __all__ = [
@@ -75,6 +81,12 @@ class EventsReader(Protocol):
     async def runs(
         self, thread_id: str | None = None, *, since: datetime | None = None, limit: int | None = None
     ) -> list[RunSummary]: ...
+
+    async def run_events(
+        self, run_id: str, *, after_seq: int = 0, limit: int | None = 500
+    ) -> list[RunEventRecord]: ...
+
+    async def latest_seq(self) -> int: ...
 
 
 class LeonWriterPort(Protocol):

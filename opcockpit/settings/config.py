@@ -109,7 +109,7 @@ def _kind_defaults(
     return out
 
 
-_TOP_KEYS = ("sources", "providers", "refresh_s", "read_only", "list_timeout_s", "alerts")
+_TOP_KEYS = ("sources", "providers", "refresh_s", "read_only", "list_timeout_s", "alerts", "export")
 
 
 def _read_toml(path: Path, origin: str) -> dict[str, Any]:
@@ -242,7 +242,7 @@ def load_config(
         _remember_url_secrets(entry.get("host"))
 
     data: dict[str, Any] = {"sources": sources, "providers": merged}
-    for key in ("refresh_s", "read_only", "list_timeout_s", "alerts"):
+    for key in ("refresh_s", "read_only", "list_timeout_s", "alerts", "export"):
         if key in toml:
             data[key], origins[key] = toml[key], toml_origin
     _remember_alert_secrets(toml.get("alerts"), env)

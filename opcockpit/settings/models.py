@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from opcockpit.domain.alerts_config import DAY_S, STRICT, AlertsConfig
 from opcockpit.domain.secrets import http_url_problem, redact_url
+from opcockpit.settings.export import ExportConfig
 
 __all__ = [
     "CockpitConfig",
@@ -132,3 +133,5 @@ class CockpitConfig(BaseModel):
     # Additive: wall-clock budget for listing one provider (all pages, retries included).
     list_timeout_s: float = Field(default=20.0, gt=0, le=DAY_S)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    # Additive (issue 10): `[export.otlp]` (settings/export.py).
+    export: ExportConfig = Field(default_factory=ExportConfig)
