@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from opcockpit.adapters.ledger.alerts import AlertStore
 from opcockpit.adapters.ledger.audit import AuditLog
+from opcockpit.adapters.ledger.events import EventLog
 from opcockpit.adapters.ledger.sqlite import default_ledger_path
 from opcockpit.adapters.leon.events_db import EventsDbReader
 from opcockpit.adapters.leon.sandbox_db import SandboxDbReader, read_db_state
@@ -28,6 +29,7 @@ from opcockpit.adapters.notify import Notifier
 from opcockpit.adapters.otlp import OtlpExporter, resolve_target
 from opcockpit.adapters.providers.registry import build_adapter
 from opcockpit.domain.alerts import AlertsConfig
+from opcockpit.domain.events import EventsConfig
 from opcockpit.domain.models import GroundTruth
 from opcockpit.domain.runs import RunHealth
 from opcockpit.ports.leon import LeonAccess
@@ -35,6 +37,7 @@ from opcockpit.ports.provider import ProviderAdapter
 from opcockpit.services.alert_engine import AlertEngine
 from opcockpit.services.collect import FleetCollector
 from opcockpit.services.export import ContinuousExporter, LedgerFeed
+from opcockpit.services.history import RecordingCollector, record_events
 from opcockpit.services.operations import Operations
 from opcockpit.services.runs import load_run_health
 from opcockpit.settings.config import CockpitConfig
@@ -125,10 +128,27 @@ def build_alert_engine(
     clock: Callable[[], datetime] | None = None,
     *,
     notifier: Notifier | None = None,
+    events: EventLog | None = None,
 ) -> AlertEngine:
-    """An AlertEngine over `store`, notifying through `config`'s channels unless `notifier` is given."""
+    """An AlertEngine over `store`, notifying through `config`'s channels unless `notifier` is given;
+    with `events`, alert.* events are appended and the flapping rule reads them."""
     config = config or AlertsConfig()
-    return AlertEngine(store, config, clock, notifier=notifier or build_notifier(config), leon=leon_access())
+    return AlertEngine(
+        store, config, clock, notifier=notifier or build_notifier(config), leon=leon_access(),
+        events=events, on_event=record_events(events) if events is not None else None,
+    )  # fmt: skip
+
+
+def events_config(settings: CockpitConfig) -> EventsConfig:
+    """The `[events]` table (retention), defaults when the settings have none."""
+    cfg = getattr(settings, "events", None)
+    return cfg if isinstance(cfg, EventsConfig) else EventsConfig()
+
+
+def build_event_log(settings: CockpitConfig, ledger: str | os.PathLike[str] | None) -> EventLog | None:
+    """The event ledger in `ledger` (opened lazily: building never touches the file)."""
+    cfg = events_config(settings)
+    return EventLog(ledger, cfg) if cfg.enabled else None
 
 
 @dataclass
@@ -139,10 +159,11 @@ class Cockpit:
     read_only: bool
     operator: str
     ledger_path: Path
-    collector: FleetCollector
+    collector: FleetCollector | RecordingCollector
     operations: Operations
     audit: AuditLog
     clock: Callable[[], datetime] | None = None
+    events: EventLog | None = None  # the event ledger (None: `[events] enabled = false`)
     leon: LeonAccess = field(default_factory=leon_access)
     _stores: list[AlertStore] = field(default_factory=list, repr=False)
 
@@ -156,7 +177,7 @@ class Cockpit:
         return AlertStore.open(self.ledger_path)
 
     def alert_engine(self, store: AlertStore, *, clock: Callable[[], datetime] | None = None) -> AlertEngine:
-        return build_alert_engine(store, self.alerts_config, clock or self.clock)
+        return build_alert_engine(store, self.alerts_config, clock or self.clock, events=self.events)
 
     async def load_run_health(
         self, now: datetime, *, ground_truth: GroundTruth | None = None, events_db: Any = None
@@ -195,11 +216,15 @@ def build_cockpit(
         ledger = default_ledger_path()
     read_only = read_only or bool(getattr(settings, "read_only", False))
     operator = operator_name()
-    collector = build_collector(settings, adapters=adapters, clock=clock, providers=providers)
+    fleet = build_collector(settings, adapters=adapters, clock=clock, providers=providers)
+    events = build_event_log(settings, ledger)
+    # Every refresh (TUI, snapshot, demo, action waits) records what changed into the ledger.
+    collector = RecordingCollector(fleet, events) if events is not None else fleet
     audit = AuditLog(ledger)
     operations = build_operations(
-        settings, collector=collector, read_only=read_only, operator=operator, audit=audit
-    )
+        settings, collector=collector, read_only=read_only, operator=operator, audit=audit,
+        on_event=record_events(events) if events is not None else None,
+    )  # fmt: skip
     return Cockpit(
         settings=settings,
         read_only=read_only,
@@ -209,6 +234,7 @@ def build_cockpit(
         operations=operations,
         audit=audit,
         clock=clock,
+        events=events,
     )
 
 

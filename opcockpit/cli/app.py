@@ -389,6 +389,44 @@ def _audit(
 ) -> None: ...
 
 
+# --------------------------------------------------------------------------- events
+
+
+class EventsFormat(StrEnum):
+    table = "table"
+    json = "json"
+    ndjson = "ndjson"
+
+
+def _run_events(args: Any) -> int:
+    from opcockpit.cli.events_cmd import run_events
+
+    return run_events(args)
+
+
+@_register(app, "events", "the cockpit's event ledger: what changed, when (newest first)", _run_events)
+def _events(
+    lease: Annotated[str | None, typer.Option("--lease", metavar="ID", help="only this lease")] = None,
+    thread: Annotated[str | None, typer.Option("--thread", metavar="ID", help="only this thread")] = None,
+    provider: Annotated[
+        str | None, typer.Option("--provider", metavar="NAME", help="only this provider")
+    ] = None,
+    type: Annotated[
+        list[str] | None, typer.Option("--type", metavar="NAME", help="only this event type (repeatable)")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", metavar="DURATION", help="an age (1h, 30m, 7d) or an ISO time"),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", metavar="N", help="at most N events (default 200)")] = 200,
+    format: Annotated[EventsFormat, typer.Option("--format", help="output format")] = EventsFormat.table,
+    ledger: Annotated[
+        str | None,
+        typer.Option("--ledger", metavar="PATH", help="ledger (default: $OPCOCKPIT_LEDGER, XDG data dir)"),
+    ] = None,
+) -> None: ...
+
+
 # --------------------------------------------------------------------------- alerts
 
 
@@ -494,3 +532,219 @@ def _config_init(
 
 @_config("paths", "every path opcockpit reads")
 def _config_paths() -> None: ...
+
+
+# --------------------------------------------------------------------------- serve, webhooks (issue 13)
+
+
+def _run_serve(args: Any) -> int:
+    from opcockpit.cli.serve_cmd import run_serve
+
+    return run_serve(args)
+
+
+def _run_webhooks(args: Any) -> int:
+    from opcockpit.cli.webhooks_cmd import run_webhooks
+
+    return run_webhooks(args)
+
+
+@_register(app, "serve", "receive provider webhooks (signatures verified) into the ledger", _run_serve)
+def _serve(
+    listen: Annotated[
+        str | None,
+        typer.Option("--listen", metavar="HOST:PORT", help="bind address (default [serve] listen)"),
+    ] = None,
+    ledger: LedgerOpt = None,
+) -> None: ...
+
+
+webhooks_app = typer.Typer(help="manage provider webhook registrations (E2B)", rich_markup_mode=None)
+app.add_typer(webhooks_app, name="webhooks")
+
+
+def _webhooks_group(ctx: typer.Context, **given: Any) -> None:
+    _merge_globals(ctx, given)
+    if ctx.invoked_subcommand is None:
+        from opcockpit.cli.common import err
+
+        err("opcockpit webhooks: choose an action: register, list, delete (see opcockpit webhooks --help)")
+        raise typer.Exit(ExitCode.USAGE)
+
+
+webhooks_app.callback(invoke_without_command=True)(_group_signature(_webhooks_group))
+ProviderArg = Annotated[str, typer.Argument(metavar="PROVIDER", help="configured e2b provider name")]
+
+
+def _webhooks(name: str, help_text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return _register(webhooks_app, name, help_text, _run_webhooks, fixed={"webhooks_command": name})
+
+
+@_webhooks("register", "register this receiver's URL with E2B (secret from [webhooks.<provider>])")
+def _wh_register(
+    provider: ProviderArg = "e2b",
+    *,
+    url: Annotated[
+        str, typer.Option("--url", metavar="URL", help="public https URL of /webhooks/<provider>")
+    ],
+    name: Annotated[str, typer.Option("--name")] = "opcockpit",
+) -> None: ...
+
+
+@_webhooks("list", "list E2B webhook registrations")
+def _wh_list(
+    provider: ProviderArg = "e2b", format: Annotated[ListFormat, typer.Option("--format")] = ListFormat.table
+) -> None: ...
+
+
+@_webhooks("delete", "delete an E2B webhook registration")
+def _wh_delete(provider: ProviderArg, id: Annotated[str, typer.Argument(metavar="ID")]) -> None: ...
+
+
+# --------------------------------------------------------------------------- export (OpenTelemetry)
+
+
+export_app = typer.Typer(help="push runs and ledger events to a telemetry backend", rich_markup_mode=None)
+app.add_typer(export_app, name="export")
+
+
+def _export_group(ctx: typer.Context, **given: Any) -> None:
+    _merge_globals(ctx, given)
+    if ctx.invoked_subcommand is None:
+        from opcockpit.cli.common import err
+
+        err("opcockpit export: choose a target: otlp (see opcockpit export --help)")
+        raise typer.Exit(ExitCode.USAGE)
+
+
+export_app.callback(invoke_without_command=True)(_group_signature(_export_group))
+
+
+def _run_export(args: Any) -> int:
+    from opcockpit.cli.export_cmd import run_export
+
+    return run_export(args)
+
+
+@_register(
+    export_app,
+    "otlp",
+    "push LEON runs (traces) and ledger events (logs) to an OTLP/HTTP collector once (cron)",
+    _run_export,
+    fixed={"export_target": "otlp"},
+    rename={"timeout": "push_timeout"},  # never the listing timeout load_or_exit reads
+)
+def _export_otlp(
+    since: Annotated[
+        str | None,
+        typer.Option("--since", metavar="WHEN", help="ISO time or an age like 30m, 2h, 7d (default 1h)"),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", metavar="S", parser=_finite_positive, help="total delivery deadline (10)"),
+    ] = 10.0,
+    ledger: LedgerOpt = None,
+) -> None: ...
+
+
+# --------------------------------------------------------------------------- explore: query, queries
+
+
+class QueryFormat(StrEnum):
+    table = "table"
+    json = "json"
+    ndjson = "ndjson"
+    csv = "csv"
+
+
+def _run_query(args: Any) -> int:
+    from opcockpit.cli.query_cmd import run_query
+
+    return run_query(args)
+
+
+def _run_queries(args: Any) -> int:
+    from opcockpit.cli.query_cmd import run_queries
+
+    return run_queries(args)
+
+
+QueryLedgerOpt = Annotated[str | None, typer.Option("--ledger", metavar="PATH", help="the cockpit ledger")]
+
+
+@_register(
+    app, "query", "run an Explore query (or --sql: one read-only SELECT); see docs/explore.md", _run_query
+)
+def _query(
+    expr: Annotated[
+        str | None, typer.Argument(metavar="EXPR", help="e.g. 'runs status:error since:-6h'")
+    ] = None,
+    sql: Annotated[bool, typer.Option("--sql", help="EXPR is one read-only SQL statement")] = False,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", metavar="NAME=VALUE", help=":NAME in the query (repeatable)"),
+    ] = None,
+    format: Annotated[QueryFormat, typer.Option("--format", help="output format")] = QueryFormat.table,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, metavar="N", help="at most N rows")] = None,
+    saved: Annotated[str | None, typer.Option("--saved", metavar="NAME", help="run a saved query")] = None,
+    ledger: QueryLedgerOpt = None,
+) -> None: ...
+
+
+queries_app = typer.Typer(
+    help="saved Explore queries: list, show, save, rm, import, export", rich_markup_mode=None
+)
+app.add_typer(queries_app, name="queries")
+
+
+def _queries_group(ctx: typer.Context, **given: Any) -> None:
+    _merge_globals(ctx, given)
+    if ctx.invoked_subcommand is None:
+        from opcockpit.cli.common import err
+
+        err("opcockpit queries: choose an action: list, show, save, rm, import, export")
+        raise typer.Exit(ExitCode.USAGE)
+
+
+queries_app.callback(invoke_without_command=True)(_group_signature(_queries_group))
+
+
+def _queries(name: str, help_text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return _register(queries_app, name, help_text, _run_queries, fixed={"queries_command": name})
+
+
+QueryNameArg = Annotated[str, typer.Argument(metavar="NAME")]
+
+
+@_queries("list", "every saved query")
+def _queries_list(ledger: QueryLedgerOpt = None) -> None: ...
+
+
+@_queries("show", "one saved query as TOML")
+def _queries_show(name: QueryNameArg, ledger: QueryLedgerOpt = None) -> None: ...
+
+
+@_queries("save", "save (or replace) a query; :params are found in it")
+def _queries_save(
+    name: QueryNameArg,
+    expr: Annotated[str, typer.Argument(metavar="EXPR")],
+    description: Annotated[str | None, typer.Option("--description", metavar="TEXT")] = None,
+    sql: Annotated[bool, typer.Option("--sql", help="EXPR is read-only SQL")] = False,
+    ledger: QueryLedgerOpt = None,
+) -> None: ...
+
+
+@_queries("rm", "delete a saved query")
+def _queries_rm(name: QueryNameArg, ledger: QueryLedgerOpt = None) -> None: ...
+
+
+@_queries("import", "import saved queries from a TOML file (all or nothing)")
+def _queries_import(
+    file: Annotated[str, typer.Argument(metavar="FILE")], ledger: QueryLedgerOpt = None
+) -> None: ...
+
+
+@_queries("export", "write every saved query as TOML (stdout, or FILE)")
+def _queries_export(
+    file: Annotated[str | None, typer.Argument(metavar="FILE")] = None, ledger: QueryLedgerOpt = None
+) -> None: ...

@@ -120,7 +120,8 @@ def _run_snapshot(args: Any, config: CockpitConfig | None, *, demo: bool) -> int
         config = loaded.config
     names = getattr(args, "provider", None) or None
     cockpit = build_cockpit(config, read_only=True, providers=names, demo=demo)
-    gt = run_collect(cockpit)
+    gt = run_collect(cockpit)  # the collector appends what changed since the last run (history)
+    history_error = getattr(cockpit.collector, "ledger_error", None)
     for problem in gt.db_problems:
         err(f"opcockpit: warning: sandbox.db: {safe_text(problem)}")
     if names:
@@ -134,6 +135,8 @@ def _run_snapshot(args: Any, config: CockpitConfig | None, *, demo: bool) -> int
         for line in notes:
             err(safe_text(line))
         return code
+    if history_error:  # (--check above names an unusable ledger itself: one warning, not two)
+        err(safe_text(f"opcockpit: warning: {history_error}; history not recorded"))
     text = format_snapshot(gt, args.format, width=args.width)
     sys.stdout.write(text)
     sys.stdout.flush()

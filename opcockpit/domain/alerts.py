@@ -26,6 +26,7 @@ from opcockpit.domain.alerts_config import (
     RULE_NAMES,
     SCOPE_EVENTS_DB,
     SCOPE_LEASE_EVENTS,
+    SCOPE_LEDGER_EVENTS,
     SEVERITY_RANK,
     STRICT,
     YEAR_S,
@@ -34,6 +35,7 @@ from opcockpit.domain.alerts_config import (
     Severity,
     WebhookConfig,
 )
+from opcockpit.domain.events import Event, LeaseConvergenceChanged
 from opcockpit.domain.models import (
     Convergence,
     GroundTruth,
@@ -54,6 +56,7 @@ __all__ = [
     "RULES",
     "SCOPE_EVENTS_DB",
     "SCOPE_LEASE_EVENTS",
+    "SCOPE_LEDGER_EVENTS",
     "SEVERITY_RANK",
     "STRICT",
     "YEAR_S",
@@ -108,6 +111,9 @@ class AlertInputs:
     run_health: RunHealth | None = None  # None or .error: stuck-run alerts are left as they are
     lease_events: Sequence[LeaseEventRecord] | None = None  # None: not read this round
     provider_events: Sequence[ProviderEventRecord] | None = None
+    # The cockpit's own events (lease.convergence_changed at least, `flapping_window_s` back);
+    # None: not read this round (the flapping rule then leaves its alerts as they are).
+    events: Sequence[Event] | None = None
 
 
 Rule = Callable[[AlertInputs, AlertsConfig], list[AlertCandidate]]
@@ -477,6 +483,51 @@ def rule_resource_pressure(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCan
     return out
 
 
+def rule_flapping(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
+    """A lease whose convergence changed `flapping_transitions` times or more within
+    `flapping_window_s` (from the event ledger): something keeps undoing itself."""
+    if inp.events is None:
+        return []
+    cutoff = inp.now - timedelta(seconds=cfg.flapping_window_s)
+    seen: dict[str, list[Event]] = {}
+    for e in inp.events:
+        if (
+            e.type != LeaseConvergenceChanged.TYPE
+            or e.lease_id is None
+            or e.before is None
+            or e.after is None
+        ):
+            continue  # appearing/deleted leases are not flaps
+        if cutoff <= e.observed_at <= inp.now:
+            seen.setdefault(e.lease_id, []).append(e)
+    out = []
+    for lid in sorted(seen):
+        flips = sorted(seen[lid], key=lambda e: e.observed_at)
+        if len(flips) < cfg.flapping_transitions:
+            continue
+        path = [flips[0].before.convergence] + [e.after.convergence for e in flips]  # type: ignore[union-attr]
+        last = flips[-1]
+        out.append(
+            AlertCandidate(
+                rule="flapping",
+                key=f"flapping:{lid}",
+                severity=Severity.WARNING,
+                summary=f"{last.provider or '?'} lease {lid} flapping: {len(flips)} convergence changes in "
+                f"{fmt_duration(cfg.flapping_window_s)} ({_short(' → '.join(path[-6:]), 90)})",
+                evidence=(
+                    Evidence("lease", lid, f"{len(flips)} transitions"),
+                    *((Evidence("thread", last.thread_id),) if last.thread_id else ()),
+                ),
+                threshold=f">= {cfg.flapping_transitions} transitions in "
+                f"{fmt_duration(cfg.flapping_window_s)}",
+                since=flips[0].observed_at,
+                scope=SCOPE_LEDGER_EVENTS,
+                details={"transitions": len(flips), "last": path[-1]},
+            )
+        )
+    return out
+
+
 RULES: dict[str, Rule] = {  # the names and order of alerts_config.RULE_NAMES
     "stuck_run": rule_stuck_run,
     "lease_diverged": rule_lease_diverged,
@@ -486,6 +537,7 @@ RULES: dict[str, Rule] = {  # the names and order of alerts_config.RULE_NAMES
     "leak": rule_leak,
     "intent_failures": rule_intent_failures,
     "resource_pressure": rule_resource_pressure,
+    "flapping": rule_flapping,
 }
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "RULE_NAMES",
     "SCOPE_EVENTS_DB",
     "SCOPE_LEASE_EVENTS",
+    "SCOPE_LEDGER_EVENTS",
     "SEVERITY_RANK",
     "STRICT",
     "YEAR_S",
@@ -48,6 +49,7 @@ STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 SCOPE_EVENTS_DB = "@events_db"
 SCOPE_LEASE_EVENTS = "@lease_events"
+SCOPE_LEDGER_EVENTS = "@ledger_events"  # the cockpit's own event ledger (flapping)
 
 
 # The rules' names (the functions are in domain/alerts.py, in this order).
@@ -60,6 +62,7 @@ RULE_NAMES: tuple[str, ...] = (
     "leak",
     "intent_failures",
     "resource_pressure",
+    "flapping",
 )
 
 
@@ -138,6 +141,9 @@ class AlertsConfig(BaseModel):
     cpu_pct: float = Field(default=90.0, gt=0, le=100_000)  # percent of one core
     resource_for_s: float = Field(default=300.0, ge=0, le=YEAR_S)
     resource_max_age_s: float = Field(default=1800.0, gt=0, le=YEAR_S)  # older snapshots are ignored
+    # flapping: a lease whose convergence changed this often within the window (event ledger)
+    flapping_transitions: int = Field(default=4, ge=2)
+    flapping_window_s: float = Field(default=900.0, gt=0, le=YEAR_S)
     # storage
     history_keep: int = Field(default=2000, ge=10)  # resolved alerts kept in the ledger
     # notifications on a newly firing (unmuted) alert

@@ -7,16 +7,25 @@ did in the store. The notifier never sees the store; the store never sees the no
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from opcockpit.domain.alerts import AlertInputs, AlertsConfig, evaluate_rules, unknown_scopes
+from opcockpit.domain.alerts import (
+    SCOPE_LEDGER_EVENTS,
+    AlertInputs,
+    AlertsConfig,
+    evaluate_rules,
+    unknown_scopes,
+)
+from opcockpit.domain.events import Event, EventQuery, LeaseConvergenceChanged
 from opcockpit.domain.models import GroundTruth, LeaseEventRecord, ProviderEventRecord
 from opcockpit.domain.runs import RunHealth
 from opcockpit.ports.alert_records import Alert, AlertSnapshot, Delivery, DeliveryOutcome, DeliveryResult
-from opcockpit.ports.ledger import AlertStorePort
+from opcockpit.ports.ledger import AlertStorePort, EventLogPort
 from opcockpit.ports.leon import LeonAccess
+from opcockpit.services.history import alert_event
 
 __all__ = ["AlertEngine", "NotifierPort", "deliver_due"]
 
@@ -77,7 +86,11 @@ class AlertEngine:
         *,
         notifier: NotifierPort | None = None,
         leon: LeonAccess | None = None,
+        events: EventLogPort | None = None,
+        on_event: Callable[[Event], None] | None = None,
     ) -> None:
+        self.events = events  # the event ledger the flapping rule reads
+        self.on_event = on_event  # history.record_events: alert.fired/resolved/acked/muted
         self.store = store
         self.config = config or AlertsConfig()
         self.clock = clock or _utcnow
@@ -95,12 +108,15 @@ class AlertEngine:
         now: datetime | None = None,
     ) -> AlertSnapshot:
         now = now or self.clock()
-        inp = AlertInputs(ground_truth, now, run_health, lease_events, provider_events)
+        events = self._flap_events(now)
+        inp = AlertInputs(ground_truth, now, run_health, lease_events, provider_events, events)
         candidates = evaluate_rules(inp, self.config)
-        unknown = unknown_scopes(inp)
+        unknown = unknown_scopes(inp) | ({SCOPE_LEDGER_EVENTS} if events is None else set())
         fired, resolved, n_pending = self.store.apply(
             candidates, now, unknown=unknown, history_keep=self.config.history_keep
         )
+        self._emit("alert.fired", self.store.by_ids(fired) if fired else (), now)
+        self._emit("alert.resolved", self.store.by_ids(resolved) if resolved else (), now)
         deliveries: tuple[DeliveryResult, ...] = ()
         if self.notifier is not None:
             deliveries = tuple(deliver_due(self.notifier, self.store, now))
@@ -116,6 +132,25 @@ class AlertEngine:
         self.last = snap
         return snap
 
+    def _flap_events(self, now: datetime) -> list[Event] | None:
+        """The convergence changes the flapping rule needs; None when there is no ledger or it
+        cannot be read (its alerts are then kept, not resolved)."""
+        if self.events is None or "flapping" in self.config.disabled_rules:
+            return None
+        since = now - timedelta(seconds=self.config.flapping_window_s)
+        q = EventQuery(types=(LeaseConvergenceChanged.TYPE,), since=since, until=now, limit=100_000)
+        try:
+            return self.events.query(q)
+        except Exception:
+            return None
+
+    def _emit(self, kind: str, alerts: Sequence[Alert], now: datetime, who: str | None = None) -> None:
+        if self.on_event is None:
+            return
+        for alert in alerts:
+            with contextlib.suppress(Exception):  # the event ledger never fails an evaluation
+                self.on_event(alert_event(kind, alert, now, who=who))
+
     # Delegates, so surfaces hold one object.
     def active(self) -> list[Alert]:
         return self.store.active()
@@ -127,7 +162,10 @@ class AlertEngine:
         return self.store.get(ref)
 
     def ack(self, ref: str | int, who: str, comment: str | None = None) -> Alert:
-        return self.store.ack(ref, who, comment, now=self.clock())
+        now = self.clock()
+        alert = self.store.ack(ref, who, comment, now=now)
+        self._emit("alert.acked", [alert], now, who)
+        return alert
 
     def mute(
         self,
@@ -138,9 +176,12 @@ class AlertEngine:
         who: str | None = None,
         comment: str | None = None,
     ) -> Alert:
-        return self.store.mute(
-            ref, until=until, until_resolved=until_resolved, who=who, comment=comment, now=self.clock()
+        now = self.clock()
+        alert = self.store.mute(
+            ref, until=until, until_resolved=until_resolved, who=who, comment=comment, now=now
         )
+        self._emit("alert.muted", [alert], now, who)
+        return alert
 
     def unmute(self, ref: str | int) -> Alert:
         return self.store.unmute(ref)

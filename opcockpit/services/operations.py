@@ -44,6 +44,7 @@ from opcockpit.ports.provider import (
     ProviderAdapter,
 )
 from opcockpit.services.collect import AdapterFactory, FleetCollector, one_line_error
+from opcockpit.services.history import ACTION_REQUESTED, ACTION_SETTLED, action_event
 from opcockpit.services.ops_actions import ActionSteps
 from opcockpit.services.ops_plan import (
     INTERRUPT_AUDIT_S,
@@ -93,8 +94,10 @@ class Operations(ActionSteps):
         writer_clock: Callable[[], datetime] | None = None,
         leon: LeonAccess | None = None,
         build_adapter: AdapterFactory | None = None,
+        on_event: Callable[[Any], None] | None = None,
     ) -> None:
         self.config = config
+        self.on_event = on_event  # history.record_events: action.requested / action.settled
         # The ports default to the collector's (one set of readers and one adapter factory).
         self.leon = leon or (collector.leon if collector is not None else None)
         self.build_adapter = build_adapter or (collector.build_adapter if collector is not None else None)
@@ -413,6 +416,8 @@ class Operations(ActionSteps):
         self._begun.add(op.op_id)
 
     async def _audit(self, op: Operation) -> None:
+        if self.on_event is not None:
+            await asyncio.to_thread(self._emit, ACTION_REQUESTED, op)
         if self.audit is None:
             return
         # AuditLog is blocking sqlite with a 5 s busy timeout (another cockpit, or an
@@ -443,7 +448,13 @@ class Operations(ActionSteps):
             duration_ms=op.duration_ms, dry_run=op.dry_run, read_only=self.read_only, at=op.started_at,
         )  # fmt: skip
 
+    def _emit(self, kind: str, op: Operation) -> None:
+        if self.on_event is not None:
+            with contextlib.suppress(Exception):  # the event ledger never fails an action
+                self.on_event(action_event(kind, op, self.operator))
+
     def _settled(self, op: Operation) -> None:
+        self._emit(ACTION_SETTLED, op)
         if self.audit is not None:
             with contextlib.suppress(Exception):
                 self.audit.settle(op.op_id, op.status.value)
