@@ -21,9 +21,14 @@ from typing import Any, TypeVar
 from opcockpit.adapters.ledger.alerts import AlertStore
 from opcockpit.adapters.ledger.audit import AuditLog
 from opcockpit.adapters.ledger.events import EventLog
+from opcockpit.adapters.ledger.queries import QueryStore
+from opcockpit.adapters.ledger.queries import dump_toml as dump_queries_toml  # noqa: F401  (the CLI's)
+from opcockpit.adapters.ledger.queries import load_toml as load_queries_toml  # noqa: F401  (the CLI's)
 from opcockpit.adapters.ledger.sqlite import default_ledger_path
 from opcockpit.adapters.leon.events_db import EventsDbReader
+from opcockpit.adapters.leon.explore_rows import ExploreRows
 from opcockpit.adapters.leon.sandbox_db import SandboxDbReader, read_db_state
+from opcockpit.adapters.leon.sql_readonly import ReadOnlySql
 from opcockpit.adapters.leon.writer import LeonWriter
 from opcockpit.adapters.notify import Notifier
 from opcockpit.adapters.otlp import OtlpExporter, resolve_target
@@ -36,6 +41,7 @@ from opcockpit.ports.leon import LeonAccess
 from opcockpit.ports.provider import ProviderAdapter
 from opcockpit.services.alert_engine import AlertEngine
 from opcockpit.services.collect import FleetCollector
+from opcockpit.services.explore import ExploreService
 from opcockpit.services.export import ContinuousExporter, LedgerFeed
 from opcockpit.services.history import RecordingCollector, record_events
 from opcockpit.services.operations import Operations
@@ -149,6 +155,30 @@ def build_event_log(settings: CockpitConfig, ledger: str | os.PathLike[str] | No
     """The event ledger in `ledger` (opened lazily: building never touches the file)."""
     cfg = events_config(settings)
     return EventLog(ledger, cfg) if cfg.enabled else None
+
+
+def build_explore(
+    settings: CockpitConfig,
+    *,
+    ledger_path: str | os.PathLike[str] | None = None,
+    clock: Callable[[], datetime] | None = None,
+    operator: str | None = None,
+) -> ExploreService:
+    """Explore over `settings`' sandbox.db/events.db and the ledger (read-only everywhere except
+    the saved queries and history it keeps in the ledger)."""
+    sources = settings.sources
+    sandbox = str(sources.sandbox_db) if sources.sandbox_db else None
+    events = str(sources.events_db) if sources.events_db else None
+    ledger = Path(ledger_path) if ledger_path is not None else default_ledger_path()
+    return ExploreService(
+        rows=ExploreRows(sandbox, events, ledger),
+        events_db=events,
+        events_reader=EventsDbReader,
+        sql=ReadOnlySql(sandbox, events, ledger) if sandbox else None,
+        store=lambda: QueryStore(ledger),
+        clock=clock,
+        operator=operator or operator_name(),
+    )
 
 
 @dataclass

@@ -748,3 +748,106 @@ def _queries_import(
 def _queries_export(
     file: Annotated[str | None, typer.Argument(metavar="FILE")] = None, ledger: QueryLedgerOpt = None
 ) -> None: ...
+
+
+# --------------------------------------------------------------------------- explore: query, queries
+
+
+class QueryFormat(StrEnum):
+    table = "table"
+    json = "json"
+    ndjson = "ndjson"
+    csv = "csv"
+
+
+def _run_query(args: Any) -> int:
+    from opcockpit.cli.query_cmd import run_query
+
+    return run_query(args)
+
+
+def _run_queries(args: Any) -> int:
+    from opcockpit.cli.query_cmd import run_queries
+
+    return run_queries(args)
+
+
+QueryLedgerOpt = Annotated[str | None, typer.Option("--ledger", metavar="PATH", help="the cockpit ledger")]
+
+
+@_register(
+    app, "query", "run an Explore query (or --sql: one read-only SELECT); see docs/explore.md", _run_query
+)
+def _query(
+    expr: Annotated[
+        str | None, typer.Argument(metavar="EXPR", help="e.g. 'runs status:error since:-6h'")
+    ] = None,
+    sql: Annotated[bool, typer.Option("--sql", help="EXPR is one read-only SQL statement")] = False,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", metavar="NAME=VALUE", help=":NAME in the query (repeatable)"),
+    ] = None,
+    format: Annotated[QueryFormat, typer.Option("--format", help="output format")] = QueryFormat.table,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, metavar="N", help="at most N rows")] = None,
+    saved: Annotated[str | None, typer.Option("--saved", metavar="NAME", help="run a saved query")] = None,
+    ledger: QueryLedgerOpt = None,
+) -> None: ...
+
+
+queries_app = typer.Typer(
+    help="saved Explore queries: list, show, save, rm, import, export", rich_markup_mode=None
+)
+app.add_typer(queries_app, name="queries")
+
+
+def _queries_group(ctx: typer.Context, **given: Any) -> None:
+    _merge_globals(ctx, given)
+    if ctx.invoked_subcommand is None:
+        from opcockpit.cli.common import err
+
+        err("opcockpit queries: choose an action: list, show, save, rm, import, export")
+        raise typer.Exit(ExitCode.USAGE)
+
+
+queries_app.callback(invoke_without_command=True)(_group_signature(_queries_group))
+
+
+def _queries(name: str, help_text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return _register(queries_app, name, help_text, _run_queries, fixed={"queries_command": name})
+
+
+QueryNameArg = Annotated[str, typer.Argument(metavar="NAME")]
+
+
+@_queries("list", "every saved query")
+def _queries_list(ledger: QueryLedgerOpt = None) -> None: ...
+
+
+@_queries("show", "one saved query as TOML")
+def _queries_show(name: QueryNameArg, ledger: QueryLedgerOpt = None) -> None: ...
+
+
+@_queries("save", "save (or replace) a query; :params are found in it")
+def _queries_save(
+    name: QueryNameArg,
+    expr: Annotated[str, typer.Argument(metavar="EXPR")],
+    description: Annotated[str | None, typer.Option("--description", metavar="TEXT")] = None,
+    sql: Annotated[bool, typer.Option("--sql", help="EXPR is read-only SQL")] = False,
+    ledger: QueryLedgerOpt = None,
+) -> None: ...
+
+
+@_queries("rm", "delete a saved query")
+def _queries_rm(name: QueryNameArg, ledger: QueryLedgerOpt = None) -> None: ...
+
+
+@_queries("import", "import saved queries from a TOML file (all or nothing)")
+def _queries_import(
+    file: Annotated[str, typer.Argument(metavar="FILE")], ledger: QueryLedgerOpt = None
+) -> None: ...
+
+
+@_queries("export", "write every saved query as TOML (stdout, or FILE)")
+def _queries_export(
+    file: Annotated[str | None, typer.Argument(metavar="FILE")] = None, ledger: QueryLedgerOpt = None
+) -> None: ...

@@ -1,0 +1,208 @@
+"""Explore: run a query (the language or read-only SQL) over every dataset the cockpit knows.
+
+Datasets and where their rows come from:
+- leases, orphans: the GroundTruth the caller passes (the collector's latest refresh; stale rows
+  stay, with their age, and a warning names the failed provider);
+- runs: the events.db reader's run summaries, joined with thread -> lease -> provider;
+- run_events, commands, sessions, lease_events, provider_events, audit, alerts: the rows port.
+The `events` dataset (the event ledger) is not wired yet.
+
+Evaluation (domain.query) runs in a worker thread under a time budget, so a TUI stays responsive
+and a runaway query stops with a clear message. Every run is recorded in the query history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from opcockpit.domain.models import GroundTruth, GroundTruthRow, OrphanRow
+from opcockpit.domain.query import Plan, QueryError, Result, compile_query, parse, run_plan
+from opcockpit.domain.text import one_line
+from opcockpit.domain.timeutil import fmt_age
+from opcockpit.ports.explore import (
+    ExploreRowsPort,
+    SavedQuery,
+    SavedQueryStorePort,
+    SqlReadonlyPort,
+    SqlResult,
+)
+from opcockpit.ports.ledger import LedgerError
+from opcockpit.ports.leon import EventsReader
+
+__all__ = ["ExploreService", "lease_row", "orphan_row"]
+
+DEFAULT_TIMEOUT_S = 10.0
+GROUND_TRUTH_DATASETS = ("leases", "orphans")
+
+
+def lease_row(r: GroundTruthRow) -> dict[str, Any]:
+    return {
+        "lease_id": r.lease_id, "provider": r.provider, "thread_id": r.thread_id,
+        "threads": " ".join(r.thread_ids), "session_id": r.chat_session_id, "instance_id": r.instance_id,
+        "desired": r.desired_state, "observed": r.observed_state, "provider_state": r.provider_state,
+        "convergence": str(r.convergence), "reason": r.reason, "last_active": r.last_active,
+        "source": r.source, "lease_status": r.lease_status, "version": r.version,
+        "needs_refresh": r.needs_refresh, "last_error": r.last_error, "updated": r.updated_at,
+        "stale_age": r.stale_age_s,
+    }  # fmt: skip
+
+
+def orphan_row(o: OrphanRow) -> dict[str, Any]:
+    return {
+        "provider": o.provider, "instance_id": o.instance_id, "name": o.name,
+        "provider_state": o.provider_state, "raw_state": o.raw_state,
+        "labels": " ".join(f"{k}={v}" for k, v in sorted(o.labels.items())), "created": o.created_at,
+        "claimed_lease_id": o.claimed_lease_id, "claim": o.claim, "confirmed": o.confirmed,
+    }  # fmt: skip
+
+
+@dataclass
+class ExploreService:
+    rows: ExploreRowsPort
+    events_db: str | None = None
+    events_reader: Callable[[str], EventsReader] | None = None
+    sql: SqlReadonlyPort | None = None
+    store: Callable[[], SavedQueryStorePort] | None = None  # opened per use (blocking)
+    clock: Callable[[], datetime] | None = None
+    operator: str = ""
+
+    def now(self) -> datetime:
+        return self.clock() if self.clock is not None else datetime.now(UTC)
+
+    # ------------------------------------------------------------------ the language
+    def plan(self, text: str, params: Mapping[str, str] | None = None) -> Plan:
+        """Parse + check (QueryError subclasses carry the column)."""
+        return compile_query(parse(text), now=self.now(), params=params)
+
+    async def run(
+        self,
+        text: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        cap: int | None = None,
+        facets: bool = False,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        ground_truth: GroundTruth | None = None,
+    ) -> Result:
+        """Run `text`. Raises QueryError (bad query, timeout) or SourceError (a source unreadable)."""
+        started = time.monotonic()
+        try:
+            plan = self.plan(text, params)
+            warnings: list[str] = []
+            name = plan.dataset.name
+            if name in GROUND_TRUTH_DATASETS:
+                source: Iterable[dict[str, Any]] = self._ground_truth_rows(name, ground_truth, warnings)
+            elif name == "runs":
+                source = await self._runs(plan)
+            else:
+                source = self.rows.rows(name, since=plan.since, until=plan.until)
+            deadline = started + timeout_s
+            result = await asyncio.to_thread(
+                run_plan, plan, source, cap=cap, facets=facets, deadline=deadline
+            )
+            result.warnings.extend(warnings)
+        except Exception as exc:
+            await self._remember(text, sql=False, rows=None, error=one_line(str(exc)))
+            raise
+        result.elapsed_s = time.monotonic() - started
+        await self._remember(text, sql=False, rows=result.total, error=None)
+        return result
+
+    def _ground_truth_rows(
+        self, name: str, gt: GroundTruth | None, warnings: list[str]
+    ) -> Iterator[dict[str, Any]]:
+        if gt is None:
+            raise QueryError(f"{name} needs the ground truth (a refresh); none was given")
+        for p in gt.providers:
+            if p.error:
+                warnings.append(
+                    f"provider {p.name}: listing failed ({one_line(p.error)}); its rows are stale "
+                    f"(last listed {fmt_age(p.age_s)} ago)"
+                )
+        conv = lease_row if name == "leases" else orphan_row
+        return (conv(r) for r in (gt.rows if name == "leases" else gt.orphans))  # type: ignore[arg-type]
+
+    async def _runs(self, plan: Plan) -> list[dict[str, Any]]:
+        if self.events_reader is None or self.events_db is None:
+            from opcockpit.ports.errors import SourceError
+
+            raise SourceError("missing", "no events.db configured; pass --events-db or set it in the config")
+        async with self.events_reader(self.events_db) as reader:
+            runs = await reader.runs(since=plan.since)
+        threads = await asyncio.to_thread(self.rows.thread_leases)
+        none = (None, None)
+        out = []
+        for r in runs:
+            lease, prov = threads.get(r.thread_id, none)
+            out.append({
+                "run_id": r.run_id, "thread_id": r.thread_id, "status": r.status, "started": r.started_at,
+                "ended": r.ended_at, "last_event": r.last_event_at, "error": r.error,
+                "events": r.event_count, "lease_id": lease, "provider": prov,
+            })  # fmt: skip
+        return out
+
+    # ------------------------------------------------------------------ SQL mode
+    async def run_sql(
+        self, sql: str, *, params: Mapping[str, Any] | None = None, limit: int = 1000, timeout_s: float = 5.0
+    ) -> SqlResult:
+        """One read-only statement (SqlRefused for a write, a second statement or a timeout)."""
+        if self.sql is None:
+            raise QueryError("the SQL mode needs sandbox.db; pass --db or set it in the config")
+        try:
+            res = await asyncio.to_thread(
+                self.sql.execute, sql, dict(params or {}), limit=limit, timeout_s=timeout_s
+            )
+        except Exception as exc:
+            await self._remember(sql, sql=True, rows=None, error=one_line(str(exc)))
+            raise
+        await self._remember(sql, sql=True, rows=len(res.rows), error=None)
+        return res
+
+    # ------------------------------------------------------------------ saved queries + history
+    def _with_store(self, fn: Callable[[SavedQueryStorePort], Any]) -> Any:
+        if self.store is None:
+            raise QueryError("no ledger configured for saved queries")
+        st = self.store()
+        try:
+            return fn(st)
+        finally:
+            st.close()
+
+    async def _remember(self, text: str, *, sql: bool, rows: int | None, error: str | None) -> None:
+        if self.store is None:
+            return
+        # history is a convenience: an unusable ledger never fails the query itself
+        with contextlib.suppress(LedgerError):
+            await asyncio.to_thread(
+                self._with_store,
+                lambda s: s.record_history(text, sql=sql, rows=rows, error=error, at=self.now()),
+            )
+
+    def saved(self, name: str) -> SavedQuery | None:
+        return self._with_store(lambda s: s.get(name))
+
+    def saved_all(self) -> list[SavedQuery]:
+        return self._with_store(lambda s: s.list())
+
+    def save(self, name: str, text: str, *, description: str = "", sql: bool = False) -> SavedQuery:
+        """Check the query parses (language mode), then store it with its parameters."""
+        params: tuple[str, ...] = ()
+        if not sql:
+            params = tuple(parse(text).params())
+        q = SavedQuery(name, text, description, sql, params, self.operator)
+        old = self.saved(name)
+        if old is not None:
+            q.created_at = old.created_at
+        return self._with_store(lambda s: s.save(q))
+
+    def remove(self, name: str) -> bool:
+        return self._with_store(lambda s: s.remove(name))
+
+    def history(self, limit: int = 50) -> list[dict[str, Any]]:
+        return self._with_store(lambda s: s.history(limit))
