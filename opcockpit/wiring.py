@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from opcockpit.adapters.ledger.alerts import AlertStore
 from opcockpit.adapters.ledger.audit import AuditLog
@@ -47,6 +47,9 @@ from opcockpit.services.history import RecordingCollector, record_events
 from opcockpit.services.operations import Operations
 from opcockpit.services.runs import load_run_health
 from opcockpit.settings.config import CockpitConfig
+
+if TYPE_CHECKING:  # starlette loads only when `serve` runs
+    from opcockpit.services.webhooks import WebhookReceiver
 from opcockpit.settings.export import OtlpExportConfig
 
 T = TypeVar("T")
@@ -321,4 +324,58 @@ def build_exporter(cockpit: Cockpit, *, force: bool = False) -> ContinuousExport
         build_otlp_sink(cockpit.settings), events_db=str(events_db) if events_db else None,
         events_reader=cockpit.leon.events_reader, ledger_feed=ledger_feed(cockpit),
         interval_s=cfg.interval_s, provider_name=cfg.provider_name,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- webhooks (issue 13)
+
+WEBHOOK_STORE = "webhooks.db"  # the delivery index, beside the ledger
+
+
+def build_webhook_receiver(
+    settings: CockpitConfig,
+    *,
+    ledger_path: str | os.PathLike[str] | None = None,
+    event_log: Any = None,
+    convert: Callable[[Any], Any] | None = None,
+) -> WebhookReceiver:
+    """The `opcockpit serve` receiver: one verifier per `[webhooks.<provider>]`, the delivery
+    store beside the ledger, then the ledger's event log (`event_log` replaces it: tests),
+    leases matched from sandbox.db. ValueError (one line, no secret) on a sender whose secret
+    cannot be a key."""
+    from opcockpit.adapters.webhooks.store import DeliveryStore, LedgerSink
+    from opcockpit.adapters.webhooks.verify import build_verifier
+    from opcockpit.domain.secrets import remember
+    from opcockpit.services.webhooks import LeaseIndex, Sender, WebhookReceiver
+
+    senders: dict[str, Sender] = {}
+    for name, cfg in getattr(settings, "webhooks", {}).items():
+        if not cfg.enabled:
+            continue
+        secret = cfg.resolve_secret()
+        remember(secret)
+        verifier = None
+        if secret:
+            try:
+                verifier = build_verifier(name, cfg.kind, secret, tolerance_s=cfg.tolerance_s)
+            except ValueError as exc:
+                raise ValueError(f"webhooks.{name}: {exc}") from None
+        senders[name] = Sender(
+            name, cfg.kind, verifier, rate_per_s=cfg.rate_per_s, burst=cfg.burst,
+            max_body_bytes=cfg.max_body_bytes,
+        )  # fmt: skip
+    ledger = Path(ledger_path) if ledger_path is not None else default_ledger_path()
+    if event_log is None:
+        from opcockpit.adapters.ledger.events import EventLog
+        from opcockpit.domain.events import EventsConfig, event_from_dict
+
+        cfg_events = getattr(settings, "events", None)
+        event_log = EventLog(ledger, cfg_events if isinstance(cfg_events, EventsConfig) else None)
+        convert = convert or event_from_dict
+    sink = LedgerSink(DeliveryStore(ledger.parent / WEBHOOK_STORE), event_log, convert)
+    leases = LeaseIndex(read_db_state, str(settings.sources.sandbox_db))
+    serve = settings.serve
+    return WebhookReceiver(
+        senders, sink, leases=leases, queue_max=serve.queue_max, ack_timeout_s=serve.ack_timeout_s,
+        retry_after_s=serve.retry_after_s,
     )  # fmt: skip

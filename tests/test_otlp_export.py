@@ -221,3 +221,24 @@ async def test_continuous_exporter_survives_a_missing_events_db(tmp_path: Path) 
     assert await exp.tick() == 0
     assert exp.source_error and "absent.db" in exp.source_error
     await exp.stop(timeout_s=0)
+
+
+async def test_wiring_builds_the_exporter_only_when_enabled(tmp_path: Path, receiver: OtlpReceiver) -> None:
+    from opcockpit.settings.config import load_config
+    from opcockpit.wiring import build_cockpit, build_exporter
+
+    db = tmp_path / "events.db"
+    write_run(db)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[sources]\nsandbox_db = "{tmp_path / "s.db"}"\nevents_db = "{db}"\n')
+    off = build_cockpit(load_config(cfg, env={}).config, ledger_path=tmp_path / "l.db")
+    assert build_exporter(off) is None
+    cfg.write_text(cfg.read_text() + f'[export.otlp]\nenabled = true\nendpoint = "{receiver.url}"\n')
+    on = build_cockpit(load_config(cfg, env={}).config, ledger_path=tmp_path / "l.db")
+    exp = build_exporter(on)
+    assert isinstance(exp, ContinuousExporter) and exp.stats().endpoint == receiver.url
+    exp.start()
+    await exp.stop(timeout_s=1)
+    assert exp.drops == 0
+    await off.aclose()
+    await on.aclose()

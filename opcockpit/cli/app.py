@@ -851,3 +851,70 @@ def _queries_import(
 def _queries_export(
     file: Annotated[str | None, typer.Argument(metavar="FILE")] = None, ledger: QueryLedgerOpt = None
 ) -> None: ...
+
+
+# --------------------------------------------------------------------------- serve, webhooks (issue 13)
+
+
+def _run_serve(args: Any) -> int:
+    from opcockpit.cli.serve_cmd import run_serve
+
+    return run_serve(args)
+
+
+def _run_webhooks(args: Any) -> int:
+    from opcockpit.cli.webhooks_cmd import run_webhooks
+
+    return run_webhooks(args)
+
+
+@_register(app, "serve", "receive provider webhooks (signatures verified) into the ledger", _run_serve)
+def _serve(
+    listen: Annotated[
+        str | None,
+        typer.Option("--listen", metavar="HOST:PORT", help="bind address (default [serve] listen)"),
+    ] = None,
+    ledger: LedgerOpt = None,
+) -> None: ...
+
+
+webhooks_app = typer.Typer(help="manage provider webhook registrations (E2B)", rich_markup_mode=None)
+app.add_typer(webhooks_app, name="webhooks")
+
+
+def _webhooks_group(ctx: typer.Context, **given: Any) -> None:
+    _merge_globals(ctx, given)
+    if ctx.invoked_subcommand is None:
+        from opcockpit.cli.common import err
+
+        err("opcockpit webhooks: choose an action: register, list, delete (see opcockpit webhooks --help)")
+        raise typer.Exit(ExitCode.USAGE)
+
+
+webhooks_app.callback(invoke_without_command=True)(_group_signature(_webhooks_group))
+ProviderArg = Annotated[str, typer.Argument(metavar="PROVIDER", help="configured e2b provider name")]
+
+
+def _webhooks(name: str, help_text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return _register(webhooks_app, name, help_text, _run_webhooks, fixed={"webhooks_command": name})
+
+
+@_webhooks("register", "register this receiver's URL with E2B (secret from [webhooks.<provider>])")
+def _wh_register(
+    provider: ProviderArg = "e2b",
+    *,
+    url: Annotated[
+        str, typer.Option("--url", metavar="URL", help="public https URL of /webhooks/<provider>")
+    ],
+    name: Annotated[str, typer.Option("--name")] = "opcockpit",
+) -> None: ...
+
+
+@_webhooks("list", "list E2B webhook registrations")
+def _wh_list(
+    provider: ProviderArg = "e2b", format: Annotated[ListFormat, typer.Option("--format")] = ListFormat.table
+) -> None: ...
+
+
+@_webhooks("delete", "delete an E2B webhook registration")
+def _wh_delete(provider: ProviderArg, id: Annotated[str, typer.Argument(metavar="ID")]) -> None: ...

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import base64
 import bisect
+import hashlib
 import json
 import operator
+import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -73,6 +77,7 @@ class E2BDouble(FakeProvider):
         self.template_id = template_id
         self.echo_key_on_401 = echo_key_on_401
         self._listing_cache: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
+        self.webhooks: dict[str, dict[str, Any]] = {}  # id -> config incl. signatureSecret
         super().__init__(api_key=api_key, unix_path=unix_path)
         self.faults: E2BFaults = E2BFaults()
 
@@ -116,6 +121,12 @@ class E2BDouble(FakeProvider):
         router.add("POST", f"/sandboxes/{sid}/timeout", self._set_timeout)
         router.add("GET", "/events/sandboxes", self._events)
         router.add("GET", f"/events/sandboxes/{sid}", self._events)
+        wid = r"(?P<webhook_id>[^/]+)"
+        router.add("POST", "/events/webhooks", self._webhook_create)
+        router.add("GET", "/events/webhooks", self._webhook_list)
+        router.add("GET", f"/events/webhooks/{wid}", self._webhook_get)
+        router.add("PATCH", f"/events/webhooks/{wid}", self._webhook_patch)
+        router.add("DELETE", f"/events/webhooks/{wid}", self._webhook_delete)
 
     # -- rendering -----------------------------------------------------------------------------
 
@@ -450,6 +461,124 @@ class E2BDouble(FakeProvider):
             "sandboxTeamId": _TEAM_ID,
             "timestamp": iso(datetime.fromtimestamp(entry["time"], UTC)),
         }
+
+    # -- webhooks: registration API and signed delivery (lifecycle-events-webhooks.mdx) --------
+
+    def _public(self, hook: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in hook.items() if k != "signatureSecret"}
+
+    def _webhook_create(self, request: Request) -> Response:
+        try:
+            body = request.json()
+        except ValueError:
+            return _error(400, "body is not JSON")
+        if not isinstance(body, dict) or not body.get("url") or not body.get("signatureSecret"):
+            return _error(400, "url and signatureSecret are required")
+        hook = {
+            "id": str(uuid.uuid4()),
+            "teamID": _TEAM_ID,
+            "name": str(body.get("name") or ""),
+            "createdAt": iso(datetime.now(UTC)),
+            "enabled": bool(body.get("enabled", True)),
+            "url": str(body["url"]),
+            "events": list(body.get("events") or []),
+            "signatureSecret": str(body["signatureSecret"]),
+        }
+        with self.lock:
+            self.webhooks[hook["id"]] = hook
+        return Response(201, self._public(hook))
+
+    def _webhook_list(self, request: Request) -> Response:
+        with self.lock:
+            return Response(200, [self._public(h) for h in self.webhooks.values()])
+
+    def _webhook_get(self, request: Request, webhook_id: str) -> Response:
+        with self.lock:
+            hook = self.webhooks.get(webhook_id)
+        return Response(200, self._public(hook)) if hook else _error(404, "webhook not found")
+
+    def _webhook_patch(self, request: Request, webhook_id: str) -> Response:
+        body = request.json()
+        with self.lock:
+            hook = self.webhooks.get(webhook_id)
+            if hook is None:
+                return _error(404, "webhook not found")
+            for key in ("name", "url", "enabled", "events", "signatureSecret"):
+                if isinstance(body, dict) and key in body:
+                    hook[key] = body[key]
+        return Response(200, self._public(hook))
+
+    def _webhook_delete(self, request: Request, webhook_id: str) -> Response:
+        with self.lock:
+            hook = self.webhooks.pop(webhook_id, None)
+        return Response(200, self._public(hook)) if hook else _error(404, "webhook not found")
+
+    @staticmethod
+    def sign(secret: str, body: bytes) -> str:
+        """E2B v1: base64(SHA-256(secret + body)), standard alphabet, padding stripped."""
+        return base64.b64encode(hashlib.sha256(secret.encode() + body).digest()).decode().rstrip("=")
+
+    def webhook_request(
+        self, secret: str, entry: dict[str, Any], *, webhook_id: str = "wh-double"
+    ) -> tuple[bytes, dict[str, str]]:
+        """(body, headers) of one signed delivery of the event-log `entry` (a fresh delivery id)."""
+        body = json.dumps(self.render_event(entry), separators=(",", ":")).encode()
+        return body, {
+            "content-type": "application/json",
+            "e2b-webhook-id": webhook_id,
+            "e2b-delivery-id": str(uuid.uuid4()),
+            "e2b-signature-version": "v1",
+            "e2b-signature": self.sign(secret, body),
+        }
+
+    def send_webhook(
+        self,
+        url: str,
+        secret: str,
+        entry: dict[str, Any],
+        *,
+        webhook_id: str = "wh-double",
+        retries: int = 3,
+        retry_delay_s: float = 0.05,
+        timeout: float = 5.0,
+    ) -> int:
+        """POST one signed lifecycle event to `url` the way E2B does; a failed attempt (no answer
+        or not 2xx) is retried up to `retries` times with a fresh e2b-delivery-id. Returns the
+        last status (0: no answer)."""
+        status = 0
+        for attempt in range(retries + 1):
+            if attempt:
+                time.sleep(retry_delay_s)
+            body, headers = self.webhook_request(secret, entry, webhook_id=webhook_id)
+            req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=timeout) as resp:
+                    status = resp.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except OSError:
+                status = 0
+            if 200 <= status < 300:
+                return status
+        return status
+
+    def deliver(self, entries: list[dict[str, Any]] | None = None, **kw: Any) -> list[int]:
+        """Send `entries` (default: the whole event log) to every enabled registered webhook whose
+        `events` include the entry's type (empty list: all). Returns the statuses."""
+        with self.lock:
+            hooks = [dict(h) for h in self.webhooks.values() if h["enabled"]]
+            log = list(self.events_log if entries is None else entries)
+        out = []
+        for entry in log:
+            kind = self.render_event(entry)["type"]
+            for hook in hooks:
+                if not hook["events"] or kind in hook["events"]:
+                    out.append(
+                        self.send_webhook(
+                            hook["url"], hook["signatureSecret"], entry, webhook_id=hook["id"], **kw
+                        )
+                    )
+        return out
 
     # -- conveniences for tests / the demo -----------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -17,7 +17,9 @@ from opcockpit.settings.export import ExportConfig
 __all__ = [
     "CockpitConfig",
     "ProviderConfig",
+    "ServeConfig",
     "SourcesConfig",
+    "WebhookSenderConfig",
     "api_url_problem",
     "docker_host_problem",
 ]
@@ -116,6 +118,45 @@ class ProviderConfig(BaseModel):
         return None
 
 
+# --------------------------------------------------------------------------- webhooks (issue 13)
+
+
+class WebhookSenderConfig(BaseModel):
+    """`[webhooks.<provider>]`: one sender. `<provider>` is the name used in sandbox.db (events
+    match leases by it) and the path `POST /webhooks/<provider>`."""
+
+    model_config = STRICT
+
+    kind: Literal["e2b", "daytona", "hmac"]
+    secret_env: str | None = None  # the env var holding the secret (preferred)
+    secret: SecretStr | None = None
+    # e2b: max age of the payload's timestamp (0: off; default 1 h); daytona/hmac: signed
+    # timestamp tolerance (default 300 s, daytona at most 300: standardwebhooks' own bound).
+    tolerance_s: float | None = Field(default=None, ge=0, le=DAY_S)
+    rate_per_s: float = Field(default=1000.0, gt=0, le=1_000_000)  # per source address
+    burst: int = Field(default=2000, ge=1, le=1_000_000)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    enabled: bool = True
+
+    def resolve_secret(self) -> str | None:
+        if self.secret_env:
+            value = os.environ.get(self.secret_env)
+            if value:
+                return value
+        return self.secret.get_secret_value() if self.secret else None
+
+
+class ServeConfig(BaseModel):
+    """`[serve]`: the webhook receiver (`opcockpit serve`)."""
+
+    model_config = STRICT
+
+    listen: str = "127.0.0.1:8787"
+    queue_max: int = Field(default=2000, ge=1, le=1_000_000)  # deliveries waiting for the ledger
+    ack_timeout_s: float = Field(default=5.0, gt=0, le=300)  # longer: 503 + Retry-After
+    retry_after_s: int = Field(default=5, ge=1, le=3600)
+
+
 class SourcesConfig(BaseModel):
     model_config = STRICT
 
@@ -135,3 +176,6 @@ class CockpitConfig(BaseModel):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     # Additive (issue 10): `[export.otlp]` (settings/export.py).
     export: ExportConfig = Field(default_factory=ExportConfig)
+    # Additive (issue 13): webhook senders and the receiver's limits.
+    webhooks: dict[str, WebhookSenderConfig] = Field(default_factory=dict)
+    serve: ServeConfig = Field(default_factory=ServeConfig)

@@ -1,0 +1,1 @@
+"""Provider webhooks: signature verification per sender kind, and the delivery store."""
