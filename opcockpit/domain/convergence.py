@@ -277,7 +277,11 @@ def degraded(problems: tuple[str, ...], conv: Convergence, reason: str) -> tuple
 # --------------------------------------------------------------------------- providers
 
 
-def provider_context(listing: ProviderListing, now: datetime) -> tuple[Prov, ProviderHealth]:
+def provider_context(
+    listing: ProviderListing, now: datetime, index: dict[str, Instance] | None = None
+) -> tuple[Prov, ProviderHealth]:
+    """The provider's context and health line at `now`. `index` (build_index of this listing's
+    instances, kept by the incremental reconciler) saves re-indexing an unchanged listing."""
     status = listing.status
     age = listing_age(now, listing.listed_at)
     if status is ProviderStatus.DB_ONLY:
@@ -285,7 +289,7 @@ def provider_context(listing: ProviderListing, now: datetime) -> tuple[Prov, Pro
         count = None
     elif status is ProviderStatus.OK:
         ctx = Prov.of(listing, MODE_OK)
-        ctx.index = build_index(listing.instances)
+        ctx.index = build_index(listing.instances) if index is None else index
         count = len(listing.instances)
     else:
         ctx = Prov.of(listing, MODE_STALE)
@@ -294,7 +298,7 @@ def provider_context(listing: ProviderListing, now: datetime) -> tuple[Prov, Pro
             ctx.stale_prefix = f"provider {listing.provider} has no listing yet ({err})"
             count = None
         else:
-            ctx.index = build_index(listing.instances)
+            ctx.index = build_index(listing.instances) if index is None else index
             ctx.stale_age = age
             ctx.stale_prefix = f"provider {listing.provider} unreachable for {fmt_age(age)} ({err})"
             count = len(listing.instances)

@@ -284,6 +284,42 @@ def _reconcile(
     for name, listing in by_name.items():
         provs[name], health[name] = provider_context(listing, now)
 
+    keyed, lease_ids, leases_by_id = walk_leases(db, provs, health)
+
+    orphans: list[OrphanRow] = []
+    for name in sorted(by_name):
+        ctx = provs[name]
+        if ctx.mode == MODE_OK:  # a failed or db-only provider never produces orphans
+            orphans.extend(_orphans(by_name[name], ctx, leases_by_id))
+    orphans.sort(key=_orphan_key)
+    if any(o.claimed_lease_id in leases_by_id for o in orphans):
+        # Before sorting, keyed[i] is the row of leases[i]: claimed rows are found by position.
+        _note_claiming_orphans(keyed, lease_ids, orphans, leases_by_id)
+
+    keyed.sort(key=_FIRST)
+    rows = tuple([k[1] for k in keyed])
+
+    return GroundTruth(
+        generated_at=now,
+        providers=tuple(health[name] for name in sorted(health)),
+        rows=rows,
+        orphans=tuple(orphans),
+        db_path=db.path,
+        schema_variant=db.schema_variant,
+        db_problems=db.problems,
+    )
+
+
+def walk_leases(
+    db: DbState,
+    provs: dict[str, Prov],
+    health: dict[str, ProviderHealth],
+    matches: dict[str, str] | None = None,
+) -> tuple[list[tuple[str, GroundTruthRow]], list[str], dict[str, LeaseRecord]]:
+    """Judge every lease of `db` against `provs`: ((sort key, row) in lease order, lease ids,
+    leases by id). Adds contexts/health for providers the leases name but nobody listed, marks
+    matched instances in `ctx.matched`, and records lease_id -> matched instance id in `matches`
+    when given (the incremental reconciler judges only changed leases through this same walk)."""
     leases = db.leases
     lease_ids = [lease.lease_id for lease in leases]
     threads = _threads_by_lease(db.terminals, lease_ids)
@@ -327,6 +363,8 @@ def _reconcile(
             source = SRC_PROVIDER
             if inst is not None:
                 ctx.matched.add(inst.instance_id)
+                if matches is not None:
+                    matches[lid] = inst.instance_id
                 state = inst.state
                 provider_state: str | None = state._value_
                 if state is RUNNING and lease.desired_state == lease.observed_state == "running":
@@ -400,29 +438,7 @@ def _reconcile(
                 ),
             )
         )
-
-    orphans: list[OrphanRow] = []
-    for name in sorted(by_name):
-        ctx = provs[name]
-        if ctx.mode == MODE_OK:  # a failed or db-only provider never produces orphans
-            orphans.extend(_orphans(by_name[name], ctx, leases_by_id))
-    orphans.sort(key=_orphan_key)
-    if any(o.claimed_lease_id in leases_by_id for o in orphans):
-        # Before sorting, keyed[i] is the row of leases[i]: claimed rows are found by position.
-        _note_claiming_orphans(keyed, lease_ids, orphans, leases_by_id)
-
-    keyed.sort(key=_FIRST)
-    rows = tuple([k[1] for k in keyed])
-
-    return GroundTruth(
-        generated_at=now,
-        providers=tuple(health[name] for name in sorted(health)),
-        rows=rows,
-        orphans=tuple(orphans),
-        db_path=db.path,
-        schema_variant=db.schema_variant,
-        db_problems=db.problems,
-    )
+    return keyed, lease_ids, leases_by_id
 
 
 def _orphan_key(o: OrphanRow) -> tuple[str, str]:
@@ -455,20 +471,21 @@ def _note_claiming_orphans(
         claimed = compress(range(len(lease_ids)), map(claims.__contains__, lease_ids))
     for i in claimed:
         key, row = keyed[i]
-        mine = claims[row.lease_id]
-        names = ", ".join(f"{o.instance_id} ({o.provider_state})" for o in mine)
-        live = [o for o in mine if o.provider_state in ("running", "paused", "stopped")]
-        if row.desired_state == "destroyed" and live and row.convergence is not STALE:
-            what = "costs money" if any(o.provider_state != "stopped" for o in live) else "holds disk"
-            row = _replace_row(
-                row,
-                convergence=DIVERGED,
-                reason=f"desired destroyed but {names} still at provider, labelled for this lease: "
-                f"leak ({what})",
-            )
-        else:
-            row = _replace_row(row, reason=f"{row.reason}; orphan instance claims this lease: {names}")
-        keyed[i] = (key, row)
+        keyed[i] = (key, claimed_row(row, claims[row.lease_id]))
+
+
+def claimed_row(row: GroundTruthRow, mine: list[OrphanRow]) -> GroundTruthRow:
+    """`row` told about the orphans (in orphan order) whose labels claim its lease."""
+    names = ", ".join(f"{o.instance_id} ({o.provider_state})" for o in mine)
+    live = [o for o in mine if o.provider_state in ("running", "paused", "stopped")]
+    if row.desired_state == "destroyed" and live and row.convergence is not STALE:
+        what = "costs money" if any(o.provider_state != "stopped" for o in live) else "holds disk"
+        return _replace_row(
+            row,
+            convergence=DIVERGED,
+            reason=f"desired destroyed but {names} still at provider, labelled for this lease: leak ({what})",
+        )
+    return _replace_row(row, reason=f"{row.reason}; orphan instance claims this lease: {names}")
 
 
 _ROW_FIELDS = tuple(f.name for f in fields(GroundTruthRow))

@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, tzinfo
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -91,6 +91,8 @@ from opcockpit.ports.errors import SourceError
 
 __all__ = ["REQUIRED_COLUMNS", "SandboxDbReader", "read_db_state"]
 
+_T = TypeVar("_T")
+
 # Compat: tests/test_fast_paths.py checks the row builders by their old home (sandbox_rows now).
 _ROW_BUILDERS = (_new_lease, _new_terminal, _new_session, _new_snapshot)
 
@@ -161,10 +163,21 @@ class SandboxDbReader:
 
     async def _snapshot(self, build: Callable[[_Schema], list[Query]]) -> tuple[_Schema, list[list[tuple]]]:
         """Run the queries `build(schema)` returns inside one read transaction."""
+
+        async def run(conn: aiosqlite.Connection, schema: _Schema) -> list[list[tuple]]:
+            return [list(await conn.execute_fetchall(sql, params)) for sql, params in build(schema)]
+
+        return await self._transaction(run)
+
+    async def _transaction(
+        self, fn: Callable[[aiosqlite.Connection, _Schema], Awaitable[_T]]
+    ) -> tuple[_Schema, _T]:
+        """Run `fn(conn, schema)` inside one read transaction (a consistent snapshot), with the
+        schema re-introspected when `PRAGMA schema_version` moved. Retried once with lenient
+        text decoding when a TEXT value is not UTF-8."""
         conn = self._conn
         if conn is None:
             raise RuntimeError("SandboxDbReader is not open; use `async with SandboxDbReader(path)`")
-        results: list[list[tuple]] = []
         try:
             await conn.execute("BEGIN")
             try:
@@ -173,8 +186,7 @@ class SandboxDbReader:
                 if self._schema is None or self._schema.version != version:
                     self._schema = await self._introspect(conn, version)
                 schema = self._schema
-                for sql, params in build(schema):
-                    results.append(list(await conn.execute_fetchall(sql, params)))
+                results = await fn(conn, schema)
             finally:
                 # Ends the read transaction; on the error path it may already be gone.
                 with contextlib.suppress(sqlite3.Error):
@@ -186,7 +198,7 @@ class SandboxDbReader:
                 # TEXT that is not UTF-8 fails the whole fetch; decode leniently (U+FFFD for bad
                 # bytes) from now on. Only odd DBs pay the Python-level decoder.
                 conn.text_factory = _lenient_text
-                return await self._snapshot(build)
+                return await self._transaction(fn)
             raise self._err(exc) from None
         return schema, results
 

@@ -1,0 +1,294 @@
+"""Change detection at sandbox.db: read the reconcile input again only when something changed.
+
+`SandboxDbTracker(path).read_state(now=...)` returns the same DbState `read_db_state(path)` would,
+at a cost that follows the change:
+
+- a long-lived read-only connection (same discipline as every reader: mode=ro, query_only);
+- each call first stat()s the file and asks `PRAGMA data_version` (changes when another connection
+  committed). Nothing committed -> the previous DbState object is returned: no table is read;
+- something committed -> per table one narrow scan `SELECT rowid, <signature>` (the signature is
+  every selected column quoted and concatenated in SQL, so a change to any of them is seen, also
+  by writers that forget to bump `version`), and only the rows whose signature changed are
+  fetched; deleted rows are the rowids no longer there. Record objects of unchanged rows are kept
+  (the rows' cache in `sandbox_rows._reuse`), so the incremental reconciler sees them unchanged;
+- a full read (resync) every `resync_s`, and on any doubt: first call, schema_version moved, the
+  file replaced (new inode/device) or shrunk, a data_version going backwards, a table without
+  rowids. A replaced database is read afresh in one transaction: never a mixed picture.
+
+Reading never writes: see `sqlite_ro`. Raises SourceError like the one-shot reader.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+import aiosqlite
+
+from opcockpit.adapters.leon.sandbox_db import SandboxDbReader
+from opcockpit.adapters.leon.sandbox_rows import (
+    _LEASE_COLS,
+    _SESSION_COLS,
+    _SNAPSHOT_COLS,
+    _TERMINAL_COLS,
+    DEFAULT_BUSY_TIMEOUT_MS,
+    HINT,
+    LABEL,
+    _chunks,
+    _placeholders,
+    _Schema,
+)
+from opcockpit.adapters.leon.sqlite_ro import precheck
+from opcockpit.domain.gcpause import gc_paused
+from opcockpit.domain.models import DbState
+
+__all__ = ["SandboxDbTracker", "TrackerStats"]
+
+DEFAULT_RESYNC_S = 300.0
+
+# The tables of the reconcile input, in `read_state` order, with their select lists.
+_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("sandbox_leases", _LEASE_COLS),
+    ("abstract_terminals", _TERMINAL_COLS),
+    ("chat_sessions", _SESSION_COLS),
+    ("lease_resource_snapshots", _SNAPSHOT_COLS),
+)
+
+
+class _Resync(Exception):
+    """The delta read found a reason to read everything again."""
+
+
+@dataclass(slots=True)
+class TrackerStats:
+    full_reads: int = 0
+    delta_reads: int = 0
+    unchanged: int = 0  # calls answered from data_version alone (no table read)
+    rows_fetched: int = 0  # full rows fetched by delta reads
+    last_resync_reason: str | None = None
+    resync_reasons: list[str] = field(default_factory=list)
+
+
+class SandboxDbTracker:
+    """A long-lived, change-detecting reader of sandbox.db's reconcile input."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        resync_s: float = DEFAULT_RESYNC_S,
+        local_tz: tzinfo | None = None,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = str(path)
+        self.resync_s = resync_s
+        self._tz = local_tz
+        self._busy = busy_timeout_ms
+        self._monotonic = monotonic
+        self.stats = TrackerStats()
+        self._reader: SandboxDbReader | None = None
+        self._ident: tuple[int, int] | None = None
+        self._size = 0
+        self._dv: int | None = None
+        self._schema_version: int | None = None
+        self._full_at = 0.0
+        self._state: DbState | None = None
+        self._sigs: dict[str, dict[int, Any]] = {}
+        self._raw: dict[str, dict[int, tuple]] = {}
+        self._doubt: str | None = None
+
+    # ------------------------------------------------------------------ public
+
+    def invalidate(self, reason: str = "asked") -> None:
+        """Read everything on the next call (e.g. the operator asked for a full refresh)."""
+        self._doubt = reason
+
+    async def aclose(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await reader.close()
+
+    async def set_trace(self, callback: Callable[[str], object] | None) -> None:
+        """sqlite3 trace callback on the live connection (tests count statements with it)."""
+        reader = await self._open_reader()
+        conn = reader._conn
+        assert conn is not None
+        await conn._execute(conn._conn.set_trace_callback, callback)  # runs in aiosqlite's thread
+
+    async def read_state(self, *, now: datetime | None = None) -> DbState:
+        """The reconcile input, read only as far as it changed (see the module docstring)."""
+        try:
+            return await self._read(now)
+        except BaseException:
+            # After an error nothing is known for sure: the next call reopens and reads it all.
+            await self.aclose()
+            self._state = None
+            raise
+
+    # ------------------------------------------------------------------ internals
+
+    async def _open_reader(self) -> SandboxDbReader:
+        if self._reader is None:
+            reader = SandboxDbReader(self.path, local_tz=self._tz, busy_timeout_ms=self._busy)
+            self._reader = await reader.open()
+        return self._reader
+
+    async def _read(self, now: datetime | None) -> DbState:
+        apath = precheck(self.path, LABEL, HINT)  # stat() only; classifies a vanished file
+        st = os.stat(apath)
+        ident = (st.st_dev, st.st_ino)
+        reason = self._doubt
+        if self._state is None:
+            reason = reason or "first read"
+        elif ident != self._ident:
+            reason = "file replaced (new inode)"
+        elif st.st_size < self._size:
+            reason = "file shrank"
+        elif self._monotonic() - self._full_at >= self.resync_s:
+            reason = reason or "periodic resync"
+        if reason is not None and (self._state is None or ident != self._ident or st.st_size < self._size):
+            await self.aclose()  # a replaced file needs a new connection (the old one reads the old inode)
+        self._ident, self._size = ident, st.st_size
+        reader = await self._open_reader()
+        if reason is None:
+            dv = await self._data_version(reader)
+            if dv == self._dv and self._state is not None:
+                self.stats.unchanged += 1
+                return self._state
+            try:
+                return await self._delta(reader, dv, now)
+            except _Resync as exc:
+                reason = str(exc)
+        return await self._full(reader, reason, now)
+
+    async def _data_version(self, reader: SandboxDbReader) -> int:
+        conn = reader._conn
+        assert conn is not None
+        try:
+            rows = await conn.execute_fetchall("PRAGMA data_version")
+        except sqlite3.Error as exc:
+            raise reader._err(exc) from None
+        return int(next(iter(rows))[0])
+
+    def _note(self, reason: str) -> None:
+        self.stats.full_reads += 1
+        self.stats.last_resync_reason = reason
+        self.stats.resync_reasons.append(reason)
+        del self.stats.resync_reasons[:-20]
+
+    async def _full(self, reader: SandboxDbReader, reason: str, now: datetime | None) -> DbState:
+        self._doubt = None
+        dv = await self._data_version(reader)
+        ap = reader._apath
+
+        async def run(conn: aiosqlite.Connection, s: _Schema) -> list[list[tuple]]:
+            out = []
+            for table, cols in _TABLES:
+                if not s.has(table):
+                    out.append([])
+                    continue
+                sql = s.select(table, cols, ap)
+                out.append(list(await conn.execute_fetchall(_with_key(sql, s, table, cols))))
+            return out
+
+        try:
+            schema, results = await reader._transaction(run)
+        except Exception as exc:
+            if "rowid" not in str(exc):
+                raise
+            # A table without rowids (not LEON's): no change detection, the one-shot read each time.
+            self._note("no rowids: full reads")
+            state = await reader.read_state(now=now)
+            self._state, self._dv = None, None
+            return state
+        self._sigs = {}
+        self._raw = {}
+        for (table, _), rows in zip(_TABLES, results, strict=True):
+            self._sigs[table] = {r[0]: r[1] for r in rows}
+            self._raw[table] = {r[0]: r[2:] for r in rows}
+        self._schema_version = schema.version
+        self._full_at = self._monotonic()
+        self._dv = dv
+        self._note(reason)
+        return await self._build(reader, schema, now, changed=None)
+
+    async def _delta(self, reader: SandboxDbReader, dv: int, now: datetime | None) -> DbState:
+        ap = reader._apath
+        prev_schema = self._schema_version
+
+        async def run(conn: aiosqlite.Connection, s: _Schema) -> dict[str, tuple[list[tuple], list[int]]]:
+            if s.version != prev_schema:
+                raise _Resync("schema changed")
+            out: dict[str, tuple[list[tuple], list[int]]] = {}
+            for table, cols in _TABLES:
+                if not s.has(table):
+                    continue
+                old = self._sigs.get(table, {})
+                sig_rows = await conn.execute_fetchall(
+                    f'SELECT rowid, {_signature(s, table, cols)} FROM "{table}"'
+                )
+                changed = [rid for rid, sig in sig_rows if old.get(rid) != sig]
+                seen = len(sig_rows) - len(changed)  # unchanged rows, all of them known
+                gone: list[int] = []
+                if seen != len(old):  # some known row is no longer there
+                    present = {r[0] for r in sig_rows}
+                    gone = [rid for rid in old if rid not in present]
+                if not changed and not gone:
+                    continue
+                sql = _with_key(s.select(table, cols, ap), s, table, cols)
+                fetched: list[tuple] = []
+                for chunk in _chunks(changed):
+                    fetched.extend(
+                        await conn.execute_fetchall(
+                            f"{sql} WHERE rowid IN ({_placeholders(len(chunk))})", tuple(chunk)
+                        )
+                    )
+                out[table] = (fetched, gone)
+            return out
+
+        schema, delta = await reader._transaction(run)
+        for table, (fetched, gone) in delta.items():
+            sigs = self._sigs.setdefault(table, {})
+            raw = self._raw.setdefault(table, {})
+            for rid in gone:
+                sigs.pop(rid, None)
+                raw.pop(rid, None)
+            for r in fetched:
+                sigs[r[0]] = r[1]
+                raw[r[0]] = r[2:]
+            self.stats.rows_fetched += len(fetched)
+        self._dv = dv
+        self.stats.delta_reads += 1
+        if not delta and self._state is not None:
+            return self._state  # a commit that touched none of the reconcile tables
+        return await self._build(reader, schema, now, changed=set(delta))
+
+    async def _build(
+        self, reader: SandboxDbReader, schema: _Schema, now: datetime | None, *, changed: set[str] | None
+    ) -> DbState:
+        lists = [list(self._raw.get(t, {}).values()) for t, _ in _TABLES]
+        with gc_paused():
+            state = await reader._state(schema, *lists, now if now is not None else datetime.now(UTC))
+        prev = self._state
+        if prev is not None and changed is not None and "lease_resource_snapshots" not in changed:
+            # Unchanged snapshot rows: keep the mapping (and its records) the reconciler already knows.
+            state = replace(state, resource_snapshots=prev.resource_snapshots)
+        self._state = state
+        return state
+
+
+def _signature(s: _Schema, table: str, cols: tuple[str, ...]) -> str:
+    present = [c for c in cols if c in s.tables[table]]
+    return "||','||".join(f'quote("{c}")' for c in present) or "''"
+
+
+def _with_key(select_sql: str, s: _Schema, table: str, cols: tuple[str, ...]) -> str:
+    """`SELECT a, b FROM t` -> `SELECT rowid, <signature>, a, b FROM t`."""
+    assert select_sql.startswith("SELECT ")
+    return f"SELECT rowid, {_signature(s, table, cols)}, {select_sql[len('SELECT ') :]}"

@@ -1,0 +1,380 @@
+"""Incremental reconcile: judge only the leases and instances that changed since the last step.
+
+`IncrementalReconciler.step(db, listings, now)` returns the GroundTruth that `reconcile(db,
+listings, now)` returns for the same inputs (tests/test_incremental_property.py checks this on
+random sequences of LEON writes, provider changes, listing failures and resyncs), at a cost that
+follows the change, not the fleet:
+
+- sandbox.db side: records are compared by identity first (the change-detecting reader keeps the
+  record objects of rows that did not change), then by value, so a from-scratch read costs one
+  compare per record and recomputes nothing that is equal;
+- provider side: a listing object seen before changes nothing; a new listing of the same shape
+  (status, kind, pause facts) dirties only the leases whose instance id (or alias) changed; any
+  other change dirties every lease of that provider. A stale provider's rows carry the listing's
+  age, so they are judged again every step;
+- orphans are kept per provider by key and recomputed for a provider only when its listing, the
+  instances its leases match, or a lease its instances claim changed.
+
+Pure: no I/O, no clock. Rows are judged by the same walk as the full reconcile (`walk_leases`), so
+the rules live in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from operator import itemgetter
+from typing import Any
+
+from opcockpit.domain.convergence import MODE_OK, Prov, build_index, missing_context, provider_context
+from opcockpit.domain.gcpause import gc_paused
+from opcockpit.domain.models import (
+    ChatSessionRecord,
+    DbState,
+    GroundTruth,
+    GroundTruthRow,
+    Instance,
+    LeaseRecord,
+    OrphanRow,
+    ProviderHealth,
+    ProviderListing,
+    ProviderStatus,
+    TerminalRecord,
+    problems_provider_unknown,
+)
+from opcockpit.domain.reconcile import _listings_by_name, _orphans, claimed_row, reconcile, walk_leases
+
+__all__ = ["IncrementalReconciler"]
+
+_FIRST = itemgetter(0)
+_Keyed = tuple[str, GroundTruthRow]
+
+
+def _shape(listing: ProviderListing) -> tuple[Any, ...]:
+    """What every lease of a provider depends on besides its own instance."""
+    return (listing.status, listing.kind, listing.pause_is_stop, listing.paused_hint, listing.has_api)
+
+
+def _indexed(listing: ProviderListing) -> bool:
+    return listing.status is ProviderStatus.OK or (
+        listing.status is ProviderStatus.STALE and listing.listed_at is not None
+    )
+
+
+class IncrementalReconciler:
+    """Keeps the last inputs and rows; `step()` == `reconcile()` of the same inputs."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.judged = 0  # leases judged by the last step (diagnostics, tests)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: the next step judges every lease (a resync)."""
+        self._db: DbState | None = None
+        self._leases: dict[str, LeaseRecord] = {}
+        self._terms: tuple[TerminalRecord, ...] = ()
+        self._sessions: tuple[ChatSessionRecord, ...] = ()
+        self._terms_by: dict[str, list[TerminalRecord]] = {}
+        self._sess_by: dict[str, list[ChatSessionRecord]] = {}
+        self._snaps: Mapping[str, Any] = {}
+        self._problems: Mapping[str, tuple[str, ...]] = {}
+        self._listings: dict[str, ProviderListing] = {}
+        self._index: dict[str, dict[str, Instance]] = {}
+        self._claims_of: dict[str, frozenset[str]] = {}  # provider -> lease ids its instances claim
+        self._by_provider: dict[str, set[str]] = {}
+        self._by_cid: dict[tuple[str, str], set[str]] = {}
+        self._named: dict[str, int] = {}  # provider -> leases naming it usably (health of missing ones)
+        self._counted: dict[str, str] = {}  # lease -> the provider it is counted under in _named
+        self._match: dict[str, tuple[str, str]] = {}  # lease -> (provider, matched instance id)
+        self._matched: dict[str, dict[str, int]] = {}  # provider -> instance id -> leases matching it
+        self._base: dict[str, _Keyed] = {}  # rows before claim notes
+        self._final: dict[str, _Keyed] = {}
+        self._rows: tuple[GroundTruthRow, ...] = ()
+        self._orphans_by: dict[str, list[OrphanRow]] = {}
+        self._orphans: tuple[OrphanRow, ...] = ()
+        self._claims: dict[str, list[OrphanRow]] = {}
+
+    # ------------------------------------------------------------------ step
+
+    def step(
+        self,
+        db: DbState,
+        listings: Mapping[str, ProviderListing] | Iterable[ProviderListing],
+        now: datetime,
+    ) -> GroundTruth:
+        with gc_paused():
+            return self._step(db, listings, now)
+
+    def _step(
+        self,
+        db: DbState,
+        listings: Mapping[str, ProviderListing] | Iterable[ProviderListing],
+        now: datetime,
+    ) -> GroundTruth:
+        self.steps += 1
+        by_name = _listings_by_name(listings)
+        if len({lease.lease_id for lease in db.leases}) != len(db.leases):
+            # Duplicate lease ids cannot come from sandbox.db's primary key; the full path has
+            # the rules for them, and the next step starts afresh.
+            self.reset()
+            self.judged = len(db.leases)
+            return reconcile(db, by_name, now)
+
+        dirty: set[str] = set()
+        orphan_dirty: set[str] = set()
+        if db is not self._db:
+            self._diff_db(db, dirty)
+        self._diff_listings(by_name, dirty, orphan_dirty)
+
+        provs: dict[str, Prov] = {}
+        health: dict[str, ProviderHealth] = {}
+        for name, listing in by_name.items():
+            provs[name], health[name] = provider_context(listing, now, self._index.get(name))
+            if listing.status is ProviderStatus.STALE:
+                dirty |= self._by_provider.get(name, set())  # their reason and age follow `now`
+
+        removed = [lid for lid in dirty if lid not in self._leases and lid in self._base]
+        for lid in removed:
+            self._forget(lid, orphan_dirty)
+        todo = [self._leases[lid] for lid in dirty if lid in self._leases]
+        self.judged = len(todo)
+        if todo:
+            self._judge(db, todo, provs, health, orphan_dirty)
+        for name, claimed in self._claims_of.items():
+            if name not in orphan_dirty and not claimed.isdisjoint(dirty):
+                orphan_dirty.add(name)
+        for name in list(self._named):
+            if name not in by_name and name not in health:
+                health[name] = missing_context(name)[1]
+
+        orphans_changed = False
+        for name in orphan_dirty:
+            orphans_changed |= self._recompute_orphans(name, by_name, provs)
+        if orphans_changed:
+            self._orphans = tuple(o for name in sorted(self._orphans_by) for o in self._orphans_by[name])
+        claims = self._claims
+        if orphans_changed or dirty:
+            claims = {}
+            leases = self._leases
+            for o in self._orphans:
+                if o.claimed_lease_id in leases:
+                    claims.setdefault(o.claimed_lease_id, []).append(o)  # type: ignore[arg-type]
+        old_claims = self._claims
+        touched = {lid for lid in dirty if lid in self._base}
+        for lid in claims.keys() | old_claims.keys():
+            if claims.get(lid) != old_claims.get(lid) and lid in self._base:
+                touched.add(lid)
+        self._claims = claims
+        final = self._final
+        for lid in touched:
+            key, row = self._base[lid]
+            mine = claims.get(lid)
+            final[lid] = (key, claimed_row(row, mine) if mine else row)
+        if touched or removed:
+            keyed = sorted(final.values(), key=_FIRST)
+            self._final = {kr[1].lease_id: kr for kr in keyed}
+            self._rows = tuple([kr[1] for kr in keyed])
+        self._db = db
+        return GroundTruth(
+            generated_at=now,
+            providers=tuple(health[name] for name in sorted(health)),
+            rows=self._rows,
+            orphans=self._orphans,
+            db_path=db.path,
+            schema_variant=db.schema_variant,
+            db_problems=db.problems,
+        )
+
+    # ------------------------------------------------------------------ sandbox.db side
+
+    def _diff_db(self, db: DbState, dirty: set[str]) -> None:
+        old = self._leases
+        new: dict[str, LeaseRecord] = {}
+        for lease in db.leases:
+            lid = lease.lease_id
+            new[lid] = lease
+            prev = old.get(lid)
+            if prev is not lease and prev != lease:
+                dirty.add(lid)
+        dirty.update(lid for lid in old if lid not in new)
+        self._leases = new
+        if db.terminals is not self._terms:
+            _regroup(self._terms, db.terminals, self._terms_by, dirty)
+            self._terms = db.terminals
+        if db.chat_sessions is not self._sessions:
+            _regroup(self._sessions, db.chat_sessions, self._sess_by, dirty)
+            self._sessions = db.chat_sessions
+        for attr, mapping in (("_snaps", db.resource_snapshots), ("_problems", db.lease_problems)):
+            prev_map = getattr(self, attr)
+            if mapping is not prev_map:
+                for lid in mapping.keys() | prev_map.keys():
+                    a, b = mapping.get(lid), prev_map.get(lid)
+                    if a is not b and a != b:
+                        dirty.add(lid)
+                setattr(self, attr, mapping)
+
+    def _judge(
+        self,
+        db: DbState,
+        todo: list[LeaseRecord],
+        provs: dict[str, Prov],
+        health: dict[str, ProviderHealth],
+        orphan_dirty: set[str],
+    ) -> None:
+        ids = [lease.lease_id for lease in todo]
+        sub = DbState(
+            path=db.path,
+            schema_variant=db.schema_variant,
+            read_at=db.read_at,
+            leases=tuple(todo),
+            terminals=tuple(t for lid in ids for t in self._terms_by.get(lid, ())),
+            chat_sessions=tuple(s for lid in ids for s in self._sess_by.get(lid, ())),
+            resource_snapshots=db.resource_snapshots,
+            lease_problems=db.lease_problems,
+        )
+        matches: dict[str, str] = {}
+        keyed, _, _ = walk_leases(sub, provs, health, matches)
+        problems = db.lease_problems
+        for lease, kr in zip(todo, keyed, strict=True):
+            lid = lease.lease_id
+            self._forget(lid, orphan_dirty, keep_row=True)
+            pname = lease.provider_name
+            self._base[lid] = kr
+            self._by_provider.setdefault(pname, set()).add(lid)
+            cid = lease.current_instance_id
+            if cid is not None:
+                self._by_cid.setdefault((pname, cid), set()).add(lid)
+            odd = problems.get(lid) if problems else None
+            if not (odd and problems_provider_unknown(odd)):
+                self._named[pname] = self._named.get(pname, 0) + 1
+                self._counted[lid] = pname
+            iid = matches.get(lid)
+            if iid is not None:
+                self._match[lid] = (pname, iid)
+                counts = self._matched.setdefault(pname, {})
+                counts[iid] = counts.get(iid, 0) + 1
+                orphan_dirty.add(pname)
+
+    def _forget(self, lid: str, orphan_dirty: set[str], *, keep_row: bool = False) -> None:
+        """Drop what the last step knew about lease `lid` (its indexes; its row unless kept)."""
+        kr = self._base.get(lid)
+        if kr is None:
+            return
+        if not keep_row:
+            del self._base[lid]
+            self._final.pop(lid, None)
+        row = kr[1]
+        pname = row.provider
+        members = self._by_provider.get(pname)
+        if members is not None:
+            members.discard(lid)
+        if row.instance_id is not None:
+            holders = self._by_cid.get((pname, row.instance_id))
+            if holders is not None:
+                holders.discard(lid)
+                if not holders:
+                    del self._by_cid[(pname, row.instance_id)]
+        counted = self._counted.pop(lid, None)
+        if counted is not None:
+            self._named[counted] -= 1
+            if not self._named[counted]:
+                del self._named[counted]
+        match = self._match.pop(lid, None)
+        if match is not None:
+            mp, iid = match
+            counts = self._matched[mp]
+            counts[iid] -= 1
+            if not counts[iid]:
+                del counts[iid]
+            orphan_dirty.add(mp)
+
+    # ------------------------------------------------------------------ provider side
+
+    def _diff_listings(
+        self, by_name: dict[str, ProviderListing], dirty: set[str], orphan_dirty: set[str]
+    ) -> None:
+        old = self._listings
+        for name in old.keys() - by_name.keys():
+            dirty |= self._by_provider.get(name, set())
+            orphan_dirty.add(name)
+            self._index.pop(name, None)
+            self._claims_of.pop(name, None)
+        for name, listing in by_name.items():
+            prev = old.get(name)
+            if prev is listing:
+                continue
+            orphan_dirty.add(name)
+            old_index = self._index.get(name)
+            if not _indexed(listing):
+                index = None
+            elif prev is not None and prev.instances is listing.instances and old_index is not None:
+                index = old_index
+            else:
+                index = build_index(listing.instances)
+            if index is None:
+                self._index.pop(name, None)
+            else:
+                self._index[name] = index
+            self._claims_of[name] = frozenset(
+                i.claimed_lease_id for i in listing.instances if i.claimed_lease_id is not None
+            )
+            if (
+                prev is not None
+                and _shape(prev) == _shape(listing)
+                and listing.status is ProviderStatus.OK
+                and old_index is not None
+                and index is not None
+            ):
+                if index is not old_index:
+                    for key in _changed_keys(old_index, index):
+                        dirty |= self._by_cid.get((name, key), set())
+            else:
+                dirty |= self._by_provider.get(name, set())
+        self._listings = dict(by_name)
+
+    def _recompute_orphans(
+        self, name: str, by_name: dict[str, ProviderListing], provs: dict[str, Prov]
+    ) -> bool:
+        listing = by_name.get(name)
+        ctx = provs.get(name)
+        before = self._orphans_by.get(name)
+        if listing is None or ctx is None or ctx.mode != MODE_OK:
+            self._orphans_by.pop(name, None)
+            return before is not None
+        ctx.matched = set(self._matched.get(name, {}))
+        found = sorted(_orphans(listing, ctx, self._leases), key=_iid)
+        if found:
+            self._orphans_by[name] = found
+        else:
+            self._orphans_by.pop(name, None)
+        return (found or None) != before
+
+
+def _iid(o: OrphanRow) -> str:
+    return o.instance_id
+
+
+def _changed_keys(old: dict[str, Instance], new: dict[str, Instance]) -> list[str]:
+    out = [k for k, v in new.items() if (p := old.get(k)) is not v and p != v]
+    out.extend(k for k in old if k not in new)
+    return out
+
+
+def _regroup(old: tuple[Any, ...], new: tuple[Any, ...], by: dict[str, list[Any]], dirty: set[str]) -> None:
+    """Apply the records added/removed between `old` and `new` (by identity) to the per-lease
+    groups in `by`; the leases of every such record are dirty."""
+    old_ids = set(map(id, old))
+    new_ids = set(map(id, new))
+    for rec in old:
+        if id(rec) not in new_ids:
+            lst = by.get(rec.lease_id)
+            if lst is not None:
+                lst[:] = [r for r in lst if r is not rec]
+                if not lst:
+                    del by[rec.lease_id]
+            dirty.add(rec.lease_id)
+    for rec in new:
+        if id(rec) not in old_ids:
+            by.setdefault(rec.lease_id, []).append(rec)
+            dirty.add(rec.lease_id)
