@@ -1,0 +1,174 @@
+"""Explore end to end over a generated LEON fleet (real SQLite files): datasets, the SQL mode's
+guards, saved queries, the CLI's exit codes, and every example in docs/explore.md."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from opcockpit.adapters.leon.sql_readonly import ReadOnlySql
+from opcockpit.demo.fleet import generate_fleet
+from opcockpit.domain.query import QueryError, compile_query, parse
+from opcockpit.ports.explore import SqlRefused
+from opcockpit.settings.config import CockpitConfig
+from opcockpit.wiring import build_explore
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "explore.md"
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory):
+    return generate_fleet(tmp_path_factory.mktemp("fleet"), leases=40, seed=5)
+
+
+@pytest.fixture
+def explore(fleet, tmp_path: Path):
+    cfg = CockpitConfig.model_validate(
+        {"sources": {"sandbox_db": str(fleet.sandbox_db), "events_db": str(fleet.events_db)}}
+    )
+    return build_explore(cfg, ledger_path=tmp_path / "ledger.db")
+
+
+def run(explore, text: str, **kw):
+    return asyncio.run(explore.run(text, **kw))
+
+
+def _doc_blocks(kind: str) -> list[str]:
+    return re.findall(rf"```{kind}\n(.*?)\n```", DOC.read_text(), flags=re.S)
+
+
+def test_every_doc_example_runs(explore) -> None:
+    examples = _doc_blocks("query")
+    assert len(examples) >= 6
+    for text in examples:
+        result = run(explore, text)
+        assert result.columns, text
+    for sql in _doc_blocks("sql"):
+        assert asyncio.run(explore.run_sql(sql)).rows
+
+
+def test_group_by_matches_the_tables(explore, fleet) -> None:
+    result = run(explore, "run_events | group by event_type | count")
+    counts = {r["event_type"]: r["count"] for r in result.rows}
+    with sqlite3.connect(fleet.events_db) as conn:
+        expected = dict(conn.execute("SELECT event_type, COUNT(*) FROM run_events GROUP BY 1"))
+    assert counts == expected
+
+
+def test_commands_carry_thread_and_provider_and_output(explore, fleet) -> None:
+    rows = run(explore, "commands").rows
+    assert rows and all(r["provider"] for r in rows if r["lease_id"])
+    with sqlite3.connect(fleet.sandbox_db) as conn:
+        cid, content = conn.execute(
+            "SELECT command_id, content FROM terminal_command_chunks LIMIT 1"
+        ).fetchone()
+    found = {r["command_id"]: r for r in run(explore, f"commands command_id={cid}").rows}
+    assert content in found[cid]["output"]
+
+
+def test_runs_filter_by_provider_and_time(explore) -> None:
+    all_runs = run(explore, "runs").rows
+    errors = run(explore, "runs status:error").rows
+    assert all_runs and {r["status"] for r in errors} <= {"error"}
+    assert all(r["provider"] for r in all_runs if r["lease_id"])
+
+
+def test_unreadable_source_is_a_source_error(tmp_path: Path) -> None:
+    from opcockpit.ports.errors import SourceError
+
+    cfg = CockpitConfig.model_validate(
+        {"sources": {"sandbox_db": str(tmp_path / "nope.db"), "events_db": str(tmp_path / "nope2.db")}}
+    )
+    ex = build_explore(cfg, ledger_path=tmp_path / "l.db")
+    with pytest.raises(SourceError):
+        run(ex, "commands")
+    assert not (tmp_path / "nope.db").exists()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM sandbox_leases",
+        "UPDATE sandbox_leases SET desired_state = 'destroyed'",
+        "INSERT INTO run_events (thread_id, run_id, event_type, data) VALUES ('a','b','c','d')",
+        "DROP TABLE sandbox_leases",
+        "PRAGMA journal_mode=DELETE",
+        "ATTACH DATABASE ':memory:' AS x",
+        "SELECT 1; DELETE FROM sandbox_leases",
+    ],
+)
+def test_sql_mode_refuses_writes_and_changes_nothing(fleet, sql: str) -> None:
+    before = fleet.sandbox_db.read_bytes()
+    with pytest.raises(SqlRefused) as info:
+        ReadOnlySql(str(fleet.sandbox_db), str(fleet.events_db)).execute(sql, limit=10, timeout_s=2)
+    assert "\n" not in str(info.value)
+    assert fleet.sandbox_db.read_bytes() == before
+
+
+def test_sql_mode_reads_all_three_and_caps_rows(fleet, tmp_path: Path) -> None:
+    sql = ReadOnlySql(str(fleet.sandbox_db), str(fleet.events_db))
+    res = sql.execute("SELECT seq FROM events.run_events", limit=5, timeout_s=5)
+    assert len(res.rows) == 5 and res.capped and res.columns == ("seq",)
+
+
+def test_sql_mode_interrupts_a_runaway_query(fleet) -> None:
+    runaway = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c"
+    with pytest.raises(SqlRefused, match="stopped after"):
+        ReadOnlySql(str(fleet.sandbox_db)).execute(runaway, limit=10, timeout_s=0.3)
+
+
+def test_saved_queries_params_history_and_toml(explore, tmp_path: Path) -> None:
+    from opcockpit.wiring import dump_queries_toml, load_queries_toml
+
+    saved = explore.save("failing", "commands thread_id=:thread exit_code!=0", description="per thread")
+    assert saved.params == ("thread",) and saved.owner
+    with pytest.raises(QueryError, match="missing parameter :thread"):
+        run(explore, saved.query)
+    assert run(explore, saved.query, params={"thread": "nobody"}).rows == []
+    text = dump_queries_toml(explore.saved_all())
+    back = load_queries_toml(text)
+    assert [(q.name, q.query, q.params, q.description) for q in back] == [
+        ("failing", saved.query, ("thread",), "per thread")
+    ]
+    history = explore.history()
+    assert history[0]["query"] == saved.query and history[1]["error"].startswith("missing parameter")
+    assert explore.remove("failing") and explore.saved("failing") is None
+
+
+def test_cli_exit_codes(fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from opcockpit.cli.main import main
+
+    base = [
+        "--db",
+        str(fleet.sandbox_db),
+        "--events-db",
+        str(fleet.events_db),
+        "--ledger",
+        str(tmp_path / "l.db"),
+    ]
+    assert main(["query", "runs | count by status", "--format", "json", *base]) == 0
+    assert '"count"' in capsys.readouterr().out
+    assert main(["query", "runs status: | count", *base]) == 2
+    errs = capsys.readouterr().err.splitlines()
+    assert "column 14" in errs[0] and errs[1] == "runs status: | count" and errs[2] == " " * 13 + "^"
+    assert main(["query", "--sql", "DELETE FROM sandbox_leases", *base]) == 2
+    assert "read-only" in capsys.readouterr().err
+    assert (
+        main(["query", "commands", "--db", str(tmp_path / "missing.db"), "--ledger", str(tmp_path / "l.db")])
+        == 3
+    )
+    assert main(["query", "run_events", "--limit", "3", "--format", "ndjson", *base]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 3 and "capped" in captured.err
+
+
+def test_plan_pushes_the_window_down() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 12, 6, tzinfo=UTC)
+    plan = compile_query(parse("run_events since:-24h event_type:error"), now=now)
+    assert plan.since == now - timedelta(hours=24)
