@@ -26,6 +26,13 @@ GLYPH: dict[str, str] = {
 STALE_OLD_S = 300.0  # stale rows older than this are dimmed further
 
 
+def fmt_ts(value: Any) -> str:
+    """A timestamp cell: `MM-DD HH:MM:SS` in UTC ("" for anything that is not a datetime)."""
+    if not isinstance(value, datetime):
+        return ""
+    return (value.astimezone(UTC) if value.tzinfo else value).strftime("%m-%d %H:%M:%S")
+
+
 def bucket_age(seconds: float | None) -> int | None:
     """Round an age down to a step of `fmt_age`'s resolution, so each bucket renders one text and
     a refresh changes an age cell only when its bucket moves (strip cache, diff size)."""

@@ -1,14 +1,15 @@
 """Audit view (`:audit` in the palette): the cockpit's ledger of operator actions, newest first.
 
-Read from `opcockpit.adapters.ledger.audit` (the same rows `opcockpit audit` prints). The ledger is SQLite
+The rows are the ledger's audit entries (the same rows `opcockpit audit` prints), read through the
+loader the app was wired with; `AuditRow` is what this screen reads of one. The ledger is SQLite
 (sync), so it is read in a thread worker; `r` reloads, `/` filters, Esc goes back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from textual import work
 from textual.app import ComposeResult
@@ -16,13 +17,34 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
-from opcockpit.adapters.ledger.audit import AuditEntry
 from opcockpit.domain.text import error_line
 from opcockpit.tui.table.widget import Column, KeyedTable
 from opcockpit.tui.widgets.footer import StableFooter
 
 AUDIT_LIMIT = 500
-AuditLoader = Callable[[int], Sequence[AuditEntry]]
+
+
+class AuditRow(Protocol):
+    """One audit entry as this screen reads it (the ledger's AuditEntry satisfies it)."""
+
+    id: int
+    at: datetime
+    operator: str
+    action: str
+    result: str
+    dry_run: bool
+    convergence: str | None
+    provider: str | None
+    lease_id: str | None
+    instance_id: str | None
+    thread_id: str | None
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    duration_ms: int | None
+    error: str | None
+
+
+AuditLoader = Callable[[int], Sequence[AuditRow]]
 
 
 def _ts(value: Any) -> str:
@@ -31,11 +53,11 @@ def _ts(value: Any) -> str:
     return value.astimezone(UTC).strftime("%m-%d %H:%M:%S")
 
 
-def _target(e: AuditEntry) -> str:
+def _target(e: AuditRow) -> str:
     return e.lease_id or (f"{e.provider}/{e.instance_id}" if e.instance_id else "-")
 
 
-def _change(e: AuditEntry) -> str:
+def _change(e: AuditRow) -> str:
     before = (e.before or {}).get("provider_state")
     after = (e.after or {}).get("provider_state") or (e.after or {}).get("observed_state")
     if before is None and after is None:
@@ -59,7 +81,7 @@ AUDIT_COLUMNS = [
 ]
 
 
-def audit_cells(e: AuditEntry) -> tuple[Any, ...]:
+def audit_cells(e: AuditRow) -> tuple[Any, ...]:
     result = e.result + (" (dry)" if e.dry_run else "")
     return (
         e.at,
@@ -95,7 +117,7 @@ class AuditScreen(Screen[None]):
     def __init__(self, loader: AuditLoader) -> None:
         super().__init__()
         self.loader = loader
-        self.entries: list[AuditEntry] = []
+        self.entries: list[AuditRow] = []
         self.loaded = False
         self.error: str | None = None
 
@@ -134,7 +156,7 @@ class AuditScreen(Screen[None]):
             entries, error = [], str(exc) if isinstance(exc, LedgerUnavailable) else error_line(exc)
         self.app.call_from_thread(self._show, entries, error)
 
-    def _show(self, entries: list[AuditEntry], error: str | None) -> None:
+    def _show(self, entries: list[AuditRow], error: str | None) -> None:
         self.entries, self.error, self.loaded = entries, error, True
         self.table.replace({str(e.id): audit_cells(e) for e in entries})
         status = f" {len(entries)} action{'s' if len(entries) != 1 else ''}"

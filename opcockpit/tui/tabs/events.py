@@ -3,24 +3,41 @@
 
 Filtering: the table filter covers provider and thread (`provider:docker`, `thread:thr-1`); the
 time range is a query parameter cycled with `t` (all / 15m / 1h / 24h).
+
+`ProviderEventsView` is the tab's widget; `EventsTab` is the app's part of it (a mixin of
+CockpitApp): loading events and the lease transitions around the selected one, Enter, copy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
-from opcockpit.domain.models import LeaseEventRecord, ProviderEventRecord
+from opcockpit.domain.models import GroundTruthRow, LeaseEventRecord, ProviderEventRecord
+from opcockpit.domain.text import error_line
+from opcockpit.tui.rows import fmt_ts
 from opcockpit.tui.table.widget import Column, KeyedTable
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+    from opcockpit.tui.data import DetailSource
+
+    _AppBase = App[int]  # the mixin's host, for type checkers only
+else:
+    _AppBase = object
+
+__all__ = ["EVENT_COLUMNS", "EventsTab", "ProviderEventsView", "event_cells", "fmt_ts", "render_lease_events"]
 
 RANGES: tuple[tuple[str, timedelta | None], ...] = (
     ("all", None),
@@ -29,12 +46,6 @@ RANGES: tuple[tuple[str, timedelta | None], ...] = (
     ("last 24h", timedelta(hours=24)),
 )
 AROUND = timedelta(minutes=10)
-
-
-def fmt_ts(value: Any) -> str:
-    if not isinstance(value, datetime):
-        return ""
-    return (value.astimezone(UTC) if value.tzinfo else value).strftime("%m-%d %H:%M:%S")
 
 
 EVENT_COLUMNS = [
@@ -183,3 +194,73 @@ class ProviderEventsView(Vertical):
         self.query_one("#events-around", Static).update(
             render_lease_events(event, self.around.get(key), self.around_errors.get(key))
         )
+
+
+class EventsTab(_AppBase):
+    """CockpitApp's Provider events tab (mixin): the events query, the lease transitions around the
+    selected event, Enter on an event (its lease's thread detail) and what `c` copies."""
+
+    details: DetailSource | None
+    clock: Callable[[], datetime]
+    _events_w: ProviderEventsView
+    _rows_by_key: dict[str, GroundTruthRow]
+
+    if TYPE_CHECKING:  # GroundTruthTab's (a runtime stub here would shadow it in the MRO)
+
+        def open_lease(self, lease_id: str) -> None: ...
+
+    @property
+    def events_view(self) -> ProviderEventsView:
+        return self._events_w
+
+    @work(exclusive=True, group="provider-events", exit_on_error=False)
+    async def load_provider_events(self) -> None:
+        view = self.events_view
+        if self.details is None:
+            view.load([], {}, error="no sandbox.db detail source")
+            return
+        delta = view.since_delta
+        since = self.clock() - delta if delta else None
+        try:
+            events = await self.details.provider_events(since=since, limit=500)
+        except Exception as exc:
+            view.load([], {}, error=error_line(exc))
+            return
+        threads = {k: r.thread_id for k, r in self._rows_by_key.items()}
+        view.load(events, threads)
+        self._load_around()
+
+    def on_provider_events_view_range_changed(self, _: ProviderEventsView.RangeChanged) -> None:
+        self.load_provider_events()
+
+    @work(exclusive=True, group="lease-around", exit_on_error=False)
+    async def _load_around(self) -> None:
+        view = self.events_view
+        event = view.selected_event()
+        if event is None or event.matched_lease_id is None or self.details is None:
+            view.show_around()
+            return
+        key = str(event.event_id)
+        if key in view.around:
+            view.show_around()
+            return
+        view.show_around()
+        try:
+            around = await self.details.lease_events_around(event.matched_lease_id, event.created_at, AROUND)
+        except Exception as exc:
+            view.set_around(key, None, error_line(exc))
+            return
+        view.set_around(key, list(around), None)
+
+    def _event_highlighted(self) -> None:
+        self._load_around()
+
+    def _event_selected(self) -> None:
+        ev = self.events_view.selected_event()
+        if ev and ev.matched_lease_id and ev.matched_lease_id in self._rows_by_key:
+            self.open_lease(ev.matched_lease_id)
+
+    def _event_copy_value(self, key: str) -> str:
+        """`c` on an event: its lease id (else its instance id), what the CLI takes."""
+        ev = self.events_view.selected_event()
+        return (ev.matched_lease_id or ev.instance_id) if ev else key

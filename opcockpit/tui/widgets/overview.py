@@ -19,9 +19,8 @@ from textual.widgets import Static
 
 from opcockpit.domain.runs import ErrorGroup, ProviderSandboxes, RunHealth, StuckRun
 from opcockpit.domain.timeutil import fmt_age
-from opcockpit.tui.rows import GLYPH, age_cell, age_of
+from opcockpit.tui.rows import GLYPH, age_cell, age_of, fmt_ts
 from opcockpit.tui.table.widget import Column, KeyedTable
-from opcockpit.tui.widgets.events_view import fmt_ts
 
 __all__ = ["OverviewPanel", "error_cells", "flex_columns", "provider_cells", "runs_line", "stuck_cells"]
 
