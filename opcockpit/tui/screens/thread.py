@@ -3,7 +3,9 @@
 Sections: the lease row as the cockpit sees it (kept live: the app hands every new GroundTruth row
 of this lease to `update_row`), terminals (the thread pointer's active/default one marked),
 chat sessions (closed ones with close_reason), lease + instance history (with the Mycel volume),
-the lease_events timeline, recent commands (a cursor table: Enter or `o` opens a command's output),
+the lease_events timeline, the State history (LEON's lease_events and provider webhooks interleaved
+with the cockpit's observed transitions and operator actions from its event ledger, newest first,
+with the time spent diverged), recent commands (a cursor table: Enter or `o` opens a command's output),
 and runs from events.db with a run-event timeline that can follow new events live (`f`).
 """
 
@@ -22,8 +24,11 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from opcockpit.domain.models import GroundTruthRow, RunEventRecord, TerminalCommandRecord
+from opcockpit.domain.events import Event
+from opcockpit.domain.models import GroundTruthRow, ProviderEventRecord, RunEventRecord, TerminalCommandRecord
 from opcockpit.domain.text import error_line
+from opcockpit.domain.timeutil import fmt_age
+from opcockpit.services.history import HistoryEntry, lease_history_query, state_history, time_diverged
 from opcockpit.tui.data import DetailSource, ThreadDetail, clean
 from opcockpit.tui.rows import GLYPH, fmt_resources, ts
 from opcockpit.tui.widgets.footer import StableFooter
@@ -219,6 +224,30 @@ def render_sections(d: ThreadDetail) -> list[tuple[str, RenderableType]]:
     ]
 
 
+# --------------------------------------------------------------------------- State history
+
+HISTORY_SHOWN = 60
+ORIGIN_STYLE = {"leon": "cyan", "webhook": "magenta", "cockpit": "", "operator": "bold yellow"}
+
+
+def render_state_history(
+    entries: Sequence[HistoryEntry], diverged_s: float | None, error: str | None = None
+) -> RenderableType:
+    """The State history table (newest first) with the time spent diverged above it."""
+    t = _table("State history (newest first)", ["time", "origin", "what", "detail"])
+    for h in entries[:HISTORY_SHOWN]:
+        t.add_row(ts(h.at), Text(h.origin, style=ORIGIN_STYLE.get(h.origin, "")), h.what, h.detail)
+    if not entries:
+        _empty(t, "no recorded history")
+    head = Text(
+        f" time diverged (recorded): {fmt_age(diverged_s)}" if diverged_s is not None else "", style="dim"
+    )
+    parts: list[RenderableType] = [t, head]
+    if error:
+        parts.append(Text(f"  ✗ {error}", style="bold red"))
+    return Group(*parts)
+
+
 def pointer_role(d: ThreadDetail, terminal_id: str) -> str:
     p = d.pointer
     if p is None:
@@ -290,7 +319,12 @@ class ThreadDetailScreen(Screen[None]):
     ]
 
     def __init__(
-        self, row: GroundTruthRow, details: DetailSource | None, *, follow_interval: float = 2.0
+        self,
+        row: GroundTruthRow,
+        details: DetailSource | None,
+        *,
+        follow_interval: float = 2.0,
+        event_log: Any = None,
     ) -> None:
         super().__init__()
         self.row = row
@@ -303,13 +337,18 @@ class ThreadDetailScreen(Screen[None]):
         self.after_seq = 0
         self._follow_timer: Any = None
         self._summary_shown = summary(row)
+        self._event_log = event_log
+        self.history: list[HistoryEntry] = []
 
     def compose(self) -> ComposeResult:
         thread = self.row.thread_id or "(no thread)"
         yield Static(f" Thread {thread} · lease {self.row.lease_id}", id="detail-title")
         with VerticalScroll(id="detail-body"):
             yield Static(self._summary_shown, id="sec-summary")
-            for sec in ("sec-terminals", "sec-sessions", "sec-lease", "sec-lease-events", "sec-commands"):
+            for sec in (
+                "sec-terminals", "sec-sessions", "sec-lease", "sec-lease-events", "sec-state-history",
+                "sec-commands",
+            ):  # fmt: skip
                 yield Static("", id=sec, classes="detail-section")
             table: DataTable[Text] = DataTable(
                 id="commands-table", cursor_type="row", zebra_stripes=False, show_cursor=True
@@ -338,6 +377,49 @@ class ThreadDetailScreen(Screen[None]):
                     self.row.thread_id, self.row.lease_id, errors={"sandbox.db": error_line(exc)}
                 )
         self.show(detail)
+        await self.load_history(detail)
+
+    def events_ledger(self) -> Any:
+        """The cockpit's event log: given, else the app's wiring graph or its recording collector."""
+        if self._event_log is not None:
+            return self._event_log
+        cockpit = getattr(self.app, "cockpit", None)
+        log = getattr(cockpit, "events", None)
+        if log is None:
+            source = getattr(self.app, "source", None)
+            log = getattr(source, "events", None) if hasattr(source, "ledger_error") else None
+        return log
+
+    async def load_history(self, detail: ThreadDetail) -> None:
+        """State history: the ledger's events of this lease + LEON's rows, never failing the screen."""
+        import asyncio
+
+        row, error = self.row, None
+        events: list[Event] = []
+        log = self.events_ledger()
+        if log is not None:
+            try:
+                events = await asyncio.to_thread(log.query, lease_history_query(row.lease_id))
+            except Exception as exc:  # LedgerError: say so, show LEON's side anyway
+                error = error_line(exc)
+        webhooks: list[ProviderEventRecord] = []
+        if self.details is not None and row.instance_id:
+            try:
+                rows = await self.details.provider_events(provider=row.provider, limit=200)
+                webhooks = [
+                    p for p in rows if p.instance_id == row.instance_id or p.matched_lease_id == row.lease_id
+                ]
+            except Exception:
+                webhooks = []  # provider_events has its own tab and error; here it is context
+        self.history = state_history(events, detail.lease_events, webhooks)
+        now = max((e.observed_at for e in events), default=None)
+        clock = getattr(self.app, "clock", None)
+        if callable(clock):
+            now = clock()
+        diverged = time_diverged(events, row.lease_id, now).total_seconds() if now and events else None
+        self.query_one("#sec-state-history", Static).update(
+            render_state_history(self.history, diverged, error)
+        )
 
     def show(self, detail: ThreadDetail) -> None:
         self.detail = detail
