@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from opcockpit.domain.runs import RUN_STATUSES, normalize_error, run_health
+from opcockpit.domain.runs import RUN_STATUSES, group_errors, normalize_error, run_health
 from opcockpit.services.runs import load_run_health
 from opcockpit.wiring import leon_access
 from tests.alerts_support import T0, events_db, ground_truth, health, inst, listing, naive, sandbox_db
@@ -90,6 +90,11 @@ def test_top_errors_group_by_normalised_message(tmp_path: Path) -> None:
     assert top[1].signature == "sandbox '<str>' not found at <path>"
 
 
+ANTHROPIC_529 = (
+    "Error code: 529 - {'type': 'error', 'error': {'type': 'overloaded_error', 'message': 'Overloaded'}}"
+)
+
+
 @pytest.mark.parametrize(
     ("message", "expected"),
     [
@@ -97,13 +102,57 @@ def test_top_errors_group_by_normalised_message(tmp_path: Path) -> None:
         ("docker pause 4be1a7d3c9e2 exit 137", "docker pause <id> exit <n>"),
         ('KeyError: "session_id"', 'KeyError: "<str>"'),
         ("open /workspace/app/x.py: no such file", "open <path>: no such file"),
-        ("GET https://api.e2b.app/sandboxes/abc?x=1 -> 502", "GET <url> -> <n>"),
+        # HTTP status codes survive (bug 11): they say what went wrong and are low-cardinality.
+        ("GET https://api.e2b.app/sandboxes/abc?x=1 -> 502", "GET <url> -> 502"),
+        ("HTTP 429 Too Many Requests", "HTTP 429 Too Many Requests"),
+        ("status=503 after 2.5s", "status=503 after <n>s"),
+        ("upstream 504 Gateway Timeout", "upstream 504 Gateway Timeout"),
+        ("read 512 bytes", "read <n> bytes"),
+        # Dict keys and well-known error words inside quotes survive; other quoted text folds.
+        (ANTHROPIC_529, ANTHROPIC_529),
+        (
+            "Error code: 429 - {'error': {'message': 'rate limit for org-ab12cd34ef exceeded',"
+            " 'id': 'req_x'}}",
+            "Error code: 429 - {'error': {'message': 'rate limit for org-<id> exceeded', 'id': '<str>'}}",
+        ),
+        ("KeyError: 'session_id'", "KeyError: '<str>'"),
         ("thread m_k3v8p1x9q2z7-1 gone", "thread m_<id>-<n> gone"),
         ("plain words stay", "plain words stay"),
     ],
 )
 def test_normalize_error(message: str, expected: str) -> None:
     assert normalize_error(message) == expected
+
+
+def test_group_errors_keeps_status_and_overloaded_apart() -> None:
+    """529 overloaded and 500 internal errors are two groups, each naming its cause; request ids
+    inside the payload do not split a group."""
+    t = T0
+    items = [
+        (
+            ANTHROPIC_529[:-1] + f", 'request_id': 'req_{i}abc'}}",
+            t,
+            f"r{i}",
+            "th",
+        )
+        for i in range(3)
+    ] + [
+        (
+            "Error code: 500 - {'type': 'error', 'error': {'type': 'api_error',"
+            " 'message': 'Internal server error'}}",
+            t,
+            "r9",
+            "th",
+        )
+    ]
+    groups = group_errors(items)
+    assert [g.count for g in groups] == [3, 1]
+    assert groups[0].signature == (
+        "Error code: 529 - {'type': 'error', 'error': {'type': 'overloaded_error', 'message': 'Overloaded'},"
+        " 'request_id': '<str>'}"
+    )
+    assert groups[1].signature.startswith("Error code: 500 - ")
+    assert "'api_error'" in groups[1].signature
 
 
 def test_provider_sandboxes_from_ground_truth(tmp_path: Path) -> None:

@@ -127,10 +127,37 @@ class RunHealth:
 
 # --------------------------------------------------------------------------- error normalisation
 
-# Order matters: quoted strings and UUIDs first (they contain the other patterns), numbers last.
+# What must survive folding, because it is what an operator acts on (bug 11: `Error code: <n> -
+# {'<str>': '<str>', …}` hid "529 overloaded"): HTTP status codes after a status-ish word or
+# arrow, or before their reason phrase, and quoted strings that are dict keys or name a
+# well-known error. All are low-cardinality, so grouping stays useful.
+_STATUS = re.compile(
+    r"(?i)((?:\b(?:code|status|http(?:/[\d.]+)?)|->|=>)\s*[:=]?\s*)([1-5]\d\d)(?![\d.])"
+    r"|\b([1-5]\d\d)(?=\s+(?:too many requests|service unavailable|bad gateway|gateway timeout"
+    r"|internal server error|not found|unauthori[sz]ed|forbidden|conflict|overloaded|bad request)\b)"
+)
+_KNOWN_WORDS = re.compile(
+    r"(?i)overload|rate.?limit|too many requests|timeout|timed out|not.?found|unauthori[sz]ed"
+    r"|forbidden|permission|authenticat|invalid|api.?error|internal|unavailable|quota|exceed"
+    r"|refused|denied|conflict|gateway|^error$"
+)
+_QUOTED = re.compile(r"""'([^'\n]*)'(\s*:)?|"([^"\n]*)"(\s*:)?""")
+_DICT_KEY = re.compile(r"[A-Za-z_][\w-]{0,39}")
+_KEEP = "\x01"  # brackets a kept token's index (private-use chars, so no fold matches inside)
+
+
+def _quoted(m: re.Match[str]) -> str:
+    single = m.group(1) is not None
+    body = m.group(1) if single else m.group(3)
+    colon = m.group(2) if single else m.group(4)
+    q = "'" if single else '"'
+    if (colon and _DICT_KEY.fullmatch(body)) or (body and len(body) <= 80 and _KNOWN_WORDS.search(body)):
+        return f"{q}{body}{q}{colon or ''}"
+    return f"{q}<str>{q}{colon or ''}"
+
+
+# Order matters: UUIDs first (they contain the other patterns), numbers last.
 _FOLDS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"'[^'\n]*'"), "'<str>'"),
-    (re.compile(r'"[^"\n]*"'), '"<str>"'),
     (
         re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
         "<uuid>",
@@ -148,15 +175,38 @@ _SPACES = re.compile(r"\s+")
 
 
 def normalize_error(message: str) -> str:
-    """Fold the variable parts of an error (ids, numbers, paths, quoted strings) into placeholders.
+    """Fold the variable parts of an error (ids, numbers, paths, quoted strings) into placeholders,
+    keeping what says what went wrong (HTTP status codes, dict keys, well-known error words).
 
     "Failed to pause lease lease-0e1f2a3b4c5d: Docker command timed out after 20.0s" ->
-    "Failed to pause lease lease-<id>: Docker command timed out after <n>s".
+    "Failed to pause lease lease-<id>: Docker command timed out after <n>s";
+    "Error code: 529 - {'type': 'error', 'error': {'type': 'overloaded_error', 'message': ...}}"
+    keeps 529 and every word of it.
     """
+    kept: list[str] = []
+
+    def keep(text: str) -> str:
+        kept.append(text)
+        return f"{_KEEP}{chr(0xE000 + len(kept) - 1)}{_KEEP}"
+
     text = _SPACES.sub(" ", message).strip()
+    text = _STATUS.sub(lambda m: (m.group(1) + keep(m.group(2))) if m.group(2) else keep(m.group(3)), text)
+    text = _QUOTED.sub(lambda m: keep(_quoted(m)), text)
     for pattern, repl in _FOLDS:
         text = pattern.sub(repl, text)
+    if kept:
+        text = re.sub(f"{_KEEP}(.){_KEEP}", lambda m: _fold_kept(kept[ord(m.group(1)) - 0xE000]), text)
     return text[:_SIGNATURE_CHARS] if len(text) > _SIGNATURE_CHARS else text
+
+
+def _fold_kept(token: str) -> str:
+    # A kept quoted string still loses its ids and numbers ("rate limit for org-ab12cd34ef"):
+    # only the quotes protected it from the whole-string fold.
+    if token[:1] not in "'\"":
+        return token
+    for pattern, repl in _FOLDS:
+        token = pattern.sub(repl, token)
+    return token
 
 
 def group_errors(
