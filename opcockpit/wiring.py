@@ -27,6 +27,7 @@ from opcockpit.adapters.ledger.queries import load_toml as load_queries_toml  # 
 from opcockpit.adapters.ledger.sqlite import default_ledger_path
 from opcockpit.adapters.leon.events_db import EventsDbReader
 from opcockpit.adapters.leon.explore_rows import ExploreRows
+from opcockpit.adapters.leon.sandbox_changes import SandboxDbTracker
 from opcockpit.adapters.leon.sandbox_db import SandboxDbReader, read_db_state
 from opcockpit.adapters.leon.sql_readonly import ReadOnlySql
 from opcockpit.adapters.leon.writer import LeonWriter
@@ -91,6 +92,7 @@ def leon_access() -> LeonAccess:
         sandbox_reader=SandboxDbReader,
         events_reader=EventsDbReader,
         writer=LeonWriter,
+        db_tracker=SandboxDbTracker,
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from opcockpit.adapters.leon.sandbox_db import read_db_state
+from opcockpit.adapters.providers.registry import kind_of
 from opcockpit.demo.fleet import generate_fleet
 from opcockpit.domain.models import Instance, NormalState, ProviderListing
 from opcockpit.domain.reconcile import reconcile
@@ -49,6 +50,7 @@ def _listings(fleet) -> list[ProviderListing]:
             for s in fleet.specs(name)
         )
         stale = name == STALE
+        caps = kind_of(kind).capabilities  # the kind facts, as the collector copies them
         out.append(
             ProviderListing(
                 name,
@@ -59,6 +61,8 @@ def _listings(fleet) -> list[ProviderListing]:
                 error="listing timed out after 10s" if stale else None,
                 eventually_consistent=kind == "daytona",
                 confirmed_orphans=frozenset() if kind == "daytona" else None,
+                pause_is_stop=caps.pause_is_stop,
+                paused_hint=caps.paused_hint,
             )
         )
     return out

@@ -150,6 +150,9 @@ def listing(
         has_api=has_api,
         eventually_consistent=eventually_consistent,
         confirmed_orphans=confirmed,
+        # the kind facts, as the collector copies them from the adapter's Capabilities
+        pause_is_stop=(kind or provider) == "daytona",
+        paused_hint="E2B auto-pause?" if (kind or provider) == "e2b" else None,
     )
 
 

@@ -216,3 +216,49 @@ async def test_eventually_consistent_orphans_are_confirmed_by_get(tmp_path: Path
     assert {o.instance_id: o.confirmed for o in gt2.orphans} == confirmed
     # the second refresh re-checks only the still-unconfirmed ghost, not the confirmed orphan
     assert collector.adapters["day"].request_count - requests_after_first == 2  # 1 list + 1 GET
+
+
+async def test_paced_collector_lists_per_interval_and_look_gets_the_changed_instance(
+    tmp_path: Path, double: E2BDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10: with pacing the provider is listed in full once per list_interval_s; an event (or
+    an action) makes `look()` GET just that instance into the listing, seen on the next refresh;
+    the listing keeps the adapter's kind facts, also when it failed; the rows equal a full
+    reconcile of the same inputs after every refresh."""
+    from opcockpit.domain.reconcile import reconcile
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    iid = double.add(state="running").instance_id
+    db = build_leon_db(tmp_path / "sandbox.db", [("lease-e2b000000001", "e2b", iid, "running", "running")])
+    cfg = make_config(db, double.url)
+    cfg.providers["e2b"] = cfg.providers["e2b"].model_copy(update={"list_interval_s": 30.0})
+    clock = [0.0]
+    collector = build_collector(cfg)
+    collector.paced = True
+    collector._monotonic = lambda: clock[0]
+    try:
+        await collector.refresh()
+        adapter = collector.adapters["e2b"]
+        sent = adapter.request_count
+        double.set_state(iid, "paused")
+        gt = await collector.refresh()  # not due: no request, the last listing is reused
+        assert adapter.request_count == sent
+        assert by_lease(gt)["lease-e2b000000001"].provider_state == "running"
+
+        assert await collector.look("e2b", [iid]) == 1  # the event said: this instance changed
+        assert adapter.request_count == sent + 1  # one GET, no listing
+        gt = await collector.refresh()
+        row = by_lease(gt)["lease-e2b000000001"]
+        assert row.provider_state == "paused" and "E2B auto-pause?" in row.reason
+        assert gt == reconcile(collector.last_db_state, collector.listings, gt.generated_at)
+
+        clock[0] = 31.0  # due: a full listing, which fails -> last good listing, with its kind facts
+        double.faults.error_status = 503
+        gt = await collector.refresh()
+        listing = collector.listings["e2b"]
+        assert not listing.ok and listing.paused_hint == "E2B auto-pause?"
+        assert by_lease(gt)["lease-e2b000000001"].convergence is Convergence.STALE
+        assert gt.orphans == ()
+        assert gt == reconcile(collector.last_db_state, collector.listings, gt.generated_at)
+    finally:
+        await collector.aclose()

@@ -119,3 +119,35 @@ async def test_adapters_without_events_are_not_watched() -> None:
     assert watcher.sync({"daytona": NoEvents()}) == []  # type: ignore[dict-item]
     assert watcher.watching == []
     await watcher.aclose()
+
+
+async def test_event_names_the_instance_to_look_at_before_the_refresh(tmp_path: Path) -> None:
+    """Issue 10: the watcher hands the instances a burst named to `on_instances` (the collector's
+    targeted GET) before it asks for the refresh."""
+    with DockerDouble(unix_path=str(tmp_path / "d.sock")) as double:
+        iid = double.add(state="running").instance_id
+        adapter = DockerAdapter("docker", host=f"unix://{tmp_path / 'd.sock'}", retries=0)
+        order: list[object] = []
+
+        async def look(provider: str, ids: frozenset[str]) -> None:
+            order.append((provider, ids))
+
+        watcher = EventWatcher(lambda p: order.append(p), coalesce_s=0.2, on_instances=look)
+        try:
+            watcher.sync({"docker": adapter})
+            await until(lambda: watcher.streams["docker"].connected)
+            await asyncio.sleep(0.3)
+            order.clear()
+            double.set_state(iid, "paused")
+            await until(lambda: len(order) >= 2)
+            (provider, ids), refresh = order[0], order[1]
+            assert provider == "docker" and refresh == frozenset({"docker"})
+            # Docker events carry the container id; the adapter maps it to LEON's instance id or
+            # passes the id the instance answers to (an alias of the listed instance)
+            assert len(ids) == 1
+            named = next(iter(ids))
+            inst = await adapter.get_instance(named)
+            assert inst.instance_id == iid or named in inst.aliases
+        finally:
+            await watcher.aclose()
+            await adapter.aclose()

@@ -36,10 +36,7 @@ GONE = NormalState.GONE
 
 LIVE_SESSION = frozenset(("active", "idle", "paused"))
 # Kind facts come with the listing (ProviderListing.pause_is_stop / paused_hint, copied by the
-# collector from the adapter's Capabilities). TRANSITIONAL: a listing that does not carry them
-# yet gets what reconcile used to know about the kinds; drop once every collector fills them.
-FALLBACK_PAUSE_IS_STOP = frozenset(("daytona",))
-FALLBACK_PAUSED_HINT = {"e2b": "E2B auto-pause?"}
+# collector from the adapter's Capabilities); a listing without them gets the plain defaults.
 DEFAULT_PAUSED_HINT = "paused outside LEON?"
 # An error quoted inside a reason sentence is cut shorter than the one clip's default: the
 # snapshot's reason texts (JSON/CSV contract) were always cut at 120.
@@ -75,8 +72,8 @@ class Prov:
         self.matched: set[str] = set()
         self.stale_age: float | None = None
         self.stale_prefix = ""
-        self.pause_is_stop = kind in FALLBACK_PAUSE_IS_STOP if pause_is_stop is None else pause_is_stop
-        self.paused_hint = paused_hint or FALLBACK_PAUSED_HINT.get(kind) or DEFAULT_PAUSED_HINT
+        self.pause_is_stop = bool(pause_is_stop)
+        self.paused_hint = paused_hint or DEFAULT_PAUSED_HINT
 
     @classmethod
     def of(cls, listing: ProviderListing, mode: int) -> Prov:

@@ -133,3 +133,7 @@ class LeonAccess:
     events_reader: Callable[[str], EventsReader]
     # writer(path, *, operator, read_only, busy_timeout_s, clock) -> LeonWriterPort
     writer: Callable[..., LeonWriterPort]
+    # db_tracker(path, *, resync_s) -> a long-lived change-detecting reader with
+    # `async read_state(*, now) -> DbState` (same result as read_db_state), `invalidate(reason)`
+    # and `async aclose()`; None: every refresh reads the whole DB.
+    db_tracker: Callable[..., Any] | None = None

@@ -97,6 +97,9 @@ class Capabilities:
     workspace_root: str | None = None
     # Likely cause of an instance paused while LEON wants it running (e.g. E2B's auto-pause).
     paused_hint: str | None = None
+    # How often the collector lists this provider in full when refreshes are paced (seconds);
+    # events and actions trigger a GET of the instance concerned in between.
+    list_interval_s: float = 15.0
 
 
 # Defaults of one provider: {field: (value, origin)}, from the fields given so far and the env.

@@ -8,6 +8,14 @@ Single-flight: while a refresh runs, further `refresh()` calls join it (they awa
 get the same GroundTruth) instead of stacking a second DB read and provider round. Callers that
 prefer to drop a tick (the TUI) check `refreshing` first.
 
+Cheap while little changes (issue 10): the first refresh is the one-shot full path (read
+sandbox.db, reconcile; `snapshot` stays byte-identical). Later refreshes read sandbox.db through
+the change-detecting tracker (`leon.db_tracker`: nothing committed -> no query) and reconcile
+incrementally (`IncrementalReconciler`, equal to a full reconcile of the same inputs). With
+`paced=True` (the TUI) each provider is listed in full only every `list_interval_s` (config, else
+the adapter's Capabilities); in between its last listing is reused, and `look(provider, ids)`
+(provider events, completed actions) GETs just those instances into it.
+
 Ports in, no adapters: `wiring` passes the LEON readers (`leon`) and the provider factory
 (`build_adapter`, the registry's). No Textual.
 """
@@ -25,9 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 from opcockpit.domain.models import DbState, GroundTruth, ProviderListing, problems_provider_unknown
 from opcockpit.domain.reconcile import reconcile
+from opcockpit.domain.reconcile_inc import IncrementalReconciler
 from opcockpit.domain.secrets import scrub
 from opcockpit.ports.leon import LeonAccess
-from opcockpit.ports.provider import ProviderAdapter, ProviderError
+from opcockpit.ports.provider import NotFound, ProviderAdapter, ProviderError
 
 if TYPE_CHECKING:
     from opcockpit.settings.config import CockpitConfig, ProviderConfig
@@ -65,6 +74,8 @@ class FleetCollector:
         providers: Collection[str] | None = None,
         leon: LeonAccess | None = None,
         build_adapter: AdapterFactory | None = None,
+        paced: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.leon = leon
@@ -81,6 +92,14 @@ class FleetCollector:
         self.last_db_state: DbState | None = None
         self._inflight: asyncio.Task[GroundTruth] | None = None
         self.refresh_count = 0
+        # Pacing: list each provider in full only every list_interval_s (the TUI sets it).
+        self.paced = paced
+        self._monotonic = monotonic
+        self._listed_mono: dict[str, float] = {}
+        self._relist: set[str] = set()
+        self.looks = 0  # targeted GETs made by look()
+        self._tracker: Any = None
+        self._incremental = IncrementalReconciler()
 
     # ------------------------------------------------------------------ public
 
@@ -98,11 +117,65 @@ class FleetCollector:
         # shield: a cancelled joiner must not cancel the refresh others are waiting on
         return await asyncio.shield(self._inflight)
 
+    def resync(self) -> None:
+        """Next refresh re-reads sandbox.db and lists every provider in full, judging everything."""
+        if self._tracker is not None:
+            self._tracker.invalidate("asked")
+        self._incremental.reset()
+        self._relist.update(p.name for p in self.configured())
+
+    async def look(self, provider: str, instance_ids: Collection[str]) -> int:
+        """GET the given instances of `provider` and put them into its last good listing (a
+        provider event or a finished action said they changed), so the next refresh shows them
+        without a full listing. NotFound removes the instance. Returns how many were looked at.
+
+        Only a provider whose last listing succeeded is updated (a failed listing keeps its last
+        good picture and age untouched); a failed GET asks for a full listing instead."""
+        last = self._last_good.get(provider)
+        adapter = self.adapters.get(provider)
+        if last is None or adapter is None or not last.ok or not instance_ids:
+            return 0
+        fresh: dict[str, Any] = {}
+        for iid in dict.fromkeys(instance_ids):
+            self.looks += 1
+            try:
+                fresh[iid] = await asyncio.wait_for(adapter.get_instance(iid), self.config.list_timeout_s)
+            except asyncio.CancelledError:
+                raise
+            except NotFound:
+                fresh[iid] = None
+            except Exception:
+                self._relist.add(provider)  # unsure: the next refresh lists it in full
+        if not fresh:
+            return 0
+        current = self._last_good.get(provider)
+        if current is not last:  # a full listing landed meanwhile: it is newer than our GETs
+            return len(fresh)
+        kept = []
+        for inst in last.instances:
+            hit = next((k for k in (inst.instance_id, *inst.aliases) if k in fresh), None)
+            if hit is None:
+                kept.append(inst)
+            elif fresh[hit] is not None:
+                kept.append(fresh.pop(hit))
+            else:
+                fresh.pop(hit)
+        kept.extend(i for i in fresh.values() if i is not None)
+        updated = replace(last, instances=tuple(kept))
+        self._last_good[provider] = updated
+        if self.listings.get(provider) is last:
+            self.listings[provider] = updated
+        return len(instance_ids)
+
     async def aclose(self) -> None:
         if self._inflight is not None and not self._inflight.done():
             self._inflight.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._inflight
+        tracker, self._tracker = self._tracker, None
+        if tracker is not None:
+            with contextlib.suppress(Exception):
+                await tracker.aclose()
         for adapter in list(self.adapters.values()):
             # closing is best effort; a dead connection pool must not block exit
             with contextlib.suppress(Exception):
@@ -147,7 +220,11 @@ class FleetCollector:
             )
         await self._confirm_orphans(db, listings)
         self.listings = listings
-        gt = reconcile(db, list(listings.values()), self._clock())
+        now = self._clock()
+        if self._tracker is None:
+            gt = reconcile(db, list(listings.values()), now)  # the one-shot path (snapshot)
+        else:
+            gt = self._incremental.step(db, listings, now)
         self.last_ground_truth = gt
         self.refresh_count += 1
         return gt
@@ -190,7 +267,14 @@ class FleetCollector:
     async def _read_db(self) -> DbState:
         if self.leon is None:
             raise RuntimeError("FleetCollector needs LEON readers: build it with opcockpit.wiring")
-        result: Any = self.leon.read_db_state(str(self.config.sources.sandbox_db))
+        path = str(self.config.sources.sandbox_db)
+        if self._tracker is None and self.refresh_count > 0 and self.leon.db_tracker is not None:
+            # From the second refresh on: a long-lived, change-detecting reader.
+            resync_s = float(getattr(self.config.sources, "resync_s", 300.0))
+            self._tracker = self.leon.db_tracker(path, resync_s=resync_s)
+        if self._tracker is not None:
+            return await self._tracker.read_state(now=self._clock())  # type: ignore[no-any-return]
+        result: Any = self.leon.read_db_state(path)
         if inspect.isawaitable(result):
             result = await result
         return result
@@ -210,14 +294,22 @@ class FleetCollector:
         started = time.perf_counter()
         before = 0
         eventual = False
+        facts: dict[str, Any] = {}
         try:
             adapter = self._adapter(cfg)
             caps = getattr(adapter, "capabilities", None)
             eventual = bool(getattr(caps, "eventually_consistent_list", False))
+            facts = _kind_facts(caps)
             if caps is not None and not caps.has_api:
+                prev = self.listings.get(name)
+                if prev is not None and not prev.has_api and prev.ok:
+                    return prev  # nothing to list; the same object keeps the incremental step cheap
                 return ProviderListing(
-                    provider=name, kind=kind, ok=True, has_api=False, listed_at=self._clock()
+                    provider=name, kind=kind, ok=True, has_api=False, listed_at=self._clock(), **facts
                 )
+            paced = self._paced_listing(cfg, caps)
+            if paced is not None:
+                return paced
             before = _requests(adapter)
             instances = await asyncio.wait_for(adapter.list_instances(), timeout)
         except asyncio.CancelledError:
@@ -234,7 +326,9 @@ class FleetCollector:
                 eventually_consistent=eventual,
                 requests=_requests(self.adapters.get(name)) - before,
                 duration_s=time.perf_counter() - started,
+                **facts,
             )
+            self._listed_mono[name] = self._monotonic()  # a failed listing waits its interval too
             return listing
         listing = ProviderListing(
             provider=name,
@@ -245,9 +339,34 @@ class FleetCollector:
             eventually_consistent=eventual,
             requests=_requests(adapter) - before,
             duration_s=time.perf_counter() - started,
+            **facts,
         )
         self._last_good[name] = listing
+        self._listed_mono[name] = self._monotonic()
+        self._relist.discard(name)
         return listing
+
+    def _paced_listing(self, cfg: ProviderConfig, caps: Any) -> ProviderListing | None:
+        """The provider's current listing when pacing says it is not due for a full one yet."""
+        if not self.paced or cfg.name in self._relist:
+            return None
+        prev = self.listings.get(cfg.name)
+        when = self._listed_mono.get(cfg.name)
+        if prev is None or when is None:
+            return None
+        if prev.ok:
+            prev = self._last_good.get(cfg.name, prev)  # with look()'s updates
+        interval = getattr(cfg, "list_interval_s", None) or float(getattr(caps, "list_interval_s", 15.0))
+        if self._monotonic() - when >= interval:
+            return None
+        return prev
+
+
+def _kind_facts(caps: Any) -> dict[str, Any]:
+    """The adapter's kind facts reconcile needs, copied onto every listing of it (ok or failed)."""
+    if caps is None:
+        return {}
+    return {"pause_is_stop": caps.pause_is_stop, "paused_hint": caps.paused_hint}
 
 
 def _requests(adapter: Any) -> int:

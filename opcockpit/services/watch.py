@@ -11,6 +11,10 @@ A stream that ends or raises (AuthFailed, ProtocolError, a dropped connection th
 on) is restarted with exponential backoff; the error is kept per provider for the UI. After a
 reconnect the callback fires once, because events may have been missed while the stream was down.
 
+`on_instances({provider: instance ids})`, when given, runs first with the instances the burst named
+(wire it to `FleetCollector.look`: one GET each instead of a full listing), so the refresh that
+`on_change` asks for already shows them.
+
 No Textual: the TUI wires `on_change` to `App.request_refresh`; anything else can use it too.
 """
 
@@ -56,8 +60,11 @@ class EventWatcher:
         coalesce_s: float = 0.2,
         max_delay_s: float = 1.0,
         backoff_s: tuple[float, float] = (0.5, 30.0),
+        on_instances: Callable[[str, frozenset[str]], object] | None = None,
     ) -> None:
         self.on_change = on_change
+        self.on_instances = on_instances
+        self._ids: dict[str, set[str]] = {}
         self.coalesce_s = coalesce_s
         self.max_delay_s = max(max_delay_s, coalesce_s)
         self.backoff_s = backoff_s
@@ -160,6 +167,8 @@ class EventWatcher:
         state = self.streams[name]
         state.events += 1
         state.error = None
+        if event.instance_id:
+            self._ids.setdefault(name, set()).add(event.instance_id)
         self._mark(name)
 
     def _mark(self, name: str) -> None:
@@ -185,9 +194,18 @@ class EventWatcher:
                     break
                 self._wake.clear()
             dirty, self._dirty = frozenset(self._dirty), set()
+            ids, self._ids = self._ids, {}
             if not dirty:
                 continue
             self.callbacks += 1
+            if self.on_instances is not None:
+                for name, found in ids.items():
+                    try:  # a failed look only costs the shortcut: the refresh still runs
+                        result = self.on_instances(name, frozenset(found))
+                        if asyncio.iscoroutine(result):
+                            await result
+                    except Exception:
+                        pass
             try:
                 result = self.on_change(dirty)
                 if asyncio.iscoroutine(result):

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
-
 from opcockpit.domain.alerts_config import DAY_S, STRICT, AlertsConfig
 from opcockpit.domain.secrets import http_url_problem, redact_url
 from opcockpit.settings.export import ExportConfig
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 __all__ = [
     "CockpitConfig",
@@ -78,6 +77,8 @@ class ProviderConfig(BaseModel):
     # past either cap fails (its rows go stale) instead of eating memory.
     max_pages: int = Field(default=1000, ge=1, le=100_000)
     max_instances: int = Field(default=200_000, ge=1, le=10_000_000)
+    # Full listing at most this often when refreshes are paced (the TUI); None: the kind's default.
+    list_interval_s: float | None = Field(default=None, gt=0, le=DAY_S)
     label_filter: dict[str, str] | None = None  # only list instances carrying these labels/metadata
     # Additive (config loader): a provider can be switched off without deleting its table.
     enabled: bool = True
@@ -162,6 +163,8 @@ class SourcesConfig(BaseModel):
 
     sandbox_db: Path
     events_db: Path | None = None
+    # Full re-read of sandbox.db at least this often, whatever change detection says (safety net).
+    resync_s: float = Field(default=300.0, gt=0, le=DAY_S)
 
 
 class CockpitConfig(BaseModel):
