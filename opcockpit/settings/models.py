@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel, Field, SecretStr, field_validator
+
 from opcockpit.domain.alerts_config import DAY_S, STRICT, AlertsConfig
 from opcockpit.domain.secrets import http_url_problem, redact_url
 from opcockpit.settings.export import ExportConfig
-from pydantic import BaseModel, Field, SecretStr, field_validator
 
 __all__ = [
     "CockpitConfig",
