@@ -109,7 +109,11 @@ def _kind_defaults(
     return out
 
 
-_TOP_KEYS = ("sources", "providers", "refresh_s", "read_only", "list_timeout_s", "alerts", "export")
+# Top-level tables/values taken from the file as they are (validated by the models).
+_PASSTHROUGH_KEYS = (
+    "refresh_s", "read_only", "list_timeout_s", "alerts", "export", "webhooks", "serve", "events", "tui",
+)  # fmt: skip
+_TOP_KEYS = ("sources", "providers", *_PASSTHROUGH_KEYS)
 
 
 def _read_toml(path: Path, origin: str) -> dict[str, Any]:
@@ -242,10 +246,15 @@ def load_config(
         _remember_url_secrets(entry.get("host"))
 
     data: dict[str, Any] = {"sources": sources, "providers": merged}
-    for key in ("refresh_s", "read_only", "list_timeout_s", "alerts", "export"):
+    for key in _PASSTHROUGH_KEYS:
         if key in toml:
             data[key], origins[key] = toml[key], toml_origin
     _remember_alert_secrets(toml.get("alerts"), env)
+    webhooks = toml.get("webhooks")
+    for table in webhooks.values() if isinstance(webhooks, dict) else ():
+        if isinstance(table, dict):  # webhook signing secrets: scrubbed from every message
+            _remember_secret(table.get("secret") if isinstance(table.get("secret"), str) else None)
+            _remember_secret(env.get(str(table.get("secret_env") or "")) or None)
     if read_only is not None and read_only:
         data["read_only"], origins["read_only"] = True, "--read-only flag"
     if list_timeout_s is not None:
