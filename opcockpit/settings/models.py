@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from opcockpit.domain.alerts_config import DAY_S, STRICT, AlertsConfig
+from opcockpit.domain.events import EventsConfig
 from opcockpit.domain.secrets import http_url_problem, redact_url
 from opcockpit.settings.export import ExportConfig
 
@@ -19,6 +22,7 @@ __all__ = [
     "ProviderConfig",
     "ServeConfig",
     "SourcesConfig",
+    "TuiConfig",
     "WebhookSenderConfig",
     "api_url_problem",
     "docker_host_problem",
@@ -159,6 +163,16 @@ class ServeConfig(BaseModel):
     retry_after_s: int = Field(default=5, ge=1, le=3600)
 
 
+class TuiConfig(BaseModel):
+    """`[tui]`: the terminal cockpit's own behaviour (issue 15)."""
+
+    model_config = STRICT
+
+    # "all": every action asks first (pause/resume with one key); "destructive": only destroy
+    # and adopt ask, pause/resume run at once (lazydocker's habit).
+    confirm: Literal["all", "destructive"] = "all"
+
+
 class SourcesConfig(BaseModel):
     model_config = STRICT
 
@@ -166,6 +180,26 @@ class SourcesConfig(BaseModel):
     events_db: Path | None = None
     # Full re-read of sandbox.db at least this often, whatever change detection says (safety net).
     resync_s: float = Field(default=300.0, gt=0, le=DAY_S)
+    # IANA zone LEON wrote its naive local timestamps in ("Asia/Shanghai"); None: this host's zone.
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_exists(cls, v: str | None) -> str | None:
+        if v is not None:
+            _zone(v)  # raises ValueError with one clear line
+        return v
+
+    def local_tz(self) -> tzinfo | None:
+        """The zone of sandbox.db's naive timestamps (None: the host's, resolved by the reader)."""
+        return _zone(self.timezone) if self.timezone else None
+
+
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        raise ValueError(f"unknown time zone {name!r} (want an IANA name like 'Asia/Shanghai')") from None
 
 
 class CockpitConfig(BaseModel):
@@ -183,3 +217,7 @@ class CockpitConfig(BaseModel):
     # Additive (issue 13): webhook senders and the receiver's limits.
     webhooks: dict[str, WebhookSenderConfig] = Field(default_factory=dict)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    # Additive (issue 15): `[tui]`.
+    tui: TuiConfig = Field(default_factory=TuiConfig)
+    # Additive (issue 10): `[events]` retention of the cockpit's event ledger.
+    events: EventsConfig = Field(default_factory=EventsConfig)
