@@ -111,7 +111,7 @@ def _kind_defaults(
 
 # Top-level tables/values taken from the file as they are (validated by the models).
 _PASSTHROUGH_KEYS = (
-    "refresh_s", "read_only", "list_timeout_s", "alerts", "export", "webhooks", "serve", "events", "tui", "tui",
+    "refresh_s", "read_only", "list_timeout_s", "alerts", "export", "webhooks", "serve", "events", "tui",
 )  # fmt: skip
 _TOP_KEYS = ("sources", "providers", *_PASSTHROUGH_KEYS)
 
