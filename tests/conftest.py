@@ -6,6 +6,14 @@ import pytest
 
 from tests.fixtures.podman import in_ci
 
+
+@pytest.fixture(autouse=True)
+def _private_ledger(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test writes the operator's real ledger: the default ledger is a per-test temp file
+    (a test that needs the XDG default unsets $OPCOCKPIT_LEDGER itself)."""
+    monkeypatch.setenv("OPCOCKPIT_LEDGER", str(tmp_path_factory.mktemp("ledger") / "ledger.db"))
+
+
 _podman_ran: list[str] = []
 _podman_skipped: list[str] = []
 _podman_deselected: list[str] = []
