@@ -14,7 +14,8 @@ import os
 import socket
 from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -45,13 +46,14 @@ from opcockpit.services.collect import FleetCollector
 from opcockpit.services.explore import ExploreService
 from opcockpit.services.export import ContinuousExporter, LedgerFeed
 from opcockpit.services.history import RecordingCollector, record_events
+from opcockpit.services.inspect import InspectService
 from opcockpit.services.operations import Operations
 from opcockpit.services.runs import load_run_health
 from opcockpit.settings.config import CockpitConfig
+from opcockpit.settings.export import OtlpExportConfig
 
 if TYPE_CHECKING:  # starlette loads only when `serve` runs
     from opcockpit.services.webhooks import WebhookReceiver
-from opcockpit.settings.export import OtlpExportConfig
 
 T = TypeVar("T")
 
@@ -85,15 +87,30 @@ def run_main(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return box[0]
 
 
-def leon_access() -> LeonAccess:
-    """The LEON adapters (sandbox.db / events.db readers, the LEON-way writer) as the services' port."""
+def leon_access(local_tz: tzinfo | None = None) -> LeonAccess:
+    """The LEON adapters (sandbox.db / events.db readers, the LEON-way writer) as the services' port.
+    `local_tz`: the zone of sandbox.db's naive timestamps (`[sources] timezone`; None: the host's)."""
+    if local_tz is None:
+        return LeonAccess(
+            read_db_state=read_db_state,
+            sandbox_reader=SandboxDbReader,
+            events_reader=EventsDbReader,
+            writer=LeonWriter,
+            db_tracker=SandboxDbTracker,
+        )
     return LeonAccess(
-        read_db_state=read_db_state,
-        sandbox_reader=SandboxDbReader,
-        events_reader=EventsDbReader,
+        read_db_state=partial(read_db_state, local_tz=local_tz),
+        sandbox_reader=partial(SandboxDbReader, local_tz=local_tz),
+        events_reader=EventsDbReader,  # events.db stores UTC text: no zone to apply
         writer=LeonWriter,
-        db_tracker=SandboxDbTracker,
+        db_tracker=partial(SandboxDbTracker, local_tz=local_tz),
     )
+
+
+def source_tz(settings: CockpitConfig) -> tzinfo | None:
+    """`[sources] timezone` as a tzinfo (None: the host's zone)."""
+    zone = getattr(settings.sources, "local_tz", None)
+    return zone() if callable(zone) else None
 
 
 def build_collector(
@@ -106,7 +123,7 @@ def build_collector(
     """A FleetCollector on the real LEON readers and the provider registry (`adapters` win for
     their provider names: tests, the demo)."""
     return FleetCollector(
-        settings, adapters=adapters, clock=clock, providers=providers, leon=leon_access(),
+        settings, adapters=adapters, clock=clock, providers=providers, leon=leon_access(source_tz(settings)),
         build_adapter=build_adapter,
     )  # fmt: skip
 
@@ -122,7 +139,8 @@ def build_operations(
     """Operations sharing `collector`'s adapters (or its own `adapters`), with the real writer."""
     return Operations(
         settings, collector=collector, adapters=dict(adapters) if adapters is not None else None,
-        operator=operator or operator_name(), leon=leon_access(), build_adapter=build_adapter, **kw,
+        operator=operator or operator_name(), leon=leon_access(source_tz(settings)),
+        build_adapter=build_adapter, **kw,
     )  # fmt: skip
 
 
@@ -140,12 +158,13 @@ def build_alert_engine(
     *,
     notifier: Notifier | None = None,
     events: EventLog | None = None,
+    leon: LeonAccess | None = None,
 ) -> AlertEngine:
     """An AlertEngine over `store`, notifying through `config`'s channels unless `notifier` is given;
     with `events`, alert.* events are appended and the flapping rule reads them."""
     config = config or AlertsConfig()
     return AlertEngine(
-        store, config, clock, notifier=notifier or build_notifier(config), leon=leon_access(),
+        store, config, clock, notifier=notifier or build_notifier(config), leon=leon or leon_access(),
         events=events, on_event=record_events(events) if events is not None else None,
     )  # fmt: skip
 
@@ -207,12 +226,19 @@ class Cockpit:
         cfg = getattr(self.settings, "alerts", None)
         return cfg if isinstance(cfg, AlertsConfig) else AlertsConfig()
 
+    @property
+    def inspect(self) -> InspectService:
+        """Logs and raw provider records through the collector's adapters (the TUI's `l`/`y`)."""
+        return InspectService(lambda name: self.collector.adapters.get(name))
+
     def open_alert_store(self) -> AlertStore:
         """The alert tables of this cockpit's ledger (blocking: call from a thread in async code)."""
         return AlertStore.open(self.ledger_path)
 
     def alert_engine(self, store: AlertStore, *, clock: Callable[[], datetime] | None = None) -> AlertEngine:
-        return build_alert_engine(store, self.alerts_config, clock or self.clock, events=self.events)
+        return build_alert_engine(
+            store, self.alerts_config, clock or self.clock, events=self.events, leon=self.leon
+        )
 
     async def load_run_health(
         self, now: datetime, *, ground_truth: GroundTruth | None = None, events_db: Any = None
@@ -240,9 +266,12 @@ def build_cockpit(
     demo: bool = False,
     adapters: Mapping[str, ProviderAdapter] | None = None,
     clock: Callable[[], datetime] | None = None,
+    live: bool = False,
 ) -> Cockpit:
     """Build the graph for `settings`. `demo` keeps the ledger beside the demo fleet; `adapters`
-    replace the registry's for their provider names (tests); `providers` limits the collection."""
+    replace the registry's for their provider names (tests); `providers` limits the collection.
+    `live` (the TUI): providers are listed in full once per their `list_interval_s`, between
+    listings provider events and finished actions look at the instances concerned (one GET)."""
     if ledger_path is not None:
         ledger = Path(ledger_path)
     elif demo:
@@ -252,6 +281,7 @@ def build_cockpit(
     read_only = read_only or bool(getattr(settings, "read_only", False))
     operator = operator_name()
     fleet = build_collector(settings, adapters=adapters, clock=clock, providers=providers)
+    fleet.paced = live
     events = build_event_log(settings, ledger)
     # Every refresh (TUI, snapshot, demo, action waits) records what changed into the ledger.
     collector = RecordingCollector(fleet, events) if events is not None else fleet
@@ -270,7 +300,62 @@ def build_cockpit(
         audit=audit,
         clock=clock,
         events=events,
+        leon=leon_access(source_tz(settings)),
     )
+
+
+# --------------------------------------------------------------------------- webhooks (issue 13)
+
+WEBHOOK_STORE = "webhooks.db"  # the delivery index, beside the ledger
+
+
+def build_webhook_receiver(
+    settings: CockpitConfig,
+    *,
+    ledger_path: str | os.PathLike[str] | None = None,
+    event_log: Any = None,
+    convert: Callable[[Any], Any] | None = None,
+) -> WebhookReceiver:
+    """The `opcockpit serve` receiver: one verifier per `[webhooks.<provider>]`, the delivery
+    store beside the ledger, then the ledger's event log (`event_log` replaces it: tests),
+    leases matched from sandbox.db. ValueError (one line, no secret) on a sender whose secret
+    cannot be a key."""
+    from opcockpit.adapters.webhooks.store import DeliveryStore, LedgerSink
+    from opcockpit.adapters.webhooks.verify import build_verifier
+    from opcockpit.domain.secrets import remember
+    from opcockpit.services.webhooks import LeaseIndex, Sender, WebhookReceiver
+
+    senders: dict[str, Sender] = {}
+    for name, cfg in getattr(settings, "webhooks", {}).items():
+        if not cfg.enabled:
+            continue
+        secret = cfg.resolve_secret()
+        remember(secret)
+        verifier = None
+        if secret:
+            try:
+                verifier = build_verifier(name, cfg.kind, secret, tolerance_s=cfg.tolerance_s)
+            except ValueError as exc:
+                raise ValueError(f"webhooks.{name}: {exc}") from None
+        senders[name] = Sender(
+            name, cfg.kind, verifier, rate_per_s=cfg.rate_per_s, burst=cfg.burst,
+            max_body_bytes=cfg.max_body_bytes,
+        )  # fmt: skip
+    ledger = Path(ledger_path) if ledger_path is not None else default_ledger_path()
+    if event_log is None:
+        from opcockpit.adapters.ledger.events import EventLog
+        from opcockpit.domain.events import EventsConfig, event_from_dict
+
+        cfg_events = getattr(settings, "events", None)
+        event_log = EventLog(ledger, cfg_events if isinstance(cfg_events, EventsConfig) else None)
+        convert = convert or event_from_dict
+    sink = LedgerSink(DeliveryStore(ledger.parent / WEBHOOK_STORE), event_log, convert)
+    leases = LeaseIndex(read_db_state, str(settings.sources.sandbox_db))
+    serve = settings.serve
+    return WebhookReceiver(
+        senders, sink, leases=leases, queue_max=serve.queue_max, ack_timeout_s=serve.ack_timeout_s,
+        retry_after_s=serve.retry_after_s,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- OpenTelemetry export
@@ -326,58 +411,4 @@ def build_exporter(cockpit: Cockpit, *, force: bool = False) -> ContinuousExport
         build_otlp_sink(cockpit.settings), events_db=str(events_db) if events_db else None,
         events_reader=cockpit.leon.events_reader, ledger_feed=ledger_feed(cockpit),
         interval_s=cfg.interval_s, provider_name=cfg.provider_name,
-    )  # fmt: skip
-
-
-# --------------------------------------------------------------------------- webhooks (issue 13)
-
-WEBHOOK_STORE = "webhooks.db"  # the delivery index, beside the ledger
-
-
-def build_webhook_receiver(
-    settings: CockpitConfig,
-    *,
-    ledger_path: str | os.PathLike[str] | None = None,
-    event_log: Any = None,
-    convert: Callable[[Any], Any] | None = None,
-) -> WebhookReceiver:
-    """The `opcockpit serve` receiver: one verifier per `[webhooks.<provider>]`, the delivery
-    store beside the ledger, then the ledger's event log (`event_log` replaces it: tests),
-    leases matched from sandbox.db. ValueError (one line, no secret) on a sender whose secret
-    cannot be a key."""
-    from opcockpit.adapters.webhooks.store import DeliveryStore, LedgerSink
-    from opcockpit.adapters.webhooks.verify import build_verifier
-    from opcockpit.domain.secrets import remember
-    from opcockpit.services.webhooks import LeaseIndex, Sender, WebhookReceiver
-
-    senders: dict[str, Sender] = {}
-    for name, cfg in getattr(settings, "webhooks", {}).items():
-        if not cfg.enabled:
-            continue
-        secret = cfg.resolve_secret()
-        remember(secret)
-        verifier = None
-        if secret:
-            try:
-                verifier = build_verifier(name, cfg.kind, secret, tolerance_s=cfg.tolerance_s)
-            except ValueError as exc:
-                raise ValueError(f"webhooks.{name}: {exc}") from None
-        senders[name] = Sender(
-            name, cfg.kind, verifier, rate_per_s=cfg.rate_per_s, burst=cfg.burst,
-            max_body_bytes=cfg.max_body_bytes,
-        )  # fmt: skip
-    ledger = Path(ledger_path) if ledger_path is not None else default_ledger_path()
-    if event_log is None:
-        from opcockpit.adapters.ledger.events import EventLog
-        from opcockpit.domain.events import EventsConfig, event_from_dict
-
-        cfg_events = getattr(settings, "events", None)
-        event_log = EventLog(ledger, cfg_events if isinstance(cfg_events, EventsConfig) else None)
-        convert = convert or event_from_dict
-    sink = LedgerSink(DeliveryStore(ledger.parent / WEBHOOK_STORE), event_log, convert)
-    leases = LeaseIndex(read_db_state, str(settings.sources.sandbox_db))
-    serve = settings.serve
-    return WebhookReceiver(
-        senders, sink, leases=leases, queue_max=serve.queue_max, ack_timeout_s=serve.ack_timeout_s,
-        retry_after_s=serve.retry_after_s,
     )  # fmt: skip

@@ -196,6 +196,7 @@ class DockerDouble(FakeProvider):
         router.add("POST", f"{_V}/containers/{_CID}/kill", self._kill)
         router.add("DELETE", f"{_V}/containers/{_CID}", self._delete)
         router.add("GET", f"{_V}/events", self._events)
+        router.add("GET", f"{_V}/containers/{_CID}/logs", self._logs)
 
     def _ping(self, request: Request) -> Response:
         return Response(200, b"OK", {"Content-Type": "text/plain; charset=utf-8"})
@@ -305,7 +306,13 @@ class DockerDouble(FakeProvider):
                     # zero until the container first stops; kept while it runs again (as moby)
                     "FinishedAt": iso(inst.extra.get("finished_at")) or ZERO_TIME,
                 },
-                "Config": {"Labels": dict(inst.labels), "Image": IMAGE, "Cmd": ["sleep", "infinity"]},
+                "Config": {
+                    "Labels": dict(inst.labels),
+                    "Image": IMAGE,
+                    "Cmd": ["sleep", "infinity"],
+                    "Env": list(inst.extra.get("env", ())),
+                    "Tty": bool(inst.extra.get("tty")),
+                },
                 "HostConfig": {"NanoCpus": int(inst.cpu * 1e9), "Memory": inst.memory_mb * 1024 * 1024},
             }
         return Response(200, body)
@@ -388,6 +395,53 @@ class DockerDouble(FakeProvider):
 
     # -- events ---------------------------------------------------------------------------------
 
+    # -- logs -----------------------------------------------------------------------------------
+
+    def write_log(self, instance_id: str, text: str, stream: str = "stdout") -> None:
+        """The container writes `text` (bytes as given, newlines included) to stdout or stderr;
+        `add(..., tty=True)` makes it a TTY container (no multiplexing)."""
+        with self.lock:
+            self.instances[instance_id].extra.setdefault("logs", []).append((stream, text.encode()))
+
+    def _logs(self, request: Request, cid: str) -> Response:
+        inst = self._find(cid)
+        if inst is None:
+            return self._not_found(cid)
+        tty = bool(inst.extra.get("tty"))
+        want = {s for s in ("stdout", "stderr") if request.q(s) in ("1", "true")}
+        follow = request.q("follow") in ("1", "true")
+        tail = request.q("tail", "all")
+        with self.lock:
+            records = list(inst.extra.get("logs", ()))
+        if tail not in (None, "all"):
+            records = _tail_lines(records, int(tail))
+        kind = "raw-stream" if tty else "multiplexed-stream"
+        # The base server closes the connection after any streamed body: say so, or the client
+        # would reuse a dead connection for its next request.
+        headers = {"Content-Type": f"application/vnd.docker.{kind}", "Connection": "close"}
+        return Response(200, headers=headers, stream=self._log_stream(inst, records, want, tty, follow))
+
+    def _log_stream(
+        self, inst: FakeInstance, first: list[tuple[str, bytes]], want: set[str], tty: bool, follow: bool
+    ) -> Iterator[bytes]:
+        def frame(stream: str, data: bytes) -> bytes:
+            if tty:
+                return data
+            return bytes([1 if stream == "stdout" else 2, 0, 0, 0]) + len(data).to_bytes(4, "big") + data
+
+        for stream, data in first:
+            if stream in want and data:
+                yield frame(stream, data)
+        seen = len(inst.extra.get("logs", ()))
+        while follow and not self.stopping and inst.instance_id in self.instances:
+            with self.lock:
+                new = list(inst.extra.get("logs", ()))[seen:]
+            seen += len(new)
+            for stream, data in new:
+                if stream in want and data:
+                    yield frame(stream, data)
+            time.sleep(0.02)
+
     def _events(self, request: Request) -> Response:
         try:
             filters = _parse_filters(request.q("filters"))
@@ -461,6 +515,12 @@ class DockerDouble(FakeProvider):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _tail_lines(records: list[tuple[str, bytes]], n: int) -> list[tuple[str, bytes]]:
+    """The records holding the last `n` lines (as the engine's tail: counted over both streams)."""
+    lines = [(stream, line) for stream, data in records for line in data.splitlines(keepends=True)]
+    return lines[-n:] if n > 0 else []
 
 
 def _version_tuple(text: str) -> tuple[int, int]:

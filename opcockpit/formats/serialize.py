@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+from opcockpit.domain.clock_skew import snapshot_warnings
 from opcockpit.domain.gcpause import gc_paused
 from opcockpit.domain.models import (
     GroundTruth,
@@ -152,7 +153,7 @@ def provider_to_dict(p: ProviderHealth) -> dict[str, Any]:
 
 def to_dict(gt: GroundTruth) -> dict[str, Any]:
     with gc_paused():  # ~40k dicts and lists while the fleet is alive: see core/gcpause.py
-        return {
+        doc = {
             "version": SNAPSHOT_VERSION,
             "generated_at": iso(gt.generated_at),
             "db": {"path": gt.db_path, "schema_variant": gt.schema_variant},
@@ -160,6 +161,10 @@ def to_dict(gt: GroundTruth) -> dict[str, Any]:
             "rows": [row_to_dict(r) for r in gt.rows],
             "orphans": [orphan_to_dict(o) for o in gt.orphans],
         }
+    warnings = snapshot_warnings(gt)
+    if warnings:  # only when there is one: a clean snapshot's text does not change
+        doc["warnings"] = list(warnings)
+    return doc
 
 
 def dumps_json(gt: GroundTruth, *, indent: int | None = None) -> str:
@@ -187,9 +192,15 @@ def dumps_json(gt: GroundTruth, *, indent: int | None = None) -> str:
             ", ".join(map(_row_json, gt.rows)),
             '], "orphans": ',
             _dumps([orphan_to_dict(o) for o in gt.orphans]),
+            _warnings_json(gt),
             "}",
         )
     )
+
+
+def _warnings_json(gt: GroundTruth) -> str:
+    warnings = snapshot_warnings(gt)
+    return ', "warnings": ' + _dumps(list(warnings)) if warnings else ""
 
 
 # --------------------------------------------------------------------------- direct JSON rows
@@ -282,14 +293,16 @@ def _resources_json(res: Resources) -> str:
 def iter_ndjson(gt: GroundTruth) -> Iterator[str]:
     """One JSON object per line, each with a leading "type": meta, provider, row, orphan."""
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    yield dumps(
-        {
-            "type": "meta",
-            "version": SNAPSHOT_VERSION,
-            "generated_at": iso(gt.generated_at),
-            "db": {"path": gt.db_path, "schema_variant": gt.schema_variant},
-        }
-    )
+    meta: dict[str, Any] = {
+        "type": "meta",
+        "version": SNAPSHOT_VERSION,
+        "generated_at": iso(gt.generated_at),
+        "db": {"path": gt.db_path, "schema_variant": gt.schema_variant},
+    }
+    warnings = snapshot_warnings(gt)
+    if warnings:  # only when there is one (the meta line of a clean snapshot is unchanged)
+        meta["warnings"] = list(warnings)
+    yield dumps(meta)
     for p in gt.providers:
         yield dumps({"type": "provider", **provider_to_dict(p)})
     for r in gt.rows:

@@ -22,6 +22,8 @@ __all__ = [
     "Capabilities",
     "Conflict",
     "Instance",
+    "LogLine",
+    "LogSource",
     "NormalState",
     "NotFound",
     "ProtocolError",
@@ -30,6 +32,7 @@ __all__ = [
     "ProviderEvent",
     "ProviderKind",
     "RateLimited",
+    "RawRecordSource",
     "Unavailable",
 ]
 
@@ -100,6 +103,8 @@ class Capabilities:
     # How often the collector lists this provider in full when refreshes are paced (seconds);
     # events and actions trigger a GET of the instance concerned in between.
     list_interval_s: float = 15.0
+    # The adapter serves `logs(instance_id, tail=, follow=)` (LogSource): Docker/podman.
+    has_logs: bool = False
 
 
 # Defaults of one provider: {field: (value, origin)}, from the fields given so far and the env.
@@ -200,3 +205,33 @@ class ProviderAdapter(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- logs and inspect
+# Optional abilities, outside ProviderAdapter so an adapter (or a test's fake) without them still
+# satisfies it: callers check `isinstance(adapter, RawRecordSource)` / `capabilities.has_logs`.
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line a container wrote; `stream` is "stdout", "stderr" or "tty" (not multiplexed)."""
+
+    stream: str
+    text: str
+
+
+@runtime_checkable
+class LogSource(Protocol):
+    def logs(
+        self, instance_id: str, *, tail: int | None = 200, follow: bool = False
+    ) -> AsyncIterator[LogLine]:
+        """The last `tail` lines (None: all), then new ones while `follow`. Raises NotFound."""
+        ...
+
+
+@runtime_checkable
+class RawRecordSource(Protocol):
+    async def raw_record(self, instance_id: str) -> dict[str, Any]:
+        """The provider's own JSON of one instance (Docker inspect, E2B/Daytona GET), as sent:
+        the caller redacts before showing it. Raises NotFound when it is gone."""
+        ...

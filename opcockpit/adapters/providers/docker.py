@@ -36,6 +36,7 @@ from opcockpit.ports.provider import (
     AuthFailed,
     Capabilities,
     Conflict,
+    LogLine,
     NotFound,
     ProtocolError,
     ProviderError,
@@ -288,6 +289,54 @@ class DockerAdapter:
             raise NotFound(f"container {instance_id} not found", provider=self.name)
         return inst
 
+    # -- inspect and logs (k9s `y`, lazydocker's logs) ------------------------------------------
+
+    async def raw_record(self, instance_id: str) -> dict[str, Any]:
+        """`GET /containers/{id}/json` as the engine sent it (the caller redacts Env and the like)."""
+        refs = [instance_id] if _REF.fullmatch(instance_id) else []
+        for attempt in range(2):
+            for ref in refs:
+                path = f"{API}/containers/{ref}/json"
+                response = await self.client.request("GET", path, expect=(200, 404))
+                if response.status_code == 200:
+                    body = self.client.decode("GET", path, response)
+                    if not isinstance(body, dict):
+                        raise self.client.protocol_error("GET", path, "inspect is not a JSON object")
+                    return body
+            if attempt == 0:  # LEON's session id need not be the name: its label finds it
+                cid = await self._resolve_by_label(instance_id)
+                refs = [cid] if cid else []
+        raise NotFound(f"container {instance_id} not found", provider=self.name)
+
+    async def logs(
+        self, instance_id: str, *, tail: int | None = 200, follow: bool = False
+    ) -> AsyncIterator[LogLine]:
+        """`GET /containers/{id}/logs`: the last `tail` lines, then new ones while `follow`.
+
+        Without a TTY the engine multiplexes stdout and stderr into frames (8-byte header: stream
+        byte, 3 zero bytes, big-endian length); with one it sends the bytes as written."""
+        body = await self.raw_record(instance_id)
+        tty = bool((body.get("Config") or {}).get("Tty"))
+        params = {
+            "stdout": "1", "stderr": "1", "follow": "1" if follow else "0",
+            "tail": "all" if tail is None else str(max(int(tail), 0)),
+        }  # fmt: skip
+        path = f"{API}/containers/{body['Id']}/logs"
+        read_timeout = None if follow else self.client.timeout  # following waits for new lines
+        async with self.client.stream("GET", path, params=params, timeout=read_timeout) as resp:
+            ctype = resp.headers.get("content-type", "")
+            if "multiplexed" in ctype:
+                tty = False
+            elif "raw-stream" in ctype:
+                tty = True
+            try:
+                source = resp.aiter_bytes()
+                frames = _raw_frames(source) if tty else demux_frames(source)
+                async for line in split_lines(frames):
+                    yield line
+            except httpx.HTTPError as exc:
+                raise Unavailable(f"logs stream broke ({type(exc).__name__})", provider=self.name) from None
+
     # -- actions --------------------------------------------------------------------------------
 
     async def _act(
@@ -464,6 +513,48 @@ def engine_message(response: httpx.Response) -> str:
     return response.text.strip() or response.reason_phrase
 
 
+_STREAMS = {0: "stdin", 1: "stdout", 2: "stderr"}
+
+
+async def demux_frames(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, bytes]]:
+    """The Engine's stdout/stderr multiplexing: [stream, 0, 0, 0, size (4 bytes BE)] + payload,
+    frames split anywhere across chunks. A header that cannot be one ends it as raw bytes."""
+    buf = b""
+    async for chunk in chunks:
+        buf += chunk
+        while len(buf) >= 8:
+            kind, size = buf[0], int.from_bytes(buf[4:8], "big")
+            if kind not in _STREAMS or buf[1:4] != b"\0\0\0":  # not a frame: a TTY after all
+                yield "tty", buf
+                buf = b""
+                break
+            if len(buf) < 8 + size:
+                break
+            yield _STREAMS[kind], buf[8 : 8 + size]
+            buf = buf[8 + size :]
+    if buf:
+        yield "tty", buf
+
+
+async def _raw_frames(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, bytes]]:
+    async for chunk in chunks:
+        yield "tty", chunk
+
+
+async def split_lines(frames: AsyncIterator[tuple[str, bytes]]) -> AsyncIterator[LogLine]:
+    """Frames -> lines per stream (a line may span frames; a last line without newline is kept)."""
+    partial: dict[str, bytes] = {}
+    async for stream, data in frames:
+        data = partial.pop(stream, b"") + data
+        *lines, rest = data.split(b"\n")
+        for raw in lines:
+            yield LogLine(stream, raw.rstrip(b"\r").decode("utf-8", "replace"))
+        if rest:
+            partial[stream] = rest
+    for stream, rest in partial.items():
+        yield LogLine(stream, rest.rstrip(b"\r").decode("utf-8", "replace"))
+
+
 async def _json_stream(response: httpx.Response, adapter: DockerAdapter) -> AsyncIterator[Any]:
     """Decode a stream of JSON values as they arrive: NDJSON, json-seq, or back-to-back objects."""
     decoder = json.JSONDecoder()
@@ -507,7 +598,7 @@ def _from_leon(block: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, A
 KIND = ProviderKind(
     name="docker",
     factory=DockerAdapter,
-    capabilities=Capabilities(has_events=True, workspace_root="/workspace"),
+    capabilities=Capabilities(has_events=True, has_logs=True, workspace_root="/workspace"),
     connect="host",
     defaults=_defaults,
     from_leon=_from_leon,

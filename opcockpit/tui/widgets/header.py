@@ -13,6 +13,7 @@ from rich.style import Style
 from rich.text import Span, Text
 from textual.widgets import Static
 
+from opcockpit.domain.clock_skew import future_timestamp_warning
 from opcockpit.domain.models import Convergence, GroundTruth, ProviderStatus
 from opcockpit.domain.text import safe_text
 from opcockpit.domain.timeutil import fmt_age
@@ -114,6 +115,8 @@ def _health_line(s: HeaderState, verbose: bool) -> Text:
         t.append(f"  ✗ {safe_text(s.error)}", style="bold red")
     if s.ledger:
         t.append(f"  ✗ {safe_text(s.ledger)}", style="bold yellow")
+    if s.gt is not None and _future_warning(s.gt):
+        t.append("  ⚠ DB times in the future: set [sources] timezone", style="bold yellow")
     if s.gt is not None:
         t.append(" │", style="dim")
         for p in s.gt.providers:
@@ -126,6 +129,17 @@ def _health_line(s: HeaderState, verbose: bool) -> Text:
                 if p.error and verbose:
                     t.append(f" ({safe_text(p.error)})", style="dim")
     return t
+
+
+_warned: tuple[GroundTruth | None, str | None] = (None, None)
+
+
+def _future_warning(gt: GroundTruth) -> str | None:
+    """domain.clock_skew's warning, computed once per ground truth (the header redraws each second)."""
+    global _warned
+    if _warned[0] is not gt:
+        _warned = (gt, future_timestamp_warning(gt.rows, gt.generated_at))
+    return _warned[1]
 
 
 def render_header(s: HeaderState, width: int = 200) -> Text:
