@@ -15,21 +15,26 @@ ack, mute, delivery records, history.
   and do not fail `snapshot --check`. Expiry is computed at read time against the clock.
 - Ack (who, comment, when) is per episode and changes nothing but the record.
 
-Synchronous sqlite3 (the ledger is tiny): call from a worker thread in async code.
+Synchronous (the ledger is tiny): call from a worker thread in async code. The SQL runs on
+either backend through `backend.LedgerDb` (SQLite file, or PostgreSQL shared by a team: several
+cockpits, one alert state; an ack/mute/evaluation NOTIFYs the others, see `changes()`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from opcockpit.adapters.ledger.alerts_schema import COMPONENT, MIGRATIONS
-from opcockpit.adapters.ledger.sqlite import connection_path, ensure_schema, guarded, open_ledger
+from opcockpit.adapters.ledger.backend import LedgerDb, LedgerTarget, SqliteDb, connect, migrate
+from opcockpit.adapters.ledger.sqlite import connection_path, guarded
 from opcockpit.domain.alerts import AlertCandidate, Evidence, Severity
 from opcockpit.ports.alert_records import (
     Ack,
@@ -72,27 +77,38 @@ def _utcnow() -> datetime:
 class AlertStore:
     """The alerts tables of one ledger file. Thread-safe (one connection, one lock)."""
 
-    def __init__(self, conn: sqlite3.Connection, *, owns: bool = False, path: str | None = None) -> None:
-        self.path = path or connection_path(conn)  # named by every LedgerError this store raises
-        ensure_schema(conn, COMPONENT, MIGRATIONS)
-        self.conn = conn
+    def __init__(
+        self, conn: sqlite3.Connection | LedgerDb, *, owns: bool = False, path: str | None = None
+    ) -> None:
+        if isinstance(conn, sqlite3.Connection):
+            where = path or connection_path(conn)
+            conn = SqliteDb(conn, LedgerTarget("sqlite", path=Path(where) if where else None))
+        self.db: LedgerDb = conn
+        self.path = path or self.db.where  # named by every LedgerError this store raises
+        migrate(self.db, COMPONENT, MIGRATIONS)
         self._owns = owns
         self.lock = threading.RLock()
 
+    @property
+    def conn(self) -> object:
+        """The backend's own connection (sqlite3.Connection or psycopg.Connection)."""
+        return getattr(self.db, "conn", None)
+
     @classmethod
-    def open(cls, path: str | Path | None = None) -> AlertStore:
-        """Open (creating) the ledger at `path` (default: $OPCOCKPIT_LEDGER / XDG data dir)."""
-        conn = open_ledger(path)
+    def open(cls, path: str | Path | LedgerTarget | None = None) -> AlertStore:
+        """Open (creating) the ledger at `path`: a file, `sqlite:PATH` or a postgresql:// URL
+        (default: $OPCOCKPIT_LEDGER / XDG data dir)."""
+        db = connect(path)
         try:
-            return cls(conn, owns=True, path=connection_path(conn) or str(path))
+            return cls(db, owns=True, path=db.where)
         except BaseException:
-            conn.close()  # a ledger it cannot migrate: do not leak the connection
+            db.close()  # a ledger it cannot migrate: do not leak the connection
             raise
 
     @guarded
     def close(self) -> None:
         if self._owns:
-            self.conn.close()
+            self.db.close()
 
     def __enter__(self) -> AlertStore:
         return self
@@ -104,7 +120,7 @@ class AlertStore:
 
     def _rows(self, where: str, params: Sequence[Any] = (), tail: str = "") -> list[Alert]:
         with self.lock:
-            rows = self.conn.execute(
+            rows = self.db.execute(
                 f"SELECT {_COLS} FROM alerts WHERE {where} {tail}", tuple(params)
             ).fetchall()
             if not rows:
@@ -113,7 +129,7 @@ class AlertStore:
             deliveries: dict[int, list[Delivery]] = {}
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
-                for d in self.conn.execute(
+                for d in self.db.execute(
                     "SELECT alert_id, channel, target, status, attempts, rounds, last_error, last_attempt_at,"
                     f" delivered_at FROM alert_deliveries WHERE alert_id IN ({','.join('?' * len(chunk))})"
                     " ORDER BY channel",
@@ -125,7 +141,7 @@ class AlertStore:
             acks: dict[int, list[Ack]] = {}
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
-                for k in self.conn.execute(
+                for k in self.db.execute(
                     "SELECT alert_id, who, at, comment FROM alert_acks"
                     f" WHERE alert_id IN ({','.join('?' * len(chunk))}) ORDER BY seq",
                     chunk,
@@ -141,7 +157,7 @@ class AlertStore:
     @guarded
     def history(self, limit: int = 50, *, include_firing: bool = True) -> list[Alert]:
         """Episodes newest first (resolved ones, plus firing ones unless include_firing=False)."""
-        where = "1" if include_firing else "state = 'resolved'"
+        where = "1 = 1" if include_firing else "state = 'resolved'"
         return self._rows(where, (max(1, int(limit)),), "ORDER BY id DESC LIMIT ?")
 
     @guarded
@@ -163,7 +179,7 @@ class AlertStore:
         with self.lock:
             fps = [
                 r[0]
-                for r in self.conn.execute(
+                for r in self.db.execute(
                     "SELECT DISTINCT fingerprint FROM alerts WHERE fingerprint LIKE ? LIMIT 3", (low + "%",)
                 )
             ]
@@ -176,7 +192,7 @@ class AlertStore:
     @guarded
     def last_evaluated_at(self) -> datetime | None:
         with self.lock:
-            row = self.conn.execute("SELECT v FROM alert_meta WHERE k = 'last_evaluated_at'").fetchone()
+            row = self.db.execute("SELECT v FROM alert_meta WHERE k = 'last_evaluated_at'").fetchone()
         return parse_iso(row[0]) if row else None
 
     @guarded
@@ -184,7 +200,7 @@ class AlertStore:
         with self.lock:
             return [
                 (k, datetime.fromisoformat(t))
-                for k, t in self.conn.execute("SELECT key, first_seen FROM alert_pending ORDER BY key")
+                for k, t in self.db.execute("SELECT key, first_seen FROM alert_pending ORDER BY key")
             ]
 
     # ---------------------------------------------------------------- operator actions
@@ -197,13 +213,14 @@ class AlertStore:
         connection is added next to this one, never overwritten."""
         alert = self.get(ref)
         at = iso(now or _utcnow())
-        with self.lock, self.conn:
-            self.conn.execute(
+        with self.lock, self.db.transaction():
+            self.db.execute(
                 "INSERT INTO alert_acks(alert_id, who, at, comment) VALUES (?, ?, ?, ?)",
                 (alert.id, who, at, comment),
             )
             # The summary fields follow the newest ack by time (not by who wrote last).
-            self.conn.execute(
+            self.db.notify(f"alerts:ack:{alert.id}")
+            self.db.execute(
                 "UPDATE alerts SET acked_by = ?, acked_at = ?, ack_comment = ?"
                 " WHERE id = ? AND (acked_at IS NULL OR acked_at <= ?)",
                 (who, at, comment, alert.id, at),
@@ -225,8 +242,9 @@ class AlertStore:
         if (until is None) == (not until_resolved):
             raise ValueError("mute needs exactly one of until=<datetime> or until_resolved=True")
         alert = self.get(ref)
-        with self.lock, self.conn:
-            self.conn.execute(
+        with self.lock, self.db.transaction():
+            self.db.notify(f"alerts:mute:{alert.id}")
+            self.db.execute(
                 "UPDATE alerts SET muted_until = ?, mute_until_resolved = ?, muted_by = ?, muted_at = ?,"
                 " mute_comment = ? WHERE id = ?",
                 (iso(until), 1 if until_resolved else 0, who, iso(now or _utcnow()), comment, alert.id),
@@ -236,8 +254,9 @@ class AlertStore:
     @guarded
     def unmute(self, ref: str | int) -> Alert:
         alert = self.get(ref)
-        with self.lock, self.conn:
-            self.conn.execute(
+        with self.lock, self.db.transaction():
+            self.db.notify(f"alerts:unmute:{alert.id}")
+            self.db.execute(
                 "UPDATE alerts SET muted_until = NULL, mute_until_resolved = 0 WHERE id = ?", (alert.id,)
             )
         return self.get(alert.id)
@@ -247,7 +266,7 @@ class AlertStore:
     @guarded
     def delivery(self, alert_id: int, channel: str) -> Delivery | None:
         with self.lock:
-            d = self.conn.execute(
+            d = self.db.execute(
                 "SELECT channel, target, status, attempts, rounds, last_error, last_attempt_at, delivered_at"
                 " FROM alert_deliveries WHERE alert_id = ? AND channel = ?",
                 (alert_id, channel),
@@ -272,15 +291,15 @@ class AlertStore:
         or an interrupt came first), so the record says "not delivered" without using up a round."""
         status = "ok" if ok else ("gave_up" if gave_up else "failed")
         inc = 1 if count_round else 0
-        with self.lock, self.conn:
-            self.conn.execute(
+        with self.lock, self.db.transaction():
+            self.db.execute(
                 "INSERT INTO alert_deliveries(alert_id, channel, target, status, attempts, rounds,"
                 " last_error, last_attempt_at, delivered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(alert_id, channel) DO UPDATE SET target = excluded.target,"
-                " status = excluded.status, attempts = attempts + excluded.attempts,"
-                " rounds = rounds + excluded.rounds,"
+                " status = excluded.status, attempts = alert_deliveries.attempts + excluded.attempts,"
+                " rounds = alert_deliveries.rounds + excluded.rounds,"
                 " last_error = excluded.last_error, last_attempt_at = excluded.last_attempt_at,"
-                " delivered_at = excluded.delivered_at",
+                " delivered_at = excluded.delivered_at, claimed_by = NULL, claimed_until = NULL",
                 (
                     alert_id,
                     channel,
@@ -293,6 +312,32 @@ class AlertStore:
                     iso(now) if ok else None,
                 ),
             )
+
+    @guarded
+    def claim_delivery(
+        self, alert_id: int, channel: str, owner: str, *, now: datetime, hold_s: float = 120
+    ) -> bool:
+        """Claim the right to send `alert_id` on `channel` (exactly once across every cockpit on
+        this ledger): True for the one claimer; False when it was delivered/given up or another
+        cockpit holds a claim younger than `hold_s`. `record_delivery` releases the claim."""
+        until = iso(now + timedelta(seconds=hold_s))
+        with self.lock, self.db.transaction():
+            cur = self.db.execute(
+                "INSERT INTO alert_deliveries(alert_id, channel, target, status, claimed_by, claimed_until)"
+                " VALUES (?, ?, '', 'claimed', ?, ?)"
+                " ON CONFLICT(alert_id, channel) DO UPDATE SET claimed_by = excluded.claimed_by,"
+                " claimed_until = excluded.claimed_until"
+                " WHERE alert_deliveries.status NOT IN ('ok', 'gave_up')"
+                " AND (alert_deliveries.claimed_until IS NULL OR alert_deliveries.claimed_until < ?"
+                " OR alert_deliveries.claimed_by = excluded.claimed_by)",
+                (alert_id, channel, owner, until, iso(now)),
+            )
+            return cur.rowcount > 0
+
+    def changes(self) -> ChangeFeed:
+        """A feed that says when another cockpit changed the alert state (ack, mute, evaluation):
+        PostgreSQL LISTEN on its own connection, SQLite's data_version. Poll it once per refresh."""
+        return ChangeFeed(self.db)
 
     # ---------------------------------------------------------------- evaluation
 
@@ -312,122 +357,121 @@ class AlertStore:
         now_s = iso(now)
         fired: list[int] = []
         resolved: list[int] = []
-        with self.lock:
-            conn = self.conn
-            conn.execute("BEGIN IMMEDIATE")  # one evaluator at a time (TUI and cron may share the ledger)
-            try:
-                firing = {
-                    k: (i, s)
-                    for i, k, s in conn.execute("SELECT id, key, scope FROM alerts WHERE state = 'firing'")
-                }
-                pending = {
-                    k: (datetime.fromisoformat(f), s)
-                    for k, f, s in conn.execute("SELECT key, first_seen, scope FROM alert_pending")
-                }
-                seen: set[str] = set()
-                updates: list[tuple] = []
-                for c in candidates:
-                    seen.add(c.key)
-                    ev = json.dumps([e.to_dict() for e in c.evidence], ensure_ascii=False)
-                    details = json.dumps(dict(c.details), ensure_ascii=False, default=str)
-                    if c.key in firing:
-                        updates.append(
-                            (
-                                c.severity.value,
-                                c.summary,
-                                c.threshold,
-                                c.scope,
-                                ev,
-                                details,
-                                now_s,
-                                firing[c.key][0],
-                            )
-                        )
-                        continue
-                    start = pending[c.key][0] if c.key in pending else now
-                    if c.since is not None and c.since < start:
-                        start = c.since
-                    if (now - start).total_seconds() < c.hold_s:
-                        conn.execute(
-                            "INSERT INTO alert_pending(key, rule, scope, first_seen, last_seen)"
-                            " VALUES (?,?,?,?,?)"
-                            " ON CONFLICT(key) DO UPDATE SET first_seen = excluded.first_seen,"
-                            " scope = excluded.scope, last_seen = excluded.last_seen",
-                            (c.key, c.rule, c.scope, iso(start), now_s),
-                        )
-                        continue
-                    conn.execute("DELETE FROM alert_pending WHERE key = ?", (c.key,))
-                    # A time-bound mute of the previous episode carries over while it lasts.
-                    prev = conn.execute(
-                        "SELECT muted_until, muted_by, muted_at, mute_comment FROM alerts WHERE key = ?"
-                        " AND muted_until > ? ORDER BY id DESC LIMIT 1",
-                        (c.key, now_s),
-                    ).fetchone()
-                    cur = conn.execute(
-                        "INSERT INTO alerts(fingerprint, key, rule, severity, summary, threshold, scope,"
-                        " evidence_json, details_json, state, first_seen, fired_at, last_seen, muted_until,"
-                        " muted_by, muted_at, mute_comment)"
-                        " VALUES (?,?,?,?,?,?,?,?,?,'firing',?,?,?,?,?,?,?)",
+        with (
+            self.lock,
+            self.db.transaction(lock="alerts"),
+        ):  # one evaluator at a time (TUI, cron, other cockpits)
+            conn = self.db
+            firing = {
+                k: (i, s)
+                for i, k, s in conn.execute("SELECT id, key, scope FROM alerts WHERE state = 'firing'")
+            }
+            pending = {
+                k: (datetime.fromisoformat(f), s)
+                for k, f, s in conn.execute("SELECT key, first_seen, scope FROM alert_pending")
+            }
+            seen: set[str] = set()
+            updates: list[tuple] = []
+            for c in candidates:
+                seen.add(c.key)
+                ev = json.dumps([e.to_dict() for e in c.evidence], ensure_ascii=False)
+                details = json.dumps(dict(c.details), ensure_ascii=False, default=str)
+                if c.key in firing:
+                    updates.append(
                         (
-                            fingerprint(c.key),
-                            c.key,
-                            c.rule,
                             c.severity.value,
                             c.summary,
                             c.threshold,
                             c.scope,
                             ev,
                             details,
-                            iso(start),
                             now_s,
-                            now_s,
-                            *(prev or (None, None, None, None)),
-                        ),
+                            firing[c.key][0],
+                        )
                     )
-                    fired.append(int(cur.lastrowid or 0))
-                # One prepared statement for every still-firing alert (thousands when a provider
-                # auto-pauses a whole fleet).
-                conn.executemany(
-                    "UPDATE alerts SET severity = ?, summary = ?, threshold = ?, scope = ?,"
-                    " evidence_json = ?, details_json = ?, last_seen = ? WHERE id = ?",
-                    updates,
-                )
-                for key, (aid, scope) in firing.items():
-                    if key in seen or (scope is not None and scope in unknown):
-                        continue
+                    continue
+                start = pending[c.key][0] if c.key in pending else now
+                if c.since is not None and c.since < start:
+                    start = c.since
+                if (now - start).total_seconds() < c.hold_s:
                     conn.execute(
-                        "UPDATE alerts SET state = 'resolved', resolved_at = ? WHERE id = ?", (now_s, aid)
+                        "INSERT INTO alert_pending(key, rule, scope, first_seen, last_seen)"
+                        " VALUES (?,?,?,?,?)"
+                        " ON CONFLICT(key) DO UPDATE SET first_seen = excluded.first_seen,"
+                        " scope = excluded.scope, last_seen = excluded.last_seen",
+                        (c.key, c.rule, c.scope, iso(start), now_s),
                     )
-                    resolved.append(aid)
-                for key, (_, scope) in pending.items():
-                    if key not in seen and not (scope is not None and scope in unknown):
-                        conn.execute("DELETE FROM alert_pending WHERE key = ?", (key,))
-                n_pending = conn.execute("SELECT COUNT(*) FROM alert_pending").fetchone()[0]
-                conn.execute(
-                    "INSERT INTO alert_meta(k, v) VALUES ('last_evaluated_at', ?)"
-                    " ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-                    (now_s,),
+                    continue
+                conn.execute("DELETE FROM alert_pending WHERE key = ?", (c.key,))
+                # A time-bound mute of the previous episode carries over while it lasts.
+                prev = conn.execute(
+                    "SELECT muted_until, muted_by, muted_at, mute_comment FROM alerts WHERE key = ?"
+                    " AND muted_until > ? ORDER BY id DESC LIMIT 1",
+                    (c.key, now_s),
+                ).fetchone()
+                new_id = conn.insert_id(
+                    "INSERT INTO alerts(fingerprint, key, rule, severity, summary, threshold, scope,"
+                    " evidence_json, details_json, state, first_seen, fired_at, last_seen, muted_until,"
+                    " muted_by, muted_at, mute_comment)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,'firing',?,?,?,?,?,?,?)",
+                    (
+                        fingerprint(c.key),
+                        c.key,
+                        c.rule,
+                        c.severity.value,
+                        c.summary,
+                        c.threshold,
+                        c.scope,
+                        ev,
+                        details,
+                        iso(start),
+                        now_s,
+                        now_s,
+                        *(prev or (None, None, None, None)),
+                    ),
                 )
-                self._prune(history_keep)
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
+                fired.append(new_id)
+            # One prepared statement for every still-firing alert (thousands when a provider
+            # auto-pauses a whole fleet).
+            conn.executemany(
+                "UPDATE alerts SET severity = ?, summary = ?, threshold = ?, scope = ?,"
+                " evidence_json = ?, details_json = ?, last_seen = ? WHERE id = ?",
+                updates,
+            )
+            for key, (aid, scope) in firing.items():
+                if key in seen or (scope is not None and scope in unknown):
+                    continue
+                conn.execute(
+                    "UPDATE alerts SET state = 'resolved', resolved_at = ? WHERE id = ?", (now_s, aid)
+                )
+                resolved.append(aid)
+            for key, (_, scope) in pending.items():
+                if key not in seen and not (scope is not None and scope in unknown):
+                    conn.execute("DELETE FROM alert_pending WHERE key = ?", (key,))
+            n_pending = conn.execute("SELECT COUNT(*) FROM alert_pending").fetchone()[0]
+            conn.execute(
+                "INSERT INTO alert_meta(k, v) VALUES ('last_evaluated_at', ?)"
+                " ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                (now_s,),
+            )
+            self._prune(history_keep)
+            if fired or resolved:
+                conn.notify(f"alerts:apply:{len(fired)}:{len(resolved)}")
         return fired, resolved, int(n_pending)
 
     def _prune(self, keep: int) -> None:
-        row = self.conn.execute(
+        row = self.db.execute(
             "SELECT id FROM alerts WHERE state = 'resolved' ORDER BY id DESC LIMIT 1 OFFSET ?", (keep,)
         ).fetchone()
         if row is None:
             return
         for table in ("alert_deliveries", "alert_acks"):
-            self.conn.execute(
+            self.db.execute(
                 f"DELETE FROM {table} WHERE alert_id IN"
                 " (SELECT id FROM alerts WHERE state = 'resolved' AND id <= ?)",
                 (row[0],),
             )
-        self.conn.execute("DELETE FROM alerts WHERE state = 'resolved' AND id <= ?", (row[0],))
+        self.db.execute("DELETE FROM alerts WHERE state = 'resolved' AND id <= ?", (row[0],))
 
     @guarded
     def by_ids(self, ids: Sequence[int]) -> list[Alert]:
@@ -471,3 +515,54 @@ def _alert(r: tuple, deliveries: tuple[Delivery, ...], acks: tuple[Ack, ...] = (
         deliveries=deliveries,
         acks=acks,
     )
+
+
+@dataclass
+class ChangeFeed:
+    """`poll()` -> the change notes other cockpits sent since the last poll (never blocks).
+
+    PostgreSQL: a LISTEN connection in autocommit (NOTIFY arrives after the sender's commit);
+    SQLite: one note "changed" when the file's data_version moved. A feed that cannot listen
+    (the server went away) returns ["?"]: re-read everything, the reconnect is automatic.
+    """
+
+    db: LedgerDb
+    _listen: object = None
+    _version: int | None = None
+
+    def __post_init__(self) -> None:
+        self.poll()
+
+    def poll(self) -> list[str]:
+        if isinstance(self.db, SqliteDb):
+            v = self.db.data_version()
+            changed = self._version is not None and v != self._version
+            self._version = v
+            return ["changed"] if changed else []
+        return self._poll_pg()
+
+    def _poll_pg(self) -> list[str]:
+        from opcockpit.adapters.ledger.backend import NOTIFY_CHANNEL, is_db_error
+
+        try:
+            fresh = self._listen is None
+            if fresh:
+                import psycopg
+
+                conn = psycopg.connect(self.db.target.url or "", autocommit=True, connect_timeout=5)
+                conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                self._listen = conn
+            conn = self._listen
+            notes = [n.payload for n in conn.notifies(timeout=0)]  # type: ignore[attr-defined]
+            return notes
+        except Exception as exc:
+            if not is_db_error(exc):
+                raise
+            self.close()
+            return ["?"]
+
+    def close(self) -> None:
+        conn, self._listen = self._listen, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # closing a dead connection
+                conn.close()  # type: ignore[attr-defined]

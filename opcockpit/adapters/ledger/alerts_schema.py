@@ -68,4 +68,10 @@ MIGRATIONS: list[list[str]] = [
         "INSERT INTO alert_acks(alert_id, who, at, comment)"
         " SELECT id, COALESCE(acked_by, '?'), acked_at, ack_comment FROM alerts WHERE acked_at IS NOT NULL",
     ],
+    [
+        # A claim per (episode, channel) so several cockpits on one ledger send a notification
+        # exactly once: `AlertStore.claim_delivery` takes it, `record_delivery` releases it.
+        "ALTER TABLE alert_deliveries ADD COLUMN claimed_by TEXT",
+        "ALTER TABLE alert_deliveries ADD COLUMN claimed_until TEXT",
+    ],
 ]

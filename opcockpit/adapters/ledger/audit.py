@@ -10,6 +10,9 @@ who/what/target/before) and completed once (`finish`: result, outcome, after, er
 A row still "started" is an action that was interrupted or crashed mid-way: `opcockpit audit`
 shows it as such. An action whose row cannot be begun does not run.
 
+The log runs on either ledger backend (`backend.LedgerDb`): a SQLite file, or a team's
+PostgreSQL where every operator's rows (who = `$USER@host`) land in one table.
+
 Secrets never get here: the stored texts pass through `config.scrub` (every key the config loader
 saw) and the adapters already redact their own messages; states are plain state words.
 """
@@ -18,14 +21,14 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from opcockpit.adapters.ledger.sqlite import default_ledger_path, ensure_schema, guarded, open_ledger
+from opcockpit.adapters.ledger.backend import LedgerDb, LedgerTarget, connect, migrate
+from opcockpit.adapters.ledger.sqlite import guarded
 from opcockpit.domain.secrets import scrub
 
 __all__ = ["AuditEntry", "AuditLog", "list_audit"]  # the operator: wiring.operator_name
@@ -139,30 +142,33 @@ def _entry(r: tuple) -> AuditEntry:
 class AuditLog:
     """Append-only audit table in the ledger. Thread-safe (the connection is shared by a lock)."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self._conn: sqlite3.Connection | None = None
+    def __init__(self, path: str | os.PathLike[str] | LedgerTarget | None = None) -> None:
+        self._conn: LedgerDb | None = None
         self._path = path
+        self._target = LedgerTarget.parse(path)  # resolved once: $OPCOCKPIT_LEDGER at build time
         self._lock = threading.Lock()
 
     @property
     def path(self) -> str:
-        """The ledger file (for messages that must name it)."""
-        return str(self._path if self._path is not None else default_ledger_path())
+        """The ledger file or URL, password masked (for messages that must name it)."""
+        return self._target.shown
+
+    @property
+    def target(self) -> LedgerTarget:
+        return self._target
 
     @guarded
     def check(self) -> None:
         """Raise unless an audit row could be written now (ledger opens, schema applies, and a
         write transaction can start). Nothing is written."""
         with self._lock:
-            conn = self._db()
-            conn.execute("BEGIN IMMEDIATE")
-            conn.rollback()
+            self._db().check_writable("audit_log")
 
-    def _db(self) -> sqlite3.Connection:
+    def _db(self) -> LedgerDb:
         if self._conn is None:
-            conn = open_ledger(self._path)
+            conn = connect(self._target)
             try:
-                ensure_schema(conn, COMPONENT, MIGRATIONS)
+                migrate(conn, COMPONENT, MIGRATIONS)
             except BaseException:
                 conn.close()  # a ledger it cannot migrate: do not leak the connection
                 raise
@@ -200,8 +206,8 @@ class AuditLog:
         when = (at or datetime.now(UTC)).astimezone(UTC).isoformat()
         with self._lock:
             conn = self._db()
-            with conn:
-                cur = conn.execute(
+            with conn.transaction():
+                new_id = conn.insert_id(
                     "INSERT INTO audit_log (op_id, at, operator, action, provider, lease_id, instance_id,"
                     " thread_id, before_json, after_json, result, outcome, error, duration_ms, dry_run,"
                     " read_only) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -211,7 +217,7 @@ class AuditLog:
                         int(dry_run), int(read_only),
                     ),
                 )  # fmt: skip
-            return int(cur.lastrowid or 0)
+            return new_id
 
     @guarded
     def begin(
@@ -252,7 +258,7 @@ class AuditLog:
         """Complete a row `begin` wrote (once: only a "started" row changes). False: no such row."""
         with self._lock:
             conn = self._db()
-            with conn:
+            with conn.transaction():
                 cur = conn.execute(
                     "UPDATE audit_log SET result = ?, lease_id = COALESCE(?, lease_id),"
                     " thread_id = COALESCE(?, thread_id), before_json = COALESCE(?, before_json),"
@@ -271,7 +277,7 @@ class AuditLog:
         when = (at or datetime.now(UTC)).astimezone(UTC).isoformat()
         with self._lock:
             conn = self._db()
-            with conn:
+            with conn.transaction():
                 conn.execute(
                     "UPDATE audit_log SET convergence = ?, settled_at = ?"
                     " WHERE op_id = ? AND convergence IS NULL",
@@ -301,8 +307,10 @@ class AuditLog:
         sql = f"SELECT {_COLS} FROM audit_log"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        params.append(limit if limit and limit > 0 else -1)
+        sql += " ORDER BY id DESC"
+        if limit and limit > 0:
+            sql += " LIMIT ?"
+            params.append(limit)
         with self._lock:
             rows = self._db().execute(sql, params).fetchall()
         return [_entry(r) for r in rows]
@@ -313,7 +321,7 @@ def list_audit(
     since: datetime | None = None,
     target: str | None = None,
     *,
-    path: str | os.PathLike[str] | None = None,
+    path: str | os.PathLike[str] | LedgerTarget | None = None,
 ) -> list[AuditEntry]:
     log = AuditLog(path)
     try:

@@ -24,16 +24,45 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _reason(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
+def is_db_error(exc: BaseException) -> bool:
+    """sqlite3 / OS / psycopg errors: the ledger is unusable (psycopg is never imported for it)."""
+    if isinstance(exc, (sqlite3.Error, OSError)):
+        return True
+    return any(c.__module__.split(".")[0] == "psycopg" for c in type(exc).__mro__)
+
+
+def reason(exc: BaseException) -> str:
+    """One scrubbed line: psycopg's connection errors are multi-line and may quote the DSN."""
+    from opcockpit.domain.secrets import scrub
+
+    text = str(exc) or type(exc).__name__
+    return scrub(" ".join(text.split()))
+
+
+_reason = reason
+_is_db_error = is_db_error
+
+
+def _shown(path: object) -> str | None:
+    """What a LedgerError names: a path, or a URL with its password masked."""
+    if path is None:
+        return None
+    from opcockpit.domain.secrets import redact_url
+
+    text = str(path)
+    return redact_url(text) if "://" in text else text
 
 
 def ledger_call(path: object, fn: Callable[[], R]) -> R:
     """`fn()`, with every sqlite3/OS error it raises turned into LedgerError(path, reason)."""
     try:
         return fn()
-    except (sqlite3.Error, OSError) as exc:
-        raise LedgerError(None if path is None else str(path), _reason(exc)) from exc
+    except LedgerError:
+        raise
+    except Exception as exc:
+        if not _is_db_error(exc):
+            raise
+        raise LedgerError(_shown(path), _reason(exc)) from exc
 
 
 def guarded(method: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any, P], R]:
@@ -43,17 +72,23 @@ def guarded(method: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[An
     def wrapper(self: Any, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(self, *args, **kwargs)
-        except (sqlite3.Error, OSError) as exc:
-            path = getattr(self, "path", None)
-            raise LedgerError(None if path is None else str(path), _reason(exc)) from exc
+        except LedgerError:
+            raise
+        except Exception as exc:  # sqlite3 / OS / psycopg errors only; a bug stays a bug
+            if not _is_db_error(exc):
+                raise
+            raise LedgerError(_shown(getattr(self, "path", None)), _reason(exc)) from exc
 
     return wrapper
 
 
 def default_ledger_path() -> Path:
-    """$OPCOCKPIT_LEDGER, else <XDG data dir>/opcockpit/ledger.db."""
+    """$OPCOCKPIT_LEDGER, else <XDG data dir>/opcockpit/ledger.db.
+
+    When $OPCOCKPIT_LEDGER holds a postgresql:// URL (backend.LedgerTarget reads it), this is the
+    XDG file: the components that are SQLite-only so far keep their tables there."""
     override = os.environ.get(LEDGER_ENV)
-    if override:
+    if override and "://" not in override:
         return Path(override).expanduser()
     from platformdirs import user_data_path
 

@@ -1,0 +1,339 @@
+"""The ledger's backend seam: one small SQL surface over SQLite (the default) and PostgreSQL.
+
+The stores (audit, alerts) write their SQL once, in SQLite's spelling with `?` placeholders and
+TEXT timestamps (ISO-8601 UTC, so text order is time order in both). `LedgerDb` runs it on either
+backend: PostgreSQL gets `%s` placeholders, `RETURNING id` for new ids, DDL translated by
+`pg_ddl` (identity keys, BIGINT, TEXT COLLATE "C" so comparisons and LIKE prefixes behave as in
+SQLite), `pg_advisory_xact_lock` where SQLite takes `BEGIN IMMEDIATE`, and NOTIFY on commit.
+
+Targets: a path or `sqlite:PATH` -> SQLite; `postgresql://…` / `postgres://…` -> PostgreSQL.
+`$OPCOCKPIT_LEDGER` may hold either. A URL is only ever shown through `redact_url`; every error
+becomes `LedgerError(<redacted target>, <one line, scrubbed>)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opcockpit.adapters.ledger.sqlite import LEDGER_ENV, default_ledger_path, is_db_error, open_ledger, reason
+from opcockpit.domain.secrets import redact_url, remember_url
+from opcockpit.ports.ledger import LedgerError
+
+__all__ = [
+    "LedgerDb",
+    "LedgerTarget",
+    "PgDb",
+    "SqliteDb",
+    "connect",
+    "is_db_error",
+    "is_pg_url",
+    "migrate",
+    "pg_ddl",
+    "schema_status",
+]
+
+PG_SCHEMES = ("postgresql://", "postgres://")
+NOTIFY_CHANNEL = "opcockpit_ledger"  # payload: "<component>:<what>", e.g. "alerts:ack:12"
+CONNECT_TIMEOUT_S = 5
+
+
+def is_pg_url(value: object) -> bool:
+    return isinstance(value, str) and value.strip().lower().startswith(PG_SCHEMES)
+
+
+@dataclass(frozen=True)
+class LedgerTarget:
+    """Where the ledger lives. `shown` is safe to print (a URL's password is masked)."""
+
+    kind: str  # "sqlite" | "postgres"
+    path: Path | None = None
+    url: str | None = None
+
+    @classmethod
+    def parse(cls, value: str | os.PathLike[str] | LedgerTarget | None) -> LedgerTarget:
+        if isinstance(value, LedgerTarget):
+            return value
+        if value is None:
+            env = os.environ.get(LEDGER_ENV, "").strip()
+            value = env if is_pg_url(env) else default_ledger_path()
+        if is_pg_url(value):
+            url = str(value).strip()
+            remember_url(url)
+            return cls("postgres", url=url)
+        text = os.fspath(value)
+        if text.startswith("sqlite:"):
+            text = text[len("sqlite:") :].removeprefix("//")
+        return cls("sqlite", path=Path(text).expanduser())
+
+    @property
+    def shown(self) -> str:
+        return redact_url(self.url) if self.url is not None else str(self.path)
+
+    def __str__(self) -> str:
+        return self.shown
+
+    def __repr__(self) -> str:  # never the password, even in a traceback's locals
+        return f"LedgerTarget({self.kind}, {self.shown!r})"
+
+
+# --------------------------------------------------------------------------- the SQL surface
+
+
+class LedgerDb:
+    """One connection to the ledger. Not thread-safe by itself: the stores hold a lock around it."""
+
+    kind = "?"
+    target: LedgerTarget
+
+    @property
+    def where(self) -> str:
+        return self.target.shown
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    def insert_id(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run an INSERT into a table with an `id` key and return the new id."""
+        raise NotImplementedError
+
+    def transaction(self, lock: str | None = None) -> contextlib.AbstractContextManager[None]:
+        """All-or-nothing. `lock`: one writer at a time across processes for that name."""
+        raise NotImplementedError
+
+    def notify(self, payload: str) -> None:
+        """Tell other cockpits on this ledger something changed (PostgreSQL: after commit)."""
+
+    def check_writable(self, table: str) -> None:
+        """Raise unless a row could be written to `table` now. Writes nothing."""
+        raise NotImplementedError
+
+    def tables(self) -> set[str]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class SqliteDb(LedgerDb):
+    kind = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection, target: LedgerTarget) -> None:
+        self.conn = conn
+        self.target = target
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(sql, tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    def insert_id(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return int(self.conn.execute(sql, tuple(params)).lastrowid or 0)
+
+    @contextlib.contextmanager
+    def transaction(self, lock: str | None = None) -> Iterator[None]:
+        conn = self.conn
+        if conn.in_transaction:  # nested: the outer one commits
+            yield
+            return
+        conn.execute("BEGIN IMMEDIATE")  # the file's write lock up front: no upgrade deadlocks
+        try:
+            yield
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
+    def check_writable(self, table: str) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.rollback()
+
+    def tables(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    def data_version(self) -> int:
+        """Changes when another connection commits to the file (PRAGMA data_version)."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\?|%")
+
+
+def to_pg(sql: str) -> str:
+    """`?` -> `%s` and `%` -> `%%` outside SQL string literals (`'?'` stays a question mark)."""
+
+    def sub(m: re.Match[str]) -> str:
+        tok = m.group(0)
+        if tok == "?":
+            return "%s"
+        return tok.replace("%", "%%")  # psycopg reads % everywhere, literals included
+
+    return _TOKEN.sub(sub, sql)
+
+
+def pg_ddl(stmt: str) -> str:
+    """SQLite DDL in the stores' spelling -> PostgreSQL with the same semantics."""
+    out = stmt.replace(
+        "INTEGER PRIMARY KEY AUTOINCREMENT", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+    )
+    out = re.sub(r"\bINTEGER\b", "BIGINT", out)
+    return re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', out)
+
+
+class PgDb(LedgerDb):
+    """psycopg 3, autocommit outside explicit transactions (no idle-in-transaction sessions);
+    a broken connection is replaced on the next call (reconnection is automatic)."""
+
+    kind = "postgres"
+
+    def __init__(self, target: LedgerTarget) -> None:
+        self.target = target
+        self._conn: Any = None
+        self._connect()
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        assert self.target.url is not None
+        self._conn = psycopg.connect(
+            self.target.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+            application_name="opcockpit",
+        )  # fmt: skip
+        return self._conn
+
+    @property
+    def conn(self) -> Any:
+        c = self._conn
+        if c is None or c.closed or c.broken:
+            if c is not None:
+                with contextlib.suppress(Exception):
+                    c.close()
+            c = self._connect()
+        return c
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(to_pg(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with self.conn.cursor() as cur:
+                cur.executemany(to_pg(sql), rows)
+
+    def insert_id(self, sql: str, params: Sequence[Any] = ()) -> int:
+        row = self.execute(sql + " RETURNING id", params).fetchone()
+        return int(row[0])
+
+    @contextlib.contextmanager
+    def transaction(self, lock: str | None = None) -> Iterator[None]:
+        conn = self.conn
+        with conn.transaction():
+            if lock is not None:
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"opcockpit:{lock}",))
+            yield
+
+    def notify(self, payload: str) -> None:
+        self.conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, payload[:7000]))
+
+    def check_writable(self, table: str) -> None:
+        row = self.conn.execute(
+            "SELECT pg_is_in_recovery(), has_table_privilege(%s, 'INSERT')", (table,)
+        ).fetchone()
+        if row[0]:
+            raise LedgerError(self.where, "the PostgreSQL server is a read-only standby")
+        if not row[1]:
+            raise LedgerError(self.where, f"this role may not write to {table}")
+
+    def tables(self) -> set[str]:
+        return {
+            r[0]
+            for r in self.conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        }
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def connect(target: str | os.PathLike[str] | LedgerTarget | None) -> LedgerDb:
+    """Open the ledger `target` (SQLite: created if missing). Raises LedgerError (one line)."""
+    t = LedgerTarget.parse(target)
+    if t.kind == "sqlite":
+        return SqliteDb(open_ledger(t.path), t)
+    try:
+        return PgDb(t)
+    except ImportError as exc:
+        raise LedgerError(
+            t.shown, "PostgreSQL ledger needs psycopg 3 (pip install 'psycopg[binary]')"
+        ) from exc
+    except Exception as exc:
+        if is_db_error(exc):
+            raise LedgerError(t.shown, f"cannot connect: {reason(exc)}") from None
+        raise
+
+
+# --------------------------------------------------------------------------- migrations
+
+SCHEMA_TABLE = (
+    "CREATE TABLE IF NOT EXISTS ledger_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+)
+
+
+def migrate(db: LedgerDb, component: str, migrations: Sequence[Sequence[str]]) -> int:
+    """Apply `migrations[i]` for every version i+1 not yet applied, each version in one
+    transaction (never half-applied), under the ledger's migration lock (two cockpits starting at
+    once on PostgreSQL do not race). Returns the version now applied. Raises LedgerError."""
+    try:
+        return _migrate(db, component, migrations)
+    except LedgerError:
+        raise
+    except Exception as exc:
+        if is_db_error(exc):
+            raise LedgerError(db.where, reason(exc)) from None
+        raise
+
+
+def _migrate(db: LedgerDb, component: str, migrations: Sequence[Sequence[str]]) -> int:
+    pg = db.kind == "postgres"
+    if "ledger_schema" in db.tables():  # the common case: nothing to apply, take no lock
+        row = db.execute("SELECT version FROM ledger_schema WHERE component = ?", (component,)).fetchone()
+        if row and row[0] >= len(migrations):
+            return int(row[0])
+    with db.transaction(lock="migrate"):
+        db.execute(pg_ddl(SCHEMA_TABLE) if pg else SCHEMA_TABLE)
+    current = 0
+    for version, statements in enumerate(migrations, start=1):
+        with db.transaction(lock="migrate"):
+            row = db.execute("SELECT version FROM ledger_schema WHERE component = ?", (component,)).fetchone()
+            current = row[0] if row else 0
+            if version <= current:
+                continue
+            for stmt in statements:
+                db.execute(pg_ddl(stmt) if pg else stmt)
+            db.execute(
+                "INSERT INTO ledger_schema(component, version) VALUES (?, ?) "
+                "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+                (component, version),
+            )
+            current = version
+    return int(current)
+
+
+def schema_status(db: LedgerDb) -> dict[str, int]:
+    """component -> applied version ({} for a ledger nothing was applied to yet)."""
+    if "ledger_schema" not in db.tables():
+        return {}
+    return {str(c): int(v) for c, v in db.execute("SELECT component, version FROM ledger_schema")}
