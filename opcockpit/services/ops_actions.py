@@ -6,6 +6,7 @@ way), an orphan or leaked instance (provider only), an adoption (a new lease). `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
@@ -227,13 +228,24 @@ class ActionSteps:
         detail = f" ({result.detail})" if result is not None and result.detail else ""
         return f"{verb}{detail}"
 
+    async def _look(self, provider: str, instance_id: str) -> None:
+        """The provider answered: let a paced collector GET the instance now, so the next refresh
+        shows the action's effect without waiting for the provider's next full listing."""
+        look = getattr(self.collector, "look", None) if self.collector is not None else None
+        if look is None or not getattr(self.collector, "paced", False):
+            return
+        with contextlib.suppress(Exception):  # a failed look only means the next listing shows it
+            await look(provider, [instance_id])
+
     async def _provider_call(self, op: Operation, what: str) -> ActionResult:
         """Call the provider. A lost answer (timeout, connection error, 5xx) is settled by one
         read back: the target state -> done; the old state -> _Failed; no answer -> _Unknown."""
         t, action = op.target, op.action
         assert t.instance_id is not None
         try:
-            return await self._call(action, t.provider, t.instance_id)
+            result = await self._call(action, t.provider, t.instance_id)
+            await self._look(t.provider, t.instance_id)
+            return result
         except _Refuse:
             raise
         except Exception as exc:
