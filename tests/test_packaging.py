@@ -10,7 +10,11 @@ import tomllib
 from tests.cli_support import REPO
 
 # distribution name -> top-level import name, where they differ
-IMPORT_NAME: dict[str, str] = {}
+IMPORT_NAME: dict[str, str] = {
+    "opentelemetry-sdk": "opentelemetry",
+    "opentelemetry-exporter-otlp-proto-http": "opentelemetry",
+    "psycopg": "psycopg",
+}
 
 
 def _imported_top_levels() -> set[str]:
