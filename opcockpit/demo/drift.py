@@ -44,6 +44,10 @@ ACTION_WEIGHTS: dict[str, float] = {
     "run_error": 1,
     "session_touch": 3,
     "provider_outage": 0.4,
+    # LEON's own reconcile loop and the platform's cleanup: without them the demo only decays
+    # (converged 48 -> 19 in ten minutes); with them the converged share holds steady.
+    "leon_repair": 4,
+    "orphan_gc": 1,
 }
 
 # How long a simulated provider outage lasts: long enough to watch rows go stale with their age.
@@ -427,6 +431,84 @@ class DriftSimulator:
         version = self.apply(lease_id, "intent.resume", "api", "{}", desired="running", observed="running")
         self._set_sessions(lease_id, ("paused",), "active", None)
         return DriftEvent("leon_resume", f"LEON resumed {lease_id} (v{version})", provider, lease_id, iid)
+
+    def _a_leon_repair(self) -> DriftEvent | None:
+        """LEON puts a drifted lease back to what it wants: resume a paused (or stopped) instance,
+        pause one that should be paused, recreate one that died, bind a new one to a detached lease
+        that should run; then observes it (one apply). Providers in an outage are left alone."""
+        conn = self._connect(self.fleet.sandbox_db)
+        try:
+            rows = conn.execute(
+                "SELECT lease_id, provider_name, current_instance_id, desired_state FROM sandbox_leases "
+                "WHERE desired_state IN ('running', 'paused') ORDER BY lease_id"
+            ).fetchall()
+        finally:
+            conn.close()
+        cands = [
+            r
+            for r in rows
+            if r[1] in self.doubles and r[1] not in self.outages and self._wants_repair(*r[1:])
+        ]
+        if not cands:
+            return None
+        lease_id, provider, iid, desired = self.rng.choice(cands)
+        double = self.doubles[provider]
+        kind = self.fleet.providers.get(provider, double.kind)
+        what = "recreated"
+        if iid is None:
+            iid = self.ids.instance(kind, lease_id)
+            self._bind(lease_id, iid)
+            what = "provisioned"
+        with double.lock:
+            inst = double.instances.get(iid)
+        if inst is None:
+            extra: dict[str, Any] = {"docker_id": self.ids.docker_id()} if kind == "docker" else {}
+            labels = (
+                {"leon.session_id": iid, "leon.context_id": f"leon-{lease_id}"}
+                if kind == "docker"
+                else {"lease_id": lease_id}
+            )
+            double.add(iid, state=desired, name=iid if kind in ("docker", "daytona") else None,
+                       labels=labels, **extra)  # fmt: skip
+        else:
+            what = "resumed" if desired == "running" else "paused"
+            double.set_state(iid, desired)
+        event = "intent.resume" if desired == "running" else "intent.pause"
+        version = self.apply(lease_id, event, "reconcile", "{}", observed=desired)
+        return DriftEvent("leon_repair", f"LEON {what} {lease_id} (v{version})", provider, lease_id, iid)
+
+    def _wants_repair(self, provider: str, iid: str | None, desired: str) -> bool:
+        if iid is None:
+            return desired == "running"  # detached: LEON provisions a new instance when it should run
+        return self._provider_view(provider, iid) != desired
+
+    def _bind(self, lease_id: str, iid: str) -> None:
+        now = local_now_iso()
+        conn = self._connect(self.fleet.sandbox_db)
+        try:
+            with conn:
+                conn.execute(
+                    "UPDATE sandbox_leases SET current_instance_id=?, instance_created_at=? WHERE lease_id=?",
+                    (iid, now, lease_id),
+                )
+        finally:
+            conn.close()
+
+    def _a_orphan_gc(self) -> DriftEvent | None:
+        """The platform's cleanup removes an instance no lease claims (orphans do not pile up)."""
+        cands = [
+            (p, inst)
+            for state in ("running", "paused", "stopped")
+            for p, inst in self._instances(state, bound=False)
+            if p not in self.outages
+        ]
+        if not cands:
+            return None
+        provider, inst = self.rng.choice(cands)
+        self.doubles[provider].remove(inst.instance_id)
+        return DriftEvent(
+            "orphan_gc", f"cleanup removed orphan {inst.instance_id}", provider, None, inst.instance_id
+        )
 
     def _a_leon_failed_intent(self) -> DriftEvent | None:
         pick = self._pick_lease(_RUNNING_BOUND + " AND needs_refresh=0")
