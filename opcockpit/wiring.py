@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from opcockpit.adapters.ledger.alerts import AlertStore
 from opcockpit.adapters.ledger.audit import AuditLog
+from opcockpit.adapters.ledger.backend import LedgerTarget
 from opcockpit.adapters.ledger.events import EventLog
 from opcockpit.adapters.ledger.queries import QueryStore
 from opcockpit.adapters.ledger.queries import dump_toml as dump_queries_toml  # noqa: F401  (the CLI's)
@@ -220,6 +221,9 @@ class Cockpit:
     events: EventLog | None = None  # the event ledger (None: `[events] enabled = false`)
     leon: LeonAccess = field(default_factory=leon_access)
     _stores: list[AlertStore] = field(default_factory=list, repr=False)
+    # Where audit and alerts live (issue 12): the SQLite file at ledger_path, or a PostgreSQL
+    # URL shared by a team. ledger_path stays the local file the SQLite-only parts use.
+    ledger: LedgerTarget | None = None
 
     @property
     def alerts_config(self) -> AlertsConfig:
@@ -233,7 +237,7 @@ class Cockpit:
 
     def open_alert_store(self) -> AlertStore:
         """The alert tables of this cockpit's ledger (blocking: call from a thread in async code)."""
-        return AlertStore.open(self.ledger_path)
+        return AlertStore.open(self.ledger if self.ledger is not None else self.ledger_path)
 
     def alert_engine(self, store: AlertStore, *, clock: Callable[[], datetime] | None = None) -> AlertEngine:
         return build_alert_engine(
@@ -272,12 +276,8 @@ def build_cockpit(
     replace the registry's for their provider names (tests); `providers` limits the collection.
     `live` (the TUI): providers are listed in full once per their `list_interval_s`, between
     listings provider events and finished actions look at the instances concerned (one GET)."""
-    if ledger_path is not None:
-        ledger = Path(ledger_path)
-    elif demo:
-        ledger = Path(settings.sources.sandbox_db).parent / DEMO_LEDGER
-    else:
-        ledger = default_ledger_path()
+    target = ledger_target(settings, ledger_path, demo=demo)
+    ledger = target.path if target.path is not None else default_ledger_path()
     read_only = read_only or bool(getattr(settings, "read_only", False))
     operator = operator_name()
     fleet = build_collector(settings, adapters=adapters, clock=clock, providers=providers)
@@ -285,7 +285,7 @@ def build_cockpit(
     events = build_event_log(settings, ledger)
     # Every refresh (TUI, snapshot, demo, action waits) records what changed into the ledger.
     collector = RecordingCollector(fleet, events) if events is not None else fleet
-    audit = AuditLog(ledger)
+    audit = AuditLog(target)
     operations = build_operations(
         settings, collector=collector, read_only=read_only, operator=operator, audit=audit,
         on_event=record_events(events) if events is not None else None,
@@ -301,7 +301,22 @@ def build_cockpit(
         clock=clock,
         events=events,
         leon=leon_access(source_tz(settings)),
+        ledger=target,
     )
+
+
+def ledger_target(
+    settings: Any, ledger_path: str | os.PathLike[str] | None = None, *, demo: bool = False
+) -> LedgerTarget:
+    """Which ledger: `--ledger` (a path, sqlite:PATH or postgresql://…), the demo's file,
+    `[ledger] url_env`/`url`, then $OPCOCKPIT_LEDGER / the XDG file."""
+    if ledger_path is not None:
+        return LedgerTarget.parse(ledger_path)
+    if demo:
+        return LedgerTarget.parse(Path(settings.sources.sandbox_db).parent / DEMO_LEDGER)
+    cfg = getattr(settings, "ledger", None)
+    configured = cfg.resolve() if cfg is not None and hasattr(cfg, "resolve") else None
+    return LedgerTarget.parse(configured)
 
 
 # --------------------------------------------------------------------------- webhooks (issue 13)

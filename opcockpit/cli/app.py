@@ -750,171 +750,37 @@ def _queries_export(
 ) -> None: ...
 
 
-# --------------------------------------------------------------------------- explore: query, queries
+# --------------------------------------------------------------------------- ledger (issue 12)
 
 
-class QueryFormat(StrEnum):
-    table = "table"
-    json = "json"
-    ndjson = "ndjson"
-    csv = "csv"
+def _run_ledger(args: Any) -> int:
+    from opcockpit.cli.ledger_cmd import run_ledger
+
+    return run_ledger(args)
 
 
-def _run_query(args: Any) -> int:
-    from opcockpit.cli.query_cmd import run_query
-
-    return run_query(args)
-
-
-def _run_queries(args: Any) -> int:
-    from opcockpit.cli.query_cmd import run_queries
-
-    return run_queries(args)
+ledger_app = typer.Typer(help="the cockpit's ledger: migrate, status, copy", rich_markup_mode=None)
+app.add_typer(ledger_app, name="ledger")
+LedgerUrlOpt = Annotated[
+    str | None,
+    typer.Option("--ledger", metavar="PATH|URL", help="ledger (default: [ledger] / $OPCOCKPIT_LEDGER)"),
+]
 
 
-QueryLedgerOpt = Annotated[str | None, typer.Option("--ledger", metavar="PATH", help="the cockpit ledger")]
+def _ledger(name: str, help_text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return _register(ledger_app, name, help_text, _run_ledger, fixed={"ledger_command": name})
 
 
-@_register(
-    app, "query", "run an Explore query (or --sql: one read-only SELECT); see docs/explore.md", _run_query
-)
-def _query(
-    expr: Annotated[
-        str | None, typer.Argument(metavar="EXPR", help="e.g. 'runs status:error since:-6h'")
-    ] = None,
-    sql: Annotated[bool, typer.Option("--sql", help="EXPR is one read-only SQL statement")] = False,
-    param: Annotated[
-        list[str] | None,
-        typer.Option("--param", metavar="NAME=VALUE", help=":NAME in the query (repeatable)"),
-    ] = None,
-    format: Annotated[QueryFormat, typer.Option("--format", help="output format")] = QueryFormat.table,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, metavar="N", help="at most N rows")] = None,
-    saved: Annotated[str | None, typer.Option("--saved", metavar="NAME", help="run a saved query")] = None,
-    ledger: QueryLedgerOpt = None,
+@_ledger("migrate", "apply pending ledger migrations (also done on start)")
+def _ledger_migrate(ledger: LedgerUrlOpt = None) -> None: ...
+
+
+@_ledger("status", "backend, location and schema versions of the ledger")
+def _ledger_status(ledger: LedgerUrlOpt = None) -> None: ...
+
+
+@_ledger("copy", "copy audit and alerts into a new ledger (e.g. sqlite:PATH -> postgresql://…)")
+def _ledger_copy(
+    src: Annotated[str, typer.Option("--from", metavar="sqlite:PATH|URL")],
+    dst: Annotated[str, typer.Option("--to", metavar="postgresql://…")],
 ) -> None: ...
-
-
-queries_app = typer.Typer(
-    help="saved Explore queries: list, show, save, rm, import, export", rich_markup_mode=None
-)
-app.add_typer(queries_app, name="queries")
-
-
-def _queries_group(ctx: typer.Context, **given: Any) -> None:
-    _merge_globals(ctx, given)
-    if ctx.invoked_subcommand is None:
-        from opcockpit.cli.common import err
-
-        err("opcockpit queries: choose an action: list, show, save, rm, import, export")
-        raise typer.Exit(ExitCode.USAGE)
-
-
-queries_app.callback(invoke_without_command=True)(_group_signature(_queries_group))
-
-
-def _queries(name: str, help_text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    return _register(queries_app, name, help_text, _run_queries, fixed={"queries_command": name})
-
-
-QueryNameArg = Annotated[str, typer.Argument(metavar="NAME")]
-
-
-@_queries("list", "every saved query")
-def _queries_list(ledger: QueryLedgerOpt = None) -> None: ...
-
-
-@_queries("show", "one saved query as TOML")
-def _queries_show(name: QueryNameArg, ledger: QueryLedgerOpt = None) -> None: ...
-
-
-@_queries("save", "save (or replace) a query; :params are found in it")
-def _queries_save(
-    name: QueryNameArg,
-    expr: Annotated[str, typer.Argument(metavar="EXPR")],
-    description: Annotated[str | None, typer.Option("--description", metavar="TEXT")] = None,
-    sql: Annotated[bool, typer.Option("--sql", help="EXPR is read-only SQL")] = False,
-    ledger: QueryLedgerOpt = None,
-) -> None: ...
-
-
-@_queries("rm", "delete a saved query")
-def _queries_rm(name: QueryNameArg, ledger: QueryLedgerOpt = None) -> None: ...
-
-
-@_queries("import", "import saved queries from a TOML file (all or nothing)")
-def _queries_import(
-    file: Annotated[str, typer.Argument(metavar="FILE")], ledger: QueryLedgerOpt = None
-) -> None: ...
-
-
-@_queries("export", "write every saved query as TOML (stdout, or FILE)")
-def _queries_export(
-    file: Annotated[str | None, typer.Argument(metavar="FILE")] = None, ledger: QueryLedgerOpt = None
-) -> None: ...
-
-
-# --------------------------------------------------------------------------- serve, webhooks (issue 13)
-
-
-def _run_serve(args: Any) -> int:
-    from opcockpit.cli.serve_cmd import run_serve
-
-    return run_serve(args)
-
-
-def _run_webhooks(args: Any) -> int:
-    from opcockpit.cli.webhooks_cmd import run_webhooks
-
-    return run_webhooks(args)
-
-
-@_register(app, "serve", "receive provider webhooks (signatures verified) into the ledger", _run_serve)
-def _serve(
-    listen: Annotated[
-        str | None,
-        typer.Option("--listen", metavar="HOST:PORT", help="bind address (default [serve] listen)"),
-    ] = None,
-    ledger: LedgerOpt = None,
-) -> None: ...
-
-
-webhooks_app = typer.Typer(help="manage provider webhook registrations (E2B)", rich_markup_mode=None)
-app.add_typer(webhooks_app, name="webhooks")
-
-
-def _webhooks_group(ctx: typer.Context, **given: Any) -> None:
-    _merge_globals(ctx, given)
-    if ctx.invoked_subcommand is None:
-        from opcockpit.cli.common import err
-
-        err("opcockpit webhooks: choose an action: register, list, delete (see opcockpit webhooks --help)")
-        raise typer.Exit(ExitCode.USAGE)
-
-
-webhooks_app.callback(invoke_without_command=True)(_group_signature(_webhooks_group))
-ProviderArg = Annotated[str, typer.Argument(metavar="PROVIDER", help="configured e2b provider name")]
-
-
-def _webhooks(name: str, help_text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    return _register(webhooks_app, name, help_text, _run_webhooks, fixed={"webhooks_command": name})
-
-
-@_webhooks("register", "register this receiver's URL with E2B (secret from [webhooks.<provider>])")
-def _wh_register(
-    provider: ProviderArg = "e2b",
-    *,
-    url: Annotated[
-        str, typer.Option("--url", metavar="URL", help="public https URL of /webhooks/<provider>")
-    ],
-    name: Annotated[str, typer.Option("--name")] = "opcockpit",
-) -> None: ...
-
-
-@_webhooks("list", "list E2B webhook registrations")
-def _wh_list(
-    provider: ProviderArg = "e2b", format: Annotated[ListFormat, typer.Option("--format")] = ListFormat.table
-) -> None: ...
-
-
-@_webhooks("delete", "delete an E2B webhook registration")
-def _wh_delete(provider: ProviderArg, id: Annotated[str, typer.Argument(metavar="ID")]) -> None: ...

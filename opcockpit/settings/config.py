@@ -112,6 +112,7 @@ def _kind_defaults(
 # Top-level tables/values taken from the file as they are (validated by the models).
 _PASSTHROUGH_KEYS = (
     "refresh_s", "read_only", "list_timeout_s", "alerts", "export", "webhooks", "serve", "events", "tui",
+    "ledger",
 )  # fmt: skip
 _TOP_KEYS = ("sources", "providers", *_PASSTHROUGH_KEYS)
 
@@ -250,6 +251,8 @@ def load_config(
         if key in toml:
             data[key], origins[key] = toml[key], toml_origin
     _remember_alert_secrets(toml.get("alerts"), env)
+    if isinstance(toml.get("ledger"), dict):  # a ledger URL's password is a secret like any key
+        remember_url(toml["ledger"].get("url"))
     webhooks = toml.get("webhooks")
     for table in webhooks.values() if isinstance(webhooks, dict) else ():
         if isinstance(table, dict):  # webhook signing secrets: scrubbed from every message

@@ -163,6 +163,33 @@ class ServeConfig(BaseModel):
     retry_after_s: int = Field(default=5, ge=1, le=3600)
 
 
+class LedgerConfig(BaseModel):
+    """`[ledger]` (issue 12): where the cockpit's ledger lives. Unset: the SQLite file
+    ($OPCOCKPIT_LEDGER, else the XDG data dir). `url_env` names a variable holding the URL (so the
+    password stays out of the file); it wins over `url` when set."""
+
+    model_config = STRICT
+
+    url: str | None = None  # postgresql://user@host/db, sqlite:PATH or a path
+    url_env: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, v: str | None) -> str | None:
+        if v is not None and "://" in v and not v.lower().startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"not a ledger URL: {redact_url(v)!r} (postgresql://… or sqlite:PATH)")
+        return v
+
+    def resolve(self, env: Any = None) -> str | None:
+        """The configured ledger (None: the default file)."""
+        env = os.environ if env is None else env
+        if self.url_env:
+            value = (env.get(self.url_env) or "").strip()
+            if value:
+                return value
+        return self.url
+
+
 class TuiConfig(BaseModel):
     """`[tui]`: the terminal cockpit's own behaviour (issue 15)."""
 
@@ -219,5 +246,7 @@ class CockpitConfig(BaseModel):
     serve: ServeConfig = Field(default_factory=ServeConfig)
     # Additive (issue 15): `[tui]`.
     tui: TuiConfig = Field(default_factory=TuiConfig)
+    # Additive (issue 12): `[ledger]` url / url_env (PostgreSQL shared by a team).
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     # Additive (issue 10): `[events]` retention of the cockpit's event ledger.
     events: EventsConfig = Field(default_factory=EventsConfig)

@@ -337,3 +337,60 @@ def schema_status(db: LedgerDb) -> dict[str, int]:
     if "ledger_schema" not in db.tables():
         return {}
     return {str(c): int(v) for c, v in db.execute("SELECT component, version FROM ledger_schema")}
+
+
+# --------------------------------------------------------------------------- copy (sqlite -> postgres)
+
+# (table, identity column or None) in an order that never breaks a reference.
+COPY_TABLES: tuple[tuple[str, str | None], ...] = (
+    ("audit_log", "id"),
+    ("alerts", "id"),
+    ("alert_acks", "seq"),
+    ("alert_deliveries", None),
+    ("alert_pending", None),
+    ("alert_meta", None),
+)
+
+
+def _columns(db: LedgerDb, table: str) -> list[str]:
+    cur = db.execute(f"SELECT * FROM {table} LIMIT 0")
+    return [d[0] for d in cur.description]
+
+
+def copy_ledger(
+    src: LedgerDb, dst: LedgerDb, components: Sequence[tuple[str, Sequence[Sequence[str]]]]
+) -> dict[str, int]:
+    """Copy audit and alert tables from `src` into an empty `dst`, ids kept, in one destination
+    transaction (all or nothing); both are migrated to the current versions first. Returns rows
+    per table, checked by counting the destination. Raises LedgerError (one line)."""
+    for name, migrations in components:
+        migrate(src, name, migrations)
+        migrate(dst, name, migrations)
+    try:
+        counts: dict[str, int] = {}
+        with dst.transaction(lock="migrate"):
+            for table, _ in COPY_TABLES:
+                if dst.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]:
+                    raise LedgerError(dst.where, f"{table} is not empty: copy only into a new ledger")
+            for table, ident in COPY_TABLES:
+                cols = _columns(src, table)
+                rows = [tuple(r) for r in src.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall()]
+                marks = ", ".join("?" * len(cols))
+                dst.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", rows)
+                counts[table] = len(rows)
+                if ident is not None and dst.kind == "postgres" and rows:
+                    dst.execute(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', '{ident}'),"
+                        f" (SELECT MAX({ident}) FROM {table}))"
+                    )
+            for table, n in counts.items():
+                got = dst.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                if got != n:
+                    raise LedgerError(dst.where, f"{table}: copied {n} rows but found {got}")
+        return counts
+    except LedgerError:
+        raise
+    except Exception as exc:
+        if is_db_error(exc):
+            raise LedgerError(dst.where, reason(exc)) from None
+        raise
