@@ -1,7 +1,8 @@
 """The Orphans tab: provider instances no lease accounts for, keyed `provider/instance_id`.
 
-`OrphansTab` is the app's part of it (a mixin of CockpitApp): the table, Enter on an orphan (the
-thread detail of the lease it claims, if the DB knows it), jumping to an orphan, what `c` copies.
+`OrphansTab` is the app's part of it (a mixin of CockpitApp): the table, Enter on an orphan (its
+detail screen: labels, image, created, the lease it claims, the raw record), jumping to an orphan,
+what `c` copies; `l`/`y` (logs, raw record) come with it from `InspectKeys`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from opcockpit.domain.models import GroundTruth, GroundTruthRow
+from opcockpit.tui.screens.inspect import InspectKeys
+from opcockpit.tui.screens.orphan import OrphanScreen
 from opcockpit.tui.table.widget import KeyedTable
 from opcockpit.tui.widgets.tables import orphans_table
 
@@ -34,7 +37,7 @@ def orphan_copy_value(key: str) -> str:
     return key.split("/", 1)[1]
 
 
-class OrphansTab(_AppBase):
+class OrphansTab(InspectKeys, _AppBase):
     """CockpitApp's Orphans tab (mixin); see the module docstring."""
 
     ground_truth: GroundTruth | None
@@ -60,7 +63,7 @@ class OrphansTab(_AppBase):
         if self.ground_truth is None:
             return
         orphan = next((o for o in self.ground_truth.orphans if o.key == key), None)
-        if orphan and orphan.claimed_lease_id and orphan.claimed_lease_id in self._rows_by_key:
-            self.open_lease(orphan.claimed_lease_id)
-        else:
-            self.notify("this orphan claims no lease the DB knows", markup=False)
+        if orphan is None:
+            self.notify("this orphan is gone since the last refresh", markup=False)
+            return
+        self.push_screen(OrphanScreen(orphan))
