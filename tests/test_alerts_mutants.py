@@ -1,0 +1,165 @@
+"""Exact assertions that kill the alert-rule mutants (opcockpit/domain/alerts.py) that survived the
+broader rule tests (docs/mutation.md): a lease detached while its instance still runs, the error
+read from a `provider.error` payload, the clips of long messages, Evidence's dict form.
+
+Ground truths come from real LEON-schema DBs through the real reader and reconcile.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opcockpit.domain.alerts import (
+    AlertInputs,
+    AlertsConfig,
+    Evidence,
+    _short,
+    fmt_duration,
+    rule_intent_failures,
+    rule_leak,
+    rule_lease_diverged,
+    rule_lease_recovering,
+    rule_provider_unreachable,
+)
+from tests.alerts_support import T0, ground_truth, inst, lease_events, listing, naive, sandbox_db
+from tests.fixtures.leon_db import add_lease, add_lease_event
+
+L1 = "lease-aaaaaaaaaaaa"
+
+
+# --------------------------------------------------------------------------- leak: observed detached
+
+
+def test_a_detached_lease_whose_instance_still_runs_is_a_leak(tmp_path: Path) -> None:
+    """desired != destroyed but LEON observed the lease detached while the provider runs it: the
+    `observed_state == "detached"` half of the leak test decides it (not the destroyed half)."""
+
+    def build(c) -> None:  # type: ignore[no-untyped-def]
+        add_lease(
+            c,
+            L1,
+            "dock",
+            current_instance_id="c-1",
+            desired_state="paused",
+            observed_state="detached",
+            created_at=naive(T0 - timedelta(hours=1)),
+        )
+
+    db = sandbox_db(tmp_path / "detached.db", build)
+    gt = ground_truth(db, [listing("dock", "docker", [inst("dock", "c-1", "running")], listed_at=T0)], T0)
+    (row,) = gt.rows
+    assert (row.desired_state, row.observed_state, row.provider_state) == ("paused", "detached", "running")
+    (c,) = rule_leak(AlertInputs(gt, T0), AlertsConfig(leak_for_s=60))
+    assert c.key == f"leak:{L1}"
+    assert c.evidence == (
+        Evidence("lease", L1, "desired paused, observed detached, instance c-1 running at provider"),
+    )
+    # ... and so it is not also reported as drift.
+    assert [x.key for x in rule_lease_diverged(AlertInputs(gt, T0), AlertsConfig())] == []
+
+
+# --------------------------------------------------------------------------- provider.error payloads
+
+
+def _intent_signature(tmp_path: Path, payload: Any, *, raw: str | None = None) -> str:
+    """The top signature of one `provider.error` lease event without an `error` column."""
+
+    def build(c) -> None:  # type: ignore[no-untyped-def]
+        add_lease(c, L1, "dock", created_at=naive(T0 - timedelta(hours=1)))
+        add_lease_event(
+            c,
+            L1,
+            "provider.error",
+            "provider",
+            payload,
+            event_id="ev-1",
+            created_at=naive(T0 - timedelta(seconds=30)),
+        )
+        if raw is not None:  # a payload_json the helper would not write (not JSON, empty)
+            c.execute("UPDATE lease_events SET payload_json = ? WHERE event_id = 'ev-1'", (raw,))
+
+    db = sandbox_db(tmp_path / "payload.db", build)
+    gt = ground_truth(db, [listing("dock", "docker", listed_at=T0)], T0)
+    events, provider_events = lease_events(db, T0 - timedelta(hours=2))
+    (c,) = rule_intent_failures(
+        AlertInputs(gt, T0, lease_events=events, provider_events=provider_events),
+        AlertsConfig(intent_failures_min=1),
+    )
+    return str(c.details["top_signature"])
+
+
+def test_provider_error_event_uses_the_payload_error(tmp_path: Path) -> None:
+    assert _intent_signature(tmp_path, {"error": "sandbox quota exhausted"}) == "sandbox quota exhausted"
+
+
+@pytest.mark.parametrize(
+    ("payload", "raw"),
+    [
+        ({"error": 5}, None),  # not a string: ignored
+        ({"Error": "wrong key"}, None),
+        ({"ERROR": "wrong key"}, None),
+        ({"message": "no error key"}, None),
+        (None, "[1, 2]"),  # JSON, but not an object
+        (None, "not json {"),
+        (None, ""),
+    ],
+)
+def test_provider_error_event_without_a_usable_payload_error_uses_the_event_type(
+    tmp_path: Path, payload: Any, raw: str | None
+) -> None:
+    assert _intent_signature(tmp_path, payload, raw=raw) == "provider.error"
+
+
+# --------------------------------------------------------------------------- clips
+
+
+def test_short_clips_at_120_with_one_ellipsis_and_keeps_shorter_text() -> None:
+    assert _short("x" * 120) == "x" * 120
+    assert _short("y" * 121) == "y" * 119 + "…"
+    assert _short("a\n  b\tc") == "a b c"
+    assert _short(None) == "" and _short("") == ""
+    assert _short("z" * 81, 80) == "z" * 79 + "…"
+
+
+def test_provider_error_in_the_summary_is_clipped_to_100(tmp_path: Path) -> None:
+    db = sandbox_db(tmp_path / "p.db", lambda c: None)
+    err = "E" * 150
+    gt = ground_truth(db, [listing("dock", "docker", ok=False, error=err)], T0)
+    (c,) = rule_provider_unreachable(AlertInputs(gt, T0), AlertsConfig())
+    assert c.summary == "provider dock unreachable; never listed: " + "E" * 99 + "…"
+    assert c.evidence == (Evidence("provider", "dock", err),)  # the evidence keeps it whole
+
+
+def test_recovering_last_error_in_the_summary_is_clipped_to_80(tmp_path: Path) -> None:
+    err = "boom " * 30
+
+    def build(c) -> None:  # type: ignore[no-untyped-def]
+        add_lease(
+            c, L1, "dock", status="recovering", last_error=err, created_at=naive(T0 - timedelta(hours=1))
+        )
+
+    db = sandbox_db(tmp_path / "r.db", build)
+    gt = ground_truth(db, [listing("dock", "docker", listed_at=T0)], T0)
+    (c,) = rule_lease_recovering(AlertInputs(gt, T0), AlertsConfig())
+    clipped = " ".join(err.split())[:79] + "…"
+    assert c.summary == f"dock lease {L1} stuck in recovering (instance creation failed or hung?): {clipped}"
+
+
+# --------------------------------------------------------------------------- small pieces
+
+
+def test_evidence_to_dict_has_exactly_kind_id_note() -> None:
+    assert Evidence("lease", L1, "why").to_dict() == {"kind": "lease", "id": L1, "note": "why"}
+    assert json.dumps(Evidence("run", "r-1").to_dict()) == '{"kind": "run", "id": "r-1", "note": ""}'
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(None, "?"), (-0.5, "0s"), (-3600, "0s"), (0.9, "0s"), (1, "1s"), (61, "1m")]
+)
+def test_fmt_duration_floor_and_unknown(seconds: float | None, text: str) -> None:
+    assert fmt_duration(seconds) == text
