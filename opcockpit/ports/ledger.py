@@ -95,6 +95,12 @@ class AlertStorePort(Protocol):
 
     def delivery(self, alert_id: int, channel: str) -> Delivery | None: ...
 
+    def claim_delivery(
+        self, alert_id: int, channel: str, owner: str, *, now: datetime, hold_s: float = 120
+    ) -> bool:
+        """The right to send this alert on this channel: True for exactly one cockpit."""
+        ...
+
     def record_delivery(
         self,
         alert_id: int,

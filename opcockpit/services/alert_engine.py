@@ -8,6 +8,8 @@ did in the store. The notifier never sees the store; the store never sees the no
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -46,8 +48,18 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def deliver_due(notifier: NotifierPort, store: AlertStorePort, now: datetime) -> list[DeliveryResult]:
-    """Send what is due (firing, unmuted, not yet delivered or given up on) and record it."""
+# Who claims a notification: one identity per cockpit process (two cockpits of one operator on
+# one host are still two senders).
+PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def deliver_due(
+    notifier: NotifierPort, store: AlertStorePort, now: datetime, *, owner: str = PROCESS_ID
+) -> list[DeliveryResult]:
+    """Send what is due (firing, unmuted, not yet delivered or given up on) and record it.
+
+    Several cockpits (and cron) may share one ledger: each due notification is claimed in the
+    ledger first, and only the claimer sends it, so it goes out exactly once."""
     due: dict[str, list[tuple[Alert, Delivery | None]]] = {}
     for alert in sorted(store.active(), key=lambda a: a.id):
         if alert.is_muted(now):
@@ -56,6 +68,8 @@ def deliver_due(notifier: NotifierPort, store: AlertStorePort, now: datetime) ->
             prev = store.delivery(alert.id, channel)
             if prev is not None and prev.status in ("ok", "gave_up"):
                 continue
+            if not store.claim_delivery(alert.id, channel, owner, now=now):
+                continue  # another cockpit is sending it (or just did)
             due.setdefault(channel, []).append((alert, prev))
     if not due:
         return []
@@ -88,7 +102,9 @@ class AlertEngine:
         leon: LeonAccess | None = None,
         events: EventLogPort | None = None,
         on_event: Callable[[Event], None] | None = None,
+        owner: str = PROCESS_ID,
     ) -> None:
+        self.owner = owner  # who claims notifications in a shared ledger
         self.events = events  # the event ledger the flapping rule reads
         self.on_event = on_event  # history.record_events: alert.fired/resolved/acked/muted
         self.store = store
@@ -119,7 +135,7 @@ class AlertEngine:
         self._emit("alert.resolved", self.store.by_ids(resolved) if resolved else (), now)
         deliveries: tuple[DeliveryResult, ...] = ()
         if self.notifier is not None:
-            deliveries = tuple(deliver_due(self.notifier, self.store, now))
+            deliveries = tuple(deliver_due(self.notifier, self.store, now, owner=self.owner))
         snap = AlertSnapshot(
             now=now,
             active=tuple(self.store.active()),
