@@ -7,15 +7,19 @@ repo's one with a per-module `[tool.mutmut]` (the shared settings + `only_mutate
 test files). mutmut then copies that into mutants/<name>/mutants/ and runs there. Re-runs are
 incremental: only mutants of functions that changed are tested again.
 
-Usage: python tools/mutate.py [--max-children N] [--timeout-s S] [--rev REV] [MODULE ...]
-(MODULE is a key of MODULES; none = all). OPCOCKPIT_CI/CI are dropped so podman tests skip.
---rev HEAD tests a `git archive` of that commit instead of the (shared, possibly half-edited)
-working tree.
+Usage: python tools/mutate.py [--max-children N] [--timeout-s S] [--rev REV] [--survivors]
+[--mutant GLOB ...] [MODULE ...] (MODULE is a key of MODULES; none = all). OPCOCKPIT_CI/CI are
+dropped so podman tests skip. --rev HEAD tests a `git archive` of that commit instead of the
+(shared, possibly half-edited) working tree. --survivors re-tests only the mutants that survived
+the last run (after adding tests for them); --mutant re-tests the named ones (fnmatch globs on
+mutmut's names, e.g. '*_backoff__mutmut_*'). A time-boxed or interrupted (Ctrl-C, SIGTERM) run
+keeps every verdict recorded so far.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -139,15 +143,37 @@ def prepare(name: str, module: Module, rev: str | None) -> Path:
     return work
 
 
-def run(name: str, max_children: int, timeout_s: float | None, rev: str | None) -> int:
+def survivors(name: str, module: Module) -> list[str]:
+    """The mutants of `module` whose last verdict was `survived` (mutmut exit code 0)."""
+    meta = WORK / name / "mutants" / (module.path + ".meta")
+    if not meta.exists():
+        return []
+    codes = json.loads(meta.read_text()).get("exit_code_by_key", {})
+    return sorted(k for k, v in codes.items() if v == 0)
+
+
+def run(
+    name: str,
+    max_children: int,
+    timeout_s: float | None,
+    rev: str | None,
+    only: list[str] | None = None,
+) -> int:
+    """Run mutmut for one module; `only` (mutant names or globs) re-tests just those."""
     module = MODULES[name]
     work = prepare(name, module, rev)
     env = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}
     mutmut = str(Path(sys.executable).with_name("mutmut"))
     cmd = [mutmut, "run", "--max-children", str(max_children)]
+    if only:
+        # mutmut matches bare globs against its dotted names: qualify the module's own.
+        dotted = module.path.removesuffix(".py").replace("/", ".")
+        cmd += [m if m.startswith(dotted) or m.startswith("*") else f"{dotted}.{m}" for m in only]
+        print(f"== {name}: re-testing {len(only)} named mutant(s)", flush=True)
     tests = (work / "pyproject.toml").read_text().rpartition("pytest_add_cli_args_test_selection = ")[2]
     print(f"== {name}: {module.path} ({(work / 'source.txt').read_text().strip()}) with {tests}", flush=True)
-    print(f"   (cd {work.relative_to(REPO)} && {' '.join(cmd[1:])})", flush=True)
+    shown = " ".join(cmd[1:5]) + (f" ... ({len(cmd) - 4} names)" if len(cmd) > 4 else "")
+    print(f"   (cd {work.relative_to(REPO)} && {shown})", flush=True)
     # Own process group, so a time-boxed run can stop mutmut *and* its forked test workers.
     proc = subprocess.Popen(cmd, cwd=work, env=env, start_new_session=True)
     try:
@@ -162,13 +188,31 @@ def run(name: str, max_children: int, timeout_s: float | None, rev: str | None) 
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    # SIGINT first: mutmut stops its workers and keeps every verdict recorded so far.
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    # SIGINT first: mutmut stops its workers and keeps every verdict recorded so far. Then SIGTERM
+    # (verdicts are saved per mutant, so at most the one in flight is lost), then SIGKILL.
+    for sig, grace in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _interruptible() -> None:
+    """Make Ctrl-C and SIGTERM stop the run cleanly, even when started in the background.
+
+    A shell's background job inherits SIGINT as *ignored*, and an ignored signal stays ignored
+    across exec, so mutmut would ignore it too: restore the default here (children then inherit
+    the default) and turn SIGTERM into the same clean stop.
+    """
+
+    def _raise(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,14 +223,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rev", default=None, help="test this git revision (e.g. HEAD), not the working tree"
     )
+    parser.add_argument(
+        "--survivors", action="store_true", help="re-test only the mutants that survived the last run"
+    )
+    parser.add_argument(
+        "--mutant", action="append", default=[], metavar="GLOB", help="re-test these mutants (repeatable)"
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.modules) - set(MODULES))
     if unknown:
         parser.error(f"unknown module(s) {unknown}; choose from {list(MODULES)}")
+    _interruptible()
     worst = 0
     try:
         for name in args.modules or list(MODULES):
-            worst = max(worst, run(name, args.max_children, args.timeout_s, args.rev or None))
+            only: list[str] | None = list(args.mutant) or None
+            if args.survivors:
+                only = [*(only or []), *survivors(name, MODULES[name])]
+                if not only:
+                    print(f"== {name}: no survivors to re-test", flush=True)
+                    continue
+            worst = max(worst, run(name, args.max_children, args.timeout_s, args.rev or None, only))
     except KeyboardInterrupt:
         print("interrupted: verdicts so far are kept; the next run resumes", file=sys.stderr)
         return 130
