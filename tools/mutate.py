@@ -41,12 +41,20 @@ class Module:
     tests: tuple[str, ...]  # globs of test files/dirs, expanded at run time so new tests count
 
 
+_OPS_TESTS = (
+    "tests/test_operations*.py",
+    "tests/test_ops_*.py",
+    "tests/test_cli_ops.py",
+    "tests/test_audit.py",
+)
+
 MODULES: dict[str, Module] = {
     "http": Module("opcockpit/adapters/providers/http.py", ("tests/providers/",)),
-    "operations": Module(
-        "opcockpit/services/operations.py",
-        ("tests/test_operations*.py", "tests/test_ops_*.py", "tests/test_cli_ops.py", "tests/test_audit.py"),
-    ),
+    "operations": Module("opcockpit/services/operations.py", _OPS_TESTS),
+    # operations.py was split (issue 9): the gates/plan and the per-target steps moved out, and the
+    # same tests drive them, so they are mutated too (each from its own mutants/<name>/).
+    "ops_plan": Module("opcockpit/services/ops_plan.py", _OPS_TESTS),
+    "ops_actions": Module("opcockpit/services/ops_actions.py", _OPS_TESTS),
     "alerts": Module("opcockpit/domain/alerts.py", ("tests/test_alerts_*.py",)),
 }
 
