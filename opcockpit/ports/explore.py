@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from opcockpit.domain.query.filter import Filter
+
 __all__ = [
     "ExploreRowsPort",
     "SavedQuery",
@@ -26,8 +28,32 @@ class ExploreRowsPort(Protocol):
     apply loosely: the evaluator applies the exact bounds."""
 
     def rows(
-        self, dataset: str, *, since: datetime | None, until: datetime | None
-    ) -> Iterable[dict[str, Any]]: ...
+        self,
+        dataset: str,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        where: Filter | None = None,
+        deadline: float | None = None,
+    ) -> Iterable[dict[str, Any]]:
+        """`where` (the typed filter) is a hint: the adapter may apply the parts it can evaluate
+        exactly; the evaluator still applies all of it. `deadline` (time.monotonic()) stops a
+        slow source with QueryTimeout."""
+        ...
+
+    def aggregate(
+        self,
+        dataset: str,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        where: Filter | None,
+        by: tuple[str, ...],
+        deadline: float | None = None,
+    ) -> list[tuple[tuple[Any, ...], int]] | None:
+        """(values of `by`, count) of the rows matching `where` exactly, or None when the source
+        cannot compute it exactly (the evaluator counts instead)."""
+        ...
 
     def thread_leases(self) -> Mapping[str, tuple[str, str]]:
         """thread_id -> (lease_id, provider) of its newest terminal."""

@@ -5,7 +5,12 @@ Datasets and where their rows come from:
   stay, with their age, and a warning names the failed provider);
 - runs: the events.db reader's run summaries, joined with thread -> lease -> provider;
 - run_events, commands, sessions, lease_events, provider_events, audit, alerts: the rows port.
-The `events` dataset (the event ledger) is not wired yet.
+- events: the cockpit's event ledger (the ledger file's `events` table), through the rows port.
+
+Table-backed datasets evaluate their filter and time window in SQLite where it is exact, and a
+query that starts with a count (`| group by f | count`, `| count by f`, `| count`) is counted
+there too, so the rows never leave SQLite; the evaluator applies the same filter (one typed
+filter, domain.query.filter) to what comes back, so both paths give the same result.
 
 Evaluation (domain.query) runs in a worker thread under a time budget, so a TUI stays responsive
 and a runaway query stops with a clear message. Every run is recorded in the query history.
@@ -22,7 +27,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opcockpit.domain.models import GroundTruth, GroundTruthRow, OrphanRow
-from opcockpit.domain.query import Plan, QueryError, Result, compile_query, parse, run_plan
+from opcockpit.domain.query import (
+    Plan,
+    QueryError,
+    Result,
+    compile_query,
+    count_pushdown,
+    parse,
+    run_counted,
+    run_plan,
+)
 from opcockpit.domain.text import one_line
 from opcockpit.domain.timeutil import fmt_age
 from opcockpit.ports.explore import (
@@ -101,11 +115,21 @@ class ExploreService:
             elif name == "runs":
                 source = await self._runs(plan)
             else:
-                source = self.rows.rows(name, since=plan.since, until=plan.until)
+                source = None
             deadline = started + timeout_s
-            result = await asyncio.to_thread(
-                run_plan, plan, source, cap=cap, facets=facets, deadline=deadline
-            )
+            counted = None
+            if source is None:
+                counted = await self._counted(plan, cap=cap, facets=facets, deadline=deadline)
+            if counted is not None:
+                result = counted
+            else:
+                if source is None:
+                    source = self.rows.rows(
+                        name, since=plan.since, until=plan.until, where=plan.filter, deadline=deadline
+                    )
+                result = await asyncio.to_thread(
+                    run_plan, plan, source, cap=cap, facets=facets, deadline=deadline
+                )
             result.warnings.extend(warnings)
         except Exception as exc:
             await self._remember(text, sql=False, rows=None, error=one_line(str(exc)))
@@ -113,6 +137,18 @@ class ExploreService:
         result.elapsed_s = time.monotonic() - started
         await self._remember(text, sql=False, rows=result.total, error=None)
         return result
+
+    async def _counted(self, plan: Plan, *, cap: int | None, facets: bool, deadline: float) -> Result | None:
+        """A query starting with a count whose filter the source evaluates exactly: counted in
+        the source (the rows never leave SQLite). Facets need the rows: not then."""
+        push = count_pushdown(plan)
+        if push is None or facets:
+            return None
+        counts = await asyncio.to_thread(
+            self.rows.aggregate, plan.dataset.name, since=plan.since, until=plan.until,
+            where=plan.filter, by=push.by, deadline=deadline,
+        )  # fmt: skip
+        return None if counts is None else run_counted(plan, push, counts, cap=cap)
 
     def _ground_truth_rows(
         self, name: str, gt: GroundTruth | None, warnings: list[str]

@@ -10,12 +10,23 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from opcockpit.adapters.leon.explore_sql import (
+    SOURCES,
+    Source,
+    commands_source,
+    count_sql,
+    from_us,
+    register_functions,
+    select_sql,
+)
 from opcockpit.adapters.leon.sqlite_ro import map_sqlite_error, precheck
+from opcockpit.domain.query import Filter, QueryTimeout
 from opcockpit.domain.timeutil import make_parser
 
 __all__ = ["ExploreRows", "connect_ro_sync"]
@@ -40,20 +51,6 @@ def connect_ro_sync(path: str, label: str, *, busy_timeout_ms: int = 2000) -> sq
     return conn
 
 
-def _loose_since(col: str, since: datetime | None) -> tuple[str, list[Any]]:
-    """A pre-filter any ISO-ish text time in `col` passes when it may be >= since: compare the date
-    one day early (zones and 'T' vs ' ' cannot matter); non-text values always pass."""
-    if since is None:
-        return "", []
-    return f" AND ({col} >= ? OR typeof({col}) <> 'text')", [(since - _DAY).date().isoformat()]
-
-
-def _loose_until(col: str, until: datetime | None) -> tuple[str, list[Any]]:
-    if until is None:
-        return "", []
-    return f" AND ({col} < ? OR typeof({col}) <> 'text')", [(until + 2 * _DAY).date().isoformat()]
-
-
 class ExploreRows:
     """`rows(dataset, since=, until=)` for the table-backed datasets (ports.explore.ExploreRowsPort)."""
 
@@ -67,7 +64,9 @@ class ExploreRows:
         self._threads: dict[str, tuple[str, str]] | None = None
 
     # ------------------------------------------------------------------ plumbing
-    def _query(self, which: str, sql: str, params: list[Any]) -> Iterator[tuple]:
+    def _query(
+        self, which: str, sql: str, params: list[Any], *, deadline: float | None = None
+    ) -> Iterator[tuple]:
         path = {_SB: self.sandbox_db, _EV: self.events_db, _LEDGER: self.ledger}[which]
         if path is None:
             from opcockpit.ports.errors import SourceError
@@ -78,8 +77,16 @@ class ExploreRows:
         if which == _LEDGER and not os.path.exists(path):
             return  # no ledger yet: nothing was audited or alerted
         conn = connect_ro_sync(path, which)
+        register_functions(conn, self._parse)
+        if deadline is not None:
+            # a filter that rejects most rows keeps SQLite busy between yields: stop it there too
+            conn.set_progress_handler(lambda: time.monotonic() > deadline, 20_000)
         try:
             yield from conn.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            if deadline is not None and "interrupt" in str(exc):
+                raise QueryTimeout("the query ran past its time budget and was stopped; narrow it") from None
+            raise map_sqlite_error(exc, os.path.abspath(path), which, 2000) from None
         except sqlite3.Error as exc:
             raise map_sqlite_error(exc, os.path.abspath(path), which, 2000) from None
         finally:
@@ -106,107 +113,79 @@ class ExploreRows:
 
     # ------------------------------------------------------------------ datasets
     def rows(
-        self, dataset: str, *, since: datetime | None, until: datetime | None
+        self,
+        dataset: str,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        where: Filter | None = None,
+        deadline: float | None = None,
     ) -> Iterator[dict[str, Any]]:
+        """The dataset's rows; `where` (the typed filter) runs in SQLite where it can: the rows
+        are those it matches or a superset of them (the evaluator applies it exactly)."""
+        if dataset in SOURCES or dataset == "commands":
+            return self._sql_rows(dataset, since, until, where, deadline)
         fn = getattr(self, f"_ds_{dataset}", None)
         if fn is None:
             raise KeyError(dataset)
         return fn(since, until)
 
-    def _ds_run_events(self, since: datetime | None, until: datetime | None) -> Iterator[dict[str, Any]]:
-        w1, p1 = _loose_since("created_at", since)
-        w2, p2 = _loose_until("created_at", until)
-        threads = self.thread_leases()
+    # The SQL-backed datasets: one Source each (columns as SQL expressions). Filters, the time
+    # window and a leading count run in SQLite (explore_sql), the rest in the evaluator.
+    def _source(self, dataset: str) -> Source | None:
+        if dataset == "commands":
+            has_chunks = "terminal_command_chunks" in self._tables(_SB)
+            return commands_source(has_chunks)
+        src = SOURCES.get(dataset)
+        if src is None or (src.table is not None and src.table not in self._tables(src.db)):
+            return None
+        return src
+
+    def _sql_rows(
+        self, dataset: str, since: datetime | None, until: datetime | None, where: Filter | None,
+        deadline: float | None,
+    ) -> Iterator[dict[str, Any]]:  # fmt: skip
+        src = self._source(dataset)
+        if src is None:
+            return
+        sql, params = select_sql(src, since, until, where)
+        fill = self.thread_leases() if src.py_fields else None
         p = self._parse
+        names = [c.field for c in src.sql_cols]
+        kinds = [c.kind for c in src.sql_cols]
+        conv = [(i, p if k == "ts" else from_us) for i, k in enumerate(kinds) if k in ("ts", "us")]
         none = (None, None)
-        sql = (
-            "SELECT seq, thread_id, run_id, event_type, data, message_id, created_at FROM run_events"
-            f" WHERE 1=1{w1}{w2} ORDER BY seq"
-        )
-        for seq, tid, rid, et, data, mid, created in self._query(_EV, sql, p1 + p2):
-            lease, prov = threads.get(tid, none)
-            yield {
-                "seq": seq, "thread_id": tid, "run_id": rid, "event_type": et, "data": data,
-                "message_id": mid, "created": p(created), "lease_id": lease, "provider": prov,
-            }  # fmt: skip
+        for r in self._query(src.db, sql, params, deadline=deadline):
+            vals = list(r)
+            for i, fn in conv:
+                vals[i] = fn(vals[i])
+            row = dict(zip(names, vals, strict=True))
+            if fill is not None:
+                row["lease_id"], row["provider"] = fill.get(row["thread_id"], none)
+            yield row
 
-    def _ds_commands(self, since: datetime | None, until: datetime | None) -> Iterator[dict[str, Any]]:
-        w1, p1 = _loose_since("c.created_at", since)
-        w2, p2 = _loose_until("c.created_at", until)
-        has_chunks = "terminal_command_chunks" in self._tables(_SB)
-        chunks = (
-            "(SELECT group_concat(content, '') FROM (SELECT content FROM terminal_command_chunks k"
-            " WHERE k.command_id = c.command_id ORDER BY chunk_id))"
-            if has_chunks
-            else "NULL"
-        )
-        sql = (
-            "SELECT c.command_id, c.terminal_id, c.chat_session_id, t.thread_id, t.lease_id, l.provider_name,"
-            " c.command_line, c.cwd, c.status, c.exit_code, c.stdout, c.stderr, "
-            f"{chunks}, c.created_at, c.finished_at FROM terminal_commands c"
-            " LEFT JOIN abstract_terminals t ON t.terminal_id = c.terminal_id"
-            " LEFT JOIN sandbox_leases l ON l.lease_id = t.lease_id"
-            f" WHERE 1=1{w1}{w2}"
-        )
-        p = self._parse
-        for r in self._query(_SB, sql, p1 + p2):
-            yield {
-                "command_id": r[0], "terminal_id": r[1], "session_id": r[2], "thread_id": r[3],
-                "lease_id": r[4], "provider": r[5], "command": r[6], "cwd": r[7], "status": r[8],
-                "exit_code": r[9], "stdout": r[10], "stderr": r[11], "output": r[12],
-                "created": p(r[13]), "finished": p(r[14]),
-            }  # fmt: skip
-
-    def _ds_sessions(self, since: datetime | None, until: datetime | None) -> Iterator[dict[str, Any]]:
-        w1, p1 = _loose_since("s.started_at", since)
-        w2, p2 = _loose_until("s.started_at", until)
-        sql = (
-            "SELECT s.chat_session_id, s.thread_id, s.terminal_id, s.lease_id, l.provider_name, s.runtime_id,"
-            " s.status, s.idle_ttl_sec, s.max_duration_sec, s.started_at, s.last_active_at, s.ended_at,"
-            " s.close_reason FROM chat_sessions s LEFT JOIN sandbox_leases l ON l.lease_id = s.lease_id"
-            f" WHERE 1=1{w1}{w2}"
-        )
-        p = self._parse
-        for r in self._query(_SB, sql, p1 + p2):
-            yield {
-                "session_id": r[0], "thread_id": r[1], "terminal_id": r[2], "lease_id": r[3],
-                "provider": r[4], "runtime_id": r[5], "status": r[6], "idle_ttl": r[7],
-                "max_duration": r[8], "started": p(r[9]), "last_active": p(r[10]), "ended": p(r[11]),
-                "close_reason": r[12],
-            }  # fmt: skip
-
-    def _ds_lease_events(self, since: datetime | None, until: datetime | None) -> Iterator[dict[str, Any]]:
-        if "lease_events" not in self._tables(_SB):
-            return
-        w1, p1 = _loose_since("e.created_at", since)
-        w2, p2 = _loose_until("e.created_at", until)
-        sql = (
-            "SELECT e.event_id, e.lease_id, l.provider_name, e.event_type, e.source, e.payload_json, e.error,"
-            " e.created_at FROM lease_events e LEFT JOIN sandbox_leases l ON l.lease_id = e.lease_id"
-            f" WHERE 1=1{w1}{w2}"
-        )
-        p = self._parse
-        for r in self._query(_SB, sql, p1 + p2):
-            yield {
-                "event_id": r[0], "lease_id": r[1], "provider": r[2], "event_type": r[3], "source": r[4],
-                "payload": r[5], "error": r[6], "created": p(r[7]),
-            }  # fmt: skip
-
-    def _ds_provider_events(self, since: datetime | None, until: datetime | None) -> Iterator[dict[str, Any]]:
-        if "provider_events" not in self._tables(_SB):
-            return
-        w1, p1 = _loose_since("created_at", since)
-        w2, p2 = _loose_until("created_at", until)
-        sql = (
-            "SELECT event_id, provider_name, instance_id, event_type, payload_json, matched_lease_id,"
-            f" created_at FROM provider_events WHERE 1=1{w1}{w2}"
-        )
-        p = self._parse
-        for r in self._query(_SB, sql, p1 + p2):
-            yield {
-                "event_id": r[0], "provider": r[1], "instance_id": r[2], "event_type": r[3],
-                "payload": r[4], "lease_id": r[5], "created": p(r[6]),
-            }  # fmt: skip
+    def aggregate(
+        self,
+        dataset: str,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        where: Filter | None,
+        by: tuple[str, ...],
+        deadline: float | None = None,
+    ) -> list[tuple[tuple[Any, ...], int]] | None:
+        """Counts per `by` values of the rows matching `where`, computed in SQLite; None when the
+        filter or a `by` field cannot be evaluated there exactly (the caller counts in Python)."""
+        if dataset not in SOURCES and dataset != "commands":
+            return None
+        src = self._source(dataset)
+        if src is None:
+            return [] if by else [((), 0)]
+        sql = count_sql(src, since, until, where, by)
+        if sql is None:
+            return None
+        text, params = sql
+        return [(tuple(r[:-1]), int(r[-1])) for r in self._query(src.db, text, params, deadline=deadline)]
 
     def _ds_audit(self, since: datetime | None, until: datetime | None) -> Iterator[dict[str, Any]]:
         if "audit_log" not in self._tables(_LEDGER):

@@ -14,14 +14,30 @@ from opcockpit.domain.query.errors import (
     QueryTimeout,
     UnknownNameError,
 )
-from opcockpit.domain.query.evaluate import DEFAULT_CAP, Plan, Result, bind, compile_query, run_plan
+from opcockpit.domain.query.evaluate import (
+    DEFAULT_CAP,
+    CountPush,
+    Plan,
+    Result,
+    bind,
+    compile_query,
+    count_pushdown,
+    run_counted,
+    run_plan,
+)
+from opcockpit.domain.query.filter import AnyText, Atom, Bool, Filter
 from opcockpit.domain.query.grammar import parse
 
 __all__ = [
     "DATASETS",
     "DEFAULT_CAP",
+    "AnyText",
+    "Atom",
+    "Bool",
+    "CountPush",
     "Dataset",
     "Field",
+    "Filter",
     "MissingParameterError",
     "Plan",
     "Query",
@@ -32,7 +48,9 @@ __all__ = [
     "UnknownNameError",
     "bind",
     "compile_query",
+    "count_pushdown",
     "dataset_names",
     "parse",
+    "run_counted",
     "run_plan",
 ]

@@ -216,6 +216,25 @@ DATASETS: dict[str, Dataset] = {
             "event_id",
         ),
         Dataset(
+            "events",
+            "the cockpit's event ledger: every change it observed (types in docs/events.md)",
+            _f("""
+                id:int ledger row;
+                type:text* lease.convergence_changed, instance.appeared, alert.fired, ...;
+                occurred_at:time the source's own time (empty when it did not say);
+                observed_at:time when the cockpit saw it;
+                source:text* provider_list/provider_event/sandbox_db/operator/cockpit;
+                lease_id:text lease;
+                instance_id:text instance;
+                thread_id:text thread;
+                provider:text* provider;
+                before:text the state before (JSON);
+                after:text the state after (JSON)
+            """),
+            "observed_at",
+            "id",
+        ),
+        Dataset(
             "audit",
             "the cockpit's audit log: every operator action",
             _f("""

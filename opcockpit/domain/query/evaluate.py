@@ -11,7 +11,6 @@ value never matches a comparison except `!=`.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 import time
 from collections import Counter
@@ -39,6 +38,7 @@ from opcockpit.domain.query.ast import (
 )
 from opcockpit.domain.query.catalog import DATASETS, Dataset
 from opcockpit.domain.query.errors import MissingParameterError, QueryError, QueryTimeout, UnknownNameError
+from opcockpit.domain.query.filter import AnyText, Atom, Bool, Filter, predicate
 from opcockpit.domain.timeutil import parse_duration, parse_ts
 
 Row = dict[str, Any]
@@ -59,6 +59,7 @@ class Plan:
     until: datetime | None
     stages: tuple[Stage, ...]
     columns: tuple[str, ...]  # of the result (after aggregation stages)
+    filter: Filter | None = None  # the typed filter `predicate` evaluates (a source may run it in SQL)
 
 
 @dataclass(slots=True)
@@ -178,61 +179,39 @@ class _Compiler:
             raise self.err(f"field {fname} is true/false; {v.text!r} is neither", v.column)
         return v.text
 
-    # predicates --------------------------------------------------------------
-    def compile(self, e: Expr) -> Pred:
+    # the typed filter (domain.query.filter: one tree for Python and SQL) ------------------
+    def compile(self, e: Expr) -> Filter:
         if isinstance(e, And):
-            preds = [self.compile(i) for i in e.items]
-            return lambda r: all(p(r) for p in preds)
+            return Bool("and", tuple(self.compile(i) for i in e.items))
         if isinstance(e, Or):
-            preds = [self.compile(i) for i in e.items]
-            return lambda r: any(p(r) for p in preds)
+            return Bool("or", tuple(self.compile(i) for i in e.items))
         if isinstance(e, Not):
-            inner = self.compile(e.expr)
-            return lambda r: not inner(r)
+            return Bool("not", (self.compile(e.expr),))
         if isinstance(e, Text):
-            return self.text(e.value.text)
+            return AnyText(e.value.text.lower(), self.spec.text_fields)
         if isinstance(e, InList):
-            preds = [self.compare(Compare(e.field, ":", v, e.column)) for v in e.values]
-            return lambda r: any(p(r) for p in preds)
+            return Bool("or", tuple(self.compare(Compare(e.field, ":", v, e.column)) for v in e.values))
         return self.compare(e)
 
-    def text(self, needle: str) -> Pred:
-        n = needle.lower()
-        fields = self.spec.text_fields
-
-        def pred(r: Row) -> bool:
-            for f in fields:
-                v = r.get(f)
-                if v and n in v.lower():
-                    return True
-            return False
-
-        return pred
-
-    def compare(self, c: Compare) -> Pred:
+    def compare(self, c: Compare) -> Atom:
         name, op = c.field, c.op
         if name in PSEUDO:
             if op not in (":", "=", ">", ">=", "<", "<="):
                 raise self.err(f"{name} takes a time, e.g. {name}:-2h", c.column)
             bound = self.as_time(c.value)
-            tf = self.spec.time_field
-            if name == "since":
-                return lambda r: (t := r.get(tf)) is not None and t >= bound
-            return lambda r: (t := r.get(tf)) is not None and t < bound
+            return Atom(self.spec.time_field, ">=" if name == "since" else "<", bound)
         fdef = self.spec.field(name)
         if fdef is None:
             raise self.unknown_field(name, c.column, (*self.spec.names, *PSEUDO))
         v = c.value
         if v.kind == "word" and v.text.lower() == "null" and op in (":", "=", "!="):
-            if op == "!=":
-                return lambda r: r.get(name) not in (None, "")
-            return lambda r: r.get(name) in (None, "")
+            return Atom(name, "notnull" if op == "!=" else "null")
         if op == "~":
             try:
-                rx = re.compile(v.text)
+                re.compile(v.text)
             except re.error as exc:
                 raise self.err(f"bad regex {v.text!r}: {exc}", v.column) from None
-            return lambda r: (x := r.get(name)) is not None and rx.search(str(x)) is not None
+            return Atom(name, "re", v.text)
         typ = fdef.type
         want = self.coerce(typ, v, name)
         if op == ":":
@@ -240,31 +219,10 @@ class _Compiler:
                 op = ">="
             elif typ == "text":
                 low = want.lower()
-                if "*" in low or "?" in low:
-                    rx = re.compile(fnmatch.translate(low), re.IGNORECASE)
-                    return lambda r: (x := r.get(name)) is not None and rx.match(x) is not None
-                return lambda r: (x := r.get(name)) is not None and x.lower() == low
+                return Atom(name, "glob" if "*" in low or "?" in low else "ieq", low)
             else:
                 op = "="
-        if op == "=":
-            return lambda r: r.get(name) == want
-        if op == "!=":
-            return lambda r: r.get(name) != want
-        cmp = {
-            "<": lambda a, b: a < b, ">": lambda a, b: a > b,
-            "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b,
-        }[op]  # fmt: skip
-
-        def ordered(r: Row) -> bool:
-            x = r.get(name)
-            if x is None:
-                return False
-            try:
-                return cmp(x, want)
-            except TypeError:
-                return False
-
-        return ordered
+        return Atom(name, op, want)
 
     # the time window every match lies in (pushed down to the source as a pre-filter) -----------
     def window(self, e: Expr | None) -> tuple[datetime | None, datetime | None]:
@@ -328,10 +286,11 @@ def compile_query(
     spec = resolve(query)
     query = bind(query, params or {})
     c = _Compiler(query, spec, now, local_tz)
-    pred = c.compile(query.where) if query.where is not None else None
+    filt = c.compile(query.where) if query.where is not None else None
     since, until = c.window(query.where)
     cols = c.stages()
-    return Plan(query, spec, pred, since, until, query.stages, cols)
+    pred = predicate(filt) if filt is not None else None
+    return Plan(query, spec, pred, since, until, query.stages, cols, filt)
 
 
 # --------------------------------------------------------------------------- run
@@ -383,11 +342,23 @@ def run_plan(
         for f in plan.dataset.facets:
             cnt = Counter(r.get(f) for r in matched)
             facet_counts[f] = cnt.most_common(FACET_TOP)
-    out = matched
+    out, limited = _run_stages(matched, plan.stages, plan.dataset.time_field)
+    return _finish(plan, out, n_matched, limited, cap, facet_counts)
+
+
+def _finish(
+    plan: Plan, out: list[Row], matched: int, limited: bool, cap: int, facets: dict[str, list[Any]]
+) -> Result:
+    total = len(out)
+    capped = not limited and total > cap
+    rows_out = out[:cap] if capped else out
+    return Result(plan.dataset.name, plan.columns, rows_out, matched, total, capped, cap, facets)
+
+
+def _run_stages(out: list[Row], stages: tuple[Stage, ...], tf: str) -> tuple[list[Row], bool]:
     group: tuple[str, ...] | None = None  # `group by` waits for its `count` (implicit if absent)
     limited = False
-    tf = plan.dataset.time_field
-    for st in plan.stages:
+    for st in stages:
         if isinstance(st, GroupBy):
             group = st.fields
             continue
@@ -406,10 +377,49 @@ def run_plan(
             limited = True
     if group is not None:
         out = _count(out, group)
-    total = len(out)
-    capped = not limited and total > cap
-    rows_out = out[:cap] if capped else out
-    return Result(plan.dataset.name, plan.columns, rows_out, n_matched, total, capped, cap, facet_counts)
+    return out, limited
+
+
+@dataclass(frozen=True, slots=True)
+class CountPush:
+    """The leading count a source may compute itself: counts per `by` values, which consumes the
+    first `consumed` stages (`group by f | count`, `count by f`, `count`, an implicit count)."""
+
+    by: tuple[str, ...]
+    consumed: int
+
+
+def count_pushdown(plan: Plan) -> CountPush | None:
+    """The count the plan starts with, when its stages start with one (else None)."""
+    st = plan.stages
+    if not st:
+        return None
+    if isinstance(st[0], Count):
+        return CountPush(st[0].by, 1)
+    if isinstance(st[0], GroupBy):
+        if len(st) > 1 and isinstance(st[1], Count):
+            return CountPush(st[1].by or st[0].fields, 2)
+        if len(st) > 1 and isinstance(st[1], GroupBy | CountByTime):
+            return None
+        return CountPush(st[0].fields, 1)
+    return None
+
+
+def run_counted(
+    plan: Plan, push: CountPush, counts: Iterable[tuple[tuple[Any, ...], int]], *, cap: int | None = None
+) -> Result:
+    """The Result of `plan` from counts a source computed (`(values of push.by, n)` pairs): the
+    same rows, order and totals `run_plan` gives over the matching rows."""
+    cap = DEFAULT_CAP if cap is None else cap
+    pairs = [(tuple(k), n) for k, n in counts if n]
+    matched = sum(n for _, n in pairs)
+    if not push.by:
+        out: list[Row] = [{"count": matched}]
+    else:
+        ordered = sorted(pairs, key=lambda kv: (-kv[1], tuple(str(x) for x in kv[0])))
+        out = [{**dict(zip(push.by, k, strict=True)), "count": n} for k, n in ordered]
+    out, limited = _run_stages(out, plan.stages[push.consumed :], plan.dataset.time_field)
+    return _finish(plan, out, matched, limited, cap, {})
 
 
 def _count(rows: list[Row], by: tuple[str, ...]) -> list[Row]:
@@ -432,4 +442,7 @@ def _count_time(rows: list[Row], by: tuple[str, ...], tf: str, size_s: float) ->
     return [dict(zip((*by, "time", "count"), (*k, n), strict=True)) for k, n in ordered]
 
 
-__all__ = ["DEFAULT_CAP", "Plan", "Result", "bind", "compile_query", "resolve", "run_plan"]
+__all__ = [
+    "DEFAULT_CAP", "CountPush", "Plan", "Result", "bind", "compile_query", "count_pushdown", "resolve",
+    "run_counted", "run_plan",
+]  # fmt: skip

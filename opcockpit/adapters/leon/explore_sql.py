@@ -1,0 +1,320 @@
+"""Explore's table-backed datasets as SQL, and the typed filter (domain.query.filter) in SQL.
+
+Each dataset is a `Source`: its database, FROM clause and one column expression per field, with
+how the value becomes the row's value: `raw` (as stored), `ts` (LEON text time, parsed with the
+one `parse_ts`), `us` (the ledger's epoch microseconds) or `py` (filled in Python afterwards: not
+filterable in SQL).
+
+The filter is translated atom by atom with the same semantics as `predicate` (Python functions
+registered on the connection do the case folding, globs, regexes and time parsing, so Unicode,
+timezones and LEON's several time formats agree exactly). Every translated atom yields 0 or 1,
+never NULL, so `NOT` stays exact. What cannot be translated stays with the evaluator: a
+conjunct is dropped from SQL (the rows are a superset) and a count is not pushed down at all.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from opcockpit.domain.query.filter import AnyText, Bool, Filter, glob, has_text, ieq, regex
+
+__all__ = [
+    "SOURCES",
+    "Col",
+    "Source",
+    "commands_source",
+    "count_sql",
+    "from_us",
+    "register_functions",
+    "select_sql",
+    "to_us",
+    "translate",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DAY = timedelta(days=1)
+_US = timedelta(microseconds=1)
+
+
+def to_us(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - _EPOCH) // _US
+
+
+def from_us(us: int | None) -> datetime | None:
+    return None if us is None else _EPOCH + timedelta(microseconds=us)
+
+
+@dataclass(frozen=True, slots=True)
+class Col:
+    field: str
+    expr: str
+    kind: str = "raw"  # raw / ts / us / py
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    db: str  # sandbox.db / events.db / ledger
+    table: str | None  # must exist (older LEON schemas lack some tables); None: always there
+    from_: str
+    cols: tuple[Col, ...]
+    time_field: str
+    order: str  # a stable row order, whatever index a filter makes SQLite use
+
+    @property
+    def sql_cols(self) -> tuple[Col, ...]:
+        return tuple(c for c in self.cols if c.kind != "py")
+
+    @property
+    def py_fields(self) -> tuple[str, ...]:
+        return tuple(c.field for c in self.cols if c.kind == "py")
+
+    def col(self, name: str) -> Col | None:
+        for c in self.cols:
+            if c.field == name:
+                return c
+        return None
+
+
+def _cols(spec: str) -> tuple[Col, ...]:
+    """'field=expr[@kind], ...' -> Cols (kind defaults to raw)."""
+    out = []
+    for part in _split(spec):
+        name, _, rest = part.strip().partition("=")
+        expr, _, kind = rest.partition("@")
+        out.append(Col(name.strip(), expr.strip(), kind.strip() or "raw"))
+    return tuple(out)
+
+
+def _split(spec: str) -> list[str]:
+    """Split on the commas outside parentheses and quotes (expressions have their own)."""
+    parts, depth, quote, cur = [], 0, "", []
+    for ch in spec:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+            continue
+        cur.append(ch)
+    parts.append("".join(cur))
+    return parts
+
+
+_CHUNKS = (
+    "(SELECT group_concat(content, '') FROM (SELECT content FROM terminal_command_chunks k"
+    " WHERE k.command_id = c.command_id ORDER BY chunk_id))"
+)
+
+SOURCES: dict[str, Source] = {
+    "run_events": Source(
+        "events.db", None, "run_events",
+        _cols("seq=seq, thread_id=thread_id, run_id=run_id, event_type=event_type, data=data,"
+              " message_id=message_id, created=created_at@ts, lease_id=@py, provider=@py"),
+        "created", "seq",
+    ),
+    "sessions": Source(
+        "sandbox.db", None,
+        "chat_sessions s LEFT JOIN sandbox_leases l ON l.lease_id = s.lease_id",
+        _cols("session_id=s.chat_session_id, thread_id=s.thread_id, terminal_id=s.terminal_id,"
+              " lease_id=s.lease_id, provider=l.provider_name, runtime_id=s.runtime_id, status=s.status,"
+              " idle_ttl=s.idle_ttl_sec, max_duration=s.max_duration_sec, started=s.started_at@ts,"
+              " last_active=s.last_active_at@ts, ended=s.ended_at@ts, close_reason=s.close_reason"),
+        "started", "s.rowid",
+    ),
+    "lease_events": Source(
+        "sandbox.db", "lease_events",
+        "lease_events e LEFT JOIN sandbox_leases l ON l.lease_id = e.lease_id",
+        _cols("event_id=e.event_id, lease_id=e.lease_id, provider=l.provider_name, event_type=e.event_type,"
+              " source=e.source, payload=e.payload_json, error=e.error, created=e.created_at@ts"),
+        "created", "e.rowid",
+    ),
+    "provider_events": Source(
+        "sandbox.db", "provider_events", "provider_events",
+        _cols("event_id=event_id, provider=provider_name, instance_id=instance_id, event_type=event_type,"
+              " payload=payload_json, lease_id=matched_lease_id, created=created_at@ts"),
+        "created", "rowid",
+    ),
+    # the cockpit's event ledger (adapters/ledger/events.py): before/after are JSON in `body`
+    "events": Source(
+        "ledger", "events", "events",
+        _cols("id=id, type=type, occurred_at=occurred_us@us, observed_at=observed_us@us, source=source,"
+              " lease_id=lease_id, instance_id=instance_id, thread_id=thread_id, provider=provider,"
+              " before=json_extract(body, '$.before'), after=json_extract(body, '$.after')"),
+        "observed_at", "id",
+    ),
+}  # fmt: skip
+
+
+def commands_source(has_chunks: bool) -> Source:
+    return Source(
+        "sandbox.db", None,
+        "terminal_commands c LEFT JOIN abstract_terminals t ON t.terminal_id = c.terminal_id"
+        " LEFT JOIN sandbox_leases l ON l.lease_id = t.lease_id",
+        _cols("command_id=c.command_id, terminal_id=c.terminal_id, session_id=c.chat_session_id,"
+              " thread_id=t.thread_id, lease_id=t.lease_id, provider=l.provider_name, command=c.command_line,"
+              " cwd=c.cwd, status=c.status, exit_code=c.exit_code, stdout=c.stdout, stderr=c.stderr,"
+              f" output={_CHUNKS if has_chunks else 'NULL'}, created=c.created_at@ts,"
+              " finished=c.finished_at@ts"),
+        "created", "c.rowid",
+    )  # fmt: skip
+
+
+def register_functions(conn: sqlite3.Connection, parse: Callable[[object], datetime | None]) -> None:
+    """The evaluator's semantics as SQL functions (exact: the same Python code runs)."""
+
+    def ts(v: object) -> int | None:
+        dt = parse(v)
+        return None if dt is None else to_us(dt)
+
+    def has(needle: str, *values: Any) -> int:
+        return int(has_text(needle, values))
+
+    conn.create_function("oc_ts", 1, ts, deterministic=True)
+    conn.create_function("oc_ieq", 2, lambda x, w: int(ieq(x, w)), deterministic=True)
+    conn.create_function("oc_glob", 2, lambda x, w: int(glob(x, w)), deterministic=True)
+    conn.create_function("oc_re", 2, lambda x, w: int(regex(x, w)), deterministic=True)
+    conn.create_function("oc_has", -1, has, deterministic=True)
+
+
+# --------------------------------------------------------------------------- translation
+
+_CMP = {"<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+def _value_expr(c: Col) -> str:
+    return f"oc_ts({c.expr})" if c.kind == "ts" else c.expr
+
+
+def _param(c: Col, v: Any) -> Any:
+    if c.kind in ("ts", "us"):
+        return to_us(v) if isinstance(v, datetime) else _Untranslatable
+    if isinstance(v, bool | datetime):
+        return _Untranslatable
+    return v
+
+
+class _Untranslatable:
+    pass
+
+
+def translate(f: Filter, src: Source) -> tuple[str, list[Any]] | None:
+    """`f` as an SQL condition over `src` (0/1 for every row), or None when it cannot be exact."""
+    if isinstance(f, Bool):
+        parts = [translate(i, src) for i in f.items]
+        if any(p is None for p in parts):
+            return None
+        params = [x for p in parts for x in p[1]]  # type: ignore[index]
+        if f.op == "not":
+            return f"(NOT {parts[0][0]})", params  # type: ignore[index]
+        return "(" + f" {f.op.upper()} ".join(p[0] for p in parts) + ")", params  # type: ignore[index]
+    if isinstance(f, AnyText):
+        cols = [src.col(n) for n in f.fields]
+        if any(c is None or c.kind != "raw" for c in cols):
+            return None
+        return f"oc_has(?, {', '.join(c.expr for c in cols)})", [f.needle]  # type: ignore[union-attr]
+    c = src.col(f.field)
+    if c is None or c.kind == "py":
+        return None
+    e, op = _value_expr(c), f.op
+    if op == "null":
+        return (f"({e} IS NULL OR {e} = '')" if c.kind == "raw" else f"({e} IS NULL)"), []
+    if op == "notnull":
+        return (f"({e} IS NOT NULL AND {e} <> '')" if c.kind == "raw" else f"({e} IS NOT NULL)"), []
+    if op in ("ieq", "glob", "re"):
+        if c.kind != "raw":  # the evaluator compares the parsed value's str(): not the column's
+            return None
+        return f"oc_{op}({e}, ?)", [f.value]
+    v = _param(c, f.value)
+    if v is _Untranslatable:
+        return None
+    if op == "=":
+        return f"IFNULL({e} = ?, 0)", [v]
+    if op == "!=":
+        return f"({e} IS NOT ?)", [v]
+    if op in _CMP:
+        return f"IFNULL({e} {_CMP[op]} ?, 0)", [v]
+    return None
+
+
+def _conjuncts(f: Filter | None) -> list[Filter]:
+    if f is None:
+        return []
+    if isinstance(f, Bool) and f.op == "and":
+        return [x for i in f.items for x in _conjuncts(i)]
+    return [f]
+
+
+def _window(src: Source, since: datetime | None, until: datetime | None) -> tuple[list[str], list[Any]]:
+    """A cheap pre-filter on the time column: exact for epoch microseconds; for LEON's text times,
+    the date compared a day early/late (zones and 'T' vs ' ' cannot matter), non-text passes."""
+    c = src.col(src.time_field)
+    assert c is not None
+    where: list[str] = []
+    params: list[Any] = []
+    if c.kind == "us":
+        if since is not None:
+            where.append(f"{c.expr} >= ?")
+            params.append(to_us(since))
+        if until is not None:
+            where.append(f"{c.expr} <= ?")
+            params.append(to_us(until))
+        return where, params
+    if since is not None:
+        where.append(f"({c.expr} >= ? OR typeof({c.expr}) <> 'text')")
+        params.append((since - _DAY).date().isoformat())
+    if until is not None:
+        where.append(f"({c.expr} < ? OR typeof({c.expr}) <> 'text')")
+        params.append((until + 2 * _DAY).date().isoformat())
+    return where, params
+
+
+def _where(
+    src: Source, since: datetime | None, until: datetime | None, f: Filter | None, *, exact: bool
+) -> tuple[str, list[Any]] | None:
+    where, params = _window(src, since, until)
+    for part in _conjuncts(f):
+        t = translate(part, src)
+        if t is None:
+            if exact:
+                return None
+            continue
+        where.append(t[0])
+        params.extend(t[1])
+    return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
+def select_sql(
+    src: Source, since: datetime | None, until: datetime | None, f: Filter | None
+) -> tuple[str, list[Any]]:
+    """SELECT of every SQL column, filtered by what translates (a superset of the matches)."""
+    w = _where(src, since, until, f, exact=False)
+    assert w is not None
+    cols = ", ".join(c.expr for c in src.sql_cols)
+    return f"SELECT {cols} FROM {src.from_}{w[0]} ORDER BY {src.order}", w[1]
+
+
+def count_sql(
+    src: Source, since: datetime | None, until: datetime | None, f: Filter | None, by: tuple[str, ...]
+) -> tuple[str, list[Any]] | None:
+    """`SELECT by..., COUNT(*) ... GROUP BY` when the whole filter and every `by` are exact."""
+    cols = [src.col(b) for b in by]
+    if any(c is None or c.kind != "raw" for c in cols):
+        return None
+    w = _where(src, since, until, f, exact=True)
+    if w is None:
+        return None
+    exprs = [c.expr for c in cols]  # type: ignore[union-attr]
+    group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(exprs)))}" if exprs else ""
+    return f"SELECT {', '.join([*exprs, 'COUNT(*)'])} FROM {src.from_}{w[0]}{group}", w[1]
