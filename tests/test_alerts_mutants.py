@@ -25,9 +25,12 @@ from opcockpit.domain.alerts import (
     rule_lease_diverged,
     rule_lease_recovering,
     rule_provider_unreachable,
+    rule_resource_pressure,
+    rule_stuck_run,
 )
+from opcockpit.domain.runs import RunHealth, StuckRun
 from tests.alerts_support import T0, ground_truth, inst, lease_events, listing, naive, sandbox_db
-from tests.fixtures.leon_db import add_lease, add_lease_event
+from tests.fixtures.leon_db import add_lease, add_lease_event, add_resource_snapshot
 
 L1 = "lease-aaaaaaaaaaaa"
 
@@ -163,3 +166,87 @@ def test_evidence_to_dict_has_exactly_kind_id_note() -> None:
 )
 def test_fmt_duration_floor_and_unknown(seconds: float | None, text: str) -> None:
     assert fmt_duration(seconds) == text
+
+
+# --------------------------------------------------------------------------- stuck_run fields
+
+
+def _health(*stuck: StuckRun, stuck_after_s: float = 600.0) -> RunHealth:
+    return RunHealth(
+        generated_at=T0,
+        window_s=86400.0,
+        stuck_after_s=stuck_after_s,
+        by_status={},
+        total=len(stuck),
+        stuck=stuck,
+        top_errors=(),
+    )
+
+
+def test_stuck_run_candidate_fields_are_exact(tmp_path: Path) -> None:
+    run = StuckRun(
+        run_id="run-0123456789abcdef",
+        thread_id="m_t-1",
+        started_at=T0 - timedelta(hours=2),
+        last_event_at=T0 - timedelta(seconds=1196.125),
+        idle_s=1196.125,
+        event_count=7,
+    )
+    gt = ground_truth(sandbox_db(tmp_path / "s.db", lambda c: None), [], T0)
+    (c,) = rule_stuck_run(AlertInputs(gt, T0, run_health=_health(run, stuck_after_s=900)), AlertsConfig())
+    assert c.key == "stuck_run:run-0123456789abcdef"
+    assert c.summary == "run run-0123 on thread m_t-1: no event for 19m (7 events)"
+    assert c.threshold == "no event for > 15m"
+    assert c.evidence == (Evidence("run", "run-0123456789abcdef"), Evidence("thread", "m_t-1"))
+    assert c.since == T0 - timedelta(seconds=1196.125) + timedelta(seconds=900)
+    assert dict(c.details) == {
+        "idle_s": 1196.1,
+        "event_count": 7,
+        "started_at": (T0 - timedelta(hours=2)).isoformat(),
+    }
+
+
+def test_stuck_run_without_timestamps_has_no_since_and_no_start(tmp_path: Path) -> None:
+    run = StuckRun("run-x", "m_t-2", started_at=None, last_event_at=None, idle_s=30.0, event_count=0)
+    gt = ground_truth(sandbox_db(tmp_path / "s.db", lambda c: None), [], T0)
+    (c,) = rule_stuck_run(AlertInputs(gt, T0, run_health=_health(run)), AlertsConfig())
+    assert c.since is None
+    assert dict(c.details) == {"idle_s": 30.0, "event_count": 0, "started_at": None}
+    assert c.summary == "run run-x on thread m_t-2: no event for 30s (0 events)"
+    assert c.threshold == "no event for > 10m"
+
+
+# --------------------------------------------------------------------------- resource_pressure skips
+
+
+def test_resource_pressure_skips_failed_probes_and_old_snapshots_but_checks_the_rest(tmp_path: Path) -> None:
+    """Rows are in lease order: a failed probe and an old snapshot come first and are skipped one
+    by one (not the end of the scan); the hot lease after them still fires."""
+    hot = "lease-zzzzzzzzzzzz"
+
+    def build(c) -> None:  # type: ignore[no-untyped-def]
+        for i, lid in enumerate(("lease-000000000001", "lease-000000000002", hot)):
+            add_lease(
+                c,
+                lid,
+                "dock",
+                current_instance_id=f"c-{i}",
+                observed_state="running",
+                created_at=naive(T0 - timedelta(hours=1)),
+            )
+        over = {"memory_used_mb": 990, "memory_total_mb": 1000}
+        # the probe failed (its numbers are leftovers), though it has a collected_at
+        add_resource_snapshot(
+            c, "lease-000000000001", "dock", probe_error="probe timed out",
+            collected_at=T0 - timedelta(minutes=1), **over,
+        )  # fmt: skip
+        add_resource_snapshot(c, "lease-000000000002", "dock", collected_at=T0 - timedelta(hours=3), **over)
+        add_resource_snapshot(c, hot, "dock", collected_at=T0 - timedelta(minutes=1), **over)
+
+    db = sandbox_db(tmp_path / "res.db", build)
+    lst = [listing("dock", "docker", [inst("dock", f"c-{i}") for i in range(3)], listed_at=T0)]
+    gt = ground_truth(db, lst, T0)
+    assert [r.lease_id for r in gt.rows][-1] == hot  # the hot lease is scanned last
+    got = rule_resource_pressure(AlertInputs(gt, T0), AlertsConfig())
+    assert [c.key for c in got] == [f"resource_pressure:{hot}"]
+    assert got[0].summary == f"dock lease {hot}: memory 99% (990/1000 MB)"
