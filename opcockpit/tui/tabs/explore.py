@@ -1,0 +1,344 @@
+"""The Explore tab: ad-hoc queries (docs/explore.md) with completion, facets and history.
+
+- The input completes datasets, fields (and `since:`/`until:`) and values (the values seen in the
+  last result's facets) through Textual's suggester (→ accepts).
+- Enter runs the query in an exclusive worker ("running…" shown); Esc cancels it. The service's
+  own deadline bounds the evaluation thread a cancelled worker leaves behind.
+- Errors are one line plus the query with a caret under the offending token.
+- Results go into the keyed table (sortable, filterable); facets (value counts computed with the
+  results) sit beside it, and selecting one adds `field:value` to the query and runs it.
+- ↑/↓ in the input recall earlier queries (this session's, then the ledger's history).
+- Enter on a result row opens the lease / thread detail (or focuses the orphan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.suggester import Suggester
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
+from textual.worker import Worker, WorkerState
+
+from opcockpit.domain.query import DATASETS, QueryError
+from opcockpit.domain.query.evaluate import PSEUDO
+from opcockpit.domain.text import error_line, safe_text
+from opcockpit.tui.rows import fmt_ts
+from opcockpit.tui.table.widget import Column, KeyedTable
+
+__all__ = ["ExploreView", "QuerySuggester", "refine"]
+
+PLACEHOLDER = "runs status:error since:-6h | group by provider | count   (Enter runs, Esc cancels)"
+MAX_WIDTH = 36
+_BARE = re.compile(r"^[^\s()|,:\"'=!<>~]+$")
+
+
+def _literal(value: Any) -> str:
+    if value is None or value == "":
+        return "null"
+    text = str(value)
+    if _BARE.match(text) and text.lower() not in ("and", "or", "not", "in", "null"):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def refine(query: str, field: str, value: Any) -> str:
+    """`query` with `field:value` added to its filter (before the first `|` stage)."""
+    head, bar, stages = query.partition("|")
+    term = f"{field}:{_literal(value)}" if value not in (None, "") else f"{field}:null"
+    return f"{head.rstrip()} {term}" + (f" {bar}{stages}" if bar else "")
+
+
+class QuerySuggester(Suggester):
+    """Completes the last word: a dataset, a field of the query's dataset, or a value seen."""
+
+    def __init__(self, view: ExploreView) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+        self.view = view
+
+    async def get_suggestion(self, value: str) -> str | None:
+        if not value or value.endswith((" ", "(", ",")):
+            return None
+        words = value.split(" ")
+        last = words[-1]
+        if len(words) == 1:
+            return next((value + d[len(last) :] for d in DATASETS if d.startswith(last) and d != last), None)
+        spec = DATASETS.get(words[0])
+        if spec is None or ("|" in value and last in ("group", "count", "sort", "by")):
+            return None
+        if ":" in last:
+            field, _, typed = last.partition(":")
+            for v in self.view.known_values(spec.name, field):
+                lit = _literal(v)
+                if lit.startswith(typed) and lit != typed:
+                    return value + lit[len(typed) :]
+            return None
+        for name in (*spec.names, *PSEUDO):
+            if name.startswith(last) and name != last:
+                return value + name[len(last) :]
+        return None
+
+
+class QueryInput(Input):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "history(-1)", "Previous query", show=False),
+        Binding("down", "history(1)", "Next query", show=False),
+    ]
+
+    def action_history(self, step: int) -> None:
+        view = next((a for a in self.ancestors if isinstance(a, ExploreView)), None)
+        if view is not None:
+            view.recall(step)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, datetime):
+        return fmt_ts(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "" if value is None else safe_text(value)
+
+
+class ExploreView(Vertical):
+    DEFAULT_CSS = """
+    ExploreView { height: 1fr; }
+    #explore-input { height: 3; }
+    #explore-status { height: auto; max-height: 4; padding: 0 1; }
+    #explore-status.error { color: $error; }
+    #explore-body { height: 1fr; }
+    #explore-table { width: 1fr; }
+    #explore-facets { width: 30; height: 1fr; border-left: solid $panel-lighten-2; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel query", show=False)]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.history: list[str] = []
+        self._hist_pos: int | None = None
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._values: dict[tuple[str, str], list[Any]] = {}
+        self._facet_choices: list[tuple[str, Any]] = []
+        self.result: Any = None
+        self.error: QueryError | str | None = None
+        self.running = False
+        self.cancelled = False
+        self._worker: Worker[Any] | None = None
+        self._service: Any = None
+
+    def compose(self) -> ComposeResult:
+        yield QueryInput(placeholder=PLACEHOLDER, id="explore-input", suggester=QuerySuggester(self))
+        yield Static("type a query; datasets: " + " ".join(DATASETS), id="explore-status")
+        with Horizontal(id="explore-body"):
+            yield KeyedTable(
+                [Column("-", "", 10)], markable=False, empty_text="no results yet", id="explore-table"
+            )
+            yield OptionList(id="explore-facets")
+
+    def on_mount(self) -> None:
+        self.query_one("#explore-facets", OptionList).display = False
+        self._load_history()
+
+    # ------------------------------------------------------------------ the service
+
+    @property
+    def service(self) -> Any:
+        """The app's ExploreService (`app.explore`), else one built from its wiring graph."""
+        svc = getattr(self.app, "explore", None) or self._service
+        if svc is None:
+            cockpit = getattr(self.app, "cockpit", None)
+            if cockpit is not None:
+                from opcockpit.wiring import build_explore
+
+                svc = self._service = build_explore(cockpit.settings, ledger_path=cockpit.ledger_path)
+        return svc
+
+    @work(thread=True, exit_on_error=False, group="explore-history")
+    def _load_history(self) -> None:
+        svc = self.service
+        if svc is None or getattr(svc, "store", None) is None:
+            return
+        try:
+            past = [h["query"] for h in svc.history(100) if not h.get("sql")]
+        except Exception:  # a convenience: an unusable ledger only loses the recall
+            return
+        self.app.call_from_thread(self._merge_history, past)
+
+    def _merge_history(self, past: list[str]) -> None:
+        seen = set(self.history)
+        older = [q for q in reversed(past) if q not in seen]  # history() is newest first
+        self.history = list(dict.fromkeys(older)) + self.history
+
+    def recall(self, step: int) -> None:
+        if not self.history:
+            return
+        pos = len(self.history) if self._hist_pos is None else self._hist_pos
+        pos = max(0, min(len(self.history), pos + step))
+        self._hist_pos = pos
+        inp = self.query_one("#explore-input", Input)
+        inp.value = self.history[pos] if pos < len(self.history) else ""
+        inp.cursor_position = len(inp.value)
+
+    def known_values(self, dataset: str, field: str) -> list[Any]:
+        return self._values.get((dataset, field), [])
+
+    # ------------------------------------------------------------------ running
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "explore-input":
+            return
+        event.stop()
+        self.run_query(event.value)
+
+    def run_query(self, text: str) -> None:
+        text = text.strip()
+        if not text:
+            return
+        self.query_one("#explore-input", Input).value = text
+        if text in self.history:
+            self.history.remove(text)
+        self.history.append(text)
+        self._hist_pos = None
+        svc = self.service
+        if svc is None:
+            self._show_error("Explore needs the cockpit's sources (no wiring graph and no service)")
+            return
+        self.running, self.cancelled = True, False
+        self._status(Text("running…"), error=False)
+        self._worker = self._query_worker(svc, text)
+
+    @work(exclusive=True, group="explore", exit_on_error=False)
+    async def _query_worker(self, svc: Any, text: str) -> None:
+        gt = getattr(self.app, "ground_truth", None)
+        try:
+            result = await svc.run(text, facets=True, ground_truth=gt)
+        except asyncio.CancelledError:
+            raise
+        except QueryError as exc:
+            self.running = False
+            self._show_error(exc)
+            return
+        except Exception as exc:  # a source unreadable: one line, the last result stays
+            self.running = False
+            self._show_error(error_line(exc))
+            return
+        self.running = False
+        self._show_result(result)
+
+    def action_cancel(self) -> None:
+        if self.running and self._worker is not None:
+            self._worker.cancel()
+            self.running, self.cancelled = False, True
+            self._status(Text("query cancelled (the last result stays)"), error=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is self._worker and event.state == WorkerState.CANCELLED and self.running:
+            self.running = False
+
+    # ------------------------------------------------------------------ showing
+
+    def _status(self, text: Text, *, error: bool) -> None:
+        w = self.query_one("#explore-status", Static)
+        w.set_class(error, "error")
+        w.update(text)
+
+    def _show_error(self, exc: QueryError | str) -> None:
+        self.error = exc
+        lines = [f"✗ {exc.message}", *exc.caret()] if isinstance(exc, QueryError) else [f"✗ {exc}"]
+        self._status(Text("\n".join(safe_text(line, single_line=True) for line in lines)), error=True)
+
+    def _show_result(self, result: Any) -> None:
+        self.result, self.error = result, None
+        cols = result.columns
+        widths = {c: max(len(c), 4) for c in cols}
+        rows: dict[str, dict[str, Any]] = {}
+        cells: dict[str, tuple[str, ...]] = {}
+        key_field = DATASETS[result.dataset].key
+        for i, r in enumerate(result.rows):
+            k = r.get(key_field)
+            key = str(k) if k is not None and key_field in cols and str(k) not in rows else f"#{i}"
+            rows[key] = r
+            cells[key] = tuple(_cell(r.get(c)) for c in cols)
+            for c, text in zip(cols, cells[key], strict=True):
+                widths[c] = min(MAX_WIDTH, max(widths[c], len(text)))
+        self._rows = rows
+        table = self.query_one("#explore-table", KeyedTable)
+        table.set_columns([Column(c, c, widths[c], "right" if c == "count" else "left") for c in cols])
+        table.empty_text = "no rows match"
+        table.replace(cells)
+        self._show_facets(result)
+        parts = [f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}"]
+        if result.matched != result.total:
+            parts.append(f"from {result.matched} matching")
+        if result.elapsed_s >= 1.0:
+            parts.append(f"in {result.elapsed_s:.1f} s")
+        lines = [" ".join(parts)]
+        if result.notice:
+            lines.append(result.notice)
+        lines += [f"! {w}" for w in result.warnings]
+        self._status(Text("\n".join(safe_text(x) for x in lines)), error=False)
+
+    def _show_facets(self, result: Any) -> None:
+        facets = self.query_one("#explore-facets", OptionList)
+        facets.clear_options()
+        self._facet_choices = []
+        options: list[Option | None] = []
+        for field, counts in result.facets.items():
+            if not counts:
+                continue
+            self._values[(result.dataset, field)] = [v for v, _ in counts if v not in (None, "")]
+            if options:
+                options.append(None)
+            options.append(Option(Text(field, style="bold"), disabled=True))
+            for value, n in counts:
+                self._facet_choices.append((field, value))
+                label = "∅" if value in (None, "") else safe_text(value)
+                options.append(Option(f" {label[:20]} {n}", id=f"facet-{len(self._facet_choices) - 1}"))
+        facets.add_options(options)
+        facets.display = bool(self._facet_choices)
+
+    # ------------------------------------------------------------------ selecting
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_list.id != "explore-facets" or not event.option.id:
+            return
+        event.stop()
+        field, value = self._facet_choices[int(event.option.id.removeprefix("facet-"))]
+        self.run_query(refine(self.query_one("#explore-input", Input).value, field, value))
+
+    def on_keyed_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
+        if event.table.id != "explore-table":
+            return
+        event.stop()
+        row = self._rows.get(event.key) or {}
+        app: Any = self.app
+        dataset = self.result.dataset if self.result is not None else ""
+        if dataset == "orphans" and row.get("provider") and row.get("instance_id"):
+            app.focus_orphan(f"{row['provider']}/{row['instance_id']}")
+        elif row.get("lease_id"):
+            app.open_lease(row["lease_id"])
+        elif row.get("thread_id"):
+            open_thread(app, row["thread_id"])
+        else:
+            app.notify("this row names no lease or thread to open", markup=False)
+
+
+def open_thread(app: Any, thread_id: str) -> None:
+    """The detail of the lease `thread_id` is bound to (primary binding first)."""
+    gt = app.ground_truth
+    rows = gt.rows if gt is not None else ()
+    row = next((r for r in rows if r.thread_id == thread_id), None) or next(
+        (r for r in rows if thread_id in r.thread_ids), None
+    )
+    if row is None:
+        app.notify(f"thread {thread_id} is bound to no lease in the current picture", severity="warning",
+                   markup=False)  # fmt: skip
+        return
+    app.open_lease(row.lease_id)

@@ -1,0 +1,205 @@
+"""The Explore tab (tui/tabs/explore.py) on a generated LEON fleet (real sandbox.db/events.db) and
+the real ExploreService: results in the keyed table, a syntax error with its caret, a facet
+refining the query, Esc cancelling a running query, completion, history; an SVG snapshot."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import Input, OptionList, Static
+
+from opcockpit.demo.fleet import generate_fleet
+from opcockpit.settings.config import CockpitConfig
+from opcockpit.tui.app import CockpitApp
+from opcockpit.tui.table.widget import KeyedTable
+from opcockpit.tui.tabs.explore import ExploreView, QuerySuggester, refine
+from opcockpit.wiring import build_explore
+from tests.tui.conftest import SequenceSource, wait_until
+from tests.tui.factories import NOW, make_ground_truth
+
+FLEET_NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+SIZE = (100, 30)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory):
+    return generate_fleet(tmp_path_factory.mktemp("fleet"), leases=30, seed=3, now=FLEET_NOW)
+
+
+def _service(fleet, ledger: Path):
+    cfg = CockpitConfig.model_validate(
+        {"sources": {"sandbox_db": str(fleet.sandbox_db), "events_db": str(fleet.events_db)}}
+    )
+    svc = build_explore(cfg, ledger_path=ledger)
+    svc.clock = lambda: FLEET_NOW
+    return svc
+
+
+def explore_app(svc: Any) -> CockpitApp:
+    app = CockpitApp(
+        SequenceSource([make_ground_truth(20)]),
+        clock=lambda: NOW,
+        auto_refresh=False,
+        flash_clock=lambda: 0.0,
+    )
+    app.explore = svc  # type: ignore[attr-defined]
+    return app
+
+
+async def _open(pilot: Any) -> ExploreView:
+    app = pilot.app
+    await wait_until(pilot, lambda: app.ground_truth is not None and not app.inflight)
+    await pilot.press("6")
+    await wait_until(pilot, lambda: app.query_one("#main-tabs").active == "explore")
+    view = app.query_one(ExploreView)
+    inp = view.query_one("#explore-input", Input)
+    inp.cursor_blink = False
+    inp.focus()
+    await pilot.pause()
+    return view
+
+
+async def _run(pilot: Any, view: ExploreView, text: str) -> None:
+    inp = view.query_one("#explore-input", Input)
+    inp.value = text
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: not view.running and (view.result is not None or view.error is not None))
+
+
+def _status(view: ExploreView) -> str:
+    return str(view.query_one("#explore-status", Static).render())
+
+
+async def test_a_query_shows_rows(fleet, tmp_path: Path) -> None:
+    svc = _service(fleet, tmp_path / "ledger.db")
+    async with explore_app(svc).run_test(size=SIZE) as pilot:
+        view = await _open(pilot)
+        await _run(pilot, view, "commands exit_code!=0 | sort command_id | limit 7")
+        table = view.query_one("#explore-table", KeyedTable)
+        assert view.error is None and len(view.result.rows) == 7
+        assert table.row_count == 7 and [c.key for c in table.columns] == list(view.result.columns)
+        assert table.view_keys() == [r["command_id"] for r in view.result.rows]
+        assert "7 rows" in _status(view)
+        await _run(pilot, view, "run_events | count by event_type")
+        counts = {r["event_type"]: r["count"] for r in view.result.rows}
+        assert sum(counts.values()) == fleet.counts["run_events"] and table.row_count == len(counts)
+    # the run went into the ledger's history; a new tab recalls it with ↑
+    async with explore_app(_service(fleet, tmp_path / "ledger.db")).run_test(size=SIZE) as pilot:
+        view = await _open(pilot)
+        await wait_until(pilot, lambda: len(view.history) >= 2)
+        await pilot.press("up")
+        assert view.query_one("#explore-input", Input).value == "run_events | count by event_type"
+        await pilot.press("up")
+        assert view.query_one("#explore-input", Input).value.startswith("commands exit_code!=0")
+        await pilot.press("down", "down")
+        assert view.query_one("#explore-input", Input).value == ""
+
+
+async def test_a_syntax_error_shows_the_caret(fleet, tmp_path: Path) -> None:
+    async with explore_app(_service(fleet, tmp_path / "l.db")).run_test(size=SIZE) as pilot:
+        view = await _open(pilot)
+        await _run(pilot, view, "commands exit_code!=0")
+        await _run(pilot, view, "runs status: | count")
+        lines = _status(view).splitlines()
+        assert lines[0].startswith("✗ syntax error at column 14")
+        assert lines[1:] == ["runs status: | count", " " * 13 + "^"]
+        assert view.query_one("#explore-status", Static).has_class("error")
+        # the last good result stays on screen
+        assert view.query_one("#explore-table", KeyedTable).row_count == len(view.result.rows) > 0
+        await _run(pilot, view, "commands nosuchfield:1")
+        assert "unknown field 'nosuchfield'" in _status(view) and "exit_code" in _status(view)
+
+
+async def test_a_facet_refines_the_query(fleet, tmp_path: Path) -> None:
+    async with explore_app(_service(fleet, tmp_path / "l.db")).run_test(size=SIZE) as pilot:
+        view = await _open(pilot)
+        await _run(pilot, view, "commands | sort command_id")
+        before = len(view.result.rows)
+        facets = view.query_one("#explore-facets", OptionList)
+        assert facets.display and view.result.facets["provider"]
+        index = next(i for i in range(facets.option_count) if facets.get_option_at_index(i).id == "facet-0")
+        field, value = view._facet_choices[0]
+        facets.focus()
+        facets.highlighted = index
+        first = view.result
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: view.result is not first and not view.running)
+        text = view.query_one("#explore-input", Input).value
+        assert text == refine("commands | sort command_id", field, value)
+        assert text.startswith(f"commands {field}:") and text.endswith("| sort command_id")
+        rows = view.result.rows
+        assert 0 < len(rows) < before and all(r[field] == value for r in rows)
+
+
+class GatedRows:
+    """The real rows port, held at a gate (so a query is still running when Esc arrives)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def rows(self, *args: Any, **kw: Any) -> Any:
+        def gen() -> Any:  # iterated in the service's worker thread, like the real cursor
+            self.entered.set()
+            self.gate.wait(10)
+            yield from self.inner.rows(*args, **kw)
+
+        return gen()
+
+    def aggregate(self, *args: Any, **kw: Any) -> Any:
+        return None  # count in Python, through rows()
+
+    def thread_leases(self) -> Any:
+        return self.inner.thread_leases()
+
+
+async def test_esc_cancels_a_running_query(fleet, tmp_path: Path) -> None:
+    svc = _service(fleet, tmp_path / "l.db")
+    gated = GatedRows(svc.rows)
+    async with explore_app(svc).run_test(size=SIZE) as pilot:
+        view = await _open(pilot)
+        await _run(pilot, view, "commands | limit 3")
+        first = view.result
+        svc.rows = gated
+        view.query_one("#explore-input", Input).value = "run_events | limit 5"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: gated.entered.is_set())
+        assert view.running and _status(view) == "running…"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not view.running and view.cancelled and "cancelled" in _status(view)
+        gated.gate.set()
+        await pilot.pause(0.2)
+        assert view.result is first  # the cancelled query never replaced the result
+        assert view.query_one("#explore-table", KeyedTable).row_count == 3
+
+
+async def test_completion_of_datasets_fields_and_values(fleet, tmp_path: Path) -> None:
+    async with explore_app(_service(fleet, tmp_path / "l.db")).run_test(size=SIZE) as pilot:
+        view = await _open(pilot)
+        s = QuerySuggester(view)
+        assert await s.get_suggestion("run_ev") == "run_events"
+        assert await s.get_suggestion("commands exit_c") == "commands exit_code"
+        assert await s.get_suggestion("commands sin") == "commands since"
+        assert await s.get_suggestion("nosuch exit_c") is None
+        await _run(pilot, view, "commands")
+        provider = view.result.facets["provider"][0][0]
+        assert await s.get_suggestion(f"commands provider:{provider[:2]}") == f"commands provider:{provider}"
+
+
+def test_explore_snapshot(snap_compare: Any, fleet, tmp_path: Path) -> None:
+    svc = _service(fleet, tmp_path / "l.db")
+    svc.store = None  # no history recall: the snapshot does not depend on earlier runs
+
+    async def run_before(pilot: Any) -> None:
+        view = await _open(pilot)
+        await _run(pilot, view, "commands exit_code!=0 | sort command_id | limit 12")
+        view.query_one("#explore-input", Input).cursor_position = 0
+        await pilot.pause()
+
+    assert snap_compare(explore_app(svc), terminal_size=SIZE, run_before=run_before)
