@@ -250,3 +250,52 @@ def test_resource_pressure_skips_failed_probes_and_old_snapshots_but_checks_the_
     got = rule_resource_pressure(AlertInputs(gt, T0), AlertsConfig())
     assert [c.key for c in got] == [f"resource_pressure:{hot}"]
     assert got[0].summary == f"dock lease {hot}: memory 99% (990/1000 MB)"
+
+
+def _pressure(tmp_path: Path, *, observed: str, listed: str | None, age_s: float = 60.0) -> list[str]:
+    """resource_pressure keys for one hot lease: LEON observed `observed`; the provider lists its
+    instance in state `listed` (None: the provider is not listed at all, so provider_state is None)."""
+
+    def build(c) -> None:  # type: ignore[no-untyped-def]
+        add_lease(
+            c, L1, "dock", current_instance_id="c-1", observed_state=observed,
+            created_at=naive(T0 - timedelta(hours=1)),
+        )  # fmt: skip
+        add_resource_snapshot(
+            c,
+            L1,
+            "dock",
+            memory_used_mb=990,
+            memory_total_mb=1000,
+            collected_at=T0 - timedelta(seconds=age_s),
+        )
+
+    db = sandbox_db(tmp_path / f"p-{observed}-{listed}-{age_s}.db", build)
+    lst = [] if listed is None else [listing("dock", "docker", [inst("dock", "c-1", listed)], listed_at=T0)]
+    gt = ground_truth(db, lst, T0)
+    assert gt.rows[0].provider_state == listed
+    return [c.key for c in rule_resource_pressure(AlertInputs(gt, T0), AlertsConfig(resource_max_age_s=900))]
+
+
+@pytest.mark.parametrize(
+    ("observed", "listed", "fires"),
+    [
+        ("running", "running", True),
+        ("running", "paused", False),  # the provider's word wins over LEON's
+        ("paused", "running", True),
+        ("running", None, True),  # no provider word: LEON's observed state decides
+        ("paused", None, False),
+    ],
+)
+def test_resource_pressure_only_for_running_instances(
+    tmp_path: Path, observed: str, listed: str | None, fires: bool
+) -> None:
+    assert _pressure(tmp_path, observed=observed, listed=listed) == (
+        [f"resource_pressure:{L1}"] if fires else []
+    )
+
+
+@pytest.mark.parametrize(("age_s", "fires"), [(900.0, True), (901.0, False)])
+def test_resource_snapshot_max_age_is_inclusive(tmp_path: Path, age_s: float, fires: bool) -> None:
+    got = _pressure(tmp_path, observed="running", listed="running", age_s=age_s)
+    assert got == ([f"resource_pressure:{L1}"] if fires else [])
