@@ -6,15 +6,25 @@ The plan helpers are pure; they are checked on real Targets/Operations with exac
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from opcockpit.domain.models import Instance, NormalState
 from opcockpit.domain.targets import Action, Target
+from opcockpit.doubles.e2b import E2BDouble
+from opcockpit.services.operations import Operations
 from opcockpit.services.ops_plan import Gate, Plan, PlanItem, _Unknown, clip, leon_state, one, unknown_text
 from opcockpit.services.ops_track import Operation
+from opcockpit.wiring import build_operations
+from tests.operations_support import LeaseSpec, build_db, config_for
 
 LEASE = Target("lease", "dock", "c-1", lease_id="lease-aaaaaaaaaaaa")
 ORPHAN = Target("orphan", "dock", "stray-1")
+UNBOUND = "lease lease-e2b000000001 has no instance bound (LEON binds on first use)"
 
 
 def _item(target: Target, allowed: bool, reason: str | None = None) -> PlanItem:
@@ -95,3 +105,117 @@ def test_unknown_text_names_the_action_target_and_both_failures() -> None:
     assert str(_Unknown("a", "b")) == "a; read back: b"
     long = unknown_text(op, _Unknown("E" * 600, "x"))
     assert len(long) == 500 and long.endswith("…")
+
+
+# --------------------------------------------------------------------------- gates, exactly
+
+
+@pytest.fixture
+def e2b() -> Iterator[E2BDouble]:
+    with E2BDouble() as d:
+        yield d
+
+
+def _ops(tmp_path: Path, e2b: E2BDouble, **kw: Any) -> Operations:
+    db = build_db(tmp_path / "sandbox.db", [LeaseSpec("lease-e2b000000001", "e2b", "sbx-1")])
+    config = config_for(db, {"e2b": ("e2b", e2b)})
+    off = config.providers["e2b"].model_copy(update={"name": "off", "enabled": False})
+    config = config.model_copy(update={"providers": {**config.providers, "off": off}})
+    return build_operations(config, operator="alice@testhost", **kw)
+
+
+def _lease(provider: str = "e2b", instance_id: str | None = "sbx-1") -> Target:
+    return Target(
+        "lease", provider, instance_id, lease_id="lease-e2b000000001", seen_provider_state="running"
+    )
+
+
+def _orphan(state: str = "running", confirmed: bool | None = None) -> Target:
+    return Target("orphan", "e2b", "sbx-9", seen_provider_state=state, confirmed=confirmed)
+
+
+@pytest.mark.parametrize(
+    ("action", "target", "reason"),
+    [
+        ("pause", _lease("ghost"), "provider 'ghost' is not configured"),
+        ("pause", _lease("off"), "provider 'off' is disabled in the config"),
+        (
+            "pause",
+            _lease("local", "leon-x"),
+            "provider 'local' is LEON's local provider: it has no API the cockpit can call",
+        ),
+        ("adopt", _lease(), "lease lease-e2b000000001 is already a lease; adopt applies to orphans"),
+        ("adopt", _orphan("stopped"), "instance is stopped: destroy it rather than adopt it"),
+        ("adopt", _orphan("gone"), "instance is gone: destroy it rather than adopt it"),
+        ("pause", _lease(instance_id=None), UNBOUND),
+        ("resume", _lease(instance_id=None), UNBOUND),
+        (
+            "destroy",
+            _orphan(confirmed=False),
+            "orphan not confirmed by a GET yet (eventually consistent listing); wait a refresh",
+        ),
+    ],
+)  # fmt: skip
+async def test_gate_reasons_are_exact(
+    tmp_path: Path, e2b: E2BDouble, action: str, target: Target, reason: str
+) -> None:
+    ops = _ops(tmp_path, e2b)
+    try:
+        assert ops.gate(action, target) == Gate(False, reason)
+    finally:
+        await ops.aclose()
+
+
+@pytest.mark.parametrize(
+    ("action", "target"),
+    [
+        ("pause", _lease()),
+        ("resume", _lease()),
+        ("destroy", _lease()),
+        ("destroy", _lease(instance_id=None)),  # an unbound lease is destroyed in the DB only
+        ("adopt", _orphan("running")),
+        ("adopt", _orphan("paused", confirmed=True)),
+        ("destroy", _orphan("stopped", confirmed=None)),
+    ],
+)
+async def test_gate_allows(tmp_path: Path, e2b: E2BDouble, action: str, target: Target) -> None:
+    ops = _ops(tmp_path, e2b)
+    try:
+        assert ops.gate(action, target) == Gate(True)
+    finally:
+        await ops.aclose()
+
+
+async def test_read_only_gate_closes_everything_but_a_dry_run(tmp_path: Path, e2b: E2BDouble) -> None:
+    ops = _ops(tmp_path, e2b, read_only=True)
+    try:
+        assert ops.gate("pause", _lease()) == Gate(False, "read-only mode: actions are disabled")
+        assert ops.gate("pause", _lease(), dry_run=True) == Gate(True)
+    finally:
+        await ops.aclose()
+
+
+@pytest.mark.parametrize(
+    ("action", "n", "thread", "errors"),
+    [
+        ("pause", 1, "t-1", ("--thread applies to adopt only",)),
+        ("adopt", 2, "t-1", ("a thread has one lease: adopt one target when attaching to a thread",)),
+        ("adopt", 1, "  ", ("empty thread id",)),
+        ("adopt", 1, "t-1", ()),
+        ("adopt", 2, None, ()),
+    ],
+)
+async def test_plan_thread_errors_are_exact(
+    tmp_path: Path, e2b: E2BDouble, action: str, n: int, thread: str | None, errors: tuple[str, ...]
+) -> None:
+    ops = _ops(tmp_path, e2b)
+    targets = [Target("orphan", "e2b", f"sbx-{i}", seen_provider_state="running") for i in range(n)]
+    try:
+        plan = ops.plan(action, targets, thread_id=thread)
+        assert plan.errors == errors and plan.thread_id == thread
+        assert [i.target for i in plan.items] == targets
+        if errors:
+            with pytest.raises(ValueError, match="^" + re.escape("; ".join(errors)) + "$"):
+                await ops.execute(plan)
+    finally:
+        await ops.aclose()
