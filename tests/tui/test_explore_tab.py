@@ -203,3 +203,73 @@ def test_explore_snapshot(snap_compare: Any, fleet, tmp_path: Path) -> None:
         await pilot.pause()
 
     assert snap_compare(explore_app(svc), terminal_size=SIZE, run_before=run_before)
+
+
+# ----------------------------------------------------------------------- global search (ctrl+p)
+
+
+async def _hits(app: Any, text: str) -> list[Any]:
+    from opcockpit.tui.search import SearchProvider
+
+    provider = SearchProvider(app.screen)
+    return [hit async for hit in provider.search(text)]
+
+
+async def test_global_search_jumps_to_a_lease_in_the_picture(fleet, tmp_path: Path) -> None:
+    from opcockpit.tui.screens.thread import ThreadDetailScreen
+
+    app = explore_app(_service(fleet, tmp_path / "l.db"))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.ground_truth is not None and not app.inflight)
+        lease = app.ground_truth.rows[3].lease_id
+        hits = await _hits(app, lease)
+        assert [h.help for h in hits] == ["search: leases"] and lease in str(hits[0].text)
+        hits[0].command()
+        await wait_until(pilot, lambda: isinstance(app.screen, ThreadDetailScreen))
+        assert app.screen.row.lease_id == lease
+        assert await _hits(app, "no-such-thing-anywhere") == []
+        assert await _hits(app, "le") == []  # too short to search
+
+
+async def test_global_search_finds_a_command_and_opens_it_in_explore(fleet, tmp_path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(fleet.sandbox_db) as conn:
+        command_id, run_thread = conn.execute(
+            "SELECT c.command_id, t.thread_id FROM terminal_commands c"
+            " JOIN abstract_terminals t ON t.terminal_id = c.terminal_id LIMIT 1"
+        ).fetchone()
+    with sqlite3.connect(fleet.events_db) as conn:
+        run_id = conn.execute("SELECT run_id FROM run_events WHERE run_id IS NOT NULL LIMIT 1").fetchone()[0]
+    svc = _service(fleet, tmp_path / "l.db")
+    app = explore_app(svc)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.ground_truth is not None and not app.inflight)
+        hits = await _hits(app, command_id)
+        assert [h.help for h in hits] == ["search: commands"]
+        hits[0].command()  # its lease is not in this (synthetic) picture: Explore shows the row
+        view = app.query_one(ExploreView)
+        await wait_until(pilot, lambda: view.result is not None and not view.running)
+        assert app.query_one("#main-tabs").active == "explore"
+        assert [r["command_id"] for r in view.result.rows] == [command_id]
+        run_hits = await _hits(app, run_id)
+        assert "search: runs" in {h.help for h in run_hits}
+        thread_hits = {h.help for h in await _hits(app, run_thread)}
+        assert {"search: sessions", "search: commands"} <= thread_hits
+    assert svc.history() == [] or all("| limit" not in h["query"] for h in svc.history())
+
+
+async def test_enter_on_a_result_row_opens_the_lease(fleet, tmp_path: Path) -> None:
+    from opcockpit.tui.screens.thread import ThreadDetailScreen
+
+    app = explore_app(_service(fleet, tmp_path / "l.db"))
+    async with app.run_test(size=SIZE) as pilot:
+        view = await _open(pilot)
+        await _run(pilot, view, "leases convergence:diverged | sort lease_id")
+        table = view.query_one("#explore-table", KeyedTable)
+        first = view.result.rows[0]["lease_id"]
+        assert table.cursor_key == first
+        table.focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ThreadDetailScreen))
+        assert app.screen.row.lease_id == first
