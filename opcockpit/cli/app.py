@@ -91,6 +91,13 @@ GLOBALS: dict[str, tuple[Any, Any]] = {
         Annotated[str | None, typer.Option("--config", metavar="PATH", help="config TOML")],
     ),
     "db": (None, Annotated[str | None, typer.Option("--db", metavar="PATH", help="sandbox.db")]),
+    "context": (
+        None,
+        Annotated[
+            str | None,
+            typer.Option("--context", metavar="NAME", help="use [contexts.NAME] of the config (k9s-style)"),
+        ],
+    ),
     "events_db": (
         None,
         Annotated[str | None, typer.Option("--events-db", metavar="PATH", help="events.db")],
@@ -495,7 +502,10 @@ def _config_group(ctx: typer.Context, **given: Any) -> None:
     if ctx.invoked_subcommand is None:
         from opcockpit.cli.common import err
 
-        err("opcockpit config: choose an action: show, validate, init, paths (see opcockpit config --help)")
+        err(
+            "opcockpit config: choose an action: show, validate, init, paths, contexts"
+            " (see opcockpit config --help)"
+        )
         raise typer.Exit(ExitCode.USAGE)
 
 
@@ -532,6 +542,10 @@ def _config_init(
 
 @_config("paths", "every path opcockpit reads")
 def _config_paths() -> None: ...
+
+
+@_config("contexts", "the [contexts.<name>] of the config, the current one marked")
+def _config_contexts(format: Annotated[ListFormat, typer.Option("--format")] = ListFormat.table) -> None: ...
 
 
 # --------------------------------------------------------------------------- serve, webhooks (issue 13)

@@ -62,6 +62,7 @@ def load_or_exit(args: Any, **overrides: object) -> LoadedConfig:
             events_db=getattr(args, "events_db", None),
             read_only=bool(getattr(args, "read_only", False)) or None,
             list_timeout_s=getattr(args, "timeout", None),
+            context=getattr(args, "context", None),
             **overrides,  # type: ignore[arg-type]
         )
     except ConfigError as exc:

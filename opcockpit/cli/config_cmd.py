@@ -34,7 +34,12 @@ def run_config(args: Any) -> int:
         return _init(args)
     if action == "paths":
         return _paths(args)
-    err("opcockpit config: choose an action: show, validate, init, paths (see opcockpit config --help)")
+    if action == "contexts":
+        return _contexts(args)
+    err(
+        "opcockpit config: choose an action: show, validate, init, paths, contexts"
+        " (see opcockpit config --help)"
+    )
     return EXIT_USAGE
 
 
@@ -238,3 +243,62 @@ def _paths(args: Any) -> int:
     for label, path, note in rows:
         sys.stdout.write(f"{label:<27} {path if path is not None else '(none)'}  {note}\n")
     return EXIT_OK
+
+
+# --------------------------------------------------------------------------- contexts (issue 12)
+
+
+def _contexts(args: Any) -> int:
+    """Every `[contexts.<name>]`: its source (URL without password), ledger, read_only, providers;
+    `*` marks the one in effect. A context whose tables do not validate shows its first problem."""
+    from opcockpit.settings.config import ConfigError
+
+    loaded = load_or_exit(args)  # the selected context (if any) must itself be valid
+    current = loaded.config.context
+    rows: list[dict[str, Any]] = []
+    for name in sorted(loaded.config.contexts):
+        row: dict[str, Any] = {"name": name, "current": name == current}
+        row["description"] = loaded.config.contexts[name].description
+        try:
+            cfg = load_or_exit_quiet(args, name)
+        except ConfigError as exc:
+            row["error"] = exc.problems[0] if exc.problems else "invalid"
+            rows.append(row)
+            continue
+        src = cfg.sources
+        row["source"] = {"kind": src.kind, "where": src.shown()}
+        if src.kind == "postgres":
+            row["source"]["schema"] = src.db_schema
+        row["ledger"] = redact_url(cfg.ledger.resolve()) if cfg.ledger.resolve() else "(default file)"
+        row["read_only"] = cfg.read_only
+        row["providers"] = sorted(p.name for p in cfg.providers.values() if p.enabled)
+        rows.append(row)
+    if args.format == "json":
+        sys.stdout.write(json.dumps({"current": current, "contexts": rows}, indent=2) + "\n")
+        return EXIT_OK
+    if not rows:
+        sys.stdout.write("no contexts defined (add [contexts.<name>] tables to the config)\n")
+        return EXIT_OK
+    for row in rows:
+        mark = "*" if row["current"] else " "
+        if "error" in row:
+            sys.stdout.write(f"{mark} {row['name']:<16} invalid: {row['error']}\n")
+            continue
+        ro = "  read-only" if row["read_only"] else ""
+        provs = ",".join(row["providers"]) or "-"
+        sys.stdout.write(
+            f"{mark} {row['name']:<16} {row['source']['kind']:<8} {row['source']['where']}"
+            f"  ledger {row['ledger']}  providers {provs}{ro}\n"
+        )
+    return EXIT_OK
+
+
+def load_or_exit_quiet(args: Any, context: str) -> Any:
+    """The config with `context` selected (ConfigError raised, not printed)."""
+    from opcockpit.adapters.providers.registry import KINDS
+    from opcockpit.settings.config import load_config
+
+    return load_config(
+        getattr(args, "config", None), kinds=KINDS, db=getattr(args, "db", None),
+        events_db=getattr(args, "events_db", None), context=context,
+    ).config  # fmt: skip

@@ -189,6 +189,10 @@ class Operations(ActionSteps):
             target = resolve_targets([target], None)[0]
         if self.read_only and not dry_run:
             return Gate(False, "read-only mode: actions are disabled")
+        # A source the LEON writer cannot write (PostgreSQL, issue 12) names its reason.
+        refusal = getattr(getattr(self.leon, "writer", None), "refusal", None)
+        if refusal and not dry_run:
+            return Gate(False, str(refusal))
         prov = target.provider
         cfg = self.config.providers.get(prov)
         if prov not in self.adapters:

@@ -50,6 +50,7 @@ from opcockpit.settings.models import (
 from opcockpit.settings.paths import ConfigPaths, default_paths, leon_home, user_config_path
 
 __all__ = [
+    "CONTEXT_ENV",
     "CockpitConfig",
     "ConfigError",
     "ConfigPaths",
@@ -67,6 +68,7 @@ __all__ = [
     "redact_mapping",
     "redact_url",
     "scrub",
+    "select_context",
     "url_secrets",
     "user_config_path",
 ]
@@ -114,7 +116,74 @@ _PASSTHROUGH_KEYS = (
     "refresh_s", "read_only", "list_timeout_s", "alerts", "export", "webhooks", "serve", "events", "tui",
     "ledger",
 )  # fmt: skip
-_TOP_KEYS = ("sources", "providers", *_PASSTHROUGH_KEYS)
+_TOP_KEYS = ("sources", "providers", *_PASSTHROUGH_KEYS, "contexts", "context")
+CONTEXT_ENV = "OPCOCKPIT_CONTEXT"
+_CONTEXT_KEYS = ("description", "sources", "providers", "ledger", "read_only")
+
+
+def select_context(
+    toml: dict[str, Any], toml_origin: str, context: str | None, env: Mapping[str, str]
+) -> tuple[dict[str, Any], str | None, dict[str, str]]:
+    """(`toml` with the chosen `[contexts.<name>]` overlaid, its name, {key path: origin} of the
+    values it set). The name: `context` (--context), else $OPCOCKPIT_CONTEXT, else the file's
+    `context = "NAME"`. An unknown name is one ConfigError line naming the known ones."""
+    contexts = toml.get("contexts", {})
+    if not isinstance(contexts, dict) or not all(isinstance(v, dict) for v in contexts.values()):
+        raise ConfigError(
+            [f"{toml_origin or 'config'}: contexts: must be a table of tables ([contexts.<name>])"]
+        )
+    default = toml.get("context")
+    if default is not None and not isinstance(default, str):
+        raise ConfigError([f"{toml_origin}: context: must be a context name (a string)"])
+    name = context or (env.get(CONTEXT_ENV) or "").strip() or default
+    if not name:
+        return toml, None, {}
+    if name not in contexts:
+        known = ", ".join(sorted(contexts)) or "none defined"
+        given = (
+            "--context"
+            if context
+            else f"${CONTEXT_ENV}"
+            if env.get(CONTEXT_ENV)
+            else f"{toml_origin}: context"
+        )
+        raise ConfigError([f"unknown context {name!r} (from {given}; known: {known})"])
+    table = contexts[name]
+    where = f"{toml_origin} [contexts.{name}]"
+    bad = [k for k in table if k not in _CONTEXT_KEYS]
+    if bad:
+        raise ConfigError(
+            [f"{where}: {k}: unknown key (a context has {', '.join(_CONTEXT_KEYS)})" for k in bad]
+        )
+    out = dict(toml)
+    origins: dict[str, str] = {}
+    for key in ("sources", "ledger"):
+        if key in table:
+            if not isinstance(table[key], dict):
+                raise ConfigError([f"{where}: {key}: must be a table"])
+            base = out.get(key, {})
+            out[key] = {**(base if isinstance(base, dict) else {}), **table[key]}
+            origins.update({f"{key}.{k}": where for k in table[key]})
+            if key == "ledger":
+                origins["ledger"] = where
+    if "providers" in table:
+        if not isinstance(table["providers"], dict):
+            raise ConfigError([f"{where}: providers: must be a table of tables"])
+        provs = {k: dict(v) if isinstance(v, dict) else v for k, v in dict(out.get("providers", {})).items()}
+        for pname, ptable in table["providers"].items():
+            if isinstance(ptable, dict) and isinstance(provs.get(pname), dict):
+                if "kind" in ptable and provs[pname].get("kind") not in (None, ptable["kind"]):
+                    provs[pname] = {}  # another kind: the top level's fields do not apply
+                provs[pname] = {**provs[pname], **ptable}
+            else:
+                provs[pname] = ptable
+            if isinstance(ptable, dict):
+                origins.update({f"providers.{pname}.{k}": where for k in ptable})
+        out["providers"] = provs
+    if "read_only" in table:
+        out["read_only"] = table["read_only"]
+        origins["read_only"] = where
+    return out, name, origins
 
 
 def _read_toml(path: Path, origin: str) -> dict[str, Any]:
@@ -147,6 +216,7 @@ def load_config(
     list_timeout_s: float | None = None,
     env: Mapping[str, str] | None = None,
     kinds: Kinds | None = None,
+    context: str | None = None,
 ) -> LoadedConfig:
     """Discover, merge and validate. Raises ConfigError listing every problem found.
 
@@ -168,6 +238,13 @@ def load_config(
     if paths.own_config is not None:
         toml = _read_toml(paths.own_config, paths.own_config_origin)
         toml_origin = str(paths.own_config)
+
+    # `[contexts.<name>]` (issue 12): the chosen one's tables overlaid on the top level.
+    for table in toml.get("contexts", {}).values() if isinstance(toml.get("contexts"), dict) else ():
+        for key in ("sources", "ledger"):  # every context's URL password is a secret, chosen or not
+            if isinstance(table, dict) and isinstance(table.get(key), dict):
+                remember_url(table[key].get("url"))
+    toml, context_name, context_origins = select_context(toml, toml_origin, context, env)
 
     # Shape checks the models cannot phrase well (tables vs values), one message per problem.
     for key in toml:
@@ -196,6 +273,12 @@ def load_config(
     for key, value in t_sources.items():
         sources[key] = os.path.expanduser(value) if isinstance(value, str) else value
         origins[f"sources.{key}"] = toml_origin
+    if env.get("LEON_DB_SCHEMA") and "schema" not in sources:
+        sources["schema"], origins["sources.schema"] = env["LEON_DB_SCHEMA"], "$LEON_DB_SCHEMA"
+    remember_url(sources.get("url"))  # a PostgreSQL source URL's password: scrubbed everywhere
+    for var in (sources.get("url_env"), "LEON_POSTGRES_URL"):
+        if isinstance(var, str) and env.get(var):
+            remember_url(env[var])
     file_sources = dict(sources)  # before the flags: a bad value in the file is still reported
     if db is not None:
         sources["sandbox_db"], origins["sources.sandbox_db"] = str(db), "--db flag"
@@ -250,6 +333,12 @@ def load_config(
     for key in _PASSTHROUGH_KEYS:
         if key in toml:
             data[key], origins[key] = toml[key], toml_origin
+    if "contexts" in toml:
+        data["contexts"] = toml["contexts"]
+    data["context"] = context_name
+    for key, where in context_origins.items():
+        if origins.get(key, toml_origin) == toml_origin:
+            origins[key] = where
     _remember_alert_secrets(toml.get("alerts"), env)
     if isinstance(toml.get("ledger"), dict):  # a ledger URL's password is a secret like any key
         remember_url(toml["ledger"].get("url"))
@@ -275,6 +364,11 @@ def load_config(
     if problems:
         raise ConfigError(problems)
     assert cfg is not None
+    if cfg.sources.kind == "postgres" and cfg.sources.resolve_url(env) is None:
+        origin = origins.get("sources.kind", toml_origin or "config")
+        raise ConfigError(
+            [f'{origin}: sources.url: kind = "postgres" needs url, url_env or $LEON_POSTGRES_URL']
+        )
     for prov in cfg.providers.values():
         if prov.api_key_env:
             _remember_secret(env.get(prov.api_key_env))

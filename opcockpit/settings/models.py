@@ -10,7 +10,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from opcockpit.domain.alerts_config import DAY_S, STRICT, AlertsConfig
 from opcockpit.domain.events import EventsConfig
@@ -19,6 +19,7 @@ from opcockpit.settings.export import ExportConfig
 
 __all__ = [
     "CockpitConfig",
+    "ContextConfig",
     "ProviderConfig",
     "ServeConfig",
     "SourcesConfig",
@@ -200,8 +201,12 @@ class TuiConfig(BaseModel):
     confirm: Literal["all", "destructive"] = "all"
 
 
+PG_SOURCE_ENV = "LEON_POSTGRES_URL"  # Mycel's DSN of the same deployment
+SCHEMA_ENV = "LEON_DB_SCHEMA"
+
+
 class SourcesConfig(BaseModel):
-    model_config = STRICT
+    model_config = ConfigDict(**STRICT, populate_by_name=True)
 
     sandbox_db: Path
     events_db: Path | None = None
@@ -221,12 +226,66 @@ class SourcesConfig(BaseModel):
         """The zone of sandbox.db's naive timestamps (None: the host's, resolved by the reader)."""
         return _zone(self.timezone) if self.timezone else None
 
+    # Additive (issue 12): the platform source. "sqlite" (sandbox_db, the default) or "postgres":
+    # LEON's tables in a PostgreSQL schema (Mycel with LEON_STORAGE_STRATEGY=supabase). The URL
+    # comes from `url_env` (preferred: the password stays out of the file), else `url`, else
+    # $LEON_POSTGRES_URL (Mycel's own DSN variable). `schema`: Mycel's LEON_DB_SCHEMA.
+    kind: Literal["sqlite", "postgres"] = "sqlite"
+    url: str | None = None
+    url_env: str | None = None
+    db_schema: str = Field(default="public", alias="schema", min_length=1, max_length=63)
+
+    @field_validator("url")
+    @classmethod
+    def _pg_url_shape(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip().lower().startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"not a PostgreSQL URL: {redact_url(v)!r} (want postgresql://user@host:port/db)")
+        return v
+
+    def resolve_url(self, env: Any = None) -> str | None:
+        """The PostgreSQL source URL (None: none configured). Never print it: `redact_url`."""
+        env = os.environ if env is None else env
+        for var in (self.url_env, None, PG_SOURCE_ENV):
+            if var is None:
+                if self.url:
+                    return self.url
+                continue
+            value = (env.get(var) or "").strip()
+            if value:
+                return value
+        return None
+
+    def shown(self) -> str:
+        """The source, fit to print (sandbox.db path, or the URL without its password + schema)."""
+        if self.kind == "postgres":
+            return f"{redact_url(self.resolve_url())} schema {self.db_schema}"
+        return str(self.sandbox_db)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for key, value in super().__repr_args__():  # never a URL's password in a repr
+            yield key, (redact_url(value) if key == "url" and isinstance(value, str) else value)
+
 
 def _zone(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
         raise ValueError(f"unknown time zone {name!r} (want an IANA name like 'Asia/Shanghai')") from None
+
+
+class ContextConfig(BaseModel):
+    """`[contexts.<name>]` (issue 12, k9s's contexts): one deployment's own tables. Selecting the
+    context (`--context NAME`, $OPCOCKPIT_CONTEXT or the top-level `context = "NAME"`) overlays
+    them on the top level key by key (`sources`, `ledger`), provider by provider (`providers`);
+    `read_only` replaces the top-level value. Kept raw here: validated after the overlay."""
+
+    model_config = STRICT
+
+    description: str | None = None
+    sources: dict[str, Any] = Field(default_factory=dict)
+    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    ledger: dict[str, Any] = Field(default_factory=dict)
+    read_only: bool | None = None
 
 
 class CockpitConfig(BaseModel):
@@ -250,3 +309,6 @@ class CockpitConfig(BaseModel):
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     # Additive (issue 10): `[events]` retention of the cockpit's event ledger.
     events: EventsConfig = Field(default_factory=EventsConfig)
+    # Additive (issue 12): the contexts defined in the file and the one in effect (None: none).
+    contexts: dict[str, ContextConfig] = Field(default_factory=dict)
+    context: str | None = None
