@@ -48,6 +48,7 @@ from opcockpit.services.explore import ExploreService
 from opcockpit.services.export import ContinuousExporter, LedgerFeed
 from opcockpit.services.history import RecordingCollector, record_events
 from opcockpit.services.inspect import InspectService
+from opcockpit.services.ledger_watch import LedgerWatch
 from opcockpit.services.operations import Operations
 from opcockpit.services.runs import load_run_health
 from opcockpit.settings.config import CockpitConfig
@@ -427,3 +428,14 @@ def build_exporter(cockpit: Cockpit, *, force: bool = False) -> ContinuousExport
         events_reader=cockpit.leon.events_reader, ledger_feed=ledger_feed(cockpit),
         interval_s=cfg.interval_s, provider_name=cfg.provider_name,
     )  # fmt: skip
+
+
+def build_ledger_watch(
+    cockpit: Cockpit, *, on_change: Callable[[frozenset[str]], object] | None = None
+) -> LedgerWatch | None:
+    """The TUI's follower of the ledger's `provider.event` rows (webhooks stored by `opcockpit
+    serve`): looks at the instances they name through the collector, then `on_change`. None when
+    the event ledger is off."""
+    if cockpit.events is None:
+        return None
+    return LedgerWatch(cockpit.events, look=getattr(cockpit.collector, "look", None), on_change=on_change)
