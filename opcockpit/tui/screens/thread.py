@@ -26,11 +26,12 @@ from textual.widgets import DataTable, Static
 
 from opcockpit.domain.events import Event
 from opcockpit.domain.models import GroundTruthRow, ProviderEventRecord, RunEventRecord, TerminalCommandRecord
-from opcockpit.domain.text import error_line
+from opcockpit.domain.text import error_line, safe_text
 from opcockpit.domain.timeutil import fmt_age
 from opcockpit.services.history import HistoryEntry, lease_history_query, state_history, time_diverged
 from opcockpit.tui.data import DetailSource, ThreadDetail, clean
 from opcockpit.tui.rows import GLYPH, fmt_resources, ts
+from opcockpit.tui.screens.inspect import InspectScreen, open_logs, open_raw_record
 from opcockpit.tui.widgets.footer import StableFooter
 
 RUN_EVENTS_SHOWN = 40
@@ -88,24 +89,43 @@ def _empty(table: Table, text: str) -> Table:
     return table
 
 
+# --------------------------------------------------------------------------- header card (issue 15)
+
+_BADGE = {
+    "converged": "bold reverse green", "diverged": "bold reverse red", "stale": "bold reverse yellow",
+    "transitioning": "bold reverse cyan", "unbound": "reverse", "unknown": "bold reverse magenta",
+}  # fmt: skip
+_LABEL_W = 10  # the card's label column: values line up under each other
+
+
+def _field(t: Text, label: str, value: str, style: str = "") -> None:
+    t.append(f"\n{label:<{_LABEL_W}}", style="bold dim")
+    t.append(value, style=style)
+
+
 def summary(row: GroundTruthRow) -> Text:
+    """The header card: a state badge set apart from the text, the key fields aligned, why in words.
+    Plain Text (not a table) so an unchanged picture compares equal and is not redrawn."""
     row = clean(row)  # DB/provider text (reason, last_error, ids) made terminal-safe
+    conv = row.convergence.value
     t = Text(no_wrap=False)
-    t.append(f"{GLYPH.get(row.convergence, '?')} {row.convergence.value}", style="bold")
-    t.append(f"  lease {row.lease_id}  provider {row.provider}  instance {row.instance_id or '-'}\n")
-    t.append(
-        f"desired {row.desired_state}  observed {row.observed_state}  "
-        f"provider {row.provider_state or '-'}  status {row.lease_status or '-'}  v{row.version}"
-        f"{'  needs_refresh' if row.needs_refresh else ''}\n"
-    )
-    t.append(f"why: {row.reason}")
+    t.append(f" {GLYPH.get(row.convergence, '?')} {conv} ", style=_BADGE.get(conv, "bold reverse"))
+    t.append(f"  {row.lease_id}", style="bold")
+    _field(t, "Provider", f"{row.provider}  instance {row.instance_id or '-'}")
+    _field(
+        t, "States", f"desired {row.desired_state} · observed {row.observed_state} · "
+        f"provider {row.provider_state or '-'}",
+    )  # fmt: skip
+    flags = "  needs refresh" if row.needs_refresh else ""
+    _field(t, "Lease", f"status {row.lease_status or '-'} · version {row.version}{flags}")
+    _field(t, "Why", row.reason, "bold")
     if row.last_error and row.last_error not in row.reason:
-        t.append(f"\nlast_error: {row.last_error}", style="red")
+        _field(t, "Error", row.last_error, "red")
     res = fmt_resources(row.resources)
     if res:
-        t.append(f"\nresources: {res}")
+        _field(t, "Resources", res)
     if len(row.thread_ids) > 1:
-        t.append(f"\nthreads: {', '.join(row.thread_ids)}")
+        _field(t, "Threads", ", ".join(row.thread_ids))
     return t
 
 
@@ -316,6 +336,14 @@ class ThreadDetailScreen(Screen[None]):
         Binding("ctrl+r", "reload", "Reload"),
         Binding("c", "copy", "Copy thread id"),
         Binding("q", "app.quit", "Quit"),
+        # issue 15: k9s describe-like navigation, earlier runs, whole events, logs and raw record
+        Binding("right_square_bracket", "section(1)", "Next section", key_display="]"),
+        Binding("left_square_bracket", "section(-1)", "Prev section", key_display="[", show=False),
+        Binding("minus", "fold", "Fold", key_display="-"),
+        Binding("R", "earlier_run", "Earlier run"),
+        Binding("e", "events_whole", "Events whole"),
+        Binding("l", "logs", "Logs", show=False),
+        Binding("y", "raw_record", "Raw record", show=False),
     ]
 
     def __init__(
@@ -342,7 +370,8 @@ class ThreadDetailScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         thread = self.row.thread_id or "(no thread)"
-        yield Static(f" Thread {thread} · lease {self.row.lease_id}", id="detail-title")
+        title = Text(f" Thread {thread} · lease {self.row.lease_id}", no_wrap=True, overflow="ellipsis")
+        yield Static(title, id="detail-title")  # one line at any width: never wraps into the body
         with VerticalScroll(id="detail-body"):
             yield Static(self._summary_shown, id="sec-summary")
             for sec in (
@@ -537,3 +566,86 @@ class ThreadDetailScreen(Screen[None]):
         value = self.row.thread_id or self.row.lease_id
         self.app.copy_to_clipboard(value)
         self.notify(f"copied {value}", markup=False)
+
+    # -- issue 15: sections (jump, fold), earlier runs, events whole, logs and raw record ----------
+
+    SECTIONS = (
+        "sec-summary", "sec-terminals", "sec-sessions", "sec-lease", "sec-lease-events",
+        "sec-state-history", "sec-commands", "sec-runs", "sec-run-events",
+    )  # fmt: skip
+    section_at = 0  # the section `]`/`[` last jumped to (what `-` folds)
+
+    def action_section(self, step: int) -> None:
+        self.section_at = (self.section_at + step) % len(self.SECTIONS)
+        widget = self.query_one(f"#{self.SECTIONS[self.section_at]}", Static)
+        self.query_one("#detail-body", VerticalScroll).scroll_to_widget(widget, top=True, animate=False)
+
+    def action_fold(self) -> None:
+        """Fold (or unfold) the section last jumped to: its body hides, a one-line stub stays."""
+        sec = self.SECTIONS[self.section_at]
+        widget = self.query_one(f"#{sec}", Static)
+        widget.toggle_class("folded")
+        folded = widget.has_class("folded")
+        widget.styles.height = 1 if folded else "auto"
+        widget.styles.overflow_y = "hidden"
+        if sec == "sec-commands":
+            self.query_one("#commands-table", DataTable).display = not folded and bool(
+                self.detail and self.detail.commands
+            )
+        self.notify(f"{sec.removeprefix('sec-')} {'folded' if folded else 'unfolded'} (- again)", timeout=2)
+
+    def action_earlier_run(self) -> None:
+        """Show the next older run's events (wraps to the newest); following stays on the newest."""
+        runs = list(self.detail.runs) if self.detail is not None else []
+        if len(runs) < 2 or self.details is None:
+            self.notify("no earlier run of this thread", markup=False, timeout=3)
+            return
+        ids = [r.run_id for r in runs]
+        at = ids.index(self.run_id) if self.run_id in ids else -1
+        self.load_run(ids[(at + 1) % len(ids)])
+
+    @work(exclusive=True, group="run-select", exit_on_error=False)
+    async def load_run(self, run_id: str) -> None:
+        assert self.details is not None
+        try:
+            events = await self.details.run_events(run_id, 0)
+        except Exception as exc:
+            self.notify(f"run events: {error_line(exc)}", severity="error", markup=False)
+            return
+        if self.following:
+            self.action_toggle_follow()  # an older run does not grow: stop following the newest
+        self.run_id, self.run_events = run_id, list(events)
+        self.after_seq = max((e.seq for e in self.run_events), default=0)
+        if self.detail is not None:
+            self.detail.run_id = run_id
+            self.query_one("#sec-runs", Static).update(dict(render_sections(self.detail))["sec-runs"])
+        self._show_run_events()
+
+    def events_text(self) -> str:
+        """Every event of the shown run and every lease event, whole (no clipping, payloads as stored)."""
+        out = [f"run {self.run_id or '-'}: {len(self.run_events)} events"]
+        for e in self.run_events:
+            out.append(f"\n#{e.seq}  {ts(e.created_at)}  {e.event_type}\n{e.data}")
+        lease_events = self.detail.lease_events if self.detail is not None else []
+        out.append(f"\n\nlease_events of {self.row.lease_id}: {len(lease_events)}")
+        for le in lease_events:
+            out.append(f"\n{ts(le.created_at)}  {le.event_type}  {le.source}")
+            if le.error:
+                out.append(f"error: {le.error}")
+            if le.payload_json:
+                out.append(le.payload_json)
+        return "\n".join(out)
+
+    def action_events_whole(self) -> None:
+        text = safe_text(self.events_text(), single_line=False)
+
+        async def load(style: str) -> str:
+            return text
+
+        self.app.push_screen(InspectScreen(f"events of {self.row.lease_id}", record=load))
+
+    def action_logs(self) -> None:
+        open_logs(self.app, self.row.provider, self.row.instance_id)
+
+    def action_raw_record(self) -> None:
+        open_raw_record(self.app, self.row.provider, self.row.instance_id)
