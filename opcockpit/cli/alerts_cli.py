@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from opcockpit.cli.common import EXIT_USAGE, err
 from opcockpit.cli.output import format_snapshot
 from opcockpit.domain.exit_codes import ExitCode
-from opcockpit.domain.timeutil import parse_duration
+from opcockpit.domain.timeutil import fmt_age, parse_duration
 
 if TYPE_CHECKING:
     from opcockpit.adapters.ledger.alerts import Alert, AlertSnapshot, AlertStore
@@ -62,6 +62,15 @@ def _open_store(ledger_path: str | Path | None) -> AlertStore:
     from opcockpit.adapters.ledger.alerts import AlertStore
 
     return AlertStore.open(ledger_path)
+
+
+FIRING_LABEL = "Firing"  # the TUI's Alerts tab names the same column the same (widgets/alert_rows.py)
+
+
+def firing_for(a: Alert, now: datetime) -> str:
+    """How long the alert has fired (since `fired_at`, not since first seen before the hold time);
+    for a resolved one, how long it fired. THE age format, as in the TUI."""
+    return fmt_age(((a.resolved_at or now) - a.fired_at).total_seconds())
 
 
 def _age(now: datetime, then: datetime | None) -> str:
@@ -234,15 +243,18 @@ def format_alerts(
     if not alerts:
         lines.append("no alerts")
     else:
-        rows = [("ID", "FP", "SEVERITY", "RULE", "STATE", "SINCE", "SUMMARY")]
+        # FIRING: how long the alert has fired (resolved: how long it fired), THE age format; the
+        # TUI's Alerts tab has the same column under the same name with the same meaning.
+        rows = [("ID", "FP", "SEVERITY", "RULE", "STATE", FIRING_LABEL.upper(), "SUMMARY")]
         for a in alerts:
             state = a.state
             if a.firing and a.is_muted(now):
                 state += ",muted"
             if a.acked:
                 state += ",acked"
-            since = _age(now, a.first_seen) if a.firing else f"-{_age(now, a.resolved_at)}"
-            rows.append((f"#{a.id}", a.fingerprint, a.severity.value, a.rule, state, since, a.summary))
+            rows.append(
+                (f"#{a.id}", a.fingerprint, a.severity.value, a.rule, state, firing_for(a, now), a.summary)
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(6)]
         for r in rows:
             lines.append("  ".join(r[i].ljust(widths[i]) for i in range(6)) + "  " + r[6])

@@ -13,7 +13,7 @@ mode (docs/alerts.md, `?` help).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -231,3 +231,35 @@ class Alerting:
         alert = self._open().unmute(ref)
         self.reload_active()
         return _clean(alert)
+
+    # A group (Alerts tab, same rule and provider) is acked/muted member by member: each alert
+    # gets its own ledger record, exactly as if the operator had acked it alone; one reload after.
+
+    def ack_many(self, refs: Sequence[str | int], comment: str | None) -> list[Alert]:
+        engine = self._open()
+        out = [engine.ack(ref, self.who, comment or None) for ref in refs]
+        self.reload_active()
+        return _clean(out)
+
+    def mute_many(
+        self,
+        refs: Sequence[str | int],
+        *,
+        duration: timedelta | None = None,
+        until_resolved: bool = False,
+        comment: str | None = None,
+    ) -> list[Alert]:
+        engine = self._open()
+        until = self.clock() + duration if duration is not None else None
+        out = [
+            engine.mute(ref, until, until_resolved=until_resolved, who=self.who, comment=comment or None)
+            for ref in refs
+        ]
+        self.reload_active()
+        return _clean(out)
+
+    def unmute_many(self, refs: Sequence[str | int]) -> list[Alert]:
+        engine = self._open()
+        out = [engine.unmute(ref) for ref in refs]
+        self.reload_active()
+        return _clean(out)

@@ -239,10 +239,12 @@ class AlertPrompt(ModalScreen[Any]):
     AlertPrompt #prompt-error { color: $error; height: auto; }
     """
 
-    def __init__(self, alert: Alert, who: str) -> None:
+    def __init__(self, alert: Alert, who: str, *, title: str | None = None) -> None:
         super().__init__()
         self.alert = alert
         self.who = who
+        # A group ack/mute (Alerts tab) names the group and its size instead of one alert.
+        self.title_text = title
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -269,7 +271,10 @@ class AckPrompt(AlertPrompt):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(f"Ack #{self.alert.id} {self.alert.rule}: {self.alert.summary}", id="prompt-title")
+            yield Static(
+                self.title_text or f"Ack #{self.alert.id} {self.alert.rule}: {self.alert.summary}",
+                id="prompt-title",
+            )
             yield Static(f"as {self.who}. {LEDGER_NOTE}", classes="dialog-note")
             yield Input(id="ack-comment", placeholder="comment (optional), Enter to ack", compact=True)
             yield from self._buttons("Ack")
@@ -290,7 +295,10 @@ class MutePrompt(AlertPrompt):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(f"Mute #{self.alert.id} {self.alert.rule}: {self.alert.summary}", id="prompt-title")
+            yield Static(
+                self.title_text or f"Mute #{self.alert.id} {self.alert.rule}: {self.alert.summary}",
+                id="prompt-title",
+            )
             yield Static(
                 f"For how long: 30m, 2h, 1h30m, 1d — or 'r' for until resolved; Enter mutes. "
                 f"Muted alerts are not notified and do not fail `snapshot --check`. "

@@ -25,11 +25,13 @@ from opcockpit.tui.table.widget import KeyedTable
 from opcockpit.tui.widgets.alert_rows import (
     OFF_TEXT,
     SUMMARY_MIN,
+    AlertGroup,
     _alert_tag,
     _fixed,
     _history_tag,
-    active_cells,
     active_columns,
+    active_rows,
+    group_alerts,
     history_cells,
     history_columns,
     history_summary_width,
@@ -77,6 +79,8 @@ class AlertsView(Vertical):
         self._queued: GroundTruth | None = None
         self._alerts: dict[str, Alert] = {}  # id -> alert shown in the active or history table
         self._history: dict[str, Alert] = {}
+        self._groups: dict[str, AlertGroup] = {}  # group row key -> group (2+ members)
+        self._expanded: set[str] = set()  # unfolded group keys
         self._summary_w = 40
         self._last_error: str | None = None
         self.rounds = 0  # evaluations applied (tests wait on this)
@@ -175,7 +179,9 @@ class AlertsView(Vertical):
                 t.append(f"  {snap.pending} pending (within hold time)", style="dim")
             if snap.unknown_scopes:
                 t.append(f"  ? could not look: {', '.join(sorted(snap.unknown_scopes))}", style="yellow")
-        t.append("   h history · o overview · Enter detail", style="dim")
+        if self._groups and self.view == "alerts-table":
+            t.append(f"  {len(self._groups)} groups", style="dim")
+        t.append("   h history · o overview · Enter detail / unfold", style="dim")
         self.query_one("#alerts-bar", Static).update(t)
 
     # ------------------------------------------------------------------ evaluation
@@ -245,7 +251,10 @@ class AlertsView(Vertical):
             return
         now = self._now()
         self._alerts = {str(a.id): a for a in al.active}
-        self.active_table.replace({k: active_cells(a, now) for k, a in self._alerts.items()})
+        groups = group_alerts(al.active, now)
+        self._groups = {g.key: g for g in groups if len(g.members) > 1}
+        self._expanded &= set(self._groups)  # a group that went away folds
+        self.active_table.replace(active_rows(groups, now, self._expanded))
         self._refresh_open_details()
         if self.view == "alerts-history":
             self.load_history()
@@ -311,6 +320,9 @@ class AlertsView(Vertical):
         if event.table.id not in ("alerts-table", "alerts-history"):
             return
         event.stop()
+        if event.table.id == "alerts-table" and event.key in self._groups:
+            self.toggle_group(event.key)
+            return
         alert = (self._alerts if event.table.id == "alerts-table" else self._history).get(event.key)
         if alert is not None:
             self.open_detail(alert)
@@ -318,6 +330,18 @@ class AlertsView(Vertical):
     def on_keyed_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
         if event.table.id in ("alerts-table", "alerts-history"):
             self.app.refresh_bindings()
+
+    def toggle_group(self, key: str) -> None:
+        """Enter on a group row: unfold it to its members (under it), again to fold."""
+        self._expanded ^= {key}
+        self.show_alerts()
+        self.active_table.move_cursor_to_key(key)
+
+    def selected_group(self) -> AlertGroup | None:
+        if self.view != "alerts-table":
+            return None
+        key = self.active_table.cursor_key
+        return self._groups.get(key) if key else None
 
     def open_detail(self, alert: Alert) -> None:
         from opcockpit.tui.screens.alert_detail import AlertDetailScreen
@@ -330,6 +354,13 @@ class AlertsView(Vertical):
         if action in ("ack", "mute", "unmute"):
             if self.alerting is None or self.view == "alerts-overview":
                 return False  # not this view's keys
+            group = self.selected_group()
+            if group is not None:
+                if action == "unmute":
+                    return (
+                        True if any(a.muted_until or a.mute_until_resolved for a in group.members) else None
+                    )
+                return True
             alert = self.selected_alert()
             if alert is None:
                 return None
@@ -341,19 +372,85 @@ class AlertsView(Vertical):
         return True
 
     def action_ack(self) -> None:
+        group = self.selected_group()
+        if group is not None:
+            self.prompt_group_ack(group)
+            return
         alert = self.selected_alert()
         if alert is not None:
             self.prompt_ack(alert)
 
     def action_mute(self) -> None:
+        group = self.selected_group()
+        if group is not None:
+            self.prompt_group_mute(group)
+            return
         alert = self.selected_alert()
         if alert is not None:
             self.prompt_mute(alert)
 
     def action_unmute(self) -> None:
+        group = self.selected_group()
+        if group is not None:
+            al = self.alerting
+            if al is not None:
+                ids = group.ids
+                self.run_group_action(lambda: al.unmute_many(ids), f"{group.title()} unmuted")
+            return
         alert = self.selected_alert()
         if alert is not None:
             self.unmute(alert)
+
+    # A group's ack/mute acts on every member, each recorded in the ledger as its own ack/mute.
+
+    def prompt_group_ack(self, group: AlertGroup) -> None:
+        from opcockpit.tui.screens.alert_detail import AckPrompt
+
+        al = self.alerting
+        if al is None:
+            return
+        ids = group.ids
+
+        def done(comment: str | None) -> None:
+            if comment is not None:
+                self.run_group_action(lambda: al.ack_many(ids, comment), f"{group.title()} acked")
+
+        title = f"Ack all {group.title()} (each alert is acked on its own)"
+        self.app.push_screen(AckPrompt(group.members[0], al.who, title=title), done)
+
+    def prompt_group_mute(self, group: AlertGroup) -> None:
+        from opcockpit.tui.screens.alert_detail import MutePrompt
+
+        al = self.alerting
+        if al is None:
+            return
+        ids = group.ids
+
+        def done(answer: tuple[timedelta | None, str] | None) -> None:
+            if answer is None:
+                return
+            duration, comment = answer
+            if duration is None:
+                fn = lambda: al.mute_many(ids, until_resolved=True, comment=comment)  # noqa: E731
+                text = f"{group.title()} muted until resolved"
+            else:
+                fn = lambda: al.mute_many(ids, duration=duration, comment=comment)  # noqa: E731
+                text = f"{group.title()} muted for {fmt_age(duration.total_seconds())}"
+            self.run_group_action(fn, text)
+
+        title = f"Mute all {group.title()} (each alert is muted on its own)"
+        self.app.push_screen(MutePrompt(group.members[0], al.who, title=title), done)
+
+    @work(group="alert-action", exit_on_error=False)
+    async def run_group_action(self, fn: Callable[[], list[Alert]], done_text: str) -> None:
+        try:
+            await asyncio.to_thread(fn)
+        except Exception as exc:
+            self.app.notify(f"not all done ({done_text}): {error_line(exc)}", severity="error", markup=False)
+            self.show_alerts()  # what did land (members before the failure) shows
+            return
+        self.app.notify(f"{done_text} (cockpit ledger)", markup=False)
+        self.show_alerts()
 
     def prompt_ack(self, alert: Alert, after: Callable[[Alert], None] | None = None) -> None:
         from opcockpit.tui.screens.alert_detail import AckPrompt
