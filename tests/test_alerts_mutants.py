@@ -28,6 +28,7 @@ from opcockpit.domain.alerts import (
     rule_resource_pressure,
     rule_stuck_run,
 )
+from opcockpit.domain.models import Instance, InstanceResources, NormalState
 from opcockpit.domain.runs import RunHealth, StuckRun
 from tests.alerts_support import T0, ground_truth, inst, lease_events, listing, naive, sandbox_db
 from tests.fixtures.leon_db import add_lease, add_lease_event, add_resource_snapshot
@@ -299,3 +300,54 @@ def test_resource_pressure_only_for_running_instances(
 def test_resource_snapshot_max_age_is_inclusive(tmp_path: Path, age_s: float, fires: bool) -> None:
     got = _pressure(tmp_path, observed="running", listed="running", age_s=age_s)
     assert got == ([f"resource_pressure:{L1}"] if fires else [])
+
+
+def test_resource_pressure_candidate_is_exact_with_inclusive_thresholds(tmp_path: Path) -> None:
+    """Memory against the provider's allocation (LEON's probes leave the total empty), disk and
+    cpu, each exactly at its threshold (>=); the details carry the rounded figures."""
+
+    def build(c) -> None:  # type: ignore[no-untyped-def]
+        add_lease(
+            c, L1, "dock", current_instance_id="c-1", observed_state="running",
+            created_at=naive(T0 - timedelta(hours=1)),
+        )  # fmt: skip
+        add_resource_snapshot(
+            c, L1, "dock", memory_used_mb=950.4, cpu_used=97.25, disk_used_gb=9.55, disk_total_gb=10,
+            collected_at=T0 - timedelta(seconds=61.25),
+        )  # fmt: skip
+
+    db = sandbox_db(tmp_path / "exact.db", build)
+    alloc = Instance(
+        provider="dock",
+        instance_id="c-1",
+        raw_state="running",
+        state=NormalState.RUNNING,
+        resources=InstanceResources(memory_mb=1000),
+    )
+    gt = ground_truth(db, [listing("dock", "docker", [alloc], listed_at=T0)], T0)
+    cfg = AlertsConfig(memory_pct=95.04, disk_pct=95.5, cpu_pct=97.25, resource_for_s=300)
+    (c,) = rule_resource_pressure(AlertInputs(gt, T0), cfg)
+    hits = "memory 95% (950/1000 MB), disk 96% (9.6/10.0 GB), cpu 97%"
+    assert c.summary == f"dock lease {L1}: {hits}"
+    assert c.evidence == (Evidence("resource_snapshot", L1, hits),)
+    assert c.threshold == "memory >= 95.04%, disk >= 95.5% or cpu >= 97.25% for > 5m"
+    assert c.hold_s == 300 and c.scope == "dock"
+    assert dict(c.details) == {"snapshot_age_s": 61.2, "memory_pct": 95.0, "disk_pct": 95.5, "cpu_pct": 97.25}
+    # A hair above each threshold: nothing fires.
+    above = AlertsConfig(memory_pct=95.05, disk_pct=95.51, cpu_pct=97.26)
+    assert rule_resource_pressure(AlertInputs(gt, T0), above) == []
+
+
+def test_resource_pressure_memory_without_any_total_is_not_judged(tmp_path: Path) -> None:
+    def build(c) -> None:  # type: ignore[no-untyped-def]
+        add_lease(
+            c, L1, "dock", current_instance_id="c-1", observed_state="running",
+            created_at=naive(T0 - timedelta(hours=1)),
+        )  # fmt: skip
+        add_resource_snapshot(c, L1, "dock", memory_used_mb=99999, cpu_used=99, collected_at=T0)
+
+    db = sandbox_db(tmp_path / "nototal.db", build)
+    gt = ground_truth(db, [listing("dock", "docker", [inst("dock", "c-1")], listed_at=T0)], T0)
+    (c,) = rule_resource_pressure(AlertInputs(gt, T0), AlertsConfig(cpu_pct=90))
+    assert c.summary == f"dock lease {L1}: cpu 99%"
+    assert dict(c.details) == {"snapshot_age_s": 0.0, "cpu_pct": 99.0}
