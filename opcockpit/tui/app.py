@@ -31,6 +31,7 @@ from opcockpit.tui.commands import JumpProvider
 from opcockpit.tui.data import DetailSource
 from opcockpit.tui.filter_bar import VIEW_KEYS, FilterBar, filter_bar_widgets
 from opcockpit.tui.hangup import HangupMixin
+from opcockpit.tui.live import LiveLoops
 from opcockpit.tui.opsview import OpsOverlay
 from opcockpit.tui.rows import gt_table, orphan_table, overlay_gt, overlay_orphan
 from opcockpit.tui.screens.help import HelpScreen
@@ -150,6 +151,7 @@ class CockpitApp(ActionsMixin, FilterBar, GroundTruthTab, OrphansTab, EventsTab,
         self._audit_loader = audit_loader
         self.alerting = alerting  # alert engine glue (tui/alerting.py); None: alerts off
         self.cockpit: Cockpit | None = None  # the wiring graph, when build_app made it
+        self.live = LiveLoops(self)  # OTLP export + webhook events from the ledger (tui/live.py)
 
     # ------------------------------------------------------------------ layout
 
@@ -185,10 +187,12 @@ class CockpitApp(ActionsMixin, FilterBar, GroundTruthTab, OrphansTab, EventsTab,
         self.start_refresh(manual=True)
         if self.auto_poll:
             self.set_interval(self.refresh_s, self._tick)
+        self.live.start()
 
     async def on_unmount(self) -> None:
         self._remove_sighup()
         # Each close is bounded: a provider call in flight or a wedged socket must not hold the exit.
+        await _bounded(self.live.stop())
         if self.watcher is not None:
             await _bounded(self.watcher.aclose())
         if self.alerting is not None:
@@ -323,6 +327,7 @@ class CockpitApp(ActionsMixin, FilterBar, GroundTruthTab, OrphansTab, EventsTab,
                 pending_ops=self.overlay.pending_count(),
                 alerts=self.alerting.counts(self.clock()) if self.alerting is not None else None,
                 ledger=self.ledger_error,
+                export_drops=self.live.drops,
             )
         )
 

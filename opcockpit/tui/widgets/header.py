@@ -49,6 +49,7 @@ class HeaderState:
     pending_ops: int = 0  # operator actions awaiting confirmation by an observation
     alerts: Mapping[str, int] | None = None  # unmuted firing alerts by severity; None: alerts off
     ledger: str | None = None  # "ledger unavailable: <file>: <reason>" (alerts/audit off, fleet on)
+    export_drops: int = 0  # OTLP records dropped (queue full, collector unreachable): said when > 0
 
 
 def _age(since: datetime | None, now: datetime) -> str:
@@ -111,6 +112,9 @@ def _health_line(s: HeaderState, verbose: bool) -> Text:
     if s.dropped_ticks:
         dropped = f" ({s.dropped_ticks} slow ticks dropped)" if verbose else f" (-{s.dropped_ticks})"
         t.append(dropped, style="dim")
+    if s.export_drops:
+        drops = f"OTLP export dropped {s.export_drops}" if verbose else f"otlp -{s.export_drops}"
+        t.append(f"  ✗ {drops}", style="bold yellow")
     if s.error:
         t.append(f"  ✗ {safe_text(s.error)}", style="bold red")
     if s.ledger:

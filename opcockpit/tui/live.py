@@ -1,0 +1,81 @@
+"""The TUI's live loops beside the refresh timer (issue 10 / 13): continuous OTLP export and the
+ledger watch that brings webhook events (`opcockpit serve`, another process) on screen.
+
+`LiveLoops(app)`: `start()` from the app's on_mount, `await stop()` from its on_unmount. Both
+parts come from the wiring (`build_exporter`, `build_ledger_watch`) on the app's `cockpit`; an app
+without one (tests on a prepared source) runs neither. Setting `exporter` before `start()`
+replaces the configured one (tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from opcockpit.domain.text import error_line
+
+if TYPE_CHECKING:
+    from opcockpit.services.export import ContinuousExporter
+    from opcockpit.services.ledger_watch import LedgerWatch
+
+__all__ = ["LEDGER_POLL_S", "LiveLoops"]
+
+LEDGER_POLL_S = 1.0  # a webhook on screen within ~1 s: one indexed ledger query per second
+
+
+class LiveLoops:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.exporter: ContinuousExporter | None = None
+        self.ledger_watch: LedgerWatch | None = None
+        self.error: str | None = None  # the exporter could not be built (one line)
+        self._started = False
+
+    @property
+    def drops(self) -> int:
+        """Records the OTLP export dropped (queue full, collector unreachable): the header's."""
+        if self.exporter is None:
+            return 0
+        with contextlib.suppress(Exception):
+            return int(self.exporter.drops)
+        return 0
+
+    def start(self) -> None:
+        """Inside the running app (on_mount): start the exporter and the ledger poll timer."""
+        if self._started:
+            return
+        self._started = True
+        app = self.app
+        cockpit = getattr(app, "cockpit", None)
+        if cockpit is not None:
+            from opcockpit.wiring import build_exporter, build_ledger_watch
+
+            if self.exporter is None:
+                try:
+                    self.exporter = build_exporter(cockpit)
+                except Exception as exc:  # a bad [export.otlp] must not keep the fleet off screen
+                    self.error = error_line(exc)
+                    app.notify(f"OTLP export off: {self.error}", severity="warning")
+            if self.ledger_watch is None:
+                self.ledger_watch = build_ledger_watch(
+                    cockpit, on_change=lambda _names: app.request_refresh()
+                )
+        if self.exporter is not None:
+            self.exporter.start()
+        if self.ledger_watch is not None and app.auto_poll:  # no timers in deterministic tests
+            app.set_interval(min(LEDGER_POLL_S, app.refresh_s), self._poll_ledger)
+
+    def _poll_ledger(self) -> None:
+        watch = self.ledger_watch
+        if watch is not None:
+            self.app.run_worker(watch.poll(), group="ledger-watch", exit_on_error=False)
+
+    async def poll_ledger(self) -> int:
+        """One ledger tick now (what the timer runs): instances looked at."""
+        return await self.ledger_watch.poll() if self.ledger_watch is not None else 0
+
+    async def stop(self) -> None:
+        """On unmount: stop exporting (the queue is flushed for a moment, then dropped)."""
+        exporter, self.exporter = self.exporter, None
+        if exporter is not None:
+            await exporter.stop(timeout_s=1.0)
