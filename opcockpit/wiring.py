@@ -35,6 +35,8 @@ from opcockpit.adapters.leon.sql_readonly import ReadOnlySql
 from opcockpit.adapters.leon.writer import LeonWriter
 from opcockpit.adapters.notify import Notifier
 from opcockpit.adapters.otlp import OtlpExporter, resolve_target
+from opcockpit.adapters.pg_source import PgSandboxReader, PgSourceSpec, read_pg_state, refused_writer
+from opcockpit.adapters.pg_source_track import PgSourceTracker
 from opcockpit.adapters.providers.registry import build_adapter
 from opcockpit.domain.alerts import AlertsConfig
 from opcockpit.domain.events import EventsConfig
@@ -89,9 +91,14 @@ def run_main(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return box[0]
 
 
-def leon_access(local_tz: tzinfo | None = None) -> LeonAccess:
+def leon_access(local_tz: tzinfo | None = None, *, sources: Any = None) -> LeonAccess:
     """The LEON adapters (sandbox.db / events.db readers, the LEON-way writer) as the services' port.
-    `local_tz`: the zone of sandbox.db's naive timestamps (`[sources] timezone`; None: the host's)."""
+    `local_tz`: the zone of sandbox.db's naive timestamps (`[sources] timezone`; None: the host's).
+    `sources` (`[sources]`): with `kind = "postgres"` the readers are the PostgreSQL source's (the
+    path argument the services pass is ignored: the URL and schema are bound here) and the writer
+    refuses every write (`writer.refusal` says why; the action gate shows it)."""
+    if getattr(sources, "kind", "sqlite") == "postgres":
+        return pg_leon_access(sources, local_tz)
     if local_tz is None:
         return LeonAccess(
             read_db_state=read_db_state,
@@ -106,6 +113,28 @@ def leon_access(local_tz: tzinfo | None = None) -> LeonAccess:
         events_reader=EventsDbReader,  # events.db stores UTC text: no zone to apply
         writer=LeonWriter,
         db_tracker=partial(SandboxDbTracker, local_tz=local_tz),
+    )
+
+
+def pg_leon_access(sources: Any, local_tz: tzinfo | None = None) -> LeonAccess:
+    """LeonAccess over LEON's tables in PostgreSQL (`[sources] kind = "postgres"`)."""
+    spec = PgSourceSpec(sources.resolve_url() or "", getattr(sources, "db_schema", "public"))
+
+    def reader(_path: str = "", *, local_tz: tzinfo | None = local_tz, **_: Any) -> PgSandboxReader:
+        return PgSandboxReader(spec, local_tz=local_tz)
+
+    def read_state(_path: str = "", **kw: Any) -> Any:
+        return read_pg_state(spec, local_tz=local_tz, now=kw.get("now"))
+
+    def tracker(_path: str = "", *, resync_s: float = 300.0, **_: Any) -> PgSourceTracker:
+        return PgSourceTracker(spec, resync_s=resync_s, local_tz=local_tz)
+
+    return LeonAccess(
+        read_db_state=read_state,
+        sandbox_reader=reader,
+        events_reader=EventsDbReader,  # events.db stays a file (run_events on PostgreSQL: not yet)
+        writer=refused_writer,
+        db_tracker=tracker,
     )
 
 
@@ -125,8 +154,8 @@ def build_collector(
     """A FleetCollector on the real LEON readers and the provider registry (`adapters` win for
     their provider names: tests, the demo)."""
     return FleetCollector(
-        settings, adapters=adapters, clock=clock, providers=providers, leon=leon_access(source_tz(settings)),
-        build_adapter=build_adapter,
+        settings, adapters=adapters, clock=clock, providers=providers, build_adapter=build_adapter,
+        leon=leon_access(source_tz(settings), sources=settings.sources),
     )  # fmt: skip
 
 
@@ -141,7 +170,7 @@ def build_operations(
     """Operations sharing `collector`'s adapters (or its own `adapters`), with the real writer."""
     return Operations(
         settings, collector=collector, adapters=dict(adapters) if adapters is not None else None,
-        operator=operator or operator_name(), leon=leon_access(source_tz(settings)),
+        operator=operator or operator_name(), leon=leon_access(source_tz(settings), sources=settings.sources),
         build_adapter=build_adapter, **kw,
     )  # fmt: skip
 
@@ -225,6 +254,8 @@ class Cockpit:
     # Where audit and alerts live (issue 12): the SQLite file at ledger_path, or a PostgreSQL
     # URL shared by a team. ledger_path stays the local file the SQLite-only parts use.
     ledger: LedgerTarget | None = None
+    # The `[contexts.<name>]` in effect (issue 12; None: no context): the TUI header shows it.
+    context: str | None = None
 
     @property
     def alerts_config(self) -> AlertsConfig:
@@ -301,8 +332,9 @@ def build_cockpit(
         audit=audit,
         clock=clock,
         events=events,
-        leon=leon_access(source_tz(settings)),
+        leon=leon_access(source_tz(settings), sources=settings.sources),
         ledger=target,
+        context=getattr(settings, "context", None),
     )
 
 
