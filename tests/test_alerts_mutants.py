@@ -312,7 +312,7 @@ def test_resource_pressure_candidate_is_exact_with_inclusive_thresholds(tmp_path
             created_at=naive(T0 - timedelta(hours=1)),
         )  # fmt: skip
         add_resource_snapshot(
-            c, L1, "dock", memory_used_mb=950.4, cpu_used=97.25, disk_used_gb=9.55, disk_total_gb=10,
+            c, L1, "dock", memory_used_mb=953.125, cpu_used=97.25, disk_used_gb=9.5625, disk_total_gb=10,
             collected_at=T0 - timedelta(seconds=61.25),
         )  # fmt: skip
 
@@ -325,16 +325,17 @@ def test_resource_pressure_candidate_is_exact_with_inclusive_thresholds(tmp_path
         resources=InstanceResources(memory_mb=1000),
     )
     gt = ground_truth(db, [listing("dock", "docker", [alloc], listed_at=T0)], T0)
-    cfg = AlertsConfig(memory_pct=95.04, disk_pct=95.5, cpu_pct=97.25, resource_for_s=300)
+    cfg = AlertsConfig(memory_pct=95.3125, disk_pct=95.625, cpu_pct=97.25, resource_for_s=300)
     (c,) = rule_resource_pressure(AlertInputs(gt, T0), cfg)
-    hits = "memory 95% (950/1000 MB), disk 96% (9.6/10.0 GB), cpu 97%"
+    hits = "memory 95% (953/1000 MB), disk 96% (9.6/10.0 GB), cpu 97%"
     assert c.summary == f"dock lease {L1}: {hits}"
     assert c.evidence == (Evidence("resource_snapshot", L1, hits),)
-    assert c.threshold == "memory >= 95.04%, disk >= 95.5% or cpu >= 97.25% for > 5m"
+    assert c.threshold == "memory >= 95.3125%, disk >= 95.625% or cpu >= 97.25% for > 5m"
     assert c.hold_s == 300 and c.scope == "dock"
-    assert dict(c.details) == {"snapshot_age_s": 61.2, "memory_pct": 95.0, "disk_pct": 95.5, "cpu_pct": 97.25}
+    # (figures chosen exact in binary, and with a second decimal, so rounding to 1 place shows)
+    assert dict(c.details) == {"snapshot_age_s": 61.2, "memory_pct": 95.3, "disk_pct": 95.6, "cpu_pct": 97.25}
     # A hair above each threshold: nothing fires.
-    above = AlertsConfig(memory_pct=95.05, disk_pct=95.51, cpu_pct=97.26)
+    above = AlertsConfig(memory_pct=95.313, disk_pct=95.626, cpu_pct=97.26)
     assert rule_resource_pressure(AlertInputs(gt, T0), above) == []
 
 
@@ -344,7 +345,10 @@ def test_resource_pressure_memory_without_any_total_is_not_judged(tmp_path: Path
             c, L1, "dock", current_instance_id="c-1", observed_state="running",
             created_at=naive(T0 - timedelta(hours=1)),
         )  # fmt: skip
-        add_resource_snapshot(c, L1, "dock", memory_used_mb=99999, cpu_used=99, collected_at=T0)
+        # memory used without a total, a disk total without the used figure
+        add_resource_snapshot(
+            c, L1, "dock", memory_used_mb=99999, disk_total_gb=10, cpu_used=99, collected_at=T0
+        )
 
     db = sandbox_db(tmp_path / "nototal.db", build)
     gt = ground_truth(db, [listing("dock", "docker", [inst("dock", "c-1")], listed_at=T0)], T0)
