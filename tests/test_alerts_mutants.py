@@ -15,11 +15,15 @@ from typing import Any
 import pytest
 
 from opcockpit.domain.alerts import (
+    SCOPE_LEDGER_EVENTS,
+    AlertCandidate,
     AlertInputs,
     AlertsConfig,
     Evidence,
+    Severity,
     _short,
     fmt_duration,
+    rule_flapping,
     rule_intent_failures,
     rule_leak,
     rule_lease_diverged,
@@ -28,7 +32,8 @@ from opcockpit.domain.alerts import (
     rule_resource_pressure,
     rule_stuck_run,
 )
-from opcockpit.domain.models import Instance, InstanceResources, NormalState
+from opcockpit.domain.events import Event, LeaseConvergenceChanged, LeaseView
+from opcockpit.domain.models import GroundTruth, Instance, InstanceResources, NormalState
 from opcockpit.domain.runs import RunHealth, StuckRun
 from tests.alerts_support import T0, ground_truth, inst, lease_events, listing, naive, sandbox_db
 from tests.fixtures.leon_db import add_lease, add_lease_event, add_resource_snapshot
@@ -355,3 +360,75 @@ def test_resource_pressure_memory_without_any_total_is_not_judged(tmp_path: Path
     (c,) = rule_resource_pressure(AlertInputs(gt, T0), AlertsConfig(cpu_pct=90))
     assert c.summary == f"dock lease {L1}: cpu 99%"
     assert dict(c.details) == {"snapshot_age_s": 0.0, "cpu_pct": 99.0}
+
+
+# --------------------------------------------------------------------------- flapping
+
+
+def _flip(at_s: float, before: str | None, after: str | None, lease: str = L1, **kw: Any) -> Event:
+    def view(conv: str | None) -> LeaseView | None:
+        return (
+            None if conv is None else LeaseView(convergence=conv, desired_state="running", observed_state="x")
+        )
+
+    return LeaseConvergenceChanged(
+        observed_at=T0 - timedelta(seconds=at_s), source="provider_list", lease_id=lease,
+        before=view(before), after=view(after), **kw,
+    )  # fmt: skip
+
+
+def _flapping(events: list[Event] | None, **cfg: Any) -> list[AlertCandidate]:
+    gt = GroundTruth(rows=(), orphans=(), providers=(), generated_at=T0)
+    return rule_flapping(AlertInputs(gt, T0, events=events), AlertsConfig(**cfg))
+
+
+def test_flapping_candidate_is_exact() -> None:
+    events = [
+        _flip(600, "converged", "diverged", provider="dock", thread_id="m_t-9"),
+        _flip(400, "diverged", "converged", provider="dock"),
+        _flip(200, "converged", "diverged", provider="dock"),
+        _flip(0, "diverged", "converged", provider="dock", thread_id="m_t-9"),
+    ]
+    (c,) = _flapping(list(reversed(events)), flapping_transitions=4, flapping_window_s=600)
+    assert c.key == f"flapping:{L1}" and c.rule == "flapping" and c.severity is Severity.WARNING
+    assert c.summary == (
+        f"dock lease {L1} flapping: 4 convergence changes in 10m "
+        "(converged → diverged → converged → diverged → converged)"
+    )
+    assert c.evidence == (Evidence("lease", L1, "4 transitions"), Evidence("thread", "m_t-9"))
+    assert c.threshold == ">= 4 transitions in 10m"
+    assert c.since == T0 - timedelta(seconds=600)  # the first flip, though listed last
+    assert c.scope == SCOPE_LEDGER_EVENTS
+    assert dict(c.details) == {"transitions": 4, "last": "converged"}
+
+
+def test_flapping_counts_only_real_flips_inside_the_window() -> None:
+    base = [_flip(s, "converged", "diverged") for s in (10, 20)]
+    assert _flapping(None, flapping_transitions=2) == []  # not read this round
+    assert [c.key for c in _flapping(base, flapping_transitions=2)] == [f"flapping:{L1}"]
+    assert _flapping(base, flapping_transitions=3) == []
+    # appear / delete events, another type, and flips outside [now - window, now] do not count
+    noise = [
+        _flip(30, None, "diverged"),
+        _flip(40, "diverged", None),
+        _flip(901, "converged", "diverged"),
+        _flip(-1, "converged", "diverged"),  # after now
+        _flip(50, "converged", "diverged", lease=None),  # type: ignore[arg-type]
+        Event(type="lease.other", observed_at=T0, source="provider_list", lease_id=L1),
+    ]
+    assert _flapping(base + noise, flapping_transitions=3, flapping_window_s=900) == []
+    edge = _flip(900, "converged", "diverged")  # exactly at the window's start: counted
+    (c,) = _flapping([*base, edge], flapping_transitions=3, flapping_window_s=900)
+    assert c.details["transitions"] == 3
+    assert c.summary.startswith(f"? lease {L1} flapping: 3 convergence changes in 15m")  # no provider
+
+
+def test_flapping_path_shows_the_last_six_states_clipped_to_90() -> None:
+    a, b = "converged-aaaaaaa", "diverged-bbbbbbbb"  # long names, so six of them exceed 90 chars
+    states = [a, b] * 5
+    events = [_flip(500 - 10 * i, states[i], states[i + 1]) for i in range(9)]
+    (c,) = _flapping(events, flapping_transitions=4)
+    last6 = " → ".join(states[-6:])
+    assert len(last6) > 90
+    assert c.summary == f"? lease {L1} flapping: 9 convergence changes in 15m ({last6[:89]}…)"
+    assert c.details == {"transitions": 9, "last": b}
