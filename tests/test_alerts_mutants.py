@@ -28,6 +28,7 @@ from opcockpit.domain.alerts import (
     rule_leak,
     rule_lease_diverged,
     rule_lease_recovering,
+    rule_orphans_present,
     rule_provider_unreachable,
     rule_resource_pressure,
     rule_stuck_run,
@@ -36,7 +37,7 @@ from opcockpit.domain.events import Event, LeaseConvergenceChanged, LeaseView
 from opcockpit.domain.models import GroundTruth, Instance, InstanceResources, NormalState
 from opcockpit.domain.runs import RunHealth, StuckRun
 from tests.alerts_support import T0, ground_truth, inst, lease_events, listing, naive, sandbox_db
-from tests.fixtures.leon_db import add_lease, add_lease_event, add_resource_snapshot
+from tests.fixtures.leon_db import add_lease, add_lease_event, add_resource_snapshot, add_terminal
 
 L1 = "lease-aaaaaaaaaaaa"
 
@@ -432,3 +433,36 @@ def test_flapping_path_shows_the_last_six_states_clipped_to_90() -> None:
     assert len(last6) > 90
     assert c.summary == f"? lease {L1} flapping: 9 convergence changes in 15m ({last6[:89]}…)"
     assert c.details == {"transitions": 9, "last": b}
+
+
+# --------------------------------------------------------------------------- lease_diverged / orphans
+
+
+def test_lease_diverged_candidate_is_exact(tmp_path: Path) -> None:
+    def build(c) -> None:  # type: ignore[no-untyped-def]
+        add_lease(
+            c, L1, "dock", current_instance_id="c-1", desired_state="running", observed_state="running",
+            created_at=naive(T0 - timedelta(hours=1)),
+        )  # fmt: skip
+        add_terminal(c, "term-000000000001", "m_t-1", L1, pointer=True)
+
+    db = sandbox_db(tmp_path / "div.db", build)
+    gt = ground_truth(db, [listing("dock", "docker", [inst("dock", "c-1", "paused")], listed_at=T0)], T0)
+    (row,) = gt.rows
+    (c,) = rule_lease_diverged(AlertInputs(gt, T0), AlertsConfig(diverged_for_s=420))
+    assert c.key == f"lease_diverged:{L1}" and c.rule == "lease_diverged" and c.severity is Severity.WARNING
+    assert c.summary == f"dock lease {L1} diverged: {row.reason}"
+    assert c.evidence == (Evidence("lease", L1, row.reason), Evidence("thread", "m_t-1"))
+    assert c.threshold == "diverged for > 7m" and c.hold_s == 420 and c.scope == "dock"
+    assert dict(c.details) == {"desired": "running", "observed": "running", "provider_state": "paused"}
+
+
+def test_orphans_without_creation_times_and_unconfirmed_ones(tmp_path: Path) -> None:
+    db = sandbox_db(tmp_path / "o.db", lambda c: None)
+    strays = [inst("dock", "s-1"), inst("dock", "s-2", "paused")]
+    gt = ground_truth(db, [listing("dock", "docker", strays, listed_at=T0)], T0)
+    (c,) = rule_orphans_present(AlertInputs(gt, T0), AlertsConfig(orphans_min=2))
+    assert c.summary == "2 orphan instance(s) at dock (1 running)"  # no ", oldest ..." when unknown
+    assert c.since is None
+    assert c.evidence == (Evidence("orphan", "dock/s-1", "running"), Evidence("orphan", "dock/s-2", "paused"))
+    assert dict(c.details) == {"count": 2, "running": 1, "oldest_age_s": None}
