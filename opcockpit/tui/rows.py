@@ -271,6 +271,13 @@ def fmt_state(value: Any) -> str:
     return fmt_convergence(value)
 
 
+def fmt_state_glyph(value: Any) -> str:
+    """The State cell at 80 columns: the glyph only (`?` help's legend says what each means)."""
+    if isinstance(value, OpMark):
+        return str(value).split(" ", 1)[0]
+    return GLYPH.get(value, "?") if value else ""
+
+
 def pending_mark(action: str) -> OpMark:
     return OpMark(f"{PENDING_GLYPH} {_VERB_ING.get(action, action)}")
 
