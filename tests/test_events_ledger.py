@@ -128,3 +128,24 @@ def test_read_only_ledger_keeps_what_was_written(tmp_path: Path) -> None:
         "lease.convergence_changed",
         "provider.listing_failed",
     ]
+
+
+def test_secrets_never_reach_the_ledger_and_each_row_keeps_its_own_body(tmp_path: Path) -> None:
+    """Bodies are scrubbed in one pass over the batch: a known secret and a credential shape are
+    gone, and every row still has exactly its own before/after (no row bleeds into the next)."""
+    from opcockpit.domain import secrets
+
+    secrets.remember("tok-EVENTLEDGER-0123456789")
+    log = EventLog(tmp_path / "ledger.db")
+    events = [_lease(i, i) for i in range(5)]
+    events[1] = events[1].model_copy(update={"data": {"error": "HTTP 401 tok-EVENTLEDGER-0123456789"}})
+    events[3] = events[3].model_copy(update={"data": {"url": "https://bob:hunter22@api.example/v1"}})
+    log.append(events)
+    raw = sqlite3.connect(tmp_path / "ledger.db").execute("SELECT body FROM events ORDER BY id").fetchall()
+    text = "\n".join(r[0] for r in raw)
+    assert "tok-EVENTLEDGER-0123456789" not in text and "hunter22" not in text
+    back = sorted(log.query(EventQuery(limit=10)), key=lambda e: e.observed_at)
+    assert [e.lease_id for e in back] == [e.lease_id for e in events]
+    assert [e.after for e in back] == [e.after for e in events]
+    assert back[0].data == {} and "error" in back[1].data and "url" in back[3].data
+    log.close()

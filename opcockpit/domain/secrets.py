@@ -15,6 +15,7 @@ No opcockpit imports here: everything may import this module.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -209,7 +210,20 @@ def _spellings(secret: str) -> set[str]:
     }
 
 
+# Every shape above needs one of these in the text: most text (event bodies, reasons) has none
+# and skips the ten substitutions (the event ledger scrubs every row it appends).
+_SHAPE_TRIGGER = re.compile(r"(?i)[@=]|bearer|x-api-key|authorization|api[_-]?key|e2b_|dtn_|akm-")
+
+
+@functools.lru_cache(maxsize=4096)
+def _replacement(secret: str) -> tuple[tuple[str, ...], str]:
+    """A secret's spellings (longest first) and its redacted form: computed once per secret."""
+    return tuple(v for v in sorted(_spellings(secret), key=len, reverse=True) if v), redact(secret)
+
+
 def scrub_shapes(text: str) -> str:
+    if not _SHAPE_TRIGGER.search(text):
+        return text
     for pattern in _SHAPES:
         text = pattern.sub(lambda m: m.group(1) + MASK, text)
     return text
@@ -221,8 +235,8 @@ def scrub(text: str, extra: Iterable[str | None] = ()) -> str:
     secrets = set(_KNOWN)
     secrets.update(s for s in extra if s and len(s) >= 4)
     for secret in sorted(secrets, key=len, reverse=True):
-        shown = redact(secret)
-        for variant in sorted(_spellings(secret), key=len, reverse=True):
-            if variant and variant in text:
+        variants, shown = _replacement(secret)
+        for variant in variants:
+            if variant in text:
                 text = text.replace(variant, shown)
     return scrub_shapes(text)
