@@ -1,10 +1,13 @@
 """Operator actions in the cockpit: pause, resume, destroy, adopt, and the audit view of them.
 
-Flow (docs/architecture.md, "One action"): the marked rows of the focused table (else its cursor
-row) become `Target`s -> `_begin` shows the confirmation the action needs (destroy, adopt; pause
-and resume are reversible and run at once) -> `_confirmed` asks Operations for a plan and marks
-the rows pending (the optimistic overlay) -> `_execute` runs it in a worker -> `_observe` settles
-the pending marks against each later refresh (converged, failed, timed out).
+Flow (docs/architecture.md, "One action"): the visible marked rows of the focused table (else its
+cursor row; on a thread detail screen, its lease) become `Target`s -> `_begin` shows the
+confirmation (every action by default; `[tui] confirm = "destructive"` lets pause/resume run at
+once) naming the targets, what is skipped and why, and the marked rows the filter hides (acted on
+only when the operator includes them) -> `_confirmed` asks Operations for a plan and marks the
+rows pending (the optimistic overlay) -> `_execute` runs it in a worker -> `_observe` settles the
+pending marks against each later refresh (converged, failed, timed out). A greyed key pressed
+anyway says why in a toast (`explain_disabled`).
 
 `ActionsMixin` is a mixin of CockpitApp; the write keys' bindings stay in the app's one list
 (footer order is importance).
@@ -24,7 +27,8 @@ from opcockpit.services.ops_track import Operation, OpStatus
 from opcockpit.tui.data import clean
 from opcockpit.tui.opsview import OpsOverlay, applicable, summarize
 from opcockpit.tui.screens.audit import AuditRow, AuditScreen
-from opcockpit.tui.screens.confirm import AdoptScreen, ConfirmDestroyScreen
+from opcockpit.tui.screens.confirm import AdoptScreen, ConfirmActionScreen, ConfirmDestroyScreen
+from opcockpit.tui.screens.thread import ThreadDetailScreen
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -41,6 +45,15 @@ __all__ = ["WRITE_ACTIONS", "ActionsMixin"]
 
 WRITE_ACTIONS = ("pause", "resume", "destroy", "adopt")
 _TARGET_TABS = ("ground-truth", "orphans")
+CONFIRM_MODES = ("all", "destructive")  # [tui] confirm
+_LISTED = 5  # ids named in one toast
+
+
+def _ids(items: list[tuple[Target, str]] | list[Target]) -> str:
+    """'a (why); b (why) +3 more' for toasts."""
+    parts = [f"{t[0].key} ({t[1]})" if isinstance(t, tuple) else t.key for t in items[:_LISTED]]
+    more = f" +{len(items) - _LISTED} more" if len(items) > _LISTED else ""
+    return "; ".join(parts) + more
 
 
 def _intended(action: Action) -> str | None:
@@ -60,6 +73,7 @@ class ActionsMixin(_AppBase):
     _orphans_by_key: dict[str, OrphanRow] | None
     _audit_loader: Callable[[int], Any] | None
     _audit_error: str | None
+    confirm: str
 
     if TYPE_CHECKING:  # the app's and the tabs' (a runtime stub would shadow them in the MRO)
 
@@ -82,20 +96,44 @@ class ActionsMixin(_AppBase):
 
     # ------------------------------------------------------------------ targets
 
+    def _detail_row(self) -> GroundTruthRow | None:
+        """The lease of the thread detail screen on top (its p/r/ctrl+d act on it), else None."""
+        screen = self.screen
+        if not isinstance(screen, ThreadDetailScreen):
+            return None
+        return self._rows_by_key.get(screen.row.lease_id, screen.row)
+
     def _check_write(self, action: str) -> bool | None:
         """Write keys are never hidden on the main view: greyed (None) when they do not apply."""
-        if len(self.screen_stack) > 1:
-            return False  # a detail/help/dialog screen is on top: main-view keys do not apply there
+        detail = self._detail_row() if len(self.screen_stack) > 1 else None
+        if len(self.screen_stack) > 1 and (detail is None or action == "adopt"):
+            return False  # a help/dialog screen is on top: main-view keys do not apply there
         tab = self.active_tab
-        if tab not in _TARGET_TABS or (action == "adopt" and tab != "orphans"):
+        if detail is None and (tab not in _TARGET_TABS or (action == "adopt" and tab != "orphans")):
             return False  # not this view's keys (the footer shows the focused view's keys)
         if self.read_only or self.ops is None or self.ops.read_only:
             return None
         act = Action(action)
-        targets = self._op_targets(act)
+        targets, _hidden = self._op_targets(act)
         if not targets:
             return None
         return True if any(applicable(self.ops, act, t, self.overlay) for t in targets) else None
+
+    def explain_disabled(self, action: Action) -> None:
+        """A greyed write key was pressed: say why instead of doing nothing (issue 15)."""
+        verb = action.value
+        if self.read_only or self.ops is None or self.ops.read_only:
+            self.notify(
+                f"{verb}: read-only mode, the cockpit makes no changes", severity="warning", markup=False
+            )
+            return
+        targets, hidden = self._op_targets(action)
+        if not targets:
+            extra = f" ({len(hidden)} marked, hidden by the filter)" if hidden else ""
+            self.notify(f"{verb}: no row selected{extra}", severity="warning", markup=False)
+            return
+        why = [(t, applicable(self.ops, action, t, self.overlay, why=True) or "") for t in targets]
+        self.notify(f"{verb} does not apply: {_ids(why)}", severity="warning", markup=False)
 
     def _target(self, key: str) -> Target | None:
         # Built per selected key (not an index of all rows: check_action runs on every cursor move
@@ -109,20 +147,36 @@ class ActionsMixin(_AppBase):
         orphan = self._orphans_by_key.get(key)
         return Target.of_orphan(orphan) if orphan is not None else None
 
-    def selected_targets(self) -> list[Target]:
-        """The marked rows of the focused table, else its cursor row (k9s/htop marking)."""
+    def _selection(self) -> tuple[list[str], list[str]]:
+        """Row keys: (visible marked rows, else the cursor row; marked rows the filter hides)."""
         if self.active_tab not in _TARGET_TABS:
-            return []
+            return [], []
         table = self.active_table()
         if table is None:
-            return []
-        keys = sorted(table.marked) or ([table.cursor_key] if table.cursor_key else [])
+            return [], []
+        hidden = table.model.hidden_marks()
+        visible = sorted(table.marked - hidden)
+        return visible or ([table.cursor_key] if table.cursor_key else []), sorted(hidden)
+
+    def selected_targets(self) -> list[Target]:
+        """The visible marked rows of the focused table, else its cursor row (k9s/htop marking);
+        on a thread detail screen, its lease."""
+        row = self._detail_row()
+        if row is not None:
+            return [Target.of_row(row)]
+        keys, _hidden = self._selection()
         return [t for t in map(self._target, keys) if t is not None]
 
-    def _op_targets(self, action: Action) -> list[Target]:
-        """The selected targets; for destroy, a destroyed lease that leaked is its live instances."""
+    def _op_targets(self, action: Action) -> tuple[list[Target], list[Target]]:
+        """(the selected targets, the hidden marked ones); for destroy, a destroyed lease that
+        leaked is its live instances."""
         chosen = self.selected_targets()
-        return expand_leaks(chosen, self.ground_truth) if action is Action.DESTROY else chosen
+        hidden: list[Target] = []
+        if self._detail_row() is None:
+            hidden = [t for t in map(self._target, self._selection()[1]) if t is not None]
+        if action is Action.DESTROY:
+            return expand_leaks(chosen, self.ground_truth), expand_leaks(hidden, self.ground_truth)
+        return chosen, hidden
 
     # ------------------------------------------------------------------ the flow
 
@@ -140,45 +194,92 @@ class ActionsMixin(_AppBase):
 
     def _begin(self, action: Action) -> None:
         ops = self.ops
-        if ops is None or self.read_only or self._check_write(action.value) is not True:
-            return  # the key is greyed; a binding invoked anyway (palette, tests) does nothing
-        chosen = self._op_targets(action)
+        state = self._check_write(action.value)
+        if ops is None or self.read_only or state is not True:
+            if state is None:
+                self.explain_disabled(action)
+            return  # a binding invoked anyway (palette, tests) does nothing else
+        on_detail = self._detail_row() is not None
+        chosen, hidden_all = self._op_targets(action)
         targets = [t for t in chosen if applicable(ops, action, t, self.overlay)]
+        hidden = [t for t in hidden_all if applicable(ops, action, t, self.overlay)]
         skipped = [
-            (t, applicable(ops, action, t, self.overlay, why=True) or "") for t in chosen if t not in targets
+            (t, applicable(ops, action, t, self.overlay, why=True) or "")
+            for t in chosen + hidden_all
+            if t not in targets and t not in hidden
         ]
+        marks = () if on_detail else tuple(self._selection()[0])
+
+        def run(go: bool, dialog: ConfirmActionScreen | ConfirmDestroyScreen | None = None) -> None:
+            if not go:
+                return
+            picked = dialog.chosen if dialog is not None else targets
+            left = [t for t in hidden if t not in picked]
+            acted = set(marks) | {t.key for t in picked}
+            self._confirmed(action, picked, None, skipped=skipped, left_out=left, consumed=acted)
+
         if action is Action.DESTROY:
-            self.push_screen(
-                ConfirmDestroyScreen(targets, skipped),
-                lambda ok: self._confirmed(action, targets, None) if ok else None,
-            )
+            destroy = ConfirmDestroyScreen(targets, skipped, hidden)
+            self.push_screen(destroy, lambda ok: run(bool(ok), destroy))
         elif action is Action.ADOPT:
+            adopt_hidden = hidden
 
             def adopted(thread: str | None) -> None:
                 if thread is not None:
-                    self._confirmed(action, targets, thread or None)
+                    self._confirmed(
+                        action,
+                        targets,
+                        thread or None,
+                        skipped=skipped,
+                        left_out=adopt_hidden,
+                        consumed=set(marks),
+                    )
 
             self.push_screen(AdoptScreen(targets, skipped), adopted)
+        elif self.confirm == "all" or hidden:
+            # Reversible: one key confirms. Hidden marked rows always ask (they are listed there).
+            dialog = ConfirmActionScreen(action.value, targets, skipped, hidden)
+            self.push_screen(dialog, lambda ok: run(bool(ok), dialog))
         else:
-            # pause/resume are reversible: run at once, like lazydocker's `p` (no dialog)
-            self._confirmed(action, targets, None)
+            run(True)  # [tui] confirm = "destructive": pause/resume run at once, like lazydocker's `p`
 
-    def _confirmed(self, action: Action, targets: list[Target], thread_id: str | None) -> None:
+    def _confirmed(
+        self,
+        action: Action,
+        targets: list[Target],
+        thread_id: str | None,
+        *,
+        skipped: list[tuple[Target, str]] | None = None,
+        left_out: list[Target] | None = None,
+        consumed: set[str] | None = None,
+    ) -> None:
         ops = self.ops
+        verb = action.value
+        if skipped:  # never dropped without a word (issue 15): what, why, and that it stays marked
+            self.notify(f"{verb}: skipped {len(skipped)}: {_ids(skipped)}", severity="warning", markup=False)
+        if left_out:
+            self.notify(
+                f"{verb}: {len(left_out)} marked row{'s' if len(left_out) != 1 else ''} hidden by the "
+                f"filter left out (still marked): {_ids(left_out)}",
+                markup=False,
+            )
         if ops is None or not targets:
             return
         try:
             plan = ops.plan(action, targets, seen=self.ground_truth, thread_id=thread_id)
         except Exception as exc:
-            self.notify(f"{action.value}: {error_line(exc)}", severity="error", markup=False)
+            self.notify(f"{verb}: {error_line(exc)}", severity="error", markup=False)
             return
         if plan.errors:
-            self.notify(f"{action.value}: {'; '.join(plan.errors)}", severity="error", markup=False)
+            self.notify(f"{verb}: {'; '.join(plan.errors)}", severity="error", markup=False)
             return
+        gone = set(consumed or ()) - {t.key for t, _why in skipped or ()}
         for table in (self.gt_table, self.orphans_table):
-            table.clear_marks()
+            if table.model.unmark(gone):  # the acted-on marks are consumed; skipped, hidden ones stay
+                table.refresh()
+                self._sync_filter_status()
         for t in plan.allowed:
-            self.overlay.start(t.key, action.value, _intended(action))
+            self.overlay.start(t.key, verb, _intended(action))
         self._render_tables()
         self._show_header()
         self.refresh_bindings()
@@ -202,10 +303,27 @@ class ActionsMixin(_AppBase):
         if results:
             text, severity = summarize(plan.action.value, results)
             self.notify(text, severity=severity, markup=False, timeout=8 if severity == "error" else 5)
+        await self._look(plan)
         self._render_tables()
         self._show_header()
         self.refresh_bindings()
         self.request_refresh()  # observe the result (OperationTracker) as soon as possible
+
+    async def _look(self, plan: Plan) -> None:
+        """Tell a paced collector which instances the action changed: it GETs just those, so the
+        next refresh observes the result without waiting for the provider's next full listing."""
+        look = getattr(getattr(self, "source", None), "look", None)
+        if look is None:
+            return
+        by_provider: dict[str, set[str]] = {}
+        for t in plan.allowed:
+            if t.instance_id:
+                by_provider.setdefault(t.provider, set()).add(t.instance_id)
+        for provider, ids in by_provider.items():
+            try:
+                await look(provider, ids)
+            except Exception as exc:  # best effort: the next full listing observes it anyway
+                self.log.warning(f"look {provider}: {error_line(exc)}")
 
     def _observe(self, gt: GroundTruth) -> None:
         """After every refresh: settle pending operations against what was observed."""

@@ -25,9 +25,10 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from opcockpit.domain.models import GroundTruth, GroundTruthRow, OrphanRow
+from opcockpit.domain.targets import Action
 from opcockpit.domain.text import error_line, safe_text
-from opcockpit.tui.actions import WRITE_ACTIONS, ActionsMixin
-from opcockpit.tui.commands import JumpProvider
+from opcockpit.tui.actions import CONFIRM_MODES, WRITE_ACTIONS, ActionsMixin
+from opcockpit.tui.commands import JumpMixin, JumpProvider
 from opcockpit.tui.data import DetailSource
 from opcockpit.tui.filter_bar import VIEW_KEYS, FilterBar, filter_bar_widgets
 from opcockpit.tui.hangup import HangupMixin
@@ -35,9 +36,11 @@ from opcockpit.tui.live import LiveLoops
 from opcockpit.tui.opsview import OpsOverlay
 from opcockpit.tui.rows import gt_table, orphan_table, overlay_gt, overlay_orphan
 from opcockpit.tui.screens.help import HelpScreen
+from opcockpit.tui.search import SearchProvider
 from opcockpit.tui.table.widget import KeyedTable
 from opcockpit.tui.tabs.alerts import AlertsView
 from opcockpit.tui.tabs.events import EventsTab, ProviderEventsView
+from opcockpit.tui.tabs.explore import ExploreView
 from opcockpit.tui.tabs.ground_truth import GroundTruthTab, ground_truth_widget
 from opcockpit.tui.tabs.orphans import OrphansTab, orphan_copy_value, orphans_widget
 from opcockpit.tui.widgets.footer import StableFooter
@@ -67,15 +70,18 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class CockpitApp(ActionsMixin, FilterBar, GroundTruthTab, OrphansTab, EventsTab, HangupMixin, App[int]):
+class CockpitApp(
+    ActionsMixin, JumpMixin, FilterBar, GroundTruthTab, OrphansTab, EventsTab, HangupMixin, App[int]
+):
     CSS_PATH = "cockpit.tcss"
     TITLE = "opcockpit"
-    COMMANDS = App.COMMANDS | {JumpProvider}
+    COMMANDS = App.COMMANDS | {JumpProvider, SearchProvider}
     TABS: ClassVar[tuple[tuple[str, str], ...]] = (
         ("ground-truth", "Ground truth"),
         ("orphans", "Orphans"),
         ("events", "Provider events"),
         ("alerts", "Alerts"),
+        ("explore", "Explore"),
     )
 
     # Footer order = importance: at 80 columns the tail is cut off (all keys are in `?` help).
@@ -85,17 +91,24 @@ class CockpitApp(ActionsMixin, FilterBar, GroundTruthTab, OrphansTab, EventsTab,
         Binding("ctrl+d", "destroy", "Destroy"),
         Binding("a", "adopt", "Adopt"),
         Binding("slash", "filter", "Filter", key_display="/"),
-        Binding("colon", "command_palette", "Jump", key_display=":"),
+        Binding("colon", "jump", "Jump", key_display=":"),  # k9s :orphans, :thread ID; ctrl+p: palette
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+r", "refresh_now", "Refresh"),
         Binding("c", "copy", "Copy"),
         Binding("z", "toggle_freeze", "Freeze"),
+        Binding("l", "logs", "Logs", show=False),  # tui/screens/inspect.py InspectKeys
+        Binding("y", "raw_record", "Raw record", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        # Marks beyond `space` (the table's): k9s ctrl+space range, mark all visible, unmark all.
+        Binding("ctrl+@,ctrl+space", "mark_range", "Mark range", show=False, key_display="ctrl+space"),
+        Binding("ctrl+a", "mark_visible", "Mark all", show=False),
+        Binding("u", "clear_marks", "Unmark all", show=False),
         Binding("1", "show_tab('ground-truth')", "Ground truth", show=False),
         Binding("2", "show_tab('orphans')", "Orphans", show=False),
         Binding("3", "show_tab('events')", "Events", show=False),
         Binding("4", "show_tab('alerts')", "Alerts", show=False),
+        Binding("6", "show_tab('explore')", "Explore", show=False),
     ]
 
     def __init__(
@@ -114,8 +127,10 @@ class CockpitApp(ActionsMixin, FilterBar, GroundTruthTab, OrphansTab, EventsTab,
         audit_loader: Callable[[int], Any] | None = None,
         alerting: Alerting | None = None,
         flash_clock: Callable[[], float] = time.monotonic,
+        confirm: str = "all",
     ) -> None:
         super().__init__()
+        self.confirm = confirm if confirm in CONFIRM_MODES else "all"  # [tui] confirm
         self.source = source
         self.details = details
         self.refresh_s = max(float(refresh_s), MIN_REFRESH_S)
@@ -157,6 +172,7 @@ class CockpitApp(ActionsMixin, FilterBar, GroundTruthTab, OrphansTab, EventsTab,
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="header")
+        yield Static(id="problem")  # why there is no picture yet, in full (wraps) and what to do
         with TabbedContent(id="main-tabs", initial="ground-truth"):
             with TabPane("Ground truth", id="ground-truth"):
                 yield ground_truth_widget(self.flash_clock)
@@ -166,6 +182,8 @@ class CockpitApp(ActionsMixin, FilterBar, GroundTruthTab, OrphansTab, EventsTab,
                 yield ProviderEventsView(id="events-view")
             with TabPane("Alerts", id="alerts"):
                 yield AlertsView(id="alerts-view")
+            with TabPane("Explore", id="explore"):
+                yield ExploreView(id="explore-view")
         yield from filter_bar_widgets()
         yield StableFooter(compact=True)
 
@@ -180,6 +198,8 @@ class CockpitApp(ActionsMixin, FilterBar, GroundTruthTab, OrphansTab, EventsTab,
         self._alerts_w = self.query_one("#alerts-view", AlertsView)
         self._filter_w = self.query_one("#filter", Input)
         self._filter_status_w = self.query_one("#filter-status", Static)
+        self._problem_w = self.query_one("#problem", Static)
+        self._problem_w.display = False
         self._install_sighup()
         self.gt_table.focus()
         self._show_header()
@@ -252,7 +272,9 @@ class CockpitApp(ActionsMixin, FilterBar, GroundTruthTab, OrphansTab, EventsTab,
         if self.watcher is None:
             from opcockpit.services.watch import EventWatcher
 
-            self.watcher = EventWatcher(self._on_provider_events)
+            # The event names its instances: the collector GETs just those before the refresh.
+            look = getattr(self.source, "look", None)
+            self.watcher = EventWatcher(self._on_provider_events, on_instances=look)
         self.watcher.sync(adapters)
 
     @work(group="refresh", exit_on_error=False)
@@ -273,6 +295,7 @@ class CockpitApp(ActionsMixin, FilterBar, GroundTruthTab, OrphansTab, EventsTab,
             self._sync_watcher()
             self._alerts_w.schedule(gt)  # alert rules off the UI thread, never overlapping
         self._show_header()
+        self._show_problem()
         if self.active_tab == "events":
             self.load_provider_events()
         if self._refresh_again:
@@ -331,6 +354,22 @@ class CockpitApp(ActionsMixin, FilterBar, GroundTruthTab, OrphansTab, EventsTab,
             )
         )
 
+    def _show_problem(self) -> None:
+        """No picture yet and the refresh failed: the reason whole (the header line is cut at 80
+        columns) and what to do. Once a picture exists the header's age + error line says it."""
+        box = self._problem_w
+        if self.ground_truth is not None or not self.last_error:
+            box.display = False
+            return
+        box.update(
+            f"No fleet picture: {safe_text(self.last_error)}\n"
+            "What to do: point [sources] sandbox_db in the config at LEON's sandbox.db "
+            "(`opcockpit config show` says where each value came from; `--db PATH` or "
+            "$LEON_SANDBOX_DB_PATH also set it), or try `opcockpit demo`. "
+            f"Retrying every {self.refresh_s:g}s; ctrl+r retries now."
+        )
+        box.display = True
+
     def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:  # type: ignore[override]
         # Toasts quote reasons and errors (operations, providers, the DB): terminal-safe text only.
         super().notify(safe_text(message, single_line=False), title=safe_text(title), **kwargs)
@@ -361,6 +400,34 @@ class CockpitApp(ActionsMixin, FilterBar, GroundTruthTab, OrphansTab, EventsTab,
         self._sync_filter_status()
         self.refresh_bindings()
 
+    def on_keyed_table_marks_changed(self, event: KeyedTable.MarksChanged) -> None:
+        self._marks_changed()
+
+    def _marks_changed(self, table: KeyedTable | None = None) -> None:
+        if table is not None:
+            table.refresh()
+        self._sync_filter_status()  # the mark count (and how many the filter hides)
+        self.refresh_bindings()
+
+    def _markable_table(self) -> KeyedTable | None:
+        table = self.active_table()
+        return table if table is not None and table.markable and len(self.screen_stack) == 1 else None
+
+    def action_mark_range(self) -> None:
+        table = self._markable_table()
+        if table is not None and table.model.mark_range():
+            self._marks_changed(table)
+
+    def action_mark_visible(self) -> None:
+        table = self._markable_table()
+        if table is not None and table.model.mark_visible():
+            self._marks_changed(table)
+
+    def action_clear_marks(self) -> None:
+        table = self._markable_table()
+        if table is not None and table.model.clear_marks():
+            self._marks_changed(table)
+
     def on_keyed_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
         if event.table.id == "events-table":
             self._event_highlighted()
@@ -377,11 +444,25 @@ class CockpitApp(ActionsMixin, FilterBar, GroundTruthTab, OrphansTab, EventsTab,
 
     # ------------------------------------------------------------------ global keys
 
+    async def run_action(self, action: Any, default_namespace: Any = None, namespaces: Any = None) -> bool:
+        # A greyed write key does nothing in Textual; the operator gets the reason instead.
+        if (
+            isinstance(action, str)
+            and action in WRITE_ACTIONS
+            and default_namespace in (None, self)
+            and self._check_write(action) is None
+        ):
+            self.explain_disabled(Action(action))
+            return True
+        return await super().run_action(action, default_namespace, namespaces)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in WRITE_ACTIONS:
             return self._check_write(action)  # tui/actions.py
         if action in VIEW_KEYS:
             return self._check_view_key(action)  # tui/filter_bar.py
+        if action in ("mark_range", "mark_visible", "clear_marks"):
+            return self._markable_table() is not None
         return True
 
     def show_tab(self, tab: str) -> None:
@@ -436,11 +517,13 @@ def build_app(
 
     if cockpit is None:
         cockpit = build_cockpit(
-            config, read_only=read_only, ledger_path=ledger_path, demo=demo_banner is not None
+            config, read_only=read_only, ledger_path=ledger_path, demo=demo_banner is not None, live=True
         )
     details = DbDetails.of(cockpit)  # the LEON readers come from the wiring, never an adapter here
     if "alerting" not in kwargs:
         kwargs["alerting"] = Alerting(cockpit)
+    tui = getattr(config, "tui", None)
+    kwargs.setdefault("confirm", getattr(tui, "confirm", "all"))
     app = CockpitApp(
         cockpit.collector,
         details=details,

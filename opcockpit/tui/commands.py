@@ -1,12 +1,19 @@
-"""Command palette (`:` or ctrl+p): jump to tabs, to a lease/thread/instance by id, run commands."""
+"""Jumps: the fuzzy command palette (ctrl+p: tabs, a lease/thread/instance by id, commands) and
+k9s-style `:` jumps (`:orphans`, `:alerts`, `:events`, `:thread ID`, `:lease ID`, `:orphan ID`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Static
 
 from opcockpit.domain.models import GroundTruth
 
@@ -85,3 +92,139 @@ class JumpProvider(Provider):
                     partial(self.cockpit.focus_orphan, o.key),
                     help=o.provider_state,
                 )
+
+
+# ---------------------------------------------------------------------- `:` jumps (k9s)
+
+JUMP_HINT = ":orphans :alerts :events :gt :audit :help :thread ID :lease ID :orphan ID (Esc closes)"
+
+_TABS = {
+    "gt": "ground-truth",
+    "ground-truth": "ground-truth",
+    "groundtruth": "ground-truth",
+    "leases": "ground-truth",
+    "lease": "ground-truth",
+    "orphans": "orphans",
+    "orphan": "orphans",
+    "or": "orphans",
+    "events": "events",
+    "event": "events",
+    "ev": "events",
+    "alerts": "alerts",
+    "alert": "alerts",
+    "al": "alerts",
+}
+
+
+def _one(kind: str, ref: str, found: list[str]) -> str | None:
+    """None when `found` is exactly one id; else the one line saying why not."""
+    if len(found) == 1:
+        return None
+    if not found:
+        return f"no {kind} matches {ref!r}"
+    shown = ", ".join(found[:3]) + (f" +{len(found) - 3} more" if len(found) > 3 else "")
+    return f"{len(found)} {kind}s match {ref!r}: {shown}; type more of the id"
+
+
+def _matches(ref: str, ids: list[str]) -> list[str]:
+    """Exact id first, else every id containing `ref` (case-insensitive)."""
+    if ref in ids:
+        return [ref]
+    q = ref.casefold()
+    return sorted({i for i in ids if q in i.casefold()})
+
+
+class JumpCockpit(Cockpit, Protocol):
+    gt_table: Any
+
+    def push_screen(self, screen: Any, callback: Any = None) -> Any: ...
+    def notify(self, message: str, **kwargs: Any) -> None: ...
+
+
+def resolve_jump(app: JumpCockpit, text: str) -> Callable[[], None] | str:
+    """`text` (without the colon) -> what to do, or the one line saying why it cannot."""
+    verb, _, ref = text.strip().lstrip(":").strip().partition(" ")
+    verb, ref = verb.casefold(), ref.strip()
+    if not verb:
+        return f"type a jump: {JUMP_HINT}"
+    gt = app.ground_truth
+    if ref and verb in ("lease", "thread", "orphan"):
+        if gt is None:
+            return "no fleet picture yet: nothing to jump to"
+        if verb == "lease":
+            found = _matches(ref, [r.lease_id for r in gt.rows])
+            return _one("lease", ref, found) or partial(_focus_lease, app, found[0])
+        if verb == "thread":
+            threads = [r.thread_id for r in gt.rows if r.thread_id]
+            found = _matches(ref, threads)
+            if err := _one("thread", ref, found):
+                return err
+            lease = next(r.lease_id for r in gt.rows if r.thread_id == found[0])
+            return partial(app.open_lease, lease)
+        keys = [o.key for o in gt.orphans]
+        found = _matches(ref, keys)
+        return _one("orphan", ref, found) or partial(app.focus_orphan, found[0])
+    if ref:
+        return f"{verb!r} takes no id: {JUMP_HINT}"
+    if verb in _TABS:
+        return partial(app.show_tab, _TABS[verb])
+    if verb == "audit":
+        return app.action_audit
+    if verb in ("help", "?"):
+        return app.action_help
+    if verb in ("thread",):
+        return f":thread needs an id: {JUMP_HINT}"
+    return f"unknown jump {verb!r}: {JUMP_HINT}"
+
+
+def _focus_lease(app: JumpCockpit, lease_id: str) -> None:
+    app.show_tab("ground-truth")
+    table = app.gt_table
+    if table.view_index(lease_id) is None and table.filter_expr:
+        app.action_clear_filter()
+        app.notify(f"filter cleared to show {lease_id}", markup=False)
+    table.move_cursor_to_key(lease_id, center=True)
+    table.focus()
+
+
+class JumpScreen(ModalScreen[None]):
+    """The `:` prompt at the bottom (k9s): Enter jumps, a bad jump says why and stays open."""
+
+    DEFAULT_CSS = """
+    JumpScreen { align: left bottom; background: $background 30%; }
+    #jump-box { height: auto; width: 100%; background: $panel; }
+    #jump-error { color: $error; height: auto; }
+    #jump-input { border: none; height: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
+
+    def __init__(self, resolve: Callable[[str], Callable[[], None] | str]) -> None:
+        super().__init__()
+        self.resolve = resolve
+        self.error: str | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="jump-box"):
+            yield Static(JUMP_HINT, id="jump-error")
+            yield Input(id="jump-input", placeholder="jump: orphans, thread ID, …")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        found = self.resolve(event.value)
+        if isinstance(found, str):
+            self.error = found
+            self.query_one("#jump-error", Static).update(Text(f"✗ {found}"))
+            return
+        self.dismiss(None)  # first: what the jump opens goes on top of the main view, not of this
+        found()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class JumpMixin:
+    """CockpitApp's `:` key (a mixin; the fuzzy palette stays on ctrl+p)."""
+
+    def action_jump(self) -> None:
+        app: Any = self
+        app.push_screen(JumpScreen(partial(resolve_jump, app)))

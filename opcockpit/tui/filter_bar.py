@@ -98,12 +98,21 @@ class FilterBar(_AppBase):
         self.refresh_bindings()
 
     def _sync_filter_status(self) -> None:
+        """The status line: the filter ("n of m rows") and the mark count, with how many marked
+        rows the filter hides (actions leave those out unless the confirmation includes them)."""
         status = self._filter_status_w
         table = self.active_table()
+        parts: list[str] = []
+        if table is not None and table.marked:
+            hidden = len(table.model.hidden_marks())
+            shown = f" ✱ {len(table.marked)} marked" + (f" ({hidden} hidden)" if hidden else "")
+            parts.append(shown + " · u unmarks")
         if table is not None and table.filter_expr:
-            status.update(
+            parts.append(
                 f" filter: {table.filter_expr}  ({table.view_count} of {table.row_count} rows; Esc clears)"
             )
+        if parts:
+            status.update(" │".join(parts))
             status.add_class("visible")
         else:
             status.remove_class("visible")

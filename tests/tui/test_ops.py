@@ -70,6 +70,9 @@ async def settled(pilot: Any, app: CockpitApp) -> None:
         if not app.overlay.pending_count() and not app.inflight and not app.workers._workers:
             return
         if not app.inflight:
+            # The TUI's collector lists each provider in full only every list_interval_s; the
+            # tracker settles an operation on a listing newer than the action: ask for one.
+            app.source.resync()
             app.request_refresh()
         await pilot.pause(0.1)
     raise AssertionError("operations did not settle")
@@ -86,7 +89,7 @@ async def test_pause_pending_at_once_then_converges_resume_converges(env: Any, t
         await pilot.press("z")  # freeze: the pending state must show without any refresh
         assert app.check_action("pause", ()) is True
         assert app.check_action("resume", ()) is None  # already running: greyed, not hidden
-        await pilot.press("p")
+        await pilot.press("p", "y")  # every action confirms (issue 15): one key for pause
         assert cell(app, lease, "convergence") == OpMark(f"{PENDING_GLYPH} pausing")  # at once
         await wait_until(pilot, lambda: (m := app.overlay.get(lease)) is not None and m.op is not None)
         assert cell(app, lease, "provider_state") == f"{PENDING_GLYPH} paused"
@@ -99,7 +102,7 @@ async def test_pause_pending_at_once_then_converges_resume_converges(env: Any, t
         assert cell(app, lease, "convergence") == Convergence.CONVERGED
         assert cell(app, lease, "provider_state") == "paused"
         assert cell(app, lease, "desired") == "paused"  # the intent went to sandbox.db LEON's way
-        await pilot.press("r")
+        await pilot.press("r", "y")
         await settled(pilot, app)
         assert e2b.instances[iid].state == "running"
         assert cell(app, lease, "provider_state") == "running" and cell(app, lease, "desired") == "running"
@@ -274,7 +277,7 @@ async def test_provider_5xx_rolls_back_with_the_error_on_the_row(env: Any, tmp_p
         lease = pick(app, "e2b", "running")
         iid = next(r.instance_id for r in app.ground_truth.rows if r.lease_id == lease)
         app.gt_table.move_cursor_to_key(lease)
-        await pilot.press("p")
+        await pilot.press("p", "y")
         await wait_until(pilot, lambda: (m := app.overlay.get(lease)) is not None and m.status == "failed")
         assert cell(app, lease, "convergence") == OpMark(f"{FAILED_GLYPH} pause failed")
         assert cell(app, lease, "provider_state") == "running"  # rolled back: the real state

@@ -69,8 +69,7 @@ AUDIT_COLUMNS = [
     Column("at", "When (UTC)", 14, format=_ts),
     Column("operator", "Operator", 18),
     Column("action", "Action", 7),
-    Column("result", "Result", 9),
-    Column("convergence", "Converged", 10),
+    Column("result", "Result", 11),
     Column("target", "Target", 22),
     Column("provider", "Provider", 9),
     Column("instance_id", "Instance", 16),
@@ -81,14 +80,23 @@ AUDIT_COLUMNS = [
 ]
 
 
+_SETTLED = {"converged": "converged", "timed_out": "timed out", "failed": "failed"}
+
+
+def settled_result(e: AuditRow) -> str:
+    """One word for where the action ended: the convergence once it settled, else the result.
+    (Two columns said `pending` beside `converged`: the result is written when the action ran and
+    the convergence later, so the later word wins.)"""
+    word = _SETTLED.get(e.convergence or "", e.convergence) if e.convergence else e.result
+    return word + (" (dry)" if e.dry_run else "")
+
+
 def audit_cells(e: AuditRow) -> tuple[Any, ...]:
-    result = e.result + (" (dry)" if e.dry_run else "")
     return (
         e.at,
         e.operator,
         e.action,
-        result,
-        e.convergence,
+        settled_result(e),
         _target(e),
         e.provider,
         e.instance_id,
@@ -100,9 +108,9 @@ def audit_cells(e: AuditRow) -> tuple[Any, ...]:
 
 
 def audit_row_tag(cells: tuple[Any, ...]) -> str | None:
-    if str(cells[3]).startswith(("failed", "refused")) or cells[4] in ("failed", "timed_out"):
+    if str(cells[3]).startswith(("failed", "refused", "timed out")):
         return "diverged"
-    if cells[4] is None and cells[3] == "pending":
+    if str(cells[3]).startswith(("pending", "started")):
         return "pending"
     return None
 

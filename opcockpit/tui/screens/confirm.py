@@ -1,8 +1,14 @@
-"""Modal dialogs for operator actions: destroy confirmation and adopt (optional thread id).
+"""Modal dialogs for operator actions: confirmation of pause/resume and destroy, adopt.
 
-Destroy follows k9s's delete dialog: it names every target (provider, instance, lease, thread) and
-focus starts on Cancel, so a stray Enter cancels. Destroying more than one target also requires
-typing how many (the number is the confirmation: nobody types "37" by accident).
+Every dialog names its targets (provider, instance, lease, thread) and what was skipped and why.
+Marked rows the filter hides are never acted on silently: the dialog says how many and which, and
+`h` includes them (issue 15).
+
+- pause/resume (reversible): one key confirms (y or Enter; n or Esc cancels).
+- destroy follows k9s's delete dialog: focus starts on Cancel, so a stray Enter cancels. Destroying
+  more than one target also requires typing how many (nobody types "37" by accident); digits go to
+  the count wherever the focus is, the right count arms Destroy (focus moves there), and a cancel
+  says why nothing happened.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from typing import ClassVar
 
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -73,25 +80,143 @@ def _one_target(tg: Target) -> Table:
     return t
 
 
-class ConfirmDestroyScreen(ModalScreen[bool]):
-    """Returns True only when the operator confirmed (typed the count for a bulk destroy)."""
+def hidden_note(hidden: Sequence[Target], included: bool) -> str:
+    """'2 marked rows are hidden by the filter: a, b; h includes them' (or: are included)."""
+    k = len(hidden)
+    ids = ", ".join(t.key for t in clean(list(hidden))[:10]) + (f" +{k - 10} more" if k > 10 else "")
+    rows, verb = ("row", "is") if k == 1 else ("rows", "are")
+    them = "it" if k == 1 else "them"
+    if included:
+        return f"{k} marked {rows} hidden by the filter {verb} included: {ids} (h leaves {them} out)"
+    return f"{k} marked {rows} {verb} hidden by the filter: {ids}; h includes {them}"
+
+
+def _plural(n: int) -> str:
+    return f"{n} sandbox{'es' if n != 1 else ''}"
+
+
+class _TargetsDialog(ModalScreen[bool]):
+    """Shared part: the targets shown (visible ones, plus the hidden marked ones when included)."""
+
+    def __init__(
+        self,
+        targets: Sequence[Target],
+        refused: Sequence[tuple[Target, str]] = (),
+        hidden: Sequence[Target] = (),
+    ) -> None:
+        super().__init__()
+        self.targets = list(targets)
+        self.refused = list(refused)
+        self.hidden = list(hidden)
+        self.include_hidden = False
+
+    @property
+    def chosen(self) -> list[Target]:
+        """What the action applies to if confirmed now."""
+        return self.targets + self.hidden if self.include_hidden else list(self.targets)
+
+    def _hidden_widget(self) -> ComposeResult:
+        if self.hidden:
+            yield Static(hidden_note(self.hidden, False), id="confirm-hidden", classes="dialog-note")
+
+    def action_toggle_hidden(self) -> None:
+        if not self.hidden:
+            return
+        self.include_hidden = not self.include_hidden
+        self.query_one("#confirm-hidden", Static).update(hidden_note(self.hidden, self.include_hidden))
+        self.query_one("#confirm-table", Static).update(targets_table(self.chosen, self.refused))
+        self._retitle()
+
+    def _retitle(self) -> None:  # pragma: no cover - overridden
+        pass
+
+
+class ConfirmActionScreen(_TargetsDialog):
+    """Pause/resume: returns True when confirmed (y/Enter); `chosen` is what to act on."""
+
+    DEFAULT_CSS = "ConfirmActionScreen { align: center middle; }"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "confirm", "Yes"),
+        Binding("n,escape", "cancel", "No"),
+        Binding("h", "toggle_hidden", "Hidden marked rows", show=False),
+    ]
+
+    def __init__(
+        self,
+        verb: str,
+        targets: Sequence[Target],
+        refused: Sequence[tuple[Target, str]] = (),
+        hidden: Sequence[Target] = (),
+    ) -> None:
+        super().__init__(targets, refused, hidden)
+        self.verb = verb
+
+    def _title(self) -> str:
+        n = len(self.chosen)
+        return f"{self.verb.capitalize()} {_plural(n)}?" if n else f"Nothing to {self.verb}"
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-box", classes="dialog"):
+            yield Static(self._title(), id="confirm-title")
+            yield Static(
+                f"y or Enter: {self.verb} · n or Esc: cancel (reversible: "
+                f"{'resume' if self.verb == 'pause' else 'pause'} undoes it)",
+                classes="dialog-note",
+            )
+            with VerticalScroll(id="confirm-targets"):
+                yield Static(targets_table(self.chosen, self.refused), id="confirm-table")
+            yield from self._hidden_widget()
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel (n)", id="cancel")
+                yield Button(
+                    f"{self.verb.capitalize()} (y)",
+                    id="confirm",
+                    variant="warning",
+                    disabled=not self.chosen,
+                )
+
+    def on_mount(self) -> None:
+        button = self.query_one("#confirm", Button)
+        (self.query_one("#cancel", Button) if button.disabled else button).focus()
+
+    def _retitle(self) -> None:
+        self.query_one("#confirm-title", Static).update(self._title())
+        self.query_one("#confirm", Button).disabled = not self.chosen
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "confirm" and bool(self.chosen))
+
+    def action_confirm(self) -> None:
+        if self.chosen:
+            self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+class ConfirmDestroyScreen(_TargetsDialog):
+    """Returns True only when the operator confirmed (typed the count for a bulk destroy);
+    `chosen` is what to destroy."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
         Binding("n", "cancel", "No", show=False),
+        Binding("h", "toggle_hidden", "Hidden marked rows", show=False),
     ]
 
-    def __init__(self, targets: Sequence[Target], refused: Sequence[tuple[Target, str]] = ()) -> None:
-        super().__init__()
-        self.targets = list(targets)
-        self.refused = list(refused)
-        self.bulk = len(self.targets) > 1
+    @property
+    def bulk(self) -> bool:
+        return len(self.chosen) > 1
+
+    def _title(self) -> str:
+        n = len(self.chosen)
+        return f"Destroy {_plural(n)}?" if n else "Nothing to destroy"
 
     def compose(self) -> ComposeResult:
-        n = len(self.targets)
+        n = len(self.chosen)
         with Vertical(id="confirm-box", classes="dialog danger"):
-            title = f"Destroy {n} sandbox{'es' if n != 1 else ''}?" if n else "Nothing to destroy"
-            yield Static(title, id="confirm-title")
+            yield Static(self._title(), id="confirm-title")
             leaks = self.targets and all(t.is_leak for t in self.targets)
             yield Static(
                 "This deletes the leaked instance at the provider (its files are lost); its lease is "
@@ -102,47 +227,98 @@ class ConfirmDestroyScreen(ModalScreen[bool]):
                 classes="dialog-note",
             )
             with VerticalScroll(id="confirm-targets"):
-                yield Static(targets_table(self.targets, self.refused))
-            if self.bulk:
-                yield Static(f"Type {n} to destroy all {n}:", id="confirm-prompt")
-                yield Input(
-                    id="confirm-count", placeholder="the number of targets", restrict=r"[0-9]*", max_length=7
-                )
+                yield Static(targets_table(self.chosen, self.refused), id="confirm-table")
+            yield from self._hidden_widget()
+            yield Static(self._prompt(), id="confirm-prompt")
+            yield Input(
+                id="confirm-count", placeholder="the number of targets", restrict=r"[0-9]*", max_length=7
+            )
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel", variant="primary")
-                yield Button(
-                    f"Destroy {n}" if self.bulk else "Destroy",
-                    id="confirm",
-                    variant="error",
-                    disabled=self.bulk or not n,
-                )
+                yield Button(self._verb(), id="confirm", variant="error", disabled=self.bulk or not n)
+
+    def _prompt(self) -> str:
+        n = len(self.chosen)
+        return f"Type {n} to destroy all {n} (the digits go here; Enter on Cancel cancels):"
+
+    def _verb(self) -> str:
+        return f"Destroy {len(self.chosen)}" if self.bulk else "Destroy"
 
     def on_mount(self) -> None:
+        self._show_count()
         self.query_one("#cancel", Button).focus()  # k9s: a stray Enter must cancel
+
+    def _show_count(self) -> None:
+        self.query_one("#confirm-prompt", Static).display = self.bulk
+        self.query_one("#confirm-count", Input).display = self.bulk
+
+    def _retitle(self) -> None:
+        self.query_one("#confirm-title", Static).update(self._title())
+        self.query_one("#confirm-prompt", Static).update(self._prompt())
+        button = self.query_one("#confirm", Button)
+        button.label = self._verb()
+        self._show_count()
+        self._arm()
+
+    @property
+    def typed(self) -> str:
+        return self.query_one("#confirm-count", Input).value.strip()
 
     @property
     def typed_ok(self) -> bool:
-        if not self.bulk:
-            return True
-        return self.query_one("#confirm-count", Input).value.strip() == str(len(self.targets))
+        return not self.bulk or self.typed == str(len(self.chosen))
+
+    def on_key(self, event: events.Key) -> None:
+        # Bug: the prompt said "Type 2" but the digits went to the Cancel button and were dropped.
+        box = self.query_one("#confirm-count", Input)
+        if not self.bulk or self.focused is box:
+            return
+        if event.character is not None and event.character.isdigit():
+            box.value = (box.value + event.character)[:7]
+            event.stop()
+        elif event.key == "backspace" and box.value:
+            box.value = box.value[:-1]
+            event.stop()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "confirm-count":
-            self.query_one("#confirm", Button).disabled = not self.typed_ok
+            self._arm()
+
+    def _arm(self) -> None:
+        """The right count enables Destroy and (from Cancel) moves the focus there, so Enter
+        destroys; a wrong count disarms it and Enter is Cancel's again."""
+        button = self.query_one("#confirm", Button)
+        ok = self.typed_ok and bool(self.chosen)
+        button.disabled = not ok
+        if ok and self.bulk and self.focused is self.query_one("#cancel", Button):
+            button.focus()
+        elif not ok and self.focused is None:
+            self.query_one("#cancel", Button).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "confirm-count" and self.typed_ok:
+        if event.input.id == "confirm-count" and self.typed_ok and self.chosen:
             self.dismiss(True)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        if event.button.id == "confirm" and self.typed_ok and self.targets:
+        if event.button.id == "confirm" and self.typed_ok and self.chosen:
             self.dismiss(True)
         elif event.button.id == "cancel":
-            self.dismiss(False)
+            self.action_cancel()
 
     def action_cancel(self) -> None:
+        self.app.notify(f"destroy cancelled: nothing destroyed{self._why()}", markup=False)
         self.dismiss(False)
+
+    def _why(self) -> str:
+        if not self.bulk:
+            return ""
+        n = len(self.chosen)
+        if not self.typed:
+            return f" (to destroy, type {n} and Enter)"
+        if self.typed != str(n):
+            return f" (typed {self.typed}, not {n})"
+        return ""
 
 
 class AdoptScreen(ModalScreen[str | None]):

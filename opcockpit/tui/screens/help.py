@@ -13,23 +13,45 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from opcockpit.tui.screens.legend import legend_renderable
+
 KEYS: tuple[tuple[str, str], ...] = (
     ("1-4", "Ground truth · Orphans · Provider events · Alerts"),
     ("↑↓ j k PgUp PgDn g G", "move the cursor (it stays on the same row across refreshes)"),
-    ("Enter", "thread detail of the selected lease (Esc back)"),
+    ("Enter", "thread detail (Esc back; p r ctrl+d there act on its lease)"),
     ("/", "filter the current table; Enter keeps it, Esc clears it"),
-    (": or ctrl+p", "jump: tabs, a lease / thread / instance by id, commands"),
+    (": ctrl+p", "jump (:orphans, :thread ID, … below) · fuzzy palette"),
     ("< >  i", "sort by previous / next column; invert the order"),
-    ("space", "mark the row; actions apply to the marked rows, else the cursor row"),
-    ("p  r", "pause / resume (greyed when it does not apply or in read-only mode)"),
+    ("space ctrl+a u", "mark the row · mark all visible · unmark all (more below)"),
+    ("p  r", "pause / resume; y or Enter confirms (a greyed key says why)"),
     ("ctrl+d", "destroy: a dialog names each target, focus on Cancel; bulk: type the count"),
     ("a", "orphans: adopt as a LEON lease (optionally attached to a thread)"),
-    (":audit", "the audit log of operator actions"),
     ("c", "copy the selected id (OSC 52; works over SSH)"),
     ("z  ctrl+r", "freeze / unfreeze updates; refresh now"),
     ("t", "provider events: cycle the time range"),
     ("f", "thread detail: follow new run events live"),
     ("?  q", "this help; quit"),
+)
+
+# Marks and `:` jumps in full (after the filter syntax, which must fit a 100x30 help box).
+MARK_KEYS: tuple[tuple[str, str], ...] = (
+    ("space", "mark / unmark the row (the status line counts marks, and the hidden ones)"),
+    ("ctrl+space", "mark the range from the last mark to the cursor (k9s)"),
+    ("ctrl+a  u", "mark all visible rows · unmark all"),
+    (
+        "actions",
+        "apply to the visible marked rows, else the cursor row. Marked rows the filter hides are "
+        "listed in the confirmation and left out unless you press h there",
+    ),
+)
+
+JUMPS: tuple[tuple[str, str], ...] = (
+    (":orphans :alerts", "go to the tab (also :events, :gt)"),
+    (":thread ID", "thread detail (an id or a unique part of one)"),
+    (":lease ID", "the lease's row in Ground truth (clears a filter that hides it)"),
+    (":orphan ID", "the orphan's row in Orphans"),
+    (":audit  :help", "the audit log of operator actions · this help"),
+    ("ctrl+p", "fuzzy palette: tabs, a lease / thread / instance by id, commands"),
 )
 
 # Listed after the filter syntax (the key list above already fills a 100x30 help box).
@@ -49,7 +71,7 @@ ALERT_KEYS: tuple[tuple[str, str], ...] = (
 
 FILTERS: tuple[tuple[str, str], ...] = (
     ("paused", "rows containing 'paused' (case-insensitive)"),
-    ("^lease-00[1-3]", "regex; an invalid regex is matched literally"),
+    ("^lease-[0-3]", "regex, per cell (^ $ anchor at a cell); an invalid regex is matched literally"),
     ("!converged", "inverse: rows NOT containing 'converged'"),
     ("provider:e2b", "only in the column Provider (column key or label)"),
     ("state:diverged !provider:local", "terms combine with AND"),
@@ -72,11 +94,16 @@ def help_renderable() -> Group:
         _pairs(KEYS, 22),
         Text("\nFilter (/): text · regex · !inverse · field:value", style="bold"),
         _pairs(FILTERS, 32),
+        Text("\nMarks", style="bold"),
+        _pairs(MARK_KEYS, 22),
+        Text("\nJumps (:, k9s-style; a bad one says why)", style="bold"),
+        _pairs(JUMPS, 22),
         Text("\nGlyphs", style="bold"),
         Text(GLYPHS),
         Text("Gutter: > cursor row   * marked row"),
         Text("\nAlerts tab (4)", style="bold"),
         _pairs(ALERT_KEYS, 22),
+        legend_renderable(),
     )
 
 

@@ -14,8 +14,8 @@ refresh of 10k rows costs a full redraw and `clear()` loses the cursor. Here:
 The widget (widget.py) renders `window()` of this model and owns scrolling and styles.
 
 Filter syntax (k9s-like), whitespace-separated terms that must all match:
-  text          case-insensitive regex search over the row's displayed cells; an invalid regex
-                falls back to a plain substring
+  text          case-insensitive regex search in each of the row's displayed cells (`^`/`$`
+                anchor at a cell's edges); an invalid regex falls back to a plain substring
   field:value   the same, but only in the column whose key or label is `field`
   !term         inverse: rows where `term` does NOT match
 """
@@ -63,7 +63,10 @@ class Term:
 
     def matches(self, texts: Sequence[str], joined: str) -> bool:
         if self.column is None:
-            hit = self.pattern.search(joined) is not None
+            # Cell by cell, not the joined row: `^lease-0` anchors at a cell's start (the help's
+            # example), where the joined row starts with the first column's text.
+            search = self.pattern.search
+            hit = any(search(t) is not None for t in texts)
         else:
             hit = self.column < len(texts) and self.pattern.search(texts[self.column]) is not None
         return hit != self.negate
@@ -210,6 +213,7 @@ class TableModel:
         self._cursor_key: str | None = None
         self._cursor_hint = 0  # last known view index of the cursor (fast path + fallback)
         self._marked: set[str] = set()
+        self._last_mark: str | None = None  # where a range mark (ctrl+space) starts
         self._flash: dict[str, tuple[float, frozenset[int]]] = {}
         self._flash_queue: deque[tuple[float, str]] = deque()
         self.set_columns(columns)
@@ -593,12 +597,53 @@ class TableModel:
             self._marked.discard(key)
         elif key in self._rows:
             self._marked.add(key)
+            self._last_mark = key
         else:
             return False
         return True
 
     def clear_marks(self) -> bool:
+        self._last_mark = None
         if not self._marked:
             return False
         self._marked.clear()
         return True
+
+    def unmark(self, keys: Iterable[str]) -> bool:
+        """Unmark some rows (the ones an action consumed); False when none was marked."""
+        before = len(self._marked)
+        self._marked.difference_update(keys)
+        return len(self._marked) != before
+
+    def is_visible(self, key: str) -> bool:
+        row = self._rows.get(key)
+        return row is not None and row.visible
+
+    def hidden_marks(self) -> frozenset[str]:
+        """Marked rows the filter hides: actions leave them alone unless the operator says so."""
+        return frozenset(k for k in self._marked if not self.is_visible(k))
+
+    def mark_visible(self) -> bool:
+        """Mark every row the filter shows (k9s/htop "mark all"); False when nothing changed."""
+        if not self.markable:
+            return False
+        before = len(self._marked)
+        self._marked.update(self.view_keys())
+        return len(self._marked) != before
+
+    def mark_range(self) -> bool:
+        """Mark the visible rows from the last mark to the cursor (k9s ctrl+space); without a
+        visible last mark, just the cursor row. False when nothing changed."""
+        if not self.markable or self._cursor_key is None:
+            return False
+        end = self.view_index(self._cursor_key)
+        start = self.view_index(self._last_mark) if self._last_mark is not None else None
+        if end is None:
+            return False
+        if start is None:
+            start = end
+        lo, hi = min(start, end), max(start, end)
+        before = len(self._marked)
+        self._marked.update(self.view_key(i) for i in range(lo, hi + 1))
+        self._last_mark = self._cursor_key
+        return len(self._marked) != before

@@ -77,7 +77,9 @@ def _counts_line(s: HeaderState, words: bool, banner: str | None) -> Text:
     if s.alerts is not None:
         _alert_badge(t, s.alerts, words)
     if s.gt is None:
-        t.append("  waiting for the first refresh…", style="italic")
+        # A failed first refresh is not "waiting": the reason is shown whole under the header.
+        waiting = "  no picture: refresh failed (below)" if s.error else "  waiting for the first refresh…"
+        t.append(waiting, style="bold red" if s.error else "italic")
         return t
     gt = s.gt
     t.append(f" leases {len(gt.rows)}", style="bold")
