@@ -22,6 +22,7 @@ from opcockpit.domain.alerts import (
     Evidence,
     Severity,
     _short,
+    evaluate_rules,
     fmt_duration,
     rule_flapping,
     rule_intent_failures,
@@ -466,3 +467,55 @@ def test_orphans_without_creation_times_and_unconfirmed_ones(tmp_path: Path) -> 
     assert c.since is None
     assert c.evidence == (Evidence("orphan", "dock/s-1", "running"), Evidence("orphan", "dock/s-2", "paused"))
     assert dict(c.details) == {"count": 2, "running": 1, "oldest_age_s": None}
+
+
+# ---------------------------------------------------------------- lease_recovering / evaluate_rules
+
+
+def test_lease_recovering_scans_past_other_leases_and_is_exact(tmp_path: Path) -> None:
+    first, quiet, noisy = "lease-000000000001", "lease-000000000002", "lease-000000000003"
+
+    def build(c) -> None:  # type: ignore[no-untyped-def]
+        created = naive(T0 - timedelta(hours=1))
+        add_lease(c, first, "dock", status="active", created_at=created)  # not recovering: skipped
+        add_lease(c, quiet, "dock", status="recovering", created_at=created)
+        add_lease(
+            c, noisy, "dock", status="recovering", last_error="docker: no space left", created_at=created
+        )
+        add_terminal(c, "term-000000000003", "m_t-3", noisy, pointer=True)
+
+    db = sandbox_db(tmp_path / "rec.db", build)
+    gt = ground_truth(db, [listing("dock", "docker", listed_at=T0)], T0)
+    assert [r.lease_id for r in gt.rows] == [first, quiet, noisy]
+    got = rule_lease_recovering(AlertInputs(gt, T0), AlertsConfig(recovering_for_s=120))
+    assert [c.key for c in got] == [f"lease_recovering:{quiet}", f"lease_recovering:{noisy}"]
+    q, n = got
+    assert q.summary == f"dock lease {quiet} stuck in recovering (instance creation failed or hung?)"
+    assert q.evidence == (Evidence("lease", quiet, ""),)  # no thread, no error
+    assert dict(q.details) == {"last_error": None}
+    assert n.summary == (
+        f"dock lease {noisy} stuck in recovering (instance creation failed or hung?): docker: no space left"
+    )
+    assert n.evidence == (Evidence("lease", noisy, "docker: no space left"), Evidence("thread", "m_t-3"))
+    assert dict(n.details) == {"last_error": "docker: no space left"}
+    assert n.threshold == "recovering for > 2m" and n.hold_s == 120 and n.rule == "lease_recovering"
+
+
+def test_a_disabled_rule_skips_only_itself(tmp_path: Path) -> None:
+    def build(c) -> None:  # type: ignore[no-untyped-def]
+        add_lease(c, L1, "dock", status="recovering", created_at=naive(T0 - timedelta(hours=1)))
+
+    db = sandbox_db(tmp_path / "dis.db", build)
+    gt = ground_truth(db, [listing("dock", "docker", [inst("dock", "stray-1")], listed_at=T0)], T0)
+    inp = AlertInputs(gt, T0, events=[_flip(s, "converged", "diverged") for s in (1, 2, 3, 4)])
+    every = [c.key for c in evaluate_rules(inp, AlertsConfig(orphans_min=1))]
+    assert every == [f"flapping:{L1}", f"lease_recovering:{L1}", "orphans_present:dock"]
+    # disabling the first rules in RULES' order must not stop the later ones
+    cfg = AlertsConfig(orphans_min=1, disabled_rules=["stuck_run", "lease_diverged", "lease_recovering"])
+    assert [c.key for c in evaluate_rules(inp, cfg)] == [f"flapping:{L1}", "orphans_present:dock"]
+
+
+def test_flapping_counts_a_flip_observed_exactly_now() -> None:
+    events = [_flip(0, "converged", "diverged"), _flip(5, "diverged", "converged")]
+    (c,) = _flapping(events, flapping_transitions=2)
+    assert c.details == {"transitions": 2, "last": "diverged"}
