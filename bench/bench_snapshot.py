@@ -6,6 +6,10 @@
   so the timing is the DB read + reconcile + JSON, with the remote providers reported as errors.
 - fleet generation (sandbox.db + events.db) and `read_db_state` at each requested size.
 
+- the same snapshot timing for the previous main (BASELINE, a `git worktree` on PYTHONPATH) and
+  for HEAD (this tree on PYTHONPATH), both as `python -m opcockpit.cli` from a neutral cwd, side by
+  side in the same run; `BENCH_BASELINE=` (empty) skips it.
+
 Run: `python -m bench.run --only snapshot` or `python bench/bench_snapshot.py [n ...]`.
 """
 
@@ -32,6 +36,8 @@ SNAPSHOT_TARGETS_S = {100: 0.3, 10_000: 1.0}
 GEN_TARGET_S_PER_10K = None  # no issue sets one; informational (the benchmarks build fleets with it)
 READ_TARGET_S_PER_10K = None  # informational; the snapshot target bounds it
 REPEATS = 5
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = os.environ.get("BENCH_BASELINE", "ec3fb80")  # the main at the start of issue 10's work
 
 
 def _cli() -> list[str] | None:
@@ -52,14 +58,21 @@ def _isolated_env(home: Path) -> dict[str, str]:
     return env
 
 
-def _time_snapshot(cli: list[str], db: Path, home: Path) -> tuple[float | None, str]:
+def _time_snapshot(
+    cli: list[str], db: Path, home: Path, pythonpath: Path | None = None
+) -> tuple[float | None, str]:
     cmd = [*cli, "snapshot", "--format", "json", "--db", str(db)]
     env = _isolated_env(home)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
     samples: list[float] = []
     out = ""
     for i in range(REPEATS + 1):  # first run warms the page cache and bytecode
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
+        # cwd=home: `python -m` puts the cwd first on sys.path, so it must hold no opcockpit.
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, cwd=home, timeout=120, check=False
+        )
         dt = time.perf_counter() - t0
         if proc.returncode != 0:
             return None, f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}"
@@ -85,10 +98,47 @@ def _snapshot_rows(work: Path) -> list[dict[str, Any]]:
         if cli is None:
             rows.append({**row, "value": None, "notes": "skipped: opcockpit CLI not available"})
             continue
-        fleet = generate_fleet(work / f"snap{n}", leases=n, seed=1)
-        (work / "home").mkdir(exist_ok=True)
-        value, notes = _time_snapshot(cli, fleet.sandbox_db, work / "home")
+        value, notes = _time_snapshot(cli, _snapshot_db(work, n), _home(work))
         rows.append({**row, "value": round(value, 3) if value is not None else None, "notes": notes})
+    return rows
+
+
+def _snapshot_db(work: Path, n: int) -> Path:
+    """The n-lease sandbox.db the snapshot rows time (generated once per run, shared)."""
+    db = work / f"snap{n}" / "sandbox.db"
+    return db if db.exists() else generate_fleet(work / f"snap{n}", leases=n, seed=1).sandbox_db
+
+
+def _home(work: Path) -> Path:
+    (work / "home").mkdir(exist_ok=True)
+    return work / "home"
+
+
+def _compare_rows(work: Path) -> list[dict[str, Any]]:
+    """Previous main beside HEAD: the same fleets, the same launcher, only PYTHONPATH differs."""
+    if not BASELINE:
+        return []
+    from bench.bench_steady import git, imported_from, worktree
+
+    cli = [sys.executable, "-m", "opcockpit.cli"]
+    rows: list[dict[str, Any]] = []
+    with worktree(BASELINE) as prev:
+        for label, tree in ((f"previous main {git('rev-parse', '--short', BASELINE)}", prev),
+                            (f"HEAD {git('rev-parse', '--short', 'HEAD')}", ROOT)):  # fmt: skip
+            env = {**_isolated_env(_home(work)), "PYTHONPATH": str(tree)}
+            origin = imported_from(env, _home(work))
+            if not origin.is_relative_to(tree.resolve()):
+                raise RuntimeError(f"{label}: opcockpit imports from {origin}, not from {tree}")
+            for n, target in SNAPSHOT_TARGETS_S.items():
+                value, notes = _time_snapshot(cli, _snapshot_db(work, n), _home(work), pythonpath=tree)
+                rows.append({
+                    "name": f"snapshot --format json, python -m, {label}",
+                    "size": n,
+                    "value": round(value, 3) if value is not None else None,
+                    "unit": "s",
+                    "target": target,
+                    "notes": notes,
+                })  # fmt: skip
     return rows
 
 
@@ -148,7 +198,7 @@ def _generation_rows(sizes: list[int], work: Path) -> list[dict[str, Any]]:
 def run(sizes: list[int]) -> list[dict[str, Any]]:
     work = Path(tempfile.mkdtemp(prefix="opcockpit-bench-"))
     try:
-        return _snapshot_rows(work) + _generation_rows(sizes, work)
+        return _snapshot_rows(work) + _compare_rows(work) + _generation_rows(sizes, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

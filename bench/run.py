@@ -5,7 +5,8 @@
 Discovers bench/bench_*.py, calls each module's `run(sizes) -> list[dict]`. A row is
 `{name, size, value, unit, target, notes}` (`better: "higher"` flips the target comparison);
 a module may set `SIZES_CAP = <int>` to skip requested sizes above what it can run in reasonable
-time (it is then called with the sizes at or below the cap);
+time (it is then called with the sizes at or below the cap), and `OPT_IN = True` to run only when
+named in `--only` (minutes-long end-to-end runs such as bench_steady);
 rows of another shape are shown with their keys in the notes. Results are kept per module in
 bench/results.json, so `--only` refreshes one module's section without dropping the others; each
 section names the machine and date it was measured on.
@@ -126,10 +127,13 @@ def verdict(row: dict[str, Any]) -> str:
     return "ok" if ok else "MISS"
 
 
-def run_module(name: str, sizes: list[int]) -> tuple[list[dict[str, Any]], float]:
+def run_module(name: str, sizes: list[int], asked: bool = False) -> tuple[list[dict[str, Any]], float] | None:
+    """The module's rows and wall time; None when it is OPT_IN and was not named in --only."""
     t0 = time.perf_counter()
     try:
         module = importlib.import_module(f"bench.{name}")
+        if getattr(module, "OPT_IN", False) and not asked:
+            return None
         cap = getattr(module, "SIZES_CAP", None)
         todo = [s for s in sizes if cap is None or s <= cap]
         rows = [normalise(name, r) for r in module.run(todo)] if todo else []
@@ -222,7 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in modules:
         # Load is sampled per module, before and after: other work on the box moves the numbers.
         module_info = {**info, **machine()} if len(modules) > 1 else dict(info)
-        rows, elapsed = run_module(name, sizes)
+        ran = run_module(name, sizes, asked=args.only is not None)
+        if ran is None:
+            print(f"\n== {name}: skipped (opt-in: --only {name.removeprefix('bench_')})", flush=True)
+            continue
+        rows, elapsed = ran
         module_info["load_avg_at_end"] = _load_avg()
         print_table(name, rows)
         results[name] = {"machine": module_info, "sizes": sizes, "elapsed_s": round(elapsed, 1), "rows": rows}

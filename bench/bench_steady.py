@@ -1,0 +1,371 @@
+"""Steady state: the real cockpit TUI idling on a 10k-lease fleet, previous main beside HEAD.
+
+Issue 10's targets at 10k leases with the default 2 s refresh: <= 10 % of one core, RSS <= 150 MB.
+One fleet (bench/fleet_server.py from the *current* tree: demo fleet, provider doubles, drift) is
+served from its own process for the whole run; against it the cockpit runs twice, one after the
+other, in a real pty at 120x40: first the previous main (a `git worktree` of BASELINE, on
+PYTHONPATH), then HEAD (this tree, on PYTHONPATH). Which `opcockpit` each run imports is checked
+before it starts. Each run skips a warm-up (default 60 s), then samples the cockpit's CPU time
+(/proc/PID/stat utime+stime deltas: % of one core) and VmRSS for `--minutes`, plus the machine's
+load average and the fleet server's own CPU (it shares the cores).
+
+Not in the default `python -m bench.run` (OPT_IN: it takes ~10 minutes); ask for it:
+
+    python -m bench.run --only steady --sizes 10000
+    python -m bench.bench_steady --minutes 3 --leases 10000 --refresh 2 --compare ec3fb80
+
+bench.run runs it once, at the largest requested size <= SIZES_CAP, 3 minutes per side.
+`BENCH_BASELINE=` (empty) or `--compare none` measures HEAD alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import itertools
+import json
+import os
+import select
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # `python bench/bench_steady.py` from the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench_soak import cpu_s, rss_mb, start_fleet
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES_CAP = 10_000  # bench/run.py: sizes above this are dropped ...
+OPT_IN = True  # ... and the module runs only when named in --only
+BASELINE = os.environ.get("BENCH_BASELINE", "ec3fb80")  # the main at the start of issue 10's work
+CPU_TARGET_PCT = 10.0
+RSS_TARGET_MB = 150.0
+GROWTH_TARGET_PCT = 10.0  # as bench_soak
+MINUTES = 3.0
+WARMUP_S = 60.0
+INTERVAL_S = 5.0
+REFRESH_S = 2.0
+
+
+# --------------------------------------------------------------------------- trees
+
+
+def git(*args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False, timeout=60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+@contextlib.contextmanager
+def worktree(commit: str) -> Iterator[Path]:
+    """A detached `git worktree` of `commit` in a temp dir; removed (and pruned) afterwards.
+
+    A worktree has its own index, so this never touches the shared checkout's index.
+    """
+    path = Path(tempfile.mkdtemp(prefix="opcockpit-prev-"))
+    path.rmdir()  # git wants to create it
+    git("worktree", "add", "--detach", str(path), commit)
+    try:
+        yield path
+    finally:
+        try:
+            git("worktree", "remove", "--force", str(path))
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+            with contextlib.suppress(RuntimeError):
+                git("worktree", "prune")
+
+
+def tree_env(pythonpath: Path, tmp: Path) -> dict[str, str]:
+    """The cockpit's environment: only `pythonpath`'s opcockpit, and a throwaway home/XDG/ledger."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPCOCKPIT_", "LEON_", "DOCKER_"))}
+    env.update(
+        PYTHONPATH=str(pythonpath),
+        TERM="xterm-256color",
+        HOME=str(tmp / "home"),
+        XDG_CONFIG_HOME=str(tmp / "xdg-config"),
+        XDG_DATA_HOME=str(tmp / "xdg-data"),
+        XDG_STATE_HOME=str(tmp / "xdg-state"),
+        XDG_CACHE_HOME=str(tmp / "xdg-cache"),
+        OPCOCKPIT_LEDGER=str(tmp / "ledger.db"),
+    )
+    return env
+
+
+def imported_from(env: dict[str, str], cwd: Path) -> Path:
+    """Where `import opcockpit` resolves in this environment (an editable install could win)."""
+    code = "import opcockpit; print(opcockpit.__file__)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    return Path(out).resolve()
+
+
+# --------------------------------------------------------------------------- one run
+
+
+class _Terminal:
+    """Reads the pty like a terminal emulator would (the cockpit never blocks on output); keeps
+    the last few KB so an early exit can be explained."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.tail = fd, b""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(self.fd, 1 << 16)
+                except OSError:
+                    return
+                if not data:
+                    return
+                self.tail = (self.tail + data)[-4096:]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        os.close(self.fd)
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def measure(
+    label: str,
+    pythonpath: Path,
+    cfg: Path,
+    fleet_pid: int,
+    *,
+    minutes: float,
+    warmup_s: float,
+    interval: float,
+) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix=f"opcockpit-steady-{label}-"))
+    try:
+        env = tree_env(pythonpath, tmp)
+        origin = imported_from(env, tmp)
+        if not origin.is_relative_to(pythonpath.resolve()):
+            raise RuntimeError(f"{label}: opcockpit imports from {origin}, not from {pythonpath}")
+        primary, secondary = os.openpty()
+        fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        # No --refresh: the config's refresh_s (fleet_server writes it) is the cockpit's default path.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "opcockpit.cli", "--config", str(cfg)],
+            stdin=secondary,
+            stdout=secondary,
+            stderr=secondary,
+            env=env,
+            cwd=tmp,
+            start_new_session=True,
+            close_fds=True,
+        )
+        os.close(secondary)
+        term = _Terminal(primary)
+        samples: list[dict[str, Any]] = []
+        try:
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < warmup_s:
+                if proc.poll() is not None:
+                    break
+                time.sleep(1.0)
+            end = t0 + warmup_s + minutes * 60
+            while True:
+                now = time.monotonic()
+                rss, cpu, fleet_cpu = rss_mb(proc.pid), cpu_s(proc.pid), cpu_s(fleet_pid)
+                if proc.poll() is not None or rss is None or cpu is None:
+                    screen = term.tail.decode("utf-8", "replace")[-600:]
+                    raise RuntimeError(
+                        f"{label}: cockpit exited early (rc {proc.poll()}); last output: {screen!r}"
+                    )
+                samples.append(
+                    {
+                        "t_s": round(now - t0, 1),
+                        "rss_mb": round(rss, 1),
+                        "cpu_s": round(cpu, 2),
+                        "fleet_cpu_s": round(fleet_cpu or 0.0, 2),
+                        "load1": _load()[0],
+                    }
+                )
+                print(json.dumps({"run": label, **samples[-1]}), file=sys.stderr, flush=True)
+                if now >= end:
+                    break
+                time.sleep(max(0.0, min(interval, end - time.monotonic())))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+            term.close()
+        return summarize(samples, label=label, imported=str(origin))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def summarize(samples: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
+    first, last = samples[0], samples[-1]
+    span = last["t_s"] - first["t_s"]
+    steps = [
+        (b["cpu_s"] - a["cpu_s"]) / (b["t_s"] - a["t_s"])
+        for a, b in itertools.pairwise(samples)
+        if b["t_s"] > a["t_s"]
+    ]
+    return {
+        **params,
+        "window_s": round(span, 1),
+        "mean_cpu_pct": round(100 * (last["cpu_s"] - first["cpu_s"]) / span, 1),
+        "max_interval_cpu_pct": round(100 * max(steps), 1) if steps else None,
+        "rss_after_warmup_mb": first["rss_mb"],
+        "rss_end_mb": last["rss_mb"],
+        "rss_max_mb": max(s["rss_mb"] for s in samples),
+        "rss_growth_pct": round(100 * (last["rss_mb"] - first["rss_mb"]) / first["rss_mb"], 1),
+        "fleet_server_cpu_pct": round(100 * (last["fleet_cpu_s"] - first["fleet_cpu_s"]) / span, 1),
+        "load1_mean": round(sum(s["load1"] for s in samples) / len(samples), 2),
+        "load1_range": [min(s["load1"] for s in samples), max(s["load1"] for s in samples)],
+        "samples": samples,
+    }
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def compare(
+    *,
+    leases: int,
+    minutes: float,
+    refresh: float,
+    baseline: str | None,
+    warmup_s: float = WARMUP_S,
+    interval: float = INTERVAL_S,
+) -> dict[str, Any]:
+    head = git("rev-parse", "--short", "HEAD")
+    with contextlib.ExitStack() as stack:
+        trees: list[tuple[str, Path]] = []
+        if baseline:
+            trees.append(
+                (
+                    f"previous main {git('rev-parse', '--short', baseline)}",
+                    stack.enter_context(worktree(baseline)),
+                )
+            )
+        trees.append((f"HEAD {head}", ROOT))
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="opcockpit-steady-fleet-")))
+        t0 = time.monotonic()
+        fleet, cfg = start_fleet(tmp, leases, refresh)
+        fleet_start_s = round(time.monotonic() - t0, 1)
+        try:
+            runs = [
+                measure(label, path, cfg, fleet.pid, minutes=minutes, warmup_s=warmup_s, interval=interval)
+                for label, path in trees
+            ]
+        finally:
+            fleet.terminate()
+            try:
+                fleet.wait(15)
+            except subprocess.TimeoutExpired:
+                fleet.kill()
+    return {
+        "leases": leases,
+        "minutes": minutes,
+        "refresh_s": refresh,
+        "warmup_s": warmup_s,
+        "fleet_start_s": fleet_start_s,
+        "runs": runs,
+    }
+
+
+def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    n = result["leases"]
+    for r in result["runs"]:
+        load = f"load1 mean {r['load1_mean']} (range {r['load1_range'][0]}-{r['load1_range'][1]})"
+        common = f"{r['label']}; {result['minutes']:g} min after {result['warmup_s']:g} s warm-up; {load}"
+        out += [
+            {
+                "name": f"tui steady CPU, {r['label']}",
+                "size": n,
+                "value": r["mean_cpu_pct"],
+                "unit": "% of 1 core",
+                "target": CPU_TARGET_PCT,
+                "notes": f"{common}; max {r['max_interval_cpu_pct']}% per interval; fleet "
+                f"server {r['fleet_server_cpu_pct']}%",
+            },
+            {
+                "name": f"tui steady RSS at end, {r['label']}",
+                "size": n,
+                "value": r["rss_end_mb"],
+                "unit": "MB",
+                "target": RSS_TARGET_MB,
+                "notes": f"{common}; max {r['rss_max_mb']} MB",
+            },
+            {
+                "name": f"tui steady RSS growth after warm-up, {r['label']}",
+                "size": n,
+                "value": r["rss_growth_pct"],
+                "unit": "%",
+                "target": GROWTH_TARGET_PCT,
+                "notes": f"{r['rss_after_warmup_mb']} -> {r['rss_end_mb']} MB",
+            },
+        ]
+    return out
+
+
+def run(sizes: list[int]) -> list[dict[str, Any]]:
+    """bench/run.py hook (OPT_IN): one comparison at the largest requested size <= SIZES_CAP."""
+    return rows(compare(leases=max(sizes), minutes=MINUTES, refresh=REFRESH_S, baseline=BASELINE or None))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--minutes", type=float, default=MINUTES, help="measured minutes per side (after warm-up)"
+    )
+    ap.add_argument("--leases", type=int, default=10_000)
+    ap.add_argument(
+        "--refresh", type=float, default=REFRESH_S, help="refresh_s written to the fleet's config"
+    )
+    ap.add_argument("--compare", default=BASELINE, help="commit to run beside HEAD ('none': HEAD only)")
+    ap.add_argument("--warmup", type=float, default=WARMUP_S, help="seconds skipped before sampling")
+    ap.add_argument("--interval", type=float, default=INTERVAL_S, help="seconds between samples")
+    ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    args = ap.parse_args(argv)
+    baseline = None if args.compare in ("", "none") else args.compare
+    result = compare(
+        leases=args.leases,
+        minutes=args.minutes,
+        refresh=args.refresh,
+        baseline=baseline,
+        warmup_s=args.warmup,
+        interval=args.interval,
+    )
+    text = json.dumps(result, indent=2)
+    if args.out is not None:
+        args.out.write_text(text + "\n")
+    for r in result["runs"]:
+        print(
+            f"{r['label']:28} cpu {r['mean_cpu_pct']:6.1f}%  rss end {r['rss_end_mb']:7.1f} MB  growth "
+            f"{r['rss_growth_pct']:5.1f}%  load1 {r['load1_mean']}  fleet cpu {r['fleet_server_cpu_pct']}%"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
