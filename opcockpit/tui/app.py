@@ -185,7 +185,8 @@ class CockpitApp(
             with TabPane("Explore", id="explore"):
                 yield ExploreView(id="explore-view")
         yield from filter_bar_widgets()
-        yield StableFooter(compact=True)
+        # ctrl+p (the fuzzy palette) is in `?` help; its footer hint would push keys off at 80 columns.
+        yield StableFooter(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         # Cached: App.query_one searches the *active* screen only, and refreshes keep arriving

@@ -421,3 +421,35 @@ async def test_pause_from_thread_detail_confirms_on_its_lease(env: Any, tmp_path
         assert app.screen.focused is app.screen.query_one("#cancel", Button)
         await pilot.press("escape")
         assert isinstance(app.screen, ThreadDetailScreen)
+
+
+# ---------------------------------------------------------------------- snapshots at 80x24
+
+
+def _snap_targets(app: Any, n: int) -> list[Any]:
+    from opcockpit.domain.targets import Target
+
+    rows = [r for r in app.ground_truth.rows if r.instance_id and r.provider != "local"][:n]
+    return [Target.of_row(r) for r in rows]
+
+
+def test_snapshot_pause_confirmation_80x24(snap_compare: Any) -> None:
+    from tests.tui.test_snapshots import ready, synthetic_app
+
+    async def dialog(pilot: Any) -> None:
+        targets = _snap_targets(pilot.app, 3)
+        await pilot.app.push_screen(ConfirmActionScreen("pause", targets[:1], [], targets[1:]))
+
+    assert snap_compare(synthetic_app(), terminal_size=(80, 24), run_before=ready(then=dialog))
+
+
+def test_snapshot_bulk_destroy_with_hidden_marks_80x24(snap_compare: Any) -> None:
+    from tests.tui.test_snapshots import ready, synthetic_app
+
+    async def dialog(pilot: Any) -> None:
+        targets = _snap_targets(pilot.app, 3)
+        await pilot.app.push_screen(ConfirmDestroyScreen(targets[:2], [], targets[2:]))
+        for inp in pilot.app.screen.query(Input):
+            inp.cursor_blink = False
+
+    assert snap_compare(synthetic_app(), terminal_size=(80, 24), run_before=ready(then=dialog))

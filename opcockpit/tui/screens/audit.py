@@ -142,7 +142,7 @@ class AuditScreen(Screen[None]):
         table.sort_by("at", reverse=True)
         yield table
         yield Input(id="audit-filter", placeholder="filter: text · regex · !inverse · field:value")
-        yield StableFooter(compact=True)
+        yield StableFooter(compact=True, show_command_palette=False)
 
     @property
     def table(self) -> KeyedTable:
