@@ -3,6 +3,12 @@
 The model holds rows, order, filter, marks and the cursor key; this widget turns model changes
 into scrolling and messages and renders only the visible lines (`render_line`), from a per-row
 Strip cache stamped with the row version, so unchanged rows reuse their strip across refreshes.
+
+Columns on screen (issue 15, 80 columns): the `pinned` key column (the lease / instance id) is
+drawn first and never scrolls away; the others scroll sideways a whole column per `→`/`←`;
+hidden columns (the chooser, `C`) are left out of the rendering only, so filters and sorting still
+see every column; `S`/F6 sorts by a column picked from a list (htop's F6) besides `<`/`>`.
+`columns_for_width` lets a table trade words for glyphs when the terminal is narrow.
 """
 
 from __future__ import annotations
@@ -94,6 +100,8 @@ class KeyedTable(ScrollView, can_focus=True):
         Binding("less_than_sign", "sort_prev", "Sort ←", show=False, key_display="<"),
         Binding("greater_than_sign", "sort_next", "Sort", show=True, key_display="<>"),
         Binding("i", "sort_invert", "Rev", show=False),
+        Binding("S,f6", "pick_sort", "Sort by", show=False, key_display="S"),
+        Binding("C", "choose_columns", "Columns", show=False),
     ]
 
     # --------------------------------------------------------------------- messages
@@ -122,6 +130,18 @@ class KeyedTable(ScrollView, can_focus=True):
         def control(self) -> KeyedTable:
             return self.table
 
+    class ColumnsChanged(Message):
+        """The shown columns changed (chooser); `hidden` are the keys left out."""
+
+        def __init__(self, table: KeyedTable, hidden: frozenset[str]) -> None:
+            super().__init__()
+            self.table = table
+            self.hidden = hidden
+
+        @property
+        def control(self) -> KeyedTable:
+            return self.table
+
     class MarksChanged(Message):
         def __init__(self, table: KeyedTable, marked: frozenset[str]) -> None:
             super().__init__()
@@ -144,6 +164,9 @@ class KeyedTable(ScrollView, can_focus=True):
         empty_text: str = "no rows",
         strip_cache_size: int = 4096,
         markable: bool = True,
+        pinned: str | None = None,
+        state_key: str | None = None,
+        columns_for_width: Callable[[int], Sequence[Column]] | None = None,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -156,6 +179,14 @@ class KeyedTable(ScrollView, can_focus=True):
         self._header: Strip | None = None
         self._styles_memo: dict[str, Style] = {}
         self._total_width = 0
+        self.pinned = pinned  # key column drawn first, never scrolled away (None: nothing pinned)
+        self.state_key = state_key  # saves the chooser's choice per view (app.ui_state), if set
+        self._hidden: frozenset[str] = frozenset()
+        self._columns_for_width = columns_for_width
+        self._layout_width = 0
+        self._disp: tuple[int, ...] = ()  # model column indexes in display order
+        self._col_x: tuple[int, ...] = ()  # x of each displayed column in a full row strip
+        self._pin_w = GUTTER  # cells that never scroll: the gutter and the pinned column
         self.strips_rendered = 0  # rows rendered from scratch (cache misses); observable in tests/bench
         self._measure()
 
@@ -190,7 +221,86 @@ class KeyedTable(ScrollView, can_focus=True):
         self._invalidate_render()
 
     def _measure(self) -> None:
-        self._total_width = GUTTER + sum(c.width + 1 for c in self.model.columns)
+        columns = self.model.columns
+        keys = [c.key for c in columns]
+        pin = keys.index(self.pinned) if self.pinned in keys else None
+        rest = [i for i, c in enumerate(columns) if i != pin and c.key not in self._hidden]
+        self._disp = tuple(([pin] if pin is not None else []) + rest)
+        xs, x = [], GUTTER
+        for i in self._disp:
+            xs.append(x)
+            x += columns[i].width + 1
+        self._col_x = tuple(xs)
+        self._total_width = x
+        self._pin_w = GUTTER + (columns[pin].width + 1 if pin is not None else 0)
+
+    # --------------------------------------------------------------------- shown columns
+
+    @property
+    def hidden_columns(self) -> frozenset[str]:
+        return self._hidden
+
+    @property
+    def shown_columns(self) -> tuple[Column, ...]:
+        """The columns on screen, in display order (pinned first)."""
+        return tuple(self.model.columns[i] for i in self._disp)
+
+    def set_hidden(self, keys: Iterable[str], *, save: bool = True) -> None:
+        """Leave these columns out of the rendering (the pinned column always stays)."""
+        known = {c.key for c in self.model.columns}
+        hidden = frozenset(k for k in keys if k in known and k != self.pinned)
+        if hidden == self._hidden:
+            return
+        self._hidden = hidden
+        self._measure()
+        self._invalidate_render()
+        self._scroll_x_to(round(self.scroll_offset.x))
+        if save:
+            self._save_state()
+        self.post_message(self.ColumnsChanged(self, hidden))
+
+    def _ui_state(self) -> Any:
+        """The app's UI state store: `app.ui_state` if set (tests give a tmp file); else, for an app
+        built on the wiring (`app.cockpit`, what `opcockpit` and the demo run), the XDG file;
+        else none (a bare test app never reads or writes the operator's state)."""
+        if not self.state_key:
+            return None
+        app = self.app
+        store = getattr(app, "ui_state", None)
+        if store is None and getattr(app, "cockpit", None) is not None:
+            from opcockpit.settings.ui_state import UiState
+
+            store = UiState.default()
+            app.ui_state = store  # type: ignore[attr-defined]  # one store for every table
+        return store
+
+    def _save_state(self) -> None:
+        store = self._ui_state()
+        if store is None:
+            return
+        try:
+            store.save_view(self.state_key, {"hidden": sorted(self._hidden)})
+        except OSError as exc:  # a read-only home must not break the table: say it once
+            self.notify(f"columns not saved: {exc}", severity="warning", markup=False)
+
+    def on_mount(self) -> None:
+        store = self._ui_state()
+        if store is not None:
+            hidden = store.load_view(self.state_key).get("hidden")
+            problem, store.problem = getattr(store, "problem", None), None  # said once, by one table
+            if problem:
+                self.notify(problem, severity="warning", markup=False)
+            if isinstance(hidden, list):
+                self.set_hidden([str(k) for k in hidden], save=False)
+
+    def on_resize(self) -> None:
+        width = self.size.width
+        if self._columns_for_width is None or width == self._layout_width:
+            return
+        self._layout_width = width
+        columns = tuple(self._columns_for_width(width))
+        if columns != self.model.columns:
+            self.set_columns(columns)
 
     def column_index(self, key: str) -> int:
         return self.model.column_index(key)
@@ -445,26 +555,101 @@ class KeyedTable(ScrollView, can_focus=True):
             self.action_cursor_down()
 
     def action_sort_next(self) -> None:
-        if self.columns:
-            self._sorted(self.model.step_sort(1))
-            self._scroll_sort_column_visible()
+        self._step_sort(1)
 
     def action_sort_prev(self) -> None:
-        if self.columns:
-            self._sorted(self.model.step_sort(-1))
-            self._scroll_sort_column_visible()
+        self._step_sort(-1)
+
+    def _step_sort(self, step: int) -> None:
+        """`<`/`>`: the previous/next column *on screen* (hidden columns are skipped)."""
+        if not self.columns:
+            return
+        shown = {self.columns[i].key for i in self._disp}
+        for _ in range(len(self.columns)):
+            move = self.model.step_sort(step)
+            if self.sort_column in shown or not shown:
+                break
+        self._sorted(move)
+        self._scroll_sort_column_visible()
+
+    def _scrolled_columns(self) -> list[tuple[int, int, int]]:
+        """(model index, x in scroll coordinates, width) of each column right of the pinned one."""
+        columns, pin = self.columns, self._pin_w
+        return [
+            (i, x - pin, columns[i].width)
+            for i, x in zip(self._disp, self._col_x, strict=True)
+            if columns[i].key != self.pinned
+        ]
 
     def _scroll_sort_column_visible(self) -> None:
         """`<`/`>` onto a column off screen (right of the fold at 80 columns): scroll to it, else
         the ▲ marker is invisible and the order looks random."""
-        columns, sort_col = self.columns, self.model.sort_index
-        x = GUTTER + sum(c.width + 1 for c in columns[:sort_col])
-        right = x + columns[sort_col].width
-        left_edge = round(self.scroll_offset.x)
-        view = self.scrollable_content_region.width
-        if x >= left_edge and right <= left_edge + view:
+        sort_col = self.model.sort_index
+        for i, x, w in self._scrolled_columns():
+            if i != sort_col:
+                continue
+            left_edge = round(self.scroll_offset.x)
+            view = self.scrollable_content_region.width - self._pin_w
+            if x >= left_edge and x + w <= left_edge + view:
+                return
+            self._scroll_x_to(0 if x + w <= view else x)
             return
-        self.scroll_to(x=0 if right <= view else x - GUTTER, animate=False, force=True)
+
+    def _scroll_x_to(self, x: int) -> None:
+        max_x = max(self._total_width - self.scrollable_content_region.width, 0)
+        self.scroll_to(x=max(0, min(x, max_x)), animate=False, force=True)
+
+    def action_scroll_right(self) -> None:
+        """→: the next column comes into view whole (one column per press, never one character)."""
+        sx = round(self.scroll_offset.x)
+        starts = [x for _, x, _ in self._scrolled_columns() if x > sx]
+        if starts:
+            self._scroll_x_to(starts[0])
+
+    def action_scroll_left(self) -> None:
+        sx = round(self.scroll_offset.x)
+        starts = [x for _, x, _ in self._scrolled_columns() if x < sx]
+        self._scroll_x_to(starts[-1] if starts else 0)
+
+    @property
+    def first_scrolled_column(self) -> str | None:
+        """The key of the leftmost column right of the pinned one (what `→`/`←` moved to)."""
+        sx = round(self.scroll_offset.x)
+        for i, x, w in self._scrolled_columns():
+            if x + w > sx:
+                return self.columns[i].key
+        return None
+
+    def action_pick_sort(self) -> None:
+        """htop's F6: pick the sort column from a list (again on the sorted one: invert)."""
+        from opcockpit.tui.table.pickers import SortPickScreen
+
+        if not self.columns:
+            return
+
+        def picked(key: str | None) -> None:
+            if key is None:
+                return
+            reverse = (not self.sort_reverse) if key == self.sort_column else False
+            self.sort_by(key, reverse)
+            self._scroll_sort_column_visible()
+
+        cols = [(c.key, c.label) for c in self.shown_columns]
+        self.app.push_screen(SortPickScreen(cols, self.sort_column, self.sort_reverse), picked)
+
+    def action_choose_columns(self) -> None:
+        """The column chooser: which columns this view shows (saved per view)."""
+        from opcockpit.tui.table.pickers import ColumnsScreen
+
+        # Display order: the pinned key first, then every column (hidden ones too) in model order.
+        ordered = sorted(self.columns, key=lambda c: c.key != self.pinned)
+        cols = [(c.key, c.label, c.key not in self._hidden, c.key == self.pinned) for c in ordered]
+
+        def chosen(hidden: frozenset[str] | None) -> None:
+            if hidden is not None:
+                self.set_hidden(hidden)
+
+        self.app.push_screen(ColumnsScreen(cols), chosen)
 
     def action_sort_invert(self) -> None:
         if self.columns:
@@ -475,13 +660,13 @@ class KeyedTable(ScrollView, can_focus=True):
         if offset is None:
             return
         if offset.y == 0:  # header: sort by the clicked column, again to invert
-            x = offset.x + round(self.scroll_offset.x) - GUTTER
-            for c in self.columns:
-                if x < c.width + 1:
+            x = offset.x if offset.x < self._pin_w else offset.x + round(self.scroll_offset.x)
+            for i, cx in zip(self._disp, self._col_x, strict=True):
+                c = self.columns[i]
+                if cx <= x < cx + c.width + 1:
                     same = c.key == self.sort_column
                     self.sort_by(c.key, (not self.sort_reverse) if same else False)
                     return
-                x -= c.width + 1
             return
         index = round(self.scroll_offset.y) + offset.y - 1
         if 0 <= index < self.model.view_count:
@@ -509,7 +694,24 @@ class KeyedTable(ScrollView, can_focus=True):
                 strip = Strip([Segment(" " + text, base + self._style("empty"))])
             else:
                 return Strip.blank(width, base)
-        return strip.crop_extend(scroll_x, scroll_x + width, base)
+        return self._visible_part(strip, scroll_x, width, base, header=y == 0)
+
+    def _visible_part(self, strip: Strip, scroll_x: int, width: int, base: Style, *, header: bool) -> Strip:
+        """The pinned cells, then the scrolled columns; the header shows ◂ ▸ where more columns are."""
+        pin = min(self._pin_w, width)
+        if scroll_x == 0 or pin <= 0:
+            out = strip.crop_extend(scroll_x, scroll_x + width, base)
+        else:
+            out = Strip.join(
+                [strip.crop_extend(0, pin, base), strip.crop_extend(pin + scroll_x, scroll_x + width, base)]
+            )
+        if header and width > 2:
+            style = self.rich_style + self._style("header")
+            if scroll_x > 0:
+                out = Strip.join([Strip([Segment("◂", style)], 1), out.crop(1, width)])
+            if self._total_width > scroll_x + width:
+                out = Strip.join([out.crop(0, width - 1), Strip([Segment("▸", style)], 1)])
+        return out
 
     def _header_strip(self) -> Strip:
         if self._header is None:
@@ -517,7 +719,9 @@ class KeyedTable(ScrollView, can_focus=True):
             sorted_style = self.rich_style + self._style("header-sorted")
             sort_col, reverse = self.model.sort_index, self.model.sort_reverse
             segs: list[Segment] = [Segment(" " * GUTTER, base)]
-            for i, c in enumerate(self.columns):
+            columns = self.columns
+            for i in self._disp:
+                c = columns[i]
                 label = c.label
                 style = base
                 if i == sort_col:
@@ -552,7 +756,9 @@ class KeyedTable(ScrollView, can_focus=True):
         gutter = "*" if is_marked else (">" if is_cursor else " ")
         segs: list[Segment] = [Segment(gutter, style)]
         texts = model.get_texts(key)
-        for i, c in enumerate(self.columns):
+        columns = self.columns
+        for i in self._disp:
+            c = columns[i]
             text = texts[i] if i < len(texts) else ""
             segs.append(Segment(_fit(text, c.width, c.align), changed_style if i in flash_cols else style))
             segs.append(Segment(" ", style))

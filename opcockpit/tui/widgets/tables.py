@@ -11,6 +11,7 @@ from opcockpit.tui.rows import (
     age_cell,
     fmt_bool,
     fmt_state,
+    fmt_state_glyph,
     gt_row_tag,
     orphan_row_tag,
 )
@@ -58,9 +59,33 @@ def columns_from(spec: tuple[tuple[str, str, int, str, str], ...]) -> list[Colum
     ]
 
 
+# Below this width the State column shows its glyph only (`?` help has the legend), so Lease,
+# State, Provider and the whole Reason fit at 80 columns; wider terminals show the words.
+GT_WORDS_MIN_WIDTH = 90
+GT_GLYPH_WIDTH = 3  # "✗!" (failed operation) and the header's "St▲"
+
+
+def gt_columns_for_width(width: int) -> list[Column]:
+    """The ground-truth columns for a terminal `width`: words where room allows, glyphs at 80."""
+    columns = columns_from(GT_COLUMNS)
+    if width >= GT_WORDS_MIN_WIDTH:
+        return columns
+    state = columns[0]
+    columns[0] = Column(
+        state.key, "St", GT_GLYPH_WIDTH, "left", fmt_state_glyph, sort_key=state.sort_key, flash=state.flash
+    )
+    return columns
+
+
 def ground_truth_table(**kwargs: Any) -> KeyedTable:
+    # The lease id is pinned: it names the row, so it never scrolls away with `→`.
+    kwargs.setdefault("pinned", "lease_id")
+    kwargs.setdefault("state_key", "ground-truth")
+    kwargs.setdefault("columns_for_width", gt_columns_for_width)
     return KeyedTable(columns_from(GT_COLUMNS), row_tag=gt_row_tag, **kwargs)
 
 
 def orphans_table(**kwargs: Any) -> KeyedTable:
+    kwargs.setdefault("pinned", "instance_id")
+    kwargs.setdefault("state_key", "orphans")
     return KeyedTable(columns_from(OR_COLUMNS), row_tag=orphan_row_tag, empty_text="no orphans", **kwargs)
