@@ -16,11 +16,12 @@ import pytest
 from opcockpit.domain.models import Instance, NormalState
 from opcockpit.domain.targets import Action, Target
 from opcockpit.doubles.e2b import E2BDouble
-from opcockpit.services.operations import Operations
+from opcockpit.ports.provider import Capabilities
+from opcockpit.services.operations import Operations, OpStatus
 from opcockpit.services.ops_plan import Gate, Plan, PlanItem, _Unknown, clip, leon_state, one, unknown_text
 from opcockpit.services.ops_track import Operation
 from opcockpit.wiring import build_operations
-from tests.operations_support import LeaseSpec, build_db, config_for
+from tests.operations_support import LeaseSpec, build_db, config_for, mutations
 
 LEASE = Target("lease", "dock", "c-1", lease_id="lease-aaaaaaaaaaaa")
 ORPHAN = Target("orphan", "dock", "stray-1")
@@ -217,5 +218,43 @@ async def test_plan_thread_errors_are_exact(
         if errors:
             with pytest.raises(ValueError, match="^" + re.escape("; ".join(errors)) + "$"):
                 await ops.execute(plan)
+    finally:
+        await ops.aclose()
+
+
+# --------------------------------------------------------------------------- run() forwards its options
+
+
+async def test_run_forwards_dry_run_progress_and_thread(tmp_path: Path, e2b: E2BDouble) -> None:
+    iid = e2b.add(state="running").instance_id
+    db = build_db(tmp_path / "sandbox.db", [LeaseSpec("lease-e2b000000001", "e2b", iid)])
+    ops = build_operations(config_for(db, {"e2b": ("e2b", e2b)}), operator="alice@testhost", read_only=True)
+    target = Target("lease", "e2b", iid, lease_id="lease-e2b000000001", seen_desired="running",
+                    seen_observed="running", seen_provider_state="running")  # fmt: skip
+    stages: list[str] = []
+    try:
+        # read-only: only a dry run may pass the gate and the execution check
+        op = await ops.run("pause", target, dry_run=True, on_progress=lambda o, s: stages.append(s))
+        assert op.dry_run is True
+        assert (op.status.value, op.message) == (
+            "planned",
+            f"would pause provider e2b, instance {iid}, lease lease-e2b000000001, thread (none)",
+        )
+        assert stages == ["checking", "done"]
+        refused = await ops.run("pause", target)
+        assert (refused.status, refused.message) == (OpStatus.REFUSED, "read-only mode: actions are disabled")
+        with pytest.raises(ValueError, match=r"^--thread applies to adopt only$"):
+            await ops.run("pause", target, thread_id="m_t-1", dry_run=True)
+    finally:
+        await ops.aclose()
+    assert mutations(e2b) == 0
+
+
+async def test_capabilities_of_an_unknown_provider_are_the_defaults(tmp_path: Path, e2b: E2BDouble) -> None:
+    ops = _ops(tmp_path, e2b)
+    try:
+        assert ops._caps("ghost") == Capabilities()
+        assert ops._eventual("ghost") is False and ops._pause_is_stop("ghost") is False
+        assert ops._caps("e2b") == ops.adapter("e2b").capabilities  # type: ignore[union-attr]
     finally:
         await ops.aclose()
