@@ -20,7 +20,7 @@ from opcockpit.ports.provider import Capabilities
 from opcockpit.services.operations import Operations, OpStatus
 from opcockpit.services.ops_plan import Gate, Plan, PlanItem, _Unknown, clip, leon_state, one, unknown_text
 from opcockpit.services.ops_track import Operation
-from opcockpit.wiring import build_operations
+from opcockpit.wiring import build_adapter, build_collector, build_operations
 from tests.operations_support import LeaseSpec, build_db, config_for, mutations
 
 LEASE = Target("lease", "dock", "c-1", lease_id="lease-aaaaaaaaaaaa")
@@ -258,3 +258,40 @@ async def test_capabilities_of_an_unknown_provider_are_the_defaults(tmp_path: Pa
         assert ops._caps("e2b") == ops.adapter("e2b").capabilities  # type: ignore[union-attr]
     finally:
         await ops.aclose()
+
+
+# --------------------------------------------------------------------------- aclose
+
+
+class _BrokenClose:
+    """A provider port whose close fails (a dead transport): closing the others must go on."""
+
+    capabilities = Capabilities()
+
+    async def aclose(self) -> None:
+        raise RuntimeError("transport already gone")
+
+
+async def test_aclose_closes_own_adapters_past_a_failing_one(tmp_path: Path, e2b: E2BDouble) -> None:
+    db = build_db(tmp_path / "sandbox.db", [])
+    config = config_for(db, {"e2b": ("e2b", e2b)})
+    real = build_adapter(config.providers["e2b"])
+    ops = build_operations(config, adapters={"a-broken": _BrokenClose(), "e2b": real})  # type: ignore[dict-item]
+    await ops.aclose()  # does not raise
+    assert real._api.http.is_closed
+
+
+async def test_aclose_leaves_a_shared_collectors_adapters_open(tmp_path: Path, e2b: E2BDouble) -> None:
+    e2b.add(state="running")
+    db = build_db(tmp_path / "sandbox.db", [])
+    config = config_for(db, {"e2b": ("e2b", e2b)})
+    collector = build_collector(config)
+    ops = build_operations(config, collector=collector)
+    try:
+        before = await collector.refresh()
+        await ops.aclose()
+        after = await collector.refresh()  # the collector's adapters still work
+        assert [o.key for o in after.orphans] == [o.key for o in before.orphans] and len(after.orphans) == 1
+        assert all(p.error is None for p in after.providers)
+    finally:
+        await collector.aclose()
