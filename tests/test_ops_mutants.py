@@ -15,6 +15,7 @@ import pytest
 
 from opcockpit.domain.models import Instance, NormalState
 from opcockpit.domain.targets import Action, Target
+from opcockpit.doubles.daytona import DaytonaDouble
 from opcockpit.doubles.e2b import E2BDouble
 from opcockpit.ports.provider import Capabilities
 from opcockpit.services.operations import Operations, OpStatus
@@ -295,3 +296,32 @@ async def test_aclose_leaves_a_shared_collectors_adapters_open(tmp_path: Path, e
         assert all(p.error is None for p in after.providers)
     finally:
         await collector.aclose()
+
+
+async def test_kind_facts_come_from_the_built_adapter(tmp_path: Path, e2b: E2BDouble) -> None:
+    """Daytona pauses by stopping and lists eventually consistently; E2B does neither. The tracker
+    asks Operations for these facts per provider (an archived Daytona sandbox still counts as paused)."""
+    with DaytonaDouble() as daytona:
+        db = build_db(tmp_path / "sandbox.db", [])
+        config = config_for(db, {"dt": ("daytona", daytona), "e2b": ("e2b", e2b)})
+        ops = build_operations(config)
+        try:
+            assert ops.adapter("dt") is not None and ops.adapter("e2b") is not None
+            assert ops._pause_is_stop("dt") is True and ops._eventual("dt") is True
+            assert ops._pause_is_stop("e2b") is False and ops._eventual("e2b") is False
+        finally:
+            await ops.aclose()
+
+
+async def test_wait_converged_without_a_collector_says_what_is_missing(
+    tmp_path: Path, e2b: E2BDouble
+) -> None:
+    ops = _ops(tmp_path, e2b)
+    try:
+        with pytest.raises(RuntimeError) as info:
+            await ops.wait_converged([], 1.0)
+        assert str(info.value) == (
+            "Operations.wait_converged needs a collector (Operations(config, collector=...))"
+        )
+    finally:
+        await ops.aclose()
