@@ -3,6 +3,7 @@
 Per module: mutant counts by verdict, measured time and the expected full-run time, and every
 surviving mutant with a one-line diff. A survivor listed in tools/equivalent_mutants.toml (mutant
 name = "why it cannot change behaviour") is reported as equivalent; any other is a test gap.
+tools/mutation_notes.md (what the last round ran, its time boxes, what it found) is included as is.
 
 Usage: python tools/mutation_report.py [--out docs/mutation.md]
 """
@@ -28,6 +29,7 @@ from mutmut.mutation.diff_apply import get_diff_for_mutant
 from mutmut.stats import status_by_exit_code
 
 EQUIVALENT = Path(__file__).with_name("equivalent_mutants.toml")
+ROUND_NOTES = Path(__file__).with_name("mutation_notes.md")
 COLUMNS = ("killed", "survived", "timeout", "suspicious", "skipped", "no tests", "not checked")
 
 
@@ -188,6 +190,8 @@ def render() -> str:
     results = {name: load(name, module) for name, module in MODULES.items()}
     lines += summary(results, equivalent)
     lines += NOTES
+    if ROUND_NOTES.exists():  # what the last round ran and found, written by whoever ran it
+        lines += [ROUND_NOTES.read_text().rstrip(), ""]
     for name, module in MODULES.items():
         lines += section(results[name], name, module, equivalent)
     return "\n".join(lines).rstrip() + "\n"
