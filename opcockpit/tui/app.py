@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -362,12 +363,16 @@ class CockpitApp(
         if self.ground_truth is not None or not self.last_error:
             box.display = False
             return
-        box.update(
-            f"No fleet picture: {safe_text(self.last_error)}\n"
-            "What to do: point [sources] sandbox_db in the config at LEON's sandbox.db "
-            "(`opcockpit config show` says where each value came from; `--db PATH` or "
-            "$LEON_SANDBOX_DB_PATH also set it), or try `opcockpit demo`. "
-            f"Retrying every {self.refresh_s:g}s; ctrl+r retries now."
+        box.update(  # a Text, not markup: "[sources]" and the DB's error text are shown as they are
+            Text.assemble(
+                ("No fleet picture: ", "bold red"),
+                safe_text(self.last_error),
+                ("\nWhat to do: ", "bold"),
+                "point [sources] sandbox_db in the config at LEON's sandbox.db (`opcockpit config "
+                "show` says where each value came from; `--db PATH` or $LEON_SANDBOX_DB_PATH also "
+                f"set it), or try `opcockpit demo`. Retrying every {self.refresh_s:g}s; ctrl+r "
+                "retries now.",
+            )
         )
         box.display = True
 

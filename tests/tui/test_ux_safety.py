@@ -358,7 +358,7 @@ async def test_unreadable_sandbox_db_reason_in_full_with_what_to_do(tmp_path: Pa
         text = screen_text(app)
         assert "waiting for the first refresh" not in text
         assert str(missing).replace(" ", "") in flat(text)  # the whole path, wrapped, not cut
-        assert "sandbox_db" in text and "config" in text  # what to do
+        assert "What to do: point [sources] sandbox_db in the config" in text
 
 
 # ---------------------------------------------------------------------- marks

@@ -117,13 +117,13 @@ class _TargetsDialog(ModalScreen[bool]):
 
     def _hidden_widget(self) -> ComposeResult:
         if self.hidden:
-            yield Static(hidden_note(self.hidden, False), id="confirm-hidden", classes="dialog-note")
+            yield Static(Text(hidden_note(self.hidden, False)), id="confirm-hidden", classes="dialog-note")
 
     def action_toggle_hidden(self) -> None:
         if not self.hidden:
             return
         self.include_hidden = not self.include_hidden
-        self.query_one("#confirm-hidden", Static).update(hidden_note(self.hidden, self.include_hidden))
+        self.query_one("#confirm-hidden", Static).update(Text(hidden_note(self.hidden, self.include_hidden)))
         self.query_one("#confirm-table", Static).update(targets_table(self.chosen, self.refused))
         self._retitle()
 
