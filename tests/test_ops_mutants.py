@@ -13,16 +13,19 @@ from typing import Any
 
 import pytest
 
+from opcockpit.adapters.ledger.audit import list_audit
+from opcockpit.domain.events import Event
 from opcockpit.domain.models import Instance, NormalState
 from opcockpit.domain.targets import Action, Target
 from opcockpit.doubles.daytona import DaytonaDouble
 from opcockpit.doubles.e2b import E2BDouble
 from opcockpit.ports.provider import Capabilities
+from opcockpit.services.history import ACTION_REQUESTED, ACTION_SETTLED
 from opcockpit.services.operations import Operations, OpStatus
 from opcockpit.services.ops_plan import Gate, Plan, PlanItem, _Unknown, clip, leon_state, one, unknown_text
 from opcockpit.services.ops_track import Operation
 from opcockpit.wiring import build_adapter, build_collector, build_operations
-from tests.operations_support import LeaseSpec, build_db, config_for, mutations
+from tests.operations_support import LeaseSpec, build_db, cockpit, config_for, mutations
 
 LEASE = Target("lease", "dock", "c-1", lease_id="lease-aaaaaaaaaaaa")
 ORPHAN = Target("orphan", "dock", "stray-1")
@@ -325,3 +328,40 @@ async def test_wait_converged_without_a_collector_says_what_is_missing(
         )
     finally:
         await ops.aclose()
+
+
+# --------------------------------------------------------------------------- the event hook
+
+
+async def test_actions_emit_requested_then_settled_and_a_failing_hook_fails_nothing(
+    tmp_path: Path, e2b: E2BDouble
+) -> None:
+    iid = e2b.add(state="running").instance_id
+    db = build_db(tmp_path / "sandbox.db", [LeaseSpec("lease-e2b000000001", "e2b", iid, thread_id="m_t-1")])
+    seen: list[Event] = []
+
+    def hook(event: Event) -> None:
+        seen.append(event)
+        raise RuntimeError("event ledger is down")  # must not fail or change the action
+
+    c = cockpit(config_for(db, {"e2b": ("e2b", e2b)}), tmp_path / "ledger.db", on_event=hook)
+    try:
+        gt = await c.collector.refresh()
+        (op,) = await c.ops.execute(c.ops.plan("pause", ["lease-e2b000000001"], seen=gt))
+        assert op.status is OpStatus.PENDING, op.message
+        await c.ops.wait_converged(op, 15.0)
+        assert op.status is OpStatus.CONVERGED
+    finally:
+        await c.close()
+    assert [e.type for e in seen] == [ACTION_REQUESTED, ACTION_SETTLED]
+    for e in seen:
+        assert (e.lease_id, e.instance_id, e.thread_id, e.provider) == (
+            "lease-e2b000000001",
+            iid,
+            "m_t-1",
+            "e2b",
+        )
+        assert (e.after.action, e.after.operator, e.after.op_id) == ("pause", "alice@testhost", op.op_id)
+    assert (seen[0].after.status, seen[1].after.status) == ("pending", "converged")
+    rows = list_audit(10, path=tmp_path / "ledger.db")
+    assert [(r.op_id, r.result, r.convergence) for r in rows] == [(op.op_id, "pending", "converged")]
