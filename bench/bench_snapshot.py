@@ -4,6 +4,9 @@
   median of 5 after one warm-up: 100 leases <= 0.3 s, 10k leases <= 1.0 s (issue #2). The fleets
   carry the default provider mix but no provider is configured (HOME/XDG point at an empty dir),
   so the timing is the DB read + reconcile + JSON, with the remote providers reported as errors.
+  The warm-up run also starts the ledger in the temp HOME: since the history work a snapshot
+  records the fleet's changes there, so the first run on a machine appends one event per lease
+  (~0.45 s at 10k, not in the median) and the timed runs only diff against it.
 - fleet generation (sandbox.db + events.db) and `read_db_state` at each requested size.
 
 - the same snapshot timing for the previous main (BASELINE, a `git worktree` on PYTHONPATH) and
