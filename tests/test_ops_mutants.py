@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from opcockpit.services.operations import Operations, OpStatus
 from opcockpit.services.ops_plan import Gate, Plan, PlanItem, _Unknown, clip, leon_state, one, unknown_text
 from opcockpit.services.ops_track import Operation
 from opcockpit.wiring import build_adapter, build_collector, build_operations
-from tests.operations_support import LeaseSpec, build_db, cockpit, config_for, mutations
+from tests.operations_support import LeaseSpec, build_db, cockpit, config_for, mutations, query
 
 LEASE = Target("lease", "dock", "c-1", lease_id="lease-aaaaaaaaaaaa")
 ORPHAN = Target("orphan", "dock", "stray-1")
@@ -365,3 +366,41 @@ async def test_actions_emit_requested_then_settled_and_a_failing_hook_fails_noth
     assert (seen[0].after.status, seen[1].after.status) == ("pending", "converged")
     rows = list_audit(10, path=tmp_path / "ledger.db")
     assert [(r.op_id, r.result, r.convergence) for r in rows] == [(op.op_id, "pending", "converged")]
+
+
+# ---------------------------------------------------------------- audit rows and the writer's clock
+
+
+async def test_audit_rows_pause_and_adopt_are_exact_and_leon_writes_use_the_injected_clock(
+    tmp_path: Path, e2b: E2BDouble
+) -> None:
+    iid = e2b.add(state="running").instance_id
+    orphan = e2b.add(state="paused").instance_id
+    db = build_db(tmp_path / "sandbox.db", [LeaseSpec("lease-e2b000000001", "e2b", iid, thread_id="m_t-1")])
+    fixed = datetime(2026, 3, 20, 10, 11, 12, 131415)  # LEON stores naive local time
+    ledger = tmp_path / "ledger.db"
+    c = cockpit(config_for(db, {"e2b": ("e2b", e2b)}), ledger, writer_clock=lambda: fixed)
+    try:
+        gt = await c.collector.refresh()
+        (pause,) = await c.ops.execute(c.ops.plan("pause", ["lease-e2b000000001"], seen=gt))
+        (adopt,) = await c.ops.execute(c.ops.plan("adopt", [f"e2b/{orphan}"], seen=gt))
+        assert pause.status is OpStatus.PENDING and adopt.status is OpStatus.PENDING, (
+            pause.message,
+            adopt.message,
+        )
+    finally:
+        await c.close()
+    by_op = {e.op_id: e for e in list_audit(10, path=ledger)}
+    p, a = by_op[pause.op_id], by_op[adopt.op_id]
+    assert (p.at, p.operator, p.action, p.provider, p.lease_id, p.instance_id, p.thread_id) == (
+        pause.started_at, "alice@testhost", "pause", "e2b", "lease-e2b000000001", iid, "m_t-1",
+    )  # fmt: skip
+    assert (p.read_only, p.dry_run, p.result) == (False, False, "pending")
+    assert a.lease_id == adopt.new_lease_id and a.lease_id is not None  # the lease the adopt created
+    assert (a.at, a.action, a.instance_id) == (adopt.started_at, "adopt", orphan)
+    # LEON's intent rows carry the writer's clock
+    stamps = {
+        r[0]
+        for r in query(db, "SELECT created_at FROM lease_events WHERE lease_id = ?", "lease-e2b000000001")
+    }
+    assert stamps == {fixed.isoformat()}
