@@ -625,3 +625,17 @@ async def test_mycel_volumes_and_sync_files(tmp_path: Path) -> None:
             SyncFileRecord(T1, "src/b.py", "sha256:bb", datetime(2026, 3, 20, 4, 0, tzinfo=UTC)),
         ]
         assert await r.sync_files(T3) == []
+
+
+async def test_concurrent_reads_on_one_reader_take_turns(tmp_path: Path) -> None:
+    """The TUI loads details while a refresh reads through the same reader: both get their
+    answer (they used to collide: 'cannot start a transaction within a transaction')."""
+    import asyncio
+
+    ex = write_worked_example(tmp_path)
+    async with SandboxDbReader(str(ex.sandbox_db), local_tz=EXAMPLE_TZ) as r:
+        results = await asyncio.gather(
+            r.read_state(), r.lease_events(), r.provider_events(), r.read_state(), r.lease_events()
+        )
+    assert list(results[0].leases) == list(results[3].leases) == expected_leases("leonai")
+    assert len(results[1]) == len(results[4]) == 9

@@ -121,6 +121,9 @@ class SandboxDbReader:
         self._apath = self.path
         self._conn: aiosqlite.Connection | None = None
         self._schema: _Schema | None = None
+        # One connection: concurrent callers (the TUI loads details while a refresh reads) take
+        # turns, else the second BEGIN fails with "cannot start a transaction within a transaction".
+        self._turn: asyncio.Lock | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -174,7 +177,15 @@ class SandboxDbReader:
     ) -> tuple[_Schema, _T]:
         """Run `fn(conn, schema)` inside one read transaction (a consistent snapshot), with the
         schema re-introspected when `PRAGMA schema_version` moved. Retried once with lenient
-        text decoding when a TEXT value is not UTF-8."""
+        text decoding when a TEXT value is not UTF-8. Callers take turns on the connection."""
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        async with self._turn:
+            return await self._transaction_now(fn)
+
+    async def _transaction_now(
+        self, fn: Callable[[aiosqlite.Connection, _Schema], Awaitable[_T]]
+    ) -> tuple[_Schema, _T]:
         conn = self._conn
         if conn is None:
             raise RuntimeError("SandboxDbReader is not open; use `async with SandboxDbReader(path)`")
@@ -198,7 +209,7 @@ class SandboxDbReader:
                 # TEXT that is not UTF-8 fails the whole fetch; decode leniently (U+FFFD for bad
                 # bytes) from now on. Only odd DBs pay the Python-level decoder.
                 conn.text_factory = _lenient_text
-                return await self._transaction(fn)
+                return await self._transaction_now(fn)
             raise self._err(exc) from None
         return schema, results
 
