@@ -519,3 +519,67 @@ def test_flapping_counts_a_flip_observed_exactly_now() -> None:
     events = [_flip(0, "converged", "diverged"), _flip(5, "diverged", "converged")]
     (c,) = _flapping(events, flapping_transitions=2)
     assert c.details == {"transitions": 2, "last": "diverged"}
+
+
+# --------------------------------------------------------------------------- scans go past skipped rows
+
+
+def test_flapping_scan_goes_past_noise_and_quiet_leases() -> None:
+    quiet = "lease-000000000000"  # sorts first, one flip only
+    events: list[Event] = [
+        _flip(5, None, "diverged"),  # an appearance, listed first: skipped, not the end
+        _flip(6, "converged", "diverged", lease=quiet),
+        *(_flip(s, "converged", "diverged") for s in (10, 20, 30)),
+    ]
+    (c,) = _flapping(events, flapping_transitions=3)
+    assert c.key == f"flapping:{L1}"
+    assert c.evidence == (Evidence("lease", L1, "3 transitions"),)  # no thread: no thread evidence
+
+
+def test_lease_diverged_destroyed_but_not_leaking_still_alerts_and_scan_goes_on(tmp_path: Path) -> None:
+    leaked, stopped, drift = "lease-000000000001", "lease-000000000002", "lease-000000000003"
+
+    def build(c) -> None:  # type: ignore[no-untyped-def]
+        created = naive(T0 - timedelta(hours=1))
+        # destroyed + detached, its labelled container still runs: the leak rule's, skipped here
+        add_lease(c, leaked, "dock", desired_state="destroyed", observed_state="detached", created_at=created)
+        # destroyed, the instance is stopped (holds disk, not a leak): drift, reported here
+        add_lease(c, stopped, "dock", current_instance_id="c-2", desired_state="destroyed",
+                  observed_state="running", created_at=created)  # fmt: skip
+        add_lease(c, drift, "dock", current_instance_id="c-3", created_at=created, observed_state="running")
+
+    db = sandbox_db(tmp_path / "dd.db", build)
+    lst = [
+        inst("dock", "leon-0123456789ab", claimed=leaked),
+        inst("dock", "c-2", "stopped"),
+        inst("dock", "c-3", "paused"),
+    ]
+    gt = ground_truth(db, [listing("dock", "docker", lst, listed_at=T0)], T0)
+    got = rule_lease_diverged(AlertInputs(gt, T0), AlertsConfig())
+    assert [c.key for c in got] == [f"lease_diverged:{stopped}", f"lease_diverged:{drift}"]
+    assert got[1].evidence == (Evidence("lease", drift, got[1].evidence[0].note),)  # no thread evidence
+
+
+def test_resource_pressure_scan_goes_past_stopped_and_cool_leases_and_names_the_thread(
+    tmp_path: Path,
+) -> None:
+    paused, cool, hot = "lease-000000000001", "lease-000000000002", "lease-000000000003"
+
+    def build(c) -> None:  # type: ignore[no-untyped-def]
+        created = naive(T0 - timedelta(hours=1))
+        for i, lid in enumerate((paused, cool, hot)):
+            add_lease(
+                c, lid, "dock", current_instance_id=f"c-{i}", observed_state="running", created_at=created
+            )
+        add_terminal(c, "term-000000000003", "m_t-3", hot, pointer=True)
+        at = T0 - timedelta(seconds=30)
+        add_resource_snapshot(c, paused, "dock", cpu_used=99, collected_at=at)  # paused: not judged
+        add_resource_snapshot(c, cool, "dock", cpu_used=10, collected_at=at)  # under every threshold
+        add_resource_snapshot(c, hot, "dock", cpu_used=99, collected_at=at)
+
+    db = sandbox_db(tmp_path / "scan.db", build)
+    lst = [inst("dock", "c-0", "paused"), inst("dock", "c-1"), inst("dock", "c-2")]
+    gt = ground_truth(db, [listing("dock", "docker", lst, listed_at=T0)], T0)
+    (c,) = rule_resource_pressure(AlertInputs(gt, T0), AlertsConfig(cpu_pct=90))
+    assert (c.key, c.rule) == (f"resource_pressure:{hot}", "resource_pressure")
+    assert c.evidence == (Evidence("resource_snapshot", hot, "cpu 99%"), Evidence("thread", "m_t-3"))
