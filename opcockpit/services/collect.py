@@ -124,6 +124,11 @@ class FleetCollector:
         self._incremental.reset()
         self._relist.update(p.name for p in self.configured())
 
+    def relist(self, provider: str) -> None:
+        """List `provider` in full on the next refresh (an action there settles on a listing
+        taken after it: within one refresh, not one `list_interval_s`)."""
+        self._relist.add(provider)
+
     async def look(self, provider: str, instance_ids: Collection[str]) -> int:
         """GET the given instances of `provider` and put them into its last good listing (a
         provider event or a finished action said they changed), so the next refresh shows them

@@ -229,13 +229,19 @@ class ActionSteps:
         return f"{verb}{detail}"
 
     async def _look(self, provider: str, instance_id: str) -> None:
-        """The provider answered: let a paced collector GET the instance now, so the next refresh
-        shows the action's effect without waiting for the provider's next full listing."""
-        look = getattr(self.collector, "look", None) if self.collector is not None else None
-        if look is None or not getattr(self.collector, "paced", False):
+        """The provider answered: a paced collector GETs the instance now (shown on the next
+        refresh) and lists the provider in full on it, so the action settles within one refresh
+        instead of waiting for the provider's next scheduled listing."""
+        collector = self.collector
+        if collector is None or not getattr(collector, "paced", False):
             return
-        with contextlib.suppress(Exception):  # a failed look only means the next listing shows it
-            await look(provider, [instance_id])
+        relist = getattr(collector, "relist", None)
+        if relist is not None:
+            relist(provider)
+        look = getattr(collector, "look", None)
+        if look is not None:
+            with contextlib.suppress(Exception):  # a failed look: the full listing shows it
+                await look(provider, [instance_id])
 
     async def _provider_call(self, op: Operation, what: str) -> ActionResult:
         """Call the provider. A lost answer (timeout, connection error, 5xx) is settled by one
@@ -399,6 +405,7 @@ class ActionSteps:
             op.message = op.error = clip(f"could not adopt: {exc}")
             return
         stage("recorded")
+        await self._look(t.provider, t.instance_id)  # settles on a listing taken after the adopt
         op.new_lease_id = rec.lease_id
         op.target = replace(t, thread_id=thread_id) if thread_id else t
         op.outcome = "done"

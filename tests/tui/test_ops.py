@@ -69,10 +69,7 @@ async def settled(pilot: Any, app: CockpitApp) -> None:
     for _ in range(40):
         if not app.overlay.pending_count() and not app.inflight and not app.workers._workers:
             return
-        if not app.inflight:
-            # The TUI's collector lists each provider in full only every list_interval_s; the
-            # tracker settles an operation on a listing newer than the action: ask for one.
-            app.source.resync()
+        if not app.inflight:  # the action asked the paced collector to list its provider: one refresh
             app.request_refresh()
         await pilot.pause(0.1)
     raise AssertionError("operations did not settle")
