@@ -7,6 +7,7 @@ The plan helpers are pure; they are checked on real Targets/Operations with exac
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -404,3 +405,28 @@ async def test_audit_rows_pause_and_adopt_are_exact_and_leon_writes_use_the_inje
         for r in query(db, "SELECT created_at FROM lease_events WHERE lease_id = ?", "lease-e2b000000001")
     }
     assert stamps == {fixed.isoformat()}
+
+
+async def test_an_unwritable_audit_ledger_refuses_the_action_with_its_reason(
+    tmp_path: Path, e2b: E2BDouble
+) -> None:
+    iid = e2b.add(state="running").instance_id
+    db = build_db(tmp_path / "sandbox.db", [LeaseSpec("lease-e2b000000001", "e2b", iid)])
+    ledger = tmp_path / "ledger.db"
+    c = cockpit(config_for(db, {"e2b": ("e2b", e2b)}), ledger)
+    holder = sqlite3.connect(ledger, isolation_level=None)  # another writer holds the ledger
+    try:
+        gt = await c.collector.refresh()
+        c.audit.list(1)  # the ledger exists with its schema before it is locked
+        holder.execute("BEGIN EXCLUSIVE")
+        (op,) = await c.ops.execute(c.ops.plan("pause", ["lease-e2b000000001"], seen=gt))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        await c.close()
+    assert op.status is OpStatus.REFUSED
+    assert op.message.startswith(f"the audit ledger {ledger} cannot be written (")
+    assert "locked" in op.message  # the reason, not "None"
+    # ... and the closing audit write, still locked out, says so too
+    assert "); refusing to act without an audit record (audit not written: " in op.message
+    assert e2b.instances[iid].state == "running" and mutations(e2b) == 0  # nothing was done
