@@ -430,3 +430,11 @@ async def test_an_unwritable_audit_ledger_refuses_the_action_with_its_reason(
     # ... and the closing audit write, still locked out, says so too
     assert "); refusing to act without an audit record (audit not written: " in op.message
     assert e2b.instances[iid].state == "running" and mutations(e2b) == 0  # nothing was done
+
+
+async def test_the_leon_writer_gets_the_configured_busy_timeout(tmp_path: Path, e2b: E2BDouble) -> None:
+    ops = _ops(tmp_path, e2b, busy_timeout_s=0.75)
+    try:
+        assert ops.writer().busy_timeout_s == 0.75  # how long an action waits for LEON's own writes
+    finally:
+        await ops.aclose()
