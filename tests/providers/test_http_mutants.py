@@ -14,7 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from opcockpit.adapters.providers.http import ApiClient, _default_message
+from opcockpit.adapters.providers.http import (
+    ApiClient,
+    _default_message,
+    error_class_for_status,
+    parse_retry_after,
+)
+from opcockpit.ports.provider import AuthFailed, Conflict, NotFound, ProtocolError, RateLimited, Unavailable
 
 SECRET = "sk-live-Mut4nt5SECRETkey"
 
@@ -148,3 +154,45 @@ async def test_backoff_bounds_hold_for_every_draw() -> None:
     for attempt, d in delays:
         c = min(5.0, 0.1 * 2**attempt)
         assert c / 2 <= d <= c, (attempt, d)
+
+
+# --------------------------------------------------------------------------- statuses and Retry-After
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (400, Conflict), (401, AuthFailed), (403, AuthFailed), (404, NotFound), (409, Conflict),
+        (412, Conflict), (413, ProtocolError), (422, Conflict), (423, Conflict), (424, ProtocolError),
+        (429, RateLimited), (499, ProtocolError), (500, Unavailable), (501, Unavailable), (503, Unavailable),
+    ],
+)  # fmt: skip
+def test_error_class_for_each_status(status: int, cls: type) -> None:
+    assert error_class_for_status(status) is cls
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),  # an HTTP date in the past: now
+        ({"Retry-After": "soon"}, None),
+        ({"Retry-After-a": "not a date", "Retry-After-b": "7"}, 7.0),  # a bad one does not stop the scan
+        ({"Retry-After-a": "Wed, 21 Oct 2015 07:28:00 GMT", "Retry-After-b": "2.5"}, 2.5),
+        ({"Retry-After": "-3"}, 0.0),
+    ],
+)
+def test_parse_retry_after_dates_and_bad_values(headers: dict[str, str], seconds: float | None) -> None:
+    assert parse_retry_after(headers) == seconds
+
+
+async def test_a_failing_message_extractor_falls_back_to_the_reason_phrase() -> None:
+    def broken(response: httpx.Response) -> str:
+        raise KeyError("no such field")
+
+    api = ApiClient("p", base_url="http://127.0.0.1:9", message_of=broken)
+    try:
+        err = api.status_error("get", "/x", _response(503, {"message": "ignored"}))
+    finally:
+        await api.aclose()
+    assert type(err) is Unavailable
+    assert str(err) == "p: GET /x -> HTTP 503: Service Unavailable"
