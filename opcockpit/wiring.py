@@ -19,45 +19,73 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from opcockpit.adapters.ledger.alerts import AlertStore
+# Only what `build_cockpit` needs for a snapshot is imported here (collector, LEON readers, the
+# provider registry, the ledger's audit/event logs, history); every other adapter and service is
+# imported by the builder that uses it, so `opcockpit snapshot` starts without them (issue 9:
+# start-up is most of a 100-lease snapshot's wall time).
 from opcockpit.adapters.ledger.audit import AuditLog
 from opcockpit.adapters.ledger.backend import LedgerTarget
-from opcockpit.adapters.ledger.events import EventLog
-from opcockpit.adapters.ledger.queries import QueryStore
-from opcockpit.adapters.ledger.queries import dump_toml as dump_queries_toml  # noqa: F401  (the CLI's)
-from opcockpit.adapters.ledger.queries import load_toml as load_queries_toml  # noqa: F401  (the CLI's)
 from opcockpit.adapters.ledger.sqlite import default_ledger_path
-from opcockpit.adapters.leon.events_db import EventsDbReader
-from opcockpit.adapters.leon.explore_rows import ExploreRows
 from opcockpit.adapters.leon.sandbox_changes import SandboxDbTracker
 from opcockpit.adapters.leon.sandbox_db import SandboxDbReader, read_db_state
-from opcockpit.adapters.leon.sql_readonly import ReadOnlySql
-from opcockpit.adapters.leon.writer import LeonWriter
-from opcockpit.adapters.notify import Notifier
-from opcockpit.adapters.otlp import OtlpExporter, resolve_target
-from opcockpit.adapters.pg_source import PgSandboxReader, PgSourceSpec, read_pg_state, refused_writer
-from opcockpit.adapters.pg_source_track import PgSourceTracker
 from opcockpit.adapters.providers.registry import build_adapter
-from opcockpit.domain.alerts import AlertsConfig
-from opcockpit.domain.events import EventsConfig
-from opcockpit.domain.models import GroundTruth
-from opcockpit.domain.runs import RunHealth
+from opcockpit.domain.alerts_config import AlertsConfig
+from opcockpit.domain.events_config import EventsConfig
 from opcockpit.ports.leon import LeonAccess
-from opcockpit.ports.provider import ProviderAdapter
-from opcockpit.services.alert_engine import AlertEngine
 from opcockpit.services.collect import FleetCollector
-from opcockpit.services.explore import ExploreService
-from opcockpit.services.export import ContinuousExporter, LedgerFeed
 from opcockpit.services.history import RecordingCollector, record_events
-from opcockpit.services.inspect import InspectService
-from opcockpit.services.ledger_watch import LedgerWatch
 from opcockpit.services.operations import Operations
-from opcockpit.services.runs import load_run_health
-from opcockpit.settings.config import CockpitConfig
-from opcockpit.settings.export import OtlpExportConfig
 
-if TYPE_CHECKING:  # starlette loads only when `serve` runs
-    from opcockpit.services.webhooks import WebhookReceiver
+if TYPE_CHECKING:  # annotations only; the builders import what they construct
+    from opcockpit.adapters.ledger.alerts import AlertStore
+    from opcockpit.adapters.ledger.events import EventLog
+    from opcockpit.adapters.leon.events_db import EventsDbReader
+    from opcockpit.adapters.leon.writer import LeonWriter
+    from opcockpit.adapters.notify import Notifier
+    from opcockpit.adapters.otlp import OtlpExporter
+    from opcockpit.domain.models import GroundTruth
+    from opcockpit.domain.runs import RunHealth
+    from opcockpit.ports.provider import ProviderAdapter
+    from opcockpit.services.alert_engine import AlertEngine
+    from opcockpit.services.explore import ExploreService
+    from opcockpit.services.export import ContinuousExporter, LedgerFeed
+    from opcockpit.services.inspect import InspectService
+    from opcockpit.services.ledger_watch import LedgerWatch
+    from opcockpit.services.webhooks import WebhookReceiver  # starlette loads only when `serve` runs
+    from opcockpit.settings.config import CockpitConfig
+    from opcockpit.settings.export import OtlpExportConfig
+
+# Names the CLI and tests import from here, resolved on first use (module __getattr__ below).
+_LAZY = {
+    "load_queries_toml": ("opcockpit.adapters.ledger.queries", "load_toml"),
+    "dump_queries_toml": ("opcockpit.adapters.ledger.queries", "dump_toml"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(where[0]), where[1])
+    globals()[name] = value
+    return value
+
+
+def _leon_writer(*args: Any, **kwargs: Any) -> LeonWriter:
+    """LeonWriter(...), imported when an action first writes (never on the snapshot path)."""
+    from opcockpit.adapters.leon.writer import LeonWriter
+
+    return LeonWriter(*args, **kwargs)
+
+
+def _events_reader(*args: Any, **kwargs: Any) -> EventsDbReader:
+    """EventsDbReader(...), imported when events.db is first read."""
+    from opcockpit.adapters.leon.events_db import EventsDbReader
+
+    return EventsDbReader(*args, **kwargs)
+
 
 T = TypeVar("T")
 
@@ -103,21 +131,24 @@ def leon_access(local_tz: tzinfo | None = None, *, sources: Any = None) -> LeonA
         return LeonAccess(
             read_db_state=read_db_state,
             sandbox_reader=SandboxDbReader,
-            events_reader=EventsDbReader,
-            writer=LeonWriter,
+            events_reader=_events_reader,
+            writer=_leon_writer,
             db_tracker=SandboxDbTracker,
         )
     return LeonAccess(
         read_db_state=partial(read_db_state, local_tz=local_tz),
         sandbox_reader=partial(SandboxDbReader, local_tz=local_tz),
-        events_reader=EventsDbReader,  # events.db stores UTC text: no zone to apply
-        writer=LeonWriter,
+        events_reader=_events_reader,  # events.db stores UTC text: no zone to apply
+        writer=_leon_writer,
         db_tracker=partial(SandboxDbTracker, local_tz=local_tz),
     )
 
 
 def pg_leon_access(sources: Any, local_tz: tzinfo | None = None) -> LeonAccess:
     """LeonAccess over LEON's tables in PostgreSQL (`[sources] kind = "postgres"`)."""
+    from opcockpit.adapters.pg_source import PgSandboxReader, PgSourceSpec, read_pg_state, refused_writer
+    from opcockpit.adapters.pg_source_track import PgSourceTracker
+
     spec = PgSourceSpec(sources.resolve_url() or "", getattr(sources, "db_schema", "public"))
 
     def reader(_path: str = "", *, local_tz: tzinfo | None = local_tz, **_: Any) -> PgSandboxReader:
@@ -132,7 +163,7 @@ def pg_leon_access(sources: Any, local_tz: tzinfo | None = None) -> LeonAccess:
     return LeonAccess(
         read_db_state=read_state,
         sandbox_reader=reader,
-        events_reader=EventsDbReader,  # events.db stays a file (run_events on PostgreSQL: not yet)
+        events_reader=_events_reader,  # events.db stays a file (run_events on PostgreSQL: not yet)
         writer=refused_writer,
         db_tracker=tracker,
     )
@@ -179,6 +210,8 @@ def build_notifier(config: AlertsConfig) -> Notifier | None:
     """The notifier for `config`'s channels; None when no channel is configured."""
     if config.webhook is None and config.command is None:
         return None
+    from opcockpit.adapters.notify import Notifier
+
     return Notifier(config)
 
 
@@ -193,6 +226,8 @@ def build_alert_engine(
 ) -> AlertEngine:
     """An AlertEngine over `store`, notifying through `config`'s channels unless `notifier` is given;
     with `events`, alert.* events are appended and the flapping rule reads them."""
+    from opcockpit.services.alert_engine import AlertEngine
+
     config = config or AlertsConfig()
     return AlertEngine(
         store, config, clock, notifier=notifier or build_notifier(config), leon=leon or leon_access(),
@@ -208,6 +243,8 @@ def events_config(settings: CockpitConfig) -> EventsConfig:
 
 def build_event_log(settings: CockpitConfig, ledger: str | os.PathLike[str] | None) -> EventLog | None:
     """The event ledger in `ledger` (opened lazily: building never touches the file)."""
+    from opcockpit.adapters.ledger.events import EventLog
+
     cfg = events_config(settings)
     return EventLog(ledger, cfg) if cfg.enabled else None
 
@@ -221,6 +258,11 @@ def build_explore(
 ) -> ExploreService:
     """Explore over `settings`' sandbox.db/events.db and the ledger (read-only everywhere except
     the saved queries and history it keeps in the ledger)."""
+    from opcockpit.adapters.ledger.queries import QueryStore
+    from opcockpit.adapters.leon.explore_rows import ExploreRows
+    from opcockpit.adapters.leon.sql_readonly import ReadOnlySql
+    from opcockpit.services.explore import ExploreService
+
     sources = settings.sources
     sandbox = str(sources.sandbox_db) if sources.sandbox_db else None
     events = str(sources.events_db) if sources.events_db else None
@@ -228,7 +270,7 @@ def build_explore(
     return ExploreService(
         rows=ExploreRows(sandbox, events, ledger),
         events_db=events,
-        events_reader=EventsDbReader,
+        events_reader=_events_reader,
         sql=ReadOnlySql(sandbox, events, ledger) if sandbox else None,
         store=lambda: QueryStore(ledger),
         clock=clock,
@@ -265,10 +307,14 @@ class Cockpit:
     @property
     def inspect(self) -> InspectService:
         """Logs and raw provider records through the collector's adapters (the TUI's `l`/`y`)."""
+        from opcockpit.services.inspect import InspectService
+
         return InspectService(lambda name: self.collector.adapters.get(name))
 
     def open_alert_store(self) -> AlertStore:
         """The alert tables of this cockpit's ledger (blocking: call from a thread in async code)."""
+        from opcockpit.adapters.ledger.alerts import AlertStore
+
         return AlertStore.open(self.ledger if self.ledger is not None else self.ledger_path)
 
     def alert_engine(self, store: AlertStore, *, clock: Callable[[], datetime] | None = None) -> AlertEngine:
@@ -281,6 +327,8 @@ class Cockpit:
     ) -> RunHealth:
         """Run health from this cockpit's events.db (`events_db` overrides it), windows from the
         alerts config. A read failure is `RunHealth.error`, never an exception."""
+        from opcockpit.services.runs import load_run_health
+
         cfg = self.alerts_config
         path = events_db if events_db is not None else self.settings.sources.events_db
         return await load_run_health(
@@ -411,6 +459,8 @@ def build_webhook_receiver(
 
 def otlp_config(settings: Any) -> OtlpExportConfig:
     """The `[export.otlp]` table (defaults when the settings carry none)."""
+    from opcockpit.settings.export import OtlpExportConfig
+
     export = getattr(settings, "export", None)
     cfg = getattr(export, "otlp", None)
     return cfg if isinstance(cfg, OtlpExportConfig) else OtlpExportConfig()
@@ -419,6 +469,7 @@ def otlp_config(settings: Any) -> OtlpExportConfig:
 def build_otlp_sink(settings: Any, *, env: Mapping[str, str] | None = None) -> OtlpExporter:
     """The OTLP/HTTP sink for `settings` (endpoint/headers: config, then OTEL_* env)."""
     from opcockpit import __version__
+    from opcockpit.adapters.otlp import OtlpExporter, resolve_target
 
     cfg = otlp_config(settings)
     return OtlpExporter(
@@ -451,6 +502,8 @@ def ledger_feed(cockpit: Cockpit) -> LedgerFeed | None:
 def build_exporter(cockpit: Cockpit, *, force: bool = False) -> ContinuousExporter | None:
     """The TUI's continuous export (`start()` / `await stop()`); None when `[export.otlp]` is
     off (`force`: build it anyway)."""
+    from opcockpit.services.export import ContinuousExporter
+
     cfg = otlp_config(cockpit.settings)
     if not (force or cfg.is_enabled()):
         return None
@@ -468,6 +521,8 @@ def build_ledger_watch(
     """The TUI's follower of the ledger's `provider.event` rows (webhooks stored by `opcockpit
     serve`): looks at the instances they name through the collector, then `on_change`. None when
     the event ledger is off."""
+    from opcockpit.services.ledger_watch import LedgerWatch
+
     if cockpit.events is None:
         return None
     return LedgerWatch(cockpit.events, look=getattr(cockpit.collector, "look", None), on_change=on_change)

@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from opcockpit.domain.query.filter import Filter
+if TYPE_CHECKING:  # annotations only: importing the query package would load lark
+    from opcockpit.domain.query.filter import Filter
 
 __all__ = [
     "ExploreRowsPort",

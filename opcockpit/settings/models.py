@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from opcockpit.domain.alerts_config import DAY_S, STRICT, AlertsConfig
-from opcockpit.domain.events import EventsConfig
+from opcockpit.domain.events_config import EventsConfig
 from opcockpit.domain.secrets import http_url_problem, redact_url
 from opcockpit.settings.export import ExportConfig
 

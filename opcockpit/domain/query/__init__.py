@@ -26,7 +26,15 @@ from opcockpit.domain.query.evaluate import (
     run_plan,
 )
 from opcockpit.domain.query.filter import AnyText, Atom, Bool, Filter
-from opcockpit.domain.query.grammar import parse
+
+
+def parse(text: str) -> Query:
+    """Query text -> AST (grammar.parse). lark and the parser load on the first parse, not when
+    the package is imported: the ports and the snapshot path import the query types only."""
+    from opcockpit.domain.query.grammar import parse as parse_text
+
+    return parse_text(text)
+
 
 __all__ = [
     "DATASETS",
