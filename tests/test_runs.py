@@ -219,3 +219,35 @@ def test_load_run_health_missing_events_db_is_unknown_not_zero(tmp_path: Path) -
         )
     )
     assert ok.available and ok.by_status["stuck"] == 1
+
+
+def test_run_health_reuses_the_read_while_events_db_is_unchanged(tmp_path: Path) -> None:
+    """The TUI asks every tick: an unchanged events.db is not re-read (its runs are reused and
+    judged at the new `now`); a write to it is read at once."""
+    import sqlite3
+
+    edb = events_db(tmp_path / "events.db", _fleet)
+    opened: list[str] = []
+    real = leon_access().events_reader
+
+    def counting(path: str):  # type: ignore[no-untyped-def]
+        opened.append(path)
+        return real(path)
+
+    async def ask(at):  # type: ignore[no-untyped-def]
+        return await load_run_health(edb, at, events_reader=counting)
+
+    first = asyncio.run(ask(T0))
+    later = asyncio.run(ask(T0 + timedelta(seconds=30)))
+    assert len(opened) == 1 and later.by_status == first.by_status
+    assert {r.run_id for r in later.stuck} >= {r.run_id for r in first.stuck}  # judged at the new now
+    conn = sqlite3.connect(edb)
+    add_run(
+        conn, "m_aaaaaaaaaaaa-9", "run-new", outcome="error", error="boom", start=T0 - timedelta(minutes=1)
+    )
+    conn.commit()
+    conn.close()
+    fresh = asyncio.run(ask(T0 + timedelta(seconds=31)))
+    assert len(opened) == 2 and fresh.by_status["error"] == first.by_status["error"] + 1
+    asyncio.run(ask(T0 + timedelta(seconds=31 + 61)))  # older than REUSE_S: read again
+    assert len(opened) == 3
