@@ -19,7 +19,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        import click
+        # typer (>= 0.29) carries its own click (typer._click): its exceptions are typer's. The
+        # `click` package is not a dependency, and importing it cost ~10 ms of every start-up.
         import typer
 
         from opcockpit.cli.app import app
@@ -27,11 +28,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = typer.main.get_command(app)
         try:
             code = command.main(args=argv, prog_name="opcockpit", standalone_mode=False)
-        except click.exceptions.Abort as exc:
-            if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        except typer.Abort as exc:  # EOF at a prompt (Ctrl-C arrives as Exit(130), below)
+            if isinstance(exc.__cause__, KeyboardInterrupt):
                 raise exc.__cause__ from None
             return _usage_error(exc)
-        except (typer.TyperException, click.exceptions.ClickException) as exc:  # usage: one line
+        except typer.TyperException as exc:  # usage errors (typer's click's): one line
             return _usage_error(exc)
         if code == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into Exit(130): say it, once
             say_interrupted()
