@@ -34,7 +34,6 @@ from opcockpit.domain.events_config import EventsConfig
 from opcockpit.ports.leon import LeonAccess
 from opcockpit.services.collect import FleetCollector
 from opcockpit.services.history import RecordingCollector, record_events
-from opcockpit.services.operations import Operations
 
 if TYPE_CHECKING:  # annotations only; the builders import what they construct
     from opcockpit.adapters.ledger.alerts import AlertStore
@@ -51,6 +50,7 @@ if TYPE_CHECKING:  # annotations only; the builders import what they construct
     from opcockpit.services.export import ContinuousExporter, LedgerFeed
     from opcockpit.services.inspect import InspectService
     from opcockpit.services.ledger_watch import LedgerWatch
+    from opcockpit.services.operations import Operations
     from opcockpit.services.webhooks import WebhookReceiver  # starlette loads only when `serve` runs
     from opcockpit.settings.config import CockpitConfig
     from opcockpit.settings.export import OtlpExportConfig
@@ -199,6 +199,8 @@ def build_operations(
     **kw: Any,
 ) -> Operations:
     """Operations sharing `collector`'s adapters (or its own `adapters`), with the real writer."""
+    from opcockpit.services.operations import Operations
+
     return Operations(
         settings, collector=collector, adapters=dict(adapters) if adapters is not None else None,
         operator=operator or operator_name(), leon=leon_access(source_tz(settings), sources=settings.sources),
@@ -278,6 +280,35 @@ def build_explore(
     )
 
 
+class _Deferred:
+    """A value `Cockpit` builds on first read (`_OnFirstRead`): the factory is called once."""
+
+    __slots__ = ("factory",)
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.factory = factory
+
+
+class _OnFirstRead:
+    """A dataclass field (descriptor-typed: still a required constructor argument) whose value
+    may be a `_Deferred`: built on first read. `build_cockpit` defers Operations this way, so a
+    snapshot, which never acts, does not import or build it (issue 9: start-up)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_{name}_value"
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:  # no class-level default: the field stays required
+            raise AttributeError(self._slot)
+        value = obj.__dict__[self._slot]
+        if isinstance(value, _Deferred):
+            value = obj.__dict__[self._slot] = value.factory()
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self._slot] = value
+
+
 @dataclass
 class Cockpit:
     """Everything one cockpit process (TUI, CLI command, demo, test, benchmark) works with."""
@@ -287,7 +318,7 @@ class Cockpit:
     operator: str
     ledger_path: Path
     collector: FleetCollector | RecordingCollector
-    operations: Operations
+    operations: Operations = _OnFirstRead()  # type: ignore[assignment]  # required; see _OnFirstRead
     audit: AuditLog
     clock: Callable[[], datetime] | None = None
     events: EventLog | None = None  # the event ledger (None: `[events] enabled = false`)
@@ -366,10 +397,10 @@ def build_cockpit(
     # Every refresh (TUI, snapshot, demo, action waits) records what changed into the ledger.
     collector = RecordingCollector(fleet, events) if events is not None else fleet
     audit = AuditLog(target)
-    operations = build_operations(
-        settings, collector=collector, read_only=read_only, operator=operator, audit=audit,
-        on_event=record_events(events) if events is not None else None,
-    )  # fmt: skip
+    operations = _Deferred(partial(
+        build_operations, settings, collector=collector, read_only=read_only, operator=operator,
+        audit=audit, on_event=record_events(events) if events is not None else None,
+    ))  # fmt: skip
     return Cockpit(
         settings=settings,
         read_only=read_only,
