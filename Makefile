@@ -31,7 +31,8 @@ bench: $(STAMP)
 
 # Mutation testing (mutmut 3) of operations.py, providers/http.py and alerts.py, one module at a
 # time with its own tests, one worker (2 shared cores); then docs/mutation.md. Long: see that doc.
-# `make mutate MODULES=http` runs one; `REV=HEAD` tests the last commit instead of the working tree.
+# `make mutate MODULES=http` runs one; `REV=HEAD` tests the last commit instead of the working tree;
+# `ARGS="--timeout-s 1200"` time-boxes each module, `ARGS=--survivors` re-tests only last survivors.
 mutate: $(STAMP)
-	env -u OPCOCKPIT_CI -u CI $(BIN)/python tools/mutate.py --max-children 1 $(if $(REV),--rev $(REV)) $(MODULES)
+	env -u OPCOCKPIT_CI -u CI $(BIN)/python tools/mutate.py --max-children 1 $(if $(REV),--rev $(REV)) $(ARGS) $(MODULES)
 	$(BIN)/python tools/mutation_report.py
