@@ -9,7 +9,9 @@ them to every command's signature, and the value given last on the command line 
 No `from __future__ import annotations` here: typer reads the signatures at run time.
 """
 
+import copy
 import inspect
+import os
 from collections.abc import Callable
 from contextvars import ContextVar
 from enum import Enum, StrEnum
@@ -181,6 +183,25 @@ def parse(argv: list[str]) -> tuple[Callable[[Any], int], SimpleNamespace]:
         _CAPTURE.reset(token)
     run, args = captured
     return run, args
+
+
+def command_for(argv: list[str]) -> Any:
+    """The click command that runs `opcockpit ARGV`. Building typer's whole tree costs ~15 ms of
+    every start-up (issue 9: most of a snapshot's wall time is start-up), so when ARGV starts with
+    a command's or group's name only that one is built under the same root (callback, global
+    flags, help and error texts unchanged). Anything else (options first, a typo, no command,
+    shell completion) builds the whole tree."""
+    target = app
+    name = argv[0] if argv else ""
+    completing = any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ)
+    if name and not name.startswith("-") and not completing:
+        commands = [c for c in app.registered_commands if c.name == name]
+        groups = [g for g in app.registered_groups if g.name == name]
+        if commands or groups:
+            target = copy.copy(app)  # shallow: shares every registration, only the lists differ
+            target.registered_commands = commands
+            target.registered_groups = groups
+    return typer.main.get_command(target)
 
 
 def _register(

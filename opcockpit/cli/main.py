@@ -23,9 +23,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `click` package is not a dependency, and importing it cost ~10 ms of every start-up.
         import typer
 
-        from opcockpit.cli.app import app
+        from opcockpit.cli.app import command_for
 
-        command = typer.main.get_command(app)
+        command = command_for(argv)
         try:
             code = command.main(args=argv, prog_name="opcockpit", standalone_mode=False)
         except typer.Abort as exc:  # EOF at a prompt (Ctrl-C arrives as Exit(130), below)
