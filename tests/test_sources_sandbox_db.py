@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -639,3 +640,20 @@ async def test_concurrent_reads_on_one_reader_take_turns(tmp_path: Path) -> None
         )
     assert list(results[0].leases) == list(results[3].leases) == expected_leases("leonai")
     assert len(results[1]) == len(results[4]) == 9
+
+
+async def test_a_cancelled_read_never_wedges_the_reader(tmp_path: Path) -> None:
+    """The TUI cancels a detail load when the cursor moves: whatever point the cancel hits (even
+    a queued BEGIN with no COMMIT to follow), the next read on the same reader works."""
+    import asyncio
+
+    ex = write_worked_example(tmp_path)
+    async with SandboxDbReader(str(ex.sandbox_db), local_tz=EXAMPLE_TZ) as r:
+        for spins in range(6):
+            task = asyncio.create_task(r.lease_events())
+            for _ in range(spins):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            assert len(await r.lease_events()) == 9

@@ -183,6 +183,19 @@ class SandboxDbReader:
         async with self._turn:
             return await self._transaction_now(fn)
 
+    @staticmethod
+    async def _begin(conn: aiosqlite.Connection) -> None:
+        """BEGIN a read transaction. A caller cancelled while its BEGIN was queued (the TUI cancels
+        a detail load when the cursor moves) can leave one open with no COMMIT to follow: end it
+        and begin ours (a read transaction holds nothing worth keeping)."""
+        try:
+            await conn.execute("BEGIN")
+        except sqlite3.OperationalError as exc:
+            if "within a transaction" not in str(exc):
+                raise
+            await conn.execute("COMMIT")
+            await conn.execute("BEGIN")
+
     async def _transaction_now(
         self, fn: Callable[[aiosqlite.Connection, _Schema], Awaitable[_T]]
     ) -> tuple[_Schema, _T]:
@@ -190,7 +203,7 @@ class SandboxDbReader:
         if conn is None:
             raise RuntimeError("SandboxDbReader is not open; use `async with SandboxDbReader(path)`")
         try:
-            await conn.execute("BEGIN")
+            await self._begin(conn)
             try:
                 rows = await conn.execute_fetchall("PRAGMA schema_version")
                 version = int(next(iter(rows))[0])
