@@ -6,7 +6,6 @@ way), an orphan or leaked instance (provider only), an adoption (a new lease). `
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
@@ -228,20 +227,13 @@ class ActionSteps:
         detail = f" ({result.detail})" if result is not None and result.detail else ""
         return f"{verb}{detail}"
 
-    async def _look(self, provider: str, instance_id: str) -> None:
-        """The provider answered: a paced collector GETs the instance now (shown on the next
-        refresh) and lists the provider in full on it, so the action settles within one refresh
-        instead of waiting for the provider's next scheduled listing."""
-        collector = self.collector
-        if collector is None or not getattr(collector, "paced", False):
-            return
-        relist = getattr(collector, "relist", None)
+    def _relist(self, provider: str) -> None:
+        """The provider answered: the collector lists it in full on the next refresh, so the
+        action settles within one refresh instead of waiting for the provider's scheduled
+        listing (a GET of the instance beside it would only repeat that listing's work)."""
+        relist = getattr(self.collector, "relist", None)
         if relist is not None:
             relist(provider)
-        look = getattr(collector, "look", None)
-        if look is not None:
-            with contextlib.suppress(Exception):  # a failed look: the full listing shows it
-                await look(provider, [instance_id])
 
     async def _provider_call(self, op: Operation, what: str) -> ActionResult:
         """Call the provider. A lost answer (timeout, connection error, 5xx) is settled by one
@@ -250,7 +242,7 @@ class ActionSteps:
         assert t.instance_id is not None
         try:
             result = await self._call(action, t.provider, t.instance_id)
-            await self._look(t.provider, t.instance_id)
+            self._relist(t.provider)
             return result
         except _Refuse:
             raise
@@ -405,7 +397,7 @@ class ActionSteps:
             op.message = op.error = clip(f"could not adopt: {exc}")
             return
         stage("recorded")
-        await self._look(t.provider, t.instance_id)  # settles on a listing taken after the adopt
+        self._relist(t.provider)  # settles on a listing taken after the adopt
         op.new_lease_id = rec.lease_id
         op.target = replace(t, thread_id=thread_id) if thread_id else t
         op.outcome = "done"
