@@ -338,8 +338,8 @@ class AgentBayDouble(FakeProvider):
                 "ResourceUrl": "",
                 "HttpPort": "",
                 "NetworkInterfaceIp": "",
-                "Token": "",
-                "LinkUrl": "",
+                "Token": inst.extra.get("token", ""),  # a session credential (raw-record redaction tests)
+                "LinkUrl": inst.extra.get("link_url", ""),
                 "WsUrl": "",
                 "ToolList": "[]",
                 "VpcResource": False,

@@ -326,6 +326,8 @@ class E2BDouble(FakeProvider):
                 return self._not_found(sandbox_id)
             body = self.render(inst)
         body["lifecycle"] = {"autoResume": False, "onTimeout": "kill"}
+        if inst.extra.get("envd_access_token"):  # a secure sandbox: GET returns its envd token
+            body["envdAccessToken"] = inst.extra["envd_access_token"]
         if inst.state == "paused":
             body["pauseMode"] = inst.extra.get("pause_mode", "full")
         return Response(200, body)
