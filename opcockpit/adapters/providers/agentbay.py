@@ -366,6 +366,16 @@ class AgentBayAdapter:
             self._remember(instance_id, labels)
         return self._instance(instance_id, raw, labels)
 
+    async def raw_record(self, instance_id: str) -> dict[str, Any]:
+        """What AgentBay says about one session, one key per call as sent: `GetSession.Data`
+        (its `Token`/`LinkUrl` are credentials: the caller redacts) and `GetLabel` (decoded).
+        AgentBay has no single record; both calls are what the listing itself relies on."""
+        body = await self.call("GetSession", {"SessionId": instance_id})
+        data = body.get("Data")
+        if not isinstance(data, dict):
+            raise self.api.protocol_error("POST", "/?Action=GetSession", "Data is not a JSON object")
+        return {"GetSession": data, "GetLabel": await self.get_labels(instance_id)}
+
     # -- actions ------------------------------------------------------------------------------
 
     async def pause(self, instance_id: str) -> ActionResult:

@@ -204,6 +204,15 @@ class DaytonaAdapter:
         path = self._path(instance_id)
         return self._instance(await self._api.json("GET", path), "GET", path)
 
+    async def raw_record(self, instance_id: str) -> dict[str, Any]:
+        """`GET /sandbox/{idOrName}` (the Sandbox DTO, `env` included) as sent: the caller
+        (services.inspect) redacts before anything is shown. 404 -> NotFound."""
+        path = self._path(instance_id)
+        body = await self._api.json("GET", path)
+        if not isinstance(body, dict):
+            raise self._api.protocol_error("GET", path, "sandbox is not a JSON object")
+        return body
+
     async def confirm_orphans(self, ids: Iterable[str]) -> frozenset[str]:
         """Ids a GET by id confirms exist and are not being destroyed.
 

@@ -170,6 +170,15 @@ class E2BAdapter:
         body = await self._api.json("GET", path)
         return self._instance(body, "GET", path)
 
+    async def raw_record(self, instance_id: str) -> dict[str, Any]:
+        """`GET /sandboxes/{id}` (SandboxDetail) as sent, `envdAccessToken` included: the caller
+        (services.inspect) redacts before anything is shown. 404 -> NotFound."""
+        path = f"/sandboxes/{quote(instance_id, safe='')}"
+        body = await self._api.json("GET", path)
+        if not isinstance(body, dict):
+            raise self._api.protocol_error("GET", path, "sandbox detail is not a JSON object")
+        return body
+
     # -- actions -------------------------------------------------------------------------------
 
     async def pause(self, instance_id: str) -> ActionResult:
