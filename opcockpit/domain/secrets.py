@@ -210,19 +210,30 @@ def _spellings(secret: str) -> set[str]:
     }
 
 
-# Every shape above needs one of these in the text: most text (event bodies, reasons) has none
-# and skips the ten substitutions (the event ledger scrubs every row it appends).
-_SHAPE_TRIGGER = re.compile(r"(?i)[@=]|bearer|x-api-key|authorization|api[_-]?key|e2b_|dtn_|akm-")
-
-
 @functools.lru_cache(maxsize=4096)
 def _replacement(secret: str) -> tuple[tuple[str, ...], str]:
     """A secret's spellings (longest first) and its redacted form: computed once per secret."""
     return tuple(v for v in sorted(_spellings(secret), key=len, reverse=True) if v), redact(secret)
 
 
+# Every shape above needs "@", "=" or one of these words (any case) in the text: most text (event
+# bodies, reasons) has none and skips the ten substitutions (the ledger scrubs every row it appends).
+_TRIGGER_WORDS = (
+    "bearer", "x-api-key", "authorization", "apikey", "api_key", "api-key", "e2b_", "dtn_", "akm-",
+)  # fmt: skip
+
+
+def _may_have_shape(text: str) -> bool:
+    """Substring tests, not a case-blind alternation regex (that cost ~100 ns a character: 0.3 s
+    of a 10k-event ledger append); casefold matches at least what (?i) would."""
+    if "@" in text or "=" in text:
+        return True
+    folded = text.casefold()
+    return any(w in folded for w in _TRIGGER_WORDS)
+
+
 def scrub_shapes(text: str) -> str:
-    if not _SHAPE_TRIGGER.search(text):
+    if not _may_have_shape(text):
         return text
     for pattern in _SHAPES:
         text = pattern.sub(lambda m: m.group(1) + MASK, text)
