@@ -9,6 +9,8 @@
   results) sit beside it, and selecting one adds `field:value` to the query and runs it.
 - ↑/↓ in the input recall earlier queries (this session's, then the ledger's history).
 - Enter on a result row opens the lease / thread detail (or focuses the orphan).
+- `v` (or ctrl+t, also from the input) cycles table -> timeline -> chart (tabs/explore_views.py);
+  the chart degrades to ASCII on NO_COLOR / limited terminals (widgets/chart.ascii_terminal).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.suggester import Suggester
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
@@ -33,6 +35,8 @@ from opcockpit.domain.query.evaluate import PSEUDO
 from opcockpit.domain.text import error_line, safe_text
 from opcockpit.tui.rows import fmt_ts
 from opcockpit.tui.table.widget import Column, KeyedTable
+from opcockpit.tui.tabs.explore_views import MODES, render_mode
+from opcockpit.tui.widgets.chart import ascii_terminal
 
 __all__ = ["ExploreView", "QuerySuggester", "refine"]
 
@@ -116,8 +120,13 @@ class ExploreView(Vertical):
     #explore-body { height: 1fr; }
     #explore-table { width: 1fr; }
     #explore-facets { width: 30; height: 1fr; border-left: solid $panel-lighten-2; }
+    #explore-chart { width: 1fr; height: 1fr; }
+    #explore-chart-text { width: auto; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel query", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel query", show=False),
+        Binding("v,ctrl+t", "cycle_view", "Table/timeline/chart", key_display="v"),
+    ]
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -132,6 +141,9 @@ class ExploreView(Vertical):
         self.cancelled = False
         self._worker: Worker[Any] | None = None
         self._service: Any = None
+        self.mode = "table"  # table | timeline | chart
+        self.ran_text = ""  # the query the shown result came from (the chart reads its bucket)
+        self.ascii = ascii_terminal()
 
     def compose(self) -> ComposeResult:
         yield QueryInput(placeholder=PLACEHOLDER, id="explore-input", suggester=QuerySuggester(self))
@@ -140,10 +152,13 @@ class ExploreView(Vertical):
             yield KeyedTable(
                 [Column("-", "", 10)], markable=False, empty_text="no results yet", id="explore-table"
             )
+            with VerticalScroll(id="explore-chart"):
+                yield Static("", id="explore-chart-text")
             yield OptionList(id="explore-facets")
 
     def on_mount(self) -> None:
         self.query_one("#explore-facets", OptionList).display = False
+        self.query_one("#explore-chart").display = False
         self._load_history()
 
     # ------------------------------------------------------------------ the service
@@ -230,6 +245,7 @@ class ExploreView(Vertical):
             self._show_error(error_line(exc))
             return
         self.running = False
+        self.ran_text = text
         self._show_result(result)
 
     def action_cancel(self) -> None:
@@ -284,6 +300,37 @@ class ExploreView(Vertical):
             lines.append(result.notice)
         lines += [f"! {w}" for w in result.warnings]
         self._status(Text("\n".join(safe_text(x) for x in lines)), error=False)
+        self._render_mode()
+
+    # ------------------------------------------------------------------ table / timeline / chart
+
+    def action_cycle_view(self) -> None:
+        self.set_mode(MODES[(MODES.index(self.mode) + 1) % len(MODES)])
+
+    def set_mode(self, mode: str) -> None:
+        self.mode = mode
+        table = mode == "table"
+        self.query_one("#explore-table").display = table
+        self.query_one("#explore-chart").display = not table
+        facets = self.query_one("#explore-facets", OptionList)
+        facets.display = table and bool(self._facet_choices)  # the chart gets the full width
+        self._render_mode()
+
+    def chart_lines(self) -> list[str]:
+        width = max(min(self.size.width - 2, 118), 20)
+        return render_mode(self.mode, self.result, self.ran_text, width=width, ascii=self.ascii)
+
+    def _render_mode(self) -> None:
+        if self.mode == "table":
+            return
+        lines = self.chart_lines()
+        # DB and provider text reaches the timeline labels: terminal-safe, line by line
+        self.query_one("#explore-chart-text", Static).update(
+            Text("\n".join(safe_text(x, single_line=True) for x in lines))
+        )
+
+    def on_resize(self) -> None:
+        self._render_mode()
 
     def _show_facets(self, result: Any) -> None:
         facets = self.query_one("#explore-facets", OptionList)
@@ -302,7 +349,7 @@ class ExploreView(Vertical):
                 label = "∅" if value in (None, "") else safe_text(value)
                 options.append(Option(f" {label[:20]} {n}", id=f"facet-{len(self._facet_choices) - 1}"))
         facets.add_options(options)
-        facets.display = bool(self._facet_choices)
+        facets.display = self.mode == "table" and bool(self._facet_choices)
 
     # ------------------------------------------------------------------ selecting
 
