@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from opcockpit.domain.alerts_rules import QueryRuleConfig, check_rule_name
 from opcockpit.domain.secrets import http_url_problem, redact_mapping, redact_url
 
 __all__ = [
@@ -153,6 +154,13 @@ class AlertsConfig(BaseModel):
     notify_deadline_s: float = Field(default=5.0, gt=0, le=3600)
     webhook: WebhookConfig | None = None
     command: CommandConfig | None = None
+    # query-backed rules, `[alerts.query.<name>]` (domain/alerts_rules.py, services/query_alerts.py)
+    query: dict[str, QueryRuleConfig] = Field(default_factory=dict)
+
+    @field_validator("query")
+    @classmethod
+    def _query_rule_names(cls, v: dict[str, QueryRuleConfig]) -> dict[str, QueryRuleConfig]:
+        return {check_rule_name(k): r for k, r in v.items()}
 
     @field_validator("disabled_rules")
     @classmethod
