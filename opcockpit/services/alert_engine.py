@@ -12,7 +12,7 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from opcockpit.domain.alerts import (
     SCOPE_LEDGER_EVENTS,
@@ -113,6 +113,7 @@ class AlertEngine:
         self.notifier = notifier
         self.leon = leon  # the readers a live round (services.alerting.evaluate_refresh) gathers with
         self.last: AlertSnapshot | None = None
+        self.query_rules: Any = None  # services.query_alerts.QueryRules (issue 11), set by wiring
 
     def evaluate(
         self,
@@ -124,10 +125,15 @@ class AlertEngine:
         now: datetime | None = None,
     ) -> AlertSnapshot:
         now = now or self.clock()
+        if self.query_rules is not None:  # ledger overrides of the TOML (issue 11)
+            self.config = self.query_rules.config(self.config)
         events = self._flap_events(now)
         inp = AlertInputs(ground_truth, now, run_health, lease_events, provider_events, events)
         candidates = evaluate_rules(inp, self.config)
         unknown = unknown_scopes(inp) | ({SCOPE_LEDGER_EVENTS} if events is None else set())
+        if self.query_rules is not None:  # query-backed rules, on their own cadence (issue 11)
+            more, blind = self.query_rules.evaluate(self.config, ground_truth, now)
+            candidates, unknown = [*candidates, *more], unknown | blind
         fired, resolved, n_pending = self.store.apply(
             candidates, now, unknown=unknown, history_keep=self.config.history_keep
         )
