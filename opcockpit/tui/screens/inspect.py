@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 else:
     _AppBase = object
 
-__all__ = ["InspectKeys", "InspectScreen", "open_logs", "open_raw_record"]
+__all__ = ["InspectKeys", "InspectScreen", "open_logs", "open_raw_record", "title_line"]
 
 MAX_LOG_LINES = 5000  # a followed log keeps the newest lines; the provider keeps the rest
 STDERR_GUTTER = "▌ "
@@ -82,16 +82,10 @@ class InspectScreen(Screen[None]):
         yield StableFooter()
 
     def _title(self) -> Text:
-        t = Text(no_wrap=True, overflow="ellipsis")
-        t.append(" logs " if self._logs else " raw record ", style="bold reverse")
-        t.append(f" {safe_text(self.title_text)}", style="bold")
-        if self._record:
-            t.append(f"  {self.style}", style="dim")
         if self._logs:
-            t.append(
-                "  following" if self.follow else "  (f: follow)", style="cyan" if self.follow else "dim"
-            )
-        return t
+            note = ("  following", "cyan") if self.follow else ("  (f: follow)", "dim")
+            return title_line(" logs ", self.title_text, note)
+        return title_line(" raw record ", self.title_text, (f"  {self.style}", "dim"))
 
     def on_mount(self) -> None:
         if self._logs is not None:
@@ -188,6 +182,17 @@ class InspectScreen(Screen[None]):
 
     def action_bottom(self) -> None:
         self.query_one("#inspect-body", ScrollableContainer).scroll_end(animate=False)
+
+
+def title_line(badge: str, title: str, *notes: tuple[str, str], badge_style: str = "bold reverse") -> Text:
+    """A detail screen's one-line title: a reverse badge, the bold (sanitised) subject, dim notes;
+    cut with an ellipsis, never wrapped."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    t.append(badge, style=badge_style)
+    t.append(f" {safe_text(title)}", style="bold")
+    for text, style in notes:
+        t.append(text, style=style)
+    return t
 
 
 # --------------------------------------------------------------------------- opening it

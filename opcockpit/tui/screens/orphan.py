@@ -21,7 +21,7 @@ from opcockpit.domain.inspect import render_record
 from opcockpit.domain.models import OrphanRow
 from opcockpit.domain.text import error_line, safe_text
 from opcockpit.tui.rows import ts
-from opcockpit.tui.screens.inspect import open_logs, open_raw_record
+from opcockpit.tui.screens.inspect import open_logs, open_raw_record, title_line
 from opcockpit.tui.widgets.footer import StableFooter
 
 __all__ = ["OrphanScreen", "claim_words", "orphan_card"]
@@ -115,11 +115,8 @@ class OrphanScreen(Screen[None]):
         yield StableFooter()
 
     def _heading(self) -> Text:
-        t = Text(no_wrap=True, overflow="ellipsis")
-        t.append(" ORPHAN ", style="bold reverse red")
-        t.append(f" {safe_text(self.orphan.instance_id)}", style="bold")
-        t.append(f"  no lease accounts for it at {safe_text(self.orphan.provider)}", style="dim")
-        return t
+        note = f"  no lease accounts for it at {safe_text(self.orphan.provider)}"
+        return title_line(" ORPHAN ", self.orphan.instance_id, (note, "dim"), badge_style="bold reverse red")
 
     def on_mount(self) -> None:
         self.load_record()

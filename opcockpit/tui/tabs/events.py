@@ -10,7 +10,8 @@ Filtering: the table filter covers provider and thread (`provider:docker`, `thre
 time range is a query parameter cycled with `t` (all / 15m / 1h / 24h).
 
 `ProviderEventsView` is the tab's widget; `EventsTab` is the app's part of it (a mixin of
-CockpitApp): loading events and the lease transitions around the selected one, Enter, copy.
+CockpitApp): loading events and the lease transitions around the selected one, Enter (the event
+alone, with its whole payload, and from there its thread), copy.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from opcockpit.domain.events import ProviderEvent as LedgerProviderEvent
 from opcockpit.domain.models import GroundTruthRow, LeaseEventRecord, ProviderEventRecord
 from opcockpit.domain.text import error_line, one_line
 from opcockpit.tui.rows import fmt_ts
+from opcockpit.tui.screens.event import EventDetailScreen
 from opcockpit.tui.table.widget import Column, KeyedTable
 
 if TYPE_CHECKING:
@@ -202,6 +204,8 @@ class ProviderEventsView(Vertical):
         self.range_index = 0
         self.events: dict[str, ProviderEventRecord] = {}  # row key -> record (both sources)
         self.sources: dict[str, str] = {}  # row key -> LEON | observed | received
+        self.ledger_events: dict[str, Event] = {}  # row key -> the stored event (its detail view)
+        self.threads: Mapping[str, str | None] = {}  # lease id -> thread id, as last loaded
         self.around: dict[str, list[LeaseEventRecord]] = {}
         self.around_errors: dict[str, str] = {}
         self.load_error: str | None = None
@@ -273,6 +277,8 @@ class ProviderEventsView(Vertical):
         for ev in self._observed:
             rows[f"c{ev.id}"] = observed_record(ev)  # ledger ids: their own key space
         self.events = {k: rec for k, (_, rec) in rows.items()}
+        self.ledger_events = {f"c{ev.id}": ev for ev in self._observed}
+        self.threads = lease_threads
         self.sources = {k: src for k, (src, _) in rows.items()}
         self.table.replace({k: event_cells(rec, lease_threads, src) for k, (src, rec) in rows.items()})
         self.show_around()
@@ -298,7 +304,7 @@ class ProviderEventsView(Vertical):
 
 class EventsTab(_AppBase):
     """CockpitApp's Provider events tab (mixin): the events query, the lease transitions around the
-    selected event, Enter on an event (its lease's thread detail) and what `c` copies."""
+    selected event, Enter on an event (the event alone: EventDetailScreen) and what `c` copies."""
 
     details: DetailSource | None
     clock: Callable[[], datetime]
@@ -372,9 +378,16 @@ class EventsTab(_AppBase):
         self._load_around()
 
     def _event_selected(self) -> None:
-        ev = self.events_view.selected_event()
-        if ev and ev.matched_lease_id and ev.matched_lease_id in self._rows_by_key:
-            self.open_lease(ev.matched_lease_id)
+        """Enter: the event alone, every field and its whole payload (EventDetailScreen)."""
+        view = self.events_view
+        key = view.table.cursor_key
+        ev = view.events.get(key) if key else None
+        if key is None or ev is None:
+            return
+        row = self._rows_by_key.get(ev.matched_lease_id or "")
+        thread = (row.thread_id if row else None) or view.threads.get(ev.matched_lease_id or "")
+        source = view.sources.get(key, LEON)
+        self.push_screen(EventDetailScreen(source, ev, thread, view.ledger_events.get(key)))
 
     def _event_copy_value(self, key: str) -> str:
         """`c` on an event: its lease id (else its instance id), what the CLI takes."""
