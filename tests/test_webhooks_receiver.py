@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -22,12 +23,11 @@ from standardwebhooks import Webhook
 from opcockpit.adapters.ledger.events import EventLog
 from opcockpit.adapters.leon.schema import create_sandbox_db
 from opcockpit.adapters.providers.e2b_webhooks import E2BWebhooks
-from opcockpit.adapters.webhooks.store import DeliveryStore
 from opcockpit.adapters.webhooks.verify import e2b_signature
 from opcockpit.domain.events import EventQuery
 from opcockpit.doubles.e2b import E2BDouble
 from opcockpit.settings.models import CockpitConfig
-from opcockpit.wiring import WEBHOOK_STORE, build_webhook_receiver
+from opcockpit.wiring import build_webhook_receiver
 from tests.fixtures.leon_db import add_lease
 
 SECRET = "e2b-signing-secret-abcdef012345"
@@ -75,11 +75,13 @@ class Served:
             log.close()
 
     def stored(self) -> int:
-        store = DeliveryStore(self.ledger.parent / WEBHOOK_STORE)
+        """Rows in the ledger holding a webhook idempotency key (one per stored delivery)."""
+        conn = sqlite3.connect(self.ledger)
         try:
-            return store.count()
+            sql = "SELECT count(*) FROM events WHERE idem_key LIKE 'webhook:%'"
+            return int(conn.execute(sql).fetchone()[0])
         finally:
-            store.close()
+            conn.close()
 
     def metrics(self) -> str:
         return httpx.get(f"{self.url}/metrics").text
@@ -180,10 +182,8 @@ def test_slow_ledger_answers_503_with_retry_after_then_stores_once(tmp_path: Pat
     srv.receiver.ack_timeout_s = 0.3
     try:
         body, headers = double.webhook_request(SECRET, double.events_log[0])
-        import sqlite3
-
-        blocker = sqlite3.connect(srv.ledger.parent / WEBHOOK_STORE, isolation_level=None)
-        blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the store: the ledger is slow
+        blocker = sqlite3.connect(srv.ledger, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the ledger: the ledger is slow
         try:
             r = httpx.post(f"{srv.url}/webhooks/e2b", content=body, headers=headers)
             assert r.status_code == 503 and r.headers["retry-after"] and r.json()["error"] == "overloaded"

@@ -15,9 +15,10 @@ from opcockpit.cli.common import EXIT_OK, EXIT_SOURCE, EXIT_USAGE, err, load_or_
 
 
 def _components() -> list[tuple[str, Any]]:
-    from opcockpit.adapters.ledger import alerts_schema, audit
+    """Every component with tables in the ledger: all of them migrate, and copy, together."""
+    from opcockpit.adapters.ledger import alerts_schema, audit, events, queries
 
-    return [(audit.COMPONENT, audit.MIGRATIONS), (alerts_schema.COMPONENT, alerts_schema.MIGRATIONS)]
+    return [(m.COMPONENT, m.MIGRATIONS) for m in (audit, alerts_schema, events, queries)]
 
 
 def run_ledger(args: Any) -> int:

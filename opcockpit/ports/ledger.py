@@ -137,9 +137,18 @@ class EventLogPort(Protocol):
 
     path: Any
 
-    def append(self, events: Sequence[Event], *, picture: Mapping[str, Any] | None = None) -> int:
+    def append(
+        self,
+        events: Sequence[Event],
+        *,
+        picture: Mapping[str, Any] | None = None,
+        keys: Sequence[str | None] | None = None,
+    ) -> int:
         """Append `events` in one transaction; `picture` (changed subject keys -> tuple, None
-        value: forget the key) is stored in the same transaction. Returns the number appended."""
+        value: forget the key) is stored in the same transaction. `keys` (parallel to `events`,
+        None: no key) are idempotency keys: an event whose key is already stored is skipped, in
+        the same transaction (exactly once across crashes and retries). Returns the number
+        appended."""
         ...
 
     def query(self, q: EventQuery) -> list[Event]:

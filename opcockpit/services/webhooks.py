@@ -283,6 +283,11 @@ class WebhookReceiver:
         self._queue = asyncio.Queue(self.queue_max)
         self.metrics.queue_depth = self._queue.qsize
         self._writer = asyncio.create_task(self._write_loop(), name="webhook-ledger-writer")
+        try:  # open (and migrate) the ledger now, not on the first delivery's deadline
+            await asyncio.to_thread(self.sink.known, "-", "-")
+        except Exception as exc:  # /healthz says so; deliveries are refused 503 until it works
+            self.ledger_error = error_line(exc)
+            log.warning("webhook ledger unusable at start: %s", self.ledger_error)
 
     async def stop(self) -> None:
         """Store what is queued (the senders were told 2xx only for stored ones), then close."""
@@ -347,7 +352,7 @@ class WebhookReceiver:
         key = (name, delivery.key)
         seen = self._recent.get(key)
         if seen is None:
-            stored_sha = await asyncio.to_thread(self.sink.known, name, delivery.key)
+            stored_sha = await self._known(name, delivery.key)
             if stored_sha is not None:
                 done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
                 done.set_result(True)
@@ -371,6 +376,17 @@ class WebhookReceiver:
         await self._await_stored(key, fut)
         self.metrics.accepted[name] += 1
         return 202, {"status": "stored", "id": delivery.key}
+
+    async def _known(self, name: str, key: str) -> str | None:
+        """The ledger's answer to "stored before?", within the ack deadline: a ledger busy with
+        another writer makes this a 503 (the sender retries), never a hung request."""
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self.sink.known, name, key), self.ack_timeout_s)
+        except TimeoutError:
+            raise Rejected("overloaded", "ledger slow") from None
+        except Exception as exc:
+            self.ledger_error = error_line(exc)
+            raise Rejected("ledger_unavailable", "the ledger cannot be read") from None
 
     def _remember(self, key: tuple[str, str], value: tuple[str, asyncio.Future[bool]]) -> None:
         self._recent[key] = value

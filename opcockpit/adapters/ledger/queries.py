@@ -1,24 +1,25 @@
-"""Saved queries and query history in the cockpit ledger; TOML import/export (a file a team keeps
-in git). Every error is a LedgerError (one line naming the file)."""
+"""Saved queries and query history in the cockpit ledger (SQLite file or a team's PostgreSQL, one
+SQL through `backend.LedgerDb`); TOML import/export (a file a team keeps in git). Every error is a
+LedgerError (one line naming the ledger, password masked)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import sqlite3
+import threading
 import tomllib
 from datetime import UTC, datetime
 from typing import Any
 
-from opcockpit.adapters.ledger.sqlite import ensure_schema, guarded, open_ledger
+from opcockpit.adapters.ledger.backend import LedgerDb, LedgerTarget, Statement, connect, migrate
+from opcockpit.adapters.ledger.sqlite import guarded
 from opcockpit.ports.explore import SavedQuery
-from opcockpit.ports.ledger import LedgerError
 
 __all__ = ["QueryStore", "dump_toml", "load_toml"]
 
 COMPONENT = "queries"
-MIGRATIONS: list[list[str]] = [
+MIGRATIONS: list[list[Statement]] = [
     [
         """CREATE TABLE saved_queries (
             name TEXT PRIMARY KEY,
@@ -56,19 +57,23 @@ def _row(r: tuple) -> SavedQuery:
 
 
 class QueryStore:
-    """Saved queries + history (ports.explore.SavedQueryStorePort)."""
+    """Saved queries + history (ports.explore.SavedQueryStorePort). Thread-safe (a lock around the
+    one connection)."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self._conn: sqlite3.Connection = open_ledger(path)
-        self.path = str(path) if path is not None else None
+    def __init__(self, path: str | os.PathLike[str] | LedgerTarget | None = None) -> None:
+        self._target = LedgerTarget.parse(path)
+        self.path = self._target.shown
+        self._lock = threading.Lock()
+        self._db: LedgerDb = connect(self._target)
         try:
-            ensure_schema(self._conn, COMPONENT, MIGRATIONS)
-        except LedgerError:
-            self._conn.close()
+            migrate(self._db, COMPONENT, MIGRATIONS)
+        except BaseException:
+            self._db.close()
             raise
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._db.close()
 
     def __enter__(self) -> QueryStore:
         return self
@@ -78,11 +83,14 @@ class QueryStore:
 
     @guarded
     def list(self) -> list[SavedQuery]:
-        return [_row(r) for r in self._conn.execute(f"SELECT {_COLS} FROM saved_queries ORDER BY name")]
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_COLS} FROM saved_queries ORDER BY name").fetchall()
+        return [_row(r) for r in rows]
 
     @guarded
     def get(self, name: str) -> SavedQuery | None:
-        r = self._conn.execute(f"SELECT {_COLS} FROM saved_queries WHERE name = ?", (name,)).fetchone()
+        with self._lock:
+            r = self._db.execute(f"SELECT {_COLS} FROM saved_queries WHERE name = ?", (name,)).fetchone()
         return _row(r) if r else None
 
     @guarded
@@ -91,8 +99,8 @@ class QueryStore:
         if not NAME_RE.match(q.name):
             raise ValueError(f"bad query name {q.name!r}: letters, digits, '_', '.', '-' (max 64)")
         now = datetime.now(UTC).isoformat()
-        with self._conn:
-            self._conn.execute(
+        with self._lock, self._db.transaction():
+            self._db.execute(
                 "INSERT INTO saved_queries (name, query, description, is_sql, params_json, owner, created_at,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET"
                 " query = excluded.query, description = excluded.description, is_sql = excluded.is_sql,"
@@ -107,28 +115,29 @@ class QueryStore:
 
     @guarded
     def remove(self, name: str) -> bool:
-        with self._conn:
-            return self._conn.execute("DELETE FROM saved_queries WHERE name = ?", (name,)).rowcount > 0
+        with self._lock, self._db.transaction():
+            return int(self._db.execute("DELETE FROM saved_queries WHERE name = ?", (name,)).rowcount) > 0
 
     @guarded
     def record_history(
         self, query: str, *, sql: bool, rows: int | None, error: str | None, at: datetime
     ) -> None:
-        with self._conn:
-            self._conn.execute(
+        with self._lock, self._db.transaction():
+            self._db.execute(
                 "INSERT INTO query_history (at, query, is_sql, rows, error) VALUES (?, ?, ?, ?, ?)",
                 (at.isoformat(), query, int(sql), rows, error),
             )
-            self._conn.execute(
+            self._db.execute(
                 "DELETE FROM query_history WHERE id <= (SELECT MAX(id) FROM query_history) - ?",
                 (HISTORY_KEEP,),
             )
 
     @guarded
     def history(self, limit: int = 50) -> list[dict[str, Any]]:
-        rows = self._conn.execute(
-            "SELECT at, query, is_sql, rows, error FROM query_history ORDER BY id DESC LIMIT ?", (limit,)
-        )
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT at, query, is_sql, rows, error FROM query_history ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
         return [{"at": a, "query": q, "sql": bool(s), "rows": n, "error": e} for a, q, s, n, e in rows]
 
 
