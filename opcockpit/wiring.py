@@ -243,7 +243,9 @@ def events_config(settings: CockpitConfig) -> EventsConfig:
     return cfg if isinstance(cfg, EventsConfig) else EventsConfig()
 
 
-def build_event_log(settings: CockpitConfig, ledger: str | os.PathLike[str] | None) -> EventLog | None:
+def build_event_log(
+    settings: CockpitConfig, ledger: str | os.PathLike[str] | LedgerTarget | None
+) -> EventLog | None:
     """The event ledger in `ledger` (opened lazily: building never touches the file)."""
     from opcockpit.adapters.ledger.events import EventLog
 
@@ -274,7 +276,7 @@ def build_explore(
         events_db=events,
         events_reader=_events_reader,
         sql=ReadOnlySql(sandbox, events, ledger) if sandbox else None,
-        store=lambda: QueryStore(ledger),
+        store=lambda: QueryStore(ledger_target(settings, ledger_path)),  # on the team's ledger too
         clock=clock,
         operator=operator or operator_name(),
     )
@@ -393,7 +395,7 @@ def build_cockpit(
     operator = operator_name()
     fleet = build_collector(settings, adapters=adapters, clock=clock, providers=providers)
     fleet.paced = live
-    events = build_event_log(settings, ledger)
+    events = build_event_log(settings, target)  # the event ledger follows audit/alerts (PostgreSQL too)
     # Every refresh (TUI, snapshot, demo, action waits) records what changed into the ledger.
     collector = RecordingCollector(fleet, events) if events is not None else fleet
     audit = AuditLog(target)
@@ -433,9 +435,6 @@ def ledger_target(
 
 # --------------------------------------------------------------------------- webhooks (issue 13)
 
-WEBHOOK_STORE = "webhooks.db"  # the delivery index, beside the ledger
-
-
 def build_webhook_receiver(
     settings: CockpitConfig,
     *,
@@ -443,11 +442,11 @@ def build_webhook_receiver(
     event_log: Any = None,
     convert: Callable[[Any], Any] | None = None,
 ) -> WebhookReceiver:
-    """The `opcockpit serve` receiver: one verifier per `[webhooks.<provider>]`, the delivery
-    store beside the ledger, then the ledger's event log (`event_log` replaces it: tests),
-    leases matched from sandbox.db. ValueError (one line, no secret) on a sender whose secret
-    cannot be a key."""
-    from opcockpit.adapters.webhooks.store import DeliveryStore, LedgerSink
+    """The `opcockpit serve` receiver: one verifier per `[webhooks.<provider>]`, deliveries stored
+    exactly once in the ledger's event log (its idempotency keys; `event_log` replaces it: tests),
+    leases matched from the platform source (sandbox.db or PostgreSQL). ValueError (one line, no
+    secret) on a sender whose secret cannot be a key."""
+    from opcockpit.adapters.webhooks.store import LedgerSink
     from opcockpit.adapters.webhooks.verify import build_verifier
     from opcockpit.domain.secrets import remember
     from opcockpit.services.webhooks import LeaseIndex, Sender, WebhookReceiver
@@ -468,16 +467,17 @@ def build_webhook_receiver(
             name, cfg.kind, verifier, rate_per_s=cfg.rate_per_s, burst=cfg.burst,
             max_body_bytes=cfg.max_body_bytes,
         )  # fmt: skip
-    ledger = Path(ledger_path) if ledger_path is not None else default_ledger_path()
     if event_log is None:
         from opcockpit.adapters.ledger.events import EventLog
-        from opcockpit.domain.events import EventsConfig, event_from_dict
+        from opcockpit.domain.events import event_from_dict
 
-        cfg_events = getattr(settings, "events", None)
-        event_log = EventLog(ledger, cfg_events if isinstance(cfg_events, EventsConfig) else None)
+        event_log = EventLog(ledger_target(settings, ledger_path), events_config(settings))
         convert = convert or event_from_dict
-    sink = LedgerSink(DeliveryStore(ledger.parent / WEBHOOK_STORE), event_log, convert)
-    leases = LeaseIndex(read_db_state, str(settings.sources.sandbox_db))
+    sink = LedgerSink(event_log, convert)
+    sources = settings.sources
+    pg = getattr(sources, "kind", "sqlite") == "postgres"  # the PostgreSQL source ignores the path
+    where = "postgres" if pg else (str(sources.sandbox_db) if sources.sandbox_db else None)
+    leases = LeaseIndex(leon_access(source_tz(settings), sources=sources).read_db_state, where)
     serve = settings.serve
     return WebhookReceiver(
         senders, sink, leases=leases, queue_max=serve.queue_max, ack_timeout_s=serve.ack_timeout_s,
