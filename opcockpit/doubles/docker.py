@@ -60,10 +60,13 @@ class DockerDouble(FakeProvider):
         unix_path: str | None = None,
         flavor: Flavor = "docker",
         api_key: str | None = None,
+        api_versions: tuple[str, str] | None = None,
     ) -> None:
         if flavor not in ("docker", "podman"):
             raise ValueError(f"unknown flavor {flavor!r}")
         self.flavor: Flavor = flavor
+        # (max, min) served; e.g. ("1.52", "1.44") is Docker Engine 29, which refuses /v1.41.
+        self.api_versions = api_versions or _VERSIONS[flavor]
         super().__init__(api_key=api_key, unix_path=unix_path)
 
     # -- FakeProvider hooks ---------------------------------------------------------------------
@@ -155,7 +158,7 @@ class DockerDouble(FakeProvider):
     def dispatch(self, request: Request) -> Response:
         refused = self._version_refused(request)
         response = refused or super().dispatch(request)
-        response.headers.setdefault("Api-Version", _VERSIONS[self.flavor][0])
+        response.headers.setdefault("Api-Version", self.api_versions[0])
         if self.flavor == "podman":
             response.headers.setdefault("Libpod-Api-Version", "4.3.1")
         return response
@@ -168,17 +171,17 @@ class DockerDouble(FakeProvider):
         version = _request_version(request.path)
         if version is None or self.flavor == "podman":
             return None
-        high, low = (_version_tuple(v) for v in _VERSIONS[self.flavor])
+        maximum, minimum = self.api_versions
+        high, low = _version_tuple(maximum), _version_tuple(minimum)
         shown = f"{version[0]}.{version[1]}"
         if version > high:
-            maximum = _VERSIONS["docker"][0]
             return self._error(
                 400, f"client version {shown} is too new. Maximum supported API version is {maximum}"
             )
         if version < low:
             msg = (
                 f"client version {shown} is too old. Minimum supported API version is "
-                f"{_VERSIONS['docker'][1]}, please upgrade your client to a newer version"
+                f"{minimum}, please upgrade your client to a newer version"
             )
             return self._error(400, msg)
         return None
@@ -203,7 +206,7 @@ class DockerDouble(FakeProvider):
 
     def _version(self, request: Request) -> Response:
         version = "4.3.1" if self.flavor == "podman" else "29.0.0-double"
-        high, low = _VERSIONS[self.flavor]
+        high, low = self.api_versions
         return Response(200, {"ApiVersion": high, "MinAPIVersion": low, "Version": version})
 
     # -- errors in each engine's shape ----------------------------------------------------------

@@ -419,7 +419,9 @@ async def test_docker_events_reconnect_with_backoff_after_failed_connects(
     finally:
         await tap.close()
     assert tap.got[0].instance_id == iid
-    assert docker_adapter.request_count == 4  # three refused connects, then the live stream
+    # three refused connects (the first request of each is the engine's /version), then
+    # /version and the live stream
+    assert docker_adapter.request_count == 5
     # Backoff doubles from the low end (jitter up to +50%), capped at the high end.
     low, high = docker_adapter.events_backoff_s
     expected = [low, low * 2, low * 4]

@@ -175,6 +175,9 @@ def test_events_key_only_label_filter_matches_nothing_on_podman(
 async def test_default_list_is_one_request_with_all(podman_leon: PodmanEngine, make_adapter: Any) -> None:  # noqa: F811
     c = podman_leon.run_leon(state="paused", lease_id="L-list")
     adapter = make_adapter()
+    await adapter.list_instances()  # the first call also asks the engine's /version, once
+    assert adapter.request_count == 2
+    assert adapter._api_prefix == "/v1.41"  # podman 4.3 serves the version this adapter prefers
     before = adapter.request_count
     by_id = {i.instance_id: i for i in await adapter.list_instances()}
     assert adapter.request_count - before == 1

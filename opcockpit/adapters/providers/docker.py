@@ -1,7 +1,9 @@
 """Docker Engine API adapter (also podman's compat API), over a unix socket or tcp.
 
-Wire format: provider-apis.md §3 (Docker) and §5 (podman differences). Paths are pinned to
-/v1.41, which both moby (min 1.40 by default) and podman 4.3 (reports 1.41) serve.
+Wire format: provider-apis.md §3 (Docker) and §5 (podman differences). Paths use /v1.41, which
+both moby (min 1.40 by default) and podman 4.3 (reports 1.41) serve, unless the engine's
+`GET /version` says it refuses it (Docker Engine 29 raised its minimum to 1.44): then the oldest
+version it serves (see `negotiate_api`).
 
 Identity follows LEON (leon-sandbox-db.md §4.3): LEON names containers ``leon-<12hex>``, labels
 them ``leon.session_id=<that name>`` and, when bound to a lease, ``leon.context_id=leon-<lease_id>``.
@@ -45,9 +47,9 @@ from opcockpit.ports.provider import (
     Unavailable,
 )
 
-__all__ = ["DEFAULT_LABEL_FILTER", "DockerAdapter", "UnsupportedHost", "normalise_state"]
+__all__ = ["DEFAULT_LABEL_FILTER", "DockerAdapter", "UnsupportedHost", "negotiate_api", "normalise_state"]
 
-API = "/v1.41"
+PREFERRED_API = (1, 41)  # what this adapter was written and probed against (§3.1, §5)
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 SESSION_LABEL = "leon.session_id"
 CONTEXT_LABEL = "leon.context_id"
@@ -88,6 +90,26 @@ _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 class UnsupportedHost(ProviderError, ValueError):
     """A host URL this adapter cannot speak to (ssh://, npipe://): a configuration error that
     fails this provider only (it is a ProviderError like any other listing failure)."""
+
+
+def negotiate_api(version: Any) -> str:
+    """The path prefix for an engine, from its `GET /version` body: /v1.41 when it is inside the
+    engine's [MinAPIVersion, ApiVersion], else the nearest end of that range (the container,
+    inspect and event fields read here are unchanged across those versions). A body without a
+    usable range keeps /v1.41, as before negotiation existed."""
+
+    def parse(text: Any) -> tuple[int, int] | None:
+        m = re.fullmatch(r"(\d{1,3})\.(\d{1,3})", text) if isinstance(text, str) else None
+        return (int(m.group(1)), int(m.group(2))) if m else None
+
+    body = version if isinstance(version, dict) else {}
+    high, low = parse(body.get("ApiVersion")), parse(body.get("MinAPIVersion"))
+    chosen = PREFERRED_API
+    if low is not None and chosen < low:
+        chosen = low
+    if high is not None and chosen > high:
+        chosen = high
+    return f"/v{chosen[0]}.{chosen[1]}"
 
 
 def normalise_state(raw: str | None) -> NormalState:
@@ -152,6 +174,7 @@ class DockerAdapter:
         self.label_filter = dict(DEFAULT_LABEL_FILTER if label_filter is None else label_filter)
         self.capabilities = KIND.capabilities
         self.events_backoff_s = events_backoff_s
+        self._api_prefix: str | None = None  # negotiated on first use (`_api`)
         self.client = ApiClient(
             name,
             base_url=self.host,
@@ -169,6 +192,18 @@ class DockerAdapter:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+    async def _api(self) -> str:
+        """The versioned path prefix, asked of the engine once. An engine that cannot answer
+        (down, auth) fails this call like any other and is asked again next time; one without
+        a usable /version gets /v1.41."""
+        if self._api_prefix is None:
+            try:
+                body = await self.client.json("GET", "/version")
+            except (NotFound, ProtocolError):
+                body = None
+            self._api_prefix = negotiate_api(body)
+        return self._api_prefix
 
     # -- decoding -------------------------------------------------------------------------------
 
@@ -245,7 +280,7 @@ class DockerAdapter:
         terms = self._label_terms()
         if terms:
             params["filters"] = json.dumps({"label": terms})
-        path = f"{API}/containers/json"
+        path = f"{await self._api()}/containers/json"
         body = await self.client.json("GET", path, params=params)
         if not isinstance(body, list):
             raise self.client.protocol_error("GET", path, f"expected a JSON array, got {type(body).__name__}")
@@ -255,7 +290,7 @@ class DockerAdapter:
         return [self._from_summary(item) for item in body]
 
     async def _inspect(self, ref: str) -> Instance | None:
-        path = f"{API}/containers/{ref}/json"
+        path = f"{await self._api()}/containers/{ref}/json"
         response = await self.client.request("GET", path, expect=(200, 404))
         if response.status_code == 404:
             return None
@@ -265,7 +300,7 @@ class DockerAdapter:
         """LEON's own lookup (`docker ps -aq --filter label=leon.session_id=<id>`), for when the
         session id is not also the container name."""
         params = {"all": "1", "filters": json.dumps({"label": [f"{SESSION_LABEL}={instance_id}"]})}
-        body = await self.client.json("GET", f"{API}/containers/json", params=params)
+        body = await self.client.json("GET", f"{await self._api()}/containers/json", params=params)
         if (
             isinstance(body, list)
             and body
@@ -296,7 +331,7 @@ class DockerAdapter:
         refs = [instance_id] if _REF.fullmatch(instance_id) else []
         for attempt in range(2):
             for ref in refs:
-                path = f"{API}/containers/{ref}/json"
+                path = f"{await self._api()}/containers/{ref}/json"
                 response = await self.client.request("GET", path, expect=(200, 404))
                 if response.status_code == 200:
                     body = self.client.decode("GET", path, response)
@@ -321,7 +356,7 @@ class DockerAdapter:
             "stdout": "1", "stderr": "1", "follow": "1" if follow else "0",
             "tail": "all" if tail is None else str(max(int(tail), 0)),
         }  # fmt: skip
-        path = f"{API}/containers/{body['Id']}/logs"
+        path = f"{await self._api()}/containers/{body['Id']}/logs"
         read_timeout = None if follow else self.client.timeout  # following waits for new lines
         async with self.client.stream("GET", path, params=params, timeout=read_timeout) as resp:
             ctype = resp.headers.get("content-type", "")
@@ -355,7 +390,7 @@ class DockerAdapter:
                 ref = await self._resolve_by_label(instance_id)
                 if ref is None:
                     return None, "", instance_id
-            path = f"{API}/containers/{ref}" + (f"/{verb}" if verb else "")
+            path = f"{await self._api()}/containers/{ref}" + (f"/{verb}" if verb else "")
             # 409 and 500 are interpreted by the callers (podman answers state refusals with 500).
             response = await self.client.request(method, path, params=params, expect=(204, 404, 409, 500))
             if response.status_code != 404:
@@ -406,7 +441,7 @@ class DockerAdapter:
         kill, _, ref = await self._act(instance_id, "POST", "kill")
         if kill is None:
             return ActionResult(instance_id, "destroy", ActionOutcome.ALREADY, NormalState.GONE)
-        path = f"{API}/containers/{ref}"
+        path = f"{await self._api()}/containers/{ref}"
         response = await self.client.request(
             "DELETE", path, params={"force": "1"}, expect=(204, 404, 409, 500)
         )
@@ -449,7 +484,8 @@ class DockerAdapter:
             if last_ns is not None:
                 params["since"] = f"{last_ns // 1_000_000_000}.{last_ns % 1_000_000_000:09d}"
             try:
-                async with self.client.stream("GET", f"{API}/events", params=params, timeout=None) as resp:
+                path = f"{await self._api()}/events"
+                async with self.client.stream("GET", path, params=params, timeout=None) as resp:
                     delay = low
                     async for raw in _json_stream(resp, self):
                         event = self._event(raw)
