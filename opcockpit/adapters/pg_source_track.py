@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
 
+from opcockpit.adapters.leon.dialect import Q
 from opcockpit.adapters.leon.sandbox_rows import _LEASE_COLS, _SESSION_COLS, _SNAPSHOT_COLS, _TERMINAL_COLS
 from opcockpit.adapters.pg_source import PgSandboxReader, PgSourceSpec
 from opcockpit.domain.gcpause import gc_paused
@@ -101,33 +102,31 @@ class PgSourceTracker:
                     parts.append(f"(SELECT count(*) FROM {t})")
                     parts.append(f"(SELECT max(GREATEST({stamps})) FROM {t})")
                 qs = [
-                    ("signature", "SELECT " + ", ".join(parts), (), ()),
-                    (
-                        "pg_stat_user_tables",
+                    Q("SELECT " + ", ".join(parts)),
+                    Q(
                         "SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables"
                         " WHERE schemaname = %s AND relname = ANY(%s) ORDER BY relname",
-                        (),
                         (schema_name, [t for t, _, _ in present]),
                     ),
                 ]
                 if reason is not None or self._state is None:
-                    return qs + _full_queries(reader, s)
+                    return qs + reader._state_queries(s)
                 return qs
 
             schema, results = await reader._snapshot(build)
             sig = (tuple(results[0][0]), tuple(results[1]))
             if len(results) > 2:  # read in the same snapshot as its signature
-                return self._full(reader, schema, results[2:], sig, reason or "first read", now)
+                return await self._full(reader, schema, results[2:], sig, reason or "first read", now)
             if sig == self._sig and self._state is not None:
                 self.stats.unchanged += 1
                 return self._state
             schema, rows = await reader._snapshot(
-                lambda s: [*build(s), *_full_queries(reader, s)]  # signature again, same snapshot
+                lambda s: [*build(s), *reader._state_queries(s)]  # signature again, same snapshot
             )
             sig = (tuple(rows[0][0]), tuple(rows[1]))
-            return self._full(reader, schema, rows[2:], sig, "changed", now)
+            return await self._full(reader, schema, rows[2:], sig, "changed", now)
 
-    def _full(
+    async def _full(
         self,
         reader: PgSandboxReader,
         schema: Any,
@@ -136,7 +135,7 @@ class PgSourceTracker:
         reason: str,
         now: datetime | None,
     ) -> DbState:
-        state = reader.state(schema, *rows, now)
+        state = await reader._state(schema, *rows, now)
         self._sig, self._state, self._doubt = sig, state, None
         self._full_at = self._mono()
         self.stats.full_reads += 1
@@ -144,11 +143,3 @@ class PgSourceTracker:
         self.stats.resync_reasons.append(reason)
         del self.stats.resync_reasons[:-20]
         return state
-
-
-def _full_queries(reader: PgSandboxReader, s: Any) -> list[Any]:
-    ap = reader.path
-    out = []
-    for t, cols, _ in _TABLES:
-        out.append((t, s.select(t, cols, ap) if s.has(t) else "SELECT 1 WHERE false", cols, ()))
-    return out

@@ -1,0 +1,141 @@
+"""LEON's read contract written once: the reconcile input (and, through `LeonDetailQueries`, the
+detail queries of the TUI) over either dialect (`dialect.SQLITE` for sandbox.db,
+`dialect.POSTGRES` for Mycel's tables).
+
+A concrete reader supplies the connection: `open`/`close` and `_snapshot(build)`, which runs the
+`Q`s that `build(schema)` returns in one read-only snapshot and returns the rows as SQLite would
+have returned them. Everything else (which columns, which order, the row builders, the vetting
+of bad rows, the Mycel fallbacks) lives here, so both sources answer alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+from opcockpit.adapters.leon.dialect import Q
+from opcockpit.adapters.leon.reader_details import LeonDetailQueries
+from opcockpit.adapters.leon.sandbox_rows import (
+    _LEASE_COLS,
+    _OFFLOOP_ROWS,
+    _SESSION_COLS,
+    _SNAPSHOT_COLS,
+    _TERMINAL_COLS,
+    _leases,
+    _reuse,
+    _Schema,
+    _sessions,
+    _snapshots,
+    _terminals,
+    _vetted,
+)
+from opcockpit.domain.gcpause import gc_paused
+from opcockpit.domain.models import DbState
+
+__all__ = ["LeonReaderBase"]
+
+
+class LeonReaderBase(LeonDetailQueries):
+    """The shared half of `SandboxDbReader` and `PgSandboxReader` (see the module docstring)."""
+
+    reuse_rows: ClassVar[bool] = False  # keep records of unchanged rows between reads (see _reuse)
+
+    # ---------------------------------------------------------------- supplied by the reader
+
+    async def open(self) -> Self:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    def _missing(self, schema: _Schema) -> tuple[str, ...]:
+        return schema.missing_tables
+
+    # ---------------------------------------------------------------- lifecycle and facts
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def schema_variant(self) -> str | None:
+        return self._schema.variant if self._schema else None
+
+    @property
+    def missing_tables(self) -> tuple[str, ...]:
+        return self._missing(self._schema) if self._schema else ()
+
+    @property
+    def lease_history_source(self) -> str:
+        """Which table `lease_events()` reads: "lease_events", else Mycel's "provider_events"."""
+        return "provider_events" if self._history_table(self._schema) == "provider_events" else "lease_events"
+
+    async def _convert(self, fn: Callable[[], Any], nrows: int) -> Any:
+        if nrows > _OFFLOOP_ROWS:  # bigger results convert in a worker: the UI loop stays responsive
+            return await asyncio.to_thread(fn)
+        return fn()
+
+    # ---------------------------------------------------------------- reconcile input
+
+    def _state_queries(self, s: _Schema) -> list[Q]:
+        """The four reconcile-input queries (leases, terminals, sessions, resource snapshots)."""
+        qs = [self._sel(s, "sandbox_leases", _LEASE_COLS), self._sel(s, "abstract_terminals", _TERMINAL_COLS)]
+        for t, cols in (("chat_sessions", _SESSION_COLS), ("lease_resource_snapshots", _SNAPSHOT_COLS)):
+            qs.append(self._sel(s, t, cols) if s.has(t) else Q(self.dialect.nothing, (), t, cols))
+        return qs
+
+    async def read_state(self, *, now: datetime | None = None) -> DbState:
+        """Leases, terminals, chat sessions and resource snapshots, from one consistent snapshot."""
+        # Fetching and converting ~50k rows allocates as many tuples and records: see gcpause.
+        with gc_paused():
+            schema, (lrows, trows, srows, rrows) = await self._snapshot(self._state_queries)
+            return await self._state(schema, lrows, trows, srows, rrows, now)
+
+    async def _state(
+        self,
+        schema: _Schema,
+        lrows: list[tuple],
+        trows: list[tuple],
+        srows: list[tuple],
+        rrows: list[tuple],
+        now: datetime | None,
+    ) -> DbState:
+        ap = self._apath
+        p = self._parse
+        read_at = now if now is not None else datetime.now(UTC)
+        key = (ap, id(p))
+
+        def records(tag: str, rows: list[tuple], build: Callable[..., list[Any]]) -> tuple[Any, ...]:
+            if self.reuse_rows:
+                return _reuse((*key, tag), rows, build, p)
+            return tuple(build(rows, p))
+
+        def convert() -> DbState:
+            leases, terminals, sessions, lease_problems, problems = _vetted(
+                schema,
+                p,
+                (lrows, records("l", lrows, _leases)),
+                (trows, records("t", trows, _terminals)),
+                (srows, records("s", srows, _sessions)),
+            )
+            return DbState(
+                path=ap,
+                schema_variant=schema.variant,
+                read_at=read_at,
+                leases=leases,
+                terminals=terminals,
+                chat_sessions=sessions,
+                resource_snapshots=_snapshots(rrows, p),
+                missing_tables=self._missing(schema),
+                lease_problems=lease_problems,
+                problems=problems,
+            )
+
+        return await self._convert(convert, len(lrows) + len(trows) + len(srows))  # type: ignore[no-any-return]

@@ -1,0 +1,150 @@
+"""The PostgreSQL source's two translations: a server error into one clear, secret-free line
+(`map_pg_error`), and PostgreSQL's value types into what SQLite would have returned (`PgSchema.fix`),
+so the rows go through the same builders and vetting as sandbox.db's (`sandbox_rows`).
+
+- timestamps -> ISO text (a naive `timestamp` gives back LEON's naive local string byte for byte,
+  `timestamptz` an offset), booleans -> 0/1, json/jsonb -> JSON text, numeric -> int or float.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from opcockpit.adapters.leon.sandbox_rows import _Schema
+from opcockpit.domain.secrets import redact_url, remember_url, scrub
+from opcockpit.domain.text import one_line
+from opcockpit.ports.errors import SourceError
+
+__all__ = ["STATEMENT_TIMEOUT_MS", "PgSchema", "PgSourceSpec", "map_pg_error", "sqlstate"]
+
+STATEMENT_TIMEOUT_MS = 30_000
+_TS_TYPES = ("timestamp", "date", "time")
+_JSON_TYPES = ("json", "jsonb")
+
+
+class PgSourceSpec:
+    """Where the source lives: a URL (password registered with the redactor) and a schema."""
+
+    __slots__ = ("schema", "shown", "url")
+
+    def __init__(self, url: str, schema: str = "public") -> None:
+        remember_url(url)
+        self.url = url
+        self.schema = schema or "public"
+        self.shown = f"{redact_url(url)} schema {self.schema}"
+
+    def __repr__(self) -> str:  # never the password, even in a traceback's locals
+        return f"PgSourceSpec({self.shown!r})"
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    return getattr(exc, "sqlstate", None)
+
+
+def map_pg_error(exc: BaseException, spec: PgSourceSpec, table: str | None = None) -> SourceError:
+    """One clear, secret-free line for a PostgreSQL failure."""
+    where = f"PostgreSQL source {spec.shown}"
+    raw = one_line(scrub(str(exc) or type(exc).__name__))
+    code = sqlstate(exc)
+    if code is None and "authentication failed" in raw:  # a failed connect carries no SQLSTATE
+        code = "28P01"
+    elif code is None and "does not exist" in raw and "database" in raw:
+        code = "3D000"
+    if code in ("28P01", "28000"):
+        return SourceError(
+            "permission", f"{where}: authentication failed (wrong user or password)", path=spec.shown
+        )
+    if code == "42501":
+        what = f" on {spec.schema}.{table}" if table else ""
+        return SourceError(
+            "permission",
+            f"{where}: this role may not read{what} ({raw}); GRANT USAGE ON SCHEMA and SELECT on "
+            "LEON's tables to it (docs/postgres.md)",
+            path=spec.shown,
+        )
+    if code == "3D000":
+        return SourceError("missing", f"{where}: database does not exist ({raw})", path=spec.shown)
+    if code in ("42P01", "3F000"):
+        return SourceError("not_leon", f"{where}: {raw}", path=spec.shown)
+    if code in ("42703",):
+        return SourceError("schema", f"{where}: {raw}", path=spec.shown)
+    if code == "25006":  # read_only_sql_transaction: something tried to write
+        return SourceError(
+            "permission", f"{where}: refused a write (read-only source): {raw}", path=spec.shown
+        )
+    if code == "57014":
+        return SourceError(
+            "locked", f"{where}: query cancelled after {STATEMENT_TIMEOUT_MS // 1000}s", path=spec.shown
+        )
+    if code is None or code.startswith("08") or code.startswith("57P"):
+        return SourceError("missing", f"{where}: cannot reach the server ({raw})", path=spec.shown)
+    return SourceError("corrupt", f"{where}: {raw}", path=spec.shown)
+
+
+# --------------------------------------------------------------------------- value normalisation
+
+
+def _ts_text(v: Any) -> Any:
+    if isinstance(v, datetime | date | time):
+        return v.isoformat()
+    return v
+
+
+def _bool_int(v: Any) -> Any:
+    return int(v) if isinstance(v, bool) else v
+
+
+def _json_text(v: Any) -> Any:
+    return v if v is None or isinstance(v, str) else json.dumps(v, separators=(", ", ": "))
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() and abs(v) < 2**63 else float(v)
+    return v
+
+
+def _fixer(pgtype: str) -> Callable[[Any], Any] | None:
+    t = pgtype.lower()
+    if t.startswith(_TS_TYPES):
+        return _ts_text
+    if t == "boolean":
+        return _bool_int
+    if t in _JSON_TYPES:
+        return _json_text
+    if t.startswith("numeric"):
+        return _num
+    return None
+
+
+class PgSchema(_Schema):
+    """`_Schema` plus the column types (for the value normalisation)."""
+
+    __slots__ = ("types",)
+
+    def __init__(
+        self, tables: dict[str, frozenset[str]], all_tables: frozenset[str], types: dict[str, dict[str, str]]
+    ) -> None:
+        super().__init__(0, tables, all_tables)
+        object.__setattr__(self, "types", types)
+
+    def fix(self, table: str | None, cols: Sequence[str], rows: list[tuple]) -> list[tuple]:
+        """Rows as SQLite would have returned them (only the columns whose type needs it)."""
+        types = self.types.get(table, {})
+        fixes = [(i, f) for i, c in enumerate(cols) if c in types and (f := _fixer(types[c])) is not None]
+        if not fixes or not rows:
+            return rows
+        out = []
+        for r in rows:
+            row = list(r)
+            for i, f in fixes:
+                row[i] = f(row[i])
+            out.append(tuple(row))
+        return out
