@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 __all__ = [
     "age_s",
     "fmt_age",
+    "fmt_duration",
     "local_zone",
     "make_parser",
     "parse_duration",
@@ -251,6 +252,15 @@ def fmt_age(seconds: float | None, *, unknown: str = "-") -> str:
         return f"{sign}{h}h{m}m" if m else f"{sign}{h}h"
     d, h = divmod(s // 3600, 24)
     return f"{sign}{d}d{h}h" if h else f"{sign}{d}d"
+
+
+def fmt_duration(seconds: float) -> str:
+    """A span's length: '850ms', '4.2s' below a minute (tool calls are short), else `fmt_age`."""
+    if seconds < 1:
+        return f"{max(seconds, 0) * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    return fmt_age(seconds)
 
 
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
