@@ -196,7 +196,10 @@ class EventLog:
         rows = _rows(events, keys)
         with self._lock:
             conn = self._db()
-            with conn.transaction():  # one transaction: events and the picture they explain, or nothing
+            # One transaction: events and the picture they explain, or nothing. The lock (PostgreSQL;
+            # SQLite's BEGIN IMMEDIATE is one already) makes ids commit in order across cockpits, so
+            # a reader following `after(id)` never steps over a row that commits late.
+            with conn.transaction(lock="events"):
                 stored = conn.executemany(_INSERT, rows)
                 if picture is not None:
                     self._store_picture(conn, picture)
