@@ -29,7 +29,14 @@ if TYPE_CHECKING:
     from opcockpit.services.alert_engine import AlertEngine
     from opcockpit.wiring import Cockpit
 
-__all__ = ["AlertRound", "Alerting", "LedgerUnavailable", "ledger_problem", "ledger_reason"]
+__all__ = [
+    "AlertRound",
+    "Alerting",
+    "LedgerUnavailable",
+    "attach_query_rules",
+    "ledger_problem",
+    "ledger_reason",
+]
 
 
 class LedgerUnavailable(Exception):
@@ -57,6 +64,22 @@ def ledger_reason(exc: BaseException) -> str:
     text = exc.message if isinstance(exc, LedgerError) else str(exc)
     text = text.splitlines()[0] if text else type(exc).__name__
     return safe_text(text[:200])
+
+
+def attach_query_rules(engine: AlertEngine, cockpit: Cockpit) -> None:
+    """Give `engine` the ledger's rule overrides and the query-backed rules (issue 11,
+    services/query_alerts.py). Blocking-free: the ledger and Explore's sources are opened on the
+    first evaluation, in the engine's worker thread."""
+    from opcockpit.adapters.ledger.rule_overrides import RuleOverrideStore
+    from opcockpit.services.query_alerts import OverrideSource, QueryRules
+    from opcockpit.wiring import build_explore
+
+    target = cockpit.ledger if cockpit.ledger is not None else cockpit.ledger_path
+    engine.query_rules = QueryRules(
+        toml=engine.config,
+        explore=lambda: build_explore(cockpit.settings, ledger_path=cockpit.ledger_path, clock=cockpit.clock),
+        overrides=OverrideSource(lambda: RuleOverrideStore.open(target)),
+    )
 
 
 def _clean(value: Any) -> Any:
@@ -128,7 +151,9 @@ class Alerting:
                 if ledger_problem(exc):
                     raise LedgerUnavailable(self.ledger_file, ledger_reason(exc)) from exc
                 raise
-            self.engine = self.cockpit.alert_engine(store, clock=self.clock)
+            engine = self.cockpit.alert_engine(store, clock=self.clock)
+            attach_query_rules(engine, self.cockpit)
+            self.engine = engine
         return self.engine
 
     async def ensure_engine(self) -> AlertEngine:
