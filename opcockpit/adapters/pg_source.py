@@ -35,9 +35,9 @@ from opcockpit.adapters.leon.dialect import POSTGRES, Q
 from opcockpit.adapters.leon.reader_base import LeonReaderBase
 from opcockpit.adapters.leon.sandbox_rows import _TABLES_OF_INTEREST, _Schema
 from opcockpit.adapters.pg_source_values import (
-    STATEMENT_TIMEOUT_MS,
     PgSchema,
     PgSourceSpec,
+    connect_options,
     map_pg_error,
     sqlstate,
 )
@@ -106,7 +106,7 @@ class PgSandboxReader(LeonReaderBase):
                 autocommit=True,
                 connect_timeout=CONNECT_TIMEOUT_S,
                 application_name="opcockpit-source",
-                options=f"-c default_transaction_read_only=on -c statement_timeout={STATEMENT_TIMEOUT_MS}",
+                options=connect_options(),
             )
         except Exception as exc:
             raise map_pg_error(exc, self.spec) from None

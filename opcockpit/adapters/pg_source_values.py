@@ -19,7 +19,15 @@ from opcockpit.domain.secrets import redact_url, remember_url, scrub
 from opcockpit.domain.text import one_line
 from opcockpit.ports.errors import SourceError
 
-__all__ = ["STATEMENT_TIMEOUT_MS", "PgSchema", "PgSourceSpec", "map_pg_error", "sqlstate"]
+__all__ = [
+    "STATEMENT_TIMEOUT_MS",
+    "PgSchema",
+    "PgSourceSpec",
+    "connect_options",
+    "map_pg_error",
+    "sqlite_value",
+    "sqlstate",
+]
 
 STATEMENT_TIMEOUT_MS = 30_000
 _TS_TYPES = ("timestamp", "date", "time")
@@ -122,6 +130,28 @@ def _fixer(pgtype: str) -> Callable[[Any], Any] | None:
     if t.startswith("numeric"):
         return _num
     return None
+
+
+def sqlite_value(v: Any) -> Any:
+    """One value as SQLite would have returned it, judged by its Python type (for rows whose
+    columns are expressions across joins, where the column types are not at hand)."""
+    if v is None or v.__class__ in (str, int, float):
+        return v
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, datetime | date | time):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return _num(v)
+    if isinstance(v, dict | list):
+        return _json_text(v)
+    return v
+
+
+def connect_options(statement_timeout_ms: int = STATEMENT_TIMEOUT_MS) -> str:
+    """Session options of every source connection: the server refuses writes whatever the role
+    may, and no statement runs longer than the timeout."""
+    return f"-c default_transaction_read_only=on -c statement_timeout={int(statement_timeout_ms)}"
 
 
 class PgSchema(_Schema):

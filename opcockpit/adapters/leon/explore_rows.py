@@ -148,7 +148,7 @@ class ExploreRows:
         src = self._source(dataset)
         if src is None:
             return
-        sql, params = select_sql(src, since, until, where)
+        sql, params = self._select(src, since, until, where)
         fill = self.thread_leases() if src.py_fields else None
         p = self._parse
         names = [c.field for c in src.sql_cols]
@@ -163,6 +163,16 @@ class ExploreRows:
             if fill is not None:
                 row["lease_id"], row["provider"] = fill.get(row["thread_id"], none)
             yield row
+
+    def _select(
+        self, src: Source, since: datetime | None, until: datetime | None, where: Filter | None
+    ) -> tuple[str, list[Any]]:
+        """The dataset's SELECT; here with the filter and time window pushed into SQLite."""
+        return select_sql(src, since, until, where)
+
+    def _countable(self, src: Source) -> bool:
+        """Whether `aggregate` may count `src` in its database (SQLite: always)."""
+        return True
 
     def aggregate(
         self,
@@ -181,6 +191,8 @@ class ExploreRows:
         src = self._source(dataset)
         if src is None:
             return [] if by else [((), 0)]
+        if not self._countable(src):
+            return None
         sql = count_sql(src, since, until, where, by)
         if sql is None:
             return None
