@@ -271,11 +271,17 @@ def build_explore(
     sandbox = str(sources.sandbox_db) if sources.sandbox_db else None
     events = str(sources.events_db) if sources.events_db else None
     ledger = Path(ledger_path) if ledger_path is not None else default_ledger_path()
+    rows: Any = ExploreRows(sandbox, events, ledger)
+    sql: Any = ReadOnlySql(sandbox, events, ledger) if sandbox else None
+    if getattr(sources, "kind", "sqlite") == "postgres":  # LEON's tables in PostgreSQL (issue 12)
+        from opcockpit.adapters.pg_source_explore import pg_explore
+
+        rows, sql = pg_explore(sources, events, ledger)
     return ExploreService(
-        rows=ExploreRows(sandbox, events, ledger),
+        rows=rows,
         events_db=events,
         events_reader=_events_reader,
-        sql=ReadOnlySql(sandbox, events, ledger) if sandbox else None,
+        sql=sql,
         store=lambda: QueryStore(ledger_target(settings, ledger_path)),  # on the team's ledger too
         clock=clock,
         operator=operator or operator_name(),
