@@ -20,6 +20,7 @@ from opcockpit.domain.reconcile import reconcile
 from opcockpit.domain.reconcile_inc import IncrementalReconciler
 from tests.fixtures.leon_db import (
     add_lease,
+    add_lease_event,
     add_resource_snapshot,
     add_session,
     add_terminal,
@@ -43,6 +44,11 @@ op = st.one_of(
     st.tuples(st.just("update"), lease_id, st.sampled_from(["running", "paused", "destroyed"]),
               st.booleans()),
     st.tuples(st.just("delete"), lease_id),
+    # LEON's apply() error path: version+1, last_error, needs_refresh, one lease_events row, and
+    # no updated_at bump (the tracker finds the lease through the lease_events watermark).
+    st.tuples(st.just("error"), lease_id, st.sampled_from(["boom", "HTTP 503"])),
+    # A writer that bumps no timestamp and appends no event (the tracker's full-scan fallback).
+    st.tuples(st.just("sneak"), lease_id, st.sampled_from([None, *IIDS])),
     st.tuples(st.just("terminal"), lease_id, st.integers(0, 5), st.integers(0, 3)),
     st.tuples(st.just("drop_terminal"), st.integers(0, 5)),
     st.tuples(st.just("session"), lease_id, st.integers(0, 5), st.sampled_from(["active", "idle", "closed"])),
@@ -96,6 +102,9 @@ class World:
         )
         self.last_good[p] = self.listings[p] = listing
 
+    def now_iso(self) -> str:
+        return local_iso(self.now - timedelta(hours=1))  # older than the watermark on purpose
+
     def ts(self) -> str | None:
         self.n += 1
         return local_iso(self.now + timedelta(milliseconds=self.n))
@@ -124,6 +133,16 @@ class World:
                 )
         elif kind == "delete":
             c.execute("DELETE FROM sandbox_leases WHERE lease_id = ?", a)
+        elif kind == "error":
+            lid, error = a
+            c.execute(
+                "UPDATE sandbox_leases SET version = version + 1, last_error = ?, needs_refresh = 1,"
+                " refresh_hint_at = ?, observed_at = ? WHERE lease_id = ?",
+                (error, self.now_iso(), self.now_iso(), lid),
+            )
+            add_lease_event(c, lid, "intent.pause", "api", error=error, created_at=self.now)
+        elif kind == "sneak":
+            c.execute("UPDATE sandbox_leases SET current_instance_id = ? WHERE lease_id = ?", (a[1], a[0]))
         elif kind == "terminal":
             lid, n, thread = a
             c.execute("DELETE FROM abstract_terminals WHERE terminal_id = ?", (f"term-{n}",))

@@ -14,7 +14,7 @@ from opcockpit.adapters.leon.sandbox_db import read_db_state
 from opcockpit.domain.models import ProviderListing
 from opcockpit.domain.reconcile import reconcile
 from opcockpit.domain.reconcile_inc import IncrementalReconciler
-from tests.fixtures.leon_db import add_lease, add_terminal, create_sandbox_db
+from tests.fixtures.leon_db import add_lease, add_lease_event, add_terminal, create_sandbox_db
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -132,6 +132,57 @@ async def test_tick_cost_when_nothing_changed_is_printed(tmp_path):
             f"\n2000 leases: no-change tick {quiet * 1000:.2f} ms (incremental)"
             f" vs {before * 1000:.1f} ms (full)"
         )
+    finally:
+        await tracker.aclose()
+        conn.close()
+
+
+async def test_a_leon_way_commit_is_read_by_watermark_without_a_full_signature_scan(tmp_path):
+    """LEON's apply() bumps updated_at (or, on its error path, appends a lease_events row): the
+    delta read finds the lease through those watermarks; the full `SELECT rowid, <signature>`
+    of every table (~280 ms of CPU at 10k leases) is left for commits nothing explains."""
+    path = tmp_path / "sandbox.db"
+    conn = _fleet(path)
+    tracker = SandboxDbTracker(str(path), resync_s=10_000)
+    statements: list[str] = []
+
+    def full_scans() -> list[str]:
+        return [q for q in statements if q.startswith("SELECT rowid, quote(") and " WHERE " not in q]
+
+    try:
+        await tracker.read_state(now=NOW)
+        await tracker.set_trace(statements.append)
+        conn.execute(
+            "UPDATE sandbox_leases SET desired_state = 'paused', version = version + 1,"
+            " updated_at = '2099-01-01T00:00:00' WHERE lease_id = 'lease-7'"
+        )
+        conn.commit()
+        state = await tracker.read_state(now=NOW)
+        assert {lease.lease_id: lease for lease in state.leases}["lease-7"].desired_state == "paused"
+        assert full_scans() == []
+        assert tracker.stats.rows_fetched == 1
+
+        statements.clear()  # the error path: no updated_at, one lease_events row
+        conn.execute(
+            "UPDATE sandbox_leases SET version = version + 1, last_error = 'boom', needs_refresh = 1"
+            " WHERE lease_id = 'lease-9'"
+        )
+        add_lease_event(conn, "lease-9", "intent.pause", "api", error="boom")
+        conn.commit()
+        state = await tracker.read_state(now=NOW)
+        assert {lease.lease_id: lease for lease in state.leases}["lease-9"].last_error == "boom"
+        assert full_scans() == []
+
+        statements.clear()  # the highest row deleted and its rowid reused: count and sum agree
+        top = conn.execute("SELECT lease_id FROM sandbox_leases ORDER BY rowid DESC LIMIT 1").fetchone()[0]
+        conn.execute("DELETE FROM sandbox_leases WHERE lease_id = ?", (top,))
+        add_lease(conn, "lease-new", "local", current_instance_id="i-new", updated_at=NOW)
+        conn.commit()
+        state = await tracker.read_state(now=NOW)
+        ids = {lease.lease_id for lease in state.leases}
+        assert "lease-new" in ids and top not in ids
+        full = await read_db_state(str(path), now=NOW)
+        assert reconcile(state, [], NOW) == reconcile(full, [], NOW)
     finally:
         await tracker.aclose()
         conn.close()
