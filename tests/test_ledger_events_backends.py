@@ -184,3 +184,18 @@ def test_ledger_copy_carries_events_keys_picture_and_queries(tmp_path: Path, pg_
     pg.close()
     with QueryStore(pg_url) as store:
         assert [q.name for q in store.list()] == ["mine"] and store.history()[0]["rows"] == 3
+
+
+def test_events_cli_reads_either_backend(ledger: str, tmp_path: Path) -> None:
+    log = EventLog(ledger)
+    log.append([change(1), hook(2)], keys=[None, webhook_key("e2b", "ev-2")])
+    log.close()
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "opcockpit.cli", "events", "--ledger", ledger, "--format", "json",
+         "--provider", "e2b"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert [e["instance_id"] for e in json.loads(proc.stdout)] == ["sbx-2"]
+    assert PASSWORD not in proc.stdout + proc.stderr

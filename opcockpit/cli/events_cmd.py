@@ -2,9 +2,10 @@
 
 Filters: --lease --thread --provider --type (repeatable) --since (an age like 1h / 30m / 7d, or an
 ISO time; naive = local) --limit. Formats: table (terminal-safe), json (one array), ndjson (one
-event per line: for jq and log shippers). The ledger is --ledger PATH, else $OPCOCKPIT_LEDGER, else
-the XDG data dir; a ledger that does not exist yet is empty (and is not created). A ledger that
-cannot be read: one line on stderr naming the file, exit 3.
+event per line: for jq and log shippers). The ledger is --ledger (a path, sqlite:PATH or a
+postgresql:// URL), else $OPCOCKPIT_LEDGER (either), else the XDG data dir; a ledger file that does
+not exist yet is empty (and is not created). A ledger that cannot be read: one line on stderr
+naming it (password masked), exit 3.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from opcockpit.cli.common import EXIT_OK, EXIT_SOURCE, EXIT_USAGE, err
@@ -75,8 +75,8 @@ def _table(events: list[Event]) -> str:
 
 
 def run_events(args: Any) -> int:
+    from opcockpit.adapters.ledger.backend import LedgerTarget
     from opcockpit.adapters.ledger.events import EventLog
-    from opcockpit.adapters.ledger.sqlite import default_ledger_path
     from opcockpit.ports.ledger import LedgerError
 
     types = tuple(getattr(args, "type", None) or ())
@@ -93,14 +93,14 @@ def run_events(args: Any) -> int:
     if limit is not None and limit < 1:
         err("opcockpit events: --limit must be >= 1")
         return EXIT_USAGE
-    path = Path(args.ledger).expanduser() if getattr(args, "ledger", None) else default_ledger_path()
+    target = LedgerTarget.parse(getattr(args, "ledger", None) or None)
     q = EventQuery(
         lease_id=args.lease, thread_id=args.thread, provider=args.provider, types=types, since=since,
         limit=limit,
     )  # fmt: skip
     events: list[Event] = []
-    if path.exists():  # a read command never creates the ledger
-        log = EventLog(path)
+    if target.path is None or target.path.exists():  # a read command never creates a ledger file
+        log = EventLog(target)
         try:
             events = log.query(q)
         except LedgerError as exc:
