@@ -162,6 +162,8 @@ class DbDetails:
         d.lease_events = await self._section(
             d, "lease_events", lambda: db.lease_events(lease_id, limit=200), []
         )
+        if getattr(db, "lease_history_source", "lease_events") == "provider_events":  # Mycel on PostgreSQL
+            d.notes["lease_events"] = "from provider_events by matched_lease_id (no lease_events table)"
         if thread_id:
             d.terminals = await self._section(d, "terminals", lambda: db.thread_terminals(thread_id), [])
             d.pointer = await self._section(d, "terminals", lambda: db.thread_pointer(thread_id), None)
