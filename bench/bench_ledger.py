@@ -10,7 +10,11 @@ The N-event ledger is built in a temp dir with `EventLog.append` in batches (not
 spread evenly over the last 7 days, a realistic mix of types, subjects and bodies. The default N
 is modest (100k, so `bench/run.py` stays quick); the 1M run is a flag:
 
-    python -m bench.bench_ledger --ledger-size 1000000
+    python -m bench.bench_ledger --ledger-size 1000000 [--compare e4b892a|none]
+
+Side by side: the same measurement for the previous main (BASELINE, a `git worktree`; default
+e4b892a, the start of this session: ec3fb80 had no event ledger) and HEAD, each in its own child
+process whose `opcockpit` is that tree's (PYTHONPATH, checked), one after the other.
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # `python bench/bench_ledger.py` from the repo root
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __package__ in (None, ""):  # `python bench/bench_ledger.py`: the tree under test, else this repo
+    sys.path.insert(0, os.environ.get("BENCH_TREE") or str(Path(__file__).resolve().parent.parent))
 
 from opcockpit.adapters.ledger.events import EventLog
 from opcockpit.domain.events import (
     Event,
+    EventQuery,
     EventsConfig,
     EventSource,
     InstanceStateChanged,
@@ -42,6 +47,8 @@ from opcockpit.domain.events import (
     ProviderEvent,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = os.environ.get("BENCH_BASELINE_LEDGER", "e4b892a")
 DEFAULT_LEDGER = 100_000
 APPEND_N = 10_000
 APPEND_TARGET_S = 0.2
@@ -103,19 +110,34 @@ def build_ledger(path: Path, n: int, end: datetime) -> float:
     return time.perf_counter() - t0
 
 
-def time_append(path: Path, end: datetime) -> float:
+def time_append(path: Path, end: datetime) -> tuple[float, float]:
+    """(wall, CPU) seconds of one 10k-event append: CPU is what a loaded machine cannot inflate."""
     events = make_events(APPEND_N, end=end, span=timedelta(seconds=10), start_index=10**7)
     log = EventLog(path, CONFIG)
     try:
         log.count()  # open + schema check outside the timed part
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         log.append(events)
+        return time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        log.close()
+
+
+def time_query(path: Path, end: datetime) -> float:
+    """In-process `--since 1h` (the CLI's query without the interpreter's start-up)."""
+    log = EventLog(path, CONFIG)
+    try:
+        log.count()
+        t0 = time.perf_counter()
+        log.query(EventQuery(since=end - timedelta(hours=1), limit=200))
         return time.perf_counter() - t0
     finally:
         log.close()
 
 
 def _cli() -> list[str]:
+    if os.environ.get("BENCH_TREE"):  # the tree under test (PYTHONPATH), not the installed script
+        return [sys.executable, "-m", "opcockpit.cli"]
     exe = Path(sys.executable).with_name("opcockpit")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "opcockpit.cli"]
 
@@ -145,14 +167,16 @@ def time_cli_since(path: Path, runs: int = 3) -> tuple[list[float], int]:
 def measure(ledger_size: int = DEFAULT_LEDGER) -> dict[str, Any]:
     end = datetime.now(UTC)
     with tempfile.TemporaryDirectory() as tmp:
-        fresh = time_append(Path(tmp) / "fresh.db", end)
+        fresh, fresh_cpu = time_append(Path(tmp) / "fresh.db", end)
         big = Path(tmp) / "ledger.db"
         built = build_ledger(big, ledger_size, end)
         cli_times, lines = time_cli_since(big)
-        loaded = time_append(big, end + timedelta(seconds=1))
+        query = time_query(big, end)
+        loaded, loaded_cpu = time_append(big, end + timedelta(seconds=1))
         size_mb = big.stat().st_size / 1e6
     return {
         "ledger_size": ledger_size, "append_fresh_s": fresh, "append_loaded_s": loaded,
+        "append_fresh_cpu_s": fresh_cpu, "append_loaded_cpu_s": loaded_cpu, "query_s": query,
         "cli_since_1h_s": cli_times, "cli_lines": lines, "build_s": built, "ledger_mb": size_mb,
     }  # fmt: skip
 
@@ -168,31 +192,72 @@ def _row(name: str, size: int, value: float, target: float, notes: str) -> dict[
     }
 
 
-def rows(r: dict[str, Any]) -> list[dict[str, Any]]:
+def rows(r: dict[str, Any], label: str = "") -> list[dict[str, Any]]:
     n, cli = r["ledger_size"], r["cli_since_1h_s"]
     runs = ", ".join(f"{t:.2f}" for t in cli)
     built = f"ledger {r['ledger_mb']:.0f} MB built in {r['build_s']:.0f}s"
+    tag = f", {label}" if label else ""
     return [
-        _row("ledger append 10k events (fresh ledger)", APPEND_N, r["append_fresh_s"], APPEND_TARGET_S,
-             "one EventLog.append (one transaction)"),
-        _row(f"ledger append 10k events (ledger of {n:,})", n, r["append_loaded_s"], APPEND_TARGET_S,
-             "indexes already hold N rows"),
-        _row("opcockpit events --since 1h (CLI process, wall)", n, statistics.median(cli), QUERY_TARGET_S,
-             f"median of {len(cli)} ({runs}); {r['cli_lines']} lines out; {built}"),
+        _row(f"ledger append 10k events (fresh ledger){tag}", APPEND_N, r["append_fresh_s"], APPEND_TARGET_S,
+             f"one EventLog.append (one transaction); CPU {r['append_fresh_cpu_s']:.3f}s"),
+        _row(f"ledger append 10k events (ledger of {n:,}){tag}", n, r["append_loaded_s"], APPEND_TARGET_S,
+             f"indexes already hold N rows; CPU {r['append_loaded_cpu_s']:.3f}s"),
+        _row(f"opcockpit events --since 1h (CLI process, wall){tag}", n, statistics.median(cli),
+             QUERY_TARGET_S, f"median of {len(cli)} ({runs}); {r['cli_lines']} lines out; the query alone "
+             f"{r['query_s'] * 1000:.1f} ms in process; {built}"),
     ]  # fmt: skip
 
 
+def measure_tree(tree: Path, ledger_size: int) -> dict[str, Any]:
+    """`measure` in a child process whose opcockpit is `tree`'s (checked, not assumed)."""
+    from bench.bench_steady import imported_from
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPCOCKPIT_", "LEON_"))}
+    env.update(PYTHONPATH=str(tree), BENCH_TREE=str(tree))
+    with tempfile.TemporaryDirectory() as home:
+        origin = imported_from(env, Path(home))
+        if not origin.is_relative_to(tree.resolve()):
+            raise RuntimeError(f"opcockpit imports from {origin}, not from {tree}")
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--child", "--ledger-size", str(ledger_size)],
+            env=env, cwd=home, capture_output=True, text=True, check=False, timeout=3600,
+        )  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench child ({tree}) failed: {proc.stderr.strip()[-500:]}")
+    return dict(json.loads(proc.stdout))
+
+
+def compare(ledger_size: int, baseline: str | None = BASELINE) -> list[dict[str, Any]]:
+    """Previous main (if any) then HEAD, the same measurement, one after the other."""
+    from bench.bench_steady import git, worktree
+
+    out: list[dict[str, Any]] = []
+    if baseline:
+        with worktree(baseline) as prev:
+            label = f"previous main {git('rev-parse', '--short', baseline)}"
+            out += rows(measure_tree(prev, ledger_size), label)
+    out += rows(measure_tree(ROOT, ledger_size), f"HEAD {git('rev-parse', '--short', 'HEAD')}")
+    return out
+
+
 def run(sizes: list[int]) -> list[dict[str, Any]]:
-    """bench/run.py hook: the default (modest) ledger; `--ledger-size 1000000` for the issue's 1M."""
+    """bench/run.py hook: the default (modest) ledger, previous main beside HEAD; `--ledger-size
+    1000000` for the issue's 1M."""
     del sizes  # the ledger sizes are this module's own (the fleet sizes do not apply)
-    return rows(measure(DEFAULT_LEDGER))
+    return compare(DEFAULT_LEDGER)
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ledger-size", type=int, default=DEFAULT_LEDGER, help="events in the queried ledger")
+    ap.add_argument("--compare", default=BASELINE, help="previous main commit ('none': HEAD only)")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
-    result = measure(a.ledger_size)
-    print(json.dumps(result, indent=2))
-    for row in rows(result):
+    if a.child:  # one tree's measurement, as JSON on stdout
+        print(json.dumps(measure(a.ledger_size)))
+        raise SystemExit(0)
+    load = os.getloadavg()
+    for row in compare(a.ledger_size, None if a.compare in ("", "none") else a.compare):
         print(f"{row['name']}: {row['value']} {row['unit']} (target {row['target']}) {row['notes']}")
+    print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; after: "
+          + " ".join(f"{x:.2f}" for x in os.getloadavg()))  # fmt: skip

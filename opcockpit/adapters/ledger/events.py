@@ -87,6 +87,7 @@ MIGRATIONS: list[list[Statement]] = [
         "DROP INDEX idx_events_provider",
     ],
 ]
+CACHE_KIB = 16 * 1024  # SQLite page cache of the event log's connection (filled only as used)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DAY = _EPOCH.toordinal()
 _COLS = "id, type, observed_us, occurred_us, source, lease_id, instance_id, thread_id, provider, body"
@@ -172,6 +173,10 @@ class EventLog:
         if self._conn is None:
             conn = connect(self._target)
             try:
+                if conn.kind == "sqlite":
+                    # A 10k-row append dirties index pages all over a big ledger; with SQLite's 2 MB
+                    # default they spill to the WAL mid-transaction and are written again at commit.
+                    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
                 migrate(conn, COMPONENT, MIGRATIONS)
             except BaseException:
                 conn.close()  # a ledger it cannot migrate: do not leak the connection
