@@ -25,6 +25,7 @@ from opcockpit.domain.alerts_rules import (
     EDITABLE_QUERY_FIELDS,
     QUERY_RULE_PREFIX,
     QueryRuleConfig,
+    parse_seconds,
     query_rule_id,
 )
 
@@ -35,6 +36,7 @@ __all__ = [
     "apply_overrides",
     "editable_fields",
     "override_lines",
+    "parse_override_value",
     "query_candidate",
     "rules_table",
 ]
@@ -104,6 +106,39 @@ def apply_overrides(
             continue
         data = trial
     return AlertsConfig.model_validate(data), problems
+
+
+def parse_override_value(field: str, raw: str) -> Any:
+    """What an operator typed for `field` -> the config's value: durations for `*_s` ("5m",
+    "90s", seconds), true/false for enabled, a list for leak_states, numbers otherwise."""
+    text = raw.strip()
+    if not text:
+        raise ValueError("empty value")
+    if field == "enabled":
+        words = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
+        if text.lower() not in words:
+            raise ValueError(f"{text!r} is not true/false")
+        return words[text.lower()]
+    if field == "severity":
+        if text.lower() not in ("critical", "warning", "info"):
+            raise ValueError(f"{text!r} is not critical, warning or info")
+        return text.lower()
+    if field == "leak_states":
+        return [s.strip() for s in text.split(",") if s.strip()]
+    if field.endswith("_s"):
+        return parse_seconds(float(text) if _number(text) else text)
+    if not _number(text):
+        raise ValueError(f"{text!r} is not a number")
+    n = float(text)
+    return int(n) if n.is_integer() and field.endswith(("_min", "min_rows", "_transitions")) else n
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _first(exc: ValidationError) -> str:
@@ -176,7 +211,7 @@ def rules_table(
         elif ev.error is not None:
             last = f"failed {_ago(now, ev.at)}: {ev.error}"
         else:
-            last = f"{ev.rows} rows {_ago(now, ev.at)} ({ev.elapsed_s:.1f}s)"
+            last = f"{ev.rows} rows {_ago(now, ev.at)}"  # elapsed: in QueryEval, not the view (it jitters)
         out.append(
             RuleInfo(
                 rid, "query", {"min_rows": q.min_rows, "interval_s": q.interval_s, "timeout_s": q.timeout_s},

@@ -23,6 +23,7 @@ from opcockpit.domain.alerts import Severity
 from opcockpit.domain.text import error_line, safe_text
 
 if TYPE_CHECKING:
+    from opcockpit.domain.alerts_rules_apply import RuleInfo
     from opcockpit.domain.models import GroundTruth
     from opcockpit.domain.runs import RunHealth
     from opcockpit.ports.alert_records import Alert, AlertSnapshot, DeliveryResult
@@ -230,6 +231,60 @@ class Alerting:
             if not a.is_muted(now):
                 out[a.severity.value] += 1
         return out
+
+    # ------------------------------------------------------------------ rules view (worker threads)
+
+    def _rule_store(self) -> Any:
+        from opcockpit.adapters.ledger.rule_overrides import RuleOverrideStore
+
+        c = self.cockpit
+        return RuleOverrideStore.open(c.ledger if c.ledger is not None else c.ledger_path)
+
+    def rules(self) -> tuple[list[RuleInfo], list[str]]:
+        """Every rule as the rules view shows it, and the overrides the config rejected."""
+        from opcockpit.domain.alerts_rules_apply import rules_table
+
+        engine = self._open()
+        qr = engine.query_rules
+        cfg = qr.config() if qr is not None else engine.config
+        firing: dict[str, int] = {}
+        for a in self.active:
+            firing[a.rule] = firing.get(a.rule, 0) + 1
+        info = rules_table(
+            cfg, qr.overridden if qr is not None else (), now=self.clock(),
+            last_round=self.snapshot.now if self.snapshot is not None else None, firing=firing,
+            query_evals=qr.evals if qr is not None else None,
+        )  # fmt: skip
+        return info, list(qr.problems) if qr is not None else []
+
+    def set_rule_override(self, rule: str, field: str, raw: str) -> str | None:
+        """Store `rule.field = raw` in the ledger; None, or the one line saying why not (then
+        nothing is stored). Takes effect on the next evaluation."""
+        from opcockpit.domain.alerts_rules_apply import apply_overrides, parse_override_value
+
+        engine = self._open()
+        qr = engine.query_rules
+        try:
+            value = parse_override_value(field, raw)
+        except ValueError as exc:
+            return f"{rule}.{field}: {exc}"
+        base = qr.config() if qr is not None else engine.config
+        _, problems = apply_overrides(base, [(rule, field, value)])
+        if problems:
+            return problems[0]
+        with self._rule_store() as st:
+            st.set_override(rule, field, value, self.who)
+        if qr is not None:
+            engine.config = qr.reload()
+        return None
+
+    def clear_rule_overrides(self, rule: str) -> int:
+        engine = self._open()
+        with self._rule_store() as st:
+            n = int(st.clear_override(rule))
+        if engine.query_rules is not None:
+            engine.config = engine.query_rules.reload()
+        return n
 
     # ------------------------------------------------------------------ operator actions (ledger writes)
 

@@ -1,4 +1,5 @@
-"""The Alerts tab: active alerts, history (`h`), the run/provider overview (`o`); ack/mute/unmute.
+"""The Alerts tab: active alerts, history (`h`), the run/provider overview (`o`), the rules (`R`,
+widgets/alert_rules.py: thresholds, enable/disable as ledger overrides); ack/mute/unmute.
 
 Rows, columns and labels are in widgets/alert_rows.py (the alert detail screen shares them).
 """
@@ -36,6 +37,7 @@ from opcockpit.tui.widgets.alert_rows import (
     history_columns,
     history_summary_width,
 )
+from opcockpit.tui.widgets.alert_rules import RulesPanel
 from opcockpit.tui.widgets.overview import OverviewPanel
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ class AlertsView(Vertical):
         Binding("U", "unmute", "Unmute"),
         Binding("h", "toggle_view('alerts-history')", "History"),
         Binding("o", "toggle_view('alerts-overview')", "Overview"),
+        Binding("R", "toggle_view('alerts-rules')", "Rules"),
     ]
 
     DEFAULT_CSS = """
@@ -109,6 +112,7 @@ class AlertsView(Vertical):
                 empty_text="no alert history",
             )
             yield OverviewPanel(id="alerts-overview")
+            yield RulesPanel(lambda: self.alerting, id="alerts-rules")
         yield Static(OFF_TEXT, id="alerts-off")
 
     def on_mount(self) -> None:
@@ -138,6 +142,8 @@ class AlertsView(Vertical):
             return None
         if self.view == "alerts-overview":
             return self.overview.focused_table()
+        if self.view == "alerts-rules":
+            return self.query_one(RulesPanel).table
         return self.active_table if self.view == "alerts-table" else self.history_table
 
     def on_resize(self) -> None:
@@ -157,7 +163,8 @@ class AlertsView(Vertical):
     def _show_bar(self) -> None:
         t = Text(no_wrap=True, overflow="ellipsis")
         al = self.alerting
-        names = {"alerts-table": "Active", "alerts-history": "History", "alerts-overview": "Overview"}
+        names = {"alerts-table": "Active", "alerts-history": "History", "alerts-overview": "Overview",
+                 "alerts-rules": "Rules"}  # fmt: skip
         for view, name in names.items():
             label = name
             if view == "alerts-table" and al is not None:
@@ -181,7 +188,7 @@ class AlertsView(Vertical):
                 t.append(f"  ? could not look: {', '.join(sorted(snap.unknown_scopes))}", style="yellow")
         if self._groups and self.view == "alerts-table":
             t.append(f"  {len(self._groups)} groups", style="dim")
-        t.append("   h history · o overview · Enter detail / unfold", style="dim")
+        t.append("   h history · o overview · R rules · Enter detail / unfold", style="dim")
         self.query_one("#alerts-bar", Static).update(t)
 
     # ------------------------------------------------------------------ evaluation
@@ -258,6 +265,8 @@ class AlertsView(Vertical):
         self._refresh_open_details()
         if self.view == "alerts-history":
             self.load_history()
+        elif self.view == "alerts-rules":
+            self.query_one(RulesPanel).load()  # last evaluation moved
         self._show_bar()
         self.post_message(self.Updated(self.tab_label()))
         self.app.refresh_bindings()
@@ -299,6 +308,8 @@ class AlertsView(Vertical):
         self.query_one("#alerts-switch", ContentSwitcher).current = self.view
         if self.view == "alerts-history":
             self.load_history()
+        elif self.view == "alerts-rules":
+            self.query_one(RulesPanel).load()
         table = self.current_table()
         if table is not None:
             table.focus()
@@ -352,7 +363,7 @@ class AlertsView(Vertical):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("ack", "mute", "unmute"):
-            if self.alerting is None or self.view == "alerts-overview":
+            if self.alerting is None or self.view in ("alerts-overview", "alerts-rules"):
                 return False  # not this view's keys
             group = self.selected_group()
             if group is not None:
