@@ -35,7 +35,8 @@ from opcockpit.tui.filter_bar import VIEW_KEYS, FilterBar, filter_bar_widgets
 from opcockpit.tui.hangup import HangupMixin
 from opcockpit.tui.live import LiveLoops
 from opcockpit.tui.opsview import OpsOverlay
-from opcockpit.tui.rows import gt_table, orphan_table, overlay_gt, overlay_orphan
+from opcockpit.tui.rowdelta import gt_row_cells, orphan_row_cells
+from opcockpit.tui.rows import overlay_gt, overlay_orphan
 from opcockpit.tui.screens.help import HelpScreen
 from opcockpit.tui.search import SearchProvider
 from opcockpit.tui.table.widget import KeyedTable
@@ -168,6 +169,9 @@ class CockpitApp(
         self.alerting = alerting  # alert engine glue (tui/alerting.py); None: alerts off
         self.cockpit: Cockpit | None = None  # the wiring graph, when build_app made it
         self.live = LiveLoops(self)  # OTLP export + webhook events from the ledger (tui/live.py)
+        self._gt_cells = gt_row_cells()  # cells per row, kept by change (tui/rowdelta.py)
+        self._or_cells = orphan_row_cells()
+        self._overlaid: set[str] = set()  # keys whose cells carried an overlay mark last render
 
     # ------------------------------------------------------------------ layout
 
@@ -308,10 +312,10 @@ class CockpitApp(
         self.ground_truth = gt
         self.last_refresh = self.clock()
         self.refreshes += 1
-        self._rows_by_key = {r.lease_id: r for r in gt.rows}
         self._orphans_by_key = None
         with self.batch_update():
             self._render_tables()
+            self._rows_by_key = self._gt_cells.rows  # kept by change, not rebuilt per refresh
             tabs = self._tabs_w
             tabs.get_tab("ground-truth").label = f"Ground truth {len(gt.rows)}"
             tabs.get_tab("orphans").label = f"Orphans {len(gt.orphans)}"
@@ -320,22 +324,35 @@ class CockpitApp(
         self.refresh_bindings()
 
     def _render_tables(self) -> None:
-        """Ground truth + the optimistic overlay of operator actions -> the keyed tables."""
+        """Ground truth + the optimistic overlay of operator actions -> the keyed tables.
+
+        Only the delta goes in: rows whose object changed, rows whose shown age moved to its next
+        bucket (tui/rowdelta.py) and rows an overlay mark came onto or left; at 10k leases
+        rebuilding every row's cells each refresh was ~12 % of the cockpit's CPU."""
         gt = self.ground_truth
         if gt is None:
             return
         self.overlay.expire()
-        rows = gt_table(gt)
-        orphans = orphan_table(gt)
-        for key, mark in self.overlay.items():
+        now = gt.generated_at
+        gd = self._gt_cells.update(gt.rows, now)
+        od = self._or_cells.update(gt.orphans, now)
+        marks = dict(self.overlay.items())
+        rows, orphans = gd.upserts, od.upserts
+        for key in marks.keys() | self._overlaid:  # a mark came or went: those rows again
+            if key in self._gt_cells.cells:
+                rows[key] = self._gt_cells.cells[key]
+            elif key in self._or_cells.cells:
+                orphans[key] = self._or_cells.cells[key]
+        self._overlaid = set(marks)
+        for key, mark in marks.items():
             if key in rows:
                 rows[key] = overlay_gt(rows[key], mark.action, mark.intended, mark.status, mark.note)
             elif key in orphans:
                 orphans[key] = overlay_orphan(
                     orphans[key], mark.action, mark.intended, mark.status, mark.note
                 )
-        self.gt_table.replace(rows)
-        self.orphans_table.replace(orphans)
+        self.gt_table.apply_rows(rows, gd.removed)
+        self.orphans_table.apply_rows(orphans, od.removed)
 
     def _show_header(self) -> None:
         self._header_w.show(
@@ -353,6 +370,7 @@ class CockpitApp(
                 alerts=self.alerting.counts(self.clock()) if self.alerting is not None else None,
                 ledger=self.ledger_error,
                 export_drops=self.live.drops,
+                counts=self._gt_cells.counts if self.ground_truth is not None else None,
             )
         )
 

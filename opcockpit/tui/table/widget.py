@@ -374,6 +374,14 @@ class KeyedTable(ScrollView, can_focus=True):
         self._applied(applied, screen_line)
         return diff
 
+    def apply_rows(self, rows: Mapping[str, Cells], removed: Iterable[str] = ()) -> None:
+        """Add or update `rows` and remove `removed` in one batch (a delta; other rows stay)."""
+        diff = self.model.upsert_diff(rows)
+        gone = self.model.remove_diff(removed).removed
+        if gone:
+            diff = TableDiff(added=diff.added, changed=diff.changed, removed=gone)
+        self.apply(diff)
+
     def upsert_rows(self, rows: Mapping[str, Cells]) -> None:
         self.apply(self.model.upsert_diff(rows))
 

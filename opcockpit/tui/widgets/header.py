@@ -50,6 +50,9 @@ class HeaderState:
     alerts: Mapping[str, int] | None = None  # unmuted firing alerts by severity; None: alerts off
     ledger: str | None = None  # "ledger unavailable: <file>: <reason>" (alerts/audit off, fleet on)
     export_drops: int = 0  # OTLP records dropped (queue full, collector unreachable): said when > 0
+    # Rows per convergence, kept by the app as rows change (the header redraws every second:
+    # counting 10k rows each time was ~3 % of a core); None: counted from `gt` here.
+    counts: Mapping[str, int] | None = None
 
 
 def _age(since: datetime | None, now: datetime) -> str:
@@ -83,7 +86,7 @@ def _counts_line(s: HeaderState, words: bool, banner: str | None) -> Text:
         return t
     gt = s.gt
     t.append(f" leases {len(gt.rows)}", style="bold")
-    c = counts(gt)
+    c = s.counts if s.counts is not None else counts(gt)
     for conv in Convergence:
         n = c.get(conv.value, 0)
         if n or conv in (Convergence.CONVERGED, Convergence.DIVERGED):
