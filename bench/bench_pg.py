@@ -1,0 +1,222 @@
+"""Benchmark: the PostgreSQL platform source (issue 12) beside the sandbox.db path, in one run.
+
+A private PostgreSQL server is started the way the tests start theirs (tests/fixtures/postgres.py:
+Debian's initdb + pg_ctl as the `postgres` user, a private socket dir and a private port on
+127.0.0.1, fsync off), a generated demo fleet is loaded into it with Mycel's column types and no
+lease_events (tests/test_pg_source.copy_fleet), and the same fleet's sandbox.db is timed beside it:
+
+- `opcockpit snapshot --format json` as a subprocess, interpreter start included, median of 5
+  after one warm-up (budget <= 1.0 s at 10k leases, the sandbox.db path's budget), with
+  `[sources] kind = "postgres"` and with `--db sandbox.db`; for HEAD and for the previous main
+  (BENCH_BASELINE, default e4b892a = the start of this session: ec3fb80 had no PostgreSQL
+  source), each a `git worktree` on PYTHONPATH;
+- the incremental no-change refresh in process: the change-detecting reader's `read_state` when
+  nothing changed (PostgreSQL: one signature query in a read-only snapshot; sandbox.db:
+  `PRAGMA data_version`), and a whole `collector.refresh()` of a cockpit on that source with no
+  provider configured; wall and CPU per call, median of 20 after warm-up;
+- one full read of the reconcile input (`read_pg_state` / `read_db_state`), median of 3.
+
+Run: `python -m bench.run --only pg` or `python bench/bench_pg.py [n ...]` (default 10000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # `python bench/bench_pg.py` from the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench_snapshot import REPEATS, _cli, _isolated_env
+
+SNAPSHOT_TARGET_S = {10_000: 1.0}
+SIZES_CAP = 10_000  # loading 50k leases into PostgreSQL is minutes of COPY on a shared machine
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = os.environ.get("BENCH_PG_BASELINE", "e4b892a")
+NOCHANGE_CALLS = 20
+
+
+def _load() -> str:
+    try:
+        return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "load average n/a"
+
+
+def _config(work: Path, name: str, body: str) -> Path:
+    path = work / f"{name}.toml"
+    path.write_text(body)
+    return path
+
+
+def _time_cli(
+    cli: list[str], args: list[str], home: Path, pythonpath: Path | None = None
+) -> tuple[float | None, str]:
+    """Median wall time of `cli snapshot --format json ARGS`, REPEATS runs after one warm-up."""
+    env = _isolated_env(home)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    samples: list[float] = []
+    out = ""
+    for i in range(REPEATS + 1):
+        t0 = time.perf_counter()
+        # cwd=home: `python -m` puts the cwd first on sys.path, so it must hold no opcockpit.
+        proc = subprocess.run(
+            [*cli, *args, "snapshot", "--format", "json"], capture_output=True, text=True, env=env, cwd=home,
+            timeout=120, check=False,
+        )  # fmt: skip
+        dt = time.perf_counter() - t0
+        if proc.returncode != 0:
+            return None, f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}"
+        out = proc.stdout
+        if i:
+            samples.append(dt)
+    doc = json.loads(out)
+    return statistics.median(samples), f"{len(doc['rows'])} rows; median of {REPEATS}"
+
+
+async def _per_call(fn: Callable[[], Awaitable[Any]], calls: int) -> tuple[float, float]:
+    """(median wall ms, median CPU ms) of `calls` awaits of fn, after one warm-up."""
+    await fn()
+    walls, cpus = [], []
+    for _ in range(calls):
+        w, c = time.perf_counter(), time.process_time()
+        await fn()
+        walls.append((time.perf_counter() - w) * 1000)
+        cpus.append((time.process_time() - c) * 1000)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+async def _inprocess(pg_cfg: Path, lite_cfg: Path, pg_url: str, db: Path, n: int) -> list[dict[str, Any]]:
+    from opcockpit.adapters.leon.sandbox_changes import SandboxDbTracker
+    from opcockpit.adapters.leon.sandbox_db import read_db_state
+    from opcockpit.adapters.pg_source import PgSourceSpec, read_pg_state
+    from opcockpit.adapters.pg_source_track import PgSourceTracker
+    from opcockpit.settings.config import load_config
+    from opcockpit.wiring import build_cockpit
+
+    rows: list[dict[str, Any]] = []
+    spec = PgSourceSpec(pg_url)
+    for label, tracker, full in (
+        ("PostgreSQL", PgSourceTracker(spec), lambda: read_pg_state(spec)),
+        ("sandbox.db", SandboxDbTracker(str(db)), lambda: read_db_state(str(db))),
+    ):
+        try:
+            wall, cpu = await _per_call(tracker.read_state, NOCHANGE_CALLS)
+            stats = tracker.stats
+        finally:
+            await tracker.aclose()
+        rows.append({
+            "name": f"no-change read_state of the change-detecting reader, {label}", "size": n,
+            "value": round(wall, 2), "unit": "ms", "target": None,
+            "notes": f"cpu {cpu:.2f} ms; full reads {stats.full_reads}, unchanged {stats.unchanged}; "
+            f"median of {NOCHANGE_CALLS}",
+        })  # fmt: skip
+        wall_full, cpu_full = await _per_call(full, 3)
+        rows.append({
+            "name": f"full read of the reconcile input, {label}", "size": n,
+            "value": round(wall_full / 1000, 3), "unit": "s", "target": None,
+            "notes": f"cpu {cpu_full / 1000:.3f} s; median of 3",
+        })  # fmt: skip
+    for label, cfg in (("PostgreSQL", pg_cfg), ("sandbox.db", lite_cfg)):
+        cockpit = build_cockpit(load_config(cfg, env={}).config)
+        try:
+            wall, cpu = await _per_call(cockpit.collector.refresh, NOCHANGE_CALLS)
+        finally:
+            await cockpit.aclose()
+        rows.append({
+            "name": f"no-change collector.refresh() (no provider configured), {label}", "size": n,
+            "value": round(wall, 2), "unit": "ms", "target": None,
+            "notes": f"cpu {cpu:.2f} ms; median of {NOCHANGE_CALLS}",
+        })  # fmt: skip
+    return rows
+
+
+def _snapshot_rows(work: Path, pg_cfg: Path, db: Path, n: int) -> list[dict[str, Any]]:
+    from bench.bench_steady import git, imported_from, worktree
+
+    home = work / "home"
+    home.mkdir(exist_ok=True)
+    target = SNAPSHOT_TARGET_S.get(n)
+    rows: list[dict[str, Any]] = []
+    py = [sys.executable, "-m", "opcockpit.cli"]
+    trees: list[tuple[str, Path | None]] = [(f"HEAD {git('rev-parse', '--short', 'HEAD')}", ROOT)]
+    with worktree(BASELINE) if BASELINE else contextlib.nullcontext() as prev:
+        if prev is not None:
+            trees.append((f"previous main {git('rev-parse', '--short', BASELINE)}", prev))
+        for label, tree in trees:
+            env = {**_isolated_env(home), "PYTHONPATH": str(tree)}
+            if not imported_from(env, home).is_relative_to(Path(str(tree)).resolve()):
+                raise RuntimeError(f"{label}: opcockpit does not import from {tree}")
+            for source, args in (
+                ("PostgreSQL", ["--config", str(pg_cfg)]),
+                ("sandbox.db", ["--db", str(db)]),
+            ):
+                value, notes = _time_cli(py, args, home, tree)
+                rows.append({
+                    "name": f"snapshot --format json, {source}, {label}", "size": n,
+                    "value": round(value, 3) if value is not None else None, "unit": "s", "target": target,
+                    "notes": f"{notes}; {_load()}",
+                })  # fmt: skip
+    cli = _cli()
+    if cli is not None and cli[0] != sys.executable:  # the console script users run
+        value, notes = _time_cli(cli, ["--config", str(pg_cfg)], home)
+        rows.append({
+            "name": "opcockpit snapshot --format json, PostgreSQL (console script, HEAD)", "size": n,
+            "value": round(value, 3) if value is not None else None, "unit": "s", "target": target,
+            "notes": f"{notes}; {_load()}",
+        })  # fmt: skip
+    return rows
+
+
+def run(sizes: list[int]) -> list[dict[str, Any]]:
+    from opcockpit.demo.fleet import generate_fleet
+    from tests.fixtures.postgres import PostgresUnavailable, start_server
+    from tests.test_pg_source import copy_fleet
+
+    work = Path(tempfile.mkdtemp(prefix="opcockpit-bench-pg-"))
+    rows: list[dict[str, Any]] = []
+    try:
+        try:
+            server = start_server()
+        except (PostgresUnavailable, OSError) as exc:
+            return [{"name": "PostgreSQL source", "size": 0, "value": None, "unit": "s", "target": None,
+                     "notes": f"skipped: PostgreSQL unavailable ({exc})"}]  # fmt: skip
+        try:
+            for n in [s for s in sizes if s <= SIZES_CAP] or [SIZES_CAP]:
+                fleet = generate_fleet(work / f"f{n}", leases=n, seed=1)
+                url = server.fresh_db()
+                t0 = time.perf_counter()
+                copy_fleet(fleet.sandbox_db, url)
+                load_s = time.perf_counter() - t0
+                pg_cfg = _config(work, f"pg{n}", f'[sources]\nkind = "postgres"\nurl = "{url}"\n')
+                lite_cfg = _config(work, f"lite{n}", f'[sources]\nsandbox_db = "{fleet.sandbox_db}"\n')
+                rows.append({
+                    "name": "load the demo fleet into PostgreSQL (COPY, Mycel types, no lease_events)",
+                    "size": n, "value": round(load_s, 2), "unit": "s", "target": None,
+                    "notes": f"{sum(fleet.counts.values()):,} rows; {_load()}",
+                })  # fmt: skip
+                rows += _snapshot_rows(work, pg_cfg, fleet.sandbox_db, n)
+                rows += asyncio.run(_inprocess(pg_cfg, lite_cfg, url, fleet.sandbox_db, n))
+        finally:
+            server.stop("immediate")
+            shutil.rmtree(server.root, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+if __name__ == "__main__":
+    for r in run([int(a) for a in sys.argv[1:]] or [10_000]):
+        print(r)
