@@ -8,15 +8,19 @@ import json
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from opcockpit.adapters.ledger.audit import AuditLog
 from opcockpit.adapters.leon.schema import create_sandbox_db
 from opcockpit.adapters.leon.writer import check_invariants, lease_versions
+from opcockpit.doubles.docker import DockerDouble
+from opcockpit.doubles.e2b import E2BDouble
 from opcockpit.services.collect import FleetCollector
 from opcockpit.services.operations import Operations
 from opcockpit.settings.config import CockpitConfig, ProviderConfig, SourcesConfig
@@ -24,6 +28,7 @@ from opcockpit.wiring import build_collector, build_operations
 from tests.fixtures.leon_db import add_instance, add_lease, add_terminal
 
 KEY = "test-key"
+E2B_LEASE = "lease-e2b000000001"  # the bound e2b lease of `setup_e2b`
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,41 @@ def build_db(path: Path, leases: list[LeaseSpec], *, variant: str = "leonai") ->
     finally:
         conn.close()
     return path
+
+
+# Fixtures shared by the operations test modules (they import them by name).
+
+
+@pytest.fixture
+def e2b() -> Iterator[E2BDouble]:
+    with E2BDouble() as d:
+        yield d  # type: ignore[misc]
+
+
+@pytest.fixture
+def docker() -> Iterator[DockerDouble]:
+    with DockerDouble(flavor="docker") as d:
+        yield d  # type: ignore[misc]
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.db"
+
+
+def setup_e2b(
+    tmp_path: Path, e2b: E2BDouble, *, state: str = "running", variant: str = "leonai", **cfg: Any
+) -> tuple[str, Path, CockpitConfig]:
+    """(instance id, sandbox.db, config): E2B_LEASE bound to a new `state` e2b sandbox, a local
+    lease and an unbound e2b lease, each with a thread."""
+    iid = e2b.add(state=state).instance_id
+    observed = "paused" if state == "paused" else "running"
+    db = build_db(tmp_path / "sandbox.db", [
+        LeaseSpec(E2B_LEASE, "e2b", iid, desired=observed, observed=observed, thread_id="t-one"),
+        LeaseSpec("lease-local0000001", "local", "leon-lease-local0000001", thread_id="t-local"),
+        LeaseSpec("lease-e2bunbound01", "e2b", None, observed="detached", thread_id="t-unbound"),
+    ], variant=variant)  # fmt: skip
+    return iid, db, config_for(db, {"e2b": ("e2b", e2b)}, **cfg)
 
 
 def sha(path: Path) -> str:
@@ -151,6 +191,16 @@ def cockpit(config: CockpitConfig, ledger: Path, **kw: Any) -> Cockpit:
     audit = AuditLog(ledger)
     ops = build_operations(config, collector=collector, audit=audit, operator="alice@testhost", **kw)
     return Cockpit(config, collector, ops, audit)
+
+
+@asynccontextmanager
+async def opened(config: CockpitConfig, ledger: Path, **kw: Any) -> AsyncIterator[Cockpit]:
+    """`cockpit(...)` for the length of an `async with`, closed however the block ends."""
+    c = cockpit(config, ledger, **kw)
+    try:
+        yield c
+    finally:
+        await c.close()
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from opcockpit.doubles.e2b import E2BDouble
 from opcockpit.services.operations import Action, Gate, OpStatus, PlanItem, Target, TargetError
 from opcockpit.settings.config import ProviderConfig
 from opcockpit.wiring import build_operations
+from tests import operations_support as support
 from tests.operations_support import (
     LeaseSpec,
     assert_leon_invariants,
@@ -23,46 +24,17 @@ from tests.operations_support import (
     events,
     lease_row,
     mutations,
+    opened,
     query,
+    setup_e2b,
     sha,
     versions,
 )
 
+# The fixtures shared by the operations test modules (pytest finds them by these names).
+e2b, docker, ledger = support.e2b, support.docker, support.ledger
+
 WAIT = 15.0  # upper bound for convergence waits; never asserted as a duration
-
-
-@pytest.fixture
-def e2b():
-    with E2BDouble() as d:
-        yield d
-
-
-@pytest.fixture
-def docker():
-    with DockerDouble(flavor="docker") as d:
-        yield d
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Path:
-    return tmp_path / "ledger.db"
-
-
-def setup_e2b(tmp_path: Path, e2b: E2BDouble, *, state: str = "running", variant: str = "leonai", **cfg):
-    iid = e2b.add(state=state).instance_id
-    observed = "paused" if state == "paused" else "running"
-    db = build_db(
-        tmp_path / "sandbox.db",
-        [
-            LeaseSpec(
-                "lease-e2b000000001", "e2b", iid, desired=observed, observed=observed, thread_id="t-one"
-            ),
-            LeaseSpec("lease-local0000001", "local", "leon-lease-local0000001", thread_id="t-local"),
-            LeaseSpec("lease-e2bunbound01", "e2b", None, observed="detached", thread_id="t-unbound"),
-        ],
-        variant=variant,
-    )
-    return iid, db, config_for(db, {"e2b": ("e2b", e2b)}, **cfg)
 
 
 # --------------------------------------------------------------------------- each action and its repeat
@@ -135,8 +107,7 @@ async def test_docker_lease_cycle_and_orphan_destroy_without_adopt(
     db = build_db(
         tmp_path / "sandbox.db", [LeaseSpec("lease-dock00000001", "docker", leased, thread_id="t-d")]
     )
-    c = cockpit(config_for(db, {"docker": ("docker", docker)}), ledger)
-    try:
+    async with opened(config_for(db, {"docker": ("docker", docker)}), ledger) as c:
         gt = await c.collector.refresh()
         assert [o.instance_id for o in gt.orphans] == [orphan]
         (op,) = await c.ops.execute(c.ops.plan("pause", [leased[:9]], seen=gt))  # unique instance prefix
@@ -156,8 +127,6 @@ async def test_docker_lease_cycle_and_orphan_destroy_without_adopt(
         assert again.outcome == "already" and again.target.listed is False
         await c.ops.wait_converged(again, WAIT)
         assert again.status is OpStatus.CONVERGED and sha(db) == snapshot
-    finally:
-        await c.close()
     assert_leon_invariants(db)
 
 
@@ -170,8 +139,7 @@ async def test_destroying_a_leaked_lease_destroys_its_labelled_instance_at_the_p
     db = build_db(tmp_path / "sandbox.db", [
         LeaseSpec(lid, "docker", None, desired="destroyed", observed="detached", thread_id="t-leak"),
     ])  # fmt: skip
-    c = cockpit(config_for(db, {"docker": ("docker", docker)}), ledger)
-    try:
+    async with opened(config_for(db, {"docker": ("docker", docker)}), ledger) as c:
         gt = await c.collector.refresh()
         assert [(o.instance_id, o.claim) for o in gt.orphans] == [(leaked, "lease_exists")]
         plan = c.ops.plan(Action.DESTROY, [lid], seen=gt)  # by lease id, as `opcockpit destroy`
@@ -195,8 +163,6 @@ async def test_destroying_a_leaked_lease_destroys_its_labelled_instance_at_the_p
         (again,) = await c.ops.execute(c.ops.plan(Action.DESTROY, [f"docker/{leaked}"], seen=gt))
         assert again.outcome == "already" and mutations(docker) == n
         assert_leon_invariants(db)
-    finally:
-        await c.close()
     entry = list_audit(10, path=ledger)[-1]
     assert (entry.action, entry.lease_id, entry.instance_id, entry.thread_id) == (
         "destroy", lid, leaked, "t-leak",
@@ -212,8 +178,7 @@ async def test_leaked_instance_is_not_destroyed_when_its_lease_was_revived_meanw
     db = build_db(tmp_path / "sandbox.db", [
         LeaseSpec(lid, "docker", None, desired="destroyed", observed="detached", thread_id="t-leak"),
     ])  # fmt: skip
-    c = cockpit(config_for(db, {"docker": ("docker", docker)}), ledger)
-    try:
+    async with opened(config_for(db, {"docker": ("docker", docker)}), ledger) as c:
         gt = await c.collector.refresh()
         plan = c.ops.plan(Action.DESTROY, [lid], seen=gt)
         import sqlite3
@@ -226,8 +191,6 @@ async def test_leaked_instance_is_not_destroyed_when_its_lease_was_revived_meanw
         (op,) = await c.ops.execute(plan)
         assert op.status is OpStatus.REFUSED and "desired_state now running" in op.message
         assert leaked in docker.instances and mutations(docker) == n and sha(db) == snapshot
-    finally:
-        await c.close()
 
 
 # --------------------------------------------------------------------------- refusals: the truth changed
@@ -238,8 +201,7 @@ async def test_destroy_of_an_orphan_adopted_meanwhile_is_refused(
 ) -> None:
     _iid, db, config = setup_e2b(tmp_path, e2b)
     orphan = e2b.add(state="running").instance_id
-    c = cockpit(config, ledger)
-    try:
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
         plan = c.ops.plan(Action.DESTROY, [f"e2b/{orphan}"], seen=gt)
         assert plan.items[0].target.kind == "orphan" and plan.items[0].gate.allowed
@@ -252,16 +214,13 @@ async def test_destroy_of_an_orphan_adopted_meanwhile_is_refused(
         assert op.status is OpStatus.REFUSED
         assert f"bound to lease {adopted.new_lease_id}" in op.message
         assert orphan in e2b.instances and mutations(e2b) == n and sha(db) == snapshot
-    finally:
-        await c.close()
     (entry,) = list_audit(10, path=ledger)
     assert entry.result == "refused" and entry.instance_id == orphan
 
 
 async def test_lease_whose_instance_changed_is_refused(tmp_path: Path, e2b: E2BDouble, ledger: Path) -> None:
     iid, db, config = setup_e2b(tmp_path, e2b)
-    c = cockpit(config, ledger)
-    try:
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
         plan = c.ops.plan(Action.DESTROY, ["lease-e2b000000001"], seen=gt)
         new = e2b.add(state="running").instance_id  # LEON recreated the instance meanwhile
@@ -276,16 +235,13 @@ async def test_lease_whose_instance_changed_is_refused(tmp_path: Path, e2b: E2BD
         (op,) = await c.ops.execute(plan)
         assert op.status is OpStatus.REFUSED and f"{iid} -> {new}" in op.message
         assert mutations(e2b) == n and sha(db) == snapshot and iid in e2b.instances
-    finally:
-        await c.close()
 
 
 async def test_gates_local_unbound_capabilities_and_adopt_of_a_lease(
     tmp_path: Path, e2b: E2BDouble, ledger: Path
 ) -> None:
     _, db, config = setup_e2b(tmp_path, e2b)
-    c = cockpit(config, ledger)
-    try:
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
         rows = {r.lease_id: r for r in gt.rows}
         gate = c.ops.gate("pause", rows["lease-local0000001"])
@@ -307,16 +263,13 @@ async def test_gates_local_unbound_capabilities_and_adopt_of_a_lease(
         await c.ops.wait_converged(op, WAIT)
         assert op.status is OpStatus.CONVERGED
         assert_leon_invariants(db)
-    finally:
-        await c.close()
 
 
 async def test_resolution_prefixes_ambiguity_and_unlisted(
     tmp_path: Path, e2b: E2BDouble, ledger: Path
 ) -> None:
     _, _, config = setup_e2b(tmp_path, e2b)
-    c = cockpit(config, ledger)
-    try:
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
         with pytest.raises(TargetError) as info:
             c.ops.plan("pause", ["lease-"], seen=gt)
@@ -328,8 +281,6 @@ async def test_resolution_prefixes_ambiguity_and_unlisted(
         assert [i.target.lease_id for i in plan.items] == ["lease-e2b000000001"]  # duplicates dropped
         (item,) = c.ops.plan("destroy", ["e2b/ithisisnotlisted"], seen=gt).items
         assert item.target == Target.unlisted("e2b", "ithisisnotlisted")
-    finally:
-        await c.close()
 
 
 # --------------------------------------------------------------------------- serialisation, locks, failures
@@ -379,8 +330,7 @@ async def test_db_locked_by_another_writer_fails_clearly_and_changes_nothing(
     tmp_path: Path, e2b: E2BDouble, ledger: Path
 ) -> None:
     iid, db, config = setup_e2b(tmp_path, e2b)
-    c = cockpit(config, ledger, busy_timeout_s=0.3)
-    try:
+    async with opened(config, ledger, busy_timeout_s=0.3) as c:
         gt = await c.collector.refresh()
         plan = c.ops.plan(Action.PAUSE, ["lease-e2b000000001"], seen=gt)
         n, snapshot = mutations(e2b), sha(db)
@@ -390,8 +340,6 @@ async def test_db_locked_by_another_writer_fails_clearly_and_changes_nothing(
         assert "locked by another writer" in op.message and "nothing was written" in op.message
         assert mutations(e2b) == n and e2b.instances[iid].state == "running"  # provider never called
         assert sha(db) == snapshot
-    finally:
-        await c.close()
     (entry,) = list_audit(5, path=ledger)
     assert entry.result == "failed" and "locked" in (entry.error or "")
 
@@ -427,16 +375,13 @@ async def test_provider_refusal_409_is_recorded_as_a_failure(
 ) -> None:
     iid = e2b.add(state="running", internal_state="snapshotting").instance_id
     db = build_db(tmp_path / "sandbox.db", [LeaseSpec("lease-snap00000001", "e2b", iid)])
-    c = cockpit(config_for(db, {"e2b": ("e2b", e2b)}), ledger)
-    try:
+    async with opened(config_for(db, {"e2b": ("e2b", e2b)}), ledger) as c:
         gt = await c.collector.refresh()
         (op,) = await c.ops.execute(c.ops.plan("pause", ["lease-snap"], seen=gt))
         assert op.status is OpStatus.FAILED and "snapshotting" in op.message
         row = lease_row(db, "lease-snap00000001")
         assert row["needs_refresh"] == 1 and "snapshotting" in row["last_error"]
         assert_leon_invariants(db)
-    finally:
-        await c.close()
 
 
 # --------------------------------------------------------------------------- read-only, dry run
@@ -509,8 +454,7 @@ async def test_adopt_orphan_converges_and_attaches_to_a_thread(
 ) -> None:
     _iid, db, config = setup_e2b(tmp_path, e2b)
     orphan = e2b.add(state="paused").instance_id
-    c = cockpit(config, ledger)
-    try:
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
         with pytest.raises(ValueError, match="one lease"):
             await c.ops.execute(
@@ -550,8 +494,6 @@ async def test_adopt_orphan_converges_and_attaches_to_a_thread(
         assert f"already adopted as lease {op.new_lease_id} (on thread t-new)" in other.message
         assert sha(db) == snapshot and mutations(e2b) == n
         assert_leon_invariants(db)
-    finally:
-        await c.close()
 
 
 # --------------------------------------------------------------------------- convergence tracking
@@ -561,8 +503,7 @@ async def test_contradiction_fails_and_deadline_times_out(
     tmp_path: Path, e2b: E2BDouble, ledger: Path
 ) -> None:
     iid, _db, config = setup_e2b(tmp_path, e2b)
-    c = cockpit(config, ledger)
-    try:
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
         (op,) = await c.ops.execute(c.ops.plan("pause", ["lease-e2b000000001"], seen=gt))
         assert c.ops.tracker.pending_for("lease-e2b000000001") == [op] and op.intended_state == "paused"
@@ -577,8 +518,6 @@ async def test_contradiction_fails_and_deadline_times_out(
         (op2,) = await c.ops.execute(c.ops.plan("resume", ["lease-e2b000000001"], seen=gt))
         assert op2.status is OpStatus.PENDING and op2.deadline is not None
         assert c.ops.tracker.expire(op2.deadline) == [op2] and op2.status is OpStatus.TIMED_OUT
-    finally:
-        await c.close()
     by_op = {a.op_id: a for a in list_audit(10, path=ledger)}
     assert by_op[op.op_id].convergence == "failed" and by_op[op2.op_id].convergence == "timed_out"
 

@@ -21,7 +21,9 @@ from opcockpit.doubles.docker import DockerDouble
 from opcockpit.doubles.e2b import E2BDouble
 from opcockpit.services.operations import Action, Gate, Operation, OpStatus, PlanItem, Target
 from opcockpit.settings.config import ProviderConfig
+from tests import operations_support as support
 from tests.operations_support import (
+    E2B_LEASE,
     LeaseSpec,
     assert_leon_invariants,
     build_db,
@@ -31,39 +33,16 @@ from tests.operations_support import (
     events,
     lease_row,
     mutations,
+    opened,
     query,
+    setup_e2b,
     sha,
 )
 
-LID = "lease-e2b000000001"
+# The fixtures shared by the operations test modules (pytest finds them by these names).
+e2b, docker, ledger = support.e2b, support.docker, support.ledger
 
-
-@pytest.fixture
-def e2b():
-    with E2BDouble() as d:
-        yield d
-
-
-@pytest.fixture
-def docker():
-    with DockerDouble(flavor="docker") as d:
-        yield d
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Path:
-    return tmp_path / "ledger.db"
-
-
-def setup(tmp_path: Path, e2b: E2BDouble, *, state: str = "running", **cfg):
-    iid = e2b.add(state=state).instance_id
-    observed = "paused" if state == "paused" else "running"
-    db = build_db(tmp_path / "sandbox.db", [
-        LeaseSpec(LID, "e2b", iid, desired=observed, observed=observed, thread_id="t-one"),
-        LeaseSpec("lease-local0000001", "local", "leon-lease-local0000001", thread_id="t-local"),
-        LeaseSpec("lease-e2bunbound01", "e2b", None, observed="detached", thread_id="t-unbound"),
-    ])  # fmt: skip
-    return iid, db, config_for(db, {"e2b": ("e2b", e2b)}, **cfg)
+LID = E2B_LEASE
 
 
 def sql(db: Path, statement: str, *args: object) -> None:
@@ -92,7 +71,7 @@ def on_first(double, method: str, action) -> None:
 
 
 async def test_every_gate_reason(tmp_path: Path, e2b: E2BDouble, ledger: Path, monkeypatch) -> None:
-    _iid, _db, config = setup(tmp_path, e2b)
+    _iid, _db, config = setup_e2b(tmp_path, e2b)
     orphan = e2b.add(state="running").instance_id
     config.providers["off"] = ProviderConfig(
         name="off", kind="e2b", api_url=e2b.url, api_key="k", enabled=False
@@ -101,8 +80,7 @@ async def test_every_gate_reason(tmp_path: Path, e2b: E2BDouble, ledger: Path, m
     config.providers["nokey"] = ProviderConfig(
         name="nokey", kind="e2b", api_url=e2b.url, api_key_env="OPC_NO_SUCH_KEY"
     )
-    c = cockpit(config, ledger)
-    try:
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
         rows = {r.lease_id: r for r in gt.rows}
         lease, unbound, local = rows[LID], rows["lease-e2bunbound01"], rows["lease-local0000001"]
@@ -133,16 +111,11 @@ async def test_every_gate_reason(tmp_path: Path, e2b: E2BDouble, ledger: Path, m
         assert g("destroy", unconfirmed) == Gate(
             False, "orphan not confirmed by a GET yet (eventually consistent listing); wait a refresh"
         )
-    finally:
-        await c.close()
-    c = cockpit(config, ledger, read_only=True)
-    try:
+    async with opened(config, ledger, read_only=True) as c:
         gt = await c.collector.refresh()
         row = next(r for r in gt.rows if r.lease_id == LID)
         assert c.ops.gate("pause", row) == Gate(False, "read-only mode: actions are disabled")
         assert c.ops.gate("pause", row, dry_run=True) == Gate(True)
-    finally:
-        await c.close()
 
 
 async def test_gate_capability_off_refuses(tmp_path: Path, ledger: Path) -> None:
@@ -183,7 +156,7 @@ async def test_the_gate_is_checked_again_at_execution(
     tmp_path: Path, e2b: E2BDouble, ledger: Path, action: str, ref: str, reason: str
 ) -> None:
     """A plan item that says "allowed" (a stale TUI gate, a hand-built plan) is still re-gated."""
-    _, db, config = setup(tmp_path, e2b)
+    _, db, config = setup_e2b(tmp_path, e2b)
     c = cockpit(config, ledger)
     snapshot = sha(db)
     try:
@@ -202,9 +175,8 @@ async def test_the_gate_is_checked_again_at_execution(
 async def test_a_closed_plan_gate_refuses_without_any_request(
     tmp_path: Path, e2b: E2BDouble, ledger: Path
 ) -> None:
-    iid, _db, config = setup(tmp_path, e2b)
-    c = cockpit(config, ledger)
-    try:
+    iid, _db, config = setup_e2b(tmp_path, e2b)
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
         target = Target.of_row(next(r for r in gt.rows if r.lease_id == LID))
         n = e2b.request_count
@@ -215,17 +187,14 @@ async def test_a_closed_plan_gate_refuses_without_any_request(
         op = await c.ops._run(Action.PAUSE, PlanItem(target, Gate(False)), None, False, None)
         assert (op.status, op.message) == (OpStatus.REFUSED, "not allowed")
         assert e2b.request_count == n and e2b.instances[iid].state == "running"
-    finally:
-        await c.close()
 
 
 # --------------------------------------------------------------------------- the truth changed
 
 
 async def test_lease_gone_from_sandbox_db_is_refused(tmp_path: Path, e2b: E2BDouble, ledger: Path) -> None:
-    iid, db, config = setup(tmp_path, e2b)
-    c = cockpit(config, ledger)
-    try:
+    iid, db, config = setup_e2b(tmp_path, e2b)
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
         plan = c.ops.plan(Action.PAUSE, [LID], seen=gt)
         sql(db, "DELETE FROM sandbox_leases WHERE lease_id = ?", LID)
@@ -234,16 +203,13 @@ async def test_lease_gone_from_sandbox_db_is_refused(tmp_path: Path, e2b: E2BDou
         assert op.status is OpStatus.REFUSED
         assert op.message == f"lease {LID} no longer exists in sandbox.db"
         assert sha(db) == snapshot and mutations(e2b) == n and e2b.instances[iid].state == "running"
-    finally:
-        await c.close()
 
 
 async def test_lease_moved_to_another_provider_is_refused(
     tmp_path: Path, e2b: E2BDouble, ledger: Path
 ) -> None:
-    iid, db, config = setup(tmp_path, e2b)
-    c = cockpit(config, ledger)
-    try:
+    iid, db, config = setup_e2b(tmp_path, e2b)
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
         plan = c.ops.plan(Action.DESTROY, [LID], seen=gt)
         # same instance id, another provider: only the provider check can catch this one
@@ -253,17 +219,14 @@ async def test_lease_moved_to_another_provider_is_refused(
         assert op.status is OpStatus.REFUSED
         assert op.message == f"lease {LID} now belongs to provider e2b_eu, not e2b"
         assert sha(db) == snapshot and mutations(e2b) == n and iid in e2b.instances
-    finally:
-        await c.close()
 
 
 async def test_instance_gone_at_the_provider_refuses_pause(
     tmp_path: Path, e2b: E2BDouble, ledger: Path
 ) -> None:
-    iid, db, config = setup(tmp_path, e2b)
+    iid, db, config = setup_e2b(tmp_path, e2b)
     orphan = e2b.add(state="running").instance_id
-    c = cockpit(config, ledger)
-    try:
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
         lease_plan = c.ops.plan(Action.PAUSE, [LID], seen=gt)
         orphan_plan = c.ops.plan(Action.PAUSE, [f"e2b/{orphan}"], seen=gt)
@@ -279,16 +242,13 @@ async def test_instance_gone_at_the_provider_refuses_pause(
             OpStatus.REFUSED, f"instance e2b/{orphan} is gone at the provider; nothing to pause",
         )  # fmt: skip
         assert sha(db) == snapshot and mutations(e2b) == 0
-    finally:
-        await c.close()
 
 
 async def test_provider_read_failure_refuses_before_any_change(
     tmp_path: Path, e2b: E2BDouble, ledger: Path
 ) -> None:
-    iid, db, config = setup(tmp_path, e2b)
-    c = cockpit(config, ledger)
-    try:
+    iid, db, config = setup_e2b(tmp_path, e2b)
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
         plan = c.ops.plan(Action.PAUSE, [LID], seen=gt)
         e2b.faults.error_status = 503
@@ -297,8 +257,6 @@ async def test_provider_read_failure_refuses_before_any_change(
         assert op.status is OpStatus.REFUSED
         assert op.message.startswith(f"cannot verify e2b/{iid} at the provider right now: ")
         assert "503" in op.message and sha(db) == snapshot and mutations(e2b) == 0
-    finally:
-        await c.close()
 
 
 # --------------------------------------------------------------------------- WriteError paths
@@ -307,10 +265,9 @@ async def test_provider_read_failure_refuses_before_any_change(
 async def test_lease_rebound_between_the_check_and_the_intent_is_refused(
     tmp_path: Path, e2b: E2BDouble, ledger: Path
 ) -> None:
-    iid, db, config = setup(tmp_path, e2b)
+    iid, db, config = setup_e2b(tmp_path, e2b)
     new = e2b.add(state="running").instance_id
-    c = cockpit(config, ledger)
-    try:
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
         plan = c.ops.plan(Action.PAUSE, [LID], seen=gt)
         # LEON rebinds the lease while our fresh GET is in flight: the intent transaction sees it
@@ -324,16 +281,13 @@ async def test_lease_rebound_between_the_check_and_the_intent_is_refused(
         row = lease_row(db, LID)
         assert (row["version"], row["desired_state"], row["current_instance_id"]) == (v0, "running", new)
         assert events(db, LID) == [] and mutations(e2b) == 0
-    finally:
-        await c.close()
 
 
 async def test_intent_write_failure_is_a_failure_and_the_provider_is_not_called(
     tmp_path: Path, e2b: E2BDouble, ledger: Path
 ) -> None:
-    iid, db, config = setup(tmp_path, e2b)
-    c = cockpit(config, ledger, busy_timeout_s=0.2)
-    try:
+    iid, db, config = setup_e2b(tmp_path, e2b)
+    async with opened(config, ledger, busy_timeout_s=0.2) as c:
         gt = await c.collector.refresh()
         plan = c.ops.plan(Action.DESTROY, [LID], seen=gt)
         with db_locked(db):
@@ -342,17 +296,14 @@ async def test_intent_write_failure_is_a_failure_and_the_provider_is_not_called(
         assert op.message.startswith("could not write the intent: sandbox.db at ")
         assert "locked by another writer" in op.message
         assert mutations(e2b) == 0 and iid in e2b.instances and c.ops.tracker.pending() == []
-    finally:
-        await c.close()
 
 
 async def test_provider_done_but_outcome_not_recorded_stays_pending_and_says_so(
     tmp_path: Path, e2b: E2BDouble, ledger: Path
 ) -> None:
-    iid, db, config = setup(tmp_path, e2b)
+    iid, db, config = setup_e2b(tmp_path, e2b)
     other = e2b.add(state="running").instance_id
-    c = cockpit(config, ledger)
-    try:
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
         plan = c.ops.plan(Action.PAUSE, [LID], seen=gt)
         # LEON rebinds the lease while our pause is at the provider: the outcome cannot be recorded
@@ -365,8 +316,6 @@ async def test_provider_done_but_outcome_not_recorded_stays_pending_and_says_so(
         assert (op.error or "").startswith("pause done at the provider but the outcome was not recorded: ")
         assert "rebound" in (op.error or "") and op.message == "paused"
         assert op in c.ops.tracker.pending()
-    finally:
-        await c.close()
     (entry,) = list_audit(5, path=ledger)
     assert entry.result == "pending" and "not recorded" in (entry.error or "")
 
@@ -374,8 +323,7 @@ async def test_provider_done_but_outcome_not_recorded_stays_pending_and_says_so(
 async def test_failure_that_cannot_be_recorded_says_so(tmp_path: Path, e2b: E2BDouble, ledger: Path) -> None:
     iid = e2b.add(state="running", internal_state="snapshotting").instance_id  # pause answers 409
     db = build_db(tmp_path / "sandbox.db", [LeaseSpec(LID, "e2b", iid)])
-    c = cockpit(config_for(db, {"e2b": ("e2b", e2b)}), ledger)
-    try:
+    async with opened(config_for(db, {"e2b": ("e2b", e2b)}), ledger) as c:
         gt = await c.collector.refresh()
         plan = c.ops.plan(Action.PAUSE, [LID], seen=gt)
         on_first(e2b, "POST", lambda: sql(db, "DELETE FROM sandbox_leases WHERE lease_id = ?", LID))
@@ -385,15 +333,12 @@ async def test_failure_that_cannot_be_recorded_says_so(tmp_path: Path, e2b: E2BD
         assert "snapshotting" in op.message
         assert f"; and the failure could not be recorded: lease {LID} vanished" in op.message
         assert op.error is not None and "could not be recorded" not in op.error
-    finally:
-        await c.close()
 
 
 async def test_recorded_failure_fills_leons_fields(tmp_path: Path, e2b: E2BDouble, ledger: Path) -> None:
     iid = e2b.add(state="running", internal_state="snapshotting").instance_id
     db = build_db(tmp_path / "sandbox.db", [LeaseSpec(LID, "e2b", iid, version=7)])
-    c = cockpit(config_for(db, {"e2b": ("e2b", e2b)}), ledger)
-    try:
+    async with opened(config_for(db, {"e2b": ("e2b", e2b)}), ledger) as c:
         gt = await c.collector.refresh()
         (op,) = await c.ops.execute(c.ops.plan(Action.PAUSE, [LID], seen=gt))
         assert op.status is OpStatus.FAILED and c.ops.tracker.pending() == []
@@ -402,15 +347,12 @@ async def test_recorded_failure_fills_leons_fields(tmp_path: Path, e2b: E2BDoubl
         assert mutations(e2b) == 1  # one pause, no retry, no read back (a 409 is an answer)
         assert "read back" not in op.message
         assert_leon_invariants(db)
-    finally:
-        await c.close()
 
 
 async def test_adopt_write_failure_is_a_failure(tmp_path: Path, e2b: E2BDouble, ledger: Path) -> None:
-    _, db, config = setup(tmp_path, e2b)
+    _, db, config = setup_e2b(tmp_path, e2b)
     orphan = e2b.add(state="running").instance_id
-    c = cockpit(config, ledger, busy_timeout_s=0.2)
-    try:
+    async with opened(config, ledger, busy_timeout_s=0.2) as c:
         gt = await c.collector.refresh()
         plan = c.ops.plan(Action.ADOPT, [f"e2b/{orphan}"], seen=gt)
         with db_locked(db):
@@ -419,8 +361,6 @@ async def test_adopt_write_failure_is_a_failure(tmp_path: Path, e2b: E2BDouble, 
         assert op.message.startswith("could not adopt: ") and "locked" in op.message
         assert op.error == op.message
         assert query(db, "SELECT count(*) FROM sandbox_leases WHERE lease_id LIKE 'lease-adopt-%'") == [(0,)]
-    finally:
-        await c.close()
 
 
 # --------------------------------------------------------------------------- orphans
@@ -429,11 +369,10 @@ async def test_adopt_write_failure_is_a_failure(tmp_path: Path, e2b: E2BDouble, 
 async def test_failed_orphan_action_is_a_failure_not_a_success(
     tmp_path: Path, e2b: E2BDouble, ledger: Path
 ) -> None:
-    _, _db, config = setup(tmp_path, e2b)
+    _, _db, config = setup_e2b(tmp_path, e2b)
     snap = e2b.add(state="running", internal_state="snapshotting").instance_id  # 409 on pause
     flaky = e2b.add(state="running").instance_id
-    c = cockpit(config, ledger)
-    try:
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
         (op,) = await c.ops.execute(c.ops.plan(Action.PAUSE, [f"e2b/{snap}"], seen=gt))
         assert op.status is OpStatus.FAILED and op.outcome is None and op.after is None
@@ -456,20 +395,17 @@ async def test_failed_orphan_action_is_a_failure_not_a_success(
         assert op2.message.startswith(f"Failed to pause e2b/{flaky}: ")
         assert "(read back: still running)" in op2.message and e2b.instances[flaky].state == "running"
         assert hits.count("GET") == 2  # the fresh check, then the read back
-    finally:
-        await c.close()
     results = {a.instance_id: a.result for a in list_audit(10, path=ledger)}
     assert results == {snap: "failed", flaky: "failed"}
 
 
 async def test_orphan_unknown_outcome(tmp_path: Path, e2b: E2BDouble, ledger: Path) -> None:
-    _, _db, config = setup(tmp_path, e2b)
+    _, _db, config = setup_e2b(tmp_path, e2b)
     orphan = e2b.add(state="running").instance_id
     config.providers["e2b"] = ProviderConfig(
         name="e2b", kind="e2b", api_url=e2b.url, api_key="test-key", retries=0, timeout_s=0.5
     )
-    c = cockpit(config, ledger)
-    try:
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
         e2b.faults.drop_mutation_response = True
         on_first(e2b, "DELETE", lambda: setattr(e2b.faults, "error_status", 503))
@@ -478,8 +414,6 @@ async def test_orphan_unknown_outcome(tmp_path: Path, e2b: E2BDouble, ledger: Pa
         assert op.message.startswith(f"outcome is unknown: the destroy of e2b/{orphan} was sent")
         assert "check the provider" in op.message and op.error == op.message
         assert c.ops.tracker.pending() == []
-    finally:
-        await c.close()
     (entry,) = list_audit(5, path=ledger)
     assert (entry.result, entry.instance_id) == ("unknown", orphan)
 
@@ -493,8 +427,7 @@ async def test_adopt_refusals_gone_stopped_and_adopted_meanwhile(
     gone = docker.add(state="running").instance_id
     stopped = docker.add(state="running").instance_id
     db = build_db(tmp_path / "sandbox.db", [])
-    c = cockpit(config_for(db, {"docker": ("docker", docker)}), ledger)
-    try:
+    async with opened(config_for(db, {"docker": ("docker", docker)}), ledger) as c:
         gt = await c.collector.refresh()
         plans = {iid: c.ops.plan(Action.ADOPT, [f"docker/{iid}"], seen=gt) for iid in (gone, stopped)}
         docker.remove(gone)
@@ -509,16 +442,13 @@ async def test_adopt_refusals_gone_stopped_and_adopted_meanwhile(
         assert op.message.startswith(f"instance docker/{stopped} is ")
         assert op.message.endswith(": LEON would see it as detached; destroy it instead")
         assert sha(db) == snapshot and mutations(docker) == 0
-    finally:
-        await c.close()
 
 
 async def test_repeat_adopt_whose_lease_changed_is_refused(
     tmp_path: Path, e2b: E2BDouble, ledger: Path
 ) -> None:
-    _iid, db, config = setup(tmp_path, e2b)
-    c = cockpit(config, ledger)
-    try:
+    _iid, db, config = setup_e2b(tmp_path, e2b)
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
         row = next(r for r in gt.rows if r.lease_id == LID)
         item = PlanItem(Target.of_row(row), Gate(False, "is already a lease"))
@@ -531,8 +461,6 @@ async def test_repeat_adopt_whose_lease_changed_is_refused(
         op = await c.ops._run(Action.ADOPT, item, None, False, None)
         assert op.message == f"lease {LID} changed since you looked (gone); refresh and retry"
         assert mutations(e2b) == 0
-    finally:
-        await c.close()
 
 
 # --------------------------------------------------------------------------- catch-all, audit note
@@ -541,10 +469,9 @@ async def test_repeat_adopt_whose_lease_changed_is_refused(
 async def test_an_unexpected_error_fails_that_target_only(
     tmp_path: Path, e2b: E2BDouble, ledger: Path
 ) -> None:
-    iid, _db, config = setup(tmp_path, e2b)
+    iid, _db, config = setup_e2b(tmp_path, e2b)
     orphan = e2b.add(state="running").instance_id
-    c = cockpit(config, ledger)
-    try:
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
 
         def progress(op: Operation, stage: str) -> None:
@@ -561,8 +488,6 @@ async def test_an_unexpected_error_fails_that_target_only(
         assert bad not in c.ops.tracker.pending() and bad.finished_at is not None
         assert good.status is OpStatus.PENDING and e2b.instances[orphan].state == "paused"
         assert e2b.instances[iid].state == "running"
-    finally:
-        await c.close()
     results = {a.op_id: a.result for a in list_audit(5, path=ledger)}
     assert results == {bad.op_id: "failed", good.op_id: "pending"}
 
@@ -570,9 +495,8 @@ async def test_an_unexpected_error_fails_that_target_only(
 async def test_an_audit_row_that_cannot_be_completed_is_noted(
     tmp_path: Path, e2b: E2BDouble, ledger: Path
 ) -> None:
-    iid, _db, config = setup(tmp_path, e2b)
-    c = cockpit(config, ledger)
-    try:
+    iid, _db, config = setup_e2b(tmp_path, e2b)
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
 
         def break_ledger(op: Operation, stage: str) -> None:
@@ -585,8 +509,6 @@ async def test_an_audit_row_that_cannot_be_completed_is_noted(
         assert op.status is OpStatus.PENDING and op.outcome == "done"  # the action did happen
         assert op.message.startswith("paused (audit not written: ")
         assert e2b.instances[iid].state == "paused"
-    finally:
-        await c.close()
     (entry,) = list_audit(5, path=tmp_path / "moved.db")
     assert entry.result == "started"  # begun, never completed: visible as such
 
@@ -594,14 +516,11 @@ async def test_an_audit_row_that_cannot_be_completed_is_noted(
 async def test_the_audit_row_is_completed_not_duplicated(
     tmp_path: Path, e2b: E2BDouble, ledger: Path
 ) -> None:
-    iid, db, config = setup(tmp_path, e2b)
-    c = cockpit(config, ledger)
-    try:
+    iid, db, config = setup_e2b(tmp_path, e2b)
+    async with opened(config, ledger) as c:
         gt = await c.collector.refresh()
         (op,) = await c.ops.execute(c.ops.plan(Action.DESTROY, [LID], seen=gt))
         await c.ops.wait_converged(op, 15)
-    finally:
-        await c.close()
     (entry,) = list_audit(5, path=ledger)
     assert (entry.op_id, entry.result, entry.outcome, entry.convergence) == (
         op.op_id,
