@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -15,61 +13,15 @@ import pytest
 from opcockpit.adapters.ledger.alerts import AlertStore
 from opcockpit.domain.alerts import AlertsConfig, CommandConfig, WebhookConfig
 from opcockpit.wiring import build_alert_engine
-from tests.alerts_support import T0, Clock, ground_truth, listing, naive, sandbox_db
-from tests.fixtures.leon_db import add_lease
+from tests.alerts_support import Clock, ground_truth, listing, sandbox_db
+from tests.notify_support import ALWAYS, Receiver, recovering_fleet
 
 L1, L2 = "lease-aaaaaaaaaaaa", "lease-bbbbbbbbbbbb"
 
 
-class Receiver:
-    """POST receiver on 127.0.0.1 that answers `fail_status` to the first `fail_first` requests."""
-
-    def __init__(self, fail_first: int = 0, fail_status: int = 500) -> None:
-        self.fail_first = fail_first
-        self.fail_status = fail_status
-        self.requests: list[dict] = []
-        self.accepted: list[dict] = []
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                with outer.lock:
-                    outer.requests.append({"body": body, "headers": dict(self.headers), "path": self.path})
-                    failing = len(outer.requests) <= outer.fail_first
-                    if not failing:
-                        outer.accepted.append(body)
-                self.send_response(outer.fail_status if failing else 204)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/SECRET-TOKEN-123"
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def fleet(tmp_path: Path) -> Path:
-    def build(conn) -> None:  # type: ignore[no-untyped-def]
-        for lid in (L1, L2):
-            add_lease(conn, lid, "docker", status="recovering", created_at=naive(T0), updated_at=naive(T0))
-
-    return sandbox_db(tmp_path / "sandbox.db", build)
+    return recovering_fleet(tmp_path / "sandbox.db", (L1, L2))
 
 
 def _gt(db: Path, clock: Clock):  # type: ignore[no-untyped-def]
@@ -116,7 +68,7 @@ def test_webhook_retries_then_delivers_once_and_never_resends_after_restart(
 
 def test_failures_are_recorded_returned_and_retried_in_later_rounds(tmp_path: Path, fleet: Path) -> None:
     clock = Clock()
-    with Receiver(fail_first=10**6, fail_status=503) as rx:
+    with Receiver(fail_first=ALWAYS, fail_status=503) as rx:
         cfg = _cfg(webhook=WebhookConfig(url=rx.url, attempts=2, backoff_s=0, max_rounds=2))
         eng = build_alert_engine(AlertStore.open(tmp_path / "ledger.db"), cfg, clock)
         snap = eng.evaluate(_gt(fleet, clock))  # must not raise
@@ -153,7 +105,7 @@ def test_failures_are_recorded_returned_and_retried_in_later_rounds(tmp_path: Pa
 
 def test_client_error_is_permanent(tmp_path: Path, fleet: Path) -> None:
     clock = Clock()
-    with Receiver(fail_first=10**6, fail_status=400) as rx:
+    with Receiver(fail_first=ALWAYS, fail_status=400) as rx:
         cfg = _cfg(webhook=WebhookConfig(url=rx.url, attempts=5, backoff_s=0))
         eng = build_alert_engine(AlertStore.open(tmp_path / "ledger.db"), cfg, clock)
         snap = eng.evaluate(_gt(fleet, clock))

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -25,9 +24,10 @@ from opcockpit.adapters.ledger.alerts import AlertSnapshot, AlertStore
 from opcockpit.domain.alerts import AlertsConfig, WebhookConfig
 from opcockpit.services.alert_engine import AlertEngine
 from opcockpit.wiring import build_alert_engine
-from tests.alerts_support import T0, Clock, ground_truth, listing, naive, sandbox_db
+from tests.alerts_support import Clock, ground_truth, listing, sandbox_db
 from tests.cli_support import REPO, clean_env
 from tests.fixtures.leon_db import add_lease
+from tests.notify_support import ALWAYS, Receiver, recovering_fleet
 
 L1, L2 = "lease-aaaaaaaaaaaa", "lease-bbbbbbbbbbbb"
 HANG_GUARD_S = 20
@@ -67,48 +67,9 @@ class Blackhole:
             c.close()
 
 
-class TooMany:
-    """Answers every POST with 429 and Retry-After: 60."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["content-length"]))
-                outer.requests += 1
-                self.send_response(429)
-                self.send_header("retry-after", "60")
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def __enter__(self) -> TooMany:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def fleet(tmp_path: Path) -> Path:
-    def build(conn) -> None:  # type: ignore[no-untyped-def]
-        for lid in (L1, L2):
-            add_lease(conn, lid, "docker", status="recovering", created_at=naive(T0), updated_at=naive(T0))
-
-    return sandbox_db(tmp_path / "sandbox.db", build)
+    return recovering_fleet(tmp_path / "sandbox.db", (L1, L2))
 
 
 def _evaluate_guarded(eng: AlertEngine, db: Path, clock: Clock) -> AlertSnapshot:
@@ -148,12 +109,12 @@ def test_blackhole_receiver_does_not_hold_the_run_and_leaves_undelivered_records
 
 def test_retry_after_beyond_the_deadline_is_left_for_the_next_run(tmp_path: Path, fleet: Path) -> None:
     clock = Clock()
-    with TooMany() as rx:
+    with Receiver(ALWAYS, 429, fail_headers={"retry-after": "60"}, path="/hook") as rx:
         # Defaults otherwise (attempts 4, max_backoff 30): honouring Retry-After 60 would sleep 90 s.
         cfg = AlertsConfig(recovering_for_s=0, webhook=WebhookConfig(url=rx.url))
         eng = build_alert_engine(AlertStore.open(tmp_path / "ledger.db"), cfg, clock)
         snap = _evaluate_guarded(eng, fleet, clock)
-        assert rx.requests == 1  # one 429, then the endpoint counts as down for this round
+        assert len(rx.requests) == 1  # one 429, then the endpoint counts as down for this round
         tried = [d for d in snap.deliveries if d.attempts]
         assert len(tried) == 1 and "HTTP 429" in (tried[0].error or "")
         assert not tried[0].gave_up

@@ -8,22 +8,14 @@ from pathlib import Path
 from opcockpit.adapters.ledger.alerts import AlertStore
 from opcockpit.domain.alerts import AlertsConfig, WebhookConfig
 from opcockpit.wiring import build_alert_engine
-from tests.alerts_support import T0, Clock, ground_truth, listing, naive, sandbox_db
-from tests.fixtures.leon_db import add_lease
-from tests.test_notify import Receiver
+from tests.alerts_support import Clock, ground_truth, listing
+from tests.notify_support import Receiver, recovering_fleet
 
 L1 = "lease-0000000000a1"
 
 
-def _fleet(tmp_path: Path) -> Path:
-    def build(conn) -> None:  # type: ignore[no-untyped-def]
-        add_lease(conn, L1, "docker", status="recovering", created_at=naive(T0), updated_at=naive(T0))
-
-    return sandbox_db(tmp_path / "sandbox.db", build)
-
-
 def test_only_the_claimer_sends_and_an_expired_claim_is_taken_over(tmp_path: Path) -> None:
-    fleet, ledger, clock = _fleet(tmp_path), tmp_path / "ledger.db", Clock()
+    fleet, ledger, clock = recovering_fleet(tmp_path / "sandbox.db", [L1]), tmp_path / "ledger.db", Clock()
 
     def picture():  # type: ignore[no-untyped-def]
         return ground_truth(fleet, [listing("docker", "docker", listed_at=clock.now)], clock.now)
