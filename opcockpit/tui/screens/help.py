@@ -69,6 +69,21 @@ ALERT_KEYS: tuple[tuple[str, str], ...] = (
     ),
 )
 
+# Detail views (issue 15), after the alerts keys for the same reason.
+DETAIL_KEYS: tuple[tuple[str, str], ...] = (
+    (
+        "y  l",
+        "the provider's raw record (Docker, E2B, Daytona, AgentBay; secrets masked) · logs "
+        "(Docker/podman): on a ground-truth or orphan row, in thread and orphan detail",
+    ),
+    (
+        "Enter",
+        "Provider events: the event alone, every field and its whole payload (j YAML/JSON, "
+        "c copies); Enter there: its lease's thread detail",
+    ),
+    ("]  [  -", "thread detail: next / previous section · fold it;  R earlier run · e events whole"),
+)
+
 FILTERS: tuple[tuple[str, str], ...] = (
     ("paused", "rows containing 'paused' (case-insensitive)"),
     ("^lease-[0-3]", "regex, per cell (^ $ anchor at a cell); an invalid regex is matched literally"),
@@ -103,6 +118,8 @@ def help_renderable() -> Group:
         Text("Gutter: > cursor row   * marked row"),
         Text("\nAlerts tab (4)", style="bold"),
         _pairs(ALERT_KEYS, 22),
+        Text("\nDetail views", style="bold"),
+        _pairs(DETAIL_KEYS, 22),
         legend_renderable(),
     )
 
