@@ -310,7 +310,7 @@ class LeonDetailQueries:
                 qs.append(Q(d.nothing, (), "terminal_commands", cols))
             t = "terminal_command_chunks"
             if s.has(t):
-                sel = ", ".join(f"{s.col(t, c)} AS c{i}" for i, c in enumerate(_CHUNK_COLS))
+                sel = ", ".join(f"{s.value(t, c)} AS c{i}" for i, c in enumerate(_CHUNK_COLS))
                 order = s.col(t, "chunk_id")
                 if order == "NULL" and d.rowid:
                     order = d.rowid

@@ -381,8 +381,12 @@ class _Schema:
                 "purge and retry')",
                 path=apath,
             )
-        exprs = ", ".join(f'"{c}"' if c in present else "NULL" for c in cols)
+        exprs = ", ".join(self.value(table, c) for c in cols)
         return f'SELECT {exprs} FROM "{table}"'
+
+    def value(self, table: str, name: str) -> str:
+        """The column as a selected value (the PostgreSQL schema turns timestamps into text here)."""
+        return self.col(table, name)
 
     def col(self, table: str, name: str) -> str:
         """`name` quoted, or NULL when this variant lacks it (keeps ORDER BY/WHERE valid)."""
