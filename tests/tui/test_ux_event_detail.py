@@ -113,3 +113,40 @@ def test_event_detail_80x24(snap_compare: Any, worked_example: Any) -> None:
         await open_event(pilot, app, "7")
 
     assert snap_compare(worked_example_app(worked_example), terminal_size=(80, 24), run_before=opened)
+
+
+def test_a_received_webhook_shows_the_whole_stored_event_masked() -> None:
+    """A ledger row (received webhook): the stored event itself, every field, nothing cut."""
+    from datetime import UTC, datetime
+
+    from opcockpit.domain.events import EventSource, ProviderEvent
+    from opcockpit.tui.screens.event import event_detail_text
+    from opcockpit.tui.tabs.events import observed_record
+
+    at = datetime(2026, 3, 20, 3, 52, tzinfo=UTC)
+    ev = ProviderEvent(
+        observed_at=at, occurred_at=at, source=EventSource.PROVIDER_EVENT, provider="e2b",
+        instance_id="sbx-9", lease_id=L1, id=42,
+        data={"via": "webhook", "event_type": "sandbox.lifecycle.paused",
+              "payload": {"note": "n" * 500 + TAIL, "token": SECRET}},
+    )  # fmt: skip
+    source, record = observed_record(ev)
+    assert source == "received" and TAIL not in (record.payload_json or "")  # the row is cut
+    text = event_detail_text(source, record, T1, ev)
+    assert "Event id    c42" in text and "Stored event" in text and f"Thread      {T1}" in text
+    assert TAIL in text and '"token": "***"' in text and SECRET not in text
+    yaml = event_detail_text(source, record, None, ev, style="yaml")
+    assert "Thread      (unknown)" in yaml and "instance_id: sbx-9" in yaml and SECRET not in yaml
+
+
+def test_a_payload_that_is_not_json_is_shown_as_stored_and_scrubbed() -> None:
+    from opcockpit.domain.models import ProviderEventRecord
+    from opcockpit.tui.screens.event import event_detail_text
+
+    raw = f"paused; Authorization: Bearer {SECRET}\nsecond line"
+    rec = ProviderEventRecord(3, "docker", "i-1", "pause", raw, None, None)
+    text = event_detail_text("LEON", rec, None)
+    assert "Payload (not JSON, as stored)" in text and "second line" in text and SECRET not in text
+    assert "Lease       (matched no lease)" in text and "Time (UTC)  (no time)" in text
+    bare = ProviderEventRecord(4, "docker", "i-1", "pause", None, None, None)
+    assert event_detail_text("LEON", bare, None).endswith("(no payload)")
