@@ -10,7 +10,9 @@ Datasets and where their rows come from:
 Table-backed datasets evaluate their filter and time window in SQLite where it is exact, and a
 query that starts with a count (`| group by f | count`, `| count by f`, `| count`) is counted
 there too, so the rows never leave SQLite; the evaluator applies the same filter (one typed
-filter, domain.query.filter) to what comes back, so both paths give the same result.
+filter, domain.query.filter) to what comes back, so both paths give the same result. With the
+platform source on PostgreSQL the rows port reads LEON's datasets there and declines the counts
+(`aggregate` -> None): the evaluator filters and counts them (adapters/pg_source_explore.py).
 
 Evaluation (domain.query) runs in a worker thread under a time budget, so a TUI stays responsive
 and a runaway query stops with a clear message. Every run is recorded in the query history.
@@ -189,7 +191,7 @@ class ExploreService:
     ) -> SqlResult:
         """One read-only statement (SqlRefused for a write, a second statement or a timeout)."""
         if self.sql is None:
-            raise QueryError("the SQL mode needs sandbox.db; pass --db or set it in the config")
+            raise QueryError("the SQL mode needs sandbox.db or a PostgreSQL source; pass --db or set it")
         try:
             res = await asyncio.to_thread(
                 self.sql.execute, sql, dict(params or {}), limit=limit, timeout_s=timeout_s
