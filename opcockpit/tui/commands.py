@@ -1,5 +1,6 @@
-"""Jumps: the fuzzy command palette (ctrl+p: tabs, a lease/thread/instance by id, commands) and
-k9s-style `:` jumps (`:orphans`, `:alerts`, `:events`, `:thread ID`, `:lease ID`, `:orphan ID`)."""
+"""Jumps: the fuzzy command palette (ctrl+p: tabs, a lease/thread/instance by id, commands, the
+saved queries pinned to the palette) and k9s-style `:` jumps (`:orphans`, `:alerts`, `:events`,
+`:thread ID`, `:lease ID`, `:orphan ID`)."""
 
 from __future__ import annotations
 
@@ -54,7 +55,21 @@ class JumpProvider(Provider):
             ("Help: keys and filter syntax", app.action_help, "?"),
             ("Audit log: operator actions (audit)", app.action_audit, ":audit"),
         ]
-        return out
+        return out + self._pinned_queries()
+
+    def _pinned_queries(self) -> list[tuple[str, Callable[[], Any], str]]:
+        """The saved queries pinned to the palette (the Explore tab keeps them loaded)."""
+        from opcockpit.tui.tabs.explore import ExploreView
+
+        app: Any = self.app
+        try:
+            view = app.screen_stack[0].query_one(ExploreView)
+        except Exception:  # an app without the Explore tab (tests, embedders)
+            return []
+        return [
+            (f"Run saved query {name}", partial(_run_saved, app, view, name), query[:60])
+            for name, query in view.palette_pins
+        ]
 
     async def discover(self) -> Hits:
         for title, callback, help_text in self._static():
@@ -92,6 +107,11 @@ class JumpProvider(Provider):
                     partial(self.cockpit.focus_orphan, o.key),
                     help=o.provider_state,
                 )
+
+
+def _run_saved(app: Any, view: Any, name: str) -> None:
+    app.show_tab("explore")
+    view.run_saved(name)
 
 
 # ---------------------------------------------------------------------- `:` jumps (k9s)

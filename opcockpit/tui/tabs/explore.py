@@ -11,6 +11,8 @@
 - Enter on a result row opens the lease / thread detail (or focuses the orphan).
 - `v` (or ctrl+t, also from the input) cycles table -> timeline -> chart (tabs/explore_views.py);
   the chart degrades to ASCII on NO_COLOR / limited terminals (widgets/chart.ascii_terminal).
+- ctrl+s saves the query (hotkey pin g1..g9, palette pin, optional alert rule); ctrl+o lists the
+  saved queries; `g<digit>` runs a pinned one (tabs/explore_saved.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from opcockpit.domain.query.evaluate import PSEUDO
 from opcockpit.domain.text import error_line, safe_text
 from opcockpit.tui.rows import fmt_ts
 from opcockpit.tui.table.widget import Column, KeyedTable
+from opcockpit.tui.tabs.explore_saved import SavedQueries
 from opcockpit.tui.tabs.explore_views import MODES, render_mode
 from opcockpit.tui.widgets.chart import ascii_terminal
 
@@ -111,7 +114,7 @@ def _cell(value: Any) -> str:
     return "" if value is None else safe_text(value)
 
 
-class ExploreView(Vertical):
+class ExploreView(SavedQueries, Vertical):
     DEFAULT_CSS = """
     ExploreView { height: 1fr; }
     #explore-input { height: 3; }
@@ -126,6 +129,8 @@ class ExploreView(Vertical):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel query", show=False),
         Binding("v,ctrl+t", "cycle_view", "Table/timeline/chart", key_display="v"),
+        Binding("ctrl+s", "save_query", "Save query"),
+        Binding("ctrl+o", "saved_list", "Saved queries"),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -144,6 +149,7 @@ class ExploreView(Vertical):
         self.mode = "table"  # table | timeline | chart
         self.ran_text = ""  # the query the shown result came from (the chart reads its bucket)
         self.ascii = ascii_terminal()
+        self._init_saved()
 
     def compose(self) -> ComposeResult:
         yield QueryInput(placeholder=PLACEHOLDER, id="explore-input", suggester=QuerySuggester(self))
@@ -160,6 +166,7 @@ class ExploreView(Vertical):
         self.query_one("#explore-facets", OptionList).display = False
         self.query_one("#explore-chart").display = False
         self._load_history()
+        self.load_pins()
 
     # ------------------------------------------------------------------ the service
 
