@@ -99,8 +99,9 @@ class PgSourceTracker:
                 parts = []
                 for t, _, ts in present:
                     stamps = ", ".join(f"{s.col(t, c)}::text" for c in ts)
-                    parts.append(f"(SELECT count(*) FROM {t})")
-                    parts.append(f"(SELECT max(GREATEST({stamps})) FROM {t})")
+                    # one scan per table for both its row count and its newest LEON timestamp
+                    newest = f"coalesce(max(GREATEST({stamps})), '')"
+                    parts.append(f"(SELECT count(*) || ' ' || {newest} FROM {t})")
                 qs = [
                     Q("SELECT " + ", ".join(parts)),
                     Q(
