@@ -25,7 +25,7 @@ from typing import Any
 from opcockpit.adapters.ledger.backend import LedgerDb, LedgerTarget, connect, migrate
 from opcockpit.adapters.ledger.sqlite import guarded
 
-__all__ = ["Override", "Pin", "RuleOverrideStore"]
+__all__ = ["Override", "Pin", "RuleOverrideStore", "config_show_lines"]
 
 COMPONENT = "rule_overrides"
 MIGRATIONS: list[list[str]] = [
@@ -191,3 +191,28 @@ class RuleOverrideStore:
             # a query whose only pin was the slot just taken is no longer pinned at all
             self.db.execute("DELETE FROM query_pins WHERE slot IS NULL AND palette = 0")
         return Pin(name, slot, palette)
+
+
+def config_show_lines(target: str | os.PathLike[str] | LedgerTarget | None, toml: Any) -> list[str]:
+    """`config show`'s section for the ledger's rule overrides (toml: the loaded AlertsConfig):
+    a commented header and one line per override next to the TOML value it replaces; [] when
+    there are none. A ledger that cannot be read is one comment line, never an error (config
+    show also runs where the ledger is not reachable)."""
+    from opcockpit.domain.alerts_rules_apply import override_lines
+    from opcockpit.ports.ledger import LedgerError
+
+    t = LedgerTarget.parse(target)
+    if t.kind == "sqlite" and (t.path is None or not Path(t.path).exists()):
+        return []  # no ledger yet: no overrides (and showing the config never creates one)
+    try:
+        with RuleOverrideStore.open(t) as st:
+            rows, made = st.overrides(), st.query_rules()
+    except LedgerError as exc:
+        return ["", f"# rule overrides: not read ({exc})"]
+    if not rows and not made:
+        return []
+    out = ["", "# overrides in the ledger (Alerts tab, R: the rules view); they win over the TOML"]
+    out += override_lines(toml, [(o.rule, o.field, o.value, o.who, o.at) for o in rows])
+    for name, body in made.items():
+        out.append(f'# [alerts.query."{name}"] made in the TUI: {json.dumps(body, sort_keys=True)}')
+    return out
