@@ -143,7 +143,6 @@ _SYNC_FILE_COLS = ("thread_id", "relative_path", "checksum", "last_synced")
 DEFAULT_TAIL_BYTES = 8192
 
 Parser = Callable[[object], datetime | None]
-Query = tuple[str, Sequence[Any]]
 
 
 # --------------------------------------------------------------------------- value coercion
@@ -413,10 +412,6 @@ def _placeholders(n: int) -> str:
 def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
     for i in range(0, len(ids), _CHUNK):
         yield ids[i : i + _CHUNK]
-
-
-def _limit(limit: int | None) -> int:
-    return -1 if limit is None or limit <= 0 else int(limit)  # -1: SQLite's "no limit"
 
 
 def _where(conds: list[str], ts: str = "NULL") -> str:
