@@ -41,6 +41,7 @@ from opcockpit.domain.events import (
     picture_of,
 )
 from opcockpit.domain.models import GroundTruth, LeaseEventRecord, ProviderEventRecord
+from opcockpit.domain.picture_inc import PictureTracker, diff_changed
 from opcockpit.domain.text import error_line, one_line
 from opcockpit.ports.ledger import EventLogPort, LedgerError
 
@@ -75,6 +76,10 @@ class RecordingCollector:
         self.recorded = 0  # events appended by this collector
         self._picture: Picture | None = None
         self._loaded = False
+        # The picture kept by change (domain/picture_inc.py); `_synced` says `_picture` is the
+        # last *recorded* diff of it, so the next round may diff only the keys that moved.
+        self._tracker = PictureTracker()
+        self._synced = False
         self._lock = asyncio.Lock()
 
     @property
@@ -95,9 +100,11 @@ class RecordingCollector:
             try:
                 return await asyncio.to_thread(self._record, gt)
             except LedgerError as exc:  # the fleet view goes on; the surfaces say so
+                self._synced = False  # the next round diffs in full against what was written
                 self.ledger_error = one_line(str(exc))
                 return 0
             except Exception as exc:  # a bug in the diff must not cost the fleet view either
+                self._synced = False
                 self.ledger_error = f"event history not recorded: {error_line(exc)}"
                 return 0
 
@@ -106,21 +113,41 @@ class RecordingCollector:
             self._picture = self.events.last_picture()
             self._loaded = True
         prev = self._picture
-        new = picture_of(gt)
-        if prev is not None and new == prev:
-            # Nothing changed (a cron snapshot, most TUI refreshes): diff_pictures would keep
-            # exactly `prev` and find no event: skip it (~8 ms of a 10k-lease snapshot, issue 9).
+        upd = self._tracker.update(gt)
+        new = self._tracker.picture if upd.exact else picture_of(gt)
+        if prev is not None and self._synced and upd.exact and not upd.changed:
+            self.ledger_error = None  # nothing moved since the last recorded picture
+            return 0
+        part = None
+        if prev is not None and self._synced and upd.exact:
+            part = diff_changed(prev, new, upd.changed, gt.generated_at)
+        if part is not None and prev is not None:  # only the keys that moved (issue 10)
+            events, sub = part
+            changed: dict[str, Any] = {k: v for k, v in sub.items() if prev.get(k) != v}
+            keep = prev  # edited in place below, once written (no 10k-entry copy per round)
+        elif prev is not None and new == prev:
+            # Nothing changed (a cron snapshot): diff_pictures would keep exactly `prev` and
+            # find no event: skip it (~8 ms of a 10k-lease snapshot, issue 9).
+            self._picture, self._synced = dict(prev), True
             self.ledger_error = None
             return 0
-        events, keep = diff_pictures(prev, new, gt.generated_at)
-        if prev is None:
-            changed: dict[str, Any] = dict(keep)
         else:
-            changed = {k: v for k, v in keep.items() if prev.get(k) != v}
-            changed.update((k, None) for k in prev.keys() - keep.keys())
+            events, keep = diff_pictures(prev, new, gt.generated_at)
+            if prev is None:
+                changed = dict(keep)
+            else:
+                changed = {k: v for k, v in keep.items() if prev.get(k) != v}
+                changed.update((k, None) for k in prev.keys() - keep.keys())
         if events or changed or prev is None:
             self.events.append(events, picture=changed)
+        if keep is prev and prev is not None:
+            for k, v in changed.items():
+                if v is None:
+                    prev.pop(k, None)
+                else:
+                    prev[k] = v
         self._picture = keep  # only once written: a failed append is reported again next time
+        self._synced = True
         self.ledger_error = None
         self.recorded += len(events)
         return len(events)

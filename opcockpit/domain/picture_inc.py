@@ -1,0 +1,187 @@
+"""The event ledger's fleet picture, kept by change (issue 10). Pure: no I/O, no clock.
+
+`events.picture_of(gt)` builds one entry per lease, instance, orphan and provider; at 10k leases
+building it and diffing it against the last one every refresh was ~15 % of the cockpit's CPU,
+for the few subjects that changed. `PictureTracker.update(gt)` keeps the same picture
+(`tracker.picture == picture_of(gt)`, checked by tests/test_picture_inc.py) and returns the keys
+whose entry changed: rows and orphans are compared by identity (the incremental reconciler keeps
+unchanged rows as the same objects), so the cost follows the change. `diff_changed` then diffs
+only those keys and gives what `diff_pictures` gives over the whole picture.
+
+One case is not tracked by key: two leases naming the same instance (picture_of keeps the later
+row's instance entry, an order rule); `update` then says `exact=False`, `picture` may hold the
+other lease for that instance, and the caller builds and diffs the picture in full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from opcockpit.domain.events import _DOWN, _INST, _LEASE, _ORPH, _PROV, Event, Picture, diff_pictures
+from opcockpit.domain.models import GroundTruth, GroundTruthRow, OrphanRow
+
+__all__ = ["PictureTracker", "PictureUpdate", "diff_changed"]
+
+
+@dataclass(frozen=True, slots=True)
+class PictureUpdate:
+    changed: frozenset[str]  # picture keys whose entry was added, changed or removed
+    exact: bool  # False: a case the keys cannot express (shared instance): diff in full
+
+
+def _lease_entry(r: GroundTruthRow) -> tuple[Any, ...]:
+    return (
+        r.convergence.value, r.desired_state, r.observed_state, r.provider_state, r.instance_id,
+        r.provider, r.thread_id, r.updated_at.isoformat() if r.updated_at else None,
+    )  # fmt: skip
+
+
+def _inst_key(r: GroundTruthRow) -> str | None:
+    if r.instance_id and r.provider_state is not None:
+        return f"{_INST}|{r.provider}|{r.instance_id}"
+    return None
+
+
+class PictureTracker:
+    """`picture` == events.picture_of(gt) of the last `update(gt)`, maintained by change."""
+
+    def __init__(self) -> None:
+        self.picture: Picture = {}
+        self._rows: dict[str, GroundTruthRow] = {}
+        self._orphans: dict[str, OrphanRow] = {}
+        self._row_seq: tuple[GroundTruthRow, ...] | None = None
+        self._orphan_seq: tuple[OrphanRow, ...] | None = None
+        self._inst_rows: dict[str, set[str]] = {}  # instance key -> leases whose row names it
+        self._inst_orphan: dict[str, str] = {}  # instance key -> orphan key naming it
+        self._shared = 0  # instance keys named by more than one lease
+
+    def update(self, gt: GroundTruth) -> PictureUpdate:
+        touched: set[str] = set()
+        pic = self.picture
+        provs = {f"{_PROV}|{p.name}": (p.status.value, p.error) for p in gt.providers}
+        for k in [k for k in pic if k[0] == _PROV and k not in provs]:
+            del pic[k]
+            touched.add(k)
+        for k, v in provs.items():
+            if pic.get(k) != v:
+                pic[k] = v
+                touched.add(k)
+        if gt.rows is not self._row_seq:
+            self._diff_rows(gt.rows, touched)
+            self._row_seq = gt.rows
+        if gt.orphans is not self._orphan_seq:
+            self._diff_orphans(gt.orphans, touched)
+            self._orphan_seq = gt.orphans
+        changed = set()
+        for k in touched:
+            if k[0] == _PROV:
+                changed.add(k)
+                continue
+            v = self._entry(k)
+            if pic.get(k) != v or (v is None) != (k not in pic):
+                changed.add(k)
+            if v is None:
+                pic.pop(k, None)
+            else:
+                pic[k] = v
+        return PictureUpdate(frozenset(changed), exact=self._shared == 0)
+
+    def _entry(self, k: str) -> tuple[Any, ...] | None:
+        kind = k[0]
+        if kind == _LEASE:
+            row = self._rows.get(k[2:])
+            return _lease_entry(row) if row is not None else None
+        if kind == _INST:
+            holders = self._inst_rows.get(k)
+            if holders:
+                row = self._rows[next(iter(holders))]
+                return (row.provider_state, row.lease_id)
+            okey = self._inst_orphan.get(k)
+            if okey is not None:
+                return (self._orphans[okey].provider_state, None)
+            return None
+        o = self._orphans.get(k[2:].replace("|", "/", 1))
+        return (o.provider_state, o.claim, o.claimed_lease_id) if o is not None else None
+
+    def _diff_rows(self, rows: Iterable[GroundTruthRow], touched: set[str]) -> None:
+        known, seen = self._rows, set()
+        for r in rows:
+            lid = r.lease_id
+            seen.add(lid)
+            prev = known.get(lid)
+            if prev is r:
+                continue
+            if prev is not None:
+                self._unbind(prev, touched)
+            known[lid] = r
+            touched.add(f"{_LEASE}|{lid}")
+            ik = _inst_key(r)
+            if ik is not None:
+                holders = self._inst_rows.setdefault(ik, set())
+                holders.add(lid)
+                if len(holders) == 2:
+                    self._shared += 1
+                touched.add(ik)
+        if len(seen) != len(known):
+            for lid in [lid for lid in known if lid not in seen]:
+                self._unbind(known.pop(lid), touched)
+                touched.add(f"{_LEASE}|{lid}")
+
+    def _unbind(self, r: GroundTruthRow, touched: set[str]) -> None:
+        ik = _inst_key(r)
+        if ik is None:
+            return
+        holders = self._inst_rows.get(ik)
+        if holders is not None:
+            if len(holders) == 2:
+                self._shared -= 1
+            holders.discard(r.lease_id)
+            if not holders:
+                del self._inst_rows[ik]
+        touched.add(ik)
+
+    def _diff_orphans(self, orphans: Iterable[OrphanRow], touched: set[str]) -> None:
+        known, seen = self._orphans, set()
+        for o in orphans:
+            key = o.key
+            seen.add(key)
+            if known.get(key) is o:
+                continue
+            prev = known.get(key)
+            if prev is not None:
+                touched.add(f"{_INST}|{prev.provider}|{prev.instance_id}")
+            known[key] = o
+            ik = f"{_INST}|{o.provider}|{o.instance_id}"
+            self._inst_orphan[ik] = key
+            touched.update((ik, f"{_ORPH}|{o.provider}|{o.instance_id}"))
+        if len(seen) != len(known):
+            for key in [k for k in known if k not in seen]:
+                o = known.pop(key)
+                ik = f"{_INST}|{o.provider}|{o.instance_id}"
+                if self._inst_orphan.get(ik) == key:
+                    del self._inst_orphan[ik]
+                touched.update((ik, f"{_ORPH}|{o.provider}|{o.instance_id}"))
+
+
+def _down(entries: Mapping[str, Any]) -> frozenset[str]:
+    return frozenset(k for k, v in entries.items() if k[0] == _PROV and v is not None and v[0] in _DOWN)
+
+
+def diff_changed(
+    prev: Mapping[str, Any], new: Picture, changed: Iterable[str], observed_at: datetime
+) -> tuple[list[Event], dict[str, Any]] | None:
+    """`diff_pictures(prev, new)` when only `changed` keys of `new` moved since `prev` was kept:
+    (events, the kept entries of those keys, None for keys to drop). None when a provider went
+    down or came back (what is kept then depends on every key of that provider: diff in full)."""
+    keys = set(changed)
+    provs = {k: v for k, v in new.items() if k[0] == _PROV}
+    prev_provs = {k: v for k, v in prev.items() if k[0] == _PROV}
+    if _down(provs) != _down(prev_provs):
+        return None
+    sub_prev = {k: prev[k] for k in keys | prev_provs.keys() if k in prev}
+    sub_new = {k: new[k] for k in keys | provs.keys() if k in new}
+    events, keep = diff_pictures(sub_prev, sub_new, observed_at)
+    return events, {k: keep.get(k) for k in keys | provs.keys() | prev_provs.keys()}
