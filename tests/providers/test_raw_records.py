@@ -92,6 +92,7 @@ async def test_agentbay_record_names_its_calls(agentbay: AgentBayDouble, adapter
     assert record["GetSession"]["SessionId"] == sid and record["GetSession"]["Status"] == "PAUSED"
     assert record["GetSession"]["Token"] == SESSION_TOKEN
     assert record["GetLabel"] == {"owner": "ops"}
+    assert record["GetSessionDetail"]["Id"] == sid and record["GetSessionDetail"]["ImageId"]
     with pytest.raises(NotFound):
         await adapter.raw_record("s-unknown")
 

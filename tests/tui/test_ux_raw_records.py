@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from opcockpit.tui.screens.inspect import InspectScreen
+from opcockpit.tui.screens.orphan import OrphanScreen
 from opcockpit.tui.screens.thread import ThreadDetailScreen
 from tests.tui.conftest import wait_until
 from tests.tui.screen_text import screen_text
@@ -81,3 +82,10 @@ async def test_y_from_the_orphan_row(demo_env: Any, kind: str) -> None:
         app.orphans_table.move_cursor_to_key(key)
         await pilot.pause()
         await shows_record(pilot, app, iid, marker)
+        await pilot.press("enter")  # the orphan's detail: its card names the image from the record
+        detail = app.screen
+        assert isinstance(detail, OrphanScreen)
+        await wait_until(pilot, lambda: detail.loaded)
+        await pilot.pause()
+        image = next(ln for ln in screen_text(app).splitlines() if ln.strip().startswith("Image"))
+        assert image.split()[-1] != "-" and SECRET not in detail.raw_text

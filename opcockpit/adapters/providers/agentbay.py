@@ -368,13 +368,23 @@ class AgentBayAdapter:
 
     async def raw_record(self, instance_id: str) -> dict[str, Any]:
         """What AgentBay says about one session, one key per call as sent: `GetSession.Data`
-        (its `Token`/`LinkUrl` are credentials: the caller redacts) and `GetLabel` (decoded).
-        AgentBay has no single record; both calls are what the listing itself relies on."""
-        body = await self.call("GetSession", {"SessionId": instance_id})
+        (its `Token`/`LinkUrl` are credentials: the caller redacts), `GetSessionDetail.Data` (the
+        image, end reason) and `GetLabel` (decoded). AgentBay has no single record. A detail call
+        the account may not be allowed is left out rather than failing the whole record."""
+        form = {"SessionId": instance_id}
+        body = await self.call("GetSession", form)
         data = body.get("Data")
         if not isinstance(data, dict):
             raise self.api.protocol_error("POST", "/?Action=GetSession", "Data is not a JSON object")
-        return {"GetSession": data, "GetLabel": await self.get_labels(instance_id)}
+        record: dict[str, Any] = {"GetSession": data}
+        try:
+            detail = (await self.call("GetSessionDetail", form)).get("Data")
+        except (AuthFailed, Conflict, ProtocolError, NotSupported):
+            detail = None  # not allowed or not understood: GetSession still says what it is
+        if isinstance(detail, dict):
+            record["GetSessionDetail"] = detail
+        record["GetLabel"] = await self.get_labels(instance_id)
+        return record
 
     # -- actions ------------------------------------------------------------------------------
 

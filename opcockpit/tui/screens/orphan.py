@@ -82,6 +82,9 @@ def _image(record: Any) -> str | None:
     for key in ("image", "Image", "templateID", "template", "snapshot"):
         if isinstance(record.get(key), str):
             return str(record[key])
+    detail = record.get("GetSessionDetail")  # AgentBay: one key per call (adapters/providers/agentbay)
+    if isinstance(detail, dict) and isinstance(detail.get("ImageId"), str):
+        return str(detail["ImageId"])
     return None
 
 
