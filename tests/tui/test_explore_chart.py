@@ -199,3 +199,24 @@ def test_chart_snapshot_80x24(snap_compare: Any, fleet, tmp_path: Path) -> None:
 def test_timeline_snapshot_80x24(snap_compare: Any, fleet, tmp_path: Path) -> None:  # noqa: F811
     app, run_before = _snap("timeline", "runs | sort last_event | limit 10", fleet, tmp_path)
     assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+
+
+# ----------------------------------------------------------------------- docs/explore.md examples
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "explore.md"
+
+
+def test_every_chart_example_in_the_docs_renders_as_shown(fleet) -> None:  # noqa: F811
+    import asyncio
+    import re
+
+    pattern = r"```explore-(chart|timeline|chart-ascii)\n> (.*?)\n(.*?)\n```"
+    blocks = re.findall(pattern, DOC.read_text(), re.S)
+    assert len(blocks) >= 4
+    svc = _service(fleet, Path("/nonexistent/ledger.db"))
+    svc.store = None
+    for kind, query, expected in blocks:
+        result = asyncio.run(svc.run(query))
+        mode = "timeline" if kind == "timeline" else "chart"
+        lines = render_mode(mode, result, query, width=76, ascii=kind == "chart-ascii")
+        assert [line.rstrip() for line in lines] == expected.splitlines(), query
