@@ -156,3 +156,16 @@ def test_rules_made_in_the_tui_are_evaluated(tmp_path: Path, fleet: Any) -> None
         st.save_query_rule("tui-rule", {"query": "commands", "for": 0}, "carol")
     env.round()
     assert "query:tui-rule" in env.firing()
+
+
+def test_the_documented_query_rule_is_valid() -> None:
+    import re
+    import tomllib
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "alerts.md").read_text()
+    block = re.search(r"```toml\n(\[alerts\.query\..*?)```", doc, re.S)
+    assert block is not None
+    cfg = AlertsConfig.model_validate(tomllib.loads(block.group(1))["alerts"])
+    rule = cfg.query["e2b-errors"]
+    assert (rule.min_rows, rule.for_s, rule.interval_s, rule.timeout_s) == (3, 300, 60, 5)
+    assert rule.severity == "critical" and rule.query == "runs status:error provider:e2b since:-1h"
