@@ -357,9 +357,18 @@ class Cockpit:
         return AlertStore.open(self.ledger if self.ledger is not None else self.ledger_path)
 
     def alert_engine(self, store: AlertStore, *, clock: Callable[[], datetime] | None = None) -> AlertEngine:
-        return build_alert_engine(
+        engine = build_alert_engine(
             store, self.alerts_config, clock or self.clock, events=self.events, leon=self.leon
         )
+        # issue 11: the ledger's rule overrides and the query-backed rules (services/query_alerts.py)
+        from opcockpit.adapters.ledger.rule_overrides import RuleOverrideStore
+        from opcockpit.services.query_alerts import OverrideSource, QueryRules
+
+        target = self.ledger if self.ledger is not None else self.ledger_path
+        explore = partial(build_explore, self.settings, ledger_path=self.ledger_path, clock=self.clock)
+        overrides = OverrideSource(partial(RuleOverrideStore.open, target))
+        engine.query_rules = QueryRules(engine.config, explore, overrides)
+        return engine
 
     async def load_run_health(
         self, now: datetime, *, ground_truth: GroundTruth | None = None, events_db: Any = None
