@@ -169,3 +169,25 @@ def test_the_documented_query_rule_is_valid() -> None:
     rule = cfg.query["e2b-errors"]
     assert (rule.min_rows, rule.for_s, rule.interval_s, rule.timeout_s) == (3, 300, 60, 5)
     assert rule.severity == "critical" and rule.query == "runs status:error provider:e2b since:-1h"
+
+
+def test_the_cockpit_engine_carries_the_query_rules(tmp_path: Path, fleet: Any) -> None:
+    """wiring: every engine the Cockpit builds (TUI, `alerts check`, `snapshot --check`) has them."""
+    from opcockpit.wiring import build_cockpit
+
+    settings = CockpitConfig.model_validate({
+        "sources": {"sandbox_db": str(fleet.sandbox_db), "events_db": str(fleet.events_db)},
+        "alerts": {"query": {"cmds": {"query": "commands", "for": 0, "min_rows": 1}}},
+    })  # fmt: skip
+    ledger = tmp_path / "ledger.db"
+    cockpit = build_cockpit(settings, ledger_path=ledger, clock=lambda: NOW)
+    with RuleOverrideStore.open(ledger) as st:
+        st.set_override("orphans_present", "orphans_min", 7, "dave")
+    store = cockpit.open_alert_store()
+    try:
+        engine = cockpit.alert_engine(store)
+        engine.evaluate(make_ground_truth(3), now=NOW)
+        assert "query:cmds" in {a.key for a in store.active()}
+        assert engine.config.orphans_min == 7
+    finally:
+        store.close()

@@ -153,7 +153,8 @@ class Alerting:
                     raise LedgerUnavailable(self.ledger_file, ledger_reason(exc)) from exc
                 raise
             engine = self.cockpit.alert_engine(store, clock=self.clock)
-            attach_query_rules(engine, self.cockpit)
+            if engine.query_rules is None:  # wiring attaches them; a cockpit stand-in may not
+                attach_query_rules(engine, self.cockpit)
             self.engine = engine
         return self.engine
 
