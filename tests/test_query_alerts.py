@@ -191,3 +191,18 @@ def test_the_cockpit_engine_carries_the_query_rules(tmp_path: Path, fleet: Any) 
         assert engine.config.orphans_min == 7
     finally:
         store.close()
+
+
+def test_a_query_alert_is_notified_like_any_alert(tmp_path: Path, fleet: Any) -> None:
+    import sys
+
+    out = tmp_path / "notified.jsonl"
+    env = Env(tmp_path, fleet, {"cmds": {"query": "commands", "for": 0}})
+    script = f"import sys; open({str(out)!r}, 'a').write(sys.stdin.read() + '\\n')"
+    cfg = AlertsConfig.model_validate({"query": env.cfg.model_dump(by_alias=True)["query"],
+                                       "command": {"argv": [sys.executable, "-c", script]}})  # fmt: skip
+    env.engine = build_alert_engine(env.store, cfg, lambda: env.now)
+    env.engine.query_rules = env.rules
+    snap = env.round()
+    assert [d.ok for d in snap.deliveries if d.alert_id == env.firing()["query:cmds"].id] == [True]
+    assert '"query:cmds"' in out.read_text()
