@@ -75,6 +75,7 @@ class QueryRules:
     evals: dict[str, QueryEval] = field(default_factory=dict)  # rule id -> last evaluation
     problems: list[str] = field(default_factory=list)  # overrides the config rejected
     overridden: list[tuple[str, str]] = field(default_factory=list)  # (rule, field) from the ledger
+    tui_made: set[str] = field(default_factory=set)  # query rules the ledger adds (not the TOML's)
     _effective: AlertsConfig | None = None
     _loaded_at: float | None = None
     _slots: dict[str, _Slot] = field(default_factory=dict)
@@ -102,6 +103,7 @@ class QueryRules:
             return self._effective or self.toml
         self._effective, self.problems = apply_overrides(self.toml, rows, ledger_rules)
         self.overridden = [(r, f) for r, f, _ in rows]
+        self.tui_made = set(ledger_rules) - set(self.toml.query)
         return self._effective
 
     def reload(self) -> AlertsConfig:

@@ -279,6 +279,21 @@ class Alerting:
             engine.config = qr.reload()
         return None
 
+    def remove_query_rule(self, rule: str) -> str | None:
+        """Delete a query rule made in the TUI (and its overrides); None, or why not."""
+        from opcockpit.domain.alerts_rules import QUERY_RULE_PREFIX
+
+        engine = self._open()
+        qr = engine.query_rules
+        name = rule.removeprefix(QUERY_RULE_PREFIX)
+        if qr is None or not rule.startswith(QUERY_RULE_PREFIX) or name not in qr.tui_made:
+            return f"{rule} is defined in the TOML config: e disables it, the file removes it"
+        with self._rule_store() as st:
+            st.remove_query_rule(name)
+            st.clear_override(rule)
+        engine.config = qr.reload()
+        return None
+
     def clear_rule_overrides(self, rule: str) -> int:
         engine = self._open()
         with self._rule_store() as st:

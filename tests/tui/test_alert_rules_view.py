@@ -117,3 +117,24 @@ def test_rules_view_snapshot_80x24(snap_compare: Any, ledger: Path, we: WorkedEx
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+
+
+async def test_d_deletes_a_tui_made_rule_not_a_toml_one(ledger: Path, we: WorkedExample) -> None:  # noqa: F811
+    with RuleOverrideStore.open(ledger) as st:
+        st.save_query_rule("mine", {"query": "commands", "for": 0}, "tester")
+        st.set_override("query:mine", "min_rows", 2, "tester")
+    app = make_app(we, AlertsConfig.model_validate(CFG))
+    async with app.run_test(size=(120, 30)) as pilot:
+        panel = await _rules(pilot, app)
+        assert {"query:mine", "query:cmds"} <= set(panel.rules)
+        panel.table.focus()
+        assert panel.table.move_cursor_to_key("query:cmds")
+        await pilot.press("d")
+        await wait_until(pilot, lambda: panel.last_error is not None)
+        assert "defined in the TOML" in panel.last_error and "query:cmds" in panel.rules
+        assert panel.table.move_cursor_to_key("query:mine")
+        await pilot.press("d")
+        await wait_until(pilot, lambda: "query:mine" not in panel.rules)
+        assert panel.last_error is None
+    with RuleOverrideStore.open(ledger) as st:
+        assert st.query_rules() == {} and st.overrides() == []

@@ -3,7 +3,8 @@ hold time, severity, enabled state and last evaluation; edits are ledger overrid
 
 - `e` enables/disables the rule under the cursor, `s` cycles its severity, Enter opens the
   editor (one input per editable field; a value the config would reject is refused with one
-  line and nothing is stored), `x` drops the rule's overrides (back to the TOML).
+  line and nothing is stored), `x` drops the rule's overrides (back to the TOML), `d` deletes a
+  query rule made in the TUI (a TOML rule is only disabled: the file is the operator's).
 - An overridden value is marked `*` (glyph, so it survives NO_COLOR); `config show` lists them.
 - Ledger reads and writes run in worker threads (Alerting.rules / set_rule_override).
 """
@@ -125,6 +126,7 @@ class RulesPanel(Vertical):
         Binding("e", "toggle_enabled", "Enable/disable"),
         Binding("s", "cycle_severity", "Severity"),
         Binding("x", "clear_overrides", "Back to TOML"),
+        Binding("d", "delete_rule", "Delete rule", show=False),
     ]
 
     def __init__(self, alerting: Callable[[], Any], *, id: str | None = None) -> None:
@@ -184,6 +186,25 @@ class RulesPanel(Vertical):
         r = self.current()
         if r is not None:
             self._clear(r.rule)
+
+    def action_delete_rule(self) -> None:
+        r = self.current()
+        if r is not None:
+            self._delete(r.rule)
+
+    @work(group="alert-rules-write", exit_on_error=False)
+    async def _delete(self, rule: str) -> None:
+        al = self._alerting()
+        if al is None:
+            return
+        try:
+            problem = await asyncio.to_thread(al.remove_query_rule, rule)
+        except Exception as exc:
+            problem = f"not deleted: {error_line(exc)}"
+        self.last_error = problem
+        self.app.notify(problem or f"{rule} deleted", severity="error" if problem else "information",
+                        markup=False)  # fmt: skip
+        self.load()
 
     def on_keyed_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
         if event.table.id != "rules-table":
