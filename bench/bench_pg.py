@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -68,8 +69,10 @@ def _time_cli(
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
     samples: list[float] = []
+    cpus: list[float] = []
     out = ""
     for i in range(REPEATS + 1):
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         # cwd=home: `python -m` puts the cwd first on sys.path, so it must hold no opcockpit.
         proc = subprocess.run(
@@ -77,13 +80,18 @@ def _time_cli(
             timeout=120, check=False,
         )  # fmt: skip
         dt = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         if proc.returncode != 0:
             return None, f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}"
         out = proc.stdout
         if i:
             samples.append(dt)
+            cpus.append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
     doc = json.loads(out)
-    return statistics.median(samples), f"{len(doc['rows'])} rows; median of {REPEATS}"
+    cpu = statistics.median(cpus)
+    return statistics.median(
+        samples
+    ), f"{len(doc['rows'])} rows; cpu {cpu:.3f} s (client); median of {REPEATS}"
 
 
 async def _per_call(fn: Callable[[], Awaitable[Any]], calls: int) -> tuple[float, float]:
