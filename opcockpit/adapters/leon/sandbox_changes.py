@@ -123,6 +123,7 @@ class SandboxDbTracker:
         self._doubt: str | None = None
         self._wm: dict[str, str | None] = {}  # table -> highest mark value seen (text compare)
         self._tops: dict[str, int | None] = {}  # explainer table -> its max(rowid) at the last read
+        self._recs: dict[str, dict[int, Any]] = {}  # table -> rowid -> record of the last state
 
     # ------------------------------------------------------------------ public
 
@@ -307,7 +308,67 @@ class SandboxDbTracker:
         self.stats.delta_reads += 1
         if not delta and self._state is not None:
             return self._state  # a commit that touched none of the reconcile tables
+        patched = await self._patch(reader, schema, now, delta)
+        if patched is not None:
+            return patched
         return await self._build(reader, schema, now, changed=set(delta))
+
+    async def _patch(
+        self,
+        reader: SandboxDbReader,
+        schema: _Schema,
+        now: datetime | None,
+        delta: dict[str, tuple[list[tuple], list[int]]],
+    ) -> DbState | None:
+        """The new DbState with only the changed rows converted (records of the others kept),
+        or None when the full conversion is needed. Converting every row again was ~170 ms of
+        CPU per commit at 10k leases, for one changed row.
+
+        Only for a clean picture: no problems before (a lease's problems can come from its
+        terminals' and sessions' rows, which this does not re-vet) and none in the changed rows,
+        and resource snapshots unchanged (one mapping by lease)."""
+        prev = self._state
+        if prev is None or prev.lease_problems or prev.problems or "lease_resource_snapshots" in delta:
+            return None
+        if set(self._recs) != {t for t, _ in _TABLES[:3]}:
+            return None
+        rows = {t: [r[2:] for r in delta.get(t, ((), ()))[0]] for t, _ in _TABLES[:3]}
+        # The leases of changed child rows go along, so their inherited problems would show.
+        lids = {r[2] for r in rows["abstract_terminals"]} | {r[3] for r in rows["chat_sessions"]}
+        lids -= {r[0] for r in rows["sandbox_leases"]}
+        extra = [r for r in self._raw.get("sandbox_leases", {}).values() if r[0] in lids] if lids else []
+        reader.reuse_rows = False  # type: ignore[misc]  # a partial read must not replace the row cache
+        try:
+            sub = await reader._state(
+                schema, rows["sandbox_leases"] + extra, rows["abstract_terminals"], rows["chat_sessions"], [],
+                now if now is not None else datetime.now(UTC),
+            )  # fmt: skip
+        finally:
+            del reader.reuse_rows
+        if sub.lease_problems or sub.problems:
+            return None
+        made = {
+            "sandbox_leases": sub.leases[: len(rows["sandbox_leases"])],
+            "abstract_terminals": sub.terminals,
+            "chat_sessions": sub.chat_sessions,
+        }
+        out: dict[str, tuple[Any, ...]] = {}
+        for table, recs in made.items():
+            fetched, gone = delta.get(table, ((), ()))
+            if len(recs) != len(fetched):
+                return None
+            known = self._recs[table]
+            for rid in gone:
+                known.pop(rid, None)
+            for r, rec in zip(fetched, recs, strict=True):
+                known[r[0]] = rec
+            out[table] = tuple(known.values())
+        state = replace(
+            prev, read_at=sub.read_at, leases=out["sandbox_leases"], terminals=out["abstract_terminals"],
+            chat_sessions=out["chat_sessions"],
+        )  # fmt: skip
+        self._state = state
+        return state
 
     async def _hot(
         self, conn: aiosqlite.Connection, s: _Schema, table: str, cols: tuple[str, ...], leases: Any
@@ -369,6 +430,14 @@ class SandboxDbTracker:
             # Unchanged snapshot rows: keep the mapping (and its records) the reconciler already knows.
             state = replace(state, resource_snapshots=prev.resource_snapshots)
         self._state = state
+        # Records by rowid, for `_patch` (only when no row was dropped: then they line up).
+        self._recs = {}
+        for (table, _), recs in zip(
+            _TABLES[:3], (state.leases, state.terminals, state.chat_sessions), strict=True
+        ):
+            raw = self._raw.get(table, {})
+            if len(raw) == len(recs):
+                self._recs[table] = dict(zip(raw.keys(), recs, strict=True))
         return state
 
 
