@@ -114,7 +114,10 @@ def _alerts_entries(loaded: LoadedConfig) -> dict[str, Any]:
     settings = items(cfg, skip=("webhook", "command"))
     for item in settings.values():
         if isinstance(item["value"], dict):  # severity overrides: enum values -> their words
-            item["value"] = {k: str(v) for k, v in item["value"].items()}
+            item["value"] = {  # query rules (issue 11): their tables as written
+                k: v.model_dump(by_alias=True, exclude_defaults=True) if hasattr(v, "model_dump") else str(v)
+                for k, v in item["value"].items()
+            }
     webhook = None
     if cfg.webhook is not None:
         webhook = items(cfg.webhook)
@@ -187,6 +190,10 @@ def _show(args: Any) -> int:
             lines += ["", f"[alerts.{table}]"]
             for key, item in alerts[table].items():
                 emit(key, item, " (path and query hidden)" if key == "url" and item["value"] else "")
+    from opcockpit.adapters.ledger.rule_overrides import config_show_lines  # issue 11
+    from opcockpit.wiring import ledger_target
+
+    lines += config_show_lines(ledger_target(loaded.config), loaded.config.alerts)
     sys.stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
 
