@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from opcockpit.tui.rows import gt_cells, orphan_cells
+from opcockpit.tui.rows import GT_INDEX, OR_INDEX, age_of, gt_cells, orphan_cells
 
 R = TypeVar("R")
+_CREATED = OR_INDEX["created"]
 Cells = tuple[Any, ...]
 
 __all__ = ["RowCells", "RowsDelta", "gt_row_cells", "next_bucket_at", "orphan_row_cells"]
@@ -67,11 +68,13 @@ class RowCells(Generic[R]):
         cells_of: Callable[[R, datetime], Cells],
         ages_of: Callable[[R], Iterable[datetime | None]],
         tally: Callable[[R], str] | None = None,
+        reage: Callable[[R, Cells, datetime], Cells] | None = None,
     ) -> None:
         self._key = key
         self._cells_of = cells_of
         self._ages_of = ages_of
         self._tally = tally
+        self._reage = reage  # the cells with only the ages recomputed (an age bucket moved)
         self.cells: dict[str, Cells] = {}
         self.rows: dict[str, R] = {}  # the current rows by key (kept, not rebuilt per refresh)
         self.counts: dict[str, int] = {}  # rows per `tally(row)` (the header's convergence counts)
@@ -89,8 +92,9 @@ class RowCells(Generic[R]):
             else:
                 self.counts.pop(name, None)
 
-    def _put(self, k: str, row: R, now: datetime, delta: RowsDelta) -> None:
-        cells = self._cells_of(row, now)
+    def _put(self, k: str, row: R, now: datetime, delta: RowsDelta, *, ages_only: bool = False) -> None:
+        old = self.cells.get(k) if ages_only and self._reage is not None else None
+        cells = self._reage(row, old, now) if old is not None and self._reage else self._cells_of(row, now)
         self.recomputed += 1
         if self.cells.get(k) != cells:
             delta.upserts[k] = cells
@@ -131,7 +135,7 @@ class RowCells(Generic[R]):
             _, k, rid = heapq.heappop(due)
             row = self.rows.get(k)
             if row is not None and id(row) == rid:
-                self._put(k, row, now, delta)
+                self._put(k, row, now, delta, ages_only=True)
         if len(due) > 4 * max(len(self.rows), 64):  # lazily deleted entries pile up: rebuild
             self._due = [e for e in due if id(self.rows.get(e[1])) == e[2]]
             heapq.heapify(self._due)
@@ -139,14 +143,31 @@ class RowCells(Generic[R]):
         return delta
 
 
+_ACTIVE, _UPDATED = GT_INDEX["last_active"], GT_INDEX["updated"]
+
+
+def _gt_reage(r: Any, cells: Cells, now: datetime) -> Cells:
+    out = list(cells)
+    out[_ACTIVE] = age_of(r.last_active, now)
+    out[_UPDATED] = age_of(r.updated_at, now)
+    return tuple(out)
+
+
+def _orphan_reage(o: Any, cells: Cells, now: datetime) -> Cells:
+    out = list(cells)
+    out[_CREATED] = age_of(o.created_at, now)
+    return tuple(out)
+
+
 def gt_row_cells() -> RowCells[Any]:
     """Ground-truth cells (`rows.gt_cells`) by lease id; the ages are last_active and updated_at;
     `counts` is rows per convergence (`rows.counts`)."""
     return RowCells(
-        lambda r: r.lease_id, gt_cells, lambda r: (r.last_active, r.updated_at), lambda r: r.convergence.value
-    )
+        lambda r: r.lease_id, gt_cells, lambda r: (r.last_active, r.updated_at),
+        lambda r: r.convergence.value, _gt_reage,
+    )  # fmt: skip
 
 
 def orphan_row_cells() -> RowCells[Any]:
     """Orphan cells (`rows.orphan_cells`) by orphan key; the age is created_at."""
-    return RowCells(lambda o: o.key, orphan_cells, lambda o: (o.created_at,))
+    return RowCells(lambda o: o.key, orphan_cells, lambda o: (o.created_at,), reage=_orphan_reage)

@@ -220,3 +220,24 @@ def test_columns_format_and_sort_key() -> None:
     m.sort_by("age")
     assert m.view_keys() == ["b", "a"]
     assert m.column_index("age") == 1
+
+
+def test_a_changed_cell_reformats_that_cell_and_keeps_sort_and_filter_right() -> None:
+    """apply() formats only the changed cells of a row (issue 10); texts, order and the filter
+    verdict are what a model built from scratch on the same rows has."""
+    m = model(6)
+    m.sort_by("n")
+    m.set_filter("state:run")
+    m.apply(TableDiff(changed={"r1": {2: 99}, "r3": {1: "paused"}, "r4": {1: "running"}}))
+    fresh = model(0)
+    after = rows(6)
+    after["r1"] = ("r1", "paused", 99)
+    after["r3"] = ("r3", "paused", 3)
+    after["r4"] = ("r4", "running", 4)
+    fresh.replace(after)
+    fresh.sort_by("n")
+    fresh.set_filter("state:run")
+    assert m.view_keys() == fresh.view_keys() == ["r0", "r4"]
+    assert all(m.get_texts(k) == fresh.get_texts(k) for k in after)
+    m.set_filter("")
+    assert m.view_keys()[-1] == "r1"  # its sort value moved with the changed cell

@@ -305,15 +305,27 @@ class TableModel:
 
     # ------------------------------------------------------------------ derived values
 
-    def _derive(self, row: _Row) -> None:
-        """Recompute display texts, sort key and filter verdict of one row."""
-        texts = tuple(
-            _printable((c.format or _default_format)(v))
-            for c, v in zip(self._columns, row.values, strict=False)
-        )
+    def _derive(self, row: _Row, cols: Iterable[int] | None = None) -> None:
+        """Recompute display texts, sort key and filter verdict of one row (only the texts of
+        columns `cols` when given: a refresh that moves one age cell formats one cell)."""
+        columns = self._columns
+        if cols is not None and len(row.texts) == min(len(columns), len(row.values)):
+            texts_l = list(row.texts)
+            values = row.values
+            for i in cols:
+                if i < len(texts_l):
+                    c = columns[i]
+                    texts_l[i] = _printable((c.format or _default_format)(values[i]))
+            texts = tuple(texts_l)
+            resort = self._sort_col in cols
+        else:
+            pairs = zip(columns, row.values, strict=False)
+            texts = tuple(_printable((c.format or _default_format)(v)) for c, v in pairs)
+            resort = True
         row.texts = texts
         row.joined = SEP.join(texts)
-        self._derive_sort(row)
+        if resort:
+            self._derive_sort(row)
         row.visible = self._predicate is None or self._predicate(texts, row.joined)
 
     def _derive_sort(self, row: _Row) -> None:
@@ -413,7 +425,7 @@ class TableModel:
             old_sk, old_visible = row.sk, row.visible
             row.values = self._values[key] = tuple(values)
             row.version += 1
-            self._derive(row)
+            self._derive(row, delta.keys())
             if row.sk != old_sk:
                 self._drop_from_order(old_sk, key)
                 reposition.append(row)
