@@ -103,3 +103,26 @@ def test_config_show_lines_on_a_real_ledger(tmp_path: Path) -> None:
     ledger.write_bytes(b"garbage" * 200)
     bad = config_show_lines(ledger, TOML)
     assert len(bad) == 2 and bad[1].startswith("# rule overrides: not read (") and str(ledger) in bad[1]
+
+
+def test_config_show_lists_query_rules_and_ledger_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from opcockpit.cli.main import main
+
+    ledger = tmp_path / "ledger.db"
+    monkeypatch.setenv("OPCOCKPIT_LEDGER", str(ledger))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    conf = tmp_path / "c.toml"
+    conf.write_text(
+        '[alerts]\norphans_min = 2\n\n[alerts.query.errs]\nquery = "runs status:error"\nmin_rows = 3\n'
+    )
+    assert main(["config", "show", "--config", str(conf)]) == 0
+    out = capsys.readouterr().out
+    assert 'query = { "errs" = { "query" = "runs status:error", "min_rows" = 3 } }' in out
+    assert "overrides in the ledger" not in out and not ledger.exists()
+    with RuleOverrideStore.open(ledger) as st:
+        st.set_override("orphans_present", "orphans_min", 5, "alice")
+    assert main(["config", "show", "--config", str(conf)]) == 0
+    out = capsys.readouterr().out
+    assert "[alerts] orphans_min = 5   # override (TOML: 2), by alice at " in out
