@@ -357,6 +357,8 @@ class SandboxDbTracker:
             fetched, gone = delta.get(table, ((), ()))
             if len(recs) != len(fetched):
                 return None
+            if table not in delta:  # the same tuple: the reconciler skips regrouping it
+                continue
             known = self._recs[table]
             for rid in gone:
                 known.pop(rid, None)
@@ -364,8 +366,9 @@ class SandboxDbTracker:
                 known[r[0]] = rec
             out[table] = tuple(known.values())
         state = replace(
-            prev, read_at=sub.read_at, leases=out["sandbox_leases"], terminals=out["abstract_terminals"],
-            chat_sessions=out["chat_sessions"],
+            prev, read_at=sub.read_at, leases=out.get("sandbox_leases", prev.leases),
+            terminals=out.get("abstract_terminals", prev.terminals),
+            chat_sessions=out.get("chat_sessions", prev.chat_sessions),
         )  # fmt: skip
         self._state = state
         return state
