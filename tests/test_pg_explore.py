@@ -117,6 +117,14 @@ def test_sql_mode_reads_and_refuses_writes_and_second_statements(
     with sqlite3.connect(fleet.sandbox_db) as conn:
         expected = dict(conn.execute("SELECT provider_name, COUNT(*) FROM sandbox_leases GROUP BY 1"))
     assert res.columns == ("provider_name", "count") and dict(res.rows) == expected
+    lid = min(r[0] for r in asyncio.run(pg.run_sql("SELECT lease_id FROM sandbox_leases")).rows)
+    named = asyncio.run(
+        pg.run_sql(
+            "SELECT lease_id::text, 'x%' FROM sandbox_leases WHERE lease_id = :lid AND lease_id LIKE 'l%'",
+            params={"lid": lid},
+        )
+    )
+    assert named.rows == [(lid, "x%")]  # `:name` as on sandbox.db; casts and literal '%' untouched
     capped = asyncio.run(pg.run_sql("SELECT lease_id FROM sandbox_leases", limit=5))
     assert len(capped.rows) == 5 and capped.capped
     for sql, words in [

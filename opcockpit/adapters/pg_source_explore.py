@@ -21,6 +21,7 @@ Every connection: the source URL (password never printed), `search_path` = the s
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -94,6 +95,26 @@ def _connect(spec: PgSourceSpec, statement_timeout_ms: int) -> Any:
             raise
         raise map_pg_error(exc, spec) from None
     return conn
+
+
+_NAMED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|(?<![:\w]):([A-Za-z_]\w*)|%")
+
+
+def _pg_params(sql: str, params: Mapping[str, Any] | Sequence[Any]) -> tuple[str, Any]:
+    """The SQL mode's `:name` parameters (what saved queries use on sandbox.db) as psycopg's
+    `%(name)s`, outside quoted text and `::type` casts; every literal `%` doubled. No parameters:
+    the text goes as it is (psycopg then leaves `%` alone)."""
+    if not params:
+        return sql, None
+    if not isinstance(params, Mapping):
+        return sql, params
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1):
+            return f"%({m.group(1)})s"
+        return m.group(0).replace("%", "%%")  # psycopg reads every '%', quoted ones too
+
+    return _NAMED.sub(sub, sql), dict(params)
 
 
 def _timeout_ms(deadline: float | None, default_ms: int = 30_000) -> int:
@@ -172,7 +193,7 @@ class PgExploreRows(ExploreRows):
 class PgReadOnlySql:
     """The Explore SQL mode over the PostgreSQL source: `execute(sql, params, limit=, timeout_s=)`
     -> SqlResult; SqlRefused for a refused or stopped statement, SourceError when the server
-    cannot be reached. Parameters are psycopg's (`%(name)s`)."""
+    cannot be reached. Parameters are `:name`, as on sandbox.db."""
 
     def __init__(self, spec: PgSourceSpec) -> None:
         self.spec = spec
@@ -196,7 +217,7 @@ class PgReadOnlySql:
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 cur = conn.cursor()
                 # prepare=True: the extended protocol, which refuses a second statement.
-                cur.execute(sql, params or None, prepare=True)
+                cur.execute(*_pg_params(sql, params), prepare=True)
                 rows = (
                     [tuple(sqlite_value(v) for v in r) for r in cur.fetchmany(limit + 1)]
                     if cur.description
