@@ -38,6 +38,9 @@ async def test_sections_fit_or_scroll_sideways_never_cut_keys(worked_example: An
         body = screen.query_one("#detail-body")
         seen = [screen_text(app)]
         if body.virtual_size.width > body.scrollable_content_region.width:
+            await pilot.press("right")  # the keyboard reaches what is off to the right
+            await pilot.pause()
+            assert body.scroll_x > 0
             body.scroll_to(x=body.max_scroll_x, animate=False)  # the right-hand side, scrolled to
             await pilot.pause()
             seen.append(screen_text(app))
