@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from opcockpit.domain.alerts import AlertCandidate
-from opcockpit.domain.events import Event, EventQuery, Picture
-from opcockpit.ports.alert_records import Alert, Delivery
+if TYPE_CHECKING:  # annotations only: the snapshot path imports this module (via LedgerError)
+    # but never the alert rules or the event models' catalogue through it (issue 9: start-up)
+    from opcockpit.domain.alerts import AlertCandidate
+    from opcockpit.domain.events import Event, EventQuery, Picture
+    from opcockpit.ports.alert_records import Alert, Delivery
 
 __all__ = ["AlertStorePort", "AuditPort", "EventLogPort", "LedgerError"]
 
