@@ -45,8 +45,10 @@ SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 # longer than a year means "never".
 DAY_S = 86_400.0
 YEAR_S = 365 * DAY_S
-# Every config model: non-finite floats are config errors, never values.
-STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+# Every config model: non-finite floats are config errors, never values. defer_build: a model's
+# validator is built on its first validation, not at import; the loader validates CockpitConfig
+# once, which builds the nested ones inside it (issue 9: start-up of `snapshot`).
+STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
 
 SCOPE_EVENTS_DB = "@events_db"
 SCOPE_LEASE_EVENTS = "@lease_events"
