@@ -199,3 +199,27 @@ def test_events_cli_reads_either_backend(ledger: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert [e["instance_id"] for e in json.loads(proc.stdout)] == ["sbx-2"]
     assert PASSWORD not in proc.stdout + proc.stderr
+
+
+def _delivery(key: str, sha: str) -> dict[str, object]:
+    data = {"delivery_key": key, "body_sha256": sha}
+    return {"type": "provider.event", "observed_at": T0.isoformat(), "source": "provider_event",
+            "provider": "e2b", "instance_id": "sbx", "data": data}  # fmt: skip
+
+
+def test_sink_store_says_per_delivery_what_the_ledger_held(ledger: str) -> None:
+    sink = LedgerSink(EventLog(ledger), event_from_dict)
+    assert sink.store([_delivery("a", "h1"), _delivery("b", "h2")]) == [None, None]
+    sink.close()
+    sink = LedgerSink(EventLog(ledger), event_from_dict)  # a restarted receiver: nothing in memory
+    batch = [_delivery("a", "h1"), _delivery("b", "other"), _delivery("c", "h3"), _delivery("c", "h3")]
+    got = sink.store(batch)
+    assert got == [
+        "h1",  # a retry: the ledger holds this body
+        "h2",  # a replay with another body: the held hash differs
+        None,  # new: stored now
+        "h3",  # repeated within the batch: stored once, by the first
+    ]
+    assert sink.known("e2b", "c") == "h3" and sink.known("e2b", "zz") is None
+    assert sink.ledger.count() == 3  # type: ignore[attr-defined]
+    sink.close()

@@ -2,9 +2,11 @@
 
 One request, in order (cheap refusals first, nothing stored until the signature holds):
 provider known -> per-source rate limit -> content type -> body size cap (streamed) -> signature
-(the sender's verifier) -> dedup (same key + same body: 2xx again, stored once; same key + other
-body: `replayed`) -> a bounded queue to one writer task, which matches the instance to its lease
-the way LEON does (provider + `current_instance_id`) and appends in batches to the ledger. The
+(the sender's verifier) -> dedup of recent keys in memory (same key + same body: 2xx again, stored
+once; same key + other body: `replayed`) -> a bounded queue to one writer task, which matches the
+instance to its lease the way LEON does (provider + `current_instance_id`) and stores batches in
+the ledger, each delivery under its idempotency key: the ledger says, in the insert's own
+transaction, which keys it held already (stored before a restart), so nothing is stored twice. The
 answer is 2xx only once the delivery is stored; a full queue or a slow ledger is a 503 with
 Retry-After (the sender retries; dedup keeps it stored once), never a silent drop.
 
@@ -60,7 +62,10 @@ class Verifier(Protocol):
 class WebhookSink(Protocol):
     """Where accepted events go (blocking; one writer thread calls it)."""
 
-    def append(self, events: Sequence[Mapping[str, Any]]) -> int | None: ...
+    def store(self, events: Sequence[Mapping[str, Any]]) -> list[str | None]:
+        """Store the deliveries not stored yet, exactly once (check and insert in one transaction);
+        per event None (stored now) or the body hash of the copy already stored."""
+        ...
 
     def known(self, provider: str, key: str) -> str | None: ...  # stored body hash
 
@@ -232,7 +237,7 @@ class LeaseIndex:
 class _Item:
     delivery: Delivery
     received_at: datetime
-    done: asyncio.Future[bool]
+    done: asyncio.Future[str | None]  # None: stored now; else the body hash already stored
 
 
 class WebhookReceiver:
@@ -256,7 +261,7 @@ class WebhookReceiver:
         self.metrics = Metrics()
         self._clock = clock
         self._buckets = _Buckets(clock)
-        self._recent: OrderedDict[tuple[str, str], tuple[str, asyncio.Future[bool]]] = OrderedDict()
+        self._recent: OrderedDict[tuple[str, str], tuple[str, asyncio.Future[str | None]]] = OrderedDict()
         self._queue: asyncio.Queue[_Item] | None = None
         self._writer: asyncio.Task[None] | None = None
         self.ledger_error: str | None = None
@@ -349,54 +354,49 @@ class WebhookReceiver:
         return await self._accept(name, delivery)
 
     async def _accept(self, name: str, delivery: Delivery) -> tuple[int, dict[str, Any]]:
-        key = (name, delivery.key)
+        """Recent keys are answered from memory; a new one is queued, and the ledger's writer
+        decides in the same transaction as its insert whether it was stored before (a restart
+        ago): no lookup per delivery, no window between "known" and "stored"."""
+        key, sha = (name, delivery.key), delivery.body_sha256
         seen = self._recent.get(key)
-        if seen is None:
-            stored_sha = await self._known(name, delivery.key)
-            if stored_sha is not None:
-                done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-                done.set_result(True)
-                seen = (stored_sha, done)
-                self._remember(key, seen)
         if seen is not None:
-            sha, fut = seen
-            if sha != delivery.body_sha256:
+            if seen[0] != sha:
                 raise Rejected("replayed", "a known delivery id with a different body")
-            await self._await_stored(key, fut)
-            self.metrics.duplicate[name] += 1
-            self.metrics.accepted[name] += 1
-            return 200, {"status": "duplicate", "id": delivery.key}
+            held = await self._await_stored(key, seen[1])
+            return self._duplicate(name, delivery, held)
         assert self._queue is not None
-        fut = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         try:
             self._queue.put_nowait(_Item(delivery, datetime.now(UTC), fut))
         except asyncio.QueueFull:
             raise Rejected("overloaded", "ledger queue full") from None
-        self._remember(key, (delivery.body_sha256, fut))
-        await self._await_stored(key, fut)
+        self._remember(key, (sha, fut))
+        held = await self._await_stored(key, fut)
+        if held is not None:  # stored before this process started
+            if held != sha:
+                done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+                done.set_result(held)
+                self._remember(key, (held, done))  # the ledger's copy is the one to compare with
+            return self._duplicate(name, delivery, held)
         self.metrics.accepted[name] += 1
         return 202, {"status": "stored", "id": delivery.key}
 
-    async def _known(self, name: str, key: str) -> str | None:
-        """The ledger's answer to "stored before?", within the ack deadline: a ledger busy with
-        another writer makes this a 503 (the sender retries), never a hung request."""
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(self.sink.known, name, key), self.ack_timeout_s)
-        except TimeoutError:
-            raise Rejected("overloaded", "ledger slow") from None
-        except Exception as exc:
-            self.ledger_error = error_line(exc)
-            raise Rejected("ledger_unavailable", "the ledger cannot be read") from None
+    def _duplicate(self, name: str, delivery: Delivery, held: str | None) -> tuple[int, dict[str, Any]]:
+        if held is not None and held != delivery.body_sha256:
+            raise Rejected("replayed", "a known delivery id with a different body")
+        self.metrics.duplicate[name] += 1
+        self.metrics.accepted[name] += 1
+        return 200, {"status": "duplicate", "id": delivery.key}
 
-    def _remember(self, key: tuple[str, str], value: tuple[str, asyncio.Future[bool]]) -> None:
+    def _remember(self, key: tuple[str, str], value: tuple[str, asyncio.Future[str | None]]) -> None:
         self._recent[key] = value
         self._recent.move_to_end(key)
         while len(self._recent) > _CACHE_MAX:
             self._recent.popitem(last=False)
 
-    async def _await_stored(self, key: tuple[str, str], fut: asyncio.Future[bool]) -> None:
+    async def _await_stored(self, key: tuple[str, str], fut: asyncio.Future[str | None]) -> str | None:
         try:
-            await asyncio.wait_for(asyncio.shield(fut), self.ack_timeout_s)
+            return await asyncio.wait_for(asyncio.shield(fut), self.ack_timeout_s)
         except TimeoutError:
             # Still queued: it will be stored; the sender's retry then answers "duplicate".
             raise Rejected("overloaded", "ledger slow") from None
@@ -421,7 +421,7 @@ class WebhookReceiver:
 
     async def _store(self, batch: list[_Item], events: list[dict[str, Any]]) -> None:
         try:
-            stored = await asyncio.to_thread(self.sink.append, events)
+            held = await asyncio.to_thread(self.sink.store, events)
         except Exception as exc:
             self.ledger_error = error_line(exc)
             log.warning("webhook ledger write failed: %s", self.ledger_error)
@@ -431,14 +431,11 @@ class WebhookReceiver:
                     item.done.exception()  # retrieved: no "never retrieved" noise when nobody waits
             return
         self.ledger_error = None
-        for item in batch:
+        for item, before in zip(batch, held, strict=True):
+            if before is None:
+                self.metrics.stored[item.delivery.provider] += 1
             if not item.done.done():
-                item.done.set_result(True)
-        counts = _stored_counts(batch)
-        if isinstance(stored, int) and len(counts) == 1:  # the sink's own count: exact
-            counts = {next(iter(counts)): stored}
-        for provider, n in counts.items():
-            self.metrics.stored[provider] += n
+                item.done.set_result(before)
 
     async def _event(self, item: _Item) -> dict[str, Any]:
         d = item.delivery
@@ -471,15 +468,6 @@ class WebhookReceiver:
                 "payload": dict(d.payload),
             },
         }
-
-
-def _stored_counts(batch: list[_Item]) -> dict[str, int]:
-    """Distinct delivery keys per provider in a stored batch (dedup happened before queueing,
-    so each queued key is new unless it was stored before a restart: the sink skipped those)."""
-    out: dict[str, int] = defaultdict(int)
-    for key in {(i.delivery.provider, i.delivery.key) for i in batch}:
-        out[key[0]] += 1
-    return out
 
 
 async def _read_capped(request: Request, cap: int) -> bytes:

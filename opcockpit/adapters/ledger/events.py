@@ -199,12 +199,36 @@ class EventLog:
         if not events and not picture:
             return 0
         rows = _rows(events, keys)
+        return self._write(rows, events, picture, held=None)
+
+    @guarded
+    def append_new(self, events: Sequence[Event], keys: Sequence[str]) -> dict[str, Event]:
+        """Append the events whose key the ledger does not hold yet, and return the stored event
+        of every key it already held (one transaction: the check and the insert cannot be split
+        by a crash or by another writer). A key repeated within `events` is stored once."""
+        if not events:
+            return {}
+        held: dict[str, Event] = {}
+        self._write(_rows(events, keys), events, None, held=held)
+        return held
+
+    def _write(
+        self,
+        rows: list[tuple[Any, ...]],
+        events: Sequence[Event],
+        picture: Mapping[str, Any] | None,
+        *,
+        held: dict[str, Event] | None,
+    ) -> int:
         with self._lock:
             conn = self._db()
             # One transaction: events and the picture they explain, or nothing. The lock (PostgreSQL;
             # SQLite's BEGIN IMMEDIATE is one already) makes ids commit in order across cockpits, so
             # a reader following `after(id)` never steps over a row that commits late.
             with conn.transaction(lock="events"):
+                if held is not None:
+                    held.update(self._held(conn, [r[9] for r in rows]))
+                    rows = [r for r in rows if r[9] not in held]
                 stored = conn.executemany(_INSERT, rows)
                 if picture is not None:
                     self._store_picture(conn, picture)
@@ -215,6 +239,17 @@ class EventLog:
             # own clock keeps what it just wrote.
             self.compact(now=max(e.observed_at for e in events) if events else None)
         return stored
+
+    @staticmethod
+    def _held(conn: LedgerDb, keys: Sequence[str | None]) -> dict[str, Event]:
+        wanted = sorted({k for k in keys if k is not None})
+        out: dict[str, Event] = {}
+        for i in range(0, len(wanted), 500):  # bounded IN lists (SQLite's variable limit)
+            chunk = wanted[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in conn.execute(f"SELECT {_COLS}, idem_key FROM events WHERE idem_key IN ({marks})", chunk):
+                out[r[10]] = _event(r)
+        return out
 
     @staticmethod
     def _store_picture(conn: LedgerDb, picture: Mapping[str, Any]) -> None:

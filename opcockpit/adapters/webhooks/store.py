@@ -28,10 +28,20 @@ def webhook_key(provider: str, delivery_key: str) -> str:
     return f"webhook:{provider}:{delivery_key}"
 
 
+def _key(ev: Mapping[str, Any]) -> str:
+    return webhook_key(str(ev["provider"]), str(ev["data"]["delivery_key"]))
+
+
+def _sha(event: Any) -> str:
+    """The body hash a stored webhook event carries ("" when it has none: never equal to one)."""
+    data = event.get("data") if isinstance(event, Mapping) else getattr(event, "data", None)
+    return str((data or {}).get("body_sha256") or "")
+
+
 class KeyedEventLog(Protocol):
     """The part of the event ledger the sink needs (`adapters.ledger.events.EventLog`)."""
 
-    def append(self, events: Sequence[Any], *, keys: Sequence[str | None] | None = None) -> int: ...
+    def append_new(self, events: Sequence[Any], keys: Sequence[str]) -> Mapping[str, Any]: ...
 
     def by_key(self, key: str) -> Any: ...
 
@@ -50,21 +60,34 @@ class LedgerSink:
         self.ledger = ledger
         self.convert = convert or (lambda ev: ev)
 
-    def append(self, events: Sequence[Mapping[str, Any]]) -> int:
-        """Store the deliveries not stored yet (one transaction); returns how many were new."""
+    def store(self, events: Sequence[Mapping[str, Any]]) -> list[str | None]:
+        """Store the deliveries the ledger does not hold yet (the check and the insert in one
+        transaction). Per event: None when this call stored it, else the body hash of the copy
+        the ledger already held (equal: a retry; different: a replay with other content)."""
         if not events:
-            return 0
-        keys = [webhook_key(str(ev["provider"]), str(ev["data"]["delivery_key"])) for ev in events]
-        return int(self.ledger.append([self.convert(ev) for ev in events], keys=keys))
+            return []
+        keys = [_key(ev) for ev in events]
+        held = self.ledger.append_new([self.convert(ev) for ev in events], keys)
+        out: list[str | None] = []
+        seen: set[str] = set()
+        for ev, key in zip(events, keys, strict=True):
+            if key in held:
+                out.append(_sha(held[key]))
+            elif key in seen:  # a repeat within the batch: the first one stored it
+                out.append(str(ev["data"]["body_sha256"]))
+            else:
+                seen.add(key)
+                out.append(None)
+        return out
+
+    def append(self, events: Sequence[Mapping[str, Any]]) -> int:
+        """Store the deliveries not stored yet; returns how many were new."""
+        return sum(1 for held in self.store(events) if held is None)
 
     def known(self, provider: str, key: str) -> str | None:
         """The stored body hash of a delivery (None: never stored)."""
         found = self.ledger.by_key(webhook_key(provider, key))
-        if found is None:
-            return None
-        data = found.get("data") if isinstance(found, Mapping) else getattr(found, "data", None)
-        sha = (data or {}).get("body_sha256")
-        return str(sha) if sha else ""
+        return None if found is None else _sha(found)
 
     def close(self) -> None:
         self.ledger.close()
