@@ -57,6 +57,11 @@ if TYPE_CHECKING:
     from opcockpit.wiring import Cockpit
 
 MIN_REFRESH_S = 0.5
+# Alert rules run at most this often on timer refreshes (issue 10): their hold times are minutes
+# (diverged 10m, provider down 2m), and a round (rules over every row, run health, the ledger)
+# every 2 s refresh was ~40 % of the cockpit's CPU at 10k leases. The first picture and ctrl+r
+# evaluate at once; tests without the timer (auto_refresh=False) evaluate every refresh.
+ALERT_ROUND_S = 10.0
 CLOSE_TIMEOUT_S = 2.0  # per resource closed on exit
 
 
@@ -172,6 +177,9 @@ class CockpitApp(
         self._gt_cells = gt_row_cells()  # cells per row, kept by change (tui/rowdelta.py)
         self._or_cells = orphan_row_cells()
         self._overlaid: set[str] = set()  # keys whose cells carried an overlay mark last render
+        self._alerts_due = 0.0  # monotonic time of the next timer-driven alert round
+        self.alert_clock: Callable[[], float] = time.monotonic  # tests step it
+        self._alerts_now = True  # the next refresh evaluates alerts whatever the time
 
     # ------------------------------------------------------------------ layout
 
@@ -248,6 +256,13 @@ class CockpitApp(
         if not self.frozen:
             self.start_refresh(manual=False)
 
+    def _schedule_alerts(self, gt: GroundTruth) -> None:
+        now = self.alert_clock()
+        if self._alerts_now or not self.auto_poll or now >= self._alerts_due:
+            self._alerts_now = False
+            self._alerts_due = now + ALERT_ROUND_S
+            self._alerts_w.schedule(gt)  # alert rules off the UI thread, never overlapping
+
     def start_refresh(self, *, manual: bool) -> bool:
         """Start one refresh unless one is running (then an automatic tick is dropped)."""
         if self.inflight:
@@ -299,7 +314,7 @@ class CockpitApp(
             self.apply_ground_truth(gt)
             self._observe(gt)
             self._sync_watcher()
-            self._alerts_w.schedule(gt)  # alert rules off the UI thread, never overlapping
+            self._schedule_alerts(gt)
         self._show_header()
         self._show_problem()
         if self.active_tab == "events":
@@ -499,6 +514,7 @@ class CockpitApp(
         self.push_screen(HelpScreen())
 
     def action_refresh_now(self) -> None:
+        self._alerts_now = True  # the operator asked: alerts too, whatever the cadence
         if not self.start_refresh(manual=True):
             self.notify("a refresh is already running", markup=False)
 
