@@ -49,7 +49,7 @@ from opcockpit.domain.events import (
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = os.environ.get("BENCH_BASELINE_LEDGER", "e4b892a")
-DEFAULT_LEDGER = 100_000
+DEFAULT_LEDGER = int(os.environ.get("BENCH_LEDGER_SIZE", "100000"))  # the number: 1000000
 APPEND_N = 10_000
 APPEND_TARGET_S = 0.2
 QUERY_TARGET_S = 1.0
