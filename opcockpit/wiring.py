@@ -337,6 +337,8 @@ class Cockpit:
     ledger: LedgerTarget | None = None
     # The `[contexts.<name>]` in effect (issue 12; None: no context): the TUI header shows it.
     context: str | None = None
+    # events.db's runs, reused while the file is unchanged (services.runs.RunReads: per cockpit).
+    run_reads: Any = field(default=None, repr=False)
 
     @property
     def alerts_config(self) -> AlertsConfig:
@@ -375,13 +377,15 @@ class Cockpit:
     ) -> RunHealth:
         """Run health from this cockpit's events.db (`events_db` overrides it), windows from the
         alerts config. A read failure is `RunHealth.error`, never an exception."""
-        from opcockpit.services.runs import load_run_health
+        from opcockpit.services.runs import RunReads, load_run_health
 
+        if self.run_reads is None:
+            self.run_reads = RunReads()
         cfg = self.alerts_config
         path = events_db if events_db is not None else self.settings.sources.events_db
         return await load_run_health(
             path, now, events_reader=self.leon.events_reader, window_s=cfg.window_s,
-            stuck_after_s=cfg.stuck_after_s, ground_truth=ground_truth,
+            stuck_after_s=cfg.stuck_after_s, ground_truth=ground_truth, reads=self.run_reads,
         )  # fmt: skip
 
     async def aclose(self) -> None:
