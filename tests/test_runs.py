@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from opcockpit.domain.runs import RUN_STATUSES, group_errors, normalize_error, run_health
-from opcockpit.services.runs import load_run_health
+from opcockpit.services.runs import RunReads, load_run_health
 from opcockpit.wiring import leon_access
 from tests.alerts_support import T0, events_db, ground_truth, health, inst, listing, naive, sandbox_db
 from tests.fixtures.leon_db import add_lease, add_run, add_run_event
@@ -234,8 +234,10 @@ def test_run_health_reuses_the_read_while_events_db_is_unchanged(tmp_path: Path)
         opened.append(path)
         return real(path)
 
-    async def ask(at):  # type: ignore[no-untyped-def]
-        return await load_run_health(edb, at, events_reader=counting)
+    reads = RunReads()  # the cockpit's (Cockpit.run_reads / AlertEngine.run_reads)
+
+    async def ask(at, cache=reads):  # type: ignore[no-untyped-def]
+        return await load_run_health(edb, at, events_reader=counting, reads=cache)
 
     first = asyncio.run(ask(T0))
     later = asyncio.run(ask(T0 + timedelta(seconds=30)))
@@ -251,3 +253,6 @@ def test_run_health_reuses_the_read_while_events_db_is_unchanged(tmp_path: Path)
     assert len(opened) == 2 and fresh.by_status["error"] == first.by_status["error"] + 1
     asyncio.run(ask(T0 + timedelta(seconds=31 + 61)))  # older than REUSE_S: read again
     assert len(opened) == 3
+    asyncio.run(ask(T0 + timedelta(seconds=31 + 61), RunReads()))  # another cockpit: its own read
+    asyncio.run(ask(T0 + timedelta(seconds=31 + 61), None))  # no cache (a one-shot CLI): reads
+    assert len(opened) == 5 and reads.reads == 3

@@ -28,6 +28,7 @@ from opcockpit.ports.alert_records import Alert, AlertSnapshot, Delivery, Delive
 from opcockpit.ports.ledger import AlertStorePort, EventLogPort
 from opcockpit.ports.leon import LeonAccess
 from opcockpit.services.history import alert_event
+from opcockpit.services.runs import RunReads
 
 __all__ = ["AlertEngine", "NotifierPort", "deliver_due"]
 
@@ -113,6 +114,7 @@ class AlertEngine:
         self.notifier = notifier
         self.leon = leon  # the readers a live round (services.alerting.evaluate_refresh) gathers with
         self.last: AlertSnapshot | None = None
+        self.run_reads = RunReads()  # events.db's runs, reused while the file is unchanged
         self.query_rules: Any = None  # services.query_alerts.QueryRules (issue 11), set by wiring
 
     def evaluate(

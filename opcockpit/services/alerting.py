@@ -18,7 +18,7 @@ from opcockpit.ports.alert_records import AlertSnapshot
 from opcockpit.ports.errors import SourceError
 from opcockpit.ports.leon import LeonAccess
 from opcockpit.services.alert_engine import AlertEngine
-from opcockpit.services.runs import load_run_health
+from opcockpit.services.runs import RunReads, load_run_health
 
 __all__ = ["AlertSources", "evaluate_refresh", "gather_alert_sources"]
 
@@ -42,10 +42,11 @@ async def gather_alert_sources(
     now: datetime,
     leon: LeonAccess,
     local_tz: tzinfo | None = None,
+    reads: RunReads | None = None,
 ) -> AlertSources:
     rh = await load_run_health(
         events_db, now, events_reader=leon.events_reader, window_s=cfg.window_s,
-        stuck_after_s=cfg.stuck_after_s, ground_truth=ground_truth,
+        stuck_after_s=cfg.stuck_after_s, ground_truth=ground_truth, reads=reads,
     )  # fmt: skip
     lease_events: list[LeaseEventRecord] | None = None
     provider_events: list[ProviderEventRecord] | None = None
@@ -82,7 +83,7 @@ async def evaluate_refresh(
         )
     src = await gather_alert_sources(
         ground_truth, engine.config, sandbox_db=sandbox_db, events_db=events_db, now=now, leon=leon,
-        local_tz=local_tz,
+        local_tz=local_tz, reads=engine.run_reads,
     )  # fmt: skip
     work = asyncio.ensure_future(
         asyncio.to_thread(
