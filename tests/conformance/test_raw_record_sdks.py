@@ -6,9 +6,6 @@ the redaction tests in tests/providers/test_raw_records.py mask a field that rea
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
-
-import pytest
 
 from opcockpit.adapters.providers.agentbay import AgentBayAdapter
 from opcockpit.adapters.providers.daytona import DaytonaAdapter
@@ -16,7 +13,9 @@ from opcockpit.adapters.providers.e2b import E2BAdapter
 from opcockpit.doubles.agentbay import AgentBayDouble
 from opcockpit.doubles.daytona import DaytonaDouble
 from opcockpit.doubles.e2b import E2BDouble
+from tests import raw_record_support as doubles
 from tests.conformance.conftest import need_sdk
+from tests.raw_record_support import KEY
 
 need_sdk("e2b", "e2b==2.63.0")
 need_sdk("daytona", "daytona==0.226.1")
@@ -25,26 +24,11 @@ from agentbay import AgentBay, Config  # noqa: E402
 from daytona import Daytona, DaytonaConfig  # noqa: E402
 from e2b.api.client.models.sandbox_detail import SandboxDetail  # noqa: E402
 
-KEY = "akm-conformance-raw"
 TOKEN = "tok-conformance-0123456789"
 
 
-@pytest.fixture
-def e2b() -> Iterator[E2BDouble]:
-    with E2BDouble(api_key=KEY) as d:
-        yield d  # type: ignore[misc]
-
-
-@pytest.fixture
-def daytona() -> Iterator[DaytonaDouble]:
-    with DaytonaDouble(api_key=KEY, transition_s=0.05) as d:
-        yield d  # type: ignore[misc]
-
-
-@pytest.fixture
-def agentbay() -> Iterator[AgentBayDouble]:
-    with AgentBayDouble(api_key=KEY, transition_s=0.05) as d:
-        yield d
+# The doubles (fixtures shared with the other raw-record test module).
+e2b, daytona, agentbay = doubles.e2b, doubles.daytona, doubles.agentbay
 
 
 async def test_e2b_record_parses_as_the_sdks_sandbox_detail(e2b: E2BDouble) -> None:

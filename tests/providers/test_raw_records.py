@@ -6,7 +6,7 @@ gone instance, and the inspect service masking the credentials each record carri
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,29 +19,16 @@ from opcockpit.doubles.daytona import DaytonaDouble
 from opcockpit.doubles.e2b import E2BDouble
 from opcockpit.ports.provider import NotFound, RawRecordSource
 from opcockpit.services.inspect import InspectError, InspectService
+from tests import raw_record_support as doubles
+from tests.raw_record_support import KEY
 
-KEY = "test-key-Zq7xSECRETvalue"
 ENVD_TOKEN = "envd-tok-7d1cSECRET55aa"
 SESSION_TOKEN = "sess-tok-99ffSECRET0b1c"
 OPENAI = "sk-proj-abcdefSECRET123456"
 
 
-@pytest.fixture
-def e2b() -> Iterator[E2BDouble]:
-    with E2BDouble(api_key=KEY) as d:
-        yield d  # type: ignore[misc]
-
-
-@pytest.fixture
-def daytona() -> Iterator[DaytonaDouble]:
-    with DaytonaDouble(api_key=KEY, transition_s=0.05) as d:
-        yield d  # type: ignore[misc]
-
-
-@pytest.fixture
-def agentbay() -> Iterator[AgentBayDouble]:
-    with AgentBayDouble(api_key=KEY, transition_s=0.05) as d:
-        yield d
+# The doubles (fixtures shared with the other raw-record test module).
+e2b, daytona, agentbay = doubles.e2b, doubles.daytona, doubles.agentbay
 
 
 @pytest.fixture

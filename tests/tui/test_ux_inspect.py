@@ -31,6 +31,13 @@ async def loaded(pilot: Any, app: CockpitApp) -> None:
     await pilot.pause()
 
 
+def listed_row(app: CockpitApp, env: Any, prov: str) -> Any:
+    """A ground-truth row of `prov` whose instance its double lists (the first one)."""
+    gt = app.ground_truth
+    assert gt is not None
+    return next(r for r in gt.rows if r.provider == prov and r.instance_id in env.doubles[prov].instances)
+
+
 def docker_provider(env: Any) -> str:
     return next(name for name, d in env.doubles.items() if d.kind == "docker")
 
@@ -41,9 +48,7 @@ async def test_l_and_y_on_a_docker_lease_row(demo_env: Any) -> None:
     app = demo_app(env)
     async with app.run_test(size=(100, 30)) as pilot:
         await loaded(pilot, app)
-        gt = app.ground_truth
-        assert gt is not None
-        row = next(r for r in gt.rows if r.provider == prov and r.instance_id in env.doubles[prov].instances)
+        row = listed_row(app, env, prov)
         inst = env.doubles[prov].instances[row.instance_id]
         inst.extra["env"] = ["HOME=/root", f"OPENAI_API_KEY={SECRET}"]
         env.doubles[prov].write_log(row.instance_id, "agent started\n")

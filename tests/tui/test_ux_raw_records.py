@@ -14,7 +14,7 @@ from opcockpit.tui.screens.orphan import OrphanScreen
 from opcockpit.tui.screens.thread import ThreadDetailScreen
 from tests.tui.conftest import wait_until
 from tests.tui.screen_text import screen_text
-from tests.tui.test_ux_inspect import demo_app, loaded
+from tests.tui.test_ux_inspect import demo_app, listed_row, loaded
 
 SECRET = "tok_DoNotShowMe0123456789abcdef"
 # kind -> (FakeInstance.extra that makes the double send a credential, what identifies the record)
@@ -50,10 +50,7 @@ async def test_y_from_the_row_and_thread_detail(demo_env: Any, kind: str) -> Non
     app = demo_app(env)
     async with app.run_test(size=(100, 30)) as pilot:
         await loaded(pilot, app)
-        gt = app.ground_truth
-        assert gt is not None
-        row = next(r for r in gt.rows if r.provider == prov and r.instance_id in env.doubles[prov].instances)
-        assert row.instance_id is not None
+        row = listed_row(app, env, prov)
         env.doubles[prov].instances[row.instance_id].extra.update(extra)
         app.gt_table.move_cursor_to_key(row.lease_id)
         await pilot.pause()
