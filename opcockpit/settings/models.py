@@ -162,6 +162,8 @@ class ServeConfig(BaseModel):
     queue_max: int = Field(default=2000, ge=1, le=1_000_000)  # deliveries waiting for the ledger
     ack_timeout_s: float = Field(default=5.0, gt=0, le=300)  # longer: 503 + Retry-After
     retry_after_s: int = Field(default=5, ge=1, le=3600)
+    # Also write LEON's own `provider_events` row (LEON's way) for each newly stored webhook.
+    leon_provider_events: bool = False
 
 
 class LedgerConfig(BaseModel):
