@@ -54,9 +54,11 @@ _ORDER = {
     "provider_events": "created_at, event_id",
     "commands": "c.created_at, c.command_id",
 }
-_OUTPUT = (
-    "(SELECT string_agg(k.content, '' ORDER BY k.chunk_id) FROM terminal_command_chunks k"
-    " WHERE k.command_id = c.command_id)"
+# A command's output: its chunks joined in one aggregate over the chunks table (a subquery per
+# command would scan the table once per command where Mycel has no index on command_id).
+_OUTPUT_JOIN = (
+    " LEFT JOIN (SELECT command_id, string_agg(content, '' ORDER BY chunk_id) AS output"
+    " FROM terminal_command_chunks GROUP BY command_id) k ON k.command_id = c.command_id"
 )
 # Mycel keeps no lease_events in PostgreSQL: its monitor reads the matched provider events.
 _LEASE_HISTORY = Source(
@@ -148,6 +150,7 @@ class PgExploreRows(ExploreRows):
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 # A server-side cursor: the rows stream into the evaluator, not all at once.
                 with conn.cursor(name="opcockpit_explore") as cur:
+                    cur.itersize = 2000  # rows per round trip (psycopg's 100 made 10k rows ~100 trips)
                     cur.execute(sql, params or None)
                     for row in cur:
                         yield tuple(sqlite_value(v) for v in row)
@@ -173,10 +176,12 @@ class PgExploreRows(ExploreRows):
             return _LEASE_HISTORY
         if src is None or src.db != _SB:
             return src
-        cols = tuple(
-            Col(c.field, _OUTPUT, c.kind) if c.field == "output" and c.expr != "NULL" else c for c in src.cols
-        )
-        return replace(src, cols=cols, order=_ORDER.get(dataset, src.order))
+        src = replace(src, order=_ORDER.get(dataset, src.order))
+        out = src.col("output")
+        if out is not None and out.expr != "NULL":
+            cols = tuple(Col(c.field, "k.output", c.kind) if c is out else c for c in src.cols)
+            src = replace(src, from_=src.from_ + _OUTPUT_JOIN, cols=cols)
+        return src
 
     def _select(
         self, src: Source, since: datetime | None, until: datetime | None, where: Filter | None

@@ -152,9 +152,10 @@ def sqlite_value(v: Any) -> Any:
 
 def connect_options(statement_timeout_ms: int = STATEMENT_TIMEOUT_MS) -> str:
     """Session options of every source connection: the server refuses writes whatever the role
-    may, no statement runs longer than the timeout, and timestamptz text is in UTC."""
+    may, no statement runs longer than the timeout, timestamptz text is in UTC, and no JIT (the
+    cockpit's reads are short: compiling them took longer than running them, ~1 s on a join)."""
     timeout = int(statement_timeout_ms)
-    return f"-c default_transaction_read_only=on -c statement_timeout={timeout} -c TimeZone=UTC"
+    return f"-c default_transaction_read_only=on -c statement_timeout={timeout} -c TimeZone=UTC -c jit=off"
 
 
 class PgSchema(_Schema):
