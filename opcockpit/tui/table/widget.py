@@ -569,15 +569,18 @@ class KeyedTable(ScrollView, can_focus=True):
         self._step_sort(-1)
 
     def _step_sort(self, step: int) -> None:
-        """`<`/`>`: the previous/next column *on screen* (hidden columns are skipped)."""
+        """`<`/`>`: the previous/next column in the order they are *on screen*: the pinned key
+        column first, then the others; hidden columns are skipped (issue 15: stepping in model
+        order jumped from State over the pinned Lease column and back)."""
         if not self.columns:
             return
-        shown = {self.columns[i].key for i in self._disp}
-        for _ in range(len(self.columns)):
-            move = self.model.step_sort(step)
-            if self.sort_column in shown or not shown:
-                break
-        self._sorted(move)
+        order = [self.columns[i].key for i in self._disp] or [c.key for c in self.columns]
+        current = self.sort_column
+        if current in order:
+            key = order[(order.index(current) + step) % len(order)]
+        else:
+            key = order[0] if step > 0 else order[-1]
+        self._sorted(self.model.sort_by(key, self.sort_reverse))
         self._scroll_sort_column_visible()
 
     def _scrolled_columns(self) -> list[tuple[int, int, int]]:
