@@ -14,7 +14,8 @@ lease_events (tests/test_pg_source.copy_fleet), and the same fleet's sandbox.db 
   nothing changed (PostgreSQL: one signature query in a read-only snapshot; sandbox.db:
   `PRAGMA data_version`), and a whole `collector.refresh()` of a cockpit on that source with no
   provider configured; wall and CPU per call, median of 20 after warm-up;
-- one full read of the reconcile input (`read_pg_state` / `read_db_state`), median of 3.
+- one full read of the reconcile input (`read_pg_state` / `read_db_state`), median of 3;
+- Explore queries on each source (EXPLORE_QUERIES), median of 3.
 
 Run: `python -m bench.run --only pg` or `python bench/bench_pg.py [n ...]` (default 10000).
 """
@@ -151,6 +152,27 @@ async def _inprocess(pg_cfg: Path, lite_cfg: Path, pg_url: str, db: Path, n: int
     return rows
 
 
+EXPLORE_QUERIES = ("commands exit_code!=0 | count", "sessions since:-1h | count", "lease_events | count")
+
+
+def _explore_rows(work: Path, pg_cfg: Path, lite_cfg: Path, n: int) -> list[dict[str, Any]]:
+    """Explore queries over each source (the PostgreSQL rows are filtered and counted by the
+    evaluator; sandbox.db counts in SQL): wall and CPU, median of 3 after one warm-up."""
+    from opcockpit.settings.config import load_config
+    from opcockpit.wiring import build_explore
+
+    rows: list[dict[str, Any]] = []
+    for label, cfg in (("PostgreSQL", pg_cfg), ("sandbox.db", lite_cfg)):
+        explore = build_explore(load_config(cfg, env={}).config, ledger_path=work / f"explore-{label}.db")
+        for text in EXPLORE_QUERIES:
+            wall, cpu = asyncio.run(_per_call(lambda t=text, ex=explore: ex.run(t, timeout_s=60), 3))
+            rows.append({
+                "name": f"explore `{text}`, {label}", "size": n, "value": round(wall / 1000, 3), "unit": "s",
+                "target": None, "notes": f"cpu {cpu / 1000:.3f} s; median of 3; {_load()}",
+            })  # fmt: skip
+    return rows
+
+
 def _snapshot_rows(work: Path, pg_cfg: Path, db: Path, n: int) -> list[dict[str, Any]]:
     from bench.bench_steady import git, imported_from, worktree
 
@@ -207,16 +229,28 @@ def run(sizes: list[int]) -> list[dict[str, Any]]:
                 url = server.fresh_db()
                 t0 = time.perf_counter()
                 copy_fleet(fleet.sandbox_db, url)
+                server.psql("ANALYZE", url.rsplit("/", 1)[1])  # what autovacuum does after a bulk load
                 load_s = time.perf_counter() - t0
                 pg_cfg = _config(work, f"pg{n}", f'[sources]\nkind = "postgres"\nurl = "{url}"\n')
                 lite_cfg = _config(work, f"lite{n}", f'[sources]\nsandbox_db = "{fleet.sandbox_db}"\n')
                 rows.append({
-                    "name": "load the demo fleet into PostgreSQL (COPY, Mycel types, no lease_events)",
+                    "name": "load the fleet into PostgreSQL (COPY, Mycel types, no lease_events; ANALYZE)",
                     "size": n, "value": round(load_s, 2), "unit": "s", "target": None,
                     "notes": f"{sum(fleet.counts.values()):,} rows; {_load()}",
                 })  # fmt: skip
                 rows += _snapshot_rows(work, pg_cfg, fleet.sandbox_db, n)
                 rows += asyncio.run(_inprocess(pg_cfg, lite_cfg, url, fleet.sandbox_db, n))
+                lite_cfg = _config(
+                    work,
+                    f"lite-ev{n}",
+                    f'[sources]\nsandbox_db = "{fleet.sandbox_db}"\nevents_db = "{fleet.events_db}"\n',
+                )
+                pg_cfg = _config(
+                    work,
+                    f"pg-ev{n}",
+                    f'[sources]\nkind = "postgres"\nurl = "{url}"\nevents_db = "{fleet.events_db}"\n',
+                )
+                rows += _explore_rows(work, pg_cfg, lite_cfg, n)
         finally:
             server.stop("immediate")
             shutil.rmtree(server.root, ignore_errors=True)
