@@ -379,10 +379,17 @@ class SectionStatic(Static):
     def __init__(self, content: Any = "", **kwargs: Any) -> None:
         super().__init__(content, **kwargs)
         self.section: Any = content
+        # (container width, width) for the current section: measuring a 40-row table costs tens
+        # of ms and layout asks on every refresh; the answer changes only with content or width.
+        self._width_for: tuple[int, int] | None = None
 
     def update(self, content: Any = "", *, layout: bool = True) -> None:
         self.section = content
+        self._width_for = None
         super().update(content, layout=layout)
 
     def get_content_width(self, container: Size, viewport: Size) -> int:
-        return section_width(self.app.console, self.section, container.width)
+        available = container.width
+        if self._width_for is None or self._width_for[0] != available:
+            self._width_for = (available, section_width(self.app.console, self.section, available))
+        return self._width_for[1]
