@@ -68,6 +68,12 @@ class SandboxReader(Protocol):
         self, *, since: datetime | None = None, limit: int | None = None
     ) -> list[ProviderEventRecord]: ...
 
+    @property
+    def lease_history_source(self) -> str:
+        """The table `lease_events()` reads: "lease_events", or "provider_events" (matched by
+        `matched_lease_id`) where the source has no lease_events table (Mycel on PostgreSQL)."""
+        ...
+
 
 class EventsReader(Protocol):
     """A read-only events.db connection. Raises SourceError."""
