@@ -52,8 +52,8 @@ async def test_sections_fit_or_scroll_sideways_never_cut_keys(worked_example: An
             assert f" {header} " in f" {words} ", header
         for key in KEY_FIELDS:
             assert key in text, key
-        for sec in screen.query(".detail-section"):  # as wide as needed, never squeezed to the screen
-            assert sec.size.width <= body.virtual_size.width
+        if width == 100:  # the runs table needs more than 100 columns: it scrolls, it is not cut
+            assert len(seen) == 2 and screen.query_one("#sec-runs").size.width > body.size.width
         if width >= 120:  # room enough: everything fits, nothing to scroll
             assert body.virtual_size.width <= body.scrollable_content_region.width
             assert "active+default" in seen[0] and "model overloaded (529)" in seen[0]
