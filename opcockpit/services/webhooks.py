@@ -21,9 +21,9 @@ import contextlib
 import inspect
 import logging
 import time
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -42,12 +42,12 @@ from opcockpit.domain.webhooks import (
     instance_id_of,
     occurred_at_of,
 )
+from opcockpit.services.webhook_metrics import Metrics
 
 __all__ = ["LeaseIndex", "Metrics", "Sender", "WebhookReceiver", "WebhookSink"]
 
 log = logging.getLogger("opcockpit.webhooks")
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _JSON_TYPES = ("application/json", "application/cloudevents+json")
 _CACHE_MAX = 100_000  # recent delivery keys kept in memory; older ones are checked in the store
 _BATCH_MAX = 256
@@ -82,72 +82,6 @@ class Sender:
     rate_per_s: float = 1000.0
     burst: int = 2000
     max_body_bytes: int = 256 * 1024
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-@dataclass
-class Metrics:
-    received: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    accepted: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    duplicate: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    stored: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    rejected: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
-    buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
-    latency_sum: float = 0.0
-    latency_count: int = 0
-    queue_depth: Callable[[], int] = lambda: 0
-
-    def observe(self, seconds: float) -> None:
-        self.latency_sum += seconds
-        self.latency_count += 1
-        for i, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                self.buckets[i] += 1
-                return
-        self.buckets[-1] += 1
-
-    def render(self) -> str:
-        """Prometheus text format 0.0.4."""
-        out: list[str] = []
-
-        def counter(
-            name: str, help_text: str, values: Mapping[Any, int], labels: Callable[[Any], str]
-        ) -> None:
-            out.append(f"# HELP {name} {help_text}")
-            out.append(f"# TYPE {name} counter")
-            for key, value in sorted(values.items()):
-                out.append(f"{name}{{{labels(key)}}} {value}")
-
-        def prov(p: str) -> str:
-            return f'provider="{_label(p)}"'
-
-        counter("opcockpit_webhooks_received_total", "Webhook requests received.", self.received, prov)
-        counter("opcockpit_webhooks_accepted_total", "Deliveries verified and stored (or already stored).",
-                self.accepted, prov)  # fmt: skip
-        counter("opcockpit_webhooks_duplicate_total", "Deliveries seen before (2xx, not stored again).",
-                self.duplicate, prov)  # fmt: skip
-        counter("opcockpit_webhooks_stored_total", "Events appended to the ledger.", self.stored, prov)
-        counter("opcockpit_webhooks_rejected_total", "Requests refused, by reason.", self.rejected,
-                lambda k: f'provider="{_label(k[0])}",reason="{k[1]}"')  # fmt: skip
-        name = "opcockpit_webhooks_request_seconds"
-        out += [f"# HELP {name} Time from request to answer.", f"# TYPE {name} histogram"]
-        cumulative = 0
-        for bound, n in zip(LATENCY_BUCKETS, self.buckets, strict=False):
-            cumulative += n
-            out.append(f'{name}_bucket{{le="{bound:g}"}} {cumulative}')
-        out.append(f'{name}_bucket{{le="+Inf"}} {self.latency_count}')
-        out.append(f"{name}_sum {self.latency_sum:.6f}")
-        out.append(f"{name}_count {self.latency_count}")
-        out += ["# HELP opcockpit_webhooks_queue_depth Deliveries waiting for the ledger.",
-                "# TYPE opcockpit_webhooks_queue_depth gauge",
-                f"opcockpit_webhooks_queue_depth {self.queue_depth()}"]  # fmt: skip
-        return "\n".join(out) + "\n"
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 # --------------------------------------------------------------------------- rate limit
@@ -251,9 +185,13 @@ class WebhookReceiver:
         ack_timeout_s: float = 5.0,
         retry_after_s: int = 5,
         clock: Callable[[], float] = time.monotonic,
+        leon_log: Callable[[Sequence[Mapping[str, Any]]], object] | None = None,
     ) -> None:
         self.senders = dict(senders)
         self.sink = sink
+        # Opt-in: LEON's provider_events row for each newly stored event (after the answer).
+        self.leon_log = leon_log
+        self.leon_error: str | None = None
         self.leases = leases
         self.queue_max = queue_max
         self.ack_timeout_s = ack_timeout_s
@@ -314,6 +252,8 @@ class WebhookReceiver:
                 "providers": sorted(self.senders)}  # fmt: skip
         if self.leases is not None and self.leases.error:
             body["sandbox_db"] = self.leases.error
+        if self.leon_error:
+            body["leon_provider_events"] = self.leon_error
         return JSONResponse(body)
 
     async def _metrics(self, request: Request) -> Response:
@@ -436,6 +376,22 @@ class WebhookReceiver:
                 self.metrics.stored[item.delivery.provider] += 1
             if not item.done.done():
                 item.done.set_result(before)
+        if self.leon_log is not None:
+            new = [ev for ev, before in zip(events, held, strict=True) if before is None]
+            await self._leon(new)
+
+    async def _leon(self, events: list[dict[str, Any]]) -> None:
+        """LEON's own log: best effort (the ledger already holds these; a locked or missing
+        sandbox.db is reported on /healthz, never a failed delivery)."""
+        if not events or self.leon_log is None:
+            return
+        try:
+            await asyncio.to_thread(self.leon_log, events)
+        except Exception as exc:
+            self.leon_error = error_line(exc)
+            log.warning("LEON provider_events write failed: %s", self.leon_error)
+        else:
+            self.leon_error = None
 
     async def _event(self, item: _Item) -> dict[str, Any]:
         d = item.delivery

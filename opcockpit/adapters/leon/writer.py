@@ -1,4 +1,5 @@
-"""The ONLY place opcockpit writes to LEON's sandbox.db, and only for an operator action.
+"""The ONLY place opcockpit writes to LEON's sandbox.db: for an operator action, and (opt-in,
+`[serve] leon_provider_events`) LEON's webhook log for webhooks `opcockpit serve` accepted.
 
 Writes the way LEON's `SQLiteLease.apply` / `LeaseStore.adopt_instance` do (leon-sandbox-db.md
 §3.3, §4.4), so LEON keeps working on the file afterwards:
@@ -28,7 +29,7 @@ import json
 import re
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,6 +43,7 @@ __all__ = [
     "IntentRecord",
     "LeaseSnapshot",
     "LeonWriter",
+    "ProviderEventRow",
     "WriteError",
     "WriteErrorKind",
     "check_invariants",
@@ -138,6 +140,17 @@ class AdoptRecord:
     terminal_id: str | None
     pointer_created: bool
     after: LeaseSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEventRow:
+    """One webhook for LEON's `provider_events` table."""
+
+    provider_name: str
+    instance_id: str
+    event_type: str | None
+    payload: Mapping[str, Any]
+    matched_lease_id: str | None
 
 
 class LeonWriter:
@@ -296,6 +309,28 @@ class LeonWriter:
             raise self._map(exc, "read the lease") from None
         finally:
             conn.close()
+
+    # ------------------------------------------------------------------ LEON's webhook log
+
+    def record_provider_events(self, rows: Sequence[ProviderEventRow]) -> int:
+        """LEON's `provider_events` rows for webhooks the cockpit accepted, as LEON's own receiver
+        writes them (leon-sandbox-db.md §5: event_type = payload.event or payload.type or
+        "unknown", the payload as JSON, `matched_lease_id` NULL when nothing matched, naive local
+        `created_at`), in one transaction. Returns the rows written: 0 when the table does not
+        exist (LEON creates it on its first webhook; the cockpit runs no DDL on sandbox.db)."""
+        if not rows:
+            return 0
+        with self._transaction("record provider events") as conn:
+            if not self._columns(conn, "provider_events"):
+                return 0
+            now = self._now()
+            conn.executemany(
+                "INSERT INTO provider_events (provider_name, instance_id, event_type, payload_json,"
+                " matched_lease_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(r.provider_name, r.instance_id, r.event_type or "unknown", json.dumps(dict(r.payload)),
+                  r.matched_lease_id, now) for r in rows],
+            )  # fmt: skip
+        return len(rows)
 
     # ------------------------------------------------------------------ intent / outcome
 

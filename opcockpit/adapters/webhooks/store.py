@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-__all__ = ["KeyedEventLog", "LedgerSink", "webhook_key"]
+__all__ = ["KeyedEventLog", "LedgerSink", "LeonProviderEvents", "webhook_key"]
 
 
 def webhook_key(provider: str, delivery_key: str) -> str:
@@ -91,3 +91,25 @@ class LedgerSink:
 
     def close(self) -> None:
         self.ledger.close()
+
+
+class LeonProviderEvents:
+    """Opt-in (`[serve] leon_provider_events`): LEON's own `provider_events` row for each newly
+    stored webhook, written LEON's way by the LEON writer. Called after the ledger stored the
+    batch and the senders were answered: LEON's row is at most once (a crash in between loses
+    it; the cockpit's ledger, not LEON's log, is the exactly-once record). Deliveries without an
+    instance id are left out, as LEON's receiver refuses them."""
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer  # adapters.leon.writer.LeonWriter
+
+    def __call__(self, events: Sequence[Mapping[str, Any]]) -> int:
+        from opcockpit.adapters.leon.writer import ProviderEventRow
+
+        rows = [
+            ProviderEventRow(str(ev["provider"]), str(ev["instance_id"]), ev["data"].get("event_type"),
+                             ev["data"].get("payload") or {}, ev.get("lease_id"))
+            for ev in events
+            if ev.get("instance_id")
+        ]  # fmt: skip
+        return int(self.writer.record_provider_events(rows))
