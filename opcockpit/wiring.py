@@ -498,9 +498,15 @@ def build_webhook_receiver(
     where = "postgres" if pg else (str(sources.sandbox_db) if sources.sandbox_db else None)
     leases = LeaseIndex(leon_access(source_tz(settings), sources=sources).read_db_state, where)
     serve = settings.serve
+    leon_log = None
+    read_only = bool(getattr(settings, "read_only", False))
+    if getattr(serve, "leon_provider_events", False) and not (pg or read_only) and where:  # opt-in
+        from opcockpit.adapters.webhooks.store import LeonProviderEvents
+
+        leon_log = LeonProviderEvents(_leon_writer(where, operator=operator_name()))
     return WebhookReceiver(
         senders, sink, leases=leases, queue_max=serve.queue_max, ack_timeout_s=serve.ack_timeout_s,
-        retry_after_s=serve.retry_after_s,
+        retry_after_s=serve.retry_after_s, leon_log=leon_log,
     )  # fmt: skip
 
 
