@@ -133,6 +133,7 @@ class Alerting:
         self.error: str | None = None
         self.ledger_error: str | None = None  # "ledger unavailable: <file>: <reason>", or None
         self.evaluations = 0
+        self._feed: Any = None  # the ledger's ChangeFeed: acks/mutes made by other cockpits
 
     @property
     def enabled(self) -> bool:
@@ -168,8 +169,35 @@ class Alerting:
         if self.engine is not None:
             store = self.engine.store
             with store.lock:  # an evaluation in its thread finishes its transaction first
+                if self._feed is not None:
+                    self._feed.close()
                 store.close()
-            self.engine = None
+            self.engine, self._feed = None, None
+
+    def poll_changes(self) -> bool:
+        """Did another cockpit (or cron's `snapshot --check`, `opcockpit ack`) change the alert
+        state on this ledger since the last poll? Then the active alerts are re-read, so a team
+        mate's ack or mute shows here within a poll, not at the next change of the fleet.
+        Worker thread. SQLite: the file's data_version (this cockpit's own commits do not move
+        it); PostgreSQL: LISTEN/NOTIFY. A ledger that fails here is the evaluation's to report."""
+        engine = self.engine
+        changes = getattr(engine.store, "changes", None) if engine is not None else None
+        if engine is None or changes is None:
+            return False
+        try:
+            with engine.store.lock:
+                if self._feed is None:
+                    self._feed = changes()
+                    return False
+                notes = self._feed.poll()
+            if not notes:
+                return False
+            self.reload_active()
+        except Exception as exc:
+            if ledger_problem(exc):
+                return False
+            raise
+        return True
 
     # ------------------------------------------------------------------ evaluation
 

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 __all__ = ["AlertsView"]
 
+FEED_POLL_S = 1.0  # how often the ledger is asked whether another cockpit acked or muted
+
 
 class AlertsView(Vertical):
     """The Alerts tab body; see the module docstring."""
@@ -123,6 +125,15 @@ class AlertsView(Vertical):
         self.active_table.sort_by("sev")
         self.history_table.sort_by("id", reverse=True)
         self._show_bar()
+        if on:
+            self.set_interval(FEED_POLL_S, self._poll_ledger)
+
+    @work(group="alert-feed", exclusive=True, thread=True, exit_on_error=False)
+    def _poll_ledger(self) -> None:
+        """Acks and mutes from the rest of the team (issue 12): shown within FEED_POLL_S."""
+        al = self.alerting
+        if al is not None and not self._evaluating and al.poll_changes():
+            self.app.call_from_thread(self.show_alerts)
 
     @property
     def active_table(self) -> KeyedTable:

@@ -1,0 +1,56 @@
+"""Issue 12: an ack or mute made by a team mate (another cockpit, `opcockpit ack`, cron) on the
+shared ledger shows in a running cockpit within a feed poll, without waiting for the fleet to
+change (the ledger's change feed: SQLite data_version, PostgreSQL LISTEN/NOTIFY)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opcockpit.adapters.ledger.alerts import AlertStore
+from opcockpit.domain.alerts import AlertsConfig
+from tests.fixtures.leon_db import RUN_T3, WorkedExample, write_worked_example
+from tests.fixtures.postgres import pg_server, pg_url  # noqa: F401
+from tests.tui.conftest import wait_until
+from tests.tui.test_alerts_tab import SIZE, evaluated, keys_of, make_app, view
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_ledger(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    target = str(tmp_path / "ledger.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    monkeypatch.setenv("OPCOCKPIT_LEDGER", target)
+    monkeypatch.setenv("USER", "tester")
+    return target
+
+
+@pytest.fixture
+def we(tmp_path: Path) -> WorkedExample:
+    return write_worked_example(tmp_path / "leon")
+
+
+async def test_a_team_mates_ack_and_mute_show_without_a_refresh(
+    shared_ledger: str, we: WorkedExample
+) -> None:
+    app = make_app(we, AlertsConfig())  # auto_refresh off: only the change feed can show it
+    async with app.run_test(size=SIZE) as pilot:
+        await evaluated(pilot, app)
+        await pilot.press("4")
+        alert_id = keys_of(app)[f"stuck_run:{RUN_T3}"]
+        table = view(app).active_table
+        assert not table.get_texts(alert_id)[5].startswith("✓ack")
+        rounds = view(app).rounds
+        mate = AlertStore.open(shared_ledger)  # another cockpit's connection
+        try:
+            mate.ack(alert_id, "alice@bastion-2", "looking", now=we.now)
+            await wait_until(pilot, lambda: table.get_texts(alert_id)[5].startswith("✓ack"))
+            assert table.get_texts(alert_id)[5] == "✓ack alice"
+            mate.mute(alert_id, until_resolved=True, who="alice@bastion-2")
+            await wait_until(pilot, lambda: "⟂res" in table.get_texts(alert_id)[5])
+        finally:
+            mate.close()
+        assert view(app).rounds == rounds  # no evaluation ran: the feed brought it
+        assert app.alerting is not None
+        assert app.alerting.counts(we.now)["warning"] == 0  # type: ignore[index]
+        # this cockpit's own ack is not echoed back as someone else's change
+        assert not app.alerting.poll_changes()
