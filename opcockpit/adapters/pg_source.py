@@ -8,15 +8,17 @@ contract as sandbox.db (`read_db_state`, `SandboxDbReader`), read-only by constr
   reached through the session's `search_path`. Columns are introspected from `pg_catalog` (visible
   to every role, so a role without SELECT gets "permission denied", not "no such table") and
   selected by name; absent optional columns read as NULL, exactly like the SQLite reader.
-- PostgreSQL types are turned into what SQLite would have returned before the rows are vetted and
-  built by the same code (`sandbox_rows`): timestamps -> ISO text (a naive `timestamp` gives
-  back LEON's naive local string byte for byte, `timestamptz` an offset), booleans -> 0/1,
-  json/jsonb -> JSON text, numeric -> float. So `snapshot` over PostgreSQL equals `snapshot`
+- The queries, row builders and bad-row vetting are the sandbox.db reader's (`leon.reader_base`,
+  `leon.reader_details` over `leon.dialect.POSTGRES`); this module is the connection, the
+  read-only snapshot and the introspection. PostgreSQL types are turned into what SQLite would
+  have returned first (`pg_source_values`): timestamps -> ISO text made by the server (a naive
+  `timestamp` gives back LEON's naive local string, `timestamptz` an offset), booleans -> 0/1,
+  json/jsonb -> JSON text, numeric -> int/float. So `snapshot` over PostgreSQL equals `snapshot`
   over the same rows in SQLite.
 - Mycel has no `lease_events` on PostgreSQL; its monitor reads `provider_events` by
-  `matched_lease_id` instead. So does `lease_events()` here when the table is absent:
-  `lease_history_source` says which table the history came from ("lease_events" or
-  "provider_events"), and each record's `source` is "provider_events" in that case.
+  `matched_lease_id` instead. So does `lease_events()` here when the table is absent (the
+  dialect's `history_fallback`): `lease_history_source` says which table the history came from,
+  and each record's `source` is "provider_events" in that case.
 - The URL's password is never shown: messages carry `redact_url(url)`; errors are SourceError
   with one line.
 
