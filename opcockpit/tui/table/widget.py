@@ -17,10 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from rich.cells import cell_len, set_cell_size
-from rich.segment import Segment
 from rich.style import Style
-from textual import events
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.geometry import Size
@@ -29,14 +26,26 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from opcockpit.domain.tablediff import Cells, TableDiff
-from opcockpit.tui.table.model import Align, Applied, Column, CursorMove, TableModel
-
-GUTTER = 1  # leading cell per row: "*" marked, ">" cursor
+from opcockpit.tui.table.columns import TableColumns
+from opcockpit.tui.table.model import Applied, Column, CursorMove, TableModel
+from opcockpit.tui.table.render import GUTTER, TableRender
 
 __all__ = ["GUTTER", "Column", "KeyedTable"]
 
 
-class KeyedTable(ScrollView, can_focus=True):
+class _TableMessage(Message):
+    """A message about one KeyedTable (`table`, also its `control`)."""
+
+    def __init__(self, table: KeyedTable) -> None:
+        super().__init__()
+        self.table = table
+
+    @property
+    def control(self) -> KeyedTable:
+        return self.table
+
+
+class KeyedTable(TableColumns, TableRender, ScrollView, can_focus=True):
     """A keyed, virtual, sortable, filterable table. See model.py for the data side."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -105,52 +114,36 @@ class KeyedTable(ScrollView, can_focus=True):
     ]
 
     # --------------------------------------------------------------------- messages
+    # Nested here so Textual names their handlers on_keyed_table_<name>; the shared part
+    # (which table, `control`) is _TableMessage's.
 
-    class RowHighlighted(Message):
+    class RowHighlighted(_TableMessage):
         """The cursor moved to another row key (None: table empty)."""
 
         def __init__(self, table: KeyedTable, key: str | None) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.key = key
 
-        @property
-        def control(self) -> KeyedTable:
-            return self.table
-
-    class RowSelected(Message):
+    class RowSelected(_TableMessage):
         """Enter (or a click on the cursor row) on a row key."""
 
         def __init__(self, table: KeyedTable, key: str) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.key = key
 
-        @property
-        def control(self) -> KeyedTable:
-            return self.table
-
-    class ColumnsChanged(Message):
+    class ColumnsChanged(_TableMessage):
         """The shown columns changed (chooser); `hidden` are the keys left out."""
 
         def __init__(self, table: KeyedTable, hidden: frozenset[str]) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.hidden = hidden
 
-        @property
-        def control(self) -> KeyedTable:
-            return self.table
+    class MarksChanged(_TableMessage):
+        """Rows were marked or unmarked; `marked` is the marked set now."""
 
-    class MarksChanged(Message):
         def __init__(self, table: KeyedTable, marked: frozenset[str]) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.marked = marked
-
-        @property
-        def control(self) -> KeyedTable:
-            return self.table
 
     # --------------------------------------------------------------------- construction
 
@@ -233,74 +226,6 @@ class KeyedTable(ScrollView, can_focus=True):
         self._col_x = tuple(xs)
         self._total_width = x
         self._pin_w = GUTTER + (columns[pin].width + 1 if pin is not None else 0)
-
-    # --------------------------------------------------------------------- shown columns
-
-    @property
-    def hidden_columns(self) -> frozenset[str]:
-        return self._hidden
-
-    @property
-    def shown_columns(self) -> tuple[Column, ...]:
-        """The columns on screen, in display order (pinned first)."""
-        return tuple(self.model.columns[i] for i in self._disp)
-
-    def set_hidden(self, keys: Iterable[str], *, save: bool = True) -> None:
-        """Leave these columns out of the rendering (the pinned column always stays)."""
-        known = {c.key for c in self.model.columns}
-        hidden = frozenset(k for k in keys if k in known and k != self.pinned)
-        if hidden == self._hidden:
-            return
-        self._hidden = hidden
-        self._measure()
-        self._invalidate_render()
-        self._scroll_x_to(round(self.scroll_offset.x))
-        if save:
-            self._save_state()
-        self.post_message(self.ColumnsChanged(self, hidden))
-
-    def _ui_state(self) -> Any:
-        """The app's UI state store: `app.ui_state` if set (tests give a tmp file); else, for an app
-        built on the wiring (`app.cockpit`, what `opcockpit` and the demo run), the XDG file;
-        else none (a bare test app never reads or writes the operator's state)."""
-        if not self.state_key:
-            return None
-        app = self.app
-        store = getattr(app, "ui_state", None)
-        if store is None and getattr(app, "cockpit", None) is not None:
-            from opcockpit.settings.ui_state import UiState
-
-            store = UiState.default()
-            app.ui_state = store  # type: ignore[attr-defined]  # one store for every table
-        return store
-
-    def _save_state(self) -> None:
-        store = self._ui_state()
-        if store is None:
-            return
-        try:
-            store.save_view(self.state_key, {"hidden": sorted(self._hidden)})
-        except OSError as exc:  # a read-only home must not break the table: say it once
-            self.notify(f"columns not saved: {exc}", severity="warning", markup=False)
-
-    def on_mount(self) -> None:
-        store = self._ui_state()
-        if store is not None:
-            hidden = store.load_view(self.state_key).get("hidden")
-            problem, store.problem = getattr(store, "problem", None), None  # said once, by one table
-            if problem:
-                self.notify(problem, severity="warning", markup=False)
-            if isinstance(hidden, list):
-                self.set_hidden([str(k) for k in hidden], save=False)
-
-    def on_resize(self) -> None:
-        width = self.size.width
-        if self._columns_for_width is None or width == self._layout_width:
-            return
-        self._layout_width = width
-        columns = tuple(self._columns_for_width(width))
-        if columns != self.model.columns:
-            self.set_columns(columns)
 
     def column_index(self, key: str) -> int:
         return self.model.column_index(key)
@@ -561,236 +486,3 @@ class KeyedTable(ScrollView, can_focus=True):
         if self.cursor_key is not None:
             self.toggle_mark(self.cursor_key)
             self.action_cursor_down()
-
-    def action_sort_next(self) -> None:
-        self._step_sort(1)
-
-    def action_sort_prev(self) -> None:
-        self._step_sort(-1)
-
-    def _step_sort(self, step: int) -> None:
-        """`<`/`>`: the previous/next column in the order they are *on screen*: the pinned key
-        column first, then the others; hidden columns are skipped (issue 15: stepping in model
-        order jumped from State over the pinned Lease column and back)."""
-        if not self.columns:
-            return
-        order = [self.columns[i].key for i in self._disp] or [c.key for c in self.columns]
-        current = self.sort_column
-        if current in order:
-            key = order[(order.index(current) + step) % len(order)]
-        else:
-            key = order[0] if step > 0 else order[-1]
-        self._sorted(self.model.sort_by(key, self.sort_reverse))
-        self._scroll_sort_column_visible()
-
-    def _scrolled_columns(self) -> list[tuple[int, int, int]]:
-        """(model index, x in scroll coordinates, width) of each column right of the pinned one."""
-        columns, pin = self.columns, self._pin_w
-        return [
-            (i, x - pin, columns[i].width)
-            for i, x in zip(self._disp, self._col_x, strict=True)
-            if columns[i].key != self.pinned
-        ]
-
-    def _scroll_sort_column_visible(self) -> None:
-        """`<`/`>` onto a column off screen (right of the fold at 80 columns): scroll to it, else
-        the ▲ marker is invisible and the order looks random."""
-        sort_col = self.model.sort_index
-        for i, x, w in self._scrolled_columns():
-            if i != sort_col:
-                continue
-            left_edge = round(self.scroll_offset.x)
-            view = self.scrollable_content_region.width - self._pin_w
-            if x >= left_edge and x + w <= left_edge + view:
-                return
-            self._scroll_x_to(0 if x + w <= view else x)
-            return
-
-    def _scroll_x_to(self, x: int) -> None:
-        max_x = max(self._total_width - self.scrollable_content_region.width, 0)
-        self.scroll_to(x=max(0, min(x, max_x)), animate=False, force=True)
-
-    def action_scroll_right(self) -> None:
-        """→: the next column comes into view whole (one column per press, never one character)."""
-        sx = round(self.scroll_offset.x)
-        starts = [x for _, x, _ in self._scrolled_columns() if x > sx]
-        if starts:
-            self._scroll_x_to(starts[0])
-
-    def action_scroll_left(self) -> None:
-        sx = round(self.scroll_offset.x)
-        starts = [x for _, x, _ in self._scrolled_columns() if x < sx]
-        self._scroll_x_to(starts[-1] if starts else 0)
-
-    @property
-    def first_scrolled_column(self) -> str | None:
-        """The key of the leftmost column right of the pinned one (what `→`/`←` moved to)."""
-        sx = round(self.scroll_offset.x)
-        for i, x, w in self._scrolled_columns():
-            if x + w > sx:
-                return self.columns[i].key
-        return None
-
-    def action_pick_sort(self) -> None:
-        """htop's F6: pick the sort column from a list (again on the sorted one: invert)."""
-        from opcockpit.tui.table.pickers import SortPickScreen
-
-        if not self.columns:
-            return
-
-        def picked(key: str | None) -> None:
-            if key is None:
-                return
-            reverse = (not self.sort_reverse) if key == self.sort_column else False
-            self.sort_by(key, reverse)
-            self._scroll_sort_column_visible()
-
-        cols = [(c.key, c.label) for c in self.shown_columns]
-        self.app.push_screen(SortPickScreen(cols, self.sort_column, self.sort_reverse), picked)
-
-    def action_choose_columns(self) -> None:
-        """The column chooser: which columns this view shows (saved per view)."""
-        from opcockpit.tui.table.pickers import ColumnsScreen
-
-        # Display order: the pinned key first, then every column (hidden ones too) in model order.
-        ordered = sorted(self.columns, key=lambda c: c.key != self.pinned)
-        cols = [(c.key, c.label, c.key not in self._hidden, c.key == self.pinned) for c in ordered]
-
-        def chosen(hidden: frozenset[str] | None) -> None:
-            if hidden is not None:
-                self.set_hidden(hidden)
-
-        self.app.push_screen(ColumnsScreen(cols), chosen)
-
-    def action_sort_invert(self) -> None:
-        if self.columns:
-            self.sort_by(self.columns[self.model.sort_index].key, not self.sort_reverse)
-
-    def on_click(self, event: events.Click) -> None:
-        offset = event.get_content_offset(self)
-        if offset is None:
-            return
-        if offset.y == 0:  # header: sort by the clicked column, again to invert
-            x = offset.x if offset.x < self._pin_w else offset.x + round(self.scroll_offset.x)
-            for i, cx in zip(self._disp, self._col_x, strict=True):
-                c = self.columns[i]
-                if cx <= x < cx + c.width + 1:
-                    same = c.key == self.sort_column
-                    self.sort_by(c.key, (not self.sort_reverse) if same else False)
-                    return
-            return
-        index = round(self.scroll_offset.y) + offset.y - 1
-        if 0 <= index < self.model.view_count:
-            if index == self.cursor_index and event.chain >= 1:
-                self.action_select()
-            self._set_cursor(index)
-
-    # --------------------------------------------------------------------- rendering
-
-    def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
-        scroll_x, scroll_y = self.scroll_offset
-        base = self.rich_style
-        if y == 0:
-            strip = self._header_strip()
-        else:
-            index = scroll_y + y - 1
-            model = self.model
-            if index < model.view_count:
-                strip = self._row_strip(model.view_key(index))
-            elif index == 0:
-                text = self.empty_text
-                if model.filter_expr:
-                    text = f"no rows match filter {model.filter_expr!r}"
-                strip = Strip([Segment(" " + text, base + self._style("empty"))])
-            else:
-                return Strip.blank(width, base)
-        return self._visible_part(strip, scroll_x, width, base, header=y == 0)
-
-    def _visible_part(self, strip: Strip, scroll_x: int, width: int, base: Style, *, header: bool) -> Strip:
-        """The pinned cells, then the scrolled columns; the header shows ◂ ▸ where more columns are."""
-        pin = min(self._pin_w, width)
-        if scroll_x == 0 or pin <= 0:
-            out = strip.crop_extend(scroll_x, scroll_x + width, base)
-        else:
-            out = Strip.join(
-                [strip.crop_extend(0, pin, base), strip.crop_extend(pin + scroll_x, scroll_x + width, base)]
-            )
-        if header and width > 2:
-            style = self.rich_style + self._style("header")
-            if scroll_x > 0:
-                out = Strip.join([Strip([Segment("◂", style)], 1), out.crop(1, width)])
-            if self._total_width > scroll_x + width:
-                out = Strip.join([out.crop(0, width - 1), Strip([Segment("▸", style)], 1)])
-        return out
-
-    def _header_strip(self) -> Strip:
-        if self._header is None:
-            base = self.rich_style + self._style("header")
-            sorted_style = self.rich_style + self._style("header-sorted")
-            sort_col, reverse = self.model.sort_index, self.model.sort_reverse
-            segs: list[Segment] = [Segment(" " * GUTTER, base)]
-            columns = self.columns
-            for i in self._disp:
-                c = columns[i]
-                label = c.label
-                style = base
-                if i == sort_col:
-                    label = f"{label}{'▼' if reverse else '▲'}"
-                    style = sorted_style
-                segs.append(Segment(_fit(label, c.width, c.align), style))
-                segs.append(Segment(" ", base))
-            self._header = Strip(segs, self._total_width)
-        return self._header
-
-    def _row_strip(self, key: str) -> Strip:
-        model = self.model
-        version = model.row_version(key)
-        flash_cols = model.flashing(key)
-        is_cursor = key == model.cursor_key
-        is_marked = model.is_marked(key)
-        stamp = (version, is_cursor, is_marked, bool(flash_cols))
-        hit = self._strips.get(key)
-        if hit is not None and hit[0] == stamp:
-            return hit[1]
-        self.strips_rendered += 1
-        style = self.rich_style
-        tag = self._row_tag(model.get_row(key)) if self._row_tag else None
-        if tag:
-            style = style + self._style(tag)
-        if is_marked:
-            style = style + self._style("marked")
-        if is_cursor:
-            style = style + self._style("cursor")
-        changed_style = style + self._style("changed") if flash_cols else style
-        # The gutter carries state as glyphs too, so it survives NO_COLOR: marked, cursor.
-        gutter = "*" if is_marked else (">" if is_cursor else " ")
-        segs: list[Segment] = [Segment(gutter, style)]
-        texts = model.get_texts(key)
-        columns = self.columns
-        for i in self._disp:
-            c = columns[i]
-            text = texts[i] if i < len(texts) else ""
-            segs.append(Segment(_fit(text, c.width, c.align), changed_style if i in flash_cols else style))
-            segs.append(Segment(" ", style))
-        strip = Strip(segs, self._total_width)
-        if hit is not None:
-            self._strips.discard(key)  # textual's LRUCache.set never overwrites an existing key
-        self._strips[key] = (stamp, strip)
-        return strip
-
-
-def _fit(text: str, width: int, align: Align) -> str:
-    """Pad or truncate (with an ellipsis) to exactly `width` cells."""
-    n = cell_len(text)
-    if n > width:
-        return set_cell_size(text, width - 1) + "…" if width > 1 else set_cell_size(text, width)
-    if n == width:
-        return text
-    pad = width - n
-    if align == "right":
-        return " " * pad + text
-    if align == "center":
-        left = pad // 2
-        return " " * left + text + " " * (pad - left)
-    return text + " " * pad
