@@ -11,18 +11,12 @@ refresh of 10k rows costs a full redraw and `clear()` loses the cursor. Here:
 - changed cells flash for `flash_seconds`; expiry is a FIFO of (deadline, key), so fading costs
   O(rows that changed), never O(all rows) per frame.
 
-The widget (widget.py) renders `window()` of this model and owns scrolling and styles.
-
-Filter syntax (k9s-like), whitespace-separated terms that must all match:
-  text          case-insensitive regex search in each of the row's displayed cells (`^`/`$`
-                anchor at a cell's edges); an invalid regex falls back to a plain substring
-  field:value   the same, but only in the column whose key or label is `field`
-  !term         inverse: rows where `term` does NOT match
+The widget (widget.py) renders `window()` of this model and owns scrolling and styles. The
+filter syntax is filter.py's; marks are marks.py's (a mixin).
 """
 
 from __future__ import annotations
 
-import re
 import time
 from bisect import bisect_left
 from collections import deque
@@ -33,6 +27,10 @@ from typing import Any, Literal
 
 from opcockpit.domain.tablediff import Cells, TableDiff, changed_cells, diff_rows
 from opcockpit.domain.text import safe_text
+from opcockpit.tui.table.filter import Predicate, parse_filter
+from opcockpit.tui.table.marks import TableMarks
+
+__all__ = ["Align", "Applied", "Column", "CursorMove", "TableModel", "parse_filter"]
 
 Align = Literal["left", "right", "center"]
 SEP = "\x1f"  # joins cells so a pattern cannot match across a column boundary by accident
@@ -50,67 +48,6 @@ class Column:
     sort_key: Callable[[Any], Any] | None = None
     # Highlight this column's changes? Off for ages: time passing is not news (k9s does the same).
     flash: bool = True
-
-
-# ----------------------------------------------------------------------------- filter
-
-
-@dataclass(frozen=True, slots=True)
-class Term:
-    pattern: re.Pattern[str]
-    column: int | None  # None: any column
-    negate: bool
-
-    def matches(self, texts: Sequence[str], joined: str) -> bool:
-        if self.column is None:
-            # Cell by cell, not the joined row: `^lease-0` anchors at a cell's start (the help's
-            # example), where the joined row starts with the first column's text.
-            search = self.pattern.search
-            hit = any(search(t) is not None for t in texts)
-        else:
-            hit = self.column < len(texts) and self.pattern.search(texts[self.column]) is not None
-        return hit != self.negate
-
-
-def _compile(text: str) -> re.Pattern[str]:
-    try:
-        return re.compile(text, re.IGNORECASE)
-    except re.error:
-        return re.compile(re.escape(text), re.IGNORECASE)
-
-
-Predicate = Callable[[Sequence[str], str], bool]
-
-
-def parse_filter(expr: str, columns: Sequence[tuple[str, str]]) -> Predicate | None:
-    """Compile `expr` into a predicate over (cell texts, joined texts); None for an empty filter.
-
-    `columns` is (key, label) per column, so `field:value` accepts either (case-insensitive).
-    An unknown field is treated as plain text, so `a:b` still finds "a:b" in a cell.
-    """
-    names: dict[str, int] = {}
-    for i, (key, label) in enumerate(columns):
-        names.setdefault(key.lower(), i)
-        names.setdefault(label.lower(), i)
-    terms: list[Term] = []
-    for raw in expr.split():
-        negate = raw.startswith("!")
-        body = raw[1:] if negate else raw
-        if not body:
-            continue
-        column: int | None = None
-        field, sep, value = body.partition(":")
-        if sep and value and field.lower() in names:
-            column = names[field.lower()]
-            body = value
-        terms.append(Term(_compile(body), column, negate))
-    if not terms:
-        return None
-
-    def predicate(texts: Sequence[str], joined: str) -> bool:
-        return all(t.matches(texts, joined) for t in terms)
-
-    return predicate
 
 
 # ----------------------------------------------------------------------------- rows
@@ -186,7 +123,7 @@ class Applied:
 # ----------------------------------------------------------------------------- the model
 
 
-class TableModel:
+class TableModel(TableMarks):
     """Rows by key in sort/filter order, with a cursor key, marks and change flashes."""
 
     def __init__(
@@ -593,69 +530,3 @@ class TableModel:
         self._cursor_key = self.view_key(index)
         self._cursor_hint = index
         return CursorMove(old, self._cursor_key, index)
-
-    @property
-    def marked(self) -> frozenset[str]:
-        return frozenset(self._marked)
-
-    def is_marked(self, key: str) -> bool:
-        return key in self._marked
-
-    def toggle_mark(self, key: str) -> bool:
-        """Mark or unmark a row; False when nothing changed (not markable, unknown key)."""
-        if not self.markable:
-            return False
-        if key in self._marked:
-            self._marked.discard(key)
-        elif key in self._rows:
-            self._marked.add(key)
-            self._last_mark = key
-        else:
-            return False
-        return True
-
-    def clear_marks(self) -> bool:
-        self._last_mark = None
-        if not self._marked:
-            return False
-        self._marked.clear()
-        return True
-
-    def unmark(self, keys: Iterable[str]) -> bool:
-        """Unmark some rows (the ones an action consumed); False when none was marked."""
-        before = len(self._marked)
-        self._marked.difference_update(keys)
-        return len(self._marked) != before
-
-    def is_visible(self, key: str) -> bool:
-        row = self._rows.get(key)
-        return row is not None and row.visible
-
-    def hidden_marks(self) -> frozenset[str]:
-        """Marked rows the filter hides: actions leave them alone unless the operator says so."""
-        return frozenset(k for k in self._marked if not self.is_visible(k))
-
-    def mark_visible(self) -> bool:
-        """Mark every row the filter shows (k9s/htop "mark all"); False when nothing changed."""
-        if not self.markable:
-            return False
-        before = len(self._marked)
-        self._marked.update(self.view_keys())
-        return len(self._marked) != before
-
-    def mark_range(self) -> bool:
-        """Mark the visible rows from the last mark to the cursor (k9s ctrl+space); without a
-        visible last mark, just the cursor row. False when nothing changed."""
-        if not self.markable or self._cursor_key is None:
-            return False
-        end = self.view_index(self._cursor_key)
-        start = self.view_index(self._last_mark) if self._last_mark is not None else None
-        if end is None:
-            return False
-        if start is None:
-            start = end
-        lo, hi = min(start, end), max(start, end)
-        before = len(self._marked)
-        self._marked.update(self.view_key(i) for i in range(lo, hi + 1))
-        self._last_mark = self._cursor_key
-        return len(self._marked) != before

@@ -144,7 +144,6 @@ class TableRender(_Base):
         return strip
 
 
-
 def fit(text: str, width: int, align: Align) -> str:
     """Pad or truncate (with an ellipsis) to exactly `width` cells."""
     n = cell_len(text)
