@@ -82,6 +82,7 @@ DETAIL_KEYS: tuple[tuple[str, str], ...] = (
         "c copies); Enter there: its lease's thread detail",
     ),
     ("]  [  -", "thread detail: next / previous section · fold it;  R earlier run · e events whole"),
+    ("w", "thread detail: the shown run as a span waterfall (tool calls with durations, errors)"),
 )
 
 FILTERS: tuple[tuple[str, str], ...] = (

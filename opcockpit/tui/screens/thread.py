@@ -59,6 +59,7 @@ class ThreadDetailScreen(Screen[None]):
         Binding("minus", "fold", "Fold", key_display="-"),
         Binding("R", "earlier_run", "Earlier run"),
         Binding("e", "events_whole", "Events whole"),
+        Binding("w", "waterfall", "Waterfall"),  # issue 10: the shown run's spans on a time axis
         Binding("l", "logs", "Logs", show=False),
         Binding("y", "raw_record", "Raw record", show=False),
     ]
@@ -372,6 +373,14 @@ class ThreadDetailScreen(Screen[None]):
             return text
 
         self.app.push_screen(InspectScreen(f"events of {self.row.lease_id}", record=load))
+
+    def action_waterfall(self) -> None:
+        from opcockpit.tui.screens.waterfall import WaterfallScreen
+
+        if not self.run_id:
+            self.notify("this thread has no run to draw", markup=False)
+            return
+        self.app.push_screen(WaterfallScreen(self.run_id, self.run_events))
 
     def action_logs(self) -> None:
         open_logs(self.app, self.row.provider, self.row.instance_id)
