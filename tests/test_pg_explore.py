@@ -21,7 +21,7 @@ from opcockpit.ports.errors import SourceError
 from opcockpit.ports.explore import SqlRefused
 from opcockpit.wiring import build_explore
 from tests.fixtures.postgres import PASSWORD, pg_server, pg_url  # noqa: F401
-from tests.test_pg_source import SKIP_TABLES, copy_fleet
+from tests.test_pg_source import SKIP_TABLES, add_matched_event, copy_fleet
 
 NOW = datetime(2026, 3, 20, 12, 0, 0, tzinfo=UTC)
 
@@ -91,12 +91,7 @@ def test_mycel_lease_events_dataset_is_the_matched_provider_events(
     copy_fleet(fleet.sandbox_db, pg_url, skip=SKIP_TABLES)  # Mycel: no lease_events table
     with psycopg.connect(pg_url, autocommit=True) as conn:
         lease_id = conn.execute("SELECT lease_id FROM sandbox_leases ORDER BY lease_id LIMIT 1").fetchone()[0]
-        conn.execute(
-            "INSERT INTO provider_events (event_id, provider_name, instance_id, event_type, payload_json,"
-            " matched_lease_id, created_at) VALUES (999001, 'e2b', 'i-x', 'sandbox.lifecycle.paused',"
-            " '{}', %s, '2026-03-20T11:00:00')",
-            (lease_id,),
-        )
+        add_matched_event(conn, lease_id)
         matched = conn.execute(
             "SELECT count(*) FROM provider_events WHERE matched_lease_id IS NOT NULL"
         ).fetchone()[0]

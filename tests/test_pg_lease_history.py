@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from tests.fixtures.postgres import pg_server, pg_url  # noqa: F401
-from tests.test_pg_source import SKIP_TABLES, copy_fleet
+from tests.test_pg_source import SKIP_TABLES, add_matched_event, copy_fleet
 
 NOW = datetime(2026, 3, 20, 12, 0, 0, tzinfo=UTC)
 
@@ -49,12 +49,7 @@ async def test_thread_detail_says_the_lease_history_is_provider_events(
         lease_id, thread_id = conn.execute(
             "SELECT lease_id, thread_id FROM abstract_terminals ORDER BY thread_id LIMIT 1"
         ).fetchone()
-        conn.execute(
-            "INSERT INTO provider_events (event_id, provider_name, instance_id, event_type, payload_json,"
-            " matched_lease_id, created_at) VALUES (999001, 'e2b', 'i-x', 'sandbox.lifecycle.paused',"
-            " '{}', %s, '2026-03-20T11:59:00')",
-            (lease_id,),
-        )
+        add_matched_event(conn, lease_id, "2026-03-20T11:59:00")
     pg = await _detail(
         f'[sources]\nkind = "postgres"\nurl = "{pg_url}"\nevents_db = "{fleet.events_db}"\n',
         tmp_path,

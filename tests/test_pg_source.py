@@ -63,6 +63,16 @@ def copy_fleet(sqlite_path: Path, url: str, schema: str = "public", *, skip: set
     src.close()
 
 
+def add_matched_event(conn: Any, lease_id: str, created_at: str = "2026-03-20T11:00:00") -> None:
+    """A Mycel provider event matched to `lease_id` (event_id 999001, 'pe-999001' in the history)."""
+    conn.execute(
+        "INSERT INTO provider_events (event_id, provider_name, instance_id, event_type, payload_json,"
+        " matched_lease_id, created_at) VALUES (999001, 'e2b', 'i-x', 'sandbox.lifecycle.paused',"
+        " '{}', %s, %s)",
+        (lease_id, created_at),
+    )
+
+
 @pytest.fixture
 def fleet(tmp_path: Path) -> Any:
     return generate_fleet(
@@ -117,12 +127,7 @@ async def test_reader_details_and_lease_history_from_provider_events(fleet: Any,
     copy_fleet(fleet.sandbox_db, pg_url)
     with psycopg.connect(pg_url, autocommit=True) as pg:
         lease_id = pg.execute("SELECT lease_id FROM sandbox_leases ORDER BY lease_id LIMIT 1").fetchone()[0]
-        pg.execute(
-            "INSERT INTO provider_events (event_id, provider_name, instance_id, event_type, payload_json,"
-            " matched_lease_id, created_at) VALUES (999001, 'e2b', 'i-x', 'sandbox.lifecycle.paused',"
-            " '{}', %s, '2026-03-20T11:00:00')",
-            (lease_id,),
-        )
+        add_matched_event(pg, lease_id)
     async with PgSandboxReader(PgSourceSpec(pg_url)) as r:
         assert r.lease_history_source == "provider_events"
         hist = await r.lease_events(lease_id)
