@@ -67,11 +67,15 @@ def _drain(fd: int, stop: threading.Event) -> None:
                 return
 
 
-def start_fleet(tmp: Path, leases: int, refresh: float) -> tuple[subprocess.Popen[str], Path]:
+def start_fleet(
+    tmp: Path, leases: int, refresh: float, *, drift_interval: float | None = None
+) -> tuple[subprocess.Popen[str], Path]:
+    """The fleet server in its own process; `drift_interval` (s) paces its drift (1e9: none)."""
     cfg = tmp / "cockpit.toml"
+    drift = ["--drift-interval", str(drift_interval)] if drift_interval is not None else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.fleet_server", str(cfg), "--leases", str(leases),
-         "--refresh", str(refresh), "--workdir", str(tmp / "fleet")],
+         "--refresh", str(refresh), "--workdir", str(tmp / "fleet"), *drift],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     (tmp / "fleet").mkdir(exist_ok=True)

@@ -255,21 +255,28 @@ def compare(
     baseline: str | None,
     warmup_s: float = WARMUP_S,
     interval: float = INTERVAL_S,
+    clean: bool = False,
+    drift: bool = True,
 ) -> dict[str, Any]:
+    """`baseline`: one commit or several, comma-separated (each measured against the same fleet);
+    `clean`: HEAD from a worktree of the commit, not this checkout (uncommitted edits left out)."""
     head = git("rev-parse", "--short", "HEAD")
     with contextlib.ExitStack() as stack:
         trees: list[tuple[str, Path]] = []
-        if baseline:
+        for base in [b.strip() for b in (baseline or "").split(",") if b.strip()]:
             trees.append(
                 (
-                    f"previous main {git('rev-parse', '--short', baseline)}",
-                    stack.enter_context(worktree(baseline)),
+                    f"previous main {git('rev-parse', '--short', base)}",
+                    stack.enter_context(worktree(base)),
                 )
             )
-        trees.append((f"HEAD {head}", ROOT))
+        if clean:
+            trees.append((f"HEAD {head} (committed)", stack.enter_context(worktree(head))))
+        else:
+            trees.append((f"HEAD {head}", ROOT))
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="opcockpit-steady-fleet-")))
         t0 = time.monotonic()
-        fleet, cfg = start_fleet(tmp, leases, refresh)
+        fleet, cfg = start_fleet(tmp, leases, refresh, drift_interval=None if drift else 1e9)
         fleet_start_s = round(time.monotonic() - t0, 1)
         try:
             runs = [
@@ -282,8 +289,11 @@ def compare(
                 fleet.wait(15)
             except subprocess.TimeoutExpired:
                 fleet.kill()
+    for r in runs:  # a tick's CPU (a quiet fleet: what a tick in which nothing changed costs)
+        r["cpu_ms_per_tick"] = round(10 * r["mean_cpu_pct"] * refresh, 1)
     return {
         "leases": leases,
+        "drift": drift,
         "minutes": minutes,
         "refresh_s": refresh,
         "warmup_s": warmup_s,
@@ -342,10 +352,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--refresh", type=float, default=REFRESH_S, help="refresh_s written to the fleet's config"
     )
-    ap.add_argument("--compare", default=BASELINE, help="commit to run beside HEAD ('none': HEAD only)")
+    ap.add_argument(
+        "--compare", default=BASELINE, help="commit(s) beside HEAD, comma-separated ('none': HEAD only)"
+    )
+    ap.add_argument(
+        "--no-drift", action="store_true", help="a fleet that does not change: the idle-tick cost"
+    )
     ap.add_argument("--warmup", type=float, default=WARMUP_S, help="seconds skipped before sampling")
     ap.add_argument("--interval", type=float, default=INTERVAL_S, help="seconds between samples")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    ap.add_argument(
+        "--clean", action="store_true", help="measure HEAD's commit in a worktree, not this checkout"
+    )
     args = ap.parse_args(argv)
     baseline = None if args.compare in ("", "none") else args.compare
     result = compare(
@@ -355,13 +373,16 @@ def main(argv: list[str] | None = None) -> int:
         baseline=baseline,
         warmup_s=args.warmup,
         interval=args.interval,
+        clean=args.clean,
+        drift=not args.no_drift,
     )
     text = json.dumps(result, indent=2)
     if args.out is not None:
         args.out.write_text(text + "\n")
     for r in result["runs"]:
         print(
-            f"{r['label']:28} cpu {r['mean_cpu_pct']:6.1f}%  rss end {r['rss_end_mb']:7.1f} MB  growth "
+            f"{r['label']:28} cpu {r['mean_cpu_pct']:6.1f}% ({r['cpu_ms_per_tick']} ms/tick)  rss end "
+            f"{r['rss_end_mb']:7.1f} MB  growth "
             f"{r['rss_growth_pct']:5.1f}%  load1 {r['load1_mean']}  fleet cpu {r['fleet_server_cpu_pct']}%"
         )
     return 0
