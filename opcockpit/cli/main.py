@@ -19,24 +19,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        # typer (>= 0.29) carries its own click (typer._click): its exceptions are typer's. The
-        # `click` package is not a dependency, and importing it cost ~10 ms of every start-up.
-        import typer
+        from opcockpit.cli.plain import parse_plain, run_plain
 
-        from opcockpit.cli.app import command_for
-
-        command = command_for(argv)
-        try:
-            code = command.main(args=argv, prog_name="opcockpit", standalone_mode=False)
-        except typer.Abort as exc:  # EOF at a prompt (Ctrl-C arrives as Exit(130), below)
-            if isinstance(exc.__cause__, KeyboardInterrupt):
-                raise exc.__cause__ from None
-            return _usage_error(exc)
-        except typer.TyperException as exc:  # usage errors (typer's click's): one line
-            return _usage_error(exc)
+        plain = parse_plain(argv)  # a well-formed `snapshot ...` never imports typer (start-up)
+        code = run_plain(*plain) if plain is not None else _typer_main(argv)
         if code == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into Exit(130): say it, once
             say_interrupted()
-        return int(code) if isinstance(code, int) else ExitCode.OK
+        return code
     except KeyboardInterrupt:
         say_interrupted()
         return ExitCode.INTERRUPTED
@@ -49,6 +38,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         from opcockpit.cli.common import report_unexpected
 
         return report_unexpected(exc, debug=debug)
+
+
+def _typer_main(argv: list[str]) -> int:
+    # typer (>= 0.29) carries its own click (typer._click): its exceptions are typer's. The
+    # `click` package is not a dependency, and importing it cost ~10 ms of every start-up.
+    import typer
+
+    from opcockpit.cli.app import command_for
+
+    command = command_for(argv)
+    try:
+        code = command.main(args=argv, prog_name="opcockpit", standalone_mode=False)
+    except typer.Abort as exc:  # EOF at a prompt (Ctrl-C arrives as Exit(130), handled by main)
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            raise exc.__cause__ from None
+        return _usage_error(exc)
+    except typer.TyperException as exc:  # usage errors (typer's click's): one line
+        return _usage_error(exc)
+    return int(code) if isinstance(code, int) else ExitCode.OK
 
 
 def _usage_error(exc: BaseException) -> int:

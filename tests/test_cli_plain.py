@@ -1,0 +1,172 @@
+"""Issue 9: a well-formed `opcockpit snapshot ...` is parsed without typer (cli/plain.py), and that
+parser never disagrees with typer's.
+
+- its option table is the typer declaration of `snapshot` plus the global flags (names, option
+  strings, flag or value, repeatable, defaults, choices);
+- on thousands of generated command lines (valid and invalid values, repeats, `=` forms, help,
+  typos, values that look like options) it either declines or returns exactly what the typer app
+  parses: the same runner and the same namespace;
+- typer's outcomes for Ctrl-C, EOF and a broken pipe are kept (that a real snapshot run imports
+  no typer at all is tests/test_startup_lazy.py's).
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+import sys
+from typing import Any
+
+import pytest
+
+from opcockpit.cli import plain
+from opcockpit.domain.exit_codes import ExitCode
+
+_TYPER: list[Any] = []
+
+
+def _typer_parse(argv: list[str]) -> tuple[Any, dict[str, Any]] | None:
+    """(run, vars(args)) the typer app parses from ARGV (the tree is built once; command_for's
+    tree parses like the whole one, tests/test_startup_lazy.py), None for a usage error."""
+    from opcockpit.cli.app import _CAPTURE, command_for
+
+    if not _TYPER:
+        _TYPER.append(command_for(["snapshot"]))
+    captured: list[Any] = []
+    token = _CAPTURE.set(captured)
+    try:
+        _TYPER[0].main(args=argv, prog_name="opcockpit", standalone_mode=False)
+    except Exception:  # a usage error: typer's to report
+        return None
+    finally:
+        _CAPTURE.reset(token)
+    run, args = captured
+    return run, vars(args)
+
+
+def test_option_table_is_the_typer_declaration() -> None:
+    import typer
+
+    from opcockpit.cli.app import SnapshotFormat, command_for
+
+    root = command_for(["snapshot"])
+    command = root.commands["snapshot"]
+    params = {p.name: p for p in command.params if p.name != "help"}
+    table = {**plain.GLOBAL_OPTIONS, **plain.SNAPSHOT_OPTIONS}
+    assert set(params) == {dest for dest, _ in table.values()} == set(plain.DEFAULTS)
+    for option, (dest, convert) in table.items():
+        param = params[dest]
+        assert param.opts == [option], dest
+        assert bool(param.is_flag) == (convert is None), dest
+        assert bool(param.multiple) == (dest in plain.REPEATABLE), dest
+        default = param.default.value if hasattr(param.default, "value") else param.default
+        assert default == plain.DEFAULTS[dest], dest
+        assert not param.secondary_opts, dest  # no --no-X spelling plain would not know
+    assert [f.value for f in SnapshotFormat] == list(plain.SNAPSHOT_FORMATS)
+    assert isinstance(root, typer.core.TyperGroup)
+
+
+VALUES: dict[str, list[str]] = {
+    "--format": ["json", "csv", "table", "ndjson", "prometheus", "JSON", "xml", ""],
+    "--provider": ["e2b", "docker", "a b", "", "-x"],
+    "--timeout": ["2", "0.5", "0", "-1", "nan", "inf", "abc", "1e3", " 3"],
+    "--width": ["80", "0", "080", "-5", "8.0", "x", "٣"],
+    "--refresh": ["0.1", "2", "0", "nan", "x"],
+    "--config": ["c.toml", ""],
+    "--db": ["a.db", "b.db", "-"],
+    "--context": ["prod"],
+    "--events-db": ["e.db"],
+}
+FLAGS = ["--check", "--read-only", "--debug"]
+ODD = ["--help", "-h", "--", "--bogus", "snapshot", "extra", "--version", "-y", "--check=1", "--format"]
+
+
+def _argv(rng: random.Random) -> list[str]:
+    argv = ["snapshot"]
+    for _ in range(rng.randint(0, 6)):
+        roll = rng.random()
+        if roll < 0.55:
+            option = rng.choice(list(VALUES))
+            value = rng.choice(VALUES[option])
+            argv += [f"{option}={value}"] if rng.random() < 0.25 else [option, value]
+        elif roll < 0.9:
+            argv.append(rng.choice(FLAGS))
+        else:
+            argv.append(rng.choice(ODD))
+    return argv
+
+
+def test_plain_parser_agrees_with_typer_or_declines() -> None:
+    rng = random.Random(9)
+    taken = 0
+    for _ in range(1500):
+        argv = _argv(rng)
+        mine = plain.parse_plain(argv)
+        if mine is None:
+            continue
+        taken += 1
+        theirs = _typer_parse(argv)
+        assert theirs is not None, argv  # plain never accepts what typer refuses
+        assert (mine[0], vars(mine[1])) == theirs, argv
+    assert taken > 500  # most well-formed lines take the typer-free path
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["snapshot"],
+        ["snapshot", "--format", "json", "--db", "x.db"],
+        ["snapshot", "--provider", "a", "--provider=b", "--db", "1", "--db", "2", "--read-only", "--check"],
+        ["snapshot", "--timeout", "2.5", "--refresh", "0.1", "--width", "100", "--format=csv"],
+    ],
+)
+def test_plain_takes_well_formed_lines(argv: list[str]) -> None:
+    mine = plain.parse_plain(argv)
+    assert mine is not None
+    assert (mine[0], vars(mine[1])) == _typer_parse(argv)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--db", "x", "snapshot"],  # options first: typer's
+        ["demo", "--snapshot"],
+        ["snapshot", "--help"],
+        ["snapshot", "--format", "xml"],
+        ["snapshot", "--timeout", "0"],
+        ["snapshot", "--db"],
+        ["snapshot", "--db", "--check"],
+        ["snapshot", "--check=yes"],
+        ["snapshot", "stray"],
+    ],
+)
+def test_plain_declines_the_rest(argv: list[str]) -> None:
+    assert plain.parse_plain(argv) is None
+
+
+def test_plain_declines_during_shell_completion(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("_OPCOCKPIT_COMPLETE", "bash_complete")
+    assert plain.parse_plain(["snapshot"]) is None
+
+
+def _raising(exc: BaseException) -> Any:
+    def run(args: Any) -> int:
+        raise exc
+
+    return run
+
+
+def test_run_plain_keeps_typers_outcomes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert plain.run_plain(lambda args: 3, None) == 3
+    assert plain.run_plain(_raising(KeyboardInterrupt()), None) == ExitCode.INTERRUPTED
+    assert plain.run_plain(_raising(EOFError()), None) == ExitCode.INTERNAL
+    assert capsys.readouterr().err == "\nopcockpit: aborted\n"
+    with pytest.raises(PermissionError):
+        plain.run_plain(_raising(PermissionError(errno.EACCES, "denied")), None)
+    stdout, stderr = sys.stdout, sys.stderr
+    try:
+        assert plain.run_plain(_raising(BrokenPipeError(errno.EPIPE, "pipe")), None) == 1
+        assert type(sys.stdout).__name__ == "PacifyFlushWrapper"
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
