@@ -60,6 +60,8 @@ def _key(row: dict[str, Any]) -> tuple:
 QUERIES = [
     "sessions",
     "sessions status in (active, idle) and not provider:local",
+    "sessions since:-3h until:-1h",  # the window pre-filter in PostgreSQL
+    "commands since:-2d until:2026-03-20T06:00 | count by status",
     "lease_events",
     "lease_events event_type:intent.* | count by time 1h",
     "provider_events",

@@ -25,7 +25,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from opcockpit.adapters.leon.explore_rows import ExploreRows
@@ -46,6 +46,7 @@ from opcockpit.ports.explore import SqlRefused, SqlResult
 __all__ = ["PgExploreRows", "PgReadOnlySql", "pg_explore"]
 
 _SB = "sandbox.db"
+_DAY = timedelta(days=1)
 CONNECT_TIMEOUT_S = 5
 # A stable row order without SQLite's rowid: time, then the row's id.
 _ORDER = {
@@ -189,10 +190,31 @@ class PgExploreRows(ExploreRows):
         if src.db != _SB:
             return super()._select(src, since, until, where)
         cols = ", ".join(c.expr for c in src.sql_cols)
-        return f"SELECT {cols} FROM {src.from_} ORDER BY {src.order}", []
+        cond, params = _window(src, since, until)
+        return f"SELECT {cols} FROM {src.from_}{cond} ORDER BY {src.order}", params
 
     def _countable(self, src: Source) -> bool:
         return src.db != _SB  # the evaluator counts PostgreSQL's rows (see the module docstring)
+
+
+_TEXTUAL = "('text', 'character varying', 'timestamp without time zone', 'timestamp with time zone', 'date')"
+
+
+def _window(src: Source, since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
+    """The time window as a loose pre-filter (a superset: the evaluator applies the exact bounds),
+    like sandbox.db's: the column's text against the date a day early / two days late, so zones
+    and 'T' vs ' ' cannot matter; NULLs and values that are not text or time (epoch numbers) pass."""
+    c = src.col(src.time_field)
+    if c is None or c.kind != "ts" or (since is None and until is None):
+        return "", []
+    conds, params = [], []
+    for op, bound in ((">=", since and since - _DAY), ("<", until and until + 2 * _DAY)):
+        if bound is not None:
+            conds.append(
+                f"({c.expr} IS NULL OR pg_typeof({c.expr})::text NOT IN {_TEXTUAL} OR {c.expr}::text {op} %s)"
+            )
+            params.append(bound.date().isoformat())
+    return " WHERE " + " AND ".join(conds), params
 
 
 class PgReadOnlySql:
