@@ -157,3 +157,22 @@ def test_unreachable_server_is_one_line_without_the_password(
         text = str(ei.value)
         assert "authentication failed" in text and "\n" not in text
         assert "wrong-pass-77" not in text and PASSWORD not in text
+
+
+def test_query_cli_on_the_postgres_source(fleet: Any, pg_url: str, tmp_path: Path) -> None:
+    from tests.cli_support import clean_env, run_cli
+
+    copy_fleet(fleet.sandbox_db, pg_url)
+    cfg = tmp_path / "pg.toml"
+    cfg.write_text(f'[sources]\nkind = "postgres"\nurl_env = "MYCEL_PG"\nevents_db = "{fleet.events_db}"\n')
+    env = clean_env(tmp_path / "home", MYCEL_PG=pg_url)
+    sql = run_cli("--config", str(cfg), "query", "--sql", "SELECT count(*) AS n FROM sandbox_leases", env=env)
+    assert sql.code == 0 and "40" in sql.out, sql.err
+    lang = run_cli("--config", str(cfg), "query", "sessions | count", "--format", "json", env=env)
+    with sqlite3.connect(fleet.sandbox_db) as conn:
+        sessions = conn.execute("SELECT count(*) FROM chat_sessions").fetchone()[0]
+    assert lang.code == 0 and str(sessions) in lang.out, lang.err
+    bad = run_cli("--config", str(cfg), "query", "--sql", "DELETE FROM sandbox_leases", env=env)
+    assert bad.code != 0 and not bad.out.strip()
+    assert len(bad.err.strip().splitlines()) == 1 and "read-only" in bad.err
+    assert PASSWORD not in sql.out + sql.err + lang.out + lang.err + bad.out + bad.err
