@@ -100,6 +100,8 @@ class FleetCollector:
         self.looks = 0  # targeted GETs made by look()
         self._tracker: Any = None
         self._incremental = IncrementalReconciler()
+        self._named: tuple[tuple[Any, Any], set[str]] | None = None  # (leases, problems) -> names
+        self._bound: tuple[Any, dict[str, set[str]]] | None = None  # leases -> bound ids by provider
 
     # ------------------------------------------------------------------ public
 
@@ -208,12 +210,7 @@ class FleetCollector:
         disabled = {p.name for p in self.config.providers.values() if not p.enabled}
         # A lease whose provider_name is unusable (NULL/BLOB) names no provider: reconcile shows
         # it as `unknown` without inventing a provider for it.
-        odd = db.lease_problems
-        named = {
-            lease.provider_name
-            for lease in db.leases
-            if not (odd and problems_provider_unknown(odd.get(lease.lease_id, ())))
-        }
+        named = self._providers_named(db)
         for name in sorted(named):
             if name in listings:
                 continue
@@ -234,16 +231,34 @@ class FleetCollector:
         self.refresh_count += 1
         return gt
 
+    def _providers_named(self, db: DbState) -> set[str]:
+        """Providers the leases name usably; recounted only when the leases or their problems
+        changed (a pass over every lease each refresh, for a set that rarely moves)."""
+        key = (db.leases, db.lease_problems)
+        if self._named is not None and self._named[0][0] is key[0] and self._named[0][1] is key[1]:
+            return self._named[1]
+        odd = db.lease_problems
+        named = {
+            lease.provider_name
+            for lease in db.leases
+            if not (odd and problems_provider_unknown(odd.get(lease.lease_id, ())))
+        }
+        self._named = (key, named)
+        return named
+
     async def _confirm_orphans(self, db: DbState, listings: dict[str, ProviderListing]) -> None:
         """Eventually consistent lists (Daytona) may show instances that are already gone: GET each
         candidate orphan once before it may be shown as actionable. Ids confirmed earlier stay
         confirmed while they remain candidates, so a steady fleet costs no extra requests."""
         if not any(listing.ok and listing.eventually_consistent for listing in listings.values()):
             return  # nothing to confirm: skip indexing every lease's instance id
-        bound: dict[str, set[str]] = {}
-        for lease in db.leases:
-            if lease.current_instance_id:
-                bound.setdefault(lease.provider_name, set()).add(lease.current_instance_id)
+        if self._bound is None or self._bound[0] is not db.leases:  # only when the leases changed
+            by_provider: dict[str, set[str]] = {}
+            for lease in db.leases:
+                if lease.current_instance_id:
+                    by_provider.setdefault(lease.provider_name, set()).add(lease.current_instance_id)
+            self._bound = (db.leases, by_provider)
+        bound = self._bound[1]
         for name, listing in list(listings.items()):
             adapter = self.adapters.get(name)
             confirm = getattr(adapter, "confirm_orphans", None)

@@ -331,9 +331,14 @@ class CockpitApp(
         with self.batch_update():
             self._render_tables()
             self._rows_by_key = self._gt_cells.rows  # kept by change, not rebuilt per refresh
-            tabs = self._tabs_w
-            tabs.get_tab("ground-truth").label = f"Ground truth {len(gt.rows)}"
-            tabs.get_tab("orphans").label = f"Orphans {len(gt.orphans)}"
+            # A tab label changes the tab bar's layout: set it only when its text changes.
+            for tab, label in (
+                ("ground-truth", f"Ground truth {len(gt.rows)}"),
+                ("orphans", f"Orphans {len(gt.orphans)}"),
+            ):
+                widget = self._tabs_w.get_tab(tab)
+                if widget.label_text != label:
+                    widget.label = label
             self._sync_filter_status()
             self._update_thread_details()
         self.refresh_bindings()

@@ -188,13 +188,20 @@ class StatusHeader(Static):
     """
 
     _state: HeaderState | None = None
+    _shown: Text | None = None
 
     def show(self, state: HeaderState) -> None:
         self._state = state
         text = render_header(state, self.size.width or 200)
         if self.app.no_color:
             text = without_colour(text)
-        self.update(text)
+        if text == self._shown:
+            return
+        # Two lines, full width (CSS): only a change of the text's width can move anything, so
+        # the once-a-second age update skips the layout pass of the whole screen.
+        layout = self._shown is None or text.cell_len != self._shown.cell_len
+        self._shown = text
+        self.update(text, layout=layout)
 
     def on_resize(self) -> None:
         if self._state is not None:
