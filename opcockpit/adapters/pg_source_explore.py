@@ -2,25 +2,27 @@
 
 - Datasets: the LEON ones (sessions, lease_events, provider_events, commands, and the thread ->
   lease map that `runs` and `run_events` are joined with) are read from the PostgreSQL schema;
-  events.db (run_events, runs) and the cockpit ledger (events, audit, alerts) stay files, read as
-  before. The query language's filter is not pushed into PostgreSQL: its semantics (Unicode case
-  folding, globs, regexes, LEON's several time formats) are the Python functions SQLite runs
-  inside SQL, which PostgreSQL cannot. So the rows stream in a stable order and the evaluator
-  filters and counts them exactly; values get SQLite's types first (`sqlite_value`), so a row
-  equals its sandbox.db twin. Where Mycel has no `lease_events` table, the `lease_events`
-  dataset is the provider_events matched to a lease (`matched_lease_id`), as the lease history of
-  the reader is: each row's `source` says "provider_events".
+  events.db (run_events, runs) stays a file, read as before; the cockpit ledger's datasets
+  (events, audit, alerts) are read wherever the ledger is, a file or PostgreSQL (the `LedgerRows`
+  given: adapters/ledger/explore_ledger.py). The query language's filter is not pushed into
+  PostgreSQL: its semantics (Unicode case folding, globs, regexes, LEON's several time formats)
+  are the Python functions SQLite runs inside SQL, which PostgreSQL cannot. So the rows stream
+  in a stable order and the evaluator filters and counts them exactly; values get SQLite's types
+  first (`sqlite_value`), so a row equals its sandbox.db twin. Where Mycel has no `lease_events`
+  table, the `lease_events` dataset is the provider_events matched to a lease
+  (`matched_lease_id`), as the lease history of the reader is: each row's `source` says
+  "provider_events".
 - SQL mode (`PgReadOnlySql`): one statement in a READ ONLY transaction, on a session whose
   default is read-only, under `statement_timeout`. Sent with the extended protocol, which refuses
   a second statement (so `...; COMMIT; SET ...` cannot leave the read-only transaction). Only
-  LEON's tables in the configured schema (no events.db or ledger: they are SQLite files).
+  LEON's tables in the configured schema (no events.db or ledger attached: the ledger datasets
+  are queried with the language).
 
 Every connection: the source URL (password never printed), `search_path` = the schema.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,7 +30,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from opcockpit.adapters.leon.explore_rows import ExploreRows
+from opcockpit.adapters.leon.explore_rows import ExploreRows, LedgerRows
 from opcockpit.adapters.leon.explore_sql import Col, Source, _cols
 from opcockpit.adapters.pg_source_values import (
     PgSourceSpec,
@@ -129,9 +131,7 @@ def _timeout_ms(deadline: float | None, default_ms: int = 30_000) -> int:
 class PgExploreRows(ExploreRows):
     """ExploreRows whose LEON datasets come from the PostgreSQL source (see the module docstring)."""
 
-    def __init__(
-        self, spec: PgSourceSpec, events_db: str | None, ledger: str | os.PathLike[str] | None = None
-    ) -> None:
+    def __init__(self, spec: PgSourceSpec, events_db: str | None, ledger: LedgerRows | None = None) -> None:
         super().__init__(None, events_db, ledger)
         self.spec = spec
 
@@ -274,7 +274,7 @@ class PgReadOnlySql:
 
 
 def pg_explore(
-    sources: Any, events_db: str | None, ledger: str | os.PathLike[str] | None
+    sources: Any, events_db: str | None, ledger: LedgerRows | None
 ) -> tuple[PgExploreRows, PgReadOnlySql]:
     """Explore's rows and SQL mode for `[sources] kind = "postgres"` (wiring.build_explore)."""
     spec = PgSourceSpec(sources.resolve_url() or "", getattr(sources, "db_schema", "public"))

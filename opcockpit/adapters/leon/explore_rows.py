@@ -1,4 +1,6 @@
-"""Explore's dataset rows, read straight from sandbox.db, events.db and the cockpit ledger.
+"""Explore's dataset rows, read straight from sandbox.db and events.db; the cockpit ledger's
+datasets (events, audit, alerts) come from the `LedgerRows` wiring passes in (on the ledger's own
+backend: adapters/ledger/explore_ledger.py).
 
 Read-only like every LEON reader (`mode=ro` URI + `PRAGMA query_only`, see sqlite_ro). Plain
 sqlite3 (not aiosqlite): the rows stream into the evaluator in one worker thread, and a cursor
@@ -13,7 +15,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from opcockpit.adapters.leon.explore_sql import (
@@ -29,9 +31,12 @@ from opcockpit.adapters.leon.sqlite_ro import map_sqlite_error, precheck
 from opcockpit.domain.query import Filter, QueryTimeout
 from opcockpit.domain.timeutil import make_parser
 
-__all__ = ["ExploreRows", "connect_ro_sync"]
+__all__ = ["LEDGER_DATASETS", "ExploreRows", "LedgerRows", "connect_ro_sync", "ro_query"]
 
-_SB, _EV, _LEDGER = "sandbox.db", "events.db", "ledger"
+_SB, _EV = "sandbox.db", "events.db"
+# The cockpit ledger's datasets: read by the `LedgerRows` given (adapters/ledger/explore_ledger.py),
+# on whichever backend the ledger is (a SQLite file or a team's PostgreSQL).
+LEDGER_DATASETS = ("events", "audit", "alerts")
 # Activity streams are not runs (events_db.ACTIVITY_PREFIX); run_events keeps them.
 _DAY = timedelta(days=1)
 
@@ -51,15 +56,51 @@ def connect_ro_sync(path: str, label: str, *, busy_timeout_ms: int = 2000) -> sq
     return conn
 
 
+def ro_query(
+    path: str, label: str, sql: str, params: list[Any], parse: Any, *, deadline: float | None = None
+) -> Iterator[tuple]:
+    """The rows of `sql` on the SQLite file `path`, read-only, with the filter functions registered;
+    past `deadline` (time.monotonic()) QueryTimeout, a file that cannot be read SourceError."""
+    conn = connect_ro_sync(path, label)
+    register_functions(conn, parse)
+    if deadline is not None:
+        # a filter that rejects most rows keeps SQLite busy between yields: stop it there too
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, 20_000)
+    try:
+        yield from conn.execute(sql, params)
+    except sqlite3.OperationalError as exc:
+        if deadline is not None and "interrupt" in str(exc):
+            raise QueryTimeout("the query ran past its time budget and was stopped; narrow it") from None
+        raise map_sqlite_error(exc, os.path.abspath(path), label, 2000) from None
+    except sqlite3.Error as exc:
+        raise map_sqlite_error(exc, os.path.abspath(path), label, 2000) from None
+    finally:
+        conn.close()
+
+
+class LedgerRows(Protocol):
+    """The ledger datasets' rows and counts (ExploreRowsPort's `rows`/`aggregate` for them)."""
+
+    def rows(
+        self, dataset: str, *, since: datetime | None, until: datetime | None, where: Filter | None = None,
+        deadline: float | None = None,
+    ) -> Iterator[dict[str, Any]]: ...  # fmt: skip
+
+    def aggregate(
+        self, dataset: str, *, since: datetime | None, until: datetime | None, where: Filter | None,
+        by: tuple[str, ...], deadline: float | None = None,
+    ) -> list[tuple[tuple[Any, ...], int]] | None: ...  # fmt: skip
+
+
 class ExploreRows:
     """`rows(dataset, since=, until=)` for the table-backed datasets (ports.explore.ExploreRowsPort)."""
 
     def __init__(
-        self, sandbox_db: str | None, events_db: str | None, ledger: str | os.PathLike[str] | None = None
+        self, sandbox_db: str | None, events_db: str | None, ledger: LedgerRows | None = None
     ) -> None:
         self.sandbox_db = None if sandbox_db is None else str(sandbox_db)
         self.events_db = None if events_db is None else str(events_db)
-        self.ledger = None if ledger is None else str(ledger)
+        self.ledger = ledger
         self._parse = make_parser()
         self._threads: dict[str, tuple[str, str]] | None = None
 
@@ -67,30 +108,14 @@ class ExploreRows:
     def _query(
         self, which: str, sql: str, params: list[Any], *, deadline: float | None = None
     ) -> Iterator[tuple]:
-        path = {_SB: self.sandbox_db, _EV: self.events_db, _LEDGER: self.ledger}[which]
+        path = {_SB: self.sandbox_db, _EV: self.events_db}[which]
         if path is None:
             from opcockpit.ports.errors import SourceError
 
             raise SourceError(
                 "missing", f"no {which} configured; pass --db/--events-db or set it in the config"
             )
-        if which == _LEDGER and not os.path.exists(path):
-            return  # no ledger yet: nothing was audited or alerted
-        conn = connect_ro_sync(path, which)
-        register_functions(conn, self._parse)
-        if deadline is not None:
-            # a filter that rejects most rows keeps SQLite busy between yields: stop it there too
-            conn.set_progress_handler(lambda: time.monotonic() > deadline, 20_000)
-        try:
-            yield from conn.execute(sql, params)
-        except sqlite3.OperationalError as exc:
-            if deadline is not None and "interrupt" in str(exc):
-                raise QueryTimeout("the query ran past its time budget and was stopped; narrow it") from None
-            raise map_sqlite_error(exc, os.path.abspath(path), which, 2000) from None
-        except sqlite3.Error as exc:
-            raise map_sqlite_error(exc, os.path.abspath(path), which, 2000) from None
-        finally:
-            conn.close()
+        return ro_query(path, which, sql, params, self._parse, deadline=deadline)
 
     def _tables(self, which: str) -> set[str]:
         return {r[0] for r in self._query(which, "SELECT name FROM sqlite_master WHERE type='table'", [])}
@@ -123,6 +148,8 @@ class ExploreRows:
     ) -> Iterator[dict[str, Any]]:
         """The dataset's rows; `where` (the typed filter) runs in SQLite where it can: the rows
         are those it matches or a superset of them (the evaluator applies it exactly)."""
+        if dataset in LEDGER_DATASETS:
+            return self._ledger().rows(dataset, since=since, until=until, where=where, deadline=deadline)
         if dataset in SOURCES or dataset == "commands":
             return self._sql_rows(dataset, since, until, where, deadline)
         fn = getattr(self, f"_ds_{dataset}", None)
@@ -186,6 +213,10 @@ class ExploreRows:
     ) -> list[tuple[tuple[Any, ...], int]] | None:
         """Counts per `by` values of the rows matching `where`, computed in SQLite; None when the
         filter or a `by` field cannot be evaluated there exactly (the caller counts in Python)."""
+        if dataset in LEDGER_DATASETS:
+            return self._ledger().aggregate(
+                dataset, since=since, until=until, where=where, by=by, deadline=deadline
+            )
         if dataset not in SOURCES and dataset != "commands":
             return None
         src = self._source(dataset)
@@ -199,36 +230,9 @@ class ExploreRows:
         text, params = sql
         return [(tuple(r[:-1]), int(r[-1])) for r in self._query(src.db, text, params, deadline=deadline)]
 
-    def _ds_audit(self, since: datetime | None, until: datetime | None) -> Iterator[dict[str, Any]]:
-        if "audit_log" not in self._tables(_LEDGER):
-            return
-        sql = (
-            "SELECT id, op_id, at, operator, action, provider, lease_id, instance_id, thread_id, result,"
-            " outcome, error, duration_ms, dry_run, read_only, convergence, settled_at"
-            " FROM audit_log ORDER BY id"
-        )
-        p = self._parse
-        for r in self._query(_LEDGER, sql, []):
-            yield {
-                "id": r[0], "op_id": r[1], "at": p(r[2]), "operator": r[3], "action": r[4], "provider": r[5],
-                "lease_id": r[6], "instance_id": r[7], "thread_id": r[8], "result": r[9], "outcome": r[10],
-                "error": r[11], "duration_ms": r[12], "dry_run": bool(r[13]), "read_only": bool(r[14]),
-                "convergence": r[15], "settled": p(r[16]),
-            }  # fmt: skip
+    def _ledger(self) -> LedgerRows:
+        if self.ledger is None:
+            from opcockpit.ports.errors import SourceError
 
-    def _ds_alerts(self, since: datetime | None, until: datetime | None) -> Iterator[dict[str, Any]]:
-        if "alerts" not in self._tables(_LEDGER):
-            return
-        sql = (
-            "SELECT id, rule, severity, state, key, summary, scope, fired_at, last_seen, resolved_at,"
-            " acked_by, muted_until, mute_until_resolved FROM alerts ORDER BY id"
-        )
-        p = self._parse
-        now = datetime.now().astimezone()
-        for r in self._query(_LEDGER, sql, []):
-            until_t = p(r[11])
-            yield {
-                "id": r[0], "rule": r[1], "severity": r[2], "state": r[3], "key": r[4], "summary": r[5],
-                "scope": r[6], "fired": p(r[7]), "last_seen": p(r[8]), "resolved": p(r[9]),
-                "acked_by": r[10], "muted": bool(r[12]) or (until_t is not None and until_t > now),
-            }  # fmt: skip
+            raise SourceError("missing", "no ledger configured; pass --ledger or set [ledger] in the config")
+        return self.ledger

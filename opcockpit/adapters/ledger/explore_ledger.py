@@ -1,0 +1,244 @@
+"""Explore's ledger datasets (`events`, `audit`, `alerts`) on the ledger's own backend.
+
+The ledger is a SQLite file or a team's PostgreSQL (`backend.LedgerTarget`); the rows are the same
+on both, field for field and type for type (`LedgerExploreRows.rows`):
+- SQLite: opened read-only (`mode=ro`, `query_only`: Explore never writes, nor creates a missing
+  file: no ledger yet means nothing was audited or alerted). The `events` dataset pushes its
+  filter and time window into SQLite and may be counted there (adapters/leon/explore_sql), as
+  before; audit and alerts are small and stream whole.
+- PostgreSQL: through the backend seam (`backend.connect`: the same URL, role and redaction as the
+  stores), one READ ONLY transaction under `statement_timeout` (the query's remaining budget),
+  rows streamed by a server-side cursor. The query language's filter is not pushed down (its
+  semantics are Python functions only SQLite can run inside SQL): the `events` time window is
+  (exact: integer microseconds), the evaluator filters and counts the rest (`aggregate` -> None).
+  `before`/`after` are taken from the JSON body in Python as SQLite's `json_extract` gives them
+  (`_json_part`), so a row equals its SQLite twin.
+Errors: a PostgreSQL ledger that cannot be read is LedgerError (one line, password masked); a
+SQLite file SourceError, as every file source. Past the deadline: QueryTimeout.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from opcockpit.adapters.ledger.backend import LedgerTarget, connect, to_pg
+from opcockpit.adapters.ledger.sqlite import is_db_error, reason
+from opcockpit.adapters.leon.explore_rows import LEDGER_DATASETS, ro_query
+from opcockpit.adapters.leon.explore_sql import SOURCES, count_sql, from_us, select_sql, to_us
+from opcockpit.domain.query import Filter, QueryTimeout
+from opcockpit.domain.timeutil import make_parser
+from opcockpit.ports.explore import SqlRefused, SqlResult
+from opcockpit.ports.ledger import LedgerError
+
+__all__ = ["LEDGER_DATASETS", "LedgerExploreRows", "LedgerSqlNote"]
+
+_LABEL = "ledger"
+_TABLE = {"events": "events", "audit": "audit_log", "alerts": "alerts"}
+_AUDIT_SQL = (
+    "SELECT id, op_id, at, operator, action, provider, lease_id, instance_id, thread_id, result,"
+    " outcome, error, duration_ms, dry_run, read_only, convergence, settled_at FROM audit_log ORDER BY id"
+)
+_ALERTS_SQL = (
+    "SELECT id, rule, severity, state, key, summary, scope, fired_at, last_seen, resolved_at,"
+    " acked_by, muted_until, mute_until_resolved FROM alerts ORDER BY id"
+)
+# PostgreSQL's events: the body whole (before/after are cut from it in Python, see _json_part).
+_EVENTS_PG = (
+    "SELECT id, type, occurred_us, observed_us, source, lease_id, instance_id, thread_id, provider, body"
+    " FROM events"
+)
+_DEFAULT_BUDGET_MS = 30_000
+
+
+def _json_part(body: str | None, key: str) -> Any:
+    """`json_extract(body, '$.<key>')` as SQLite gives it: objects and arrays as compact JSON
+    text, booleans as 0/1, JSON null (or a missing key, or a body that is not JSON) as None."""
+    try:
+        doc = json.loads(body) if body else None
+    except ValueError:
+        return None
+    v = doc.get(key) if isinstance(doc, dict) else None
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, dict | list):
+        return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+    return v
+
+
+class LedgerExploreRows:
+    """The ledger datasets' `rows`/`aggregate` (adapters.leon.explore_rows.LedgerRows) for `target`."""
+
+    def __init__(self, target: Any = None) -> None:
+        self.target = LedgerTarget.parse(target)
+        self._parse = make_parser()
+
+    def __repr__(self) -> str:  # the target's own repr masks a URL's password
+        return f"LedgerExploreRows({self.target!r})"
+
+    # ------------------------------------------------------------------ the datasets
+    def rows(
+        self,
+        dataset: str,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        where: Filter | None = None,
+        deadline: float | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        if dataset not in LEDGER_DATASETS:
+            raise KeyError(dataset)
+        if dataset == "events":
+            return self._events(since, until, where, deadline)
+        return self._audit(deadline) if dataset == "audit" else self._alerts(deadline)
+
+    def aggregate(
+        self,
+        dataset: str,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        where: Filter | None,
+        by: tuple[str, ...],
+        deadline: float | None = None,
+    ) -> list[tuple[tuple[Any, ...], int]] | None:
+        """Counts in SQLite when the filter translates exactly; None (the evaluator counts) for
+        audit and alerts, and on PostgreSQL."""
+        if dataset != "events" or self.target.kind != "sqlite":
+            return None
+        sql = count_sql(SOURCES["events"], since, until, where, by)
+        if sql is None:
+            return None
+        if not self._has("events"):
+            return [] if by else [((), 0)]
+        return [(tuple(r[:-1]), int(r[-1])) for r in self._fetch(sql[0], sql[1], deadline)]
+
+    def _events(
+        self, since: datetime | None, until: datetime | None, where: Filter | None, deadline: float | None
+    ) -> Iterator[dict[str, Any]]:
+        if not self._has("events"):
+            return
+        src = SOURCES["events"]
+        names = [c.field for c in src.sql_cols]
+        if self.target.kind == "sqlite":
+            sql, params = select_sql(src, since, until, where)
+            for r in self._fetch(sql, params, deadline):
+                row = dict(zip(names, r, strict=True))
+                row["occurred_at"], row["observed_at"] = from_us(r[2]), from_us(r[3])
+                yield row
+            return
+        # PostgreSQL: the window only (exact on integer microseconds); the evaluator does the rest.
+        conds, params = [], []
+        for cond, bound in (("observed_us >= ?", since), ("observed_us <= ?", until)):
+            if bound is not None:
+                conds.append(cond)
+                params.append(to_us(bound))
+        where_sql = " WHERE " + " AND ".join(conds) if conds else ""
+        for r in self._fetch(f"{_EVENTS_PG}{where_sql} ORDER BY id", params, deadline):
+            yield dict(
+                zip(names, (*r[:2], from_us(r[2]), from_us(r[3]), *r[4:9],
+                            _json_part(r[9], "before"), _json_part(r[9], "after")), strict=True)
+            )  # fmt: skip
+
+    def _audit(self, deadline: float | None) -> Iterator[dict[str, Any]]:
+        if not self._has("audit"):
+            return
+        p = self._parse
+        for r in self._fetch(_AUDIT_SQL, [], deadline):
+            yield {
+                "id": r[0], "op_id": r[1], "at": p(r[2]), "operator": r[3], "action": r[4], "provider": r[5],
+                "lease_id": r[6], "instance_id": r[7], "thread_id": r[8], "result": r[9], "outcome": r[10],
+                "error": r[11], "duration_ms": r[12], "dry_run": bool(r[13]), "read_only": bool(r[14]),
+                "convergence": r[15], "settled": p(r[16]),
+            }  # fmt: skip
+
+    def _alerts(self, deadline: float | None) -> Iterator[dict[str, Any]]:
+        if not self._has("alerts"):
+            return
+        p = self._parse
+        now = datetime.now().astimezone()
+        for r in self._fetch(_ALERTS_SQL, [], deadline):
+            until_t = p(r[11])
+            yield {
+                "id": r[0], "rule": r[1], "severity": r[2], "state": r[3], "key": r[4], "summary": r[5],
+                "scope": r[6], "fired": p(r[7]), "last_seen": p(r[8]), "resolved": p(r[9]),
+                "acked_by": r[10], "muted": bool(r[12]) or (until_t is not None and until_t > now),
+            }  # fmt: skip
+
+    # ------------------------------------------------------------------ plumbing
+    def _has(self, dataset: str) -> bool:
+        """Whether the dataset's table exists (a ledger nothing was written to has none)."""
+        t = self.target
+        if t.kind == "sqlite":
+            assert t.path is not None
+            if not t.path.exists():
+                return False
+            sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        else:
+            sql = "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?"
+        return any(True for _ in self._fetch(sql, [_TABLE[dataset]], None))
+
+    def _fetch(self, sql: str, params: Sequence[Any], deadline: float | None) -> Iterator[tuple]:
+        """The rows of `sql` (SQLite's spelling, `?` placeholders) on the ledger, read-only."""
+        if self.target.kind == "sqlite":
+            assert self.target.path is not None
+            return ro_query(str(self.target.path), _LABEL, sql, list(params), self._parse, deadline=deadline)
+        return self._pg_fetch(sql, params, deadline)
+
+    def _pg_fetch(self, sql: str, params: Sequence[Any], deadline: float | None) -> Iterator[tuple]:
+        import psycopg
+
+        db = connect(self.target)  # LedgerError (one line, no password) when it cannot connect
+        try:
+            conn = db.conn  # type: ignore[attr-defined]
+            budget = _DEFAULT_BUDGET_MS if deadline is None else int((deadline - time.monotonic()) * 1000)
+            with conn.transaction():
+                # Explore only reads: the server refuses any write in this transaction.
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(max(budget, 1)),))
+                with conn.cursor(name="opcockpit_explore_ledger") as cur:
+                    cur.itersize = 2000  # rows per round trip: they stream into the evaluator
+                    cur.execute(to_pg(sql), tuple(params))
+                    yield from cur
+        except psycopg.errors.QueryCanceled:
+            raise QueryTimeout("the query ran past its time budget and was stopped; narrow it") from None
+        except Exception as exc:
+            if isinstance(exc, LedgerError) or not is_db_error(exc):
+                raise
+            raise LedgerError(self.target.shown, f"cannot read the ledger: {reason(exc)}") from None
+        finally:
+            db.close()
+
+
+# A statement that named the ledger (`ledger.audit_log`) where it is not attached: SQLite's and
+# PostgreSQL's wording of "no such table".
+_NAMES_LEDGER = re.compile(r"""(no such table: |relation "|schema ")ledger\b""", re.IGNORECASE)
+
+
+class LedgerSqlNote:
+    """The SQL mode (ports.explore.SqlReadonlyPort) where the ledger is NOT attached (a ledger on
+    PostgreSQL, or a platform source on PostgreSQL): a statement over `ledger.*` gets one clear
+    line saying so, instead of the database's "no such table"."""
+
+    def __init__(self, inner: Any, target: LedgerTarget) -> None:
+        self.inner = inner
+        self.target = target
+
+    def execute(
+        self, sql: str, params: Mapping[str, Any] | Sequence[Any] = (), *, limit: int = 1000,
+        timeout_s: float = 5.0,
+    ) -> SqlResult:  # fmt: skip
+        try:
+            return self.inner.execute(sql, params, limit=limit, timeout_s=timeout_s)
+        except SqlRefused as exc:
+            if not _NAMES_LEDGER.search(str(exc)):
+                raise
+            where = "on PostgreSQL" if self.target.kind == "postgres" else "a SQLite file"
+            raise SqlRefused(
+                f"the ledger ({where}: {self.target.shown}) is not attachable in this SQL mode;"
+                " query its datasets with the language: audit ..., alerts ..., events ..."
+            ) from None
