@@ -256,12 +256,14 @@ def build_event_log(
 def build_explore(
     settings: CockpitConfig,
     *,
-    ledger_path: str | os.PathLike[str] | None = None,
+    ledger_path: str | os.PathLike[str] | LedgerTarget | None = None,
     clock: Callable[[], datetime] | None = None,
     operator: str | None = None,
 ) -> ExploreService:
     """Explore over `settings`' sandbox.db/events.db and the ledger (read-only everywhere except
-    the saved queries and history it keeps in the ledger)."""
+    the saved queries and history it keeps in the ledger). The ledger datasets (events, audit,
+    alerts) read the configured ledger, a SQLite file or PostgreSQL (`ledger_target`)."""
+    from opcockpit.adapters.ledger.explore_ledger import LedgerExploreRows, LedgerSqlNote
     from opcockpit.adapters.ledger.queries import QueryStore
     from opcockpit.adapters.leon.explore_rows import ExploreRows
     from opcockpit.adapters.leon.sql_readonly import ReadOnlySql
@@ -270,19 +272,24 @@ def build_explore(
     sources = settings.sources
     sandbox = str(sources.sandbox_db) if sources.sandbox_db else None
     events = str(sources.events_db) if sources.events_db else None
-    ledger = Path(ledger_path) if ledger_path is not None else default_ledger_path()
+    target = ledger_target(settings, ledger_path)
+    ledger = LedgerExploreRows(target)
     rows: Any = ExploreRows(sandbox, events, ledger)
-    sql: Any = ReadOnlySql(sandbox, events, ledger) if sandbox else None
+    # The SQL mode attaches a SQLite ledger file; a PostgreSQL one cannot be (LedgerSqlNote says so).
+    sql: Any = ReadOnlySql(sandbox, events, target.path) if sandbox else None
     if getattr(sources, "kind", "sqlite") == "postgres":  # LEON's tables in PostgreSQL (issue 12)
         from opcockpit.adapters.pg_source_explore import pg_explore
 
         rows, sql = pg_explore(sources, events, ledger)
+    attached = target.kind == "sqlite" and isinstance(sql, ReadOnlySql)
+    if sql is not None and not attached:
+        sql = LedgerSqlNote(sql, target)
     return ExploreService(
         rows=rows,
         events_db=events,
         events_reader=_events_reader,
         sql=sql,
-        store=lambda: QueryStore(ledger_target(settings, ledger_path)),  # on the team's ledger too
+        store=lambda: QueryStore(target),  # on the team's ledger too
         clock=clock,
         operator=operator or operator_name(),
     )
