@@ -118,6 +118,8 @@ class SandboxDbTracker:
         self._schema_version: int | None = None
         self._full_at = 0.0
         self._state: DbState | None = None
+        # table -> rowid -> hash of the row's signature (the 64-bit hash, not the text: ~10 MB
+        # less at 10k leases; a collision would hide one change until the next resync_s).
         self._sigs: dict[str, dict[int, Any]] = {}
         self._raw: dict[str, dict[int, tuple]] = {}
         self._doubt: str | None = None
@@ -234,7 +236,7 @@ class SandboxDbTracker:
         self._sigs = {}
         self._raw = {}
         for (table, _), rows in zip(_TABLES, results, strict=True):
-            self._sigs[table] = {r[0]: r[1] for r in rows}
+            self._sigs[table] = {r[0]: hash(r[1]) for r in rows}
             self._raw[table] = {r[0]: r[2:] for r in rows}
         self._schema_version = schema.version
         self._full_at = self._monotonic()
@@ -269,7 +271,7 @@ class SandboxDbTracker:
                     sig_rows = await conn.execute_fetchall(
                         f'SELECT rowid, {_signature(s, table, cols)} FROM "{table}"'
                     )
-                    changed = [rid for rid, sig in sig_rows if old.get(rid) != sig]
+                    changed = [rid for rid, sig in sig_rows if old.get(rid) != hash(sig)]
                     seen = len(sig_rows) - len(changed)  # unchanged rows, all of them known
                     gone: list[int] = []
                     if seen != len(old):  # some known row is no longer there
@@ -301,7 +303,7 @@ class SandboxDbTracker:
                 sigs.pop(rid, None)
                 raw.pop(rid, None)
             for r in fetched:
-                sigs[r[0]] = r[1]
+                sigs[r[0]] = hash(r[1])
                 raw[r[0]] = r[2:]
             self.stats.rows_fetched += len(fetched)
         self._dv = dv
@@ -394,13 +396,13 @@ class SandboxDbTracker:
         high = self._wm[table]
         for r in rows:
             high = _high(high, r[2:])
-        hot = {r[0]: r[1] for r in rows}
+        hot = {r[0]: hash(r[1]) for r in rows}
         for chunk in _chunks(sorted(leases)):
             for rid, sg in await conn.execute_fetchall(
                 f'SELECT rowid, {sig} FROM "{table}" WHERE lease_id IN ({_placeholders(len(chunk))})',
                 tuple(chunk),
             ):
-                hot[rid] = sg
+                hot[rid] = hash(sg)
         agg = next(
             iter(await conn.execute_fetchall(f'SELECT count(*), total(rowid), max(rowid) FROM "{table}"'))
         )
@@ -417,7 +419,7 @@ class SandboxDbTracker:
                     )
                 )
             )
-            if hot.get(top[0], old.get(top[0])) != top[1]:
+            if hot.get(top[0], old.get(top[0])) != hash(top[1]):
                 return None
         self._wm[table] = high
         return list(hot.items())
