@@ -11,8 +11,8 @@ on both, field for field and type for type (`LedgerExploreRows.rows`):
   rows streamed by a server-side cursor. The query language's filter is not pushed down (its
   semantics are Python functions only SQLite can run inside SQL): the `events` time window is
   (exact: integer microseconds), the evaluator filters and counts the rest (`aggregate` -> None).
-  `before`/`after` are taken from the JSON body in Python as SQLite's `json_extract` gives them
-  (`_json_part`), so a row equals its SQLite twin.
+  `before`/`after` are cut from the JSON body in Python (`_json_part`) as SQLite gives them
+  (`_json_text`: always text), so a row equals its SQLite twin.
 Errors: a PostgreSQL ledger that cannot be read is LedgerError (one line, password masked); a
 SQLite file SourceError, as every file source. Past the deadline: QueryTimeout.
 """
@@ -23,13 +23,14 @@ import json
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from opcockpit.adapters.ledger.backend import LedgerTarget, connect, to_pg
 from opcockpit.adapters.ledger.sqlite import is_db_error, reason
 from opcockpit.adapters.leon.explore_rows import LEDGER_DATASETS, ro_query
-from opcockpit.adapters.leon.explore_sql import SOURCES, count_sql, from_us, select_sql, to_us
+from opcockpit.adapters.leon.explore_sql import SOURCES, Col, count_sql, from_us, select_sql, to_us
 from opcockpit.domain.query import Filter, QueryTimeout
 from opcockpit.domain.timeutil import make_parser
 from opcockpit.ports.explore import SqlRefused, SqlResult
@@ -55,19 +56,37 @@ _EVENTS_PG = (
 _DEFAULT_BUDGET_MS = 30_000
 
 
-def _json_part(body: str | None, key: str) -> Any:
-    """`json_extract(body, '$.<key>')` as SQLite gives it: objects and arrays as compact JSON
-    text, booleans as 0/1, JSON null (or a missing key, or a body that is not JSON) as None."""
+def _json_text(key: str) -> str:
+    """SQLite: `before`/`after` always text (a text field: the filter's text operators call
+    .lower() on it): a JSON string as its text, null as NULL, anything else as its JSON text
+    (numbers, true/false, objects, arrays). json_extract alone gave 3 or 1 for a number or true."""
+    path = f"'$.{key}'"
+    return (
+        f"CASE json_type(body, {path}) WHEN 'text' THEN json_extract(body, {path})"
+        f" WHEN 'null' THEN NULL ELSE body -> {path} END"
+    )
+
+
+_EVENTS = replace(
+    SOURCES["events"],
+    cols=tuple(
+        Col(c.field, _json_text(c.field), c.kind) if c.field in ("before", "after") else c
+        for c in SOURCES["events"].cols
+    ),
+)
+
+
+def _json_part(body: str | None, key: str) -> str | None:
+    """PostgreSQL: `before`/`after` as `_json_text` gives them in SQLite: a JSON string as its
+    text; null, a missing key or a body that is not JSON as None; anything else compact JSON."""
     try:
         doc = json.loads(body) if body else None
     except ValueError:
         return None
     v = doc.get(key) if isinstance(doc, dict) else None
-    if isinstance(v, bool):
-        return int(v)
-    if isinstance(v, dict | list):
-        return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
-    return v
+    if v is None or isinstance(v, str):
+        return v
+    return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
 
 
 class LedgerExploreRows:
@@ -110,7 +129,7 @@ class LedgerExploreRows:
         audit and alerts, and on PostgreSQL."""
         if dataset != "events" or self.target.kind != "sqlite":
             return None
-        sql = count_sql(SOURCES["events"], since, until, where, by)
+        sql = count_sql(_EVENTS, since, until, where, by)
         if sql is None:
             return None
         if not self._has("events"):
@@ -122,7 +141,7 @@ class LedgerExploreRows:
     ) -> Iterator[dict[str, Any]]:
         if not self._has("events"):
             return
-        src = SOURCES["events"]
+        src = _EVENTS
         names = [c.field for c in src.sql_cols]
         if self.target.kind == "sqlite":
             sql, params = select_sql(src, since, until, where)
