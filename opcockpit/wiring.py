@@ -374,7 +374,7 @@ class Cockpit:
         from opcockpit.services.query_alerts import OverrideSource, QueryRules
 
         target = self.ledger if self.ledger is not None else self.ledger_path
-        explore = partial(build_explore, self.settings, ledger_path=self.ledger_path, clock=self.clock)
+        explore = partial(build_explore, self.settings, ledger_path=target, clock=self.clock)
         overrides = OverrideSource(partial(RuleOverrideStore.open, target))
         engine.query_rules = QueryRules(engine.config, explore, overrides)
         return engine

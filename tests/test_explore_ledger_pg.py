@@ -220,3 +220,22 @@ def test_unreachable_postgres_ledger_is_one_line_without_the_password(
     with pytest.raises(SqlRefused) as sq:
         asyncio.run(ex.run_sql("SELECT * FROM ledger.alerts"))
     assert "not attachable" in str(sq.value) and "wrong-pass-77" not in str(sq.value)
+
+
+def test_query_backed_rules_read_the_cockpits_postgres_ledger(
+    fleet: Any, pg_url: str, tmp_path: Path
+) -> None:
+    """The alert engine's Explore (query-backed rules) reads the team's ledger, not the local file."""
+    from opcockpit.settings.config import load_config
+    from opcockpit.wiring import build_cockpit
+
+    fill(pg_url)
+    path = tmp_path / "cfg.toml"
+    path.write_text(f'[sources]\nsandbox_db = "{fleet.sandbox_db}"\n[ledger]\nurl = "{pg_url}"\n')
+    cockpit = build_cockpit(load_config(path, env={}).config, read_only=True)
+    store = cockpit.open_alert_store()
+    try:
+        svc = cockpit.alert_engine(store).query_rules.explore()
+        assert [r["op_id"] for r in run(svc, "audit").rows] == ["op1", "op2", "op3"]
+    finally:
+        store.close()

@@ -78,7 +78,7 @@ def attach_query_rules(engine: AlertEngine, cockpit: Cockpit) -> None:
     target = cockpit.ledger if cockpit.ledger is not None else cockpit.ledger_path
     engine.query_rules = QueryRules(
         toml=engine.config,
-        explore=lambda: build_explore(cockpit.settings, ledger_path=cockpit.ledger_path, clock=cockpit.clock),
+        explore=lambda: build_explore(cockpit.settings, ledger_path=target, clock=cockpit.clock),
         overrides=OverrideSource(lambda: RuleOverrideStore.open(target)),
     )
 

@@ -179,7 +179,8 @@ class ExploreView(SavedQueries, Vertical):
             if cockpit is not None:
                 from opcockpit.wiring import build_explore
 
-                svc = self._service = build_explore(cockpit.settings, ledger_path=cockpit.ledger_path)
+                ledger = getattr(cockpit, "ledger", None) or cockpit.ledger_path  # the team's ledger too
+                svc = self._service = build_explore(cockpit.settings, ledger_path=ledger)
         return svc
 
     @work(thread=True, exit_on_error=False, group="explore-history")
