@@ -4,15 +4,18 @@ Datasets and where their rows come from:
 - leases, orphans: the GroundTruth the caller passes (the collector's latest refresh; stale rows
   stay, with their age, and a warning names the failed provider);
 - runs: the events.db reader's run summaries, joined with thread -> lease -> provider;
-- run_events, commands, sessions, lease_events, provider_events, audit, alerts: the rows port.
-- events: the cockpit's event ledger (the ledger file's `events` table), through the rows port.
+- run_events, commands, sessions, lease_events, provider_events: the rows port.
+- events (the cockpit's event ledger), audit, alerts: the rows port too, which reads them from the
+  configured ledger, a SQLite file or a team's PostgreSQL (adapters/ledger/explore_ledger.py).
 
 Table-backed datasets evaluate their filter and time window in SQLite where it is exact, and a
 query that starts with a count (`| group by f | count`, `| count by f`, `| count`) is counted
 there too, so the rows never leave SQLite; the evaluator applies the same filter (one typed
 filter, domain.query.filter) to what comes back, so both paths give the same result. With the
 platform source on PostgreSQL the rows port reads LEON's datasets there and declines the counts
-(`aggregate` -> None): the evaluator filters and counts them (adapters/pg_source_explore.py).
+(`aggregate` -> None): the evaluator filters and counts them (adapters/pg_source_explore.py);
+so it does for the ledger datasets with the ledger on PostgreSQL (only the `events` time window
+runs there).
 
 Evaluation (domain.query) runs in a worker thread under a time budget, so a TUI stays responsive
 and a runaway query stops with a clear message. Every run is recorded in the query history.
