@@ -239,3 +239,28 @@ def test_query_backed_rules_read_the_cockpits_postgres_ledger(
         assert [r["op_id"] for r in run(svc, "audit").rows] == ["op1", "op2", "op3"]
     finally:
         store.close()
+
+
+def test_postgres_source_with_a_postgres_ledger(
+    fleet: Any, pg_server: Any, pg_url: str, tmp_path: Path
+) -> None:
+    """Both on PostgreSQL (each its own database): the ledger datasets come from the ledger's, the
+    LEON ones from the source's; the SQL mode (on the source) says the ledger is not attached."""
+    from opcockpit.settings.config import load_config
+    from tests.test_pg_source import copy_fleet
+
+    copy_fleet(fleet.sandbox_db, pg_url)
+    ledger = pg_server.fresh_db()
+    fill(ledger)
+    path = tmp_path / "both.toml"
+    path.write_text(
+        f'[sources]\nkind = "postgres"\nurl = "{pg_url}"\nevents_db = "{fleet.events_db}"\n'
+        f'[ledger]\nurl = "{ledger}"\n'
+    )
+    ex = build_explore(load_config(path, env={}).config, clock=lambda: T0 + timedelta(hours=6))
+    assert run(ex, "events | count").rows == [{"count": 24}]
+    assert [r["key"] for r in run(ex, "alerts muted:true").rows] == ["k2", "k4"]
+    assert run(ex, "sessions | count").rows[0]["count"] > 0
+    with pytest.raises(SqlRefused) as ei:
+        asyncio.run(ex.run_sql("SELECT * FROM ledger.audit_log"))
+    assert "not attachable" in str(ei.value) and PASSWORD not in str(ei.value)
