@@ -11,18 +11,17 @@ on both, field for field and type for type (`LedgerExploreRows.rows`):
   rows streamed by a server-side cursor. The query language's filter is not pushed down (its
   semantics are Python functions only SQLite can run inside SQL): the `events` time window is
   (exact: integer microseconds), the evaluator filters and counts the rest (`aggregate` -> None).
-  `before`/`after` are cut from the JSON body in Python (`_json_part`) as SQLite gives them
-  (`_json_text`: always text), so a row equals its SQLite twin.
+  A count with no filter (`events | count by type`) runs in PostgreSQL too. `before`/`after` are
+  always text on both (`_sqlite_json_text`, `_pg_json_text`), so a row equals its SQLite twin.
 Errors: a PostgreSQL ledger that cannot be read is LedgerError (one line, password masked); a
 SQLite file SourceError, as every file source. Past the deadline: QueryTimeout.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -30,7 +29,7 @@ from typing import Any
 from opcockpit.adapters.ledger.backend import LedgerTarget, connect, to_pg
 from opcockpit.adapters.ledger.sqlite import is_db_error, reason
 from opcockpit.adapters.leon.explore_rows import LEDGER_DATASETS, ro_query
-from opcockpit.adapters.leon.explore_sql import SOURCES, Col, count_sql, from_us, select_sql, to_us
+from opcockpit.adapters.leon.explore_sql import SOURCES, Col, Source, count_sql, from_us, select_sql
 from opcockpit.domain.query import Filter, QueryTimeout
 from opcockpit.domain.timeutil import make_parser
 from opcockpit.ports.explore import SqlRefused, SqlResult
@@ -48,18 +47,13 @@ _ALERTS_SQL = (
     "SELECT id, rule, severity, state, key, summary, scope, fired_at, last_seen, resolved_at,"
     " acked_by, muted_until, mute_until_resolved FROM alerts ORDER BY id"
 )
-# PostgreSQL's events: the body whole (before/after are cut from it in Python, see _json_part).
-_EVENTS_PG = (
-    "SELECT id, type, occurred_us, observed_us, source, lease_id, instance_id, thread_id, provider, body"
-    " FROM events"
-)
 _DEFAULT_BUDGET_MS = 30_000
 
 
-def _json_text(key: str) -> str:
-    """SQLite: `before`/`after` always text (a text field: the filter's text operators call
-    .lower() on it): a JSON string as its text, null as NULL, anything else as its JSON text
-    (numbers, true/false, objects, arrays). json_extract alone gave 3 or 1 for a number or true."""
+def _sqlite_json_text(key: str) -> str:
+    """`before`/`after` always text (a text field: the filter's text operators call .lower() on
+    it): a JSON string as its text, null as NULL, anything else as its JSON text (numbers,
+    true/false, objects, arrays). json_extract alone gave 3 or 1 for a number or true."""
     path = f"'$.{key}'"
     return (
         f"CASE json_type(body, {path}) WHEN 'text' THEN json_extract(body, {path})"
@@ -67,26 +61,29 @@ def _json_text(key: str) -> str:
     )
 
 
-_EVENTS = replace(
-    SOURCES["events"],
-    cols=tuple(
-        Col(c.field, _json_text(c.field), c.kind) if c.field in ("before", "after") else c
-        for c in SOURCES["events"].cols
-    ),
+def _pg_json_text(key: str, doc: str = "body::json") -> str:
+    """The same in PostgreSQL: `json` (not jsonb) keeps a value's text as written, compact here."""
+    v = f"({doc} -> '{key}')"
+    return (
+        f"CASE json_typeof({v}) WHEN 'string' THEN {doc} ->> '{key}' WHEN 'null' THEN NULL ELSE {v}::text END"
+    )
+
+
+def _events_source(json_text: Callable[[str], str], from_: str = "events") -> Source:
+    base = SOURCES["events"]
+    cols = tuple(
+        Col(c.field, json_text(c.field), c.kind) if c.field in ("before", "after") else c for c in base.cols
+    )
+    return replace(base, from_=from_, cols=cols)
+
+
+# The `events` dataset per backend (the SQL is SQLite's spelling; `to_pg` turns `?` into `%s`).
+_EVENTS = {"sqlite": _events_source(_sqlite_json_text), "postgres": _events_source(_pg_json_text)}
+# PostgreSQL's rows: the body parsed once per row, not once per use (OFFSET 0 keeps the planner
+# from inlining it back): 100k rows 0.55 s instead of 0.86 s on the server.
+_PG_ROWS = _events_source(
+    lambda k: _pg_json_text(k, "x.j"), "events CROSS JOIN LATERAL (SELECT body::json AS j OFFSET 0) x"
 )
-
-
-def _json_part(body: str | None, key: str) -> str | None:
-    """PostgreSQL: `before`/`after` as `_json_text` gives them in SQLite: a JSON string as its
-    text; null, a missing key or a body that is not JSON as None; anything else compact JSON."""
-    try:
-        doc = json.loads(body) if body else None
-    except ValueError:
-        return None
-    v = doc.get(key) if isinstance(doc, dict) else None
-    if v is None or isinstance(v, str):
-        return v
-    return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
 
 
 class LedgerExploreRows:
@@ -127,9 +124,9 @@ class LedgerExploreRows:
     ) -> list[tuple[tuple[Any, ...], int]] | None:
         """Counts in SQLite when the filter translates exactly; None (the evaluator counts) for
         audit and alerts, and on PostgreSQL."""
-        if dataset != "events" or self.target.kind != "sqlite":
-            return None
-        sql = count_sql(_EVENTS, since, until, where, by)
+        if dataset != "events" or (where is not None and self.target.kind != "sqlite"):
+            return None  # PostgreSQL cannot run the filter's functions: the evaluator counts
+        sql = count_sql(_EVENTS[self.target.kind], since, until, where, by)
         if sql is None:
             return None
         if not self._has("events"):
@@ -141,27 +138,14 @@ class LedgerExploreRows:
     ) -> Iterator[dict[str, Any]]:
         if not self._has("events"):
             return
-        src = _EVENTS
+        src = _EVENTS["sqlite"] if self.target.kind == "sqlite" else _PG_ROWS
         names = [c.field for c in src.sql_cols]
-        if self.target.kind == "sqlite":
-            sql, params = select_sql(src, since, until, where)
-            for r in self._fetch(sql, params, deadline):
-                row = dict(zip(names, r, strict=True))
-                row["occurred_at"], row["observed_at"] = from_us(r[2]), from_us(r[3])
-                yield row
-            return
-        # PostgreSQL: the window only (exact on integer microseconds); the evaluator does the rest.
-        conds, params = [], []
-        for cond, bound in (("observed_us >= ?", since), ("observed_us <= ?", until)):
-            if bound is not None:
-                conds.append(cond)
-                params.append(to_us(bound))
-        where_sql = " WHERE " + " AND ".join(conds) if conds else ""
-        for r in self._fetch(f"{_EVENTS_PG}{where_sql} ORDER BY id", params, deadline):
-            yield dict(
-                zip(names, (*r[:2], from_us(r[2]), from_us(r[3]), *r[4:9],
-                            _json_part(r[9], "before"), _json_part(r[9], "after")), strict=True)
-            )  # fmt: skip
+        # PostgreSQL: the time window only (exact on integer microseconds); the evaluator filters.
+        sql, params = select_sql(src, since, until, where if self.target.kind == "sqlite" else None)
+        for r in self._fetch(sql, params, deadline):
+            row = dict(zip(names, r, strict=True))
+            row["occurred_at"], row["observed_at"] = from_us(r[2]), from_us(r[3])
+            yield row
 
     def _audit(self, deadline: float | None) -> Iterator[dict[str, Any]]:
         if not self._has("audit"):
