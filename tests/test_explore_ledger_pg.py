@@ -264,3 +264,21 @@ def test_postgres_source_with_a_postgres_ledger(
     with pytest.raises(SqlRefused) as ei:
         asyncio.run(ex.run_sql("SELECT * FROM ledger.audit_log"))
     assert "not attachable" in str(ei.value) and PASSWORD not in str(ei.value)
+
+
+def test_a_blocked_postgres_ledger_query_stops_at_its_time_budget(
+    fleet: Any, pg_url: str, tmp_path: Path
+) -> None:
+    """statement_timeout is the query's budget: a read stuck behind another session's lock stops
+    with QueryTimeout (one clear message) instead of hanging the worker."""
+    from opcockpit.domain.query import QueryTimeout
+
+    fill(pg_url)
+    ex = explore(tmp_path, fleet, pg_url)
+    with psycopg.connect(pg_url) as holder:
+        holder.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")  # held until the block ends
+        with pytest.raises(QueryTimeout) as ei:
+            asyncio.run(ex.run("events", timeout_s=0.5))
+        holder.rollback()
+    assert "time budget" in str(ei.value)
+    assert run(ex, "events | count").rows == [{"count": 24}]  # and the next query runs
