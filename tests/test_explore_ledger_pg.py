@@ -220,6 +220,14 @@ def test_unreachable_postgres_ledger_is_one_line_without_the_password(
     with pytest.raises(SqlRefused) as sq:
         asyncio.run(ex.run_sql("SELECT * FROM ledger.alerts"))
     assert "not attachable" in str(sq.value) and "wrong-pass-77" not in str(sq.value)
+    from tests.cli_support import clean_env, run_cli
+
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(f'[sources]\nsandbox_db = "{fleet.sandbox_db}"\n[ledger]\nurl_env = "TEAM_LEDGER"\n')
+    cli = run_cli("--config", str(cfg), "query", "audit", env=clean_env(tmp_path / "home", TEAM_LEDGER=url))
+    assert cli.code == 3 and not cli.out.strip(), cli.err  # a source that cannot be read
+    assert len(cli.err.strip().splitlines()) == 1 and "authentication failed" in cli.err
+    assert "wrong-pass-77" not in cli.err and PASSWORD not in cli.err
 
 
 def test_query_backed_rules_read_the_cockpits_postgres_ledger(
