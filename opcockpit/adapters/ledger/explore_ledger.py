@@ -10,8 +10,8 @@ on both, field for field and type for type (`LedgerExploreRows.rows`):
   stores), one READ ONLY transaction under `statement_timeout` (the query's remaining budget),
   rows streamed by a server-side cursor. The query language's filter is not pushed down (its
   semantics are Python functions only SQLite can run inside SQL): the `events` time window is
-  (exact: integer microseconds), the evaluator filters and counts the rest (`aggregate` -> None).
-  A count with no filter (`events | count by type`) runs in PostgreSQL too. `before`/`after` are
+  (exact: integer microseconds), and so is a count with no filter (`events | count by type`);
+  the evaluator filters and counts the rest (`aggregate` -> None). `before`/`after` are
   always text on both (`_sqlite_json_text`, `_pg_json_text`), so a row equals its SQLite twin.
 Errors: a PostgreSQL ledger that cannot be read is LedgerError (one line, password masked); a
 SQLite file SourceError, as every file source. Past the deadline: QueryTimeout.
@@ -122,8 +122,8 @@ class LedgerExploreRows:
         by: tuple[str, ...],
         deadline: float | None = None,
     ) -> list[tuple[tuple[Any, ...], int]] | None:
-        """Counts in SQLite when the filter translates exactly; None (the evaluator counts) for
-        audit and alerts, and on PostgreSQL."""
+        """`events` counted in the ledger when that is exact: SQLite when the filter translates,
+        PostgreSQL when there is no filter; else None (the evaluator counts), as for audit/alerts."""
         if dataset != "events" or (where is not None and self.target.kind != "sqlite"):
             return None  # PostgreSQL cannot run the filter's functions: the evaluator counts
         sql = count_sql(_EVENTS[self.target.kind], since, until, where, by)
