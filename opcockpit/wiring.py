@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from opcockpit.adapters.ledger.audit import AuditLog
 from opcockpit.adapters.ledger.backend import LedgerTarget
 from opcockpit.adapters.ledger.sqlite import default_ledger_path
-from opcockpit.adapters.leon.sandbox_changes import SandboxDbTracker
 from opcockpit.adapters.leon.sandbox_db import SandboxDbReader, read_db_state
 from opcockpit.adapters.providers.registry import build_adapter
 from opcockpit.domain.alerts_config import AlertsConfig
@@ -39,6 +38,7 @@ if TYPE_CHECKING:  # annotations only; the builders import what they construct
     from opcockpit.adapters.ledger.alerts import AlertStore
     from opcockpit.adapters.ledger.events import EventLog
     from opcockpit.adapters.leon.events_db import EventsDbReader
+    from opcockpit.adapters.leon.sandbox_changes import SandboxDbTracker
     from opcockpit.adapters.leon.writer import LeonWriter
     from opcockpit.adapters.notify import Notifier
     from opcockpit.adapters.otlp import OtlpExporter
@@ -87,6 +87,14 @@ def _events_reader(*args: Any, **kwargs: Any) -> EventsDbReader:
     return EventsDbReader(*args, **kwargs)
 
 
+def _db_tracker(*args: Any, **kwargs: Any) -> SandboxDbTracker:
+    """SandboxDbTracker(...), imported when the live cockpit first tracks sandbox.db (a one-shot
+    snapshot reads it in full and never does)."""
+    from opcockpit.adapters.leon.sandbox_changes import SandboxDbTracker
+
+    return SandboxDbTracker(*args, **kwargs)
+
+
 T = TypeVar("T")
 
 DEMO_LEDGER = "ledger.db"  # the demo keeps audit and alerts beside its fleet, never in the operator's
@@ -133,14 +141,14 @@ def leon_access(local_tz: tzinfo | None = None, *, sources: Any = None) -> LeonA
             sandbox_reader=SandboxDbReader,
             events_reader=_events_reader,
             writer=_leon_writer,
-            db_tracker=SandboxDbTracker,
+            db_tracker=_db_tracker,
         )
     return LeonAccess(
         read_db_state=partial(read_db_state, local_tz=local_tz),
         sandbox_reader=partial(SandboxDbReader, local_tz=local_tz),
         events_reader=_events_reader,  # events.db stores UTC text: no zone to apply
         writer=_leon_writer,
-        db_tracker=partial(SandboxDbTracker, local_tz=local_tz),
+        db_tracker=partial(_db_tracker, local_tz=local_tz),
     )
 
 
