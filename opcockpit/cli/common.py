@@ -50,26 +50,28 @@ class CliExit(Exception):
         self.code = code
 
 
-def load_or_exit(args: Any, **overrides: object) -> LoadedConfig:
-    """load_config from the parsed flags; every problem -> one stderr line, then exit 2."""
+def load_from_args(args: Any, **overrides: object) -> LoadedConfig:
+    """load_config from the parsed flags (`overrides` win); raises ConfigError."""
     from opcockpit.adapters.providers.registry import KINDS
 
+    flags: dict[str, Any] = {
+        "db": getattr(args, "db", None),
+        "events_db": getattr(args, "events_db", None),
+        "read_only": bool(getattr(args, "read_only", False)) or None,
+        "list_timeout_s": getattr(args, "timeout", None),
+        "context": getattr(args, "context", None),
+    }
+    return load_config(getattr(args, "config", None), kinds=KINDS, **{**flags, **overrides})  # type: ignore[arg-type]
+
+
+def load_or_exit(args: Any, **overrides: object) -> LoadedConfig:
+    """load_from_args; every problem -> one stderr line, then exit 2."""
     try:
-        loaded = load_config(
-            getattr(args, "config", None),
-            kinds=KINDS,
-            db=getattr(args, "db", None),
-            events_db=getattr(args, "events_db", None),
-            read_only=bool(getattr(args, "read_only", False)) or None,
-            list_timeout_s=getattr(args, "timeout", None),
-            context=getattr(args, "context", None),
-            **overrides,  # type: ignore[arg-type]
-        )
+        return load_from_args(args, **overrides)
     except ConfigError as exc:
         for problem in exc.problems:
             err(f"opcockpit: config error: {problem}")
         raise CliExit(EXIT_USAGE) from None
-    return loaded
 
 
 def _source_error_type() -> type[BaseException] | None:

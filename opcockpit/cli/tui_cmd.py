@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 from typing import Any
 
-from opcockpit.cli.common import EXIT_USAGE, err, load_or_exit
+from opcockpit.cli.common import EXIT_USAGE, err, load_from_args, load_or_exit
 
 
 def run_tui(args: Any) -> int:
@@ -16,4 +17,16 @@ def run_tui(args: Any) -> int:
     import opcockpit.tui.app as tui_app
 
     read_only = bool(loaded.config.read_only)
-    return int(tui_app.run_tui(loaded, read_only=read_only, debug=args.debug, refresh_s=args.refresh) or 0)
+    # `:ctx NAME`: the same flags with another context (a bad one raises, shown in the TUI)
+    code = tui_app.run_tui(
+        loaded,
+        read_only=read_only,
+        debug=args.debug,
+        refresh_s=args.refresh,
+        reload_context=partial(_load_context, args),
+    )
+    return int(code or 0)
+
+
+def _load_context(args: Any, name: str) -> Any:
+    return load_from_args(args, context=name)

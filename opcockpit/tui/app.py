@@ -30,6 +30,7 @@ from opcockpit.domain.targets import Action
 from opcockpit.domain.text import error_line, safe_text
 from opcockpit.tui.actions import CONFIRM_MODES, WRITE_ACTIONS, ActionsMixin
 from opcockpit.tui.commands import JumpMixin, JumpProvider
+from opcockpit.tui.contexts import Reload, SwitchContext
 from opcockpit.tui.data import DetailSource
 from opcockpit.tui.filter_bar import VIEW_KEYS, FilterBar, filter_bar_widgets
 from opcockpit.tui.hangup import HangupMixin
@@ -173,6 +174,7 @@ class CockpitApp(
         self._audit_loader = audit_loader
         self.alerting = alerting  # alert engine glue (tui/alerting.py); None: alerts off
         self.cockpit: Cockpit | None = None  # the wiring graph, when build_app made it
+        self.reload_context: Reload | None = None  # `:ctx`: loads another context's config
         self.live = LiveLoops(self)  # OTLP export + webhook events from the ledger (tui/live.py)
         self._gt_cells = gt_row_cells()  # cells per row, kept by change (tui/rowdelta.py)
         self._or_cells = orphan_row_cells()
@@ -391,6 +393,7 @@ class CockpitApp(
                 ledger=self.ledger_error,
                 export_drops=self.live.drops,
                 counts=self._gt_cells.counts if self.ground_truth is not None else None,
+                context=self.cockpit.context if self.cockpit is not None else None,
             )
         )
 
@@ -588,23 +591,40 @@ def run_app(
     demo_banner: str | None = None,
     read_only: bool = False,
     refresh_s: float | None = None,
-) -> int:
-    """Run the cockpit on a CockpitConfig; returns the exit code."""
+    reload_context: Reload | None = None,
+) -> int | SwitchContext:
+    """Run the cockpit on a CockpitConfig; returns the exit code, or the context `:ctx` chose."""
     app = build_app(config, demo_banner=demo_banner, read_only=read_only, refresh_s=refresh_s)
+    app.reload_context = reload_context
     try:
         result = app.run()
     finally:
         if app.cockpit is not None:
             app.cockpit.audit.close()  # the collector is closed by the app on unmount
+    if isinstance(result, SwitchContext):
+        return result
     return result if isinstance(result, int) else (app.return_code or 0)
 
 
 def run_tui(
-    loaded: Any, *, read_only: bool = False, debug: bool = False, refresh_s: float | None = None
+    loaded: Any,
+    *,
+    read_only: bool = False,
+    debug: bool = False,
+    refresh_s: float | None = None,
+    reload_context: Reload | None = None,
 ) -> int:
-    """CLI hook (opcockpit.cli.main): `loaded` is a LoadedConfig."""
+    """CLI hook (opcockpit.cli): `loaded` is a LoadedConfig; `reload_context(name)` loads the
+    config of another context for `:ctx` (tui/contexts.py), which starts the cockpit again on it."""
     del debug  # tracebacks are the CLI's business
-    return run_app(loaded.config, read_only=read_only, refresh_s=refresh_s)
+    while True:
+        result = run_app(
+            loaded.config, read_only=read_only, refresh_s=refresh_s, reload_context=reload_context
+        )
+        if not isinstance(result, SwitchContext):
+            return result
+        loaded = result.loaded
+        read_only = bool(loaded.config.read_only)  # the CLI's --read-only is part of that config
 
 
 async def _bounded(step: Awaitable[object], timeout: float = CLOSE_TIMEOUT_S) -> None:

@@ -1,6 +1,6 @@
 """Jumps: the fuzzy command palette (ctrl+p: tabs, a lease/thread/instance by id, commands, the
 saved queries pinned to the palette) and k9s-style `:` jumps (`:orphans`, `:alerts`, `:events`,
-`:thread ID`, `:lease ID`, `:orphan ID`)."""
+`:thread ID`, `:lease ID`, `:orphan ID`, `:ctx [NAME]` to switch deployment: tui/contexts.py)."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def _run_saved(app: Any, view: Any, name: str) -> None:
 
 # ---------------------------------------------------------------------- `:` jumps (k9s)
 
-JUMP_HINT = ":orphans :alerts :events :gt :audit :help :thread ID :lease ID :orphan ID (Esc closes)"
+JUMP_HINT = ":orphans :alerts :events :gt :audit :ctx :help :thread ID :lease ID :orphan ID (Esc closes)"
 
 _TABS = {
     "gt": "ground-truth",
@@ -167,6 +167,10 @@ def resolve_jump(app: JumpCockpit, text: str) -> Callable[[], None] | str:
     verb, ref = verb.casefold(), ref.strip()
     if not verb:
         return f"type a jump: {JUMP_HINT}"
+    if verb in ("ctx", "context"):
+        from opcockpit.tui.contexts import context_jump
+
+        return context_jump(app, ref)
     gt = app.ground_truth
     if ref and verb in ("lease", "thread", "orphan"):
         if gt is None:

@@ -53,6 +53,7 @@ class HeaderState:
     # Rows per convergence, kept by the app as rows change (the header redraws every second:
     # counting 10k rows each time was ~3 % of a core); None: counted from `gt` here.
     counts: Mapping[str, int] | None = None
+    context: str | None = None  # the `[contexts.<name>]` in effect (issue 12): always said
 
 
 def _age(since: datetime | None, now: datetime) -> str:
@@ -69,6 +70,8 @@ def short_banner(banner: str) -> str:
 def _counts_line(s: HeaderState, words: bool, banner: str | None) -> Text:
     t = Text(no_wrap=True, overflow="ellipsis")
     t.append(" opcockpit ", style="bold reverse")
+    if s.context:
+        t.append(f" ctx:{safe_text(s.context)} ", style="bold reverse blue")
     if s.read_only:
         t.append(" RO ", style="bold reverse yellow")
     if banner:
