@@ -51,6 +51,7 @@ JUMPS: tuple[tuple[str, str], ...] = (
     (":lease ID", "the lease's row in Ground truth (clears a filter that hides it)"),
     (":orphan ID", "the orphan's row in Orphans"),
     (":audit  :help", "the audit log of operator actions · this help"),
+    (":ctx [NAME]", "switch context (another deployment's [contexts.NAME]): a list, or that one"),
     ("ctrl+p", "fuzzy palette: tabs, a lease / thread / instance by id, commands"),
 )
 
