@@ -1,17 +1,20 @@
 """Benchmark: the headless path end to end, and the demo fleet generator that feeds every bench.
 
-- `opcockpit snapshot --format json --db <path>` as a subprocess, interpreter start included,
-  median of 5 after one warm-up: 100 leases <= 0.3 s, 10k leases <= 1.0 s (issue #2). The fleets
-  carry the default provider mix but no provider is configured (HOME/XDG point at an empty dir),
-  so the timing is the DB read + reconcile + JSON, with the remote providers reported as errors.
-  The warm-up run also starts the ledger in the temp HOME: since the history work a snapshot
-  records the fleet's changes there, so the first run on a machine appends one event per lease
-  (~0.45 s at 10k, not in the median) and the timed runs only diff against it.
+- `opcockpit snapshot --format json --db <path>` as a subprocess, interpreter start included:
+  100 leases <= 0.3 s, 10k leases <= 1.0 s (issues #2, #9). The fleets carry the default provider
+  mix but no provider is configured (HOME/XDG point at an empty dir), so the timing is the DB read
+  + reconcile + JSON, with the remote providers reported as errors. The warm-up run also starts
+  the ledger in the temp HOME: since the history work a snapshot records the fleet's changes
+  there, so the first run on a machine appends one event per lease (~0.45 s at 10k, not in the
+  median) and the timed runs only diff against it.
+- the previous main (BASELINE, a `git worktree` on PYTHONPATH) beside HEAD (this tree on
+  PYTHONPATH), both as `python -m opcockpit.cli` from a neutral cwd with their own HOME, runs
+  ALTERNATING between the trees (one of each per round, so a load change hits both alike);
+  medians of wall and of the process's user+sys CPU, with the load average before and after.
+  `BENCH_BASELINE=` (empty) skips it; `BENCH_BASELINE=e4b892a` compares with another commit.
+- bytecode: PYTHONDONTWRITEBYTECODE is removed from the children's environment, so the warm-up
+  run writes both trees' `__pycache__` and the timed runs load bytecode, as an installed user does.
 - fleet generation (sandbox.db + events.db) and `read_db_state` at each requested size.
-
-- the same snapshot timing for the previous main (BASELINE, a `git worktree` on PYTHONPATH) and
-  for HEAD (this tree on PYTHONPATH), both as `python -m opcockpit.cli` from a neutral cwd, side by
-  side in the same run; `BENCH_BASELINE=` (empty) skips it.
 
 Run: `python -m bench.run --only snapshot` or `python bench/bench_snapshot.py [n ...]`.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -38,7 +42,7 @@ from opcockpit.demo.fleet import generate_fleet
 SNAPSHOT_TARGETS_S = {100: 0.3, 10_000: 1.0}
 GEN_TARGET_S_PER_10K = None  # no issue sets one; informational (the benchmarks build fleets with it)
 READ_TARGET_S_PER_10K = None  # informational; the snapshot target bounds it
-REPEATS = 5
+REPEATS = int(os.environ.get("BENCH_REPEATS", "7"))
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = os.environ.get("BENCH_BASELINE", "ec3fb80")  # the main at the start of issue 10's work
 
@@ -56,9 +60,36 @@ def _cli() -> list[str] | None:
 
 
 def _isolated_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEON_", "OPCOCKPIT_", "DOCKER_"))}
+    drop = ("LEON_", "OPCOCKPIT_", "DOCKER_", "PYTHONDONTWRITEBYTECODE")  # bytecode as installed
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
     return env
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _run_once(cmd: list[str], env: dict[str, str], home: Path) -> tuple[float, float, str]:
+    """(wall s, user+sys CPU s, stdout) of one snapshot process; RuntimeError when it fails."""
+    c0, t0 = _children_cpu(), time.perf_counter()
+    # cwd=home: `python -m` puts the cwd first on sys.path, so it must hold no opcockpit.
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=home, timeout=120, check=False)
+    wall, cpu = time.perf_counter() - t0, _children_cpu() - c0
+    if proc.returncode != 0:
+        raise RuntimeError(f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}")
+    return wall, cpu, proc.stdout
+
+
+def _summary(samples: list[tuple[float, float]], out: str) -> tuple[float, str]:
+    doc = json.loads(out)
+    wall = statistics.median(s[0] for s in samples)
+    cpu = statistics.median(s[1] for s in samples)
+    return wall, (
+        f"{len(doc['rows'])} rows, {len(doc['providers'])} providers; median of {len(samples)}; "
+        f"cpu (user+sys) {cpu:.3f} s"
+    )
 
 
 def _time_snapshot(
@@ -68,24 +99,16 @@ def _time_snapshot(
     env = _isolated_env(home)
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
-    samples: list[float] = []
+    samples: list[tuple[float, float]] = []
     out = ""
-    for i in range(REPEATS + 1):  # first run warms the page cache and bytecode
-        t0 = time.perf_counter()
-        # cwd=home: `python -m` puts the cwd first on sys.path, so it must hold no opcockpit.
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, env=env, cwd=home, timeout=120, check=False
-        )
-        dt = time.perf_counter() - t0
-        if proc.returncode != 0:
-            return None, f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}"
-        out = proc.stdout
-        if i:
-            samples.append(dt)
-    doc = json.loads(out)
-    return statistics.median(
-        samples
-    ), f"{len(doc['rows'])} rows, {len(doc['providers'])} providers; median of {REPEATS}"
+    try:
+        for i in range(REPEATS + 1):  # the first run warms the page cache, bytecode and ledger
+            wall, cpu, out = _run_once(cmd, env, home)
+            if i:
+                samples.append((wall, cpu))
+    except RuntimeError as exc:
+        return None, str(exc)
+    return _summary(samples, out)
 
 
 def _snapshot_rows(work: Path) -> list[dict[str, Any]]:
@@ -101,9 +124,15 @@ def _snapshot_rows(work: Path) -> list[dict[str, Any]]:
         if cli is None:
             rows.append({**row, "value": None, "notes": "skipped: opcockpit CLI not available"})
             continue
+        load = _load()
         value, notes = _time_snapshot(cli, _snapshot_db(work, n), _home(work))
+        notes = f"{notes}; load {load} -> {_load()}"
         rows.append({**row, "value": round(value, 3) if value is not None else None, "notes": notes})
     return rows
+
+
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def _snapshot_db(work: Path, n: int) -> Path:
@@ -112,13 +141,14 @@ def _snapshot_db(work: Path, n: int) -> Path:
     return db if db.exists() else generate_fleet(work / f"snap{n}", leases=n, seed=1).sandbox_db
 
 
-def _home(work: Path) -> Path:
-    (work / "home").mkdir(exist_ok=True)
-    return work / "home"
+def _home(work: Path, name: str = "home") -> Path:
+    (work / name).mkdir(exist_ok=True)
+    return work / name
 
 
 def _compare_rows(work: Path) -> list[dict[str, Any]]:
-    """Previous main beside HEAD: the same fleets, the same launcher, only PYTHONPATH differs."""
+    """Previous main beside HEAD: the same fleets and launcher, only PYTHONPATH (and HOME, so
+    each tree keeps its own ledger) differ; one run of each tree per round, alternating."""
     if not BASELINE:
         return []
     from bench.bench_steady import git, imported_from, worktree
@@ -126,21 +156,48 @@ def _compare_rows(work: Path) -> list[dict[str, Any]]:
     cli = [sys.executable, "-m", "opcockpit.cli"]
     rows: list[dict[str, Any]] = []
     with worktree(BASELINE) as prev:
-        for label, tree in ((f"previous main {git('rev-parse', '--short', BASELINE)}", prev),
-                            (f"HEAD {git('rev-parse', '--short', 'HEAD')}", ROOT)):  # fmt: skip
-            env = {**_isolated_env(_home(work)), "PYTHONPATH": str(tree)}
-            origin = imported_from(env, _home(work))
+        trees = {
+            f"previous main {git('rev-parse', '--short', BASELINE)}": prev,
+            f"HEAD {git('rev-parse', '--short', 'HEAD')}": ROOT,
+        }
+        envs: dict[str, tuple[dict[str, str], Path]] = {}
+        for i, (label, tree) in enumerate(trees.items()):
+            home = _home(work, f"home-tree{i}")
+            env = {**_isolated_env(home), "PYTHONPATH": str(tree)}
+            origin = imported_from(env, home)
             if not origin.is_relative_to(tree.resolve()):
                 raise RuntimeError(f"{label}: opcockpit imports from {origin}, not from {tree}")
-            for n, target in SNAPSHOT_TARGETS_S.items():
-                value, notes = _time_snapshot(cli, _snapshot_db(work, n), _home(work), pythonpath=tree)
+            envs[label] = (env, home)
+        for n, target in SNAPSHOT_TARGETS_S.items():
+            cmd = [*cli, "snapshot", "--format", "json", "--db", str(_snapshot_db(work, n))]
+            samples: dict[str, list[tuple[float, float]]] = {label: [] for label in trees}
+            outs: dict[str, str] = {}
+            failed: dict[str, str] = {}
+            load = _load()
+            for i in range(REPEATS + 1):  # round 0 warms caches, bytecode and each ledger
+                for label, (env, home) in envs.items():
+                    if label in failed:
+                        continue
+                    try:
+                        wall, cpu, outs[label] = _run_once(cmd, env, home)
+                    except RuntimeError as exc:
+                        failed[label] = str(exc)
+                        continue
+                    if i:
+                        samples[label].append((wall, cpu))
+            loads = f"load {load} -> {_load()}; alternating with the other tree"
+            for label in trees:
+                if label in failed:
+                    value, notes = None, failed[label]
+                else:
+                    value, notes = _summary(samples[label], outs[label])
                 rows.append({
                     "name": f"snapshot --format json, python -m, {label}",
                     "size": n,
                     "value": round(value, 3) if value is not None else None,
                     "unit": "s",
                     "target": target,
-                    "notes": notes,
+                    "notes": f"{notes}; {loads}",
                 })  # fmt: skip
     return rows
 
