@@ -35,7 +35,7 @@ FOREVER = datetime(2099, 1, 1, tzinfo=UTC)  # a mute still on when the test runs
 # before/after of every JSON kind json_extract distinguishes: text, object, array, number, bool, null
 STATES: list[Any] = [
     "running", {"state": "paused", "n": 2, "ok": True, "note": "é\nx \"q\""}, [1, "a", None], 3, 2.5,
-    True, False, None, {"nested": {"deep": [{"k": "v"}]}},
+    True, False, None, {"nested": {"deep": [{"k": "v"}]}}, 'a plain string: x "q" \\ done',
 ]  # fmt: skip
 
 
@@ -74,12 +74,21 @@ def fill(target: str) -> None:
     log.close()
 
 
+# Values whose case rules are Unicode's, not ASCII's (PostgreSQL's pre-filter must keep them):
+# the Kelvin sign lowers to "k"; an upper-case ASCII provider; a non-ASCII lease.
+ODD = {7: {"instance_id": "i-\u212a7"}, 9: {"provider": "E2B"}, 11: {"lease_id": "lease-État"}}
+
+
 def event(i: int) -> Event:
+    fields = {
+        "lease_id": f"lease-{i % 4}", "instance_id": f"i-{i}", "provider": ("e2b", "daytona")[i % 2],
+        **ODD.get(i, {}),
+    }  # fmt: skip
     return Event(
         type="lease.convergence_changed" if i % 2 else "instance.appeared",
         observed_at=T0 + timedelta(minutes=20 * i), source=EventSource.PROVIDER_LIST,
         occurred_at=None if i % 3 else T0 + timedelta(minutes=20 * i - 1),
-        lease_id=f"lease-{i % 4}", instance_id=f"i-{i}", provider=("e2b", "daytona")[i % 2],
+        **fields,
         thread_id=None if i % 2 else f"thread-{i}", before=STATES[i % len(STATES)],
         after=STATES[(i + 1) % len(STATES)], data={"i": i},
     )  # fmt: skip
@@ -124,6 +133,19 @@ QUERIES = [
     "events occurred_at:null | count by source",
     "events | count by time 1h",
     "events lease-3 | sort observed_at desc | limit 3",
+    # PostgreSQL pre-filters these (ASCII values), the evaluator decides: same rows as SQLite
+    "events i-k7",
+    "events paused",  # free text inside before/after (PostgreSQL pre-filters on the raw body)
+    'events "x \\"q"',
+    "events provider:e2b",
+    "events provider:E2* | count",
+    "events instance_id:i-?7 or instance_id:i_1*",
+    "events lease_id:lease-é*",
+    "events état",
+    "events not provider:e2b | count",
+    "events (type:lease.* or provider:dayt*) and lease-1",
+    'events provider:e2b or after~"paused"',
+    "events source:provider_list type:instance.* | count by provider",
 ]
 
 
@@ -156,6 +178,9 @@ def test_ledger_datasets_give_the_same_rows_on_sqlite_and_postgres(pair: tuple[A
     assert rows[1]["after"] == json.dumps(STATES[2], separators=(",", ":"))
     # before/after are text whatever the JSON held (a text field: text operators apply to every row)
     assert [rows[i]["before"] for i in (0, 4, 5, 6, 7)] == ["running", "2.5", "true", "false", None]
+    assert [r["instance_id"] for r in run(pg, "events i-k7").rows] == ["i-\u212a7"]
+    assert run(pg, 'events "x \\"q"').total > 0 and run(pg, "events paused").total > 0  # escaped in the body
+    assert run(pg, "events provider:e2b").total == 13 and run(pg, "events état").total == 1
     assert run(pg, "events since:2026-03-20T05:00Z until:2026-03-20T09:00Z").total == 12  # until: exclusive
 
 

@@ -29,8 +29,9 @@ from typing import Any
 from opcockpit.adapters.ledger.backend import LedgerTarget, connect, to_pg
 from opcockpit.adapters.ledger.sqlite import is_db_error, reason
 from opcockpit.adapters.leon.explore_rows import LEDGER_DATASETS, ro_query
-from opcockpit.adapters.leon.explore_sql import SOURCES, Col, Source, count_sql, from_us, select_sql
+from opcockpit.adapters.leon.explore_sql import SOURCES, Col, Source, count_sql, from_us, select_sql, to_us
 from opcockpit.domain.query import Filter, QueryTimeout
+from opcockpit.domain.query.filter import AnyText, Bool
 from opcockpit.domain.timeutil import make_parser
 from opcockpit.ports.explore import SqlRefused, SqlResult
 from opcockpit.ports.ledger import LedgerError
@@ -86,6 +87,52 @@ _PG_ROWS = _events_source(
 )
 
 
+# The text fields of `events` (catalog: text), where PostgreSQL may pre-filter (`_pg_loose`).
+_PG_TEXT = frozenset(
+    {"type", "source", "lease_id", "instance_id", "thread_id", "provider", "before", "after"}
+)
+_NON_ASCII = r"[^\x01-\x7f]|\\"  # a PostgreSQL regex: any character outside ASCII, or a backslash
+
+
+def _pg_loose(f: Filter, src: Source) -> tuple[str, list[Any]] | None:
+    """A condition PostgreSQL can run that keeps at least every row `f` matches (None: none).
+    Only the case-insensitive text atoms, and only for ASCII values: on a value that is ASCII
+    PostgreSQL's lower() (ASCII-only under COLLATE "C") is Python's, and a value with any other
+    character always passes (Unicode case rules, e.g. the Kelvin sign lowering to "k", stay with
+    the evaluator, which applies the whole filter exactly). No NOT: a superset's negation is not."""
+    if isinstance(f, Bool):
+        parts = [] if f.op == "not" else [_pg_loose(i, src) for i in f.items]
+        kept = [p for p in parts if p is not None]
+        if not kept or (f.op == "or" and len(kept) < len(parts)):
+            return None
+        return "(" + f" {f.op.upper()} ".join(p[0] for p in kept) + ")", [x for p in kept for x in p[1]]
+    if isinstance(f, AnyText):
+        if not f.needle.isascii() or not set(f.fields) <= _PG_TEXT:
+            return None
+        # before/after: the raw body instead (cheap: no JSON parsing for rows that do not pass).
+        # A superset: with no escape in an ASCII body, their text is a piece of the body as is.
+        named = ("body" if n in ("before", "after") else src.col(n).expr for n in f.fields)  # type: ignore[union-attr]
+        exprs = list(dict.fromkeys(named))
+        conds = [f"(strpos(lower({e}), ?) > 0 OR {e} ~ ?)" for e in exprs]
+        return "(" + " OR ".join(conds) + ")", [x for _ in exprs for x in (f.needle, _NON_ASCII)]
+    want = f.value
+    if f.field not in _PG_TEXT or not isinstance(want, str) or not want.isascii():
+        return None
+    e = src.col(f.field).expr  # type: ignore[union-attr]
+    if f.op == "ieq":
+        return f"(lower({e}) = ? OR {e} ~ ?)", [want, _NON_ASCII]
+    if f.op == "glob" and "[" not in want:  # fnmatch's sets have no LIKE form: left to the evaluator
+        like = (
+            want.replace("\\", "\\\\")
+            .replace("%", "\\%")
+            .replace("_", "\\_")
+            .replace("*", "%")
+            .replace("?", "_")
+        )
+        return f"(lower({e}) LIKE ? OR {e} ~ ?)", [like, _NON_ASCII]
+    return None
+
+
 class LedgerExploreRows:
     """The ledger datasets' `rows`/`aggregate` (adapters.leon.explore_rows.LedgerRows) for `target`."""
 
@@ -138,14 +185,35 @@ class LedgerExploreRows:
     ) -> Iterator[dict[str, Any]]:
         if not self._has("events"):
             return
-        src = _EVENTS["sqlite"] if self.target.kind == "sqlite" else _PG_ROWS
+        if self.target.kind == "sqlite":
+            src = _EVENTS["sqlite"]
+            sql, params = select_sql(src, since, until, where)
+        else:
+            src = _PG_ROWS
+            sql, params = self._pg_select(src, since, until, where)
         names = [c.field for c in src.sql_cols]
-        # PostgreSQL: the time window only (exact on integer microseconds); the evaluator filters.
-        sql, params = select_sql(src, since, until, where if self.target.kind == "sqlite" else None)
         for r in self._fetch(sql, params, deadline):
             row = dict(zip(names, r, strict=True))
             row["occurred_at"], row["observed_at"] = from_us(r[2]), from_us(r[3])
             yield row
+
+    @staticmethod
+    def _pg_select(
+        src: Source, since: datetime | None, until: datetime | None, where: Filter | None
+    ) -> tuple[str, list[Any]]:
+        """PostgreSQL's SELECT: the time window (exact: integer microseconds) and `_pg_loose`."""
+        conds, params = [], []
+        for cond, bound in (("observed_us >= ?", since), ("observed_us <= ?", until)):
+            if bound is not None:
+                conds.append(cond)
+                params.append(to_us(bound))
+        loose = None if where is None else _pg_loose(where, src)
+        if loose is not None:
+            conds.append(loose[0])
+            params.extend(loose[1])
+        cols = ", ".join(c.expr for c in src.sql_cols)
+        cond = " WHERE " + " AND ".join(conds) if conds else ""
+        return f"SELECT {cols} FROM {src.from_}{cond} ORDER BY {src.order}", params
 
     def _audit(self, deadline: float | None) -> Iterator[dict[str, Any]]:
         if not self._has("audit"):
