@@ -8,10 +8,11 @@ on both, field for field and type for type (`LedgerExploreRows.rows`):
   before; audit and alerts are small and stream whole.
 - PostgreSQL: through the backend seam (`backend.connect`: the same URL, role and redaction as the
   stores), one READ ONLY transaction under `statement_timeout` (the query's remaining budget),
-  rows streamed by a server-side cursor. The query language's filter is not pushed down (its
-  semantics are Python functions only SQLite can run inside SQL): the `events` time window is
-  (exact: integer microseconds), and so is a count with no filter (`events | count by type`);
-  the evaluator filters and counts the rest (`aggregate` -> None). `before`/`after` are
+  rows streamed by a server-side cursor. The query language's filter cannot run there exactly
+  (its semantics are Python functions only SQLite can run inside SQL): the `events` time window
+  does (exact: integer microseconds), and so does a count with no filter (`events | count by
+  type`); the text atoms become a pre-filter that keeps a superset of the matches (`_pg_loose`);
+  the evaluator filters and counts exactly (`aggregate` -> None). `before`/`after` are
   always text on both (`_sqlite_json_text`, `_pg_json_text`), so a row equals its SQLite twin.
 Errors: a PostgreSQL ledger that cannot be read is LedgerError (one line, password masked); a
 SQLite file SourceError, as every file source. Past the deadline: QueryTimeout.
