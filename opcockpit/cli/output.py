@@ -39,10 +39,17 @@ def escape_c1(text: str) -> str:
     """JSON text with DEL and C1 controls (8-bit CSI/OSC) written as \\u escapes.
 
     The encoder (ensure_ascii=False) escapes only U+0000..U+001F; U+007F..U+009F can only occur
-    inside JSON strings, where the escape is lossless. The search runs in C; clean output is as is.
+    inside JSON strings, where the escape is lossless. Clean output is returned as is, found
+    clean by byte scans rather than the regex (~40 ms over a 10k-lease document, issue 9): in
+    UTF-8, DEL is the byte 7F and U+0080..U+00BF (C1 among them) start with the byte C2.
     """
-    if _C1.search(text) is None:
-        return text
+    if text.isascii():
+        if "\x7f" not in text:
+            return text
+    else:
+        data = text.encode("utf-8", "surrogatepass")  # a lone surrogate is data here, not an error
+        if b"\x7f" not in data and b"\xc2" not in data:
+            return text
     return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
