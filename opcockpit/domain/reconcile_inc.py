@@ -90,6 +90,7 @@ class IncrementalReconciler:
         self._matched: dict[str, dict[str, int]] = {}  # provider -> instance id -> leases matching it
         self._base: dict[str, _Keyed] = {}  # rows before claim notes
         self._final: dict[str, _Keyed] = {}
+        self._pos: dict[str, int] = {}  # lease -> its index in _rows (sorted by key)
         self._rows: tuple[GroundTruthRow, ...] = ()
         self._orphans_by: dict[str, list[OrphanRow]] = {}
         self._orphans: tuple[OrphanRow, ...] = ()
@@ -167,14 +168,24 @@ class IncrementalReconciler:
                 touched.add(lid)
         self._claims = claims
         final = self._final
+        resort = bool(removed)
         for lid in touched:
             key, row = self._base[lid]
             mine = claims.get(lid)
+            before = final.get(lid)
+            resort = resort or before is None or before[0] != key
             final[lid] = (key, claimed_row(row, mine) if mine else row)
-        if touched or removed:
+        if resort:
             keyed = sorted(final.values(), key=_FIRST)
             self._final = {kr[1].lease_id: kr for kr in keyed}
             self._rows = tuple([kr[1] for kr in keyed])
+            self._pos = {kr[1].lease_id: i for i, kr in enumerate(keyed)}
+        elif touched:  # same leases, same sort keys: the changed rows in place, no re-sort
+            rows = list(self._rows)
+            pos = self._pos
+            for lid in touched:
+                rows[pos[lid]] = final[lid][1]
+            self._rows = tuple(rows)
         self._db = db
         return GroundTruth(
             generated_at=now,
