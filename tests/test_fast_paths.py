@@ -170,6 +170,10 @@ def _odd_rows() -> list[GroundTruthRow]:
         ),
         # Raw values LEON may have stored with an unexpected type pass through as json would.
         dataclasses.replace(base, desired_state=5, lease_status=1.5, version=True, stale_age_s=3),  # type: ignore[arg-type]
+        dataclasses.replace(  # every text field of another type (each takes json's path, not the str one)
+            base, lease_id=1, provider=2.5, thread_id=3, chat_session_id=False, instance_id=4,  # type: ignore[arg-type]
+            observed_state=None, reason=6, source=7, lease_status=8, last_error=9,  # type: ignore[arg-type]
+        ),
     ]
 
 

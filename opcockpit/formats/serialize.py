@@ -247,36 +247,48 @@ _RESOURCES_TEMPLATE = (
 
 
 def _row_json(r: GroundTruthRow) -> str:
-    """row_to_dict(r) as JSON text, value for value (see row_to_dict for the conversions)."""
-    j = _j
-    res = r.resources
-    ps = r.provider_state
+    """row_to_dict(r) as JSON text, value for value (see row_to_dict for the conversions).
+
+    Text fields are encoded inline when they are plain str (the model's type) and through `_j`
+    otherwise; an ISO time needs no escaping. ~200k calls fewer at 10k rows (issue 9)."""
+    j, e = _j, _enc_str
+    res, ps = r.resources, r.provider_state
+    lease_id, provider, thread_id, session = r.lease_id, r.provider, r.thread_id, r.chat_session_id
+    iid, desired, observed, reason = r.instance_id, r.desired_state, r.observed_state, r.reason
+    source, status, last_error = r.source, r.lease_status, r.last_error
+    active, updated = r.last_active, r.updated_at
     return _ROW_TEMPLATE % (
-        j(r.lease_id),
-        j(r.provider),
-        j(r.thread_id),
+        e(lease_id) if lease_id.__class__ is str else j(lease_id),
+        e(provider) if provider.__class__ is str else j(provider),
+        "null" if thread_id is None else e(thread_id) if thread_id.__class__ is str else j(thread_id),
         "[" + ", ".join(map(j, r.thread_ids)) + "]",
-        j(r.chat_session_id),
-        j(r.instance_id),
-        j(r.desired_state),
-        j(r.observed_state),
-        "null" if ps is None else _enc_str(str(ps)),
+        "null" if session is None else e(session) if session.__class__ is str else j(session),
+        "null" if iid is None else e(iid) if iid.__class__ is str else j(iid),
+        e(desired) if desired.__class__ is str else j(desired),
+        e(observed) if observed.__class__ is str else j(observed),
+        "null" if ps is None else e(str(ps)),
         j(r.convergence._value_),
-        j(r.reason),
-        j(iso(r.last_active)),
-        j(r.source),
-        j(r.lease_status),
+        e(reason) if reason.__class__ is str else j(reason),
+        "null" if active is None else _iso_json(active),
+        e(source) if source.__class__ is str else j(source),
+        "null" if status is None else e(status) if status.__class__ is str else j(status),
         j(r.version),
         j(r.needs_refresh),
-        j(r.last_error),
+        "null" if last_error is None else e(last_error) if last_error.__class__ is str else j(last_error),
         "null" if res is None else _resources_json(res),
-        j(iso(r.updated_at)),
+        "null" if updated is None else _iso_json(updated),
         j(r.stale_age_s),
     )
 
 
+def _iso_json(dt: datetime) -> str:
+    """j(iso(dt)): an ISO-8601 time holds no character JSON escapes."""
+    return '"' + iso(dt) + '"'  # type: ignore[operator]
+
+
 def _resources_json(res: Resources) -> str:
     j = _j
+    at = res.collected_at
     return _RESOURCES_TEMPLATE % (
         j(res.cpu_used),
         j(res.memory_used_mb),
@@ -284,7 +296,7 @@ def _resources_json(res: Resources) -> str:
         j(res.disk_used_gb),
         j(res.disk_total_gb),
         j(res.probe_error),
-        j(iso(res.collected_at)),
+        "null" if at is None else _iso_json(at),
         j(res.cpu_count),
         j(res.memory_mb),
     )
