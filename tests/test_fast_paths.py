@@ -170,11 +170,15 @@ def _odd_rows() -> list[GroundTruthRow]:
         ),
         # Raw values LEON may have stored with an unexpected type pass through as json would.
         dataclasses.replace(base, desired_state=5, lease_status=1.5, version=True, stale_age_s=3),  # type: ignore[arg-type]
-        dataclasses.replace(  # every text field of another type (each takes json's path, not the str one)
-            base, lease_id=1, provider=2.5, thread_id=3, chat_session_id=False, instance_id=4,  # type: ignore[arg-type]
-            observed_state=None, reason=6, source=7, lease_status=8, last_error=9,  # type: ignore[arg-type]
-        ),
+        dataclasses.replace(base, **_OTHER_TYPES),
     ]
+
+
+# Every text field of a row with a value of another type: each takes json's path, not the str one.
+_OTHER_TYPES: dict[str, object] = {
+    "lease_id": 1, "provider": 2.5, "thread_id": 3, "chat_session_id": False, "instance_id": 4,
+    "observed_state": None, "reason": 6, "source": 7, "lease_status": 8, "last_error": 9,
+}  # fmt: skip
 
 
 def test_direct_json_rows_equal_json_dumps_of_to_dict() -> None:
