@@ -13,14 +13,18 @@ parser never disagrees with typer's.
 from __future__ import annotations
 
 import errno
+import json
 import random
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from opcockpit.cli import plain
 from opcockpit.domain.exit_codes import ExitCode
+from tests.cli_support import build_leon_db, clean_env
 
 _TYPER: list[Any] = []
 
@@ -170,3 +174,32 @@ def test_run_plain_keeps_typers_outcomes(capsys: pytest.CaptureFixture[str]) -> 
         assert type(sys.stdout).__name__ == "PacifyFlushWrapper"
     finally:
         sys.stdout, sys.stderr = stdout, stderr
+
+
+EXIT_SCRIPT = """
+import atexit, json, sys, threading, time
+from opcockpit.cli.main import main
+atexit.register(lambda: print("atexit ran", file=sys.stderr))
+if sys.argv[2] == "thread":
+    def late():
+        time.sleep(0.3)
+        print("thread finished", file=sys.stderr)
+    threading.Thread(target=late).start()
+sys.argv = ["opcockpit", "snapshot", "--format", "json", "--db", sys.argv[1]]
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("mode", ["alone", "thread"])
+def test_snapshot_process_exit_keeps_atexit_and_threads(tmp_path: Path, mode: str) -> None:
+    """As a program, a snapshot leaves without interpreter teardown (main._exit_now): the output is
+    whole, atexit callbacks run, and a live non-daemon thread still gets its normal exit."""
+    db = build_leon_db(tmp_path / "sandbox.db")
+    proc = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT, str(db), mode], capture_output=True, text=True, timeout=120,
+        env=clean_env(tmp_path / "home"), cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["rows"]
+    assert "atexit ran" in proc.stderr
+    assert ("thread finished" in proc.stderr) == (mode == "thread")
