@@ -21,6 +21,7 @@ from tests.cli_support import build_leon_db, clean_env
 NEVER_ON_SNAPSHOT = (
     "click",
     "typer",  # a well-formed snapshot line is parsed by cli/plain.py
+    "importlib.metadata",  # pydantic's plugin lookup: cli/pydantic_plugins.py
     "lark",
     "opcockpit.services.operations",
     "opcockpit.services.explore",
