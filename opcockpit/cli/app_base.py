@@ -37,17 +37,21 @@ class ShowFormat(StrEnum):
     json = "json"
 
 
-def finite_positive(text: str) -> float:
-    """Seconds > 0 (plain.finite_positive), its ValueError as a usage error."""
-    try:
-        return plain.finite_positive(text)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+def _usage_errors(parse: Callable[[str], float]) -> Callable[[str], float]:
+    """`parse` (one of plain's typer-free value parsers) with its ValueError as a usage error."""
+
+    def parser(text: str) -> float:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    parser.__doc__ = parse.__doc__
+    return parser
 
 
-def _refresh_seconds(text: str) -> float:
-    """--refresh: positive seconds; below the 0.5 s floor it is raised to the floor."""
-    return max(finite_positive(text), MIN_REFRESH_S)
+finite_positive = _usage_errors(plain.finite_positive)  # seconds > 0
+_refresh_seconds = _usage_errors(plain.refresh_seconds)  # --refresh: raised to the 0.5 s floor
 
 
 def duration(text: str) -> Any:
