@@ -49,7 +49,7 @@ def test_query_rules_and_pins(target: str) -> None:
         st.pin("c", slot=1, palette=True, who="x")  # slot 1 moves from a to c
         assert st.pins() == [Pin("c", 1, True), Pin("b", 2, True)]  # a had only that slot
         st.pin("b", slot=None, palette=False, who="x")  # unpinned
-        with pytest.raises(ValueError, match="1..9"):
+        with pytest.raises(ValueError, match=r"1\.\.9"):
             st.pin("d", slot=10, palette=False, who="x")
         assert st.remove_query_rule("errs") and not st.remove_query_rule("errs")
     with RuleOverrideStore.open(target) as st:
