@@ -134,6 +134,7 @@ class Alerting:
         self.ledger_error: str | None = None  # "ledger unavailable: <file>: <reason>", or None
         self.evaluations = 0
         self._feed: Any = None  # the ledger's ChangeFeed: acks/mutes made by other cockpits
+        self._mark: object = None  # the firing alerts' fingerprint at the last read
 
     @property
     def enabled(self) -> bool:
@@ -179,19 +180,26 @@ class Alerting:
         state on this ledger since the last poll? Then the active alerts are re-read, so a team
         mate's ack or mute shows here within a poll, not at the next change of the fleet.
         Worker thread. SQLite: the file's data_version (this cockpit's own commits do not move
-        it); PostgreSQL: LISTEN/NOTIFY. A ledger that fails here is the evaluation's to report."""
+        it); PostgreSQL: LISTEN/NOTIFY. The feed also moves on event appends (every refresh), so
+        the firing alerts' fingerprint decides whether to re-read them. A ledger that fails here
+        is the evaluation's to report."""
         engine = self.engine
         changes = getattr(engine.store, "changes", None) if engine is not None else None
         if engine is None or changes is None:
             return False
+        store = engine.store
         try:
-            with engine.store.lock:
+            with store.lock:
                 if self._feed is None:
                     self._feed = changes()
+                    self._mark = store.active_mark()
                     return False
-                notes = self._feed.poll()
-            if not notes:
-                return False
+                if not self._feed.poll():
+                    return False
+                mark = store.active_mark()
+                if mark == self._mark:
+                    return False
+                self._mark = mark
             self.reload_active()
         except Exception as exc:
             if ledger_problem(exc):

@@ -23,6 +23,7 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from opcockpit.domain.models import GroundTruth, GroundTruthRow, OrphanRow
@@ -432,7 +433,8 @@ class CockpitApp(
             super().refresh_bindings()
 
     def on_alerts_view_updated(self, event: AlertsView.Updated) -> None:
-        self._tabs_w.get_tab("alerts").label = event.label
+        with contextlib.suppress(NoMatches):  # a ledger poll landing while the app closes
+            self._tabs_w.get_tab("alerts").label = event.label
         self._show_header()
 
     # ------------------------------------------------------------------ tab and table events

@@ -54,3 +54,33 @@ async def test_a_team_mates_ack_and_mute_show_without_a_refresh(
         assert app.alerting.counts(we.now)["warning"] == 0  # type: ignore[index]
         # this cockpit's own ack is not echoed back as someone else's change
         assert not app.alerting.poll_changes()
+
+
+async def test_other_ledger_writes_do_not_reread_the_alerts(
+    tmp_path: Path, we: WorkedExample, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event ledger shares the file and moves its data_version every refresh: only a change
+    of the firing alerts (their fingerprint) makes the cockpit re-read them."""
+    import sqlite3
+
+    ledger = tmp_path / "ledger.db"
+    monkeypatch.setenv("OPCOCKPIT_LEDGER", str(ledger))
+    app = make_app(we, AlertsConfig())
+    async with app.run_test(size=SIZE) as pilot:
+        await evaluated(pilot, app)
+        al = app.alerting
+        assert al is not None
+        al.poll_changes()  # opens the feed
+        other = sqlite3.connect(ledger)
+        try:
+            other.execute("CREATE TABLE IF NOT EXISTS unrelated (x)")
+            other.execute("INSERT INTO unrelated VALUES (1)")
+            other.commit()
+            assert not al.poll_changes()  # the file moved, the alerts did not
+            alert_id = keys_of(app)[f"stuck_run:{RUN_T3}"]
+            acked = "UPDATE alerts SET acked_by = 'x', acked_at = '2026-01-01T00:00:00+00:00' WHERE id = ?"
+            other.execute(acked, (int(alert_id),))
+            other.commit()
+            assert al.poll_changes()
+        finally:
+            other.close()

@@ -155,6 +155,18 @@ class AlertStore:
         return sorted(self._rows("state = 'firing'"), key=alert_order)
 
     @guarded
+    def active_mark(self) -> tuple[object, ...]:
+        """A cheap fingerprint of what `active()` shows (which alerts fire, their acks and mutes):
+        a change feed says the ledger file moved (event appends move it too); this says whether
+        the alerts did, so a cockpit re-reads them only then."""
+        row = self.db.execute(
+            "SELECT count(*), max(id), count(acked_at), max(acked_at), count(muted_until),"
+            " max(muted_until), sum(mute_until_resolved), max(muted_at), max(severity),"
+            " (SELECT max(seq) FROM alert_acks) FROM alerts WHERE state = 'firing'"
+        ).fetchone()
+        return tuple(row)
+
+    @guarded
     def history(self, limit: int = 50, *, include_firing: bool = True) -> list[Alert]:
         """Episodes newest first (resolved ones, plus firing ones unless include_firing=False)."""
         where = "1 = 1" if include_firing else "state = 'resolved'"

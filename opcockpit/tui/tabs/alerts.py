@@ -133,7 +133,11 @@ class AlertsView(Vertical):
         """Acks and mutes from the rest of the team (issue 12): shown within FEED_POLL_S."""
         al = self.alerting
         if al is not None and not self._evaluating and al.poll_changes():
-            self.app.call_from_thread(self.show_alerts)
+            self.app.call_from_thread(self._feed_changed)
+
+    def _feed_changed(self) -> None:
+        if self.is_attached:  # not while the app is closing
+            self.show_alerts()
 
     @property
     def active_table(self) -> KeyedTable:
