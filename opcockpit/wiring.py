@@ -59,6 +59,7 @@ if TYPE_CHECKING:  # annotations only; the builders import what they construct
 _LAZY = {
     "load_queries_toml": ("opcockpit.adapters.ledger.queries", "load_toml"),
     "dump_queries_toml": ("opcockpit.adapters.ledger.queries", "dump_toml"),
+    "query_pins_toml": ("opcockpit.adapters.ledger.queries", "pins_from_toml"),
 }
 
 
@@ -451,6 +452,13 @@ def build_cockpit(
         ledger=target,
         context=getattr(settings, "context", None),
     )
+
+
+def open_query_pins(settings: Any, ledger_path: str | os.PathLike[str] | None = None) -> Any:
+    """The ledger's saved-query pins (and rule overrides): `queries import|export` carry pins."""
+    from opcockpit.adapters.ledger.rule_overrides import RuleOverrideStore
+
+    return RuleOverrideStore.open(ledger_target(settings, ledger_path))
 
 
 def ledger_target(

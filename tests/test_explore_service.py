@@ -172,3 +172,33 @@ def test_plan_pushes_the_window_down() -> None:
     now = datetime(2026, 12, 6, tzinfo=UTC)
     plan = compile_query(parse("run_events since:-24h event_type:error"), now=now)
     assert plan.since == now - timedelta(hours=24)
+
+
+def test_queries_export_and_import_carry_pins(
+    fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A team keeps its saved queries in git: the hotkey and palette pins travel with them."""
+    from opcockpit.adapters.ledger.rule_overrides import RuleOverrideStore
+    from opcockpit.cli.main import main
+
+    def base(ledger: Path) -> list[str]:
+        return ["--db", str(fleet.sandbox_db), "--events-db", str(fleet.events_db), "--ledger", str(ledger)]
+
+    mine, theirs, out = tmp_path / "mine.db", tmp_path / "theirs.db", tmp_path / "team.toml"
+    assert main(["queries", "save", "errs", "runs status:error", *base(mine)]) == 0
+    assert main(["queries", "save", "plain", "leases", *base(mine)]) == 0
+    with RuleOverrideStore.open(mine) as store:
+        store.pin("errs", slot=3, palette=True, who="alice")
+    assert main(["queries", "export", str(out), *base(mine)]) == 0
+    text = out.read_text()
+    errs, plain = text.split("[queries.")[1:]
+    assert "hotkey = 3" in errs and "palette = true" in errs
+    assert "hotkey" not in plain and "palette" not in plain
+    capsys.readouterr()
+    assert main(["queries", "import", str(out), *base(theirs)]) == 0
+    assert "imported 2 queries, 1 pinned" in capsys.readouterr().err
+    with RuleOverrideStore.open(theirs) as store:
+        assert [(p.name, p.slot, p.palette) for p in store.pins()] == [("errs", 3, True)]
+    out.write_text(text.replace("hotkey = 3", "hotkey = 12"))  # a bad pin imports nothing
+    assert main(["queries", "import", str(out), *base(tmp_path / "third.db")]) == 2
+    assert "queries.errs: hotkey must be a number 1..9" in capsys.readouterr().err

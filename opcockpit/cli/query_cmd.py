@@ -133,9 +133,9 @@ def run_queries(args: Any) -> int:
     """`opcockpit queries list|show|save|rm|import|export`."""
     from opcockpit.domain.query import QueryError
     from opcockpit.ports.ledger import LedgerError
-    from opcockpit.wiring import dump_queries_toml, load_queries_toml
+    from opcockpit.wiring import dump_queries_toml, load_queries_toml, open_query_pins, query_pins_toml
 
-    explore, _settings = _explore(args)
+    explore, settings = _explore(args)
     action = args.queries_command
     try:
         if action == "list":
@@ -171,7 +171,9 @@ def run_queries(args: Any) -> int:
             return EXIT_OK
         if action == "import":
             try:
-                items = load_queries_toml(Path(args.file).read_text(encoding="utf-8"))
+                text = Path(args.file).read_text(encoding="utf-8")
+                items = load_queries_toml(text)
+                pins = query_pins_toml(text)
             except OSError as exc:
                 err(f"opcockpit queries: cannot read {args.file}: {exc.strerror}")
                 return EXIT_USAGE
@@ -187,10 +189,17 @@ def run_queries(args: Any) -> int:
                         return EXIT_USAGE
             for q in items:
                 explore.save(q.name, q.query, description=q.description, sql=q.sql)
-            err(f"opcockpit queries: imported {len(items)} quer{'y' if len(items) == 1 else 'ies'}")
+            if pins:
+                with open_query_pins(settings, getattr(args, "ledger", None)) as store:
+                    for name, (slot, palette) in sorted(pins.items()):
+                        store.pin(name, slot=slot, palette=palette, who=explore.operator)
+            pinned = f", {len(pins)} pinned" if pins else ""
+            err(f"opcockpit queries: imported {len(items)} quer{'y' if len(items) == 1 else 'ies'}{pinned}")
             return EXIT_OK
         if action == "export":
-            text = dump_queries_toml(explore.saved_all())
+            with open_query_pins(settings, getattr(args, "ledger", None)) as store:
+                pinned = {p.name: (p.slot, p.palette) for p in store.pins()}
+            text = dump_queries_toml(explore.saved_all(), pinned)
             if args.file:
                 Path(args.file).write_text(text, encoding="utf-8")
             else:

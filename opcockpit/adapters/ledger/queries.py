@@ -9,6 +9,7 @@ import os
 import re
 import threading
 import tomllib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from opcockpit.adapters.ledger.backend import LedgerDb, LedgerTarget, Statement,
 from opcockpit.adapters.ledger.sqlite import guarded
 from opcockpit.ports.explore import SavedQuery
 
-__all__ = ["QueryStore", "dump_toml", "load_toml"]
+__all__ = ["QueryStore", "dump_toml", "load_toml", "pins_from_toml"]
 
 COMPONENT = "queries"
 MIGRATIONS: list[list[Statement]] = [
@@ -148,9 +149,11 @@ def _toml_str(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
 
-def dump_toml(queries: list[SavedQuery]) -> str:
-    """`[queries.NAME]` tables, sorted by name (stable diffs in git)."""
+def dump_toml(queries: list[SavedQuery], pins: Mapping[str, tuple[int | None, bool]] | None = None) -> str:
+    """`[queries.NAME]` tables, sorted by name (stable diffs in git); `pins` (name -> (hotkey
+    slot, palette)) adds `hotkey = N` / `palette = true`, so a team's pins travel with the file."""
     out = ["# opcockpit saved queries (opcockpit queries import FILE)", ""]
+    pins = pins or {}
     for q in sorted(queries, key=lambda q: q.name):
         out.append(f"[queries.{_toml_str(q.name)}]")
         out.append(f"query = {_toml_str(q.query)}")
@@ -162,8 +165,28 @@ def dump_toml(queries: list[SavedQuery]) -> str:
             out.append(f"params = [{', '.join(_toml_str(p) for p in q.params)}]")
         if q.owner:
             out.append(f"owner = {_toml_str(q.owner)}")
+        slot, palette = pins.get(q.name, (None, False))
+        if slot is not None:
+            out.append(f"hotkey = {slot}")
+        if palette:
+            out.append("palette = true")
         out.append("")
     return "\n".join(out)
+
+
+def pins_from_toml(text: str) -> dict[str, tuple[int | None, bool]]:
+    """name -> (hotkey slot 1..9 or None, palette) for the pinned queries of a dump_toml file;
+    ValueError (one line) for a bad pin. Call after load_toml accepted the file."""
+    out: dict[str, tuple[int | None, bool]] = {}
+    for name, body in tomllib.loads(text).get("queries", {}).items():
+        slot, palette = body.get("hotkey"), body.get("palette", False)
+        if slot is not None and (isinstance(slot, bool) or not isinstance(slot, int) or not 1 <= slot <= 9):
+            raise ValueError(f"queries.{name}: hotkey must be a number 1..9")
+        if not isinstance(palette, bool):
+            raise ValueError(f"queries.{name}: palette must be true or false")
+        if slot is not None or palette:
+            out[name] = (slot, palette)
+    return out
 
 
 def load_toml(text: str) -> list[SavedQuery]:
