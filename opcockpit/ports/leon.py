@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from opcockpit.domain.models import (
     DbState,
@@ -18,7 +18,9 @@ from opcockpit.domain.models import (
     ProviderEventRecord,
     RunEventRecord,
 )
-from opcockpit.domain.runs import RunSummary
+
+if TYPE_CHECKING:  # an annotation only: the snapshot path loads this port but never run health
+    from opcockpit.domain.runs import RunSummary
 
 __all__ = [
     "EventsReader",
