@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from opcockpit.domain.runs import RUN_STATUSES, group_errors, normalize_error, run_health
-from opcockpit.services.runs import RunReads, load_run_health
+from opcockpit.services.runs import RESYNC_S, RunReads, load_run_health
 from opcockpit.wiring import leon_access
 from tests.alerts_support import T0, events_db, ground_truth, health, inst, listing, naive, sandbox_db
 from tests.fixtures.leon_db import add_lease, add_run, add_run_event
@@ -251,8 +251,12 @@ def test_run_health_reuses_the_read_while_events_db_is_unchanged(tmp_path: Path)
     conn.close()
     fresh = asyncio.run(ask(T0 + timedelta(seconds=31)))
     assert len(opened) == 2 and fresh.by_status["error"] == first.by_status["error"] + 1
-    asyncio.run(ask(T0 + timedelta(seconds=31 + 61)))  # older than REUSE_S: read again
-    assert len(opened) == 3
-    asyncio.run(ask(T0 + timedelta(seconds=31 + 61), RunReads()))  # another cockpit: its own read
-    asyncio.run(ask(T0 + timedelta(seconds=31 + 61), None))  # no cache (a one-shot CLI): reads
-    assert len(opened) == 5 and reads.reads == 3
+    assert (reads.reads, reads.delta_reads) == (1, 1)  # the new events folded in, not a re-read
+    asyncio.run(ask(T0 + timedelta(seconds=31 + 61)))  # unchanged: still not opened
+    assert len(opened) == 2
+    later = T0 + timedelta(seconds=RESYNC_S + 1)
+    asyncio.run(ask(later))  # RESYNC_S after the full read: read everything again
+    assert len(opened) == 3 and reads.reads == 2
+    asyncio.run(ask(later, RunReads()))  # another cockpit: its own read
+    asyncio.run(ask(later, None))  # no cache (a one-shot CLI): reads
+    assert len(opened) == 5 and reads.reads == 2

@@ -17,6 +17,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
+from operator import attrgetter
 
 from opcockpit.domain.models import Convergence, GroundTruth, ProviderStatus
 
@@ -172,8 +174,11 @@ _FOLDS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?<![\w<])\d+(?:\.\d+)?"), "<n>"),
 )
 _SPACES = re.compile(r"\s+")
+_RUN_ID = attrgetter("run_id")
+_LAST_SEQ = attrgetter("last_seq")
 
 
+@lru_cache(maxsize=4096)  # run health groups every error every round; messages repeat
 def normalize_error(message: str) -> str:
     """Fold the variable parts of an error (ids, numbers, paths, quoted strings) into placeholders,
     keeping what says what went wrong (HTTP status codes, dict keys, well-known error words).
@@ -280,7 +285,9 @@ def run_health(
         if run.status == "error" and run.error:
             errors.append((run.error, run.ended_at or last, run.run_id, run.thread_id))
     stuck.sort(key=lambda s: (-s.idle_s, s.run_id))
-    kept.sort(key=lambda r: (-r.last_seq, r.run_id))
+    # (-last_seq, run_id) as two stable C-keyed sorts: a lambda per run was ~4 % of the profile at 10k.
+    kept.sort(key=_RUN_ID)
+    kept.sort(key=_LAST_SEQ, reverse=True)
     return RunHealth(
         generated_at=now,
         window_s=window_s,

@@ -6,42 +6,147 @@ import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from opcockpit.domain.models import GroundTruth
-from opcockpit.domain.runs import DEFAULT_STUCK_AFTER_S, DEFAULT_WINDOW_S, RunHealth, run_health, unavailable
+from opcockpit.domain.runs import (
+    DEFAULT_STUCK_AFTER_S,
+    DEFAULT_WINDOW_S,
+    RunHealth,
+    RunSummary,
+    run_health,
+    unavailable,
+)
+from opcockpit.domain.runs_inc import RunAgg, merge, summary
+from opcockpit.domain.timeutil import make_parser, to_sqlite_utc
 from opcockpit.ports.errors import SourceError
 from opcockpit.ports.leon import EventsReader
 
-__all__ = ["RunReads", "load_run_health"]
+__all__ = ["RESYNC_S", "RunReads", "load_run_health"]
 
-# The TUI asks for run health every alert round; events.db changes far less often. Re-reading
-# the window (a GROUP BY over every run_event) cost ~17 % of a core at 10k leases, so the runs read
-# are reused while events.db and its WAL are byte-for-byte the same files (size + mtime) and the
-# read is younger than REUSE_S; run_health itself is recomputed for `now` every time.
-REUSE_S = 60.0
+# The TUI asks for run health every alert round, and events.db changes all the time (LEON, like
+# the demo's drift, appends run_events as agents work). Re-reading the window (a GROUP BY over
+# every run_event) cost ~17 % of a core at 10k leases, so a cockpit keeps its runs (`RunReads`) and
+# reads only the events above the highest seq it has seen (issue 10), folding them into their
+# runs (domain.runs_inc.merge). LEON's retention deletes a thread's older runs when a new one
+# finishes: the threads that had new events are recounted through the thread index. Any other
+# delete (the runs' events no longer add up to the table's), a seq going backwards, a replaced file
+# or RESYNC_S since the last full read re-reads everything, like an informer's resync. An
+# unchanged file (inode, size, mtime of it and its WAL) is not opened at all.
+RESYNC_S = 300.0
+
+
+def _last(a: RunAgg) -> int:
+    return a.last
+
+
+class _Runs:
+    """One events.db's runs as last read: aggregates by run id, the seq watermark, the file."""
+
+    def __init__(self, sig: tuple[object, ...] | None, now: datetime) -> None:
+        self.sig = sig
+        self.full_at = now
+        self.aggs: dict[str, RunAgg] = {}
+        self.seq = 0  # every event at or below it has been read
+        self.total = 0  # events of the runs in `aggs`
+        self.ordered: list[tuple[RunAgg, RunSummary]] | None = None  # newest first
 
 
 class RunReads:
-    """The last runs read per (events.db, window): one per cockpit (`Cockpit.run_reads`, the alert
-    engine's), never module state, so two cockpits in one process never share a read."""
+    """The runs read per events.db: one per cockpit (`Cockpit.run_reads`, the alert engine's),
+    never module state, so two cockpits in one process never share a read."""
 
     def __init__(self) -> None:
-        self._reads: dict[tuple[str, float], tuple[tuple[object, ...], datetime, list]] = {}
-        self.reads = 0  # events.db reads made (tests, diagnostics)
+        self._by_path: dict[str, _Runs] = {}
+        self._parse = make_parser()  # created_at is UTC text: the local zone is never consulted
+        self.reads = 0  # full reads of events.db (tests, diagnostics)
+        self.delta_reads = 0  # watermark reads
 
-    def get(self, key: tuple[str, float], sig: tuple[object, ...] | None, now: datetime) -> list | None:
-        cached = self._reads.get(key)
-        if sig is None or cached is None or cached[0] != sig:
+    def forget(self, path: str) -> None:
+        self._by_path.pop(path, None)
+
+    def cached(
+        self, path: str, sig: tuple[object, ...] | None, now: datetime, since: datetime
+    ) -> list[RunSummary] | None:
+        """The runs since `since` without opening events.db, when it is the same file unchanged."""
+        st = self._by_path.get(path)
+        if st is None or sig is None or st.sig != sig or not self._young(st, now):
             return None
-        return cached[2] if abs((now - cached[1]).total_seconds()) < REUSE_S else None
+        return self._window(st, since)
 
-    def put(self, key: tuple[str, float], sig: tuple[object, ...] | None, now: datetime, runs: list) -> None:
+    async def read(
+        self, reader: EventsReader, path: str, sig: tuple[object, ...] | None, now: datetime, since: datetime
+    ) -> list[RunSummary]:
+        """= `reader.runs(since=since)`, reading only what changed since the last call."""
+        if not hasattr(reader, "run_aggs"):  # a reader without the watermark queries: read all
+            self.reads += 1
+            return await reader.runs(since=since)
+        r: Any = reader
+        st = self._by_path.get(path)
+        same_file = st is not None and _inode(st.sig) is not None and _inode(st.sig) == _inode(sig)
+        if st is None or not same_file or not self._young(st, now) or not await self._delta(r, st):
+            st = await self._full(r, sig, now)
+        st.sig = sig
+        self._by_path[path] = st
+        return self._window(st, since)
+
+    @staticmethod
+    def _young(st: _Runs, now: datetime) -> bool:
+        return abs((now - st.full_at).total_seconds()) < RESYNC_S
+
+    def _window(self, st: _Runs, since: datetime) -> list[RunSummary]:
+        if st.ordered is None:
+            p = self._parse
+            st.ordered = [(a, summary(a, p)) for a in sorted(st.aggs.values(), key=_last, reverse=True)]
+        cut = to_sqlite_utc(since)
+        # = SQL's HAVING MAX(created_at) >= cut: NULL never passes, a number sorts before text.
+        return [s for a, s in st.ordered if isinstance(a.max_created, str) and a.max_created >= cut]
+
+    async def _full(self, reader: Any, sig: tuple[object, ...] | None, now: datetime) -> _Runs:
         self.reads += 1
-        if sig is not None:
-            self._reads[key] = (sig, now, runs)
+        st = _Runs(sig, now)
+        _, top = await reader.run_totals()  # first: a run event committed after it is above it
+        aggs: list[RunAgg] = await reader.run_aggs()
+        st.aggs = {a.run_id: a for a in aggs}
+        st.total = sum(a.count for a in aggs)
+        st.seq = max([top, *(a.last for a in aggs)])
+        return st
 
-    def forget(self, key: tuple[str, float]) -> None:
-        self._reads.pop(key, None)
+    async def _delta(self, reader: Any, st: _Runs) -> bool:
+        """Fold in the events above the watermark; False when in doubt (then a full read)."""
+        self.delta_reads += 1
+        new: list[RunAgg] = await reader.run_aggs(after_seq=st.seq)
+        aggs, total, seq = dict(st.aggs), st.total, st.seq
+        for a in new:
+            old = aggs.get(a.run_id)
+            aggs[a.run_id] = a if old is None else merge(old, a)
+            total += a.count
+            seq = max(seq, a.last)
+        if new:
+            threads = sorted({a.thread_id for a in new})
+            counts: dict[str, int] = await reader.run_counts(threads)
+            touched = set(threads)
+            for rid, a in list(aggs.items()):
+                if a.thread_id not in touched:
+                    continue
+                n = counts.get(rid)
+                if n is None:  # LEON's retention deleted it
+                    del aggs[rid]
+                    total -= a.count
+                elif n != a.count:
+                    return False  # part of a run gone, or written meanwhile: read it all
+        table_total, top = await reader.run_totals()
+        if table_total != total or top < seq:
+            return False  # a delete elsewhere, a write meanwhile, or the seq went backwards
+        if new or len(aggs) != len(st.aggs):
+            st.aggs, st.total, st.ordered = aggs, total, None
+        st.seq = seq
+        return True
+
+
+def _inode(sig: tuple[object, ...] | None) -> object:
+    """events.db's inode in a signature (a checkpoint changes its size and mtime, not its inode)."""
+    return sig[0][0] if sig is not None and isinstance(sig[0], tuple) else None
 
 
 def _signature(path: str) -> tuple[object, ...] | None:
@@ -69,24 +174,26 @@ async def load_run_health(
     reads: RunReads | None = None,
 ) -> RunHealth:
     """Read the runs active in the window from events.db; a read failure becomes `error`, never
-    an exception (the cockpit keeps working without events.db). With `reads` (the cockpit's), an
-    unchanged events.db is not read again."""
+    an exception (the cockpit keeps working without events.db). With `reads` (the cockpit's),
+    only what changed in events.db since the last call is read."""
     kw = {"window_s": window_s, "stuck_after_s": stuck_after_s, "ground_truth": ground_truth}
     if events_db is None:
         return unavailable(now, "no events.db configured", **kw)  # type: ignore[arg-type]
-    key = (str(events_db), window_s)
-    sig = _signature(str(events_db)) if reads is not None else None
-    runs = reads.get(key, sig, now) if reads is not None else None
+    path = str(events_db)
+    since = now - timedelta(seconds=window_s)
+    sig = _signature(path) if reads is not None else None
+    runs = reads.cached(path, sig, now, since) if reads is not None else None
     if runs is None:
         try:
-            async with events_reader(str(events_db)) as reader:
-                runs = await reader.runs(since=now - timedelta(seconds=window_s))
+            async with events_reader(path) as reader:
+                if reads is None:
+                    runs = await reader.runs(since=since)
+                else:
+                    runs = await reads.read(reader, path, sig, now, since)
         except SourceError as exc:
             if reads is not None:
-                reads.forget(key)
+                reads.forget(path)
             return unavailable(now, str(exc), **kw)  # type: ignore[arg-type]
-        if reads is not None:
-            reads.put(key, sig, now, runs)
     return run_health(
         runs, now, window_s=window_s, stuck_after_s=stuck_after_s, top_n=top_n, ground_truth=ground_truth
     )

@@ -10,7 +10,6 @@ the latest run per thread. `created_at` is SQLite CURRENT_TIMESTAMP (UTC text).
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 from datetime import datetime
 from types import TracebackType
@@ -21,6 +20,7 @@ import aiosqlite
 from opcockpit.adapters.leon.sqlite_ro import connect_ro, map_sqlite_error, precheck
 from opcockpit.domain.models import RunEventRecord
 from opcockpit.domain.runs import ACTIVITY_PREFIX, RunSummary  # re-exported: they live in domain
+from opcockpit.domain.runs_inc import RunAgg, summary
 from opcockpit.domain.timeutil import make_parser, to_sqlite_utc
 from opcockpit.ports.errors import SourceError
 
@@ -122,10 +122,27 @@ class EventsDbReader:
         One GROUP BY pass over run_events, then one primary-key lookup for the handful of rows
         whose timestamps/data the summaries need. `since` keeps runs with an event at or after it.
         """
+        aggs = await self.run_aggs(thread_id=thread_id, since=since, limit=limit)
+        p = self._parse
+        return [summary(a, p) for a in aggs]
+
+    async def run_aggs(
+        self,
+        thread_id: str | None = None,
+        *,
+        since: datetime | None = None,
+        limit: int | None = None,
+        after_seq: int = 0,
+    ) -> list[RunAgg]:
+        """Per-run aggregates of the events with seq > `after_seq` (activity streams excluded),
+        newest activity first: `runs()` from scratch, or what a watermark reader folds in."""
         if not await self._check_table():
             return []
         where = ["substr(run_id, 1, ?) <> ?"]
         params: list[Any] = [len(ACTIVITY_PREFIX), ACTIVITY_PREFIX]
+        if after_seq:
+            where.append("seq > ?")
+            params.append(int(after_seq))
         if thread_id is not None:
             where.append("thread_id = ?")
             params.append(thread_id)
@@ -139,7 +156,7 @@ class EventsDbReader:
             " MAX(CASE WHEN event_type = 'run_done' THEN seq END),"
             " MAX(CASE WHEN event_type = 'error' THEN seq END),"
             " MAX(CASE WHEN event_type = 'cancelled' THEN seq END),"
-            " MAX(CASE WHEN event_type = 'retry' THEN seq END)"
+            " MAX(CASE WHEN event_type = 'retry' THEN seq END), MAX(created_at)"
             f" FROM run_events WHERE {' AND '.join(where)} GROUP BY run_id{having}"
             " ORDER BY MAX(seq) DESC"
         )
@@ -150,37 +167,58 @@ class EventsDbReader:
         if not groups:
             return []
         wanted: set[int] = set()
-        for _rid, _tid, _n, first, last, start, done, err, _cancel, _retry in groups:
-            wanted.update(s for s in (first, last, start, done, err) if s is not None)
+        for g in groups:
+            wanted.update(s for s in (g[3], g[4], g[5], g[6], g[7]) if s is not None)
         details = await self._rows_by_seq(sorted(wanted))
-        p = self._parse
-        out = []
-        for run_id, tid, n, first, last, start, done, err, cancel, retry in groups:
-            if err is not None and retry is not None and retry > err:
-                err = None  # a `retry` after the error: LEON retried the stream, the error was not final
-            if cancel is not None and (err is None or cancel > err):
-                status = "cancelled"
-            elif err is not None:
-                status = "error"
-            elif done is not None:
-                status = "completed"
-            else:
-                status = "running"
-            out.append(
-                RunSummary(
-                    run_id=run_id,
-                    thread_id=tid,
-                    status=status,
-                    started_at=p(details.get(start if start is not None else first, (None, None))[0]),
-                    ended_at=p(details[done][0]) if done is not None and done in details else None,
-                    last_event_at=p(details.get(last, (None, None))[0]),
-                    error=_error_text(details[err][1]) if err is not None and err in details else None,
-                    event_count=int(n),
-                    first_seq=int(first),
-                    last_seq=int(last),
-                )
+        none: tuple[Any, str | None] = (None, None)
+        return [
+            RunAgg(
+                run_id,
+                tid,
+                int(n),
+                int(first),
+                int(last),
+                start,
+                done,
+                err,
+                cancel,
+                retry,
+                top,
+                details.get(first, none)[0],
+                details.get(last, none)[0],
+                details.get(start, none)[0] if start is not None else None,
+                details.get(done, none)[0] if done is not None else None,
+                details.get(err, none)[1] if err is not None else None,
             )
+            for run_id, tid, n, first, last, start, done, err, cancel, retry, top in groups
+        ]
+
+    async def run_counts(self, thread_ids: list[str]) -> dict[str, int]:
+        """run_id -> its event count, for the runs of these threads (the thread index): which runs
+        LEON's retention deleted there since the last look."""
+        if not thread_ids or not await self._check_table():
+            return {}
+        out: dict[str, int] = {}
+        for i in range(0, len(thread_ids), 500):
+            chunk = thread_ids[i : i + 500]
+            rows = await self._fetch(
+                "SELECT run_id, COUNT(*) FROM run_events WHERE thread_id IN"
+                f" ({','.join('?' * len(chunk))}) AND substr(run_id, 1, ?) <> ? GROUP BY run_id",
+                (*chunk, len(ACTIVITY_PREFIX), ACTIVITY_PREFIX),
+            )
+            out.update((r[0], int(r[1])) for r in rows)
         return out
+
+    async def run_totals(self) -> tuple[int, int]:
+        """(events of runs, highest seq): a run reader's check that nothing else was deleted and
+        the watermark did not go backwards."""
+        if not await self._check_table():
+            return 0, 0
+        rows = await self._fetch(
+            "SELECT COUNT(CASE WHEN substr(run_id, 1, ?) <> ? THEN 1 END), MAX(seq) FROM run_events",
+            (len(ACTIVITY_PREFIX), ACTIVITY_PREFIX),
+        )
+        return (int(rows[0][0] or 0), int(rows[0][1] or 0)) if rows else (0, 0)
 
     async def _rows_by_seq(self, seqs: list[int]) -> dict[int, tuple[Any, str | None]]:
         """seq -> (created_at, data) for the given seqs (data only for `error` events)."""
@@ -220,17 +258,3 @@ def _lenient_text(raw: bytes) -> str:
 
 def _is_decode_error(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and "could not decode to utf-8" in str(exc).lower()
-
-
-def _error_text(data: str | None) -> str | None:
-    """data.error of an `error` event; the raw data when it is not the expected JSON object."""
-    if data is None:
-        return None
-    try:
-        obj = json.loads(data)
-    except (TypeError, ValueError):
-        return data
-    if isinstance(obj, dict) and "error" in obj:
-        err = obj["error"]
-        return err if isinstance(err, str) else json.dumps(err)
-    return data

@@ -1,0 +1,126 @@
+"""Runs kept up to date from events.db by seq watermark (issue 10): pure merge rules.
+
+`EventsDbReader.runs` derives a run from one GROUP BY over all of its events. The live cockpit
+cannot afford that every alert round (the drift, like LEON, appends run_events all the time), so
+it keeps one `RunAgg` per run and folds in only the events above the last seq it has read: every
+aggregate is a MIN/MAX/COUNT, so the events of one run read in two parts merge into exactly what
+one read of all of them gives (tests/test_runs_incremental.py holds that on random writes).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from opcockpit.domain.runs import RunSummary
+
+__all__ = ["RunAgg", "error_text", "merge", "summary"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunAgg:
+    """One run's aggregates over the events read so far; `*_at` are events.db's raw created_at
+    of the seq beside them (parsed only when a summary is built)."""
+
+    run_id: str
+    thread_id: str  # MIN(thread_id)
+    count: int
+    first: int
+    last: int
+    start: int | None  # first run_start
+    done: int | None  # last run_done
+    err: int | None  # last error
+    cancel: int | None
+    retry: int | None
+    max_created: Any  # MAX(created_at): the window filter
+    first_at: Any
+    last_at: Any
+    start_at: Any
+    done_at: Any
+    err_data: str | None
+
+
+def _lo(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _hi(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _max_created(a: Any, b: Any) -> Any:
+    if a is None or b is None:
+        return b if a is None else a
+    try:
+        return max(a, b)
+    except TypeError:  # odd types in created_at: SQLite orders numbers before text
+        return a if isinstance(a, str) else b
+
+
+def merge(old: RunAgg, new: RunAgg) -> RunAgg:
+    """`old` (events up to a seq) and `new` (events after it) as one run."""
+    start = _lo(old.start, new.start)
+    done = _hi(old.done, new.done)
+    err = _hi(old.err, new.err)
+    return RunAgg(
+        run_id=old.run_id,
+        thread_id=min(old.thread_id, new.thread_id),
+        count=old.count + new.count,
+        first=min(old.first, new.first),
+        last=max(old.last, new.last),
+        start=start,
+        done=done,
+        err=err,
+        cancel=_hi(old.cancel, new.cancel),
+        retry=_hi(old.retry, new.retry),
+        max_created=_max_created(old.max_created, new.max_created),
+        first_at=old.first_at if old.first <= new.first else new.first_at,
+        last_at=new.last_at if new.last >= old.last else old.last_at,
+        start_at=old.start_at if start is not None and start == old.start else new.start_at,
+        done_at=old.done_at if done is not None and done == old.done else new.done_at,
+        err_data=old.err_data if err is not None and err == old.err else new.err_data,
+    )
+
+
+def summary(a: RunAgg, parse: Any) -> RunSummary:
+    """The RunSummary `EventsDbReader.runs` gives for these aggregates (`parse`: created_at)."""
+    err = a.err
+    if err is not None and a.retry is not None and a.retry > err:
+        err = None  # a `retry` after the error: LEON retried the stream, the error was not final
+    if a.cancel is not None and (err is None or a.cancel > err):
+        status = "cancelled"
+    elif err is not None:
+        status = "error"
+    elif a.done is not None:
+        status = "completed"
+    else:
+        status = "running"
+    started: datetime | None = parse(a.start_at if a.start is not None else a.first_at)
+    return RunSummary(
+        run_id=a.run_id,
+        thread_id=a.thread_id,
+        status=status,
+        started_at=started,
+        ended_at=parse(a.done_at) if a.done is not None else None,
+        last_event_at=parse(a.last_at),
+        error=error_text(a.err_data) if err is not None else None,
+        event_count=int(a.count),
+        first_seq=int(a.first),
+        last_seq=int(a.last),
+    )
+
+
+def error_text(data: str | None) -> str | None:
+    """data.error of an `error` event; the raw data when it is not the expected JSON object."""
+    if data is None:
+        return None
+    try:
+        obj = json.loads(data)
+    except (TypeError, ValueError):
+        return data
+    if isinstance(obj, dict) and "error" in obj:
+        err = obj["error"]
+        return err if isinstance(err, str) else json.dumps(err)
+    return data

@@ -1,0 +1,116 @@
+"""Runs read by seq watermark (services.runs.RunReads, issue 10) equal a from-scratch read.
+
+Random LEON-way writes to a real events.db (runs' events, activity streams, retention deleting a
+thread's older runs, and odd deletes LEON does not make): after every step the runs RunReads
+gives equal `EventsDbReader.runs(since=...)` of the same file, and a step that only appended is
+folded in without a full read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from opcockpit.adapters.leon.events_db import EventsDbReader
+from opcockpit.adapters.leon.schema import create_events_db
+from opcockpit.services.runs import RunReads, _signature
+
+T0 = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
+THREADS = ("t-a", "t-b", "t-c")
+TYPES = ("user_message", "run_start", "text", "tool_call", "retry", "error", "cancelled", "run_done")
+
+append = st.tuples(
+    st.just("append"),
+    st.sampled_from(THREADS),
+    st.integers(0, 3),  # which run of the thread (3: an activity stream)
+    st.lists(st.sampled_from(TYPES), min_size=1, max_size=4),
+    st.integers(-200, 0),  # created_at, minutes from T0 (some fall out of the window)
+)
+retention = st.tuples(st.just("retention"), st.sampled_from(THREADS), st.integers(0, 2))
+odd_delete = st.tuples(st.just("odd_delete"), st.sampled_from(THREADS), st.integers(0, 2))
+step = st.one_of(append, append, append, retention, odd_delete)
+
+
+def _run_id(thread: str, k: int) -> str:
+    return f"activity_{thread}" if k == 3 else f"run-{thread}-{k}"
+
+
+def _write(conn: sqlite3.Connection, op: tuple) -> bool:
+    """Apply one step; True when it only appended (a watermark read must fold it in)."""
+    kind, thread, k = op[0], op[1], op[2]
+    if kind == "append":
+        types, minutes = op[3], op[4]
+        at = (T0 + timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M:%S")
+        conn.executemany(
+            "INSERT INTO run_events (thread_id, run_id, event_type, data, created_at) VALUES (?,?,?,?,?)",
+            [(thread, _run_id(thread, k), t, f'{{"error": "boom {k}"}}', at) for t in types],
+        )
+    elif kind == "retention":  # cleanup_old_runs(thread, keep_latest=1) with a new event of k
+        conn.execute(
+            "INSERT INTO run_events (thread_id, run_id, event_type, data) VALUES (?,?,?,?)",
+            (thread, _run_id(thread, k), "run_done", "{}"),
+        )
+        conn.execute(
+            "DELETE FROM run_events WHERE thread_id=? AND run_id != ? AND run_id NOT LIKE 'activity_%'",
+            (thread, _run_id(thread, k)),
+        )
+    else:  # not LEON's way: the first event of a run, nothing appended
+        conn.execute(
+            "DELETE FROM run_events WHERE seq = (SELECT MIN(seq) FROM run_events WHERE run_id = ?)",
+            (_run_id(thread, k),),
+        )
+    conn.commit()
+    return kind == "append"
+
+
+async def _both(path: str, reads: RunReads, now: datetime, since: datetime) -> tuple[list, list]:
+    async with EventsDbReader(path) as reader:
+        got = await reads.read(reader, path, _signature(path), now, since)
+        want = await reader.runs(since=since)
+    return got, want
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(step, min_size=1, max_size=10), window_min=st.sampled_from([30, 120, 100_000]))
+def test_watermark_runs_equal_a_full_read(tmp_path: Path, steps: list[tuple], window_min: int) -> None:
+    path = str(Path(tempfile.mkdtemp(dir=tmp_path)) / "events.db")  # one file per example
+    conn = create_events_db(path)
+    reads = RunReads()
+    since = T0 - timedelta(minutes=window_min)
+    try:
+        for op in steps:
+            appended = _write(conn, op)
+            before = reads.reads
+            got, want = asyncio.run(_both(path, reads, T0, since))
+            assert got == want, op
+            if appended and before:
+                assert reads.reads == before, "an append was read in full, not folded in"
+    finally:
+        conn.close()
+
+
+def test_a_retention_delete_is_folded_in_and_an_odd_delete_reads_everything(tmp_path: Path) -> None:
+    path = str(tmp_path / "events.db")
+    conn = create_events_db(path)
+    reads = RunReads()
+    since = T0 - timedelta(days=1)
+    try:
+        _write(conn, ("append", "t-a", 0, ["run_start", "text"], 0))
+        _write(conn, ("append", "t-b", 0, ["run_start", "error"], 0))
+        got, _ = asyncio.run(_both(path, reads, T0, since))
+        assert [r.run_id for r in got] == ["run-t-b-0", "run-t-a-0"] and reads.reads == 1
+        _write(conn, ("retention", "t-a", 1))  # run 1 of t-a finishes, run 0 deleted
+        got, want = asyncio.run(_both(path, reads, T0, since))
+        assert got == want and [r.run_id for r in got] == ["run-t-a-1", "run-t-b-0"]
+        assert reads.reads == 1 and reads.delta_reads == 1
+        _write(conn, ("odd_delete", "t-b", 0))
+        got, want = asyncio.run(_both(path, reads, T0, since))
+        assert got == want and got[1].event_count == 1 and reads.reads == 2
+    finally:
+        conn.close()
