@@ -16,7 +16,7 @@ Thresholds live in `AlertsConfig` (the `[alerts]` TOML table, docs/alerts.md).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -184,62 +184,65 @@ def _leaking_orphans(gt: GroundTruth, cfg: AlertsConfig) -> list[OrphanRow]:
 
 
 def rule_lease_diverged(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
-    out = []
     # A destroyed lease that reconcile marks diverged because its labelled instance still lives is
     # reported by the leak rule (through the orphan), not twice.
-    leaked = {o.claimed_lease_id for o in _leaking_orphans(inp.ground_truth, cfg)}
-    for r in inp.ground_truth.rows:
-        if r.convergence is not Convergence.DIVERGED or _is_leak_row(r, cfg):
-            continue  # leaks have their own (louder) rule
-        if r.desired_state == "destroyed" and r.lease_id in leaked:
-            continue
-        out.append(
-            AlertCandidate(
-                rule="lease_diverged",
-                key=f"lease_diverged:{r.lease_id}",
-                severity=Severity.WARNING,
-                summary=f"{r.provider} lease {r.lease_id} diverged: {_short(r.reason)}",
-                evidence=(
-                    Evidence("lease", r.lease_id, r.reason),
-                    *((Evidence("thread", r.thread_id),) if r.thread_id else ()),
-                ),
-                threshold=f"diverged for > {fmt_duration(cfg.diverged_for_s)}",
-                hold_s=cfg.diverged_for_s,
-                scope=r.provider,
-                details={
-                    "desired": r.desired_state,
-                    "observed": r.observed_state,
-                    "provider_state": r.provider_state,
-                },
-            )
-        )
-    return out
+    leaked = leaked_leases(inp.ground_truth, cfg)
+    return [c for r in inp.ground_truth.rows if (c := diverged_row(r, cfg, r.lease_id in leaked))]
+
+
+def leaked_leases(gt: GroundTruth, cfg: AlertsConfig) -> set[str]:
+    """Leases a leaking orphan claims (their divergence is the leak rule's)."""
+    return {o.claimed_lease_id for o in _leaking_orphans(gt, cfg)}
+
+
+def diverged_row(r: GroundTruthRow, cfg: AlertsConfig, leaked: bool) -> AlertCandidate | None:
+    """lease_diverged for one row; `leaked`: a leaking orphan claims its lease."""
+    if r.convergence is not Convergence.DIVERGED or _is_leak_row(r, cfg):
+        return None  # leaks have their own (louder) rule
+    if r.desired_state == "destroyed" and leaked:
+        return None
+    return AlertCandidate(
+        rule="lease_diverged",
+        key=f"lease_diverged:{r.lease_id}",
+        severity=Severity.WARNING,
+        summary=f"{r.provider} lease {r.lease_id} diverged: {_short(r.reason)}",
+        evidence=(
+            Evidence("lease", r.lease_id, r.reason),
+            *((Evidence("thread", r.thread_id),) if r.thread_id else ()),
+        ),
+        threshold=f"diverged for > {fmt_duration(cfg.diverged_for_s)}",
+        hold_s=cfg.diverged_for_s,
+        scope=r.provider,
+        details={
+            "desired": r.desired_state,
+            "observed": r.observed_state,
+            "provider_state": r.provider_state,
+        },
+    )
 
 
 def rule_lease_recovering(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
-    out = []
-    for r in inp.ground_truth.rows:
-        if r.lease_status != "recovering":
-            continue
-        out.append(
-            AlertCandidate(
-                rule="lease_recovering",
-                key=f"lease_recovering:{r.lease_id}",
-                severity=Severity.WARNING,
-                summary=f"{r.provider} lease {r.lease_id} stuck in recovering"
-                " (instance creation failed or hung?)"
-                + (f": {_short(r.last_error, 80)}" if r.last_error else ""),
-                evidence=(
-                    Evidence("lease", r.lease_id, r.last_error or ""),
-                    *((Evidence("thread", r.thread_id),) if r.thread_id else ()),
-                ),
-                threshold=f"recovering for > {fmt_duration(cfg.recovering_for_s)}",
-                hold_s=cfg.recovering_for_s,
-                since=r.updated_at,  # LEON persists `recovering` with the lease row's updated_at
-                details={"last_error": r.last_error},
-            )
-        )
-    return out
+    return [c for r in inp.ground_truth.rows if (c := recovering_row(r, cfg))]
+
+
+def recovering_row(r: GroundTruthRow, cfg: AlertsConfig) -> AlertCandidate | None:
+    if r.lease_status != "recovering":
+        return None
+    return AlertCandidate(
+        rule="lease_recovering",
+        key=f"lease_recovering:{r.lease_id}",
+        severity=Severity.WARNING,
+        summary=f"{r.provider} lease {r.lease_id} stuck in recovering"
+        " (instance creation failed or hung?)" + (f": {_short(r.last_error, 80)}" if r.last_error else ""),
+        evidence=(
+            Evidence("lease", r.lease_id, r.last_error or ""),
+            *((Evidence("thread", r.thread_id),) if r.thread_id else ()),
+        ),
+        threshold=f"recovering for > {fmt_duration(cfg.recovering_for_s)}",
+        hold_s=cfg.recovering_for_s,
+        since=r.updated_at,  # LEON persists `recovering` with the lease row's updated_at
+        details={"last_error": r.last_error},
+    )
 
 
 def rule_provider_unreachable(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
@@ -309,22 +312,32 @@ def rule_orphans_present(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandi
 def rule_leak(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
     """An instance alive at the provider while its lease says detached or destroyed (or the lease
     moved on or is gone): nothing in LEON will ever stop it, and it costs money."""
-    gt = inp.ground_truth
+    return leak_candidates([r for r in inp.ground_truth.rows if _is_leak_row(r, cfg)], inp.ground_truth, cfg)
+
+
+def is_leak_row(r: GroundTruthRow, cfg: AlertsConfig) -> bool:
+    """The row itself is a leak (the leak rule's, not lease_diverged's)."""
+    return _is_leak_row(r, cfg)
+
+
+def leak_candidates(
+    rows: Iterable[GroundTruthRow], gt: GroundTruth, cfg: AlertsConfig
+) -> list[AlertCandidate]:
+    """The leak rule given the rows that are leaks themselves (`is_leak_row`), in row order."""
     found: dict[str, list[Evidence]] = {}
     provider_of: dict[str, str] = {}
     desired_of: dict[str, str] = {}
-    for r in gt.rows:
-        if _is_leak_row(r, cfg):
-            found.setdefault(r.lease_id, []).append(
-                Evidence(
-                    "lease",
-                    r.lease_id,
-                    f"desired {r.desired_state}, observed {r.observed_state}, "
-                    f"instance {r.instance_id} {r.provider_state} at provider",
-                )
+    for r in rows:
+        found.setdefault(r.lease_id, []).append(
+            Evidence(
+                "lease",
+                r.lease_id,
+                f"desired {r.desired_state}, observed {r.observed_state}, "
+                f"instance {r.instance_id} {r.provider_state} at provider",
             )
-            provider_of[r.lease_id] = r.provider
-            desired_of[r.lease_id] = r.desired_state
+        )
+        provider_of[r.lease_id] = r.provider
+        desired_of[r.lease_id] = r.desired_state
     for o in _leaking_orphans(gt, cfg):
         lid = o.claimed_lease_id
         found.setdefault(lid, []).append(Evidence("orphan", o.key, f"{o.provider_state}; claim {o.claim}"))
@@ -429,58 +442,68 @@ def _payload_error(payload_json: str | None) -> str | None:
 
 
 def rule_resource_pressure(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
-    out = []
     now = inp.now
-    for r in inp.ground_truth.rows:
-        res = r.resources
-        if res is None or res.probe_error or res.collected_at is None:
-            continue
-        age = _age(now, res.collected_at)
-        if age is None or age > cfg.resource_max_age_s:
-            continue  # an old snapshot says nothing about now
-        running = (
-            r.provider_state == "running" if r.provider_state is not None else r.observed_state == "running"
-        )
-        if not running:
-            continue
-        hits: list[str] = []
-        details: dict[str, Any] = {"snapshot_age_s": round(age, 1)}
-        mem_total = res.memory_total_mb or res.memory_mb  # LEON's Docker/Daytona probes leave totals None
-        if res.memory_used_mb is not None and mem_total:
-            pct = 100.0 * res.memory_used_mb / mem_total
-            details["memory_pct"] = round(pct, 1)
-            if pct >= cfg.memory_pct:
-                hits.append(f"memory {pct:.0f}% ({res.memory_used_mb:.0f}/{mem_total:.0f} MB)")
-        if res.disk_used_gb is not None and res.disk_total_gb:
-            pct = 100.0 * res.disk_used_gb / res.disk_total_gb
-            details["disk_pct"] = round(pct, 1)
-            if pct >= cfg.disk_pct:
-                hits.append(f"disk {pct:.0f}% ({res.disk_used_gb:.1f}/{res.disk_total_gb:.1f} GB)")
-        if res.cpu_used is not None:
-            details["cpu_pct"] = res.cpu_used
-            if res.cpu_used >= cfg.cpu_pct:
-                hits.append(f"cpu {res.cpu_used:.0f}%")
-        if not hits:
-            continue
-        out.append(
-            AlertCandidate(
-                rule="resource_pressure",
-                key=f"resource_pressure:{r.lease_id}",
-                severity=Severity.WARNING,
-                summary=f"{r.provider} lease {r.lease_id}: " + ", ".join(hits),
-                evidence=(
-                    Evidence("resource_snapshot", r.lease_id, ", ".join(hits)),
-                    *((Evidence("thread", r.thread_id),) if r.thread_id else ()),
-                ),
-                threshold=f"memory >= {cfg.memory_pct:g}%, disk >= {cfg.disk_pct:g}%"
-                f" or cpu >= {cfg.cpu_pct:g}% "
-                f"for > {fmt_duration(cfg.resource_for_s)}",
-                hold_s=cfg.resource_for_s,
-                scope=r.provider,
-                details=details,
-            )
-        )
-    return out
+    return [c for r in inp.ground_truth.rows if (c := pressure_row(r, cfg, now, pressure_hits(r, cfg)))]
+
+
+def pressure_hits(r: GroundTruthRow, cfg: AlertsConfig) -> tuple[list[str], dict[str, Any]] | None:
+    """The thresholds a row's resource snapshot crosses, whatever its age (None: none, or no
+    usable snapshot): a row without hits has no pressure alert at any `now`."""
+    res = r.resources
+    if res is None or res.probe_error or res.collected_at is None:
+        return None
+    running = r.provider_state == "running" if r.provider_state is not None else r.observed_state == "running"
+    if not running:
+        return None
+    hits: list[str] = []
+    details: dict[str, Any] = {}
+    mem_total = res.memory_total_mb or res.memory_mb  # LEON's Docker/Daytona probes leave totals None
+    if res.memory_used_mb is not None and mem_total:
+        pct = 100.0 * res.memory_used_mb / mem_total
+        details["memory_pct"] = round(pct, 1)
+        if pct >= cfg.memory_pct:
+            hits.append(f"memory {pct:.0f}% ({res.memory_used_mb:.0f}/{mem_total:.0f} MB)")
+    if res.disk_used_gb is not None and res.disk_total_gb:
+        pct = 100.0 * res.disk_used_gb / res.disk_total_gb
+        details["disk_pct"] = round(pct, 1)
+        if pct >= cfg.disk_pct:
+            hits.append(f"disk {pct:.0f}% ({res.disk_used_gb:.1f}/{res.disk_total_gb:.1f} GB)")
+    if res.cpu_used is not None:
+        details["cpu_pct"] = res.cpu_used
+        if res.cpu_used >= cfg.cpu_pct:
+            hits.append(f"cpu {res.cpu_used:.0f}%")
+    return (hits, details) if hits else None
+
+
+def pressure_row(
+    r: GroundTruthRow,
+    cfg: AlertsConfig,
+    now: datetime,
+    hits: tuple[list[str], dict[str, Any]] | None,
+) -> AlertCandidate | None:
+    """resource_pressure for one row at `now`, given its `pressure_hits`."""
+    if hits is None or r.resources is None:
+        return None
+    age = _age(now, r.resources.collected_at)
+    if age is None or age > cfg.resource_max_age_s:
+        return None  # an old snapshot says nothing about now
+    found, measured = hits
+    return AlertCandidate(
+        rule="resource_pressure",
+        key=f"resource_pressure:{r.lease_id}",
+        severity=Severity.WARNING,
+        summary=f"{r.provider} lease {r.lease_id}: " + ", ".join(found),
+        evidence=(
+            Evidence("resource_snapshot", r.lease_id, ", ".join(found)),
+            *((Evidence("thread", r.thread_id),) if r.thread_id else ()),
+        ),
+        threshold=f"memory >= {cfg.memory_pct:g}%, disk >= {cfg.disk_pct:g}%"
+        f" or cpu >= {cfg.cpu_pct:g}% "
+        f"for > {fmt_duration(cfg.resource_for_s)}",
+        hold_s=cfg.resource_for_s,
+        scope=r.provider,
+        details={"snapshot_age_s": round(age, 1), **measured},
+    )
 
 
 def rule_flapping(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:

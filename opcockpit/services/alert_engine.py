@@ -18,9 +18,9 @@ from opcockpit.domain.alerts import (
     SCOPE_LEDGER_EVENTS,
     AlertInputs,
     AlertsConfig,
-    evaluate_rules,
     unknown_scopes,
 )
+from opcockpit.domain.alerts_inc import IncrementalRules
 from opcockpit.domain.events import Event, EventQuery, LeaseConvergenceChanged
 from opcockpit.domain.models import GroundTruth, LeaseEventRecord, ProviderEventRecord
 from opcockpit.domain.runs import RunHealth
@@ -114,7 +114,8 @@ class AlertEngine:
         self.notifier = notifier
         self.leon = leon  # the readers a live round (services.alerting.evaluate_refresh) gathers with
         self.last: AlertSnapshot | None = None
-        self.run_reads = RunReads()  # events.db's runs, reused while the file is unchanged
+        self.run_reads = RunReads()  # events.db's runs, read by seq watermark
+        self.rules = IncrementalRules()  # last round's per-lease verdicts (issue 10)
         self.query_rules: Any = None  # services.query_alerts.QueryRules (issue 11), set by wiring
 
     def evaluate(
@@ -131,7 +132,7 @@ class AlertEngine:
             self.config = self.query_rules.config(self.config)
         events = self._flap_events(now)
         inp = AlertInputs(ground_truth, now, run_health, lease_events, provider_events, events)
-        candidates = evaluate_rules(inp, self.config)
+        candidates = self.rules.evaluate(inp, self.config)  # == evaluate_rules, per changed lease
         unknown = unknown_scopes(inp) | ({SCOPE_LEDGER_EVENTS} if events is None else set())
         if self.query_rules is not None:  # query-backed rules, on their own cadence (issue 11)
             more, blind = self.query_rules.evaluate(self.config, ground_truth, now)
