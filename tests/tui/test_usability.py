@@ -12,6 +12,7 @@ from opcockpit.domain.models import RunEventRecord
 from opcockpit.tui.rows import GT_INDEX, gt_cells
 from opcockpit.tui.screens.thread import render_run_events
 from opcockpit.tui.widgets.header import HeaderState, render_header, without_colour
+from tests.tui.conftest import wait_until
 from tests.tui.factories import NOW, make_ground_truth
 from tests.tui.screen_text import screen_text
 from tests.tui.test_app import loaded, make_app
@@ -101,12 +102,14 @@ async def test_space_marks_only_where_actions_use_marks() -> None:
     app, _ = make_app([make_ground_truth(50)])
     async with app.run_test(size=(100, 30)) as pilot:
         await loaded(pilot, app)
-        assert "Mark" in screen_text(app).splitlines()[-1]
+        # the footer is drawn after the first picture: wait for it (a loaded CI machine is slow)
+        await wait_until(pilot, lambda: "Mark" in screen_text(app).splitlines()[-1])
         await pilot.press("3")
         await pilot.pause()
         events = app.events_view.table
         assert events.check_action("toggle_mark", ()) is False
-        assert "Mark" not in screen_text(app).splitlines()[-1]  # the footer offers only what works
+        # the footer offers only what works
+        await wait_until(pilot, lambda: "Mark" not in screen_text(app).splitlines()[-1])
         events.toggle_mark("anything")
         assert not events.marked
 
