@@ -41,15 +41,30 @@ def _last(a: RunAgg) -> int:
 
 
 class _Runs:
-    """One events.db's runs as last read: aggregates by run id, the seq watermark, the file."""
+    """One events.db's runs as last read: aggregates and summaries by run id, the seq watermark."""
 
     def __init__(self, sig: tuple[object, ...] | None, now: datetime) -> None:
         self.sig = sig
         self.full_at = now
         self.aggs: dict[str, RunAgg] = {}
+        self.sums: dict[str, RunSummary] = {}
+        self.by_thread: dict[str, set[str]] = {}
         self.seq = 0  # every event at or below it has been read
         self.total = 0  # events of the runs in `aggs`
         self.ordered: list[tuple[RunAgg, RunSummary]] | None = None  # newest first
+
+    def put(self, a: RunAgg, parse: Callable[[object], datetime | None]) -> None:
+        old = self.aggs.get(a.run_id)
+        if old is not None and old.thread_id != a.thread_id:
+            self.by_thread.get(old.thread_id, set()).discard(a.run_id)
+        self.aggs[a.run_id] = a
+        self.sums[a.run_id] = summary(a, parse)
+        self.by_thread.setdefault(a.thread_id, set()).add(a.run_id)
+
+    def drop(self, rid: str) -> None:
+        a = self.aggs.pop(rid)
+        del self.sums[rid]
+        self.by_thread.get(a.thread_id, set()).discard(rid)
 
 
 class RunReads:
@@ -94,10 +109,11 @@ class RunReads:
     def _young(st: _Runs, now: datetime) -> bool:
         return abs((now - st.full_at).total_seconds()) < RESYNC_S
 
-    def _window(self, st: _Runs, since: datetime) -> list[RunSummary]:
+    @staticmethod
+    def _window(st: _Runs, since: datetime) -> list[RunSummary]:
         if st.ordered is None:
-            p = self._parse
-            st.ordered = [(a, summary(a, p)) for a in sorted(st.aggs.values(), key=_last, reverse=True)]
+            sums = st.sums
+            st.ordered = [(a, sums[a.run_id]) for a in sorted(st.aggs.values(), key=_last, reverse=True)]
         cut = to_sqlite_utc(since)
         # = SQL's HAVING MAX(created_at) >= cut: NULL never passes, a number sorts before text.
         return [s for a, s in st.ordered if isinstance(a.max_created, str) and a.max_created >= cut]
@@ -107,7 +123,8 @@ class RunReads:
         st = _Runs(sig, now)
         _, top = await reader.run_totals()  # first: a run event committed after it is above it
         aggs: list[RunAgg] = await reader.run_aggs()
-        st.aggs = {a.run_id: a for a in aggs}
+        for a in aggs:
+            st.put(a, self._parse)
         st.total = sum(a.count for a in aggs)
         st.seq = max([top, *(a.last for a in aggs)])
         return st
@@ -116,31 +133,36 @@ class RunReads:
         """Fold in the events above the watermark; False when in doubt (then a full read)."""
         self.delta_reads += 1
         new: list[RunAgg] = await reader.run_aggs(after_seq=st.seq)
-        aggs, total, seq = dict(st.aggs), st.total, st.seq
+        merged: dict[str, RunAgg] = {}
+        total, seq = st.total, st.seq
         for a in new:
-            old = aggs.get(a.run_id)
-            aggs[a.run_id] = a if old is None else merge(old, a)
+            old = st.aggs.get(a.run_id)
+            merged[a.run_id] = a if old is None else merge(old, a)
             total += a.count
             seq = max(seq, a.last)
+        gone: list[str] = []
         if new:
             threads = sorted({a.thread_id for a in new})
             counts: dict[str, int] = await reader.run_counts(threads)
-            touched = set(threads)
-            for rid, a in list(aggs.items()):
-                if a.thread_id not in touched:
-                    continue
+            touched = set(merged).union(*(st.by_thread.get(t, ()) for t in threads))
+            for rid in sorted(touched):
+                a = merged.get(rid) or st.aggs[rid]
                 n = counts.get(rid)
                 if n is None:  # LEON's retention deleted it
-                    del aggs[rid]
+                    gone.append(rid)
                     total -= a.count
                 elif n != a.count:
                     return False  # part of a run gone, or written meanwhile: read it all
         table_total, top = await reader.run_totals()
         if table_total != total or top < seq:
             return False  # a delete elsewhere, a write meanwhile, or the seq went backwards
-        if new or len(aggs) != len(st.aggs):
-            st.aggs, st.total, st.ordered = aggs, total, None
-        st.seq = seq
+        for a in merged.values():
+            st.put(a, self._parse)
+        for rid in gone:
+            st.drop(rid)
+        if merged or gone:
+            st.ordered = None
+        st.total, st.seq = total, seq
         return True
 
 
