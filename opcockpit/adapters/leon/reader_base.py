@@ -11,10 +11,10 @@ of bad rows, the Mycel fallbacks) lives here, so both sources answer alike.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 from opcockpit.adapters.leon.dialect import Q
 from opcockpit.adapters.leon.reader_details import LeonDetailQueries
@@ -25,7 +25,6 @@ from opcockpit.adapters.leon.sandbox_rows import (
     _SNAPSHOT_COLS,
     _TERMINAL_COLS,
     _leases,
-    _reuse,
     _Schema,
     _sessions,
     _snapshots,
@@ -40,8 +39,6 @@ __all__ = ["LeonReaderBase"]
 
 class LeonReaderBase(LeonDetailQueries):
     """The shared half of `SandboxDbReader` and `PgSandboxReader` (see the module docstring)."""
-
-    reuse_rows: ClassVar[bool] = False  # keep records of unchanged rows between reads (see _reuse)
 
     # ---------------------------------------------------------------- supplied by the reader
 
@@ -106,24 +103,34 @@ class LeonReaderBase(LeonDetailQueries):
         srows: list[tuple],
         rrows: list[tuple],
         now: datetime | None,
+        known: Sequence[Sequence[Any] | None] = (None, None, None),
     ) -> DbState:
+        """`known`: per table (leases, terminals, sessions), the records of rows the caller knows
+        unchanged (aligned with the rows; None where a row must be built). The change tracker
+        keeps them by rowid, so unchanged rows cost no record build and no timestamp parse."""
         ap = self._apath
         p = self._parse
         read_at = now if now is not None else datetime.now(UTC)
-        key = (ap, id(p))
 
-        def records(tag: str, rows: list[tuple], build: Callable[..., list[Any]]) -> tuple[Any, ...]:
-            if self.reuse_rows:
-                return _reuse((*key, tag), rows, build, p)
-            return tuple(build(rows, p))
+        def records(
+            rows: list[tuple], build: Callable[..., list[Any]], prev: Sequence[Any] | None
+        ) -> tuple[Any, ...]:
+            if prev is None:
+                return tuple(build(rows, p))
+            recs = list(prev)
+            misses = [i for i, rec in enumerate(recs) if rec is None]
+            if misses:
+                for i, rec in zip(misses, build([rows[i] for i in misses], p), strict=True):
+                    recs[i] = rec
+            return tuple(recs)
 
         def convert() -> DbState:
             leases, terminals, sessions, lease_problems, problems = _vetted(
                 schema,
                 p,
-                (lrows, records("l", lrows, _leases)),
-                (trows, records("t", trows, _terminals)),
-                (srows, records("s", srows, _sessions)),
+                (lrows, records(lrows, _leases, known[0])),
+                (trows, records(trows, _terminals, known[1])),
+                (srows, records(srows, _sessions, known[2])),
             )
             return DbState(
                 path=ap,

@@ -15,8 +15,10 @@ at a cost that follows the change:
   the watermark did not explain) gets the full signature scan `SELECT rowid, <signature>`, and so
   does every table when a commit is explained by nothing (a writer that bumps no timestamp and
   appends no event). The full scan was ~280 ms of CPU per commit at 10k leases; the watermark
-  reads cost a few narrow scans. Record objects of unchanged rows are kept (the rows' cache in
-  `sandbox_rows._reuse`), so the incremental reconciler sees them unchanged;
+  reads cost a few narrow scans. Record objects of unchanged rows are kept (by rowid, with the
+  row's signature hash), so the incremental reconciler sees them unchanged. The raw rows are not
+  kept once converted: at 10k leases they were ~45 MB (issue 10's memory budget); a change the
+  patch path cannot apply (a bad row, a resource snapshot) reads the tables again instead;
 - a full read (resync) every `resync_s`, and on any doubt: first call, schema_version moved, the
   file replaced (new inode/device) or shrunk, a data_version going backwards, a table without
   rowids. A replaced database is read afresh in one transaction: never a mixed picture.
@@ -79,6 +81,9 @@ _MARKS: dict[str, tuple[str, ...]] = {
 _EXPLAINERS = ("lease_events", "provider_events", "terminal_commands", "terminal_command_chunks")
 
 
+_Delta = tuple[dict[str, tuple[list[tuple], list[int]]], list[tuple]]
+
+
 class _Resync(Exception):
     """The delta read found a reason to read everything again."""
 
@@ -121,7 +126,6 @@ class SandboxDbTracker:
         # table -> rowid -> hash of the row's signature (the 64-bit hash, not the text: ~10 MB
         # less at 10k leases; a collision would hide one change until the next resync_s).
         self._sigs: dict[str, dict[int, Any]] = {}
-        self._raw: dict[str, dict[int, tuple]] = {}
         self._doubt: str | None = None
         self._wm: dict[str, str | None] = {}  # table -> highest mark value seen (text compare)
         self._tops: dict[str, int | None] = {}  # explainer table -> its max(rowid) at the last read
@@ -206,7 +210,16 @@ class SandboxDbTracker:
         self.stats.resync_reasons.append(reason)
         del self.stats.resync_reasons[:-20]
 
-    async def _full(self, reader: SandboxDbReader, reason: str, now: datetime | None) -> DbState:
+    async def _full(
+        self,
+        reader: SandboxDbReader,
+        reason: str | None,
+        now: datetime | None,
+        *,
+        changed: set[str] | None = None,
+    ) -> DbState:
+        """Read every table; `reason` None: not a resync but a delta the patch path could not
+        apply (`changed`: its tables), so it is not counted as a full read."""
         self._doubt = None
         dv = await self._data_version(reader)
         ap = reader._apath
@@ -233,22 +246,35 @@ class SandboxDbTracker:
             state = await reader.read_state(now=now)
             self._state, self._dv = None, None
             return state
+        old_sigs, old_recs = self._sigs, self._recs
         self._sigs = {}
-        self._raw = {}
+        lists: list[list[tuple]] = []
+        known: list[list[Any] | None] = []
+        rowids: list[list[int]] = []
         for (table, _), rows in zip(_TABLES, results, strict=True):
-            self._sigs[table] = {r[0]: hash(r[1]) for r in rows}
-            self._raw[table] = {r[0]: r[2:] for r in rows}
+            sigs = self._sigs[table] = {r[0]: hash(r[1]) for r in rows}
+            prev_sigs, prev_recs = old_sigs.get(table, {}), old_recs.get(table)
+            if prev_recs is not None:  # unchanged rows (same rowid, same signature) keep their record
+                known.append(
+                    [prev_recs.get(rid) if prev_sigs.get(rid) == h else None for rid, h in sigs.items()]
+                )
+            else:
+                known.append(None)
+            rowids.append(list(sigs))
+            lists.append([r[2:] for r in rows])
+        del results, old_sigs, old_recs
         self._schema_version = schema.version
-        self._full_at = self._monotonic()
         self._dv = dv
-        self._note(reason)
-        return await self._build(reader, schema, now, changed=None)
+        if reason is not None:
+            self._full_at = self._monotonic()
+            self._note(reason)
+        return await self._build(reader, schema, now, lists, known, rowids, changed=changed)
 
     async def _delta(self, reader: SandboxDbReader, dv: int, now: datetime | None) -> DbState:
         ap = reader._apath
         prev_schema = self._schema_version
 
-        async def run(conn: aiosqlite.Connection, s: _Schema) -> dict[str, tuple[list[tuple], list[int]]]:
+        async def run(conn: aiosqlite.Connection, s: _Schema) -> _Delta:
             if s.version != prev_schema:
                 raise _Resync("schema changed")
             tops = await _tops(conn, s)
@@ -293,27 +319,28 @@ class SandboxDbTracker:
                     )
                 out[table] = (fetched, gone)
             self._tops = tops
-            return out
+            return out, await _parent_leases(conn, s, ap, out)
 
-        schema, delta = await reader._transaction(run)
+        schema, (delta, parents) = await reader._transaction(run)
         for table, (fetched, gone) in delta.items():
             sigs = self._sigs.setdefault(table, {})
-            raw = self._raw.setdefault(table, {})
             for rid in gone:
                 sigs.pop(rid, None)
-                raw.pop(rid, None)
             for r in fetched:
                 sigs[r[0]] = hash(r[1])
-                raw[r[0]] = r[2:]
             self.stats.rows_fetched += len(fetched)
         self._dv = dv
         self.stats.delta_reads += 1
         if not delta and self._state is not None:
             return self._state  # a commit that touched none of the reconcile tables
-        patched = await self._patch(reader, schema, now, delta)
+        patched = await self._patch(reader, schema, now, delta, parents)
         if patched is not None:
             return patched
-        return await self._build(reader, schema, now, changed=set(delta))
+        for table, (fetched, gone) in delta.items():  # their records are stale: built again
+            recs = self._recs.get(table, {})
+            for rid in (*gone, *(r[0] for r in fetched)):
+                recs.pop(rid, None)
+        return await self._full(reader, None, now, changed=set(delta))
 
     async def _patch(
         self,
@@ -321,6 +348,7 @@ class SandboxDbTracker:
         schema: _Schema,
         now: datetime | None,
         delta: dict[str, tuple[list[tuple], list[int]]],
+        parents: list[tuple],
     ) -> DbState | None:
         """The new DbState with only the changed rows converted (records of the others kept),
         or None when the full conversion is needed. Converting every row again was ~170 ms of
@@ -336,17 +364,12 @@ class SandboxDbTracker:
             return None
         rows = {t: [r[2:] for r in delta.get(t, ((), ()))[0]] for t, _ in _TABLES[:3]}
         # The leases of changed child rows go along, so their inherited problems would show.
-        lids = {r[2] for r in rows["abstract_terminals"]} | {r[3] for r in rows["chat_sessions"]}
-        lids -= {r[0] for r in rows["sandbox_leases"]}
-        extra = [r for r in self._raw.get("sandbox_leases", {}).values() if r[0] in lids] if lids else []
-        reader.reuse_rows = False  # type: ignore[misc]  # a partial read must not replace the row cache
-        try:
-            sub = await reader._state(
-                schema, rows["sandbox_leases"] + extra, rows["abstract_terminals"], rows["chat_sessions"], [],
-                now if now is not None else datetime.now(UTC),
-            )  # fmt: skip
-        finally:
-            del reader.reuse_rows
+        changed_lids = {r[0] for r in rows["sandbox_leases"]}
+        extra = [r[2:] for r in parents if r[2] not in changed_lids]
+        sub = await reader._state(
+            schema, rows["sandbox_leases"] + extra, rows["abstract_terminals"], rows["chat_sessions"], [],
+            now if now is not None else datetime.now(UTC),
+        )  # fmt: skip
         if sub.lease_problems or sub.problems:
             return None
         made = {
@@ -425,11 +448,21 @@ class SandboxDbTracker:
         return list(hot.items())
 
     async def _build(
-        self, reader: SandboxDbReader, schema: _Schema, now: datetime | None, *, changed: set[str] | None
+        self,
+        reader: SandboxDbReader,
+        schema: _Schema,
+        now: datetime | None,
+        lists: list[list[tuple]],
+        known: list[list[Any] | None],
+        rowids: list[list[int]],
+        *,
+        changed: set[str] | None,
     ) -> DbState:
-        lists = [list(self._raw.get(t, {}).values()) for t, _ in _TABLES]
         with gc_paused():
-            state = await reader._state(schema, *lists, now if now is not None else datetime.now(UTC))
+            state = await reader._state(
+                schema, *lists, now if now is not None else datetime.now(UTC), known=known[:3]
+            )
+        del lists[:]  # the raw rows go now, not when the caller's frame ends
         prev = self._state
         if prev is not None and changed is not None and "lease_resource_snapshots" not in changed:
             # Unchanged snapshot rows: keep the mapping (and its records) the reconciler already knows.
@@ -437,13 +470,34 @@ class SandboxDbTracker:
         self._state = state
         # Records by rowid, for `_patch` (only when no row was dropped: then they line up).
         self._recs = {}
-        for (table, _), recs in zip(
-            _TABLES[:3], (state.leases, state.terminals, state.chat_sessions), strict=True
+        for (table, _), ids, recs in zip(
+            _TABLES[:3], rowids[:3], (state.leases, state.terminals, state.chat_sessions), strict=True
         ):
-            raw = self._raw.get(table, {})
-            if len(raw) == len(recs):
-                self._recs[table] = dict(zip(raw.keys(), recs, strict=True))
+            if len(ids) == len(recs):
+                self._recs[table] = dict(zip(ids, recs, strict=True))
         return state
+
+
+async def _parent_leases(
+    conn: aiosqlite.Connection, s: _Schema, ap: str, delta: dict[str, tuple[list[tuple], list[int]]]
+) -> list[tuple]:
+    """The lease rows (rowid, signature, columns) of the changed terminal and session rows: the
+    patch path vets them together, so problems a child row gives its lease show (read in the
+    delta's transaction: the tracker keeps no raw rows)."""
+    lids = {r[4] for r in delta.get("abstract_terminals", ((), ()))[0]}
+    lids |= {r[5] for r in delta.get("chat_sessions", ((), ()))[0]}
+    lids = {x for x in lids if isinstance(x, str)}
+    if not lids or not s.has("sandbox_leases"):
+        return []
+    sql = _with_key(s.select("sandbox_leases", _LEASE_COLS, ap), s, "sandbox_leases", _LEASE_COLS)
+    out: list[tuple] = []
+    for chunk in _chunks(sorted(lids)):
+        out.extend(
+            await conn.execute_fetchall(
+                f"{sql} WHERE lease_id IN ({_placeholders(len(chunk))})", tuple(chunk)
+            )
+        )
+    return out
 
 
 def _marks(s: _Schema, table: str) -> tuple[str, ...]:

@@ -67,7 +67,6 @@ class SandboxDbReader(LeonReaderBase):
     """
 
     dialect = SQLITE
-    reuse_rows = True  # the live cockpit re-reads sandbox.db every tick: unchanged rows keep their records
 
     def __init__(
         self,

@@ -250,35 +250,6 @@ def _sessions(rows: Iterable[tuple], p: Parser) -> list[ChatSessionRecord]:
     ]
 
 
-# Records of the previous read_state per (path, parser, table), keyed by their raw row tuple.
-# LEON rows rarely change between refreshes: an unchanged row costs a tuple hash instead of a
-# record build plus timestamp parses. The map is built lazily from the previous read's (rows,
-# records) when the next read needs it, so a one-shot read (`opcockpit snapshot`) never pays
-# for hashing every row. Each read replaces the entry, so it never outgrows one table.
-_REUSE: dict[tuple[Any, ...], tuple[list[tuple], tuple[Any, ...]]] = {}
-_REUSE_MAX_KEYS = 16  # distinct (db path, zone, table) combinations remembered
-
-
-def _reuse(
-    key: tuple[Any, ...], rows: list[tuple], build: Callable[[Iterable[tuple], Parser], list[Any]], p: Parser
-) -> tuple[Any, ...]:
-    prev = _REUSE.get(key)
-    if not prev or not prev[0]:
-        out = tuple(build(rows, p))
-    else:
-        get = dict(zip(*prev, strict=True)).get
-        recs = [get(r) for r in rows]
-        misses = [i for i, rec in enumerate(recs) if rec is None]
-        if misses:
-            for i, rec in zip(misses, build([rows[i] for i in misses], p), strict=True):
-                recs[i] = rec
-        out = tuple(recs)
-    if key not in _REUSE and len(_REUSE) >= _REUSE_MAX_KEYS:
-        _REUSE.pop(next(iter(_REUSE)))
-    _REUSE[key] = (rows, out)
-    return out
-
-
 def _snapshots(rows: Iterable[tuple], p: Parser) -> dict[str, ResourceSnapshotRecord]:
     new = _new_snapshot
     f = _float
