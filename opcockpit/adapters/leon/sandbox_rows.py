@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from sys import intern as _intern
 from typing import Any
 
 from opcockpit.adapters.leon.rowcheck import ABSENT, INT, INT_OPT, JSON, KEY, LINK, OPT, REQ, TS, vet
@@ -176,6 +177,14 @@ def _str(v: object) -> str | None:
     return v if v is None or v.__class__ is str else str(v)
 
 
+def _i(v: Any) -> Any:
+    """One str object per distinct text: sqlite3 makes a new str per value, so 10k leases held
+    10k copies of "running" and each lease id once per table naming it (~15 MB of ~22 MB of
+    record text at 10k leases, issue 10's memory budget). Interned strings are freed with their
+    last reference (CPython < 3.12 keeps them mortal; 3.12+ too for runtime interning)."""
+    return _intern(v) if v.__class__ is str else v
+
+
 def _bool(v: object) -> bool:
     if v.__class__ is int:
         return v != 0
@@ -195,15 +204,15 @@ _new_snapshot = fast_factory(ResourceSnapshotRecord, _SNAPSHOT_COLS)
 
 
 def _leases(rows: Iterable[tuple], p: Parser) -> list[LeaseRecord]:
-    new = _new_lease
+    new, i_ = _new_lease, _i
     return [
         new(
-            a,
-            b,
-            c,
-            d,
-            e,
-            f,
+            i_(a),
+            i_(b),
+            i_(c),
+            i_(d),
+            i_(e),
+            i_(f),
             g if g.__class__ is int else _int0(g),
             h != 0 if h.__class__ is int else _bool(h),
             i,
@@ -212,37 +221,37 @@ def _leases(rows: Iterable[tuple], p: Parser) -> list[LeaseRecord]:
             p(m),
             p(n),
             p(o),
-            q,
-            r,
-            s,
-            t,
+            i_(q),
+            i_(r),
+            i_(s),
+            i_(t),
         )
         for (a, b, c, d, e, f, g, h, i, j, k, m, n, o, q, r, s, t) in rows
     ]
 
 
 def _terminals(rows: Iterable[tuple], p: Parser) -> list[TerminalRecord]:
-    new = _new_terminal
+    new, i_ = _new_terminal, _i
     return [
-        new(a, b, c, d or "", e if e.__class__ is int else _int0(e), p(f), p(g), h)
+        new(i_(a), i_(b), i_(c), i_(d or ""), e if e.__class__ is int else _int0(e), p(f), p(g), i_(h))
         for (a, b, c, d, e, f, g, h) in rows
     ]
 
 
 def _sessions(rows: Iterable[tuple], p: Parser) -> list[ChatSessionRecord]:
-    new = _new_session
+    new, i_ = _new_session, _i
     return [
         new(
-            a,
-            b,
-            c,
-            d,
-            e,
+            i_(a),
+            i_(b),
+            i_(c),
+            i_(d),
+            i_(e),
             p(f),
             p(g),
             p(h),
-            i,
-            j,
+            i_(i),
+            i_(j),
             k if k.__class__ is int else _int_or_none(k),
             m if m.__class__ is int else _int_or_none(m),
         )
@@ -251,14 +260,14 @@ def _sessions(rows: Iterable[tuple], p: Parser) -> list[ChatSessionRecord]:
 
 
 def _snapshots(rows: Iterable[tuple], p: Parser) -> dict[str, ResourceSnapshotRecord]:
-    new = _new_snapshot
+    new, i_ = _new_snapshot, _i
     f = _float
     return {
         a: new(
-            a,
-            _utf8(b),
-            _utf8(c),
-            _utf8(d),
+            i_(a),
+            i_(_utf8(b)),
+            i_(_utf8(c)),
+            i_(_utf8(d)),
             f(e),
             f(g),
             f(h),
