@@ -209,7 +209,7 @@ def _leases(rows: Iterable[tuple], p: Parser) -> list[LeaseRecord]:
         new(
             i_(a),
             i_(b),
-            i_(c),
+            c,  # the instance id: unique per lease
             i_(d),
             i_(e),
             i_(f),
@@ -242,7 +242,7 @@ def _sessions(rows: Iterable[tuple], p: Parser) -> list[ChatSessionRecord]:
     new, i_ = _new_session, _i
     return [
         new(
-            i_(a),
+            a,  # unique ids (session, runtime) are not interned: a slot in the intern table, no saving
             i_(b),
             i_(c),
             i_(d),
@@ -251,7 +251,7 @@ def _sessions(rows: Iterable[tuple], p: Parser) -> list[ChatSessionRecord]:
             p(g),
             p(h),
             i_(i),
-            i_(j),
+            j,
             k if k.__class__ is int else _int_or_none(k),
             m if m.__class__ is int else _int_or_none(m),
         )
