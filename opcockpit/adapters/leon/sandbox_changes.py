@@ -28,8 +28,10 @@ Reading never writes: see `sqlite_ro`. Raises SourceError like the one-shot read
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -292,7 +294,9 @@ class SandboxDbTracker:
         if reason is not None:
             self._full_at = self._monotonic()
             self._note(reason)
-        return await self._build(reader, schema, now, lists, known, rowids, changed=changed)
+        state = await self._build(reader, schema, now, lists, known, rowids, changed=changed)
+        _trim()
+        return state
 
     async def _delta(self, reader: SandboxDbReader, dv: int, now: datetime | None) -> DbState:
         ap = reader._apath
@@ -566,6 +570,25 @@ async def _touched_leases(
 
 
 _SIG_FN = "opcockpit_sig"
+
+
+def _libc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        return None
+
+
+_MALLOC_TRIM = _libc_trim()
+
+
+def _trim() -> None:
+    """Hand the heap pages a full read freed back to the OS (glibc keeps them otherwise): ~6 MB
+    of RSS at 10k leases, a few ms once per full read."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _sig_hash(text: object) -> int:
