@@ -68,6 +68,9 @@ class IncrementalRules:
         self._leaked: set[str] = set()
         self._flagged: dict[str, _Judged] = {}  # rows with a candidate, a leak or pressure hits
         self._round = 0  # stamps the rows seen in a round: a lease id twice, leases gone
+        self._leak: list[AlertCandidate] = []  # the leak rule's candidates, kept while its inputs are
+        self._leak_dirty = True  # ... the same leak rows and the same orphans object
+        self._orphans: object = None
 
     def evaluate(self, inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
         if not cfg.enabled:
@@ -96,8 +99,11 @@ class IncrementalRules:
             if j.hits is not None and (c := pressure_row(j.row, cfg, now, j.hits)):
                 rows["resource_pressure"].append(c)
         if "leak" in on:
-            # One row per lease, and leak_candidates sorts by lease: row order does not matter.
-            rows["leak"] = leak_candidates([j.row for j in flagged if j.leak], gt, cfg)
+            if self._leak_dirty or gt.orphans is not self._orphans:
+                # One row per lease, and leak_candidates sorts by lease: row order does not matter.
+                self._leak = leak_candidates([j.row for j in flagged if j.leak], gt, cfg)
+                self._leak_dirty, self._orphans = False, gt.orphans
+            rows["leak"] = self._leak
         for name, rule in RULES.items():
             if name in cfg.disabled_rules:
                 continue
@@ -132,9 +138,11 @@ class IncrementalRules:
                 if j.row is r and lid not in moved:
                     j.stamp = stamp
                     continue
+            was_leak = j is not None and j.leak
             j = _Judged(r, lid in leaked, cfg, on)
             j.stamp = stamp
             self.judged += 1
+            self._leak_dirty = self._leak_dirty or was_leak or j.leak
             by[lid] = j
             if j.cands or j.leak or j.hits is not None:
                 flagged[lid] = j
@@ -142,7 +150,7 @@ class IncrementalRules:
                 flagged.pop(lid, None)
         if known != before:  # leases gone since last round
             for lid in [k for k, j in by.items() if j.stamp != stamp]:
-                del by[lid]
+                self._leak_dirty = self._leak_dirty or by.pop(lid).leak
                 flagged.pop(lid, None)
         self._rows = rows
         return True
