@@ -50,6 +50,30 @@ _FIRST = itemgetter(0)
 _Keyed = tuple[str, GroundTruthRow]
 
 
+def _hold(by: dict[tuple[str, str], str | set[str]], key: tuple[str, str], lid: str) -> None:
+    held = by.get(key)
+    if held is None:
+        by[key] = lid
+    elif isinstance(held, str):
+        if held != lid:
+            by[key] = {held, lid}
+    else:
+        held.add(lid)
+
+
+def _release(by: dict[tuple[str, str], str | set[str]], key: tuple[str, str], lid: str) -> None:
+    held = by.get(key)
+    if held is None:
+        return
+    if isinstance(held, str):
+        if held == lid:
+            del by[key]
+        return
+    held.discard(lid)
+    if not held:
+        del by[key]
+
+
 def _shape(listing: ProviderListing) -> tuple[Any, ...]:
     """What every lease of a provider depends on besides its own instance."""
     return (listing.status, listing.kind, listing.pause_is_stop, listing.paused_hint, listing.has_api)
@@ -83,7 +107,9 @@ class IncrementalReconciler:
         self._index: dict[str, dict[str, Instance]] = {}
         self._claims_of: dict[str, frozenset[str]] = {}  # provider -> lease ids its instances claim
         self._by_provider: dict[str, set[str]] = {}
-        self._by_cid: dict[tuple[str, str], set[str]] = {}
+        # (provider, instance id) -> the lease naming it, or a set when several do (rare): one str
+        # per lease instead of a one-element set (~2 MB at 10k leases).
+        self._by_cid: dict[tuple[str, str], str | set[str]] = {}
         self._named: dict[str, int] = {}  # provider -> leases naming it usably (health of missing ones)
         self._counted: dict[str, str] = {}  # lease -> the provider it is counted under in _named
         self._match: dict[str, tuple[str, str]] = {}  # lease -> (provider, matched instance id)
@@ -255,7 +281,7 @@ class IncrementalReconciler:
             self._by_provider.setdefault(pname, set()).add(lid)
             cid = lease.current_instance_id
             if cid is not None:
-                self._by_cid.setdefault((pname, cid), set()).add(lid)
+                _hold(self._by_cid, (pname, cid), lid)
             odd = problems.get(lid) if problems else None
             if not (odd and problems_provider_unknown(odd)):
                 self._named[pname] = self._named.get(pname, 0) + 1
@@ -281,11 +307,7 @@ class IncrementalReconciler:
         if members is not None:
             members.discard(lid)
         if row.instance_id is not None:
-            holders = self._by_cid.get((pname, row.instance_id))
-            if holders is not None:
-                holders.discard(lid)
-                if not holders:
-                    del self._by_cid[(pname, row.instance_id)]
+            _release(self._by_cid, (pname, row.instance_id), lid)
         counted = self._counted.pop(lid, None)
         if counted is not None:
             self._named[counted] -= 1
@@ -339,7 +361,11 @@ class IncrementalReconciler:
             ):
                 if index is not old_index:
                     for key in _changed_keys(old_index, index):
-                        dirty |= self._by_cid.get((name, key), set())
+                        held = self._by_cid.get((name, key))
+                        if held.__class__ is str:
+                            dirty.add(held)  # type: ignore[arg-type]
+                        elif held:
+                            dirty |= held  # type: ignore[operator]
             else:
                 dirty |= self._by_provider.get(name, set())
         self._listings = dict(by_name)
