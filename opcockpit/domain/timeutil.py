@@ -178,16 +178,9 @@ def _parser_for(tz: tzinfo) -> Callable[[object], datetime | None]:
     return _build_parser(tz)
 
 
-def make_parser(
-    local_tz: tzinfo | None = None, *, shared: bool = True
-) -> Callable[[object], datetime | None]:
-    """A `parse_ts` bound to `local_tz` (default: the machine's zone) for tight loops.
-
-    `shared=False`: a parser of its own whose value cache goes with it, for a caller that keeps
-    the records and drops the strings (the sandbox.db tracker: the shared cache kept ~100k
-    timestamp strings alive at 10k leases)."""
-    tz = local_tz if local_tz is not None else local_zone()
-    return _parser_for(tz) if shared else _build_parser(tz)
+def make_parser(local_tz: tzinfo | None = None) -> Callable[[object], datetime | None]:
+    """A `parse_ts` bound to `local_tz` (default: the machine's zone) for tight loops."""
+    return _parser_for(local_tz if local_tz is not None else local_zone())
 
 
 def parse_ts(value: object, *, local_tz: tzinfo | None = None) -> datetime | None:

@@ -67,7 +67,6 @@ from opcockpit.adapters.leon.sandbox_scan import (
 from opcockpit.adapters.leon.sqlite_ro import precheck
 from opcockpit.domain.gcpause import gc_paused
 from opcockpit.domain.models import DbState
-from opcockpit.domain.timeutil import make_parser
 from opcockpit.ports.errors import SourceError
 
 __all__ = ["SandboxDbTracker", "TrackerStats"]
@@ -172,15 +171,7 @@ class SandboxDbTracker:
             # Row signatures are hashed in SQLite's call (see `_signature`): the text never
             # reaches Python as a row value (~17 MB of transient strings per full read at 10k).
             await conn.create_function(_SIG_FN, 1, _sig_hash, deterministic=True)
-            self._own_parser()
         return self._reader
-
-    def _own_parser(self) -> None:
-        """A fresh parser for the next conversion. The shared one's value cache kept every
-        timestamp string ever parsed (~11 MB at 10k leases); this one's cache lives for one
-        conversion (equal timestamps within it still share one datetime), then goes."""
-        if self._reader is not None:
-            self._reader._parse = make_parser(self._tz, shared=False)
 
     async def _read(self, now: datetime | None) -> DbState:
         apath = precheck(self.path, LABEL, HINT)  # stat() only; classifies a vanished file
@@ -396,7 +387,6 @@ class SandboxDbTracker:
             schema, rows["sandbox_leases"] + extra, rows["abstract_terminals"], rows["chat_sessions"], [],
             now if now is not None else datetime.now(UTC),
         )  # fmt: skip
-        self._own_parser()
         if sub.lease_problems or sub.problems:
             return None
         made = {
@@ -490,7 +480,6 @@ class SandboxDbTracker:
                 schema, *lists, now if now is not None else datetime.now(UTC), known=known[:3]
             )
         del lists[:]  # the raw rows go now, not when the caller's frame ends
-        self._own_parser()
         prev = self._state
         if prev is not None and changed is not None and "lease_resource_snapshots" not in changed:
             # Unchanged snapshot rows: keep the mapping (and its records) the reconciler already knows.
