@@ -37,6 +37,7 @@ from opcockpit.services.history import RecordingCollector, record_events
 if TYPE_CHECKING:  # annotations only; the builders import what they construct
     from opcockpit.adapters.ledger.alerts import AlertStore
     from opcockpit.adapters.ledger.events import EventLog
+    from opcockpit.adapters.ledger.rule_overrides import RuleOverrideStore
     from opcockpit.adapters.leon.events_db import EventsDbReader
     from opcockpit.adapters.leon.sandbox_changes import SandboxDbTracker
     from opcockpit.adapters.leon.writer import LeonWriter
@@ -368,23 +369,33 @@ class Cockpit:
 
         return InspectService(lambda name: self.collector.adapters.get(name))
 
+    @property
+    def ledger_at(self) -> LedgerTarget | Path:
+        """Where this cockpit's ledger is: the configured target (PostgreSQL or a file), else the
+        ledger file."""
+        return self.ledger if self.ledger is not None else self.ledger_path
+
     def open_alert_store(self) -> AlertStore:
         """The alert tables of this cockpit's ledger (blocking: call from a thread in async code)."""
         from opcockpit.adapters.ledger.alerts import AlertStore
 
-        return AlertStore.open(self.ledger if self.ledger is not None else self.ledger_path)
+        return AlertStore.open(self.ledger_at)
+
+    def open_rule_store(self) -> RuleOverrideStore:
+        """The rule overrides, TUI-made query rules and saved-query pins of this cockpit's ledger."""
+        from opcockpit.adapters.ledger.rule_overrides import RuleOverrideStore
+
+        return RuleOverrideStore.open(self.ledger_at)
 
     def alert_engine(self, store: AlertStore, *, clock: Callable[[], datetime] | None = None) -> AlertEngine:
         engine = build_alert_engine(
             store, self.alerts_config, clock or self.clock, events=self.events, leon=self.leon
         )
         # issue 11: the ledger's rule overrides and the query-backed rules (services/query_alerts.py)
-        from opcockpit.adapters.ledger.rule_overrides import RuleOverrideStore
         from opcockpit.services.query_alerts import OverrideSource, QueryRules
 
-        target = self.ledger if self.ledger is not None else self.ledger_path
-        explore = partial(build_explore, self.settings, ledger_path=target, clock=self.clock)
-        overrides = OverrideSource(partial(RuleOverrideStore.open, target))
+        explore = partial(build_explore, self.settings, ledger_path=self.ledger_at, clock=self.clock)
+        overrides = OverrideSource(self.open_rule_store)
         engine.query_rules = QueryRules(engine.config, explore, overrides)
         return engine
 

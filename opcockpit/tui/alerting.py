@@ -34,7 +34,6 @@ __all__ = [
     "AlertRound",
     "Alerting",
     "LedgerUnavailable",
-    "attach_query_rules",
     "ledger_problem",
     "ledger_reason",
 ]
@@ -65,22 +64,6 @@ def ledger_reason(exc: BaseException) -> str:
     text = exc.message if isinstance(exc, LedgerError) else str(exc)
     text = text.splitlines()[0] if text else type(exc).__name__
     return safe_text(text[:200])
-
-
-def attach_query_rules(engine: AlertEngine, cockpit: Cockpit) -> None:
-    """Give `engine` the ledger's rule overrides and the query-backed rules (issue 11,
-    services/query_alerts.py). Blocking-free: the ledger and Explore's sources are opened on the
-    first evaluation, in the engine's worker thread."""
-    from opcockpit.adapters.ledger.rule_overrides import RuleOverrideStore
-    from opcockpit.services.query_alerts import OverrideSource, QueryRules
-    from opcockpit.wiring import build_explore
-
-    target = cockpit.ledger if cockpit.ledger is not None else cockpit.ledger_path
-    engine.query_rules = QueryRules(
-        toml=engine.config,
-        explore=lambda: build_explore(cockpit.settings, ledger_path=target, clock=cockpit.clock),
-        overrides=OverrideSource(lambda: RuleOverrideStore.open(target)),
-    )
 
 
 def _clean(value: Any) -> Any:
@@ -154,10 +137,7 @@ class Alerting:
                 if ledger_problem(exc):
                     raise LedgerUnavailable(self.ledger_file, ledger_reason(exc)) from exc
                 raise
-            engine = self.cockpit.alert_engine(store, clock=self.clock)
-            if engine.query_rules is None:  # wiring attaches them; a cockpit stand-in may not
-                attach_query_rules(engine, self.cockpit)
-            self.engine = engine
+            self.engine = self.cockpit.alert_engine(store, clock=self.clock)
         return self.engine
 
     async def ensure_engine(self) -> AlertEngine:
@@ -272,10 +252,7 @@ class Alerting:
     # ------------------------------------------------------------------ rules view (worker threads)
 
     def _rule_store(self) -> Any:
-        from opcockpit.adapters.ledger.rule_overrides import RuleOverrideStore
-
-        c = self.cockpit
-        return RuleOverrideStore.open(c.ledger if c.ledger is not None else c.ledger_path)
+        return self.cockpit.open_rule_store()
 
     def rules(self) -> tuple[list[RuleInfo], list[str]]:
         """Every rule as the rules view shows it, and the overrides the config rejected."""

@@ -34,12 +34,7 @@ def rule_store_for(app: Any) -> Any:
     if factory is not None:
         return factory
     cockpit = getattr(app, "cockpit", None)
-    if cockpit is None:
-        return None
-    from opcockpit.adapters.ledger.rule_overrides import RuleOverrideStore
-
-    target = cockpit.ledger if cockpit.ledger is not None else cockpit.ledger_path
-    return lambda: RuleOverrideStore.open(target)
+    return None if cockpit is None else cockpit.open_rule_store
 
 
 class SaveQueryScreen(ModalScreen[dict[str, str] | None]):
