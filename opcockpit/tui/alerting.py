@@ -171,15 +171,17 @@ class Alerting:
         try:
             with store.lock:
                 if self._feed is None:
+                    # The feed opens at the first poll, after the alerts on screen were read: a
+                    # change made in between would never be noticed, so read them once more.
                     self._feed = changes()
                     self._mark = store.active_mark()
-                    return False
-                if not self._feed.poll():
-                    return False
-                mark = store.active_mark()
-                if mark == self._mark:
-                    return False
-                self._mark = mark
+                else:
+                    if not self._feed.poll():
+                        return False
+                    mark = store.active_mark()
+                    if mark == self._mark:
+                        return False
+                    self._mark = mark
             self.reload_active()
         except Exception as exc:
             if ledger_problem(exc):

@@ -84,3 +84,22 @@ async def test_other_ledger_writes_do_not_reread_the_alerts(
             assert al.poll_changes()
         finally:
             other.close()
+
+
+async def test_an_ack_made_before_the_feed_opens_still_shows(shared_ledger: str, we: WorkedExample) -> None:
+    """The feed opens at the first poll, after the alerts on screen were read: an ack made in
+    between (CI stop 18 saw it on PostgreSQL) must not be taken as the baseline and lost."""
+    app = make_app(we, AlertsConfig())
+    async with app.run_test(size=SIZE) as pilot:
+        await evaluated(pilot, app)
+        al = app.alerting
+        assert al is not None
+        alert_id = keys_of(app)[f"stuck_run:{RUN_T3}"]
+        mate = AlertStore.open(shared_ledger)
+        try:
+            mate.ack(alert_id, "alice@bastion-2", "looking", now=we.now)
+        finally:
+            mate.close()
+        await pilot.press("4")
+        table = view(app).active_table
+        await wait_until(pilot, lambda: table.get_texts(alert_id)[5] == "✓ack alice")
