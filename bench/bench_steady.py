@@ -16,6 +16,12 @@ Not in the default `python -m bench.run` (OPT_IN: it takes ~10 minutes); ask for
 
 bench.run runs it once, at the largest requested size <= SIZES_CAP, 3 minutes per side.
 `BENCH_BASELINE=` (empty) or `--compare none` measures HEAD alone.
+
+`--pg` (issue 12): the same fleet served from PostgreSQL by bench/fleet_server_pg.py (platform
+source `[sources] kind = "postgres"` and `[ledger] url` on a private server; the drift mirrored
+into it by bench/pg_drift.py); the PostgreSQL server's own CPU is reported beside the fleet
+server's. The previous main is then BENCH_PG_BASELINE (default e4b892a: ec3fb80 had no PostgreSQL
+source).
 """
 
 from __future__ import annotations
@@ -43,11 +49,13 @@ if __package__ in (None, ""):  # `python bench/bench_steady.py` from the repo ro
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_soak import cpu_s, rss_mb, start_fleet
+from bench.steady_pg import pg_server_cpu_s, start_fleet_pg
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES_CAP = 10_000  # bench/run.py: sizes above this are dropped ...
 OPT_IN = True  # ... and the module runs only when named in --only
 BASELINE = os.environ.get("BENCH_BASELINE", "ec3fb80")  # the main at the start of issue 10's work
+PG_BASELINE = os.environ.get("BENCH_PG_BASELINE", "e4b892a")  # the first main with a PostgreSQL source
 CPU_TARGET_PCT = 10.0
 RSS_TARGET_MB = 150.0
 GROWTH_TARGET_PCT = 10.0  # as bench_soak
@@ -156,6 +164,7 @@ def measure(
     minutes: float,
     warmup_s: float,
     interval: float,
+    pg_pid: int | None = None,
 ) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix=f"opcockpit-steady-{label}-"))
     try:
@@ -200,6 +209,7 @@ def measure(
                         "rss_mb": round(rss, 1),
                         "cpu_s": round(cpu, 2),
                         "fleet_cpu_s": round(fleet_cpu or 0.0, 2),
+                        **({"pg_cpu_s": round(pg_server_cpu_s(pg_pid) or 0.0, 2)} if pg_pid else {}),
                         "load1": _load()[0],
                     }
                 )
@@ -238,6 +248,11 @@ def summarize(samples: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
         "rss_max_mb": max(s["rss_mb"] for s in samples),
         "rss_growth_pct": round(100 * (last["rss_mb"] - first["rss_mb"]) / first["rss_mb"], 1),
         "fleet_server_cpu_pct": round(100 * (last["fleet_cpu_s"] - first["fleet_cpu_s"]) / span, 1),
+        **(
+            {"pg_server_cpu_pct": round(100 * (last["pg_cpu_s"] - first["pg_cpu_s"]) / span, 1)}
+            if "pg_cpu_s" in first
+            else {}
+        ),
         "load1_mean": round(sum(s["load1"] for s in samples) / len(samples), 2),
         "load1_range": [min(s["load1"] for s in samples), max(s["load1"] for s in samples)],
         "samples": samples,
@@ -257,9 +272,11 @@ def compare(
     interval: float = INTERVAL_S,
     clean: bool = False,
     drift: bool = True,
+    pg: bool = False,
 ) -> dict[str, Any]:
     """`baseline`: one commit or several, comma-separated (each measured against the same fleet);
-    `clean`: HEAD from a worktree of the commit, not this checkout (uncommitted edits left out)."""
+    `clean`: HEAD from a worktree of the commit, not this checkout (uncommitted edits left out);
+    `pg`: the fleet (source and ledger) on PostgreSQL."""
     head = git("rev-parse", "--short", "HEAD")
     with contextlib.ExitStack() as stack:
         trees: list[tuple[str, Path]] = []
@@ -276,11 +293,25 @@ def compare(
             trees.append((f"HEAD {head}", ROOT))
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="opcockpit-steady-fleet-")))
         t0 = time.monotonic()
-        fleet, cfg = start_fleet(tmp, leases, refresh, drift_interval=None if drift else 1e9)
+        pg_pid: int | None = None
+        if pg:
+            fleet, cfg, side = start_fleet_pg(tmp, leases, refresh, drift_interval=None if drift else 1e9)
+            pg_pid = side["postmaster_pid"]
+        else:
+            fleet, cfg = start_fleet(tmp, leases, refresh, drift_interval=None if drift else 1e9)
         fleet_start_s = round(time.monotonic() - t0, 1)
         try:
             runs = [
-                measure(label, path, cfg, fleet.pid, minutes=minutes, warmup_s=warmup_s, interval=interval)
+                measure(
+                    label,
+                    path,
+                    cfg,
+                    fleet.pid,
+                    minutes=minutes,
+                    warmup_s=warmup_s,
+                    interval=interval,
+                    pg_pid=pg_pid,
+                )
                 for label, path in trees
             ]
         finally:
@@ -294,6 +325,7 @@ def compare(
     return {
         "leases": leases,
         "drift": drift,
+        "source": "postgres" if pg else "sqlite",
         "minutes": minutes,
         "refresh_s": refresh,
         "warmup_s": warmup_s,
@@ -305,21 +337,23 @@ def compare(
 def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     n = result["leases"]
+    on = ", PostgreSQL source+ledger" if result.get("source") == "postgres" else ""
     for r in result["runs"]:
         load = f"load1 mean {r['load1_mean']} (range {r['load1_range'][0]}-{r['load1_range'][1]})"
-        common = f"{r['label']}; {result['minutes']:g} min after {result['warmup_s']:g} s warm-up; {load}"
+        common = f"{r['label']}{on}; {result['minutes']:g} min after {result['warmup_s']:g} s warm-up; {load}"
+        pg_cpu = f"; PostgreSQL server {r['pg_server_cpu_pct']}%" if "pg_server_cpu_pct" in r else ""
         out += [
             {
-                "name": f"tui steady CPU, {r['label']}",
+                "name": f"tui steady CPU{on}, {r['label']}",
                 "size": n,
                 "value": r["mean_cpu_pct"],
                 "unit": "% of 1 core",
                 "target": CPU_TARGET_PCT,
                 "notes": f"{common}; max {r['max_interval_cpu_pct']}% per interval; fleet "
-                f"server {r['fleet_server_cpu_pct']}%",
+                f"server {r['fleet_server_cpu_pct']}%{pg_cpu}",
             },
             {
-                "name": f"tui steady RSS at end, {r['label']}",
+                "name": f"tui steady RSS at end{on}, {r['label']}",
                 "size": n,
                 "value": r["rss_end_mb"],
                 "unit": "MB",
@@ -327,7 +361,7 @@ def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                 "notes": f"{common}; max {r['rss_max_mb']} MB",
             },
             {
-                "name": f"tui steady RSS growth after warm-up, {r['label']}",
+                "name": f"tui steady RSS growth after warm-up{on}, {r['label']}",
                 "size": n,
                 "value": r["rss_growth_pct"],
                 "unit": "%",
@@ -353,8 +387,12 @@ def main(argv: list[str] | None = None) -> int:
         "--refresh", type=float, default=REFRESH_S, help="refresh_s written to the fleet's config"
     )
     ap.add_argument(
-        "--compare", default=BASELINE, help="commit(s) beside HEAD, comma-separated ('none': HEAD only)"
+        "--compare",
+        default=None,
+        help="commit(s) beside HEAD, comma-separated ('none': HEAD only); "
+        f"default {BASELINE}, with --pg {PG_BASELINE}",
     )
+    ap.add_argument("--pg", action="store_true", help="source and ledger on a private PostgreSQL")
     ap.add_argument(
         "--no-drift", action="store_true", help="a fleet that does not change: the idle-tick cost"
     )
@@ -365,7 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         "--clean", action="store_true", help="measure HEAD's commit in a worktree, not this checkout"
     )
     args = ap.parse_args(argv)
-    baseline = None if args.compare in ("", "none") else args.compare
+    compare_to = args.compare if args.compare is not None else (PG_BASELINE if args.pg else BASELINE)
+    baseline = None if compare_to in ("", "none") else compare_to
     result = compare(
         leases=args.leases,
         minutes=args.minutes,
@@ -375,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         interval=args.interval,
         clean=args.clean,
         drift=not args.no_drift,
+        pg=args.pg,
     )
     text = json.dumps(result, indent=2)
     if args.out is not None:
@@ -384,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['label']:28} cpu {r['mean_cpu_pct']:6.1f}% ({r['cpu_ms_per_tick']} ms/tick)  rss end "
             f"{r['rss_end_mb']:7.1f} MB  growth "
             f"{r['rss_growth_pct']:5.1f}%  load1 {r['load1_mean']}  fleet cpu {r['fleet_server_cpu_pct']}%"
+            + (f"  pg cpu {r['pg_server_cpu_pct']}%" if "pg_server_cpu_pct" in r else "")
         )
     return 0
 
