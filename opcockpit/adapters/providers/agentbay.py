@@ -8,11 +8,16 @@ secret (scrubbed from every message) and never kept anywhere a repr could show i
 
 Costs the operator should know about: ListSession items carry no labels, so a cold listing is
 `ceil(N / page_size)` ListSession calls **plus one GetLabel per session** (bounded concurrency).
-Labels are cached per SessionId for `label_ttl_s` (jittered, so 10k entries do not expire in one
-burst): a warm refresh costs the pages plus one GetLabel per *new* session. State always comes
-fresh from ListSession; only labels (and so orphan claims) may be up to `label_ttl_s` old, which
-is fine because LEON sets a session's labels once, at create. `label_ttl_s=0` disables the cache;
-`fetch_labels=False` drops GetLabel entirely at the price of orphan claims (claimed_lease_id).
+Labels are cached per SessionId for `label_ttl_s` (jittered over [TTL/2, TTL], so 50k entries
+fetched in one cold listing do not expire in one burst): a warm refresh costs the pages plus one
+GetLabel per *new* session, and about N / (0.75 * TTL) re-fetches a second. Each label is cached
+the moment it arrives, so a cold listing that times out, is cancelled or fails on one session
+keeps what it fetched: the next attempt fetches only the rest instead of starting over (at 50k
+sessions a cold listing may need several listing intervals; before this, it never finished).
+State always comes fresh from ListSession; only labels (and so orphan claims) may be up to
+`label_ttl_s` old, which is fine because LEON sets a session's labels once, at create (hence the
+one-hour default). `label_ttl_s=0` disables the cache; `fetch_labels=False` drops GetLabel
+entirely at the price of orphan claims (claimed_lease_id).
 
 Errors arrive two ways: HTTP 4xx/5xx with `Code`/`Message`, or HTTP 200 with `Success:false`.
 Both are mapped by `Code` (see `_error_class`). Pause/resume/delete are asynchronous: the adapter
@@ -62,6 +67,8 @@ from opcockpit.ports.provider import (
 __all__ = ["API_VERSION", "AgentBayAdapter", "NotSupported", "claimed_lease", "normal_state"]
 
 API_VERSION = "2025-05-06"
+# Labels are written once, at create (LEON): the TTL is only a safety net against edits by hand.
+DEFAULT_LABEL_TTL_S = 3600.0
 # Error statuses whose body we interpret ourselves (by Code) instead of by HTTP status alone;
 # 429/5xx stay with ApiClient, which retries them.
 _INTERPRET = (200, 400, 401, 403, 404, 409)
@@ -153,7 +160,7 @@ class AgentBayAdapter:
         supports_resume: bool = True,
         page_size: int = 100,
         fetch_labels: bool = True,
-        label_ttl_s: float = 300.0,
+        label_ttl_s: float = DEFAULT_LABEL_TTL_S,
         poll_interval_s: float = 1.0,
         action_deadline_s: float = 30.0,
         max_pages: int = DEFAULT_MAX_PAGES,
@@ -286,24 +293,37 @@ class AgentBayAdapter:
     async def _cached_labels(self, session_ids: list[str]) -> dict[str, dict[str, str]]:
         now = time.monotonic()
         cache = self._label_cache
-        out = {sid: cache[sid][0] for sid in session_ids if sid in cache and cache[sid][1] > now}
-        fetched = await self._labels_for([sid for sid in session_ids if sid not in out])
-        out.update(fetched)
-        # Only what is listed now stays cached: a released id never comes back.
-        self._label_cache = {sid: cache[sid] for sid in out if sid not in fetched and sid in cache}
-        for sid, labels in fetched.items():
-            self._remember(sid, labels)
+        out: dict[str, dict[str, str]] = {}
+        missing: list[str] = []
+        for sid in session_ids:
+            entry = cache.get(sid)
+            if entry is not None and entry[1] > now:
+                out[sid] = entry[0]
+            else:
+                missing.append(sid)
+        # `_labels_for` caches each label as it arrives (see there), so `out` gains them too.
+        out.update(await self._labels_for(missing))
+        # Only what is listed now stays cached: a released id never comes back. Pruned after a
+        # complete listing only: a failed one says nothing about which sessions are gone.
+        cache = self._label_cache
+        if len(cache) > len(out):
+            self._label_cache = {sid: entry for sid, entry in cache.items() if sid in out}
         return out
 
     def _remember(self, sid: str, labels: dict[str, str]) -> None:
         if self.label_ttl_s > 0:
-            expiry = time.monotonic() + self.label_ttl_s * random.uniform(0.75, 1.0)
+            expiry = time.monotonic() + self.label_ttl_s * random.uniform(0.5, 1.0)
             self._label_cache[sid] = (labels, expiry)
 
     async def _labels_for(self, session_ids: list[str]) -> dict[str, dict[str, str]]:
         """GetLabel per session through `max_concurrency` workers (not one task per session: 10k
         tasks cost more than the requests). The first failure cancels the rest, so a broken
-        listing stops hammering the API, and surfaces as itself, not as an ExceptionGroup."""
+        listing stops hammering the API, and surfaces as itself, not as an ExceptionGroup.
+
+        Every label is cached as soon as it arrives, not when all have: a listing cut short (the
+        collector's timeout, a 503 on one session, cancellation) keeps its progress. Caching
+        every label only at the end made a cold listing at 50k sessions, which outlasts the list
+        timeout, start from zero every listing interval and never finish."""
         out: dict[str, dict[str, str]] = {}
         pending = iter(session_ids)
 
@@ -311,7 +331,9 @@ class AgentBayAdapter:
             for sid in pending:  # shared iterator: each id is taken by exactly one worker
                 # NotFound: released since ListSession, so it is gone and not listed.
                 with contextlib.suppress(NotFound):
-                    out[sid] = await self.get_labels(sid)
+                    labels = await self.get_labels(sid)
+                    out[sid] = labels
+                    self._remember(sid, labels)
 
         try:
             async with asyncio.TaskGroup() as tg:
