@@ -26,6 +26,7 @@ from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
+from opcockpit.domain.clock_skew import FutureStamps
 from opcockpit.domain.models import GroundTruth, GroundTruthRow, OrphanRow
 from opcockpit.domain.targets import Action
 from opcockpit.domain.text import error_line, safe_text
@@ -177,7 +178,10 @@ class CockpitApp(
         self.cockpit: Cockpit | None = None  # the wiring graph, when build_app made it
         self.reload_context: Reload | None = None  # `:ctx`: loads another context's config
         self.live = LiveLoops(self)  # OTLP export + webhook events from the ledger (tui/live.py)
-        self._gt_cells = gt_row_cells()  # cells per row, kept by change (tui/rowdelta.py)
+        # Cells per row, kept by change (tui/rowdelta.py); the header's future-timestamp warning
+        # rides on the same row changes (no walk over every row per refresh).
+        self._skew = FutureStamps()
+        self._gt_cells = gt_row_cells(observer=self._skew)
         self._or_cells = orphan_row_cells()
         self._overlaid: set[str] = set()  # keys whose cells carried an overlay mark last render
         self._alerts_due = 0.0  # monotonic time of the next timer-driven alert round
@@ -395,6 +399,7 @@ class CockpitApp(
                 export_drops=self.live.drops,
                 counts=self._gt_cells.counts if self.ground_truth is not None else None,
                 context=self.cockpit.context if self.cockpit is not None else None,
+                skew=self._skew,
             )
         )
 

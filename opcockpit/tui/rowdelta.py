@@ -20,15 +20,16 @@ import heapq
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from opcockpit.tui.rows import GT_INDEX, OR_INDEX, age_of, gt_cells, orphan_cells
 
 R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
 _CREATED = OR_INDEX["created"]
 Cells = tuple[Any, ...]
 
-__all__ = ["RowCells", "RowsDelta", "gt_row_cells", "next_bucket_at", "orphan_row_cells"]
+__all__ = ["RowCells", "RowObserver", "RowsDelta", "gt_row_cells", "next_bucket_at", "orphan_row_cells"]
 
 
 def next_bucket_at(ts: datetime | None, now: datetime) -> datetime | None:
@@ -45,6 +46,17 @@ def next_bucket_at(ts: datetime | None, now: datetime) -> datetime | None:
     else:
         step = 3600
     return ts + timedelta(seconds=(s // step + 1) * step)
+
+
+class RowObserver(Protocol[R_contra]):
+    """Told of every row RowCells takes in or lets go (domain.clock_skew.FutureStamps): state kept
+    by change beside the cells, without a second walk over all rows."""
+
+    def put(self, key: str, row: R_contra, now: datetime) -> None: ...
+
+    def remove(self, key: str) -> None: ...
+
+    def reset(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -69,12 +81,14 @@ class RowCells(Generic[R]):
         ages_of: Callable[[R], Iterable[datetime | None]],
         tally: Callable[[R], str] | None = None,
         reage: Callable[[R, Cells, datetime], Cells] | None = None,
+        observer: RowObserver[R] | None = None,
     ) -> None:
         self._key = key
         self._cells_of = cells_of
         self._ages_of = ages_of
         self._tally = tally
         self._reage = reage  # the cells with only the ages recomputed (an age bucket moved)
+        self._observer = observer  # put/remove per changed row; reset when the clock goes back
         self.cells: dict[str, Cells] = {}
         self.rows: dict[str, R] = {}  # the current rows by key (kept, not rebuilt per refresh)
         self.counts: dict[str, int] = {}  # rows per `tally(row)` (the header's convergence counts)
@@ -113,6 +127,9 @@ class RowCells(Generic[R]):
             self.counts.clear()
             self._due.clear()
             self._seq = None
+            if self._observer is not None:
+                self._observer.reset()
+        observer = self._observer
         if rows is not self._seq:
             known, seen = self.rows, set()
             for row in rows:
@@ -124,11 +141,15 @@ class RowCells(Generic[R]):
                         self._count(prev, -1)
                     self._count(row, 1)
                     self._put(k, row, now, delta)
+                    if observer is not None:
+                        observer.put(k, row, now)
             if len(seen) != len(known):
                 for k in [k for k in known if k not in seen]:
                     self._count(known.pop(k), -1)
                     del self.cells[k]
                     delta.removed.append(k)
+                    if observer is not None:
+                        observer.remove(k)
             self._seq = rows
         due = self._due
         while due and due[0][0] <= now:
@@ -159,12 +180,12 @@ def _orphan_reage(o: Any, cells: Cells, now: datetime) -> Cells:
     return tuple(out)
 
 
-def gt_row_cells() -> RowCells[Any]:
+def gt_row_cells(observer: RowObserver[Any] | None = None) -> RowCells[Any]:
     """Ground-truth cells (`rows.gt_cells`) by lease id; the ages are last_active and updated_at;
-    `counts` is rows per convergence (`rows.counts`)."""
+    `counts` is rows per convergence (`rows.counts`); `observer` sees every row change."""
     return RowCells(
         lambda r: r.lease_id, gt_cells, lambda r: (r.last_active, r.updated_at),
-        lambda r: r.convergence.value, _gt_reage,
+        lambda r: r.convergence.value, _gt_reage, observer,
     )  # fmt: skip
 
 

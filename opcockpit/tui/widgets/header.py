@@ -13,7 +13,7 @@ from rich.style import Style
 from rich.text import Span, Text
 from textual.widgets import Static
 
-from opcockpit.domain.clock_skew import future_timestamp_warning
+from opcockpit.domain.clock_skew import FutureStamps, future_timestamp_warning
 from opcockpit.domain.models import Convergence, GroundTruth, ProviderStatus
 from opcockpit.domain.text import safe_text
 from opcockpit.domain.timeutil import fmt_age
@@ -54,6 +54,9 @@ class HeaderState:
     # counting 10k rows each time was ~3 % of a core); None: counted from `gt` here.
     counts: Mapping[str, int] | None = None
     context: str | None = None  # the `[contexts.<name>]` in effect (issue 12): always said
+    # The future-timestamp warning kept by change over `gt`'s rows (the app feeds it as rows
+    # change); None: computed from `gt` here (a walk over every row per new picture).
+    skew: FutureStamps | None = None
 
 
 def _age(since: datetime | None, now: datetime) -> str:
@@ -127,7 +130,7 @@ def _health_line(s: HeaderState, verbose: bool) -> Text:
         t.append(f"  ✗ {safe_text(s.error)}", style="bold red")
     if s.ledger:
         t.append(f"  ✗ {safe_text(s.ledger)}", style="bold yellow")
-    if s.gt is not None and _future_warning(s.gt):
+    if s.gt is not None and _future_warning(s):
         t.append("  ⚠ DB times in the future: set [sources] timezone", style="bold yellow")
     if s.gt is not None:
         t.append(" │", style="dim")
@@ -146,9 +149,14 @@ def _health_line(s: HeaderState, verbose: bool) -> Text:
 _warned: tuple[GroundTruth | None, str | None] = (None, None)
 
 
-def _future_warning(gt: GroundTruth) -> str | None:
-    """domain.clock_skew's warning, computed once per ground truth (the header redraws each second)."""
+def _future_warning(s: HeaderState) -> str | None:
+    """domain.clock_skew's warning: the app's tracker, else once per ground truth (the header
+    redraws each second)."""
     global _warned
+    gt = s.gt
+    assert gt is not None
+    if s.skew is not None:
+        return s.skew.warning(gt.generated_at)
     if _warned[0] is not gt:
         _warned = (gt, future_timestamp_warning(gt.rows, gt.generated_at))
     return _warned[1]
