@@ -16,7 +16,11 @@ from typing import Any
 
 from opcockpit.domain.runs import RunSummary
 
-__all__ = ["RunAgg", "error_text", "merge", "summary"]
+__all__ = ["DETAILS", "RunAgg", "error_text", "merge", "run_status", "summary"]
+
+# The seqs of a RunAgg whose event time (or, for `err`, data) a summary reads: a reader may look
+# up only some of them (EventsDbReader.run_aggs(details=...)).
+DETAILS = frozenset(("first", "last", "start", "done", "err"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,19 +88,21 @@ def merge(old: RunAgg, new: RunAgg) -> RunAgg:
     )
 
 
-def summary(a: RunAgg, parse: Any) -> RunSummary:
-    """The RunSummary `EventsDbReader.runs` gives for these aggregates (`parse`: created_at)."""
+def run_status(a: RunAgg) -> tuple[str, int | None]:
+    """(status, the seq of the error that counts) from the seqs alone: no event time or data."""
     err = a.err
     if err is not None and a.retry is not None and a.retry > err:
         err = None  # a `retry` after the error: LEON retried the stream, the error was not final
     if a.cancel is not None and (err is None or a.cancel > err):
-        status = "cancelled"
-    elif err is not None:
-        status = "error"
-    elif a.done is not None:
-        status = "completed"
-    else:
-        status = "running"
+        return "cancelled", err
+    if err is not None:
+        return "error", err
+    return ("completed" if a.done is not None else "running"), err
+
+
+def summary(a: RunAgg, parse: Any) -> RunSummary:
+    """The RunSummary `EventsDbReader.runs` gives for these aggregates (`parse`: created_at)."""
+    status, err = run_status(a)
     started: datetime | None = parse(a.start_at if a.start is not None else a.first_at)
     return RunSummary(
         run_id=a.run_id,

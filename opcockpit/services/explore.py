@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +43,7 @@ from opcockpit.domain.query import (
     run_plan,
 )
 from opcockpit.domain.text import one_line
-from opcockpit.domain.timeutil import fmt_age
+from opcockpit.domain.timeutil import fmt_age, make_parser
 from opcockpit.ports.explore import (
     ExploreRowsPort,
     SavedQuery,
@@ -53,6 +53,8 @@ from opcockpit.ports.explore import (
 )
 from opcockpit.ports.ledger import LedgerError
 from opcockpit.ports.leon import EventsReader
+from opcockpit.services.explore_runs import run_rows, window_rows
+from opcockpit.services.runs import RunReads, signature
 
 __all__ = ["ExploreService", "lease_row", "orphan_row"]
 
@@ -90,6 +92,10 @@ class ExploreService:
     store: Callable[[], SavedQueryStorePort] | None = None  # opened per use (blocking)
     clock: Callable[[], datetime] | None = None
     operator: str = ""
+    # The cockpit's runs of events.db kept by seq watermark (services.runs.RunReads): the runs
+    # dataset reuses them instead of a GROUP BY over every run_event per query. None: per query.
+    run_reads: RunReads | None = None
+    _parse: Callable[[object], datetime | None] = field(default_factory=make_parser, repr=False)
 
     def now(self) -> datetime:
         return self.clock() if self.clock is not None else datetime.now(UTC)
@@ -118,7 +124,7 @@ class ExploreService:
             if name in GROUND_TRUTH_DATASETS:
                 source: Iterable[dict[str, Any]] = self._ground_truth_rows(name, ground_truth, warnings)
             elif name == "runs":
-                source = await self._runs(plan)
+                source = await self._runs(plan, facets=facets)
             else:
                 source = None
             deadline = started + timeout_s
@@ -169,24 +175,29 @@ class ExploreService:
         conv = lease_row if name == "leases" else orphan_row
         return (conv(r) for r in (gt.rows if name == "leases" else gt.orphans))  # type: ignore[arg-type]
 
-    async def _runs(self, plan: Plan) -> list[dict[str, Any]]:
+    async def _runs(self, plan: Plan, *, facets: bool = False) -> list[dict[str, Any]]:
+        """The runs dataset's rows for `plan` (services/explore_runs.py): from the cockpit's
+        `run_reads` when it has one, else read for this query alone."""
         if self.events_reader is None or self.events_db is None:
             from opcockpit.ports.errors import SourceError
 
             raise SourceError("missing", "no events.db configured; pass --events-db or set it in the config")
-        async with self.events_reader(self.events_db) as reader:
-            runs = await reader.runs(since=plan.since)
         threads = await asyncio.to_thread(self.rows.thread_leases)
-        none = (None, None)
-        out = []
-        for r in runs:
-            lease, prov = threads.get(r.thread_id, none)
-            out.append({
-                "run_id": r.run_id, "thread_id": r.thread_id, "status": r.status, "started": r.started_at,
-                "ended": r.ended_at, "last_event": r.last_event_at, "error": r.error,
-                "events": r.event_count, "lease_id": lease, "provider": prov,
-            })  # fmt: skip
-        return out
+        reads = self.run_reads
+        if reads is not None:
+            path, now = self.events_db, self.now()
+            sig = signature(path)
+            runs = reads.cached(path, sig, now, plan.since)
+            if runs is None:
+                try:
+                    async with self.events_reader(path) as reader:
+                        runs = await reads.read(reader, path, sig, now, plan.since)
+                except Exception:
+                    reads.forget(path)
+                    raise
+            return window_rows(runs, threads)
+        async with self.events_reader(self.events_db) as reader:
+            return await run_rows(reader, threads, plan, facets=facets, parse=self._parse)
 
     # ------------------------------------------------------------------ SQL mode
     async def run_sql(

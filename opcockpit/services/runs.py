@@ -22,7 +22,7 @@ from opcockpit.domain.timeutil import make_parser, to_sqlite_utc
 from opcockpit.ports.errors import SourceError
 from opcockpit.ports.leon import EventsReader
 
-__all__ = ["RESYNC_S", "RunReads", "load_run_health"]
+__all__ = ["RESYNC_S", "RunReads", "load_run_health", "signature"]
 
 # The TUI asks for run health every alert round, and events.db changes all the time (LEON, like
 # the demo's drift, appends run_events as agents work). Re-reading the window (a GROUP BY over
@@ -81,7 +81,7 @@ class RunReads:
         self._by_path.pop(path, None)
 
     def cached(
-        self, path: str, sig: tuple[object, ...] | None, now: datetime, since: datetime
+        self, path: str, sig: tuple[object, ...] | None, now: datetime, since: datetime | None
     ) -> list[RunSummary] | None:
         """The runs since `since` without opening events.db, when it is the same file unchanged."""
         st = self._by_path.get(path)
@@ -90,9 +90,15 @@ class RunReads:
         return self._window(st, since)
 
     async def read(
-        self, reader: EventsReader, path: str, sig: tuple[object, ...] | None, now: datetime, since: datetime
+        self,
+        reader: EventsReader,
+        path: str,
+        sig: tuple[object, ...] | None,
+        now: datetime,
+        since: datetime | None,
     ) -> list[RunSummary]:
-        """= `reader.runs(since=since)`, reading only what changed since the last call."""
+        """= `reader.runs(since=since)`, reading only what changed since the last call (Explore's
+        runs dataset reads through it too, so a cockpit's queries reuse the alert rounds' runs)."""
         if not hasattr(reader, "run_aggs"):  # a reader without the watermark queries: read all
             self.reads += 1
             return await reader.runs(since=since)
@@ -110,10 +116,12 @@ class RunReads:
         return abs((now - st.full_at).total_seconds()) < RESYNC_S
 
     @staticmethod
-    def _window(st: _Runs, since: datetime) -> list[RunSummary]:
+    def _window(st: _Runs, since: datetime | None) -> list[RunSummary]:
         if st.ordered is None:
             sums = st.sums
             st.ordered = [(a, sums[a.run_id]) for a in sorted(st.aggs.values(), key=_last, reverse=True)]
+        if since is None:  # = no HAVING: every run
+            return [s for _, s in st.ordered]
         cut = to_sqlite_utc(since)
         # = SQL's HAVING MAX(created_at) >= cut: NULL never passes, a number sorts before text.
         return [s for a, s in st.ordered if isinstance(a.max_created, str) and a.max_created >= cut]
@@ -171,7 +179,7 @@ def _inode(sig: tuple[object, ...] | None) -> object:
     return sig[0][0] if sig is not None and isinstance(sig[0], tuple) else None
 
 
-def _signature(path: str) -> tuple[object, ...] | None:
+def signature(path: str) -> tuple[object, ...] | None:
     out: list[object] = []
     for p in (path, path + "-wal"):
         try:
@@ -182,6 +190,9 @@ def _signature(path: str) -> tuple[object, ...] | None:
         # An empty WAL appearing or being reset by a reader is no change to the data.
         out.append((st.st_ino, st.st_size, st.st_mtime_ns) if st.st_size else None)
     return tuple(out) if out[0] is not None else None
+
+
+_signature = signature  # the name tests/test_runs_incremental.py imports
 
 
 async def load_run_health(
@@ -203,7 +214,7 @@ async def load_run_health(
         return unavailable(now, "no events.db configured", **kw)  # type: ignore[arg-type]
     path = str(events_db)
     since = now - timedelta(seconds=window_s)
-    sig = _signature(path) if reads is not None else None
+    sig = signature(path) if reads is not None else None
     runs = reads.cached(path, sig, now, since) if reads is not None else None
     if runs is None:
         try:
