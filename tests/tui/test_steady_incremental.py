@@ -3,19 +3,25 @@
 - domain.clock_skew.FutureStamps fed by RowCells' row changes gives the header the same warning as
   `future_timestamp_warning` over every row, through random puts, drops, resyncs and clock steps
   (forward and back).
+- KeyedTable repaints only when a line on screen changes (a refresh at 10k leases nearly always
+  changes rows scrolled off), and the screen still shows every change that is on it.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from textual.app import App, ComposeResult
 
 from opcockpit.domain.clock_skew import FutureStamps, future_timestamp_warning
 from opcockpit.domain.models import Convergence, GroundTruthRow
 from opcockpit.tui.rowdelta import gt_row_cells
+from opcockpit.tui.table.widget import Column, KeyedTable
+from tests.tui.screen_text import screen_text
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEYS = [f"lease-{i}" for i in range(6)]
@@ -81,3 +87,61 @@ def test_future_stamps_keep_only_leases_ahead_of_the_clock():
     assert skew.warning(T0 + timedelta(hours=1)) is not None
     skew.remove("ahead")
     assert skew.warning(T0 + timedelta(hours=1)) is None
+
+
+# ----------------------------------------------------------------------- KeyedTable repaints
+
+
+class CountingTable(KeyedTable):
+    """The real table, counting the repaints it asks Textual for."""
+
+    refreshes = 0
+
+    def refresh(self, *regions: Any, **kwargs: Any) -> Any:
+        self.refreshes += 1
+        return super().refresh(*regions, **kwargs)
+
+
+class OneTableApp(App[None]):
+    def __init__(self, table: KeyedTable, rows: dict[str, tuple[Any, ...]]) -> None:
+        super().__init__()
+        self.table, self.rows = table, rows
+
+    def compose(self) -> ComposeResult:
+        yield self.table
+
+    def on_mount(self) -> None:
+        self.table.replace(self.rows)
+        self.table.focus()
+
+
+def _lines(app: App[None]) -> list[str]:
+    return [line.rstrip() for line in screen_text(app).splitlines()]
+
+
+async def test_a_change_scrolled_off_screen_does_not_repaint_and_the_screen_stays_right() -> None:
+    cols = [Column("id", "ID", 8), Column("state", "State", 10)]
+    rows = {f"r{i:03d}": (f"r{i:03d}", "running") for i in range(500)}
+    table = CountingTable(cols, flash_seconds=0)
+    app = OneTableApp(table, rows)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        before = _lines(app)
+        assert any("r000" in line for line in before)
+        n = table.refreshes
+        table.apply_rows({"r400": ("r400", "paused")})  # far below the screen
+        await pilot.pause()
+        assert table.refreshes == n and _lines(app) == before
+        assert table.get_row("r400") == ("r400", "paused")
+        # A change on screen repaints, and the screen shows it.
+        table.apply_rows({"r003": ("r003", "stopped")})
+        await pilot.pause()
+        assert table.refreshes > n
+        assert any("r003" in line and "stopped" in line for line in _lines(app))
+        # A row removed above the window's end shifts the rows on screen: repaint.
+        n = table.refreshes
+        table.apply_rows({}, ["r005"])
+        await pilot.pause()
+        assert table.refreshes > n
+        assert not any("r005" in line for line in _lines(app))
+        assert any("r011" in line for line in _lines(app))

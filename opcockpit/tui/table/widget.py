@@ -318,31 +318,52 @@ class KeyedTable(TableColumns, TableRender, ScrollView, can_focus=True):
 
     def apply(self, diff: TableDiff) -> None:
         """Apply adds, removes and changed cells as one batch (one repaint, one cursor fix-up)."""
-        screen_line = self._cursor_line() if not diff.empty else None
-        self._applied(self.model.apply(diff), screen_line)
+        if diff.empty:
+            return
+        screen_line = self._cursor_line()
+        shown = self._shown_stamp()
+        self._applied(self.model.apply(diff), screen_line, shown)
+
+    def _shown_stamp(self) -> tuple[Any, ...]:
+        """What the body lines on screen are drawn from: top, cursor, and (key, version) per line.
+
+        A row's strip is a function of its version (bumped on change and on a flash starting),
+        cursor and mark (marks change only by key or with a removal, which changes the window),
+        so when the stamp is the same after a change, every line on screen is too: at 10k leases
+        nearly every refresh changes only rows that are scrolled off."""
+        model = self.model
+        top = round(self.scroll_offset.y)
+        keys = model.window(top, self._body_height)
+        return (top, model.cursor_key, model.view_count == 0, [(k, model.row_version(k)) for k in keys])
 
     def _cursor_line(self) -> int | None:
         index = self.model.cursor_index
         return (index - round(self.scroll_offset.y)) if index is not None else None
 
-    def _applied(self, applied: Applied | None, screen_line: int | None) -> None:
+    def _applied(
+        self, applied: Applied | None, screen_line: int | None, shown: tuple[Any, ...] | None = None
+    ) -> None:
         if applied is None:
             return
         for key in applied.removed:
             self._strips.discard(key)
-        self._follow(applied.cursor, screen_line)
+        self._follow(applied.cursor, screen_line, shown)
         if applied.flashing and self.is_mounted:
             self.set_timer(self.flash_seconds + 0.05, self.expire_flashes)
 
-    def _follow(self, move: CursorMove, screen_line: int | None = None) -> None:
-        """After a model change: keep the cursor row on its screen line (else in view), repaint."""
+    def _follow(
+        self, move: CursorMove, screen_line: int | None = None, shown: tuple[Any, ...] | None = None
+    ) -> None:
+        """After a model change: keep the cursor row on its screen line (else in view), repaint
+        (unless `shown`, the stamp of the lines on screen before the change, still holds)."""
         self._update_virtual_size()
         if move.index is not None and screen_line is not None:
             h = self._body_height
             self._scroll_y_to(move.index - max(0, min(screen_line, h - 1)))
         elif move.index is not None:
             self._scroll_cursor_visible(move.index)
-        self.refresh()
+        if shown is None or move.moved or self._shown_stamp() != shown:
+            self.refresh()
         if move.moved:
             self.post_message(self.RowHighlighted(self, move.key))
 
