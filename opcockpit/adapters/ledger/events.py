@@ -89,21 +89,20 @@ MIGRATIONS: list[list[Statement]] = [
 ]
 CACHE_KIB = 16 * 1024  # SQLite page cache of the event log's connection (filled only as used)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_EPOCH_DAY = _EPOCH.toordinal()
+_ONE_US = timedelta(microseconds=1)
 _COLS = "id, type, observed_us, occurred_us, source, lease_id, instance_id, thread_id, provider, body"
 _INSERT = (
     "INSERT INTO events(type, observed_us, occurred_us, source, lease_id, instance_id, thread_id,"
     " provider, body, idem_key) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"
 )
+
+
 def to_us(dt: datetime) -> int:
-    """Microseconds since the epoch (naive = UTC). Integer arithmetic on the fields: exact, and
-    ~4x cheaper than a timedelta division (it runs twice per appended event)."""
+    """Microseconds since the epoch (naive = UTC). Exact: a timedelta floor-divided by one
+    microsecond is an int computed in C (a true division would go through a float)."""
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    elif dt.tzinfo is not UTC and dt.utcoffset():
-        dt = dt.astimezone(UTC)
-    days = dt.toordinal() - _EPOCH_DAY
-    return ((days * 86400 + dt.hour * 3600 + dt.minute * 60 + dt.second) * 1_000_000) + dt.microsecond
+    return (dt - _EPOCH) // _ONE_US
 
 
 def from_us(us: int | None) -> datetime | None:
@@ -111,25 +110,33 @@ def from_us(us: int | None) -> datetime | None:
 
 
 def _rows(events: Sequence[Event], keys: Sequence[str | None] | None) -> list[tuple[Any, ...]]:
-    """The rows to insert, their bodies scrubbed of secrets in one pass over the batch: JSON
-    escapes newlines, so the bodies joined by newlines split back exactly."""
-    if keys is not None and len(keys) != len(events):
+    """The rows to insert, from already-typed events (no validation: they were validated when
+    built). Bodies are serialised by pydantic's Rust serializer (the same JSON as before) and
+    scrubbed of secrets in one pass over the batch: JSON escapes newlines, so the bodies joined by
+    newlines split back exactly. Fields are read from the instance dict in one loop: an append
+    of 10k events spent a third of its CPU building rows."""
+    if keys is None:
+        keys = (None,) * len(events)
+    elif len(keys) != len(events):
         raise ValueError(f"{len(keys)} idempotency keys for {len(events)} events")
-    rows = [_row(e, None if keys is None else keys[i]) for i, e in enumerate(events)]
-    if not rows:
-        return rows
-    bodies = scrub("\n".join(r[8] for r in rows)).split("\n")
-    return [(*r[:8], body, r[9]) for r, body in zip(rows, bodies, strict=True)]
-
-
-def _row(e: Event, key: str | None) -> tuple[Any, ...]:
-    """One event as a row; its body is NOT yet scrubbed (see `_rows`). pydantic's serializer (in
-    Rust) writes the views and the data in one call: the JSON module took most of an append."""
-    body = to_json({"before": e.before, "after": e.after, "data": e.data}, fallback=str).decode()
-    return (
-        e.type, to_us(e.observed_at), None if e.occurred_at is None else to_us(e.occurred_at),
-        e.source.value, e.lease_id, e.instance_id, e.thread_id, e.provider, body, key,
-    )  # fmt: skip
+    if not events:
+        return []
+    heads: list[tuple[Any, ...]] = []
+    bodies: list[str] = []
+    epoch, one_us = _EPOCH, _ONE_US
+    for e in events:
+        f = e.__dict__  # pydantic keeps the field values here; attribute access costs more
+        obs, occ = f["observed_at"], f["occurred_at"]
+        heads.append((
+            f["type"],
+            (obs - epoch) // one_us if obs.tzinfo is UTC else to_us(obs),
+            None if occ is None else (occ - epoch) // one_us if occ.tzinfo is UTC else to_us(occ),
+            f["source"].value, f["lease_id"], f["instance_id"], f["thread_id"], f["provider"],
+        ))  # fmt: skip
+        body = {"before": f["before"], "after": f["after"], "data": f["data"]}
+        bodies.append(to_json(body, fallback=str).decode())
+    scrubbed = scrub("\n".join(bodies)).split("\n")
+    return [(*h, b, k) for h, b, k in zip(heads, scrubbed, keys, strict=True)]
 
 
 def _event(r: Sequence[Any]) -> Event:
@@ -177,6 +184,12 @@ class EventLog:
                     # A 10k-row append dirties index pages all over a big ledger; with SQLite's 2 MB
                     # default they spill to the WAL mid-transaction and are written again at commit.
                     conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+                    # WAL + NORMAL: a commit does not wait for fsync (the WAL is synced at each
+                    # checkpoint). Durability: an application crash loses nothing committed; a
+                    # power loss or OS crash may lose the last transactions since the last
+                    # checkpoint, and never corrupts the file. This connection only: the audit
+                    # log keeps FULL (no action without its audit row on disk).
+                    conn.execute("PRAGMA synchronous = NORMAL")
                 migrate(conn, COMPONENT, MIGRATIONS)
             except BaseException:
                 conn.close()  # a ledger it cannot migrate: do not leak the connection
