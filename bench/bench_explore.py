@@ -1,54 +1,50 @@
 """Benchmark: Explore's typical queries on a generated fleet (opcockpit.demo.fleet).
 
 Per size n (leases; 10k leases is about 460k run_events): the issue's three typical queries, each
-timed end to end through ExploreService.run (filters, window and leading count pushed down into
-SQLite where exact) and, for comparison, the plain Python evaluation over every row of the dataset
-(what Explore did before the push-down). Fleet generation is not timed.
+timed end to end through ExploreService.run, wall time and CPU time (user+sys of the process:
+SQLite's and aiosqlite's threads included), with the load average beside them (the machine is
+shared). Fleet generation is not timed.
 
-Target (issue 11): <= 1 s per typical query at 10k leases.
+- `cold`: a new ExploreService per run, as `opcockpit query` is (nothing cached but the page
+  cache; the first run is a warm-up and not counted);
+- `TUI`: one service with the cockpit's runs cache (services.runs.RunReads, which the alert
+  rounds keep up to date) primed, for the runs query: what the Explore tab costs in a cockpit;
+- the previous main (BASELINE, default f45d5a5, the main before issue 11's speed work; ec3fb80
+  had no Explore), cold, in a `git worktree` of it on PYTHONPATH, on the same fleet files, in
+  the same run. `BENCH_BASELINE=` (empty) skips it.
+
+Each tree runs in a child process (`python bench/bench_explore.py --child FLEET NOW`), so neither
+imports the other's code. Target (issue 11): <= 1 s per typical query at 10k leases.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
-if __package__ in (None, ""):  # `python bench/bench_explore.py` from the repo root
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from opcockpit.demo.fleet import generate_fleet
-from opcockpit.domain.query import run_plan
-from opcockpit.settings.config import CockpitConfig
-from opcockpit.wiring import build_explore
+ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):  # `python bench/bench_explore.py`: the tree under test first
+    sys.path.insert(0, os.environ.get("BENCH_TREE") or str(ROOT))
 
 TARGET_S_AT_10K = 1.0
 # The issue's 10k-lease fleet has about 460k run_events (46 a lease); the generator writes about a
 # fifth of that, so the bench replays each event (earlier, as earlier runs of the same thread would
 # be) until the fleet has this many per lease. BENCH_EXPLORE_EVENTS_PER_LEASE=0 keeps the generator's.
 EVENTS_PER_LEASE = 46
+BASELINE = os.environ.get("BENCH_BASELINE", "f45d5a5")
 QUERIES = (
     "runs status:error since:-6h | group by provider | count",
     "run_events since:-24h | group by event_type | count",
     'commands "npm test" | count',
 )
-
-
-def _python_path(explore, text: str) -> float:
-    """The evaluator over every row of the dataset, nothing pushed into SQLite."""
-    t0 = time.perf_counter()
-    plan = explore.plan(text)
-    if plan.dataset.name == "runs":
-        rows = asyncio.run(explore._runs(plan))
-    else:
-        rows = explore.rows.rows(plan.dataset.name, since=plan.since, until=plan.until)
-    run_plan(plan, rows)
-    return time.perf_counter() - t0
 
 
 def _top_up_run_events(events_db: Path, leases: int, per_lease: int) -> int:
@@ -72,49 +68,140 @@ def _top_up_run_events(events_db: Path, leases: int, per_lease: int) -> int:
         conn.close()
 
 
-def _service(explore, text: str) -> float:
-    t0 = time.perf_counter()
-    asyncio.run(explore.run(text, timeout_s=120))
-    return time.perf_counter() - t0
+# --------------------------------------------------------------------------- one tree (child)
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _timed(fn) -> tuple[float, float, object]:
+    c0, t0 = _cpu(), time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, _cpu() - c0, out
+
+
+def _child(fleet_dir: Path, now_iso: str, repeats: int) -> dict[str, dict[str, object]]:
+    """Every query's cold (and, where the tree has it, TUI) timings in this tree: medians."""
+    import asyncio
+
+    from opcockpit.settings.config import CockpitConfig
+    from opcockpit.wiring import build_explore
+
+    now = datetime.fromisoformat(now_iso)
+    cfg = CockpitConfig.model_validate(
+        {"sources": {"sandbox_db": str(fleet_dir / "sandbox.db"), "events_db": str(fleet_dir / "events.db")}}
+    )
+
+    def service():
+        ex = build_explore(cfg, ledger_path=fleet_dir / "ledger.db")
+        ex.store = None  # history writes are not what is measured
+        ex.clock = lambda: now
+        return ex
+
+    out: dict[str, dict[str, object]] = {}
+    for text in QUERIES:
+        asyncio.run(service().run(text, timeout_s=300))  # warm-up: page cache, imports, lark
+        runs = [_timed(lambda t=text: asyncio.run(service().run(t, timeout_s=300))) for _ in range(repeats)]
+        row: dict[str, object] = {
+            "wall": statistics.median(r[0] for r in runs),
+            "cpu": statistics.median(r[1] for r in runs),
+            "rows": [dict(r) for r in runs[0][2].rows[:3]],  # type: ignore[attr-defined]
+        }
+        ex = service()
+        if text.startswith("runs") and hasattr(ex, "run_reads"):
+            from opcockpit.services.runs import RunReads
+
+            ex.run_reads = RunReads()
+            asyncio.run(ex.run(text, timeout_s=300))  # the alert rounds have read the runs already
+            tui = [
+                _timed(lambda ex=ex, t=text: asyncio.run(ex.run(t, timeout_s=300))) for _ in range(repeats)
+            ]
+            row["tui_wall"] = statistics.median(r[0] for r in tui)
+            row["tui_cpu"] = statistics.median(r[1] for r in tui)
+        out[text] = row
+    import opcockpit
+
+    out["_tree"] = {"opcockpit": str(Path(opcockpit.__file__).resolve().parent)}
+    return out
+
+
+def _run_child(tree: Path, fleet_dir: Path, now: datetime, repeats: int) -> dict[str, dict[str, object]]:
+    env = dict(os.environ, PYTHONPATH=str(tree), BENCH_TREE=str(tree), PYTHONDONTWRITEBYTECODE="1")
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        str(fleet_dir),
+        now.isoformat(),
+        str(repeats),
+    ]
+    proc = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True, timeout=3600, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench child in {tree} failed: {proc.stderr[-2000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = Path(str(out["_tree"]["opcockpit"]))
+    if not got.is_relative_to(tree.resolve()):
+        raise RuntimeError(f"bench child for {tree} imported opcockpit from {got}")
+    return out
+
+
+# --------------------------------------------------------------------------- the bench
 
 
 def run(sizes: list[int]) -> list[dict]:
+    from opcockpit.demo.fleet import generate_fleet
+
     results: list[dict] = []
     for n in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             fleet = generate_fleet(Path(tmp) / "fleet", leases=n, seed=7)
             per_lease = int(os.environ.get("BENCH_EXPLORE_EVENTS_PER_LEASE", EVENTS_PER_LEASE))
             n_events = _top_up_run_events(fleet.events_db, n, per_lease) if per_lease else None
-            cfg = CockpitConfig.model_validate(
-                {"sources": {"sandbox_db": str(fleet.sandbox_db), "events_db": str(fleet.events_db)}}
-            )
-            explore = build_explore(cfg, ledger_path=Path(tmp) / "ledger.db")
-            explore.store = None  # history writes are not what is measured
             now = fleet.generated_at.astimezone(UTC)
-            explore.clock = lambda now=now: now
             repeats = 3 if n <= 20_000 else 1
+            load0 = os.getloadavg()
+            prev = None
+            if BASELINE:
+                from bench.bench_steady import worktree
+
+                with worktree(BASELINE) as tree:
+                    prev = _run_child(tree, fleet.directory, now, repeats)
+            head = _run_child(ROOT, fleet.directory, now, repeats)
+            load1 = os.getloadavg()
             for text in QUERIES:
-                _service(explore, text)  # warm-up: page cache, imports
-                after = sorted(_service(explore, text) for _ in range(repeats))
-                before = sorted(_python_path(explore, text) for _ in range(repeats))
+                h = head[text]
+                notes = [f"median of {repeats} cold runs; CPU {h['cpu']:.3f} s"]
+                if "tui_wall" in h:
+                    notes.append(
+                        f"TUI with the cockpit's runs cache {h['tui_wall']:.3f} s (CPU {h['tui_cpu']:.3f} s)"
+                    )
+                if prev is not None:
+                    p = prev[text]
+                    same = "same rows" if p["rows"] == h["rows"] else "ROWS DIFFER"
+                    notes.append(f"previous main {BASELINE} {p['wall']:.3f} s (CPU {p['cpu']:.3f} s), {same}")
+                notes.append(f"{n_events or fleet.counts.get('run_events', 0)} run_events")
+                notes.append(f"load {load0[0]:.1f} -> {load1[0]:.1f}")
                 results.append(
                     {
                         "name": f"explore: {text}",
                         "size": n,
-                        "value": round(statistics.median(after), 3),
+                        "value": round(float(h["wall"]), 3),  # type: ignore[arg-type]
                         "unit": "s",
                         "target": TARGET_S_AT_10K if n == 10_000 else None,
-                        "notes": (
-                            f"median of {repeats}; Python-only evaluation "
-                            f"{statistics.median(before):.3f} s; "
-                            f"{n_events or fleet.counts.get('run_events', 0)} run_events"
-                        ),
+                        "notes": "; ".join(notes),
                     }
                 )
     return results
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        with contextlib.redirect_stdout(sys.stderr):  # only the JSON line on stdout
+            data = _child(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+        print(json.dumps(data, default=str))
+        sys.exit(0)
     sizes = [int(a) for a in sys.argv[1:]] or [1_000, 10_000]
     for r in run(sizes):
         ok = "-" if r["target"] is None else "ok" if r["value"] <= r["target"] else "OVER"
