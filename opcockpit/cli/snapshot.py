@@ -110,6 +110,21 @@ def _without_notifications(config: CockpitConfig) -> CockpitConfig:
     return config.model_copy(update={"alerts": alerts.model_copy(update={"webhook": None, "command": None})})
 
 
+def _one_shot_history(cockpit: Cockpit) -> None:
+    """The history recorder in one-shot mode: an unchanged fleet is recognised by the stored
+    picture's fingerprint, read alone from a SQLite ledger (issue 9: ~0.15 s at 10k leases)."""
+    from opcockpit.services.history import RecordingCollector
+
+    collector, events = cockpit.collector, cockpit.events
+    target = getattr(events, "target", None)
+    if not isinstance(collector, RecordingCollector) or getattr(target, "kind", None) != "sqlite":
+        return
+    from opcockpit.adapters.ledger.picture_mark import read_mark
+
+    path = target.path  # type: ignore[union-attr]
+    collector.mark_reader = lambda: read_mark(path)
+
+
 def _run_snapshot(args: Any, config: CockpitConfig | None, *, demo: bool) -> int:
     from opcockpit.wiring import build_cockpit
 
@@ -120,6 +135,7 @@ def _run_snapshot(args: Any, config: CockpitConfig | None, *, demo: bool) -> int
         config = loaded.config
     names = getattr(args, "provider", None) or None
     cockpit = build_cockpit(config, read_only=True, providers=names, demo=demo)
+    _one_shot_history(cockpit)
     gt = run_collect(cockpit)  # the collector appends what changed since the last run (history)
     history_error = getattr(cockpit.collector, "ledger_error", None)
     for problem in gt.db_problems:

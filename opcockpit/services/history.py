@@ -42,6 +42,7 @@ from opcockpit.domain.events import (
 )
 from opcockpit.domain.models import GroundTruth, LeaseEventRecord, ProviderEventRecord
 from opcockpit.domain.picture_inc import PictureTracker, diff_changed
+from opcockpit.domain.picture_mark import MARK_KEY, fingerprint, split_mark
 from opcockpit.domain.text import error_line, one_line
 from opcockpit.ports.ledger import EventLogPort, LedgerError
 
@@ -69,9 +70,15 @@ def _utcnow() -> datetime:
 class RecordingCollector:
     """A collector that appends the fleet's changes to `events` after every refresh."""
 
-    def __init__(self, inner: Any, events: EventLogPort) -> None:
+    def __init__(
+        self, inner: Any, events: EventLogPort, *, mark_reader: Callable[[], str | None] | None = None
+    ) -> None:
         self._inner = inner
         self.events = events
+        # One-shot mode (`snapshot`, issue 9): reads the fingerprint of the stored picture
+        # (domain/picture_mark.py) without loading the picture; None (the live cockpit) diffs by
+        # change instead and deletes the mark whenever it writes the picture.
+        self.mark_reader = mark_reader
         self.ledger_error: str | None = None  # last append failure, one line; None when fine
         self.recorded = 0  # events appended by this collector
         self._picture: Picture | None = None
@@ -109,9 +116,10 @@ class RecordingCollector:
                 return 0
 
     def _record(self, gt: GroundTruth) -> int:
+        if self.mark_reader is not None and not self._loaded:
+            return self._record_once(gt)
         if not self._loaded:
-            self._picture = self.events.last_picture()
-            self._loaded = True
+            self._load()
         prev = self._picture
         upd = self._tracker.update(gt)
         new = self._tracker.picture if upd.exact else picture_of(gt)
@@ -132,25 +140,69 @@ class RecordingCollector:
             self.ledger_error = None
             return 0
         else:
-            events, keep = diff_pictures(prev, new, gt.generated_at)
-            if prev is None:
-                changed = dict(keep)
-            else:
-                changed = {k: v for k, v in keep.items() if prev.get(k) != v}
-                changed.update((k, None) for k in prev.keys() - keep.keys())
+            events, keep, changed = self._diff(prev, new, gt)
         if events or changed or prev is None:
-            self.events.append(events, picture=changed)
+            # The whole picture is not fingerprinted here: the stored mark no longer describes
+            # it, so it goes in the same transaction (a later snapshot then diffs in full).
+            self.events.append(events, picture={**changed, MARK_KEY: None})
         if keep is prev and prev is not None:
             for k, v in changed.items():
                 if v is None:
                     prev.pop(k, None)
                 else:
                     prev[k] = v
+        return self._recorded(keep, events)
+
+    def _load(self) -> None:
+        self._picture = self.events.last_picture()
+        if self._picture is not None:
+            split_mark(self._picture)  # not a subject: never diffed
+        self._loaded = True
+
+    @staticmethod
+    def _diff(
+        prev: Picture | None, new: Picture, gt: GroundTruth
+    ) -> tuple[list[Event], Picture, dict[str, Any]]:
+        """The full diff: (events, the picture to keep, the entries to write; None: forget)."""
+        events, keep = diff_pictures(prev, new, gt.generated_at)
+        if prev is None:
+            return events, keep, dict(keep)
+        changed: dict[str, Any] = {k: v for k, v in keep.items() if prev.get(k) != v}
+        changed.update((k, None) for k in prev.keys() - keep.keys())
+        return events, keep, changed
+
+    def _recorded(self, keep: Picture, events: list[Event]) -> int:
         self._picture = keep  # only once written: a failed append is reported again next time
         self._synced = True
         self.ledger_error = None
         self.recorded += len(events)
         return len(events)
+
+    def _record_once(self, gt: GroundTruth) -> int:
+        """The first round in one-shot mode: when the stored mark is the new picture's
+        fingerprint, the stored picture is this one and the diff would find nothing; else the
+        full diff, and the kept picture's mark written with it. The change tracker is not fed
+        (a one-shot collector has no next round to diff by change; a later round diffs in full)."""
+        new = picture_of(gt)
+        mark = fingerprint(new)
+        assert self.mark_reader is not None
+        if self.mark_reader() == mark:
+            self.ledger_error = None  # nothing loaded: a later round (if any) loads and diffs
+            return 0
+        self._load()
+        prev = self._picture
+        if prev is not None and new == prev:  # the same picture, its mark missing or stale
+            self.events.append([], picture={MARK_KEY: (mark,)})
+            self._picture, self._synced = dict(prev), False
+            self.ledger_error = None
+            return 0
+        events, keep, changed = self._diff(prev, new, gt)
+        if keep != new:  # a stale row or a failed listing kept entries of the stored picture
+            mark = fingerprint(keep)
+        self.events.append(events, picture={**changed, MARK_KEY: (mark,)})
+        count = self._recorded(keep, events)
+        self._synced = False  # the tracker was not fed: the next round diffs in full
+        return count
 
     async def aclose(self) -> None:
         try:
