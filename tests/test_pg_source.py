@@ -180,9 +180,62 @@ async def test_tracker_reads_again_only_when_something_changed(fleet: Any, pg_ur
                 (lid,),
             )
         changed = await tracker.read_state()
-        assert changed is not first and tracker.stats.full_reads == 2
+        # the changed row alone was read again (updated_at watermark), merged into the kept copy
+        assert changed is not first and tracker.stats.full_reads == 1 and tracker.stats.incremental == 1
         assert next(x for x in changed.leases if x.lease_id == lid).desired_state == "destroyed"
-        assert changed.leases == (await read_pg_state(PgSourceSpec(pg_url))).leases
+        assert _by_key(changed) == _by_key(await read_pg_state(PgSourceSpec(pg_url)))
+    finally:
+        await tracker.aclose()
+
+
+def _by_key(state: Any) -> Any:
+    """A DbState's records by key (a full read returns heap order, a merged copy its own)."""
+    return (
+        {x.lease_id: x for x in state.leases},
+        {x.terminal_id: x for x in state.terminals},
+        {x.chat_session_id: x for x in state.chat_sessions},
+        dict(state.resource_snapshots),
+    )
+
+
+async def test_tracker_merges_changed_rows_and_reads_all_after_a_delete(fleet: Any, pg_url: str) -> None:
+    """Inserts, stamped updates (a terminal, a resource snapshot) and rows without any stamp come
+    from the changed-rows read; a
+    delete (the merged count is not the server's) makes it read everything; every answer equals a
+    fresh full read of the same tables."""
+    copy_fleet(fleet.sandbox_db, pg_url)
+    tracker = PgSourceTracker(PgSourceSpec(pg_url))
+    spec = PgSourceSpec(pg_url)
+    try:
+        await tracker.read_state()
+        with psycopg.connect(pg_url, autocommit=True) as pg:
+            lid, tid = pg.execute("SELECT lease_id, terminal_id FROM abstract_terminals LIMIT 1").fetchone()
+            pg.execute(
+                "UPDATE abstract_terminals SET cwd = '/moved', updated_at = now() WHERE terminal_id = %s",
+                (tid,),
+            )
+            pg.execute(
+                "INSERT INTO abstract_terminals"
+                " (terminal_id, thread_id, lease_id, cwd, created_at, updated_at)"
+                " SELECT 'term-new', thread_id, lease_id, '/new', NULL, NULL"
+                " FROM abstract_terminals WHERE terminal_id = %s",
+                (tid,),
+            )
+            pg.execute(
+                "UPDATE lease_resource_snapshots SET cpu_used = 0.5, updated_at = now()"
+                " WHERE lease_id = (SELECT min(lease_id) FROM lease_resource_snapshots)"
+            )
+        state = await tracker.read_state()
+        assert tracker.stats.incremental == 1 and tracker.stats.full_reads == 1
+        terms = {t.terminal_id: t for t in state.terminals}
+        assert terms[tid].cwd == "/moved" and terms["term-new"].cwd == "/new"
+        assert _by_key(state) == _by_key(await read_pg_state(spec))
+        with psycopg.connect(pg_url, autocommit=True) as pg:
+            pg.execute("DELETE FROM abstract_terminals WHERE terminal_id = 'term-new'")
+        state = await tracker.read_state()
+        assert tracker.stats.full_reads == 2 and "term-new" not in {t.terminal_id for t in state.terminals}
+        assert _by_key(state) == _by_key(await read_pg_state(spec))
+        assert lid in {x.lease_id for x in state.leases}
     finally:
         await tracker.aclose()
 
