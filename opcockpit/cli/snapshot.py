@@ -7,6 +7,7 @@ import gc
 import sys
 from collections.abc import Collection
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from opcockpit.cli.common import EXIT_OK, EXIT_USAGE, CliExit, err, load_or_exit
@@ -125,6 +126,16 @@ def _one_shot_history(cockpit: Cockpit) -> None:
     collector.mark_reader = lambda: read_mark(path)
 
 
+def _one_shot_read(cockpit: Cockpit, config: CockpitConfig) -> None:
+    """sandbox.db read for one snapshot: records that die with the process, text not interned
+    (read_db_state(one_shot=True); the live cockpit keeps interning). PostgreSQL: unchanged."""
+    fleet = getattr(cockpit.collector, "inner", cockpit.collector)
+    leon = getattr(fleet, "leon", None)
+    if leon is None or getattr(config.sources, "kind", "sqlite") == "postgres":
+        return
+    fleet.leon = replace(leon, read_db_state=partial(leon.read_db_state, one_shot=True))
+
+
 def _run_snapshot(args: Any, config: CockpitConfig | None, *, demo: bool) -> int:
     from opcockpit.wiring import build_cockpit
 
@@ -136,6 +147,7 @@ def _run_snapshot(args: Any, config: CockpitConfig | None, *, demo: bool) -> int
     names = getattr(args, "provider", None) or None
     cockpit = build_cockpit(config, read_only=True, providers=names, demo=demo)
     _one_shot_history(cockpit)
+    _one_shot_read(cockpit, config)
     gt = run_collect(cockpit)  # the collector appends what changed since the last run (history)
     history_error = getattr(cockpit.collector, "ledger_error", None)
     for problem in gt.db_problems:

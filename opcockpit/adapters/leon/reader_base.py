@@ -24,6 +24,7 @@ from opcockpit.adapters.leon.sandbox_rows import (
     _SESSION_COLS,
     _SNAPSHOT_COLS,
     _TERMINAL_COLS,
+    _i,
     _leases,
     _Schema,
     _sessions,
@@ -39,6 +40,10 @@ __all__ = ["LeonReaderBase"]
 
 class LeonReaderBase(LeonDetailQueries):
     """The shared half of `SandboxDbReader` and `PgSandboxReader` (see the module docstring)."""
+
+    # Applied to the reconcile input's repeated text values: interned (one str per distinct text,
+    # issue 10's memory budget) unless the reader was opened for one snapshot (`sandbox_rows._same`).
+    _share: Callable[[Any], Any] = staticmethod(_i)
 
     # ---------------------------------------------------------------- supplied by the reader
 
@@ -110,17 +115,18 @@ class LeonReaderBase(LeonDetailQueries):
         keeps them by rowid, so unchanged rows cost no record build and no timestamp parse."""
         ap = self._apath
         p = self._parse
+        share = self._share
         read_at = now if now is not None else datetime.now(UTC)
 
         def records(
             rows: list[tuple], build: Callable[..., list[Any]], prev: Sequence[Any] | None
         ) -> tuple[Any, ...]:
             if prev is None:
-                return tuple(build(rows, p))
+                return tuple(build(rows, p, share))
             recs = list(prev)
             misses = [i for i, rec in enumerate(recs) if rec is None]
             if misses:
-                for i, rec in zip(misses, build([rows[i] for i in misses], p), strict=True):
+                for i, rec in zip(misses, build([rows[i] for i in misses], p, share), strict=True):
                     recs[i] = rec
             return tuple(recs)
 
@@ -139,7 +145,7 @@ class LeonReaderBase(LeonDetailQueries):
                 leases=leases,
                 terminals=terminals,
                 chat_sessions=sessions,
-                resource_snapshots=_snapshots(rrows, p),
+                resource_snapshots=_snapshots(rrows, p, share),
                 missing_tables=self._missing(schema),
                 lease_problems=lease_problems,
                 problems=problems,

@@ -42,6 +42,7 @@ from opcockpit.adapters.leon.sandbox_rows import (
     _new_session,
     _new_snapshot,
     _new_terminal,
+    _same,
     _Schema,
 )
 from opcockpit.adapters.leon.sqlite_ro import connect_ro, map_sqlite_error, precheck
@@ -216,7 +217,14 @@ async def read_db_state(
     now: datetime | None = None,
     local_tz: tzinfo | None = None,
     busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    one_shot: bool = False,
 ) -> DbState:
-    """Open `path` read-only, read the reconcile input, close. Raises SourceError on bad input."""
-    async with SandboxDbReader(path, local_tz=local_tz, busy_timeout_ms=busy_timeout_ms) as reader:
+    """Open `path` read-only, read the reconcile input, close. Raises SourceError on bad input.
+
+    `one_shot`: the records live only as long as one `snapshot` process, so their text values
+    are not interned (the same records, ~0.08 s less at 10k leases)."""
+    reader = SandboxDbReader(path, local_tz=local_tz, busy_timeout_ms=busy_timeout_ms)
+    if one_shot:
+        reader._share = _same
+    async with reader:
         return await reader.read_state(now=now)
