@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from opcockpit.domain.runs import RunSummary
 
-__all__ = ["DETAILS", "RunAgg", "error_text", "merge", "run_status", "summary"]
+__all__ = ["DETAILS", "RunAgg", "RunSeqs", "error_text", "merge", "run_status", "summary"]
 
 # The seqs of a RunAgg whose event time (or, for `err`, data) a summary reads: a reader may look
 # up only some of them (EventsDbReader.run_aggs(details=...)).
@@ -44,6 +44,25 @@ class RunAgg:
     start_at: Any
     done_at: Any
     err_data: str | None
+
+
+class RunSeqs(NamedTuple):
+    """A run's aggregates without times (EventsDbReader.run_seqs): enough for its status. A
+    tuple, so tens of thousands cost little; `agg()` for the runs a query keeps."""
+
+    run_id: str
+    thread_id: str
+    count: int
+    first: int
+    last: int
+    start: int | None
+    done: int | None
+    err: int | None
+    cancel: int | None
+    retry: int | None
+
+    def agg(self) -> RunAgg:
+        return RunAgg(*self, None, None, None, None, None, None)
 
 
 def _lo(a: int | None, b: int | None) -> int | None:
@@ -88,7 +107,7 @@ def merge(old: RunAgg, new: RunAgg) -> RunAgg:
     )
 
 
-def run_status(a: RunAgg) -> tuple[str, int | None]:
+def run_status(a: RunAgg | RunSeqs) -> tuple[str, int | None]:
     """(status, the seq of the error that counts) from the seqs alone: no event time or data."""
     err = a.err
     if err is not None and a.retry is not None and a.retry > err:

@@ -18,13 +18,15 @@ opened at all, a changed one is read from the last seq seen.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from opcockpit.domain.query import Plan
-from opcockpit.domain.query.filter import predicate
-from opcockpit.domain.query.projection import needed_fields, split_filter
+from opcockpit.domain.query.filter import Filter, predicate
+from opcockpit.domain.query.projection import filter_fields, needed_fields, split_filter
 from opcockpit.domain.runs import RunSummary
-from opcockpit.domain.runs_inc import DETAILS, RunAgg, run_status, summary
+from opcockpit.domain.runs_inc import DETAILS, RunAgg, RunSeqs, run_status, summary
+from opcockpit.domain.timeutil import to_sqlite_utc
 from opcockpit.ports.leon import EventsReader
 
 __all__ = ["CHEAP_FIELDS", "run_rows", "summary_row", "window_rows"]
@@ -39,6 +41,7 @@ _FIELD_DETAILS: dict[str, tuple[str, ...]] = {
     "error": ("err",),
 }
 _NONE = (None, None)
+_SQLITE_UTC = "%Y-%m-%d %H:%M:%S"
 Threads = Mapping[str, tuple[str, str]]
 
 
@@ -52,7 +55,7 @@ def summary_row(r: RunSummary, threads: Threads) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _cheap_row(a: RunAgg, threads: Threads) -> dict[str, Any]:
+def _cheap_row(a: RunAgg | RunSeqs, threads: Threads) -> dict[str, Any]:
     lease, prov = threads.get(a.thread_id, _NONE)
     return {
         "run_id": a.run_id, "thread_id": a.thread_id, "status": run_status(a)[0], "events": a.count,
@@ -73,17 +76,26 @@ async def run_rows(
     r: Any = reader
     if not hasattr(r, "run_details"):  # a reader without the split queries: summaries of all
         return [summary_row(s, threads) for s in await reader.runs(since=plan.since)]
-    aggs: list[RunAgg] = await r.run_aggs(since=plan.since, details=frozenset())
+    # Every run (no window: run_seqs has no times) unless the reader cannot do without a sort.
+    seqs_only = hasattr(r, "run_seqs")
+    runs: list[Any] = (
+        await r.run_seqs() if seqs_only else await r.run_aggs(since=plan.since, details=frozenset())
+    )
     cheap, _ = split_filter(plan.filter, CHEAP_FIELDS)
     if cheap is not None:
-        keep = predicate(cheap)
-        aggs = [a for a in aggs if keep(_cheap_row(a, threads))]
+        runs = _keep(runs, cheap, threads)
+    aggs: list[RunAgg] = [s.agg() for s in runs] if seqs_only else runs
     need = needed_fields(plan, facets=facets)
+    have: frozenset[str] = frozenset()  # details looked up already
+    if seqs_only and plan.since is not None:
+        need = None if need is None else need | {"last_event"}
+        have = frozenset(("last",))
+        aggs = await _window(r, await r.run_details(aggs, have), plan.since, parse)
     if need is None:
-        aggs = await r.run_details(aggs, DETAILS)
+        aggs = await r.run_details(aggs, DETAILS - have)
         return [summary_row(summary(a, parse), threads) for a in aggs]
     expensive = [f for f in _FIELD_DETAILS if f in need]
-    aggs = await r.run_details(aggs, {d for f in expensive for d in _FIELD_DETAILS[f]})
+    aggs = await r.run_details(aggs, {d for f in expensive for d in _FIELD_DETAILS[f]} - have)
     out = []
     for a in aggs:
         row = _cheap_row(a, threads)
@@ -93,6 +105,57 @@ async def run_rows(
                 row[f] = full[f]
         out.append(row)
     return out
+
+
+def _keep(aggs: list[Any], cheap: Filter, threads: Threads) -> list[Any]:
+    """The runs `cheap` matches. It reads a few cheap fields (status, provider: few values), so
+    it is evaluated once per distinct combination of their values, not once per run."""
+    get = {
+        "run_id": lambda a: a.run_id,
+        "thread_id": lambda a: a.thread_id,
+        "status": lambda a: run_status(a)[0],
+        "events": lambda a: a.count,
+        "lease_id": lambda a: threads.get(a.thread_id, _NONE)[0],
+        "provider": lambda a: threads.get(a.thread_id, _NONE)[1],
+    }
+    getters = [get[f] for f in sorted(filter_fields(cheap))]
+    keep = predicate(cheap)
+    memo: dict[tuple[Any, ...], bool] = {}
+    out = []
+    for a in aggs:
+        key = tuple([g(a) for g in getters])
+        ok = memo.get(key)
+        if ok is None:
+            ok = memo[key] = keep(_cheap_row(a, threads))
+        if ok:
+            out.append(a)
+    return out
+
+
+async def _window(r: Any, aggs: list[RunAgg], since: datetime, parse: Any) -> list[RunAgg]:
+    """The runs `run_aggs(since=...)` keeps (HAVING MAX(created_at) >= since as text), or more
+    that the plan's filter drops anyway. A plan's `since` is one of its filter's conjuncts
+    (`last_event >= since`), so a run whose last event time is CURRENT_TIMESTAMP text either
+    fails that conjunct or has MAX(created_at) >= its last event >= the cut: kept, the evaluator
+    decides. Only runs with another kind of last time (rare) have MAX(created_at) looked up."""
+    cut = to_sqlite_utc(since)
+    unsure = [a for a in aggs if not _utc_text(a.last_at, parse)]
+    if not unsure:
+        return aggs
+    found = {a.run_id: a.max_created for a in await r.run_max_created(unsure)}
+    return [
+        a
+        for a in aggs
+        if a.run_id not in found or (isinstance(found[a.run_id], str) and found[a.run_id] >= cut)
+    ]
+
+
+def _utc_text(v: Any, parse: Any) -> bool:
+    """v is exactly SQLite CURRENT_TIMESTAMP text of a valid time (its text order is time order)."""
+    if v.__class__ is not str or len(v) != 19 or v[10] != " ":
+        return False
+    dt = parse(v)
+    return dt is not None and dt.strftime(_SQLITE_UTC) == v
 
 
 def window_rows(runs: list[RunSummary], threads: Threads) -> list[dict[str, Any]]:
