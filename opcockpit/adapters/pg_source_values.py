@@ -174,14 +174,21 @@ class PgSchema(_Schema):
         parse sandbox.db's, so datetime objects would only be formatted back to text first (that
         was ~60 % of a 10k-lease read). timestamptz text is UTC (`connect_options`)."""
         col = self.col(table, name)
-        if col != "NULL" and self.types.get(table, {}).get(name, "").startswith("timestamp"):
+        pgtype = self.types.get(table, {}).get(name, "") if col != "NULL" else ""
+        if pgtype.startswith("timestamp"):
             return f"replace({col}::text, ' ', 'T')"
+        if pgtype == "boolean":  # SQLite's 0/1 made by the server: no Python pass over the rows
+            return f"{col}::int"
         return col
 
     def fix(self, table: str | None, cols: Sequence[str], rows: list[tuple]) -> list[tuple]:
         """Rows as SQLite would have returned them (only the columns whose type needs it)."""
         types = self.types.get(table, {})
-        fixes = [(i, f) for i, c in enumerate(cols) if c in types and (f := _fixer(types[c])) is not None]
+        fixes = [
+            (i, f)
+            for i, c in enumerate(cols)
+            if c in types and (f := _fixer(types[c])) is not None and not _made_by_server(f, rows, i)
+        ]
         if not fixes or not rows:
             return rows
         out = []
@@ -191,3 +198,12 @@ class PgSchema(_Schema):
                 row[i] = f(row[i])
             out.append(tuple(row))
         return out
+
+
+def _made_by_server(fix: Callable[[Any], Any], rows: list[tuple], i: int) -> bool:
+    """A boolean column `value()` selected as ::int: its first non-NULL value is no bool (one SQL
+    expression gives every row of a column the same type), so the rows need no pass."""
+    if fix is not _bool_int:
+        return False
+    first = next((r[i] for r in rows if r[i] is not None), None)
+    return first is None or first.__class__ is not bool
