@@ -29,13 +29,37 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from opcockpit.domain.event_base import Event, EventSource
 from opcockpit.domain.events_config import EventsConfig  # re-exported: the `[events]` table
 from opcockpit.domain.models import Convergence, GroundTruth, ProviderStatus
+
+if TYPE_CHECKING:
+    from opcockpit.domain.event_types import (
+        EVENT_TYPES,
+        ActionRequested,
+        ActionSettled,
+        ActionView,
+        AlertAcked,
+        AlertFired,
+        AlertMuted,
+        AlertResolved,
+        AlertView,
+        InstanceAppeared,
+        InstanceStateChanged,
+        InstanceVanished,
+        InstanceView,
+        LeaseConvergenceChanged,
+        LeaseView,
+        OrphanAppeared,
+        OrphanCleared,
+        OrphanView,
+        ProviderEvent,
+        ProviderListingFailed,
+        ProviderListingRecovered,
+        ProviderView,
+    )
 
 __all__ = [
     "EVENT_TYPES",
@@ -73,251 +97,32 @@ __all__ = [
 ]
 
 
-class EventSource(StrEnum):
-    PROVIDER_LIST = "provider_list"  # seen by comparing two provider listings
-    PROVIDER_EVENT = "provider_event"  # a provider's event stream / webhook said so
-    SANDBOX_DB = "sandbox_db"  # LEON wrote it (lease row changed)
-    OPERATOR = "operator"  # an operator did it (action, ack, mute)
-    COCKPIT = "cockpit"  # the cockpit's own judgement (alert rules)
+# The typed events and views live in domain/event_types.py, created on first use (see
+# domain/event_base.py): `from opcockpit.domain.events import LeaseConvergenceChanged` loads them.
+_TYPED = frozenset((
+    "EVENT_TYPES", "ActionRequested", "ActionSettled", "ActionView", "AlertAcked", "AlertFired",
+    "AlertMuted", "AlertResolved", "AlertView", "InstanceAppeared", "InstanceStateChanged",
+    "InstanceVanished", "InstanceView", "LeaseConvergenceChanged", "LeaseView", "OrphanAppeared",
+    "OrphanCleared", "OrphanView", "ProviderEvent", "ProviderListingFailed",
+    "ProviderListingRecovered", "ProviderView",
+))  # fmt: skip
 
 
-# --------------------------------------------------------------------------- before/after views
+def __getattr__(name: str) -> Any:
+    if name not in _TYPED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from opcockpit.domain import event_types
 
-
-class _View(BaseModel):
-    # defer_build: validators are built on first use, not at import. A snapshot whose fleet did
-    # not change builds no event at all (~7 ms of its start-up for ~20 models, issue 9).
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
-
-class LeaseView(_View):
-    """A lease as the cockpit judged it."""
-
-    convergence: str
-    desired_state: str
-    observed_state: str
-    provider_state: str | None = None
-    instance_id: str | None = None
-
-
-class InstanceView(_View):
-    """An instance at a provider (normalised state)."""
-
-    state: str
-    lease_id: str | None = None
-
-
-class OrphanView(_View):
-    state: str
-    claim: str | None = None
-    claimed_lease_id: str | None = None
-
-
-class ProviderView(_View):
-    status: str
-    error: str | None = None
-
-
-class ActionView(_View):
-    action: str
-    status: str
-    outcome: str | None = None
-    error: str | None = None
-    op_id: str | None = None
-    operator: str | None = None
-
-
-class AlertView(_View):
-    alert_id: int | None = None
-    rule: str
-    key: str
-    severity: str | None = None
-    summary: str | None = None
-    state: str | None = None  # firing | resolved | acked | muted
-    who: str | None = None
-    until: datetime | None = None
-
-
-# --------------------------------------------------------------------------- events
-
-
-class Event(BaseModel):
-    """The common shape. Subclasses fix `type` and type `before`/`after`."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)  # see _View
-    TYPE: ClassVar[str] = ""
-    DESCRIPTION: ClassVar[str] = "An event of a type this version does not know (kept as read)."
-
-    type: str
-    occurred_at: datetime | None = None
-    observed_at: datetime
-    source: EventSource
-    lease_id: str | None = None
-    instance_id: str | None = None
-    thread_id: str | None = None
-    provider: str | None = None
-    before: Any = None
-    after: Any = None
-    data: dict[str, Any] = Field(default_factory=dict)
-    id: int | None = None  # the ledger's row id once stored (None before)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-able dict (ISO times, None kept: the shape is the same for every row)."""
-        return self.model_dump(mode="json")
-
-
-def _type(name: str) -> Any:
-    return Field(default=name, description="stable event type name")
-
-
-class LeaseConvergenceChanged(Event):
-    TYPE = "lease.convergence_changed"
-    DESCRIPTION = (
-        "A lease's convergence verdict changed (converged/diverged/...); before None: the lease "
-        "appeared; after None: its sandbox.db row was deleted."
-    )
-    type: Literal["lease.convergence_changed"] = _type("lease.convergence_changed")
-    before: LeaseView | None = None
-    after: LeaseView | None = None
-
-
-class InstanceAppeared(Event):
-    TYPE = "instance.appeared"
-    DESCRIPTION = "An instance shows up in a provider's listing."
-    type: Literal["instance.appeared"] = _type("instance.appeared")
-    before: None = None
-    after: InstanceView | None = None
-
-
-class InstanceVanished(Event):
-    TYPE = "instance.vanished"
-    DESCRIPTION = "An instance is no longer in a provider's (successful) listing."
-    type: Literal["instance.vanished"] = _type("instance.vanished")
-    before: InstanceView | None = None
-    after: None = None
-
-
-class InstanceStateChanged(Event):
-    TYPE = "instance.state_changed"
-    DESCRIPTION = "An instance's state at its provider changed (e.g. running -> paused)."
-    type: Literal["instance.state_changed"] = _type("instance.state_changed")
-    before: InstanceView | None = None
-    after: InstanceView | None = None
-
-
-class OrphanAppeared(Event):
-    TYPE = "orphan.appeared"
-    DESCRIPTION = "An instance no lease accounts for appeared."
-    type: Literal["orphan.appeared"] = _type("orphan.appeared")
-    before: None = None
-    after: OrphanView | None = None
-
-
-class OrphanCleared(Event):
-    TYPE = "orphan.cleared"
-    DESCRIPTION = "An orphan is gone or a lease accounts for it now."
-    type: Literal["orphan.cleared"] = _type("orphan.cleared")
-    before: OrphanView | None = None
-    after: None = None
-
-
-class ProviderListingFailed(Event):
-    TYPE = "provider.listing_failed"
-    DESCRIPTION = "A provider's listing failed; its rows are stale from here on."
-    type: Literal["provider.listing_failed"] = _type("provider.listing_failed")
-    before: ProviderView | None = None
-    after: ProviderView | None = None
-
-
-class ProviderListingRecovered(Event):
-    TYPE = "provider.listing_recovered"
-    DESCRIPTION = "A provider lists again after failing."
-    type: Literal["provider.listing_recovered"] = _type("provider.listing_recovered")
-    before: ProviderView | None = None
-    after: ProviderView | None = None
-
-
-class ActionRequested(Event):
-    TYPE = "action.requested"
-    DESCRIPTION = "An operator action was carried out (or refused) on one target."
-    type: Literal["action.requested"] = _type("action.requested")
-    before: dict[str, Any] | None = None
-    after: ActionView | None = None
-
-
-class ActionSettled(Event):
-    TYPE = "action.settled"
-    DESCRIPTION = "An operator action reached its end state (converged, failed, timed_out)."
-    type: Literal["action.settled"] = _type("action.settled")
-    before: None = None
-    after: ActionView | None = None
-
-
-class AlertFired(Event):
-    TYPE = "alert.fired"
-    DESCRIPTION = "An alert rule's condition held past its hold time."
-    type: Literal["alert.fired"] = _type("alert.fired")
-    before: None = None
-    after: AlertView | None = None
-
-
-class AlertResolved(Event):
-    TYPE = "alert.resolved"
-    DESCRIPTION = "A firing alert's condition no longer holds."
-    type: Literal["alert.resolved"] = _type("alert.resolved")
-    before: AlertView | None = None
-    after: AlertView | None = None
-
-
-class AlertAcked(Event):
-    TYPE = "alert.acked"
-    DESCRIPTION = "An operator acknowledged an alert."
-    type: Literal["alert.acked"] = _type("alert.acked")
-    before: None = None
-    after: AlertView | None = None
-
-
-class AlertMuted(Event):
-    TYPE = "alert.muted"
-    DESCRIPTION = "An operator muted an alert (until a time or until resolved)."
-    type: Literal["alert.muted"] = _type("alert.muted")
-    before: None = None
-    after: AlertView | None = None
-
-
-class ProviderEvent(Event):
-    TYPE = "provider.event"
-    DESCRIPTION = "A provider's own event (stream or webhook), as received; `data` holds its payload."
-    type: Literal["provider.event"] = _type("provider.event")
-    before: dict[str, Any] | None = None
-    after: dict[str, Any] | None = None
-
-
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.TYPE: cls
-    for cls in (
-        LeaseConvergenceChanged,
-        InstanceAppeared,
-        InstanceVanished,
-        InstanceStateChanged,
-        OrphanAppeared,
-        OrphanCleared,
-        ProviderListingFailed,
-        ProviderListingRecovered,
-        ActionRequested,
-        ActionSettled,
-        AlertFired,
-        AlertResolved,
-        AlertAcked,
-        AlertMuted,
-        ProviderEvent,
-    )
-}
+    value = getattr(event_types, name)
+    globals()[name] = value
+    return value
 
 
 def event_from_dict(d: Mapping[str, Any]) -> Event:
     """The typed event for a stored dict; an unknown `type` (a newer cockpit wrote it) is kept as
     a plain `Event` rather than dropped."""
+    from opcockpit.domain.event_types import EVENT_TYPES
+
     cls = EVENT_TYPES.get(str(d.get("type")), Event)
     return cls.model_validate(d)
 
@@ -416,6 +221,8 @@ def diff_ground_truth(prev: GroundTruth | None, new: GroundTruth) -> list[Event]
 def _lease_view(v: tuple[Any, ...] | None) -> LeaseView | None:
     if v is None:
         return None
+    from opcockpit.domain.event_types import LeaseView
+
     return LeaseView(
         convergence=v[0], desired_state=v[1], observed_state=v[2], provider_state=v[3], instance_id=v[4]
     )
@@ -424,6 +231,20 @@ def _lease_view(v: tuple[Any, ...] | None) -> LeaseView | None:
 def _events_for(
     key: str, old: tuple[Any, ...] | None, cur: tuple[Any, ...] | None, at: datetime
 ) -> list[Event]:
+    from opcockpit.domain.event_types import (  # first used when something changed: see _TYPED
+        InstanceAppeared,
+        InstanceStateChanged,
+        InstanceVanished,
+        InstanceView,
+        LeaseConvergenceChanged,
+        OrphanAppeared,
+        OrphanCleared,
+        OrphanView,
+        ProviderListingFailed,
+        ProviderListingRecovered,
+        ProviderView,
+    )
+
     kind, rest = key.split("|", 1)
     if kind == _LEASE:
         if old is not None and cur is not None and old[0] == cur[0]:
@@ -502,6 +323,8 @@ def diverged_time(
     A lease diverged at `now` counts up to `now`; `since` clips the window (a lease already
     diverged before the first event seen counts from its first event only: we do not invent
     what we did not observe)."""
+    from opcockpit.domain.event_types import LeaseConvergenceChanged, LeaseView
+
     out: dict[str, timedelta] = {}
     start: dict[str, datetime] = {}
     changes = sorted(
