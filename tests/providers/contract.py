@@ -57,6 +57,7 @@ from opcockpit.ports.provider import (
     RateLimited,
     Unavailable,
 )
+from tests.providers.steady50k_reuse import ReuseContract
 
 Seed = Callable[..., str]
 
@@ -331,7 +332,7 @@ class FaultContract:
         assert secret not in repr(adapter)
 
 
-class AdapterContract(LifecycleContract, FaultContract):
+class AdapterContract(LifecycleContract, FaultContract, ReuseContract):
     """Everything: lifecycle + faults. Subclass as `class TestXContract(AdapterContract)`."""
 
     page_size: int | None = 3

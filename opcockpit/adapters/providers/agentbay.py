@@ -46,7 +46,7 @@ from opcockpit.adapters.providers.http import (
     Page,
     parse_retry_after,
 )
-from opcockpit.adapters.providers.wire import leon_api_fields
+from opcockpit.adapters.providers.wire import ReusedInstances, leon_api_fields
 from opcockpit.ports.provider import (
     ActionOutcome,
     ActionResult,
@@ -180,6 +180,7 @@ class AgentBayAdapter:
         self.label_ttl_s = label_ttl_s
         # SessionId -> (labels, monotonic expiry). Pruned to the listed sessions on every listing.
         self._label_cache: dict[str, tuple[dict[str, str], float]] = {}
+        self._reuse = ReusedInstances()
         self.poll_interval_s = poll_interval_s
         self.action_deadline_s = action_deadline_s
         self.requests_by_action: dict[str, int] = {}
@@ -252,11 +253,18 @@ class AgentBayAdapter:
         if not self.fetch_labels:
             return [self._instance(s["SessionId"], s.get("SessionStatus"), {}) for s in sessions]
         labels = await self._cached_labels([s["SessionId"] for s in sessions])
-        return [
-            self._instance(s["SessionId"], s.get("SessionStatus"), labels[s["SessionId"]])
-            for s in sessions
-            if s["SessionId"] in labels  # released between ListSession and GetLabel: gone
-        ]
+        reuse = self._reuse
+        reuse.start()
+        listing: list[Instance] = []
+        for s in sessions:
+            sid, status = s["SessionId"], s.get("SessionStatus")
+            found = labels.get(sid)
+            if found is None:
+                continue  # released between ListSession and GetLabel: gone
+            make = lambda: self._instance(sid, status, found)  # noqa: B023, E731 (called at once)
+            listing.append(reuse.instance(sid, (status,), found, make))
+        reuse.done()
+        return listing
 
     async def _list_sessions(self) -> list[dict[str, Any]]:
         """Every ListSession page. A page that fails fails the listing (never a short listing)."""

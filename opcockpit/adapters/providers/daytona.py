@@ -22,7 +22,14 @@ from urllib.parse import quote
 import httpx
 
 from opcockpit.adapters.providers.http import DEFAULT_MAX_INSTANCES, DEFAULT_MAX_PAGES, ApiClient, Page
-from opcockpit.adapters.providers.wire import claimed_lease, leon_api_fields, number, parse_time, str_map
+from opcockpit.adapters.providers.wire import (
+    ReusedInstances,
+    claimed_lease,
+    leon_api_fields,
+    number,
+    parse_time,
+    str_map,
+)
 from opcockpit.domain.models import Instance, InstanceResources, NormalState
 from opcockpit.ports.provider import (
     ActionOutcome,
@@ -103,6 +110,7 @@ class DaytonaAdapter:
         self.max_pages = max_pages
         self.max_instances = max_instances
         self.capabilities = CAPABILITIES
+        self._reuse = ReusedInstances()
         self.label_filter = dict(label_filter or {})
         self.page_size = max(1, min(200, page_size))
         self.pause_mode = pause_mode
@@ -189,9 +197,10 @@ class DaytonaAdapter:
             total = body.get("total")
             if isinstance(total, bool) or not isinstance(total, int) or total < 0:
                 total = None
-            return Page([self._instance(item, "GET", path) for item in items], next_cursor, total)
+            return Page([self._listed(item, path) for item in items], next_cursor, total)
 
-        return await self._api.paginate(
+        self._reuse.start()
+        listing = await self._api.paginate(
             "GET",
             path,
             fetch,
@@ -199,6 +208,20 @@ class DaytonaAdapter:
             max_instances=self.max_instances,
             counted=lambda i: i.instance_id,
         )
+        self._reuse.done()
+        return listing
+
+    def _listed(self, item: Any, path: str) -> Instance:
+        """A listed sandbox: the previous listing's Instance when nothing it is made of changed."""
+        if not isinstance(item, dict):
+            return self._instance(item, "GET", path)
+        get = item.get
+        sig = (
+            get("state"), get("desiredState"), get("name"), get("createdAt"),
+            get("cpu"), get("memory"), get("disk"),
+        )  # fmt: skip
+        make = lambda: self._instance(item, "GET", path)  # noqa: E731
+        return self._reuse.instance(get("id"), sig, get("labels") or {}, make)
 
     async def get_instance(self, instance_id: str) -> Instance:
         path = self._path(instance_id)

@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 
 from opcockpit.adapters.providers.http import DEFAULT_MAX_INSTANCES, DEFAULT_MAX_PAGES, ApiClient
+from opcockpit.adapters.providers.wire import ReusedInstances
 from opcockpit.domain.models import Instance, InstanceResources, NormalState
 from opcockpit.ports.provider import (
     ActionOutcome,
@@ -173,6 +174,7 @@ class DockerAdapter:
             )
         self.label_filter = dict(DEFAULT_LABEL_FILTER if label_filter is None else label_filter)
         self.capabilities = KIND.capabilities
+        self._reuse = ReusedInstances()
         self.events_backoff_s = events_backoff_s
         self._api_prefix: str | None = None  # negotiated on first use (`_api`)
         self.client = ApiClient(
@@ -287,7 +289,21 @@ class DockerAdapter:
         if len(body) > self.max_instances:
             detail = f"listing exceeded max_instances={self.max_instances} ({len(body)} after 1 pages)"
             raise self.client.protocol_error("GET", path, detail)
-        return [self._from_summary(item) for item in body]
+        reuse = self._reuse
+        reuse.start()
+        listing = [self._listed(item) for item in body]
+        reuse.done()
+        return listing
+
+    def _listed(self, item: Any) -> Instance:
+        """A listed container: the previous listing's Instance when nothing it is made of changed."""
+        if not isinstance(item, dict):
+            return self._from_summary(item)
+        get = item.get
+        names = get("Names")
+        first = names[0] if isinstance(names, list) and names else names
+        sig = (get("State"), first, get("Created"))
+        return self._reuse.instance(get("Id"), sig, get("Labels") or {}, lambda: self._from_summary(item))
 
     async def _inspect(self, ref: str) -> Instance | None:
         path = f"{await self._api()}/containers/{ref}/json"
@@ -634,7 +650,11 @@ def _from_leon(block: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, A
 KIND = ProviderKind(
     name="docker",
     factory=DockerAdapter,
-    capabilities=Capabilities(has_events=True, has_logs=True, workspace_root="/workspace"),
+    # Listed in full every 30 s, not the default 15: /events and the GETs it triggers keep the
+    # picture current in between (issue 10: a full listing at 50k leases is ~15k containers).
+    capabilities=Capabilities(
+        has_events=True, has_logs=True, workspace_root="/workspace", list_interval_s=30.0
+    ),
     connect="host",
     defaults=_defaults,
     from_leon=_from_leon,

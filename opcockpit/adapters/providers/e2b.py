@@ -17,7 +17,14 @@ from typing import Any
 from urllib.parse import quote
 
 from opcockpit.adapters.providers.http import DEFAULT_MAX_INSTANCES, DEFAULT_MAX_PAGES, ApiClient, Page
-from opcockpit.adapters.providers.wire import claimed_lease, leon_api_fields, number, parse_time, str_map
+from opcockpit.adapters.providers.wire import (
+    ReusedInstances,
+    claimed_lease,
+    leon_api_fields,
+    number,
+    parse_time,
+    str_map,
+)
 from opcockpit.domain.models import Instance, InstanceResources, NormalState
 from opcockpit.ports.provider import (
     ActionOutcome,
@@ -69,6 +76,7 @@ class E2BAdapter:
         self.max_pages = max_pages
         self.max_instances = max_instances
         self.capabilities = KIND.capabilities
+        self._reuse = ReusedInstances()
         self.label_filter = dict(label_filter or {})
         self.page_size = max(1, min(100, page_size))
         self.resume_timeout_s = resume_timeout_s
@@ -137,12 +145,13 @@ class E2BAdapter:
                     "GET", path, f"expected a JSON array, got {type(body).__name__}"
                 )
             return Page(
-                [self._instance(item, "GET", path) for item in body],
+                [self._listed(item, path) for item in body],
                 cursor=response.headers.get("X-Next-Token"),
                 total=self._total_running(response, path),
             )
 
-        return await self._api.paginate(
+        self._reuse.start()
+        listing = await self._api.paginate(
             "GET",
             path,
             fetch,
@@ -152,6 +161,17 @@ class E2BAdapter:
             counted=lambda i: i.instance_id if i.state is NormalState.RUNNING else None,
             what="running sandboxes",
         )
+        self._reuse.done()
+        return listing
+
+    def _listed(self, item: Any, path: str) -> Instance:
+        """A listed sandbox: the previous listing's Instance when nothing it is made of changed."""
+        if not isinstance(item, dict):
+            return self._instance(item, "GET", path)
+        get = item.get
+        sig = (get("state"), get("startedAt"), get("cpuCount"), get("memoryMB"), get("diskSizeMB"))
+        make = lambda: self._instance(item, "GET", path)  # noqa: E731
+        return self._reuse.instance(get("sandboxID"), sig, get("metadata") or {}, make)
 
     def _total_running(self, response: Any, path: str) -> int | None:
         raw = response.headers.get("X-Total-Running")
@@ -311,7 +331,11 @@ KIND = ProviderKind(
     name="e2b",
     factory=E2BAdapter,
     # E2B pauses idle sandboxes itself (auto-pause): the likely reason for an unexpected pause.
-    capabilities=Capabilities(has_events=True, workspace_root="/home/user", paused_hint="E2B auto-pause?"),
+    # Listed in full every 30 s, not the default 15: its event feed and the GETs it triggers keep
+    # the picture current in between (issue 10: a full listing at 50k leases is ~10k sandboxes).
+    capabilities=Capabilities(
+        has_events=True, workspace_root="/home/user", paused_hint="E2B auto-pause?", list_interval_s=30.0
+    ),
     key_env="E2B_API_KEY",
     defaults=_defaults,
     from_leon=_from_leon,

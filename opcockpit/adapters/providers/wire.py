@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from opcockpit.domain.models import Instance
 
 # Labels/metadata keys that name the lease an instance belongs to (cockpit- or LEON-written).
 LEASE_KEYS = ("lease_id", "leon.lease_id")
@@ -51,6 +53,49 @@ def number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+class ReusedInstances:
+    """The previous complete listing's Instances, handed back for provider items that did not change.
+
+    Why: at 50k leases every full listing rebuilt every Instance (time parsing, label maps) each
+    list interval although almost none had changed; handing back the very same (frozen) object
+    also lets the incremental reconcile skip it by identity instead of comparing it field by field.
+
+    An item is unchanged when its key (the provider's id), its signature (every other raw field
+    the Instance is made of, as sent) and its raw labels equal the previous ones; anything else is
+    built afresh. A listing calls `start()`, `instance(...)` per item, and `done()` once complete:
+    a listing that fails leaves the previous one in place.
+    """
+
+    __slots__ = ("_next", "_prev")
+
+    def __init__(self) -> None:
+        self._prev: dict[str, tuple[tuple[Any, ...], Instance]] = {}
+        self._next: dict[str, tuple[tuple[Any, ...], Instance]] = {}
+
+    def __len__(self) -> int:
+        return len(self._prev)
+
+    def start(self) -> None:
+        self._next = {}
+
+    def instance(self, key: Any, sig: tuple[Any, ...], labels: Any, make: Callable[[], Instance]) -> Instance:
+        """The previous Instance for `key` if `sig` and `labels` are equal to its own, else `make()`."""
+        if not isinstance(key, str):
+            return make()  # make() reports the malformed item
+        hit = self._prev.get(key)
+        # Labels as sent compare equal to the Instance's str map only when they were str -> str
+        # already; anything else (None values, numbers) is rebuilt, never guessed.
+        if hit is not None and hit[0] == sig and hit[1].labels == labels:
+            self._next[key] = hit
+            return hit[1]
+        made = make()
+        self._next[key] = (sig, made)
+        return made
+
+    def done(self) -> None:
+        self._prev, self._next = self._next, {}
 
 
 def leon_api_fields(block: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
