@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # annotations only; the builders import what they construct
     from opcockpit.adapters.leon.events_db import EventsDbReader
     from opcockpit.adapters.leon.sandbox_changes import SandboxDbTracker
     from opcockpit.adapters.leon.writer import LeonWriter
+    from opcockpit.adapters.memory import HeapTrimmer
     from opcockpit.adapters.notify import Notifier
     from opcockpit.adapters.otlp import OtlpExporter
     from opcockpit.domain.models import GroundTruth
@@ -127,6 +128,18 @@ def run_main(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
     asyncio.run(_main())
     return box[0]
+
+
+def tune_for_long_run() -> HeapTrimmer | None:
+    """The live cockpit stays up all day: cap glibc's malloc arenas, fix its mmap threshold and
+    trim the heap every half minute (adapters/memory.py; issue 10, memory). Call it before the
+    TUI starts its worker threads; one-shot commands do not need it. None where the heap is not
+    glibc's (nothing to tune, no thread started)."""
+    from opcockpit.adapters.memory import HeapTrimmer, tune_heap
+
+    if not tune_heap():
+        return None
+    return HeapTrimmer().start()
 
 
 def leon_access(local_tz: tzinfo | None = None, *, sources: Any = None) -> LeonAccess:
@@ -487,6 +500,7 @@ def ledger_target(
 
 
 # --------------------------------------------------------------------------- webhooks (issue 13)
+
 
 def build_webhook_receiver(
     settings: CockpitConfig,

@@ -14,17 +14,25 @@ def run_tui(args: Any) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         err("opcockpit: the live cockpit needs a terminal; for pipes and scripts use `opcockpit snapshot`")
         return EXIT_USAGE
+    from opcockpit.wiring import tune_for_long_run
+
+    # Before the TUI's worker threads exist: the malloc arena cap only applies to new arenas.
+    trimmer = tune_for_long_run()
     import opcockpit.tui.app as tui_app
 
     read_only = bool(loaded.config.read_only)
-    # `:ctx NAME`: the same flags with another context (a bad one raises, shown in the TUI)
-    code = tui_app.run_tui(
-        loaded,
-        read_only=read_only,
-        debug=args.debug,
-        refresh_s=args.refresh,
-        reload_context=partial(_load_context, args),
-    )
+    try:
+        # `:ctx NAME`: the same flags with another context (a bad one raises, shown in the TUI)
+        code = tui_app.run_tui(
+            loaded,
+            read_only=read_only,
+            debug=args.debug,
+            refresh_s=args.refresh,
+            reload_context=partial(_load_context, args),
+        )
+    finally:
+        if trimmer is not None:
+            trimmer.stop()
     return int(code or 0)
 
 

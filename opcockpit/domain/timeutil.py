@@ -62,7 +62,12 @@ def local_zone() -> tzinfo:
 
 
 _MISS = object()
-_MAX_VALUE_CACHE = 300_000  # str -> datetime; ~40 MB worst case, cleared wholesale when full
+# str -> datetime, cleared wholesale when full. Small on purpose (issue 10, memory): the live
+# cockpit converts only changed rows between resyncs and a resync reuses unchanged records, so a
+# cache holding every timestamp string it ever saw (~100k at 10k leases: ~12 MB of keys and
+# table, ~36 MB at its old 300k cap) bought little; what it must still catch is the same value
+# repeated close together (one `now()` in several columns, CURRENT_TIMESTAMP runs of events).
+_MAX_VALUE_CACHE = 16_384
 
 
 def _build_parser(tz: tzinfo) -> Callable[[object], datetime | None]:
@@ -161,6 +166,7 @@ def _build_parser(tz: tzinfo) -> Callable[[object], datetime | None]:
                 return None
         return None
 
+    parse.cache_len = values.__len__  # type: ignore[attr-defined]  # tests: the bound holds
     return parse
 
 
