@@ -14,6 +14,8 @@ lease_events (tests/test_pg_source.copy_fleet), and the same fleet's sandbox.db 
   nothing changed (PostgreSQL: one signature query in a read-only snapshot; sandbox.db:
   `PRAGMA data_version`), and a whole `collector.refresh()` of a cockpit on that source with no
   provider configured; wall and CPU per call, median of 20 after warm-up;
+- the same reader when one lease changed (a LEON-way stamped UPDATE before each call, timed with
+  it): PostgreSQL reads the rows past its updated_at watermark, sandbox.db its marks;
 - one full read of the reconcile input (`read_pg_state` / `read_db_state`), median of 3;
 - Explore queries on each source (EXPLORE_QUERIES), median of 3.
 
@@ -124,14 +126,27 @@ async def _inprocess(pg_cfg: Path, lite_cfg: Path, pg_url: str, db: Path, n: int
         try:
             wall, cpu = await _per_call(tracker.read_state, NOCHANGE_CALLS)
             stats = tracker.stats
+            rows.append({
+                "name": f"no-change read_state of the change-detecting reader, {label}", "size": n,
+                "value": round(wall, 2), "unit": "ms", "target": None,
+                "notes": f"cpu {cpu:.2f} ms; full reads {stats.full_reads}, unchanged {stats.unchanged}; "
+                f"median of {NOCHANGE_CALLS}",
+            })  # fmt: skip
+            touch = _touch_pg(pg_url) if label == "PostgreSQL" else _touch_sqlite(db)
+
+            async def changed(tracker: Any = tracker, touch: Callable[[], None] = touch) -> Any:
+                touch()  # the write is timed too (~1 ms, alike for both sources): simpler than pausing
+                return await tracker.read_state()
+
+            wall, cpu = await _per_call(changed, NOCHANGE_CALLS)
+            rows.append({
+                "name": f"one-lease-changed read_state of the change-detecting reader, {label}", "size": n,
+                "value": round(wall, 2), "unit": "ms", "target": None,
+                "notes": f"cpu {cpu:.2f} ms (the write included); {_tracker_stats(tracker)}; "
+                f"median of {NOCHANGE_CALLS}; {_load()}",
+            })  # fmt: skip
         finally:
             await tracker.aclose()
-        rows.append({
-            "name": f"no-change read_state of the change-detecting reader, {label}", "size": n,
-            "value": round(wall, 2), "unit": "ms", "target": None,
-            "notes": f"cpu {cpu:.2f} ms; full reads {stats.full_reads}, unchanged {stats.unchanged}; "
-            f"median of {NOCHANGE_CALLS}",
-        })  # fmt: skip
         wall_full, cpu_full = await _per_call(full, 3)
         rows.append({
             "name": f"full read of the reconcile input, {label}", "size": n,
@@ -150,6 +165,48 @@ async def _inprocess(pg_cfg: Path, lite_cfg: Path, pg_url: str, db: Path, n: int
             "notes": f"cpu {cpu:.2f} ms; median of {NOCHANGE_CALLS}",
         })  # fmt: skip
     return rows
+
+
+def _touch_pg(url: str) -> Callable[[], None]:
+    """A LEON-way write to one lease (a new observed state, stamped), on its own connection."""
+    import psycopg
+
+    conn = psycopg.connect(url, autocommit=True)
+    lid = conn.execute("SELECT lease_id FROM sandbox_leases ORDER BY lease_id LIMIT 1").fetchone()[0]
+
+    def touch() -> None:
+        conn.execute(
+            "UPDATE sandbox_leases SET version = version + 1, updated_at = localtimestamp"
+            " WHERE lease_id = %s",
+            (lid,),
+        )
+
+    return touch
+
+
+def _touch_sqlite(db: Path) -> Callable[[], None]:
+    import sqlite3
+
+    conn = sqlite3.connect(db, isolation_level=None)
+    lid = conn.execute("SELECT lease_id FROM sandbox_leases ORDER BY lease_id LIMIT 1").fetchone()[0]
+
+    def touch() -> None:
+        conn.execute(
+            "UPDATE sandbox_leases SET version = version + 1,"
+            " updated_at = strftime('%Y-%m-%dT%H:%M:%f', 'now', 'localtime') WHERE lease_id = ?",
+            (lid,),
+        )
+
+    return touch
+
+
+def _tracker_stats(tracker: Any) -> str:
+    st = tracker.stats
+    parts = [f"full reads {st.full_reads}"]
+    for name in ("incremental", "rows_reread"):
+        if hasattr(st, name):
+            parts.append(f"{name.replace('_', ' ')} {getattr(st, name)}")
+    return ", ".join(parts)
 
 
 EXPLORE_QUERIES = ("commands exit_code!=0 | count", "sessions since:-1h | count", "lease_events | count")
