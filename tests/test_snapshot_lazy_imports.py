@@ -38,6 +38,7 @@ def test_an_unchanged_snapshot_builds_no_typed_event(tmp_path: Path) -> None:
     assert "opcockpit.domain.events" in again  # the generic part (ledger, history) is used
     assert "opcockpit.domain.event_types" not in again
     assert "opcockpit.domain.event_types" not in first  # a baseline has no events either
+    assert "opcockpit.domain.detail_records" not in again  # the thread screen's records
 
 
 def test_lazy_names_resolve_from_their_old_homes() -> None:
@@ -50,6 +51,18 @@ def test_lazy_names_resolve_from_their_old_homes() -> None:
     assert ACTION_REQUESTED == event_types.ActionRequested.TYPE
     assert ACTION_SETTLED == event_types.ActionSettled.TYPE
     assert set(events.__all__) >= set(event_types.__all__)
+    from opcockpit.domain import detail_records, models
+    from opcockpit.domain.models import CommandOutput, TerminalCommandRecord
+
+    assert CommandOutput is detail_records.CommandOutput
+    assert models.TerminalCommandRecord is TerminalCommandRecord is detail_records.TerminalCommandRecord
+    assert all(getattr(models, n) is getattr(detail_records, n) for n in detail_records.__all__)
+    try:
+        models.NoSuchRecord  # noqa: B018
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("an unknown name must stay an AttributeError")
     try:
         events.NoSuchEvent  # noqa: B018
     except AttributeError:

@@ -11,6 +11,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # re-exported, created on first use (see __getattr__ at the end)
+    from opcockpit.domain.detail_records import (  # noqa: F401
+        CommandChunk,
+        CommandOutput,
+        InstanceHistoryRecord,
+        SyncFileRecord,
+        TerminalCommandRecord,
+        ThreadPointerRecord,
+        VolumeRecord,
+    )
 
 # --------------------------------------------------------------------------- sandbox.db records
 
@@ -92,18 +104,6 @@ class ChatSessionRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class InstanceHistoryRecord:
-    """One `sandbox_instances` row (instance history of a lease)."""
-
-    instance_id: str
-    lease_id: str
-    provider_session_id: str | None
-    status: str | None
-    created_at: datetime | None
-    last_seen_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
 class LeaseEventRecord:
     """One `lease_events` row."""
 
@@ -147,78 +147,6 @@ class ResourceSnapshotRecord:
     network_tx_kbps: float | None
     probe_error: str | None
     collected_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class TerminalCommandRecord:
-    """One `terminal_commands` row (stdout/stderr tails omitted unless asked for)."""
-
-    command_id: str
-    terminal_id: str
-    chat_session_id: str | None
-    command_line: str
-    cwd: str
-    status: str
-    exit_code: int | None
-    created_at: datetime | None
-    updated_at: datetime | None
-    finished_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class ThreadPointerRecord:
-    """One `thread_terminal_pointers` row: the thread's active and default terminal."""
-
-    thread_id: str
-    active_terminal_id: str | None
-    default_terminal_id: str | None
-    updated_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class CommandChunk:
-    """A piece of a command's output: a `terminal_command_chunks` row, or (chunk_id None) a tail
-    from `terminal_commands.stdout/stderr` when the command has no chunks."""
-
-    chunk_id: int | None
-    stream: str  # stdout | stderr
-    content: str
-    created_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CommandOutput:
-    """The output of one command, in chunk order, limited to its last `tail_bytes`."""
-
-    command_id: str
-    command: TerminalCommandRecord | None  # None when the command row is gone (deleted terminal)
-    chunks: tuple[CommandChunk, ...]
-    source: str  # "chunks" | "tails" (terminal_commands.stdout/stderr) | "none"
-    truncated: bool = False  # earlier output was left out to keep the tail
-
-    @property
-    def text(self) -> str:
-        return "".join(c.content for c in self.chunks)
-
-
-@dataclass(frozen=True, slots=True)
-class VolumeRecord:
-    """One Mycel `sandbox_volumes` row (a lease points at it through `volume_id`)."""
-
-    volume_id: str
-    name: str | None
-    source: str
-    created_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class SyncFileRecord:
-    """One Mycel `sync_files` row: a workspace file synced for a thread."""
-
-    thread_id: str
-    relative_path: str
-    checksum: str | None
-    last_synced: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,3 +371,20 @@ class GroundTruth:
     schema_variant: str | None = None
     # sandbox.db rows that belong to no lease row and were ignored (DbState.problems): warnings.
     db_problems: tuple[str, ...] = ()
+
+
+# Detail records (domain/detail_records.py), created on first use: see that module.
+_DETAIL = frozenset((
+    "CommandChunk", "CommandOutput", "InstanceHistoryRecord", "SyncFileRecord",
+    "TerminalCommandRecord", "ThreadPointerRecord", "VolumeRecord",
+))  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _DETAIL:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from opcockpit.domain import detail_records
+
+    value = getattr(detail_records, name)
+    globals()[name] = value
+    return value

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime, tzinfo
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from opcockpit.adapters.leon.dialect import Dialect, Q
 from opcockpit.adapters.leon.sandbox_rows import (
@@ -45,19 +45,23 @@ from opcockpit.adapters.leon.sandbox_rows import (
 )
 from opcockpit.domain.models import (
     ChatSessionRecord,
-    CommandChunk,
-    CommandOutput,
-    InstanceHistoryRecord,
     LeaseEventRecord,
     LeaseRecord,
     ProviderEventRecord,
-    SyncFileRecord,
-    TerminalCommandRecord,
     TerminalRecord,
-    ThreadPointerRecord,
-    VolumeRecord,
 )
 from opcockpit.domain.timeutil import local_zone, to_local_naive_iso
+
+if TYPE_CHECKING:  # detail records: created on first use (domain/detail_records.py, issue 9)
+    from opcockpit.domain.detail_records import (
+        CommandChunk,
+        CommandOutput,
+        InstanceHistoryRecord,
+        SyncFileRecord,
+        TerminalCommandRecord,
+        ThreadPointerRecord,
+        VolumeRecord,
+    )
 
 __all__ = ["Build", "LeonDetailQueries"]
 
@@ -284,6 +288,8 @@ class LeonDetailQueries:
         _, results = await self._snapshot(build)
         if not results or not results[0]:
             return None
+        from opcockpit.domain.detail_records import ThreadPointerRecord
+
         a, b, c, d = results[0][0]
         return ThreadPointerRecord(_utf8(a), _str(b), _str(c), self._parse(d))
 
@@ -296,6 +302,8 @@ class LeonDetailQueries:
         result stored whole, or a DB without the chunks table) falls back to the stdout/stderr
         tails in `terminal_commands`. Chunk and command row come from one read transaction.
         """
+        from opcockpit.domain.detail_records import CommandChunk, CommandOutput
+
         d = self.dialect
         limit = -1 if tail_bytes is None or tail_bytes <= 0 else int(tail_bytes)
 
@@ -373,6 +381,8 @@ class LeonDetailQueries:
             ]
 
         _, results = await self._snapshot(build)
+        from opcockpit.domain.detail_records import VolumeRecord
+
         p = self._parse
         return [VolumeRecord(_utf8(a), _str(b), _utf8(c), p(d)) for rows in results for a, b, c, d in rows]
 
@@ -390,6 +400,8 @@ class LeonDetailQueries:
             ]
 
         _, results = await self._snapshot(build)
+        from opcockpit.domain.detail_records import SyncFileRecord
+
         p = self._parse  # last_synced is epoch seconds (INTEGER); the parser handles it
         rows = results[0] if results else []
         return [SyncFileRecord(_utf8(a), _utf8(b), _str(c), p(d)) for a, b, c, d in rows]

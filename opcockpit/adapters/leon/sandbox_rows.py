@@ -9,22 +9,23 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from sys import intern as _intern
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opcockpit.adapters.leon.rowcheck import ABSENT, INT, INT_OPT, JSON, KEY, LINK, OPT, REQ, TS, vet
 from opcockpit.adapters.leon.schema import OPTIONAL_TABLES
 from opcockpit.domain.fastbuild import fast_factory
 from opcockpit.domain.models import (
     ChatSessionRecord,
-    InstanceHistoryRecord,
     LeaseEventRecord,
     LeaseRecord,
     ProviderEventRecord,
     ResourceSnapshotRecord,
-    TerminalCommandRecord,
     TerminalRecord,
 )
 from opcockpit.ports.errors import SourceError
+
+if TYPE_CHECKING:  # detail records: created on first use (domain/detail_records.py, issue 9)
+    from opcockpit.domain.detail_records import InstanceHistoryRecord, TerminalCommandRecord
 
 LABEL = "sandbox.db"
 HINT = "check --db / LEON_SANDBOX_DB_PATH (LEON's default is ~/.leon/sandbox.db)"
@@ -292,6 +293,8 @@ def _snapshots(
 
 
 def _instances(rows: Iterable[tuple], p: Parser) -> list[InstanceHistoryRecord]:
+    from opcockpit.domain.detail_records import InstanceHistoryRecord
+
     # Detail query (a few rows): text columns made text whatever SQLite stored (BLOB, NULL).
     return [
         InstanceHistoryRecord(_utf8(a), _utf8(b), _str_or_none(c), _str_or_none(d), p(e), p(f))
@@ -312,6 +315,8 @@ def _provider_events(rows: Iterable[tuple], p: Parser) -> list[ProviderEventReco
 
 
 def _commands(rows: Iterable[tuple], p: Parser) -> list[TerminalCommandRecord]:
+    from opcockpit.domain.detail_records import TerminalCommandRecord
+
     return [
         TerminalCommandRecord(a, b, c, d or "", e or "", f or "", _int_or_none(g), p(h), p(i), p(j))
         for (a, b, c, d, e, f, g, h, i, j) in rows
