@@ -54,7 +54,9 @@ class PictureTracker:
         self._orphans: dict[str, OrphanRow] = {}
         self._row_seq: tuple[GroundTruthRow, ...] | None = None
         self._orphan_seq: tuple[OrphanRow, ...] | None = None
-        self._inst_rows: dict[str, set[str]] = {}  # instance key -> leases whose row names it
+        # instance key -> the lease whose row names it; a set only when several do (rare: one
+        # set per instance was ~2 MB at 10k leases, issue 10's memory budget)
+        self._inst_rows: dict[str, str | set[str]] = {}
         self._inst_orphan: dict[str, str] = {}  # instance key -> orphan key naming it
         self._shared = 0  # instance keys named by more than one lease
 
@@ -97,7 +99,7 @@ class PictureTracker:
         if kind == _INST:
             holders = self._inst_rows.get(k)
             if holders:
-                row = self._rows[next(iter(holders))]
+                row = self._rows[holders if holders.__class__ is str else next(iter(holders))]  # type: ignore[index, arg-type]
                 return (row.provider_state, row.lease_id)
             okey = self._inst_orphan.get(k)
             if okey is not None:
@@ -120,10 +122,7 @@ class PictureTracker:
             touched.add(f"{_LEASE}|{lid}")
             ik = _inst_key(r)
             if ik is not None:
-                holders = self._inst_rows.setdefault(ik, set())
-                holders.add(lid)
-                if len(holders) == 2:
-                    self._shared += 1
+                self._hold(ik, lid)
                 touched.add(ik)
         if len(seen) != len(known):
             for lid in [lid for lid in known if lid not in seen]:
@@ -134,14 +133,32 @@ class PictureTracker:
         ik = _inst_key(r)
         if ik is None:
             return
-        holders = self._inst_rows.get(ik)
-        if holders is not None:
-            if len(holders) == 2:
-                self._shared -= 1
-            holders.discard(r.lease_id)
-            if not holders:
-                del self._inst_rows[ik]
+        self._release(ik, r.lease_id)
         touched.add(ik)
+
+    def _hold(self, ik: str, lid: str) -> None:
+        held = self._inst_rows.get(ik)
+        if held is None:
+            self._inst_rows[ik] = lid
+        elif held.__class__ is str:
+            if held != lid:
+                self._inst_rows[ik] = {held, lid}  # type: ignore[arg-type]
+                self._shared += 1
+        else:
+            held.add(lid)  # type: ignore[union-attr]
+
+    def _release(self, ik: str, lid: str) -> None:
+        held = self._inst_rows.get(ik)
+        if held is None:
+            return
+        if held.__class__ is str:
+            if held == lid:
+                del self._inst_rows[ik]
+            return
+        held.discard(lid)  # type: ignore[union-attr]
+        if len(held) == 1:  # back to one holder: a str again, the instance no longer shared
+            self._inst_rows[ik] = next(iter(held))
+            self._shared -= 1
 
     def _diff_orphans(self, orphans: Iterable[OrphanRow], touched: set[str]) -> None:
         known, seen = self._orphans, set()
