@@ -33,6 +33,7 @@ from typing import Any
 
 from opcockpit.domain.models import GroundTruth, GroundTruthRow, OrphanRow
 from opcockpit.domain.query import (
+    FACET_TOP,
     Plan,
     QueryError,
     Result,
@@ -151,15 +152,30 @@ class ExploreService:
 
     async def _counted(self, plan: Plan, *, cap: int | None, facets: bool, deadline: float) -> Result | None:
         """A query starting with a count whose filter the source evaluates exactly: counted in
-        the source (the rows never leave SQLite). Facets need the rows: not then."""
+        the source (the rows never leave SQLite), and so are its facets where the source can."""
         push = count_pushdown(plan)
-        if push is None or facets:
+        if push is None:
+            return None
+        name, facet_counts = plan.dataset.name, getattr(self.rows, "facet_counts", None)
+        if facets and facet_counts is None:
             return None
         counts = await asyncio.to_thread(
-            self.rows.aggregate, plan.dataset.name, since=plan.since, until=plan.until,
+            self.rows.aggregate, name, since=plan.since, until=plan.until,
             where=plan.filter, by=push.by, deadline=deadline,
         )  # fmt: skip
-        return None if counts is None else run_counted(plan, push, counts, cap=cap)
+        if counts is None:
+            return None
+        found: dict[str, list[tuple[Any, int]]] | None = {}
+        if facets:  # computed in the source with the counts (the rows never leave SQLite)
+            found = await asyncio.to_thread(
+                facet_counts, name, since=plan.since, until=plan.until, where=plan.filter,
+                fields=plan.dataset.facets, top=FACET_TOP, deadline=deadline,
+            )  # fmt: skip
+            if found is None:
+                return None
+        result = run_counted(plan, push, counts, cap=cap)
+        result.facets = found or {}
+        return result
 
     def _ground_truth_rows(
         self, name: str, gt: GroundTruth | None, warnings: list[str]

@@ -23,6 +23,7 @@ from opcockpit.adapters.leon.explore_sql import (
     Source,
     commands_source,
     count_sql,
+    facet_sql,
     from_us,
     register_functions,
     select_sql,
@@ -229,6 +230,48 @@ class ExploreRows:
             return None
         text, params = sql
         return [(tuple(r[:-1]), int(r[-1])) for r in self._query(src.db, text, params, deadline=deadline)]
+
+    def facet_counts(
+        self,
+        dataset: str,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        where: Filter | None,
+        fields: tuple[str, ...],
+        top: int,
+        deadline: float | None = None,
+    ) -> dict[str, list[tuple[Any, int]]] | None:
+        """Each facet field's `top` values by count over the rows matching `where`, computed in
+        SQLite, ties in the order the rows path first meets them (= run_plan's facets); None when
+        the filter or a field cannot be evaluated there exactly (the rows path computes them)."""
+        if dataset in LEDGER_DATASETS or (dataset not in SOURCES and dataset != "commands"):
+            return None
+        src = self._source(dataset)
+        if src is None:
+            return {f: [] for f in fields}
+        out: dict[str, list[tuple[Any, int]]] = {}
+        for field in fields:
+            sql = facet_sql(src, since, until, where, field)
+            if sql is None:
+                return None
+            groups = list(self._query(src.db, *sql, deadline=deadline))
+            col = src.col(field)
+            if col is not None and col.kind == "py":  # grouped by thread: map to lease/provider
+                pick = 0 if field == "lease_id" else 1
+                threads, none = self.thread_leases(), (None, None)
+                merged: dict[Any, list[Any]] = {}
+                for tid, n, first in groups:
+                    v = threads.get(tid, none)[pick]
+                    m = merged.get(v)
+                    if m is None:
+                        merged[v] = [n, first]
+                    else:
+                        m[0], m[1] = m[0] + n, min(m[1], first)
+                groups = [(v, n, first) for v, (n, first) in merged.items()]
+            groups.sort(key=lambda g: (-g[1], g[2]))
+            out[field] = [(v, int(n)) for v, n, _ in groups[:top]]
+        return out
 
     def _ledger(self) -> LedgerRows:
         if self.ledger is None:

@@ -28,6 +28,7 @@ __all__ = [
     "Source",
     "commands_source",
     "count_sql",
+    "facet_sql",
     "from_us",
     "register_functions",
     "select_sql",
@@ -348,3 +349,25 @@ def count_sql(
     exprs = [c.expr for c in cols]  # type: ignore[union-attr]
     group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(exprs)))}" if exprs else ""
     return f"SELECT {', '.join([*exprs, 'COUNT(*)'])} FROM {src.from_}{w[0]}{group}", w[1]
+
+
+def facet_sql(
+    src: Source, since: datetime | None, until: datetime | None, f: Filter | None, field: str
+) -> tuple[str, list[Any]] | None:
+    """`SELECT value, COUNT(*), MIN(row order)` per value of `field` over the rows matching the
+    whole filter (None when it is not exact): the facet's counts, and where each value first
+    appears (Counter.most_common keeps first-seen order among equal counts). A field filled in
+    Python from the thread (lease_id, provider) is grouped by thread_id: the caller maps them."""
+    c = src.col(field)
+    if c is None:
+        return None
+    if c.kind == "py":
+        c = src.col("thread_id")
+        if c is None or c.kind != "raw":
+            return None
+    elif c.kind != "raw":
+        return None
+    w = _where(src, since, until, f, exact=True)
+    if w is None:
+        return None
+    return f"SELECT {c.expr}, COUNT(*), MIN({src.order}) FROM {src.from_}{w[0]} GROUP BY 1", w[1]

@@ -16,6 +16,7 @@ from opcockpit.domain.query.errors import (
 )
 from opcockpit.domain.query.evaluate import (
     DEFAULT_CAP,
+    FACET_TOP,
     CountPush,
     Plan,
     Result,
@@ -39,6 +40,7 @@ def parse(text: str) -> Query:
 __all__ = [
     "DATASETS",
     "DEFAULT_CAP",
+    "FACET_TOP",
     "AnyText",
     "Atom",
     "Bool",

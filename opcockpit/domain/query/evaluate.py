@@ -443,6 +443,6 @@ def _count_time(rows: list[Row], by: tuple[str, ...], tf: str, size_s: float) ->
 
 
 __all__ = [
-    "DEFAULT_CAP", "CountPush", "Plan", "Result", "bind", "compile_query", "count_pushdown", "resolve",
-    "run_counted", "run_plan",
+    "DEFAULT_CAP", "FACET_TOP", "CountPush", "Plan", "Result", "bind", "compile_query", "count_pushdown",
+    "resolve", "run_counted", "run_plan",
 ]  # fmt: skip
