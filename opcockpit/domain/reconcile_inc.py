@@ -99,8 +99,10 @@ class IncrementalReconciler:
         self._leases: dict[str, LeaseRecord] = {}
         self._terms: tuple[TerminalRecord, ...] = ()
         self._sessions: tuple[ChatSessionRecord, ...] = ()
-        self._terms_by: dict[str, list[TerminalRecord]] = {}
-        self._sess_by: dict[str, list[ChatSessionRecord]] = {}
+        # lease -> its records, as tuples: one allocation each instead of a list and its item
+        # array (~1 MB at 10k leases; they change only when a record is added or removed)
+        self._terms_by: dict[str, tuple[TerminalRecord, ...]] = {}
+        self._sess_by: dict[str, tuple[ChatSessionRecord, ...]] = {}
         self._snaps: Mapping[str, Any] = {}
         self._problems: Mapping[str, tuple[str, ...]] = {}
         self._listings: dict[str, ProviderListing] = {}
@@ -196,11 +198,12 @@ class IncrementalReconciler:
         final = self._final
         resort = bool(removed)
         for lid in touched:
-            key, row = self._base[lid]
+            kr = self._base[lid]
+            key, row = kr
             mine = claims.get(lid)
             before = final.get(lid)
             resort = resort or before is None or before[0] != key
-            final[lid] = (key, claimed_row(row, mine) if mine else row)
+            final[lid] = (key, claimed_row(row, mine)) if mine else kr  # unclaimed: _base's tuple
         if resort:
             keyed = sorted(final.values(), key=_FIRST)
             self._final = {kr[1].lease_id: kr for kr in keyed}
@@ -398,20 +401,28 @@ def _changed_keys(old: dict[str, Instance], new: dict[str, Instance]) -> list[st
     return out
 
 
-def _regroup(old: tuple[Any, ...], new: tuple[Any, ...], by: dict[str, list[Any]], dirty: set[str]) -> None:
+def _regroup(
+    old: tuple[Any, ...], new: tuple[Any, ...], by: dict[str, tuple[Any, ...]], dirty: set[str]
+) -> None:
     """Apply the records added/removed between `old` and `new` (by identity) to the per-lease
     groups in `by`; the leases of every such record are dirty."""
     old_ids = set(map(id, old))
     new_ids = set(map(id, new))
     for rec in old:
         if id(rec) not in new_ids:
-            lst = by.get(rec.lease_id)
-            if lst is not None:
-                lst[:] = [r for r in lst if r is not rec]
-                if not lst:
-                    del by[rec.lease_id]
-            dirty.add(rec.lease_id)
+            lid = rec.lease_id
+            group = by.get(lid)
+            if group is not None:
+                kept = tuple([r for r in group if r is not rec])
+                if kept:
+                    by[lid] = kept
+                else:
+                    del by[lid]
+            dirty.add(lid)
+    added: dict[str, list[Any]] = {}  # collected first: one tuple per lease, not one per record
     for rec in new:
         if id(rec) not in old_ids:
-            by.setdefault(rec.lease_id, []).append(rec)
-            dirty.add(rec.lease_id)
+            added.setdefault(rec.lease_id, []).append(rec)
+    for lid, recs in added.items():
+        by[lid] = (*by.get(lid, ()), *recs)
+        dirty.add(lid)
