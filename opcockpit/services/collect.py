@@ -16,6 +16,13 @@ incrementally (`IncrementalReconciler`, equal to a full reconcile of the same in
 the adapter's Capabilities); in between its last listing is reused, and `look(provider, ids)`
 (provider events, completed actions) GETs just those instances into it.
 
+A paced full listing runs as its own task, one per provider (never two at once): the refresh
+waits for it at most `listing_grace_s` and otherwise goes on with the provider's current listing;
+a later refresh takes the result once it has landed. At 50k leases a listing can take longer
+than a refresh interval (10k sandboxes, 100 pages, on a loaded host): it no longer holds every
+refresh (and so sandbox.db changes) up behind it. The next listing is due `list_interval_s`
+after the previous one *ended*, so a listing slower than its interval cannot pile up.
+
 Ports in, no adapters: `wiring` passes the LEON readers (`leon`) and the provider factory
 (`build_adapter`, the registry's). No Textual.
 """
@@ -97,6 +104,9 @@ class FleetCollector:
         self._monotonic = monotonic
         self._listed_mono: dict[str, float] = {}
         self._relist: set[str] = set()
+        # Paced full listings in flight, one per provider; a refresh waits this long for one.
+        self._listing_tasks: dict[str, asyncio.Task[ProviderListing]] = {}
+        self.listing_grace_s = 2.0
         self.looks = 0  # targeted GETs made by look()
         self._tracker: Any = None
         self._incremental = IncrementalReconciler()
@@ -179,6 +189,12 @@ class FleetCollector:
             self._inflight.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._inflight
+        tasks, self._listing_tasks = list(self._listing_tasks.values()), {}
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         tracker, self._tracker = self._tracker, None
         if tracker is not None:
             with contextlib.suppress(Exception):
@@ -309,6 +325,52 @@ class FleetCollector:
         return adapter
 
     async def _list_one(self, cfg: ProviderConfig) -> ProviderListing:
+        name = cfg.name
+        running = self._listing_tasks.get(name)
+        if running is not None and name in self._relist:
+            # An action wants a listing taken after it: the one in flight may predate it.
+            del self._listing_tasks[name]
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await running
+            running = None
+        if running is not None:
+            return await self._landed_or(name, running, self._current(name))
+        if not self.paced or name in self._relist or name not in self.listings:
+            return await self._full_listing(cfg)  # one-shot, the first listing, or an action's
+        try:
+            caps = getattr(self._adapter(cfg), "capabilities", None)
+        except Exception:
+            return await self._full_listing(cfg)  # reports the build error as a failed listing
+        if caps is not None and not caps.has_api:
+            return await self._full_listing(cfg)  # nothing to list: no task for it
+        paced = self._paced_listing(cfg, caps)
+        if paced is not None:
+            return paced
+        task = asyncio.get_running_loop().create_task(
+            self._full_listing(cfg, background=True), name=f"opcockpit-list-{name}"
+        )
+        self._listing_tasks[name] = task
+        return await self._landed_or(name, task, self._current(name))
+
+    def _current(self, name: str) -> ProviderListing:
+        """The provider's listing as the last refresh had it, with look()'s updates."""
+        prev = self.listings[name]
+        return self._last_good.get(name, prev) if prev.ok else prev
+
+    async def _landed_or(
+        self, name: str, task: asyncio.Task[ProviderListing], current: ProviderListing
+    ) -> ProviderListing:
+        """The background listing's result if it lands within `listing_grace_s`, else `current`."""
+        done, _ = await asyncio.wait({task}, timeout=self.listing_grace_s)
+        if not done:
+            return current
+        self._listing_tasks.pop(name, None)
+        return task.result()
+
+    async def _full_listing(self, cfg: ProviderConfig, *, background: bool = False) -> ProviderListing:
+        """List `cfg` in full now. `background`: a paced listing's task, started before any
+        relist() that may come while it runs, so it does not answer that request."""
         name, kind = cfg.name, cfg.kind
         timeout = self.config.list_timeout_s
         started = time.perf_counter()
@@ -327,9 +389,6 @@ class FleetCollector:
                 return ProviderListing(
                     provider=name, kind=kind, ok=True, has_api=False, listed_at=self._clock(), **facts
                 )
-            paced = self._paced_listing(cfg, caps)
-            if paced is not None:
-                return paced
             before = _requests(adapter)
             instances = await asyncio.wait_for(adapter.list_instances(), timeout)
         except asyncio.CancelledError:
@@ -363,7 +422,8 @@ class FleetCollector:
         )
         self._last_good[name] = listing
         self._listed_mono[name] = self._monotonic()
-        self._relist.discard(name)
+        if not background:
+            self._relist.discard(name)
         return listing
 
     def _paced_listing(self, cfg: ProviderConfig, caps: Any) -> ProviderListing | None:
