@@ -102,3 +102,25 @@ def test_event_log_connection_commits_without_fsync_but_in_wal(tmp_path: Path) -
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     log.close()
+
+
+def test_a_batch_over_several_insert_chunks_keeps_order_and_skips_held_keys(tmp_path: Path) -> None:
+    """1201 events (three multi-row INSERTs on SQLite): ids follow the append order, a key held
+    from an earlier append and a key repeated across chunks are stored once, the count says so."""
+    at = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+    log = EventLog(tmp_path / "ledger.db")
+    first = ProviderEvent(observed_at=at, source=EventSource.PROVIDER_EVENT, provider="e2b", instance_id="x")
+    assert log.append([first], keys=["held"]) == 1
+    events = [
+        ProviderEvent(observed_at=at + timedelta(milliseconds=i), source=EventSource.PROVIDER_EVENT,
+                      provider="e2b", instance_id=f"sbx-{i}")
+        for i in range(1201)
+    ]  # fmt: skip
+    keys: list[str | None] = [None] * len(events)
+    keys[3], keys[499], keys[500], keys[1200] = "held", "k1", "k1", "k2"  # k1 spans a chunk edge
+    assert log.append(events, keys=keys) == 1201 - 2
+    log.close()
+    with sqlite3.connect(tmp_path / "ledger.db") as conn:
+        stored = [r[0] for r in conn.execute("SELECT instance_id FROM events ORDER BY id")]
+    skipped = {"sbx-3", "sbx-500"}
+    assert stored == ["x"] + [f"sbx-{i}" for i in range(1201) if f"sbx-{i}" not in skipped]
