@@ -7,11 +7,11 @@ shared). Fleet generation is not timed.
 
 - `cold`: a new ExploreService per run, as `opcockpit query` is (nothing cached but the page
   cache; the first run is a warm-up and not counted);
-- `TUI`: one service with the cockpit's runs cache (services.runs.RunReads, which the alert
-  rounds keep up to date) primed, for the runs query: what the Explore tab costs in a cockpit;
+- `TUI`: what the Explore tab asks: one long-lived service, facets with every result, and for
+  the runs query a runs cache of its own (services.runs.RunReads, primed by a first query);
 - the previous main (BASELINE, default f45d5a5, the main before issue 11's speed work; ec3fb80
-  had no Explore), cold, in a `git worktree` of it on PYTHONPATH, on the same fleet files, in
-  the same run. `BENCH_BASELINE=` (empty) skips it.
+  had no Explore), both ways, in a `git worktree` of it on PYTHONPATH, on the same fleet files,
+  in the same run, with its rows and facets compared. `BENCH_BASELINE=` (empty) skips it.
 
 Each tree runs in a child process (`python bench/bench_explore.py --child FLEET NOW`), so neither
 imports the other's code. Target (issue 11): <= 1 s per typical query at 10k leases.
@@ -112,17 +112,22 @@ def _child(fleet_dir: Path, now_iso: str, repeats: int) -> dict[str, dict[str, o
             "cpu": statistics.median(r[1] for r in runs),
             "rows": [dict(r) for r in runs[0][2].rows[:3]],  # type: ignore[attr-defined]
         }
+        # The Explore tab: one long-lived service, facets with every result; for runs, with a
+        # runs cache (RunReads) of its own where the tree has one, primed by the first query.
         ex = service()
         if text.startswith("runs") and hasattr(ex, "run_reads"):
             from opcockpit.services.runs import RunReads
 
             ex.run_reads = RunReads()
-            asyncio.run(ex.run(text, timeout_s=300))  # the alert rounds have read the runs already
-            tui = [
-                _timed(lambda ex=ex, t=text: asyncio.run(ex.run(t, timeout_s=300))) for _ in range(repeats)
-            ]
-            row["tui_wall"] = statistics.median(r[0] for r in tui)
-            row["tui_cpu"] = statistics.median(r[1] for r in tui)
+        asyncio.run(ex.run(text, facets=True, timeout_s=300))
+        tui = [
+            _timed(lambda ex=ex, t=text: asyncio.run(ex.run(t, facets=True, timeout_s=300)))
+            for _ in range(repeats)
+        ]
+        row["tui_wall"] = statistics.median(r[0] for r in tui)
+        row["tui_cpu"] = statistics.median(r[1] for r in tui)
+        facets = tui[0][2].facets  # type: ignore[attr-defined]
+        row["facets"] = {k: [list(x) for x in v[:2]] for k, v in facets.items()}
         out[text] = row
     import opcockpit
 
@@ -176,14 +181,16 @@ def run(sizes: list[int]) -> list[dict]:
             for text in QUERIES:
                 h = head[text]
                 notes = [f"median of {repeats} cold runs; CPU {h['cpu']:.3f} s"]
-                if "tui_wall" in h:
-                    notes.append(
-                        f"TUI with the cockpit's runs cache {h['tui_wall']:.3f} s (CPU {h['tui_cpu']:.3f} s)"
-                    )
+                cache = " and its runs cache" if text.startswith("runs") else ""
+                notes.append(f"TUI (facets{cache}) {h['tui_wall']:.3f} s (CPU {h['tui_cpu']:.3f} s)")
                 if prev is not None:
                     p = prev[text]
-                    same = "same rows" if p["rows"] == h["rows"] else "ROWS DIFFER"
-                    notes.append(f"previous main {BASELINE} {p['wall']:.3f} s (CPU {p['cpu']:.3f} s), {same}")
+                    same = p["rows"] == h["rows"] and p["facets"] == h["facets"]
+                    notes.append(
+                        f"previous main {BASELINE}: {p['wall']:.3f} s (CPU {p['cpu']:.3f} s), TUI (facets)"
+                        f" {p['tui_wall']:.3f} s (CPU {p['tui_cpu']:.3f} s), "
+                        + ("same rows and facets" if same else "ROWS OR FACETS DIFFER")
+                    )
                 notes.append(f"{n_events or fleet.counts.get('run_events', 0)} run_events")
                 notes.append(f"load {load0[0]:.1f} -> {load1[0]:.1f}")
                 results.append(

@@ -12,7 +12,7 @@ from datetime import UTC
 import pytest
 
 from opcockpit.demo.fleet import generate_fleet
-from opcockpit.domain.query import FACET_TOP, run_plan
+from opcockpit.domain.query import FACET_TOP, count_pushdown, run_plan
 from opcockpit.settings.config import CockpitConfig
 from opcockpit.wiring import build_explore
 
@@ -26,6 +26,8 @@ QUERIES = [
     "lease_events since:-2d | group by source | count",
     "provider_events | count",
     "run_events thread_id=thread-x | count",  # event_type: zeta and alpha tie, zeta seen first
+    "run_events since:-6h | count by provider",  # a facet that is also the (Python-joined) count
+    "commands | count",
 ]
 
 
@@ -53,11 +55,13 @@ def test_facets_from_sqlite_equal_the_rows_path(explore, text: str) -> None:
     plan = explore.plan(text)
     name = plan.dataset.name
     want = run_plan(plan, list(explore.rows.rows(name, since=None, until=None)), facets=True)
-    pushed = explore.rows.facet_counts(
-        name, since=plan.since, until=plan.until, where=plan.filter, fields=plan.dataset.facets, top=FACET_TOP
-    )
+    push = count_pushdown(plan)
+    pushed = explore.rows.count_with_facets(
+        name, since=plan.since, until=plan.until, where=plan.filter, by=push.by,
+        fields=plan.dataset.facets, top=FACET_TOP,
+    )  # fmt: skip
     assert pushed is not None, text  # the bench's queries keep their rows in SQLite
-    assert pushed == want.facets, text
+    assert pushed[1] == want.facets, text
     got = asyncio.run(explore.run(text, facets=True))
     assert (got.rows, got.matched, got.facets) == (want.rows, want.matched, want.facets), text
     assert any(want.facets.values()), text
@@ -69,8 +73,14 @@ def test_a_filter_sqlite_cannot_evaluate_keeps_the_rows_path(explore) -> None:
     text = "run_events provider:e2b | count by event_type"
     plan = explore.plan(text)
     assert (
-        explore.rows.facet_counts(
-            "run_events", since=None, until=None, where=plan.filter, fields=("event_type",), top=FACET_TOP
+        explore.rows.count_with_facets(
+            "run_events",
+            since=None,
+            until=None,
+            where=plan.filter,
+            by=("event_type",),
+            fields=("event_type",),
+            top=FACET_TOP,
         )
         is None
     )

@@ -156,26 +156,25 @@ class ExploreService:
         push = count_pushdown(plan)
         if push is None:
             return None
-        name, facet_counts = plan.dataset.name, getattr(self.rows, "facet_counts", None)
-        if facets and facet_counts is None:
-            return None
+        name = plan.dataset.name
+        if facets:  # counted with its facets in one pass in the source (the rows stay there)
+            both = getattr(self.rows, "count_with_facets", None)
+            if both is None:
+                return None
+            got = await asyncio.to_thread(
+                both, name, since=plan.since, until=plan.until, where=plan.filter, by=push.by,
+                fields=plan.dataset.facets, top=FACET_TOP, deadline=deadline,
+            )  # fmt: skip
+            if got is None:
+                return None
+            result = run_counted(plan, push, got[0], cap=cap)
+            result.facets = got[1]
+            return result
         counts = await asyncio.to_thread(
             self.rows.aggregate, name, since=plan.since, until=plan.until,
             where=plan.filter, by=push.by, deadline=deadline,
         )  # fmt: skip
-        if counts is None:
-            return None
-        found: dict[str, list[tuple[Any, int]]] | None = {}
-        if facets:  # computed in the source with the counts (the rows never leave SQLite)
-            found = await asyncio.to_thread(
-                facet_counts, name, since=plan.since, until=plan.until, where=plan.filter,
-                fields=plan.dataset.facets, top=FACET_TOP, deadline=deadline,
-            )  # fmt: skip
-            if found is None:
-                return None
-        result = run_counted(plan, push, counts, cap=cap)
-        result.facets = found or {}
-        return result
+        return None if counts is None else run_counted(plan, push, counts, cap=cap)
 
     def _ground_truth_rows(
         self, name: str, gt: GroundTruth | None, warnings: list[str]

@@ -231,47 +231,60 @@ class ExploreRows:
         text, params = sql
         return [(tuple(r[:-1]), int(r[-1])) for r in self._query(src.db, text, params, deadline=deadline)]
 
-    def facet_counts(
+    def count_with_facets(
         self,
         dataset: str,
         *,
         since: datetime | None,
         until: datetime | None,
         where: Filter | None,
+        by: tuple[str, ...],
         fields: tuple[str, ...],
         top: int,
         deadline: float | None = None,
-    ) -> dict[str, list[tuple[Any, int]]] | None:
-        """Each facet field's `top` values by count over the rows matching `where`, computed in
-        SQLite, ties in the order the rows path first meets them (= run_plan's facets); None when
-        the filter or a field cannot be evaluated there exactly (the rows path computes them)."""
+    ) -> tuple[list[tuple[tuple[Any, ...], int]], dict[str, list[tuple[Any, int]]]] | None:
+        """`aggregate`'s counts and each facet field's `top` values by count (ties in the order
+        the rows path first meets them: run_plan's facets), from one pass in SQLite; None when the
+        filter or a field cannot be evaluated there exactly (the rows path computes them)."""
         if dataset in LEDGER_DATASETS or (dataset not in SOURCES and dataset != "commands"):
             return None
         src = self._source(dataset)
         if src is None:
-            return {f: [] for f in fields}
-        out: dict[str, list[tuple[Any, int]]] = {}
-        for field in fields:
-            sql = facet_sql(src, since, until, where, field)
-            if sql is None:
-                return None
-            groups = list(self._query(src.db, *sql, deadline=deadline))
-            col = src.col(field)
-            if col is not None and col.kind == "py":  # grouped by thread: map to lease/provider
-                pick = 0 if field == "lease_id" else 1
-                threads, none = self.thread_leases(), (None, None)
-                merged: dict[Any, list[Any]] = {}
-                for tid, n, first in groups:
-                    v = threads.get(tid, none)[pick]
-                    m = merged.get(v)
-                    if m is None:
-                        merged[v] = [n, first]
-                    else:
-                        m[0], m[1] = m[0] + n, min(m[1], first)
-                groups = [(v, n, first) for v, (n, first) in merged.items()]
-            groups.sort(key=lambda g: (-g[1], g[2]))
-            out[field] = [(v, int(n)) for v, n, _ in groups[:top]]
-        return out
+            return ([] if by else [((), 0)]), {f: [] for f in fields}
+        q = facet_sql(src, since, until, where, by, fields)
+        if q is None:
+            return None
+        sql, params, by_at, facet_at = q
+        groups = list(self._query(src.db, sql, params, deadline=deadline))
+        threads, none = self.thread_leases() if src.py_fields else {}, (None, None)
+
+        # thread-joined fields (lease_id, provider) are mapped from the group's thread_id here
+        py = {n: 0 if n == "lease_id" else 1 for n in src.py_fields}
+
+        def value(g: tuple, name: str, at: int) -> Any:
+            pick = py.get(name)
+            return g[at] if pick is None else threads.get(g[at], none)[pick]
+
+        counts: dict[tuple[Any, ...], int] = {}
+        for g in groups:
+            key = tuple(value(g, b, i) for b, i in zip(by, by_at, strict=True))
+            counts[key] = counts.get(key, 0) + g[-2]
+        if not groups and not by:
+            counts[()] = 0
+        facets: dict[str, list[tuple[Any, int]]] = {}
+        for name, at in zip(fields, facet_at, strict=True):
+            acc: dict[Any, list[Any]] = {}
+            for g in groups:
+                v = value(g, name, at)
+                a = acc.get(v)
+                if a is None:
+                    acc[v] = [g[-2], g[-1]]
+                else:
+                    a[0] += g[-2]
+                    a[1] = min(a[1], g[-1])
+            ranked = sorted(acc.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
+            facets[name] = [(v, int(n)) for v, (n, _) in ranked[:top]]
+        return list(counts.items()), facets
 
     def _ledger(self) -> LedgerRows:
         if self.ledger is None:

@@ -352,22 +352,38 @@ def count_sql(
 
 
 def facet_sql(
-    src: Source, since: datetime | None, until: datetime | None, f: Filter | None, field: str
-) -> tuple[str, list[Any]] | None:
-    """`SELECT value, COUNT(*), MIN(row order)` per value of `field` over the rows matching the
-    whole filter (None when it is not exact): the facet's counts, and where each value first
-    appears (Counter.most_common keeps first-seen order among equal counts). A field filled in
-    Python from the thread (lease_id, provider) is grouped by thread_id: the caller maps them."""
-    c = src.col(field)
-    if c is None:
-        return None
-    if c.kind == "py":
-        c = src.col("thread_id")
+    src: Source,
+    since: datetime | None,
+    until: datetime | None,
+    f: Filter | None,
+    by: tuple[str, ...],
+    fields: tuple[str, ...],
+) -> tuple[str, list[Any], list[int], list[int]] | None:
+    """One pass for a count and its facets: `SELECT cols..., COUNT(*), MIN(row order) ... GROUP BY
+    cols` over the rows matching the whole filter (None when it or a field is not exact), with the
+    column index of each `by` and each facet field. The caller adds the groups up per `by` and per
+    facet; MIN(row order) is where a value first appears (Counter.most_common keeps first-seen
+    order among equal counts). A field filled in Python from the thread (lease_id, provider)
+    reads thread_id: the caller maps it. One pass, so an expensive filter runs once."""
+    exprs: list[str] = []
+
+    def index(name: str) -> int | None:
+        c = src.col(name)
+        if c is not None and c.kind == "py":
+            c = src.col("thread_id")
         if c is None or c.kind != "raw":
             return None
-    elif c.kind != "raw":
+        if c.expr not in exprs:
+            exprs.append(c.expr)
+        return exprs.index(c.expr)
+
+    by_at = [index(b) for b in by]
+    facet_at = [index(x) for x in fields]
+    if any(i is None for i in (*by_at, *facet_at)):
         return None
     w = _where(src, since, until, f, exact=True)
     if w is None:
         return None
-    return f"SELECT {c.expr}, COUNT(*), MIN({src.order}) FROM {src.from_}{w[0]} GROUP BY 1", w[1]
+    cols = ", ".join([*exprs, "COUNT(*)", f"MIN({src.order})"])
+    group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(exprs)))}" if exprs else ""
+    return f"SELECT {cols} FROM {src.from_}{w[0]}{group}", w[1], by_at, facet_at  # type: ignore[return-value]
