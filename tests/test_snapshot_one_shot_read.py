@@ -1,13 +1,17 @@
-"""read_db_state(one_shot=True) (the snapshot's read, issue 9) gives the very records the shared
-read gives, on a generated LEON fleet and on a DB with odd rows; only the interning differs."""
+"""read_db_state(one_shot=True) (the snapshot's read, issue 9: one worker thread, a plain sqlite3
+connection, text not interned) gives the very records and errors the shared read gives, and
+never writes."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from opcockpit.adapters.leon.sandbox_db import read_db_state
 from opcockpit.demo.fleet import generate_fleet
+from opcockpit.ports.errors import SourceError
 from tests.cli_support import build_leon_db
 
 
@@ -28,3 +32,37 @@ async def test_one_shot_read_keeps_the_bad_row_vetting(tmp_path: Path) -> None:
     once = await read_db_state(str(db), one_shot=True, now=shared.read_at)
     assert once == shared
     assert once.lease_problems and once.problems  # the odd rows are reported alike
+
+
+async def test_one_shot_read_never_writes_and_cannot(tmp_path: Path) -> None:
+    """The plain sqlite3 connection keeps sqlite_ro's discipline: URI mode=ro and query_only."""
+    import hashlib
+
+    from opcockpit.adapters.leon.sandbox_db import _drive, _OneShotReader
+
+    db = build_leon_db(tmp_path / "sandbox.db")
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    assert len((await read_db_state(str(db), one_shot=True)).leases) == 4
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    reader = _OneShotReader(str(db))
+    _drive(reader.open())
+    try:
+        with pytest.raises(sqlite3.OperationalError):
+            _drive(reader._conn.execute("UPDATE sandbox_leases SET version = 99"))  # type: ignore[union-attr]
+    finally:
+        _drive(reader.close())
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+
+
+async def test_one_shot_read_reports_bad_files_like_the_shared_read(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database" * 100)
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).execute("CREATE TABLE t (a)").connection.close()
+    for path in (tmp_path / "missing.db", junk, empty, tmp_path):
+        with pytest.raises(SourceError) as shared:
+            await read_db_state(str(path))
+        with pytest.raises(SourceError) as once:
+            await read_db_state(str(path), one_shot=True)
+        assert (once.value.kind, str(once.value)) == (shared.value.kind, str(shared.value))
+    assert not (tmp_path / "missing.db").exists()

@@ -96,6 +96,23 @@ async def connect_ro(apath: str, label: str, busy_timeout_ms: int) -> aiosqlite.
     return conn
 
 
+def connect_ro_now(apath: str, label: str, busy_timeout_ms: int) -> sqlite3.Connection:
+    """connect_ro on a plain sqlite3 connection, for a read that runs in one thread."""
+    uri = "file:" + quote(apath, safe="/") + "?mode=ro"
+    timeout_s = max(busy_timeout_ms, 0) / 1000.0
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=timeout_s, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise map_sqlite_error(exc, apath, label, busy_timeout_ms) from None
+    try:
+        conn.execute(f"PRAGMA busy_timeout={int(max(busy_timeout_ms, 0))}")
+        conn.execute("PRAGMA query_only=1")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise map_sqlite_error(exc, apath, label, busy_timeout_ms) from None
+    return conn
+
+
 def map_sqlite_error(exc: BaseException, apath: str, label: str, busy_timeout_ms: int) -> SourceError:
     """One actionable line for an sqlite3 error raised while reading `apath`."""
     if isinstance(exc, SourceError):
