@@ -257,6 +257,7 @@ def _row_json(r: GroundTruthRow) -> str:
     iid, desired, observed, reason = r.instance_id, r.desired_state, r.observed_state, r.reason
     source, status, last_error = r.source, r.lease_status, r.last_error
     active, updated = r.last_active, r.updated_at
+    version, refresh, stale, conv = r.version, r.needs_refresh, r.stale_age_s, r.convergence._value_
     return _ROW_TEMPLATE % (
         e(lease_id) if lease_id.__class__ is str else j(lease_id),
         e(provider) if provider.__class__ is str else j(provider),
@@ -267,17 +268,17 @@ def _row_json(r: GroundTruthRow) -> str:
         e(desired) if desired.__class__ is str else j(desired),
         e(observed) if observed.__class__ is str else j(observed),
         "null" if ps is None else e(str(ps)),
-        j(r.convergence._value_),
+        e(conv) if conv.__class__ is str else j(conv),
         e(reason) if reason.__class__ is str else j(reason),
         "null" if active is None else _iso_json(active),
         e(source) if source.__class__ is str else j(source),
         "null" if status is None else e(status) if status.__class__ is str else j(status),
-        j(r.version),
-        j(r.needs_refresh),
+        _int_repr(version) if version.__class__ is int else j(version),
+        "true" if refresh is True else "false" if refresh is False else j(refresh),
         "null" if last_error is None else e(last_error) if last_error.__class__ is str else j(last_error),
         "null" if res is None else _resources_json(res),
         "null" if updated is None else _iso_json(updated),
-        j(r.stale_age_s),
+        "null" if stale is None else j(stale),
     )
 
 
@@ -287,18 +288,20 @@ def _iso_json(dt: datetime) -> str:
 
 
 def _resources_json(res: Resources) -> str:
-    j = _j
-    at = res.collected_at
+    """j() of each value inlined for the common None and finite float (~9 calls fewer per row)."""
+    j, fr, inf = _j, _float_repr, _INF
+    a, b, c, d, e = res.cpu_used, res.memory_used_mb, res.memory_total_mb, res.disk_used_gb, res.disk_total_gb
+    f, g, h, at = res.probe_error, res.cpu_count, res.memory_mb, res.collected_at
     return _RESOURCES_TEMPLATE % (
-        j(res.cpu_used),
-        j(res.memory_used_mb),
-        j(res.memory_total_mb),
-        j(res.disk_used_gb),
-        j(res.disk_total_gb),
-        j(res.probe_error),
+        "null" if a is None else fr(a) if a.__class__ is float and -inf < a < inf else j(a),
+        "null" if b is None else fr(b) if b.__class__ is float and -inf < b < inf else j(b),
+        "null" if c is None else fr(c) if c.__class__ is float and -inf < c < inf else j(c),
+        "null" if d is None else fr(d) if d.__class__ is float and -inf < d < inf else j(d),
+        "null" if e is None else fr(e) if e.__class__ is float and -inf < e < inf else j(e),
+        "null" if f is None else j(f),
         "null" if at is None else _iso_json(at),
-        j(res.cpu_count),
-        j(res.memory_mb),
+        "null" if g is None else j(g),
+        "null" if h is None else j(h),
     )
 
 
