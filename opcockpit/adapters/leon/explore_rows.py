@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from opcockpit.adapters.leon.explore_sql import (
     SOURCES,
+    THREAD_MAP,
     Source,
     commands_source,
     count_sql,
@@ -27,6 +28,7 @@ from opcockpit.adapters.leon.explore_sql import (
     from_us,
     register_functions,
     select_sql,
+    thread_map_json,
 )
 from opcockpit.adapters.leon.sqlite_ro import map_sqlite_error, precheck
 from opcockpit.domain.query import Filter, QueryTimeout
@@ -254,20 +256,26 @@ class ExploreRows:
         q = facet_sql(src, since, until, where, by, fields)
         if q is None:
             return None
+        return self._tally(src, q, by, fields, top, deadline)
+
+    def _tally(
+        self,
+        src: Source,
+        q: Any,
+        by: tuple[str, ...],
+        fields: tuple[str, ...],
+        top: int,
+        deadline: float | None,
+    ) -> tuple[list[tuple[tuple[Any, ...], int]], dict[str, list[tuple[Any, int]]]]:
+        """The counts per `by` and the facets of `fields` from one facet_sql pass's groups."""
         sql, params, by_at, facet_at = q
+        if params and params[0] is THREAD_MAP:  # lease_id/provider joined from the thread map
+            params = [thread_map_json(self.thread_leases()), *params[1:]]
         groups = list(self._query(src.db, sql, params, deadline=deadline))
-        threads, none = self.thread_leases() if src.py_fields else {}, (None, None)
-
-        # thread-joined fields (lease_id, provider) are mapped from the group's thread_id here
-        py = {n: 0 if n == "lease_id" else 1 for n in src.py_fields}
-
-        def value(g: tuple, name: str, at: int) -> Any:
-            pick = py.get(name)
-            return g[at] if pick is None else threads.get(g[at], none)[pick]
 
         counts: dict[tuple[Any, ...], int] = {}
         for g in groups:
-            key = tuple(value(g, b, i) for b, i in zip(by, by_at, strict=True))
+            key = tuple([g[i] for i in by_at])
             counts[key] = counts.get(key, 0) + g[-2]
         if not groups and not by:
             counts[()] = 0
@@ -275,7 +283,7 @@ class ExploreRows:
         for name, at in zip(fields, facet_at, strict=True):
             acc: dict[Any, list[Any]] = {}
             for g in groups:
-                v = value(g, name, at)
+                v = g[at]
                 a = acc.get(v)
                 if a is None:
                     acc[v] = [g[-2], g[-1]]
