@@ -2,8 +2,9 @@
 contract as sandbox.db (`read_db_state`, `SandboxDbReader`), read-only by construction.
 
 - Every session is opened with `default_transaction_read_only=on` and every read runs in
-  `BEGIN ... SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`: one consistent snapshot
-  per call (as SQLite's read transaction), and the server refuses any write whatever the role may.
+  `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY` (the connection's transaction settings, so the
+  BEGIN carries them: no extra round trip): one consistent snapshot per call (as SQLite's read
+  transaction), and the server refuses any write whatever the role may.
 - Tables are LEON's names in the configured schema (Mycel's `LEON_DB_SCHEMA`, default `public`),
   reached through the session's `search_path`. Columns are introspected from `pg_catalog` (visible
   to every role, so a role without SELECT gets "permission denied", not "no such table") and
@@ -113,8 +114,14 @@ class PgSandboxReader(LeonReaderBase):
         except Exception as exc:
             raise map_pg_error(exc, self.spec) from None
         try:
+            await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)  # sent with BEGIN
+            await conn.set_read_only(True)
+            # One round trip: the schema's existence and the search_path (set only when it exists).
             row = await (
-                await conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.spec.schema,))
+                await conn.execute(
+                    "SELECT set_config('search_path', %s, false) FROM pg_namespace WHERE nspname = %s",
+                    (_quote_ident(self.spec.schema), self.spec.schema),
+                )
             ).fetchone()
             if row is None:
                 raise SourceError(
@@ -123,9 +130,6 @@ class PgSandboxReader(LeonReaderBase):
                     "(set [sources] schema / $LEON_DB_SCHEMA)",
                     path=self.spec.shown,
                 )
-            await conn.execute(
-                "SELECT set_config('search_path', %s, false)", (_quote_ident(self.spec.schema),)
-            )
         except SourceError:
             await conn.close()
             raise
@@ -223,8 +227,7 @@ class PgSandboxReader(LeonReaderBase):
                 with contextlib.suppress(Exception):
                     await conn.close()
             self._conn = conn = await self._connect()
-        async with conn.transaction():
-            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        async with conn.transaction():  # BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY
             if self._schema is None:
                 self._schema = await self._introspect(conn)
             schema = self._schema
@@ -243,9 +246,15 @@ class PgSandboxReader(LeonReaderBase):
 async def read_pg_state(
     spec: PgSourceSpec, *, now: datetime | None = None, local_tz: tzinfo | None = None
 ) -> DbState:
-    """Connect, read the reconcile input in one read-only snapshot, close. Raises SourceError."""
-    async with PgSandboxReader(spec, local_tz=local_tz) as reader:
+    """Connect, read the reconcile input in one read-only snapshot, close. Raises SourceError.
+    No separate validating snapshot (`open()`'s): the read introspects and checks the schema in
+    its own, one transaction fewer for `opcockpit snapshot`."""
+    reader = PgSandboxReader(spec, local_tz=local_tz)
+    try:
+        reader._conn = await reader._connect()
         return await reader.read_state(now=now)
+    finally:
+        await reader.close()
 
 
 def refused_writer(*_: Any, **__: Any) -> Any:
