@@ -221,6 +221,10 @@ class Alerting:
                 self.error = error_line(exc)
             return AlertRound(None, None, self.error)
         self.ledger_error = None
+        if self._feed is not None and engine.last_mark is not None:
+            # The round read the firing alerts itself: the feed's next poll re-reads them only
+            # when something changed after that read (a team mate), not for this round's own writes.
+            self._mark = engine.last_mark
         snap = _clean(snap)  # subjects, summaries, evidence quote DB/provider text: terminal-safe
         self.snapshot, self.run_health, self.error = snap, rh, None
         self.active = snap.active

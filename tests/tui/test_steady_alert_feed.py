@@ -1,0 +1,54 @@
+"""Issue 10 (steady-state CPU): an alert round reads the firing alerts itself, so the ledger feed's
+next poll does not read them all again (~2,700 at 10k leases) for what the round already saw; a
+team mate's change made after the round still shows at the next poll."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from opcockpit.adapters.ledger.alerts import AlertStore
+from opcockpit.domain.alerts import AlertsConfig
+from tests.fixtures.leon_db import RUN_T3, WorkedExample, write_worked_example
+from tests.tui.test_alerts_tab import SIZE, evaluated, keys_of, make_app
+
+
+@pytest.fixture
+def we(tmp_path: Path) -> WorkedExample:
+    return write_worked_example(tmp_path / "leon")
+
+
+async def test_a_round_that_saw_a_change_does_not_make_the_feed_reread(
+    tmp_path: Path, we: WorkedExample, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = tmp_path / "ledger.db"
+    monkeypatch.setenv("OPCOCKPIT_LEDGER", str(ledger))
+    monkeypatch.setenv("USER", "tester")
+    app = make_app(we, AlertsConfig())
+    async with app.run_test(size=SIZE) as pilot:
+        await evaluated(pilot, app)
+        al = app.alerting
+        assert al is not None and app.ground_truth is not None
+        al.poll_changes()  # opens the feed
+        alert_id = keys_of(app)[f"stuck_run:{RUN_T3}"]
+        mate = AlertStore.open(ledger)
+        other = sqlite3.connect(ledger)
+        try:
+            mate.ack(alert_id, "alice@bastion-2", "looking", now=we.now)
+            # A round runs before the next poll: it reads the firing alerts, the ack included.
+            rnd = await al.evaluate(app.ground_truth)
+            assert rnd.error is None
+            assert {a.acked_by for a in al.active if str(a.id) == alert_id} == {"alice@bastion-2"}
+            other.execute("CREATE TABLE IF NOT EXISTS unrelated (x)")
+            other.execute("INSERT INTO unrelated VALUES (1)")  # the file moves (event appends do)
+            other.commit()
+            assert not al.poll_changes()  # nothing the round did not already read
+            # A change after the round is the team's: it shows at the next poll.
+            mate.mute(alert_id, until_resolved=True, who="alice@bastion-2")
+            assert al.poll_changes()
+            assert {a.mute_until_resolved for a in al.active if str(a.id) == alert_id} == {True}
+        finally:
+            other.close()
+            mate.close()
