@@ -1,4 +1,5 @@
-"""A lease's and a thread's history through the day-bucketed subject indexes (schema v3, issue 10),
+"""A lease's and a thread's history through the day-bucketed subject indexes (schema v3, issue 10)
+and the time index carrying the type (v4),
 on both ledger backends (a SQLite file and a real PostgreSQL from tests/fixtures/postgres.py).
 
 The expected answers come from a plain filter over the events the test wrote, not from the ledger.
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from opcockpit.adapters.ledger.backend import connect, schema_status
-from opcockpit.adapters.ledger.events import MIGRATIONS, EventLog
+from opcockpit.adapters.ledger.events import _INSERT, MIGRATIONS, EventLog, _rows
 from opcockpit.domain.events import (
     Event,
     EventQuery,
@@ -98,8 +99,8 @@ def test_subject_history_across_days_equals_a_plain_filter(ledger: str, q: Event
 
 
 def test_v2_sqlite_ledger_migrates_to_day_indexes_and_keeps_its_history(tmp_path: Path) -> None:
-    """A ledger written at schema v2 (subject indexes without the day) gets the v3 indexes and
-    answers the same."""
+    """A ledger written at schema v2 (subject indexes without the day, a separate type index)
+    gets the v3 and v4 indexes and answers the same."""
     path = tmp_path / "ledger.db"
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE ledger_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
@@ -109,19 +110,9 @@ def test_v2_sqlite_ledger_migrates_to_day_indexes_and_keeps_its_history(tmp_path
     conn.commit()
     conn.close()
     events = _events()
-    # Rows as v2 wrote them: written through a v3 log, then the schema mark is put back to v2 and
-    # the v3 indexes dropped again, so the next open must migrate.
-    log = EventLog(path, KEEP)
-    log.append(events)
-    log.close()
+    # Rows as v2 stored them (the columns did not change), written while the file is still at v2.
     conn = sqlite3.connect(path)
-    conn.execute("DROP INDEX idx_events_lease_day")
-    conn.execute("DROP INDEX idx_events_thread_day")
-    conn.execute("CREATE INDEX idx_events_lease ON events(lease_id, observed_us) WHERE lease_id IS NOT NULL")
-    conn.execute(
-        "CREATE INDEX idx_events_thread ON events(thread_id, observed_us) WHERE thread_id IS NOT NULL"
-    )
-    conn.execute("UPDATE ledger_schema SET version = 2 WHERE component = 'events'")
+    conn.executemany(_INSERT, _rows(events, None))
     conn.commit()
     conn.close()
     log = EventLog(path, KEEP)
@@ -129,11 +120,11 @@ def test_v2_sqlite_ledger_migrates_to_day_indexes_and_keeps_its_history(tmp_path
     assert [(e.type, e.observed_at, e.lease_id) for e in log.query(q)] == _expected(events, q)
     log.close()
     db = connect(path)
-    assert schema_status(db)["events"] == len(MIGRATIONS) == 3
+    assert schema_status(db)["events"] == len(MIGRATIONS) == 4
     names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     db.close()
-    assert {"idx_events_lease_day", "idx_events_thread_day"} <= names
-    assert not names & {"idx_events_lease", "idx_events_thread"}
+    assert {"idx_events_lease_day", "idx_events_thread_day", "idx_events_observed_type"} <= names
+    assert not names & {"idx_events_lease", "idx_events_thread", "idx_events_type", "idx_events_observed"}
 
 
 def test_subject_query_uses_the_day_index_on_sqlite(tmp_path: Path) -> None:
@@ -151,3 +142,28 @@ def test_subject_query_uses_the_day_index_on_sqlite(tmp_path: Path) -> None:
     conn.close()
     text = " ".join(str(r[-1]) for r in plan)
     assert "idx_events_lease_day" in text and "TEMP B-TREE" not in text
+
+
+@pytest.mark.parametrize(
+    ("where", "args"),
+    [
+        ("observed_us >= ?", (0,)),
+        ("type IN (?) AND observed_us >= ?", ("provider.event", 0)),
+        ("type IN (?)", ("x",)),
+    ],
+)
+def test_time_and_type_filters_read_the_time_index_not_the_table(
+    tmp_path: Path, where: str, args: tuple[object, ...]
+) -> None:
+    path = tmp_path / "ledger.db"
+    log = EventLog(path, KEEP)
+    log.append(_events())
+    log.close()
+    conn = sqlite3.connect(path)
+    plan = conn.execute(
+        f"EXPLAIN QUERY PLAN SELECT id FROM events WHERE {where} ORDER BY observed_us DESC, id DESC LIMIT 5",
+        args,
+    ).fetchall()
+    conn.close()
+    text = " ".join(str(r[-1]) for r in plan)
+    assert "idx_events_observed_type" in text and "SCAN events\n" not in text + "\n"

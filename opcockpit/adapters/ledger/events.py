@@ -5,9 +5,9 @@ One row per `domain.events.Event`. Subject keys and times are columns (indexed f
 `opcockpit events` makes); before/after/data are one JSON body. Times are integer microseconds
 since the epoch (UTC): compact, and ordering/range scans are integer compares.
 
-Indexes: `observed_us` alone serves `--since` (newest first: the index is walked backwards and
-the LIMIT stops it early, so `--since 1h` over a million rows reads only the last hour's rows);
-(type, observed_us) serves the type filters the same way. The lease and thread indexes lead with
+Indexes: (observed_us, type) serves `--since` (newest first: the index is walked backwards and
+the LIMIT stops it early, so `--since 1h` over a million rows reads only the last hour's rows)
+and the type filters (the type is tested in the index, no table reads). The lease and thread indexes lead with
 the event's day, (day, lease_id|thread_id, observed_us): an append then writes only into today's
 part of them instead of one page per subject all over the index (at 1M events a 10k append
 wrote 35 MB of WAL, now 5 MB), and a subject's history is read one day at a time, newest day
@@ -107,6 +107,16 @@ MIGRATIONS: list[list[Statement]] = [
         " WHERE thread_id IS NOT NULL",
         "DROP INDEX idx_events_lease",
         "DROP INDEX idx_events_thread",
+    ],
+    [
+        # Issue 10: one time index carrying the type, (observed_us, type), instead of two. A type
+        # filter walks it newest first and tests the type in the index (no table reads): with a
+        # time window as fast as the (type, observed_us) index was; a rare type over a whole 1M
+        # ledger reads the index (~0.1 s) instead of 9 ms. Every append writes one index fewer:
+        # the type index took ~15 % of a 10k append's CPU (three insertion points, text keys).
+        "CREATE INDEX idx_events_observed_type ON events(observed_us, type)",
+        "DROP INDEX idx_events_type",
+        "DROP INDEX idx_events_observed",
     ],
 ]
 CACHE_KIB = 16 * 1024  # SQLite page cache of the event log's connection (filled only as used)
