@@ -36,6 +36,7 @@ from opcockpit.tui.contexts import Reload, SwitchContext
 from opcockpit.tui.data import DetailSource
 from opcockpit.tui.filter_bar import VIEW_KEYS, FilterBar, filter_bar_widgets
 from opcockpit.tui.hangup import HangupMixin
+from opcockpit.tui.heap import SETTLE_AFTER_REFRESHES, settle_heap
 from opcockpit.tui.live import LiveLoops
 from opcockpit.tui.opsview import OpsOverlay
 from opcockpit.tui.rowdelta import gt_row_cells, orphan_row_cells
@@ -187,6 +188,7 @@ class CockpitApp(
         self._alerts_due = 0.0  # monotonic time of the next timer-driven alert round
         self.alert_clock: Callable[[], float] = time.monotonic  # tests step it
         self._alerts_now = True  # the next refresh evaluates alerts whatever the time
+        self.settle_heap = False  # run_app: freeze the long-lived heap once settled (tui/heap.py)
 
     # ------------------------------------------------------------------ layout
 
@@ -322,6 +324,8 @@ class CockpitApp(
             self._observe(gt)
             self._sync_watcher()
             self._schedule_alerts(gt)
+            if self.settle_heap and self.refreshes == SETTLE_AFTER_REFRESHES:
+                settle_heap()
         self._show_header()
         self._show_problem()
         if self.active_tab == "events":
@@ -603,6 +607,7 @@ def run_app(
     """Run the cockpit on a CockpitConfig; returns the exit code, or the context `:ctx` chose."""
     app = build_app(config, demo_banner=demo_banner, read_only=read_only, refresh_s=refresh_s)
     app.reload_context = reload_context
+    app.settle_heap = True  # this process is the cockpit: its long-lived heap is frozen once
     try:
         result = app.run()
     finally:
