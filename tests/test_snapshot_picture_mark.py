@@ -9,6 +9,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from opcockpit.adapters.ledger.events import EventLog
 from opcockpit.adapters.ledger.picture_mark import read_mark
 from opcockpit.domain.events import EventQuery, picture_of
@@ -21,6 +24,8 @@ from opcockpit.domain.models import (
 )
 from opcockpit.domain.picture_mark import MARK_KEY, fingerprint, split_mark
 from opcockpit.services.history import RecordingCollector
+from tests.test_picture_inc import _orphan
+from tests.test_picture_inc import _row as _prow
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HEALTH = (
@@ -179,4 +184,56 @@ def test_snapshot_command_records_through_the_mark(tmp_path: Path) -> None:
     assert third.code == 0, third.err
     assert _lease_events(ledger) == [("lease-000000000001", None)]  # the row was deleted
     pic3, mark3 = _stored(ledger)
-    assert mark3 == fingerprint(pic3) != mark
+    assert mark3 is not None and mark3 != mark and pic3 != pic
+    # nothing listed (no provider configured): stored entries are kept, the mark names the new
+    # picture, and the next run skips all the same
+    fourth = run_cli("snapshot", "--format", "json", "--db", str(db), env=env)
+    assert fourth.code == 0 and fourth.err == ""
+    assert _stored(ledger) == (pic3, mark3)
+    assert len(_lease_events(ledger)) == 1
+
+
+def _random_gt(draw_rows: list, draw_orphans: list, health: dict) -> GroundTruth:
+    return GroundTruth(
+        generated_at=T0,
+        providers=tuple(
+            ProviderHealth(name=p, kind=p, status=v, error=None, listed_at=None, instance_count=None)
+            for p, v in sorted(health.items())
+        ),
+        rows=tuple(_prow(*r) for r in draw_rows),
+        orphans=tuple(_orphan(*o) for o in draw_orphans),
+    )
+
+
+_ROWS = st.lists(
+    st.tuples(
+        st.sampled_from(["lease-0", "lease-1", "lease-2"]), st.sampled_from(["docker", "e2b"]),
+        st.sampled_from([None, "i-0", "i-1"]),
+        st.sampled_from([Convergence.CONVERGED, Convergence.DIVERGED, Convergence.STALE]),
+        st.sampled_from([None, "running", "paused"]),
+    ),
+    max_size=4, unique_by=lambda r: r[0],
+)  # fmt: skip
+_ORPHANS = st.lists(
+    st.tuples(st.sampled_from(["docker", "e2b"]), st.sampled_from(["i-1", "i-2"]),
+              st.sampled_from(["running", "paused"])),
+    max_size=3, unique_by=lambda o: (o[0], o[1]),
+)  # fmt: skip
+_HEALTH = st.fixed_dictionaries({p: st.sampled_from(list(ProviderStatus)) for p in ("docker", "e2b")})
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ROWS, _ORPHANS, _HEALTH, _ROWS, _ORPHANS, _HEALTH, st.booleans())
+def test_the_kept_picture_is_a_fixed_point_of_the_diff(r1, o1, h1, r2, o2, h2, gone) -> None:
+    """What the mark relies on: after recording new picture X over any stored picture, diffing X
+    again against what was kept finds no event and keeps exactly that (stale rows, failed
+    listings and providers that left the config included)."""
+    from opcockpit.domain.events import diff_pictures
+
+    prev = picture_of(_random_gt(r1, o1, h1))
+    if gone:
+        prev["P|left"] = ("ok", None)  # a provider no longer configured keeps its last word
+    new = picture_of(_random_gt(r2, o2, h2))
+    _, keep = diff_pictures(prev, new, T0)
+    again, keep2 = diff_pictures(keep, new, T0)
+    assert again == [] and keep2 == keep

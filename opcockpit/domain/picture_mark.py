@@ -1,18 +1,21 @@
-"""A fingerprint of the event ledger's stored picture, so an unchanged fleet skips the diff.
+"""A fingerprint of the fleet picture the event ledger last diffed, so an unchanged fleet skips it.
 
 A cron `snapshot` records the fleet's changes into the ledger (services/history.py): it loads the
 last stored picture (one entry per lease, instance, orphan and provider), builds the new one and
 diffs them. At 10k leases loading and diffing cost ~0.15 s of the snapshot's 1 s budget (issue 9),
 and most runs find nothing changed. The ledger therefore keeps, under `MARK_KEY` inside the stored
-picture itself (written in the same transaction as the entries it describes), the fingerprint of
-the picture it holds. A later run fingerprints its new picture; when the two agree the stored
-picture equals the new one and the full diff would find no event and write nothing, so it is
-skipped without loading anything.
+picture itself (written in the same transaction as the entries), the fingerprint of the new
+picture whose diff against the stored picture finds nothing to record: the one a snapshot just
+recorded (the kept picture is a fixed point of the diff: diffing the same new picture against it
+again keeps it and finds no event, tests/test_snapshot_picture_mark.py), or one it diffed and
+found nothing in. A later run fingerprints its new picture; when that is the mark, the diff is
+skipped without loading anything. (The mark names the new picture, not the stored one: a stale
+row or a failed listing keeps stored entries, so the two differ for as long as that lasts.)
 
-The invariant the history service keeps: the mark, when present, is the fingerprint of the
-stored picture. Every append that changes the picture either writes the new picture's mark or
-deletes the mark (the live cockpit, which diffs by change and never fingerprints the whole
-picture), so a stale mark can only be left by a writer that predates the mark. Pure: no I/O.
+The invariant the history service keeps: while the mark is present, the stored picture is the
+one it was written with. Every append that changes the picture writes the new mark or deletes
+it (the live cockpit, which diffs by change and never fingerprints the whole picture), so a stale
+mark can only be left by a writer that predates the mark. Pure: no I/O.
 """
 
 from __future__ import annotations

@@ -174,10 +174,13 @@ class RecordingCollector:
         return len(events)
 
     def _record_once(self, gt: GroundTruth) -> int:
-        """The first round in one-shot mode: when the stored mark is the new picture's
-        fingerprint, the stored picture is this one and the diff would find nothing; else the
-        full diff, and the kept picture's mark written with it. The change tracker is not fed
-        (a one-shot collector has no next round to diff by change; a later round diffs in full)."""
+        """The first round in one-shot mode. The stored mark is the fingerprint of the last new
+        picture whose diff against the stored picture found nothing to record (or whose diff
+        was just recorded: diffing it again finds nothing, see domain/picture_mark.py). When it
+        is this round's new picture the diff is skipped and nothing is loaded; else the full
+        diff, and this picture's mark written with whatever it records. The change tracker is not
+        fed (a one-shot collector has no next round to diff by change; a later round diffs in
+        full)."""
         new = picture_of(gt)
         mark = fingerprint(new)
         assert self.mark_reader is not None
@@ -187,13 +190,12 @@ class RecordingCollector:
         self._load()
         prev = self._picture
         if prev is not None and new == prev:  # the same picture, its mark missing or stale
-            self.events.append([], picture={MARK_KEY: (mark,)})
-            self._picture, self._synced = dict(prev), False
-            self.ledger_error = None
-            return 0
-        events, keep, changed = self._diff(prev, new, gt)
-        if keep != new:  # a stale row or a failed listing kept entries of the stored picture
-            mark = fingerprint(keep)
+            events: list[Event] = []
+            keep, changed = dict(prev), {}
+        else:
+            events, keep, changed = self._diff(prev, new, gt)
+        # Also when nothing changed: a stale row or a failed listing keeps entries of the stored
+        # picture (keep != new), and the next snapshot of this fleet then skips all the same.
         self.events.append(events, picture={**changed, MARK_KEY: (mark,)})
         count = self._recorded(keep, events)
         self._synced = False  # the tracker was not fed: the next round diffs in full
