@@ -24,7 +24,6 @@ from opcockpit.adapters.leon.sandbox_rows import (
     _SESSION_COLS,
     _SNAPSHOT_COLS,
     _TERMINAL_COLS,
-    _i,
     _leases,
     _Schema,
     _sessions,
@@ -41,9 +40,10 @@ __all__ = ["LeonReaderBase"]
 class LeonReaderBase(LeonDetailQueries):
     """The shared half of `SandboxDbReader` and `PgSandboxReader` (see the module docstring)."""
 
-    # Applied to the reconcile input's repeated text values: interned (one str per distinct text,
-    # issue 10's memory budget) unless the reader was opened for one snapshot (`sandbox_rows._same`).
-    _share: Callable[[Any], Any] = staticmethod(_i)
+    # The reconcile input's row builders (leases, terminals, sessions, resource snapshots): they
+    # intern repeated text (issue 10's memory budget); a one-shot read has its own
+    # (sandbox_rows_once.ONE_SHOT_BUILDERS: the same records, not interned).
+    _builders: tuple[Callable[..., Any], ...] = (_leases, _terminals, _sessions, _snapshots)
 
     # ---------------------------------------------------------------- supplied by the reader
 
@@ -115,18 +115,18 @@ class LeonReaderBase(LeonDetailQueries):
         keeps them by rowid, so unchanged rows cost no record build and no timestamp parse."""
         ap = self._apath
         p = self._parse
-        share = self._share
+        leases_of, terminals_of, sessions_of, snapshots_of = self._builders
         read_at = now if now is not None else datetime.now(UTC)
 
         def records(
             rows: list[tuple], build: Callable[..., list[Any]], prev: Sequence[Any] | None
         ) -> tuple[Any, ...]:
             if prev is None:
-                return tuple(build(rows, p, share))
+                return tuple(build(rows, p))
             recs = list(prev)
             misses = [i for i, rec in enumerate(recs) if rec is None]
             if misses:
-                for i, rec in zip(misses, build([rows[i] for i in misses], p, share), strict=True):
+                for i, rec in zip(misses, build([rows[i] for i in misses], p), strict=True):
                     recs[i] = rec
             return tuple(recs)
 
@@ -134,9 +134,9 @@ class LeonReaderBase(LeonDetailQueries):
             leases, terminals, sessions, lease_problems, problems = _vetted(
                 schema,
                 p,
-                (lrows, records(lrows, _leases, known[0])),
-                (trows, records(trows, _terminals, known[1])),
-                (srows, records(srows, _sessions, known[2])),
+                (lrows, records(lrows, leases_of, known[0])),
+                (trows, records(trows, terminals_of, known[1])),
+                (srows, records(srows, sessions_of, known[2])),
             )
             return DbState(
                 path=ap,
@@ -145,7 +145,7 @@ class LeonReaderBase(LeonDetailQueries):
                 leases=leases,
                 terminals=terminals,
                 chat_sessions=sessions,
-                resource_snapshots=_snapshots(rrows, p, share),
+                resource_snapshots=snapshots_of(rrows, p),
                 missing_tables=self._missing(schema),
                 lease_problems=lease_problems,
                 problems=problems,

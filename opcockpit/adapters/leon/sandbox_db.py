@@ -42,9 +42,9 @@ from opcockpit.adapters.leon.sandbox_rows import (
     _new_session,
     _new_snapshot,
     _new_terminal,
-    _same,
     _Schema,
 )
+from opcockpit.adapters.leon.sandbox_rows_once import ONE_SHOT_BUILDERS
 from opcockpit.adapters.leon.sqlite_ro import connect_ro, connect_ro_now, map_sqlite_error, precheck
 from opcockpit.domain.models import DbState
 from opcockpit.domain.timeutil import make_parser
@@ -288,7 +288,7 @@ class _SyncConnection:
 class _OneShotReader(SandboxDbReader):
     """SandboxDbReader on `_SyncConnection`, converting in place, text not interned."""
 
-    _share = staticmethod(_same)
+    _builders = ONE_SHOT_BUILDERS
 
     async def open(self) -> SandboxDbReader:
         self._apath = precheck(self.path, LABEL, HINT)

@@ -204,14 +204,8 @@ _new_session = fast_factory(ChatSessionRecord, _SESSION_COLS)
 _new_snapshot = fast_factory(ResourceSnapshotRecord, _SNAPSHOT_COLS)
 
 
-def _same(v: Any) -> Any:
-    """`_i` for records that live only as long as one snapshot process: interning ~270k values
-    at 10k leases cost ~0.08 s and saves memory nobody keeps (issue 9)."""
-    return v
-
-
-def _leases(rows: Iterable[tuple], p: Parser, i_: Callable[[Any], Any] = _i) -> list[LeaseRecord]:
-    new = _new_lease
+def _leases(rows: Iterable[tuple], p: Parser) -> list[LeaseRecord]:
+    new, i_ = _new_lease, _i
     return [
         new(
             i_(a),
@@ -237,16 +231,16 @@ def _leases(rows: Iterable[tuple], p: Parser, i_: Callable[[Any], Any] = _i) -> 
     ]
 
 
-def _terminals(rows: Iterable[tuple], p: Parser, i_: Callable[[Any], Any] = _i) -> list[TerminalRecord]:
-    new = _new_terminal
+def _terminals(rows: Iterable[tuple], p: Parser) -> list[TerminalRecord]:
+    new, i_ = _new_terminal, _i
     return [
         new(i_(a), i_(b), i_(c), i_(d or ""), e if e.__class__ is int else _int0(e), p(f), p(g), i_(h))
         for (a, b, c, d, e, f, g, h) in rows
     ]
 
 
-def _sessions(rows: Iterable[tuple], p: Parser, i_: Callable[[Any], Any] = _i) -> list[ChatSessionRecord]:
-    new = _new_session
+def _sessions(rows: Iterable[tuple], p: Parser) -> list[ChatSessionRecord]:
+    new, i_ = _new_session, _i
     return [
         new(
             a,  # unique ids (session, runtime) are not interned: a slot in the intern table, no saving
@@ -266,10 +260,8 @@ def _sessions(rows: Iterable[tuple], p: Parser, i_: Callable[[Any], Any] = _i) -
     ]
 
 
-def _snapshots(
-    rows: Iterable[tuple], p: Parser, i_: Callable[[Any], Any] = _i
-) -> dict[str, ResourceSnapshotRecord]:
-    new = _new_snapshot
+def _snapshots(rows: Iterable[tuple], p: Parser) -> dict[str, ResourceSnapshotRecord]:
+    new, i_ = _new_snapshot, _i
     f = _float
     return {
         a: new(
