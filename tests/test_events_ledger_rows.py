@@ -14,6 +14,7 @@ from pydantic_core import to_json
 
 from opcockpit.adapters.ledger.events import EventLog, from_us, to_us
 from opcockpit.domain.events import (
+    EventsConfig,
     EventSource,
     InstanceStateChanged,
     InstanceView,
@@ -124,3 +125,32 @@ def test_a_batch_over_several_insert_chunks_keeps_order_and_skips_held_keys(tmp_
         stored = [r[0] for r in conn.execute("SELECT instance_id FROM events ORDER BY id")]
     skipped = {"sbx-3", "sbx-500"}
     assert stored == ["x"] + [f"sbx-{i}" for i in range(1201) if f"sbx-{i}" not in skipped]
+
+
+def test_retention_cap_is_exact_with_and_without_gaps_in_the_ids(tmp_path: Path) -> None:
+    """The cap's cheap check (the id range) only skips work: 12 rows over a cap of 8 lose the 4
+    oldest; rows whose ids have gaps (a range wider than the cap) but that fit are all kept."""
+    at = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+    path = tmp_path / "ledger.db"
+    cfg = EventsConfig.model_construct(max_rows=8, compact_every=10**9, retention_days=3650)
+    log = EventLog(path, cfg)
+
+    def batch(n: int, start: int) -> list[ProviderEvent]:
+        return [
+            ProviderEvent(observed_at=at + timedelta(seconds=start + i), source=EventSource.PROVIDER_EVENT,
+                          provider="e2b", instance_id=f"sbx-{start + i}")
+            for i in range(n)
+        ]  # fmt: skip
+
+    log.append(batch(12, 0))
+    assert log.compact(now=at) == 4
+    with sqlite3.connect(path) as conn:
+        kept = [r[0] for r in conn.execute("SELECT instance_id FROM events ORDER BY id")]
+    assert kept == [f"sbx-{i}" for i in range(4, 12)]
+    with sqlite3.connect(path) as conn:  # holes in the ids: 6 rows spread over a range of 10
+        conn.execute("DELETE FROM events WHERE instance_id IN ('sbx-5', 'sbx-7')")
+    log.append(batch(2, 20))  # 8 rows, ids spanning 4 more than the cap
+    assert log.compact(now=at) == 0 and log.count() == 8
+    log.append(batch(1, 30))
+    assert log.compact(now=at) == 1 and log.count() == 8  # the oldest (sbx-4) goes
+    log.close()
