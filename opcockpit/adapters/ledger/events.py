@@ -375,20 +375,28 @@ class EventLog:
             with conn.transaction():
                 removed = conn.execute("DELETE FROM events WHERE observed_us < ?", (cutoff,)).rowcount
                 if self._may_exceed(conn, self.config.max_rows):
-                    row = conn.execute(
-                        "SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?", (self.config.max_rows,)
-                    ).fetchone()
-                    if row is not None:
-                        removed += conn.execute("DELETE FROM events WHERE id <= ?", (row[0],)).rowcount
+                    # The count reads the smallest index (20 ms at 1M rows); the cut is found
+                    # from the oldest end, walking only the rows that go (walking max_rows rows
+                    # from the newest end read the table: 0.12 s).
+                    excess = (
+                        int(conn.execute("SELECT count(*) FROM events").fetchone()[0]) - self.config.max_rows
+                    )
+                    if excess > 0:
+                        cut = conn.execute(
+                            "SELECT id FROM events ORDER BY id LIMIT 1 OFFSET ?", (excess - 1,)
+                        )
+                        removed += conn.execute(
+                            "DELETE FROM events WHERE id <= ?", (cut.fetchone()[0],)
+                        ).rowcount
             self._since_compact = 0
         return int(removed)
 
     @staticmethod
     def _may_exceed(conn: LedgerDb, max_rows: int) -> bool:
         """False when the ledger surely holds at most `max_rows` rows: ids are distinct integers,
-        so an id range no wider than `max_rows` cannot hold more. Two index seeks, where the walk
-        to the cut reads every row (0.12 s CPU at 1M rows, and retention runs every 10k appended
-        rows by default). Separate queries: SQLite seeks for a lone min() or max() only."""
+        so an id range no wider than `max_rows` cannot hold more. Two index seeks instead of a
+        count (retention runs every 10k appended rows by default). Separate queries: SQLite
+        seeks for a lone min() or max() only."""
         lo = conn.execute("SELECT min(id) FROM events").fetchone()[0]
         hi = conn.execute("SELECT max(id) FROM events").fetchone()[0]
         return lo is not None and int(hi) - int(lo) + 1 > max_rows
