@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from opcockpit.adapters.ledger.backend import connect, schema_status
-from opcockpit.adapters.ledger.events import _INSERT, MIGRATIONS, EventLog, _rows
+from opcockpit.adapters.ledger.event_rows import INSERT, rows_of
+from opcockpit.adapters.ledger.events import MIGRATIONS, EventLog
 from opcockpit.domain.events import (
     Event,
     EventQuery,
@@ -112,7 +113,7 @@ def test_v2_sqlite_ledger_migrates_to_day_indexes_and_keeps_its_history(tmp_path
     events = _events()
     # Rows as v2 stored them (the columns did not change), written while the file is still at v2.
     conn = sqlite3.connect(path)
-    conn.executemany(_INSERT, _rows(events, None))
+    conn.executemany(INSERT, rows_of(events, None))
     conn.commit()
     conn.close()
     log = EventLog(path, KEEP)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from pydantic_core import to_json
 
-from opcockpit.adapters.ledger.events import EventLog, from_us, to_us
+from opcockpit.adapters.ledger.event_rows import from_us, to_us
+from opcockpit.adapters.ledger.events import EventLog
 from opcockpit.domain.events import (
     EventsConfig,
     EventSource,

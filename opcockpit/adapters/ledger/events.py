@@ -30,26 +30,33 @@ transaction: the stored picture never runs ahead of the events that explain it.
 Retention (`EventsConfig`: days, max rows) runs every `compact_every` appended rows and on
 `compact()`; deleted pages are reused by later appends (no VACUUM on the shared ledger file).
 Every failure is `LedgerError`; a failed append is rolled back whole.
+
+The rows themselves (events -> tuples, integer times, the day bucket, the multi-row insert)
+are built in `event_rows.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
-import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic_core import to_json
-
-from opcockpit.adapters.ledger.backend import LedgerDb, LedgerTarget, SqliteDb, Statement, connect, migrate
+from opcockpit.adapters.ledger.backend import LedgerDb, LedgerTarget, Statement, connect, migrate
+from opcockpit.adapters.ledger.event_rows import (
+    DAY_SQL,
+    day_of,
+    day_range,
+    from_us,
+    insert_rows,
+    rows_of,
+    to_us,
+)
 from opcockpit.adapters.ledger.sqlite import guarded
 from opcockpit.domain.events import Event, EventQuery, EventsConfig, Picture, event_from_dict
-from opcockpit.domain.secrets import scrub
 
 __all__ = ["COMPONENT", "EventLog"]
 
@@ -120,97 +127,7 @@ MIGRATIONS: list[list[Statement]] = [
     ],
 ]
 CACHE_KIB = 16 * 1024  # SQLite page cache of the event log's connection (filled only as used)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
-_DAY_US = 86_400_000_000
-# The subject indexes' day bucket, spelled exactly as in MIGRATIONS[2] (an expression index is
-# used only for the same expression).
-_DAY_SQL = f"observed_us / {_DAY_US}"
 _COLS = "id, type, observed_us, occurred_us, source, lease_id, instance_id, thread_id, provider, body"
-_INSERT = (
-    "INSERT INTO events(type, observed_us, occurred_us, source, lease_id, instance_id, thread_id,"
-    " provider, body, idem_key) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"
-)
-
-
-_INSERT_ROWS = 500  # rows per multi-row INSERT on SQLite (5000 variables; the limit is checked)
-
-
-@functools.lru_cache(maxsize=8)
-def _multi_insert(n: int) -> str:
-    """One INSERT of `n` rows (the full chunks share one text: SQLite's statement cache hits)."""
-    head, tail = _INSERT.split(" VALUES ")
-    marks = tail.removesuffix(" ON CONFLICT DO NOTHING")
-    return f"{head} VALUES {','.join([marks] * n)} ON CONFLICT DO NOTHING"
-
-
-def _insert(conn: LedgerDb, rows: list[tuple[Any, ...]]) -> int:
-    """Insert `rows`; the number stored (a key already held is skipped). SQLite: multi-row
-    INSERTs of up to 500 rows, ~30 % less CPU than one statement run per row (binding and the
-    AUTOINCREMENT bookkeeping happen per statement). PostgreSQL: psycopg's pipelined executemany."""
-    if not isinstance(conn, SqliteDb) or len(rows) < 2:
-        return conn.executemany(_INSERT, rows)
-    per = max(1, min(_INSERT_ROWS, conn.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 10))
-    stored = 0
-    for i in range(0, len(rows), per):
-        chunk = rows[i : i + per]
-        stored += int(conn.conn.execute(_multi_insert(len(chunk)), [v for r in chunk for v in r]).rowcount)
-    return stored
-
-
-def to_us(dt: datetime) -> int:
-    """Microseconds since the epoch (naive = UTC). Exact: a timedelta floor-divided by one
-    microsecond is an int computed in C (a true division would go through a float)."""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return (dt - _EPOCH) // _ONE_US
-
-
-def from_us(us: int | None) -> datetime | None:
-    return None if us is None else _EPOCH + timedelta(microseconds=us)
-
-
-def _day(us: int) -> int:
-    """The subject indexes' day bucket of a time: SQL's integer division, which truncates toward
-    zero on both backends (Python's // floors)."""
-    return us // _DAY_US if us >= 0 else -(-us // _DAY_US)
-
-
-def _day_range(day: int) -> tuple[int, int]:
-    """The first and last microsecond whose `_day` is `day` (day 0 spans both sides of 0)."""
-    first = day * _DAY_US if day > 0 else (day - 1) * _DAY_US + 1
-    last = (day + 1) * _DAY_US - 1 if day >= 0 else day * _DAY_US
-    return first, last
-
-
-def _rows(events: Sequence[Event], keys: Sequence[str | None] | None) -> list[tuple[Any, ...]]:
-    """The rows to insert, from already-typed events (no validation: they were validated when
-    built). Bodies are serialised by pydantic's Rust serializer (the same JSON as before) and
-    scrubbed of secrets in one pass over the batch: JSON escapes newlines, so the bodies joined by
-    newlines split back exactly. Fields are read from the instance dict in one loop: an append
-    of 10k events spent a third of its CPU building rows."""
-    if keys is None:
-        keys = (None,) * len(events)
-    elif len(keys) != len(events):
-        raise ValueError(f"{len(keys)} idempotency keys for {len(events)} events")
-    if not events:
-        return []
-    heads: list[tuple[Any, ...]] = []
-    bodies: list[str] = []
-    epoch, one_us = _EPOCH, _ONE_US
-    for e in events:
-        f = e.__dict__  # pydantic keeps the field values here; attribute access costs more
-        obs, occ = f["observed_at"], f["occurred_at"]
-        heads.append((
-            f["type"],
-            (obs - epoch) // one_us if obs.tzinfo is UTC else to_us(obs),
-            None if occ is None else (occ - epoch) // one_us if occ.tzinfo is UTC else to_us(occ),
-            f["source"].value, f["lease_id"], f["instance_id"], f["thread_id"], f["provider"],
-        ))  # fmt: skip
-        body = {"before": f["before"], "after": f["after"], "data": f["data"]}
-        bodies.append(to_json(body, fallback=str).decode())
-    scrubbed = scrub("\n".join(bodies)).split("\n")
-    return [(*h, b, k) for h, b, k in zip(heads, scrubbed, keys, strict=True)]
 
 
 def _event(r: Sequence[Any]) -> Event:
@@ -285,7 +202,7 @@ class EventLog:
         ledger is skipped, and not counted in the return value (the number stored)."""
         if not events and not picture:
             return 0
-        rows = _rows(events, keys)
+        rows = rows_of(events, keys)
         return self._write(rows, events, picture, held=None)
 
     @guarded
@@ -296,7 +213,7 @@ class EventLog:
         if not events:
             return {}
         held: dict[str, Event] = {}
-        self._write(_rows(events, keys), events, None, held=held)
+        self._write(rows_of(events, keys), events, None, held=held)
         return held
 
     def _write(
@@ -316,7 +233,7 @@ class EventLog:
                 if held is not None:
                     held.update(self._held(conn, [r[9] for r in rows]))
                     rows = [r for r in rows if r[9] not in held]
-                stored = _insert(conn, rows)
+                stored = insert_rows(conn, rows)
                 if picture is not None:
                     self._store_picture(conn, picture)
             self._since_compact += stored
@@ -458,12 +375,12 @@ class EventLog:
         per day that holds any event, from the newest day (the oldest with `oldest_first`) until
         `limit` rows. Days partition time, so the days' rows in order are the rows in order."""
         out: list[Any] = []
-        day_where = [*where, f"{_DAY_SQL} = ?"]
+        day_where = [*where, f"{DAY_SQL} = ?"]
         while limit is None or len(out) < limit:
             day = self._next_day(conn, lo, hi, oldest_first)
             if day is None:
                 break
-            first, last = _day_range(day)
+            first, last = day_range(day)
             rest = None if limit is None else limit - len(out)
             day_lo = first if lo is None else max(first, lo)
             day_hi = last if hi is None else min(last, hi)
@@ -487,7 +404,7 @@ class EventLog:
         sql = "SELECT observed_us FROM events" + (" WHERE " + " AND ".join(where) if where else "")
         sql += f" ORDER BY observed_us {'ASC' if oldest_first else 'DESC'} LIMIT 1"
         row = conn.execute(sql, args).fetchone()
-        return None if row is None else _day(int(row[0]))
+        return None if row is None else day_of(int(row[0]))
 
     @guarded
     def after(self, last_id: int, limit: int = 1000) -> list[Event]:
