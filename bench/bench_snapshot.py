@@ -5,8 +5,9 @@
   mix but no provider is configured (HOME/XDG point at an empty dir), so the timing is the DB read
   + reconcile + JSON, with the remote providers reported as errors. The warm-up run also starts
   the ledger in the temp HOME: since the history work a snapshot records the fleet's changes
-  there, so the first run on a machine appends one event per lease (~0.45 s at 10k, not in the
-  median) and the timed runs only diff against it.
+  there, so the first run on a machine stores the baseline picture (not in the median) and the
+  timed runs recognise the unchanged fleet by the stored picture's mark (domain/picture_mark.py)
+  without loading or diffing it.
 - the previous main (BASELINE, a `git worktree` on PYTHONPATH) beside HEAD (this tree on
   PYTHONPATH), both as `python -m opcockpit.cli` from a neutral cwd with their own HOME, runs
   ALTERNATING between the trees (one of each per round, so a load change hits both alike);
