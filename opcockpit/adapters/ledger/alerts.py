@@ -420,8 +420,6 @@ class AlertStore:
                         )
                     )
                     continue
-                ev = json.dumps([e.to_dict() for e in c.evidence], ensure_ascii=False)
-                details = json.dumps(dict(c.details), ensure_ascii=False, default=str)
                 start = pending[c.key][0] if c.key in pending else now
                 if c.since is not None and c.since < start:
                     start = c.since
@@ -435,6 +433,9 @@ class AlertStore:
                     )
                     continue
                 conn.execute("DELETE FROM alert_pending WHERE key = ?", (c.key,))
+                # Encoded only here: a pending candidate (held, not firing yet) stores no evidence.
+                ev = json.dumps([e.to_dict() for e in c.evidence], ensure_ascii=False)
+                details = json.dumps(dict(c.details), ensure_ascii=False, default=str)
                 # A time-bound mute of the previous episode carries over while it lasts.
                 prev = conn.execute(
                     "SELECT muted_until, muted_by, muted_at, mute_comment FROM alerts WHERE key = ?"
