@@ -44,8 +44,11 @@ __all__ = ["DaytonaAdapter", "normalise_state"]
 
 DEFAULT_BASE_URL = "https://app.daytona.io/api"
 # LEON's Daytona "pause" is a stop (so STOPPED counts as paused); listings lag writes (#5138).
+# Listed in full every 30 s, not the default 15: its DTOs are the largest to decode (at 50k leases
+# ~8k sandboxes, 80 pages: the costliest listing of the four), the list lags writes anyway, and
+# actions still relist at once.
 CAPABILITIES = Capabilities(
-    eventually_consistent_list=True, pause_is_stop=True, workspace_root="/home/daytona"
+    eventually_consistent_list=True, pause_is_stop=True, workspace_root="/home/daytona", list_interval_s=30.0
 )
 
 _STABLE = {
