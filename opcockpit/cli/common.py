@@ -10,11 +10,12 @@ import traceback
 from typing import IO, TYPE_CHECKING, Any
 
 from opcockpit.domain.exit_codes import ExitCode
+from opcockpit.domain.secrets import scrub
 from opcockpit.domain.text import safe_text
-from opcockpit.settings.config import ConfigError, LoadedConfig, load_config, scrub
 
 if TYPE_CHECKING:
     from opcockpit.ports.ledger import LedgerError
+    from opcockpit.settings.config import LoadedConfig
 
 
 EXIT_OK = ExitCode.OK
@@ -53,6 +54,7 @@ class CliExit(Exception):
 def load_from_args(args: Any, **overrides: object) -> LoadedConfig:
     """load_config from the parsed flags (`overrides` win); raises ConfigError."""
     from opcockpit.adapters.providers.registry import KINDS
+    from opcockpit.settings.config import load_config
 
     flags: dict[str, Any] = {
         "db": getattr(args, "db", None),
@@ -66,6 +68,8 @@ def load_from_args(args: Any, **overrides: object) -> LoadedConfig:
 
 def load_or_exit(args: Any, **overrides: object) -> LoadedConfig:
     """load_from_args; every problem -> one stderr line, then exit 2."""
+    from opcockpit.settings.config import ConfigError
+
     try:
         return load_from_args(args, **overrides)
     except ConfigError as exc:
@@ -89,7 +93,8 @@ def report_unexpected(exc: BaseException, *, debug: bool) -> int:
     if isinstance(exc, UsageError):
         err(str(exc))
         return EXIT_USAGE
-    if isinstance(exc, ConfigError):
+    config = sys.modules.get("opcockpit.settings.config")  # not loaded: not a config error
+    if config is not None and isinstance(exc, config.ConfigError):
         for problem in exc.problems:
             err(f"opcockpit: config error: {_one_line(str(problem))}")
         return EXIT_USAGE
