@@ -11,15 +11,10 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from opcockpit.domain.models import (
-    DbState,
-    LeaseEventRecord,
-    LeaseRecord,
-    ProviderEventRecord,
-    RunEventRecord,
-)
+from opcockpit.domain.models import DbState, LeaseRecord
 
-if TYPE_CHECKING:  # an annotation only: the snapshot path loads this port but never run health
+if TYPE_CHECKING:  # annotations only: the snapshot path loads this port but never these records
+    from opcockpit.domain.models import LeaseEventRecord, ProviderEventRecord, RunEventRecord
     from opcockpit.domain.runs import RunSummary
 
 __all__ = [
