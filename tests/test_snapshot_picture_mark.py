@@ -237,3 +237,28 @@ def test_the_kept_picture_is_a_fixed_point_of_the_diff(r1, o1, h1, r2, o2, h2, g
     _, keep = diff_pictures(prev, new, T0)
     again, keep2 = diff_pictures(keep, new, T0)
     assert again == [] and keep2 == keep
+
+
+async def test_only_the_one_shot_cockpit_reads_the_mark(tmp_path: Path) -> None:
+    """wiring.build_cockpit(one_shot=True) (the snapshot) trusts the mark and reads sandbox.db
+    once; the live cockpit never skips on the mark (it must diff every refresh)."""
+    from opcockpit.settings.models import CockpitConfig, SourcesConfig
+    from opcockpit.wiring import build_cockpit
+    from tests.cli_support import build_leon_db
+
+    db = build_leon_db(tmp_path / "sandbox.db")
+    config = CockpitConfig(sources=SourcesConfig(sandbox_db=db))
+    ledger = tmp_path / "ledger.db"
+    once = build_cockpit(config, ledger_path=ledger, read_only=True, one_shot=True)
+    live = build_cockpit(config, ledger_path=ledger, live=True)
+    try:
+        assert isinstance(once.collector, RecordingCollector)
+        assert isinstance(live.collector, RecordingCollector)
+        assert live.collector.mark_reader is None
+        first = await once.collector.refresh()
+        assert once.collector.mark_reader is not None
+        assert once.collector.mark_reader() == fingerprint(_stored(ledger)[0])
+        assert [r.lease_id for r in (await live.collector.refresh()).rows] == [r.lease_id for r in first.rows]
+    finally:
+        await once.collector.aclose()
+        await live.collector.aclose()

@@ -7,7 +7,6 @@ import gc
 import sys
 from collections.abc import Collection
 from dataclasses import replace
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from opcockpit.cli.common import EXIT_OK, EXIT_USAGE, CliExit, err, load_or_exit
@@ -111,31 +110,6 @@ def _without_notifications(config: CockpitConfig) -> CockpitConfig:
     return config.model_copy(update={"alerts": alerts.model_copy(update={"webhook": None, "command": None})})
 
 
-def _one_shot_history(cockpit: Cockpit) -> None:
-    """The history recorder in one-shot mode: an unchanged fleet is recognised by the stored
-    picture's fingerprint, read alone from a SQLite ledger (issue 9: ~0.15 s at 10k leases)."""
-    from opcockpit.services.history import RecordingCollector
-
-    collector, events = cockpit.collector, cockpit.events
-    target = getattr(events, "target", None)
-    if not isinstance(collector, RecordingCollector) or getattr(target, "kind", None) != "sqlite":
-        return
-    from opcockpit.adapters.ledger.picture_mark import read_mark
-
-    path = target.path  # type: ignore[union-attr]
-    collector.mark_reader = lambda: read_mark(path)
-
-
-def _one_shot_read(cockpit: Cockpit, config: CockpitConfig) -> None:
-    """sandbox.db read for one snapshot: records that die with the process, text not interned
-    (read_db_state(one_shot=True); the live cockpit keeps interning). PostgreSQL: unchanged."""
-    fleet = getattr(cockpit.collector, "inner", cockpit.collector)
-    leon = getattr(fleet, "leon", None)
-    if leon is None or getattr(config.sources, "kind", "sqlite") == "postgres":
-        return
-    fleet.leon = replace(leon, read_db_state=partial(leon.read_db_state, one_shot=True))
-
-
 def _run_snapshot(args: Any, config: CockpitConfig | None, *, demo: bool) -> int:
     from opcockpit.wiring import build_cockpit
 
@@ -145,9 +119,7 @@ def _run_snapshot(args: Any, config: CockpitConfig | None, *, demo: bool) -> int
             err(safe_text(f"opcockpit: warning: {warning}"))
         config = loaded.config
     names = getattr(args, "provider", None) or None
-    cockpit = build_cockpit(config, read_only=True, providers=names, demo=demo)
-    _one_shot_history(cockpit)
-    _one_shot_read(cockpit, config)
+    cockpit = build_cockpit(config, read_only=True, providers=names, demo=demo, one_shot=True)
     gt = run_collect(cockpit)  # the collector appends what changed since the last run (history)
     history_error = getattr(cockpit.collector, "ledger_error", None)
     for problem in gt.db_problems:
