@@ -20,9 +20,16 @@ def run_demo_command(args: Any) -> int:
             err(f"opcockpit demo: {flag} does not apply: the demo generates its own databases")
             return EXIT_USAGE
     if not args.snapshot:
-        return runtime.run_demo(
-            seed=args.seed, leases=args.leases, refresh_s=args.refresh, read_only=bool(args.read_only)
-        )
+        from opcockpit.wiring import tune_for_long_run
+
+        trimmer = tune_for_long_run()  # as the live cockpit: before the doubles' threads exist
+        try:
+            return runtime.run_demo(
+                seed=args.seed, leases=args.leases, refresh_s=args.refresh, read_only=bool(args.read_only)
+            )
+        finally:
+            if trimmer is not None:
+                trimmer.stop()
     from opcockpit.cli.snapshot import run_snapshot
 
     def snapshot(env: runtime.DemoEnvironment) -> int:
