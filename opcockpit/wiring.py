@@ -292,15 +292,19 @@ def build_explore(
     ledger_path: str | os.PathLike[str] | LedgerTarget | None = None,
     clock: Callable[[], datetime] | None = None,
     operator: str | None = None,
+    live: bool = False,
 ) -> ExploreService:
     """Explore over `settings`' sandbox.db/events.db and the ledger (read-only everywhere except
     the saved queries and history it keeps in the ledger). The ledger datasets (events, audit,
-    alerts) read the configured ledger, a SQLite file or PostgreSQL (`ledger_target`)."""
+    alerts) read the configured ledger, a SQLite file or PostgreSQL (`ledger_target`). `live`
+    (the TUI's Explore tab): the runs dataset keeps its own watermark cache of events.db between
+    queries (not the alert engine's: that one is used from the alert loop)."""
     from opcockpit.adapters.ledger.explore_ledger import LedgerExploreRows, LedgerSqlNote
     from opcockpit.adapters.ledger.queries import QueryStore
     from opcockpit.adapters.leon.explore_rows import ExploreRows
     from opcockpit.adapters.leon.sql_readonly import ReadOnlySql
     from opcockpit.services.explore import ExploreService
+    from opcockpit.services.runs import RunReads
 
     sources = settings.sources
     sandbox = str(sources.sandbox_db) if sources.sandbox_db else None
@@ -325,6 +329,7 @@ def build_explore(
         store=lambda: QueryStore(target),  # on the team's ledger too
         clock=clock,
         operator=operator or operator_name(),
+        run_reads=RunReads() if live else None,
     )
 
 

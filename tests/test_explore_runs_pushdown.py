@@ -264,3 +264,20 @@ def test_random_runs_queries_equal_every_run_in_full(
     assert (got.rows, got.matched, got.facets) == (want.rows, want.matched, want.facets), text
     plain = asyncio.run(ex.run(text))
     assert (plain.rows, plain.matched) == (want.rows, want.matched), text
+
+
+def test_the_tui_explore_service_keeps_its_own_runs_cache(runs_fleet, tmp_path: Path) -> None:
+    """wiring.build_explore(live=True) (the Explore tab): a runs cache of its own, reused by the
+    next query on an unchanged events.db; the one-shot CLI service reads per query."""
+    fleet, now = runs_fleet
+    cfg = CockpitConfig.model_validate(
+        {"sources": {"sandbox_db": str(fleet.sandbox_db), "events_db": str(fleet.events_db)}}
+    )
+    assert build_explore(cfg, ledger_path=tmp_path / "l.db").run_reads is None
+    live = build_explore(cfg, ledger_path=tmp_path / "l.db", live=True)
+    live.store, live.clock = None, lambda: now
+    assert isinstance(live.run_reads, RunReads)
+    first = asyncio.run(live.run(RUN_QUERIES[0], facets=True))
+    again = asyncio.run(live.run(RUN_QUERIES[0], facets=True))
+    assert (again.rows, again.facets) == (first.rows, first.facets)
+    assert live.run_reads.reads == 1  # the second query read nothing of events.db

@@ -180,7 +180,7 @@ class ExploreView(SavedQueries, Vertical):
                 from opcockpit.wiring import build_explore
 
                 ledger = getattr(cockpit, "ledger", None) or cockpit.ledger_path  # the team's ledger too
-                svc = self._service = build_explore(cockpit.settings, ledger_path=ledger)
+                svc = self._service = build_explore(cockpit.settings, ledger_path=ledger, live=True)
         return svc
 
     @work(thread=True, exit_on_error=False, group="explore-history")
