@@ -14,6 +14,7 @@ becomes `LedgerError(<redacted target>, <one line, scrubbed>)`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import sqlite3
@@ -174,8 +175,11 @@ class SqliteDb(LedgerDb):
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\?|%")
 
 
+@functools.lru_cache(maxsize=1024)
 def to_pg(sql: str) -> str:
-    """`?` -> `%s` and `%` -> `%%` outside SQL string literals (`'?'` stays a question mark)."""
+    """`?` -> `%s` and `%` -> `%%` outside SQL string literals (`'?'` stays a question mark).
+    Cached: the stores' statements are a few hundred constant strings, run every refresh; a
+    regex pass per call was redone for the same text each time."""
 
     def sub(m: re.Match[str]) -> str:
         tok = m.group(0)
