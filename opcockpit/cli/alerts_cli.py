@@ -25,6 +25,7 @@ from opcockpit.domain.timeutil import fmt_age, parse_duration
 
 if TYPE_CHECKING:
     from opcockpit.adapters.ledger.alerts import Alert, AlertSnapshot, AlertStore
+    from opcockpit.adapters.ledger.backend import LedgerTarget
     from opcockpit.domain.alerts import AlertsConfig
     from opcockpit.domain.models import GroundTruth
     from opcockpit.domain.runs import RunHealth
@@ -58,7 +59,22 @@ def alerts_config(config: CockpitConfig | AlertsConfig | None) -> AlertsConfig:
     return found if isinstance(found, AlertsConfig) else AlertsConfig()
 
 
-def _open_store(ledger_path: str | Path | None) -> AlertStore:
+def _configured_store(args: Any) -> AlertStore:
+    """The store of the ledger this command means: `--ledger`, else the one the config (and
+    `--context`) names, `[ledger] url` included, so an ack from a shell reaches the team's
+    PostgreSQL ledger; else $OPCOCKPIT_LEDGER / the XDG file."""
+    if args.ledger is not None:
+        return _open_store(args.ledger)
+    from opcockpit.cli.common import load_or_exit
+    from opcockpit.wiring import ledger_target
+
+    loaded = load_or_exit(args)
+    for warning in loaded.warnings:
+        _err(f"opcockpit: warning: {warning}")
+    return _open_store(ledger_target(loaded.config))
+
+
+def _open_store(ledger_path: str | Path | LedgerTarget | None) -> AlertStore:
     from opcockpit.adapters.ledger.alerts import AlertStore
 
     return AlertStore.open(ledger_path)
@@ -86,7 +102,7 @@ async def aevaluate(
     ground_truth: GroundTruth,
     config: CockpitConfig | AlertsConfig | None,
     *,
-    ledger_path: str | Path | None = None,
+    ledger_path: str | Path | LedgerTarget | None = None,
     now: datetime | None = None,
     sandbox_db: str | Path | None = None,
     events_db: str | Path | None = None,
@@ -125,7 +141,7 @@ def _run_async(factory: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
 def check_for_snapshot(
     ground_truth: GroundTruth,
     config: CockpitConfig | AlertsConfig | None,
-    ledger_path: str | Path | None = None,
+    ledger_path: str | Path | LedgerTarget | None = None,
     now: datetime | None = None,
 ) -> tuple[list[Alert], int]:
     """For `opcockpit snapshot --check`: evaluate (persisting to the ledger, so hold times work
@@ -142,7 +158,7 @@ def snapshot_output(
     *,
     check: bool = False,
     width: int | None = None,
-    ledger_path: str | Path | None = None,
+    ledger_path: str | Path | LedgerTarget | None = None,
     now: datetime | None = None,
 ) -> tuple[str, list[str], int]:
     """The whole `snapshot` output when `--check` or `--format prometheus` is involved.
@@ -331,7 +347,7 @@ def _cmd_action(args: Any) -> int:
         return EXIT_USAGE
     now = datetime.now(UTC)
     who = getattr(args, "who", None) or operator_name()
-    with _open_store(args.ledger) as store:
+    with _configured_store(args) as store:
         if args.command == "ack":
             a = store.ack(args.id, who, args.comment, now=now)
             print(f"acked #{a.id} ({a.rule}: {a.summary})")
@@ -351,14 +367,14 @@ def _cmd_action(args: Any) -> int:
 def _cmd_alerts(args: Any) -> int:
     now = datetime.now(UTC)
     if args.id:
-        with _open_store(args.ledger) as store:
+        with _configured_store(args) as store:
             a = store.get(args.id)
         sys.stdout.write(
             json.dumps(a.to_dict(now), indent=2) + "\n" if args.format == "json" else format_detail(a, now)
         )
         return EXIT_OK
     if args.history or args.cached:
-        with _open_store(args.ledger) as store:
+        with _configured_store(args) as store:
             alerts = store.history(args.limit) if args.history else store.active()
             last = store.last_evaluated_at()
             pending = len(store.pending())

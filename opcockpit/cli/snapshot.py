@@ -129,7 +129,7 @@ def _run_snapshot(args: Any, config: CockpitConfig | None, *, demo: bool) -> int
         gt = only_providers(gt, names)
     if getattr(args, "check", False) or args.format == "prometheus":
         # Alerts (issue 6) own these: rules evaluated into the ledger, gauges for node_exporter.
-        text, notes, code = _with_alerts(gt, config, args, cockpit.ledger_path)
+        text, notes, code = _with_alerts(gt, config, args, cockpit.ledger_at)  # [ledger] url too
         sys.stdout.write(text)
         sys.stdout.flush()
         for line in notes:
