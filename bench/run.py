@@ -202,6 +202,14 @@ def write_doc(results: dict[str, Any]) -> None:
     DOC.write_text("\n".join(lines))
 
 
+def _stored_results() -> dict[str, Any]:
+    try:
+        stored = json.loads(RESULTS.read_text())
+    except (OSError, ValueError):
+        return {}
+    return stored if isinstance(stored, dict) else {}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000,10000,50000", help="comma-separated fleet sizes")
@@ -218,11 +226,6 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print(f"machine: {describe(info)}", flush=True)
     results: dict[str, Any] = {}
-    if RESULTS.exists():
-        try:
-            results = json.loads(RESULTS.read_text())
-        except ValueError:
-            results = {}
     for name in modules:
         # Load is sampled per module, before and after: other work on the box moves the numbers.
         module_info = {**info, **machine()} if len(modules) > 1 else dict(info)
@@ -234,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         module_info["load_avg_at_end"] = _load_avg()
         print_table(name, rows)
         results[name] = {"machine": module_info, "sizes": sizes, "elapsed_s": round(elapsed, 1), "rows": rows}
-    # Drop modules that no longer exist.
+    # The other modules' sections as they are now (not as they were when this run started: a
+    # concurrent `--only` run may have written its own since); modules that no longer exist go.
+    results = {**_stored_results(), **results}
     present = {p.stem for p in BENCH_DIR.glob("bench_*.py")}
     results = {k: v for k, v in results.items() if k in present}
     if not args.no_write:
