@@ -84,8 +84,7 @@ def _config(tmp: Path, instance_id: str) -> None:
     conn.commit()
     conn.close()
     (tmp / "cockpit.toml").write_text(
-        f'[sources]\nsandbox_db = "{db}"\n\n'
-        '[webhooks.e2b]\nkind = "e2b"\nsecret_env = "E2B_HOOK_SECRET"\n'
+        f'[sources]\nsandbox_db = "{db}"\n\n[webhooks.e2b]\nkind = "e2b"\nsecret_env = "E2B_HOOK_SECRET"\n'
     )
 
 
