@@ -36,7 +36,7 @@ from opcockpit.tui.contexts import Reload, SwitchContext
 from opcockpit.tui.data import DetailSource
 from opcockpit.tui.filter_bar import VIEW_KEYS, FilterBar, filter_bar_widgets
 from opcockpit.tui.hangup import HangupMixin
-from opcockpit.tui.heap import SETTLE_AFTER_REFRESHES, settle_heap
+from opcockpit.tui.heap import SETTLE_AFTER_REFRESHES, release_heap, settle_heap
 from opcockpit.tui.live import LiveLoops
 from opcockpit.tui.opsview import OpsOverlay
 from opcockpit.tui.rowdelta import gt_row_cells, orphan_row_cells
@@ -611,6 +611,7 @@ def run_app(
     try:
         result = app.run()
     finally:
+        release_heap()  # a `:ctx` switch builds the next app: this one's cycles must be collectable
         if app.cockpit is not None:
             app.cockpit.audit.close()  # the collector is closed by the app on unmount
     if isinstance(result, SwitchContext):

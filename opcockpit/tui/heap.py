@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import gc
 
-__all__ = ["SETTLE_AFTER_REFRESHES", "YOUNG_THRESHOLD", "settle_heap"]
+__all__ = ["SETTLE_AFTER_REFRESHES", "YOUNG_THRESHOLD", "release_heap", "settle_heap"]
 
 SETTLE_AFTER_REFRESHES = 3  # the first picture, then the first alert round has had time to land
 YOUNG_THRESHOLD = 20_000  # gen0 allocations between young collections (CPython's default: 700)
+
+
+_DEFAULT_YOUNG = gc.get_threshold()[0]
 
 
 def settle_heap() -> None:
@@ -34,3 +37,13 @@ def settle_heap() -> None:
     young, mid, old = gc.get_threshold()
     if young and young < YOUNG_THRESHOLD:
         gc.set_threshold(YOUNG_THRESHOLD, mid, old)
+
+
+def release_heap() -> None:
+    """Undo settle_heap when its app ends (run_tui runs a new app per `:ctx` switch): the frozen
+    objects go back to the oldest generation, so the old app's reference cycles (its DOM, its
+    picture) can be collected instead of staying for the life of the process."""
+    gc.unfreeze()
+    young, mid, old = gc.get_threshold()
+    if young == YOUNG_THRESHOLD:
+        gc.set_threshold(_DEFAULT_YOUNG, mid, old)

@@ -36,3 +36,30 @@ def test_an_app_built_in_a_test_process_does_not_settle_the_heap() -> None:
             return None
 
     assert CockpitApp(Source()).settle_heap is False
+
+
+RELEASE_CHILD = """
+import gc, weakref
+from opcockpit.tui.heap import release_heap, settle_heap
+
+class Node:
+    pass
+
+a, b = Node(), Node()
+a.other, b.other = b, a  # a cycle, as an app's DOM and picture hold
+probe = weakref.ref(a)
+settle_heap()
+del a, b
+gc.collect()
+stuck = probe() is not None  # frozen: the cycle outlives its last reference
+release_heap()  # the app ended (`:ctx` switches to the next one)
+gc.collect()
+print(stuck, probe() is None, gc.get_freeze_count(), gc.get_threshold()[0])
+"""
+
+
+def test_release_heap_lets_the_ended_apps_cycles_be_collected() -> None:
+    cmd = [sys.executable, "-c", RELEASE_CHILD]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60)
+    stuck, freed, frozen, young = out.stdout.split()
+    assert (stuck, freed, frozen) == ("True", "True", "0") and int(young) < YOUNG_THRESHOLD
