@@ -171,17 +171,15 @@ class Alerting:
         try:
             with store.lock:
                 if self._feed is None:
-                    # The feed opens at the first poll, after the alerts on screen were read: a
-                    # change made in between would never be noticed, so read them once more.
+                    # Opened at the first poll, after the alerts on screen were read: what
+                    # changed in between shows as a mark other than the one of that read.
                     self._feed = changes()
-                    self._mark = store.active_mark()
-                else:
-                    if not self._feed.poll():
-                        return False
-                    mark = store.active_mark()
-                    if mark == self._mark:
-                        return False
-                    self._mark = mark
+                elif not self._feed.poll():
+                    return False
+                mark = store.active_mark()
+                if mark == self._mark:
+                    return False
+                self._mark = mark
             self.reload_active()
         except Exception as exc:
             if ledger_problem(exc):
@@ -221,7 +219,7 @@ class Alerting:
                 self.error = error_line(exc)
             return AlertRound(None, None, self.error)
         self.ledger_error = None
-        if self._feed is not None and engine.last_mark is not None:
+        if engine.last_mark is not None:
             # The round read the firing alerts itself: the feed's next poll re-reads them only
             # when something changed after that read (a team mate), not for this round's own writes.
             self._mark = engine.last_mark
