@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from opcockpit.domain.event_base import Event, EventSource
 from opcockpit.domain.events_config import EventsConfig  # re-exported: the `[events]` table
+from opcockpit.domain.lazy import lazy_exports
 from opcockpit.domain.models import Convergence, GroundTruth, ProviderStatus
 
 if TYPE_CHECKING:
@@ -108,14 +109,7 @@ _TYPED = frozenset((
 ))  # fmt: skip
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _TYPED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from opcockpit.domain import event_types
-
-    value = getattr(event_types, name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(globals(), _TYPED, "opcockpit.domain.event_types")
 
 
 def event_from_dict(d: Mapping[str, Any]) -> Event:

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from opcockpit.domain.lazy import lazy_exports
 
 if TYPE_CHECKING:  # re-exported, created on first use (see __getattr__ at the end)
     from opcockpit.domain.detail_records import (  # noqa: F401
@@ -380,11 +382,4 @@ _DETAIL = frozenset((
 ))  # fmt: skip
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _DETAIL:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from opcockpit.domain import detail_records
-
-    value = getattr(detail_records, name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(globals(), _DETAIL, "opcockpit.domain.detail_records")
