@@ -91,13 +91,17 @@ class SandboxDbReader(LeonReaderBase):
 
     async def open(self) -> SandboxDbReader:
         self._apath = precheck(self.path, LABEL, HINT)
-        self._conn = await connect_ro(self._apath, LABEL, self.busy_timeout_ms)
+        self._conn = await self._connect()
         try:
             await self._snapshot(lambda s: [])  # validates the file and the schema now
         except BaseException:
             await self.close()
             raise
         return self
+
+    async def _connect(self) -> aiosqlite.Connection:
+        """The read-only connection `open` validates (`_OneShotReader`: a plain sqlite3 one)."""
+        return await connect_ro(self._apath, LABEL, self.busy_timeout_ms)
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -290,15 +294,8 @@ class _OneShotReader(SandboxDbReader):
 
     _builders = ONE_SHOT_BUILDERS
 
-    async def open(self) -> SandboxDbReader:
-        self._apath = precheck(self.path, LABEL, HINT)
-        self._conn = _SyncConnection(connect_ro_now(self._apath, LABEL, self.busy_timeout_ms))  # type: ignore[assignment]
-        try:
-            await self._snapshot(lambda s: [])  # validates the file and the schema now
-        except BaseException:
-            await self.close()
-            raise
-        return self
+    async def _connect(self) -> Any:
+        return _SyncConnection(connect_ro_now(self._apath, LABEL, self.busy_timeout_ms))
 
     async def _convert(self, fn: Callable[[], Any], nrows: int) -> Any:
         return fn()  # already off the event loop: the whole read runs in one worker thread
