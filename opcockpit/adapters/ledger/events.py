@@ -350,13 +350,7 @@ class EventLog:
         oldest_first: bool, limit: int | None,
     ) -> list[Any]:  # fmt: skip
         """One SELECT; `observed_us` bounds [lo, hi], ordered by time (ties by id)."""
-        where, args = list(where), list(args)
-        if lo is not None:
-            where.append("observed_us >= ?")
-            args.append(lo)
-        if hi is not None:
-            where.append("observed_us <= ?")
-            args.append(hi)
+        where, args = _within(where, args, lo, hi)
         order = "ASC" if oldest_first else "DESC"
         sql = f"SELECT {_COLS} FROM events"
         if where:
@@ -394,13 +388,7 @@ class EventLog:
     @staticmethod
     def _next_day(conn: LedgerDb, lo: int | None, hi: int | None, oldest_first: bool) -> int | None:
         """The day of the newest (oldest) event in [lo, hi], by one seek in the time index."""
-        where, args = [], []
-        if lo is not None:
-            where.append("observed_us >= ?")
-            args.append(lo)
-        if hi is not None:
-            where.append("observed_us <= ?")
-            args.append(hi)
+        where, args = _within([], [], lo, hi)
         sql = "SELECT observed_us FROM events" + (" WHERE " + " AND ".join(where) if where else "")
         sql += f" ORDER BY observed_us {'ASC' if oldest_first else 'DESC'} LIMIT 1"
         row = conn.execute(sql, args).fetchone()
@@ -434,3 +422,15 @@ class EventLog:
                 conn, self._conn = self._conn, None
                 with contextlib.suppress(Exception):
                     conn.close()
+
+
+def _within(where: list[str], args: list[Any], lo: int | None, hi: int | None) -> tuple[list[str], list[Any]]:
+    """Copies of `where`/`args` with the `observed_us` bounds [lo, hi] (None: unbounded) added."""
+    where, args = list(where), list(args)
+    if lo is not None:
+        where.append("observed_us >= ?")
+        args.append(lo)
+    if hi is not None:
+        where.append("observed_us <= ?")
+        args.append(hi)
+    return where, args

@@ -91,6 +91,15 @@ class EventsDbReader:
             rows = [tuple(_lenient_text(v) if v.__class__ is bytes else v for v in row) for row in rows]
         return rows
 
+    async def _fetch_in(self, sql: str, values: list[Any], chunk: int = 500) -> list[list[tuple]]:
+        """`sql` (with `{}` where its IN list goes) run per `chunk` of `values`, within SQLite's
+        bound-variable limit: the rows of each chunk."""
+        out = []
+        for i in range(0, len(values), chunk):
+            part = values[i : i + chunk]
+            out.append(await self._fetch(sql.format(",".join("?" * len(part))), tuple(part)))
+        return out
+
     async def _check_table(self) -> bool:
         """True once run_events exists (LEON creates it lazily; re-checked until it appears)."""
         if self._has_table:
@@ -225,13 +234,8 @@ class EventsDbReader:
         whose window `run_seqs` leaves open (one scan per 500 runs, no sort)."""
         found: dict[str, Any] = {}
         ids = sorted({a.run_id for a in aggs})
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            rows = await self._fetch(
-                "SELECT run_id, MAX(created_at) FROM run_events"
-                f" WHERE run_id IN ({','.join('?' * len(chunk))}) GROUP BY run_id",
-                tuple(chunk),
-            )
+        sql = "SELECT run_id, MAX(created_at) FROM run_events WHERE run_id IN ({}) GROUP BY run_id"
+        for rows in await self._fetch_in(sql, ids):
             found.update((r[0], r[1]) for r in rows)
         return [replace(a, max_created=found.get(a.run_id)) for a in aggs]
 
@@ -290,13 +294,11 @@ class EventsDbReader:
     async def _rows_by_seq(self, seqs: list[int]) -> dict[int, tuple[Any, str | None]]:
         """seq -> (created_at, data) for the given seqs (data only for `error` events)."""
         out: dict[int, tuple[Any, str | None]] = {}
-        for i in range(0, len(seqs), 500):
-            chunk = seqs[i : i + 500]
-            rows = await self._fetch(
-                "SELECT seq, created_at, CASE WHEN event_type = 'error' THEN data END FROM run_events"
-                f" WHERE seq IN ({','.join('?' * len(chunk))})",
-                tuple(chunk),
-            )
+        sql = (
+            "SELECT seq, created_at, CASE WHEN event_type = 'error' THEN data END FROM run_events"
+            " WHERE seq IN ({})"
+        )
+        for rows in await self._fetch_in(sql, seqs):
             out.update((r[0], (r[1], r[2])) for r in rows)
         return out
 
