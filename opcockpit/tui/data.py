@@ -13,6 +13,8 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import Enum
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from opcockpit.domain.models import (
@@ -78,20 +80,29 @@ class DetailSource(Protocol):
     async def aclose(self) -> None: ...
 
 
-# Per type: its init fields if it is a dataclass, else None. `dataclasses.fields()` per value was
-# most of `clean`'s cost on an alert round (~2,700 firing alerts, each with evidence and deliveries).
-_INIT_FIELDS: dict[type, tuple[str, ...] | None] = {}
-_SCALARS = (int, float, bool, type(None), datetime, timedelta)
+# Per dataclass type: its init field names and a getter of their values as one tuple (None: not
+# a dataclass). `dataclasses.fields()` per value was most of `clean`'s cost on an alert round
+# (~2,700 firing alerts, each with evidence and deliveries).
+_FIELDS: dict[type, tuple[tuple[str, ...], Callable[[Any], Any]] | None] = {}
+# Types whose values hold no foreign text; enum classes join on first sight (their values are
+# constants of our code, not DB or provider text).
+_SCALARS: set[type] = {int, float, bool, type(None), datetime, timedelta}
 
 
-def _init_fields(cls: type) -> tuple[str, ...] | None:
-    names = _INIT_FIELDS.get(cls, ())
-    if names == ():
-        names = None
-        if dataclasses.is_dataclass(cls):
-            names = tuple(f.name for f in dataclasses.fields(cls) if f.init)
-        _INIT_FIELDS[cls] = names
-    return names
+def _fields_of(cls: type) -> tuple[tuple[str, ...], Callable[[Any], Any]] | None:
+    try:
+        return _FIELDS[cls]
+    except KeyError:
+        pass
+    plan = None
+    if dataclasses.is_dataclass(cls):
+        names = tuple(f.name for f in dataclasses.fields(cls) if f.init)
+        if len(names) > 1:  # attrgetter of one name returns the value, not a 1-tuple
+            plan = (names, attrgetter(*names))
+        elif names:
+            plan = (names, lambda v, name=names[0]: (getattr(v, name),))
+    _FIELDS[cls] = plan
+    return plan
 
 
 def clean(value: T) -> T:
@@ -100,22 +111,47 @@ def clean(value: T) -> T:
     DB rows and provider text are written by other programs; an ESC in them would reach the
     operator's terminal as a control sequence (retitle, OSC 52 clipboard write). Newlines are kept
     (command output, payloads); screens that need one line clip/replace them. Unchanged values
-    are returned as-is (no copies on the common, clean path)."""
-    if isinstance(value, str):
-        return value if value.isprintable() else safe_text(value, single_line=False)  # type: ignore[return-value]
-    if type(value) in _SCALARS:
+    are returned as-is (no copies on the common, clean path). Printable strings and scalars inside
+    records and tuples are checked inline, without a call of their own: most fields are plain
+    text, and a call each was most of an alert round's clean."""
+    kind = type(value)
+    if kind is str:
+        return value if value.isprintable() else safe_text(value, single_line=False)  # type: ignore
+    if kind in _SCALARS:
         return value
+    if isinstance(value, Enum):
+        _SCALARS.add(kind)
+        return value
+    if isinstance(value, str):  # a str subclass
+        return value if value.isprintable() else safe_text(value, single_line=False)  # type: ignore
     if isinstance(value, list):
         return [clean(v) for v in value]  # type: ignore[return-value]
     if isinstance(value, tuple) and not hasattr(value, "_fields"):
-        return tuple(clean(v) for v in value)  # type: ignore[return-value]
+        out: list[Any] | None = None
+        for i, v in enumerate(value):
+            k = type(v)
+            if (k is str and v.isprintable()) or k in _SCALARS:
+                continue
+            new = clean(v)
+            if new is not v:
+                if out is None:
+                    out = list(value)
+                out[i] = new
+        return value if out is None else tuple(out)  # type: ignore[return-value]
     if isinstance(value, dict):
-        return {k: clean(v) for k, v in value.items()}  # type: ignore[return-value]
-    names = _init_fields(type(value))
-    if names is not None:
+        for v in value.values():
+            k = type(v)
+            if not ((k is str and v.isprintable()) or k in _SCALARS):
+                return {k: clean(v) for k, v in value.items()}  # type: ignore[return-value]
+        return value
+    plan = _FIELDS[kind] if kind in _FIELDS else _fields_of(kind)
+    if plan is not None:
+        names, getter = plan
         changed = {}
-        for name in names:
-            old = getattr(value, name)
+        for name, old in zip(names, getter(value), strict=True):
+            k = type(old)
+            if (k is str and old.isprintable()) or k in _SCALARS:
+                continue
             new = clean(old)
             if new is not old and new != old:
                 changed[name] = new

@@ -1,0 +1,132 @@
+"""Where an idle tick's CPU goes: the real cockpit, profiled in a pty against bench/fleet_server.py.
+
+    python bench/tick_profile.py --leases 10000 --warmup 45 --seconds 60 --out /tmp/tick.prof
+
+The fleet (no drift by default: the idle tick) is served from its own process, as bench_steady
+does. The cockpit runs in a pty under a small launcher (`--child`) whose SIGUSR1 starts a
+cProfile of the main thread (the asyncio loop: Textual, the collector, the reconcile core) and
+whose SIGUSR2 stops it and writes the stats; so the warm-up (fleet load, first full reconcile)
+stays out of the profile. Per-thread CPU (utime+stime from /proc/PID/task) over the same window
+says how much ran outside the main thread (aiosqlite workers, httpx, Textual's driver thread),
+which cProfile cannot see.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import fcntl
+import os
+import pstats
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python bench/tick_profile.py` from the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench_soak import start_fleet
+from bench.bench_steady import _Terminal, tree_env
+
+ROOT = Path(__file__).resolve().parent.parent
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def _child(out: Path, argv: list[str]) -> int:
+    """The cockpit itself, with the profiler on SIGUSR1 / off-and-dump on SIGUSR2."""
+    profiler = cProfile.Profile()
+
+    def start(*_: object) -> None:
+        profiler.enable()
+
+    def stop(*_: object) -> None:
+        profiler.disable()
+        profiler.dump_stats(str(out))
+
+    signal.signal(signal.SIGUSR1, start)
+    signal.signal(signal.SIGUSR2, stop)
+    from opcockpit.cli.main import main
+
+    return main(argv)
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds per thread (name:tid) of `pid`."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            name = (task / "comm").read_text().strip()
+        except OSError:
+            continue
+        out[f"{name}:{task.name}"] = (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--leases", type=int, default=10_000)
+    ap.add_argument("--refresh", type=float, default=2.0)
+    ap.add_argument("--warmup", type=float, default=45.0)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--drift", action="store_true", help="drift on (default: a quiet fleet)")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/opcockpit-tick.prof"))
+    ap.add_argument("--top", type=int, default=45)
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="opcockpit-tickprof-") as tmpdir:
+        tmp = Path(tmpdir)
+        fleet, cfg = start_fleet(tmp, args.leases, args.refresh, drift_interval=None if args.drift else 1e9)
+        try:
+            env = tree_env(ROOT, tmp)
+            primary, secondary = os.openpty()
+            fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+            launcher = [sys.executable, str(Path(__file__).resolve()), "--child", str(args.out)]
+            proc = subprocess.Popen(
+                [*launcher, "--config", str(cfg)],
+                stdin=secondary, stdout=secondary, stderr=secondary, env=env, cwd=tmp,
+                start_new_session=True, close_fds=True,
+            )  # fmt: skip
+            os.close(secondary)
+            term = _Terminal(primary)
+            try:
+                time.sleep(args.warmup)
+                before, load0, t0 = thread_cpu(proc.pid), os.getloadavg()[0], time.monotonic()
+                os.kill(proc.pid, signal.SIGUSR1)
+                time.sleep(args.seconds)
+                os.kill(proc.pid, signal.SIGUSR2)
+                after, wall = thread_cpu(proc.pid), time.monotonic() - t0
+                time.sleep(3.0)  # the dump
+            finally:
+                proc.terminate()
+                proc.wait(15)
+                term.close()
+        finally:
+            fleet.terminate()
+            fleet.wait(15)
+    total = sum(after.values()) - sum(before.get(k, 0.0) for k in after)
+    ticks = wall / args.refresh
+    load1 = os.getloadavg()[0]
+    per_tick = 1000 * total / ticks
+    print(f"window {wall:.1f} s, load1 {load0:.2f}->{load1:.2f}; cockpit CPU {total:.2f} s "
+          f"= {100 * total / wall:.1f} % = {per_tick:.1f} ms per {args.refresh:g} s tick")  # fmt: skip
+    for key in sorted(after, key=lambda k: before.get(k, 0.0) - after[k]):
+        delta = after[key] - before.get(key, 0.0)
+        if delta > 0:
+            print(f"  thread {key:28} {delta:6.2f} s  {1000 * delta / ticks:6.1f} ms/tick")
+    stats = pstats.Stats(str(args.out))
+    stats.sort_stats("cumulative").print_stats(args.top)
+    stats.sort_stats("tottime").print_stats(args.top)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        profile_out, cli_args = Path(sys.argv[2]), sys.argv[3:]
+        sys.argv = ["opcockpit", *cli_args]
+        raise SystemExit(_child(profile_out, cli_args))
+    raise SystemExit(main())
