@@ -37,6 +37,7 @@ from typing import Any
 from opcockpit.adapters.leon.dialect import POSTGRES, Q
 from opcockpit.adapters.leon.reader_base import LeonReaderBase
 from opcockpit.adapters.leon.sandbox_rows import _TABLES_OF_INTEREST, _Schema
+from opcockpit.adapters.leon.sandbox_rows_once import ONE_SHOT_BUILDERS
 from opcockpit.adapters.pg_source_values import (
     PgSchema,
     PgSourceSpec,
@@ -227,7 +228,38 @@ class PgSandboxReader(LeonReaderBase):
                 with contextlib.suppress(Exception):
                     await conn.close()
             self._conn = conn = await self._connect()
-        async with conn.transaction():  # BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY
+        try:
+            return await self._run_pipelined(conn, build)
+        except Exception as exc:
+            code = sqlstate(exc)
+            if code is None or code.startswith(("08", "57P")) or conn.closed or conn.broken:
+                raise
+        # A pipeline reports a failed statement on whichever result is fetched next: once more
+        # one statement at a time, so the error names its table (errors are rare; reads are not).
+        return await self._run_stepwise(conn, build)
+
+    async def _run_pipelined(
+        self, conn: Any, build: Callable[[PgSchema], list[Q]]
+    ) -> tuple[PgSchema, list[list[tuple]]]:
+        """BEGIN, the queries and COMMIT sent together: the server runs them back to back while
+        the client loads the first rows; one round trip for the snapshot instead of one per
+        statement (two when the schema is introspected first)."""
+        async with conn.pipeline(), conn.transaction():  # BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY
+            if self._schema is None:
+                self._schema = await self._introspect(conn)
+            schema = self._schema
+            queries = build(schema)
+            cursors = [await conn.execute(sql, tuple(params)) for sql, params, _, _ in queries]
+            results = [
+                schema.fix(table, cols, await cur.fetchall())
+                for cur, (_, _, table, cols) in zip(cursors, queries, strict=True)
+            ]
+        return schema, results
+
+    async def _run_stepwise(
+        self, conn: Any, build: Callable[[PgSchema], list[Q]]
+    ) -> tuple[PgSchema, list[list[tuple]]]:
+        async with conn.transaction():
             if self._schema is None:
                 self._schema = await self._introspect(conn)
             schema = self._schema
@@ -243,13 +275,28 @@ class PgSandboxReader(LeonReaderBase):
         return schema, results
 
 
+class _OneShotPgReader(PgSandboxReader):
+    """The reader of `read_pg_state(one_shot=True)`: the same records, text not interned.
+
+    `sandbox_rows` interns repeated text for the live cockpit's hours-long picture (issue 10); a
+    `snapshot` process prints its records and exits, and the ~300k intern calls at 10k leases
+    (~0.1 s) buy it nothing (the sandbox.db one-shot read does the same)."""
+
+    _builders = ONE_SHOT_BUILDERS
+
+
 async def read_pg_state(
-    spec: PgSourceSpec, *, now: datetime | None = None, local_tz: tzinfo | None = None
+    spec: PgSourceSpec,
+    *,
+    now: datetime | None = None,
+    local_tz: tzinfo | None = None,
+    one_shot: bool = False,
 ) -> DbState:
     """Connect, read the reconcile input in one read-only snapshot, close. Raises SourceError.
     No separate validating snapshot (`open()`'s): the read introspects and checks the schema in
-    its own, one transaction fewer for `opcockpit snapshot`."""
-    reader = PgSandboxReader(spec, local_tz=local_tz)
+    its own, one transaction fewer for `opcockpit snapshot`. `one_shot` (the `snapshot`
+    command): records for a process that prints them and exits (`_OneShotPgReader`)."""
+    reader = (_OneShotPgReader if one_shot else PgSandboxReader)(spec, local_tz=local_tz)
     try:
         reader._conn = await reader._connect()
         return await reader.read_state(now=now)

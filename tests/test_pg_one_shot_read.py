@@ -1,0 +1,85 @@
+# ruff: noqa: F811  (pytest fixtures imported by name)
+"""The PostgreSQL source's one-shot read (issue 12, snapshot 10k budget) on a real server.
+
+`read_pg_state(one_shot=True)` builds its records without interning their text and runs the
+snapshot's statements pipelined; it must return the very records of the default read, and a
+failure inside the pipeline must still name the table it happened on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from opcockpit.adapters.pg_source import PgSandboxReader, PgSourceSpec, read_pg_state
+from opcockpit.demo.fleet import generate_fleet
+from opcockpit.ports.errors import SourceError
+from tests.fixtures.postgres import pg_server, pg_url  # noqa: F401
+from tests.test_pg_source import copy_fleet
+
+NOW = datetime(2026, 3, 20, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def fleet(tmp_path: Any) -> Any:
+    return generate_fleet(
+        tmp_path / "fleet", leases=60, seed=5, now=NOW.replace(tzinfo=None), variant="mycel"
+    )
+
+
+def _without_read_at(state: Any) -> Any:
+    return dataclasses.replace(state, read_at=NOW)
+
+
+async def test_one_shot_read_returns_the_records_of_the_default_read(fleet: Any, pg_url: str) -> None:
+    copy_fleet(fleet.sandbox_db, pg_url)
+    spec = PgSourceSpec(pg_url)
+    default = await read_pg_state(spec, now=NOW)
+    once = await read_pg_state(spec, now=NOW, one_shot=True)
+    assert len(once.leases) == 60 and once.terminals and once.chat_sessions and once.resource_snapshots
+    assert _without_read_at(once) == _without_read_at(default)
+    # interning is what differs: the default read shares one str per provider name, the one-shot
+    # read keeps the strings psycopg made (so the one-shot builders really are in use)
+    shared = {id(x.provider_name) for x in default.leases}
+    assert len(shared) == len({x.provider_name for x in default.leases})
+    assert len({id(x.provider_name) for x in once.leases}) > len(shared)
+
+
+async def test_a_pipelined_failure_names_its_table(pg_server: Any, fleet: Any, pg_url: str) -> None:
+    """SELECT on the leases but not on chat_sessions: the error of the third query in the
+    pipeline is reported for chat_sessions, not for the first or the last statement."""
+    copy_fleet(fleet.sandbox_db, pg_url)
+    db = pg_url.rsplit("/", 1)[1]
+    pg_server.psql(
+        "DO $$BEGIN CREATE ROLE halfselect LOGIN PASSWORD 'pw-halfselect-7';"
+        " EXCEPTION WHEN duplicate_object THEN NULL; END$$"
+    )
+    pg_server.psql(
+        f"GRANT CONNECT ON DATABASE {db} TO halfselect; GRANT USAGE ON SCHEMA public TO halfselect;"
+        " GRANT SELECT ON ALL TABLES IN SCHEMA public TO halfselect;"
+        " REVOKE SELECT ON chat_sessions FROM halfselect",
+        db,
+    )
+    url = pg_url.replace(pg_url.split("//", 1)[1].split("@", 1)[0], "halfselect:pw-halfselect-7")
+    for one_shot in (False, True):
+        with pytest.raises(SourceError) as ei:
+            await read_pg_state(PgSourceSpec(url), one_shot=one_shot)
+        text = str(ei.value)
+        assert ei.value.kind == "permission" and "public.chat_sessions" in text, text
+        assert "pw-halfselect-7" not in text
+    # the reader stays usable after a failed pipeline: the next snapshot runs on the same session
+    async with PgSandboxReader(PgSourceSpec(pg_url)) as reader:
+        conn = reader._conn
+        with pytest.raises(SourceError):
+            await reader._snapshot(lambda s: [*reader._state_queries(s), _bad_query()])
+        assert len((await reader.read_state()).leases) == 60
+        assert reader._conn is conn
+
+
+def _bad_query() -> Any:
+    from opcockpit.adapters.leon.dialect import Q
+
+    return Q("SELECT no_such_column FROM sandbox_leases", (), "sandbox_leases", ("x",))
