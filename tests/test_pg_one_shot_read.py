@@ -83,3 +83,37 @@ def _bad_query() -> Any:
     from opcockpit.adapters.leon.dialect import Q
 
     return Q("SELECT no_such_column FROM sandbox_leases", (), "sandbox_leases", ("x",))
+
+
+async def test_records_built_early_are_used_only_for_the_rows_returned(fleet: Any, pg_url: str) -> None:
+    """A column dropped after the reader introspected: the pipelined attempt fails on
+    chat_sessions, the read introspects again and retries, and the records built early are those
+    of the rows it finally returned (none of the failed attempt)."""
+    import psycopg
+
+    from opcockpit.adapters.pg_source import _OneShotPgReader
+
+    copy_fleet(fleet.sandbox_db, pg_url)
+    spec = PgSourceSpec(pg_url)
+    reader = _OneShotPgReader(spec)
+    try:
+        reader._conn = await reader._connect()
+        await reader.read_state(now=NOW)  # the schema is now cached, close_reason in it
+        with psycopg.connect(pg_url, autocommit=True) as pg:
+            pg.execute("ALTER TABLE chat_sessions DROP COLUMN close_reason")
+            pg.execute("UPDATE sandbox_leases SET last_error = 'changed after the first read'")
+        built: list[int] = []  # the leases' builder, counted (the real one does the work)
+        leases_of = reader._builders[0]
+        reader._builders = (
+            (lambda rows, p: built.append(len(rows)) or leases_of(rows, p)),
+            *reader._builders[1:],
+        )
+        again = await reader.read_state(now=NOW)
+    finally:
+        await reader.close()
+    # psycopg raises a pipeline's error on its first fetch: no rows of the failed attempt reached
+    # the builders; the leases were built once, early, from the rows the retry returned
+    assert built == [60]
+    assert all(x.last_error == "changed after the first read" for x in again.leases)
+    assert all(s.close_reason is None for s in again.chat_sessions)
+    assert _without_read_at(again) == _without_read_at(await read_pg_state(spec, now=NOW))
