@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from opcockpit.domain.models import Convergence, GroundTruth, GroundTruthRow, OrphanRow
-from opcockpit.tui.rowdelta import gt_row_cells, next_bucket_at, orphan_row_cells
-from opcockpit.tui.rows import age_of, counts, gt_table, orphan_table
+from opcockpit.tui.rowdelta import RowCells, gt_row_cells, next_bucket_at, orphan_row_cells
+from opcockpit.tui.rows import GT_INDEX, age_of, counts, gt_table, orphan_table
+from opcockpit.tui.table.ages import AgeStamp
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEYS = [f"lease-{i}" for i in range(6)]
@@ -71,13 +72,31 @@ def test_incremental_cells_equal_a_full_rebuild(steps):
 
 
 def test_time_passing_recomputes_only_rows_whose_age_shows_another_value():
+    # Cells that hold ages (RowCells' `ages_of`): the heap of next-bucket deadlines.
+    def cells_of(r: GroundTruthRow, now: datetime) -> tuple:
+        return (r.lease_id, age_of(r.last_active, now))
+
     rows = tuple(_row(f"lease-{i}", 7200 + 3600 * i, None, Convergence.CONVERGED) for i in range(500))
     rows += (_row("fresh", 2, None, Convergence.CONVERGED),)
-    cache = gt_row_cells()
+    cache = RowCells(lambda r: r.lease_id, cells_of, lambda r: (r.last_active,))
     assert len(cache.update(rows, T0).upserts) == 501
     delta = cache.update(rows, T0 + timedelta(seconds=4))  # only "fresh" crosses 5 s
     assert list(delta.upserts) == ["fresh"] and cache.recomputed == 1
     assert cache.update(rows, T0 + timedelta(seconds=4)).empty  # nothing due: nothing built
+
+
+def test_ground_truth_cells_hold_times_so_time_passing_changes_none():
+    """The ground-truth and orphan cells hold AgeStamps (the table paints the ages): an hour
+    passing recomputes no cell, and a cell's age at any time is the bucketed age of its stamp."""
+    rows = tuple(_row(f"lease-{i}", 7 + 61 * i, 3 + 3600 * i, Convergence.CONVERGED) for i in range(300))
+    cache = gt_row_cells()
+    assert len(cache.update(rows, T0).upserts) == 300
+    for later in (4, 60, 3600):
+        now = T0 + timedelta(seconds=later)
+        assert cache.update(rows, now).empty and cache.recomputed == 0
+        active = cache.cells["lease-5"][GT_INDEX["last_active"]]
+        assert isinstance(active, AgeStamp)
+        assert active.age(now) == age_of(rows[5].last_active, now)
     assert cache.recomputed == 0
 
 

@@ -6,8 +6,10 @@ refresh, recomputes only
 
 - the rows whose object changed (the incremental reconciler keeps unchanged rows as the same
   objects, so identity is the test; a new value-equal object costs one compare), and
-- the rows whose displayed age moves to its next bucket (`rows.bucket_age`): each row's next
-  bucket boundary is a deadline in a heap, so time passing costs what it changes on screen.
+- the rows whose displayed age moves to its next bucket (`rows.bucket_age`), for cells that
+  hold ages (`ages_of`): each row's next bucket boundary is a deadline in a heap. The ground-truth
+  and orphan cells hold their times instead (tui/table/ages.py: the table paints the ages of the
+  rows on screen), so for them time passing costs nothing here.
 
 `update(rows, now)` returns the delta (`RowsDelta`) and keeps `cells` equal to
 `{key(r): cells_of(r, now) for r in rows}` (tests/test_rowdelta.py checks this on random
@@ -24,11 +26,10 @@ from itertools import compress
 from operator import is_not
 from typing import Any, Generic, Protocol, TypeVar
 
-from opcockpit.tui.rows import GT_INDEX, OR_INDEX, age_of, gt_cells, orphan_cells
+from opcockpit.tui.rows import gt_cells, orphan_cells
 
 R = TypeVar("R")
 R_contra = TypeVar("R_contra", contravariant=True)
-_CREATED = OR_INDEX["created"]
 Cells = tuple[Any, ...]
 
 __all__ = ["RowCells", "RowObserver", "RowsDelta", "gt_row_cells", "next_bucket_at", "orphan_row_cells"]
@@ -195,31 +196,19 @@ class RowCells(Generic[R]):
         return delta
 
 
-_ACTIVE, _UPDATED = GT_INDEX["last_active"], GT_INDEX["updated"]
-
-
-def _gt_reage(r: Any, cells: Cells, now: datetime) -> Cells:
-    out = list(cells)
-    out[_ACTIVE] = age_of(r.last_active, now)
-    out[_UPDATED] = age_of(r.updated_at, now)
-    return tuple(out)
-
-
-def _orphan_reage(o: Any, cells: Cells, now: datetime) -> Cells:
-    out = list(cells)
-    out[_CREATED] = age_of(o.created_at, now)
-    return tuple(out)
+def _no_ages(_row: Any) -> tuple[()]:
+    return ()
 
 
 def gt_row_cells(observer: RowObserver[Any] | None = None) -> RowCells[Any]:
-    """Ground-truth cells (`rows.gt_cells`) by lease id; the ages are last_active and updated_at;
-    `counts` is rows per convergence (`rows.counts`); `observer` sees every row change."""
+    """Ground-truth cells (`rows.gt_cells`) by lease id; `counts` is rows per convergence
+    (`rows.counts`); `observer` sees every row change. The cells hold their times as AgeStamps
+    (the table paints the ages), so time passing recomputes nothing here."""
     return RowCells(
-        lambda r: r.lease_id, gt_cells, lambda r: (r.last_active, r.updated_at),
-        lambda r: r.convergence.value, _gt_reage, observer,
-    )  # fmt: skip
+        lambda r: r.lease_id, gt_cells, _no_ages, lambda r: r.convergence.value, observer=observer
+    )
 
 
 def orphan_row_cells() -> RowCells[Any]:
-    """Orphan cells (`rows.orphan_cells`) by orphan key; the age is created_at."""
-    return RowCells(lambda o: o.key, orphan_cells, lambda o: (o.created_at,), reage=_orphan_reage)
+    """Orphan cells (`rows.orphan_cells`) by orphan key; the age (created_at) is painted."""
+    return RowCells(lambda o: o.key, orphan_cells, _no_ages)

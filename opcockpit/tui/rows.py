@@ -1,8 +1,9 @@
 """GroundTruth -> keyed table cells (no Textual import: usable by the bench and tests).
 
 Times are shown as coarse ages relative to the snapshot's `generated_at` (never the wall clock),
-bucketed so a refresh only changes an age cell when its displayed text changes: a 10k-row table
-must not see 10k "changes" per tick just because time passed.
+bucketed so an age cell's text changes only when its bucket moves. The ground-truth and orphan
+cells hold the times themselves (`AgeStamp`, tui/table/ages.py) and the table paints their ages
+for the rows on screen: a 10k-row table sees no "change" at all just because time passed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from typing import Any
 
 from opcockpit.domain.models import Convergence, GroundTruth, GroundTruthRow, OrphanRow, Resources
 from opcockpit.domain.timeutil import fmt_age
+
+# bucket_age lives with the painted ages; widgets (alert rows, overview) import it from here.
+from opcockpit.tui.table.ages import bucket_age, stamp
 
 GLYPH: dict[str, str] = {
     Convergence.CONVERGED: "✓",
@@ -31,21 +35,6 @@ def fmt_ts(value: Any) -> str:
     if not isinstance(value, datetime):
         return ""
     return (value.astimezone(UTC) if value.tzinfo else value).strftime("%m-%d %H:%M:%S")
-
-
-def bucket_age(seconds: float | None) -> int | None:
-    """Round an age down to a step of `fmt_age`'s resolution, so each bucket renders one text and
-    a refresh changes an age cell only when its bucket moves (strip cache, diff size)."""
-    if seconds is None:
-        return None
-    s = max(int(seconds), 0)
-    if s < 60:
-        return s // 5 * 5  # 5 s steps: fresh enough, and a 2 s tick changes few cells
-    if s < 3600:
-        return s // 60 * 60  # "12m"
-    if s < 86400:
-        return s // 600 * 600  # "1h30m": 10-minute steps
-    return s // 3600 * 3600  # "2d3h"
 
 
 def age_cell(seconds: Any) -> str:
@@ -121,6 +110,8 @@ GT_INDEX = {c[0]: i for i, c in enumerate(GT_COLUMNS)}
 
 
 def gt_cells(row: GroundTruthRow, now: datetime) -> tuple[Any, ...]:
+    """A row's cells. `now` is unused since the ages are painted (AgeStamp), but kept: the
+    stale age is the row's own, and callers pass the snapshot's time."""
     thread = row.thread_id
     if thread and len(row.thread_ids) > 1:
         thread = f"{thread} +{len(row.thread_ids) - 1}"
@@ -135,13 +126,13 @@ def gt_cells(row: GroundTruthRow, now: datetime) -> tuple[Any, ...]:
         thread,
         row.instance_id,
         row.chat_session_id,
-        age_of(row.last_active, now),
+        stamp(row.last_active),
         row.lease_status,
         row.version,
         row.needs_refresh,
         row.last_error,
         fmt_resources(row.resources),
-        age_of(row.updated_at, now),
+        stamp(row.updated_at),
         row.source,
         bucket_age(row.stale_age_s),
         ", ".join(row.thread_ids) or None,
@@ -216,7 +207,7 @@ def orphan_cells(o: OrphanRow, now: datetime) -> tuple[Any, ...]:
         state,
         o.claimed_lease_id,
         CLAIM_TEXT.get(o.claim or "", o.claim),
-        age_of(o.created_at, now),
+        stamp(o.created_at),
         o.name,
         ",".join(f"{k}={v}" for k, v in sorted(o.labels.items())) or None,
         res,

@@ -27,13 +27,13 @@ from typing import Any, Literal
 
 from opcockpit.domain.tablediff import Cells, TableDiff, changed_cells, diff_rows
 from opcockpit.domain.text import safe_text
+from opcockpit.tui.table.ages import NO_NOW, SEP, AgeStamp, TableAges
 from opcockpit.tui.table.filter import Predicate, parse_filter
 from opcockpit.tui.table.marks import TableMarks
 
 __all__ = ["Align", "Applied", "Column", "CursorMove", "TableModel", "parse_filter"]
 
 Align = Literal["left", "right", "center"]
-SEP = "\x1f"  # joins cells so a pattern cannot match across a column boundary by accident
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +80,8 @@ def _norm(value: Any) -> tuple[int, Any, str]:
         return (1, 0, str.casefold(value))
     if isinstance(value, _NUMBER):
         return (0, value, "")
+    if kind is AgeStamp:  # painted ages sort as ages would: youngest first
+        return (0, value.sort_value(), "")
     if isinstance(value, datetime):
         return (2, value.timestamp(), "")
     return (3, 0, str(value))
@@ -87,12 +89,14 @@ def _norm(value: Any) -> tuple[int, Any, str]:
 
 class _Row:
     # No joined text per row: it is made for the filter only while one is set (~5 MB at 10k rows).
-    __slots__ = ("key", "sk", "texts", "values", "version", "visible")
+    # aged: the `now` its age texts were painted at (None: no AgeStamp cell, nothing to age)
+    __slots__ = ("aged", "key", "sk", "texts", "values", "version", "visible")
 
     def __init__(self, key: str, values: Cells) -> None:
         self.key = key
         self.values = values
         self.version = 0
+        self.aged: datetime | None = None
         self.texts: tuple[str, ...] = ()
         self.sk: tuple[Any, str] = (_MISSING, key)
         self.visible = True
@@ -123,7 +127,7 @@ class Applied:
 # ----------------------------------------------------------------------------- the model
 
 
-class TableModel(TableMarks):
+class TableModel(TableAges, TableMarks):
     """Rows by key in sort/filter order, with a cursor key, marks and change flashes."""
 
     def __init__(
@@ -153,6 +157,7 @@ class TableModel(TableMarks):
         self._last_mark: str | None = None  # where a range mark (ctrl+space) starts
         self._flash: dict[str, tuple[float, frozenset[int]]] = {}
         self._flash_queue: deque[tuple[float, str]] = deque()
+        self.now = None  # AgeStamp cells show their age at this time (set_now, ages.py)
         self.set_columns(columns)
 
     # ------------------------------------------------------------------ columns
@@ -196,10 +201,18 @@ class TableModel(TableMarks):
         return self._rows[key].values
 
     def get_texts(self, key: str) -> tuple[str, ...]:
-        return self._rows[key].texts
+        row = self._rows[key]
+        if row.aged is not None and row.aged != self.now:
+            self._age(row)
+        return row.texts
 
     def row_version(self, key: str) -> int:
-        return self._rows[key].version
+        """The row's version: bumped by every change of its cells, and when a painted age moved
+        (asked by the view for the rows it shows, so only those ages are formatted)."""
+        row = self._rows[key]
+        if row.aged is not None and row.aged != self.now:
+            self._age(row)
+        return row.version
 
     def snapshot(self) -> dict[str, Cells]:
         """Current rows by key (a copy); what `replace()` diffs against."""
@@ -242,24 +255,29 @@ class TableModel(TableMarks):
 
     # ------------------------------------------------------------------ derived values
 
+    def _text(self, column: Column, value: Any) -> str:
+        if value.__class__ is AgeStamp:
+            value = value.age(self.now)
+        return _printable((column.format or _default_format)(value))
+
     def _derive(self, row: _Row, cols: Iterable[int] | None = None) -> None:
         """Recompute display texts, sort key and filter verdict of one row (only the texts of
-        columns `cols` when given: a refresh that moves one age cell formats one cell)."""
+        columns `cols` when given: a refresh that changes one cell formats one cell)."""
         columns = self._columns
+        text = self._text
         if cols is not None and len(row.texts) == min(len(columns), len(row.values)):
             texts_l = list(row.texts)
             values = row.values
             for i in cols:
                 if i < len(texts_l):
-                    c = columns[i]
-                    texts_l[i] = _printable((c.format or _default_format)(values[i]))
+                    texts_l[i] = text(columns[i], values[i])
             texts = tuple(texts_l)
             resort = self._sort_col in cols
         else:
-            pairs = zip(columns, row.values, strict=False)
-            texts = tuple(_printable((c.format or _default_format)(v)) for c, v in pairs)
+            texts = tuple(text(c, v) for c, v in zip(columns, row.values, strict=False))
             resort = True
         row.texts = texts
+        row.aged = (self.now or NO_NOW) if AgeStamp in map(type, row.values) else None
         if resort:
             self._derive_sort(row)
         row.visible = self._predicate is None or self._predicate(texts, SEP.join(texts))

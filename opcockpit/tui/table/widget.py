@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.style import Style
@@ -323,6 +324,20 @@ class KeyedTable(TableColumns, TableRender, ScrollView, can_focus=True):
         screen_line = self._cursor_line()
         shown = self._shown_stamp()
         self._applied(self.model.apply(diff), screen_line, shown)
+
+    def set_now(self, now: datetime) -> None:
+        """Show the ages (AgeStamp cells, tui/table/ages.py) at `now`, the snapshot's time: the
+        lines on screen whose age moved repaint; rows off screen are aged when they scroll in."""
+        model = self.model
+        if now == model.now:
+            return
+        screen_line = self._cursor_line()
+        shown = self._shown_stamp()
+        move = model.set_now(now)
+        if move is not None:  # a filter is set and the ages changed which rows it keeps
+            self._follow(move, screen_line)
+        elif self._shown_stamp() != shown:
+            self.refresh()
 
     def _shown_stamp(self) -> tuple[Any, ...]:
         """What the body lines on screen are drawn from: top, cursor, and (key, version) per line.

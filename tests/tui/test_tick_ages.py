@@ -1,0 +1,136 @@
+"""Ages painted at render time (issue 10, the idle tick): AgeStamp cells show their bucketed age at
+the table's `now`; time passing changes no cell, repaints only when an age on screen moved, and
+the texts, the sort and a filter always agree with cells that held the ages themselves."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from textual.app import App, ComposeResult
+
+from opcockpit.tui.rows import age_cell, age_of
+from opcockpit.tui.table.ages import AgeStamp
+from opcockpit.tui.table.model import Column, TableModel
+from opcockpit.tui.table.widget import KeyedTable
+from tests.tui.screen_text import screen_text
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+COLS = [Column("id", "ID", 8), Column("age", "Age", 6, "right", age_cell, flash=False)]
+
+
+def _stamped(ages_s: dict[str, int | None]) -> dict[str, tuple[Any, ...]]:
+    return {k: (k, None if s is None else AgeStamp(T0 - timedelta(seconds=s))) for k, s in ages_s.items()}
+
+
+def _aged(ages_s: dict[str, int | None], now: datetime) -> dict[str, tuple[Any, ...]]:
+    """The same rows as cells that hold the bucketed ages at `now` (what the table held before)."""
+    return {k: (k, None if s is None else age_of(T0 - timedelta(seconds=s), now)) for k, s in ages_s.items()}
+
+
+ages = st.dictionaries(
+    st.sampled_from([f"r{i}" for i in range(12)]), st.one_of(st.none(), st.integers(-30, 200_000)), min_size=1
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    rows=ages,
+    ticks=st.lists(st.integers(0, 7200), min_size=1, max_size=8),
+    filt=st.sampled_from(["", "age:^5s$", "age:m$", "age:h", "r1"]),
+    reverse=st.booleans(),
+)
+def test_painted_ages_equal_cells_that_hold_the_ages(
+    rows: dict[str, int | None], ticks: list[int], filt: str, reverse: bool
+) -> None:
+    painted = TableModel(COLS, flash_seconds=0)
+    held = TableModel(COLS, flash_seconds=0)
+    now = T0
+    painted.set_now(now)
+    painted.replace(_stamped(rows))
+    for m in (painted, held):
+        m.sort_by("age", reverse)
+        m.set_filter(filt)
+    for tick in ticks:
+        now += timedelta(seconds=tick)
+        painted.set_now(now)
+        held.replace(_aged(rows, now))
+        keys = painted.view_keys()
+        assert set(keys) == set(held.view_keys())  # the filter keeps the same rows
+        assert [painted.get_texts(k) for k in keys] == [held.get_texts(k) for k in keys]
+        # sorted by age: youngest first (reverse: oldest first); unknown ages at the end (start)
+        shown = [rows[k] for k in keys]
+        known = [s for s in shown if s is not None]
+        assert known == sorted(known, reverse=reverse)
+        assert (shown[-len(known) :] if reverse else shown[: len(known)]) == known or not known
+
+
+def test_a_row_is_painted_again_only_when_its_age_text_moves() -> None:
+    m = TableModel(COLS, flash_seconds=0)
+    m.set_now(T0)
+    m.replace(_stamped({"fresh": 2, "old": 7200}))
+    v_fresh, v_old = m.row_version("fresh"), m.row_version("old")
+    m.set_now(T0 + timedelta(seconds=2))  # fresh: 4 s, still the "0s" bucket; old: 2h
+    assert (m.row_version("fresh"), m.row_version("old")) == (v_fresh, v_old)
+    m.set_now(T0 + timedelta(seconds=4))  # fresh crosses 5 s
+    assert m.row_version("fresh") == v_fresh + 1 and m.row_version("old") == v_old
+    assert m.get_texts("fresh")[1] == "5s" and m.get_texts("old")[1] == "2h"
+
+
+class CountingTable(KeyedTable):
+    refreshes = 0
+
+    def refresh(self, *regions: Any, **kwargs: Any) -> Any:
+        self.refreshes += 1
+        return super().refresh(*regions, **kwargs)
+
+
+class OneTableApp(App[None]):
+    def __init__(self, table: KeyedTable, rows: dict[str, tuple[Any, ...]]) -> None:
+        super().__init__()
+        self.table, self.rows = table, rows
+
+    def compose(self) -> ComposeResult:
+        yield self.table
+
+    def on_mount(self) -> None:
+        self.table.set_now(T0)
+        self.table.replace(self.rows)
+        self.table.focus()
+
+
+async def test_time_passing_repaints_only_when_an_age_on_screen_moves() -> None:
+    # On screen (sorted by id): r000.. aged 2 h and more; a fresh row far below the screen.
+    ages_s: dict[str, int | None] = {f"r{i:03d}": 7200 + 3600 * i for i in range(400)}
+    ages_s["r399"] = 1
+    table = CountingTable(COLS, flash_seconds=0)
+    app = OneTableApp(table, _stamped(ages_s))
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        before = screen_text(app)
+        assert "r000" in before and " 2h" in before
+        n = table.refreshes
+        table.set_now(T0 + timedelta(seconds=30))  # only r399 (off screen) moved
+        await pilot.pause()
+        assert table.refreshes == n and screen_text(app) == before
+        table.set_now(T0 + timedelta(minutes=10))  # r000: 2h -> 2h10m, on screen
+        await pilot.pause()
+        assert table.refreshes > n
+        assert any("r000" in line and "2h10m" in line for line in screen_text(app).splitlines())
+        # Scrolling to the row that was off screen shows its age at the table's now, not stale.
+        assert table.move_cursor_to_key("r399")
+        await pilot.pause()
+        line = next(ln for ln in screen_text(app).splitlines() if "r399" in ln)
+        assert line.rstrip().endswith(age_cell(age_of(T0 - timedelta(seconds=1), T0 + timedelta(minutes=10))))
+
+
+def test_ages_shown_before_a_now_is_set_are_blank_then_painted() -> None:
+    m = TableModel(COLS, flash_seconds=0)
+    m.replace(_stamped({"a": 90}))
+    assert m.get_texts("a")[1] == ""
+    m.set_now(T0)
+    assert m.get_texts("a")[1] == "1m"
+    version = m.row_version("a")
+    assert m.set_now(T0) is None and m.row_version("a") == version  # the same now: a no-op
