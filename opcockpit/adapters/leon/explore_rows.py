@@ -13,14 +13,16 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 from urllib.parse import quote
 
 from opcockpit.adapters.leon.explore_sql import (
     SOURCES,
-    THREAD_MAP,
+    THREAD_SEP,
+    FacetQuery,
     Source,
     commands_source,
     count_sql,
@@ -59,24 +61,33 @@ def connect_ro_sync(path: str, label: str, *, busy_timeout_ms: int = 2000) -> sq
     return conn
 
 
-def ro_query(
-    path: str, label: str, sql: str, params: list[Any], parse: Any, *, deadline: float | None = None
-) -> Iterator[tuple]:
-    """The rows of `sql` on the SQLite file `path`, read-only, with the filter functions registered;
-    past `deadline` (time.monotonic()) QueryTimeout, a file that cannot be read SourceError."""
+def ro_connect(path: str, label: str, parse: Any, *, deadline: float | None = None) -> sqlite3.Connection:
+    """connect_ro_sync with the filter functions registered and, past `deadline`, an interrupt."""
     conn = connect_ro_sync(path, label)
     register_functions(conn, parse)
     if deadline is not None:
         # a filter that rejects most rows keeps SQLite busy between yields: stop it there too
         conn.set_progress_handler(lambda: time.monotonic() > deadline, 20_000)
+    return conn
+
+
+def raise_mapped(exc: sqlite3.Error, path: str, label: str, deadline: float | None) -> NoReturn:
+    """QueryTimeout for an interrupt past the deadline, else SourceError naming the file."""
+    if isinstance(exc, sqlite3.OperationalError) and deadline is not None and "interrupt" in str(exc):
+        raise QueryTimeout("the query ran past its time budget and was stopped; narrow it") from None
+    raise map_sqlite_error(exc, os.path.abspath(path), label, 2000) from None
+
+
+def ro_query(
+    path: str, label: str, sql: str, params: list[Any], parse: Any, *, deadline: float | None = None
+) -> Iterator[tuple]:
+    """The rows of `sql` on the SQLite file `path`, read-only, with the filter functions registered;
+    past `deadline` (time.monotonic()) QueryTimeout, a file that cannot be read SourceError."""
+    conn = ro_connect(path, label, parse, deadline=deadline)
     try:
         yield from conn.execute(sql, params)
-    except sqlite3.OperationalError as exc:
-        if deadline is not None and "interrupt" in str(exc):
-            raise QueryTimeout("the query ran past its time budget and was stopped; narrow it") from None
-        raise map_sqlite_error(exc, os.path.abspath(path), label, 2000) from None
     except sqlite3.Error as exc:
-        raise map_sqlite_error(exc, os.path.abspath(path), label, 2000) from None
+        raise_mapped(exc, path, label, deadline)
     finally:
         conn.close()
 
@@ -106,6 +117,7 @@ class ExploreRows:
         self.ledger = ledger
         self._parse = make_parser()
         self._threads: dict[str, tuple[str, str]] | None = None
+        self.facet_joins = 0  # facet passes that took the thread-map join (tests, diagnostics)
 
     # ------------------------------------------------------------------ plumbing
     def _query(
@@ -261,26 +273,30 @@ class ExploreRows:
     def _tally(
         self,
         src: Source,
-        q: Any,
+        q: FacetQuery,
         by: tuple[str, ...],
         fields: tuple[str, ...],
         top: int,
         deadline: float | None,
     ) -> tuple[list[tuple[tuple[Any, ...], int]], dict[str, list[tuple[Any, int]]]]:
         """The counts per `by` and the facets of `fields` from one facet_sql pass's groups."""
-        sql, params, by_at, facet_at = q
-        if params and params[0] is THREAD_MAP:  # lease_id/provider joined from the thread map
-            params = [thread_map_json(self.thread_leases()), *params[1:]]
-        groups = list(self._query(src.db, sql, params, deadline=deadline))
-
+        groups = self._facet_groups(src, q, deadline)
+        # A thread-mapped facet (provider) whose values tie on count needs each value's first
+        # row to order them, which the thread counts do not give: the exact join pass then.
+        loose = {at for at in q.facet_at if q.thread_at is not None and q.thread_at[at] is not None}
+        if groups is None or (loose and _ties(groups, loose)):
+            assert q.fallback is not None
+            self.facet_joins += 1
+            params = [thread_map_json(self.thread_leases()), *q.fallback[1][1:]]
+            groups = list(self._query(src.db, q.fallback[0], params, deadline=deadline))
         counts: dict[tuple[Any, ...], int] = {}
         for g in groups:
-            key = tuple([g[i] for i in by_at])
+            key = tuple([g[i] for i in q.by_at])
             counts[key] = counts.get(key, 0) + g[-2]
         if not groups and not by:
             counts[()] = 0
         facets: dict[str, list[tuple[Any, int]]] = {}
-        for name, at in zip(fields, facet_at, strict=True):
+        for name, at in zip(fields, q.facet_at, strict=True):
             acc: dict[Any, list[Any]] = {}
             for g in groups:
                 v = g[at]
@@ -294,9 +310,41 @@ class ExploreRows:
             facets[name] = [(v, int(n)) for v, (n, _) in ranked[:top]]
         return list(counts.items()), facets
 
+    def _facet_groups(self, src: Source, q: FacetQuery, deadline: float | None) -> list[Any] | None:
+        """The pass's groups `(*values, count, min order)`. For a thread-mapped pass, each group's
+        threads counted and mapped to their lease/provider (FacetQuery.thread_at): one group per
+        (plain values, thread), which the caller adds up like any others; None when the thread
+        ids do not add up to the group's rows (a NULL id, or one holding THREAD_SEP)."""
+        rows = self._query(src.db, q.sql, q.params, deadline=deadline)
+        if q.thread_at is None:
+            return list(rows)
+        threads = self.thread_leases()
+        none = (None, None)
+        out: list[Any] = []
+        for *plain, n, first, joined in rows:
+            ids = [] if joined is None else joined.split(THREAD_SEP)
+            if len(ids) != n:
+                return None
+            for tid, k in Counter(ids).items():
+                mapped = threads.get(tid, none)
+                vals = iter(plain)
+                out.append((*[next(vals) if t is None else mapped[t] for t in q.thread_at], k, first))
+        return out
+
     def _ledger(self) -> LedgerRows:
         if self.ledger is None:
             from opcockpit.ports.errors import SourceError
 
             raise SourceError("missing", "no ledger configured; pass --ledger or set [ledger] in the config")
         return self.ledger
+
+
+def _ties(groups: list[Any], columns: set[int]) -> bool:
+    """Whether two values of one of these columns have the same total count over the groups."""
+    for at in columns:
+        totals: dict[Any, int] = {}
+        for g in groups:
+            totals[g[at]] = totals.get(g[at], 0) + g[-2]
+        if len(set(totals.values())) < len(totals):
+            return True
+    return False
