@@ -7,7 +7,9 @@ lease_events (tests/test_pg_source.copy_fleet), and the same fleet's sandbox.db 
 
 - `opcockpit snapshot --format json` as a subprocess, interpreter start included, median of 5
   after one warm-up (budget <= 1.0 s at 10k leases, the sandbox.db path's budget), with
-  `[sources] kind = "postgres"` and with `--db sandbox.db`; for HEAD and for the previous main
+  `[sources] kind = "postgres"` (ledger: the default SQLite file), with the source AND the ledger
+  on PostgreSQL (`[ledger] url`, a fresh ledger database per tree: the issue's configuration)
+  and with `--db sandbox.db`; CPU is the child's user+sys; for HEAD and for the previous main
   (BENCH_BASELINE, default e4b892a = the start of this session: ec3fb80 had no PostgreSQL
   source), each a `git worktree` on PYTHONPATH;
 - the incremental no-change refresh in process: the change-detecting reader's `read_state` when
@@ -16,7 +18,9 @@ lease_events (tests/test_pg_source.copy_fleet), and the same fleet's sandbox.db 
   provider configured; wall and CPU per call, median of 20 after warm-up;
 - the same reader when one lease changed (a LEON-way stamped UPDATE before each call, timed with
   it): PostgreSQL reads the rows past its updated_at watermark, sandbox.db its marks;
-- one full read of the reconcile input (`read_pg_state` / `read_db_state`), median of 3;
+- one full read of the reconcile input (`read_pg_state` / `read_db_state`), median of 3, and
+  PostgreSQL's one-shot read (`read_pg_state(one_shot=True)`: records not interned, built while
+  the pipelined statements still run);
 - Explore queries on each source (EXPLORE_QUERIES), median of 3.
 
 Run: `python -m bench.run --only pg` or `python bench/bench_pg.py [n ...]` (default 10000).
@@ -147,12 +151,16 @@ async def _inprocess(pg_cfg: Path, lite_cfg: Path, pg_url: str, db: Path, n: int
             })  # fmt: skip
         finally:
             await tracker.aclose()
-        wall_full, cpu_full = await _per_call(full, 3)
-        rows.append({
-            "name": f"full read of the reconcile input, {label}", "size": n,
-            "value": round(wall_full / 1000, 3), "unit": "s", "target": None,
-            "notes": f"cpu {cpu_full / 1000:.3f} s; median of 3",
-        })  # fmt: skip
+        fulls = [("", full)]
+        if label == "PostgreSQL":  # what `snapshot` reads with (one_shot: see read_pg_state)
+            fulls.append((" (one-shot)", lambda: read_pg_state(spec, one_shot=True)))
+        for how, read in fulls:
+            wall_full, cpu_full = await _per_call(read, 3)
+            rows.append({
+                "name": f"full read of the reconcile input, {label}{how}", "size": n,
+                "value": round(wall_full / 1000, 3), "unit": "s", "target": None,
+                "notes": f"cpu {cpu_full / 1000:.3f} s; median of 3; {_load()}",
+            })  # fmt: skip
     for label, cfg in (("PostgreSQL", pg_cfg), ("sandbox.db", lite_cfg)):
         cockpit = build_cockpit(load_config(cfg, env={}).config)
         try:
@@ -230,7 +238,9 @@ def _explore_rows(work: Path, pg_cfg: Path, lite_cfg: Path, n: int) -> list[dict
     return rows
 
 
-def _snapshot_rows(work: Path, pg_cfg: Path, db: Path, n: int) -> list[dict[str, Any]]:
+def _snapshot_rows(
+    work: Path, pg_cfg: Path, db: Path, n: int, fresh_ledger: Callable[[], str] | None = None
+) -> list[dict[str, Any]]:
     from bench.bench_steady import git, imported_from, worktree
 
     home = work / "home"
@@ -246,10 +256,12 @@ def _snapshot_rows(work: Path, pg_cfg: Path, db: Path, n: int) -> list[dict[str,
             env = {**_isolated_env(home), "PYTHONPATH": str(tree)}
             if not imported_from(env, home).is_relative_to(Path(str(tree)).resolve()):
                 raise RuntimeError(f"{label}: opcockpit does not import from {tree}")
-            for source, args in (
-                ("PostgreSQL", ["--config", str(pg_cfg)]),
-                ("sandbox.db", ["--db", str(db)]),
-            ):
+            sources = [("PostgreSQL", ["--config", str(pg_cfg)]), ("sandbox.db", ["--db", str(db)])]
+            if fresh_ledger is not None:  # issue 12's own configuration; a ledger per tree (migrations)
+                body = pg_cfg.read_text() + f'[ledger]\nurl = "{fresh_ledger()}"\n'
+                both = _config(work, f"pg-ledger-{len(rows)}", body)
+                sources.insert(1, ("PostgreSQL source + PostgreSQL ledger", ["--config", str(both)]))
+            for source, args in sources:
                 value, notes = _time_cli(py, args, home, tree)
                 rows.append({
                     "name": f"snapshot --format json, {source}, {label}", "size": n,
@@ -296,7 +308,7 @@ def run(sizes: list[int]) -> list[dict[str, Any]]:
                     "size": n, "value": round(load_s, 2), "unit": "s", "target": None,
                     "notes": f"{sum(fleet.counts.values()):,} rows; {_load()}",
                 })  # fmt: skip
-                rows += _snapshot_rows(work, pg_cfg, fleet.sandbox_db, n)
+                rows += _snapshot_rows(work, pg_cfg, fleet.sandbox_db, n, server.fresh_db)
                 rows += asyncio.run(_inprocess(pg_cfg, lite_cfg, url, fleet.sandbox_db, n))
                 lite_cfg = _config(
                     work,
