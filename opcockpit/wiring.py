@@ -168,7 +168,13 @@ def leon_access(local_tz: tzinfo | None = None, *, sources: Any = None) -> LeonA
 
 
 def _picture_mark_reader(target: LedgerTarget) -> Callable[[], str | None] | None:
-    """The stored picture's fingerprint, read alone (SQLite ledgers; ~0.15 s at 10k leases)."""
+    """The stored picture's fingerprint, read alone (~0.15 s less at 10k leases than loading the
+    picture to learn that nothing changed), on either ledger backend."""
+    if target.kind == "postgres" and target.url is not None:
+        from opcockpit.adapters.ledger.pg_picture_mark import read_mark_pg
+
+        url = target.url
+        return lambda: read_mark_pg(url)
     if target.kind != "sqlite" or target.path is None:
         return None
     from opcockpit.adapters.ledger.picture_mark import read_mark
