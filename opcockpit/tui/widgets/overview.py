@@ -21,6 +21,7 @@ from opcockpit.domain.runs import ErrorGroup, ProviderSandboxes, RunHealth, Stuc
 from opcockpit.domain.timeutil import fmt_age
 from opcockpit.tui.rows import GLYPH, age_cell, age_of, fmt_ts
 from opcockpit.tui.table.widget import Column, KeyedTable
+from opcockpit.tui.widgets.error_headline import error_headline
 
 __all__ = ["OverviewPanel", "error_cells", "flex_columns", "provider_cells", "runs_line", "stuck_cells"]
 
@@ -94,7 +95,8 @@ def stuck_cells(s: StuckRun) -> tuple[Any, ...]:
 
 
 def error_cells(g: ErrorGroup, now: datetime) -> tuple[Any, ...]:
-    return (g.count, age_of(g.last_seen, now), len(g.thread_ids), g.signature)
+    # The headline (status and cause in words) first: a narrow Error column cuts the dict's tail.
+    return (g.count, age_of(g.last_seen, now), len(g.thread_ids), error_headline(g.signature))
 
 
 def provider_cells(p: ProviderSandboxes) -> tuple[Any, ...]:
