@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from opcockpit.domain.runs import RunSummary
 
-__all__ = ["DETAILS", "RunAgg", "RunSeqs", "error_text", "merge", "run_status", "summary"]
+__all__ = ["DETAILS", "RunAgg", "RunSeqs", "error_text", "merge", "run_status", "status_of", "summary"]
 
 # The seqs of a RunAgg whose event time (or, for `err`, data) a summary reads: a reader may look
 # up only some of them (EventsDbReader.run_aggs(details=...)).
@@ -109,14 +109,21 @@ def merge(old: RunAgg, new: RunAgg) -> RunAgg:
 
 def run_status(a: RunAgg | RunSeqs) -> tuple[str, int | None]:
     """(status, the seq of the error that counts) from the seqs alone: no event time or data."""
-    err = a.err
-    if err is not None and a.retry is not None and a.retry > err:
+    return status_of(a.done, a.err, a.cancel, a.retry)
+
+
+def status_of(
+    done: int | None, err: int | None, cancel: int | None, retry: int | None
+) -> tuple[str, int | None]:
+    """run_status from a run's last run_done, error, cancelled and retry seqs; a run with none of
+    them (nor a run_start) is `running`."""
+    if err is not None and retry is not None and retry > err:
         err = None  # a `retry` after the error: LEON retried the stream, the error was not final
-    if a.cancel is not None and (err is None or a.cancel > err):
+    if cancel is not None and (err is None or cancel > err):
         return "cancelled", err
     if err is not None:
         return "error", err
-    return ("completed" if a.done is not None else "running"), err
+    return ("completed" if done is not None else "running"), err
 
 
 def summary(a: RunAgg, parse: Any) -> RunSummary:

@@ -17,7 +17,7 @@ opened at all, a changed one is read from the last seq seen.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -79,7 +79,9 @@ async def run_rows(
     # Every run (no window: run_seqs has no times) unless the reader cannot do without a sort.
     seqs_only = hasattr(r, "run_seqs")
     runs: list[Any] = (
-        await r.run_seqs() if seqs_only else await r.run_aggs(since=plan.since, details=frozenset())
+        await r.run_seqs(only=_status_test(plan.filter))
+        if seqs_only
+        else await r.run_aggs(since=plan.since, details=frozenset())
     )
     cheap, _ = split_filter(plan.filter, CHEAP_FIELDS)
     if cheap is not None:
@@ -105,6 +107,16 @@ async def run_rows(
                 row[f] = full[f]
         out.append(row)
     return out
+
+
+def _status_test(f: Filter | None) -> Callable[[str], bool] | None:
+    """The conjuncts of `f` that read only `status`, as a test of a status (None: there are none):
+    the reader skips the runs it rejects before anything else is built for them."""
+    on_status, _ = split_filter(f, frozenset(("status",)))
+    if on_status is None:
+        return None
+    keep = predicate(on_status)
+    return lambda status: keep({"status": status})
 
 
 def _keep(aggs: list[Any], cheap: Filter, threads: Threads) -> list[Any]:
