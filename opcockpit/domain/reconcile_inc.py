@@ -11,7 +11,7 @@ follows the change, not the fleet:
 - provider side: a listing object seen before changes nothing; a new listing of the same shape
   (status, kind, pause facts) dirties only the leases whose instance id (or alias) changed; any
   other change dirties every lease of that provider. A stale provider's rows carry the listing's
-  age, so they are judged again every step;
+  age: when nothing else about them changed, only their age and reason prefix are replaced;
 - orphans are kept per provider by key and recomputed for a provider only when its listing, the
   instances its leases match, or a lease its instances claim changed.
 
@@ -22,11 +22,13 @@ the rules live in one place.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import fields
 from datetime import datetime
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from opcockpit.domain.convergence import MODE_OK, Prov, build_index, missing_context, provider_context
+from opcockpit.domain.fastbuild import fast_factory
 from opcockpit.domain.gcpause import gc_paused
 from opcockpit.domain.models import (
     ChatSessionRecord,
@@ -48,6 +50,11 @@ __all__ = ["IncrementalReconciler"]
 
 _FIRST = itemgetter(0)
 _Keyed = tuple[str, GroundTruthRow]
+# A row rebuilt with two fields replaced (a stale row's age and reason): every field, positionally.
+_ROW_FIELDS = tuple(f.name for f in fields(GroundTruthRow))
+_row_values = attrgetter(*_ROW_FIELDS)
+_build_row = fast_factory(GroundTruthRow, _ROW_FIELDS)
+_REASON, _STALE_AGE = _ROW_FIELDS.index("reason"), _ROW_FIELDS.index("stale_age_s")
 
 
 def _hold(by: dict[tuple[str, str], str | set[str]], key: tuple[str, str], lid: str) -> None:
@@ -121,6 +128,7 @@ class IncrementalReconciler:
         self._pos: dict[str, int] = {}  # lease -> its index in _rows (sorted by key)
         self._rows: tuple[GroundTruthRow, ...] = ()
         self._orphans_by: dict[str, list[OrphanRow]] = {}
+        self._prefix: dict[str, str] = {}  # stale provider -> its rows' reason prefix (last step)
         self._orphans: tuple[OrphanRow, ...] = ()
         self._claims: dict[str, list[OrphanRow]] = {}
 
@@ -158,10 +166,16 @@ class IncrementalReconciler:
 
         provs: dict[str, Prov] = {}
         health: dict[str, ProviderHealth] = {}
+        restamped: set[str] = set()
+        prefixes: dict[str, str] = {}
         for name, listing in by_name.items():
             provs[name], health[name] = provider_context(listing, now, self._index.get(name))
             if listing.status is ProviderStatus.STALE:
-                dirty |= self._by_provider.get(name, set())  # their reason and age follow `now`
+                # Their reason and age follow `now`: moved in place when nothing else changed.
+                ctx = provs[name]
+                prefixes[name] = ctx.stale_prefix
+                self._restamp(name, ctx, dirty, restamped)
+        self._prefix = prefixes
 
         removed = [lid for lid in dirty if lid not in self._leases and lid in self._base]
         for lid in removed:
@@ -191,6 +205,7 @@ class IncrementalReconciler:
                     claims.setdefault(o.claimed_lease_id, []).append(o)  # type: ignore[arg-type]
         old_claims = self._claims
         touched = {lid for lid in dirty if lid in self._base}
+        touched |= restamped
         for lid in claims.keys() | old_claims.keys():
             if claims.get(lid) != old_claims.get(lid) and lid in self._base:
                 touched.add(lid)
@@ -324,6 +339,44 @@ class IncrementalReconciler:
             if not counts[iid]:
                 del counts[iid]
             orphan_dirty.add(mp)
+
+    def _restamp(self, name: str, ctx: Prov, dirty: set[str], restamped: set[str]) -> None:
+        """A stale provider's rows at the new `now` without judging them again: only `stale_age_s`
+        and the reason's prefix ("unreachable for 3m") follow the clock, so a row whose lease,
+        records and listing did not change (not in `dirty`) gets those two replaced. At 10k leases
+        an outage of one provider re-judged its ~2,500 leases every tick. A row whose reason does
+        not start with the last step's prefix (a degraded, unjudgeable row) is judged again."""
+        members = self._by_provider.get(name)
+        if not members:
+            return
+        old = self._prefix.get(name)
+        new, age = ctx.stale_prefix, ctx.stale_age
+        if old is None or age is None:  # not stale last step (then its listing changed anyway)
+            dirty |= members
+            return
+        base = self._base
+        for lid in members:
+            if lid in dirty:
+                continue
+            kr = base.get(lid)
+            if kr is None:
+                dirty.add(lid)
+                continue
+            row = kr[1]
+            if row.stale_age_s is None:  # judged without a provider to match: no age in it
+                continue
+            reason = row.reason
+            if new != old:
+                if not reason.startswith(old):
+                    dirty.add(lid)
+                    continue
+                reason = new + reason[len(old) :]
+            if age == row.stale_age_s and reason is row.reason:
+                continue
+            values = list(_row_values(row))
+            values[_REASON], values[_STALE_AGE] = reason, age
+            base[lid] = (kr[0], _build_row(*values))
+            restamped.add(lid)
 
     # ------------------------------------------------------------------ provider side
 
