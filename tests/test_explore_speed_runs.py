@@ -2,7 +2,8 @@
 looks up the counts and first/last seqs of only the runs whose status `only` accepts (index
 seeks per (thread, run) pair). Differential, on random events.db contents (runs across threads,
 activity streams, retried errors, thread ids that are not valid UTF-8): it returns exactly the
-runs of a full `run_seqs()` whose status `only` accepts, in the same order; a test that accepts
+runs of a full `run_seqs()` whose status `only` accepts (so the reader's SQL copy of the status
+rule, events_db._STATUS_SQL, agrees with domain.runs_inc.status_of), in the same order; a test that accepts
 `running` (the status of a run without status events) returns every run, as before."""
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ ONLY = {
     "not completed": lambda s: s != "completed",
     "error or cancelled": lambda s: s in ("error", "cancelled"),
     "completed": lambda s: s == "completed",
+    "cancelled": lambda s: s == "cancelled",
+    "completed or error": lambda s: s in ("completed", "error"),
     "nothing": lambda s: False,
 }
 

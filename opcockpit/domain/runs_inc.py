@@ -16,7 +16,9 @@ from typing import Any, NamedTuple
 
 from opcockpit.domain.runs import RunSummary
 
-__all__ = ["DETAILS", "RunAgg", "RunSeqs", "error_text", "merge", "run_status", "status_of", "summary"]
+__all__ = [
+    "DETAILS", "STATUSES", "RunAgg", "RunSeqs", "error_text", "merge", "run_status", "status_of", "summary",
+]  # fmt: skip
 
 # The seqs of a RunAgg whose event time (or, for `err`, data) a summary reads: a reader may look
 # up only some of them (EventsDbReader.run_aggs(details=...)).
@@ -110,6 +112,9 @@ def merge(old: RunAgg, new: RunAgg) -> RunAgg:
 def run_status(a: RunAgg | RunSeqs) -> tuple[str, int | None]:
     """(status, the seq of the error that counts) from the seqs alone: no event time or data."""
     return status_of(a.done, a.err, a.cancel, a.retry)
+
+
+STATUSES = ("running", "completed", "error", "cancelled")  # every status status_of gives
 
 
 def status_of(

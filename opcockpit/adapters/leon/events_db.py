@@ -25,7 +25,7 @@ import aiosqlite
 from opcockpit.adapters.leon.sqlite_ro import connect_ro, map_sqlite_error, precheck
 from opcockpit.domain.models import RunEventRecord
 from opcockpit.domain.runs import ACTIVITY_PREFIX, RunSummary  # re-exported: they live in domain
-from opcockpit.domain.runs_inc import DETAILS, RunAgg, RunSeqs, status_of, summary
+from opcockpit.domain.runs_inc import DETAILS, STATUSES, RunAgg, RunSeqs, status_of, summary
 from opcockpit.domain.timeutil import make_parser, to_sqlite_utc
 from opcockpit.ports.errors import SourceError
 
@@ -35,6 +35,26 @@ LABEL = "events.db"
 _last_seq = attrgetter("last")
 HINT = "check LEON_RUN_EVENT_DB_PATH (LEON keeps it next to leon.db, default ~/.leon/events.db)"
 _REQUIRED = ("seq", "thread_id", "run_id", "event_type")
+
+
+# Every run's status seqs (RunSeqs.start..retry) from the status events only, by run id.
+_STATUS_SEQS = (
+    "SELECT run_id, MIN(CASE WHEN event_type = 'run_start' THEN seq END) AS st,"
+    " MAX(CASE WHEN event_type = 'run_done' THEN seq END) AS d,"
+    " MAX(CASE WHEN event_type = 'error' THEN seq END) AS e,"
+    " MAX(CASE WHEN event_type = 'cancelled' THEN seq END) AS c,"
+    " MAX(CASE WHEN event_type = 'retry' THEN seq END) AS r FROM run_events"
+    " WHERE event_type IN ('run_start', 'run_done', 'error', 'cancelled', 'retry')"
+    " AND substr(run_id, 1, ?) <> ? GROUP BY run_id"
+)
+# domain.runs_inc.status_of over _STATUS_SEQS' columns (an error a later retry superseded does not
+# count; a cancel after the error that counts, or with none, wins), held to it by
+# tests/test_explore_speed_runs.py; the reader checks its rows with status_of again.
+_STATUS_SQL = (
+    "(CASE WHEN c IS NOT NULL AND (e IS NULL OR (r IS NOT NULL AND r > e) OR c > e) THEN 'cancelled'"
+    " WHEN e IS NOT NULL AND (r IS NULL OR r <= e) THEN 'error'"
+    " WHEN d IS NOT NULL THEN 'completed' ELSE 'running' END)"
+)
 
 
 class EventsDbReader:
@@ -207,27 +227,20 @@ class EventsDbReader:
         if not await self._check_table():
             return []
         skip = (len(ACTIVITY_PREFIX), ACTIVITY_PREFIX)
-        status = await self._fetch(
-            "SELECT run_id, MIN(CASE WHEN event_type = 'run_start' THEN seq END),"
-            " MAX(CASE WHEN event_type = 'run_done' THEN seq END),"
-            " MAX(CASE WHEN event_type = 'error' THEN seq END),"
-            " MAX(CASE WHEN event_type = 'cancelled' THEN seq END),"
-            " MAX(CASE WHEN event_type = 'retry' THEN seq END) FROM run_events"
-            " WHERE event_type IN ('run_start', 'run_done', 'error', 'cancelled', 'retry')"
-            " AND substr(run_id, 1, ?) <> ? GROUP BY run_id",
-            skip,
-        )
+        accepted = None if only is None or only("running") else [s for s in STATUSES if only(s)]
+        sql, params = _STATUS_SEQS, skip
+        if accepted is not None:  # only those runs leave SQLite (status_of, in SQL: _STATUS_SQL)
+            if not accepted:
+                return []
+            sql = f"SELECT * FROM ({_STATUS_SEQS}) WHERE {_STATUS_SQL} IN ({','.join('?' * len(accepted))})"
+            params = (*skip, *accepted)
+        status = await self._fetch(sql, params)
         marks = {row[0]: row[1:] for row in status}
         per_thread: list[tuple] | None = None
-        if only is not None and not only("running"):
-            verdict: dict[str, bool] = {}
-            for run_id, _, done, err, cancel, retry in status:
-                st = status_of(done, err, cancel, retry)[0]
-                ok = verdict.get(st)
-                if ok is None:
-                    ok = verdict[st] = bool(only(st))
-                if not ok:
-                    del marks[run_id]
+        if accepted is not None:
+            # the rule is domain.runs_inc.status_of: SQL's copy only narrows what is read
+            keep = set(accepted)
+            marks = {k: v for k, v in marks.items() if status_of(v[1], v[2], v[3], v[4])[0] in keep}
             per_thread = await self._per_thread_of(marks)
         if per_thread is None:
             per_thread = await self._fetch(
