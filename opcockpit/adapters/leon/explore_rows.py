@@ -318,17 +318,22 @@ class ExploreRows:
         rows = self._query(src.db, q.sql, q.params, deadline=deadline)
         if q.thread_at is None:
             return list(rows)
-        threads = self.thread_leases()
-        none = (None, None)
+        # thread -> the values of the mapped fields the pass asks for (e.g. just the provider):
+        # a group's thread ids then collapse to a few keys in C (map + Counter), not one per thread
+        wanted = sorted({t for t in q.thread_at if t is not None})
+        key_of = {tid: tuple([lp[i] for i in wanted]) for tid, lp in self.thread_leases().items()}
+        unknown = tuple(None for _ in wanted)  # a thread no lease has: (None, None) in the rows path
         out: list[Any] = []
         for *plain, n, first, joined in rows:
             ids = [] if joined is None else joined.split(THREAD_SEP)
             if len(ids) != n:
                 return None
-            for tid, k in Counter(ids).items():
-                mapped = threads.get(tid, none)
+            for mapped, k in Counter(map(key_of.get, ids)).items():
+                got = unknown if mapped is None else mapped
                 vals = iter(plain)
-                out.append((*[next(vals) if t is None else mapped[t] for t in q.thread_at], k, first))
+                out.append(
+                    (*[next(vals) if t is None else got[wanted.index(t)] for t in q.thread_at], k, first)
+                )
         return out
 
     def _ledger(self) -> LedgerRows:
