@@ -74,6 +74,14 @@ def _probe():
                    glibc_free_mb=round(m.fordblks / mb, 1))
     except (OSError, AttributeError):
         pass
+    try:  # SQLite's own allocations (page caches, statements): part of the glibc heap
+        lib = next(l.split()[-1] for l in open("/proc/self/maps") if "libsqlite3" in l)
+        sq = ctypes.CDLL(lib)
+        sq.sqlite3_memory_used.restype = sq.sqlite3_memory_highwater.restype = ctypes.c_int64
+        rec.update(sqlite_mb=round(sq.sqlite3_memory_used() / (1 << 20), 1),
+                   sqlite_highwater_mb=round(sq.sqlite3_memory_highwater(0) / (1 << 20), 1))
+    except (OSError, AttributeError, StopIteration):
+        pass
     stats = out + ".pymalloc"
     saved, fd = os.dup(2), os.open(stats, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(fd, 2)  # _debugmallocstats writes to C stderr (the pty): borrow fd 2 for a moment
@@ -85,6 +93,25 @@ def _probe():
         os.close(saved)
     rec["pymalloc_text"] = open(stats).read()
     os.unlink(stats)
+    import tracemalloc
+    if tracemalloc.is_tracing():  # --trace: where the live Python blocks were allocated
+        # No filter_traces and no 'filename' grouping: each is another pass over millions of
+        # traces (~20 s per million); the file totals are summed from the line statistics.
+        snap = tracemalloc.take_snapshot()
+        depth = int(os.environ.get("BENCH_MEMORY_TRACE_TOP", "40"))
+        lines = snap.statistics("lineno")
+        files = {}
+        for st in lines:
+            key = st.traceback[0].filename
+            kb, n = files.get(key, (0, 0))
+            files[key] = (kb + st.size, n + st.count)
+        rec["trace_total_mb"] = round(sum(st.size for st in lines) / (1 << 20), 1)
+        rec["trace_by_file"] = sorted(([f, round(b / 1024), n] for f, (b, n) in files.items()),
+                                      key=lambda r: -r[1])[:depth]
+        rec["trace_by_line"] = [[str(st.traceback[0]), round(st.size / 1024), st.count]
+                                for st in lines[:depth]]
+        rec["trace_by_stack"] = [[[str(f) for f in st.traceback], round(st.size / 1024), st.count]
+                                 for st in snap.statistics("traceback")[:depth]]
     with open(out + ".tmp", "w") as fh:
         json.dump(rec, fh)
     os.replace(out + ".tmp", out)
@@ -110,7 +137,7 @@ def pymalloc(text: str) -> dict[str, float]:
     }
 
 
-def measure(label: str, pythonpath: Path, cfg: Path, *, seconds: float) -> dict[str, Any]:
+def measure(label: str, pythonpath: Path, cfg: Path, *, seconds: float, trace: int = 0) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix=f"opcockpit-memory-{label.split()[0]}-"))
     out = tmp / "probe.json"
     env = tree_env(pythonpath, tmp)
@@ -118,6 +145,8 @@ def measure(label: str, pythonpath: Path, cfg: Path, *, seconds: float) -> dict[
     if not origin.is_relative_to(pythonpath.resolve()):
         raise RuntimeError(f"{label}: opcockpit imports from {origin}, not from {pythonpath}")
     env.update(BENCH_MEMORY_OUT=str(out), BENCH_MEMORY_AT=str(seconds))
+    if trace:  # tracemalloc from the first import on, `trace` frames per allocation (slow, ~2x RSS)
+        env["PYTHONTRACEMALLOC"] = str(trace)
     primary, secondary = os.openpty()
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     proc = subprocess.Popen(
@@ -128,14 +157,15 @@ def measure(label: str, pythonpath: Path, cfg: Path, *, seconds: float) -> dict[
     os.close(secondary)
     term = _Terminal(primary)
     loads: list[float] = []
+    grace = 900 if trace else 120  # grouping millions of traces takes minutes
     t0 = time.monotonic()
     try:
         while not out.exists():
             if proc.poll() is not None:
                 screen = term.tail.decode("utf-8", "replace")[-600:]
                 raise RuntimeError(f"{label}: cockpit exited early (rc {proc.poll()}): {screen!r}")
-            if time.monotonic() - t0 > seconds + 120:
-                raise RuntimeError(f"{label}: no probe output after {seconds + 120:.0f} s")
+            if time.monotonic() - t0 > seconds + grace:
+                raise RuntimeError(f"{label}: no probe output after {seconds + grace:.0f} s")
             loads.append(_load()[0])
             time.sleep(1.0)
         rec = json.loads(out.read_text())
@@ -160,7 +190,13 @@ def measure(label: str, pythonpath: Path, cfg: Path, *, seconds: float) -> dict[
 
 
 def compare(
-    *, leases: int, seconds: float, baseline: str | None, clean: bool, refresh: float = 2.0
+    *,
+    leases: int,
+    seconds: float,
+    baseline: str | None,
+    clean: bool,
+    refresh: float = 2.0,
+    trace: int = 0,
 ) -> dict[str, Any]:
     head = git("rev-parse", "--short", "HEAD")
     with contextlib.ExitStack() as stack:
@@ -175,7 +211,7 @@ def compare(
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="opcockpit-memory-fleet-")))
         fleet, cfg = start_fleet(tmp, leases, refresh)
         try:
-            runs = [measure(label, path, cfg, seconds=seconds) for label, path in trees]
+            runs = [measure(label, path, cfg, seconds=seconds, trace=trace) for label, path in trees]
         finally:
             fleet.terminate()
             try:
@@ -191,6 +227,7 @@ FIELDS = (
     ("pymalloc_live_mb", "pymalloc live blocks", None),
     ("glibc_heap_mb", "glibc heap held", None),
     ("glibc_free_mb", "glibc heap free", None),
+    ("sqlite_mb", "SQLite's own allocations", None),
 )
 
 
@@ -221,9 +258,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compare", default=BASELINE, help="commit(s) beside HEAD ('none': HEAD only)")
     ap.add_argument("--clean", action="store_true", help="HEAD's commit in a worktree, not this checkout")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    ap.add_argument(
+        "--trace", type=int, default=0, metavar="FRAMES",
+        help="tracemalloc from start with FRAMES frames; top allocations by file/line/stack in --out",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     baseline = None if args.compare in ("", "none") else args.compare
-    result = compare(leases=args.leases, seconds=args.seconds, baseline=baseline, clean=args.clean)
+    result = compare(
+        leases=args.leases, seconds=args.seconds, baseline=baseline, clean=args.clean, trace=args.trace
+    )
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     for r in result["runs"]:
@@ -231,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['label']:28} rss {r['rss_mb']:6.1f}  pymalloc arenas {r['pymalloc_arenas_mb']:6.1f} "
             f"(live {r['pymalloc_live_mb']}, free blocks {r['pymalloc_free_blocks_mb']}, empty pools "
             f"{r['pymalloc_empty_pools_mb']})  glibc heap {r.get('glibc_heap_mb')} (free "
-            f"{r.get('glibc_free_mb')})  modules {r['modules']}  load1 {r['load1_mean']}"
+            f"{r.get('glibc_free_mb')})  sqlite {r.get('sqlite_mb')} (peak {r.get('sqlite_highwater_mb')})  "
+            f"modules {r['modules']}  load1 {r['load1_mean']}"
         )
     return 0
 

@@ -186,6 +186,32 @@ def _i(v: Any) -> Any:
     return _intern(v) if v.__class__ is str else v
 
 
+# One object per distinct number, as `_i` does for text: ints outside CPython's small-int cache
+# (idle_ttl_sec 300, max_duration_sec 86400 on every session) and floats (snapshot totals, probe
+# values) were one object per row: ~1.4 MB at 10k leases. Ints and floats apart (1 == 1.0 would
+# hand back the other type); bounded, cleared wholesale when full like the timestamp cache.
+_SHARED_CAP = 8192
+_shared_ints: dict[int, int] = {}
+_shared_floats: dict[float, float] = {}
+
+
+def _n(v: Any) -> Any:
+    """The shared object equal to `v` (an int or a float; anything else as is)."""
+    cls = v.__class__
+    if cls is int:
+        table: dict[Any, Any] = _shared_ints
+    elif cls is float and v != 0.0:  # 0.0 == -0.0: keep each zero's own sign
+        table = _shared_floats
+    else:
+        return v
+    got = table.get(v)
+    if got is None:
+        if len(table) >= _SHARED_CAP:
+            table.clear()
+        table[v] = got = v
+    return got
+
+
 def _bool(v: object) -> bool:
     if v.__class__ is int:
         return v != 0
@@ -240,7 +266,7 @@ def _terminals(rows: Iterable[tuple], p: Parser) -> list[TerminalRecord]:
 
 
 def _sessions(rows: Iterable[tuple], p: Parser) -> list[ChatSessionRecord]:
-    new, i_ = _new_session, _i
+    new, i_, n_ = _new_session, _i, _n
     return [
         new(
             a,  # unique ids (session, runtime) are not interned: a slot in the intern table, no saving
@@ -253,8 +279,8 @@ def _sessions(rows: Iterable[tuple], p: Parser) -> list[ChatSessionRecord]:
             p(h),
             i_(i),
             j,
-            k if k.__class__ is int else _int_or_none(k),
-            m if m.__class__ is int else _int_or_none(m),
+            n_(k) if k.__class__ is int else _int_or_none(k),
+            n_(m) if m.__class__ is int else _int_or_none(m),
         )
         for (a, b, c, d, e, f, g, h, i, j, k, m) in rows
     ]
@@ -262,7 +288,10 @@ def _sessions(rows: Iterable[tuple], p: Parser) -> list[ChatSessionRecord]:
 
 def _snapshots(rows: Iterable[tuple], p: Parser) -> dict[str, ResourceSnapshotRecord]:
     new, i_ = _new_snapshot, _i
-    f = _float
+
+    def f(v: object) -> float | None:
+        return _n(v) if v.__class__ is float else _n(_float(v))
+
     return {
         a: new(
             i_(a),
@@ -277,7 +306,7 @@ def _snapshots(rows: Iterable[tuple], p: Parser) -> dict[str, ResourceSnapshotRe
             f(k),
             f(m),
             f(n),
-            o if o is None or o.__class__ is str else _utf8(o),  # a BLOB probe_error: text, not bytes
+            i_(o if o is None or o.__class__ is str else _utf8(o)),  # a BLOB probe_error: text, not bytes
             p(q),
         )
         for (a, b, c, d, e, g, h, i, j, k, m, n, o, q) in rows
