@@ -27,16 +27,12 @@ or `python -m bench.run --only bench_event_latency` (OPT_IN: ~5 minutes).
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import sqlite3
 import statistics
-import struct
-import subprocess
 import sys
 import tempfile
-import termios
 import time
 import tomllib
 from pathlib import Path
@@ -50,6 +46,7 @@ if __package__ in (None, ""):
 from bench.bench_soak import start_fleet
 from bench.bench_steady import git, imported_from, tree_env, worktree
 from bench.bench_team_ack import _Screen
+from bench.pty_cockpit import start_in_pty, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 OPT_IN = True  # bench/run.py: only with --only (two cockpits against a 10k fleet: minutes)
@@ -149,14 +146,7 @@ def measure(label: str, pythonpath: Path, cfg: Path, trials: int, *, confirm: bo
         raise RuntimeError(f"{label}: opcockpit imports from {origin}, not {pythonpath}")
     client, prefix, db = _docker_api(cfg)
     targets = _running_docker_leases(db, client, prefix, trials)
-    primary, secondary = os.openpty()
-    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    tui = subprocess.Popen(
-        [sys.executable, "-m", "opcockpit.cli", "--config", str(cfg), "--refresh", str(REFRESH_S)],
-        stdin=secondary, stdout=secondary, stderr=secondary, env=env, cwd=tmp,
-        start_new_session=True, close_fds=True,
-    )  # fmt: skip
-    os.close(secondary)
+    tui, primary = start_in_pty(["--config", str(cfg), "--refresh", str(REFRESH_S)], env, tmp)
     screen = _Screen(primary)
     events: list[float] = []
     actions: list[float] = []
@@ -199,12 +189,7 @@ def measure(label: str, pythonpath: Path, cfg: Path, trials: int, *, confirm: bo
             print(json.dumps(trial), file=sys.stderr, flush=True)
             time.sleep(1.0)
     finally:
-        tui.terminate()
-        try:
-            tui.wait(15)
-        except subprocess.TimeoutExpired:
-            tui.kill()
-            tui.wait(5)
+        stop(tui)
         screen.close()
         client.close()
     return {

@@ -24,17 +24,14 @@ Run: `python -m bench.bench_team_ack [--leases 10000] [--acks 7]` or
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import select
 import shutil
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
 import threading
 import time
 from datetime import UTC, datetime
@@ -45,6 +42,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_steady import tree_env
+from bench.pty_cockpit import start_in_pty, stop
 from bench.steady_pg import start_fleet_pg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,14 +135,7 @@ def _ledger_config(cfg: Path, ledger: str, name: str) -> Path:
 def measure(label: str, cfg: Path, ledger: str, acks: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="opcockpit-team-ack-"))
     env = {**tree_env(ROOT, tmp), "USER": "bench"}
-    primary, secondary = os.openpty()
-    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    tui = subprocess.Popen(
-        [sys.executable, "-m", "opcockpit.cli", "--config", str(cfg)],
-        stdin=secondary, stdout=secondary, stderr=secondary, env=env, cwd=tmp,
-        start_new_session=True, close_fds=True,
-    )  # fmt: skip
-    os.close(secondary)
+    tui, primary = start_in_pty(["--config", str(cfg)], env, tmp)
     screen = _Screen(primary)
     lags: list[float] = []
     from_start: list[float] = []  # from the ack command's start: an upper bound incl. its start-up
@@ -188,12 +179,7 @@ def measure(label: str, cfg: Path, ledger: str, acks: int) -> dict[str, Any]:
                   file=sys.stderr, flush=True)  # fmt: skip
             time.sleep(1.5)
     finally:
-        tui.terminate()
-        try:
-            tui.wait(15)
-        except subprocess.TimeoutExpired:
-            tui.kill()
-            tui.wait(5)
+        stop(tui)
         screen.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return {
