@@ -317,3 +317,19 @@ def test_paths_lists_everything(home: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert str(home / ".config" / "opcockpit" / "config.toml") in out
     assert str(home / ".leon" / "sandboxes") in out and str(home / ".leon" / "sandbox.db") in out
+
+
+def test_validate_warns_when_the_sandbox_db_does_not_exist(home: Path, tmp_path: Path, capsys) -> None:
+    """Issue 15, bug 12: `config validate` said `ok` while the cockpit waited on a missing file."""
+    missing = tmp_path / "no" / "sandbox.db"
+    assert main(["config", "validate", "--db", str(missing)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("ok: no config file (LEON defaults)")
+    assert (
+        err
+        == f"opcockpit: warning: sandbox.db at {missing} does not exist (set [sources] sandbox_db or --db)\n"
+    )
+    missing.parent.mkdir()
+    missing.write_bytes(b"")
+    assert main(["config", "validate", "--db", str(missing)]) == 0
+    assert capsys.readouterr().err == ""

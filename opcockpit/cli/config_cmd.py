@@ -205,6 +205,11 @@ def _validate(args: Any) -> int:
     loaded = load_or_exit(args)  # every problem -> one stderr line, exit 2
     for w in loaded.warnings:
         err(f"opcockpit: warning: {w}")
+    sources = loaded.config.sources
+    if sources.kind == "sqlite" and not Path(sources.sandbox_db).expanduser().exists():
+        # A valid file can still point at nothing: the cockpit would show the source unreadable.
+        hint = "set [sources] sandbox_db or --db"
+        err(f"opcockpit: warning: sandbox.db at {sources.sandbox_db} does not exist ({hint})")
     where = loaded.paths.own_config or "no config file (LEON defaults)"
     n = len(loaded.config.providers)
     sys.stdout.write(f"ok: {where}: {n} provider{'s' if n != 1 else ''} configured\n")

@@ -20,6 +20,14 @@ STARTER_CONFIG = """\
 [sources]
 # sandbox_db = "~/.leon/sandbox.db"
 # events_db = "~/.leon/events.db"          # optional
+# LEON writes naive local times: the zone of the host it ran on (default: this host's zone).
+# Set it when the cockpit runs elsewhere, e.g. on a UTC bastion reading a DB written at UTC+8.
+# timezone = "Asia/Shanghai"
+
+# [tui]
+# "all": every action asks first (pause/resume with one key); "destructive": only destroy and
+# adopt ask, pause and resume run at once.
+# confirm = "all"
 
 # One table per provider; the table name is the provider name used in sandbox_leases.provider_name.
 # A table with the same name as a LEON ~/.leon/sandboxes/<name>.json overrides it key by key.
