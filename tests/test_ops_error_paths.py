@@ -102,6 +102,12 @@ async def test_every_gate_reason(tmp_path: Path, e2b: E2BDouble, ledger: Path, m
             False, "lease lease-e2bunbound01 has no instance bound (LEON binds on first use)"
         )
         assert g("pause", unbound).allowed is False
+        destroyed = replace(Target.of_row(unbound), seen_desired="destroyed")  # issue 15: a leak's lease
+        assert g("pause", destroyed) == Gate(
+            False,
+            "lease lease-e2bunbound01 is destroyed: pause does not apply;"
+            " destroy removes an instance it left behind",
+        )
         assert g("adopt", lease) == Gate(False, f"lease {LID} is already a lease; adopt applies to orphans")
         for state in ("gone", "stopped"):
             seen = replace(Target.of_orphan(orph), seen_provider_state=state)

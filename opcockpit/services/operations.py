@@ -226,6 +226,9 @@ class Operations(ActionSteps):
             if not can[action]:
                 return Gate(False, f"provider {prov!r} does not support {action.value}")
             if action is not Action.DESTROY and target.instance_id is None:
+                if target.seen_desired == "destroyed":  # its leaked instance is destroyed, never paused
+                    why = f"{action.value} does not apply; destroy removes an instance it left behind"
+                    return Gate(False, f"lease {target.lease_id} is destroyed: {why}")
                 return Gate(False, f"lease {target.lease_id} has no instance bound (LEON binds on first use)")
         if target.kind == "orphan" and target.confirmed is False:
             return Gate(
