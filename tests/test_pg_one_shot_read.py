@@ -85,10 +85,10 @@ def _bad_query() -> Any:
     return Q("SELECT no_such_column FROM sandbox_leases", (), "sandbox_leases", ("x",))
 
 
-async def test_records_built_early_are_used_only_for_the_rows_returned(fleet: Any, pg_url: str) -> None:
+async def test_a_retried_one_shot_read_builds_the_rows_it_returns(fleet: Any, pg_url: str) -> None:
     """A column dropped after the reader introspected: the pipelined attempt fails on
-    chat_sessions, the read introspects again and retries, and the records built early are those
-    of the rows it finally returned (none of the failed attempt)."""
+    chat_sessions, the read introspects again and retries (stepwise, then pipelined), and the
+    records are those of the rows it finally returned, each built once."""
     import psycopg
 
     from opcockpit.adapters.pg_source import _OneShotPgReader
@@ -111,9 +111,7 @@ async def test_records_built_early_are_used_only_for_the_rows_returned(fleet: An
         again = await reader.read_state(now=NOW)
     finally:
         await reader.close()
-    # psycopg raises a pipeline's error on its first fetch: no rows of the failed attempt reached
-    # the builders; the leases were built once, early, from the rows the retry returned
-    assert built == [60]
+    assert built == [60]  # the failed attempts built nothing; the leases once, from the retry's rows
     assert all(x.last_error == "changed after the first read" for x in again.leases)
     assert all(s.close_reason is None for s in again.chat_sessions)
     assert _without_read_at(again) == _without_read_at(await read_pg_state(spec, now=NOW))

@@ -29,10 +29,8 @@ reason, and wiring exposes that reason to the action gate.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -47,7 +45,6 @@ from opcockpit.adapters.pg_source_values import (
     map_pg_error,
     sqlstate,
 )
-from opcockpit.domain.gcpause import gc_paused
 from opcockpit.domain.models import DbState
 from opcockpit.domain.secrets import redact_url
 from opcockpit.domain.timeutil import make_parser
@@ -89,8 +86,6 @@ class PgSandboxReader(LeonReaderBase):
     """
 
     dialect = POSTGRES
-    # Called with (statement index, its rows) as each result of a pipelined snapshot arrives.
-    _on_rows: Callable[[int, list[tuple]], None] | None = None
 
     def __init__(self, spec: PgSourceSpec, *, local_tz: tzinfo | None = None, **_: Any) -> None:
         self.spec = spec
@@ -255,11 +250,10 @@ class PgSandboxReader(LeonReaderBase):
             schema = self._schema
             queries = build(schema)
             cursors = [await conn.execute(sql, tuple(params)) for sql, params, _, _ in queries]
-            results = []
-            for i, (cur, (_, _, table, cols)) in enumerate(zip(cursors, queries, strict=True)):
-                results.append(rows := schema.fix(table, cols, await cur.fetchall()))
-                if self._on_rows is not None:
-                    self._on_rows(i, rows)  # while the server still runs the statements after it
+            results = [
+                schema.fix(table, cols, await cur.fetchall())
+                for cur, (_, _, table, cols) in zip(cursors, queries, strict=True)
+            ]
         return schema, results
 
     async def _run_stepwise(
@@ -282,40 +276,15 @@ class PgSandboxReader(LeonReaderBase):
 
 
 class _OneShotPgReader(PgSandboxReader):
-    """The reader of `read_pg_state(one_shot=True)`: the same records, built sooner and plainer.
+    """The reader of `read_pg_state(one_shot=True)`: the same records, text not interned.
 
-    - Text not interned: `sandbox_rows` interns repeated text for the live cockpit's hours-long
-      picture (issue 10); a `snapshot` process prints its records and exits, and the ~300k intern
-      calls at 10k leases (~0.1 s) buy it nothing (the sandbox.db one-shot read does the same).
-    - Each table's records are built (one worker thread, in statement order) as soon as its rows
-      arrive, while the server still runs the pipeline's later statements; `_state` receives
-      them as known records and only vets them. A row list a retried snapshot replaced is
-      never used: records are taken only for the very row lists the snapshot returned.
-    """
+    `sandbox_rows` interns repeated text for the live cockpit's hours-long picture (issue 10); a
+    `snapshot` process prints its records and exits, and the ~300k intern calls at 10k leases
+    (~0.1 s CPU) buy it nothing (the sandbox.db one-shot read does the same). Building each
+    table's records while the later statements ran was tried: no gain measured, the first
+    result reached the client only once the server had run them all (output flushed at Sync)."""
 
     _builders = ONE_SHOT_BUILDERS
-
-    async def read_state(self, *, now: datetime | None = None) -> DbState:
-        loop = asyncio.get_running_loop()
-        builders, parse = self._builders[:3], self._parse  # leases, terminals, sessions
-        started: dict[int, tuple[list[tuple], asyncio.Future[list[Any]]]] = {}
-
-        def on_rows(i: int, rows: list[tuple]) -> None:
-            if i < len(builders):
-                started[i] = (rows, loop.run_in_executor(pool, builders[i], rows, parse))
-
-        # One worker: the builders share the parser's caches, and run in statement order.
-        with ThreadPoolExecutor(1, thread_name_prefix="opcockpit-pg-build") as pool, gc_paused():
-            self._on_rows = on_rows
-            try:
-                schema, (lrows, trows, srows, rrows) = await self._snapshot(self._state_queries)
-            finally:
-                self._on_rows = None
-            known: list[list[Any] | None] = []
-            for i, rows in enumerate((lrows, trows, srows)):
-                got = started.get(i)
-                known.append(await got[1] if got is not None and got[0] is rows else None)
-            return await self._state(schema, lrows, trows, srows, rrows, now, known)
 
 
 async def read_pg_state(
