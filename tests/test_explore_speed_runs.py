@@ -41,10 +41,16 @@ EVENTS = st.lists(
 )
 
 
-async def _both(path: Path, only) -> tuple[list, list]:
+# runs that complete, so that the kept ones are few and looked up by seeks
+FILLER = [(f"t-{k}", f"done-{k}", kind) for k in range(8) for kind in ("run_start", "run_done")]
+
+
+async def _both(path: Path, only, *, seeks: int | None = None) -> tuple[list, list]:
     async with EventsDbReader(str(path)) as reader:
         every = await reader.run_seqs()
         some = await reader.run_seqs(only=only)
+        if seeks is not None:  # whether the kept runs were looked up by seeks (few of them)
+            assert reader.seek_reads == seeks
     if only("running"):  # a run without status events may match: every run, as before
         return every, some
     return [s for s in every if only(run_status(s)[0])], some
@@ -59,35 +65,42 @@ def _write(path: Path, events: list[tuple[object, str, str]]) -> None:
     conn.close()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(events=EVENTS, only=st.sampled_from(sorted(ONLY)))
-def test_runs_of_the_statuses_asked_equal_every_run_filtered(events, only: str) -> None:
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=EVENTS, only=st.sampled_from(sorted(ONLY)), filler=st.booleans())
+def test_runs_of_the_statuses_asked_equal_every_run_filtered(events, only: str, filler: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "events.db"
-        _write(path, events)
+        _write(path, events + (FILLER if filler else []))  # with it, the seeks path is taken
         want, got = asyncio.run(_both(path, ONLY[only]))
         assert got == want, only
 
 
 def test_a_run_across_two_threads_is_merged_from_both(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
-    _write(path, [("t-2", "r-1", "run_start"), ("t-1", "r-1", "text"), ("t-2", "r-1", "error")])
-    want, got = asyncio.run(_both(path, ONLY["error"]))
+    _write(path, [("t-2", "r-1", "run_start"), ("t-1", "r-1", "text"), ("t-2", "r-1", "error"), *FILLER])
+    want, got = asyncio.run(_both(path, ONLY["error"], seeks=1))
     assert got == want
     assert [(s.thread_id, s.count, s.first, s.last) for s in got] == [("t-1", 3, 1, 3)]
 
 
 def test_thread_ids_that_are_not_utf8_read_every_run(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
-    _write(path, [("t-1", "r-1", "run_start"), ("t-1", "r-1", "error")])
+    _write(path, [("t-1", "r-1", "run_start"), ("t-1", "r-1", "error"), *FILLER])
     with sqlite3.connect(path) as conn:
         conn.executemany(
             "INSERT INTO run_events (thread_id, run_id, event_type, data)"
             " VALUES (CAST(X'74FF' AS TEXT), 'r-2', ?, '{}')",
             [("run_start",), ("error",)],
         )
-    want, got = asyncio.run(_both(path, ONLY["error"]))
+    want, got = asyncio.run(_both(path, ONLY["error"], seeks=0))
     assert got == want and len(got) == 2
+
+
+def test_most_runs_kept_are_read_by_the_group_by(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    _write(path, [("t-1", "r-1", "run_start"), ("t-1", "r-1", "error"), *FILLER])
+    want, got = asyncio.run(_both(path, ONLY["completed"], seeks=0))
+    assert got == want and len(got) == 8
 
 
 def test_a_test_that_accepts_running_reads_every_run(tmp_path: Path) -> None:

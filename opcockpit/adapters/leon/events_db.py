@@ -68,6 +68,7 @@ class EventsDbReader:
         self._conn: aiosqlite.Connection | None = None
         self._has_table = False
         self._parse = make_parser()  # created_at is UTC text: the local zone is never consulted
+        self.seek_reads = 0  # run_seqs that looked up only the kept runs (tests, diagnostics)
 
     async def open(self) -> EventsDbReader:
         self._apath = precheck(self.path, LABEL, HINT)
@@ -250,6 +251,8 @@ class EventsDbReader:
             )
         runs: dict[str, list[Any]] = {}
         for run_id, tid, n, first, last in per_thread:
+            if accepted is not None and run_id not in marks:  # a status `only` rejects
+                continue
             r = runs.get(run_id)
             if r is None:
                 runs[run_id] = [tid, int(n), int(first), int(last)]
@@ -263,12 +266,15 @@ class EventsDbReader:
     async def _per_thread_of(self, runs: Mapping[str, Any]) -> list[tuple] | None:
         """run_seqs' per-(thread, run) rows of these runs only: every (thread, run) pair from the
         index (no aggregate: ~1/3 of the per-thread GROUP BY's CPU), then COUNT/MIN/MAX(seq) of
-        the pairs of `runs` by index seeks. None when a pair does not read back (a thread or
-        run id that is not valid UTF-8 text, decoded leniently): the caller reads every run's."""
+        the pairs of `runs` by index seeks. None when they are most pairs (three seeks each cost
+        more than the GROUP BY), or a pair does not read back (a thread or run id that is not
+        valid UTF-8 text, decoded leniently): the caller reads every run's."""
         if not runs:
             return []
         pairs = await self._fetch("SELECT DISTINCT thread_id, run_id FROM run_events")
         wanted = [(t, r) for t, r in pairs if r in runs]
+        if len(wanted) * 4 > len(pairs):  # most runs (status:completed): the GROUP BY is cheaper
+            return None
         got = await self._fetch(
             "WITH p(t, r) AS (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]')"
             " FROM json_each(?)) SELECT r, t,"
@@ -279,6 +285,7 @@ class EventsDbReader:
         )
         if len(set(wanted)) != len(wanted) or len(got) != len(wanted) or any(row[2] == 0 for row in got):
             return None
+        self.seek_reads += 1
         return got
 
     async def run_max_created(self, aggs: list[RunAgg]) -> list[RunAgg]:

@@ -315,9 +315,9 @@ class ExploreRows:
         threads counted and mapped to their lease/provider (FacetQuery.thread_at): one group per
         (plain values, thread), which the caller adds up like any others; None when the thread
         ids do not add up to the group's rows (a NULL id, or one holding THREAD_SEP)."""
-        rows = self._query(src.db, q.sql, q.params, deadline=deadline)
+        rows = list(self._query(src.db, q.sql, q.params, deadline=deadline))
         if q.thread_at is None:
-            return list(rows)
+            return rows
         # thread -> the values of the mapped fields the pass asks for (e.g. just the provider):
         # a group's thread ids then collapse to a few keys in C (map + Counter), not one per thread
         wanted = sorted({t for t in q.thread_at if t is not None})
