@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from opcockpit.adapters.leon.explore_sql import (
@@ -61,33 +61,24 @@ def connect_ro_sync(path: str, label: str, *, busy_timeout_ms: int = 2000) -> sq
     return conn
 
 
-def ro_connect(path: str, label: str, parse: Any, *, deadline: float | None = None) -> sqlite3.Connection:
-    """connect_ro_sync with the filter functions registered and, past `deadline`, an interrupt."""
-    conn = connect_ro_sync(path, label)
-    register_functions(conn, parse)
-    if deadline is not None:
-        # a filter that rejects most rows keeps SQLite busy between yields: stop it there too
-        conn.set_progress_handler(lambda: time.monotonic() > deadline, 20_000)
-    return conn
-
-
-def raise_mapped(exc: sqlite3.Error, path: str, label: str, deadline: float | None) -> NoReturn:
-    """QueryTimeout for an interrupt past the deadline, else SourceError naming the file."""
-    if isinstance(exc, sqlite3.OperationalError) and deadline is not None and "interrupt" in str(exc):
-        raise QueryTimeout("the query ran past its time budget and was stopped; narrow it") from None
-    raise map_sqlite_error(exc, os.path.abspath(path), label, 2000) from None
-
-
 def ro_query(
     path: str, label: str, sql: str, params: list[Any], parse: Any, *, deadline: float | None = None
 ) -> Iterator[tuple]:
     """The rows of `sql` on the SQLite file `path`, read-only, with the filter functions registered;
     past `deadline` (time.monotonic()) QueryTimeout, a file that cannot be read SourceError."""
-    conn = ro_connect(path, label, parse, deadline=deadline)
+    conn = connect_ro_sync(path, label)
+    register_functions(conn, parse)
+    if deadline is not None:
+        # a filter that rejects most rows keeps SQLite busy between yields: stop it there too
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, 20_000)
     try:
         yield from conn.execute(sql, params)
+    except sqlite3.OperationalError as exc:
+        if deadline is not None and "interrupt" in str(exc):
+            raise QueryTimeout("the query ran past its time budget and was stopped; narrow it") from None
+        raise map_sqlite_error(exc, os.path.abspath(path), label, 2000) from None
     except sqlite3.Error as exc:
-        raise_mapped(exc, path, label, deadline)
+        raise map_sqlite_error(exc, os.path.abspath(path), label, 2000) from None
     finally:
         conn.close()
 
@@ -313,8 +304,9 @@ class ExploreRows:
     def _facet_groups(self, src: Source, q: FacetQuery, deadline: float | None) -> list[Any] | None:
         """The pass's groups `(*values, count, min order)`. For a thread-mapped pass, each group's
         threads counted and mapped to their lease/provider (FacetQuery.thread_at): one group per
-        (plain values, thread), which the caller adds up like any others; None when the thread
-        ids do not add up to the group's rows (a NULL id, or one holding THREAD_SEP)."""
+        (plain values, mapped values), with the plain group's min order, which the caller adds up
+        like any others; None when the thread ids do not add up to the group's rows (a NULL id,
+        or one holding THREAD_SEP)."""
         rows = list(self._query(src.db, q.sql, q.params, deadline=deadline))
         if q.thread_at is None:
             return rows
