@@ -17,19 +17,18 @@ commit) to compare before/after.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import select
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from bench.pty_cockpit import start_in_pty
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES_CAP = 0  # bench/run.py: never in the default run
@@ -100,15 +99,7 @@ def start_cockpit(
     )
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    primary, secondary = os.openpty()
-    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "opcockpit.cli", "--config", str(cfg), "--refresh", str(refresh)],
-        stdin=secondary, stdout=secondary, stderr=secondary, env=env,
-        cwd=pythonpath or tmp, start_new_session=True, close_fds=True,
-    )  # fmt: skip
-    os.close(secondary)
-    return proc, primary
+    return start_in_pty(["--config", str(cfg), "--refresh", str(refresh)], env, pythonpath or tmp)
 
 
 def soak(
