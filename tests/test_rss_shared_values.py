@@ -62,3 +62,21 @@ async def test_the_live_read_shares_repeated_numbers_and_equals_the_one_shot_rea
     assert len({id(s.memory_total_mb) for s in snaps}) == 1 and snaps[0].memory_total_mb == 2048.5
     assert len({id(s.cpu_used) for s in snaps}) == 1
     assert len({id(s.probe_error) for s in snaps}) == 1
+
+
+def test_a_full_read_shares_repeated_text_as_it_fetches_and_leaves_odd_columns_raw():
+    import sqlite3
+
+    from opcockpit.adapters.leon import sandbox_scan
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (a TEXT, b)")
+    rows = [(f"st{'x' * 20}", i if i == 5 else f"v{'y' * 20}") for i in range(sandbox_scan._FETCH_CHUNK + 7)]
+    conn.executemany("INSERT INTO t VALUES (?, ?)", rows)
+    got = sandbox_scan._shared_rows(conn.execute("SELECT a, b FROM t ORDER BY rowid"), [0, 1])
+    assert got == rows
+    assert len({id(r[0]) for r in got}) == 1  # one str for the whole column, across chunks
+    first = got[: sandbox_scan._FETCH_CHUNK]  # b holds an int in this chunk: left as fetched
+    assert len({id(r[1]) for r in first if isinstance(r[1], str)}) == len(first) - 1
+    rest = got[sandbox_scan._FETCH_CHUNK :]
+    assert len({id(r[1]) for r in rest}) == 1

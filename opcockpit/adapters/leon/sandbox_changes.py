@@ -53,6 +53,8 @@ from opcockpit.adapters.leon.sandbox_rows import (
 )
 from opcockpit.adapters.leon.sandbox_scan import (
     _SIG_FN,
+    _fetch_hashes,
+    _fetch_rows,
     _high,
     _mark_high,
     _marks,
@@ -230,20 +232,19 @@ class SandboxDbTracker:
         dv = await self._data_version(reader)
         ap = reader._apath
 
-        async def run(conn: aiosqlite.Connection, s: _Schema) -> list[tuple[list[tuple], list[tuple]]]:
-            out: list[tuple[list[tuple], list[tuple]]] = []
+        async def run(conn: aiosqlite.Connection, s: _Schema) -> list[tuple[dict[int, int], list[tuple]]]:
+            out: list[tuple[dict[int, int], list[tuple]]] = []
             for table, cols in _TABLES:
                 if not s.has(table):
-                    out.append(([], []))
+                    out.append(({}, []))
                     continue
                 # Keys and values in two scans in rowid order (aligned, one transaction): the
-                # value rows go to the builders as fetched, no (rowid, signature, ...) copies.
-                keys = list(
-                    await conn.execute_fetchall(
-                        f'SELECT rowid, {_signature(s, table, cols)} FROM "{table}" ORDER BY rowid'
-                    )
+                # value rows go to the builders as fetched, no (rowid, signature, ...) copies;
+                # the keys straight into {rowid: hash}, the values' repeated text shared.
+                keys = await _fetch_hashes(
+                    conn, f'SELECT rowid, {_signature(s, table, cols)} FROM "{table}" ORDER BY rowid'
                 )
-                rows = list(await conn.execute_fetchall(f"{s.select(table, cols, ap)} ORDER BY rowid"))
+                rows = await _fetch_rows(conn, f"{s.select(table, cols, ap)} ORDER BY rowid", table, cols)
                 if len(keys) != len(rows):
                     raise SourceError("read", f"sandbox.db at {ap}: {table} changed within one read", path=ap)
                 out.append((keys, rows))
@@ -267,7 +268,7 @@ class SandboxDbTracker:
         known: list[list[Any] | None] = []
         rowids: list[list[int]] = []
         for (table, _), (keys, rows) in zip(_TABLES, results, strict=True):
-            sigs = self._sigs[table] = {r[0]: hash(r[1]) for r in keys}
+            sigs = self._sigs[table] = keys
             prev_sigs, prev_recs = old_sigs.get(table, {}), old_recs.get(table)
             if prev_recs is not None:  # unchanged rows (same rowid, same signature) keep their record
                 known.append(

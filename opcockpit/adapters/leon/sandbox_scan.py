@@ -5,6 +5,7 @@ trim after a full read. Split from sandbox_changes.py to keep both modules short
 from __future__ import annotations
 
 import ctypes
+import sqlite3
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -126,3 +127,65 @@ def _with_key(select_sql: str, s: _Schema, table: str, cols: tuple[str, ...]) ->
     """`SELECT a, b FROM t` -> `SELECT rowid, <signature>, a, b FROM t`."""
     assert select_sql.startswith("SELECT ")
     return f"SELECT rowid, {_signature(s, table, cols)}, {select_sql[len('SELECT ') :]}"
+
+
+# Columns whose text the live row builders intern (sandbox_rows: `_i`), per table. A full read
+# shares them as it fetches (`_fetch_rows`), chunk by chunk: sqlite3 makes a new str per value,
+# so 55k raw rows at 10k leases held ~15 MB of copies of "running", provider names and ids until
+# the builders ran, a transient peak whose pymalloc arenas stayed pinned by records built meanwhile.
+_SHARED_TEXT: dict[str, frozenset[str]] = {
+    "sandbox_leases": frozenset(
+        (
+            "lease_id",
+            "provider_name",
+            "desired_state",
+            "observed_state",
+            "status",
+            "instance_status",
+            "workspace_key",
+            "recipe_id",
+            "volume_id",
+        )
+    ),
+    "abstract_terminals": frozenset(("terminal_id", "thread_id", "lease_id", "cwd", "env_delta_json")),
+    "chat_sessions": frozenset(("thread_id", "terminal_id", "lease_id", "status", "close_reason")),
+    "lease_resource_snapshots": frozenset(("lease_id", "provider_name", "observed_state", "probe_mode")),
+}
+_FETCH_CHUNK = 2000
+_TEXT_OR_NULL = frozenset((str, type(None)))
+
+
+def _shared_rows(cursor: sqlite3.Cursor, share: list[int]) -> list[tuple]:
+    """All rows of `cursor`, the values of the `share` columns one object per distinct text.
+
+    Runs in the connection's thread. Column-wise per chunk (zip and dict.setdefault run in C); a
+    column holding anything but text and NULL in a chunk is left as fetched (a bad row keeps its
+    own value for the vetting to report, and 1 == 1.0 must never swap a value's type)."""
+    memos: dict[int, dict[Any, Any]] = {j: {} for j in share}
+    out: list[tuple] = []
+    while chunk := cursor.fetchmany(_FETCH_CHUNK):
+        cols = list(zip(*chunk, strict=True))
+        for j, memo in memos.items():
+            if set(map(type, cols[j])) <= _TEXT_OR_NULL:
+                cols[j] = tuple(map(memo.setdefault, cols[j], cols[j]))
+        del chunk
+        out.extend(zip(*cols, strict=True))
+    return out
+
+
+def _rowid_hashes(cursor: sqlite3.Cursor) -> dict[int, int]:
+    """{rowid: hash(signature)} of `SELECT rowid, <signature>`, in the cursor's order; built in the
+    connection's thread without a list of (rowid, signature) tuples first."""
+    return {rid: hash(sig) for rid, sig in cursor}
+
+
+async def _fetch_rows(conn: aiosqlite.Connection, sql: str, table: str, cols: tuple[str, ...]) -> list[tuple]:
+    """The rows of `sql` (a select of `cols` from `table`), shared as `_SHARED_TEXT` says."""
+    share = [j for j, c in enumerate(cols) if c in _SHARED_TEXT.get(table, ())]
+    raw = conn._conn  # aiosqlite's sqlite3 connection: used only in its thread
+    return await conn._execute(lambda: _shared_rows(raw.execute(sql), share))
+
+
+async def _fetch_hashes(conn: aiosqlite.Connection, sql: str) -> dict[int, int]:
+    raw = conn._conn
+    return await conn._execute(lambda: _rowid_hashes(raw.execute(sql)))
