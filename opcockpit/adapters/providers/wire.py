@@ -66,13 +66,17 @@ class ReusedInstances:
     the Instance is made of, as sent) and its raw labels equal the previous ones; anything else is
     built afresh. A listing calls `start()`, `instance(...)` per item, and `done()` once complete:
     a listing that fails leaves the previous one in place.
+
+    The signature is kept as its hash, not the tuple of raw values (issue 10, RSS: a tuple and
+    the raw strings it pinned per instance, ~2 MB at 10k instances); like the sandbox.db tracker's
+    row hashes, a 64-bit collision would hide one change until the item changes again.
     """
 
     __slots__ = ("_next", "_prev")
 
     def __init__(self) -> None:
-        self._prev: dict[str, tuple[tuple[Any, ...], Instance]] = {}
-        self._next: dict[str, tuple[tuple[Any, ...], Instance]] = {}
+        self._prev: dict[str, tuple[int, Instance]] = {}
+        self._next: dict[str, tuple[int, Instance]] = {}
 
     def __len__(self) -> int:
         return len(self._prev)
@@ -84,14 +88,18 @@ class ReusedInstances:
         """The previous Instance for `key` if `sig` and `labels` are equal to its own, else `make()`."""
         if not isinstance(key, str):
             return make()  # make() reports the malformed item
+        try:
+            sig_hash = hash(sig)
+        except TypeError:  # a malformed item (a list or map where a value belongs): never reused
+            return make()
         hit = self._prev.get(key)
         # Labels as sent compare equal to the Instance's str map only when they were str -> str
         # already; anything else (None values, numbers) is rebuilt, never guessed.
-        if hit is not None and hit[0] == sig and hit[1].labels == labels:
+        if hit is not None and hit[0] == sig_hash and hit[1].labels == labels:
             self._next[key] = hit
             return hit[1]
         made = make()
-        self._next[key] = (sig, made)
+        self._next[key] = (sig_hash, made)
         return made
 
     def done(self) -> None:
