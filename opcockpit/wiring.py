@@ -194,7 +194,7 @@ def pg_leon_access(sources: Any, local_tz: tzinfo | None = None) -> LeonAccess:
         return PgSandboxReader(spec, local_tz=local_tz)
 
     def read_state(_path: str = "", **kw: Any) -> Any:
-        return read_pg_state(spec, local_tz=local_tz, now=kw.get("now"))
+        return read_pg_state(spec, local_tz=local_tz, now=kw.get("now"), one_shot=kw.get("one_shot", False))
 
     def tracker(_path: str = "", *, resync_s: float = 300.0, **_: Any) -> PgSourceTracker:
         return PgSourceTracker(spec, resync_s=resync_s, local_tz=local_tz)
@@ -478,7 +478,7 @@ def build_cockpit(
     operator = operator_name()
     fleet = build_collector(settings, adapters=adapters, clock=clock, providers=providers)
     fleet.paced = live
-    if one_shot and getattr(settings.sources, "kind", "sqlite") != "postgres":
+    if one_shot:
         fleet.leon = replace(fleet.leon, read_db_state=partial(fleet.leon.read_db_state, one_shot=True))
     events = build_event_log(settings, target)  # the event ledger follows audit/alerts (PostgreSQL too)
     # Every refresh (TUI, snapshot, demo, action waits) records what changed into the ledger.
