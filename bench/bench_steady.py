@@ -15,6 +15,8 @@ Not in the default `python -m bench.run` (OPT_IN: it takes ~10 minutes); ask for
     python -m bench.bench_steady --minutes 3 --leases 10000 --refresh 2 --compare ec3fb80
 
 bench.run runs it once, at the largest requested size <= SIZES_CAP, 3 minutes per side.
+Where a tick's CPU goes: bench/tick_profile.py (the same cockpit in a pty, cProfile of its main
+thread over a window after the warm-up, CPU per thread).
 `BENCH_BASELINE=` (empty) or `--compare none` measures HEAD alone.
 
 `--pg` (issue 12): the same fleet served from PostgreSQL by bench/fleet_server_pg.py (platform
