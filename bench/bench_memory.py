@@ -11,10 +11,14 @@ waits `--seconds` and writes, from inside the process:
 - Python's small-object allocator (sys._debugmallocstats): arenas held, bytes in live blocks, free
   blocks inside used pools and empty pools (the arenas stay while any block in them lives);
 - glibc's heap (mallinfo2): bytes held from the OS, in use and free;
-- the number of modules imported.
+- SQLite's own allocations (sqlite3_memory_used: page caches, statements; inside glibc's heap);
+- the number of modules imported;
+- with `--trace FRAMES`: tracemalloc from the first import on (PYTHONTRACEMALLOC; slow, RSS ~1.5x),
+  the live Python blocks' top sites by file, by line and by stack, in `--out`'s JSON.
 
     python -m bench.bench_memory --leases 10000 --seconds 120 --compare ec3fb80
     python -m bench.bench_memory --clean --compare none      # HEAD's commit alone
+    python -m bench.bench_memory --compare none --trace 8 --out /tmp/trace.json   # what holds it
 
 Not in the default `python -m bench.run` (OPT_IN: minutes per tree).
 """
