@@ -192,7 +192,8 @@ class FakeProvider:
         return Response(401, {"message": "unauthorized"})
 
     def emit(self, instance: FakeInstance, action: str) -> None:
-        """Record a lifecycle event (subclasses with event endpoints render it)."""
+        """Record a lifecycle event (subclasses with event endpoints render it). The record is
+        whole when it is appended: a streaming reader woken by the notify renders it at once."""
         with self.event_cond:
             self.events_log.append(
                 {
@@ -202,9 +203,14 @@ class FakeProvider:
                     "labels": dict(instance.labels),
                     "action": action,
                     "time": time.time(),
+                    **self.event_fields(instance),
                 }
             )
             self.event_cond.notify_all()
+
+    def event_fields(self, instance: FakeInstance) -> dict[str, Any]:
+        """What a kind's event records carry besides the common fields (none here)."""
+        return {}
 
     # -- fleet manipulation (tests, demo drift simulator) -------------------------------------
 

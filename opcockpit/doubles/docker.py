@@ -138,12 +138,13 @@ class DockerDouble(FakeProvider):
         if inst is not None:
             self._emit_removal(inst)
 
-    def emit(self, instance: FakeInstance, action: str) -> None:
-        super().emit(instance, action)
-        with self.event_cond:  # enrich the record the base just appended
-            rec = self.events_log[-1]
-            rec["docker_id"] = instance.extra.get("docker_id", "")
-            rec["exit_code"] = instance.extra.get("exit_code", 0)
+    def event_fields(self, instance: FakeInstance) -> dict[str, Any]:
+        # In the record as it is appended: enriched afterwards, an /events stream woken in between
+        # rendered it without them (KeyError 'docker_id' in the fleet server's stream).
+        return {
+            "docker_id": instance.extra.get("docker_id", ""),
+            "exit_code": instance.extra.get("exit_code", 0),
+        }
 
     def _emit_removal(self, inst: FakeInstance) -> None:
         if inst.state in ("running", "paused"):
