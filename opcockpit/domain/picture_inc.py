@@ -59,6 +59,11 @@ class PictureTracker:
         self._inst_rows: dict[str, str | set[str]] = {}
         self._inst_orphan: dict[str, str] = {}  # instance key -> orphan key naming it
         self._shared = 0  # instance keys named by more than one lease
+        # Instance keys that became or stopped being shared this update: reported as changed
+        # whatever the tracker's own entry says. While shared, `picture` may hold the other
+        # lease's entry than picture_of's (the caller diffed in full and kept picture_of's), so
+        # "same as my entry" does not mean "same as what the caller kept".
+        self._reshared: set[str] = set()
 
     def update(self, gt: GroundTruth) -> PictureUpdate:
         touched: set[str] = set()
@@ -78,12 +83,13 @@ class PictureTracker:
             self._diff_orphans(gt.orphans, touched)
             self._orphan_seq = gt.orphans
         changed = set()
+        reshared, self._reshared = self._reshared, set()
         for k in touched:
             if k[0] == _PROV:
                 changed.add(k)
                 continue
             v = self._entry(k)
-            if pic.get(k) != v or (v is None) != (k not in pic):
+            if pic.get(k) != v or (v is None) != (k not in pic) or k in reshared:
                 changed.add(k)
             if v is None:
                 pic.pop(k, None)
@@ -144,6 +150,7 @@ class PictureTracker:
             if held != lid:
                 self._inst_rows[ik] = {held, lid}  # type: ignore[arg-type]
                 self._shared += 1
+                self._reshared.add(ik)
         else:
             held.add(lid)  # type: ignore[union-attr]
 
@@ -159,6 +166,7 @@ class PictureTracker:
         if len(held) == 1:  # back to one holder: a str again, the instance no longer shared
             self._inst_rows[ik] = next(iter(held))
             self._shared -= 1
+            self._reshared.add(ik)
 
     def _diff_orphans(self, orphans: Iterable[OrphanRow], touched: set[str]) -> None:
         known, seen = self._orphans, set()
