@@ -1,6 +1,6 @@
 """httpx's command-line client stays out of the cockpit's processes (issues 9 and 10): importing
 httpx also imports `httpx._main` (click, pygments, rich.syntax) whenever click is installed, which
-uvicorn brings; adapters/providers/__init__.py keeps it out (~60 ms and ~6 MB per process)."""
+uvicorn brings; adapters/providers/lean_httpx.py keeps it out (~60 ms and ~6 MB per process)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,14 @@ print(sorted(m for m in ("httpx._main", "pygments", "click", "rich.syntax") if m
 import httpx._main  # still importable on purpose
 print("explicit import ok")
 """
+
+
+def test_the_snapshot_without_providers_imports_no_httpx() -> None:
+    """Only the adapters that talk HTTP import httpx: the provider registry (a snapshot with no
+    provider configured) does not."""
+    probe = "import sys, opcockpit.adapters.providers.registry; print('httpx' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_provider_adapters_import_httpx_without_its_cli() -> None:

@@ -37,8 +37,6 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from opcockpit.adapters.providers.http import (
     DEFAULT_MAX_INSTANCES,
     DEFAULT_MAX_PAGES,
@@ -46,6 +44,7 @@ from opcockpit.adapters.providers.http import (
     Page,
     parse_retry_after,
 )
+from opcockpit.adapters.providers.lean_httpx import httpx
 from opcockpit.adapters.providers.wire import ReusedInstances, leon_api_fields
 from opcockpit.ports.provider import (
     ActionOutcome,

@@ -19,9 +19,8 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Literal
 from urllib.parse import quote
 
-import httpx
-
 from opcockpit.adapters.providers.http import DEFAULT_MAX_INSTANCES, DEFAULT_MAX_PAGES, ApiClient, Page
+from opcockpit.adapters.providers.lean_httpx import httpx
 from opcockpit.adapters.providers.wire import (
     ReusedInstances,
     claimed_lease,

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from opcockpit.adapters.providers.http import error_class_for_status, redact
+from opcockpit.adapters.providers.lean_httpx import httpx
 from opcockpit.domain.text import one_line
 from opcockpit.ports.provider import ProtocolError, Unavailable
 

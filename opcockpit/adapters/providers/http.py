@@ -32,8 +32,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, TypeVar
 
-import httpx
-
+from opcockpit.adapters.providers.lean_httpx import httpx
 from opcockpit.domain.secrets import scrub
 from opcockpit.domain.text import one_line
 from opcockpit.ports.provider import (
