@@ -8,34 +8,16 @@ from __future__ import annotations
 
 import fcntl
 import os
-import select
 import struct
 import subprocess
 import sys
 import termios
-import time
 from pathlib import Path
 
 from tests.fixtures.leon_db import write_worked_example
+from tests.pty_support import read_pty
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _screen_until(fd: int, wanted: list[bytes], seconds: float) -> bytes:
-    """The pty's output until every `wanted` text was drawn (or `seconds` passed)."""
-    buf = b""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not all(w in buf for w in wanted):
-        ready, _, _ = select.select([fd], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            buf += chunk
-    return buf
 
 
 def test_db_flag_opens_the_cockpit_on_that_file(tmp_path: Path) -> None:
@@ -60,7 +42,7 @@ def test_db_flag_opens_the_cockpit_on_that_file(tmp_path: Path) -> None:
     os.close(secondary)
     try:
         wanted = [lease.encode() for lease in we.leases]
-        out = _screen_until(primary, wanted, 60.0)
+        out = read_pty(primary, 60.0, until=wanted)
         missing = [w.decode() for w in wanted if w not in out]
         assert not missing, (missing, out[-800:])
         assert b"invalid choice" not in out and b"Traceback" not in out

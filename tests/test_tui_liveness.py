@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import select
 import signal
 import struct
 import subprocess
@@ -25,6 +24,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.pty_support import read_pty
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX only")
 
@@ -49,25 +50,6 @@ except BaseException:
 log.write(f"exit {code}\\n")
 sys.exit(code)
 """
-
-
-def _drain(fd: int, seconds: float, until: bytes | None = None) -> bytes:
-    buf = b""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.1)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        buf += chunk
-        if until is not None and until in buf:
-            break
-    return buf
 
 
 @pytest.mark.parametrize("how", ["hangup", "close", "eof"])
@@ -105,9 +87,9 @@ def test_cockpit_exits_when_its_terminal_goes_away(tmp_path: Path, how: str) -> 
     os.close(secondary)
     closed = False
     try:
-        out = _drain(primary, 30, until=b"leases")
+        out = read_pty(primary, 30, until=[b"leases"])
         assert b"leases" in out, out[-500:]
-        out += _drain(primary, 3)  # a few refreshes on screen; then the terminal goes away
+        out += read_pty(primary, 3)  # a few refreshes on screen; then the terminal goes away
         if how == "hangup":
             proc.send_signal(signal.SIGHUP)  # and nobody reads the terminal from now on
         else:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from rich.color import ColorType
 
 from opcockpit.tui.app import CockpitApp
 from opcockpit.wiring import build_cockpit
+from tests.pty_support import read_pty
 from tests.tui.conftest import SequenceSource, wait_until
 from tests.tui.factories import NOW, make_ground_truth
 
@@ -77,22 +77,6 @@ async def test_sixteen_colour_theme_renders_only_ansi_colours() -> None:
         assert kinds and kinds <= {ColorType.DEFAULT, ColorType.STANDARD}
 
 
-def _read_until(fd: int, needle: bytes, timeout: float) -> bytes:
-    buf = b""
-    end = time.monotonic() + timeout
-    while needle not in buf and time.monotonic() < end:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            buf += chunk
-    return buf
-
-
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX only")
 def test_sighup_under_a_pty_exits_and_stops_the_doubles(tmp_path: Path) -> None:
     """`opcockpit demo` in a real terminal; the terminal goes away (SIGHUP): the process exits
@@ -123,13 +107,13 @@ def test_sighup_under_a_pty_exits_and_stops_the_doubles(tmp_path: Path) -> None:
     )
     os.close(secondary)
     try:
-        out = _read_until(primary, b"leases", timeout=30)
+        out = read_pty(primary, 30, until=[b"leases"])
         assert b"leases" in out, out[-500:]
         assert any(p.name.startswith("opcockpit-demo-") for p in tmp.iterdir())  # doubles are up
         proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 10
         while proc.poll() is None and time.monotonic() < deadline:
-            _read_until(primary, b"\x00never", timeout=0.2)  # keep draining the terminal
+            read_pty(primary, 0.2)  # keep draining the terminal
         assert proc.poll() is not None, "still running 10 s after SIGHUP"
         assert not any(p.name.startswith("opcockpit-demo-") for p in tmp.iterdir())
     finally:
