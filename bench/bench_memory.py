@@ -27,15 +27,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
-import os
 import re
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +41,7 @@ if __package__ in (None, ""):  # `python bench/bench_memory.py` from the repo ro
 
 from bench.bench_soak import start_fleet
 from bench.bench_steady import BASELINE, ROOT, _load, _Terminal, git, imported_from, tree_env, worktree
+from bench.pty_cockpit import start_in_pty, stop
 
 SIZES_CAP = 10_000
 OPT_IN = True
@@ -151,14 +148,7 @@ def measure(label: str, pythonpath: Path, cfg: Path, *, seconds: float, trace: i
     env.update(BENCH_MEMORY_OUT=str(out), BENCH_MEMORY_AT=str(seconds))
     if trace:  # tracemalloc from the first import on, `trace` frames per allocation (slow, ~2x RSS)
         env["PYTHONTRACEMALLOC"] = str(trace)
-    primary, secondary = os.openpty()
-    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    proc = subprocess.Popen(
-        [sys.executable, "-c", PROBE, "--config", str(cfg)],
-        stdin=secondary, stdout=secondary, stderr=secondary, env=env, cwd=tmp,
-        start_new_session=True, close_fds=True,
-    )  # fmt: skip
-    os.close(secondary)
+    proc, primary = start_in_pty(["--config", str(cfg)], env, tmp, program=("-c", PROBE))
     term = _Terminal(primary)
     loads: list[float] = []
     grace = 900 if trace else 120  # grouping millions of traces takes minutes
@@ -174,12 +164,7 @@ def measure(label: str, pythonpath: Path, cfg: Path, *, seconds: float, trace: i
             time.sleep(1.0)
         rec = json.loads(out.read_text())
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop(proc)
         term.close()
         with contextlib.suppress(OSError):
             out.unlink()

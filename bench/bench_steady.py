@@ -30,17 +30,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import itertools
 import json
 import os
 import select
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -51,6 +48,7 @@ if __package__ in (None, ""):  # `python bench/bench_steady.py` from the repo ro
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_soak import cpu_s, rss_mb, start_fleet
+from bench.pty_cockpit import start_in_pty, stop
 from bench.steady_pg import pg_server_cpu_s, start_fleet_pg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,20 +172,8 @@ def measure(
         origin = imported_from(env, tmp)
         if not origin.is_relative_to(pythonpath.resolve()):
             raise RuntimeError(f"{label}: opcockpit imports from {origin}, not from {pythonpath}")
-        primary, secondary = os.openpty()
-        fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
         # No --refresh: the config's refresh_s (fleet_server writes it) is the cockpit's default path.
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "opcockpit.cli", "--config", str(cfg)],
-            stdin=secondary,
-            stdout=secondary,
-            stderr=secondary,
-            env=env,
-            cwd=tmp,
-            start_new_session=True,
-            close_fds=True,
-        )
-        os.close(secondary)
+        proc, primary = start_in_pty(["--config", str(cfg)], env, tmp)
         term = _Terminal(primary)
         samples: list[dict[str, Any]] = []
         try:
@@ -220,12 +206,7 @@ def measure(
                     break
                 time.sleep(max(0.0, min(interval, end - time.monotonic())))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            stop(proc)
             term.close()
         return summarize(samples, label=label, imported=str(origin))
     finally:

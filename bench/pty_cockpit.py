@@ -16,13 +16,20 @@ ROWS, COLS = 40, 120  # what every pty bench draws: a wide but ordinary terminal
 
 
 def start_in_pty(
-    args: Sequence[str], env: dict[str, str], cwd: Path | str, *, rows: int = ROWS, cols: int = COLS
+    args: Sequence[str],
+    env: dict[str, str],
+    cwd: Path | str,
+    *,
+    program: Sequence[str] = ("-m", "opcockpit.cli"),
+    rows: int = ROWS,
+    cols: int = COLS,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """`python -m opcockpit.cli ARGS` on a new pty: (the process, the pty's primary fd)."""
+    """`python PROGRAM ARGS` (the cockpit's CLI by default) on a new pty: (the process, the pty's
+    primary fd)."""
     primary, secondary = os.openpty()
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "opcockpit.cli", *args],
+        [sys.executable, *program, *args],
         stdin=secondary, stdout=secondary, stderr=secondary, env=env, cwd=cwd,
         start_new_session=True, close_fds=True,
     )  # fmt: skip

@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import fcntl
 import os
 import pstats
 import signal
-import struct
-import subprocess
 import sys
 import tempfile
-import termios
 import time
 from pathlib import Path
 
@@ -32,6 +28,7 @@ if __package__ in (None, ""):  # `python bench/tick_profile.py` from the repo ro
 
 from bench.bench_soak import start_fleet
 from bench.bench_steady import _Terminal, tree_env
+from bench.pty_cockpit import start_in_pty, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
@@ -83,15 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         fleet, cfg = start_fleet(tmp, args.leases, args.refresh, drift_interval=None if args.drift else 1e9)
         try:
             env = tree_env(ROOT, tmp)
-            primary, secondary = os.openpty()
-            fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-            launcher = [sys.executable, str(Path(__file__).resolve()), "--child", str(args.out)]
-            proc = subprocess.Popen(
-                [*launcher, "--config", str(cfg)],
-                stdin=secondary, stdout=secondary, stderr=secondary, env=env, cwd=tmp,
-                start_new_session=True, close_fds=True,
-            )  # fmt: skip
-            os.close(secondary)
+            launcher = (str(Path(__file__).resolve()), "--child", str(args.out))
+            proc, primary = start_in_pty(["--config", str(cfg)], env, tmp, program=launcher)
             term = _Terminal(primary)
             try:
                 time.sleep(args.warmup)
@@ -102,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 after, wall = thread_cpu(proc.pid), time.monotonic() - t0
                 time.sleep(3.0)  # the dump
             finally:
-                proc.terminate()
-                proc.wait(15)
+                stop(proc)
                 term.close()
         finally:
             fleet.terminate()
