@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from textual.app import App, ComposeResult
+from textual.app import App
 
 from opcockpit.domain.clock_skew import FutureStamps, future_timestamp_warning
 from opcockpit.domain.models import Convergence, GroundTruthRow
 from opcockpit.tui.rowdelta import gt_row_cells
-from opcockpit.tui.table.widget import Column, KeyedTable
+from opcockpit.tui.table.widget import Column
 from tests.tui.screen_text import screen_text
+from tests.tui.table_support import CountingTable, OneTableApp
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEYS = [f"lease-{i}" for i in range(6)]
@@ -90,29 +90,6 @@ def test_future_stamps_keep_only_leases_ahead_of_the_clock():
 
 
 # ----------------------------------------------------------------------- KeyedTable repaints
-
-
-class CountingTable(KeyedTable):
-    """The real table, counting the repaints it asks Textual for."""
-
-    refreshes = 0
-
-    def refresh(self, *regions: Any, **kwargs: Any) -> Any:
-        self.refreshes += 1
-        return super().refresh(*regions, **kwargs)
-
-
-class OneTableApp(App[None]):
-    def __init__(self, table: KeyedTable, rows: dict[str, tuple[Any, ...]]) -> None:
-        super().__init__()
-        self.table, self.rows = table, rows
-
-    def compose(self) -> ComposeResult:
-        yield self.table
-
-    def on_mount(self) -> None:
-        self.table.replace(self.rows)
-        self.table.focus()
 
 
 def _lines(app: App[None]) -> list[str]:

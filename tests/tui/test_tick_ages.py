@@ -9,13 +9,12 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from textual.app import App, ComposeResult
 
 from opcockpit.tui.rows import age_cell, age_of
 from opcockpit.tui.table.ages import AgeStamp
 from opcockpit.tui.table.model import Column, TableModel
-from opcockpit.tui.table.widget import KeyedTable
 from tests.tui.screen_text import screen_text
+from tests.tui.table_support import CountingTable, OneTableApp
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 COLS = [Column("id", "ID", 8), Column("age", "Age", 6, "right", age_cell, flash=False)]
@@ -79,34 +78,12 @@ def test_a_row_is_painted_again_only_when_its_age_text_moves() -> None:
     assert m.get_texts("fresh")[1] == "5s" and m.get_texts("old")[1] == "2h"
 
 
-class CountingTable(KeyedTable):
-    refreshes = 0
-
-    def refresh(self, *regions: Any, **kwargs: Any) -> Any:
-        self.refreshes += 1
-        return super().refresh(*regions, **kwargs)
-
-
-class OneTableApp(App[None]):
-    def __init__(self, table: KeyedTable, rows: dict[str, tuple[Any, ...]]) -> None:
-        super().__init__()
-        self.table, self.rows = table, rows
-
-    def compose(self) -> ComposeResult:
-        yield self.table
-
-    def on_mount(self) -> None:
-        self.table.set_now(T0)
-        self.table.replace(self.rows)
-        self.table.focus()
-
-
 async def test_time_passing_repaints_only_when_an_age_on_screen_moves() -> None:
     # On screen (sorted by id): r000.. aged 2 h and more; a fresh row far below the screen.
     ages_s: dict[str, int | None] = {f"r{i:03d}": 7200 + 3600 * i for i in range(400)}
     ages_s["r399"] = 1
     table = CountingTable(COLS, flash_seconds=0)
-    app = OneTableApp(table, _stamped(ages_s))
+    app = OneTableApp(table, _stamped(ages_s), now=T0)
     async with app.run_test(size=(40, 12)) as pilot:
         await pilot.pause()
         before = screen_text(app)
