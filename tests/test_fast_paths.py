@@ -8,6 +8,7 @@ import json
 import random
 import threading
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -202,3 +203,48 @@ def test_row_copy_equals_dataclasses_replace() -> None:
     assert made == plain and type(made) is GroundTruthRow and hash(made) == hash(plain)
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.reason = "edited"  # type: ignore[misc]
+
+
+def _provider_sandboxes_per_row(gt: Any) -> tuple[Any, ...]:
+    """provider_sandboxes as it was: one dict update per row (the reference for the C fold)."""
+    from opcockpit.domain.runs import ProviderSandboxes
+
+    by_conv: dict[str, dict[str, int]] = {}
+    by_state: dict[str, dict[str, int]] = {}
+    leases: dict[str, int] = {}
+    for r in gt.rows:
+        c = by_conv.setdefault(r.provider, {})
+        c[r.convergence.value] = c.get(r.convergence.value, 0) + 1
+        s = by_state.setdefault(r.provider, {})
+        ps = r.provider_state or "-"
+        s[ps] = s.get(ps, 0) + 1
+        leases[r.provider] = leases.get(r.provider, 0) + 1
+    orphans: dict[str, int] = {}
+    for o in gt.orphans:
+        orphans[o.provider] = orphans.get(o.provider, 0) + 1
+    return tuple(
+        ProviderSandboxes(
+            name=p.name, kind=p.kind, status=p.status.value, error=p.error, age_s=p.age_s,
+            leases=leases.get(p.name, 0), orphans=orphans.get(p.name, 0),
+            by_convergence=dict(sorted(by_conv.get(p.name, {}).items())),
+            by_provider_state=dict(sorted(by_state.get(p.name, {}).items())),
+        )
+        for p in sorted(gt.providers, key=lambda p: p.name)
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_provider_sandboxes_counts_as_the_per_row_fold(seed: int) -> None:
+    from opcockpit.domain.runs import provider_sandboxes
+    from opcockpit.tui.synthetic import make_ground_truth
+
+    gt = make_ground_truth(300, seed=seed, orphans=seed * 3)
+    rng = random.Random(seed)
+    rows = [  # '' and None both count as "-"; a state as str or as NormalState is one key
+        dataclasses.replace(
+            r, provider_state=rng.choice([None, "", r.provider_state, NormalState.RUNNING, "running"])
+        )
+        for r in gt.rows
+    ]
+    gt = dataclasses.replace(gt, rows=tuple(rows))
+    assert provider_sandboxes(gt) == _provider_sandboxes_per_row(gt)
