@@ -170,6 +170,10 @@ async def test_ack_and_mute_keys_persist_in_the_ledger(ledger: Path, we: WorkedE
         await wait_until(pilot, lambda: "muted" in table.get_texts(alert_id)[5])
         assert app.alerting.counts(we.now)["warning"] == 0  # type: ignore[union-attr]
         assert "✓ no alerts" in screen_text(app)  # the badge counts unmuted alerts only
+        # the counts are kept between paints, but never past the end of a mute, nor before `now`
+        ran_out = we.now + timedelta(minutes=31)
+        assert app.alerting.counts(ran_out)["warning"] == 1  # type: ignore[union-attr]
+        assert app.alerting.counts(we.now)["warning"] == 0  # type: ignore[union-attr]
 
     store = AlertStore.open(ledger)  # a new connection: what survives a restart
     try:
