@@ -478,6 +478,8 @@ class CockpitApp(
         table = self.active_table()
         if table is not None:
             table.focus()
+        elif pane == "explore":  # typed keys go to the query box (Tab reaches the results)
+            self.query_one(ExploreView).focus_query()
         self._sync_filter_status()
         self.refresh_bindings()
 

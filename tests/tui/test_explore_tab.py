@@ -273,3 +273,16 @@ async def test_enter_on_a_result_row_opens_the_lease(fleet, tmp_path: Path) -> N
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, ThreadDetailScreen))
         assert app.screen.row.lease_id == first
+
+
+async def test_opening_the_tab_puts_typed_keys_in_the_query_box(fleet, tmp_path: Path) -> None:
+    """`6` then typing: the keys reach the query box, not the app (where `q` quits, `r` resumes)."""
+    app = explore_app(_service(fleet, tmp_path / "ledger.db"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: app.ground_truth is not None and not app.inflight)
+        await pilot.press("6")
+        await wait_until(pilot, lambda: app.query_one("#main-tabs").active == "explore")
+        await pilot.press(*'runs "quorum"')
+        inp = app.query_one(ExploreView).query_one("#explore-input", Input)
+        assert inp.value == 'runs "quorum"' and app.focused is inp
+        assert app.is_running  # the `q` typed did not quit

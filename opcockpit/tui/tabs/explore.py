@@ -168,6 +168,10 @@ class ExploreView(SavedQueries, Vertical):
         self._load_history()
         self.load_pins()
 
+    def focus_query(self) -> None:
+        """The query box takes the keys (the tab was opened: a query is what comes next)."""
+        self.query_one("#explore-input", Input).focus()
+
     # ------------------------------------------------------------------ the service
 
     @property
