@@ -1,0 +1,214 @@
+"""Explore keeps the cockpit responsive (issue 11): key latency while a query runs, end to end.
+
+Issue 11: "the TUI stays responsive while a query runs (input latency unchanged)". The real
+cockpit TUI runs in a pty (120x40) on bench_explore's fleet (10k leases topped up to ~460k
+run_events; sandbox.db and events.db, no provider configured, so the query is the only work
+competing with the keys). On the Explore tab (`6`) the operator types into the query box; a key's
+latency is the time from writing it to the pty to the first output chunk that draws it.
+
+- idle: a key typed while no query runs (then rubbed out);
+- busy: the same key typed 0.1 s after Enter started `run_events since:-24h | group by event_type
+  | count` (the heaviest typical query in the TUI: its facets are counted with it); the trial
+  counts as busy only when the result ("N rows") was drawn after the key.
+Medians side by side; the busy median within 50 ms of the idle one is "unchanged" (a key drawn
+within a frame or three). HEAD only by default: the previous main's Explore tab (f45d5a5) does not
+take the keys on `6`, and driven through Tab its 10k result was not drawn within 60 s in this
+harness; `--compare f45d5a5` tries it.
+
+Run: `python -m bench.bench_explore_input [--leases 10000] [--trials 11] [--compare none|f45d5a5]`
+or `python -m bench.run --only bench_explore_input` (OPT_IN: fleet generation plus two cockpits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench_explore import EVENTS_PER_LEASE, _top_up_run_events
+from bench.bench_steady import git, imported_from, tree_env, worktree
+from bench.bench_team_ack import _Screen
+from bench.pty_cockpit import start_in_pty, stop
+
+ROOT = Path(__file__).resolve().parent.parent
+OPT_IN = True
+SIZES_CAP = 10_000
+BASELINE = os.environ.get("BENCH_BASELINE_EXPLORE", "")
+QUERY = "run_events since:-24h | group by event_type | count"
+KEY = "§".encode()  # drawn nowhere else on the Explore tab
+RUB_OUT = b"\x7f"
+CLEAR = b"\x15"  # ctrl+u: the query box's delete-to-start
+UNCHANGED_MS = 50.0
+TRIALS = 11
+START_TIMEOUT_S = 240.0
+SETTLE_S = 20.0  # first refresh, first alert round (it reads events.db's runs)
+ROWS = re.compile(rb"\d+ rows?\b")
+
+
+def _wait(screen: _Screen, probe: Any, start: int, timeout: float) -> float | None:
+    """When the first chunk after `start` holding `probe` (bytes, or a compiled pattern) arrived."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        with screen.lock:
+            if isinstance(probe, bytes):
+                at = screen.buf.find(probe, start)
+                end = at + len(probe)
+            else:
+                m = probe.search(screen.buf, start)
+                at, end = (m.start(), m.end()) if m else (-1, 0)
+            if at >= 0:
+                return next(t for t, off in screen.marks if off >= end)
+        time.sleep(0.005)
+    return None
+
+
+def _key_latency(screen: _Screen, timeout: float = 10.0) -> float | None:
+    start = screen.offset()
+    sent = time.monotonic()
+    screen.write(KEY)
+    seen = _wait(screen, KEY, start, timeout)
+    return None if seen is None else max(0.0, seen - sent)
+
+
+def measure(label: str, pythonpath: Path, cfg: Path, trials: int) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="opcockpit-explore-input-"))
+    env = tree_env(pythonpath, tmp)
+    origin = imported_from(env, tmp)
+    if not origin.is_relative_to(pythonpath.resolve()):
+        raise RuntimeError(f"{label}: opcockpit imports from {origin}, not {pythonpath}")
+    proc, primary = start_in_pty(["--config", str(cfg)], env, tmp)
+    screen = _Screen(primary)
+    idle: list[float] = []
+    busy: list[float] = []
+    queries: list[float] = []
+    late = 0  # the key was drawn only after the result: the trial was not busy
+    try:
+        if _wait(screen, b"lease-", 0, START_TIMEOUT_S) is None:
+            raise RuntimeError(f"{label}: no rows drawn (rc {proc.poll()})")
+        time.sleep(SETTLE_S)
+        start = screen.offset()
+        screen.write(b"6")
+        if _wait(screen, b"type a query", start, 20.0) is None:
+            raise RuntimeError(f"{label}: the Explore tab did not open")
+        time.sleep(1.0)
+        for _ in range(4):  # a build that does not focus the box on `6`: Tab until a key is drawn
+            if _key_latency(screen, timeout=2.0) is not None:
+                break
+            screen.write(b"\t")
+            time.sleep(0.5)
+        else:
+            raise RuntimeError(f"{label}: a key typed on the Explore tab was not drawn")
+        screen.write(RUB_OUT)
+        time.sleep(0.5)
+        for _ in range(trials):
+            lat = _key_latency(screen)
+            if lat is not None:
+                idle.append(lat)
+            screen.write(RUB_OUT)
+            time.sleep(0.5)
+        for _ in range(trials):
+            screen.write(CLEAR)  # alone: written with the text after it, the text was lost
+            time.sleep(0.3)
+            screen.write(QUERY.encode())
+            time.sleep(0.5)
+            start = screen.offset()
+            entered = time.monotonic()
+            screen.write(b"\r")
+            time.sleep(0.1)
+            lat = _key_latency(screen)
+            done = _wait(screen, ROWS, start, 60.0)
+            if done is None:
+                tail = bytes(screen.buf[start:])[-1500:].decode("utf-8", "replace")
+                raise RuntimeError(f"{label}: the query drew no result: {tail!r}")
+            queries.append(done - entered)
+            if lat is not None and entered + 0.1 + lat < done:
+                busy.append(lat)
+            else:
+                late += 1
+            screen.write(RUB_OUT)
+            time.sleep(1.0)
+    finally:
+        stop(proc)
+        screen.close()
+    med = statistics.median
+    return {
+        "label": label,
+        "trials": trials,
+        "idle_ms": round(1000 * med(idle), 1) if idle else None,
+        "idle_max_ms": round(1000 * max(idle), 1) if idle else None,
+        "busy_ms": round(1000 * med(busy), 1) if busy else None,
+        "busy_max_ms": round(1000 * max(busy), 1) if busy else None,
+        "busy_n": len(busy),
+        "late": late,
+        "query_s": round(med(queries), 3) if queries else None,
+        "load": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def compare(leases: int, trials: int, baseline: str | None) -> list[dict[str, Any]]:
+    from opcockpit.demo.fleet import generate_fleet
+
+    with tempfile.TemporaryDirectory(prefix="opcockpit-explore-input-fleet-") as d:
+        fleet = generate_fleet(Path(d) / "fleet", leases=leases, seed=7)
+        events = _top_up_run_events(fleet.events_db, leases, EVENTS_PER_LEASE)
+        cfg = Path(d) / "cockpit.toml"
+        cfg.write_text(f"[sources]\nsandbox_db = {json.dumps(str(fleet.sandbox_db))}\n"
+                       f"events_db = {json.dumps(str(fleet.events_db))}\n")  # fmt: skip
+        results = []
+        if baseline:
+            with worktree(baseline) as prev:
+                results.append(measure(f"previous main {baseline}", prev, cfg, trials))
+        results.append(measure(f"HEAD {git('rev-parse', '--short', 'HEAD')}", ROOT, cfg, trials))
+        for r in results:
+            r["run_events"] = events
+        return results
+
+
+def rows(results: list[dict[str, Any]], leases: int) -> list[dict[str, Any]]:
+    out = []
+    for r in results:
+        idle, busy = r["idle_ms"], r["busy_ms"]
+        delta = None if idle is None or busy is None else round(busy - idle, 1)
+        note = (
+            f"busy (a key 0.1 s into the query) median {busy} ms, max {r['busy_max_ms']} ms over "
+            f"{r['busy_n']} trials ({r['late']} not during the query); idle median {idle} ms, max "
+            f"{r['idle_max_ms']} ms; "
+            f"query to its drawn result {r['query_s']} s; {r['run_events']} run_events; "
+            f"load {' '.join(map(str, r['load']))}"
+        )
+        out.append({
+            "name": f"explore: key latency while a query runs, minus idle, {r['label']}", "size": leases,
+            "value": delta, "unit": "ms", "target": UNCHANGED_MS, "notes": note,
+        })  # fmt: skip
+    return out
+
+
+def run(sizes: list[int]) -> list[dict[str, Any]]:
+    leases = max([s for s in sizes if s <= SIZES_CAP] or [SIZES_CAP])
+    return rows(compare(leases, TRIALS, BASELINE or None), leases)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--leases", type=int, default=10_000)
+    ap.add_argument("--trials", type=int, default=TRIALS)
+    ap.add_argument("--compare", default=BASELINE or "none", help="previous main commit, or 'none'")
+    args = ap.parse_args(argv)
+    baseline = None if args.compare in ("", "none") else args.compare
+    for row in rows(compare(args.leases, args.trials, baseline), args.leases):
+        print(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
