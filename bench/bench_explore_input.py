@@ -80,6 +80,13 @@ def _key_latency(screen: _Screen, timeout: float = 10.0) -> float | None:
     return None if seen is None else max(0.0, seen - sent)
 
 
+def _type(screen: _Screen, text: str) -> None:
+    """Replace the query box's text with `text`."""
+    screen.write(CLEAR)  # alone: written with the text after it, the text was lost
+    time.sleep(0.3)
+    screen.write(text.encode())
+
+
 def measure(label: str, pythonpath: Path, cfg: Path, trials: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="opcockpit-explore-input-"))
     env = tree_env(pythonpath, tmp)
@@ -117,9 +124,9 @@ def measure(label: str, pythonpath: Path, cfg: Path, trials: int) -> dict[str, A
             screen.write(RUB_OUT)
             time.sleep(0.5)
         for _ in range(trials):
-            screen.write(CLEAR)  # alone: written with the text after it, the text was lost
-            time.sleep(0.3)
-            screen.write(QUERY.encode())
+            _type(screen, "nosuchdataset\r")  # an error in the status line: the result redraws it
+            time.sleep(1.0)
+            _type(screen, QUERY)
             time.sleep(0.5)
             start = screen.offset()
             entered = time.monotonic()
