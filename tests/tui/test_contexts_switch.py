@@ -112,7 +112,8 @@ def test_the_cli_starts_again_on_the_chosen_context(config_file: Path, tmp_path:
     import subprocess
     import sys
 
-    from tests.test_tui_liveness import WRAPPER, _drain
+    from tests.pty_support import read_pty
+    from tests.test_tui_liveness import WRAPPER
 
     log = tmp_path / "stderr.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPCOCKPIT_")}
@@ -126,15 +127,15 @@ def test_the_cli_starts_again_on_the_chosen_context(config_file: Path, tmp_path:
     proc = subprocess.Popen(argv, env=env, close_fds=True, **tty)
     os.close(secondary)
     try:
-        out = _drain(primary, 60, until=b"ctx:prod")
+        out = read_pty(primary, 60, until=[b"ctx:prod"])
         assert b"ctx:prod" in out, out[-500:]
-        _drain(primary, 2)
+        read_pty(primary, 2)
         os.write(primary, b":")
-        _drain(primary, 2)
+        read_pty(primary, 2)
         os.write(primary, b"ctx staging\r")
-        out = _drain(primary, 60, until=b"ctx:staging")
+        out = read_pty(primary, 60, until=[b"ctx:staging"])
         assert b"ctx:staging" in out, out[-800:]
-        _drain(primary, 2)
+        read_pty(primary, 2)
         os.write(primary, b"q")
         proc.wait(timeout=30)
     finally:
