@@ -92,16 +92,6 @@ def _running_docker_leases(db: Path, client: httpx.Client, prefix: str, n: int) 
     return picked[:n]
 
 
-def _wait_for(screen: _Screen, text: bytes, start: int, timeout: float = SEEN_TIMEOUT_S) -> float | None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        seen = screen.seen_at(text, start)
-        if seen is not None:
-            return seen
-        time.sleep(0.01)
-    return None
-
-
 def _filter_to(screen: _Screen, lease: str) -> None:
     """Filter the table to `lease`: Esc clears the last filter, `/` opens the box (empty: its
     placeholder drawn), then the filter and Enter. The box is awaited before typing: a key typed
@@ -110,7 +100,7 @@ def _filter_to(screen: _Screen, lease: str) -> None:
     time.sleep(1.0)
     start = screen.offset()
     screen.write(b"/")
-    if _wait_for(screen, b"Enter keep", start, 10.0) is None:
+    if screen.wait(b"Enter keep", start, 10.0) is None:
         raise RuntimeError("the filter box did not open")
     screen.write(f"lease:{lease}".encode() + b"\r")
 
@@ -152,7 +142,7 @@ def measure(label: str, pythonpath: Path, cfg: Path, trials: int, *, confirm: bo
     actions: list[float] = []
     missed = {"event": 0, "action": 0}
     try:
-        if _wait_for(screen, b"lease-", 0, START_TIMEOUT_S) is None:
+        if screen.wait(b"lease-", 0, START_TIMEOUT_S) is None:
             raise RuntimeError(f"{label}: no rows drawn (rc {tui.poll()})")
         time.sleep(15.0)  # first listings, alert round and history settle
         for lease, name in targets:
@@ -179,7 +169,7 @@ def measure(label: str, pythonpath: Path, cfg: Path, trials: int, *, confirm: bo
                 start = screen.offset()
                 screen.write(b"y")
             pressed = time.monotonic()
-            seen = _wait_for(screen, b"resume converged", start)
+            seen = screen.wait(b"resume converged", start, SEEN_TIMEOUT_S)
             if seen is None:
                 missed["action"] += 1
             else:

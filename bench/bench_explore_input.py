@@ -55,28 +55,11 @@ SETTLE_S = 20.0  # first refresh, first alert round (it reads events.db's runs)
 ROWS = re.compile(rb"\d+ rows?\b")
 
 
-def _wait(screen: _Screen, probe: Any, start: int, timeout: float) -> float | None:
-    """When the first chunk after `start` holding `probe` (bytes, or a compiled pattern) arrived."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        with screen.lock:
-            if isinstance(probe, bytes):
-                at = screen.buf.find(probe, start)
-                end = at + len(probe)
-            else:
-                m = probe.search(screen.buf, start)
-                at, end = (m.start(), m.end()) if m else (-1, 0)
-            if at >= 0:
-                return next(t for t, off in screen.marks if off >= end)
-        time.sleep(0.005)
-    return None
-
-
 def _key_latency(screen: _Screen, timeout: float = 10.0) -> float | None:
     start = screen.offset()
     sent = time.monotonic()
     screen.write(KEY)
-    seen = _wait(screen, KEY, start, timeout)
+    seen = screen.wait(KEY, start, timeout)
     return None if seen is None else max(0.0, seen - sent)
 
 
@@ -100,12 +83,12 @@ def measure(label: str, pythonpath: Path, cfg: Path, trials: int) -> dict[str, A
     queries: list[float] = []
     late = 0  # the key was drawn only after the result: the trial was not busy
     try:
-        if _wait(screen, b"lease-", 0, START_TIMEOUT_S) is None:
+        if screen.wait(b"lease-", 0, START_TIMEOUT_S) is None:
             raise RuntimeError(f"{label}: no rows drawn (rc {proc.poll()})")
         time.sleep(SETTLE_S)
         start = screen.offset()
         screen.write(b"6")
-        if _wait(screen, b"type a query", start, 20.0) is None:
+        if screen.wait(b"type a query", start, 20.0) is None:
             raise RuntimeError(f"{label}: the Explore tab did not open")
         time.sleep(1.0)
         for _ in range(4):  # a build that does not focus the box on `6`: Tab until a key is drawn
@@ -133,7 +116,7 @@ def measure(label: str, pythonpath: Path, cfg: Path, trials: int) -> dict[str, A
             screen.write(b"\r")
             time.sleep(0.1)
             lat = _key_latency(screen)
-            done = _wait(screen, ROWS, start, 60.0)
+            done = screen.wait(ROWS, start, 60.0)
             if done is None:
                 tail = bytes(screen.buf[start:])[-1500:].decode("utf-8", "replace")
                 raise RuntimeError(f"{label}: the query drew no result: {tail!r}")

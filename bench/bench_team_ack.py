@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import select
 import shutil
 import statistics
@@ -84,14 +85,27 @@ class _Screen:
         with self.lock:
             return len(self.buf)
 
-    def seen_at(self, text: bytes, start: int) -> float | None:
-        """When the first chunk holding `text` (wholly after `start`) arrived."""
+    def seen_at(self, probe: bytes | re.Pattern[bytes], start: int) -> float | None:
+        """When the first chunk holding `probe` (bytes, or a pattern; wholly after `start`) arrived."""
         with self.lock:
-            at = self.buf.find(text, start)
+            if isinstance(probe, bytes):
+                at = self.buf.find(probe, start)
+                end = at + len(probe)
+            else:
+                m = probe.search(self.buf, start)
+                at, end = (m.start(), m.end()) if m else (-1, 0)
             if at < 0:
                 return None
-            end = at + len(text)
             return next(t for t, off in self.marks if off >= end)
+
+    def wait(self, probe: bytes | re.Pattern[bytes], start: int, timeout: float) -> float | None:
+        """seen_at(probe, start), polled for up to `timeout` seconds (None: never drawn)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.seen_at(probe, start)
+            if seen is not None or time.monotonic() >= deadline:
+                return seen
+            time.sleep(0.005)
 
     def write(self, data: bytes) -> None:
         os.write(self.fd, data)
@@ -165,11 +179,7 @@ def measure(label: str, cfg: Path, ledger: str, acks: int) -> dict[str, Any]:
             if proc.returncode != 0:
                 raise RuntimeError(f"{label}: ack exit {proc.returncode}: {proc.stderr.strip()[-300:]}")
             ack_walls.append(done - a0)
-            seen = None
-            while seen is None and time.perf_counter() - done < SEEN_TIMEOUT_S:
-                seen = screen.seen_at(text.encode(), start)
-                if seen is None:
-                    time.sleep(0.02)
+            seen = screen.wait(text.encode(), start, SEEN_TIMEOUT_S)
             if seen is None:
                 missed += 1
             else:
