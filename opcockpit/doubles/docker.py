@@ -417,16 +417,24 @@ class DockerDouble(FakeProvider):
         tail = request.q("tail", "all")
         with self.lock:
             records = list(inst.extra.get("logs", ()))
+        seen = len(records)  # follow from here: a line written while these are sent is not lost
         if tail not in (None, "all"):
             records = _tail_lines(records, int(tail))
         kind = "raw-stream" if tty else "multiplexed-stream"
         # The base server closes the connection after any streamed body: say so, or the client
         # would reuse a dead connection for its next request.
         headers = {"Content-Type": f"application/vnd.docker.{kind}", "Connection": "close"}
-        return Response(200, headers=headers, stream=self._log_stream(inst, records, want, tty, follow))
+        stream = self._log_stream(inst, records, seen, want, tty, follow)
+        return Response(200, headers=headers, stream=stream)
 
     def _log_stream(
-        self, inst: FakeInstance, first: list[tuple[str, bytes]], want: set[str], tty: bool, follow: bool
+        self,
+        inst: FakeInstance,
+        first: list[tuple[str, bytes]],
+        seen: int,
+        want: set[str],
+        tty: bool,
+        follow: bool,
     ) -> Iterator[bytes]:
         def frame(stream: str, data: bytes) -> bytes:
             if tty:
@@ -436,7 +444,6 @@ class DockerDouble(FakeProvider):
         for stream, data in first:
             if stream in want and data:
                 yield frame(stream, data)
-        seen = len(inst.extra.get("logs", ()))
         while follow and not self.stopping and inst.instance_id in self.instances:
             with self.lock:
                 new = list(inst.extra.get("logs", ()))[seen:]
