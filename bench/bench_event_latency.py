@@ -44,7 +44,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_soak import start_fleet
-from bench.bench_steady import git, imported_from, tree_env, worktree
+from bench.bench_steady import checked_tree_env, git, worktree
 from bench.bench_team_ack import _Screen
 from bench.pty_cockpit import start_in_pty, stop
 
@@ -130,10 +130,7 @@ def _wait_row(screen: _Screen, lease: str, text: bytes, start: int) -> float | N
 
 def measure(label: str, pythonpath: Path, cfg: Path, trials: int, *, confirm: bool) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="opcockpit-event-latency-"))
-    env = tree_env(pythonpath, tmp)
-    origin = imported_from(env, tmp)
-    if not origin.is_relative_to(pythonpath.resolve()):
-        raise RuntimeError(f"{label}: opcockpit imports from {origin}, not {pythonpath}")
+    env, _ = checked_tree_env(label, pythonpath, tmp)
     client, prefix, db = _docker_api(cfg)
     targets = _running_docker_leases(db, client, prefix, trials)
     tui, primary = start_in_pty(["--config", str(cfg), "--refresh", str(REFRESH_S)], env, tmp)

@@ -36,7 +36,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_explore import EVENTS_PER_LEASE, _top_up_run_events
-from bench.bench_steady import git, imported_from, tree_env, worktree
+from bench.bench_steady import checked_tree_env, git, worktree
 from bench.bench_team_ack import _Screen
 from bench.pty_cockpit import start_in_pty, stop
 
@@ -72,10 +72,7 @@ def _type(screen: _Screen, text: str) -> None:
 
 def measure(label: str, pythonpath: Path, cfg: Path, trials: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="opcockpit-explore-input-"))
-    env = tree_env(pythonpath, tmp)
-    origin = imported_from(env, tmp)
-    if not origin.is_relative_to(pythonpath.resolve()):
-        raise RuntimeError(f"{label}: opcockpit imports from {origin}, not {pythonpath}")
+    env, _ = checked_tree_env(label, pythonpath, tmp)
     proc, primary = start_in_pty(["--config", str(cfg)], env, tmp)
     screen = _Screen(primary)
     idle: list[float] = []

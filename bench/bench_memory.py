@@ -40,7 +40,15 @@ if __package__ in (None, ""):  # `python bench/bench_memory.py` from the repo ro
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_soak import start_fleet
-from bench.bench_steady import BASELINE, ROOT, _load, _Terminal, git, imported_from, tree_env, worktree
+from bench.bench_steady import (
+    BASELINE,
+    ROOT,
+    _load,
+    _Terminal,
+    checked_tree_env,
+    git,
+    worktree,
+)
 from bench.pty_cockpit import start_in_pty, stop
 
 SIZES_CAP = 10_000
@@ -141,10 +149,7 @@ def pymalloc(text: str) -> dict[str, float]:
 def measure(label: str, pythonpath: Path, cfg: Path, *, seconds: float, trace: int = 0) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix=f"opcockpit-memory-{label.split()[0]}-"))
     out = tmp / "probe.json"
-    env = tree_env(pythonpath, tmp)
-    origin = imported_from(env, tmp)
-    if not origin.is_relative_to(pythonpath.resolve()):
-        raise RuntimeError(f"{label}: opcockpit imports from {origin}, not from {pythonpath}")
+    env, origin = checked_tree_env(label, pythonpath, tmp)
     env.update(BENCH_MEMORY_OUT=str(out), BENCH_MEMORY_AT=str(seconds))
     if trace:  # tracemalloc from the first import on, `trace` frames per allocation (slow, ~2x RSS)
         env["PYTHONTRACEMALLOC"] = str(trace)

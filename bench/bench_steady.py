@@ -120,6 +120,16 @@ def imported_from(env: dict[str, str], cwd: Path) -> Path:
     return Path(out).resolve()
 
 
+def checked_tree_env(label: str, pythonpath: Path, tmp: Path) -> tuple[dict[str, str], Path]:
+    """tree_env(pythonpath, tmp) and where opcockpit imports from; RuntimeError when that is not
+    `pythonpath` (a run must measure the tree it names)."""
+    env = tree_env(pythonpath, tmp)
+    origin = imported_from(env, tmp)
+    if not origin.is_relative_to(pythonpath.resolve()):
+        raise RuntimeError(f"{label}: opcockpit imports from {origin}, not from {pythonpath}")
+    return env, origin
+
+
 # --------------------------------------------------------------------------- one run
 
 
@@ -168,10 +178,7 @@ def measure(
 ) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix=f"opcockpit-steady-{label}-"))
     try:
-        env = tree_env(pythonpath, tmp)
-        origin = imported_from(env, tmp)
-        if not origin.is_relative_to(pythonpath.resolve()):
-            raise RuntimeError(f"{label}: opcockpit imports from {origin}, not from {pythonpath}")
+        env, origin = checked_tree_env(label, pythonpath, tmp)
         # No --refresh: the config's refresh_s (fleet_server writes it) is the cockpit's default path.
         proc, primary = start_in_pty(["--config", str(cfg)], env, tmp)
         term = _Terminal(primary)
