@@ -17,8 +17,12 @@ import contextlib
 import functools
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from itertools import repeat as _repeat
+from operator import itemgetter
+from operator import sub as _sub
+from typing import Any
 from zoneinfo import ZoneInfo
 
 __all__ = [
@@ -34,6 +38,9 @@ __all__ = [
 ]
 
 _fromiso = datetime.fromisoformat
+_STR_ONLY = {str}
+_HOT_LENS = frozenset((19, 26))  # "YYYY-MM-DDTHH:MM:SS" and with ".ffffff"
+_HOUR_KEY = itemgetter(slice(13))  # "YYYY-MM-DDTHH": the local offset is looked up per hour
 _fromts = datetime.fromtimestamp
 _MAX_OFFSET_CACHE = 200_000  # (date, hour) keys: ~23 years of hours; cleared when exceeded
 
@@ -166,7 +173,44 @@ def _build_parser(tz: tzinfo) -> Callable[[object], datetime | None]:
                 return None
         return None
 
+    def parse_column(col: Sequence[object]) -> list[datetime | None]:
+        """`[parse(v) for v in col]` for a whole column, in C-level passes when it holds only
+        LEON's own shapes (issue 9: ~150k values per 10k-lease snapshot, a fifth of its CPU).
+
+        Every value None or text of 19 or 26 characters: each text is parsed as UTC and shifted
+        by its hour's local offset, exactly parse_str's hot path (for 26 characters the general
+        path gives the same: a naive time in the local zone). 19-character text may be SQLite's
+        CURRENT_TIMESTAMP (UTC, not local), told apart only per value: the pass takes it only
+        when no hour in the column has a local offset. Anything else, or a value that does not
+        parse, sends the column through `parse` one value at a time."""
+        vals = [v for v in col if v is not None] if None in col else col
+        if not vals:
+            return [None] * len(col)
+        if set(map(type, vals)) != _STR_ONLY:
+            return list(map(parse, col))
+        lens = set(map(len, vals))
+        if not lens <= _HOT_LENS:
+            return list(map(parse, col))
+        offs: dict[str, timedelta | None] = {}
+        for key in set(map(_HOUR_KEY, vals)):
+            off = offsets_get(key)
+            offs[key] = off if off is not None else offset_for(key + ":00", key)
+        shifted = any(offs.values())
+        if None in offs.values() or (shifted and 19 in lens):
+            return list(map(parse, col))
+        try:
+            out: list[Any] = list(map(_fromiso, map(str.__add__, vals, _repeat("+00:00"))))
+        except ValueError:
+            return list(map(parse, col))
+        if shifted:
+            out = list(map(_sub, out, map(offs.__getitem__, map(_HOUR_KEY, vals))))
+        if vals is col:
+            return out
+        it = iter(out)
+        return [None if v is None else next(it) for v in col]
+
     parse.cache_len = values.__len__  # type: ignore[attr-defined]  # tests: the bound holds
+    parse.column = parse_column  # type: ignore[attr-defined]
     return parse
 
 

@@ -10,6 +10,7 @@ sandbox_rows by tests/test_snapshot_one_shot_read.py (same records from both rea
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 
 from opcockpit.adapters.leon.sandbox_rows import (
     Parser,
@@ -28,6 +29,21 @@ from opcockpit.domain.models import ChatSessionRecord, LeaseRecord, ResourceSnap
 __all__ = ["ONE_SHOT_BUILDERS"]
 
 
+def _timed(rows: Iterable[tuple], p: Parser, *times: int) -> Iterable[tuple]:
+    """`rows` with their `times` columns parsed by `p` column by column (timeutil's
+    `parse.column`: C-level passes over LEON's own shapes, ~3x cheaper than a call per value)."""
+    column = getattr(p, "column", None)
+    rows = rows if isinstance(rows, list) else list(rows)
+    if not rows:
+        return rows
+    if column is None:  # a plain parse_ts-like callable
+        column = partial(map, p)
+    cols = list(zip(*rows, strict=True))
+    for j in times:
+        cols[j] = column(cols[j])
+    return zip(*cols, strict=True)
+
+
 def _leases(rows: Iterable[tuple], p: Parser) -> list[LeaseRecord]:
     new = _new_lease
     return [
@@ -35,17 +51,17 @@ def _leases(rows: Iterable[tuple], p: Parser) -> list[LeaseRecord]:
             a, b, c, d, e, f,
             g if g.__class__ is int else _int0(g),
             h != 0 if h.__class__ is int else _bool(h),
-            i, p(j), p(k), p(m), p(n), p(o), q, r, s, t,
+            i, j, k, m, n, o, q, r, s, t,
         )
-        for (a, b, c, d, e, f, g, h, i, j, k, m, n, o, q, r, s, t) in rows
+        for (a, b, c, d, e, f, g, h, i, j, k, m, n, o, q, r, s, t) in _timed(rows, p, 9, 10, 11, 12, 13)
     ]  # fmt: skip
 
 
 def _terminals(rows: Iterable[tuple], p: Parser) -> list[TerminalRecord]:
     new = _new_terminal
     return [
-        new(a, b, c, d or "", e if e.__class__ is int else _int0(e), p(f), p(g), h)
-        for (a, b, c, d, e, f, g, h) in rows
+        new(a, b, c, d or "", e if e.__class__ is int else _int0(e), f, g, h)
+        for (a, b, c, d, e, f, g, h) in _timed(rows, p, 5, 6)
     ]
 
 
@@ -53,11 +69,11 @@ def _sessions(rows: Iterable[tuple], p: Parser) -> list[ChatSessionRecord]:
     new = _new_session
     return [
         new(
-            a, b, c, d, e, p(f), p(g), p(h), i, j,
+            a, b, c, d, e, f, g, h, i, j,
             k if k.__class__ is int else _int_or_none(k),
             m if m.__class__ is int else _int_or_none(m),
         )
-        for (a, b, c, d, e, f, g, h, i, j, k, m) in rows
+        for (a, b, c, d, e, f, g, h, i, j, k, m) in _timed(rows, p, 5, 6, 7)
     ]  # fmt: skip
 
 
@@ -67,9 +83,9 @@ def _snapshots(rows: Iterable[tuple], p: Parser) -> dict[str, ResourceSnapshotRe
         a: new(
             a, _utf8(b), _utf8(c), _utf8(d), f(e), f(g), f(h), f(i), f(j), f(k), f(m), f(n),
             o if o is None or o.__class__ is str else _utf8(o),  # a BLOB probe_error: text, not bytes
-            p(q),
+            q,
         )
-        for (a, b, c, d, e, g, h, i, j, k, m, n, o, q) in rows
+        for (a, b, c, d, e, g, h, i, j, k, m, n, o, q) in _timed(rows, p, 13)
     }  # fmt: skip
 
 
