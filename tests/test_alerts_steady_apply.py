@@ -1,11 +1,13 @@
 """AlertStore.apply encodes only what changed (issue 10, steady-state CPU) and stores what a full
 rewrite stores: after every round each firing alert's row holds exactly that round's candidate
-(severity, summary, threshold, scope, evidence, details) and `last_seen` = the round's time, also
-when another cockpit on the same ledger file wrote the row in between."""
+(severity, summary, threshold, scope, evidence, details) and reads back `last_seen` = the round's
+time, also when another cockpit on the same ledger file wrote the row in between. A round in which
+nothing changed writes no alert row at all (issue 10, idle tick)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -29,11 +31,14 @@ def _cand(key: str, note: str = "diverged", severity: Severity = Severity.WARNIN
 
 
 def _firing(store: AlertStore) -> dict[str, tuple[object, ...]]:
+    """The stored firing alerts, with `last_seen` as the store reads it back (an alert seen again
+    unchanged is not rewritten: its last sighting is the last evaluation's time)."""
     rows = store.db.execute(
-        "SELECT key, severity, summary, threshold, scope, evidence_json, details_json, last_seen"
+        "SELECT key, severity, summary, threshold, scope, evidence_json, details_json"
         " FROM alerts WHERE state = 'firing'"
     ).fetchall()
-    return {r[0]: tuple(r[1:]) for r in rows}
+    seen = {a.key: iso(a.last_seen) for a in store.history(1000) if a.firing}  # read afresh
+    return {r[0]: (*r[1:], seen[r[0]]) for r in rows}
 
 
 def _expected(cands: list[AlertCandidate], now: datetime) -> dict[str, tuple[object, ...]]:
@@ -90,3 +95,60 @@ def test_a_row_another_cockpit_wrote_is_rewritten_whole(tmp_path: Path) -> None:
     assert _firing(ours) == _expected(mine, now)
     ours.close()
     theirs.close()
+
+
+def _changes(store: AlertStore) -> int:
+    return int(store.db.execute("SELECT total_changes()").fetchone()[0])
+
+
+def test_an_idle_round_rewrites_no_alert_and_rereads_nothing(tmp_path: Path) -> None:
+    store = AlertStore.open(tmp_path / "ledger.db")
+    now = T0
+    cands = [_cand("a"), _cand("b")]
+    store.apply(cands, now)
+    first = store.active()
+    for _ in range(3):
+        now += timedelta(seconds=10)
+        before = _changes(store)
+        fired, resolved, _ = store.apply([_cand("a"), _cand("b")], now)  # equal, new objects
+        assert (fired, resolved) == ([], [])
+        assert _changes(store) - before == 1  # alert_meta's last_evaluated_at, nothing else
+        again = store.active()
+        assert all(x is y for x, y in zip(again, first, strict=True))  # not read again
+        assert {store.seen_at(a, now) for a in again} == {now}
+        assert {iso(a.last_seen) for a in AlertStore.open(tmp_path / "ledger.db").active()} == {iso(now)}
+    store.close()
+
+
+def test_an_alert_kept_unseen_freezes_its_last_sighting(tmp_path: Path) -> None:
+    store = AlertStore.open(tmp_path / "ledger.db")
+    store.apply([_cand("a"), _cand("b")], T0)
+    store.apply([_cand("a"), _cand("b")], T0 + timedelta(seconds=10))
+    # docker could not be listed: b is kept (scope unknown), not resolved, and was last seen at +10
+    store.apply([_cand("a")], T0 + timedelta(seconds=20), unknown=frozenset({"docker"}))
+    store.apply([_cand("a")], T0 + timedelta(seconds=30), unknown=frozenset({"docker"}))
+    seen = {a.key: a.last_seen for a in store.active()}
+    assert seen == {
+        "lease_diverged:a": T0 + timedelta(seconds=30),
+        "lease_diverged:b": T0 + timedelta(seconds=10),
+    }
+    b = next(a for a in store.active() if a.key == "lease_diverged:b")
+    assert store.seen_at(b, T0 + timedelta(seconds=30)) == T0 + timedelta(seconds=10)
+    store.apply([_cand("a"), _cand("b")], T0 + timedelta(seconds=40))  # seen again
+    assert {a.last_seen for a in store.active()} == {T0 + timedelta(seconds=40)}
+    _, resolved, _ = store.apply([_cand("a")], T0 + timedelta(seconds=50))  # b is gone
+    (gone,) = store.by_ids(resolved)
+    assert gone.last_seen == T0 + timedelta(seconds=40)  # its last sighting, not the round's
+    store.close()
+
+
+def test_a_pending_candidate_is_not_rewritten_and_still_fires_when_its_hold_ends(tmp_path: Path) -> None:
+    store = AlertStore.open(tmp_path / "ledger.db")
+    held = replace(_cand("a"), hold_s=60.0)
+    store.apply([held], T0)
+    before = _changes(store)
+    fired, _, n_pending = store.apply([held], T0 + timedelta(seconds=30))
+    assert (fired, n_pending, _changes(store) - before) == ([], 1, 1)  # only last_evaluated_at
+    fired, _, n_pending = store.apply([held], T0 + timedelta(seconds=60))  # nothing else changed
+    assert n_pending == 0 and [a.first_seen for a in store.by_ids(fired)] == [T0]
+    store.close()

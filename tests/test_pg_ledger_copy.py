@@ -75,7 +75,7 @@ def test_status_and_migrate(tmp_path: Path, pg_url: str) -> None:  # noqa: F811
     proc = cli("ledger", "status", "--ledger", pg_url, env_home=tmp_path)
     assert proc.returncode == 0 and "pending" in proc.stdout and PASSWORD not in proc.stdout
     proc = cli("ledger", "migrate", "--ledger", pg_url, env_home=tmp_path)
-    assert proc.returncode == 0 and "pending" not in proc.stdout and "alerts: version 3 of 3" in proc.stdout
+    assert proc.returncode == 0 and "pending" not in proc.stdout and "alerts: version 4 of 4" in proc.stdout
     bad = pg_url.replace(PASSWORD, "nope-" + PASSWORD[::-1])
     proc = cli("ledger", "status", "--ledger", bad, env_home=tmp_path)
     assert proc.returncode == 3 and proc.stderr.count("\n") == 1

@@ -63,8 +63,9 @@ __all__ = [
 _COLS = (
     "id, fingerprint, key, rule, severity, summary, threshold, scope, evidence_json, details_json, state,"
     " first_seen, fired_at, last_seen, resolved_at, acked_by, acked_at, ack_comment, muted_until,"
-    " mute_until_resolved, muted_by, muted_at, mute_comment"
+    " mute_until_resolved, muted_by, muted_at, mute_comment, held"
 )
+_LAST_EVALUATED = "SELECT v FROM alert_meta WHERE k = 'last_evaluated_at'"
 
 
 def _utcnow() -> datetime:
@@ -93,6 +94,11 @@ class AlertStore:
         # last_seen is still ours), needs only last_seen moved: ~2,700 firing alerts at 10k
         # leases were JSON-encoded and rewritten whole every round.
         self._written: dict[str, tuple[int, str, AlertCandidate]] = {}
+        # The firing alerts as last read, by `active_mark()`: an idle round reads ~2,700 alerts
+        # (JSON, times, acks, deliveries) only when the mark moved (issue 10, idle tick).
+        self._active: tuple[tuple[object, ...], tuple[Alert, ...]] | None = None
+        self._held: frozenset[int] = frozenset()  # held firing alerts as of the last active() read
+        self._pruned = False  # history pruned once by this store (then whenever an alert resolves)
 
     @property
     def conn(self) -> object:
@@ -130,6 +136,8 @@ class AlertStore:
             ).fetchall()
             if not rows:
                 return []
+            evaluated = self.db.execute(_LAST_EVALUATED).fetchone()
+            live_at = parse_iso(evaluated[0]) if evaluated else None
             ids = [r[0] for r in rows]
             deliveries: dict[int, list[Delivery]] = {}
             for i in range(0, len(ids), 500):
@@ -152,24 +160,50 @@ class AlertStore:
                     chunk,
                 ):
                     acks.setdefault(k[0], []).append(Ack(k[1], datetime.fromisoformat(k[2]), k[3]))
-        return [_alert(r, tuple(deliveries.get(r[0], ())), tuple(acks.get(r[0], ()))) for r in rows]
+        return [_alert(r, tuple(deliveries.get(r[0], ())), tuple(acks.get(r[0], ())), live_at) for r in rows]
 
     @guarded
     def active(self) -> list[Alert]:
-        """Firing alerts (muted ones included; see `Alert.is_muted`), most severe then newest first."""
-        return sorted(self._rows("state = 'firing'"), key=alert_order)
+        """Firing alerts (muted ones included; see `Alert.is_muted`), most severe then newest first.
+
+        While `active_mark()` has not moved, the very same Alert objects as the last read (a
+        round that changed nothing reads nothing). Their `last_seen` is as of that read: a firing
+        alert's live value is `seen_at(alert, now_of_last_round)`."""
+        with self.lock:
+            mark = self.active_mark()  # before the read: a write in between re-reads next time
+            cached = self._active
+            if cached is not None and cached[0] == mark:
+                return list(cached[1])
+            alerts = sorted(self._rows("state = 'firing'"), key=alert_order)
+            held = self.db.execute("SELECT id FROM alerts WHERE state = 'firing' AND held = 1")
+            self._active, self._held = (mark, tuple(alerts)), frozenset(r[0] for r in held)
+        return alerts
 
     @guarded
     def active_mark(self) -> tuple[object, ...]:
-        """A cheap fingerprint of what `active()` shows (which alerts fire, their acks and mutes):
-        a change feed says the ledger file moved (event appends move it too); this says whether
-        the alerts did, so a cockpit re-reads them only then."""
-        row = self.db.execute(
-            "SELECT count(*), max(id), count(acked_at), max(acked_at), count(muted_until),"
-            " max(muted_until), sum(mute_until_resolved), max(muted_at), max(severity),"
-            " (SELECT max(seq) FROM alert_acks) FROM alerts WHERE state = 'firing'"
-        ).fetchone()
+        """A cheap fingerprint of what `active()` shows (which alerts fire, their content, acks,
+        mutes and deliveries; not the passing `last_seen` of alerts seen every round): a change
+        feed says the ledger file moved (event appends move it too); this says whether the alerts
+        did, so a cockpit re-reads them only then. `rev` moves with every evaluation that changed
+        a firing alert (content, held, fired, resolved), whichever cockpit ran it."""
+        with self.lock:
+            row = self.db.execute(
+                "SELECT count(*), max(id), count(acked_at), max(acked_at), count(muted_until),"
+                " max(muted_until), sum(mute_until_resolved), max(muted_at), max(severity),"
+                " (SELECT max(seq) FROM alert_acks), (SELECT v FROM alert_meta WHERE k = 'rev'),"
+                " (SELECT count(*) FROM alert_deliveries),"
+                " (SELECT max(last_attempt_at) FROM alert_deliveries),"
+                " (SELECT sum(attempts) + sum(rounds) FROM alert_deliveries)"
+                " FROM alerts WHERE state = 'firing'"
+            ).fetchone()
         return tuple(row)
+
+    def seen_at(self, alert: Alert, evaluated_at: datetime) -> datetime:
+        """`alert.last_seen` as of the evaluation at `evaluated_at` (the last round): a firing
+        alert from `active()` that was not held was seen by it; any other keeps its own."""
+        if alert.state != "firing" or alert.id in self._held or evaluated_at <= alert.last_seen:
+            return alert.last_seen
+        return evaluated_at
 
     @guarded
     def history(self, limit: int = 50, *, include_firing: bool = True) -> list[Alert]:
@@ -369,7 +403,9 @@ class AlertStore:
     ) -> tuple[list[int], list[int], int]:
         """Transition the stored alerts to match this round's candidates, in one transaction.
 
-        Returns (newly firing ids, newly resolved ids, pending count).
+        Returns (newly firing ids, newly resolved ids, pending count). A round in which nothing
+        changed writes one row (alert_meta's last_evaluated_at, which is the `last_seen` of every
+        firing alert seen again, see `held`): no alert or pending row is rewritten.
         """
         now_s = iso(now)
         fired: list[int] = []
@@ -379,10 +415,12 @@ class AlertStore:
             self.db.transaction(lock="alerts"),
         ):  # one evaluator at a time (TUI, cron, other cockpits)
             conn = self.db
+            row = conn.execute(_LAST_EVALUATED).fetchone()
+            prev_round = row[0] if row else None  # when every firing alert not held was last seen
             firing = {
-                k: (i, s, seen_at)
-                for i, k, s, seen_at in conn.execute(
-                    "SELECT id, key, scope, last_seen FROM alerts WHERE state = 'firing'"
+                k: (i, s, seen_at, held)
+                for i, k, s, seen_at, held in conn.execute(
+                    "SELECT id, key, scope, last_seen, held FROM alerts WHERE state = 'firing'"
                 )
             }
             pending = {
@@ -391,22 +429,27 @@ class AlertStore:
             }
             seen: set[str] = set()
             updates: list[tuple] = []
-            touches: list[tuple[str, int]] = []  # unchanged firing alerts: last_seen only
+            touches: list[tuple[str, int]] = []  # held alerts seen again unchanged: last_seen only
             last_written, written = self._written, {}
             for c in candidates:
                 seen.add(c.key)
                 if c.key in firing:
-                    aid, _, seen_at = firing[c.key]
+                    aid, _, seen_at, held = firing[c.key]
                     was = last_written.get(c.key)
-                    written[c.key] = (aid, now_s, c)
                     if (
                         was is not None
                         and was[0] == aid
                         and was[1] == seen_at
                         and (was[2] is c or was[2] == c)
                     ):
-                        touches.append((now_s, aid))
+                        # Unchanged and nobody rewrote it since (its last_seen is still ours).
+                        if held:
+                            touches.append((now_s, aid))
+                            written[c.key] = (aid, now_s, c)
+                        else:
+                            written[c.key] = was
                         continue
+                    written[c.key] = (aid, now_s, c)
                     updates.append(
                         (
                             c.severity.value,
@@ -424,6 +467,8 @@ class AlertStore:
                 if c.since is not None and c.since < start:
                     start = c.since
                 if (now - start).total_seconds() < c.hold_s:
+                    if pending.get(c.key) == (start, c.scope):
+                        continue  # pending as it was: its hold is judged again next round
                     conn.execute(
                         "INSERT INTO alert_pending(key, rule, scope, first_seen, last_seen)"
                         " VALUES (?,?,?,?,?)"
@@ -470,16 +515,27 @@ class AlertStore:
             if updates:
                 conn.executemany(
                     "UPDATE alerts SET severity = ?, summary = ?, threshold = ?, scope = ?,"
-                    " evidence_json = ?, details_json = ?, last_seen = ? WHERE id = ?",
+                    " evidence_json = ?, details_json = ?, last_seen = ?, held = 0 WHERE id = ?",
                     updates,
                 )
             if touches:
-                conn.executemany("UPDATE alerts SET last_seen = ? WHERE id = ?", touches)
-            for key, (aid, scope, _) in firing.items():
-                if key in seen or (scope is not None and scope in unknown):
+                conn.executemany("UPDATE alerts SET last_seen = ?, held = 0 WHERE id = ?", touches)
+            holds = 0
+            for key, (aid, scope, seen_at, held) in firing.items():
+                if key in seen:
+                    continue
+                # Not seen this round: it was last seen when it was written (held) or, if it was
+                # seen by the previous round, then; that time is frozen into its row now.
+                last = seen_at if held or prev_round is None or prev_round < seen_at else prev_round
+                if scope is not None and scope in unknown:
+                    if not held:  # its input is unknown: kept, not resolved
+                        conn.execute("UPDATE alerts SET held = 1, last_seen = ? WHERE id = ?", (last, aid))
+                        holds += 1
                     continue
                 conn.execute(
-                    "UPDATE alerts SET state = 'resolved', resolved_at = ? WHERE id = ?", (now_s, aid)
+                    "UPDATE alerts SET state = 'resolved', resolved_at = ?, last_seen = ?, held = 0"
+                    " WHERE id = ?",
+                    (now_s, last, aid),
                 )
                 resolved.append(aid)
             for key, (_, scope) in pending.items():
@@ -491,10 +547,17 @@ class AlertStore:
                 " ON CONFLICT(k) DO UPDATE SET v = excluded.v",
                 (now_s,),
             )
-            self._prune(history_keep)
+            if fired or resolved or updates or touches or holds:  # what active() shows changed
+                conn.execute(
+                    "INSERT INTO alert_meta(k, v) VALUES ('rev', '1')"
+                    " ON CONFLICT(k) DO UPDATE SET v = CAST(CAST(alert_meta.v AS INTEGER) + 1 AS TEXT)"
+                )
+            if resolved or not self._pruned:  # history grows only by resolving
+                self._prune(history_keep)
             if fired or resolved:
                 conn.notify(f"alerts:apply:{len(fired)}:{len(resolved)}")
         self._written = written  # only once committed: a rolled-back round wrote nothing
+        self._pruned = True
         return fired, resolved, int(n_pending)
 
     def _prune(self, keep: int) -> None:
@@ -518,7 +581,14 @@ class AlertStore:
         return sorted(self._rows(f"id IN ({','.join('?' * len(ids))})", list(ids)), key=alert_order)
 
 
-def _alert(r: tuple, deliveries: tuple[Delivery, ...], acks: tuple[Ack, ...] = ()) -> Alert:
+def _alert(
+    r: tuple, deliveries: tuple[Delivery, ...], acks: tuple[Ack, ...] = (), live_at: datetime | None = None
+) -> Alert:
+    """One alerts row -> Alert. A firing alert not held was seen by the last evaluation
+    (`live_at`, alert_meta's last_evaluated_at): rounds that see it unchanged do not rewrite it."""
+    last_seen = datetime.fromisoformat(r[13])
+    if live_at is not None and r[10] == "firing" and not r[23] and live_at > last_seen:
+        last_seen = live_at
     evidence = tuple(
         Evidence(e.get("kind", ""), e.get("id", ""), e.get("note", "")) for e in json.loads(r[8])
     )
@@ -540,7 +610,7 @@ def _alert(r: tuple, deliveries: tuple[Delivery, ...], acks: tuple[Ack, ...] = (
         state=r[10],
         first_seen=datetime.fromisoformat(r[11]),
         fired_at=datetime.fromisoformat(r[12]),
-        last_seen=datetime.fromisoformat(r[13]),
+        last_seen=last_seen,
         resolved_at=parse_iso(r[14]),
         acked_by=r[15],
         acked_at=parse_iso(r[16]),

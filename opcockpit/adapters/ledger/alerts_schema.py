@@ -74,4 +74,13 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE alert_deliveries ADD COLUMN claimed_by TEXT",
         "ALTER TABLE alert_deliveries ADD COLUMN claimed_until TEXT",
     ],
+    [
+        # Issue 10 (idle round): a firing alert seen again unchanged is no longer rewritten every
+        # round. `held` = 1: kept without being seen (its input was unknown), `last_seen` is the
+        # last sighting; 0: seen by the last evaluation, so its last sighting is alert_meta's
+        # last_evaluated_at (what `AlertStore` reads back as `Alert.last_seen`).
+        "ALTER TABLE alerts ADD COLUMN held INTEGER NOT NULL DEFAULT 0",
+        "UPDATE alerts SET held = 1 WHERE state = 'firing' AND last_seen <"
+        " COALESCE((SELECT v FROM alert_meta WHERE k = 'last_evaluated_at'), last_seen)",
+    ],
 ]
