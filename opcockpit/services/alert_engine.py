@@ -8,6 +8,7 @@ did in the store. The notifier never sees the store; the store never sees the no
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import socket
 from collections.abc import Callable, Sequence
@@ -152,6 +153,9 @@ class AlertEngine:
         with getattr(self.store, "lock", contextlib.nullcontext()):
             mark = getattr(self.store, "active_mark", lambda: None)()
             active = tuple(self.store.active())
+        prev = self.last.active if self.last is not None else None
+        if prev is not None and len(prev) == len(active) and all(map(operator.is_, prev, active)):
+            active = prev  # the same alerts: the surfaces skip re-cleaning and re-rendering them
         self.last_mark = mark
         snap = AlertSnapshot(
             now=now,

@@ -11,6 +11,7 @@ import pytest
 
 from opcockpit.adapters.ledger.alerts import AlertStore
 from opcockpit.domain.alerts import AlertsConfig
+from opcockpit.tui.tabs.alerts import AlertsView
 from tests.fixtures.leon_db import RUN_T3, WorkedExample, write_worked_example
 from tests.tui.test_alerts_tab import SIZE, evaluated, keys_of, make_app
 
@@ -52,3 +53,33 @@ async def test_a_round_that_saw_a_change_does_not_make_the_feed_reread(
         finally:
             other.close()
             mate.close()
+
+
+async def test_an_idle_round_reuses_the_alerts_and_rebuilds_no_row(
+    tmp_path: Path, we: WorkedExample, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10 (idle tick): a round in which nothing changed hands the same alerts to the tab:
+    nothing is cleaned or rebuilt again, the ledger's alerts are not rewritten, and an open alert
+    detail still says it was seen by this round."""
+    ledger = tmp_path / "ledger.db"
+    monkeypatch.setenv("OPCOCKPIT_LEDGER", str(ledger))
+    monkeypatch.setenv("USER", "tester")
+    app = make_app(we, AlertsConfig())
+    async with app.run_test(size=SIZE) as pilot:
+        await evaluated(pilot, app)
+        al, tab = app.alerting, app.query_one(AlertsView)
+        assert al is not None and app.ground_truth is not None and al.active
+        before, built = al.active, tab.rebuilds
+        probe = sqlite3.connect(ledger)
+        try:
+            rows = probe.execute("SELECT id, last_seen FROM alerts WHERE state = 'firing'").fetchall()
+            gt = app.ground_truth
+            rnd = await al.evaluate(gt)  # the same ground truth: nothing changed
+            assert rnd.error is None and al.active is before
+            tab.show_alerts()
+            assert tab.rebuilds == built
+            assert probe.execute("SELECT id, last_seen FROM alerts WHERE state = 'firing'").fetchall() == rows
+            seen = al.current(before[0])
+            assert al.snapshot is not None and seen.last_seen == al.snapshot.now
+        finally:
+            probe.close()

@@ -36,6 +36,7 @@ from opcockpit.tui.widgets.alert_rows import (
     history_cells,
     history_columns,
     history_summary_width,
+    rows_valid_until,
 )
 from opcockpit.tui.widgets.alert_rules import RulesPanel
 from opcockpit.tui.widgets.overview import OverviewPanel
@@ -89,6 +90,11 @@ class AlertsView(Vertical):
         self._summary_w = 40
         self._last_error: str | None = None
         self.rounds = 0  # evaluations applied (tests wait on this)
+        self.rebuilds = 0  # active table rebuilds (tests: an idle round rebuilds nothing)
+        # What the active table was built from: (alerts, unfolded groups, summary width, built at,
+        # rows valid until): a round that read the same alerts rebuilds nothing until an age or
+        # a mute in the rows moves to its next text (issue 10, idle tick).
+        self._shown: tuple[tuple[Alert, ...], frozenset[str], int, datetime, datetime] | None = None
 
     # ------------------------------------------------------------------ layout
 
@@ -272,11 +278,22 @@ class AlertsView(Vertical):
         if al is None:
             return
         now = self._now()
-        self._alerts = {str(a.id): a for a in al.active}
-        groups = group_alerts(al.active, now)
-        self._groups = {g.key: g for g in groups if len(g.members) > 1}
-        self._expanded &= set(self._groups)  # a group that went away folds
-        self.active_table.replace(active_rows(groups, now, self._expanded))
+        shown = self._shown
+        if (
+            shown is None
+            or shown[0] is not al.active
+            or shown[1] != self._expanded
+            or shown[2] != self._summary_w
+            or not shown[3] <= now < shown[4]
+        ):
+            self._alerts = {str(a.id): a for a in al.active}
+            groups = group_alerts(al.active, now)
+            self._groups = {g.key: g for g in groups if len(g.members) > 1}
+            self._expanded &= set(self._groups)  # a group that went away folds
+            self.active_table.replace(active_rows(groups, now, self._expanded))
+            self.rebuilds += 1
+            until = rows_valid_until(al.active, now)
+            self._shown = (al.active, frozenset(self._expanded), self._summary_w, now, until)
         self._refresh_open_details()
         if self.view == "alerts-history":
             self.load_history()
@@ -293,6 +310,7 @@ class AlertsView(Vertical):
         for screen in self.app.screen_stack:
             if isinstance(screen, AlertDetailScreen):
                 fresh = self._alerts.get(str(screen.alert.id))
+                fresh = self.alerting.current(fresh) if fresh and self.alerting else fresh
                 if fresh is not None and fresh != screen.alert:
                     screen.show(fresh)
 
@@ -372,7 +390,8 @@ class AlertsView(Vertical):
     def open_detail(self, alert: Alert) -> None:
         from opcockpit.tui.screens.alert_detail import AlertDetailScreen
 
-        self.app.push_screen(AlertDetailScreen(alert, self))
+        al = self.alerting
+        self.app.push_screen(AlertDetailScreen(al.current(alert) if al else alert, self))
 
     # ------------------------------------------------------------------ ack / mute / unmute
 

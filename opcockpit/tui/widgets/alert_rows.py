@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from opcockpit.domain.alerts import SEVERITY_RANK, Evidence, Severity
@@ -44,6 +44,7 @@ __all__ = [
     "history_summary_width",
     "jump_target",
     "mute_text",
+    "rows_valid_until",
 ]
 
 SEV_LABEL = {Severity.CRITICAL: "CRIT", Severity.WARNING: "warn", Severity.INFO: "info"}
@@ -170,6 +171,29 @@ def active_cells(a: Alert, now: datetime, place: str | None = None, indent: str 
         bucket_age((now - a.fired_at).total_seconds()),
         mute_text(a, now),
     )
+
+
+def _next_bucket_s(seconds: float) -> float:
+    """The age (s) at which `bucket_age` of an age now `seconds` gives its next value."""
+    s = max(int(seconds), 0)
+    step = 5 if s < 60 else 60 if s < 3600 else 600 if s < 86400 else 3600
+    return float(s // step * step + step)
+
+
+def rows_valid_until(alerts: Iterable[Alert], now: datetime) -> datetime:
+    """Until when `active_rows(..., now)` of these alerts stays the same rows: the earliest moment
+    a fired-at age or a mute's time left moves to its next text, or a mute ends (the rows read
+    the time only through those). The Alerts tab rebuilds nothing before it."""
+    until = datetime.max.replace(tzinfo=UTC)
+    for a in alerts:
+        at = a.fired_at + timedelta(seconds=_next_bucket_s((now - a.fired_at).total_seconds()))
+        until = min(until, at)
+        if a.muted_until is not None and a.muted_until > now:
+            # "muted 12m" shows bucket_age(time left): it changes once the time left drops below
+            # that bucket (and the row's severity group once the mute ends, later still).
+            shown = bucket_age((a.muted_until - now).total_seconds()) or 0
+            until = min(until, a.muted_until - timedelta(seconds=shown))
+    return until if until > now else now + timedelta(seconds=1)
 
 
 # ----------------------------------------------------------------------------- groups
