@@ -249,25 +249,29 @@ def _one_line_no_secret(exc: BaseException) -> str:
     return text
 
 
-async def test_wrong_password_is_one_line_without_the_password(pg_server: Any, pg_url: str) -> None:
+@pytest.mark.parametrize("one_shot", [False, True])  # the one-shot read has its own connection
+async def test_wrong_password_is_one_line_without_the_password(
+    pg_server: Any, pg_url: str, one_shot: bool
+) -> None:
     bad = pg_url.replace(PASSWORD, "not-the-password-123")
     with pytest.raises(SourceError) as ei:
-        await read_pg_state(PgSourceSpec(bad))
+        await read_pg_state(PgSourceSpec(bad), one_shot=one_shot)
     text = _one_line_no_secret(ei.value)
     assert "authentication failed" in text and "not-the-password-123" not in text
     assert ei.value.kind == "permission"
 
 
-async def test_missing_schema_and_missing_table(fleet: Any, pg_url: str) -> None:
+@pytest.mark.parametrize("one_shot", [False, True])
+async def test_missing_schema_and_missing_table(fleet: Any, pg_url: str, one_shot: bool) -> None:
     with pytest.raises(SourceError) as ei:
-        await read_pg_state(PgSourceSpec(pg_url, "nope"))
+        await read_pg_state(PgSourceSpec(pg_url, "nope"), one_shot=one_shot)
     assert "schema 'nope' does not exist" in _one_line_no_secret(ei.value)
     with pytest.raises(SourceError) as ei:
-        await read_pg_state(PgSourceSpec(pg_url, "public"))  # empty database
+        await read_pg_state(PgSourceSpec(pg_url, "public"), one_shot=one_shot)  # empty database
     assert "no tables" in _one_line_no_secret(ei.value) and ei.value.kind == "not_leon"
     copy_fleet(fleet.sandbox_db, pg_url, skip={*SKIP_TABLES, "abstract_terminals"})
     with pytest.raises(SourceError) as ei:
-        await read_pg_state(PgSourceSpec(pg_url))
+        await read_pg_state(PgSourceSpec(pg_url), one_shot=one_shot)
     assert "abstract_terminals" in _one_line_no_secret(ei.value)
 
 

@@ -29,6 +29,7 @@ reason, and wiring exposes that reason to the action gate.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import datetime, tzinfo
@@ -45,6 +46,7 @@ from opcockpit.adapters.pg_source_values import (
     map_pg_error,
     sqlstate,
 )
+from opcockpit.adapters.pg_sync import SyncSession, drive
 from opcockpit.domain.models import DbState
 from opcockpit.domain.secrets import redact_url
 from opcockpit.domain.timeutil import make_parser
@@ -97,23 +99,33 @@ class PgSandboxReader(LeonReaderBase):
 
     # ---------------------------------------------------------------- lifecycle
 
-    async def _connect(self) -> Any:
+    def _psycopg(self) -> Any:
         try:
             import psycopg
         except ImportError:  # pragma: no cover - psycopg is a runtime dependency
             raise SourceError(
                 "missing", f"PostgreSQL source {self.spec.shown}: needs psycopg 3 (pip install psycopg)"
             ) from None
+        return psycopg
+
+    def _connect_args(self) -> dict[str, Any]:
+        return {
+            "autocommit": True,
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "application_name": "opcockpit-source",
+            "options": connect_options(),
+        }
+
+    async def _connect(self) -> Any:
+        psycopg = self._psycopg()
         try:
-            conn = await psycopg.AsyncConnection.connect(
-                self.spec.url,
-                autocommit=True,
-                connect_timeout=CONNECT_TIMEOUT_S,
-                application_name="opcockpit-source",
-                options=connect_options(),
-            )
+            conn = await psycopg.AsyncConnection.connect(self.spec.url, **self._connect_args())
         except Exception as exc:
             raise map_pg_error(exc, self.spec) from None
+        return await self._prepare(conn, psycopg)
+
+    async def _prepare(self, conn: Any, psycopg: Any) -> Any:
+        """The session's read-only snapshot settings and search_path; closes `conn` on failure."""
         try:
             await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)  # sent with BEGIN
             await conn.set_read_only(True)
@@ -276,7 +288,8 @@ class PgSandboxReader(LeonReaderBase):
 
 
 class _OneShotPgReader(PgSandboxReader):
-    """The reader of `read_pg_state(one_shot=True)`: the same records, text not interned.
+    """The reader of `read_pg_state(one_shot=True)`: the same records, read in one worker thread
+    over a blocking connection (`pg_sync`), text not interned.
 
     `sandbox_rows` interns repeated text for the live cockpit's hours-long picture (issue 10); a
     `snapshot` process prints its records and exits, and the ~300k intern calls at 10k leases
@@ -285,6 +298,17 @@ class _OneShotPgReader(PgSandboxReader):
     result reached the client only once the server had run them all (output flushed at Sync)."""
 
     _builders = ONE_SHOT_BUILDERS
+
+    async def _connect(self) -> Any:
+        psycopg = self._psycopg()
+        try:
+            conn = psycopg.Connection.connect(self.spec.url, **self._connect_args())
+        except Exception as exc:
+            raise map_pg_error(exc, self.spec) from None
+        return await self._prepare(SyncSession(conn), psycopg)
+
+    async def _convert(self, fn: Callable[[], Any], nrows: int) -> Any:
+        return fn()  # already off the event loop: the whole read runs in one worker thread
 
 
 async def read_pg_state(
@@ -297,13 +321,28 @@ async def read_pg_state(
     """Connect, read the reconcile input in one read-only snapshot, close. Raises SourceError.
     No separate validating snapshot (`open()`'s): the read introspects and checks the schema in
     its own, one transaction fewer for `opcockpit snapshot`. `one_shot` (the `snapshot`
-    command): records for a process that prints them and exits (`_OneShotPgReader`)."""
-    reader = (_OneShotPgReader if one_shot else PgSandboxReader)(spec, local_tz=local_tz)
+    command): the whole read in one worker thread, records for a process that prints them and
+    exits (`_OneShotPgReader`)."""
+    if one_shot:
+        return await asyncio.to_thread(read_pg_state_now, spec, now=now, local_tz=local_tz)
+    reader = PgSandboxReader(spec, local_tz=local_tz)
     try:
         reader._conn = await reader._connect()
         return await reader.read_state(now=now)
     finally:
         await reader.close()
+
+
+def read_pg_state_now(
+    spec: PgSourceSpec, *, now: datetime | None = None, local_tz: tzinfo | None = None
+) -> DbState:
+    """read_pg_state(one_shot=True) in the calling thread (blocking)."""
+    reader = _OneShotPgReader(spec, local_tz=local_tz)
+    try:
+        reader._conn = drive(reader._connect())
+        return drive(reader.read_state(now=now))
+    finally:
+        drive(reader.close())
 
 
 def refused_writer(*_: Any, **__: Any) -> Any:
