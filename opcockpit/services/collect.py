@@ -8,13 +8,14 @@ Single-flight: while a refresh runs, further `refresh()` calls join it (they awa
 get the same GroundTruth) instead of stacking a second DB read and provider round. Callers that
 prefer to drop a tick (the TUI) check `refreshing` first.
 
-Cheap while little changes (issue 10): the first refresh is the one-shot full path (read
-sandbox.db, reconcile; `snapshot` stays byte-identical). Later refreshes read sandbox.db through
-the change-detecting tracker (`leon.db_tracker`: nothing committed -> no query) and reconcile
-incrementally (`IncrementalReconciler`, equal to a full reconcile of the same inputs). With
-`paced=True` (the TUI) each provider is listed in full only every `list_interval_s` (config, else
-the adapter's Capabilities); in between its last listing is reused, and `look(provider, ids)`
-(provider events, completed actions) GETs just those instances into it.
+Cheap while little changes (issue 10): the first refresh of a one-shot collector is the full path
+(read sandbox.db, reconcile; `snapshot` stays byte-identical). A paced (live) collector, and any
+collector from its second refresh on, reads sandbox.db through the change-detecting tracker
+(`leon.db_tracker`: nothing committed -> no query) and reconciles incrementally
+(`IncrementalReconciler`, equal to a full reconcile of the same inputs). With `paced=True` (the
+TUI) each provider is listed in full only every `list_interval_s` (config, else the adapter's
+Capabilities); in between its last listing is reused, and `look(provider, ids)` (provider events,
+completed actions) GETs just those instances into it.
 
 A paced full listing runs as its own task, one per provider (never two at once): the refresh
 waits for it at most `listing_grace_s` and otherwise goes on with the provider's current listing;
@@ -304,8 +305,12 @@ class FleetCollector:
         if self.leon is None:
             raise RuntimeError("FleetCollector needs LEON readers: build it with opcockpit.wiring")
         path = str(self.config.sources.sandbox_db)
-        if self._tracker is None and self.refresh_count > 0 and self.leon.db_tracker is not None:
-            # From the second refresh on: a long-lived, change-detecting reader.
+        live = self.paced or self.refresh_count > 0
+        if self._tracker is None and live and self.leon.db_tracker is not None:
+            # A long-lived, change-detecting reader: from the first refresh of a live (paced)
+            # collector, else from the second. A one-shot first read in a live cockpit built a
+            # second set of records at the tracker's first read while the first still lived: at
+            # 10k leases ~20 MB of pymalloc arenas the freed first set then pinned (issue 10, RSS).
             resync_s = float(getattr(self.config.sources, "resync_s", 300.0))
             self._tracker = self.leon.db_tracker(path, resync_s=resync_s)
         if self._tracker is not None:
