@@ -88,6 +88,10 @@ class PgSandboxReader(LeonReaderBase):
     """
 
     dialect = POSTGRES
+    # The schema probe at connect: a reconnected session of a reader that keeps its introspected
+    # schema needs the search_path set before its first query (the one-shot read introspects on
+    # every connection, and the introspection sets it: one round trip fewer).
+    _probe_at_connect = True
 
     def __init__(self, spec: PgSourceSpec, *, local_tz: tzinfo | None = None, **_: Any) -> None:
         self.spec = spec
@@ -129,20 +133,16 @@ class PgSandboxReader(LeonReaderBase):
         try:
             await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)  # sent with BEGIN
             await conn.set_read_only(True)
-            # One round trip: the schema's existence and the search_path (set only when it exists).
-            row = await (
-                await conn.execute(
-                    "SELECT set_config('search_path', %s, false) FROM pg_namespace WHERE nspname = %s",
-                    (_quote_ident(self.spec.schema), self.spec.schema),
-                )
-            ).fetchone()
-            if row is None:
-                raise SourceError(
-                    "not_leon",
-                    f"PostgreSQL source {self.spec.shown}: schema {self.spec.schema!r} does not exist "
-                    "(set [sources] schema / $LEON_DB_SCHEMA)",
-                    path=self.spec.shown,
-                )
+            if self._probe_at_connect:
+                # One round trip: the schema's existence and the search_path (set only when it exists).
+                row = await (
+                    await conn.execute(
+                        "SELECT set_config('search_path', %s, false) FROM pg_namespace WHERE nspname = %s",
+                        (_quote_ident(self.spec.schema), self.spec.schema),
+                    )
+                ).fetchone()
+                if row is None:
+                    raise self._no_schema()
         except SourceError:
             await conn.close()
             raise
@@ -175,17 +175,33 @@ class PgSandboxReader(LeonReaderBase):
 
     # ---------------------------------------------------------------- plumbing
 
-    async def _introspect(self, conn: Any) -> PgSchema:
-        cur = await conn.execute(
-            "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-            "WHERE n.nspname = %s AND c.relkind IN ('r', 'v', 'm', 'p', 'f')",
-            (self.spec.schema,),
+    def _no_schema(self) -> SourceError:
+        return SourceError(
+            "not_leon",
+            f"PostgreSQL source {self.spec.shown}: schema {self.spec.schema!r} does not exist "
+            "(set [sources] schema / $LEON_DB_SCHEMA)",
+            path=self.spec.shown,
         )
+
+    async def _introspect(self, conn: Any) -> PgSchema:
+        # Also sets the search_path (so a session introspected at once needs no probe at connect:
+        # `_probe_at_connect`); no row at all: the schema does not exist.
+        cur = await conn.execute(
+            "SELECT set_config('search_path', %s, false), c.relname, a.attname, "
+            "format_type(a.atttypid, a.atttypmod) FROM pg_namespace n "
+            "LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'v', 'm', 'p', 'f') "
+            "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+            "WHERE n.nspname = %s",
+            (_quote_ident(self.spec.schema), self.spec.schema),
+        )
+        rows = await cur.fetchall()
+        if not rows:
+            raise self._no_schema()
         names: set[str] = set()
         types: dict[str, dict[str, str]] = {}
-        for rel, col, typ in await cur.fetchall():
+        for _, rel, col, typ in rows:
+            if rel is None:
+                continue  # the schema exists and holds no table
             names.add(rel)
             if rel in _TABLES_OF_INTEREST and col is not None:
                 types.setdefault(rel, {})[col] = typ
@@ -298,9 +314,11 @@ class _OneShotPgReader(PgSandboxReader):
     result reached the client only once the server had run them all (output flushed at Sync)."""
 
     _builders = ONE_SHOT_BUILDERS
+    _probe_at_connect = False
 
     async def _connect(self) -> Any:
         psycopg = self._psycopg()
+        self._schema = None  # a new session is introspected, which sets its search_path
         try:
             conn = psycopg.Connection.connect(self.spec.url, **self._connect_args())
         except Exception as exc:
