@@ -1,0 +1,172 @@
+"""Explore in the real cockpit (issue 11): Enter -> the result drawn on screen, <= 1 s at 10k leases.
+
+bench_explore times the service alone (the query in its thread); this times what the operator
+sees: the real cockpit TUI in a pty (120x40) against bench/fleet_server.py (10k generated leases,
+provider doubles, drift on, refresh 2 s: the refresh, listing and alert work the query competes
+with), its events.db topped up to ~460k run_events as bench_explore does. On the Explore tab (`6`)
+each query is typed and Enter written; the time is from Enter to the first pty output chunk that
+draws the result's status ("N rows", painted in the same frame as the result table and facets).
+Before each trial the status is reset by a query that fails (an unchanged status is not redrawn).
+
+The queries: the issue's three typical ones (bench_explore.QUERIES: a filter over runs counted by
+provider, a group-by over run_events in a 24 h window, free text over commands) and the two of
+them that list rows rather than counts (the rows are built and drawn). Median and max of N trials
+each, with the cockpit's CPU time over the trials and the load average beside them. HEAD only
+(the previous main's Explore tab, f45d5a5, does not take the keys on `6`).
+
+Run: `python -m bench.bench_explore_tui [--leases 10000] [--trials 7]` or
+`python -m bench.run --only bench_explore_tui` (OPT_IN: fleet generation plus a cockpit, ~4 min).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench_explore import EVENTS_PER_LEASE, QUERIES, _top_up_run_events
+from bench.bench_soak import cpu_s, start_fleet
+from bench.bench_steady import checked_tree_env, git
+from bench.bench_team_ack import _Screen
+from bench.pty_cockpit import start_in_pty, stop
+
+ROOT = Path(__file__).resolve().parent.parent
+OPT_IN = True
+SIZES_CAP = 10_000
+TARGET_S = 1.0
+TRIALS = 7
+REFRESH_S = 2.0
+START_TIMEOUT_S = 240.0
+SETTLE_S = 20.0  # first refresh and listings, first alert round (it reads events.db's runs)
+ROW_QUERIES = ("runs status:error since:-6h", 'commands "npm test"')
+CLEAR = b"\x15"  # ctrl+u: the query box's delete-to-start
+ROWS = re.compile(rb"\d+ rows?\b")
+FAILED = "✗".encode()
+
+
+def _type(screen: _Screen, text: str) -> None:
+    """Replace the query box's text with `text` (ctrl+u alone first: sent with the text, it was lost)."""
+    screen.write(CLEAR)
+    time.sleep(0.3)
+    screen.write(text.encode())
+
+
+def _enter_to_drawn(screen: _Screen, query: str, label: str) -> float:
+    _type(screen, "nosuchdataset")
+    start = screen.offset()
+    screen.write(b"\r")
+    if screen.wait(FAILED, start, 10.0) is None:
+        raise RuntimeError(f"{label}: the status reset was not drawn")
+    time.sleep(0.5)
+    _type(screen, query)
+    time.sleep(0.7)  # the text and its completion drawn before Enter
+    start = screen.offset()
+    entered = time.perf_counter()  # the clock _Screen stamps chunks with
+    screen.write(b"\r")
+    done = screen.wait(ROWS, start, 60.0)
+    if done is None:
+        tail = bytes(screen.buf[start:])[-1500:].decode("utf-8", "replace")
+        raise RuntimeError(f"{label}: {query!r} drew no result: {tail!r}")
+    return done - entered
+
+
+def measure(label: str, pythonpath: Path, cfg: Path, queries: tuple[str, ...], trials: int) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="opcockpit-explore-tui-"))
+    env, _ = checked_tree_env(label, pythonpath, tmp)
+    proc, primary = start_in_pty(["--config", str(cfg)], env, tmp)
+    screen = _Screen(primary)
+    out: dict[str, Any] = {"label": label, "trials": trials, "queries": {}}
+    try:
+        if screen.wait(b"lease-", 0, START_TIMEOUT_S) is None:
+            raise RuntimeError(f"{label}: no rows drawn (rc {proc.poll()})")
+        time.sleep(SETTLE_S)
+        start = screen.offset()
+        screen.write(b"6")
+        if screen.wait(b"type a query", start, 20.0) is None:
+            raise RuntimeError(f"{label}: the Explore tab did not open")
+        time.sleep(1.0)
+        for q in queries:
+            _enter_to_drawn(screen, q, label)  # warm-up: first parse, caches, page cache
+        for q in queries:
+            cpu0 = cpu_s(proc.pid) or 0.0
+            times = [_enter_to_drawn(screen, q, label) for _ in range(trials)]
+            out["queries"][q] = {
+                "median_s": round(statistics.median(times), 3),
+                "max_s": round(max(times), 3),
+                "min_s": round(min(times), 3),
+                "cockpit_cpu_s": round((cpu_s(proc.pid) or 0.0) - cpu0, 2),
+                "load": [round(x, 2) for x in os.getloadavg()],
+            }
+            print(json.dumps({"run": label, "query": q, **out["queries"][q]}), file=sys.stderr, flush=True)
+    finally:
+        stop(proc)
+        screen.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def compare(leases: int, trials: int, queries: tuple[str, ...]) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="opcockpit-explore-tui-fleet-") as d:
+        fleet, cfg = start_fleet(Path(d), leases, REFRESH_S)
+        try:
+            events_db = Path(tomllib.loads(cfg.read_text())["sources"]["events_db"])
+            events = _top_up_run_events(events_db, leases, EVENTS_PER_LEASE)
+            result = measure(f"HEAD {git('rev-parse', '--short', 'HEAD')}", ROOT, cfg, queries, trials)
+            result["run_events"] = events
+            return [result]
+        finally:
+            fleet.terminate()
+            try:
+                fleet.wait(30)
+            except subprocess.TimeoutExpired:
+                fleet.kill()
+
+
+def rows(results: list[dict[str, Any]], leases: int) -> list[dict[str, Any]]:
+    out = []
+    for r in results:
+        for q, m in r["queries"].items():
+            note = (
+                f"median of {r['trials']} (min {m['min_s']} s, max {m['max_s']} s); cockpit CPU "
+                f"{m['cockpit_cpu_s']} s over the trials; fleet_server with drift, refresh {REFRESH_S} s; "
+                f"{r['run_events']} run_events; load {' '.join(map(str, m['load']))}"
+            )
+            out.append({
+                "name": f"explore TUI: Enter -> result drawn, `{q}`, {r['label']}", "size": leases,
+                "value": m["median_s"], "unit": "s", "target": TARGET_S, "notes": note,
+            })  # fmt: skip
+    return out
+
+
+def run(sizes: list[int]) -> list[dict[str, Any]]:
+    leases = max([s for s in sizes if s <= SIZES_CAP] or [SIZES_CAP])
+    return rows(compare(leases, TRIALS, (*QUERIES, *ROW_QUERIES)), leases)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--leases", type=int, default=10_000)
+    ap.add_argument("--trials", type=int, default=TRIALS)
+    ap.add_argument("--query", action="append", help="a query to time (repeatable; default: the five)")
+    args = ap.parse_args(argv)
+    queries = tuple(args.query or (*QUERIES, *ROW_QUERIES))
+    for row in rows(compare(args.leases, args.trials, queries), args.leases):
+        print(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
