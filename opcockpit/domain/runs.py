@@ -32,6 +32,7 @@ __all__ = [
     "RunSummary",
     "StuckRun",
     "normalize_error",
+    "provider_counts",
     "provider_sandboxes",
     "run_health",
 ]
@@ -305,23 +306,18 @@ def run_health(
     )
 
 
-def provider_sandboxes(gt: GroundTruth) -> tuple[ProviderSandboxes, ...]:
+ProviderCounts = tuple[dict[str, dict[str, int]], dict[str, dict[str, int]], Counter, Counter]
+
+
+def provider_sandboxes(
+    gt: GroundTruth, counts: ProviderCounts | None = None
+) -> tuple[ProviderSandboxes, ...]:
     """Per-provider lease counts by convergence and provider state, plus orphans and health.
 
-    Counted in C (Counter over zipped columns), then folded per distinct (provider, value): each
-    alert round asks for it over every row (issue 10: ~20k enum lookups per round at 10k)."""
-    rows = gt.rows
-    provs = list(map(_PROVIDER, rows))
-    by_conv: dict[str, dict[str, int]] = {}
-    for (prov, conv), n in Counter(zip(provs, map(_CONVERGENCE, rows), strict=True)).items():
-        by_conv.setdefault(prov, {})[conv.value] = n
-    by_state: dict[str, dict[str, int]] = {}
-    for (prov, state), n in Counter(zip(provs, map(_PROVIDER_STATE, rows), strict=True)).items():
-        s = by_state.setdefault(prov, {})
-        key = state or "-"
-        s[key] = s.get(key, 0) + n
-    leases = Counter(provs)
-    orphans = Counter(map(_PROVIDER, gt.orphans))
+    `counts`: `provider_counts(gt)` already made for the same rows and orphans (a caller that
+    sees the same row objects again reuses them; the providers' status and age still come from
+    `gt`)."""
+    by_conv, by_state, leases, orphans = counts if counts is not None else provider_counts(gt)
     out = []
     for p in sorted(gt.providers, key=lambda p: p.name):
         out.append(
@@ -338,6 +334,25 @@ def provider_sandboxes(gt: GroundTruth) -> tuple[ProviderSandboxes, ...]:
             )
         )
     return tuple(out)
+
+
+def provider_counts(gt: GroundTruth) -> ProviderCounts:
+    """provider_sandboxes' counts over the rows and orphans (by convergence, by provider state,
+    leases, orphans per provider).
+
+    Counted in C (Counter over zipped columns), then folded per distinct (provider, value): each
+    alert round asks for it over every row (issue 10: ~20k enum lookups per round at 10k)."""
+    rows = gt.rows
+    provs = list(map(_PROVIDER, rows))
+    by_conv: dict[str, dict[str, int]] = {}
+    for (prov, conv), n in Counter(zip(provs, map(_CONVERGENCE, rows), strict=True)).items():
+        by_conv.setdefault(prov, {})[conv.value] = n
+    by_state: dict[str, dict[str, int]] = {}
+    for (prov, state), n in Counter(zip(provs, map(_PROVIDER_STATE, rows), strict=True)).items():
+        s = by_state.setdefault(prov, {})
+        key = state or "-"
+        s[key] = s.get(key, 0) + n
+    return by_conv, by_state, Counter(provs), Counter(map(_PROVIDER, gt.orphans))
 
 
 def unavailable(

@@ -10,14 +10,16 @@ one read of all of them gives (tests/test_runs_incremental.py holds that on rand
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from opcockpit.domain.runs import RunSummary
+from opcockpit.domain.runs import ACTIVITY_PREFIX, RunHealth, RunSummary
 
 __all__ = [
-    "DETAILS", "STATUSES", "RunAgg", "RunSeqs", "error_text", "merge", "run_status", "status_of", "summary",
+    "DETAILS", "STATUSES", "RunAgg", "RunSeqs", "carried", "error_text", "health_until", "merge",
+    "run_status", "status_of", "summary",
 ]  # fmt: skip
 
 # The seqs of a RunAgg whose event time (or, for `err`, data) a summary reads: a reader may look
@@ -161,3 +163,40 @@ def error_text(data: str | None) -> str | None:
         err = obj["error"]
         return err if isinstance(err, str) else json.dumps(err)
     return data
+
+
+# --------------------------------------------------------------------------- run health over time
+
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+def health_until(
+    runs: Iterable[RunSummary], now: datetime, *, window_s: float, stuck_after_s: float
+) -> datetime:
+    """The last moment up to which `run_health(runs, t)`, for t from `now` on, differs from
+    `run_health(runs, now)` only by `carried`: no run leaves the window (kept while its last
+    activity is within `window_s` of t) and no running run becomes stuck (idle > `stuck_after_s`).
+    A run out of the window never comes back as time goes forward."""
+    cutoff = now - timedelta(seconds=window_s)
+    window, stuck = timedelta(seconds=window_s), timedelta(seconds=stuck_after_s)
+    until = _NEVER
+    for run in runs:
+        last = run.last_event_at or run.started_at
+        if last is None or last < cutoff or run.run_id.startswith(ACTIVITY_PREFIX):
+            continue
+        until = min(until, last + window)
+        if run.status == "running" and last + stuck >= now:
+            until = min(until, last + stuck)
+    return until
+
+
+def carried(base: RunHealth, now: datetime) -> RunHealth:
+    """`base` (run_health at base.generated_at) at a later `now` within `health_until`: the
+    same runs and counts; each stuck run's idle time is now's (the order, longest idle first,
+    does not change: every idle time grew by the same)."""
+    if now == base.generated_at:
+        return base
+    stuck = tuple(
+        replace(s, idle_s=(now - (s.last_event_at or s.started_at)).total_seconds()) for s in base.stuck
+    )  # type: ignore[operator]
+    return replace(base, generated_at=now, by_status=dict(base.by_status), stuck=stuck)

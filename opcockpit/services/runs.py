@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,16 @@ from opcockpit.domain.models import GroundTruth
 from opcockpit.domain.runs import (
     DEFAULT_STUCK_AFTER_S,
     DEFAULT_WINDOW_S,
+    ProviderCounts,
+    ProviderSandboxes,
     RunHealth,
     RunSummary,
+    provider_counts,
+    provider_sandboxes,
     run_health,
     unavailable,
 )
-from opcockpit.domain.runs_inc import RunAgg, merge, summary
+from opcockpit.domain.runs_inc import RunAgg, carried, health_until, merge, summary
 from opcockpit.domain.timeutil import make_parser, to_sqlite_utc
 from opcockpit.ports.errors import SourceError
 from opcockpit.ports.leon import EventsReader
@@ -52,6 +57,7 @@ class _Runs:
         self.seq = 0  # every event at or below it has been read
         self.total = 0  # events of the runs in `aggs`
         self.ordered: list[tuple[RunAgg, RunSummary]] | None = None  # newest first
+        self.version = 0  # moves whenever a run was added, changed or dropped
 
     def put(self, a: RunAgg, parse: Callable[[object], datetime | None]) -> None:
         old = self.aggs.get(a.run_id)
@@ -67,18 +73,89 @@ class _Runs:
         self.by_thread.get(a.thread_id, set()).discard(rid)
 
 
+@dataclass(frozen=True, slots=True)
+class _Health:
+    """The last run health computed from one `_Runs` (issue 10, idle tick): carried to a later
+    `now` (domain.runs_inc.carried) until a run leaves the window or becomes stuck."""
+
+    runs: _Runs
+    version: int
+    params: tuple[float, float, int]  # window_s, stuck_after_s, top_n
+    base: RunHealth  # without providers
+    until: datetime  # health_until
+    cut_limit: str | None  # the runs window stays the same while its cut is <= this (raw text)
+
+    def at(self, st: _Runs | None, now: datetime, params: tuple[float, float, int]) -> RunHealth | None:
+        if st is not self.runs or st.version != self.version or params != self.params:
+            return None
+        if not self.base.generated_at <= now <= self.until:
+            return None
+        cut = to_sqlite_utc(now - timedelta(seconds=params[0]))
+        if self.cut_limit is not None and cut > self.cut_limit:
+            return None  # a run's last event left the window: the runs list shrinks
+        return carried(self.base, now)
+
+
 class RunReads:
     """The runs read per events.db: one per cockpit (`Cockpit.run_reads`, the alert engine's),
     never module state, so two cockpits in one process never share a read."""
 
     def __init__(self) -> None:
         self._by_path: dict[str, _Runs] = {}
+        self._health: dict[str, _Health] = {}
+        # provider_counts of the last ground truth's rows and orphans (the same objects when the
+        # fleet did not change: the incremental reconcile keeps them)
+        self._counts: tuple[object, object, ProviderCounts] | None = None
+        self.health_hits = 0  # rounds whose run health was carried, not recomputed (tests)
         self._parse = make_parser()  # created_at is UTC text: the local zone is never consulted
         self.reads = 0  # full reads of events.db (tests, diagnostics)
         self.delta_reads = 0  # watermark reads
 
     def forget(self, path: str) -> None:
         self._by_path.pop(path, None)
+        self._health.pop(path, None)
+
+    def health(
+        self, path: str, sig: tuple[object, ...] | None, now: datetime, params: tuple[float, float, int]
+    ) -> RunHealth | None:
+        """The last run health carried to `now`, without opening events.db or walking its runs,
+        when the file and its runs are as they were and no run crossed a threshold since."""
+        st = self._by_path.get(path)
+        memo = self._health.get(path)
+        if st is None or memo is None or sig is None or st.sig != sig or not self._young(st, now):
+            return None
+        rh = memo.at(st, now, params)
+        if rh is not None:
+            self.health_hits += 1
+        return rh
+
+    def keep_health(
+        self,
+        path: str,
+        rh: RunHealth,
+        runs: list[RunSummary],
+        since: datetime,
+        params: tuple[float, float, int],
+    ) -> None:
+        """Remember `rh` (= run_health(runs, rh.generated_at), no providers) for `health`."""
+        st = self._by_path.get(path)
+        if st is None:
+            return
+        cut = to_sqlite_utc(since)
+        kept = [
+            a.max_created
+            for a, _ in st.ordered or ()
+            if isinstance(a.max_created, str) and a.max_created >= cut
+        ]
+        until = health_until(runs, rh.generated_at, window_s=params[0], stuck_after_s=params[1])
+        self._health[path] = _Health(st, st.version, params, rh, until, min(kept) if kept else None)
+
+    def providers(self, gt: GroundTruth) -> tuple[ProviderSandboxes, ...]:
+        """provider_sandboxes(gt), counting the rows again only when they are other objects."""
+        was = self._counts
+        if was is None or was[0] is not gt.rows or was[1] is not gt.orphans:
+            was = self._counts = (gt.rows, gt.orphans, provider_counts(gt))
+        return provider_sandboxes(gt, was[2])
 
     def cached(
         self, path: str, sig: tuple[object, ...] | None, now: datetime, since: datetime | None
@@ -170,6 +247,7 @@ class RunReads:
             st.drop(rid)
         if merged or gone:
             st.ordered = None
+            st.version += 1
         st.total, st.seq = total, seq
         return True
 
@@ -215,6 +293,10 @@ async def load_run_health(
     path = str(events_db)
     since = now - timedelta(seconds=window_s)
     sig = signature(path) if reads is not None else None
+    params = (window_s, stuck_after_s, top_n)
+    if reads is not None and (rh := reads.health(path, sig, now, params)) is not None:
+        # events.db unchanged and no run crossed a threshold: nothing to walk (issue 10)
+        return replace(rh, providers=reads.providers(ground_truth)) if ground_truth is not None else rh
     runs = reads.cached(path, sig, now, since) if reads is not None else None
     if runs is None:
         try:
@@ -227,6 +309,11 @@ async def load_run_health(
             if reads is not None:
                 reads.forget(path)
             return unavailable(now, str(exc), **kw)  # type: ignore[arg-type]
-    return run_health(
-        runs, now, window_s=window_s, stuck_after_s=stuck_after_s, top_n=top_n, ground_truth=ground_truth
-    )
+    if reads is None:
+        return run_health(
+            runs, now, window_s=window_s, stuck_after_s=stuck_after_s, top_n=top_n, ground_truth=ground_truth
+        )
+    if (rh := reads.health(path, sig, now, params)) is None:  # read again, but nothing had changed
+        rh = run_health(runs, now, window_s=window_s, stuck_after_s=stuck_after_s, top_n=top_n)
+        reads.keep_health(path, rh, runs, since, params)
+    return replace(rh, providers=reads.providers(ground_truth)) if ground_truth is not None else rh
