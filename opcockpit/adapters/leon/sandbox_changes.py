@@ -38,6 +38,7 @@ from typing import Any
 
 import aiosqlite
 
+from opcockpit.adapters.leon.rowmap import RowMap
 from opcockpit.adapters.leon.sandbox_db import SandboxDbReader
 from opcockpit.adapters.leon.sandbox_rows import (
     _LEASE_COLS,
@@ -85,6 +86,7 @@ _TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 _Delta = tuple[dict[str, tuple[list[tuple], list[int]]], list[tuple]]
+_EMPTY = RowMap()  # a table not read yet (never changed: read-only stand-in)
 
 
 class _Resync(Exception):
@@ -127,12 +129,13 @@ class SandboxDbTracker:
         self._full_at = 0.0
         self._state: DbState | None = None
         # table -> rowid -> hash of the row's signature (the 64-bit hash, not the text: ~10 MB
-        # less at 10k leases; a collision would hide one change until the next resync_s).
-        self._sigs: dict[str, dict[int, Any]] = {}
+        # less at 10k leases; a collision would hide one change until the next resync_s), as a
+        # RowMap (sorted rowid and hash arrays: ~16 bytes a row instead of ~100 in a dict).
+        self._sigs: dict[str, RowMap] = {}
         self._doubt: str | None = None
         self._wm: dict[str, str | None] = {}  # table -> highest mark value seen (text compare)
         self._tops: dict[str, int | None] = {}  # explainer table -> its max(rowid) at the last read
-        self._recs: dict[str, dict[int, Any]] = {}  # table -> rowid -> record of the last state
+        self._recs: dict[str, RowMap] = {}  # table -> rowid -> record of the last state
 
     # ------------------------------------------------------------------ public
 
@@ -232,15 +235,15 @@ class SandboxDbTracker:
         dv = await self._data_version(reader)
         ap = reader._apath
 
-        async def run(conn: aiosqlite.Connection, s: _Schema) -> list[tuple[dict[int, int], list[tuple]]]:
-            out: list[tuple[dict[int, int], list[tuple]]] = []
+        async def run(conn: aiosqlite.Connection, s: _Schema) -> list[tuple[RowMap, list[tuple]]]:
+            out: list[tuple[RowMap, list[tuple]]] = []
             for table, cols in _TABLES:
                 if not s.has(table):
-                    out.append(({}, []))
+                    out.append((RowMap(), []))
                     continue
                 # Keys and values in two scans in rowid order (aligned, one transaction): the
                 # value rows go to the builders as fetched, no (rowid, signature, ...) copies;
-                # the keys straight into {rowid: hash}, the values' repeated text shared.
+                # the keys straight into a RowMap of hashes, the values' repeated text shared.
                 keys = await _fetch_hashes(
                     conn, f'SELECT rowid, {_signature(s, table, cols)} FROM "{table}" ORDER BY rowid'
                 )
@@ -266,17 +269,18 @@ class SandboxDbTracker:
         self._sigs = {}
         lists: list[list[tuple]] = []
         known: list[list[Any] | None] = []
-        rowids: list[list[int]] = []
+        rowids: list[Any] = []
         for (table, _), (keys, rows) in zip(_TABLES, results, strict=True):
             sigs = self._sigs[table] = keys
-            prev_sigs, prev_recs = old_sigs.get(table, {}), old_recs.get(table)
-            if prev_recs is not None:  # unchanged rows (same rowid, same signature) keep their record
+            prev_sigs, prev_recs = old_sigs.get(table), old_recs.get(table)
+            if prev_recs is not None and prev_sigs is not None:
+                # unchanged rows (same rowid, same signature) keep their record
                 known.append(
                     [prev_recs.get(rid) if prev_sigs.get(rid) == h else None for rid, h in sigs.items()]
                 )
             else:
                 known.append(None)
-            rowids.append(list(sigs))
+            rowids.append(sigs.ids)
             lists.append(rows)
         del results, keys, rows, old_sigs, old_recs
         self._schema_version = schema.version
@@ -305,11 +309,11 @@ class SandboxDbTracker:
                     continue
                 hot = await self._hot(conn, s, table, cols, touched if table == "sandbox_leases" else ())
                 if hot and not explained:  # a table scanned in full explains nothing
-                    old = self._sigs.get(table, {})
+                    old = self._sigs.get(table, _EMPTY)
                     explained = any(old.get(rid) != sig for rid, sig in hot)
                 plans.append((table, cols, hot))
             for table, cols, hot in plans:
-                old = self._sigs.get(table, {})
+                old = self._sigs.get(table, _EMPTY)
                 sig_rows = hot
                 if sig_rows is None or not explained:  # full signature scan of this table
                     sig_rows = await conn.execute_fetchall(
@@ -320,7 +324,7 @@ class SandboxDbTracker:
                     gone: list[int] = []
                     if seen != len(old):  # some known row is no longer there
                         present = {r[0] for r in sig_rows}
-                        gone = [rid for rid in old if rid not in present]
+                        gone = [rid for rid in old.ids if rid not in present]
                 else:
                     changed, gone = [rid for rid, sig in sig_rows if old.get(rid) != sig], []
                 if not changed and not gone:
@@ -341,11 +345,7 @@ class SandboxDbTracker:
 
         schema, (delta, parents) = await reader._transaction(run)
         for table, (fetched, gone) in delta.items():
-            sigs = self._sigs.setdefault(table, {})
-            for rid in gone:
-                sigs.pop(rid, None)
-            for r in fetched:
-                sigs[r[0]] = hash(r[1])
+            self._sigs.setdefault(table, RowMap()).apply(gone, [(r[0], hash(r[1])) for r in fetched])
             self.stats.rows_fetched += len(fetched)
         self._dv = dv
         self.stats.delta_reads += 1
@@ -355,9 +355,9 @@ class SandboxDbTracker:
         if patched is not None:
             return patched
         for table, (fetched, gone) in delta.items():  # their records are stale: built again
-            recs = self._recs.get(table, {})
-            for rid in (*gone, *(r[0] for r in fetched)):
-                recs.pop(rid, None)
+            recs = self._recs.get(table)
+            if recs is not None:
+                recs.apply((*gone, *(r[0] for r in fetched)), ())
         return await self._full(reader, None, now, changed=set(delta))
 
     async def _patch(
@@ -403,11 +403,8 @@ class SandboxDbTracker:
             if table not in delta:  # the same tuple: the reconciler skips regrouping it
                 continue
             known = self._recs[table]
-            for rid in gone:
-                known.pop(rid, None)
-            for r, rec in zip(fetched, recs, strict=True):
-                known[r[0]] = rec
-            out[table] = tuple(known.values())
+            known.apply(gone, [(r[0], rec) for r, rec in zip(fetched, recs, strict=True)])
+            out[table] = tuple(known.values)
         state = replace(
             prev, read_at=sub.read_at, leases=out.get("sandbox_leases", prev.leases),
             terminals=out.get("abstract_terminals", prev.terminals),
@@ -447,9 +444,14 @@ class SandboxDbTracker:
         agg = next(
             iter(await conn.execute_fetchall(f'SELECT count(*), total(rowid), max(rowid) FROM "{table}"'))
         )
-        old = self._sigs.get(table, {})
-        known = old.keys() | hot.keys()
-        if (agg[0], int(agg[1] or 0), agg[2]) != (len(known), sum(known), max(known, default=None)):
+        old = self._sigs.get(table, _EMPTY)
+        new = [rid for rid in hot if rid not in old]  # = old's rowids | hot's, without a set of both
+        tops = [t for t in (old.top(), max(new, default=None)) if t is not None]
+        if (agg[0], int(agg[1] or 0), agg[2]) != (
+            len(old) + len(new),
+            old.total() + sum(new),
+            max(tops, default=None),
+        ):
             return None  # an insert or delete the marks did not show
         if agg[2] is not None:
             # The highest rowid is the one SQLite reuses after deleting the last row: check it.
@@ -472,7 +474,7 @@ class SandboxDbTracker:
         now: datetime | None,
         lists: list[list[tuple]],
         known: list[list[Any] | None],
-        rowids: list[list[int]],
+        rowids: list[Any],
         *,
         changed: set[str] | None,
     ) -> DbState:
@@ -492,5 +494,5 @@ class SandboxDbTracker:
             _TABLES[:3], rowids[:3], (state.leases, state.terminals, state.chat_sessions), strict=True
         ):
             if len(ids) == len(recs):
-                self._recs[table] = dict(zip(ids, recs, strict=True))
+                self._recs[table] = RowMap.records(ids, recs)
         return state

@@ -12,6 +12,7 @@ from typing import Any
 
 import aiosqlite
 
+from opcockpit.adapters.leon.rowmap import RowMap
 from opcockpit.adapters.leon.sandbox_rows import _LEASE_COLS, _chunks, _placeholders, _Schema
 
 # The columns a LEON-way write moves, per table: rows at or past their high-water mark are the ones
@@ -173,10 +174,10 @@ def _shared_rows(cursor: sqlite3.Cursor, share: list[int]) -> list[tuple]:
     return out
 
 
-def _rowid_hashes(cursor: sqlite3.Cursor) -> dict[int, int]:
-    """{rowid: hash(signature)} of `SELECT rowid, <signature>`, in the cursor's order; built in the
-    connection's thread without a list of (rowid, signature) tuples first."""
-    return {rid: hash(sig) for rid, sig in cursor}
+def _rowid_hashes(cursor: sqlite3.Cursor) -> RowMap:
+    """{rowid: hash(signature)} of `SELECT rowid, <signature> ... ORDER BY rowid` as a compact
+    RowMap; built in the connection's thread without a list of (rowid, signature) tuples first."""
+    return RowMap.hashes((rid, hash(sig)) for rid, sig in cursor)
 
 
 async def _fetch_rows(conn: aiosqlite.Connection, sql: str, table: str, cols: tuple[str, ...]) -> list[tuple]:
@@ -186,6 +187,6 @@ async def _fetch_rows(conn: aiosqlite.Connection, sql: str, table: str, cols: tu
     return await conn._execute(lambda: _shared_rows(raw.execute(sql), share))
 
 
-async def _fetch_hashes(conn: aiosqlite.Connection, sql: str) -> dict[int, int]:
+async def _fetch_hashes(conn: aiosqlite.Connection, sql: str) -> RowMap:
     raw = conn._conn
     return await conn._execute(lambda: _rowid_hashes(raw.execute(sql)))
