@@ -105,7 +105,7 @@ class PgSandboxReader(LeonReaderBase):
 
     def _psycopg(self) -> Any:
         try:
-            import psycopg
+            from opcockpit.adapters.lean_psycopg import psycopg
         except ImportError:  # pragma: no cover - psycopg is a runtime dependency
             raise SourceError(
                 "missing", f"PostgreSQL source {self.spec.shown}: needs psycopg 3 (pip install psycopg)"

@@ -77,7 +77,7 @@ _LEASE_HISTORY = Source(
 
 def _connect(spec: PgSourceSpec, statement_timeout_ms: int) -> Any:
     """A read-only session on the source with `search_path` = its schema (SourceError if not)."""
-    import psycopg
+    from opcockpit.adapters.lean_psycopg import psycopg
 
     try:
         conn = psycopg.connect(
@@ -143,7 +143,7 @@ class PgExploreRows(ExploreRows):
         return self._pg_rows(sql, params, deadline)
 
     def _pg_rows(self, sql: str, params: list[Any], deadline: float | None) -> Iterator[tuple]:
-        import psycopg
+        from opcockpit.adapters.lean_psycopg import psycopg
 
         conn = _connect(self.spec, _timeout_ms(deadline))
         try:
@@ -233,7 +233,7 @@ class PgReadOnlySql:
         limit: int = 1000,
         timeout_s: float = 5.0,
     ) -> SqlResult:
-        import psycopg
+        from opcockpit.adapters.lean_psycopg import psycopg
 
         if not sql.strip():
             raise SqlRefused("empty SQL statement")

@@ -212,7 +212,7 @@ class PgDb(LedgerDb):
         self._connect()
 
     def _connect(self) -> Any:
-        import psycopg
+        from opcockpit.adapters.lean_psycopg import psycopg
 
         assert self.target.url is not None
         self._conn = psycopg.connect(

@@ -31,7 +31,7 @@ def read_mark_pg(url: str | None) -> str | None:
     if not url:
         return None
     try:
-        import psycopg
+        from opcockpit.adapters.lean_psycopg import psycopg
     except ImportError:  # pragma: no cover - psycopg is a runtime dependency
         return None
     try:
