@@ -5,13 +5,14 @@ entry, so a one-shot snapshot of an unchanged fleet neither loads nor diffs the 
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import psycopg
 import pytest
 
 from opcockpit.adapters.ledger.events import EventLog
-from opcockpit.adapters.ledger.pg_picture_mark import read_mark_pg
+from opcockpit.adapters.ledger.pg_picture_mark import PrefetchedMarkReader, read_mark_pg
 from opcockpit.domain.events import picture_of
 from opcockpit.domain.models import Convergence
 from opcockpit.domain.picture_mark import MARK_KEY, fingerprint
@@ -64,6 +65,38 @@ def test_anything_unexpected_reads_as_no_mark(pg_server: object, pg_url: str, ca
     elif case == "none":
         url = None
     assert read_mark_pg(url) is None
+    if url is not None:
+        assert PrefetchedMarkReader(url)() is None
+
+
+def _store_mark(url: str, mark: str) -> None:
+    log = EventLog(url)
+    try:
+        log.append([], picture={MARK_KEY: (mark,)})
+    finally:
+        log.close()
+
+
+def test_prefetched_reader_reads_the_mark_when_asked_not_when_built(pg_url: str) -> None:
+    """Only the session is opened ahead: a mark written after the reader was built (another
+    cockpit recording meanwhile) is the one it returns, on the first call and on later ones."""
+    _store_mark(pg_url, "before")
+    reader = PrefetchedMarkReader(pg_url)
+    assert reader._thread is not None
+    reader._thread.join()  # the session is open now, the mark not yet read
+    _store_mark(pg_url, "after")
+    assert reader() == "after"
+    _store_mark(pg_url, "later")
+    assert reader() == "later"  # a later call: a session of its own
+    with psycopg.connect(pg_url, autocommit=True) as pg:
+        for _ in range(100):  # a closed session's backend leaves pg_stat_activity as it exits
+            left = pg.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'opcockpit-mark'"
+            ).fetchone()[0]
+            if left == 0:
+                break
+            time.sleep(0.05)
+    assert left == 0  # each session closed once read
 
 
 def test_the_mark_session_is_read_only(pg_url: str) -> None:

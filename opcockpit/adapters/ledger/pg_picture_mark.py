@@ -15,11 +15,12 @@ never leaves this module (no exception text is kept).
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from opcockpit.domain.picture_mark import MARK_KEY
 
-__all__ = ["read_mark_pg"]
+__all__ = ["PrefetchedMarkReader", "read_mark_pg"]
 
 CONNECT_TIMEOUT_S = 5
 # A writer commits in milliseconds; past this the full path decides (and reports what is wrong).
@@ -30,20 +31,62 @@ def read_mark_pg(url: str | None) -> str | None:
     """The mark stored in the PostgreSQL ledger at `url`, or None (none, unreachable, not a ledger)."""
     if not url:
         return None
+    conn = _connect(url)
+    return _read_on(conn) if conn is not None else None
+
+
+class PrefetchedMarkReader:
+    """`read_mark_pg(url)` whose session is opened ahead, in a daemon thread started when it is
+    built (the one-shot cockpit is built before it reads its source): the mark is still read
+    when asked, in one round trip, but the connection (a backend fork and a SCRAM exchange,
+    ~10-20 ms) is no longer on the snapshot's path. Each later call reads on a session of its own.
+    A session that could not be opened reads as "no mark", as `read_mark_pg` does."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: Any = None
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._open, name="opcockpit-mark-connect", daemon=True
+        )
+        self._thread.start()
+
+    def _open(self) -> None:
+        self._conn = _connect(self.url)
+
+    def __call__(self) -> str | None:
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return read_mark_pg(self.url)
+        thread.join()  # bounded by CONNECT_TIMEOUT_S
+        conn, self._conn = self._conn, None
+        return _read_on(conn) if conn is not None else None
+
+
+def _connect(url: str) -> Any:
+    """A read-only, autocommit, short-timed session on the ledger, or None (no exception kept:
+    its text may hold the URL)."""
     try:
         from opcockpit.adapters.lean_psycopg import psycopg
     except ImportError:  # pragma: no cover - psycopg is a runtime dependency
         return None
     try:
-        with psycopg.connect(
+        return psycopg.connect(
             url,
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT_S,
             application_name="opcockpit-mark",
             options=f"-c default_transaction_read_only=on -c statement_timeout={STATEMENT_TIMEOUT_MS}",
-        ) as conn:
-            row = conn.execute("SELECT value FROM event_picture WHERE key = %s", (MARK_KEY,)).fetchone()
+        )
     except Exception:  # psycopg.Error, OSError: no mark; the full path reports the ledger's state
+        return None
+
+
+def _read_on(conn: Any) -> str | None:
+    """The mark read on `conn`, which is closed after."""
+    try:
+        with conn:
+            row = conn.execute("SELECT value FROM event_picture WHERE key = %s", (MARK_KEY,)).fetchone()
+    except Exception:  # no table yet, a dropped session, ...: no mark
         return None
     return _mark_of(row[0] if row is not None else None)
 
