@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from opcockpit.domain.models import NormalState
 
 Seed = Callable[..., str]
@@ -23,6 +25,9 @@ class ReuseContract:
     # AgentBay's labels come from its label cache (GetLabel), not from the listing: a label
     # edited behind its back shows after label_ttl_s, by design (see agentbay.py).
     labels_from_listing: bool = True
+    # Whole pages handed back undecoded when their bytes repeat (issue 10, idle tick); AgentBay
+    # lists sessions and labels by API calls, not pages of instances.
+    pages_reused: bool = True
 
     async def test_unchanged_instances_are_the_previous_objects(self, adapter: Any, seed: Seed) -> None:
         ids = [seed("running", {"lease_id": f"L{i}", "owner": "reuse"}) for i in range(4)]
@@ -57,3 +62,18 @@ class ReuseContract:
 
         fresh = _by_id(await make_adapter().list_instances())
         assert second == fresh  # reuse never changes what is listed
+
+    async def test_a_page_of_the_same_bytes_is_not_decoded_again(self, adapter: Any, seed: Seed) -> None:
+        reuse = getattr(adapter, "_reuse", None)
+        if not self.pages_reused or reuse is None:
+            pytest.skip("this adapter does not list pages of instances")
+        for i in range(3):
+            seed("running", {"lease_id": f"L{i}", "owner": "pages"})
+        first = await adapter.list_instances()
+        hits = reuse.page_hits
+        second = await adapter.list_instances()
+        assert reuse.page_hits > hits  # nothing changed: no page decoded
+        assert len(second) == len(first) and all(a is b for a, b in zip(first, second, strict=True))
+        seed("running", {"lease_id": "L-new", "owner": "pages"})
+        third = await adapter.list_instances()  # a page that changed is decoded
+        assert "L-new" in {i.claimed_lease_id for i in third} and len(third) == len(first) + 1

@@ -84,6 +84,7 @@ def seed(double: AgentBayDouble) -> Callable[..., str]:
 class TestAgentBayContract(AdapterContract):
     page_size = PAGE
     labels_from_listing = False  # labels come from the GetLabel cache (steady50k_reuse.py)
+    pages_reused = False  # ListSession pages of session ids, then labels per session
 
     async def test_request_count_is_o_pages(self, adapter: Any, seed: Any) -> None:
         """AgentBay's cost is O(pages) ListSession *plus one GetLabel per session* (list items

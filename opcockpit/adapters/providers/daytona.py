@@ -187,7 +187,11 @@ class DaytonaAdapter:
         async def fetch(cursor: str | None) -> Page[Instance]:
             if cursor:
                 params["cursor"] = cursor
-            body = await self._api.json("GET", path, params=params)
+            response = await self._api.request("GET", path, params=params)
+            same = self._reuse.page(cursor, response.content)  # the same bytes: not decoded again
+            if same is not None:
+                return Page(same[0], *same[1])
+            body = self._api.decode("GET", path, response)
             items = body.get("items") if isinstance(body, dict) else None
             if not isinstance(items, list):
                 raise self._api.protocol_error("GET", path, 'expected {"items": [...], "nextCursor": ...}')
@@ -199,7 +203,9 @@ class DaytonaAdapter:
             total = body.get("total")
             if isinstance(total, bool) or not isinstance(total, int) or total < 0:
                 total = None
-            return Page([self._listed(item, path) for item in items], next_cursor, total)
+            instances = [self._listed(item, path) for item in items]
+            self._reuse.page_done(instances, (next_cursor, total))
+            return Page(instances, next_cursor, total)
 
         self._reuse.start()
         listing = await self._api.paginate(

@@ -282,15 +282,21 @@ class DockerAdapter:
         if terms:
             params["filters"] = json.dumps({"label": terms})
         path = f"{await self._api()}/containers/json"
-        body = await self.client.json("GET", path, params=params)
+        response = await self.client.request("GET", path, params=params)
+        reuse = self._reuse
+        reuse.start()
+        same = reuse.page(None, response.content)  # the same bytes as last time: not decoded again
+        if same is not None:
+            reuse.done()
+            return same[0]
+        body = self.client.decode("GET", path, response)
         if not isinstance(body, list):
             raise self.client.protocol_error("GET", path, f"expected a JSON array, got {type(body).__name__}")
         if len(body) > self.max_instances:
             detail = f"listing exceeded max_instances={self.max_instances} ({len(body)} after 1 pages)"
             raise self.client.protocol_error("GET", path, detail)
-        reuse = self._reuse
-        reuse.start()
         listing = [self._listed(item) for item in body]
+        reuse.page_done(listing)
         reuse.done()
         return listing
 

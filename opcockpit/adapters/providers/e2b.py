@@ -139,13 +139,18 @@ class E2BAdapter:
             if cursor:
                 params["nextToken"] = cursor
             response = await self._api.request("GET", path, params=params)
-            body = self._api.decode("GET", path, response)
-            if not isinstance(body, list):
-                raise self._api.protocol_error(
-                    "GET", path, f"expected a JSON array, got {type(body).__name__}"
-                )
+            same = self._reuse.page(cursor, response.content)  # the same bytes: not decoded again
+            items = same[0] if same is not None else None
+            if items is None:
+                body = self._api.decode("GET", path, response)
+                if not isinstance(body, list):
+                    raise self._api.protocol_error(
+                        "GET", path, f"expected a JSON array, got {type(body).__name__}"
+                    )
+                items = [self._listed(item, path) for item in body]
+                self._reuse.page_done(items)
             return Page(
-                [self._listed(item, path) for item in body],
+                items,
                 cursor=response.headers.get("X-Next-Token"),
                 total=self._total_running(response, path),
             )
