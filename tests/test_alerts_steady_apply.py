@@ -135,7 +135,10 @@ def test_an_alert_kept_unseen_freezes_its_last_sighting(tmp_path: Path) -> None:
     b = next(a for a in store.active() if a.key == "lease_diverged:b")
     assert store.seen_at(b, T0 + timedelta(seconds=30)) == T0 + timedelta(seconds=10)
     store.apply([_cand("a"), _cand("b")], T0 + timedelta(seconds=40))  # seen again
-    assert {a.last_seen for a in store.active()} == {T0 + timedelta(seconds=40)}
+    # a was unchanged: the same object as before (last read at +30), seen by this round
+    assert {store.seen_at(a, T0 + timedelta(seconds=40)) for a in store.active()} == {
+        T0 + timedelta(seconds=40)
+    }
     _, resolved, _ = store.apply([_cand("a")], T0 + timedelta(seconds=50))  # b is gone
     (gone,) = store.by_ids(resolved)
     assert gone.last_seen == T0 + timedelta(seconds=40)  # its last sighting, not the round's
@@ -151,4 +154,22 @@ def test_a_pending_candidate_is_not_rewritten_and_still_fires_when_its_hold_ends
     assert (fired, n_pending, _changes(store) - before) == ([], 1, 1)  # only last_evaluated_at
     fired, _, n_pending = store.apply([held], T0 + timedelta(seconds=60))  # nothing else changed
     assert n_pending == 0 and [a.first_seen for a in store.by_ids(fired)] == [T0]
+    store.close()
+
+
+def test_a_round_that_changed_one_alert_decodes_only_that_one(tmp_path: Path) -> None:
+    store = AlertStore.open(tmp_path / "ledger.db")
+    store.apply([_cand("a"), _cand("b"), _cand("c")], T0)
+    first = {a.key: a for a in store.active()}
+    store.apply([_cand("a"), _cand("b", "still diverged"), _cand("c")], T0 + timedelta(seconds=10))
+    again = {a.key: a for a in store.active()}
+    assert again["lease_diverged:a"] is first["lease_diverged:a"]
+    assert again["lease_diverged:c"] is first["lease_diverged:c"]
+    assert again["lease_diverged:b"].summary == "docker lease b still diverged"
+    store.ack(again["lease_diverged:c"].id, "alice", "mine", now=T0 + timedelta(seconds=15))
+    acked = {a.key: a for a in store.active()}
+    assert (
+        acked["lease_diverged:c"].acked_by == "alice"
+        and acked["lease_diverged:a"] is first["lease_diverged:a"]
+    )
     store.close()

@@ -245,13 +245,17 @@ class Alerting:
         return self.active
 
     def _clean_active(self, raw: tuple[Alert, ...]) -> tuple[Alert, ...]:
-        """`clean(raw)`, the previous result again when `raw` holds the very same alerts."""
+        """`clean(raw)`: the previous result again when `raw` holds the very same alerts, and
+        each alert the last call cleaned reused (the ledger hands back unchanged alerts as the
+        same objects: only the changed few are walked)."""
         was = self._cleaned
         if was is not None and (
             was[0] is raw or (len(was[0]) == len(raw) and all(map(operator.is_, was[0], raw)))
         ):
             return was[1]
-        cleaned = _clean(raw)
+        # By identity: the old alerts are alive in `was`, so no new object can share an id().
+        known = {id(a): c for a, c in zip(was[0], was[1], strict=True)} if was is not None else {}
+        cleaned = tuple(c if (c := known.get(id(a))) is not None else _clean(a) for a in raw)
         self._cleaned = (raw, cleaned)
         return cleaned
 

@@ -66,6 +66,7 @@ _COLS = (
     " mute_until_resolved, muted_by, muted_at, mute_comment, held"
 )
 _LAST_EVALUATED = "SELECT v FROM alert_meta WHERE k = 'last_evaluated_at'"
+_Memo = tuple[tuple, tuple[Delivery, ...], tuple[Ack, ...], Alert]  # row, deliveries, acks, the Alert
 
 
 def _utcnow() -> datetime:
@@ -99,6 +100,7 @@ class AlertStore:
         self._active: tuple[tuple[object, ...], tuple[Alert, ...]] | None = None
         self._held: frozenset[int] = frozenset()  # held firing alerts as of the last active() read
         self._pruned = False  # history pruned once by this store (then whenever an alert resolves)
+        self._by_id: dict[int, _Memo] = {}  # the firing alerts of the last active() read (_rows)
 
     @property
     def conn(self) -> object:
@@ -129,7 +131,12 @@ class AlertStore:
 
     # ---------------------------------------------------------------- reads
 
-    def _rows(self, where: str, params: Sequence[Any] = (), tail: str = "") -> list[Alert]:
+    def _rows(
+        self, where: str, params: Sequence[Any] = (), tail: str = "", memo: dict[int, _Memo] | None = None
+    ) -> list[Alert]:
+        """The alerts the query selects. `memo` (id -> the row, deliveries, acks and Alert of an
+        earlier read): an alert whose row, deliveries and acks are as they were is that same
+        Alert object, not decoded again; `memo` is left holding this read's alerts only."""
         with self.lock:
             rows = self.db.execute(
                 f"SELECT {_COLS} FROM alerts WHERE {where} {tail}", tuple(params)
@@ -160,7 +167,24 @@ class AlertStore:
                     chunk,
                 ):
                     acks.setdefault(k[0], []).append(Ack(k[1], datetime.fromisoformat(k[2]), k[3]))
-        return [_alert(r, tuple(deliveries.get(r[0], ())), tuple(acks.get(r[0], ())), live_at) for r in rows]
+        if memo is None:
+            return [
+                _alert(r, tuple(deliveries.get(r[0], ())), tuple(acks.get(r[0], ())), live_at) for r in rows
+            ]
+        out: list[Alert] = []
+        was, now_memo = dict(memo), {}
+        for r in rows:
+            ds, ks = tuple(deliveries.get(r[0], ())), tuple(acks.get(r[0], ()))
+            hit = was.get(r[0])
+            if hit is not None and hit[0] == r and hit[1] == ds and hit[2] == ks:
+                alert = hit[3]  # its last_seen is as of the read that made it (see seen_at)
+            else:
+                alert = _alert(r, ds, ks, live_at)
+            now_memo[r[0]] = (r, ds, ks, alert)
+            out.append(alert)
+        memo.clear()
+        memo.update(now_memo)
+        return out
 
     @guarded
     def active(self) -> list[Alert]:
@@ -174,7 +198,9 @@ class AlertStore:
             cached = self._active
             if cached is not None and cached[0] == mark:
                 return list(cached[1])
-            alerts = sorted(self._rows("state = 'firing'"), key=alert_order)
+            # An alert that changed (a stuck run's silence in its summary, an ack) is decoded; the
+            # rest of the ~2,700 are the objects of the last read.
+            alerts = sorted(self._rows("state = 'firing'", memo=self._by_id), key=alert_order)
             held = self.db.execute("SELECT id FROM alerts WHERE state = 'firing' AND held = 1")
             self._active, self._held = (mark, tuple(alerts)), frozenset(r[0] for r in held)
         return alerts
