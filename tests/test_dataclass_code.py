@@ -1,0 +1,89 @@
+"""The dataclass method cache (opcockpit/dataclass_code.py): installed on CPython 3.11, classes
+made through it behave exactly like stdlib ones, and a second process reuses what the first
+compiled instead of compiling it again."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+import opcockpit  # noqa: F401 - installs the cache
+from opcockpit import dataclass_code
+
+ROOT = Path(__file__).resolve().parent.parent
+PY311 = sys.implementation.name == "cpython" and sys.version_info[:2] == (3, 11)
+
+
+def test_installed_on_the_interpreter_it_mirrors() -> None:
+    assert dataclass_code.install() is PY311
+    assert (dataclasses._create_fn is dataclass_code._create_fn) is PY311  # type: ignore[attr-defined]
+
+
+def test_a_class_made_through_it_behaves_like_a_stdlib_dataclass() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Point:
+        x: int
+        y: int = 2
+        tags: tuple[str, ...] = ()
+
+    p = Point(1)
+    assert (p.x, p.y, p.tags) == (1, 2, ())
+    assert p == Point(1, 2) and p != Point(1, 3) and hash(p) == hash(Point(1, 2))
+    assert (
+        repr(p)
+        == "test_a_class_made_through_it_behaves_like_a_stdlib_dataclass.<locals>.Point(x=1, y=2, tags=())"
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.x = 5  # type: ignore[misc]
+    assert dataclasses.replace(p, y=7) == Point(1, 7)
+    assert [f.name for f in dataclasses.fields(Point)] == ["x", "y", "tags"]
+    with pytest.raises(TypeError):
+        Point()  # type: ignore[call-arg]
+
+
+def _make_class_in_a_new_process(field: str, env: dict[str, str]) -> str:
+    code = (
+        "import dataclasses, opcockpit.dataclass_code as d\n"
+        f"C = dataclasses.make_dataclass('C', [('{field}', int)], frozen=True)\n"
+        f"assert C(3).{field} == 3\n"
+        "print(d._new)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.skipif(not PY311, reason="the cache is installed on CPython 3.11 only")
+def test_a_second_process_reuses_the_compiled_methods() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    field = f"f_{uuid.uuid4().hex}"  # a class no earlier process compiled
+    assert int(_make_class_in_a_new_process(field, env)) > 0  # compiled, then written
+    assert _make_class_in_a_new_process(field, env) == "0"  # loaded: nothing compiled
+
+
+@pytest.mark.skipif(not PY311, reason="the cache is installed on CPython 3.11 only")
+def test_an_unreadable_cache_file_is_ignored_and_replaced() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    path = Path(dataclass_code._PATH)
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(b"not marshal data")
+    field = f"f_{uuid.uuid4().hex}"
+    assert int(_make_class_in_a_new_process(field, env)) > 0
+    assert path.read_bytes().startswith(dataclass_code._MAGIC)
+    assert _make_class_in_a_new_process(field, env) == "0"
+
+
+@pytest.mark.skipif(not PY311, reason="the cache is installed on CPython 3.11 only")
+def test_nothing_is_written_when_bytecode_may_not_be() -> None:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    field = f"f_{uuid.uuid4().hex}"
+    assert int(_make_class_in_a_new_process(field, env)) > 0
+    assert int(_make_class_in_a_new_process(field, env)) > 0  # compiled again: nothing was kept
