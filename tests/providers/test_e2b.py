@@ -177,6 +177,23 @@ async def test_events_page_through_bursts(make_adapter: Callable[..., E2BAdapter
     assert [e["sandboxId"] for e in events] == ids
 
 
+async def test_an_event_poll_that_repeats_the_last_page_is_not_decoded(
+    make_adapter: Callable[..., E2BAdapter], double: E2BDouble
+) -> None:
+    """Issue 10 (idle tick): a quiet fleet's poll (every 2 s) answers the same bytes: nothing new,
+    no JSON decoded; a new event still comes through on the next poll."""
+    double.add()
+    adapter = make_adapter()
+    last: list[bytes] = []
+    assert len(await adapter._fresh_events(set(), last=last)) == 1
+    seen = {e["id"] for e in await adapter._fresh_events(set())}
+    assert await adapter._event_page(0, 100, last) is None  # the same bytes: not decoded
+    assert await adapter._fresh_events(seen, last=last) == []
+    iid = double.add().instance_id
+    assert [e["sandboxId"] for e in await adapter._fresh_events(seen, last=last)] == [iid]
+    await adapter.aclose()
+
+
 async def test_connection_refused_is_unavailable_without_secret(secret: str) -> None:
     with socket.socket() as sock:  # bind, learn the port, close: nothing listens there
         sock.bind(("127.0.0.1", 0))

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -241,24 +242,38 @@ class E2BAdapter:
 
     # -- events --------------------------------------------------------------------------------
 
-    async def _event_page(self, offset: int, limit: int) -> list[dict[str, Any]]:
+    async def _event_page(
+        self, offset: int, limit: int, last: list[bytes] | None = None
+    ) -> list[dict[str, Any]] | None:
+        """One page of events, newest first. `last` (one stream's): the digest of the first
+        page its previous poll read; None is returned when this one is byte-for-byte the same
+        (nothing new, and not decoded: a quiet fleet is polled every 2 s, issue 10)."""
         path = "/events/sandboxes"
-        body = await self._api.json(
+        response = await self._api.request(
             "GET", path, params={"offset": offset, "limit": limit, "orderAsc": "false"}
         )
+        digest = hashlib.blake2b(response.content, digest_size=16).digest() if last is not None else b""
+        if last is not None and last and last[0] == digest:
+            return None
+        body = self._api.decode("GET", path, response)
         if not isinstance(body, list) or not all(
             isinstance(e, dict) and isinstance(e.get("id"), str) for e in body
         ):
             raise self._api.protocol_error("GET", path, "expected a JSON array of events with ids")
+        if last is not None:
+            last[:] = [digest]
         return body
 
     async def _fresh_events(
-        self, seen: set[str], limit: int = 100, max_pages: int = 10
+        self, seen: set[str], limit: int = 100, max_pages: int = 10, last: list[bytes] | None = None
     ) -> list[dict[str, Any]]:
-        """Unseen events, oldest first: newest-first pages until one holds an already seen id."""
+        """Unseen events, oldest first: newest-first pages until one holds an already seen id
+        (`last`: see `_event_page`, for the first page)."""
         fresh: list[dict[str, Any]] = []
         for page in range(max_pages):
-            items = await self._event_page(page * limit, limit)
+            items = await self._event_page(page * limit, limit, last if page == 0 else None)
+            if items is None:
+                return []
             stop = len(items) < limit
             for item in items:
                 if item["id"] in seen:
@@ -297,13 +312,14 @@ class E2BAdapter:
             if len(order) > _SEEN_EVENTS_KEPT:
                 seen.discard(order.popleft())
 
-        for item in await self._fresh_events(seen, max_pages=1):
+        last: list[bytes] = []  # this stream's last first page, by digest
+        for item in await self._fresh_events(seen, max_pages=1, last=last):
             remember(item["id"])
         delay = self.events_poll_s
         while True:
             await asyncio.sleep(delay)
             try:
-                fresh = await self._fresh_events(seen)
+                fresh = await self._fresh_events(seen, last=last)
             except (AuthFailed, ProtocolError, Conflict):
                 raise
             except Exception as exc:  # Unavailable / RateLimited / NotFound: try again later
