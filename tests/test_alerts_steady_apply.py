@@ -173,3 +173,41 @@ def test_a_round_that_changed_one_alert_decodes_only_that_one(tmp_path: Path) ->
         and acked["lease_diverged:a"] is first["lease_diverged:a"]
     )
     store.close()
+
+
+def _stuck(idle_s: float, text: str) -> AlertCandidate:
+    return AlertCandidate(
+        rule="stuck_run",
+        key="stuck_run:run-1",
+        severity=Severity.WARNING,
+        summary=f"run run-1 on thread t-1: no event for {text} (3 events)",
+        evidence=(Evidence("run", "run-1"),),
+        threshold="no event for > 10m",
+        scope="@events_db",
+        details={"idle_s": idle_s, "event_count": 3},
+        clock_details=("idle_s",),
+    )
+
+
+def test_an_age_that_only_grows_with_the_clock_is_rewritten_with_its_summary(tmp_path: Path) -> None:
+    store = AlertStore.open(tmp_path / "ledger.db")
+
+    def stored() -> tuple[str, dict[str, object]]:
+        row = store.db.execute("SELECT summary, details_json FROM alerts WHERE state = 'firing'").fetchone()
+        return row[0], json.loads(row[1])
+
+    store.apply([_stuck(700.0, "11m")], T0)
+    before = _changes(store)
+    store.apply([_stuck(710.0, "11m")], T0 + timedelta(seconds=10))  # only the idle time grew
+    assert _changes(store) - before == 1 and stored()[1]["idle_s"] == 700.0  # as the summary says
+    store.apply([_stuck(720.0, "12m")], T0 + timedelta(seconds=20))  # the summary's text moved
+    assert stored() == (
+        "run run-1 on thread t-1: no event for 12m (3 events)",
+        {"idle_s": 720.0, "event_count": 3},
+    )
+    store.apply(
+        [replace(_stuck(730.0, "12m"), details={"idle_s": 730.0, "event_count": 4})],
+        T0 + timedelta(seconds=30),
+    )
+    assert stored()[1] == {"idle_s": 730.0, "event_count": 4}  # anything else changed: all of it is
+    store.close()

@@ -102,6 +102,20 @@ class AlertCandidate:
     since: datetime | None = None  # when the data says the condition started (None: unknown)
     scope: str | None = None  # input this depends on (provider name, @events_db, @lease_events)
     details: Mapping[str, Any] = field(default_factory=dict)  # JSON-able numbers
+    # Keys of `details` that grow with the clock alone (an idle time, an age): a candidate that
+    # differs from the stored one only there is the same alert, rewritten when anything else
+    # changes (its summary's duration text moves with fmt_age's resolution), not every round
+    # (issue 10, idle tick: hundreds of stuck runs were rewritten, re-read and re-drawn each 10 s).
+    clock_details: tuple[str, ...] = ()
+
+    def same_but_clock(self, other: AlertCandidate) -> bool:
+        """Equal to `other` but for the `clock_details` values (which both name alike)."""
+        if not self.clock_details or self.clock_details != other.clock_details:
+            return False
+        skip = self.clock_details
+        mine = {k: v for k, v in self.details.items() if k not in skip}
+        theirs = {k: v for k, v in other.details.items() if k not in skip}
+        return mine == theirs and replace(self, details=mine) == replace(other, details=theirs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +172,7 @@ def rule_stuck_run(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
                     "event_count": s.event_count,
                     "started_at": s.started_at.isoformat() if s.started_at else None,
                 },
+                clock_details=("idle_s",),
             )
         )
     return out
@@ -271,6 +286,7 @@ def rule_provider_unreachable(inp: AlertInputs, cfg: AlertsConfig) -> list[Alert
                 # A stale listing means it has failed since some time after listed_at: start the clock
                 # at first sight rather than claim a longer outage than we know of.
                 details={"status": p.status.value, "error": p.error, "listing_age_s": p.age_s},
+                clock_details=("listing_age_s",),
             )
         )
     return out
@@ -304,6 +320,7 @@ def rule_orphans_present(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandi
                 since=oldest,
                 scope=prov,
                 details={"count": len(orphans), "running": running, "oldest_age_s": oldest_age},
+                clock_details=("oldest_age_s",),
             )
         )
     return out
@@ -503,6 +520,7 @@ def pressure_row(
         hold_s=cfg.resource_for_s,
         scope=r.provider,
         details={"snapshot_age_s": round(age, 1), **measured},
+        clock_details=("snapshot_age_s",),
     )
 
 

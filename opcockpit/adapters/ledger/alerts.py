@@ -466,12 +466,13 @@ class AlertStore:
                         was is not None
                         and was[0] == aid
                         and was[1] == seen_at
-                        and (was[2] is c or was[2] == c)
+                        and (was[2] is c or was[2] == c or c.same_but_clock(was[2]))
                     ):
-                        # Unchanged and nobody rewrote it since (its last_seen is still ours).
+                        # Unchanged (but for an age that grows with the clock: its stored value
+                        # is the one the summary was written with) and nobody rewrote it since.
                         if held:
                             touches.append((now_s, aid))
-                            written[c.key] = (aid, now_s, c)
+                            written[c.key] = (aid, now_s, was[2])  # what its row holds
                         else:
                             written[c.key] = was
                         continue
