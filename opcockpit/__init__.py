@@ -1,7 +1,7 @@
 """opcockpit: a terminal cockpit for LEON-family sandbox fleets."""
 
-from opcockpit import dataclass_code
+from opcockpit import compile_cache
 
-dataclass_code.install()  # before any dataclass is made: see dataclass_code.py
+compile_cache.install()  # before any dataclass or annotation is compiled: see compile_cache.py
 
 __version__ = "0.1.0"
