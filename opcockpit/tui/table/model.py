@@ -89,7 +89,10 @@ def _norm(value: Any) -> tuple[int, Any, str]:
 
 class _Row:
     # No joined text per row: it is made for the filter only while one is set (~5 MB at 10k rows).
-    # aged: the `now` its age texts were painted at (None: no AgeStamp cell, nothing to age)
+    # texts: the display texts, made when the row is painted or read (`get_texts`), or for every
+    # row while a filter is set; None otherwise, so off-screen rows hold none (~4 MB at 10k rows:
+    # a tuple per row and the texts no cell shares, e.g. "✓ converged", versions, ages).
+    # aged: the `now` its age texts were painted at (None: no texts, or no AgeStamp cell)
     __slots__ = ("aged", "key", "sk", "texts", "values", "version", "visible")
 
     def __init__(self, key: str, values: Cells) -> None:
@@ -97,7 +100,7 @@ class _Row:
         self.values = values
         self.version = 0
         self.aged: datetime | None = None
-        self.texts: tuple[str, ...] = ()
+        self.texts: tuple[str, ...] | None = None
         self.sk: tuple[Any, str] = (_MISSING, key)
         self.visible = True
 
@@ -201,17 +204,13 @@ class TableModel(TableAges, TableMarks):
         return self._rows[key].values
 
     def get_texts(self, key: str) -> tuple[str, ...]:
-        row = self._rows[key]
-        if row.aged is not None and row.aged != self.now:
-            self._age(row)
-        return row.texts
+        return self._texts(self._rows[key])
 
     def row_version(self, key: str) -> int:
         """The row's version: bumped by every change of its cells, and when a painted age moved
-        (asked by the view for the rows it shows, so only those ages are formatted)."""
+        (asked by the view for the rows it shows, so only those rows are formatted)."""
         row = self._rows[key]
-        if row.aged is not None and row.aged != self.now:
-            self._age(row)
+        self._texts(row)
         return row.version
 
     def snapshot(self) -> dict[str, Cells]:
@@ -260,13 +259,34 @@ class TableModel(TableAges, TableMarks):
             value = value.age(self.now)
         return _printable((column.format or _default_format)(value))
 
+    def _texts(self, row: _Row) -> tuple[str, ...]:
+        """The row's display texts, made now if it holds none; its ages painted at `now`."""
+        texts = row.texts
+        if texts is None:
+            text = self._text
+            texts = row.texts = tuple(text(c, v) for c, v in zip(self._columns, row.values, strict=False))
+            row.aged = (self.now or NO_NOW) if AgeStamp in map(type, row.values) else None
+        elif row.aged is not None and row.aged != self.now:
+            self._age(row)
+            texts = row.texts
+        return texts  # type: ignore[return-value]  # _age keeps a tuple
+
     def _derive(self, row: _Row, cols: Iterable[int] | None = None) -> None:
         """Recompute display texts, sort key and filter verdict of one row (only the texts of
-        columns `cols` when given: a refresh that changes one cell formats one cell)."""
+        columns `cols` when given: a refresh that changes one cell formats one cell). Without a
+        filter the texts are dropped instead, made again if the row is painted."""
+        if self._predicate is None:
+            row.texts = row.aged = None  # (callers bump the version or drop the painted strips)
+            if cols is None or self._sort_col in cols:
+                self._derive_sort(row)
+            row.visible = True
+            return
         columns = self._columns
         text = self._text
-        if cols is not None and len(row.texts) == min(len(columns), len(row.values)):
-            texts_l = list(row.texts)
+        if row.texts is None:
+            cols = None
+        if cols is not None and len(row.texts) == min(len(columns), len(row.values)):  # type: ignore[arg-type]
+            texts_l = list(row.texts)  # type: ignore[arg-type]
             values = row.values
             for i in cols:
                 if i < len(texts_l):
@@ -518,7 +538,14 @@ class TableModel(TableAges, TableMarks):
         self._filter_expr = expr.strip()
         self._predicate = pred = parse_filter(self._filter_expr, self._column_names())
         for row in self._rows.values():
-            row.visible = pred is None or pred(row.texts, SEP.join(row.texts))
+            if pred is None:
+                row.visible = True
+                if row.texts is not None:  # the filter's texts go: off-screen rows hold none
+                    row.texts = row.aged = None
+                    row.version += 1  # its painted strip may show an age `row_version` can't check
+            else:
+                texts = self._texts(row)
+                row.visible = pred(texts, SEP.join(texts))
         self._rebuild_filtered()
         return self._follow(old, old_index, near)
 
