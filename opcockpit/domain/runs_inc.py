@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from opcockpit.domain.runs import ACTIVITY_PREFIX, RunHealth, RunSummary
+from opcockpit.domain.runs import ACTIVITY_PREFIX, RunHealth, RunSummary, StuckRun
 
 __all__ = [
     "DETAILS", "STATUSES", "RunAgg", "RunSeqs", "carried", "error_text", "health_until", "merge",
@@ -196,7 +196,11 @@ def carried(base: RunHealth, now: datetime) -> RunHealth:
     does not change: every idle time grew by the same)."""
     if now == base.generated_at:
         return base
-    stuck = tuple(
-        replace(s, idle_s=(now - (s.last_event_at or s.started_at)).total_seconds()) for s in base.stuck
-    )  # type: ignore[operator]
+    stuck = tuple(  # built directly: dataclasses.replace per stuck run was ~17 ms a round at 10k
+        StuckRun(
+            s.run_id, s.thread_id, s.started_at, s.last_event_at, (now - last).total_seconds(), s.event_count
+        )
+        for s in base.stuck
+        if (last := s.last_event_at or s.started_at) is not None
+    )
     return replace(base, generated_at=now, by_status=dict(base.by_status), stuck=stuck)
