@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from opcockpit.domain.alerts_config import (
@@ -110,12 +111,17 @@ class AlertCandidate:
 
     def same_but_clock(self, other: AlertCandidate) -> bool:
         """Equal to `other` but for the `clock_details` values (which both name alike)."""
-        if not self.clock_details or self.clock_details != other.clock_details:
-            return False
         skip = self.clock_details
-        mine = {k: v for k, v in self.details.items() if k not in skip}
-        theirs = {k: v for k, v in other.details.items() if k not in skip}
-        return mine == theirs and replace(self, details=mine) == replace(other, details=theirs)
+        if not skip or skip != other.clock_details or _BUT_DETAILS(self) != _BUT_DETAILS(other):
+            return False
+        mine, theirs = self.details, other.details
+        return mine.keys() == theirs.keys() and all(mine[k] == theirs[k] for k in mine if k not in skip)
+
+
+# Every field of a candidate but its details (compared apart by `same_but_clock`).
+_BUT_DETAILS = attrgetter(
+    *(f.name for f in fields(AlertCandidate) if f.name not in ("details", "clock_details"))
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ afresh. tests/test_alerts_incremental.py holds it equal to the full evaluation o
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 from opcockpit.domain.alerts import (
     RULES,
@@ -40,7 +41,7 @@ _ROW_RULES = ("lease_diverged", "lease_recovering", "leak", "resource_pressure")
 class _Judged:
     """One row's verdicts: its time-free candidates, whether it is a leak row, its pressure hits."""
 
-    __slots__ = ("cands", "hits", "leak", "row", "stamp")
+    __slots__ = ("cands", "hits", "leak", "row", "stale_at", "stamp")
 
     def __init__(self, row: GroundTruthRow, leaked: bool, cfg: AlertsConfig, on: frozenset[str]) -> None:
         self.row, self.stamp = row, 0
@@ -52,6 +53,10 @@ class _Judged:
         self.cands: tuple[AlertCandidate, ...] = tuple(cands)
         self.leak = "leak" in on and is_leak_row(row, cfg)
         self.hits = pressure_hits(row, cfg) if "resource_pressure" in on else None
+        # pressure_row is None once the snapshot is older than resource_max_age_s: after this
+        # time (never, without a snapshot time) its hits say nothing, at no later `now` either.
+        at = row.resources.collected_at if self.hits is not None and row.resources is not None else None
+        self.stale_at = at + timedelta(seconds=cfg.resource_max_age_s) if at is not None else None
 
 
 class IncrementalRules:
@@ -96,7 +101,12 @@ class IncrementalRules:
         for j in flagged:
             for c in j.cands:
                 rows[c.rule].append(c)
-            if j.hits is not None and (c := pressure_row(j.row, cfg, now, j.hits)):
+            if (
+                j.hits is not None
+                and j.stale_at is not None
+                and now <= j.stale_at
+                and (c := pressure_row(j.row, cfg, now, j.hits))
+            ):
                 rows["resource_pressure"].append(c)
         if "leak" in on:
             if self._leak_dirty or gt.orphans is not self._orphans:
