@@ -42,8 +42,9 @@ __all__ = ["install"]
 _STDLIB_CREATE_FN = "1595a1ecdc44355d"
 _MAX_ENTRIES = 8192  # classes and annotations made on the fly (tests) must not grow it unbounded
 _MAGIC: bytes = getattr(sys.modules.get("_frozen_importlib_external"), "MAGIC_NUMBER", b"")
+_OPT = f".opt-{sys.flags.optimize}" if sys.flags.optimize else ""  # as .pyc names: -O strips asserts
 _PATH = os.path.join(
-    os.path.dirname(__file__), "__pycache__", f"compiled_text.{sys.implementation.cache_tag}.marshal"
+    os.path.dirname(__file__), "__pycache__", f"compiled_text.{sys.implementation.cache_tag}{_OPT}.marshal"
 )
 
 _codes: dict[tuple[str, str], CodeType] = {}  # (mode, text) -> code
