@@ -11,10 +11,11 @@ Before each trial the status is reset by a query that fails (an unchanged status
 The queries: the issue's three typical ones (bench_explore.QUERIES: a filter over runs counted by
 provider, a group-by over run_events in a 24 h window, free text over commands) and the two of
 them that list rows rather than counts (the rows are built and drawn). Median and max of N trials
-each, with the cockpit's CPU time over the trials and the load average beside them. HEAD only
-(the previous main's Explore tab, f45d5a5, does not take the keys on `6`).
+each, with the cockpit's CPU time over the trials and the load average beside them. HEAD, and
+with `--compare COMMIT` that commit first on the same fleet (41d8aef: before the TUI-side work of
+this bench's commit; the previous main's Explore tab, f45d5a5, does not take the keys on `6`).
 
-Run: `python -m bench.bench_explore_tui [--leases 10000] [--trials 7]` or
+Run: `python -m bench.bench_explore_tui [--leases 10000] [--trials 7] [--compare 41d8aef] [--clean]` or
 `python -m bench.run --only bench_explore_tui` (OPT_IN: fleet generation plus a cockpit, ~4 min).
 """
 
@@ -39,7 +40,7 @@ if __package__ in (None, ""):
 
 from bench.bench_explore import EVENTS_PER_LEASE, QUERIES, _top_up_run_events
 from bench.bench_soak import cpu_s, start_fleet
-from bench.bench_steady import checked_tree_env, git
+from bench.bench_steady import checked_tree_env, git, worktree
 from bench.bench_team_ack import _Screen
 from bench.pty_cockpit import start_in_pty, stop
 
@@ -50,6 +51,7 @@ TARGET_S = 1.0
 TRIALS = 7
 REFRESH_S = 2.0
 START_TIMEOUT_S = 240.0
+BASELINE = os.environ.get("BENCH_BASELINE_EXPLORE_TUI", "")  # e.g. 41d8aef, before issue 11's TUI work
 SETTLE_S = 20.0  # first refresh and listings, first alert round (it reads events.db's runs)
 ROW_QUERIES = ("runs status:error since:-6h", 'commands "npm test"')
 CLEAR = b"\x15"  # ctrl+u: the query box's delete-to-start
@@ -118,15 +120,29 @@ def measure(label: str, pythonpath: Path, cfg: Path, queries: tuple[str, ...], t
     return out
 
 
-def compare(leases: int, trials: int, queries: tuple[str, ...]) -> list[dict[str, Any]]:
+def compare(
+    leases: int, trials: int, queries: tuple[str, ...], baseline: str | None, *, clean: bool = False
+) -> list[dict[str, Any]]:
+    """HEAD's numbers, after `baseline`'s (a commit, in a worktree) on the same fleet when given;
+    `clean`: HEAD from a worktree of its commit (others' uncommitted edits left out)."""
     with tempfile.TemporaryDirectory(prefix="opcockpit-explore-tui-fleet-") as d:
         fleet, cfg = start_fleet(Path(d), leases, REFRESH_S)
         try:
             events_db = Path(tomllib.loads(cfg.read_text())["sources"]["events_db"])
             events = _top_up_run_events(events_db, leases, EVENTS_PER_LEASE)
-            result = measure(f"HEAD {git('rev-parse', '--short', 'HEAD')}", ROOT, cfg, queries, trials)
-            result["run_events"] = events
-            return [result]
+            results = []
+            if baseline:
+                with worktree(baseline) as prev:
+                    results.append(measure(f"before {baseline}", prev, cfg, queries, trials))
+            head = git("rev-parse", "--short", "HEAD")
+            if clean:
+                with worktree(head) as tree:
+                    results.append(measure(f"HEAD {head} (committed)", tree, cfg, queries, trials))
+            else:
+                results.append(measure(f"HEAD {head}", ROOT, cfg, queries, trials))
+            for r in results:
+                r["run_events"] = events
+            return results
         finally:
             fleet.terminate()
             try:
@@ -153,7 +169,7 @@ def rows(results: list[dict[str, Any]], leases: int) -> list[dict[str, Any]]:
 
 def run(sizes: list[int]) -> list[dict[str, Any]]:
     leases = max([s for s in sizes if s <= SIZES_CAP] or [SIZES_CAP])
-    return rows(compare(leases, TRIALS, (*QUERIES, *ROW_QUERIES)), leases)
+    return rows(compare(leases, TRIALS, (*QUERIES, *ROW_QUERIES), BASELINE or None), leases)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,9 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--leases", type=int, default=10_000)
     ap.add_argument("--trials", type=int, default=TRIALS)
     ap.add_argument("--query", action="append", help="a query to time (repeatable; default: the five)")
+    ap.add_argument("--compare", default=BASELINE or "none", help="an earlier commit first, or 'none'")
+    ap.add_argument("--clean", action="store_true", help="HEAD from a worktree of its commit")
     args = ap.parse_args(argv)
     queries = tuple(args.query or (*QUERIES, *ROW_QUERIES))
-    for row in rows(compare(args.leases, args.trials, queries), args.leases):
+    baseline = None if args.compare in ("", "none") else args.compare
+    for row in rows(compare(args.leases, args.trials, queries, baseline, clean=args.clean), args.leases):
         print(json.dumps(row))
     return 0
 

@@ -202,3 +202,18 @@ def test_queries_export_and_import_carry_pins(
     out.write_text(text.replace("hotkey = 3", "hotkey = 12"))  # a bad pin imports nothing
     assert main(["queries", "import", str(out), *base(tmp_path / "third.db")]) == 2
     assert "queries.errs: hotkey must be a number 1..9" in capsys.readouterr().err
+
+
+def test_record_false_leaves_the_history_to_the_caller(explore) -> None:
+    """The TUI runs with record=False and records once the result is drawn (`remember`)."""
+    result = run(explore, "commands | count", record=False)
+    with pytest.raises(QueryError):
+        run(explore, "commands nosuchfield:1", record=False)
+    assert explore.history() == []
+    asyncio.run(explore.remember("commands | count", rows=result.total))
+    asyncio.run(explore.remember("commands nosuchfield:1", rows=None, error=QueryError("bad\nfield")))
+    history = explore.history()
+    assert [(h["query"], h["rows"], h["error"]) for h in history] == [
+        ("commands nosuchfield:1", None, "bad field"),
+        ("commands | count", 1, None),
+    ]

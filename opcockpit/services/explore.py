@@ -115,8 +115,11 @@ class ExploreService:
         facets: bool = False,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         ground_truth: GroundTruth | None = None,
+        record: bool = True,
     ) -> Result:
-        """Run `text`. Raises QueryError (bad query, timeout) or SourceError (a source unreadable)."""
+        """Run `text`. Raises QueryError (bad query, timeout) or SourceError (a source unreadable).
+        `record=False`: the caller records the run in the history (`remember`) when it suits it
+        (the TUI: after the result is drawn, so the ledger write is not on the way to it)."""
         started = time.monotonic()
         try:
             plan = self.plan(text, params)
@@ -144,10 +147,12 @@ class ExploreService:
                 )
             result.warnings.extend(warnings)
         except Exception as exc:
-            await self._remember(text, sql=False, rows=None, error=one_line(str(exc)))
+            if record:
+                await self.remember(text, rows=None, error=exc)
             raise
         result.elapsed_s = time.monotonic() - started
-        await self._remember(text, sql=False, rows=result.total, error=None)
+        if record:
+            await self.remember(text, rows=result.total)
         return result
 
     async def _counted(self, plan: Plan, *, cap: int | None, facets: bool, deadline: float) -> Result | None:
@@ -190,7 +195,7 @@ class ExploreService:
         conv = lease_row if name == "leases" else orphan_row
         return (conv(r) for r in (gt.rows if name == "leases" else gt.orphans))  # type: ignore[arg-type]
 
-    async def _runs(self, plan: Plan, *, facets: bool = False) -> list[dict[str, Any]]:
+    async def _runs(self, plan: Plan, *, facets: bool = False) -> Iterable[dict[str, Any]]:
         """The runs dataset's rows for `plan` (services/explore_runs.py): from the cockpit's
         `run_reads` when it has one, else read for this query alone."""
         if self.events_reader is None or self.events_db is None:
@@ -210,7 +215,7 @@ class ExploreService:
                 except Exception:
                     reads.forget(path)
                     raise
-            return window_rows(runs, threads)
+            return window_rows(runs, threads)  # lazy: the rows are built in run_plan's thread
         async with self.events_reader(self.events_db) as reader:
             return await run_rows(reader, threads, plan, facets=facets, parse=self._parse)
 
@@ -240,6 +245,12 @@ class ExploreService:
             return fn(st)
         finally:
             st.close()
+
+    async def remember(
+        self, text: str, *, rows: int | None, error: BaseException | None = None, sql: bool = False
+    ) -> None:
+        """Record one run of `text` in the query history (`rows` it returned, or the `error`)."""
+        await self._remember(text, sql=sql, rows=rows, error=None if error is None else one_line(str(error)))
 
     async def _remember(self, text: str, *, sql: bool, rows: int | None, error: str | None) -> None:
         if self.store is None:

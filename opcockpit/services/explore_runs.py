@@ -17,7 +17,7 @@ opened at all, a changed one is read from the last seq seen.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -170,6 +170,7 @@ def _utc_text(v: Any, parse: Any) -> bool:
     return dt is not None and dt.strftime(_SQLITE_UTC) == v
 
 
-def window_rows(runs: list[RunSummary], threads: Threads) -> list[dict[str, Any]]:
-    """Rows of summaries already built (RunReads): every field, no lookups."""
-    return [summary_row(s, threads) for s in runs]
+def window_rows(runs: list[RunSummary], threads: Threads) -> Iterator[dict[str, Any]]:
+    """Rows of summaries already built (RunReads): every field, no lookups; lazily, so they are
+    built where they are consumed (the evaluator's worker thread, not the event loop)."""
+    return (summary_row(s, threads) for s in runs)

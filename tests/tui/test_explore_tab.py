@@ -87,6 +87,8 @@ async def test_a_query_shows_rows(fleet, tmp_path: Path) -> None:
         await _run(pilot, view, "run_events | count by event_type")
         counts = {r["event_type"]: r["count"] for r in view.result.rows}
         assert sum(counts.values()) == fleet.counts["run_events"] and table.row_count == len(counts)
+        # recorded once the result is drawn (not on its way): both runs reach the ledger
+        await wait_until(pilot, lambda: len(svc.history()) >= 2)
     # the run went into the ledger's history; a new tab recalls it with ↑
     async with explore_app(_service(fleet, tmp_path / "ledger.db")).run_test(size=SIZE) as pilot:
         view = await _open(pilot)
@@ -286,3 +288,47 @@ async def test_opening_the_tab_puts_typed_keys_in_the_query_box(fleet, tmp_path:
         inp = app.query_one(ExploreView).query_one("#explore-input", Input)
         assert inp.value == 'runs "quorum"' and app.focused is inp
         assert app.is_running  # the `q` typed did not quit
+
+
+def test_table_rows_keys_texts_and_widths() -> None:
+    """What the query worker prepares off the event loop: rows keyed by the dataset's key (a
+    repeated or missing key by position), terminal-safe texts, widths of the widest text capped."""
+    from opcockpit.domain.query import Result
+    from opcockpit.tui.tabs.explore import MAX_WIDTH, table_rows
+
+    cols = ("command_id", "command", "exit_code", "created")
+    when = datetime(2026, 12, 6, 11, 0, tzinfo=UTC)
+    rows = [
+        {"command_id": "c-1", "command": "npm test", "exit_code": 1, "created": when},
+        {"command_id": "c-1", "command": "x" * 80, "exit_code": None, "created": None},
+        {"command_id": None, "command": "ls\x1b]0;pwned\x07", "exit_code": 0.5, "created": None},
+    ]
+    shown = table_rows(Result("commands", cols, rows, 3, 3, False, 10))
+    assert list(shown.rows) == ["c-1", "#1", "#2"] and shown.rows["#1"] is rows[1]
+    assert shown.cells["c-1"][2] == "1" and shown.cells["#1"][2] == "" and shown.cells["#2"][2] == "0.5"
+    assert "\x1b" not in shown.cells["#2"][1]
+    assert [c.key for c in shown.columns] == list(cols)
+    assert [c.width for c in shown.columns][:3] == [10, MAX_WIDTH, 9]
+    empty = table_rows(Result("commands", cols, [], 0, 0, False, 10))
+    assert empty.cells == {} and [c.width for c in empty.columns] == [10, 7, 9, 7]
+
+
+async def test_a_query_run_again_keeps_its_rows_and_new_columns_replace_them(fleet, tmp_path: Path) -> None:
+    async with explore_app(_service(fleet, tmp_path / "l.db")).run_test(size=SIZE) as pilot:
+        view = await _open(pilot)
+        table = view.query_one("#explore-table", KeyedTable)
+        await _run(pilot, view, "commands | sort command_id")
+        await pilot.pause()
+        keys = table.view_keys()
+        painted = table.cached_strip(keys[0])
+        assert painted is not None
+        first = view.result
+        await _run(pilot, view, "commands | sort command_id")
+        await pilot.pause()
+        assert view.result is not first and table.view_keys() == keys
+        assert table.cached_strip(keys[0]) is painted  # the same rows and columns: nothing rebuilt
+        await _run(pilot, view, "run_events | count by event_type")
+        assert [c.key for c in table.columns] == ["event_type", "count"]
+        assert table.row_count == len(view.result.rows) and not set(keys) & set(table.view_keys())
+        top = view.result.rows[0]
+        assert table.get_texts("#0") == (top["event_type"], str(top["count"]))

@@ -3,7 +3,9 @@
 - The input completes datasets, fields (and `since:`/`until:`) and values (the values seen in the
   last result's facets) through Textual's suggester (→ accepts).
 - Enter runs the query in an exclusive worker ("running…" shown); Esc cancels it. The service's
-  own deadline bounds the evaluation thread a cancelled worker leaves behind.
+  own deadline bounds the evaluation thread a cancelled worker leaves behind. The result's cell
+  texts are made in a thread too (table_rows); the event loop only hands them to the table (the
+  rows that changed, when the columns did not), and the run goes into the history once drawn.
 - Errors are one line plus the query with a caret under the offending token.
 - Results go into the keyed table (sortable, filterable); facets (value counts computed with the
   results) sit beside it, and selecting one adds `field:value` to the query and runs it.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -41,7 +44,7 @@ from opcockpit.tui.tabs.explore_saved import SavedQueries
 from opcockpit.tui.tabs.explore_views import MODES, render_mode
 from opcockpit.tui.widgets.chart import ascii_terminal
 
-__all__ = ["ExploreView", "QuerySuggester", "refine"]
+__all__ = ["ExploreView", "QuerySuggester", "TableRows", "refine", "table_rows"]
 
 PLACEHOLDER = "runs status:error since:-6h | group by provider | count   (Enter runs, Esc cancels)"
 MAX_WIDTH = 36
@@ -114,6 +117,36 @@ def _cell(value: Any) -> str:
     return "" if value is None else safe_text(value)
 
 
+@dataclass(frozen=True, slots=True)
+class TableRows:
+    """A result as the table takes it: the rows by table key, their cell texts and the columns."""
+
+    rows: dict[str, dict[str, Any]]
+    cells: dict[str, tuple[str, ...]]
+    columns: tuple[Column, ...]
+
+
+def table_rows(result: Any) -> TableRows:
+    """Every row's key and cell texts, and each column's width (the widest text, capped). Pure,
+    and the bulk of showing a big result (a text per cell): the query worker runs it in a thread."""
+    cols = result.columns
+    rows: dict[str, dict[str, Any]] = {}
+    cells: dict[str, tuple[str, ...]] = {}
+    key_field = DATASETS[result.dataset].key
+    keyed = key_field in cols
+    for i, r in enumerate(result.rows):
+        k = r.get(key_field) if keyed else None
+        key = str(k) if k is not None and str(k) not in rows else f"#{i}"
+        rows[key] = r
+        cells[key] = tuple([_cell(r.get(c)) for c in cols])
+    texts = zip(*cells.values(), strict=True) if cells else [()] * len(cols)
+    columns = tuple(
+        Column(c, c, min(MAX_WIDTH, max(len(c), 4, *map(len, col))), "right" if c == "count" else "left")
+        for c, col in zip(cols, texts, strict=True)
+    )
+    return TableRows(rows, cells, columns)
+
+
 class ExploreView(SavedQueries, Vertical):
     DEFAULT_CSS = """
     ExploreView { height: 1fr; }
@@ -155,9 +188,10 @@ class ExploreView(SavedQueries, Vertical):
         yield QueryInput(placeholder=PLACEHOLDER, id="explore-input", suggester=QuerySuggester(self))
         yield Static("type a query; datasets: " + " ".join(DATASETS), id="explore-status")
         with Horizontal(id="explore-body"):
-            yield KeyedTable(
-                [Column("-", "", 10)], markable=False, empty_text="no results yet", id="explore-table"
-            )
+            yield KeyedTable(  # a new result is not a change to flash: no flash timers per row
+                [Column("-", "", 10)], markable=False, empty_text="no results yet", flash_seconds=0,
+                id="explore-table",
+            )  # fmt: skip
             with VerticalScroll(id="explore-chart"):
                 yield Static("", id="explore-chart-text")
             yield OptionList(id="explore-facets")
@@ -245,20 +279,20 @@ class ExploreView(SavedQueries, Vertical):
     async def _query_worker(self, svc: Any, text: str) -> None:
         gt = getattr(self.app, "ground_truth", None)
         try:
-            result = await svc.run(text, facets=True, ground_truth=gt)
+            # recorded below, once the result is on screen: the ledger write is not on its way
+            result = await svc.run(text, facets=True, ground_truth=gt, record=False)
+            shown = await asyncio.to_thread(table_rows, result)  # the cell texts, off the event loop
         except asyncio.CancelledError:
             raise
-        except QueryError as exc:
+        except Exception as exc:  # QueryError, or a source unreadable: one line, the last result stays
             self.running = False
-            self._show_error(exc)
-            return
-        except Exception as exc:  # a source unreadable: one line, the last result stays
-            self.running = False
-            self._show_error(error_line(exc))
+            self._show_error(exc if isinstance(exc, QueryError) else error_line(exc))
+            await svc.remember(text, rows=None, error=exc)
             return
         self.running = False
         self.ran_text = text
-        self._show_result(result)
+        self._show_result(result, shown)
+        await svc.remember(text, rows=result.total)
 
     def action_cancel(self) -> None:
         if self.running and self._worker is not None:
@@ -282,25 +316,17 @@ class ExploreView(SavedQueries, Vertical):
         lines = [f"✗ {exc.message}", *exc.caret()] if isinstance(exc, QueryError) else [f"✗ {exc}"]
         self._status(Text("\n".join(safe_text(line, single_line=True) for line in lines)), error=True)
 
-    def _show_result(self, result: Any) -> None:
+    def _show_result(self, result: Any, shown: TableRows | None = None) -> None:
         self.result, self.error = result, None
-        cols = result.columns
-        widths = {c: max(len(c), 4) for c in cols}
-        rows: dict[str, dict[str, Any]] = {}
-        cells: dict[str, tuple[str, ...]] = {}
-        key_field = DATASETS[result.dataset].key
-        for i, r in enumerate(result.rows):
-            k = r.get(key_field)
-            key = str(k) if k is not None and key_field in cols and str(k) not in rows else f"#{i}"
-            rows[key] = r
-            cells[key] = tuple(_cell(r.get(c)) for c in cols)
-            for c, text in zip(cols, cells[key], strict=True):
-                widths[c] = min(MAX_WIDTH, max(widths[c], len(text)))
-        self._rows = rows
+        shown = shown or table_rows(result)
+        self._rows = shown.rows
         table = self.query_one("#explore-table", KeyedTable)
-        table.set_columns([Column(c, c, widths[c], "right" if c == "count" else "left") for c in cols])
+        if shown.columns != table.columns:
+            # emptied first: new columns re-derive every row held, and the old ones would go anyway
+            table.replace({})
+            table.set_columns(shown.columns)
         table.empty_text = "no rows match"
-        table.replace(cells)
+        table.replace(shown.cells)  # the same query again: only the rows that changed
         self._show_facets(result)
         parts = [f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}"]
         if result.matched != result.total:
