@@ -10,10 +10,11 @@ Before each trial the status is reset by a query that fails (an unchanged status
 
 The queries: the issue's three typical ones (bench_explore.QUERIES: a filter over runs counted by
 provider, a group-by over run_events in a 24 h window, free text over commands) and the two of
-them that list rows rather than counts (the rows are built and drawn). Median and max of N trials
-each, with the cockpit's CPU time over the trials and the load average beside them. HEAD, and
-with `--compare COMMIT` that commit first on the same fleet (41d8aef: before the TUI-side work of
-this bench's commit; the previous main's Explore tab, f45d5a5, does not take the keys on `6`).
+them that list rows rather than counts (the rows are built and drawn), in turn, so each result
+replaces another's. Median and max of N trials each, with the cockpit's CPU time over the trials
+and the load average beside them. HEAD, and with `--compare COMMIT` that commit first on the same
+fleet (41d8aef: before the TUI-side work of c6e37c7; the previous main's Explore tab, f45d5a5,
+does not take the keys on `6`).
 
 Run: `python -m bench.bench_explore_tui [--leases 10000] [--trials 7] [--compare 41d8aef] [--clean]` or
 `python -m bench.run --only bench_explore_tui` (OPT_IN: fleet generation plus a cockpit, ~4 min).
@@ -102,17 +103,25 @@ def measure(label: str, pythonpath: Path, cfg: Path, queries: tuple[str, ...], t
         time.sleep(1.0)
         for q in queries:
             _enter_to_drawn(screen, q, label)  # warm-up: first parse, caches, page cache
-        for q in queries:
-            cpu0 = cpu_s(proc.pid) or 0.0
-            times = [_enter_to_drawn(screen, q, label) for _ in range(trials)]
+        # round robin: each result replaces another one's (other rows, mostly other columns), as
+        # an operator's next query does; the same query twice in a row would keep its rows
+        times: dict[str, list[float]] = {q: [] for q in queries}
+        loads: list[float] = []
+        cpu0 = cpu_s(proc.pid) or 0.0
+        for _ in range(trials):
+            for q in queries:
+                times[q].append(_enter_to_drawn(screen, q, label))
+            loads.append(os.getloadavg()[0])
+            print(json.dumps({"run": label, "trial": {q: round(t[-1], 3) for q, t in times.items()}}),
+                  file=sys.stderr, flush=True)  # fmt: skip
+        out["cockpit_cpu_s"] = round((cpu_s(proc.pid) or 0.0) - cpu0, 2)
+        out["load1"] = [round(min(loads), 2), round(max(loads), 2)]
+        for q, ts in times.items():
             out["queries"][q] = {
-                "median_s": round(statistics.median(times), 3),
-                "max_s": round(max(times), 3),
-                "min_s": round(min(times), 3),
-                "cockpit_cpu_s": round((cpu_s(proc.pid) or 0.0) - cpu0, 2),
-                "load": [round(x, 2) for x in os.getloadavg()],
+                "median_s": round(statistics.median(ts), 3),
+                "max_s": round(max(ts), 3),
+                "min_s": round(min(ts), 3),
             }
-            print(json.dumps({"run": label, "query": q, **out["queries"][q]}), file=sys.stderr, flush=True)
     finally:
         stop(proc)
         screen.close()
@@ -156,9 +165,11 @@ def rows(results: list[dict[str, Any]], leases: int) -> list[dict[str, Any]]:
     for r in results:
         for q, m in r["queries"].items():
             note = (
-                f"median of {r['trials']} (min {m['min_s']} s, max {m['max_s']} s); cockpit CPU "
-                f"{m['cockpit_cpu_s']} s over the trials; fleet_server with drift, refresh {REFRESH_S} s; "
-                f"{r['run_events']} run_events; load {' '.join(map(str, m['load']))}"
+                f"median of {r['trials']} (min {m['min_s']} s, max {m['max_s']} s), queries in turn; "
+                f"cockpit CPU {r['cockpit_cpu_s']} s over all {r['trials'] * len(r['queries'])} "
+                f"trials (each with a reset query and ~2 s of typing and waiting); fleet_server with "
+                f"drift, refresh {REFRESH_S} s; {r['run_events']} run_events; load1 "
+                f"{r['load1'][0]}-{r['load1'][1]}"
             )
             out.append({
                 "name": f"explore TUI: Enter -> result drawn, `{q}`, {r['label']}", "size": leases,
