@@ -77,3 +77,24 @@ class ReuseContract:
         seed("running", {"lease_id": "L-new", "owner": "pages"})
         third = await adapter.list_instances()  # a page that changed is decoded
         assert "L-new" in {i.claimed_lease_id for i in third} and len(third) == len(first) + 1
+
+    async def test_pages_repeat_whatever_cursor_led_to_them(self, make_adapter: Any, seed: Seed) -> None:
+        """A provider's cursor may name the listing (the doubles' do): a page is known by its
+        position and its bytes, so every page of a repeated listing is handed back."""
+        for i in range(5):
+            seed("running", {"lease_id": f"P{i}", "owner": "pages"})
+        try:
+            adapter = make_adapter(page_size=2) if self.pages_reused else None
+        except TypeError:  # no pages (Docker lists in one answer)
+            adapter = None
+        reuse = getattr(adapter, "_reuse", None)
+        if adapter is None or reuse is None or getattr(adapter, "page_size", None) != 2:
+            pytest.skip("this adapter does not list pages of instances")
+        first = await adapter.list_instances()
+        hits = reuse.page_hits
+        second = await adapter.list_instances()
+        assert reuse.page_hits - hits >= 3  # >= 5 instances, 2 a page
+        assert [i.instance_id for i in second] == [i.instance_id for i in first]
+        assert all(a is b for a, b in zip(first, second, strict=True))
+        fresh = await make_adapter(page_size=2).list_instances()
+        assert second == fresh

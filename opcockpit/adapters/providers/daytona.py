@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Literal
@@ -184,13 +185,12 @@ class DaytonaAdapter:
         if self.label_filter:
             params["labels"] = json.dumps(self.label_filter, separators=(",", ":"))
 
+        pages = itertools.count()
+
         async def fetch(cursor: str | None) -> Page[Instance]:
             if cursor:
                 params["cursor"] = cursor
             response = await self._api.request("GET", path, params=params)
-            same = self._reuse.page(cursor, response.content)  # the same bytes: not decoded again
-            if same is not None:
-                return Page(same[0], *same[1])
             body = self._api.decode("GET", path, response)
             items = body.get("items") if isinstance(body, dict) else None
             if not isinstance(items, list):
@@ -203,8 +203,16 @@ class DaytonaAdapter:
             total = body.get("total")
             if isinstance(total, bool) or not isinstance(total, int) or total < 0:
                 total = None
+            # The page's items as they were at this position last time (its bytes but the next
+            # cursor, which may name this listing): the same Instances, none built again.
+            content = response.content
+            if next_cursor:
+                content = content.replace(json.dumps(next_cursor).encode(), b"")
+            same = self._reuse.page(next(pages), content)
+            if same is not None:
+                return Page(same[0], next_cursor, total)
             instances = [self._listed(item, path) for item in items]
-            self._reuse.page_done(instances, (next_cursor, total))
+            self._reuse.page_done(instances)
             return Page(instances, next_cursor, total)
 
         self._reuse.start()

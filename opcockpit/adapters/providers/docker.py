@@ -285,7 +285,7 @@ class DockerAdapter:
         response = await self.client.request("GET", path, params=params)
         reuse = self._reuse
         reuse.start()
-        same = reuse.page(None, response.content)  # the same bytes as last time: not decoded again
+        same = reuse.page(0, response.content)  # the same bytes as last time: not decoded again
         if same is not None:
             reuse.done()
             return same[0]

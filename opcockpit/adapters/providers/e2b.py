@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -136,11 +137,15 @@ class E2BAdapter:
         if self.label_filter:
             params["metadata"] = _metadata_query(self.label_filter)
 
+        pages = itertools.count()
+
         async def fetch(cursor: str | None) -> Page[Instance]:
             if cursor:
                 params["nextToken"] = cursor
             response = await self._api.request("GET", path, params=params)
-            same = self._reuse.page(cursor, response.content)  # the same bytes: not decoded again
+            # The same bytes at this position as last time: not decoded again (the cursor is a
+            # header, and may name the listing: the position, not the cursor, is the key).
+            same = self._reuse.page(next(pages), response.content)
             items = same[0] if same is not None else None
             if items is None:
                 body = self._api.decode("GET", path, response)

@@ -75,9 +75,10 @@ class ReusedInstances:
     the raw strings it pinned per instance, ~2 MB at 10k instances); like the sandbox.db tracker's
     row hashes, a 64-bit collision would hide one change until the item changes again.
 
-    A whole page whose body is byte-for-byte the previous listing's for the same request
-    (`page(key, body)`: its BLAKE2b digest) gives that page's Instances again without decoding
-    its JSON at all (issue 10, idle tick: a quiet fleet's listings were ~0.7 s of CPU a minute).
+    A whole page whose body is byte-for-byte the previous listing's at the same position
+    (`page(index, body)`: its BLAKE2b digest) gives that page's Instances again without building
+    any (issue 10, idle tick: a quiet fleet's listings were ~0.7 s of CPU a minute). The body
+    alone decides: equal bytes are equal items, whatever cursor led there.
     """
 
     __slots__ = ("_next", "_next_pages", "_page", "_prev", "_prev_pages", "page_hits")
