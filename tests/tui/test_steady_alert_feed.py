@@ -21,12 +21,18 @@ def we(tmp_path: Path) -> WorkedExample:
     return write_worked_example(tmp_path / "leon")
 
 
-async def test_a_round_that_saw_a_change_does_not_make_the_feed_reread(
-    tmp_path: Path, we: WorkedExample, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ledger = tmp_path / "ledger.db"
-    monkeypatch.setenv("OPCOCKPIT_LEDGER", str(ledger))
+@pytest.fixture
+def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's own ledger, the operator named."""
+    path = tmp_path / "ledger.db"
+    monkeypatch.setenv("OPCOCKPIT_LEDGER", str(path))
     monkeypatch.setenv("USER", "tester")
+    return path
+
+
+async def test_a_round_that_saw_a_change_does_not_make_the_feed_reread(
+    ledger: Path, we: WorkedExample
+) -> None:
     app = make_app(we, AlertsConfig())
     async with app.run_test(size=SIZE) as pilot:
         await evaluated(pilot, app)
@@ -55,15 +61,10 @@ async def test_a_round_that_saw_a_change_does_not_make_the_feed_reread(
             mate.close()
 
 
-async def test_an_idle_round_reuses_the_alerts_and_rebuilds_no_row(
-    tmp_path: Path, we: WorkedExample, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_an_idle_round_reuses_the_alerts_and_rebuilds_no_row(ledger: Path, we: WorkedExample) -> None:
     """Issue 10 (idle tick): a round in which nothing changed hands the same alerts to the tab:
     nothing is cleaned or rebuilt again, the ledger's alerts are not rewritten, and an open alert
     detail still says it was seen by this round."""
-    ledger = tmp_path / "ledger.db"
-    monkeypatch.setenv("OPCOCKPIT_LEDGER", str(ledger))
-    monkeypatch.setenv("USER", "tester")
     app = make_app(we, AlertsConfig())
     async with app.run_test(size=SIZE) as pilot:
         await evaluated(pilot, app)
