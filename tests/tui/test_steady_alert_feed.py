@@ -14,20 +14,12 @@ from opcockpit.domain.alerts import AlertsConfig
 from opcockpit.tui.tabs.alerts import AlertsView
 from tests.fixtures.leon_db import RUN_T3, WorkedExample, write_worked_example
 from tests.tui.test_alerts_tab import SIZE, evaluated, keys_of, make_app
+from tests.tui.test_alerts_tab import ledger as ledger  # the fixture: this test's own ledger
 
 
 @pytest.fixture
 def we(tmp_path: Path) -> WorkedExample:
     return write_worked_example(tmp_path / "leon")
-
-
-@pytest.fixture
-def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """This test's own ledger, the operator named."""
-    path = tmp_path / "ledger.db"
-    monkeypatch.setenv("OPCOCKPIT_LEDGER", str(path))
-    monkeypatch.setenv("USER", "tester")
-    return path
 
 
 async def test_a_round_that_saw_a_change_does_not_make_the_feed_reread(
