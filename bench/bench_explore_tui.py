@@ -60,21 +60,27 @@ ROWS = re.compile(rb"\d+ rows?\b")
 FAILED = "✗".encode()
 
 
-def _type(screen: _Screen, text: str) -> None:
-    """Replace the query box's text with `text` (ctrl+u alone first: sent with the text, it was lost)."""
-    screen.write(CLEAR)
-    time.sleep(0.3)
-    screen.write(text.encode())
+def _type(screen: _Screen, text: str, label: str) -> None:
+    """Replace the query box's text with `text` (ctrl+u alone first: sent with the text, it was
+    lost), and see it drawn; on a loaded machine typed text was now and then lost: typed again."""
+    for _ in range(3):
+        screen.write(CLEAR)
+        time.sleep(0.3)
+        start = screen.offset()
+        screen.write(text.encode())
+        if screen.wait(text.encode(), start, 5.0) is not None:
+            return
+    raise RuntimeError(f"{label}: {text!r} typed three times, never drawn")
 
 
 def _enter_to_drawn(screen: _Screen, query: str, label: str) -> float:
-    _type(screen, "nosuchdataset")
+    _type(screen, "nosuchdataset", label)
     start = screen.offset()
     screen.write(b"\r")
     if screen.wait(FAILED, start, 10.0) is None:
         raise RuntimeError(f"{label}: the status reset was not drawn")
     time.sleep(0.5)
-    _type(screen, query)
+    _type(screen, query, label)
     time.sleep(0.7)  # the text and its completion drawn before Enter
     start = screen.offset()
     entered = time.perf_counter()  # the clock _Screen stamps chunks with

@@ -217,3 +217,23 @@ def test_record_false_leaves_the_history_to_the_caller(explore) -> None:
         ("commands nosuchfield:1", None, "bad field"),
         ("commands | count", 1, None),
     ]
+
+
+def test_the_thread_map_follows_sandbox_db(fleet, tmp_path: Path) -> None:
+    """A long-lived service (the TUI's) maps a thread rebound after its first query to its new
+    lease and provider, not to what sandbox.db said when the map was first read."""
+    import shutil
+
+    db = tmp_path / "sandbox.db"
+    shutil.copy(fleet.sandbox_db, db)
+    sources = {"sandbox_db": str(db), "events_db": str(fleet.events_db)}
+    explore = build_explore(CockpitConfig.model_validate({"sources": sources}), ledger_path=None)
+    before = dict(explore.rows.thread_leases())
+    assert explore.rows.thread_leases() is explore.rows.thread_leases()  # unchanged file: kept
+    thread, (lease, _) = next(iter(before.items()))
+    with sqlite3.connect(db) as conn:
+        other, provider = conn.execute(
+            "SELECT lease_id, provider_name FROM sandbox_leases WHERE lease_id <> ? LIMIT 1", (lease,)
+        ).fetchone()
+        conn.execute("UPDATE abstract_terminals SET lease_id = ? WHERE thread_id = ?", (other, thread))
+    assert explore.rows.thread_leases()[thread] == (other, provider)

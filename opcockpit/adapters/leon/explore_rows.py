@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -112,6 +113,9 @@ class ExploreRows:
         self.ledger = ledger
         self._parse = make_parser()
         self._threads: dict[str, tuple[str, str]] | None = None
+        self._threads_seen: int | None = None  # sandbox.db's data_version when _threads was read
+        self._threads_lock = threading.Lock()  # queries run in worker threads
+        self._watch: sqlite3.Connection | None = None
         self.facet_joins = 0  # facet passes that took the thread-map join (tests, diagnostics)
 
     # ------------------------------------------------------------------ plumbing
@@ -131,17 +135,34 @@ class ExploreRows:
         return {r[0] for r in self._query(which, "SELECT name FROM sqlite_master WHERE type='table'", [])}
 
     def thread_leases(self) -> Mapping[str, tuple[str, str]]:
-        if self._threads is None:
-            self._threads = {
-                t: (lease, prov)
-                for t, lease, prov in self._query(
-                    _SB,
-                    "SELECT t.thread_id, t.lease_id, l.provider_name FROM abstract_terminals t"
-                    " JOIN sandbox_leases l ON l.lease_id = t.lease_id ORDER BY t.created_at",
-                    [],
-                )
-            }
-        return self._threads
+        """thread -> (lease, provider), read again when sandbox.db changed: a long-lived instance
+        (the TUI's) otherwise maps a thread bound after its first query to no lease at all."""
+        with self._threads_lock:
+            seen = self._sandbox_version()  # before the read: a commit during it reads again
+            if self._threads is None or seen != self._threads_seen:
+                self._threads = self._read_thread_leases()
+                self._threads_seen = seen
+            return self._threads
+
+    def _sandbox_version(self) -> int | None:
+        """SQLite's data_version of sandbox.db on a connection kept for it: it moves when another
+        connection commits (None: no sandbox.db file to watch)."""
+        if self.sandbox_db is None:
+            return None
+        if self._watch is None:
+            self._watch = connect_ro_sync(self.sandbox_db, _SB)
+        return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+
+    def _read_thread_leases(self) -> dict[str, tuple[str, str]]:
+        return {
+            t: (lease, prov)
+            for t, lease, prov in self._query(
+                _SB,
+                "SELECT t.thread_id, t.lease_id, l.provider_name FROM abstract_terminals t"
+                " JOIN sandbox_leases l ON l.lease_id = t.lease_id ORDER BY t.created_at",
+                [],
+            )
+        }
 
     def _lease_providers(self) -> dict[str, str]:
         return dict(self._query(_SB, "SELECT lease_id, provider_name FROM sandbox_leases", []))
