@@ -91,6 +91,7 @@ class AlertsView(Vertical):
         self._last_error: str | None = None
         self.rounds = 0  # evaluations applied (tests wait on this)
         self.rebuilds = 0  # active table rebuilds (tests: an idle round rebuilds nothing)
+        self._feed_polling = False  # a ledger feed poll is running in the thread pool
         # What the active table was built from: (alerts, unfolded groups, summary width, built at,
         # rows valid until): a round that read the same alerts rebuilds nothing until an age or
         # a mute in the rows moves to its next text (issue 10, idle tick).
@@ -134,12 +135,22 @@ class AlertsView(Vertical):
         if on:
             self.set_interval(FEED_POLL_S, self._poll_ledger)
 
-    @work(group="alert-feed", exclusive=True, thread=True, exit_on_error=False)
     def _poll_ledger(self) -> None:
-        """Acks and mutes from the rest of the team (issue 12): shown within FEED_POLL_S."""
+        """Acks and mutes from the rest of the team (issue 12): shown within FEED_POLL_S.
+
+        In the loop's thread pool, one poll at a time: a Textual thread worker per second (a
+        new thread, its state messages) was a steady share of an idle tick (issue 10)."""
         al = self.alerting
-        if al is not None and not self._evaluating and al.poll_changes():
-            self.app.call_from_thread(self._feed_changed)
+        if al is None or self._evaluating or self._feed_polling:
+            return
+        self._feed_polling = True
+        asyncio.get_running_loop().run_in_executor(None, al.poll_changes).add_done_callback(self._feed_polled)
+
+    def _feed_polled(self, done: asyncio.Future[bool]) -> None:
+        self._feed_polling = False
+        # A poll that failed is the next evaluation's to report (as the thread worker's was).
+        if not done.cancelled() and done.exception() is None and done.result():
+            self._feed_changed()
 
     def _feed_changed(self) -> None:
         if self.is_attached:  # not while the app is closing
