@@ -12,12 +12,13 @@ load average and the fleet server's own CPU (it shares the cores). Over the same
 and mean per tick; with `--no-drift` the median is "a tick in which nothing changed" (issue 10:
 <= 5 ms) and the mean the amortised tick, listings and alert rounds included.
 
-Not in the default `python -m bench.run` (OPT_IN: it takes ~10 minutes); ask for it:
+Not in the default `python -m bench.run` (OPT_IN: it takes ~20 minutes); ask for it:
 
     python -m bench.run --only steady --sizes 10000
     python -m bench.bench_steady --minutes 3 --leases 10000 --refresh 2 --compare ec3fb80
 
-bench.run runs it once, at the largest requested size <= SIZES_CAP, 3 minutes per side.
+bench.run runs it at the largest requested size <= SIZES_CAP: 3 minutes per side with drift,
+then 2 minutes per side without (the idle tick, beside IDLE_BASELINE).
 Where a tick's CPU goes: bench/tick_profile.py (the same cockpit in a pty, cProfile of its main
 thread over a window after the warm-up, CPU per thread).
 `BENCH_BASELINE=` (empty) or `--compare none` measures HEAD alone.
@@ -406,6 +407,7 @@ def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     n = result["leases"]
     on = ", PostgreSQL source+ledger" if result.get("source") == "postgres" else ""
+    on += ", no drift" if not result.get("drift", True) else ""
     for r in result["runs"]:
         load = f"load1 mean {r['load1_mean']} (range {r['load1_range'][0]}-{r['load1_range'][1]})"
         common = f"{r['label']}{on}; {result['minutes']:g} min after {result['warmup_s']:g} s warm-up; {load}"
@@ -464,9 +466,19 @@ def _tick_rows(result: dict[str, Any], r: dict[str, Any], common: str, on: str) 
     ]
 
 
+IDLE_BASELINE = os.environ.get("BENCH_IDLE_BASELINE", "3c9d450")  # before the idle-tick work
+IDLE_MINUTES = 2.0
+
+
 def run(sizes: list[int]) -> list[dict[str, Any]]:
-    """bench/run.py hook (OPT_IN): one comparison at the largest requested size <= SIZES_CAP."""
-    return rows(compare(leases=max(sizes), minutes=MINUTES, refresh=REFRESH_S, baseline=BASELINE or None))
+    """bench/run.py hook (OPT_IN): at the largest requested size <= SIZES_CAP, one comparison
+    with drift (the steady state) and one without (the idle tick: per-tick CPU distribution)."""
+    n = max(sizes)
+    steady = rows(compare(leases=n, minutes=MINUTES, refresh=REFRESH_S, baseline=BASELINE or None))
+    idle = compare(
+        leases=n, minutes=IDLE_MINUTES, refresh=REFRESH_S, baseline=IDLE_BASELINE or None, drift=False
+    )
+    return steady + rows(idle)
 
 
 def main(argv: list[str] | None = None) -> int:
