@@ -43,6 +43,7 @@ from opcockpit.adapters.providers.http import (
     ApiClient,
     Page,
     parse_retry_after,
+    shared_tls,
 )
 from opcockpit.adapters.providers.lean_httpx import httpx
 from opcockpit.adapters.providers.wire import ReusedInstances, leon_api_fields
@@ -185,7 +186,7 @@ class AgentBayAdapter:
         self.requests_by_action: dict[str, int] = {}
         self._bearer = f"Bearer {api_key}" if api_key else None
         limits = httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency)
-        inner = httpx.AsyncHTTPTransport(retries=0, limits=limits)
+        inner = httpx.AsyncHTTPTransport(retries=0, limits=limits, verify=shared_tls())
         self.api = ApiClient(
             name,
             base_url=base_url,

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json as jsonlib
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +56,7 @@ __all__ = [
     "error_class_for_status",
     "parse_retry_after",
     "redact",
+    "shared_tls",
 ]
 
 RETRY_STATUSES: frozenset[int] = frozenset({429, 502, 503, 504})
@@ -139,6 +142,14 @@ def _default_message(response: httpx.Response) -> str:
     return response.text
 
 
+@functools.cache
+def shared_tls() -> ssl.SSLContext:
+    """One TLS context for every provider transport. httpx makes one per transport by default and
+    each parses the CA bundle: ~1.5 MB of RSS per adapter in the live cockpit (issue 10); the
+    settings (verify, SSL_CERT_FILE/SSL_CERT_DIR) are the same for all of them."""
+    return httpx.create_ssl_context()
+
+
 class ApiClient:
     """An httpx.AsyncClient wrapped with retry, limits, counting and typed errors.
 
@@ -184,6 +195,7 @@ class ApiClient:
                 uds=uds,
                 retries=0,
                 limits=httpx.Limits(max_connections=max(1, max_concurrency), max_keepalive_connections=8),
+                verify=shared_tls(),
             )
         self.http = httpx.AsyncClient(
             base_url=base_url,
