@@ -21,6 +21,7 @@ the rules live in one place.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from datetime import datetime
@@ -57,7 +58,7 @@ _build_row = fast_factory(GroundTruthRow, _ROW_FIELDS)
 _REASON, _STALE_AGE = _ROW_FIELDS.index("reason"), _ROW_FIELDS.index("stale_age_s")
 
 
-def _hold(by: dict[tuple[str, str], str | set[str]], key: tuple[str, str], lid: str) -> None:
+def _hold(by: dict[str, str | set[str]], key: str, lid: str) -> None:
     held = by.get(key)
     if held is None:
         by[key] = lid
@@ -68,7 +69,7 @@ def _hold(by: dict[tuple[str, str], str | set[str]], key: tuple[str, str], lid: 
         held.add(lid)
 
 
-def _release(by: dict[tuple[str, str], str | set[str]], key: tuple[str, str], lid: str) -> None:
+def _release(by: dict[str, str | set[str]], key: str, lid: str) -> None:
     held = by.get(key)
     if held is None:
         return
@@ -116,16 +117,22 @@ class IncrementalReconciler:
         self._index: dict[str, dict[str, Instance]] = {}
         self._claims_of: dict[str, frozenset[str]] = {}  # provider -> lease ids its instances claim
         self._by_provider: dict[str, set[str]] = {}
-        # (provider, instance id) -> the lease naming it, or a set when several do (rare): one str
-        # per lease instead of a one-element set (~2 MB at 10k leases).
-        self._by_cid: dict[tuple[str, str], str | set[str]] = {}
+        # provider -> instance id -> the lease naming it, or a set when several do (rare): one str
+        # per lease instead of a one-element set (~2 MB at 10k leases), and no (provider, id)
+        # tuple key per lease (~0.6 MB).
+        self._by_cid: dict[str, dict[str, str | set[str]]] = {}
         self._named: dict[str, int] = {}  # provider -> leases naming it usably (health of missing ones)
-        self._counted: dict[str, str] = {}  # lease -> the provider it is counted under in _named
-        self._match: dict[str, tuple[str, str]] = {}  # lease -> (provider, matched instance id)
+        # Leases judged but not counted in _named (provider_name unusable; rare). The others are
+        # counted under their row's provider: no lease -> provider map (issue 10, RSS).
+        self._uncounted: set[str] = set()
+        # lease -> the instance id it matched at its row's provider (not a (provider, id) tuple)
+        self._match: dict[str, str] = {}
         self._matched: dict[str, dict[str, int]] = {}  # provider -> instance id -> leases matching it
         self._base: dict[str, _Keyed] = {}  # rows before claim notes
         self._final: dict[str, _Keyed] = {}
-        self._pos: dict[str, int] = {}  # lease -> its index in _rows (sorted by key)
+        # the sort keys of _rows, in order: a touched row's place by bisection (no lease -> index
+        # map: a dict and an int per lease, ~0.6 MB at 10k)
+        self._keys: list[str] = []
         self._rows: tuple[GroundTruthRow, ...] = ()
         self._orphans_by: dict[str, list[OrphanRow]] = {}
         self._prefix: dict[str, str] = {}  # stale provider -> its rows' reason prefix (last step)
@@ -223,12 +230,13 @@ class IncrementalReconciler:
             keyed = sorted(final.values(), key=_FIRST)
             self._final = {kr[1].lease_id: kr for kr in keyed}
             self._rows = tuple([kr[1] for kr in keyed])
-            self._pos = {kr[1].lease_id: i for i, kr in enumerate(keyed)}
+            self._keys = [kr[0] for kr in keyed]
         elif touched:  # same leases, same sort keys: the changed rows in place, no re-sort
             rows = list(self._rows)
-            pos = self._pos
+            keys = self._keys
             for lid in touched:
-                rows[pos[lid]] = final[lid][1]
+                key, row = final[lid]
+                rows[bisect_left(keys, key)] = row
             self._rows = tuple(rows)
         self._db = db
         return GroundTruth(
@@ -299,14 +307,15 @@ class IncrementalReconciler:
             self._by_provider.setdefault(pname, set()).add(lid)
             cid = lease.current_instance_id
             if cid is not None:
-                _hold(self._by_cid, (pname, cid), lid)
+                _hold(self._by_cid.setdefault(pname, {}), cid, lid)
             odd = problems.get(lid) if problems else None
             if not (odd and problems_provider_unknown(odd)):
                 self._named[pname] = self._named.get(pname, 0) + 1
-                self._counted[lid] = pname
+            else:
+                self._uncounted.add(lid)
             iid = matches.get(lid)
             if iid is not None:
-                self._match[lid] = (pname, iid)
+                self._match[lid] = iid
                 counts = self._matched.setdefault(pname, {})
                 counts[iid] = counts.get(iid, 0) + 1
                 orphan_dirty.add(pname)
@@ -325,20 +334,24 @@ class IncrementalReconciler:
         if members is not None:
             members.discard(lid)
         if row.instance_id is not None:
-            _release(self._by_cid, (pname, row.instance_id), lid)
-        counted = self._counted.pop(lid, None)
-        if counted is not None:
-            self._named[counted] -= 1
-            if not self._named[counted]:
-                del self._named[counted]
-        match = self._match.pop(lid, None)
-        if match is not None:
-            mp, iid = match
-            counts = self._matched[mp]
+            held = self._by_cid.get(pname)
+            if held is not None:
+                _release(held, row.instance_id, lid)
+                if not held:
+                    del self._by_cid[pname]
+        if lid in self._uncounted:
+            self._uncounted.discard(lid)
+        else:
+            self._named[pname] -= 1
+            if not self._named[pname]:
+                del self._named[pname]
+        iid = self._match.pop(lid, None)
+        if iid is not None:
+            counts = self._matched[pname]
             counts[iid] -= 1
             if not counts[iid]:
                 del counts[iid]
-            orphan_dirty.add(mp)
+            orphan_dirty.add(pname)
 
     def _restamp(self, name: str, ctx: Prov, dirty: set[str], restamped: set[str]) -> None:
         """A stale provider's rows at the new `now` without judging them again: only `stale_age_s`
@@ -417,7 +430,7 @@ class IncrementalReconciler:
             ):
                 if index is not old_index:
                     for key in _changed_keys(old_index, index):
-                        held = self._by_cid.get((name, key))
+                        held = self._by_cid.get(name, {}).get(key)
                         if held.__class__ is str:
                             dirty.add(held)  # type: ignore[arg-type]
                         elif held:
