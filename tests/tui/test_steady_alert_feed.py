@@ -76,3 +76,20 @@ async def test_an_idle_round_reuses_the_alerts_and_rebuilds_no_row(ledger: Path,
             assert al.snapshot is not None and seen.last_seen == al.snapshot.now
         finally:
             probe.close()
+
+
+async def test_the_overview_is_drawn_when_shown_not_every_round(ledger: Path, we: WorkedExample) -> None:
+    """Issue 10 (idle tick): run health (stuck runs' idle times move every round) is drawn into
+    the overview when it is the view on screen, the latest then, not behind the alerts table."""
+    app = make_app(we, AlertsConfig())
+    async with app.run_test(size=SIZE) as pilot:
+        await evaluated(pilot, app)
+        al, tab = app.alerting, app.query_one(AlertsView)
+        assert al is not None and al.run_health is not None and app.ground_truth is not None
+        assert tab.view == "alerts-table" and tab.overview.run_health is None  # not drawn
+        tab._apply_round(await al.evaluate(app.ground_truth))
+        assert tab.overview.run_health is None
+        tab.action_toggle_view("alerts-overview")
+        assert tab.overview.run_health is al.run_health  # the latest, drawn on showing
+        tab._apply_round(await al.evaluate(app.ground_truth))
+        assert tab.overview.run_health is al.run_health  # on screen: every round

@@ -43,6 +43,7 @@ from opcockpit.tui.widgets.overview import OverviewPanel
 
 if TYPE_CHECKING:
     from opcockpit.domain.models import GroundTruth
+    from opcockpit.domain.runs import RunHealth
     from opcockpit.ports.alert_records import Alert
     from opcockpit.tui.alerting import Alerting, AlertRound
 
@@ -92,6 +93,7 @@ class AlertsView(Vertical):
         self.rounds = 0  # evaluations applied (tests wait on this)
         self.rebuilds = 0  # active table rebuilds (tests: an idle round rebuilds nothing)
         self._feed_polling = False  # a ledger feed poll is running in the thread pool
+        self._overview_due: tuple[RunHealth | None] | None = None  # run health not drawn yet
         # What the active table was built from: (alerts, unfolded groups, summary width, built at,
         # rows valid until): a round that read the same alerts rebuilds nothing until an age or
         # a mute in the rows moves to its next text (issue 10, idle tick).
@@ -259,7 +261,7 @@ class AlertsView(Vertical):
             self._last_error = rnd.error
         else:
             self._last_error = None
-            self.overview.show(rnd.run_health)
+            self._show_overview(rnd.run_health)
         snap = rnd.snapshot
         if snap is not None and self.rounds > 1:  # the first round's "new" alerts are the backlog
             new = [a for a in snap.newly_firing if not a.is_muted(snap.now)]
@@ -282,6 +284,16 @@ class AlertsView(Vertical):
                 timeout=10,
             )
         self.show_alerts()
+
+    def _show_overview(self, rh: RunHealth | None) -> None:
+        """The run-health overview, drawn when it is the view on screen; else kept until it is
+        (hundreds of stuck runs, whose idle times move every round, were re-drawn every 10 s
+        behind the alerts table: issue 10, idle tick)."""
+        if self.view != "alerts-overview":
+            self._overview_due = (rh,)
+            return
+        self._overview_due = None
+        self.overview.show(rh)
 
     def show_alerts(self) -> None:
         """Active table from the engine's last reading; history reloaded when it is on screen."""
@@ -350,6 +362,8 @@ class AlertsView(Vertical):
             return
         self.view = "alerts-table" if self.view == view else view
         self.query_one("#alerts-switch", ContentSwitcher).current = self.view
+        if self.view == "alerts-overview" and self._overview_due is not None:
+            self._show_overview(self._overview_due[0])
         if self.view == "alerts-history":
             self.load_history()
         elif self.view == "alerts-rules":
