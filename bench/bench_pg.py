@@ -19,8 +19,8 @@ lease_events (tests/test_pg_source.copy_fleet), and the same fleet's sandbox.db 
 - the same reader when one lease changed (a LEON-way stamped UPDATE before each call, timed with
   it): PostgreSQL reads the rows past its updated_at watermark, sandbox.db its marks;
 - one full read of the reconcile input (`read_pg_state` / `read_db_state`), median of 3, and
-  PostgreSQL's one-shot read (`read_pg_state(one_shot=True)`: records not interned, built while
-  the pipelined statements still run);
+  PostgreSQL's one-shot read (`read_pg_state(one_shot=True)`: records not interned, the read on a
+  blocking connection in one worker thread, as `snapshot` reads);
 - Explore queries on each source (EXPLORE_QUERIES), median of 3.
 
 Run: `python -m bench.run --only pg` or `python bench/bench_pg.py [n ...]` (default 10000).
