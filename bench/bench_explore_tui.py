@@ -11,10 +11,12 @@ Before each trial the status is reset by a query that fails (an unchanged status
 The queries: the issue's three typical ones (bench_explore.QUERIES: a filter over runs counted by
 provider, a group-by over run_events in a 24 h window, free text over commands) and the two of
 them that list rows rather than counts (the rows are built and drawn), in turn, so each result
-replaces another's. Median and max of N trials each, with the cockpit's CPU time over the trials
-and the load average beside them. HEAD, and with `--compare COMMIT` that commit first on the same
-fleet (41d8aef: before the TUI-side work of c6e37c7; the previous main's Explore tab, f45d5a5,
-does not take the keys on `6`).
+replaces another's. Per query: median, min and max of N trials, and the median of the cockpit's
+CPU time from Enter to drawn (/proc, 10 ms ticks, the background's share included: what a loaded
+machine cannot inflate as it does the wall time); the cockpit's CPU over all trials and the load
+range beside them. HEAD, and with `--compare COMMIT` that commit first on the same fleet (41d8aef:
+before the TUI-side work of c6e37c7; the previous main's Explore tab, f45d5a5, does not take the
+keys on `6`).
 
 Run: `python -m bench.bench_explore_tui [--leases 10000] [--trials 7] [--compare 41d8aef] [--clean]` or
 `python -m bench.run --only bench_explore_tui` (OPT_IN: fleet generation plus a cockpit, ~4 min).
@@ -73,7 +75,8 @@ def _type(screen: _Screen, text: str, label: str) -> None:
     raise RuntimeError(f"{label}: {text!r} typed three times, never drawn")
 
 
-def _enter_to_drawn(screen: _Screen, query: str, label: str) -> float:
+def _enter_to_drawn(screen: _Screen, query: str, label: str, pid: int) -> tuple[float, float]:
+    """(seconds from Enter to the result drawn, the cockpit's CPU seconds in between)."""
     _type(screen, "nosuchdataset", label)
     start = screen.offset()
     screen.write(b"\r")
@@ -83,13 +86,14 @@ def _enter_to_drawn(screen: _Screen, query: str, label: str) -> float:
     _type(screen, query, label)
     time.sleep(0.7)  # the text and its completion drawn before Enter
     start = screen.offset()
+    cpu0 = cpu_s(pid) or 0.0
     entered = time.perf_counter()  # the clock _Screen stamps chunks with
     screen.write(b"\r")
     done = screen.wait(ROWS, start, 60.0)
     if done is None:
         tail = bytes(screen.buf[start:])[-1500:].decode("utf-8", "replace")
         raise RuntimeError(f"{label}: {query!r} drew no result: {tail!r}")
-    return done - entered
+    return done - entered, (cpu_s(pid) or 0.0) - cpu0
 
 
 def measure(label: str, pythonpath: Path, cfg: Path, queries: tuple[str, ...], trials: int) -> dict[str, Any]:
@@ -108,15 +112,18 @@ def measure(label: str, pythonpath: Path, cfg: Path, queries: tuple[str, ...], t
             raise RuntimeError(f"{label}: the Explore tab did not open")
         time.sleep(1.0)
         for q in queries:
-            _enter_to_drawn(screen, q, label)  # warm-up: first parse, caches, page cache
+            _enter_to_drawn(screen, q, label, proc.pid)  # warm-up: first parse, caches, page cache
         # round robin: each result replaces another one's (other rows, mostly other columns), as
         # an operator's next query does; the same query twice in a row would keep its rows
         times: dict[str, list[float]] = {q: [] for q in queries}
+        cpus: dict[str, list[float]] = {q: [] for q in queries}
         loads: list[float] = []
         cpu0 = cpu_s(proc.pid) or 0.0
         for _ in range(trials):
             for q in queries:
-                times[q].append(_enter_to_drawn(screen, q, label))
+                wall, cpu = _enter_to_drawn(screen, q, label, proc.pid)
+                times[q].append(wall)
+                cpus[q].append(cpu)
             loads.append(os.getloadavg()[0])
             print(json.dumps({"run": label, "trial": {q: round(t[-1], 3) for q, t in times.items()}}),
                   file=sys.stderr, flush=True)  # fmt: skip
@@ -127,6 +134,7 @@ def measure(label: str, pythonpath: Path, cfg: Path, queries: tuple[str, ...], t
                 "median_s": round(statistics.median(ts), 3),
                 "max_s": round(max(ts), 3),
                 "min_s": round(min(ts), 3),
+                "cpu_s": round(statistics.median(cpus[q]), 3),
             }
     finally:
         stop(proc)
@@ -172,6 +180,7 @@ def rows(results: list[dict[str, Any]], leases: int) -> list[dict[str, Any]]:
         for q, m in r["queries"].items():
             note = (
                 f"median of {r['trials']} (min {m['min_s']} s, max {m['max_s']} s), queries in turn; "
+                f"cockpit CPU from Enter to drawn {m['cpu_s']} s (median; the background's included); "
                 f"cockpit CPU {r['cockpit_cpu_s']} s over all {r['trials'] * len(r['queries'])} "
                 f"trials (each with a reset query and ~2 s of typing and waiting); fleet_server with "
                 f"drift, refresh {REFRESH_S} s; {r['run_events']} run_events; load1 "

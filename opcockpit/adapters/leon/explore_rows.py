@@ -45,7 +45,6 @@ _SB, _EV = "sandbox.db", "events.db"
 LEDGER_DATASETS = ("events", "audit", "alerts")
 # Activity streams are not runs (events_db.ACTIVITY_PREFIX); run_events keeps them.
 _DAY = timedelta(days=1)
-SORTER_KIB = 64 * 1024
 
 
 def connect_ro_sync(path: str, label: str, *, busy_timeout_ms: int = 2000) -> sqlite3.Connection:
@@ -69,9 +68,6 @@ def ro_query(
     """The rows of `sql` on the SQLite file `path`, read-only, with the filter functions registered;
     past `deadline` (time.monotonic()) QueryTimeout, a file that cannot be read SourceError."""
     conn = connect_ro_sync(path, label)
-    # room for a GROUP BY's sorter in memory (the default 2 MB spills ~380k sorted rows of
-    # run_events to temporary files and merges them); pages are taken only as they are needed
-    conn.execute(f"PRAGMA cache_size=-{SORTER_KIB}")
     register_functions(conn, parse)
     if deadline is not None:
         # a filter that rejects most rows keeps SQLite busy between yields: stop it there too
