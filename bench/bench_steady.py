@@ -232,6 +232,7 @@ def tick_stats(windows_ms: list[float]) -> dict[str, Any]:
     pick = lambda q: ws[min(len(ws) - 1, int(q * len(ws)))]  # noqa: E731
     return {
         "tick_windows": len(ws),
+        "tick_cpu_ms_windows": windows_ms,  # in time order (the JSON only; not a docs row)
         "tick_cpu_ms_median": pick(0.5),
         "tick_cpu_ms_p90": pick(0.9),
         "tick_cpu_ms_max": ws[-1],
