@@ -55,7 +55,7 @@ from opcockpit.adapters.leon.sandbox_rows import (
 from opcockpit.adapters.leon.sandbox_scan import (
     _SIG_FN,
     _fetch_hashes,
-    _fetch_rows,
+    _fetch_table,
     _high,
     _mark_high,
     _marks,
@@ -247,7 +247,7 @@ class SandboxDbTracker:
                 keys = await _fetch_hashes(
                     conn, f'SELECT rowid, {_signature(s, table, cols)} FROM "{table}" ORDER BY rowid'
                 )
-                rows = await _fetch_rows(conn, f"{s.select(table, cols, ap)} ORDER BY rowid", table, cols)
+                rows = await _fetch_table(conn, s, table, cols, ap)
                 if len(keys) != len(rows):
                     raise SourceError("read", f"sandbox.db at {ap}: {table} changed within one read", path=ap)
                 out.append((keys, rows))
