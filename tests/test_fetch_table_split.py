@@ -10,7 +10,13 @@ import pytest
 from opcockpit.adapters.leon.sandbox_changes import _TABLES
 from opcockpit.adapters.leon.sandbox_db import SandboxDbReader
 from opcockpit.adapters.leon.sandbox_scan import _fetch_rows, _fetch_table
-from tests.fixtures.leon_db import add_lease, add_resource_snapshot, add_session, add_terminal, create_sandbox_db
+from tests.fixtures.leon_db import (
+    add_lease,
+    add_resource_snapshot,
+    add_session,
+    add_terminal,
+    create_sandbox_db,
+)
 
 
 @pytest.mark.parametrize("variant", ["leonai", "mycel", "older"])
