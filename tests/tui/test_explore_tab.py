@@ -290,9 +290,10 @@ async def test_opening_the_tab_puts_typed_keys_in_the_query_box(fleet, tmp_path:
         assert app.is_running  # the `q` typed did not quit
 
 
-def test_table_rows_keys_texts_and_widths() -> None:
+def test_table_rows_keys_values_and_widths() -> None:
     """What the query worker prepares off the event loop: rows keyed by the dataset's key (a
-    repeated or missing key by position), terminal-safe texts, widths of the widest text capped."""
+    repeated or missing key by position), the values as cells with the column's terminal-safe
+    texts, widths of the widest text capped (known without making every text)."""
     from opcockpit.domain.query import Result
     from opcockpit.tui.tabs.explore import MAX_WIDTH, table_rows
 
@@ -305,10 +306,16 @@ def test_table_rows_keys_texts_and_widths() -> None:
     ]
     shown = table_rows(Result("commands", cols, rows, 3, 3, False, 10))
     assert list(shown.rows) == ["c-1", "#1", "#2"] and shown.rows["#1"] is rows[1]
-    assert shown.cells["c-1"][2] == "1" and shown.cells["#1"][2] == "" and shown.cells["#2"][2] == "0.5"
-    assert "\x1b" not in shown.cells["#2"][1]
+    assert shown.cells["#2"] == tuple(rows[2][c] for c in cols)
+    texts = {
+        k: tuple(c.format(v) for c, v in zip(shown.columns, cells, strict=True))
+        for k, cells in shown.cells.items()
+    }
+    assert texts["c-1"] == ("c-1", "npm test", "1", "12-06 11:00:00") and texts["#1"][2:] == ("", "")
+    assert texts["#2"][2] == "0.5" and "\x1b" not in texts["#2"][1]
     assert [c.key for c in shown.columns] == list(cols)
-    assert [c.width for c in shown.columns][:3] == [10, MAX_WIDTH, 9]
+    widths = [max(len(c), 4, *(len(t[i]) for t in texts.values())) for i, c in enumerate(cols)]
+    assert [c.width for c in shown.columns] == [min(MAX_WIDTH, w) for w in widths] == [10, MAX_WIDTH, 9, 14]
     empty = table_rows(Result("commands", cols, [], 0, 0, False, 10))
     assert empty.cells == {} and [c.width for c in empty.columns] == [10, 7, 9, 7]
 
@@ -332,3 +339,6 @@ async def test_a_query_run_again_keeps_its_rows_and_new_columns_replace_them(fle
         assert table.row_count == len(view.result.rows) and not set(keys) & set(table.view_keys())
         top = view.result.rows[0]
         assert table.get_texts("#0") == (top["event_type"], str(top["count"]))
+        table.sort_by("count", reverse=True)  # the cells are the values: counts sort as numbers
+        counts = [int(table.get_row(k)[1]) for k in table.view_keys()]
+        assert counts == sorted(counts, reverse=True) and len({len(str(n)) for n in counts}) > 1

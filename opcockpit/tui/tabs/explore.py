@@ -117,33 +117,53 @@ def _cell(value: Any) -> str:
     return "" if value is None else safe_text(value)
 
 
+TS_WIDTH = len(fmt_ts(datetime(2026, 12, 31, 23, 59, 59)))  # every time cell is this wide
+
+
+def _width(value: Any) -> int:
+    """len(_cell(value)) without making the text where it is known (times, printable text)."""
+    if value is None:
+        return 0
+    if isinstance(value, datetime):
+        return TS_WIDTH
+    if isinstance(value, str) and value.isprintable():
+        return len(value)
+    return len(_cell(value))
+
+
 @dataclass(frozen=True, slots=True)
 class TableRows:
-    """A result as the table takes it: the rows by table key, their cell texts and the columns."""
+    """A result as the table takes it: the rows by table key, their cells (the raw values: the
+    table makes a row's texts with _cell when it paints it) and the columns."""
 
     rows: dict[str, dict[str, Any]]
-    cells: dict[str, tuple[str, ...]]
+    cells: dict[str, tuple[Any, ...]]
     columns: tuple[Column, ...]
 
 
 def table_rows(result: Any) -> TableRows:
-    """Every row's key and cell texts, and each column's width (the widest text, capped). Pure,
-    and the bulk of showing a big result (a text per cell): the query worker runs it in a thread."""
+    """Every row's key and cells, and each column's width (the widest text, capped). Pure; the
+    query worker runs it in a thread. The texts themselves are made only for the rows painted
+    (the table's model formats lazily), and the table sorts by the values (numbers as numbers,
+    times as times, empty last)."""
     cols = result.columns
     rows: dict[str, dict[str, Any]] = {}
-    cells: dict[str, tuple[str, ...]] = {}
+    cells: dict[str, tuple[Any, ...]] = {}
     key_field = DATASETS[result.dataset].key
     keyed = key_field in cols
     for i, r in enumerate(result.rows):
         k = r.get(key_field) if keyed else None
         key = str(k) if k is not None and str(k) not in rows else f"#{i}"
         rows[key] = r
-        cells[key] = tuple([_cell(r.get(c)) for c in cols])
-    texts = zip(*cells.values(), strict=True) if cells else [()] * len(cols)
+        cells[key] = tuple([r.get(c) for c in cols])
+    values = zip(*cells.values(), strict=True) if cells else [()] * len(cols)
     columns = tuple(
-        Column(c, c, min(MAX_WIDTH, max(len(c), 4, *map(len, col))), "right" if c == "count" else "left")
-        for c, col in zip(cols, texts, strict=True)
-    )
+        Column(
+            c, c, min(MAX_WIDTH, max(len(c), 4, *map(_width, col))), "right" if c == "count" else "left",
+            format=_cell,
+        )
+        for c, col in zip(cols, values, strict=True)
+    )  # fmt: skip
     return TableRows(rows, cells, columns)
 
 
