@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 LEAN = """
 import json, sys
 from opcockpit.adapters.lean_psycopg import psycopg
-lean = {"metadata": "importlib.metadata" in sys.modules, "psycopg": psycopg.__version__,
-        "binary": getattr(sys.modules.get("psycopg_binary"), "__version__", None),
+import psycopg.version
+lean = {"metadata": "importlib.metadata" in sys.modules, "psycopg": psycopg.version.__version__,
+        "binary": getattr(getattr(sys.modules.get("psycopg_binary"), "version", None), "__version__", None),
         "impl": psycopg.pq.__impl__}
 with psycopg.connect(sys.argv[1], autocommit=True) as conn:
     lean["one"] = conn.execute("SELECT 1").fetchone()[0]

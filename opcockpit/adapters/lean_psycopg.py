@@ -50,6 +50,15 @@ def _preset_versions() -> list[str]:
     return placed
 
 
+def _bind(placed: list[str]) -> None:
+    """`psycopg.version` as an attribute too, as a real import of the submodule leaves it."""
+    for name in placed:
+        parent, _, child = name.rpartition(".")
+        package = sys.modules.get(parent)
+        if package is not None and not hasattr(package, child):
+            setattr(package, child, sys.modules[name])
+
+
 if "psycopg" not in sys.modules:
     _placed = _preset_versions()
     try:
@@ -58,5 +67,6 @@ if "psycopg" not in sys.modules:
         for _name in _placed:  # a failed import leaves nothing of ours behind
             sys.modules.pop(_name, None)
         raise
+    _bind(_placed)
 else:
     import psycopg
