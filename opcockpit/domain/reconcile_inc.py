@@ -368,6 +368,9 @@ class IncrementalReconciler:
             dirty |= members
             return
         base = self._base
+        # One str per distinct new reason: the provider's rows mostly share one, and a new str per
+        # row per tick was ~150 bytes a stale row in every generation of rows held (issue 10, RSS).
+        reasons: dict[str, str] = {}
         for lid in members:
             if lid in dirty:
                 continue
@@ -384,6 +387,7 @@ class IncrementalReconciler:
                     dirty.add(lid)
                     continue
                 reason = new + reason[len(old) :]
+                reason = reasons.setdefault(reason, reason)
             if age == row.stale_age_s and reason is row.reason:
                 continue
             values = list(_row_values(row))
