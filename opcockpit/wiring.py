@@ -171,10 +171,9 @@ def _picture_mark_reader(target: LedgerTarget) -> Callable[[], str | None] | Non
     """The stored picture's fingerprint, read alone (~0.15 s less at 10k leases than loading the
     picture to learn that nothing changed), on either ledger backend."""
     if target.kind == "postgres" and target.url is not None:
-        from opcockpit.adapters.ledger.pg_picture_mark import read_mark_pg
+        from opcockpit.adapters.ledger.pg_picture_mark import PrefetchedMarkReader
 
-        url = target.url
-        return lambda: read_mark_pg(url)
+        return PrefetchedMarkReader(target.url)  # connects while the source is read
     if target.kind != "sqlite" or target.path is None:
         return None
     from opcockpit.adapters.ledger.picture_mark import read_mark

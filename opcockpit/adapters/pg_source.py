@@ -46,7 +46,8 @@ from opcockpit.adapters.pg_source_values import (
     map_pg_error,
     sqlstate,
 )
-from opcockpit.adapters.pg_sync import SyncSession, drive
+from opcockpit.adapters.pg_sync import SyncSession
+from opcockpit.adapters.sync_drive import drive
 from opcockpit.domain.models import DbState
 from opcockpit.domain.secrets import redact_url
 from opcockpit.domain.timeutil import make_parser
@@ -351,16 +352,19 @@ async def read_pg_state(
         await reader.close()
 
 
+_BLOCKING = "the blocking PostgreSQL reader"  # its awaits complete at once (adapters/pg_sync.py)
+
+
 def read_pg_state_now(
     spec: PgSourceSpec, *, now: datetime | None = None, local_tz: tzinfo | None = None
 ) -> DbState:
     """read_pg_state(one_shot=True) in the calling thread (blocking)."""
     reader = _OneShotPgReader(spec, local_tz=local_tz)
     try:
-        reader._conn = drive(reader._connect())
-        return drive(reader.read_state(now=now))
+        reader._conn = drive(reader._connect(), _BLOCKING)
+        return drive(reader.read_state(now=now), _BLOCKING)
     finally:
-        drive(reader.close())
+        drive(reader.close(), _BLOCKING)
 
 
 def refused_writer(*_: Any, **__: Any) -> Any:

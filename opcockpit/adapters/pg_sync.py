@@ -2,7 +2,7 @@
 
 `read_pg_state(one_shot=True)` (the `snapshot` command) runs the very `PgSandboxReader` code, but
 its awaits complete at once: `SyncSession` gives a blocking `psycopg.Connection` the few awaitable
-methods the reader calls, and `drive` runs such a coroutine to its result. Why: psycopg's async
+methods the reader calls, and `sync_drive.drive` runs such a coroutine to its result. Why: psycopg's async
 connection wakes the event loop for every chunk the socket delivers (~1,500 wake-ups, each a
 Python-level generator step, for a 10k-lease snapshot: ~45 ms CPU of a ~130 ms read), while the
 blocking connection waits for the whole result in C. The sandbox.db one-shot read does the same
@@ -12,22 +12,10 @@ blocking connection waits for the whole result in C. The sandbox.db one-shot rea
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Coroutine, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
-__all__ = ["SyncSession", "drive"]
-
-_T = TypeVar("_T")
-
-
-def drive(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run a coroutine that never suspends (its awaits all complete at once) to its result."""
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-    coro.close()
-    raise RuntimeError("the blocking PostgreSQL reader awaited something that suspends")
+__all__ = ["SyncSession"]
 
 
 @contextlib.asynccontextmanager

@@ -46,6 +46,7 @@ from opcockpit.adapters.leon.sandbox_rows import (
 )
 from opcockpit.adapters.leon.sandbox_rows_once import ONE_SHOT_BUILDERS
 from opcockpit.adapters.leon.sqlite_ro import connect_ro, connect_ro_now, map_sqlite_error, precheck
+from opcockpit.adapters.sync_drive import drive
 from opcockpit.domain.models import DbState
 from opcockpit.domain.timeutil import make_parser
 from opcockpit.ports.errors import SourceError
@@ -255,13 +256,7 @@ def read_state_now(
 
 
 def _drive(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run a coroutine that never suspends (its awaits all complete at once) to its result."""
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-    coro.close()
-    raise RuntimeError("the one-shot sandbox.db reader awaited something that suspends")
+    return drive(coro, "the one-shot sandbox.db reader")
 
 
 class _SyncConnection:
