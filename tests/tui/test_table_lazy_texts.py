@@ -1,6 +1,7 @@
 """Issue 10 (RSS): the table model holds display texts only for the rows painted (or read), and for
 every row while a filter is set; a 2,000-row table on a real KeyedTable in a Textual pilot formats
-the rows on screen, not the others. The texts it makes are the ones it would have kept."""
+the rows on screen, not the others. The texts it makes are the ones it would have kept. The widget
+keeps a bounded number of rendered row strips however far the table is scrolled."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from opcockpit.tui.rows import age_cell
 from opcockpit.tui.table.ages import AgeStamp
 from opcockpit.tui.table.model import Column, TableModel
-from opcockpit.tui.table.widget import KeyedTable
+from opcockpit.tui.table.widget import STRIP_CACHE_SIZE, KeyedTable
 from tests.tui.screen_text import screen_text
 from tests.tui.table_support import OneTableApp
 
@@ -59,3 +60,19 @@ def test_texts_made_late_equal_texts_made_at_once_and_a_filter_sees_every_row() 
     model.set_filter("")
     assert _formatted(model) == 0 and model.view_count == 300
     assert model.get_texts("row-00299") == ("row-00299", "299", age_cell(389))
+
+
+async def test_scrolling_through_keeps_a_bounded_number_of_rendered_strips() -> None:
+    table = KeyedTable(COLS, id="t")
+    app = OneTableApp(table, _rows(2000), now=T0)
+    async with app.run_test(size=(40, 14)) as pilot:
+        for _ in range(2000 // 10):
+            await pilot.press("pagedown")
+        await pilot.pause()
+        assert "row-01999" in screen_text(app)
+        assert table.strips_rendered >= 1990  # every row was painted once
+        assert len(table._strips) <= STRIP_CACHE_SIZE < 2000
+        rendered = table.strips_rendered
+        table.refresh()
+        await pilot.pause()
+        assert table.strips_rendered == rendered  # the rows on screen come from the cache
