@@ -129,7 +129,9 @@ class IncrementalReconciler:
         self._match: dict[str, str] = {}
         self._matched: dict[str, dict[str, int]] = {}  # provider -> instance id -> leases matching it
         self._base: dict[str, _Keyed] = {}  # rows before claim notes
-        self._final: dict[str, _Keyed] = {}
+        # the rows with claim notes (an orphan claims their lease; rare): a row's final form is
+        # this one, else _base's (no second lease -> row map, issue 10, RSS)
+        self._claimed: dict[str, _Keyed] = {}
         # the sort keys of _rows, in order: a touched row's place by bisection (no lease -> index
         # map: a dict and an int per lease, ~0.6 MB at 10k)
         self._keys: list[str] = []
@@ -217,26 +219,30 @@ class IncrementalReconciler:
             if claims.get(lid) != old_claims.get(lid) and lid in self._base:
                 touched.add(lid)
         self._claims = claims
-        final = self._final
+        claimed, keys = self._claimed, self._keys
         resort = bool(removed)
+        places: list[tuple[int, GroundTruthRow]] = []
         for lid in touched:
-            kr = self._base[lid]
-            key, row = kr
+            key, row = self._base[lid]
             mine = claims.get(lid)
-            before = final.get(lid)
-            resort = resort or before is None or before[0] != key
-            final[lid] = (key, claimed_row(row, mine)) if mine else kr  # unclaimed: _base's tuple
+            if mine:
+                claimed[lid] = (key, row := claimed_row(row, mine))
+            else:
+                claimed.pop(lid, None)
+            if not resort:  # the key found, on this lease's row: the same place
+                i = bisect_left(keys, key)
+                if i < len(keys) and keys[i] == key and self._rows[i].lease_id == lid:
+                    places.append((i, row))
+                else:
+                    resort = True  # a new lease or a new sort key
         if resort:
-            keyed = sorted(final.values(), key=_FIRST)
-            self._final = {kr[1].lease_id: kr for kr in keyed}
+            keyed = sorted((claimed.get(lid, kr) for lid, kr in self._base.items()), key=_FIRST)
             self._rows = tuple([kr[1] for kr in keyed])
             self._keys = [kr[0] for kr in keyed]
-        elif touched:  # same leases, same sort keys: the changed rows in place, no re-sort
+        elif places:  # same leases, same sort keys: the changed rows in place, no re-sort
             rows = list(self._rows)
-            keys = self._keys
-            for lid in touched:
-                key, row = final[lid]
-                rows[bisect_left(keys, key)] = row
+            for i, row in places:
+                rows[i] = row
             self._rows = tuple(rows)
         self._db = db
         return GroundTruth(
@@ -327,7 +333,7 @@ class IncrementalReconciler:
             return
         if not keep_row:
             del self._base[lid]
-            self._final.pop(lid, None)
+            self._claimed.pop(lid, None)
         row = kr[1]
         pname = row.provider
         members = self._by_provider.get(pname)
