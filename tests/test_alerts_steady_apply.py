@@ -7,11 +7,14 @@ nothing changed writes no alert row at all (issue 10, idle tick)."""
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from opcockpit.adapters.ledger.alerts import AlertStore
+import pytest
+
+from opcockpit.adapters.ledger.alerts import Alert, AlertStore
 from opcockpit.domain.alerts import AlertCandidate, Evidence, Severity
 from opcockpit.ports.alert_records import iso
 from tests.alerts_support import T0
@@ -211,3 +214,45 @@ def test_an_age_that_only_grows_with_the_clock_is_rewritten_with_its_summary(tmp
     )
     assert stored()[1] == {"idle_s": 730.0, "event_count": 4}  # anything else changed: all of it is
     store.close()
+
+
+def _view(a: Alert, last_seen: datetime) -> tuple[object, ...]:
+    return (a.id, a.key, a.severity, a.summary, a.evidence, a.details, a.state, a.acks, a.deliveries,
+            a.muted_until, last_seen)  # fmt: skip
+
+
+def _raw(store: AlertStore) -> dict[int, tuple[object, ...]]:
+    rows = store.db.execute("SELECT * FROM alerts WHERE state = 'firing'").fetchall()
+    acks = store.db.execute("SELECT alert_id, count(*) FROM alert_acks GROUP BY alert_id").fetchall()
+    n = dict(acks)
+    return {r[0]: (*r, n.get(r[0], 0)) for r in rows}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_firing_alerts_patched_after_a_round_equal_a_fresh_read(tmp_path: Path, seed: int) -> None:
+    """active() after this store's own round re-reads only what the round wrote (the rest are the
+    objects of the last read); whatever the rounds did (fire, rewrite, keep unseen, see again,
+    resolve) and a team mate's ack in between, it equals what a fresh store reads."""
+    rng = random.Random(seed)
+    path = tmp_path / "ledger.db"
+    store, mate = AlertStore.open(path), AlertStore.open(path)
+    keys, now = [f"k{i}" for i in range(12)], T0
+    for _ in range(25):
+        now += timedelta(seconds=10)
+        cands = [_cand(k, rng.choice(["diverged", "still diverged"])) for k in keys if rng.random() < 0.8]
+        before = {a.id: a for a in store.active()}
+        raw = _raw(store)
+        store.apply(cands, now, unknown=frozenset({"docker"}) if rng.random() < 0.2 else frozenset())
+        if rng.random() < 0.2 and before:
+            mate.ack(rng.choice(sorted(before)), "alice", "seen", now=now)
+        got = store.active()
+        fresh = AlertStore.open(path)
+        want = fresh.active()
+        fresh.close()
+        assert [_view(a, store.seen_at(a, now)) for a in got] == [_view(a, a.last_seen) for a in want]
+        after = _raw(store)
+        for a in got:  # an alert nobody wrote is the object of the last read, not decoded again
+            if a.id in before and raw.get(a.id) == after[a.id]:
+                assert a is before[a.id]
+    store.close()
+    mate.close()

@@ -69,6 +69,16 @@ _LAST_EVALUATED = "SELECT v FROM alert_meta WHERE k = 'last_evaluated_at'"
 _Memo = tuple[tuple, tuple[Delivery, ...], tuple[Ack, ...], Alert]  # row, deliveries, acks, the Alert
 
 
+@dataclass(frozen=True, slots=True)
+class _Patch:
+    """What one apply changed among the firing alerts of the last read, and the mark it left."""
+
+    mark: tuple[object, ...]
+    seen: frozenset[int]  # fired, rewritten or seen again after being held: read again, held = 0
+    held: frozenset[int]  # kept unseen: read again (its last_seen froze), held = 1
+    gone: frozenset[int]  # resolved
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -101,6 +111,7 @@ class AlertStore:
         self._held: frozenset[int] = frozenset()  # held firing alerts as of the last active() read
         self._pruned = False  # history pruned once by this store (then whenever an alert resolves)
         self._by_id: dict[int, _Memo] = {}  # the firing alerts of the last active() read (_rows)
+        self._patch: _Patch | None = None  # what the last apply changed in the last active() read
 
     @property
     def conn(self) -> object:
@@ -132,11 +143,18 @@ class AlertStore:
     # ---------------------------------------------------------------- reads
 
     def _rows(
-        self, where: str, params: Sequence[Any] = (), tail: str = "", memo: dict[int, _Memo] | None = None
+        self,
+        where: str,
+        params: Sequence[Any] = (),
+        tail: str = "",
+        memo: dict[int, _Memo] | None = None,
+        *,
+        some: bool = False,
     ) -> list[Alert]:
         """The alerts the query selects. `memo` (id -> the row, deliveries, acks and Alert of an
         earlier read): an alert whose row, deliveries and acks are as they were is that same
-        Alert object, not decoded again; `memo` is left holding this read's alerts only."""
+        Alert object, not decoded again; `memo` is left holding this read's alerts only, or, when
+        the query selects `some` of them, this read's entries beside the others'."""
         with self.lock:
             rows = self.db.execute(
                 f"SELECT {_COLS} FROM alerts WHERE {where} {tail}", tuple(params)
@@ -182,7 +200,8 @@ class AlertStore:
                 alert = _alert(r, ds, ks, live_at)
             now_memo[r[0]] = (r, ds, ks, alert)
             out.append(alert)
-        memo.clear()
+        if not some:
+            memo.clear()
         memo.update(now_memo)
         return out
 
@@ -195,15 +214,35 @@ class AlertStore:
         alert's live value is `seen_at(alert, now_of_last_round)`."""
         with self.lock:
             mark = self.active_mark()  # before the read: a write in between re-reads next time
-            cached = self._active
+            cached, patch, self._patch = self._active, self._patch, None
             if cached is not None and cached[0] == mark:
                 return list(cached[1])
-            # An alert that changed (a stuck run's silence in its summary, an ack) is decoded; the
-            # rest of the ~2,700 are the objects of the last read.
-            alerts = sorted(self._rows("state = 'firing'", memo=self._by_id), key=alert_order)
-            held = self.db.execute("SELECT id FROM alerts WHERE state = 'firing' AND held = 1")
-            self._active, self._held = (mark, tuple(alerts)), frozenset(r[0] for r in held)
+            if cached is not None and patch is not None and patch.mark == mark:
+                alerts = self._patched(cached[1], patch)  # only this store's apply since: its alerts
+            else:
+                # An alert that changed (a stuck run's silence in its summary, an ack) is decoded;
+                # the rest of the ~2,700 are the objects of the last read.
+                alerts = sorted(self._rows("state = 'firing'", memo=self._by_id), key=alert_order)
+                held = self.db.execute("SELECT id FROM alerts WHERE state = 'firing' AND held = 1")
+                self._held = frozenset(r[0] for r in held)
+            self._active = (mark, tuple(alerts))
         return alerts
+
+    def _patched(self, cached: tuple[Alert, ...], patch: _Patch) -> list[Alert]:
+        """The last read with this store's last apply in it: the alerts it wrote read again, the
+        ones it resolved dropped, every other the same object (no other writer came between:
+        the mark is the one that apply left)."""
+        dirty = sorted(patch.seen | patch.held)
+        fresh: list[Alert] = []
+        for i in range(0, len(dirty), 500):
+            chunk = dirty[i : i + 500]
+            where = f"state = 'firing' AND id IN ({','.join('?' * len(chunk))})"
+            fresh += self._rows(where, chunk, memo=self._by_id, some=True)
+        out = set(dirty) | patch.gone
+        for aid in patch.gone:
+            self._by_id.pop(aid, None)
+        self._held = (self._held - patch.gone - patch.seen) | patch.held
+        return sorted([a for a in cached if a.id not in out] + fresh, key=alert_order)
 
     @guarded
     def active_mark(self) -> tuple[object, ...]:
@@ -441,6 +480,8 @@ class AlertStore:
             self.db.transaction(lock="alerts"),
         ):  # one evaluator at a time (TUI, cron, other cockpits)
             conn = self.db
+            # The firing alerts as last read still stand: this round's writes can be patched in.
+            patchable = self._active is not None and self.active_mark() == self._active[0]
             row = conn.execute(_LAST_EVALUATED).fetchone()
             prev_round = row[0] if row else None  # when every firing alert not held was last seen
             firing = {
@@ -547,7 +588,7 @@ class AlertStore:
                 )
             if touches:
                 conn.executemany("UPDATE alerts SET last_seen = ?, held = 0 WHERE id = ?", touches)
-            holds = 0
+            held_now: list[int] = []
             for key, (aid, scope, seen_at, held) in firing.items():
                 if key in seen:
                     continue
@@ -557,7 +598,7 @@ class AlertStore:
                 if scope is not None and scope in unknown:
                     if not held:  # its input is unknown: kept, not resolved
                         conn.execute("UPDATE alerts SET held = 1, last_seen = ? WHERE id = ?", (last, aid))
-                        holds += 1
+                        held_now.append(aid)
                     continue
                 conn.execute(
                     "UPDATE alerts SET state = 'resolved', resolved_at = ?, last_seen = ?, held = 0"
@@ -574,7 +615,7 @@ class AlertStore:
                 " ON CONFLICT(k) DO UPDATE SET v = excluded.v",
                 (now_s,),
             )
-            if fired or resolved or updates or touches or holds:  # what active() shows changed
+            if fired or resolved or updates or touches or held_now:  # what active() shows changed
                 conn.execute(
                     "INSERT INTO alert_meta(k, v) VALUES ('rev', '1')"
                     " ON CONFLICT(k) DO UPDATE SET v = CAST(CAST(alert_meta.v AS INTEGER) + 1 AS TEXT)"
@@ -583,7 +624,12 @@ class AlertStore:
                 self._prune(history_keep)
             if fired or resolved:
                 conn.notify(f"alerts:apply:{len(fired)}:{len(resolved)}")
+            patch = None
+            if patchable:
+                seen_ids = frozenset([*fired, *(u[-1] for u in updates), *(t[1] for t in touches)])
+                patch = _Patch(self.active_mark(), seen_ids, frozenset(held_now), frozenset(resolved))
         self._written = written  # only once committed: a rolled-back round wrote nothing
+        self._patch = patch
         self._pruned = True
         return fired, resolved, int(n_pending)
 
