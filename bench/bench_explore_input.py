@@ -64,10 +64,17 @@ def _key_latency(screen: _Screen, timeout: float = 10.0) -> float | None:
 
 
 def _type(screen: _Screen, text: str) -> None:
-    """Replace the query box's text with `text`."""
-    screen.write(CLEAR)  # alone: written with the text after it, the text was lost
-    time.sleep(0.3)
-    screen.write(text.encode())
+    """Replace the query box's text with `text`, and see it drawn (typed again when it is not:
+    on a loaded machine typed text was now and then lost, and the trial waited 60 s for nothing)."""
+    shown = text.removesuffix("\r").encode()
+    for _ in range(3):
+        screen.write(CLEAR)  # alone: written with the text after it, the text was lost
+        time.sleep(0.3)
+        start = screen.offset()
+        screen.write(text.encode())
+        if screen.wait(shown, start, 5.0) is not None:
+            return
+    raise RuntimeError(f"{text!r} typed three times, never drawn")
 
 
 def measure(label: str, pythonpath: Path, cfg: Path, trials: int) -> dict[str, Any]:

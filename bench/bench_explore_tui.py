@@ -60,6 +60,7 @@ ROW_QUERIES = ("runs status:error since:-6h", 'commands "npm test"')
 CLEAR = b"\x15"  # ctrl+u: the query box's delete-to-start
 ROWS = re.compile(rb"\d+ rows?\b")
 FAILED = "✗".encode()
+LOST_S = 20.0  # no result this long after Enter: the keys were lost (a query takes ~1 s)
 
 
 def _type(screen: _Screen, text: str, label: str) -> None:
@@ -75,25 +76,30 @@ def _type(screen: _Screen, text: str, label: str) -> None:
     raise RuntimeError(f"{label}: {text!r} typed three times, never drawn")
 
 
-def _enter_to_drawn(screen: _Screen, query: str, label: str, pid: int) -> tuple[float, float]:
-    """(seconds from Enter to the result drawn, the cockpit's CPU seconds in between)."""
-    _type(screen, "nosuchdataset", label)
-    start = screen.offset()
-    screen.write(b"\r")
-    if screen.wait(FAILED, start, 10.0) is None:
-        raise RuntimeError(f"{label}: the status reset was not drawn")
-    time.sleep(0.5)
-    _type(screen, query, label)
-    time.sleep(0.7)  # the text and its completion drawn before Enter
-    start = screen.offset()
-    cpu0 = cpu_s(pid) or 0.0
-    entered = time.perf_counter()  # the clock _Screen stamps chunks with
-    screen.write(b"\r")
-    done = screen.wait(ROWS, start, 60.0)
-    if done is None:
-        tail = bytes(screen.buf[start:])[-1500:].decode("utf-8", "replace")
-        raise RuntimeError(f"{label}: {query!r} drew no result: {tail!r}")
-    return done - entered, (cpu_s(pid) or 0.0) - cpu0
+def _enter_to_drawn(screen: _Screen, query: str, label: str, pid: int) -> tuple[float, float, int]:
+    """(seconds from Enter to the result drawn, the cockpit's CPU seconds in between, tries lost).
+    A query whose Enter drew nothing at all (the box found empty: now and then on a loaded
+    machine, the typed text lost) is typed and entered again, and counted."""
+    for lost in range(3):
+        _type(screen, "nosuchdataset", label)
+        start = screen.offset()
+        screen.write(b"\r")
+        if screen.wait(FAILED, start, 10.0) is None:
+            raise RuntimeError(f"{label}: the status reset was not drawn")
+        time.sleep(0.5)
+        _type(screen, query, label)
+        time.sleep(0.7)  # the text and its completion drawn before Enter
+        start = screen.offset()
+        cpu0 = cpu_s(pid) or 0.0
+        entered = time.perf_counter()  # the clock _Screen stamps chunks with
+        screen.write(b"\r")
+        done = screen.wait(ROWS, start, LOST_S)
+        if done is not None:
+            return done - entered, (cpu_s(pid) or 0.0) - cpu0, lost
+        if screen.seen_at(b"running", start) is not None:
+            break  # it ran and drew no result: not a lost key
+    tail = bytes(screen.buf[start:])[-1500:].decode("utf-8", "replace")
+    raise RuntimeError(f"{label}: {query!r} drew no result: {tail!r}")
 
 
 def measure(label: str, pythonpath: Path, cfg: Path, queries: tuple[str, ...], trials: int) -> dict[str, Any]:
@@ -117,17 +123,20 @@ def measure(label: str, pythonpath: Path, cfg: Path, queries: tuple[str, ...], t
         # an operator's next query does; the same query twice in a row would keep its rows
         times: dict[str, list[float]] = {q: [] for q in queries}
         cpus: dict[str, list[float]] = {q: [] for q in queries}
+        lost = 0
         loads: list[float] = []
         cpu0 = cpu_s(proc.pid) or 0.0
         for _ in range(trials):
             for q in queries:
-                wall, cpu = _enter_to_drawn(screen, q, label, proc.pid)
+                wall, cpu, retried = _enter_to_drawn(screen, q, label, proc.pid)
+                lost += retried
                 times[q].append(wall)
                 cpus[q].append(cpu)
             loads.append(os.getloadavg()[0])
             print(json.dumps({"run": label, "trial": {q: round(t[-1], 3) for q, t in times.items()}}),
                   file=sys.stderr, flush=True)  # fmt: skip
         out["cockpit_cpu_s"] = round((cpu_s(proc.pid) or 0.0) - cpu0, 2)
+        out["lost"] = lost
         out["load1"] = [round(min(loads), 2), round(max(loads), 2)]
         for q, ts in times.items():
             out["queries"][q] = {
@@ -183,7 +192,8 @@ def rows(results: list[dict[str, Any]], leases: int) -> list[dict[str, Any]]:
                 f"cockpit CPU from Enter to drawn {m['cpu_s']} s (median; the background's included); "
                 f"cockpit CPU {r['cockpit_cpu_s']} s over all {r['trials'] * len(r['queries'])} "
                 f"trials (each with a reset query and ~2 s of typing and waiting); fleet_server with "
-                f"drift, refresh {REFRESH_S} s; {r['run_events']} run_events; load1 "
+                f"drift, refresh {REFRESH_S} s; {r['run_events']} run_events; {r['lost']} trials typed "
+                f"again (keys lost); load1 "
                 f"{r['load1'][0]}-{r['load1'][1]}"
             )
             out.append({

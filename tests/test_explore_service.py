@@ -220,20 +220,34 @@ def test_record_false_leaves_the_history_to_the_caller(explore) -> None:
 
 
 def test_the_thread_map_follows_sandbox_db(fleet, tmp_path: Path) -> None:
-    """A long-lived service (the TUI's) maps a thread rebound after its first query to its new
-    lease and provider, not to what sandbox.db said when the map was first read."""
+    """A long-lived service (the TUI's) maps a thread bound after its first query to its lease
+    and provider; a commit that touches no terminal or lease does not read the map again."""
     import shutil
 
     db = tmp_path / "sandbox.db"
     shutil.copy(fleet.sandbox_db, db)
     sources = {"sandbox_db": str(db), "events_db": str(fleet.events_db)}
-    explore = build_explore(CockpitConfig.model_validate({"sources": sources}), ledger_path=None)
-    before = dict(explore.rows.thread_leases())
-    assert explore.rows.thread_leases() is explore.rows.thread_leases()  # unchanged file: kept
-    thread, (lease, _) = next(iter(before.items()))
+    rows = build_explore(CockpitConfig.model_validate({"sources": sources}), ledger_path=None).rows
+    first = rows.thread_leases()
+    with sqlite3.connect(db) as conn:  # a lease changes state: the bindings do not move
+        flip = "CASE desired_state WHEN 'paused' THEN 'running' ELSE 'paused' END"
+        conn.execute(f"UPDATE sandbox_leases SET desired_state = {flip} WHERE rowid = 1")
+    assert rows.thread_leases() is first
+    thread, (lease, _) = next(iter(first.items()))
     with sqlite3.connect(db) as conn:
-        other, provider = conn.execute(
-            "SELECT lease_id, provider_name FROM sandbox_leases WHERE lease_id <> ? LIMIT 1", (lease,)
+        newest, other, provider = conn.execute(
+            "SELECT t.terminal_id, l.lease_id, l.provider_name FROM abstract_terminals t, sandbox_leases l"
+            " WHERE l.lease_id <> ? ORDER BY t.rowid DESC LIMIT 1",
+            (lease,),
         ).fetchone()
-        conn.execute("UPDATE abstract_terminals SET lease_id = ? WHERE thread_id = ?", (other, thread))
-    assert explore.rows.thread_leases()[thread] == (other, provider)
+        # the thread's terminals go and a new one binds it to another lease, in the newest
+        # terminal's rowid (deleted first: SQLite hands the greatest rowid out again)
+        conn.execute(
+            "DELETE FROM abstract_terminals WHERE thread_id = ? OR terminal_id = ?", (thread, newest)
+        )
+        values = {"terminal_id": "term-rebound", "thread_id": thread, "lease_id": other, "cwd": "/"}
+        conn.execute(
+            f"INSERT INTO abstract_terminals ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+            list(values.values()),
+        )
+    assert rows.thread_leases()[thread] == (other, provider)

@@ -45,6 +45,12 @@ _SB, _EV = "sandbox.db", "events.db"
 LEDGER_DATASETS = ("events", "audit", "alerts")
 # Activity streams are not runs (events_db.ACTIVITY_PREFIX); run_events keeps them.
 _DAY = timedelta(days=1)
+_BINDINGS_MARK = (
+    "SELECT (SELECT COUNT(*) FROM abstract_terminals), (SELECT MAX(rowid) FROM abstract_terminals),"
+    " (SELECT terminal_id FROM abstract_terminals ORDER BY rowid DESC LIMIT 1),"
+    " (SELECT COUNT(*) FROM sandbox_leases), (SELECT MAX(rowid) FROM sandbox_leases),"
+    " (SELECT lease_id FROM sandbox_leases ORDER BY rowid DESC LIMIT 1)"
+)
 
 
 def connect_ro_sync(path: str, label: str, *, busy_timeout_ms: int = 2000) -> sqlite3.Connection:
@@ -109,7 +115,8 @@ class ExploreRows:
         self.ledger = ledger
         self._parse = make_parser()
         self._threads: dict[str, tuple[str, str]] | None = None
-        self._threads_seen: int | None = None  # sandbox.db's data_version when _threads was read
+        self._threads_mark: tuple[Any, ...] | None = None  # _bindings_mark() when _threads was read
+        self._mark: tuple[int, tuple[Any, ...]] | None = None  # (data_version, the mark then)
         self._threads_lock = threading.Lock()  # queries run in worker threads
         self._watch: sqlite3.Connection | None = None
         self.facet_joins = 0  # facet passes that took the thread-map join (tests, diagnostics)
@@ -131,23 +138,31 @@ class ExploreRows:
         return {r[0] for r in self._query(which, "SELECT name FROM sqlite_master WHERE type='table'", [])}
 
     def thread_leases(self) -> Mapping[str, tuple[str, str]]:
-        """thread -> (lease, provider), read again when sandbox.db changed: a long-lived instance
-        (the TUI's) otherwise maps a thread bound after its first query to no lease at all."""
+        """thread -> (lease, provider), read again when the terminals or leases changed: a
+        long-lived instance (the TUI's) otherwise maps a thread bound after its first query to
+        no lease at all."""
         with self._threads_lock:
-            seen = self._sandbox_version()  # before the read: a commit during it reads again
-            if self._threads is None or seen != self._threads_seen:
+            mark = self._bindings_mark()  # before the read: a commit during it reads again
+            if self._threads is None or (mark is not None and mark != self._threads_mark):
                 self._threads = self._read_thread_leases()
-                self._threads_seen = seen
+                self._threads_mark = mark
             return self._threads
 
-    def _sandbox_version(self) -> int | None:
-        """SQLite's data_version of sandbox.db on a connection kept for it: it moves when another
-        connection commits (None: no sandbox.db file to watch)."""
+    def _bindings_mark(self) -> tuple[Any, ...] | None:
+        """What the thread map is read from, as a mark that moves with every row inserted into or
+        deleted from abstract_terminals and sandbox_leases (LEON never rebinds a terminal or moves
+        a lease to another provider: rows come and go). Per table: its count, its greatest rowid
+        and that row's id (a deleted newest row's rowid is given to the next insert, with a new
+        id). Asked only when sandbox.db's data_version moved (a commit by another connection),
+        on a connection kept for it; None: no sandbox.db file to watch (the map is kept)."""
         if self.sandbox_db is None:
             return None
         if self._watch is None:
             self._watch = connect_ro_sync(self.sandbox_db, _SB)
-        return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+        version = self._watch.execute("PRAGMA data_version").fetchone()[0]
+        if self._mark is None or version != self._mark[0]:
+            self._mark = (version, tuple(self._watch.execute(_BINDINGS_MARK).fetchone()))
+        return self._mark[1]
 
     def _read_thread_leases(self) -> dict[str, tuple[str, str]]:
         return {
