@@ -466,7 +466,9 @@ class CockpitApp(
 
     def on_alerts_view_updated(self, event: AlertsView.Updated) -> None:
         with contextlib.suppress(NoMatches):  # a ledger poll landing while the app closes
-            self._tabs_w.get_tab("alerts").label = event.label
+            tab = self._tabs_w.get_tab("alerts")
+            if tab.label_text != event.label:  # a label set is a layout pass, even the same text
+                tab.label = event.label
         self._show_header()
 
     # ------------------------------------------------------------------ tab and table events

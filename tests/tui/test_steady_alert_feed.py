@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from textual.widgets import Static, TabbedContent
 
 from opcockpit.adapters.ledger.alerts import AlertStore
 from opcockpit.domain.alerts import AlertsConfig
@@ -93,3 +94,20 @@ async def test_the_overview_is_drawn_when_shown_not_every_round(ledger: Path, we
         assert tab.overview.run_health is al.run_health  # the latest, drawn on showing
         tab._apply_round(await al.evaluate(app.ground_truth))
         assert tab.overview.run_health is al.run_health  # on screen: every round
+
+
+async def test_an_idle_round_sets_no_text_that_did_not_change(ledger: Path, we: WorkedExample) -> None:
+    """Issue 10 (idle tick): a Static update or a tab label set is a layout pass of the whole
+    screen even with the same text; an idle round (same alerts) makes neither."""
+    app = make_app(we, AlertsConfig())
+    async with app.run_test(size=SIZE) as pilot:
+        await evaluated(pilot, app)
+        al, tab = app.alerting, app.query_one(AlertsView)
+        assert al is not None and app.ground_truth is not None
+        await pilot.pause()
+        bar = tab.query_one("#alerts-bar", Static)
+        label = app.query_one(TabbedContent).get_tab("alerts")
+        bar_text, label_text = bar.content, label.label
+        tab._apply_round(await al.evaluate(app.ground_truth))  # the same ground truth
+        await pilot.pause()
+        assert bar.content is bar_text and label.label is label_text

@@ -85,6 +85,7 @@ class AlertsView(Vertical):
         self._evaluating = False
         self._queued: GroundTruth | None = None
         self._alerts: dict[str, Alert] = {}  # id -> alert shown in the active or history table
+        self._bar_shown: Text | None = None
         self._history: dict[str, Alert] = {}
         self._groups: dict[str, AlertGroup] = {}  # group row key -> group (2+ members)
         self._expanded: set[str] = set()  # unfolded group keys
@@ -223,6 +224,9 @@ class AlertsView(Vertical):
         if self._groups and self.view == "alerts-table":
             t.append(f"  {len(self._groups)} groups", style="dim")
         t.append("   h history · o overview · R rules · Enter detail / unfold", style="dim")
+        if t == self._bar_shown:
+            return  # an update is a layout pass of the screen: every round, for the same text
+        self._bar_shown = t
         self.query_one("#alerts-bar", Static).update(t)
 
     # ------------------------------------------------------------------ evaluation
