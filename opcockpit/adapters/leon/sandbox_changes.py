@@ -204,6 +204,18 @@ class SandboxDbTracker:
                 return await self._delta(reader, dv, now)
             except _Resync as exc:
                 reason = str(exc)
+        elif reason == "periodic resync" and self._state is not None:
+            # Every row's signature against the known ones, and only the rows that differ read
+            # and converted (a full read when the patch cannot apply them): a resync of an
+            # unchanged fleet no longer fetches every row (at 50k leases ~275k rows of transient
+            # text and tuples every resync_s, a peak whose pymalloc arenas stayed; issue 10, RSS).
+            self._doubt = None
+            self._full_at = self._monotonic()
+            self._note(reason)
+            try:
+                return await self._delta(reader, await self._data_version(reader), now, rescan=True)
+            except _Resync as exc:
+                reason = str(exc)
         return await self._full(reader, reason, now)
 
     async def _data_version(self, reader: SandboxDbReader) -> int:
@@ -292,7 +304,12 @@ class SandboxDbTracker:
         _trim()
         return state
 
-    async def _delta(self, reader: SandboxDbReader, dv: int, now: datetime | None) -> DbState:
+    async def _delta(
+        self, reader: SandboxDbReader, dv: int, now: datetime | None, *, rescan: bool = False
+    ) -> DbState:
+        """The rows a commit changed, converted into the last state. `rescan` (the periodic
+        resync of a picture already read): every table's signatures are compared, none trusted
+        to the watermarks."""
         ap = reader._apath
         prev_schema = self._schema_version
 
@@ -307,7 +324,11 @@ class SandboxDbTracker:
             for table, cols in _TABLES:
                 if not s.has(table):
                     continue
-                hot = await self._hot(conn, s, table, cols, touched if table == "sandbox_leases" else ())
+                hot = (
+                    None
+                    if rescan
+                    else await self._hot(conn, s, table, cols, touched if table == "sandbox_leases" else ())
+                )
                 if hot and not explained:  # a table scanned in full explains nothing
                     old = self._sigs.get(table, _EMPTY)
                     explained = any(old.get(rid) != sig for rid, sig in hot)
@@ -316,14 +337,14 @@ class SandboxDbTracker:
                 old = self._sigs.get(table, _EMPTY)
                 sig_rows = hot
                 if sig_rows is None or not explained:  # full signature scan of this table
-                    sig_rows = await conn.execute_fetchall(
-                        f'SELECT rowid, {_signature(s, table, cols)} FROM "{table}"'
+                    # into a RowMap (built in the connection's thread), not a list of tuples
+                    present = await _fetch_hashes(
+                        conn, f'SELECT rowid, {_signature(s, table, cols)} FROM "{table}" ORDER BY rowid'
                     )
-                    changed = [rid for rid, sig in sig_rows if old.get(rid) != hash(sig)]
-                    seen = len(sig_rows) - len(changed)  # unchanged rows, all of them known
+                    changed = [rid for rid, h in present.items() if old.get(rid) != h]
+                    seen = len(present) - len(changed)  # unchanged rows, all of them known
                     gone: list[int] = []
                     if seen != len(old):  # some known row is no longer there
-                        present = {r[0] for r in sig_rows}
                         gone = [rid for rid in old.ids if rid not in present]
                 else:
                     changed, gone = [rid for rid, sig in sig_rows if old.get(rid) != sig], []
@@ -348,7 +369,8 @@ class SandboxDbTracker:
             self._sigs.setdefault(table, RowMap()).apply(gone, [(r[0], hash(r[1])) for r in fetched])
             self.stats.rows_fetched += len(fetched)
         self._dv = dv
-        self.stats.delta_reads += 1
+        if not rescan:
+            self.stats.delta_reads += 1
         if not delta and self._state is not None:
             return self._state  # a commit that touched none of the reconcile tables
         patched = await self._patch(reader, schema, now, delta, parents)
