@@ -170,6 +170,9 @@ def test_ledger_datasets_give_the_same_rows_on_sqlite_and_postgres(pair: tuple[A
     assert alerts["k1"]["acked_by"] == "alice@a" and not alerts["k1"]["muted"]
     assert alerts["k2"]["muted"] and not alerts["k3"]["muted"]  # k3's mute ran out long ago
     assert alerts["k4"]["state"] == "resolved"
+    # k1 was seen again unchanged at T0+10m (not rewritten, issue 10): that is its last sighting
+    assert alerts["k1"]["last_seen"] == T0 + timedelta(minutes=10)
+    assert alerts["k4"]["last_seen"] == T0  # resolved then: its last sighting stays
     audit = {r["op_id"]: r for r in run(pg, "audit").rows}
     assert audit["op1"]["at"] == T0 and audit["op1"]["convergence"] == "converged"
     assert audit["op3"]["dry_run"] is True and audit["op2"]["duration_ms"] == 7

@@ -45,8 +45,13 @@ _AUDIT_SQL = (
     "SELECT id, op_id, at, operator, action, provider, lease_id, instance_id, thread_id, result,"
     " outcome, error, duration_ms, dry_run, read_only, convergence, settled_at FROM audit_log ORDER BY id"
 )
+# A firing alert seen again unchanged is not rewritten each round (alert store, issue 10): unless
+# `held` (kept unseen), its last sighting is the last evaluation, as AlertStore reads it back.
+_LAST_EVALUATED = "(SELECT v FROM alert_meta WHERE k = 'last_evaluated_at')"
 _ALERTS_SQL = (
-    "SELECT id, rule, severity, state, key, summary, scope, fired_at, last_seen, resolved_at,"
+    "SELECT id, rule, severity, state, key, summary, scope, fired_at,"
+    f" CASE WHEN state = 'firing' AND held = 0 AND {_LAST_EVALUATED} > last_seen"
+    f" THEN {_LAST_EVALUATED} ELSE last_seen END, resolved_at,"
     " acked_by, muted_until, mute_until_resolved FROM alerts ORDER BY id"
 )
 _DEFAULT_BUDGET_MS = 30_000
