@@ -77,6 +77,18 @@ def _type(screen: _Screen, text: str) -> None:
     raise RuntimeError(f"{text!r} typed three times, never drawn")
 
 
+def open_explore(screen: _Screen, label: str, proc: Any) -> None:
+    """Wait for the fleet's rows, let the first refresh and alert round pass, open Explore (`6`)."""
+    if screen.wait(b"lease-", 0, START_TIMEOUT_S) is None:
+        raise RuntimeError(f"{label}: no rows drawn (rc {proc.poll()})")
+    time.sleep(SETTLE_S)
+    start = screen.offset()
+    screen.write(b"6")
+    if screen.wait(b"type a query", start, 20.0) is None:
+        raise RuntimeError(f"{label}: the Explore tab did not open")
+    time.sleep(1.0)
+
+
 def measure(label: str, pythonpath: Path, cfg: Path, trials: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="opcockpit-explore-input-"))
     env, _ = checked_tree_env(label, pythonpath, tmp)
@@ -87,14 +99,7 @@ def measure(label: str, pythonpath: Path, cfg: Path, trials: int) -> dict[str, A
     queries: list[float] = []
     late = 0  # the key was drawn only after the result: the trial was not busy
     try:
-        if screen.wait(b"lease-", 0, START_TIMEOUT_S) is None:
-            raise RuntimeError(f"{label}: no rows drawn (rc {proc.poll()})")
-        time.sleep(SETTLE_S)
-        start = screen.offset()
-        screen.write(b"6")
-        if screen.wait(b"type a query", start, 20.0) is None:
-            raise RuntimeError(f"{label}: the Explore tab did not open")
-        time.sleep(1.0)
+        open_explore(screen, label, proc)
         for _ in range(4):  # a build that does not focus the box on `6`: Tab until a key is drawn
             if _key_latency(screen, timeout=2.0) is not None:
                 break

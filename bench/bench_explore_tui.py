@@ -42,6 +42,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_explore import EVENTS_PER_LEASE, QUERIES, _top_up_run_events
+from bench.bench_explore_input import open_explore
 from bench.bench_soak import cpu_s, start_fleet
 from bench.bench_steady import checked_tree_env, git, worktree
 from bench.bench_team_ack import _Screen
@@ -53,9 +54,7 @@ SIZES_CAP = 10_000
 TARGET_S = 1.0
 TRIALS = 7
 REFRESH_S = 2.0
-START_TIMEOUT_S = 240.0
 BASELINE = os.environ.get("BENCH_BASELINE_EXPLORE_TUI", "")  # e.g. 41d8aef, before issue 11's TUI work
-SETTLE_S = 20.0  # first refresh and listings, first alert round (it reads events.db's runs)
 ROW_QUERIES = ("runs status:error since:-6h", 'commands "npm test"')
 CLEAR = b"\x15"  # ctrl+u: the query box's delete-to-start
 ROWS = re.compile(rb"\d+ rows?\b")
@@ -109,14 +108,7 @@ def measure(label: str, pythonpath: Path, cfg: Path, queries: tuple[str, ...], t
     screen = _Screen(primary)
     out: dict[str, Any] = {"label": label, "trials": trials, "queries": {}}
     try:
-        if screen.wait(b"lease-", 0, START_TIMEOUT_S) is None:
-            raise RuntimeError(f"{label}: no rows drawn (rc {proc.poll()})")
-        time.sleep(SETTLE_S)
-        start = screen.offset()
-        screen.write(b"6")
-        if screen.wait(b"type a query", start, 20.0) is None:
-            raise RuntimeError(f"{label}: the Explore tab did not open")
-        time.sleep(1.0)
+        open_explore(screen, label, proc)
         for q in queries:
             _enter_to_drawn(screen, q, label, proc.pid)  # warm-up: first parse, caches, page cache
         # round robin: each result replaces another one's (other rows, mostly other columns), as
