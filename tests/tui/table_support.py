@@ -14,9 +14,14 @@ class CountingTable(KeyedTable):
     """The real table, counting the repaints it asks Textual for."""
 
     refreshes = 0
+    whole = 0  # refreshes of the whole widget (no region named)
 
     def refresh(self, *regions: Any, **kwargs: Any) -> Any:
         self.refreshes += 1
+        if not regions:
+            self.whole += 1
+        else:
+            self.regions = [*getattr(self, "regions", []), *regions]
         return super().refresh(*regions, **kwargs)
 
 

@@ -103,6 +103,27 @@ async def test_time_passing_repaints_only_when_an_age_on_screen_moves() -> None:
         assert line.rstrip().endswith(age_cell(age_of(T0 - timedelta(seconds=1), T0 + timedelta(minutes=10))))
 
 
+async def test_a_quiet_tick_repaints_only_the_lines_whose_age_moved() -> None:
+    # Sorted by id: r000 (fresh, 5 s steps) on the third body line, the others hours old.
+    ages_s: dict[str, int | None] = {f"r{i:03d}": 7200 + 3600 * i for i in range(400)}
+    ages_s["r002"] = 1
+    table = CountingTable(COLS, flash_seconds=0)
+    app = OneTableApp(table, _stamped(ages_s), now=T0)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        whole, table.regions = table.whole, []
+        table.set_now(T0 + timedelta(seconds=10))  # r002: 0s -> 10s; every other age stays
+        await pilot.pause()
+        assert table.whole == whole  # not the whole widget ...
+        assert [(r.y, r.height) for r in table.regions] == [(3, 1)]  # ... its line (header is 0)
+        assert table.lines_repainted == 1
+        line = next(ln for ln in screen_text(app).splitlines() if "r002" in ln)
+        assert line.rstrip().endswith("10s")  # and the screen shows it
+        table.move_cursor(5)  # the cursor moved: a whole repaint, as before
+        await pilot.pause()
+        assert table.whole > whole
+
+
 def test_ages_shown_before_a_now_is_set_are_blank_then_painted() -> None:
     m = TableModel(COLS, flash_seconds=0)
     m.replace(_stamped({"a": 90}))
