@@ -341,7 +341,7 @@ class CockpitApp(
         self.refreshes += 1
         self._orphans_by_key = None
         with self.batch_update():
-            self._render_tables()
+            changed = self._render_tables()
             self._rows_by_key = self._gt_cells.rows  # kept by change, not rebuilt per refresh
             # A tab label changes the tab bar's layout: set it only when its text changes.
             for tab, label in (
@@ -353,17 +353,22 @@ class CockpitApp(
                     widget.label = label
             self._sync_filter_status()
             self._update_thread_details()
-        self.refresh_bindings()
+        # The keys' state (greyed write keys) follows the rows under the cursor and the marks:
+        # unchanged rows, unchanged keys. Each refresh_bindings() is a footer check of every
+        # binding (~1.5 ms), and a quiet tick changes no row.
+        if changed or self.refreshes == 1:
+            self.refresh_bindings()
 
-    def _render_tables(self) -> None:
+    def _render_tables(self) -> bool:
         """Ground truth + the optimistic overlay of operator actions -> the keyed tables.
 
         Only the delta goes in: rows whose object changed (tui/rowdelta.py) and rows an overlay
         mark came onto or left; at 10k leases rebuilding every row's cells each refresh was ~12 %
-        of the cockpit's CPU. Ages are painted by the tables for the rows on screen."""
+        of the cockpit's CPU. Ages are painted by the tables for the rows on screen. Returns
+        whether any row went in or out."""
         gt = self.ground_truth
         if gt is None:
-            return
+            return False
         self.overlay.expire()
         now = gt.generated_at
         gd = self._gt_cells.update(gt.rows, now)
@@ -387,6 +392,7 @@ class CockpitApp(
         self.orphans_table.set_now(now)
         self.gt_table.apply_rows(rows, gd.removed)
         self.orphans_table.apply_rows(orphans, od.removed)
+        return bool(rows or orphans or gd.removed or od.removed)
 
     def _header_tick(self) -> None:
         """Once a second: the header's ages move between refreshes only when the picture is older

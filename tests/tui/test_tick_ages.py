@@ -132,3 +132,19 @@ def test_ages_shown_before_a_now_is_set_are_blank_then_painted() -> None:
     assert m.get_texts("a")[1] == "1m"
     version = m.row_version("a")
     assert m.set_now(T0) is None and m.row_version("a") == version  # the same now: a no-op
+
+
+async def test_a_table_not_on_screen_paints_nothing_until_shown_then_shows_the_ages_now() -> None:
+    table = CountingTable(COLS, flash_seconds=0)
+    app = OneTableApp(table, _stamped({"r000": 1, "r001": 7200}), now=T0)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        table.display = False  # another tab is shown
+        await pilot.pause()
+        n = table.refreshes
+        table.set_now(T0 + timedelta(seconds=30))  # r000: 0s -> 30s, but nobody sees it
+        assert table.refreshes == n
+        table.display = True
+        await pilot.pause()
+        line = next(ln for ln in screen_text(app).splitlines() if "r000" in ln)
+        assert line.rstrip().endswith("30s")

@@ -337,12 +337,15 @@ class KeyedTable(TableColumns, TableRender, ScrollView, can_focus=True):
         model = self.model
         if now == model.now:
             return
+        # A table not on screen (another tab's) paints nothing now: it is painted whole, at the
+        # model's `now`, when it is shown again.
+        on_screen = bool(self.region)
         screen_line = self._cursor_line()
-        shown = self._shown_stamp()
+        shown = self._shown_stamp() if on_screen else None
         move = model.set_now(now)
         if move is not None:  # a filter is set and the ages changed which rows it keeps
             self._follow(move, screen_line)
-        else:
+        elif on_screen:
             self._repaint(shown)
 
     def _shown_stamp(self) -> tuple[Any, ...]:

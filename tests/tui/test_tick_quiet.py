@@ -1,0 +1,58 @@
+"""A quiet refresh (issue 10, the idle tick): a picture in which no row changed applies no row to
+either table, does not re-check the keys (refresh_bindings: a footer pass over every binding),
+and repaints neither table whole; a refresh that changes a row does all of that again."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from opcockpit.tui.app import CockpitApp
+from tests.tui.conftest import SequenceSource, wait_until
+from tests.tui.factories import NOW, make_ground_truth, mutate
+from tests.tui.screen_text import screen_text
+
+
+async def test_a_refresh_that_changes_no_row_applies_nothing_and_leaves_the_keys_alone() -> None:
+    first = make_ground_truth(60)
+    quiet = replace(first, generated_at=NOW + timedelta(seconds=2))  # the same rows, later
+    changed = mutate(quiet, fraction=0.5)
+    source = SequenceSource([first, quiet, quiet, changed])
+    app = CockpitApp(source, auto_refresh=False, refresh_s=2.0)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_until(pilot, lambda: app.refreshes == 1 and not app.inflight)
+        await pilot.pause()
+        counts = {"bindings": 0, "whole": 0, "applied": 0}
+        real_bindings = app.refresh_bindings
+
+        def counting_bindings() -> None:
+            counts["bindings"] += 1
+            real_bindings()
+
+        app.refresh_bindings = counting_bindings  # type: ignore[method-assign]
+        tables = (app.gt_table, app.orphans_table)
+        for table in tables:
+            real_refresh, real_apply = table.refresh, table.model.apply
+
+            def counting_refresh(*regions: Any, _real: Any = real_refresh, **kw: Any) -> Any:
+                counts["whole"] += not regions
+                return _real(*regions, **kw)
+
+            def counting_apply(diff: Any, _real: Any = real_apply) -> Any:
+                counts["applied"] += 1
+                return _real(diff)
+
+            table.refresh = counting_refresh  # type: ignore[method-assign]
+            table.model.apply = counting_apply  # type: ignore[method-assign]
+        before = screen_text(app)
+        for n in (2, 3):  # two quiet refreshes
+            app.start_refresh(manual=True)
+            await wait_until(pilot, lambda n=n: app.refreshes == n and not app.inflight)
+            await pilot.pause()
+        assert counts == {"bindings": 0, "whole": 0, "applied": 0}
+        assert app.ground_truth is quiet and screen_text(app).splitlines()[2:] == before.splitlines()[2:]
+        app.start_refresh(manual=True)  # rows changed: applied, and the keys checked again
+        await wait_until(pilot, lambda: app.refreshes == 4 and not app.inflight)
+        await pilot.pause()
+        assert counts["applied"] >= 1 and counts["bindings"] >= 1
