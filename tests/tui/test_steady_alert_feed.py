@@ -5,6 +5,7 @@ team mate's change made after the round still shows at the next poll."""
 from __future__ import annotations
 
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,11 @@ from textual.widgets import Static, TabbedContent
 
 from opcockpit.adapters.ledger.alerts import AlertStore
 from opcockpit.domain.alerts import AlertsConfig
+from opcockpit.domain.timeutil import fmt_age
+from opcockpit.tui.table.ages import bucket_age
 from opcockpit.tui.tabs.alerts import AlertsView
 from tests.fixtures.leon_db import RUN_T3, WorkedExample, write_worked_example
+from tests.tui.screen_text import screen_text
 from tests.tui.test_alerts_tab import SIZE, evaluated, keys_of, make_app
 from tests.tui.test_alerts_tab import ledger as ledger  # the fixture: this test's own ledger
 
@@ -77,6 +81,35 @@ async def test_an_idle_round_reuses_the_alerts_and_rebuilds_no_row(ledger: Path,
             assert al.snapshot is not None and seen.last_seen == al.snapshot.now
         finally:
             probe.close()
+
+
+async def test_time_passing_rebuilds_no_alert_row_and_the_firing_ages_still_move(
+    ledger: Path, we: WorkedExample
+) -> None:
+    """Issue 10 (idle tick): the Firing column holds when each alert fired and is painted at the
+    table's now, so minutes passing rebuild no row (2,700 firing alerts at 10k leases were
+    regrouped and re-diffed every round because some age moved), yet the screen shows the ages."""
+    app = make_app(we, AlertsConfig())
+    async with app.run_test(size=SIZE) as pilot:
+        await evaluated(pilot, app)
+        al, tab = app.alerting, app.query_one(AlertsView)
+        assert al is not None and al.active and not any(a.muted_until for a in al.active)
+        await pilot.press("4")  # shown: the summary takes the width (a rebuild, once)
+        await pilot.pause()
+        tab.show_alerts()
+        built = tab.rebuilds
+        later = we.now + timedelta(minutes=37)
+        app.clock = lambda: later
+        tab.show_alerts()
+        await pilot.pause()
+        assert tab.rebuilds == built
+        table = tab.active_table
+        shown = [a for a in al.active if str(a.id) in table]  # alerts with a row of their own
+        assert shown
+        for a in shown:
+            assert table.get_texts(str(a.id))[4] == fmt_age(bucket_age((later - a.fired_at).total_seconds()))
+        ages = {fmt_age(bucket_age((later - a.fired_at).total_seconds())) for a in shown}
+        assert any(age in screen_text(app) for age in ages)
 
 
 async def test_the_overview_is_drawn_when_shown_not_every_round(ledger: Path, we: WorkedExample) -> None:

@@ -317,10 +317,13 @@ class AlertsView(Vertical):
             groups = group_alerts(al.active, now)
             self._groups = {g.key: g for g in groups if len(g.members) > 1}
             self._expanded &= set(self._groups)  # a group that went away folds
+            self.active_table.set_now(now)  # before the rows: they are painted at it
             self.active_table.replace(active_rows(groups, now, self._expanded))
             self.rebuilds += 1
             until = rows_valid_until(al.active, now)
             self._shown = (al.active, frozenset(self._expanded), self._summary_w, now, until)
+        else:
+            self.active_table.set_now(now)  # the Firing ages on screen that moved repaint alone
         self._refresh_open_details()
         if self.view == "alerts-history":
             self.load_history()

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from opcockpit.domain.alerts import SEVERITY_RANK, Evidence, Severity
 from opcockpit.domain.timeutil import fmt_age
 from opcockpit.tui.rows import age_cell, bucket_age
+from opcockpit.tui.table.ages import AgeStamp
 from opcockpit.tui.table.model import Column
 
 if TYPE_CHECKING:
@@ -162,32 +163,26 @@ def _id_text(value: Any) -> str:
 
 
 def active_cells(a: Alert, now: datetime, place: str | None = None, indent: str = "") -> tuple[Any, ...]:
+    """An alert's row. "Firing" holds the time it fired (an AgeStamp, painted as its age at the
+    table's `now` for the rows on screen): time passing changes no cell, so a round that changed
+    no alert rebuilds no row (issue 10, the idle tick)."""
     label, rank = _sev(a, now)
     return (
         (label, rank) if place is None else (label, rank, place),
         a.id,
         a.rule,
         indent + a.summary,
-        bucket_age((now - a.fired_at).total_seconds()),
+        AgeStamp(a.fired_at),
         mute_text(a, now),
     )
 
 
-def _next_bucket_s(seconds: float) -> float:
-    """The age (s) at which `bucket_age` of an age now `seconds` gives its next value."""
-    s = max(int(seconds), 0)
-    step = 5 if s < 60 else 60 if s < 3600 else 600 if s < 86400 else 3600
-    return float(s // step * step + step)
-
-
 def rows_valid_until(alerts: Iterable[Alert], now: datetime) -> datetime:
     """Until when `active_rows(..., now)` of these alerts stays the same rows: the earliest moment
-    a fired-at age or a mute's time left moves to its next text, or a mute ends (the rows read
-    the time only through those). The Alerts tab rebuilds nothing before it."""
+    a mute's time left moves to its next text or a mute ends (the rows read the time only through
+    mutes; the Firing ages are painted, not held). The Alerts tab rebuilds nothing before it."""
     until = datetime.max.replace(tzinfo=UTC)
     for a in alerts:
-        at = a.fired_at + timedelta(seconds=_next_bucket_s((now - a.fired_at).total_seconds()))
-        until = min(until, at)
         if a.muted_until is not None and a.muted_until > now:
             # "muted 12m" shows bucket_age(time left): it changes once the time left drops below
             # that bucket (and the row's severity group once the mute ends, later still).
@@ -270,7 +265,7 @@ def group_cells(g: AlertGroup, now: datetime, expanded: bool) -> tuple[Any, ...]
         f"{'▾' if expanded else '▸'}{n}",
         g.rule,
         f"{n} alerts{where} · newest: {newest.summary}",
-        bucket_age((now - oldest).total_seconds()),  # the longest-firing member
+        AgeStamp(oldest),  # the longest-firing member
         state,
     )
 
