@@ -20,6 +20,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from opcockpit.adapters.leon.explore_events_tally import FIELDS as TALLY_FIELDS
+from opcockpit.adapters.leon.explore_events_tally import RunEventsTally, time_bounds
 from opcockpit.adapters.leon.explore_sql import (
     SOURCES,
     THREAD_SEP,
@@ -108,7 +110,12 @@ class ExploreRows:
     """`rows(dataset, since=, until=)` for the table-backed datasets (ports.explore.ExploreRowsPort)."""
 
     def __init__(
-        self, sandbox_db: str | None, events_db: str | None, ledger: LedgerRows | None = None
+        self,
+        sandbox_db: str | None,
+        events_db: str | None,
+        ledger: LedgerRows | None = None,
+        *,
+        follow_run_events: bool = True,
     ) -> None:
         self.sandbox_db = None if sandbox_db is None else str(sandbox_db)
         self.events_db = None if events_db is None else str(events_db)
@@ -120,6 +127,10 @@ class ExploreRows:
         self._threads_lock = threading.Lock()  # queries run in worker threads
         self._watch: sqlite3.Connection | None = None
         self.facet_joins = 0  # facet passes that took the thread-map join (tests, diagnostics)
+        # run_events' counts and facets from a copy kept by seq (explore_events_tally); False:
+        # always the SQL pass (tests of that pass)
+        self.follow_run_events = follow_run_events
+        self._events_tally: RunEventsTally | None = None
 
     # ------------------------------------------------------------------ plumbing
     def _query(
@@ -289,6 +300,10 @@ class ExploreRows:
         filter or a field cannot be evaluated there exactly (the rows path computes them)."""
         if dataset in LEDGER_DATASETS or (dataset not in SOURCES and dataset != "commands"):
             return None
+        if dataset == "run_events":
+            got = self._tallied(since, until, where, by, fields, top, deadline)
+            if got is not None:
+                return got
         src = self._source(dataset)
         if src is None:
             return ([] if by else [((), 0)]), {f: [] for f in fields}
@@ -296,6 +311,31 @@ class ExploreRows:
         if q is None:
             return None
         return self._tally(src, q, by, fields, top, deadline)
+
+    def _tallied(
+        self,
+        since: datetime | None,
+        until: datetime | None,
+        where: Filter | None,
+        by: tuple[str, ...],
+        fields: tuple[str, ...],
+        top: int,
+        deadline: float | None,
+    ) -> tuple[list[tuple[tuple[Any, ...], int]], dict[str, list[tuple[Any, int]]]] | None:
+        """count_with_facets of run_events from the copy this reader keeps of it, when the query
+        is one it answers exactly (a time window, the thread's fields, event types): a
+        long-lived reader (the TUI's) then reads only the rows added since its last query."""
+        if not self.follow_run_events or self.events_db is None:
+            return None
+        if not TALLY_FIELDS.issuperset((*by, *fields)):
+            return None
+        bounds = time_bounds(where, since, until)
+        if bounds is None:
+            return None
+        if self._events_tally is None:
+            path = self.events_db
+            self._events_tally = RunEventsTally(path, lambda: connect_ro_sync(path, _EV), self._parse)
+        return self._events_tally.count_with_facets(bounds, by, fields, top, self.thread_leases, deadline)
 
     def _tally(
         self,

@@ -1,0 +1,303 @@
+"""run_events counted from a compact copy kept by seq watermark (issue 11: in the Explore tab,
+`run_events since:-24h | group by event_type | count` with its facets, Enter -> drawn <= 1 s at
+10k leases, ~460k run_events).
+
+The SQL pass (explore_sql.facet_sql) reads every row in the window each time: at 10k leases
+~0.6 s of CPU, mostly the GROUP BY's sort and the per-row time check. A long-lived reader (the
+TUI's) instead keeps, per row in seq order, two integers: its event type and thread id as codes,
+and its created_at as epoch microseconds (parsed once, exactly as the SQL path compares it:
+CURRENT_TIMESTAMP text in C, anything else through the one `parse_ts`). A query then counts the
+rows in its time bounds in C (itertools.compress + Counter, ~20x less CPU), in seq order, so each
+value's first row (the facets' tie order) is where it first appears in the counts.
+
+The copy follows events.db by seq: each query reads only the rows past the last seq seen, and
+checks, in the same read transaction, that the rows it has are still there unchanged (their
+count and the last one's values); anything else (rows deleted, the file replaced, a row with a
+lower seq) reads it all again. LEON appends run_events (seq AUTOINCREMENT, created_at its
+CURRENT_TIMESTAMP default) and deletes runs, never updates a row (run_event_repo.py).
+
+Only what it can answer exactly: counts by and facets of event_type, thread_id, lease_id and
+provider (the thread's, from the caller's thread map, read per query), under a filter that is a
+conjunction of time bounds on `created`; anything else is None and the SQL pass runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from itertools import compress
+from operator import and_
+from typing import Any
+
+from opcockpit.adapters.leon.explore_sql import to_us
+from opcockpit.adapters.leon.sqlite_ro import map_sqlite_error
+from opcockpit.domain.query import QueryTimeout
+from opcockpit.domain.query.filter import Atom, Bool, Filter
+
+__all__ = ["FIELDS", "RunEventsTally", "time_bounds"]
+
+FIELDS = frozenset(("event_type", "thread_id", "lease_id", "provider"))
+NO_TIME = -(2**63)  # created_at that does not parse: matches no time bound
+_DIM = {"event_type": "type", "thread_id": "thread", "lease_id": "thread", "provider": "thread"}
+_NONE = (None, None)
+_ROWS = "SELECT event_type, thread_id, created_at FROM run_events WHERE seq > ? ORDER BY seq"
+_CHUNK = 20_000  # rows per fetch: a full read's transient memory stays a few MB
+_BEFORE_ALL = -(2**63)  # `seq > _BEFORE_ALL`: every row (a seq is a 64-bit rowid)
+_LAST = "SELECT seq, event_type, thread_id, created_at FROM run_events ORDER BY seq DESC LIMIT 1"
+_AT = "SELECT seq, event_type, thread_id, created_at FROM run_events WHERE seq = ?"
+Bounds = tuple[int | None, int | None]
+Counts = list[tuple[tuple[Any, ...], int]]
+Facets = dict[str, list[tuple[Any, int]]]
+
+
+def time_bounds(
+    where: Filter | None, since: datetime | None, until: datetime | None, time_field: str = "created"
+) -> Bounds | None:
+    """`where` as inclusive bounds (lo, hi) in epoch microseconds on `time_field`, when it is a
+    conjunction of <, <=, >, >= with aware times that implies `since`/`until` (the SQL path's
+    window, a superset, then cuts nothing); else None."""
+    lo: int | None = None
+    hi: int | None = None
+    for a in _conjuncts(where):
+        if not isinstance(a, Atom) or a.field != time_field or not isinstance(a.value, datetime):
+            return None
+        if a.value.tzinfo is None:  # the evaluator cannot order it against the parsed times
+            return None
+        us = to_us(a.value)
+        if a.op in (">=", ">"):
+            us += a.op == ">"
+            lo = us if lo is None else max(lo, us)
+        elif a.op in ("<=", "<"):
+            us -= a.op == "<"
+            hi = us if hi is None else min(hi, us)
+        else:
+            return None
+    if since is not None and (lo is None or lo < to_us(since)):
+        return None
+    if until is not None and (hi is None or hi > to_us(until)):
+        return None
+    return lo, hi
+
+
+def _conjuncts(f: Filter | None) -> Iterable[Filter]:
+    if f is None:
+        return
+    if isinstance(f, Bool) and f.op == "and":
+        for i in f.items:
+            yield from _conjuncts(i)
+    else:
+        yield f
+
+
+class RunEventsTally:
+    """The copy of one events.db's run_events and the counts over it (thread-safe)."""
+
+    def __init__(self, path: str, connect: Callable[[], sqlite3.Connection], parse: Any) -> None:
+        self.path = path
+        self._connect = connect  # a read-only connection (explore_rows.connect_ro_sync)
+        self._parse = parse
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._file: tuple[int, int] | None = None  # (st_dev, st_ino) the connection reads
+        self._version: int | None = None  # PRAGMA data_version when last read
+        self._replacing: Any = None  # the connection's own text factory
+        self._utf8 = True  # no text seen that is not UTF-8: decoded by sqlite3 itself (str)
+        self._reset()
+        self.full_reads = 0  # reads from the first row (tests, diagnostics)
+
+    def _reset(self) -> None:
+        # per row, in seq order: its event type's and thread's codes, its time (epoch us or NO_TIME)
+        self._types = array("q")
+        self._threads = array("q")
+        self._at = array("q")
+        self._values: list[Any] = []  # code -> value
+        self._codes: dict[Any, int] = {}
+        self._last: tuple[Any, ...] | None = None  # the newest row read: (seq, type, thread, created_at)
+        self._version = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn, self._file = None, None
+            self._reset()
+
+    # ------------------------------------------------------------------ counting
+    def count_with_facets(
+        self,
+        bounds: Bounds,
+        by: tuple[str, ...],
+        fields: tuple[str, ...],
+        top: int,
+        threads: Callable[[], Mapping[str, tuple[str, str]]],
+        deadline: float | None,
+    ) -> tuple[Counts, Facets] | None:
+        """The counts per `by` and each facet field's `top` values (ties: first row first) of the
+        rows within `bounds` (time_bounds); `by` and `fields` within FIELDS. None: events.db's
+        rows could not be followed exactly (the caller runs the SQL pass)."""
+        by_dims = {_DIM[b] for b in by}
+        with self._lock:
+            if not self._sync(deadline):
+                return None
+            values = self._values
+            mask = self._mask(bounds)
+            # per code (or pair of codes) the rows within the bounds, in the order of their first
+            # row: a value's first row is where it first appears (the facets' tie order)
+            per: dict[str, Counter[Any]] = {}
+            for dim in {*(_DIM[f] for f in fields), *(by_dims if len(by_dims) == 1 else ())}:
+                col = self._types if dim == "type" else self._threads
+                per[dim] = Counter(col if mask is None else compress(col, mask))
+            if len(by_dims) == 2:
+                both = zip(self._types, self._threads, strict=True)
+                per["both"] = Counter(both if mask is None else compress(both, mask))
+        thread_map = threads() if {"lease_id", "provider"} & {*by, *fields} else {}
+
+        def value(name: str, code: int) -> Any:
+            if name in ("event_type", "thread_id"):
+                return values[code]
+            return thread_map.get(values[code], _NONE)[0 if name == "lease_id" else 1]
+
+        counts: dict[tuple[Any, ...], int] = {}
+        if len(by_dims) == 2:
+            for (ct, ch), n in per["both"].items():
+                key = tuple([value(b, ct if _DIM[b] == "type" else ch) for b in by])
+                counts[key] = counts.get(key, 0) + n
+        elif by:
+            for code, n in per[next(iter(by_dims))].items():
+                key = tuple([value(b, code) for b in by])
+                counts[key] = counts.get(key, 0) + n
+        else:
+            counts[()] = len(self._at) if mask is None else sum(mask)
+        facets: Facets = {}
+        for name in fields:
+            acc: dict[Any, int] = {}
+            for code, n in per[_DIM[name]].items():
+                v = value(name, code)
+                acc[v] = acc.get(v, 0) + n
+            facets[name] = sorted(acc.items(), key=lambda kv: -kv[1])[:top]  # stable: first seen first
+        return sorted(counts.items(), key=lambda kv: tuple(map(_sqlite_order, kv[0]))), facets
+
+    def _mask(self, bounds: Bounds) -> bytes | None:
+        """1 per row within the bounds, else 0 (None: no bounds, every row), computed in C."""
+        lo, hi = bounds
+        at = self._at
+        if lo is None and hi is None:
+            return None
+        if hi is None:
+            return bytes(map(lo.__le__, at))  # type: ignore[union-attr]
+        low = NO_TIME.__lt__ if lo is None else lo.__le__  # NO_TIME is below any real bound
+        return bytes(map(and_, map(low, at), map(hi.__ge__, at)))
+
+    # ------------------------------------------------------------------ following events.db
+    def _sync(self, deadline: float | None) -> bool:
+        """Bring the copy up to events.db's current contents (QueryTimeout past `deadline`);
+        False when that failed (_read_new)."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            st = None
+        if self._conn is None or st is None or (st.st_dev, st.st_ino) != self._file:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn, self._file = None, None
+            self._reset()
+            conn = self._connect()  # SourceError when it cannot be read
+            self._replacing = conn.text_factory  # how every reader decodes text (bad UTF-8 replaced)
+            self._conn, self._file = conn, None if st is None else (st.st_dev, st.st_ino)
+        conn = self._conn
+        try:
+            # read before the snapshot: a commit in between makes the next query look again
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version == self._version:
+                return True
+            if deadline is not None:
+                conn.set_progress_handler(lambda: time.monotonic() > deadline, 20_000)
+            conn.execute("BEGIN")  # one snapshot for the checks and the rows read
+            try:
+                ok = self._read_new_decoded(conn)
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+                conn.set_progress_handler(None, 0)
+            self._version = version if ok else None
+            return ok
+        except sqlite3.OperationalError as exc:
+            self._reset()
+            if deadline is not None and "interrupt" in str(exc):
+                raise QueryTimeout("the query ran past its time budget and was stopped; narrow it") from None
+            raise map_sqlite_error(exc, os.path.abspath(self.path), "events.db", 2000) from None
+        except sqlite3.Error as exc:
+            self._reset()
+            raise map_sqlite_error(exc, os.path.abspath(self.path), "events.db", 2000) from None
+
+    def _read_new_decoded(self, conn: sqlite3.Connection) -> bool:
+        """_read_new with text decoded in C (str), as the replacing decoder gives valid UTF-8; from
+        the first text that is not, with the replacing decoder, all again."""
+        if self._utf8:
+            conn.text_factory = str
+            try:
+                return self._read_new(conn)
+            except sqlite3.OperationalError as exc:
+                if "decode" not in str(exc):
+                    raise
+                self._utf8 = False
+                self._reset()
+        conn.text_factory = self._replacing
+        return self._read_new(conn)
+
+    def _read_new(self, conn: sqlite3.Connection) -> bool:
+        """Read the rows past the newest one read; False (and the copy emptied) when the rows
+        read before are not all there unchanged, even after reading them all again."""
+        total = conn.execute("SELECT COUNT(*) FROM run_events").fetchone()[0]
+        if self._last is not None:
+            same = conn.execute(_AT, (self._last[0],)).fetchone()
+            if same is None or tuple(same) != self._last:
+                self._reset()  # the newest row read is gone or changed: read them all again
+        for _ in range(2):
+            after = _BEFORE_ALL if self._last is None else self._last[0]
+            self.full_reads += after == _BEFORE_ALL
+            types, threads, at = array("q"), array("q"), array("q")
+            times: dict[Any, int] = {}  # created_at -> epoch us: each distinct text parsed once
+            cur = conn.execute(_ROWS, (after,))
+            while chunk := cur.fetchmany(_CHUNK):
+                # per chunk, not per row: new values coded, new times parsed, then the rows
+                # mapped to codes in C (a Python loop per row was most of a full read's CPU)
+                ets, ths, xs = zip(*chunk, strict=True)
+                self._code(ets)
+                self._code(ths)
+                for x in dict.fromkeys(xs).keys() - times.keys():
+                    dt = self._parse(x)
+                    times[x] = NO_TIME if dt is None else to_us(dt)
+                types.extend(map(self._codes.__getitem__, ets))
+                threads.extend(map(self._codes.__getitem__, ths))
+                at.extend(map(times.__getitem__, xs))
+            if len(self._at) + len(at) == total:
+                self._types.extend(types)
+                self._threads.extend(threads)
+                self._at.extend(at)
+                last = conn.execute(_LAST).fetchone()
+                self._last = None if last is None else tuple(last)
+                return True
+            self._reset()  # rows deleted (or one given an old seq): read them all again
+        return False
+
+    def _code(self, vals: Iterable[Any]) -> None:
+        codes, values = self._codes, self._values
+        for v in dict.fromkeys(vals).keys() - codes.keys():
+            codes[v] = len(values)
+            values.append(v)
+
+
+def _sqlite_order(v: Any) -> tuple[int, Any]:
+    """SQLite's order of values (NULL, numbers, text, blobs), as its GROUP BY returns groups."""
+    if v is None:
+        return (0, 0)
+    if isinstance(v, int | float):
+        return (1, v)
+    return (2, v) if isinstance(v, str) else (3, v)
