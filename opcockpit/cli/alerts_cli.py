@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opcockpit.cli.common import EXIT_USAGE, err
-from opcockpit.cli.output import format_snapshot
+from opcockpit.cli.output import escape_c1, format_snapshot
 from opcockpit.domain.exit_codes import ExitCode
 from opcockpit.domain.timeutil import fmt_age, parse_duration
 
@@ -211,20 +211,17 @@ def snapshot_output(
         return render_prometheus(ground_truth, run_health, alerts, now=now), notes, code
 
     if fmt == "json":
-        from opcockpit.formats.serialize import to_dict
+        from opcockpit.formats.serialize import dumps_json
 
-        doc = to_dict(ground_truth)
-        doc["alerts"] = [a.to_dict(now) for a in alerts]
-        doc["check"] = {
-            "exit_code": code,
-            "firing": len(alerts),
-            "unmuted": sum(1 for a in alerts if not a.is_muted(now)),
-        }
-        return json.dumps(doc, ensure_ascii=False) + "\n", notes, code
+        unmuted = sum(1 for a in alerts if not a.is_muted(now))
+        check = {"exit_code": code, "firing": len(alerts), "unmuted": unmuted}
+        extra = {"alerts": [a.to_dict(now) for a in alerts], "check": check}
+        return escape_c1(dumps_json(ground_truth, extra=extra)) + "\n", notes, code
     text = format_snapshot(ground_truth, fmt, width=width)
     if fmt == "ndjson":
-        enc = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        text += "".join(enc({"type": "alert", **a.to_dict(now)}) + "\n" for a in alerts)
+        from opcockpit.formats.serialize import encode_line
+
+        text += escape_c1("".join(encode_line({"type": "alert", **a.to_dict(now)}) + "\n" for a in alerts))
     elif fmt == "csv":
         notes.extend(f"opcockpit: alert: {_one_line(a, now)}" for a in alerts)
     else:
