@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from opcockpit.adapters.leon.events_db import EventsDbReader
 from opcockpit.adapters.leon.schema import create_events_db
-from opcockpit.services.runs import RunReads, _signature
+from opcockpit.services.runs import RESYNC_S, RunReads, _signature
 
 T0 = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
 THREADS = ("t-a", "t-b", "t-c")
@@ -112,5 +112,34 @@ def test_a_retention_delete_is_folded_in_and_an_odd_delete_reads_everything(tmp_
         _write(conn, ("odd_delete", "t-b", 0))
         got, want = asyncio.run(_both(path, reads, T0, since))
         assert got == want and got[1].event_count == 1 and reads.reads == 2
+    finally:
+        conn.close()
+
+
+def test_a_resync_compares_in_place_keeping_unchanged_runs(tmp_path: Path) -> None:
+    """The periodic full read (RESYNC_S) keeps the objects of runs it finds unchanged (a fresh
+    set of every run pinned ~7 MB of pymalloc arenas at 10k runs) and still catches what the
+    watermark cannot see: an event rewritten in place (its seq unchanged) and an odd delete."""
+    path = str(tmp_path / "events.db")
+    conn = create_events_db(path)
+    reads = RunReads()
+    since = T0 - timedelta(days=1)
+    later = T0 + timedelta(seconds=RESYNC_S + 1)
+    try:
+        _write(conn, ("append", "t-a", 0, ["run_start", "text"], 0))
+        _write(conn, ("append", "t-b", 0, ["run_start", "error"], -5))
+        _write(conn, ("append", "t-c", 0, ["run_start"], -9))
+        before, _ = asyncio.run(_both(path, reads, T0, since))
+        # not LEON's way: an event's time rewritten, a run's only event deleted (seqs unchanged
+        # elsewhere, so the watermark read alone would not notice the rewrite)
+        conn.execute("UPDATE run_events SET created_at = '2026-03-20 11:00:00' WHERE run_id = 'run-t-b-0'")
+        conn.execute("DELETE FROM run_events WHERE run_id = 'run-t-c-0'")
+        conn.commit()
+        got, want = asyncio.run(_both(path, reads, later, since))
+        assert got == want and reads.reads == 2
+        kept = {r.run_id: r for r in before}
+        by_id = {r.run_id: r for r in got}
+        assert by_id["run-t-a-0"] is kept["run-t-a-0"]  # unchanged: the same object
+        assert by_id["run-t-b-0"] is not kept["run-t-b-0"] and "run-t-c-0" not in by_id
     finally:
         conn.close()
