@@ -30,7 +30,7 @@ from typing import Any
 
 from opcockpit.adapters.providers.http import DEFAULT_MAX_INSTANCES, DEFAULT_MAX_PAGES, ApiClient
 from opcockpit.adapters.providers.lean_httpx import httpx
-from opcockpit.adapters.providers.wire import ReusedInstances
+from opcockpit.adapters.providers.wire import ReusedInstances, json_array_items
 from opcockpit.domain.models import Instance, InstanceResources, NormalState
 from opcockpit.ports.provider import (
     ActionOutcome,
@@ -83,6 +83,7 @@ _EVENT_STATES: dict[str, NormalState] = {
 }
 GONE_ACTIONS = frozenset({"destroy", "remove"})
 _ZERO_TIME = "0001-01-01"
+_END = object()  # the end of a listing's items
 # What may go into a URL path as a container reference (Docker names: [a-zA-Z0-9][a-zA-Z0-9_.-]+).
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -289,16 +290,40 @@ class DockerAdapter:
         if same is not None:
             reuse.done()
             return same[0]
-        body = self.client.decode("GET", path, response)
-        if not isinstance(body, list):
-            raise self.client.protocol_error("GET", path, f"expected a JSON array, got {type(body).__name__}")
-        if len(body) > self.max_instances:
-            detail = f"listing exceeded max_instances={self.max_instances} ({len(body)} after 1 pages)"
-            raise self.client.protocol_error("GET", path, detail)
-        listing = [self._listed(item) for item in body]
+        listing = self._decode_listing(path, response)
         reuse.page_done(listing)
         reuse.done()
         return listing
+
+    def _decode_listing(self, path: str, response: Any) -> list[Instance]:
+        """The listing's Instances, its array decoded one item at a time (wire.json_array_items:
+        only the Instances outlive the decoding, not a whole decoded body beside them). Errors as
+        a whole decode gives them: not JSON, not an array, more than max_instances items."""
+
+        def not_json(exc: Exception) -> ProtocolError:  # as ApiClient.decode says it
+            detail = f"HTTP {response.status_code} body is not JSON ({type(exc).__name__})"
+            return self.client.protocol_error("GET", path, detail)
+
+        try:
+            items = json_array_items(response.content)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise not_json(exc) from None
+        if items is None:  # not an array: the whole decode says what it is
+            body = self.client.decode("GET", path, response)
+            raise self.client.protocol_error("GET", path, f"expected a JSON array, got {type(body).__name__}")
+        listing: list[Instance] = []
+        while True:
+            try:
+                item = next(items, _END)
+                if item is not _END and len(listing) >= self.max_instances:
+                    total = len(listing) + 1 + sum(1 for _ in items)  # the whole body is JSON first
+                    detail = f"listing exceeded max_instances={self.max_instances} ({total} after 1 pages)"
+                    raise self.client.protocol_error("GET", path, detail)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise not_json(exc) from None
+            if item is _END:
+                return listing
+            listing.append(self._listed(item))
 
     def _listed(self, item: Any) -> Instance:
         """A listed container: the previous listing's Instance when nothing it is made of changed."""

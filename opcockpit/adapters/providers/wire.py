@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Hashable, Mapping
+import json
+import re
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +13,45 @@ from opcockpit.domain.models import Instance
 
 # Labels/metadata keys that name the lease an instance belongs to (cockpit- or LEON-written).
 LEASE_KEYS = ("lease_id", "leon.lease_id")
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+def json_array_items(content: bytes) -> Iterator[Any] | None:
+    """The items of a JSON array body one at a time, as `json.loads(content)` would give them
+    (same encoding detection, same errors: JSONDecodeError, UnicodeDecodeError, raised while
+    iterating); None when the body is not an array (decode it whole for the error). A listing of
+    12k containers decoded whole was ~23 MB of Python objects at its peak, every listing, whose
+    freed pymalloc arenas the instances built meanwhile kept (issue 10, RSS at 50k leases)."""
+    text = content.decode(json.detect_encoding(content), "surrogatepass")
+    at = _WS.match(text, 0).end()  # type: ignore[union-attr]
+    if text[at : at + 1] != "[":
+        return None
+
+    def items() -> Iterator[Any]:
+        i = _WS.match(text, at + 1).end()  # type: ignore[union-attr]
+        if text[i : i + 1] == "]":
+            return _end(text, i + 1)
+        while True:
+            item, i = _DECODER.raw_decode(text, i)
+            yield item
+            i = _WS.match(text, i).end()  # type: ignore[union-attr]
+            sep = text[i : i + 1]
+            if sep == "]":
+                return _end(text, i + 1)
+            if sep != ",":
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
+            i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
+
+    return items()
+
+
+def _end(text: str, i: int) -> None:
+    i = _WS.match(text, i).end()  # type: ignore[union-attr]
+    if i != len(text):
+        raise json.JSONDecodeError("Extra data", text, i)
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -1,0 +1,100 @@
+"""Issue 10 (RSS at 50k leases): Docker's container listing (one JSON array, ~12k items at 50k
+leases) is decoded one item at a time (wire.json_array_items), so a listing's peak is its
+Instances, not a whole decoded body beside them; what it decodes and the errors it gives are
+json.loads'."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from opcockpit.adapters.providers.docker import DockerAdapter
+from opcockpit.adapters.providers.wire import json_array_items
+from opcockpit.doubles.docker import DockerDouble
+from opcockpit.ports.provider import ProtocolError
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8))
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner)),
+    max_leaves=8,
+)
+spaces = st.sampled_from(["", " ", "\n", " \t\r\n "])
+
+
+def _loads_or_error(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        return type(exc)
+
+
+def _items_or_error(body: bytes) -> object:
+    try:
+        items = json_array_items(body)
+        return None if items is None else list(items)
+    except ValueError as exc:
+        return type(exc)
+
+
+@given(st.lists(values, max_size=6), spaces, spaces, st.sampled_from(["utf-8", "utf-16", "utf-32"]))
+def test_items_are_what_json_loads_gives(items: list, pad: str, sep: str, encoding: str) -> None:
+    text = pad + "[" + pad + ("," + sep).join(json.dumps(v) for v in items) + sep + "]" + pad
+    body = text.encode(encoding)
+    assert _items_or_error(body) == json.loads(body) == items
+
+
+@pytest.mark.parametrize(
+    "body", [b"[1,]", b"[1 2]", b"[1", b"[", b'[{"a": 1}] x', b"[1,,2]", b"[,1]", b"[1]]", b"[\xff]"]
+)
+def test_a_broken_array_fails_as_json_loads_does(body: bytes) -> None:
+    want = _loads_or_error(body)
+    assert isinstance(want, type) and issubclass(want, ValueError)
+    assert _items_or_error(body) is want
+
+
+def test_a_body_that_is_no_array_is_left_to_a_whole_decode() -> None:
+    assert json_array_items(b' {"message": "x"}') is None
+    assert json_array_items(b"") is None
+
+
+async def test_docker_listing_peak_is_its_instances_not_the_decoded_body() -> None:
+    with DockerDouble(flavor="docker") as double:
+        for k in range(3000):  # labelled like LEON's containers
+            double.add(state="running", labels={"leon.context_id": f"leon-lease-{k:08x}", "team": "infra"})
+        adapter = DockerAdapter("docker", host=double.host)
+        try:
+            await adapter.list_instances()  # the API version and connection, outside the measure
+            url = double.host.replace("tcp://", "http://") + "/v1.41/containers/json?all=1"
+            body = len(httpx.get(url).content)
+            adapter._reuse.start()  # forget the last listing: every Instance is built again
+            adapter._reuse.done()
+            tracemalloc.start()
+            try:
+                listing = await adapter.list_instances()
+                kept, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+        finally:
+            await adapter.aclose()
+    assert len(listing) == 3000
+    # The body's bytes and its text are the transient now (as json.loads has them too); decoded
+    # whole, the body's objects (~2x its size) came on top of them.
+    assert peak - kept < 2 * body + 300_000, (peak, kept, body)
+
+
+async def test_docker_listing_errors_are_unchanged() -> None:
+    with DockerDouble(flavor="docker") as double:
+        double.add(state="running")
+        double.add(state="running")
+        adapter = DockerAdapter("docker", host=double.host, max_instances=1)
+        try:
+            with pytest.raises(ProtocolError, match=r"max_instances=1 \(2 after 1 pages\)"):
+                await adapter.list_instances()
+        finally:
+            await adapter.aclose()
