@@ -1,5 +1,6 @@
 """cli/output.escape_c1: DEL and C1 controls in the JSON/NDJSON text become \\u escapes, exactly as
-the one regex substitution would write them; its byte-scan shortcut (issue 9) never skips one."""
+the one regex substitution would write them; its byte-scan shortcut (issue 9) never skips one, and
+escape_c1_bytes (the JSON snapshot, written as bytes) writes the very same text."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import random
 import re
 
-from opcockpit.cli.output import escape_c1
+from opcockpit.cli.output import escape_c1, escape_c1_bytes
 
 _C1 = re.compile("[\x7f-\x9f]")
 
@@ -38,3 +39,18 @@ def test_escaped_json_still_decodes_to_the_same_value() -> None:
     assert not _C1.search(text)
     clean = json.dumps({"reason": "ok … é"}, ensure_ascii=False)
     assert escape_c1(clean) is clean  # clean output is returned as is
+
+
+def test_escape_c1_bytes_writes_what_escape_c1_writes() -> None:
+    rng = random.Random(10)
+    encodable = [c for c in ALPHABET if c != "\ud800"]  # bytes are UTF-8: no lone surrogate
+    changed = 0
+    for _ in range(20_000):
+        text = "".join(rng.choice(encodable) for _ in range(rng.randint(0, 10)))
+        data = text.encode("utf-8")
+        out = escape_c1_bytes(data)
+        assert out == escape_c1(text).encode("utf-8"), repr(text)
+        changed += out != data
+    assert changed > 1000
+    clean = "ok … é".encode()
+    assert escape_c1_bytes(clean) is clean

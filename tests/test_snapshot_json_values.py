@@ -110,3 +110,10 @@ def test_text_and_ints_are_written_exactly_as_json_writes_them(texts: list[str],
     gt = GroundTruth(generated_at=T, providers=(), rows=rows, orphans=())
     want = json.dumps(serialize.to_dict(gt), ensure_ascii=False, separators=(",", ":"))
     assert serialize.dumps_json(gt) == want
+
+
+def test_lone_surrogates_survive_the_bytes_as_their_json_escape() -> None:
+    gt = GroundTruth(generated_at=T, providers=(), rows=(_row(reason="bad \udc80 byte"),), orphans=())
+    data = serialize.json_bytes(gt)
+    assert b"\\udc80" in data
+    assert json.loads(data)["rows"][0]["reason"] == "bad \udc80 byte"

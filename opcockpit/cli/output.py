@@ -6,15 +6,14 @@ the other."""
 from __future__ import annotations
 
 import re
+import sys
 
 from opcockpit.domain.models import GroundTruth
 
 
 def format_snapshot(gt: GroundTruth, fmt: str, *, width: int | None = None) -> str:
     if fmt == "json":
-        from opcockpit.formats.serialize import dumps_json
-
-        return escape_c1(dumps_json(gt)) + "\n"
+        return json_document(gt).decode("utf-8")
     if fmt == "ndjson":
         from opcockpit.formats.serialize import iter_ndjson
 
@@ -32,7 +31,26 @@ def format_snapshot(gt: GroundTruth, fmt: str, *, width: int | None = None) -> s
     return buf.getvalue()
 
 
+def json_document(gt: GroundTruth) -> bytes:
+    """`snapshot --format json` as the UTF-8 bytes to write (C1 escaped, newline-terminated)."""
+    from opcockpit.formats.serialize import json_bytes
+
+    return escape_c1_bytes(json_bytes(gt)) + b"\n"
+
+
+def write_out(data: bytes) -> None:
+    """Write `data` to stdout as bytes (no decode/encode round trip), flushed."""
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a text-only stream (a caller's StringIO)
+        sys.stdout.write(data.decode("utf-8"))
+    else:
+        sys.stdout.flush()
+        buffer.write(data)
+        buffer.flush()
+
+
 _C1 = re.compile("[\x7f-\x9f]")
+_C1_UTF8 = re.compile(b"\x7f|\xc2[\x80-\x9f]")
 
 
 def escape_c1(text: str) -> str:
@@ -51,6 +69,14 @@ def escape_c1(text: str) -> str:
         if b"\x7f" not in data and b"\xc2" not in data:
             return text
     return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def escape_c1_bytes(data: bytes) -> bytes:
+    """escape_c1 over UTF-8 bytes: DEL is the byte 7F and U+0080..U+009F are C2 80..C2 9F (C2 is
+    only ever a lead byte in UTF-8, so the scan cannot match inside another character)."""
+    if b"\x7f" not in data and b"\xc2" not in data:
+        return data
+    return _C1_UTF8.sub(lambda m: b"\\u%04x" % ord(m.group().decode("utf-8")), data)
 
 
 def _terminal_width() -> int:

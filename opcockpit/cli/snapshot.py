@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from opcockpit.cli.common import EXIT_OK, EXIT_USAGE, CliExit, err, load_or_exit
-from opcockpit.cli.output import escape_c1, format_snapshot
+from opcockpit.cli.output import escape_c1, format_snapshot, json_document, write_out
 from opcockpit.domain.models import GroundTruth
 from opcockpit.domain.text import safe_text
 from opcockpit.settings.config import CockpitConfig
@@ -137,7 +137,9 @@ def _run_snapshot(args: Any, config: CockpitConfig | None, *, demo: bool) -> int
         return code
     if history_error:  # (--check above names an unusable ledger itself: one warning, not two)
         err(safe_text(f"opcockpit: warning: {history_error}; history not recorded"))
-    text = format_snapshot(gt, args.format, width=args.width)
-    sys.stdout.write(text)
+    if args.format == "json":
+        write_out(json_document(gt))
+        return EXIT_OK
+    sys.stdout.write(format_snapshot(gt, args.format, width=args.width))
     sys.stdout.flush()
     return EXIT_OK
