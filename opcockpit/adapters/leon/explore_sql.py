@@ -29,7 +29,6 @@ __all__ = [
     "Col",
     "FacetQuery",
     "Source",
-    "canonical_utc_text",
     "commands_source",
     "count_sql",
     "facet_sql",
@@ -281,12 +280,6 @@ def translate(f: Filter, src: Source) -> tuple[str, list[Any]] | None:
 _CANONICAL = "(datetime(julianday({e})) = {e} AND substr({e}, 1, 4) <> '0000')"
 
 
-def canonical_utc_text(expr: str) -> str:
-    """SQL true exactly when `expr` is CURRENT_TIMESTAMP text of a valid time (see above): its
-    text orders as its time, and `parse_ts` reads it as UTC."""
-    return _CANONICAL.format(e=expr)
-
-
 def _sqlite_utc_text(dt: datetime) -> str:
     """`dt` as CURRENT_TIMESTAMP text with the microseconds when it has some: compared as text
     with whole-second values it orders exactly as the times do ('…:51' < '…:51.5' < '…:52')."""
@@ -301,7 +294,7 @@ def _ts_compare(expr: str, op: str, when: Any, us: int) -> tuple[str, list[Any]]
     sql_op = {"=": "=", "!=": "<>", **_CMP}[op]
     slow = f"(oc_ts({expr}) IS NOT ?)" if op == "!=" else f"IFNULL(oc_ts({expr}) {sql_op} ?, 0)"
     fast = f"({expr} {sql_op} ?)"
-    sql = f"(CASE WHEN {canonical_utc_text(expr)} THEN {fast} ELSE {slow} END)"
+    sql = f"(CASE WHEN {_CANONICAL.format(e=expr)} THEN {fast} ELSE {slow} END)"
     return sql, [_sqlite_utc_text(when), us]
 
 
