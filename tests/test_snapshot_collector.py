@@ -218,6 +218,38 @@ async def test_eventually_consistent_orphans_are_confirmed_by_get(tmp_path: Path
     assert collector.adapters["day"].request_count - requests_after_first == 2  # 1 list + 1 GET
 
 
+async def test_a_quiet_paced_refresh_hands_the_same_confirmed_listing_on(tmp_path: Path, monkeypatch) -> None:
+    """Issue 10 (idle tick): between listings, an eventually consistent provider's listing with
+    its confirmed orphans is the same object refresh after refresh (a new copy each time made
+    the incremental step re-diff the provider every tick); a GET that changes it makes a new one."""
+    from opcockpit.doubles.daytona import DaytonaDouble
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    db = build_leon_db(tmp_path / "sandbox.db", [("lease-day000000001", "day", None, "running", "detached")])
+    with DaytonaDouble(api_key=KEY) as double:
+        real = double.add(state="running").instance_id
+        cfg = CockpitConfig(
+            sources=SourcesConfig(sandbox_db=db),
+            providers={"day": ProviderConfig(name="day", kind="daytona", api_url=double.api_url,
+                                             api_key_env=KEY_ENV, retries=0, list_interval_s=300.0)},
+        )  # fmt: skip
+        collector = build_collector(cfg)
+        collector.paced = True
+        try:
+            await collector.refresh()
+            first = collector.listings["day"]
+            gt = await collector.refresh()
+            assert collector.listings["day"] is first and first.confirmed_orphans == {real}
+            assert [o.instance_id for o in gt.orphans if o.confirmed] == [real]
+            double.set_state(real, "stopped")
+            await collector.look("day", [real])
+            await collector.refresh()
+            assert collector.listings["day"] is not first
+            assert collector.listings["day"].confirmed_orphans == {real}
+        finally:
+            await collector.aclose()
+
+
 async def test_paced_collector_lists_per_interval_and_look_gets_the_changed_instance(
     tmp_path: Path, double: E2BDouble, monkeypatch: pytest.MonkeyPatch
 ) -> None:

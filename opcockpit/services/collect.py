@@ -113,6 +113,8 @@ class FleetCollector:
         self._incremental = IncrementalReconciler()
         self._named: tuple[tuple[Any, Any], set[str]] | None = None  # (leases, problems) -> names
         self._bound: tuple[Any, dict[str, set[str]]] | None = None  # leases -> bound ids by provider
+        # provider -> (instances, leases, candidates, listing, confirmed listing) of the last confirm
+        self._confirm_memo: dict[str, tuple[Any, Any, set[str], ProviderListing, ProviderListing]] = {}
 
     # ------------------------------------------------------------------ public
 
@@ -281,12 +283,16 @@ class FleetCollector:
             confirm = getattr(adapter, "confirm_orphans", None)
             if not (listing.ok and listing.eventually_consistent and confirm is not None):
                 continue
-            ids = bound.get(name, set())
-            candidates = {
-                i.instance_id
-                for i in listing.instances
-                if i.instance_id not in ids and not ids.intersection(i.aliases) and i.state != "gone"
-            }
+            memo = self._confirm_memo.get(name)
+            if memo is not None and memo[0] is listing.instances and memo[1] is self._bound[0]:
+                candidates = memo[2]  # the same instances and leases: the same candidates
+            else:
+                ids = bound.get(name, set())
+                candidates = {
+                    i.instance_id
+                    for i in listing.instances
+                    if i.instance_id not in ids and not ids.intersection(i.aliases) and i.state != "gone"
+                }
             known = self._confirmed.get(name, frozenset()) & candidates
             todo = candidates - known
             fresh: frozenset[str] = frozenset()
@@ -299,7 +305,19 @@ class FleetCollector:
                     fresh = frozenset()  # unconfirmed is the safe side: shown, not actionable
             confirmed = frozenset(known | fresh)
             self._confirmed[name] = confirmed
-            listings[name] = replace(listing, confirmed_orphans=confirmed)
+            if memo is not None and memo[3] is listing and memo[4].confirmed_orphans == confirmed:
+                # The listing the last refresh confirmed, unchanged: the same object, so the
+                # incremental step skips the provider (a new one re-diffed it every tick).
+                listings[name] = memo[4]
+            else:
+                listings[name] = replace(listing, confirmed_orphans=confirmed)
+            self._confirm_memo[name] = (
+                listing.instances,
+                self._bound[0],
+                candidates,
+                listing,
+                listings[name],
+            )
 
     async def _read_db(self) -> DbState:
         if self.leon is None:
