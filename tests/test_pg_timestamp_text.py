@@ -55,3 +55,21 @@ async def test_naive_timestamps_read_as_leons_isoformat_text(fleet: Any, pg_url:
         got = [seen[lid].replace(tzinfo=None) if seen[lid] else None for lid in ids]
         local = [ts.astimezone().astimezone(seen[ids[0]].tzinfo).replace(tzinfo=None) for ts in WRITTEN]
         assert got == local
+
+
+async def test_times_leon_never_writes_keep_the_servers_own_text(fleet: Any, pg_url: str) -> None:
+    """Infinity and BC: `to_char` has no text for the first and drops the era of the second;
+    such a value reads as the server's `::text` (with the 'T'), as it always did, never as a
+    wrong date or as no time at all."""
+    copy_fleet(fleet.sandbox_db, pg_url)
+    odd = ["infinity", "-infinity", "0044-03-15 00:00:00.5 BC"]
+    with psycopg.connect(pg_url, autocommit=True) as pg:
+        ids = [r[0] for r in pg.execute("SELECT lease_id FROM sandbox_leases ORDER BY lease_id")]
+        for lid, text in zip(ids, odd, strict=False):
+            sql = "UPDATE sandbox_leases SET observed_at = %s::timestamp WHERE lease_id = %s"
+            pg.execute(sql, (text, lid))
+    async with PgSandboxReader(PgSourceSpec(pg_url)) as reader:
+        _, (rows,) = await reader._snapshot(lambda s: [reader._sel(s, "sandbox_leases", _LEASE_COLS)])
+    at = _LEASE_COLS.index("observed_at")
+    by_id = {r[0]: r[at] for r in rows}
+    assert [by_id[lid] for lid in ids[: len(odd)]] == ["infinity", "-infinity", "0044-03-15T00:00:00.5TBC"]

@@ -175,6 +175,8 @@ class PgSchema(_Schema):
         was ~60 % of a 10k-lease read). timestamptz text is UTC (`connect_options`)."""
         col = self.col(table, name)
         pgtype = self.types.get(table, {}).get(name, "") if col != "NULL" else ""
+        if _is_naive_timestamp(pgtype):
+            return _leon_text(col)
         if pgtype.startswith("timestamp"):
             return f"replace({col}::text, ' ', 'T')"
         if pgtype == "boolean":  # SQLite's 0/1 made by the server: no Python pass over the rows
@@ -184,9 +186,6 @@ class PgSchema(_Schema):
     def fix(self, table: str | None, cols: Sequence[str], rows: list[tuple]) -> list[tuple]:
         """Rows as SQLite would have returned them (only the columns whose type needs it)."""
         types = self.types.get(table, {})
-        naive = [i for i, c in enumerate(cols) if _is_naive_timestamp(types.get(c, ""))]
-        if naive and rows:
-            rows = _six_digit_fractions(rows, naive)
         fixes = [
             (i, f)
             for i, c in enumerate(cols)
@@ -212,28 +211,23 @@ def _made_by_server(fix: Callable[[Any], Any], rows: list[tuple], i: int) -> boo
     return first is None or first.__class__ is not bool
 
 
-_ISO_LENS = frozenset((19, 26))  # LEON's isoformat(): no fraction, or six digits
-
-
 def _is_naive_timestamp(pgtype: str) -> bool:
     return pgtype.startswith("timestamp") and pgtype.endswith("without time zone")
 
 
-def _six_digit_fractions(rows: list[tuple], idx: list[int]) -> list[tuple]:
-    """A naive timestamp's text as LEON's `isoformat()` writes it: PostgreSQL trims a fraction's
-    trailing zeros ("12:00:01.4075"), LEON (and so sandbox.db) keeps six digits
-    ("12:00:01.407500"). The same text, so the same records, and `parse.column` takes the column
-    in its C-level pass (only 19- and 26-character values) instead of one value at a time (~10 %
-    of values end in a zero: nearly every column had one; ~0.1 s at 10k leases). Column-wise:
-    only columns holding another length are rebuilt, and the rows only when one was."""
-    columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
-    fixed = False
-    for i in idx:
-        col = columns[i]
-        if set(map(len, filter(None, col))) <= _ISO_LENS:
-            continue
-        columns[i] = [
-            v.ljust(26, "0") if v is not None and 20 < len(v) < 26 and v[19] == "." else v for v in col
-        ]
-        fixed = True
-    return list(zip(*columns, strict=True)) if fixed else rows
+_WHOLE = "'YYYY-MM-DD\"T\"HH24:MI:SS'"
+_MICRO = "'YYYY-MM-DD\"T\"HH24:MI:SS.US'"
+
+
+def _leon_text(col: str) -> str:
+    """A naive timestamp as the very text LEON's `isoformat()` writes to sandbox.db, made by the
+    server: six fraction digits, or none for a whole second (`::text` trims a fraction's
+    trailing zeros, "12:00:01.4075"). The same text, so the same records, and `parse.column`
+    takes each column in its C-level pass (19 or 26 characters only). It was a Python pass
+    over every table's rows (~10 % of values end in a zero: nearly every column had one), ~0.1 s
+    of CPU at 10k leases for some ~50 ms more of the server's (issue 12). `to_char` ignores
+    DateStyle; years outside 1..9999 (and infinity) keep `::text`, as before."""
+    return (
+        f"CASE WHEN {col} < '0001-01-01' OR {col} >= '10000-01-01' THEN replace({col}::text, ' ', 'T') "
+        f"WHEN {col}::timestamp(0) = {col} THEN to_char({col}, {_WHOLE}) ELSE to_char({col}, {_MICRO}) END"
+    )
