@@ -1,4 +1,5 @@
-"""run_events counted from the copy a long-lived ExploreRows keeps by seq (explore_events_tally):
+"""run_events counted from the copy a long-lived ExploreRows keeps by seq (explore_events_tally;
+its first query starts reading the copy in the background and is answered by the SQL pass):
 the same counts and facets as the SQL pass and as the rows path (every matching row through the
 evaluator), while events.db changes under it: rows appended, runs deleted, the file replaced,
 times in every format LEON and garbage give, text that is not UTF-8.
@@ -131,6 +132,7 @@ def test_the_kept_copy_counts_like_the_sql_pass_and_the_rows_path(first, steps) 
                         conn.execute("DELETE FROM run_events WHERE seq = (SELECT MAX(seq) FROM run_events)")
                 conn.close()
             _check(follower, sandbox, events_db)
+        assert _tally(follower).answers >= 4  # the first query started the copy: the SQL pass
 
 
 def _fleet(tmp: Path, n: int = 6) -> tuple[str, str, ExploreRows]:
@@ -158,6 +160,7 @@ def test_appended_rows_are_read_alone_and_a_deletion_reads_everything_again(tmp_
     assert _answer(rows, text)[1] == 8
     assert _tally(rows).full_reads == 2
     _check(rows, sandbox, events_db)
+    assert _tally(rows).answers >= 3
 
 
 def test_a_replaced_events_db_is_read_afresh(tmp_path: Path) -> None:

@@ -112,7 +112,9 @@ class RunEventsTally:
         self._replacing: Any = None  # the connection's own text factory
         self._utf8 = True  # no text seen that is not UTF-8: decoded by sqlite3 itself (str)
         self._reset()
+        self._started = False  # the first read started (in the background)
         self.full_reads = 0  # reads from the first row (tests, diagnostics)
+        self.answers = 0  # queries answered from the copy (tests, diagnostics)
 
     def _reset(self) -> None:
         # per row, in seq order: its event type's and thread's codes, its time (epoch us or NO_TIME)
@@ -123,6 +125,13 @@ class RunEventsTally:
         self._codes: dict[Any, int] = {}
         self._last: tuple[Any, ...] | None = None  # the newest row read: (seq, type, thread, created_at)
         self._version = None
+
+    def _first_read(self) -> None:
+        with self._lock:
+            try:
+                self._sync(None)
+            except Exception:  # the next query reads it again, and reports what fails
+                self._reset()
 
     def close(self) -> None:
         with self._lock:
@@ -142,12 +151,20 @@ class RunEventsTally:
         deadline: float | None,
     ) -> tuple[Counts, Facets] | None:
         """The counts per `by` and each facet field's `top` values (ties: first row first) of the
-        rows within `bounds` (time_bounds); `by` and `fields` within FIELDS. None: events.db's
-        rows could not be followed exactly (the caller runs the SQL pass)."""
+        rows within `bounds` (time_bounds); `by` and `fields` within FIELDS. None: the copy is
+        not there yet (the first call starts reading it in the background) or events.db's rows
+        could not be followed exactly; the caller runs the SQL pass."""
+        if not self._started:
+            # The first read takes longer than the SQL pass; in a thread beside it (SQLite runs
+            # without the GIL), the first query is no slower, and the next one waits for it.
+            self._started = True
+            threading.Thread(target=self._first_read, name="opcockpit-run-events-copy", daemon=True).start()
+            return None
         by_dims = {_DIM[b] for b in by}
         with self._lock:
             if not self._sync(deadline):
                 return None
+            self.answers += 1
             values = self._values
             mask = self._mask(bounds)
             # per code (or pair of codes) the rows within the bounds, in the order of their first
