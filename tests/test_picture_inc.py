@@ -54,6 +54,7 @@ step = st.one_of(
               st.sampled_from(["running", "paused"])),
     st.tuples(st.just("clear"), st.sampled_from(PROVS), st.sampled_from(IIDS[1:])),
     st.tuples(st.just("provider"), st.sampled_from(PROVS), st.sampled_from(list(ProviderStatus))),
+    st.tuples(st.just("unlist"), st.sampled_from(PROVS)),  # gone from the config (back: "provider")
     st.tuples(st.just("same")),
 )  # fmt: skip
 
@@ -77,6 +78,8 @@ def test_tracked_picture_and_partial_diff_equal_the_full_ones(steps):
             orphans.pop(f"{s[1]}/{s[2]}", None)
         elif s[0] == "provider":
             health[s[1]] = s[2]
+        elif s[0] == "unlist":
+            health.pop(s[1], None)
         else:
             rows = {k: replace(r) for k, r in rows.items()}
         gt = GroundTruth(

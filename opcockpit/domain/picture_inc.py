@@ -64,14 +64,18 @@ class PictureTracker:
         # lease's entry than picture_of's (the caller diffed in full and kept picture_of's), so
         # "same as my entry" does not mean "same as what the caller kept".
         self._reshared: set[str] = set()
+        self._prov_keys: set[str] = set()  # the provider keys in `picture`
 
     def update(self, gt: GroundTruth) -> PictureUpdate:
         touched: set[str] = set()
         pic = self.picture
         provs = {f"{_PROV}|{p.name}": (p.status.value, p.error) for p in gt.providers}
-        for k in [k for k in pic if k[0] == _PROV and k not in provs]:
+        # The provider keys this tracker put in: not a walk over every key of the picture
+        # (~17k at 10k leases, the largest part of a quiet refresh's record; issue 10).
+        for k in [k for k in self._prov_keys if k not in provs and k in pic]:
             del pic[k]
             touched.add(k)
+        self._prov_keys = set(provs)
         for k, v in provs.items():
             if pic.get(k) != v:
                 pic[k] = v
