@@ -143,3 +143,26 @@ def test_a_resync_compares_in_place_keeping_unchanged_runs(tmp_path: Path) -> No
         assert by_id["run-t-b-0"] is not kept["run-t-b-0"] and "run-t-c-0" not in by_id
     finally:
         conn.close()
+
+
+def test_run_times_are_one_object_per_distinct_text(tmp_path: Path) -> None:
+    """A cockpit keeps every run's raw times: equal texts are one object (~2 MB at 10k runs)."""
+    path = str(tmp_path / "events.db")
+    conn = create_events_db(path)
+    try:
+        for k, thread in enumerate(THREADS):
+            _write(conn, ("append", thread, 0, ["user_message", "run_start", "error", "run_done"], -k))
+
+        async def aggs() -> list:
+            async with EventsDbReader(path) as reader:
+                return await reader.run_aggs()
+
+        times = [
+            v
+            for a in asyncio.run(aggs())
+            for v in (a.max_created, a.first_at, a.last_at, a.start_at, a.done_at)
+            if v is not None
+        ]
+        assert len(times) == 15 and len({id(v) for v in times}) == len(set(times)) == 3
+    finally:
+        conn.close()
