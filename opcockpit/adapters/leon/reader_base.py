@@ -120,9 +120,9 @@ class LeonReaderBase(LeonDetailQueries):
 
         def records(
             rows: list[tuple], build: Callable[..., list[Any]], prev: Sequence[Any] | None
-        ) -> tuple[Any, ...]:
+        ) -> Sequence[Any]:
             if prev is None:
-                return tuple(build(rows, p))
+                return build(rows, p)  # as built: a one-shot builder's list carries its columns
             recs = list(prev)
             misses = [i for i, rec in enumerate(recs) if rec is None]
             if misses:

@@ -450,9 +450,9 @@ Vetted = tuple[
 def _vetted(
     schema: _Schema,
     p: Parser,
-    leases: tuple[list[tuple], tuple[LeaseRecord, ...]],
-    terminals: tuple[list[tuple], tuple[TerminalRecord, ...]],
-    sessions: tuple[list[tuple], tuple[ChatSessionRecord, ...]],
+    leases: tuple[list[tuple], Sequence[LeaseRecord]],
+    terminals: tuple[list[tuple], Sequence[TerminalRecord]],
+    sessions: tuple[list[tuple], Sequence[ChatSessionRecord]],
 ) -> Vetted:
     """Leases, terminals and sessions with odd rows cleaned (see `rowcheck`).
 
