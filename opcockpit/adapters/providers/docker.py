@@ -26,6 +26,7 @@ import random
 import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
+from sys import intern
 from typing import Any
 
 from opcockpit.adapters.providers.http import DEFAULT_MAX_INSTANCES, DEFAULT_MAX_PAGES, ApiClient
@@ -241,11 +242,13 @@ class DockerAdapter:
         labels = item.get("Labels") or {}
         if not isinstance(labels, dict) or not isinstance(names, list):
             raise ProtocolError(f"container {item['Id'][:12]}: Labels/Names malformed", provider=self.name)
+        # Label keys and states, one object each (sys.intern): decoded one item at a time
+        # (json_array_items), no key memo spans the items, and every Instance keeps its own.
         return self._instance(
             cid=item["Id"],
             name=names[0] if names else None,
-            labels={str(k): str(v) for k, v in labels.items()},
-            raw=str(item.get("State") or ""),
+            labels={intern(str(k)): str(v) for k, v in labels.items()},
+            raw=intern(str(item.get("State") or "")),
             created_at=_unix(item.get("Created")),
         )
 
