@@ -262,3 +262,11 @@ async def test_only_the_one_shot_cockpit_reads_the_mark(tmp_path: Path) -> None:
     finally:
         await once.collector.aclose()
         await live.collector.aclose()
+
+
+def test_fingerprint_is_order_free_and_writes_what_orjson_cannot_by_repr() -> None:
+    pic = picture_of(_gt(_row("a"), _row("b")))
+    assert fingerprint(dict(reversed(list(pic.items())))) == fingerprint(pic)
+    huge = {**pic, "L|z": ("converged", 2**70)}  # beyond orjson's 64 bits: the repr way, stable
+    assert fingerprint(huge) == fingerprint(dict(reversed(list(huge.items())))) != fingerprint(pic)
+    assert fingerprint({**huge, "L|z": ("converged", 2**70 + 1)}) != fingerprint(huge)

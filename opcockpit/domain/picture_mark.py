@@ -24,6 +24,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 __all__ = ["MARK_KEY", "fingerprint", "split_mark"]
 
 # Not a subject key: subjects start with "L|", "I|", "O|" or "P|" (domain/events.py).
@@ -33,14 +35,18 @@ MARK_KEY = "#|mark"
 def fingerprint(picture: Mapping[str, Any]) -> str:
     """A digest of `picture`'s entries, independent of their order (the ledger returns them by key).
 
-    Over the repr of the sorted entries (one C-level pass: ~2x cheaper than JSON). Equal reprs
-    mean equal entries for the values a picture holds (str, None, numbers, str enums), so a match
-    is never wrong; a mismatch of equal pictures (a value read back from the ledger that reprs
-    differently from the in-memory one, e.g. a str enum) costs one full diff, never an event."""
-    entries = sorted(picture.items())
+    Over orjson's text of the picture with its keys sorted (C: ~3x cheaper than the repr of the
+    sorted entries it replaces, which a run with an older mark then diffs once, finding nothing).
+    Equal texts mean equal entries for the values a picture holds (str, None, numbers, str enums
+    as their value), so a match is never wrong; a value orjson cannot write takes the repr of the
+    sorted entries (the same picture always takes the same way)."""
     if MARK_KEY in picture:
-        entries = [e for e in entries if e[0] != MARK_KEY]
-    return hashlib.blake2b(repr(entries).encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
+        picture = {k: v for k, v in picture.items() if k != MARK_KEY}
+    try:
+        text = orjson.dumps(picture, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # orjson.JSONEncodeError: an int beyond 64 bits, a lone surrogate
+        text = repr(sorted(picture.items())).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(text, digest_size=20).hexdigest()
 
 
 def split_mark(picture: dict[str, Any]) -> str | None:
