@@ -147,20 +147,26 @@ def _tally(rows: ExploreRows):
     return rows._events_tally
 
 
-def test_appended_rows_are_read_alone_and_a_deletion_reads_everything_again(tmp_path: Path) -> None:
+def test_appended_rows_are_read_alone_and_deleted_ones_dropped_by_thread(tmp_path: Path) -> None:
     sandbox, events_db, rows = _fleet(tmp_path)
     text = "run_events since:-6h | group by event_type | count"
     assert _answer(rows, text)[1] == 6
     _append(events_db, [("t-2", "r-2", "error", "2026-12-07 11:30:00")] * 3)
-    assert _answer(rows, text)[1] == 9
-    assert _tally(rows).full_reads == 1  # the three new rows only
-    with sqlite3.connect(events_db) as conn:
-        conn.execute("DELETE FROM run_events WHERE seq = 1")  # an old row: the count gives it away
+    _append(events_db, [("t-3", "r-3", "text", "2026-12-07 11:40:00")])
+    assert _answer(rows, text)[1] == 10
+    assert _tally(rows).full_reads == 1  # the new rows only
+    with sqlite3.connect(events_db) as conn:  # old rows of two threads (cleanup_old_runs)
+        conn.execute("DELETE FROM run_events WHERE seq IN (1, 3, 8)")
     conn.close()
-    assert _answer(rows, text)[1] == 8
+    assert _answer(rows, text)[0] == [{"event_type": "text", "count": 5}, {"event_type": "error", "count": 2}]
+    assert _tally(rows).full_reads == 1  # dropped by thread, not read again
+    with sqlite3.connect(events_db) as conn:
+        conn.execute("DELETE FROM run_events WHERE seq = 10")  # the newest: its seq may come back
+    conn.close()
+    assert _answer(rows, text)[1] == 6
     assert _tally(rows).full_reads == 2
     _check(rows, sandbox, events_db)
-    assert _tally(rows).answers >= 3
+    assert _tally(rows).answers >= 4
 
 
 def test_a_replaced_events_db_is_read_afresh(tmp_path: Path) -> None:

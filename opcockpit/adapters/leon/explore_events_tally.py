@@ -10,12 +10,14 @@ codes and its created_at in epoch microseconds (each distinct text parsed once, 
 (a mask, itertools.compress, Counter): ~0.1 s instead of ~0.6 s. The counts come in seq order,
 so each value's first row (the facets' tie order) is where it first appears in them.
 
-The copy follows events.db by seq: each query reads only the rows past the newest one read, and
-checks, in the same read transaction, that the rows it has are still there unchanged (their
-count, the newest one's values); else (rows deleted, the file replaced, a row given a lower seq)
-it reads them all again. LEON appends run_events (seq AUTOINCREMENT, created_at its
-CURRENT_TIMESTAMP default) and deletes runs, never updates a row (run_event_repo.py). The first
-query reads every row (~1 s of CPU at 10k leases, once per cockpit); past MAX_ROWS no copy is kept.
+The copy follows events.db by seq, in one read transaction per query: the rows past the newest
+one read are appended; when fewer rows are there than it holds, the threads that lost rows (LEON
+deletes a thread's old runs as a run ends: cleanup_old_runs) are found by their counts on the
+(thread_id, run_id, seq) index and their deleted rows dropped; if the newest row read is gone or
+changed, the file was replaced, or the count still differs, it reads them all again. LEON
+appends run_events (seq AUTOINCREMENT, created_at its CURRENT_TIMESTAMP default) and deletes
+them, never updates a row (run_event_repo.py). The first read (~1 s of CPU at 10k leases, once
+per cockpit) runs in the background beside the first query; past MAX_ROWS no copy is kept.
 
 Only what it can answer exactly: counts by and facets of event_type, thread_id, lease_id and
 provider (the thread's, from the caller's thread map, read per query), under a filter that is a
@@ -47,8 +49,10 @@ FIELDS = frozenset(("event_type", "thread_id", "lease_id", "provider"))
 NO_TIME = -(2**63)  # created_at that does not parse: matches no time bound
 _DIM = {"event_type": "type", "thread_id": "thread", "lease_id": "thread", "provider": "thread"}
 _NONE = (None, None)
-_ROWS = "SELECT event_type, thread_id, created_at FROM run_events WHERE seq > ? ORDER BY seq"
-# 16 bytes a row kept (~7 MB at 10k leases' ~460k rows); past this many the SQL pass runs instead
+_ROWS = "SELECT seq, event_type, thread_id, created_at FROM run_events WHERE seq > ? ORDER BY seq"
+_THREAD_SEQS = "SELECT seq FROM run_events WHERE thread_id = ?"
+_MAX_THREADS_DROPPED = 500  # threads with deleted rows looked up one by one; more: read afresh
+# 24 bytes a row kept (~11 MB at 10k leases' ~460k rows); past this many the SQL pass runs instead
 MAX_ROWS = 2_000_000
 _CHUNK = 20_000  # rows per fetch: a full read's transient memory stays a few MB
 _BEFORE_ALL = -(2**63)  # `seq > _BEFORE_ALL`: every row (a seq is a 64-bit rowid)
@@ -118,9 +122,11 @@ class RunEventsTally:
 
     def _reset(self) -> None:
         # per row, in seq order: its event type's and thread's codes, its time (epoch us or NO_TIME)
+        self._seqs = array("q")
         self._types = array("i")
         self._threads = array("i")
         self._at = array("q")
+        self._per_thread: Counter[int] = Counter()  # thread code -> its rows kept
         self._values: list[Any] = []  # code -> value
         self._codes: dict[Any, int] = {}
         self._last: tuple[Any, ...] | None = None  # the newest row read: (seq, type, thread, created_at)
@@ -272,8 +278,8 @@ class RunEventsTally:
         return self._read_new(conn)
 
     def _read_new(self, conn: sqlite3.Connection) -> bool:
-        """Read the rows past the newest one read; False (and the copy emptied) when the rows
-        read before are not all there unchanged, even after reading them all again."""
+        """Read the rows past the newest one read and drop the ones deleted since; False (and
+        the copy emptied) when what it then holds is not what is there, even read afresh."""
         total = conn.execute("SELECT COUNT(*) FROM run_events").fetchone()[0]
         if total > MAX_ROWS:
             self._reset()
@@ -281,34 +287,61 @@ class RunEventsTally:
         if self._last is not None:
             same = conn.execute(_AT, (self._last[0],)).fetchone()
             if same is None or tuple(same) != self._last:
-                self._reset()  # the newest row read is gone or changed: read them all again
+                self._reset()  # the newest row read is gone or changed (its seq may be reused)
         for _ in range(2):
             after = _BEFORE_ALL if self._last is None else self._last[0]
             self.full_reads += after == _BEFORE_ALL
-            types, threads, at = array("i"), array("i"), array("q")
-            times: dict[Any, int] = {}  # created_at -> epoch us: each distinct text parsed once
-            cur = conn.execute(_ROWS, (after,))
-            while chunk := cur.fetchmany(_CHUNK):
-                # per chunk, not per row: new values coded, new times parsed, then the rows
-                # mapped to codes in C (a Python loop per row was most of a full read's CPU)
-                ets, ths, xs = zip(*chunk, strict=True)
-                self._code(ets)
-                self._code(ths)
-                for x in dict.fromkeys(xs).keys() - times.keys():
-                    dt = self._parse(x)
-                    times[x] = NO_TIME if dt is None else to_us(dt)
-                types.extend(map(self._codes.__getitem__, ets))
-                threads.extend(map(self._codes.__getitem__, ths))
-                at.extend(map(times.__getitem__, xs))
-            if len(self._at) + len(at) == total:
-                self._types.extend(types)
-                self._threads.extend(threads)
-                self._at.extend(at)
+            self._append(conn.execute(_ROWS, (after,)))
+            if len(self._seqs) > total:
+                self._drop_deleted(conn)
+            if len(self._seqs) == total:
                 last = conn.execute(_LAST).fetchone()
                 self._last = None if last is None else tuple(last)
                 return True
-            self._reset()  # rows deleted (or one given an old seq): read them all again
+            self._reset()  # rows that cannot be accounted for (a seq written by hand?): afresh
         return False
+
+    def _append(self, cur: sqlite3.Cursor) -> None:
+        times: dict[Any, int] = {}  # created_at -> epoch us: each distinct text parsed once
+        while chunk := cur.fetchmany(_CHUNK):
+            # per chunk, not per row: new values coded, new times parsed, then the rows mapped
+            # to codes in C (a Python loop per row was most of a full read's CPU)
+            seqs, ets, ths, xs = zip(*chunk, strict=True)
+            self._code(ets)
+            self._code(ths)
+            for x in dict.fromkeys(xs).keys() - times.keys():
+                dt = self._parse(x)
+                times[x] = NO_TIME if dt is None else to_us(dt)
+            start = len(self._threads)
+            self._seqs.extend(seqs)
+            self._types.extend(map(self._codes.__getitem__, ets))
+            self._threads.extend(map(self._codes.__getitem__, ths))
+            self._at.extend(map(times.__getitem__, xs))
+            self._per_thread.update(self._threads[start:])
+
+    def _drop_deleted(self, conn: sqlite3.Connection) -> None:
+        """Drop the rows deleted from events.db (LEON deletes a thread's old runs as a run
+        ends): the threads whose row count went down are found on the (thread_id, run_id,
+        seq) index, and only their rows' seqs are compared."""
+        there: dict[Any, int] = {}
+        for thread, n in conn.execute("SELECT thread_id, COUNT(*) FROM run_events GROUP BY thread_id"):
+            there[thread] = there.get(thread, 0) + n
+        values = self._values
+        fewer = {code for code, n in self._per_thread.items() if n and there.get(values[code], 0) != n}
+        if not fewer or len(fewer) > _MAX_THREADS_DROPPED:
+            return  # nothing to find by thread, or too much: the caller reads it all again
+        left: set[int] = set()
+        for code in fewer:
+            left.update(r[0] for r in conn.execute(_THREAD_SEQS, (values[code],)))
+        keep = bytearray(b"\x01") * len(self._seqs)
+        for i in compress(range(len(self._threads)), map(fewer.__contains__, self._threads)):
+            if self._seqs[i] not in left:
+                keep[i] = 0
+                self._per_thread[self._threads[i]] -= 1
+        self._seqs = array("q", compress(self._seqs, keep))
+        self._types = array("i", compress(self._types, keep))
+        self._threads = array("i", compress(self._threads, keep))
+        self._at = array("q", compress(self._at, keep))
 
     def _code(self, vals: Iterable[Any]) -> None:
         codes, values = self._codes, self._values
