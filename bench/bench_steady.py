@@ -316,6 +316,7 @@ def summarize(samples: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
         "rss_after_warmup_mb": first["rss_mb"],
         "rss_end_mb": last["rss_mb"],
         "rss_max_mb": max(s["rss_mb"] for s in samples),
+        **_rss_levels(samples),
         "rss_growth_pct": round(100 * (last["rss_mb"] - first["rss_mb"]) / first["rss_mb"], 1),
         "fleet_server_cpu_pct": round(100 * (last["fleet_cpu_s"] - first["fleet_cpu_s"]) / span, 1),
         **(
@@ -327,6 +328,17 @@ def summarize(samples: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
         "load1_range": [min(s["load1"] for s in samples), max(s["load1"] for s in samples)],
         "samples": samples,
     }
+
+
+RESYNCED_S = 330.0  # the first periodic resync (sandbox.db and events.db, resync_s 300) is behind
+
+
+def _rss_levels(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median RSS of the window, and of its samples after the first resync (None: the run
+    was shorter): issue 10's RSS target is the steady state, resyncs included."""
+    med = lambda xs: sorted(xs)[len(xs) // 2] if xs else None  # noqa: E731
+    late = [s["rss_mb"] for s in samples if s["t_s"] >= RESYNCED_S]
+    return {"rss_median_mb": med([s["rss_mb"] for s in samples]), "rss_after_resync_mb": med(late)}
 
 
 # --------------------------------------------------------------------------- comparison
@@ -531,7 +543,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['label']:28} cpu {r['mean_cpu_pct']:6.1f}% ({r['cpu_ms_per_tick']} ms/tick; tick "
             f"median {r.get('tick_cpu_ms_median')} p90 {r.get('tick_cpu_ms_p90')} max "
             f"{r.get('tick_cpu_ms_max')} mean {r.get('tick_cpu_ms_mean')} ms)  rss end "
-            f"{r['rss_end_mb']:7.1f} MB  growth "
+            f"{r['rss_end_mb']:7.1f} MB (median {r['rss_median_mb']}, after resync "
+            f"{r['rss_after_resync_mb']})  growth "
             f"{r['rss_growth_pct']:5.1f}%  load1 {r['load1_mean']}  fleet cpu {r['fleet_server_cpu_pct']}%"
             + (f"  pg cpu {r['pg_server_cpu_pct']}%" if "pg_server_cpu_pct" in r else "")
         )
