@@ -333,21 +333,33 @@ class RunEventsTally:
         left: set[int] = set()
         for code in fewer:
             left.update(r[0] for r in conn.execute(_THREAD_SEQS, (values[code],)))
-        keep = bytearray(b"\x01") * len(self._seqs)
+        drop = []
         for i in compress(range(len(self._threads)), map(fewer.__contains__, self._threads)):
             if self._seqs[i] not in left:
-                keep[i] = 0
+                drop.append(i)
                 self._per_thread[self._threads[i]] -= 1
-        self._seqs = array("q", compress(self._seqs, keep))
-        self._types = array("i", compress(self._types, keep))
-        self._threads = array("i", compress(self._threads, keep))
-        self._at = array("q", compress(self._at, keep))
+        self._seqs = _without(self._seqs, drop)
+        self._types = _without(self._types, drop)
+        self._threads = _without(self._threads, drop)
+        self._at = _without(self._at, drop)
 
     def _code(self, vals: Iterable[Any]) -> None:
         codes, values = self._codes, self._values
         for v in dict.fromkeys(vals).keys() - codes.keys():
             codes[v] = len(values)
             values.append(v)
+
+
+def _without(a: array, drop: list[int]) -> array:
+    """`a` without the items at the ascending positions `drop`, copied in slices (memcpy): an
+    array built from an iterator converts every item (~0.3 s for four arrays of 460k)."""
+    out = array(a.typecode)
+    start = 0
+    for i in drop:
+        out.extend(a[start:i])
+        start = i + 1
+    out.extend(a[start:])
+    return out
 
 
 def _sqlite_order(v: Any) -> tuple[int, Any]:
