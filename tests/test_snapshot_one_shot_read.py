@@ -66,3 +66,21 @@ async def test_one_shot_read_reports_bad_files_like_the_shared_read(tmp_path: Pa
             await read_db_state(str(path), one_shot=True)
         assert (once.value.kind, str(once.value)) == (shared.value.kind, str(shared.value))
     assert not (tmp_path / "missing.db").exists()
+
+
+async def test_one_shot_read_takes_odd_resource_snapshot_values_like_the_shared_read(tmp_path: Path) -> None:
+    db = str(generate_fleet(tmp_path / "fleet", leases=30, seed=5).sandbox_db)
+    with sqlite3.connect(db) as conn:
+        rowids = [r[0] for r in conn.execute("SELECT rowid FROM lease_resource_snapshots LIMIT 4")]
+        assert len(rowids) == 4
+        odd = [
+            "cpu_used = '12.5', memory_used_mb = 7, probe_mode = CAST('m' AS BLOB)",
+            "disk_used_gb = 'lots', observed_state = 42, collected_at = 'not a time'",
+            "probe_error = CAST('boom' AS BLOB), memory_total_mb = NULL, collected_at = 1700000000.5",
+            "cpu_used = 1e999, collected_at = '2026-12-06T05:02:00+08:00'",
+        ]
+        for rowid, sets in zip(rowids, odd, strict=True):
+            conn.execute(f"UPDATE lease_resource_snapshots SET {sets} WHERE rowid = ?", (rowid,))
+    shared = await read_db_state(db)
+    once = await read_db_state(db, one_shot=True, now=shared.read_at)
+    assert once == shared

@@ -23,12 +23,15 @@ ZONES = [
 _moments = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2037, 12, 31))
 _leon_local = _moments.map(lambda d: d.isoformat(timespec="microseconds"))  # 26 chars
 _leon_seconds = _moments.map(lambda d: d.isoformat(timespec="seconds"))  # 19 chars, 'T'
+_utc_z = _moments.map(lambda d: d.isoformat(timespec="seconds") + "Z")  # 20 chars: snapshots' UTC
 _current_timestamp = _moments.map(lambda d: d.strftime("%Y-%m-%d %H:%M:%S"))  # 19, ' ': UTC
 _odd = st.sampled_from(
     [
         "2026-13-01T00:00:00",  # 19 chars, no such month
         "x" * 19,
         "2026-12-06T05:02:00.40371Z",  # 26 chars, not LEON's
+        "2026-02-30T05:02:00Z",  # the 'Z' shape, no such day
+        "2026-12-06 05:02:00Z",
         "2026-12-06T05:02:00+08:00",
         "2026-12-06X05:02:00",
         "1700000000.12345678",
@@ -40,7 +43,7 @@ _odd = st.sampled_from(
         b"2026-01-01T00:00:00",
     ]
 )
-_value = st.one_of(st.none(), _leon_local, _leon_seconds, _current_timestamp, _odd)
+_value = st.one_of(st.none(), _leon_local, _leon_seconds, _current_timestamp, _utc_z, _odd)
 _clean = st.one_of(st.none(), _leon_local, _leon_seconds)
 
 
@@ -70,3 +73,11 @@ def test_the_fast_pass_shifts_by_each_hours_offset() -> None:
     parse = _build_parser(ZoneInfo("Europe/London"))
     got = parse.column(("2026-01-10T12:00:00.000000", "2026-07-10T12:00:00.000000", None))  # type: ignore[attr-defined]
     assert got == [datetime(2026, 1, 10, 12, tzinfo=UTC), datetime(2026, 7, 10, 11, tzinfo=UTC), None]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), _utc_z), min_size=1, max_size=40).map(tuple), st.integers(0, len(ZONES) - 1)
+)
+def test_column_equals_value_by_value_on_utc_z_columns(col: tuple[object, ...], tz_index: int) -> None:
+    _same(col, tz_index)  # lease_resource_snapshots.collected_at: UTC 'Z', whatever the local zone

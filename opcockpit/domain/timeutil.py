@@ -40,6 +40,8 @@ __all__ = [
 _fromiso = datetime.fromisoformat
 _STR_ONLY = {str}
 _HOT_LENS = frozenset((19, 26))  # "YYYY-MM-DDTHH:MM:SS" and with ".ffffff"
+_Z_LENS, _Z, _T = {20}, {"Z"}, {"T"}  # "YYYY-MM-DDTHH:MM:SSZ": UTC as written
+_AT_19, _AT_10 = itemgetter(19), itemgetter(10)
 _HOUR_KEY = itemgetter(slice(13))  # "YYYY-MM-DDTHH": the local offset is looked up per hour
 _fromts = datetime.fromtimestamp
 _MAX_OFFSET_CACHE = 200_000  # (date, hour) keys: ~23 years of hours; cleared when exceeded
@@ -189,6 +191,11 @@ def _build_parser(tz: tzinfo) -> Callable[[object], datetime | None]:
         if set(map(type, vals)) != _STR_ONLY:
             return list(map(parse, col))
         lens = set(map(len, vals))
+        if lens == _Z_LENS and set(map(_AT_19, vals)) == _Z and set(map(_AT_10, vals)) == _T:
+            try:  # all "YYYY-MM-DDTHH:MM:SSZ" (lease_resource_snapshots): parse_str's 'Z' path
+                return _with_nones(col, vals, list(map(_fromiso, vals)))
+            except ValueError:
+                return list(map(parse, col))
         if not lens <= _HOT_LENS:
             return list(map(parse, col))
         offs: dict[str, timedelta | None] = {}
@@ -204,14 +211,19 @@ def _build_parser(tz: tzinfo) -> Callable[[object], datetime | None]:
             return list(map(parse, col))
         if shifted:
             out = list(map(_sub, out, map(offs.__getitem__, map(_HOUR_KEY, vals))))
-        if vals is col:
-            return out
-        it = iter(out)
-        return [None if v is None else next(it) for v in col]
+        return _with_nones(col, vals, out)
 
     parse.cache_len = values.__len__  # type: ignore[attr-defined]  # tests: the bound holds
     parse.column = parse_column  # type: ignore[attr-defined]
     return parse
+
+
+def _with_nones(col: Sequence[object], vals: Sequence[object], out: list[Any]) -> list[Any]:
+    """`out` (parsed `vals`, the non-None values of `col`) with col's Nones put back in place."""
+    if vals is col:
+        return out
+    it = iter(out)
+    return [None if v is None else next(it) for v in col]
 
 
 def _epoch(v: float) -> datetime | None:

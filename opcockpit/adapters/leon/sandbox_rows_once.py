@@ -103,11 +103,23 @@ def _sessions(rows: Iterable[tuple], p: Parser) -> list[ChatSessionRecord]:
 
 
 def _snapshots(rows: Iterable[tuple], p: Parser) -> dict[str, ResourceSnapshotRecord]:
-    new, f = _new_snapshot, _float
+    # _utf8/_float inlined for the values they return as they are (~90k calls fewer at 10k).
+    new, f, u, F = _new_snapshot, _float, _utf8, float
     return {
         a: new(
-            a, _utf8(b), _utf8(c), _utf8(d), f(e), f(g), f(h), f(i), f(j), f(k), f(m), f(n),
-            o if o is None or o.__class__ is str else _utf8(o),  # a BLOB probe_error: text, not bytes
+            a,
+            b if b.__class__ is str else u(b),
+            c if c.__class__ is str else u(c),
+            d if d.__class__ is str else u(d),
+            e if e is None or e.__class__ is F else f(e),
+            g if g is None or g.__class__ is F else f(g),
+            h if h is None or h.__class__ is F else f(h),
+            i if i is None or i.__class__ is F else f(i),
+            j if j is None or j.__class__ is F else f(j),
+            k if k is None or k.__class__ is F else f(k),
+            m if m is None or m.__class__ is F else f(m),
+            n if n is None or n.__class__ is F else f(n),
+            o if o is None or o.__class__ is str else u(o),  # a BLOB probe_error: text, not bytes
             q,
         )
         for (a, b, c, d, e, g, h, i, j, k, m, n, o, q) in _timed(rows, p, 13)[0]
