@@ -241,3 +241,16 @@ def test_a_changed_cell_reformats_that_cell_and_keeps_sort_and_filter_right() ->
     assert all(m.get_texts(k) == fresh.get_texts(k) for k in after)
     m.set_filter("")
     assert m.view_keys()[-1] == "r1"  # its sort value moved with the changed cell
+
+
+def test_rows_sorted_by_an_enum_column_share_its_sort_values() -> None:
+    """The ground-truth table sorts by convergence (a StrEnum): one sort value per member, not a
+    casefolded copy per row (~1.2 MB at 10k rows); the order is the casefolded text's."""
+    from opcockpit.domain.models import Convergence
+
+    m = TableModel([Column("state", "State", 10), Column("id", "ID", 8)], clock=Clock())
+    members = (Convergence.DIVERGED, Convergence.CONVERGED, Convergence.STALE)
+    m.replace({f"r{i}": (members[i % 3], f"r{i}") for i in range(9)})
+    assert m.view_keys() == ["r1", "r4", "r7", "r0", "r3", "r6", "r2", "r5", "r8"]
+    sks = [m._rows[k].sk[0] for k in ("r0", "r3", "r6")]
+    assert sks[0] == (1, 0, "diverged") and all(sk is sks[0] for sk in sks)

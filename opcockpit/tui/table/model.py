@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any, Literal
 
 from opcockpit.domain.tablediff import Cells, TableDiff, changed_cells, diff_rows
@@ -77,7 +78,7 @@ def _norm(value: Any) -> tuple[int, Any, str]:
     if value is None:
         return _MISSING
     if isinstance(value, str):  # StrEnum and friends
-        return (1, 0, str.casefold(value))
+        return _ENUM_NORM.get(value) or _enum_norm(value)
     if isinstance(value, _NUMBER):
         return (0, value, "")
     if kind is AgeStamp:  # painted ages sort as ages would: youngest first
@@ -85,6 +86,18 @@ def _norm(value: Any) -> tuple[int, Any, str]:
     if isinstance(value, datetime):
         return (2, value.timestamp(), "")
     return (3, 0, str(value))
+
+
+# StrEnum members' sort values, made once per member: the ground-truth table sorts by its
+# convergence column, and a casefolded copy and tuple per row were ~1.2 MB at 10k rows.
+_ENUM_NORM: dict[Any, tuple[int, Any, str]] = {}
+
+
+def _enum_norm(value: str) -> tuple[int, Any, str]:
+    norm = (1, 0, str.casefold(value))
+    if isinstance(value, Enum):  # finitely many: kept; other str subclasses are not
+        _ENUM_NORM[value] = norm
+    return norm
 
 
 class _Row:
