@@ -114,3 +114,21 @@ async def test_docker_listing_shares_label_keys_and_states_across_instances() ->
     keys = [next(k for k in i.labels if k == "leon.context_id") for i in listing]
     assert len(listing) == 3 and all(k is keys[0] for k in keys)
     assert all(i.raw_state is listing[0].raw_state for i in listing)
+
+
+async def test_agentbay_listing_keeps_only_id_and_status_of_each_page() -> None:
+    """ListSession pages are cut to (SessionId, SessionStatus) as they arrive: the whole session
+    objects were held until every label was fetched (~5 MB at 12k sessions)."""
+    from opcockpit.adapters.providers.agentbay import AgentBayAdapter
+    from opcockpit.doubles.agentbay import AgentBayDouble
+
+    with AgentBayDouble(api_key="k-test") as double:
+        made = [double.add(state="running").instance_id for _ in range(5)]
+        adapter = AgentBayAdapter("agentbay", base_url=double.url, api_key="k-test", page_size=2)
+        try:
+            sessions = await adapter._list_sessions()
+            listing = await adapter.list_instances()
+        finally:
+            await adapter.aclose()
+    assert sorted(sessions) == sorted((iid, "RUNNING") for iid in made)
+    assert sorted(i.instance_id for i in listing) == sorted(made)
