@@ -115,3 +115,48 @@ async def test_a_retried_one_shot_read_builds_the_rows_it_returns(fleet: Any, pg
     assert all(x.last_error == "changed after the first read" for x in again.leases)
     assert all(s.close_reason is None for s in again.chat_sessions)
     assert _without_read_at(again) == _without_read_at(await read_pg_state(spec, now=NOW))
+
+
+async def test_one_shot_statements_are_staggered(fleet: Any, pg_url: str) -> None:
+    """The server runs each statement while the client loads the rows of the one before it: the
+    next statement is sent before those rows are fetched, and the one after only once they were.
+    (All sent at once, the first fetch waited for the server's whole run.)"""
+    from opcockpit.adapters.pg_source import _OneShotPgReader
+    from opcockpit.adapters.pg_sync import SyncSession
+
+    copy_fleet(fleet.sandbox_db, pg_url)
+    calls: list[str] = []
+
+    class Logged:  # the real session, each call written down as it is made
+        def __init__(self, session: SyncSession) -> None:
+            self._s = session
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._s, name)
+
+        async def execute(self, sql: str, params: Any = ()) -> Any:
+            cur = await self._s.execute(sql, params)
+            n = sum(c.startswith("execute") for c in calls)
+            calls.append(f"execute {n}")
+            return LoggedCursor(cur, n)
+
+    class LoggedCursor:
+        def __init__(self, cur: Any, n: int) -> None:
+            self._cur, self._n = cur, n
+
+        async def fetchall(self) -> Any:
+            calls.append(f"fetch {self._n}")
+            return await self._cur.fetchall()
+
+    reader = _OneShotPgReader(PgSourceSpec(pg_url))
+    try:
+        reader._conn = Logged(await reader._connect())
+        state = await reader.read_state(now=NOW)
+    finally:
+        await reader.close()
+    assert len(state.leases) == 60
+    # execute 0 / fetch 0: the introspection; then the four tables
+    assert calls == [
+        "execute 0", "fetch 0",
+        "execute 1", "execute 2", "fetch 1", "execute 3", "fetch 2", "execute 4", "fetch 3", "fetch 4",
+    ]  # fmt: skip
