@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from opcockpit.adapters.ledger.events import EventLog
 from opcockpit.adapters.ledger.picture_mark import read_mark
-from opcockpit.domain.events import EventQuery, picture_of
+from opcockpit.domain.events import EventQuery, _isoformats, picture_of
 from opcockpit.domain.models import (
     Convergence,
     GroundTruth,
@@ -270,3 +270,19 @@ def test_fingerprint_is_order_free_and_writes_what_orjson_cannot_by_repr() -> No
     huge = {**pic, "L|z": ("converged", 2**70)}  # beyond orjson's 64 bits: the repr way, stable
     assert fingerprint(huge) == fingerprint(dict(reversed(list(huge.items())))) != fingerprint(pic)
     assert fingerprint({**huge, "L|z": ("converged", 2**70 + 1)}) != fingerprint(huge)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))])),
+            st.datetimes(),  # naive
+        ),
+        max_size=12,
+    )
+)
+def test_picture_times_are_isoformat_texts(times: list[datetime | None]) -> None:
+
+    assert _isoformats(times) == [t.isoformat() if t else None for t in times]

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from opcockpit.domain.event_base import Event, EventSource
 from opcockpit.domain.events_config import EventsConfig  # re-exported: the `[events]` table
 from opcockpit.domain.lazy import lazy_exports
@@ -151,17 +153,31 @@ def picture_of(gt: GroundTruth) -> Picture:
     pic: Picture = {}
     for p in gt.providers:
         pic[f"{_PROV}|{p.name}"] = (p.status._value_, p.error)
-    for r in gt.rows:  # ._value_, not .value: an enum property call per row (10k of them)
-        pic[f"{_LEASE}|{r.lease_id}"] = (
-            r.convergence._value_, r.desired_state, r.observed_state, r.provider_state, r.instance_id,
-            r.provider, r.thread_id, r.updated_at.isoformat() if r.updated_at else None,
+    rows = gt.rows
+    for r, updated in zip(rows, _isoformats([r.updated_at for r in rows]), strict=True):
+        lid, iid, state = r.lease_id, r.instance_id, r.provider_state
+        # ._value_, not .value: an enum property call per row
+        pic[f"{_LEASE}|{lid}"] = (
+            r.convergence._value_, r.desired_state, r.observed_state, state, iid, r.provider, r.thread_id,
+            updated,
         )  # fmt: skip
-        if r.instance_id and r.provider_state is not None:
-            pic[f"{_INST}|{r.provider}|{r.instance_id}"] = (r.provider_state, r.lease_id)
+        if iid and state is not None:
+            pic[f"{_INST}|{r.provider}|{iid}"] = (state, lid)
     for o in gt.orphans:
         pic.setdefault(f"{_INST}|{o.provider}|{o.instance_id}", (o.provider_state, None))
         pic[f"{_ORPH}|{o.provider}|{o.instance_id}"] = (o.provider_state, o.claim, o.claimed_lease_id)
     return pic
+
+
+def _isoformats(times: list[datetime | None]) -> list[str | None]:
+    """`[t.isoformat() if t else None for t in times]`: orjson writes UTC and naive times as
+    isoformat does, in C (datetime.isoformat goes through printf: ~3x dearer over 10k rows)."""
+    if {getattr(t, "tzinfo", None) for t in times} <= _UTC_OR_NAIVE:
+        return orjson.loads(orjson.dumps(times))  # type: ignore[no-any-return]
+    return [t.isoformat() if t else None for t in times]
+
+
+_UTC_OR_NAIVE = frozenset((UTC, None))
 
 
 def _provider_of(key: str, value: tuple[Any, ...]) -> str:
