@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import os
 import pstats
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -31,7 +33,6 @@ from bench.bench_steady import _Terminal, tree_env
 from bench.pty_cockpit import start_in_pty, stop
 
 ROOT = Path(__file__).resolve().parent.parent
-TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 def _child(out: Path, argv: list[str]) -> int:
@@ -41,13 +42,19 @@ def _child(out: Path, argv: list[str]) -> int:
     the machine's load (other processes, the GIL held by a worker thread) to whatever the loop was
     doing, and the sleeping loop to epoll."""
     profiler = cProfile.Profile(time.thread_time)
+    threads_only = os.environ.get("TICK_PROFILE_THREADS_ONLY") == "1"  # --threads-only
 
     def start(*_: object) -> None:
-        profiler.enable()
+        # Python's thread names, by native id, for the per-thread CPU lines (/proc says "python").
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        out.with_suffix(".threads").write_text(json.dumps(names))
+        if not threads_only:
+            profiler.enable()
 
     def stop(*_: object) -> None:
-        profiler.disable()
-        profiler.dump_stats(str(out))
+        if not threads_only:
+            profiler.disable()
+            profiler.dump_stats(str(out))
 
     signal.signal(signal.SIGUSR1, start)
     signal.signal(signal.SIGUSR2, stop)
@@ -61,11 +68,11 @@ def thread_cpu(pid: int) -> dict[str, float]:
     out: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            ran_ns = int((task / "schedstat").read_text().split()[0])  # ns: finer than jiffies
             name = (task / "comm").read_text().strip()
         except OSError:
             continue
-        out[f"{name}:{task.name}"] = (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+        out[f"{name}:{task.name}"] = ran_ns / 1e9
     return out
 
 
@@ -102,12 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--drift", action="store_true", help="drift on (default: a quiet fleet)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/opcockpit-tick.prof"))
     ap.add_argument("--top", type=int, default=45)
+    ap.add_argument(
+        "--threads-only", action="store_true", help="no cProfile: CPU per thread only, undistorted"
+    )
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="opcockpit-tickprof-") as tmpdir:
         tmp = Path(tmpdir)
         fleet, cfg = start_fleet(tmp, args.leases, args.refresh, drift_interval=None if args.drift else 1e9)
         try:
             env = tree_env(ROOT, tmp)
+            if args.threads_only:
+                env["TICK_PROFILE_THREADS_ONLY"] = "1"
             launcher = (str(Path(__file__).resolve()), "--child", str(args.out))
             proc, primary = start_in_pty(["--config", str(cfg)], env, tmp, program=launcher)
             term = _Terminal(primary)
@@ -131,10 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     per_tick = 1000 * total / ticks
     print(f"window {wall:.1f} s, load1 {load0:.2f}->{load1:.2f}; cockpit CPU {total:.2f} s "
           f"= {100 * total / wall:.1f} % = {per_tick:.1f} ms per {args.refresh:g} s tick")  # fmt: skip
+    names_file = args.out.with_suffix(".threads")
+    names = json.loads(names_file.read_text()) if names_file.exists() else {}
     for key in sorted(after, key=lambda k: before.get(k, 0.0) - after[k]):
         delta = after[key] - before.get(key, 0.0)
         if delta > 0:
-            print(f"  thread {key:28} {delta:6.2f} s  {1000 * delta / ticks:6.1f} ms/tick")
+            label = f"{key} {names.get(key.rsplit(':', 1)[1], '')}"
+            print(f"  thread {label:44} {delta:6.2f} s  {1000 * delta / ticks:6.1f} ms/tick")
+    if args.threads_only:
+        return 0
     stats = pstats.Stats(str(args.out))
     print("main thread CPU per tick by part (cProfile's own overhead included; parts may nest):")
     for label, ms in breakdown(stats, ticks):
