@@ -9,6 +9,7 @@ replaces the configured one (tests).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ class LiveLoops:
         self.ledger_watch: LedgerWatch | None = None
         self.error: str | None = None  # the exporter could not be built (one line)
         self._started = False
+        self._polling: asyncio.Task[int] | None = None  # the ledger poll in flight
 
     @property
     def drops(self) -> int:
@@ -66,9 +68,12 @@ class LiveLoops:
             app.set_interval(min(LEDGER_POLL_S, app.refresh_s), self._poll_ledger)
 
     def _poll_ledger(self) -> None:
+        """A plain task, one at a time: a Textual worker per second (its object, its three state
+        messages through the app) was a steady share of an idle tick (issue 10)."""
         watch = self.ledger_watch
-        if watch is not None:
-            self.app.run_worker(watch.poll(), group="ledger-watch", exit_on_error=False)
+        if watch is None or (self._polling is not None and not self._polling.done()):
+            return
+        self._polling = asyncio.get_running_loop().create_task(watch.poll())  # never raises
 
     async def poll_ledger(self) -> int:
         """One ledger tick now (what the timer runs): instances looked at."""
@@ -76,6 +81,11 @@ class LiveLoops:
 
     async def stop(self) -> None:
         """On unmount: stop exporting (the queue is flushed for a moment, then dropped)."""
+        polling, self._polling = self._polling, None
+        if polling is not None and not polling.done():
+            polling.cancel()
+            with contextlib.suppress(BaseException):
+                await polling
         exporter, self.exporter = self.exporter, None
         if exporter is not None:
             await exporter.stop(timeout_s=1.0)

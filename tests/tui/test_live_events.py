@@ -91,6 +91,14 @@ async def test_a_webhook_in_the_ledger_is_on_screen_without_a_full_listing(
         assert app.live.ledger_watch.seen == 1
         assert double.requests_by_route.get(LIST_ROUTE, 0) == lists  # no full listing happened
         assert "paused" in app.gt_table.get_texts(LEASE)  # the row on screen, not just the model
+        # The once-a-second poll is a plain task, one at a time: no Textual worker (its object
+        # and state messages through the app every second, issue 10's idle tick).
+        app.live._poll_ledger()
+        first = app.live._polling
+        app.live._poll_ledger()
+        assert first is not None and app.live._polling is first
+        assert not [w for w in app.workers if w.group == "ledger-watch"]
+        await first
 
 
 async def test_provider_events_tab_shows_observed_and_leon_rows_with_their_source(
