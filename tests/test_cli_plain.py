@@ -203,3 +203,19 @@ def test_snapshot_process_exit_keeps_atexit_and_threads(tmp_path: Path, mode: st
     assert json.loads(proc.stdout)["rows"]
     assert "atexit ran" in proc.stderr
     assert ("thread finished" in proc.stderr) == (mode == "thread")
+
+
+def test_snapshot_runner_pauses_the_collector_and_restores_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    import opcockpit.cli.snapshot as snapshot
+
+    seen: list[bool] = []
+    monkeypatch.setattr(snapshot, "run_snapshot", lambda args: seen.append(gc.isenabled()) or 0)
+    assert gc.isenabled()
+    assert plain.run_snapshot_command(None) == 0
+    assert seen == [False] and gc.isenabled()
+    monkeypatch.setattr(snapshot, "run_snapshot", _raising(RuntimeError("boom")))
+    with pytest.raises(RuntimeError):
+        plain.run_snapshot_command(None)
+    assert gc.isenabled()
