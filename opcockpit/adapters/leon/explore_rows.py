@@ -313,15 +313,9 @@ class ExploreRows:
         return self._tally(src, q, by, fields, top, deadline)
 
     def _tallied(
-        self,
-        since: datetime | None,
-        until: datetime | None,
-        where: Filter | None,
-        by: tuple[str, ...],
-        fields: tuple[str, ...],
-        top: int,
-        deadline: float | None,
-    ) -> tuple[list[tuple[tuple[Any, ...], int]], dict[str, list[tuple[Any, int]]]] | None:
+        self, since: datetime | None, until: datetime | None, where: Filter | None,
+        by: tuple[str, ...], fields: tuple[str, ...], top: int, deadline: float | None,
+    ) -> tuple[list[tuple[tuple[Any, ...], int]], dict[str, list[tuple[Any, int]]]] | None:  # fmt: skip
         """count_with_facets of run_events from the copy this reader keeps of it, when the query
         is one it answers exactly (a time window, the thread's fields, event types): a
         long-lived reader (the TUI's) then reads only the rows added since its last query."""
