@@ -81,3 +81,12 @@ def test_the_fast_pass_shifts_by_each_hours_offset() -> None:
 )
 def test_column_equals_value_by_value_on_utc_z_columns(col: tuple[object, ...], tz_index: int) -> None:
     _same(col, tz_index)  # lease_resource_snapshots.collected_at: UTC 'Z', whatever the local zone
+
+
+def test_utc_or_naive_says_when_orjson_writes_isoformat_text() -> None:
+    from opcockpit.domain.timeutil import utc_or_naive
+
+    aware, naive = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1)
+    assert utc_or_naive([aware, None, naive]) and utc_or_naive([])
+    assert not utc_or_naive([aware, aware.astimezone(timezone(timedelta(hours=1)))])
+    assert not utc_or_naive([aware, "2026-01-01"])  # type: ignore[list-item]  # not a datetime

@@ -37,6 +37,7 @@ from opcockpit.domain.event_base import Event, EventSource
 from opcockpit.domain.events_config import EventsConfig  # re-exported: the `[events]` table
 from opcockpit.domain.lazy import lazy_exports
 from opcockpit.domain.models import Convergence, GroundTruth, ProviderStatus
+from opcockpit.domain.timeutil import utc_or_naive
 
 if TYPE_CHECKING:
     from opcockpit.domain.event_types import (
@@ -172,12 +173,9 @@ def picture_of(gt: GroundTruth) -> Picture:
 def _isoformats(times: list[datetime | None]) -> list[str | None]:
     """`[t.isoformat() if t else None for t in times]`: orjson writes UTC and naive times as
     isoformat does, in C (datetime.isoformat goes through printf: ~3x dearer over 10k rows)."""
-    if {getattr(t, "tzinfo", None) for t in times} <= _UTC_OR_NAIVE:
+    if utc_or_naive(times):
         return orjson.loads(orjson.dumps(times))  # type: ignore[no-any-return]
     return [t.isoformat() if t else None for t in times]
-
-
-_UTC_OR_NAIVE = frozenset((UTC, None))
 
 
 def _provider_of(key: str, value: tuple[Any, ...]) -> str:
