@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from rich.text import Text
-from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
@@ -168,6 +167,7 @@ class CockpitApp(
         self._gone = False  # the terminal went away (SIGHUP/EIO): exiting
         self._audit_error: str | None = None  # the audit ledger failed to load: why
         self._refresh_again = False  # an event asked for a refresh while one was running
+        self._refresh_task: asyncio.Task[None] | None = None
         self.ops = ops
         if ops is not None and ops.read_only:
             self.read_only = True  # the core refuses writes; the UI must say so (RO badge, greyed keys)
@@ -235,6 +235,8 @@ class CockpitApp(
 
     async def on_unmount(self) -> None:
         self._remove_sighup()
+        if self._refresh_task is not None and not self._refresh_task.done():
+            self._refresh_task.cancel()  # Textual cancelled its workers; a plain task is ours
         # Each close is bounded: a provider call in flight or a wedged socket must not hold the exit.
         await _bounded(self.live.stop())
         if self.watcher is not None:
@@ -280,8 +282,19 @@ class CockpitApp(
                 self.dropped_ticks += 1
             return False
         self.inflight = True
-        self._refresh_worker()
+        # A plain task, not a Textual worker: a Worker per tick (its object and three state
+        # messages dispatched through the app) was a steady part of an idle tick (issue 10).
+        task = asyncio.get_running_loop().create_task(self._refresh_worker())
+        task.add_done_callback(self._refresh_ended)
+        self._refresh_task = task
         return True
+
+    def _refresh_ended(self, task: asyncio.Task[None]) -> None:
+        """A refresh's own failure (the source's is shown in the header) goes to the log, as a
+        worker's did: the next tick tries again (`inflight` is cleared by the refresh itself: a
+        refresh it asked for may already be running)."""
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("refresh failed", task.exception())
 
     def request_refresh(self) -> None:
         """Refresh as soon as possible (a provider event stream reported a change, an action ran).
@@ -308,7 +321,6 @@ class CockpitApp(
             self.watcher = EventWatcher(self._on_provider_events, on_instances=look)
         self.watcher.sync(adapters)
 
-    @work(group="refresh", exit_on_error=False)
     async def _refresh_worker(self) -> None:
         started = self.clock()  # all time in the app comes from the injected clock (snapshots)
         try:

@@ -1,6 +1,7 @@
 """A quiet refresh (issue 10, the idle tick): a picture in which no row changed applies no row to
 either table, does not re-check the keys (refresh_bindings: a footer pass over every binding),
-and repaints neither table whole; a refresh that changes a row does all of that again."""
+runs as a plain task (no Textual worker) and repaints neither table whole; a refresh that
+changes a row does all of that again."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ async def test_a_refresh_that_changes_no_row_applies_nothing_and_leaves_the_keys
         before = screen_text(app)
         for n in (2, 3):  # two quiet refreshes
             app.start_refresh(manual=True)
+            assert not list(app.workers)  # a plain task: no Worker and its messages per tick
             await wait_until(pilot, lambda n=n: app.refreshes == n and not app.inflight)
             await pilot.pause()
         assert counts == {"bindings": 0, "whole": 0, "applied": 0}
