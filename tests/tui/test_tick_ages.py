@@ -78,12 +78,17 @@ def test_a_row_is_painted_again_only_when_its_age_text_moves() -> None:
     assert m.get_texts("fresh")[1] == "5s" and m.get_texts("old")[1] == "2h"
 
 
+def _hours_old_but(fresh: str) -> tuple[CountingTable, OneTableApp]:
+    """400 rows r000..r399 aged 2 h and more, but `fresh` (1 s old), in a counting table."""
+    ages_s: dict[str, int | None] = {f"r{i:03d}": 7200 + 3600 * i for i in range(400)}
+    ages_s[fresh] = 1
+    table = CountingTable(COLS, flash_seconds=0)
+    return table, OneTableApp(table, _stamped(ages_s), now=T0)
+
+
 async def test_time_passing_repaints_only_when_an_age_on_screen_moves() -> None:
     # On screen (sorted by id): r000.. aged 2 h and more; a fresh row far below the screen.
-    ages_s: dict[str, int | None] = {f"r{i:03d}": 7200 + 3600 * i for i in range(400)}
-    ages_s["r399"] = 1
-    table = CountingTable(COLS, flash_seconds=0)
-    app = OneTableApp(table, _stamped(ages_s), now=T0)
+    table, app = _hours_old_but("r399")
     async with app.run_test(size=(40, 12)) as pilot:
         await pilot.pause()
         before = screen_text(app)
@@ -104,11 +109,8 @@ async def test_time_passing_repaints_only_when_an_age_on_screen_moves() -> None:
 
 
 async def test_a_quiet_tick_repaints_only_the_lines_whose_age_moved() -> None:
-    # Sorted by id: r000 (fresh, 5 s steps) on the third body line, the others hours old.
-    ages_s: dict[str, int | None] = {f"r{i:03d}": 7200 + 3600 * i for i in range(400)}
-    ages_s["r002"] = 1
-    table = CountingTable(COLS, flash_seconds=0)
-    app = OneTableApp(table, _stamped(ages_s), now=T0)
+    # Sorted by id: r002 (fresh, 5 s steps) on the third body line, the others hours old.
+    table, app = _hours_old_but("r002")
     async with app.run_test(size=(40, 12)) as pilot:
         await pilot.pause()
         whole, table.regions = table.whole, []
