@@ -9,15 +9,18 @@ after each one against a fresh SQL-pass reader and the rows path."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from opcockpit.adapters.leon import explore_events_tally
 from opcockpit.adapters.leon.explore_events_tally import time_bounds
 from opcockpit.adapters.leon.explore_rows import ExploreRows
 from opcockpit.adapters.leon.schema import create_events_db, create_sandbox_db
@@ -114,7 +117,7 @@ def _check(follower: ExploreRows, sandbox: str, events_db: str) -> None:
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(first=st.lists(EVENT, max_size=30), steps=st.lists(STEP, max_size=6))
 def test_the_kept_copy_counts_like_the_sql_pass_and_the_rows_path(first, steps) -> None:
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory() as d, _slices_of(4):
         tmp = Path(d)
         sandbox, events_db = _sandbox(tmp), str(tmp / "events.db")
         create_events_db(events_db).close()
@@ -133,6 +136,16 @@ def test_the_kept_copy_counts_like_the_sql_pass_and_the_rows_path(first, steps) 
                 conn.close()
             _check(follower, sandbox, events_db)
         assert _tally(follower).answers >= 4  # the first query started the copy: the SQL pass
+
+
+@contextlib.contextmanager
+def _slices_of(n: int) -> Iterator[None]:
+    """Count a few rows per slice (32k in use), so that counts span slices here too."""
+    was, explore_events_tally._SLICE = explore_events_tally._SLICE, n
+    try:
+        yield
+    finally:
+        explore_events_tally._SLICE = was
 
 
 def _fleet(tmp: Path, n: int = 6) -> tuple[str, str, ExploreRows]:
