@@ -584,3 +584,18 @@ async def test_paginate_counts_distinct_counted_items_only() -> None:
     assert await _paged_error([Page(["run-1", "paused-1"], None, total=2)], counted=running) == (
         "paged: GET /list: incomplete listing: the provider counts 2 instances but listed 1"
     )
+
+
+async def test_a_reused_get_is_built_once_and_still_retried(
+    double: ScriptedDouble, client: ApiClient
+) -> None:
+    """Issue 10 (idle tick): `reuse=True` (an event feed polled every 2 s) sends the same prepared
+    request again, with the client's headers and the params, and keeps the retry of a 503."""
+    double.script = [Response(503, {"message": "busy"}), Response(200, {"n": 1}), Response(200, {"n": 2})]
+    first = await client.request("GET", "/queue", params={"a": "1"}, reuse=True)  # 503, then 200
+    second = await client.request("GET", "/queue", params={"a": "1"}, reuse=True)
+    assert (first.json(), second.json()) == ({"n": 1}, {"n": 2})
+    assert len(client._requests) == 1 and first.request is second.request  # built once
+    assert first.request.url.params["a"] == "1" and first.request.headers["x-key"] == SECRET
+    other = await client.request("GET", "/queue", params={"a": "2"}, reuse=True)
+    assert other.request is not first.request and other.request.url.params["a"] == "2"

@@ -255,7 +255,7 @@ class E2BAdapter:
         (nothing new, and not decoded: a quiet fleet is polled every 2 s, issue 10)."""
         path = "/events/sandboxes"
         response = await self._api.request(
-            "GET", path, params={"offset": offset, "limit": limit, "orderAsc": "false"}
+            "GET", path, params={"offset": offset, "limit": limit, "orderAsc": "false"}, reuse=True
         )
         digest = hashlib.blake2b(response.content, digest_size=16).digest() if last is not None else b""
         if last is not None and last and last[0] == digest:
