@@ -140,12 +140,14 @@ def test_the_kept_copy_counts_like_the_sql_pass_and_the_rows_path(first, steps) 
 
 @contextlib.contextmanager
 def _slices_of(n: int) -> Iterator[None]:
-    """Count a few rows per slice (32k in use), so that counts span slices here too."""
-    was, explore_events_tally._SLICE = explore_events_tally._SLICE, n
+    """Count a few rows per slice (32k in use), so that counts span slices here too (and do not
+    sleep between them: the sleeps leave the GIL to a TUI)."""
+    was = explore_events_tally._SLICE, explore_events_tally._YIELD_S
+    explore_events_tally._SLICE, explore_events_tally._YIELD_S = n, 0.0
     try:
         yield
     finally:
-        explore_events_tally._SLICE = was
+        explore_events_tally._SLICE, explore_events_tally._YIELD_S = was
 
 
 def _fleet(tmp: Path, n: int = 6) -> tuple[str, str, ExploreRows]:

@@ -55,7 +55,11 @@ _MAX_THREADS_DROPPED = 500  # threads with deleted rows looked up one by one; mo
 # 24 bytes a row kept (~11 MB at 10k leases' ~460k rows); past this many the SQL pass runs instead
 MAX_ROWS = 2_000_000
 _CHUNK = 20_000  # rows per fetch: a full read's transient memory stays a few MB
-_SLICE = 32_768  # rows per C call when counting: the GIL is let go between them (~2 ms each)
+_SLICE = 32_768  # rows per C call when counting (~2 ms each): the GIL is let go between them
+# ... and the worker sleeps between slices: switched only every 5 ms (sys.getswitchinterval), the
+# TUI handled a key typed during the count at half speed (bench_explore_input, busy - idle key
+# latency: 87 ms without the sleeps, 30 ms with them; the count ~15 x 2 ms longer)
+_YIELD_S = 0.002
 _BEFORE_ALL = -(2**63)  # `seq > _BEFORE_ALL`: every row (a seq is a 64-bit rowid)
 _LAST = "SELECT seq, event_type, thread_id, created_at FROM run_events ORDER BY seq DESC LIMIT 1"
 _AT = "SELECT seq, event_type, thread_id, created_at FROM run_events WHERE seq = ?"
@@ -206,7 +210,7 @@ class RunEventsTally:
         """Per dimension ("type", "thread", "both": the pair), the rows within the bounds per
         code, in the order of each code's first row (a value's first row is where it first
         appears: the facets' tie order); and how many rows that is. In C, a slice at a time: a
-        C call over all 460k rows holds the GIL ~30 ms, and the TUI's keys wait for it."""
+        C call over all 460k rows holds the GIL ~30 ms, and the TUI's keys wait for it (_YIELD_S)."""
         per: dict[str, Counter[Any]] = {d: Counter() for d in dims}
         matched = 0
         for start in range(0, len(self._at), _SLICE):
@@ -219,6 +223,7 @@ class RunEventsTally:
                 )
                 acc.update(col if mask is None else compress(col, mask))
             matched += len(types) if mask is None else sum(mask)
+            time.sleep(_YIELD_S)
         return per, matched
 
     # ------------------------------------------------------------------ following events.db
