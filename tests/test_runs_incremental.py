@@ -166,3 +166,19 @@ def test_run_times_are_one_object_per_distinct_text(tmp_path: Path) -> None:
         assert len(times) == 15 and len({id(v) for v in times}) == len(set(times)) == 3
     finally:
         conn.close()
+
+
+def test_the_window_order_holds_no_pair_per_run(tmp_path: Path) -> None:
+    """The runs' newest-first order is of the aggregates alone (their summaries by id): a
+    (aggregate, summary) pair per run was ~8k new tuples every round with new events."""
+    path = str(tmp_path / "events.db")
+    conn = create_events_db(path)
+    reads = RunReads()
+    try:
+        for k, thread in enumerate(THREADS):
+            _write(conn, ("append", thread, 0, ["run_start", "text"], -k))
+        got, want = asyncio.run(_both(path, reads, T0, T0 - timedelta(days=1)))
+        assert got == want and len(got) == 3
+        assert all(type(a).__name__ == "RunAgg" for a in reads._by_path[path].ordered or ())
+    finally:
+        conn.close()

@@ -59,7 +59,9 @@ class _Runs:
         self.by_thread: dict[str, tuple[str, ...]] = {}
         self.seq = 0  # every event at or below it has been read
         self.total = 0  # events of the runs in `aggs`
-        self.ordered: list[tuple[RunAgg, RunSummary]] | None = None  # newest first
+        # newest first; the aggregates only (their summaries by id): a list of (agg, summary)
+        # pairs was 8k new tuples every alert round that saw new events (issue 10, RSS)
+        self.ordered: list[RunAgg] | None = None
         self.version = 0  # moves whenever a run was added, changed or dropped
 
     def put(self, a: RunAgg, parse: Callable[[object], datetime | None]) -> None:
@@ -157,9 +159,7 @@ class RunReads:
             return
         cut = to_sqlite_utc(since)
         kept = [
-            a.max_created
-            for a, _ in st.ordered or ()
-            if isinstance(a.max_created, str) and a.max_created >= cut
+            a.max_created for a in st.ordered or () if isinstance(a.max_created, str) and a.max_created >= cut
         ]
         until = health_until(runs, rh.generated_at, window_s=params[0], stuck_after_s=params[1])
         self._health[path] = _Health(st, st.version, params, rh, until, min(kept) if kept else None)
@@ -210,14 +210,14 @@ class RunReads:
 
     @staticmethod
     def _window(st: _Runs, since: datetime | None) -> list[RunSummary]:
+        sums = st.sums
         if st.ordered is None:
-            sums = st.sums
-            st.ordered = [(a, sums[a.run_id]) for a in sorted(st.aggs.values(), key=_last, reverse=True)]
+            st.ordered = sorted(st.aggs.values(), key=_last, reverse=True)
         if since is None:  # = no HAVING: every run
-            return [s for _, s in st.ordered]
+            return [sums[a.run_id] for a in st.ordered]
         cut = to_sqlite_utc(since)
         # = SQL's HAVING MAX(created_at) >= cut: NULL never passes, a number sorts before text.
-        return [s for a, s in st.ordered if isinstance(a.max_created, str) and a.max_created >= cut]
+        return [sums[a.run_id] for a in st.ordered if isinstance(a.max_created, str) and a.max_created >= cut]
 
     async def _full(self, reader: Any, sig: tuple[object, ...] | None, now: datetime) -> _Runs:
         self.reads += 1
