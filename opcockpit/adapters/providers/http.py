@@ -275,12 +275,7 @@ class ApiClient:
         if req is None:
             if len(cache) >= 64:  # a few polled URLs; never a pager's cursors
                 cache.clear()
-            req = self.http.build_request(
-                method,
-                path,
-                params=params,
-                timeout=self._timeout(timeout),
-            )
+            req = self.http.build_request(method, path, params=params, timeout=self._timeout(timeout))
             cache[key] = req
         return req
 
@@ -317,18 +312,12 @@ class ApiClient:
             try:
                 async with self._sem:
                     self.request_count += 1
-                    if prepared is not None:
-                        response = await self.http.send(prepared)
-                    else:
-                        response = await self.http.request(
-                            method,
-                            path,
-                            params=params,
-                            json=json,
-                            data=data,
-                            headers=headers,
-                            timeout=self._timeout(timeout),
-                        )
+                    # What httpx's client.request does (build, send), a prepared GET built once.
+                    request = prepared or self.http.build_request(
+                        method, path, params=params, json=json, data=data, headers=headers,
+                        timeout=self._timeout(timeout),
+                    )  # fmt: skip
+                    response = await self.http.send(request)
             except httpx.TimeoutException as exc:
                 secs = timeout if timeout is not None else self.timeout
                 failure = self.error(
