@@ -17,11 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import threading
+from codecs import getincrementaldecoder
 from collections.abc import Callable
 from queue import Empty, Full, Queue
 from typing import Any
 
+from textual._loop import loop_last
+from textual._parser import ParseError
+from textual._time import get_time
+from textual._xterm_parser import XTermParser
 from textual.drivers import linux_driver
 from textual.drivers.linux_driver import LinuxDriver
 
@@ -81,6 +87,35 @@ class SafeWriter(threading.Thread):
                 self._queue.get_nowait()
 
 
+class WakingEvent(threading.Event):
+    """The driver's `exit_event`, which also wakes the input thread's select through a pipe: the
+    thread then waits for input without a timeout instead of waking 10 times a second (Textual's
+    `select(0.1)`, ~1 ms of CPU a second on an idle cockpit; issue 10, the idle tick)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wake_fd, self._write_fd = os.pipe()
+        os.set_blocking(self.wake_fd, False)
+        os.set_blocking(self._write_fd, False)
+
+    def set(self) -> None:
+        super().set()
+        with contextlib.suppress(OSError):  # full pipe: a wake-up is already pending
+            os.write(self._write_fd, b"x")
+
+    def drain(self) -> None:
+        with contextlib.suppress(OSError):
+            while os.read(self.wake_fd, 512):
+                pass
+
+
+def input_timeout(parser: XTermParser) -> float | None:
+    """How long the input thread may wait: until the parser's pending timeout (a lone ESC
+    becomes the Escape key after a moment), else until input or exit."""
+    due = parser._timeout_time
+    return None if due is None else max(0.0, due - get_time())
+
+
 class HangupSafeDriver(LinuxDriver):
     """LinuxDriver whose output and input notice a terminal that went away (see module doc)."""
 
@@ -92,6 +127,8 @@ class HangupSafeDriver(LinuxDriver):
         # and Textual would set up the dead terminal again with a fresh writer (EIO, traceback).
         if self._gone:
             return
+        if not isinstance(self.exit_event, WakingEvent):  # before the input thread starts
+            self.exit_event = WakingEvent()
         # Textual builds its writer inside this method; have it build ours (main thread only).
         saved = linux_driver.WriterThread
         linux_driver.WriterThread = self._make_writer  # type: ignore[assignment,misc]
@@ -123,9 +160,45 @@ class HangupSafeDriver(LinuxDriver):
 
     def run_input_thread(self) -> None:
         try:
-            super().run_input_thread()
+            if isinstance(self.exit_event, WakingEvent):
+                self._read_input(self.exit_event)
+            else:
+                super().run_input_thread()
         except OSError:  # EIO on read: hung up (instead of a Textual panic with a traceback)
             self._report_gone()
 
+    def _read_input(self, stop: WakingEvent) -> None:
+        """Textual's input loop (LinuxDriver.run_input_thread), waiting in select without a
+        timeout unless the parser has one pending; `stop` wakes it through its pipe."""
+        stop.drain()  # a wake-up left from the last stop (suspend / resume)
+        fileno = self.fileno
+        selector = selectors.SelectSelector()
+        selector.register(fileno, selectors.EVENT_READ)
+        selector.register(stop.wake_fd, selectors.EVENT_READ)
+        parser = XTermParser(self._debug)
+        decode = getincrementaldecoder("utf-8")().decode
 
-__all__ = ["HangupSafeDriver", "SafeWriter"]
+        def process(ready: list[tuple[selectors.SelectorKey, int]], final: bool = False) -> None:
+            keys = [key for key, mask in ready if key.fd == fileno and mask & selectors.EVENT_READ]
+            for last, _key in loop_last(keys):
+                data = decode(os.read(fileno, 1024 * 4), final=final and last)
+                if not data:
+                    break  # as Textual: stdin piped and at its end
+                for event in parser.feed(data):
+                    self.process_message(event)
+            for event in parser.tick():
+                self.process_message(event)
+
+        try:
+            while not stop.is_set():
+                process(selector.select(input_timeout(parser)))
+            selector.unregister(fileno)
+            process(selector.select(0.1), final=True)
+        finally:
+            selector.close()
+            with contextlib.suppress(EOFError, ParseError):
+                for _event in parser.feed(""):
+                    pass
+
+
+__all__ = ["HangupSafeDriver", "SafeWriter", "WakingEvent", "input_timeout"]
