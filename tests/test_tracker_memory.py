@@ -8,23 +8,14 @@ from datetime import UTC, datetime
 from opcockpit.adapters.leon import sandbox_rows
 from opcockpit.adapters.leon.sandbox_changes import SandboxDbTracker
 from opcockpit.adapters.leon.sandbox_db import read_db_state
-from tests.fixtures.leon_db import add_lease, add_terminal, create_sandbox_db
+from tests.fixtures.leon_db import local_fleet
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def _fleet(path, n: int = 20):
-    conn = create_sandbox_db(str(path))
-    for i in range(n):
-        add_lease(conn, f"lease-{i}", "local", current_instance_id=f"i-{i}", observed_state="running")
-        add_terminal(conn, f"term-{i}", f"thread-{i}", f"lease-{i}")
-    conn.commit()
-    return conn
-
-
 async def test_a_resync_keeps_the_records_of_unchanged_rows_without_a_module_cache(tmp_path):
     path = tmp_path / "sandbox.db"
-    conn = _fleet(path)
+    conn = local_fleet(path, 20, sessions=False)
     tracker = SandboxDbTracker(str(path), resync_s=10_000)
     try:
         first = await tracker.read_state(now=NOW)
@@ -46,7 +37,7 @@ async def test_a_resync_keeps_the_records_of_unchanged_rows_without_a_module_cac
 
 async def test_a_bad_child_row_shows_on_its_unchanged_lease_after_a_delta(tmp_path):
     path = tmp_path / "sandbox.db"
-    conn = _fleet(path)
+    conn = local_fleet(path, 20, sessions=False)
     tracker = SandboxDbTracker(str(path), resync_s=10_000)
     try:
         await tracker.read_state(now=NOW)

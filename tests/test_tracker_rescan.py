@@ -9,26 +9,21 @@ from datetime import UTC, datetime
 
 from opcockpit.adapters.leon.sandbox_changes import SandboxDbTracker
 from opcockpit.adapters.leon.sandbox_db import read_db_state
-from tests.fixtures.leon_db import add_lease, add_session, add_terminal, create_sandbox_db
+from tests.fixtures.leon_db import local_fleet
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def _fleet(path, n: int = 40):
-    conn = create_sandbox_db(str(path))
-    for i in range(n):
-        add_lease(conn, f"lease-{i}", "local", current_instance_id=f"i-{i}", observed_state="running")
-        add_terminal(conn, f"term-{i}", f"thread-{i}", f"lease-{i}")
-        add_session(conn, f"sess-{i}", f"thread-{i}", f"term-{i}", f"lease-{i}")
-    conn.commit()
-    return conn
+def _paced(path) -> tuple[list[float], SandboxDbTracker]:
+    """A tracker resyncing every 300 s of the returned clock (a one-item list the test moves)."""
+    clock = [0.0]
+    return clock, SandboxDbTracker(str(path), resync_s=300, monotonic=lambda: clock[0])
 
 
 async def test_a_resync_of_an_unchanged_fleet_reads_no_row(tmp_path) -> None:
     path = tmp_path / "sandbox.db"
-    conn = _fleet(path)
-    clock = [0.0]
-    tracker = SandboxDbTracker(str(path), resync_s=300, monotonic=lambda: clock[0])
+    conn = local_fleet(path, 40)
+    clock, tracker = _paced(path)
     try:
         first = await tracker.read_state(now=NOW)
         clock[0] = 301.0
@@ -46,9 +41,8 @@ async def test_a_resync_of_an_unchanged_fleet_reads_no_row(tmp_path) -> None:
 
 async def test_a_resync_catches_a_change_nothing_else_saw(tmp_path) -> None:
     path = tmp_path / "sandbox.db"
-    conn = _fleet(path)
-    clock = [0.0]
-    tracker = SandboxDbTracker(str(path), resync_s=300, monotonic=lambda: clock[0])
+    conn = local_fleet(path, 40)
+    clock, tracker = _paced(path)
     try:
         await tracker.read_state(now=NOW)
         conn.execute("UPDATE sandbox_leases SET desired_state = 'paused' WHERE lease_id = 'lease-7'")
