@@ -290,6 +290,31 @@ async def test_opening_the_tab_puts_typed_keys_in_the_query_box(fleet, tmp_path:
         assert app.is_running  # the `q` typed did not quit
 
 
+async def test_a_key_typed_right_after_enter_is_not_in_the_submitted_query(fleet, tmp_path: Path) -> None:
+    """Enter and the next key reach the app together (one read of the terminal, or two while the
+    loop was busy): the query run is the one on screen at Enter, and the key stays in the box.
+    Textual's Enter is a binding, run only once the key bubbled up to the app: the next key was
+    typed into the box first and the query ran with it (bench_explore_input's `count§`)."""
+    from textual import events
+
+    async with explore_app(_service(fleet, tmp_path / "l.db")).run_test(size=SIZE) as pilot:
+        view = await _open(pilot)
+        inp = view.query_one("#explore-input", Input)
+        inp.value = query = "commands | sort command_id"
+        inp.cursor_position = len(query)
+        await pilot.pause()
+        driver = pilot.app._driver
+        assert driver is not None
+        for key, char in (("enter", "\r"), ("x", "x"), ("y", "y")):  # queued back to back, as the driver does
+            driver.send_message(events.Key(key, char))
+        await wait_until(pilot, lambda: inp.value == query + "xy")
+        await wait_until(
+            pilot, lambda: not view.running and (view.result is not None or view.error is not None)
+        )
+        assert view.error is None and view.ran_text == query and view.history[-1] == query
+        assert inp.value == query + "xy"  # the keys typed after Enter are kept for the next query
+
+
 def test_table_rows_keys_values_and_widths() -> None:
     """What the query worker prepares off the event loop: rows keyed by the dataset's key (a
     repeated or missing key by position), the values as cells with the column's terminal-safe

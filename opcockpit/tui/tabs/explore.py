@@ -2,10 +2,11 @@
 
 - The input completes datasets, fields (and `since:`/`until:`) and values (the values seen in the
   last result's facets) through Textual's suggester (→ accepts).
-- Enter runs the query in an exclusive worker ("running…" shown); Esc cancels it. The service's
-  own deadline bounds the evaluation thread a cancelled worker leaves behind. The result's cell
-  texts are made in a thread too (table_rows); the event loop only hands them to the table (the
-  rows that changed, when the columns did not), and the run goes into the history once drawn.
+- Enter runs the query on screen at that moment (QueryInput submits in its own key handler) in
+  an exclusive worker ("running…" shown); Esc cancels it. The service's own deadline bounds the
+  evaluation thread a cancelled worker leaves behind. The result's cell texts are made in a
+  thread too (table_rows); the event loop only hands them to the table (the rows that changed,
+  when the columns did not), and the run goes into the history once drawn.
 - Errors are one line plus the query with a caret under the offending token.
 - Results go into the keyed table (sortable, filterable); facets (value counts computed with the
   results) sit beside it, and selecting one adds `field:value` to the query and runs it.
@@ -21,12 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -98,10 +100,28 @@ class QuerySuggester(Suggester):
 
 
 class QueryInput(Input):
+    """The query box. Enter submits in the box's own key handler, the text on screen at that
+    moment: Textual's Enter is a binding, run only once the key has bubbled up to the app, and a
+    key queued right behind it (one read of the terminal, or two while the loop was busy) was
+    typed into the box first, so the query ran with it. Keys after Enter stay in the box."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "history(-1)", "Previous query", show=False),
         Binding("down", "history(1)", "Next query", show=False),
     ]
+
+    def __init__(self, submit: Callable[[str], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._submit = submit
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "enter":
+            event.stop()
+            event.prevent_default()  # Input's own handler and the app's binding check: not reached
+            self._submit(self.value)
+
+    async def action_submit(self) -> None:  # the binding's action, called directly: the same path
+        self._submit(self.value)
 
     def action_history(self, step: int) -> None:
         view = next((a for a in self.ancestors if isinstance(a, ExploreView)), None)
@@ -205,7 +225,9 @@ class ExploreView(SavedQueries, Vertical):
         self._init_saved()
 
     def compose(self) -> ComposeResult:
-        yield QueryInput(placeholder=PLACEHOLDER, id="explore-input", suggester=QuerySuggester(self))
+        yield QueryInput(
+            self.run_query, placeholder=PLACEHOLDER, id="explore-input", suggester=QuerySuggester(self)
+        )
         yield Static("type a query; datasets: " + " ".join(DATASETS), id="explore-status")
         with Horizontal(id="explore-body"):
             yield KeyedTable(  # a new result is not a change to flash: no flash timers per row
@@ -271,12 +293,6 @@ class ExploreView(SavedQueries, Vertical):
         return self._values.get((dataset, field), [])
 
     # ------------------------------------------------------------------ running
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id != "explore-input":
-            return
-        event.stop()
-        self.run_query(event.value)
 
     def run_query(self, text: str) -> None:
         text = text.strip()
