@@ -85,10 +85,13 @@ def _bad_query() -> Any:
     return Q("SELECT no_such_column FROM sandbox_leases", (), "sandbox_leases", ("x",))
 
 
-async def test_a_retried_one_shot_read_builds_the_rows_it_returns(fleet: Any, pg_url: str) -> None:
+async def test_a_retried_one_shot_read_returns_the_records_of_the_rows_it_returned(
+    fleet: Any, pg_url: str
+) -> None:
     """A column dropped after the reader introspected: the pipelined attempt fails on
-    chat_sessions, the read introspects again and retries (stepwise, then pipelined), and the
-    records are those of the rows it finally returned, each built once."""
+    chat_sessions (the leases' records were already built as their rows arrived), the read
+    introspects again and retries (stepwise, then pipelined), and the records returned are those
+    built from the rows of the retry, not the failed attempt's."""
     import psycopg
 
     from opcockpit.adapters.pg_source import _OneShotPgReader
@@ -102,30 +105,36 @@ async def test_a_retried_one_shot_read_builds_the_rows_it_returns(fleet: Any, pg
         with psycopg.connect(pg_url, autocommit=True) as pg:
             pg.execute("ALTER TABLE chat_sessions DROP COLUMN close_reason")
             pg.execute("UPDATE sandbox_leases SET last_error = 'changed after the first read'")
-        built: list[int] = []  # the leases' builder, counted (the real one does the work)
+        built: list[Any] = []  # what the leases' builder made, call by call (the real one works)
         leases_of = reader._builders[0]
         reader._builders = (
-            (lambda rows, p: built.append(len(rows)) or leases_of(rows, p)),
+            (lambda rows, p: built.append(leases_of(rows, p)) or built[-1]),
             *reader._builders[1:],
         )
         again = await reader.read_state(now=NOW)
     finally:
         await reader.close()
-    assert built == [60]  # the failed attempts built nothing; the leases once, from the retry's rows
+    assert [len(b) for b in built] == [60, 60]  # early in the failed attempt, then from the retry's rows
+    assert again.leases[0] is built[-1][0] and again.leases[0] is not built[0][0]
     assert all(x.last_error == "changed after the first read" for x in again.leases)
     assert all(s.close_reason is None for s in again.chat_sessions)
     assert _without_read_at(again) == _without_read_at(await read_pg_state(spec, now=NOW))
 
 
 async def test_one_shot_statements_are_staggered(fleet: Any, pg_url: str) -> None:
-    """The server runs each statement while the client loads the rows of the one before it: the
-    next statement is sent before those rows are fetched, and the one after only once they were.
-    (All sent at once, the first fetch waited for the server's whole run.)"""
+    """The server runs each statement while the client loads the rows of the one before it and
+    builds their records: the next statement is sent before those rows are fetched, and the one
+    after only once they were; the cheapest statement first (the client waits for it idle), chat
+    sessions while the leases are built. (All sent at once, the first fetch waited for the
+    server's whole run; records built at the end left the client idle while the server ran.)"""
     from opcockpit.adapters.pg_source import _OneShotPgReader
     from opcockpit.adapters.pg_sync import SyncSession
 
     copy_fleet(fleet.sandbox_db, pg_url)
     calls: list[str] = []
+
+    def table_of(sql: str) -> str:
+        return sql.rsplit('"', 2)[-2] if sql.endswith('"') else "introspection"  # ... FROM "table"
 
     class Logged:  # the real session, each call written down as it is made
         def __init__(self, session: SyncSession) -> None:
@@ -136,27 +145,36 @@ async def test_one_shot_statements_are_staggered(fleet: Any, pg_url: str) -> Non
 
         async def execute(self, sql: str, params: Any = ()) -> Any:
             cur = await self._s.execute(sql, params)
-            n = sum(c.startswith("execute") for c in calls)
-            calls.append(f"execute {n}")
-            return LoggedCursor(cur, n)
+            calls.append(f"send {table_of(sql)}")
+            return LoggedCursor(cur, table_of(sql))
 
     class LoggedCursor:
-        def __init__(self, cur: Any, n: int) -> None:
-            self._cur, self._n = cur, n
+        def __init__(self, cur: Any, table: str) -> None:
+            self._cur, self._table = cur, table
 
         async def fetchall(self) -> Any:
-            calls.append(f"fetch {self._n}")
+            calls.append(f"fetch {self._table}")
             return await self._cur.fetchall()
 
     reader = _OneShotPgReader(PgSourceSpec(pg_url))
+    tables = ("sandbox_leases", "abstract_terminals", "chat_sessions", "lease_resource_snapshots")
+
+    def logged(table: str, build: Any) -> Any:
+        return lambda rows, p: calls.append(f"build {table}") or build(rows, p)
+
+    reader._builders = tuple(logged(t, b) for t, b in zip(tables, reader._builders, strict=True))
     try:
         reader._conn = Logged(await reader._connect())
         state = await reader.read_state(now=NOW)
     finally:
         await reader.close()
-    assert len(state.leases) == 60
-    # execute 0 / fetch 0: the introspection; then the four tables
+    assert len(state.leases) == 60 and len(state.resource_snapshots) > 0
+    assert _without_read_at(state) == _without_read_at(await read_pg_state(PgSourceSpec(pg_url), now=NOW))
     assert calls == [
-        "execute 0", "fetch 0",
-        "execute 1", "execute 2", "fetch 1", "execute 3", "fetch 2", "execute 4", "fetch 3", "fetch 4",
+        "send introspection", "fetch introspection",
+        "send lease_resource_snapshots",
+        "send sandbox_leases", "fetch lease_resource_snapshots", "build lease_resource_snapshots",
+        "send chat_sessions", "fetch sandbox_leases", "build sandbox_leases",
+        "send abstract_terminals", "fetch chat_sessions", "build chat_sessions",
+        "fetch abstract_terminals", "build abstract_terminals",
     ]  # fmt: skip

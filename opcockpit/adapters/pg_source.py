@@ -36,7 +36,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from opcockpit.adapters.leon.dialect import POSTGRES, Q
-from opcockpit.adapters.leon.reader_base import LeonReaderBase
+from opcockpit.adapters.leon.reader_base import EarlyRecords, LeonReaderBase
 from opcockpit.adapters.leon.sandbox_rows import _TABLES_OF_INTEREST, _Schema
 from opcockpit.adapters.leon.sandbox_rows_once import ONE_SHOT_BUILDERS
 from opcockpit.adapters.pg_source_values import (
@@ -48,6 +48,7 @@ from opcockpit.adapters.pg_source_values import (
 )
 from opcockpit.adapters.pg_sync import SyncSession
 from opcockpit.adapters.sync_drive import drive
+from opcockpit.domain.gcpause import gc_paused
 from opcockpit.domain.models import DbState
 from opcockpit.domain.secrets import redact_url
 from opcockpit.domain.timeutil import make_parser
@@ -315,6 +316,26 @@ class _OneShotPgReader(PgSandboxReader):
 
     _builders = ONE_SHOT_BUILDERS
     _probe_at_connect = False
+    _early: list[EarlyRecords | None] | None = None  # set by read_state: see _arrived
+
+    async def read_state(self, *, now: datetime | None = None) -> DbState:
+        """The reconcile input, each table's records built as soon as its rows are in (`_arrived`),
+        while the server runs the next statement: the client no longer idles through the server's
+        run of chat_sessions (~35 ms of executor time at 10k leases, ~100 ms of waiting with the
+        transfer) and then converts everything at the end."""
+        with gc_paused():
+            self._early = [None] * len(self._builders)
+            try:
+                schema, (lrows, trows, srows, rrows) = await self._snapshot(self._state_queries)
+                return await self._state(schema, lrows, trows, srows, rrows, now, built=self._early)
+            finally:
+                self._early = None
+
+    def _arrived(self, index: int, rows: list[tuple]) -> list[tuple]:
+        """Rows of the state query `index` are in: build their records now (read_state)."""
+        if self._early is not None and index < len(self._early):
+            self._early[index] = EarlyRecords(rows, self._builders[index](rows, self._parse))
+        return rows
 
     async def _connect(self) -> Any:
         psycopg = self._psycopg()
@@ -343,17 +364,36 @@ class _OneShotPgReader(PgSandboxReader):
                 self._schema = await self._introspect(conn)
             schema = self._schema
             queries = build(schema)
-            results: list[list[tuple]] = []
-            ahead: tuple[Any, Q] | None = None
-            for q in queries:
+            results: list[list[tuple]] = [[] for _ in queries]
+
+            async def load(cur: Any, i: int) -> None:
+                q = queries[i]
+                results[i] = self._arrived(i, schema.fix(q.table, q.cols, await cur.fetchall()))
+
+            ahead: tuple[Any, int] | None = None
+            for i in _send_order(queries):
+                q = queries[i]
                 cur = await conn.execute(q.sql, tuple(q.params))  # sent: the server starts on it
                 if ahead is not None:  # its result is here (the last Sync): load it meanwhile
-                    results.append(schema.fix(ahead[1].table, ahead[1].cols, await ahead[0].fetchall()))
+                    await load(*ahead)
                 pipeline.sync()  # waits for `cur`'s result (the server flushes it at the Sync)
-                ahead = (cur, q)
+                ahead = (cur, i)
             if ahead is not None:
-                results.append(schema.fix(ahead[1].table, ahead[1].cols, await ahead[0].fetchall()))
+                await load(*ahead)
         return schema, results
+
+
+# The one-shot read's statements, cheapest for the server first (the client waits for it with
+# nothing to do), then each one sent while the client builds a bigger table's records: at 10k
+# leases the server runs resource snapshots in ~5 ms, leases ~22, chat sessions ~35 (hidden by
+# the leases' build), terminals ~16 (by the sessions'). Unnamed tables keep their place, last.
+_SEND_FIRST = ("lease_resource_snapshots", "sandbox_leases", "chat_sessions", "abstract_terminals")
+
+
+def _send_order(queries: list[Q]) -> list[int]:
+    """Indexes of `queries` in the order the one-shot read sends them (see _SEND_FIRST)."""
+    rank = {t: n for n, t in enumerate(_SEND_FIRST)}
+    return sorted(range(len(queries)), key=lambda i: rank.get(queries[i].table or "", len(rank)))
 
 
 async def read_pg_state(

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 from opcockpit.adapters.leon.dialect import Q
 from opcockpit.adapters.leon.reader_details import LeonDetailQueries
@@ -34,7 +34,14 @@ from opcockpit.adapters.leon.sandbox_rows import (
 from opcockpit.domain.gcpause import gc_paused
 from opcockpit.domain.models import DbState
 
-__all__ = ["LeonReaderBase"]
+__all__ = ["EarlyRecords", "LeonReaderBase"]
+
+
+class EarlyRecords(NamedTuple):
+    """One table's records made as its rows arrived (see `LeonReaderBase._state`'s `built`)."""
+
+    rows: list[tuple]
+    records: Any
 
 
 class LeonReaderBase(LeonDetailQueries):
@@ -109,13 +116,21 @@ class LeonReaderBase(LeonDetailQueries):
         rrows: list[tuple],
         now: datetime | None,
         known: Sequence[Sequence[Any] | None] = (None, None, None),
+        built: Sequence[EarlyRecords | None] = (None, None, None, None),
     ) -> DbState:
         """`known`: per table (leases, terminals, sessions), the records of rows the caller knows
         unchanged (aligned with the rows; None where a row must be built). The change tracker
-        keeps them by rowid, so unchanged rows cost no record build and no timestamp parse."""
+        keeps them by rowid, so unchanged rows cost no record build and no timestamp parse.
+        `built`: per table (and resource snapshots), what `self._builders` already made of these
+        very rows (`EarlyRecords`: used only when its rows are the rows passed here)."""
         ap = self._apath
         p = self._parse
         leases_of, terminals_of, sessions_of, snapshots_of = self._builders
+
+        def early(i: int, rows: list[tuple]) -> Any:
+            made = built[i]
+            return made.records if made is not None and made.rows is rows else None
+
         read_at = now if now is not None else datetime.now(UTC)
 
         def records(
@@ -134,9 +149,9 @@ class LeonReaderBase(LeonDetailQueries):
             leases, terminals, sessions, lease_problems, problems = _vetted(
                 schema,
                 p,
-                (lrows, records(lrows, leases_of, known[0])),
-                (trows, records(trows, terminals_of, known[1])),
-                (srows, records(srows, sessions_of, known[2])),
+                (lrows, early(0, lrows) or records(lrows, leases_of, known[0])),
+                (trows, early(1, trows) or records(trows, terminals_of, known[1])),
+                (srows, early(2, srows) or records(srows, sessions_of, known[2])),
             )
             return DbState(
                 path=ap,
@@ -145,7 +160,7 @@ class LeonReaderBase(LeonDetailQueries):
                 leases=leases,
                 terminals=terminals,
                 chat_sessions=sessions,
-                resource_snapshots=snapshots_of(rrows, p),
+                resource_snapshots=early(3, rrows) or snapshots_of(rrows, p),
                 missing_tables=self._missing(schema),
                 lease_problems=lease_problems,
                 problems=problems,
