@@ -85,8 +85,23 @@ FLAGS = ["--check", "--read-only", "--debug"]
 ODD = ["--help", "-h", "--", "--bogus", "snapshot", "extra", "--version", "-y", "--check=1", "--format"]
 
 
+GLOBAL_VALUES = [o for o in VALUES if o in plain.GLOBAL_OPTIONS]
+GLOBAL_FLAGS = [f for f in FLAGS if f in plain.GLOBAL_OPTIONS]
+
+
 def _argv(rng: random.Random) -> list[str]:
-    argv = ["snapshot"]
+    argv = []
+    for _ in range(rng.choice((0, 0, 1, 2, 3))):  # global flags before the command (typer takes them)
+        roll = rng.random()
+        if roll < 0.6:
+            option = rng.choice(GLOBAL_VALUES)
+            value = rng.choice(VALUES[option])
+            argv += [f"{option}={value}"] if rng.random() < 0.25 else [option, value]
+        elif roll < 0.9:
+            argv.append(rng.choice(GLOBAL_FLAGS))
+        else:
+            argv.append(rng.choice(ODD))
+    argv.append("snapshot")
     for _ in range(rng.randint(0, 6)):
         roll = rng.random()
         if roll < 0.55:
@@ -122,6 +137,9 @@ def test_plain_parser_agrees_with_typer_or_declines() -> None:
         ["snapshot", "--format", "json", "--db", "x.db"],
         ["snapshot", "--provider", "a", "--provider=b", "--db", "1", "--db", "2", "--read-only", "--check"],
         ["snapshot", "--timeout", "2.5", "--refresh", "0.1", "--width", "100", "--format=csv"],
+        ["--config", "c.toml", "snapshot", "--format", "json"],  # the root's flags first
+        ["--db", "1", "--read-only", "snapshot", "--db", "2"],  # the last one wins
+        ["--db", "snapshot", "snapshot"],  # a value named like the command
     ],
 )
 def test_plain_takes_well_formed_lines(argv: list[str]) -> None:
@@ -134,7 +152,10 @@ def test_plain_takes_well_formed_lines(argv: list[str]) -> None:
     "argv",
     [
         [],
-        ["--db", "x", "snapshot"],  # options first: typer's
+        ["--db", "x"],  # no command: the TUI
+        ["--format", "json", "snapshot"],  # the command's own option before it
+        ["--db", "x", "snapshot", "snapshot"],
+        ["--version", "snapshot"],
         ["demo", "--snapshot"],
         ["snapshot", "--help"],
         ["snapshot", "--format", "xml"],

@@ -82,17 +82,20 @@ def test_command_for_parses_like_the_whole_tree() -> None:
     from opcockpit.cli.app import app, command_for
 
     full = typer.main.get_command(app)
-    argvs = (
-        ["snapshot", "--format", "csv", "--db", "x.db", "--provider", "e2b", "--read-only"],
-        ["config", "show", "--db", "x.db"],
-        ["audit", "--limit", "5", "--debug"],
+    cases = (
+        ("snapshot", ["snapshot", "--format", "csv", "--db", "x.db", "--provider", "e2b", "--read-only"]),
+        ("config", ["config", "show", "--db", "x.db"]),
+        ("audit", ["audit", "--limit", "5", "--debug"]),
+        ("snapshot", ["--db", "x.db", "--read-only", "snapshot", "--db", "y.db"]),  # global flags first
+        ("config", ["--config=c.toml", "--debug", "config", "show"]),
+        ("audit", ["--db", "audit", "audit"]),  # a flag's value named like a command
     )
-    for argv in argvs:
+    for name, argv in cases:
         pruned = command_for(argv)
-        assert set(pruned.commands) == {argv[0]}  # only the named command/group was built
+        assert set(pruned.commands) == {name}  # only the named command/group was built
         assert _parsed(pruned, argv) == _parsed(full, argv)
-    # options first, a typo, no command: the whole tree (its errors and help list every command)
-    for argv in (["--db", "x.db", "snapshot"], ["snapshto"], []):
+    # another option first, a typo, no command: the whole tree (its errors and help list every command)
+    for argv in (["--format", "json", "snapshot"], ["snapshto"], [], ["--db", "x.db"], ["--db"]):
         assert set(command_for(argv).commands) == set(full.commands)
 
 

@@ -18,6 +18,7 @@ import typer
 from opcockpit.cli import app_alerts, app_fleet, app_more  # each imports the one before it: --help order
 from opcockpit.cli.app_base import CAPTURE, DEFAULT_WAIT_S, GLOBALS, MIN_REFRESH_S, ListFormat, app
 from opcockpit.cli.app_fleet import SnapshotFormat
+from opcockpit.cli.plain import GLOBAL_OPTIONS
 
 __all__ = [
     "DEFAULT_WAIT_S",
@@ -61,14 +62,14 @@ def parse(argv: list[str]) -> tuple[Callable[[Any], int], SimpleNamespace]:
 
 def command_for(argv: list[str]) -> Any:
     """The click command that runs `opcockpit ARGV`. Building typer's whole tree costs ~15 ms of
-    every start-up (issue 9: most of a snapshot's wall time is start-up), so when ARGV starts with
-    a command's or group's name only that one is built under the same root (callback, global
-    flags, help and error texts unchanged). Anything else (options first, a typo, no command,
-    shell completion) builds the whole tree."""
+    every start-up (issue 9: most of a snapshot's wall time is start-up), so when ARGV names a
+    command or group (after global flags, if any) only that one is built under the same root
+    (callback, global flags, help and error texts unchanged). Anything else (another option
+    first, a typo, no command, shell completion) builds the whole tree."""
     target = app
-    name = argv[0] if argv else ""
+    name = _command_name(argv)
     completing = any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ)
-    if name and not name.startswith("-") and not completing:
+    if name and not completing:
         commands = [c for c in app.registered_commands if c.name == name]
         groups = [g for g in app.registered_groups if g.name == name]
         if commands or groups:
@@ -76,3 +77,16 @@ def command_for(argv: list[str]) -> Any:
             target.registered_commands = commands
             target.registered_groups = groups
     return typer.main.get_command(target)
+
+
+def _command_name(argv: list[str]) -> str | None:
+    """The first token after the global flags (and their values), if it names nothing else."""
+    tokens = iter(argv)
+    for token in tokens:
+        option, eq, _ = token.partition("=")
+        spec = GLOBAL_OPTIONS.get(option)
+        if spec is None:
+            return None if token.startswith("-") else token
+        if spec[1] is not None and not eq:
+            next(tokens, None)  # its value, whatever it reads like: typer decides
+    return None

@@ -2,11 +2,11 @@
 
 Importing typer and building even one command costs ~10 % of a 100-lease snapshot's wall time
 (issue 9: <= 0.3 s including interpreter start-up). A snapshot command line that is plainly
-well formed (`snapshot` first, then only this command's options and the global flags, each value
-valid) is parsed here into exactly the namespace the typer app would hand the same runner; any
-other command line, and every doubtful token (help, a typo, `--`, a missing or invalid value, a
-value that looks like an option, shell completion), returns None and typer parses it, so errors
-and help texts stay typer's. tests/test_cli_plain.py holds this table equal to the typer
+well formed (the global flags, `snapshot`, then only this command's options and the global
+flags, each value valid) is parsed here into exactly the namespace the typer app would hand the
+same runner; any other command line, and every doubtful token (help, a typo, `--`, a missing or
+invalid value, a value that looks like an option, shell completion), returns None and typer
+parses it, so errors and help texts stay typer's. tests/test_cli_plain.py holds this table equal to the typer
 declaration (cli/app_fleet.py) and the two parsers equal on generated command lines.
 
 Also the typer-free value parsers both parsers share, so a value means the same on either path.
@@ -108,15 +108,18 @@ def run_snapshot_command(args: Any) -> int:
 
 
 def parse_plain(argv: Sequence[str]) -> tuple[Callable[[Any], int], SimpleNamespace] | None:
-    """(runner, args) for a plainly well-formed `snapshot` command line, else None (typer's)."""
-    if not argv or argv[0] != "snapshot":
-        return None
+    """(runner, args) for a plainly well-formed `snapshot` command line, else None (typer's).
+    Global flags may come before `snapshot` too (`opcockpit --config c.toml snapshot`), as typer
+    takes them; given twice, the last one wins there as well."""
     if any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ):
         return None  # shell completion is typer's
-    options = {**GLOBAL_OPTIONS, **SNAPSHOT_OPTIONS}
+    options = GLOBAL_OPTIONS  # until the command's name: only the root's options
     values = dict(DEFAULTS)
-    tokens = iter(argv[1:])
+    tokens = iter(argv)
     for token in tokens:
+        if token == "snapshot" and options is GLOBAL_OPTIONS:
+            options = {**GLOBAL_OPTIONS, **SNAPSHOT_OPTIONS}
+            continue
         name, eq, inline = token.partition("=")
         spec = options.get(name)
         if spec is None:
@@ -138,6 +141,8 @@ def parse_plain(argv: Sequence[str]) -> tuple[Callable[[Any], int], SimpleNamesp
             values[dest] = [*(values[dest] or ()), value]
         else:
             values[dest] = value
+    if options is GLOBAL_OPTIONS:
+        return None  # no command: the TUI, typer's
     return run_snapshot_command, SimpleNamespace(**values, command="snapshot")
 
 
