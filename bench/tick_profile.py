@@ -14,6 +14,7 @@ which cProfile cannot see.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import json
 import os
@@ -24,6 +25,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # `python bench/tick_profile.py` from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -35,6 +37,56 @@ from bench.pty_cockpit import start_in_pty, stop
 ROOT = Path(__file__).resolve().parent.parent
 
 
+class HandleClock:
+    """Main-thread CPU per asyncio handle, by what it runs (a task's coroutine, else the
+    callback): where an idle tick goes, without cProfile's per-call overhead (which inflates
+    httpx and Textual's many small calls several-fold). Installed by patching Handle._run."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, list[float]] = {}
+        self.windows: dict[int, dict[str, float]] = {}  # tick window -> label -> CPU s
+        self.window_s = float(os.environ.get("TICK_PROFILE_WINDOW_S", "2"))
+        self._orig = asyncio.events.Handle._run
+
+    @staticmethod
+    def label(handle: asyncio.Handle) -> str:
+        cb = handle._callback  # type: ignore[attr-defined]
+        owner = getattr(cb, "__self__", None)
+        if isinstance(owner, asyncio.Task):
+            coro = owner.get_coro()
+            name = getattr(coro, "__qualname__", type(coro).__name__)
+            frame = getattr(coro, "cr_frame", None)
+            me = frame.f_locals.get("self") if frame is not None else None
+            # Whose timer, pump or worker: Textual runs them all through a few coroutines.
+            inner = getattr(me, "_callback", None) or getattr(me, "_work", None)
+            if inner is not None:
+                name += f" [{getattr(inner, '__qualname__', type(inner).__name__)}]"
+            elif name.startswith("MessagePump.") and me is not None:
+                name += f" [{type(me).__name__}]"
+            return f"task {name}"
+        return f"cb {getattr(cb, '__qualname__', None) or type(cb).__name__}"
+
+    def install(self) -> None:
+        spent, orig, label, clock = self.spent, self._orig, self.label, time.thread_time
+        windows, window_s = self.windows, self.window_s
+
+        def run(handle: asyncio.Handle) -> None:
+            t0 = clock()
+            orig(handle)
+            dt = clock() - t0
+            name = label(handle)
+            row = spent.setdefault(name, [0, 0.0])
+            row[0] += 1
+            row[1] += dt
+            w = windows.setdefault(int(time.monotonic() / window_s), {})
+            w[name] = w.get(name, 0.0) + dt
+
+        asyncio.events.Handle._run = run  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        asyncio.events.Handle._run = self._orig  # type: ignore[method-assign]
+
+
 def _child(out: Path, argv: list[str]) -> int:
     """The cockpit itself, with the profiler on SIGUSR1 / off-and-dump on SIGUSR2.
 
@@ -43,16 +95,23 @@ def _child(out: Path, argv: list[str]) -> int:
     doing, and the sleeping loop to epoll."""
     profiler = cProfile.Profile(time.thread_time)
     threads_only = os.environ.get("TICK_PROFILE_THREADS_ONLY") == "1"  # --threads-only
+    handles = HandleClock() if os.environ.get("TICK_PROFILE_HANDLES") == "1" else None  # --handles
 
     def start(*_: object) -> None:
         # Python's thread names, by native id, for the per-thread CPU lines (/proc says "python").
         names = {t.native_id: t.name for t in threading.enumerate()}
         out.with_suffix(".threads").write_text(json.dumps(names))
-        if not threads_only:
+        if handles is not None:
+            handles.install()
+        elif not threads_only:
             profiler.enable()
 
     def stop(*_: object) -> None:
-        if not threads_only:
+        if handles is not None:
+            handles.uninstall()
+            windows = list(handles.windows.values())
+            out.with_suffix(".handles").write_text(json.dumps({"spent": handles.spent, "windows": windows}))
+        elif not threads_only:
             profiler.disable()
             profiler.dump_stats(str(out))
 
@@ -100,6 +159,21 @@ def breakdown(stats: pstats.Stats, ticks: float) -> list[tuple[str, float]]:
     return out
 
 
+def print_handles(data: dict[str, Any], ticks: float, top: int) -> None:
+    """Per label: every tick's mean, and the mean over the quiet half (the windows whose main-thread
+    total is at or below the median: no listing, no alert round in them)."""
+    spent, windows = data["spent"], data["windows"]
+    totals = sorted(sum(w.values()) for w in windows)
+    cut = totals[len(totals) // 2] if totals else 0.0
+    quiet = [w for w in windows if sum(w.values()) <= cut]
+    print(f"main thread per window: median {1000 * cut:.2f} ms over {len(windows)} windows")
+    print(f"  {'asyncio handle (task coroutine [timer/pump/worker] or callback)':78} runs/tick "
+          f"all ms/tick  quiet ms/tick")  # fmt: skip
+    for name, (calls, cpu) in sorted(spent.items(), key=lambda kv: -kv[1][1])[:top]:
+        q = sum(w.get(name, 0.0) for w in quiet) / max(1, len(quiet))
+        print(f"  {name[:78]:78} {calls / ticks:7.1f} {1000 * cpu / ticks:12.3f} {1000 * q:13.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--leases", type=int, default=10_000)
@@ -112,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--threads-only", action="store_true", help="no cProfile: CPU per thread only, undistorted"
     )
+    ap.add_argument("--handles", action="store_true", help="no cProfile: main-thread CPU per asyncio handle")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="opcockpit-tickprof-") as tmpdir:
         tmp = Path(tmpdir)
@@ -120,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             env = tree_env(ROOT, tmp)
             if args.threads_only:
                 env["TICK_PROFILE_THREADS_ONLY"] = "1"
+            if args.handles:
+                env["TICK_PROFILE_HANDLES"] = "1"
             launcher = (str(Path(__file__).resolve()), "--child", str(args.out))
             proc, primary = start_in_pty(["--config", str(cfg)], env, tmp, program=launcher)
             term = _Terminal(primary)
@@ -150,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
         if delta > 0:
             label = f"{key} {names.get(key.rsplit(':', 1)[1], '')}"
             print(f"  thread {label:44} {delta:6.2f} s  {1000 * delta / ticks:6.1f} ms/tick")
+    if args.handles:
+        print_handles(json.loads(args.out.with_suffix(".handles").read_text()), ticks, args.top)
+        return 0
     if args.threads_only:
         return 0
     stats = pstats.Stats(str(args.out))
