@@ -39,7 +39,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from opcockpit.domain.models import DbState, GroundTruth, ProviderListing, problems_provider_unknown
+from opcockpit.domain.models import (
+    DbState,
+    GroundTruth,
+    ProviderListing,
+    ProviderStatus,
+    problems_provider_unknown,
+)
 from opcockpit.domain.reconcile import reconcile
 from opcockpit.domain.reconcile_inc import IncrementalReconciler
 from opcockpit.domain.secrets import scrub
@@ -109,6 +115,7 @@ class FleetCollector:
         self._listing_tasks: dict[str, asyncio.Task[ProviderListing]] = {}
         self.listing_grace_s = 2.0
         self.looks = 0  # targeted GETs made by look()
+        self._looks_at_refresh = 0  # `looks` when the last refresh began (settled())
         self._tracker: Any = None
         self._incremental = IncrementalReconciler()
         self._named: tuple[tuple[Any, Any], set[str]] | None = None  # (leases, problems) -> names
@@ -131,6 +138,27 @@ class FleetCollector:
             self._inflight = asyncio.get_running_loop().create_task(self._refresh())
         # shield: a cancelled joiner must not cancel the refresh others are waiting on
         return await asyncio.shield(self._inflight)
+
+    def settled(self) -> bool:
+        """Sure that a refresh now would return the last picture again, only at a later time:
+        sandbox.db unchanged by stat() alone (the tracker's `unchanged`), no provider stale (its
+        rows' ages follow the clock), none due for a listing, listing or asked to, no look()
+        since the picture. The TUI then skips the tick's refresh (issue 10). False when unsure."""
+        unchanged = getattr(self._tracker, "unchanged", None)
+        if self.last_ground_truth is None or not self.paced or unchanged is None or self.refreshing:
+            return False
+        if self._relist or self._listing_tasks or self.looks != self._looks_at_refresh:
+            return False
+        for cfg in self.configured():
+            listing = self.listings.get(cfg.name)
+            if listing is None:
+                return False
+            caps = getattr(self.adapters.get(cfg.name), "capabilities", None)
+            if listing.has_api and (caps is None or self._paced_listing(cfg, caps) is None):
+                return False  # a listing is due
+        if any(listing.status is ProviderStatus.STALE for listing in self.listings.values()):
+            return False
+        return bool(unchanged())
 
     def resync(self) -> None:
         """Next refresh re-reads sandbox.db and lists every provider in full, judging everything."""
@@ -216,6 +244,7 @@ class FleetCollector:
     # ------------------------------------------------------------------ internals
 
     async def _refresh(self) -> GroundTruth:
+        self._looks_at_refresh = self.looks
         db_task = asyncio.ensure_future(self._read_db())
         configured = self.configured()
         try:

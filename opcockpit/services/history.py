@@ -96,6 +96,12 @@ class RecordingCollector:
         await self.record(gt)
         return gt
 
+    def settled(self) -> bool:
+        """The inner collector's `settled` (a tick may skip its refresh, issue 10), unless the last
+        append failed: the next refresh records it again."""
+        inner = getattr(self._inner, "settled", None)
+        return self.ledger_error is None and inner is not None and bool(inner())
+
     async def record(self, gt: GroundTruth) -> int:
         """Append the changes `gt` shows against the last picture. Never raises for the ledger."""
         async with self._lock:  # joined refreshes return the same gt: record it once

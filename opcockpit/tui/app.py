@@ -25,6 +25,7 @@ from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
+from opcockpit.domain.carry import carried
 from opcockpit.domain.clock_skew import FutureStamps
 from opcockpit.domain.models import GroundTruth, GroundTruthRow, OrphanRow
 from opcockpit.domain.targets import Action
@@ -155,6 +156,7 @@ class CockpitApp(
         self.inflight = False
         self.dropped_ticks = 0
         self.refreshes = 0
+        self.quiet_ticks = 0  # ticks that carried the picture instead of refreshing (_carry_quiet_tick)
         self.last_refresh: datetime | None = None
         self._header_shown: tuple[object, ...] = ()  # _header_inputs() at the last header paint
         self.last_duration_s: float | None = None
@@ -265,14 +267,51 @@ class CockpitApp(
     # ------------------------------------------------------------------ refresh loop
 
     def _tick(self) -> None:
-        if not self.frozen:
+        if not self.frozen and not self._carry_quiet_tick():
             self.start_refresh(manual=False)
 
+    def _carry_quiet_tick(self) -> bool:
+        """A tick in which nothing is due (issue 10, idle tick): the sources are unchanged (the
+        collector's `settled`: sandbox.db by stat(), no listing due or landed, nothing looked at),
+        no alert round is due, no operator action is pending, and only the main screen's tables
+        are shown. Then the refresh would return the last picture at a later time, which
+        `carried` makes (domain/carry.py): only the ages on screen and the header move. A refresh
+        was two thread hops, the reconcile step and the table pass (~1/3 of a quiet tick)."""
+        gt = self.ground_truth
+        settled = getattr(self.source, "settled", None)
+        if (
+            gt is None
+            or settled is None
+            or self.inflight
+            or self.last_error is not None
+            or self._refresh_again
+            or len(self.overlay)
+            or self._alert_round_due()
+            or len(self.screen_stack) > 1
+            or self.active_tab == "events"  # it reloads LEON's webhook rows each refresh
+            or (self.ops is not None and self.ops.tracker.pending())
+            or not settled()
+        ):
+            return False
+        now = self.clock()
+        fresh = carried(gt, now)
+        if fresh is None:  # a stale provider: its rows' ages and text follow the clock
+            return False
+        self.quiet_ticks += 1
+        self.ground_truth = fresh
+        self.last_refresh = now
+        self.gt_table.set_now(now)
+        self.orphans_table.set_now(now)
+        self._show_header()
+        return True
+
+    def _alert_round_due(self) -> bool:
+        return self._alerts_now or not self.auto_poll or self.alert_clock() >= self._alerts_due
+
     def _schedule_alerts(self, gt: GroundTruth) -> None:
-        now = self.alert_clock()
-        if self._alerts_now or not self.auto_poll or now >= self._alerts_due:
+        if self._alert_round_due():
             self._alerts_now = False
-            self._alerts_due = now + ALERT_ROUND_S
+            self._alerts_due = self.alert_clock() + ALERT_ROUND_S
             self._alerts_w.schedule(gt)  # alert rules off the UI thread, never overlapping
 
     def start_refresh(self, *, manual: bool) -> bool:

@@ -5,14 +5,21 @@ changes a row does all of that again."""
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from opcockpit.tui.app import CockpitApp
+from opcockpit.wiring import build_collector
+from tests.cli_support import build_leon_db
+from tests.test_snapshot_collector import make_config
 from tests.tui.conftest import SequenceSource, wait_until
 from tests.tui.factories import NOW, make_ground_truth, mutate
 from tests.tui.screen_text import screen_text
+
+LEASES = [(f"lease-{i:04d}", "local", f"i-{i}", "running", "running") for i in range(6)]
 
 
 async def test_a_refresh_that_changes_no_row_applies_nothing_and_leaves_the_keys_alone() -> None:
@@ -58,3 +65,45 @@ async def test_a_refresh_that_changes_no_row_applies_nothing_and_leaves_the_keys
         await wait_until(pilot, lambda: app.refreshes == 4 and not app.inflight)
         await pilot.pause()
         assert counts["applied"] >= 1 and counts["bindings"] >= 1
+
+
+async def test_a_tick_with_nothing_due_carries_the_picture_and_runs_no_refresh(tmp_path: Path) -> None:
+    """The real paced collector on a sandbox.db nothing writes: a tick with nothing due carries
+    the picture to the tick's time (no refresh, no statement at sandbox.db); a commit, or an alert
+    round falling due, makes the tick refresh again."""
+    db = build_leon_db(tmp_path / "sandbox.db", LEASES)
+    collector = build_collector(make_config(db, None))
+    collector.paced = True
+    wall = [datetime.now(UTC)]
+    mono = [0.0]
+    app = CockpitApp(collector, refresh_s=3600.0, clock=lambda: wall[0])  # its timer never fires here
+    app.alert_clock = lambda: mono[0]
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_until(pilot, lambda: app.refreshes == 1 and not app.inflight)
+        statements: list[str] = []
+        await collector._tracker.set_trace(statements.append)
+        first = app.ground_truth
+        assert first is not None
+        wall[0] += timedelta(seconds=2)
+        app._tick()
+        assert app.quiet_ticks == 1 and not app.inflight and app.refreshes == 1
+        assert statements == []  # no query, no thread hop: stat() said nothing was committed
+        gt = app.ground_truth
+        assert gt is not None and gt.generated_at == wall[0] and gt.rows is first.rows
+        assert app.last_refresh == wall[0] and app.gt_table.model.now == wall[0]
+
+        with sqlite3.connect(db) as conn:  # a LEON-way write: the next tick refreshes
+            conn.execute("UPDATE sandbox_leases SET desired_state = 'paused' WHERE lease_id = 'lease-0001'")
+        wall[0] += timedelta(seconds=2)
+        app._tick()
+        await wait_until(pilot, lambda: app.refreshes == 2 and not app.inflight)
+        assert app.quiet_ticks == 1
+        assert {r.lease_id: r.desired_state for r in app.ground_truth.rows}["lease-0001"] == "paused"
+
+        wall[0] += timedelta(seconds=2)
+        app._tick()
+        assert app.quiet_ticks == 2 and app.refreshes == 2
+        mono[0] += 11.0  # an alert round is due: it needs a refreshed picture
+        app._tick()
+        await wait_until(pilot, lambda: app.refreshes == 3 and not app.inflight)
+        assert app.quiet_ticks == 2

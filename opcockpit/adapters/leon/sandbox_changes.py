@@ -136,12 +136,27 @@ class SandboxDbTracker:
         self._wm: dict[str, str | None] = {}  # table -> highest mark value seen (text compare)
         self._tops: dict[str, int | None] = {}  # explainer table -> its max(rowid) at the last read
         self._recs: dict[str, RowMap] = {}  # table -> rowid -> record of the last state
+        self._files: tuple[Any, ...] | None = None  # _files_key() when the last read began
 
     # ------------------------------------------------------------------ public
 
     def invalidate(self, reason: str = "asked") -> None:
         """Read everything on the next call (e.g. the operator asked for a full refresh)."""
         self._doubt = reason
+
+    def unchanged(self) -> bool:
+        """Sure, from stat() alone (no query, no thread hop), that a read now would return the
+        last state: the file and its -wal are as they were when the last read began (a commit
+        writes one of them), and no resync or doubt is due. False when unsure: the caller then
+        reads, which asks data_version. Lets a live cockpit skip a quiet tick (issue 10)."""
+        if self._state is None or self._doubt is not None or self._files is None:
+            return False
+        if self._monotonic() - self._full_at >= self.resync_s:
+            return False
+        try:
+            return _files_key(self._files[0]) == self._files
+        except OSError:
+            return False
 
     async def aclose(self) -> None:
         reader, self._reader = self._reader, None
@@ -158,7 +173,10 @@ class SandboxDbTracker:
     async def read_state(self, *, now: datetime | None = None) -> DbState:
         """The reconcile input, read only as far as it changed (see the module docstring)."""
         try:
-            return await self._read(now)
+            files = _files_key_or_none(self.path)  # before the read: a commit in it shows next time
+            state = await self._read(now)
+            self._files = files
+            return state
         except BaseException:
             # After an error nothing is known for sure: the next call reopens and reads it all.
             await self.aclose()
@@ -180,6 +198,7 @@ class SandboxDbTracker:
 
     async def _read(self, now: datetime | None) -> DbState:
         apath = precheck(self.path, LABEL, HINT)  # stat() only; classifies a vanished file
+        self._files = None
         st = os.stat(apath)
         ident = (st.st_dev, st.st_ino)
         reason = self._doubt
@@ -518,3 +537,27 @@ class SandboxDbTracker:
             if len(ids) == len(recs):
                 self._recs[table] = RowMap.records(ids, recs)
         return state
+
+
+def _files_key_or_none(path: str) -> tuple[Any, ...] | None:
+    try:
+        return _files_key(path)
+    except OSError:
+        return None  # the read says why (precheck)
+
+
+def _files_key(path: str) -> tuple[Any, ...]:
+    """What a commit to the database at `path` changes: the file's and its -wal's identity, size,
+    and modification and change times (a WAL commit writes the -wal, a rollback-mode one the
+    file). Raises OSError when the file is gone."""
+    keys: list[Any] = [path]
+    for name in (path, path + "-wal"):
+        try:
+            st = os.stat(name)
+        except FileNotFoundError:
+            if name == path:
+                raise
+            keys.append(None)
+            continue
+        keys.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return tuple(keys)
