@@ -35,6 +35,17 @@ def webhook(provider: str, iid: str, *, at: datetime | None = None, state: str =
     )  # fmt: skip
 
 
+def serve_append(tmp_path: Path, events: list[ProviderEvent]) -> None:
+    """What `opcockpit serve` does: append on its own connection to the cockpit's ledger."""
+    from opcockpit.adapters.ledger.events import EventLog
+
+    serve = EventLog(tmp_path / "ledger.db")
+    try:
+        serve.append(events)
+    finally:
+        serve.close()
+
+
 @pytest.fixture
 def double(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv(KEY_ENV, KEY)
@@ -71,7 +82,7 @@ async def test_a_stored_webhook_looks_at_its_instance_without_a_listing(
         gt = await cockpit.collector.refresh()  # paced: not due, the listing is reused
         assert {r.lease_id: r.provider_state for r in gt.rows} == {LEASE: "running"}
         assert cockpit.events is not None
-        cockpit.events.append([webhook("e2b", iid)])
+        serve_append(tmp_path, [webhook("e2b", iid)])
         assert await watch.poll() == 1
         assert changed == [frozenset({"e2b"})]
         assert get_calls(double) == gets + 1  # one GET of that instance
@@ -106,7 +117,8 @@ async def test_old_webhooks_and_the_cockpits_own_events_are_not_acted_on(
             observed_at=now, source=EventSource.PROVIDER_LIST, provider="e2b", instance_id=iid,
             before=InstanceView(state="running"), after=InstanceView(state="paused"),
         )  # fmt: skip
-        cockpit.events.append([own, webhook("e2b", "other-1", at=now), webhook("e2b", "other-2", at=now)])
+        cockpit.events.append([own])  # this cockpit's own observation
+        serve_append(tmp_path, [webhook("e2b", "other-1", at=now), webhook("e2b", "other-2", at=now)])
         assert await watch.poll() == 2
         assert looked == [("e2b", frozenset({"other-1", "other-2"}))]  # one look per provider
     finally:
@@ -129,3 +141,36 @@ def test_instances_named_groups_by_provider_and_skips_unnamed() -> None:
     nameless = ProviderEvent(observed_at=now, source=EventSource.PROVIDER_EVENT, provider="e2b")
     assert instances_named([*evs, nameless]) == {"e2b": {"a"}, "day": {"b"}}
     assert instances_named(evs, now + timedelta(seconds=1)) == {}
+
+
+async def test_a_quiet_second_is_answered_without_a_thread_or_a_query(
+    tmp_path: Path, double: E2BDouble
+) -> None:
+    """Issue 10, idle tick: on SQLite the watch asks the ledger's data_version on the loop; while
+    no other process committed it reads nothing. This cockpit's own appends do not move it; a
+    webhook appended by `opcockpit serve` (another connection) does, and is acted on."""
+    from opcockpit.adapters.ledger.events import EventLog
+
+    iid = double.add(state="running").instance_id
+    cockpit = live_cockpit(tmp_path, double, iid)
+    changed: list[frozenset[str]] = []
+    watch = build_ledger_watch(cockpit, on_change=changed.append)
+    assert isinstance(watch, LedgerWatch) and cockpit.events is not None
+    serve = EventLog(tmp_path / "ledger.db")  # `opcockpit serve`: its own connection
+    try:
+        await cockpit.collector.refresh()
+        assert await watch.poll() == 0 and watch.skipped == 0  # the first poll reads
+        assert await watch.poll() == 0 and watch.skipped == 1  # nothing committed elsewhere
+        own = InstanceStateChanged(
+            observed_at=datetime.now(UTC), source=EventSource.PROVIDER_LIST, provider="e2b",
+            instance_id=iid, before=InstanceView(state="running"), after=InstanceView(state="paused"),
+        )  # fmt: skip
+        cockpit.events.append([own])  # this cockpit's own observation, on its own connection
+        assert await watch.poll() == 0 and watch.skipped == 2
+        serve.append([webhook("e2b", iid)])
+        assert await watch.poll() == 1 and changed == [frozenset({"e2b"})]
+        assert watch.skipped == 2
+        assert await watch.poll() == 0 and watch.skipped == 3
+    finally:
+        serve.close()
+        await cockpit.aclose()

@@ -2,7 +2,8 @@
 
 `opcockpit serve` appends each accepted webhook to the event ledger as a `provider.event` row.
 A running cockpit follows the ledger's new rows by id (`EventLogPort.after(cursor)`: one query on
-the primary key per tick, nothing read when nothing was appended), picks the `provider.event`
+the primary key per tick, nothing read when nothing was appended; on SQLite not even that while
+no other process committed, `EventLog.moved`), picks the `provider.event`
 rows, asks the collector to look at the instances they name (`FleetCollector.look`: one GET each
 instead of a full listing) and then calls `on_change` (the TUI's `request_refresh`), so an
 accepted webhook is on screen within about a second.
@@ -69,13 +70,22 @@ class LedgerWatch:
         self.looks = 0  # instances handed to `look`
         self._since = clock() - _SLACK
         self._lock = asyncio.Lock()
+        self._caught_up = False  # the last read returned less than a batch
+        self.skipped = 0  # polls answered by `moved()` alone: no thread, no query (tests)
 
     async def poll(self) -> int:
         """One tick: read the rows appended since the cursor; returns the instances looked at.
         Never raises (a ledger failure is `error`); ticks never overlap."""
         if self._lock.locked():
             return 0
+        moved = getattr(self.events, "moved", None)
+        # Nothing committed by another process since the last look (SQLite's data_version, asked
+        # on this thread): no thread hop, no query (issue 10: the poll runs every second).
+        if moved is not None and moved() is False and self._caught_up:
+            self.skipped += 1
+            return 0
         async with self._lock:
+            self._caught_up = False  # until a read succeeds: a failed one is not skipped after
             try:
                 fresh = await asyncio.to_thread(self._read)
             except Exception as exc:  # LedgerError: the ledger is unavailable; the screen goes on
@@ -110,6 +120,7 @@ class LedgerWatch:
             older = self.events.query(EventQuery(until=self._since, limit=1))
             self.cursor = max((e.id or 0 for e in older), default=0)
         rows = self.events.after(self.cursor, self.batch)
+        self._caught_up = len(rows) < self.batch
         if rows:
             self.cursor = max(self.cursor, *(e.id or 0 for e in rows))
         return rows

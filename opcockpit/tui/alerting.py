@@ -161,7 +161,26 @@ class Alerting:
                 store.close()
             self.engine, self._feed = None, None
 
-    def poll_changes(self) -> bool:
+    def feed_moved(self) -> bool | None:
+        """The change feed asked on the calling thread, never waiting: False when nothing moved
+        (SQLite's data_version, under the store's lock if it is free), True when it did (then
+        `poll_changes(moved=True)` reads the alerts' mark); None when it cannot say at once
+        (PostgreSQL, no feed yet, an evaluation holds the store): `poll_changes()` in a thread.
+        A quiet second then costs no thread hop (issue 10, idle tick)."""
+        engine, feed = self.engine, self._feed
+        if engine is None or feed is None or not getattr(feed, "instant", False):
+            return None
+        lock = engine.store.lock
+        if not lock.acquire(blocking=False):
+            return None
+        try:
+            return bool(feed.poll())
+        except Exception:  # the thread's poll reports it (or the next evaluation)
+            return None
+        finally:
+            lock.release()
+
+    def poll_changes(self, moved: bool = False) -> bool:
         """Did another cockpit (or cron's `snapshot --check`, `opcockpit ack`) change the alert
         state on this ledger since the last poll? Then the active alerts are re-read, so a team
         mate's ack or mute shows here within a poll, not at the next change of the fleet.
@@ -180,7 +199,7 @@ class Alerting:
                     # Opened at the first poll, after the alerts on screen were read: what
                     # changed in between shows as a mark other than the one of that read.
                     self._feed = changes()
-                elif not self._feed.poll():
+                elif not moved and not self._feed.poll():  # `moved`: feed_moved() polled it
                     return False
                 mark = store.active_mark()
                 if mark == self._mark:

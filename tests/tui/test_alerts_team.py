@@ -103,3 +103,34 @@ async def test_an_ack_made_before_the_feed_opens_still_shows(shared_ledger: str,
         await pilot.press("4")
         table = view(app).active_table
         await wait_until(pilot, lambda: table.get_texts(alert_id)[5] == "✓ack alice")
+
+
+async def test_the_feed_is_asked_on_the_loop_and_only_a_move_goes_to_a_thread(
+    tmp_path: Path, we: WorkedExample, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10, idle tick: on SQLite the feed answers at once (data_version), so a quiet second
+    needs no thread; a team mate's ack moves it, and the thread's poll then reads the alerts'
+    mark without asking the feed again (the move was consumed on the loop)."""
+    import sqlite3
+
+    ledger = tmp_path / "ledger.db"
+    monkeypatch.setenv("OPCOCKPIT_LEDGER", str(ledger))
+    app = make_app(we, AlertsConfig())
+    async with app.run_test(size=SIZE) as pilot:
+        await evaluated(pilot, app)
+        al = app.alerting
+        assert al is not None
+        assert al.feed_moved() is None  # no feed yet: the thread's poll opens it
+        al.poll_changes()
+        assert al.feed_moved() is False  # nothing committed elsewhere
+        other = sqlite3.connect(ledger)
+        try:
+            alert_id = keys_of(app)[f"stuck_run:{RUN_T3}"]
+            acked = "UPDATE alerts SET acked_by = 'x', acked_at = '2026-01-01T00:00:00+00:00' WHERE id = ?"
+            other.execute(acked, (int(alert_id),))
+            other.commit()
+            assert al.feed_moved() is True
+            assert al.feed_moved() is False  # consumed
+            assert al.poll_changes(moved=True)  # the mark moved: re-read
+        finally:
+            other.close()

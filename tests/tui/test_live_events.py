@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from opcockpit.adapters.ledger.events import EventLog
 from opcockpit.domain.events import EventSource, InstanceStateChanged, InstanceView, ProviderEvent
 from opcockpit.doubles.e2b import E2BDouble
 from opcockpit.settings.config import CockpitConfig, ProviderConfig, SourcesConfig
@@ -85,7 +86,11 @@ async def test_a_webhook_in_the_ledger_is_on_screen_without_a_full_listing(
         refreshes = app.refreshes
         double.set_state(iid, "paused")
         assert app.cockpit is not None and app.cockpit.events is not None
-        app.cockpit.events.append([webhook(iid)])
+        serve = EventLog(tmp_path / "ledger.db")  # `opcockpit serve` appends on its own connection
+        try:
+            serve.append([webhook(iid)])
+        finally:
+            serve.close()
         await wait_until(pilot, lambda: provider_state(app) == "paused")  # the ledger tick's look
         assert app.refreshes > refreshes
         assert app.live.ledger_watch.seen == 1

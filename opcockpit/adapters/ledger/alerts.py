@@ -714,6 +714,12 @@ class ChangeFeed:
     def __post_init__(self) -> None:
         self.poll()
 
+    @property
+    def instant(self) -> bool:
+        """poll() answers from the open file at once (SQLite's data_version: no network, no
+        connect), so a caller may ask it without a thread (issue 10, idle tick)."""
+        return isinstance(self.db, SqliteDb)
+
     def poll(self) -> list[str]:
         if isinstance(self.db, SqliteDb):
             v = self.db.data_version()

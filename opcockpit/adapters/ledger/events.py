@@ -157,6 +157,7 @@ class EventLog:
         self._conn: LedgerDb | None = None
         self._lock = threading.Lock()
         self._since_compact = 0
+        self._version: int | None = None  # data_version at the last moved() (SQLite)
 
     @property
     def path(self) -> str:
@@ -166,6 +167,24 @@ class EventLog:
     @property
     def target(self) -> LedgerTarget:
         return self._target
+
+    def moved(self) -> bool | None:
+        """Did another connection commit to the ledger since the last call? Answered at once, with
+        no query and no thread (SQLite's data_version on this log's open connection, when its lock
+        is free): True/False; None when it cannot say (PostgreSQL, not open yet, busy, an error,
+        the first call), and the caller reads. A poll every second (LedgerWatch) then costs no
+        thread hop and no query while nothing was written (issue 10, idle tick)."""
+        conn = self._conn
+        if conn is None or conn.kind != "sqlite" or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            version = conn.data_version()  # type: ignore[attr-defined]
+        except Exception:
+            return None
+        finally:
+            self._lock.release()
+        before, self._version = self._version, version
+        return None if before is None else version != before
 
     def _db(self) -> LedgerDb:
         if self._conn is None:

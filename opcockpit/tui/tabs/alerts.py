@@ -146,8 +146,12 @@ class AlertsView(Vertical):
         al = self.alerting
         if al is None or self._evaluating or self._feed_polling:
             return
+        moved = al.feed_moved()  # SQLite: asked here, at once; nothing moved: no thread at all
+        if moved is False:
+            return
         self._feed_polling = True
-        asyncio.get_running_loop().run_in_executor(None, al.poll_changes).add_done_callback(self._feed_polled)
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor(None, al.poll_changes, bool(moved)).add_done_callback(self._feed_polled)
 
     def _feed_polled(self, done: asyncio.Future[bool]) -> None:
         self._feed_polling = False
