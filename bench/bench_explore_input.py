@@ -77,6 +77,19 @@ def _type(screen: _Screen, text: str) -> None:
     raise RuntimeError(f"{text!r} typed three times, never drawn")
 
 
+ESCAPES = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\\\)|[@-_])")
+
+
+def _failed_trial(screen: _Screen, start: int, tmp: Path) -> str:
+    """What a failed trial drew: its bytes kept in a file (bench.run's table clips the message),
+    and the text of its last ~1500 bytes with the escape sequences taken out."""
+    drawn = bytes(screen.buf[start:])
+    dump = tmp / "failed-trial.raw"
+    dump.write_bytes(drawn)
+    text = ESCAPES.sub(b" ", drawn[-1500:]).decode("utf-8", "replace")
+    return f"{' '.join(text.split())!r} (drawn bytes: {dump})"
+
+
 def open_explore(screen: _Screen, label: str, proc: Any) -> None:
     """Wait for the fleet's rows, let the first refresh and alert round pass, open Explore (`6`)."""
     if screen.wait(b"lease-", 0, START_TIMEOUT_S) is None:
@@ -127,8 +140,7 @@ def measure(label: str, pythonpath: Path, cfg: Path, trials: int) -> dict[str, A
             lat = _key_latency(screen)
             done = screen.wait(ROWS, start, 60.0)
             if done is None:
-                tail = bytes(screen.buf[start:])[-1500:].decode("utf-8", "replace")
-                raise RuntimeError(f"{label}: the query drew no result: {tail!r}")
+                raise RuntimeError(f"{label}: the query drew no result: {_failed_trial(screen, start, tmp)}")
             queries.append(done - entered)
             if lat is not None and entered + 0.1 + lat < done:
                 busy.append(lat)

@@ -315,6 +315,28 @@ async def test_a_key_typed_right_after_enter_is_not_in_the_submitted_query(fleet
         assert inp.value == query + "xy"  # the keys typed after Enter are kept for the next query
 
 
+async def test_the_query_box_takes_editing_keys_in_typing_order(fleet, tmp_path: Path) -> None:
+    """ctrl+u, backspace and the arrows are Input bindings too: queued with the keys typed after
+    them, they edit the box in typing order (the bench's ctrl+u lost the text typed after it)."""
+    from textual import events
+
+    async with explore_app(_service(fleet, tmp_path / "l.db")).run_test(size=SIZE) as pilot:
+        view = await _open(pilot)
+        inp = view.query_one("#explore-input", Input)
+        inp.value = "old query"
+        inp.cursor_position = len(inp.value)
+        await pilot.pause()
+        driver = pilot.app._driver
+        assert driver is not None
+        typed = [("ctrl+u", None), *((c, c) for c in "runz"), ("backspace", "\x7f"), ("s", "s"),
+                 ("home", None), ("x", "x")]  # fmt: skip
+        for key, char in typed:  # queued back to back, as the driver hands over one terminal read
+            driver.send_message(events.Key(key, char))
+        await wait_until(pilot, lambda: "x" in inp.value)
+        await pilot.pause()
+        assert inp.value == "xruns" and inp.cursor_position == 1
+
+
 def test_table_rows_keys_values_and_widths() -> None:
     """What the query worker prepares off the event loop: rows keyed by the dataset's key (a
     repeated or missing key by position), the values as cells with the column's terminal-safe

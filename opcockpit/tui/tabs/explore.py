@@ -2,7 +2,7 @@
 
 - The input completes datasets, fields (and `since:`/`until:`) and values (the values seen in the
   last result's facets) through Textual's suggester (→ accepts).
-- Enter runs the query on screen at that moment (QueryInput submits in its own key handler) in
+- Enter runs the query on screen at that moment (QueryInput runs its keys in typing order) in
   an exclusive worker ("running…" shown); Esc cancels it. The service's own deadline bounds the
   evaluation thread a cancelled worker leaves behind. The result's cell texts are made in a
   thread too (table_rows); the event loop only hands them to the table (the rows that changed,
@@ -100,10 +100,12 @@ class QuerySuggester(Suggester):
 
 
 class QueryInput(Input):
-    """The query box. Enter submits in the box's own key handler, the text on screen at that
-    moment: Textual's Enter is a binding, run only once the key has bubbled up to the app, and a
-    key queued right behind it (one read of the terminal, or two while the loop was busy) was
-    typed into the box first, so the query ran with it. Keys after Enter stay in the box."""
+    """The query box; it takes its keys in the order they were typed. Input's own keys (Enter,
+    backspace, ctrl+u, arrows, ...) are bindings, which Textual runs only once the key has bubbled
+    up to the app, while a printable key is typed at once: a key queued right behind one (one read
+    of the terminal, or two while the loop was busy) went in first, and Enter ran the query with
+    it, ctrl+u wiped it. Here the box's bindings run in its key handler, so Enter submits the
+    text on screen at that moment and what is typed after it stays in the box."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "history(-1)", "Previous query", show=False),
@@ -115,10 +117,13 @@ class QueryInput(Input):
         self._submit = submit
 
     async def _on_key(self, event: events.Key) -> None:
-        if event.key == "enter":
-            event.stop()
-            event.prevent_default()  # Input's own handler and the app's binding check: not reached
-            self._submit(self.value)
+        if event.is_printable:
+            return  # Input's handler types it
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            # (a priority binding ran before the key got here; an action that skips goes on up)
+            if not binding.priority and await self.app.run_action(binding.action, self):
+                event.stop()  # not bubbled: the app's binding check does not run it again
+                return
 
     async def action_submit(self) -> None:  # the binding's action, called directly: the same path
         self._submit(self.value)
