@@ -389,6 +389,27 @@ async def test_evaluations_never_overlap(ledger: Path, we: WorkedExample) -> Non
         assert app.refreshes == 5
 
 
+async def test_a_finished_round_keeps_no_ground_truth(ledger: Path, we: WorkedExample) -> None:
+    """A Worker stays reachable after it ends (from the context of any task started while it ran),
+    so the alert round's worker must not hold its ground truth: every old picture stayed alive."""
+    import gc
+
+    from textual.worker import Worker
+
+    from opcockpit.domain.models import GroundTruth
+
+    app = make_app(we)
+    async with app.run_test(size=SIZE) as pilot:
+        await evaluated(pilot, app)
+        await pilot.press("ctrl+r")
+        await evaluated(pilot, app, rounds=2)
+        workers = [o for o in gc.get_objects() if isinstance(o, Worker) and o.group == "alert-eval"]
+        assert workers  # the finished rounds' workers are still there ...
+        for w in workers:  # ... but none holds a picture
+            held = gc.get_referents(w._work, *gc.get_referents(w._work))
+            assert not any(isinstance(o, GroundTruth) for o in held)
+
+
 async def test_notification_failure_is_shown(ledger: Path, we: WorkedExample) -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -84,6 +84,7 @@ class AlertsView(Vertical):
         self.view = "alerts-table"
         self._evaluating = False
         self._queued: GroundTruth | None = None
+        self._round_gt: GroundTruth | None = None  # the next round's input, taken by _evaluate
         self._alerts: dict[str, Alert] = {}  # id -> alert shown in the active or history table
         self._bar_shown: Text | None = None
         self._history: dict[str, Alert] = {}
@@ -243,19 +244,24 @@ class AlertsView(Vertical):
             self._queued = gt
             return
         self._evaluating = True
-        self._evaluate(gt)
+        self._round_gt = gt
+        self._evaluate()
 
     @property
     def evaluating(self) -> bool:
         return self._evaluating
 
     @work(group="alert-eval", exit_on_error=False)
-    async def _evaluate(self, gt: GroundTruth) -> None:
-        al = self.alerting
+    async def _evaluate(self) -> None:
+        # The ground truth is not the worker's argument: a finished Worker stays reachable from
+        # the context of every task started while it ran (a widget's message loop, a timer), and
+        # its arguments with it: old pictures of every row kept for minutes (issue 10, RSS).
+        al, gt, self._round_gt = self.alerting, self._round_gt, None
         try:
-            if al is not None:
+            if al is not None and gt is not None:
                 self._apply_round(await al.evaluate(gt))
         finally:
+            del gt
             self._evaluating = False
             queued, self._queued = self._queued, None
             if queued is not None:
