@@ -25,7 +25,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from datetime import datetime
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Any
 
 from opcockpit.domain.convergence import MODE_OK, Prov, build_index, missing_context, provider_context
@@ -49,8 +49,23 @@ from opcockpit.domain.reconcile import _listings_by_name, _orphans, claimed_row,
 
 __all__ = ["IncrementalReconciler"]
 
-_FIRST = itemgetter(0)
-_Keyed = tuple[str, GroundTruthRow]
+
+def _sort_key(row: GroundTruthRow) -> str:
+    """The full reconcile's sort key of a row (walk_leases: provider, thread id, lease id), made
+    again when needed instead of kept: one str and one (key, row) pair per lease were ~150 bytes a
+    lease (issue 10, RSS), for a bisection over the few rows a step touches."""
+    return f"{row.provider}\0{row.thread_id or ''}\0{row.lease_id}"
+
+
+def _same_key(a: GroundTruthRow, b: GroundTruthRow) -> bool:
+    """_sort_key(a) == _sort_key(b) for rows of one lease, without making either."""
+    return a.provider == b.provider and (a.thread_id or "") == (b.thread_id or "")
+
+
+# Above this many touched rows a step finds their places by a lease -> index map, not bisection.
+_BISECT_MAX = 64
+
+
 # A row rebuilt with two fields replaced (a stale row's age and reason): every field, positionally.
 _ROW_FIELDS = tuple(f.name for f in fields(GroundTruthRow))
 _row_values = attrgetter(*_ROW_FIELDS)
@@ -128,13 +143,12 @@ class IncrementalReconciler:
         # lease -> the instance id it matched at its row's provider (not a (provider, id) tuple)
         self._match: dict[str, str] = {}
         self._matched: dict[str, dict[str, int]] = {}  # provider -> instance id -> leases matching it
-        self._base: dict[str, _Keyed] = {}  # rows before claim notes
+        self._base: dict[str, GroundTruthRow] = {}  # rows before claim notes
         # the rows with claim notes (an orphan claims their lease; rare): a row's final form is
         # this one, else _base's (no second lease -> row map, issue 10, RSS)
-        self._claimed: dict[str, _Keyed] = {}
-        # the sort keys of _rows, in order: a touched row's place by bisection (no lease -> index
-        # map: a dict and an int per lease, ~0.6 MB at 10k)
-        self._keys: list[str] = []
+        self._claimed: dict[str, GroundTruthRow] = {}
+        # _rows is in _sort_key order: a touched row's place by bisection (no lease -> index
+        # map: a dict and an int per lease, ~0.6 MB at 10k; no list of keys either)
         self._rows: tuple[GroundTruthRow, ...] = ()
         self._orphans_by: dict[str, list[OrphanRow]] = {}
         self._prefix: dict[str, str] = {}  # stale provider -> its rows' reason prefix (last step)
@@ -219,26 +233,30 @@ class IncrementalReconciler:
             if claims.get(lid) != old_claims.get(lid) and lid in self._base:
                 touched.add(lid)
         self._claims = claims
-        claimed, keys = self._claimed, self._keys
+        claimed, rows_now = self._claimed, self._rows
         resort = bool(removed)
         places: list[tuple[int, GroundTruthRow]] = []
+        # Many touched rows (a stale provider's, restamped each tick): their places from one
+        # lease -> index map made for this step, not a bisection making keys per probe.
+        where = {r.lease_id: i for i, r in enumerate(rows_now)} if len(touched) > _BISECT_MAX else None
         for lid in touched:
-            key, row = self._base[lid]
+            row = self._base[lid]
             mine = claims.get(lid)
             if mine:
-                claimed[lid] = (key, row := claimed_row(row, mine))
+                claimed[lid] = row = claimed_row(row, mine)
             else:
                 claimed.pop(lid, None)
-            if not resort:  # the key found, on this lease's row: the same place
-                i = bisect_left(keys, key)
-                if i < len(keys) and keys[i] == key and self._rows[i].lease_id == lid:
+            if not resort:  # on this lease's row, under the same sort key: the same place
+                if where is not None:
+                    i = where.get(lid, len(rows_now))
+                else:
+                    i = bisect_left(rows_now, _sort_key(row), key=_sort_key)
+                if i < len(rows_now) and rows_now[i].lease_id == lid and _same_key(rows_now[i], row):
                     places.append((i, row))
                 else:
                     resort = True  # a new lease or a new sort key
         if resort:
-            keyed = sorted((claimed.get(lid, kr) for lid, kr in self._base.items()), key=_FIRST)
-            self._rows = tuple([kr[1] for kr in keyed])
-            self._keys = [kr[0] for kr in keyed]
+            self._rows = tuple(sorted((claimed.get(lid, r) for lid, r in self._base.items()), key=_sort_key))
         elif places:  # same leases, same sort keys: the changed rows in place, no re-sort
             rows = list(self._rows)
             for i, row in places:
@@ -305,11 +323,11 @@ class IncrementalReconciler:
         matches: dict[str, str] = {}
         keyed, _, _ = walk_leases(sub, provs, health, matches)
         problems = db.lease_problems
-        for lease, kr in zip(todo, keyed, strict=True):
+        for lease, (_, row) in zip(todo, keyed, strict=True):
             lid = lease.lease_id
             self._forget(lid, orphan_dirty, keep_row=True)
             pname = lease.provider_name
-            self._base[lid] = kr
+            self._base[lid] = row
             self._by_provider.setdefault(pname, set()).add(lid)
             cid = lease.current_instance_id
             if cid is not None:
@@ -328,13 +346,12 @@ class IncrementalReconciler:
 
     def _forget(self, lid: str, orphan_dirty: set[str], *, keep_row: bool = False) -> None:
         """Drop what the last step knew about lease `lid` (its indexes; its row unless kept)."""
-        kr = self._base.get(lid)
-        if kr is None:
+        row = self._base.get(lid)
+        if row is None:
             return
         if not keep_row:
             del self._base[lid]
             self._claimed.pop(lid, None)
-        row = kr[1]
         pname = row.provider
         members = self._by_provider.get(pname)
         if members is not None:
@@ -380,11 +397,10 @@ class IncrementalReconciler:
         for lid in members:
             if lid in dirty:
                 continue
-            kr = base.get(lid)
-            if kr is None:
+            row = base.get(lid)
+            if row is None:
                 dirty.add(lid)
                 continue
-            row = kr[1]
             if row.stale_age_s is None:  # judged without a provider to match: no age in it
                 continue
             reason = row.reason
@@ -398,7 +414,7 @@ class IncrementalReconciler:
                 continue
             values = list(_row_values(row))
             values[_REASON], values[_STALE_AGE] = reason, age
-            base[lid] = (kr[0], _build_row(*values))
+            base[lid] = _build_row(*values)
             restamped.add(lid)
 
     # ------------------------------------------------------------------ provider side
