@@ -447,13 +447,15 @@ class CockpitApp(
 
     def _header_tick(self) -> None:
         """Once a second: the header's ages move between refreshes only when the picture is older
-        than one refresh interval (a stall, a failing source, frozen, manual refresh). While the
+        than one refresh interval and a second (a stall, a failing source, frozen, manual refresh). While the
         refreshes keep coming, each one repaints the header itself; a repaint per second on top
         was a full compositor pass (~half of a quiet tick's screen work at 10k leases)."""
         last = self.last_refresh
         if (
             last is None
-            or (self.clock() - last).total_seconds() >= self.refresh_s
+            # A second of slack: at the refresh's own time the tick painted "refreshed 2s ago"
+            # just before the (carried) refresh painted "0s": two repaints a tick for nothing.
+            or (self.clock() - last).total_seconds() >= self.refresh_s + 1.0
             or self._header_inputs() != self._header_shown
         ):
             self._show_header()

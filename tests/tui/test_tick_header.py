@@ -40,6 +40,9 @@ async def test_the_tick_repaints_the_header_only_when_it_would_show_something_ne
         clock.now = NOW + timedelta(seconds=1)  # within one refresh interval: nothing new
         app._header_tick()
         assert shows == 0
+        clock.now = NOW + timedelta(seconds=2)  # the refresh's own time: it paints the header
+        app._header_tick()
+        assert shows == 0
         clock.now = NOW + timedelta(seconds=5)  # a stall: the header's age moves
         app._header_tick()
         assert shows == 1
