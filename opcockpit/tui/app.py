@@ -273,10 +273,11 @@ class CockpitApp(
     def _carry_quiet_tick(self) -> bool:
         """A tick in which nothing is due (issue 10, idle tick): the sources are unchanged (the
         collector's `settled`: sandbox.db by stat(), no listing due or landed, nothing looked at),
-        no alert round is due, no operator action is pending, and only the main screen's tables
-        are shown. Then the refresh would return the last picture at a later time, which
-        `carried` makes (domain/carry.py): only the ages on screen and the header move. A refresh
-        was two thread hops, the reconcile step and the table pass (~1/3 of a quiet tick)."""
+        no operator action is pending, and only the main screen's tables are shown. Then the
+        refresh would return the last picture at a later time, which `carried` makes
+        (domain/carry.py): only the ages on screen and the header move, and an alert round due
+        judges that picture. A refresh was two thread hops, the reconcile step and the table
+        pass (~1/3 of a quiet tick)."""
         gt = self.ground_truth
         settled = getattr(self.source, "settled", None)
         if (
@@ -286,7 +287,6 @@ class CockpitApp(
             or self.last_error is not None
             or self._refresh_again
             or len(self.overlay)
-            or self._alert_round_due()
             or len(self.screen_stack) > 1
             or self.active_tab == "events"  # it reloads LEON's webhook rows each refresh
             or (self.ops is not None and self.ops.tracker.pending())
@@ -303,6 +303,7 @@ class CockpitApp(
         self.gt_table.set_now(now)
         self.orphans_table.set_now(now)
         self._show_header()
+        self._schedule_alerts(fresh)  # a round due judges the carried picture: it is the current one
         return True
 
     def _alert_round_due(self) -> bool:

@@ -69,8 +69,8 @@ async def test_a_refresh_that_changes_no_row_applies_nothing_and_leaves_the_keys
 
 async def test_a_tick_with_nothing_due_carries_the_picture_and_runs_no_refresh(tmp_path: Path) -> None:
     """The real paced collector on a sandbox.db nothing writes: a tick with nothing due carries
-    the picture to the tick's time (no refresh, no statement at sandbox.db); a commit, or an alert
-    round falling due, makes the tick refresh again."""
+    the picture to the tick's time (no refresh, no statement at sandbox.db), and an alert round
+    falling due is scheduled on it; a commit makes the tick refresh again."""
     db = build_leon_db(tmp_path / "sandbox.db", LEASES)
     collector = build_collector(make_config(db, None))
     collector.paced = True
@@ -103,7 +103,7 @@ async def test_a_tick_with_nothing_due_carries_the_picture_and_runs_no_refresh(t
         wall[0] += timedelta(seconds=2)
         app._tick()
         assert app.quiet_ticks == 2 and app.refreshes == 2
-        mono[0] += 11.0  # an alert round is due: it needs a refreshed picture
+        due = app._alerts_due
+        mono[0] += 11.0  # an alert round is due: it judges the carried picture, no refresh
         app._tick()
-        await wait_until(pilot, lambda: app.refreshes == 3 and not app.inflight)
-        assert app.quiet_ticks == 2
+        assert app.quiet_ticks == 3 and app.refreshes == 2 and app._alerts_due > due
