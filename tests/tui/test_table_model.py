@@ -252,8 +252,19 @@ def test_rows_sorted_by_an_enum_column_share_its_sort_values() -> None:
     members = (Convergence.DIVERGED, Convergence.CONVERGED, Convergence.STALE)
     m.replace({f"r{i}": (members[i % 3], f"r{i}") for i in range(9)})
     assert m.view_keys() == ["r1", "r4", "r7", "r0", "r3", "r6", "r2", "r5", "r8"]
-    sks = [m._rows[k].sk[0] for k in ("r0", "r3", "r6")]
-    assert sks[0] == (1, 0, "diverged") and all(sk is sks[0] for sk in sks)
+    sks = [m._rows[k].sk for k in ("r0", "r3", "r6")]
+    assert sks[0][:3] == (1, 0, "diverged") and all(sk[2] is sks[0][2] for sk in sks)
+
+
+def test_a_rows_sort_entry_is_one_flat_tuple() -> None:
+    """(sort value parts..., key) in one tuple, not a (sort value, key) pair holding a second
+    tuple per row (~50 bytes a row at 10k rows); the order is the same."""
+    m = TableModel([Column("n", "N", 6), Column("id", "ID", 8)], clock=Clock())
+    m.replace({f"r{i}": (i % 3 if i != 4 else None, f"r{i}") for i in range(6)})
+    assert m.view_keys() == ["r0", "r3", "r1", "r2", "r5", "r4"]  # by value, then key; None last
+    for key in m.view_keys():
+        sk = m._rows[key].sk
+        assert sk[-1] == key and not any(isinstance(part, tuple) for part in sk)
 
 
 def test_the_rows_are_held_once() -> None:
