@@ -150,3 +150,26 @@ async def test_a_table_not_on_screen_paints_nothing_until_shown_then_shows_the_a
         await pilot.pause()
         line = next(ln for ln in screen_text(app).splitlines() if "r000" in ln)
         assert line.rstrip().endswith("30s")
+
+
+def test_an_age_still_in_its_bucket_is_not_formatted_again() -> None:
+    """A carried tick re-ages the rows on screen: a cell whose bucket did not move keeps its text
+    without formatting it (the text is a function of the bucket); a moved bucket is formatted."""
+    model = TableModel(COLS, flash_seconds=0)
+    model.set_now(T0)
+    model.replace(_stamped({"a": 10 * 60 + 5, "b": 3 * 3600 + 60}))  # 10m, 3h (10-minute steps)
+    assert [model.get_texts(k)[1] for k in ("a", "b")] == ["10m", "3h"]
+    versions = {k: model.row_version(k) for k in ("a", "b")}
+    formatted: list[Any] = []
+    real = model._text
+
+    def counting(column: Any, value: Any) -> str:
+        formatted.append(value)
+        return real(column, value)
+
+    model._text = counting  # type: ignore[method-assign]
+    model.set_now(T0 + timedelta(seconds=20))  # both still in their buckets
+    assert {k: model.row_version(k) for k in ("a", "b")} == versions and formatted == []
+    model.set_now(T0 + timedelta(seconds=60))  # a: 11m; b: still 3h
+    assert model.get_texts("a")[1] == "11m" and model.row_version("a") == versions["a"] + 1
+    assert model.row_version("b") == versions["b"] and len(formatted) == 1

@@ -81,16 +81,28 @@ class TableAges:
     _follow: Callable[[str | None, int | None, Sequence[str]], Any]  # -> model.CursorMove
 
     def _age(self, row: Any) -> None:
-        """Paint row's ages at `now` (its other texts stay); a moved age bumps its version."""
-        columns, values = self._columns, row.values
-        texts = list(row.texts)
-        for i in range(min(len(texts), len(values), len(columns))):
-            if values[i].__class__ is AgeStamp:
-                texts[i] = self._text(columns[i], values[i])
-        if texts != list(row.texts):
+        """Paint row's ages at `now` (its other texts stay); a moved age bumps its version. A cell
+        whose bucket is the one it was painted in keeps its text unformatted: a 2 s tick moves
+        few buckets, and formatting every age of the rows on screen twice a tick was most of a
+        carried tick's table work (issue 10, idle tick)."""
+        columns, values, now, was = self._columns, row.values, self.now, row.aged
+        same_bucket = now is not None and was is not None and was is not NO_NOW
+        old = row.texts
+        texts: list[str] | None = None
+        for i in range(min(len(old), len(values), len(columns))):
+            value = values[i]
+            if value.__class__ is AgeStamp:
+                if same_bucket and value.age(was) == value.age(now):
+                    continue  # the text is a function of the bucket: the same
+                text = self._text(columns[i], value)
+                if text != old[i]:
+                    if texts is None:
+                        texts = list(old)
+                    texts[i] = text
+        if texts is not None:
             row.texts = tuple(texts)
             row.version += 1
-        row.aged = self.now or NO_NOW
+        row.aged = now or NO_NOW
 
     def set_now(self, now: datetime) -> Any:  # model.CursorMove | None
         """The time the ages (AgeStamp cells) are shown at. Rows are aged when asked for
