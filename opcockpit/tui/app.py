@@ -67,6 +67,7 @@ MIN_REFRESH_S = 0.5
 # evaluate at once; tests without the timer (auto_refresh=False) evaluate every refresh.
 ALERT_ROUND_S = 10.0
 CLOSE_TIMEOUT_S = 2.0  # per resource closed on exit
+HEARTBEAT_S = 1.0  # the header's ages, the ledger feed and watch (LEDGER_POLL_S, FEED_POLL_S)
 
 
 class GroundTruthSource(Protocol):
@@ -229,7 +230,7 @@ class CockpitApp(
         self._install_sighup()
         self.gt_table.focus()
         self._show_header()
-        self.set_interval(1.0, self._header_tick)
+        self.set_interval(min(HEARTBEAT_S, self.refresh_s), self._heartbeat)
         self.start_refresh(manual=True)
         if self.auto_poll:
             self.set_interval(self.refresh_s, self._tick)
@@ -445,6 +446,14 @@ class CockpitApp(
         self.gt_table.apply_rows(rows, gd.removed)
         self.orphans_table.apply_rows(orphans, od.removed)
         return bool(rows or orphans or gd.removed or od.removed)
+
+    def _heartbeat(self) -> None:
+        """One timer for what runs once a second: the header's ages, the Alerts tab's ledger feed
+        (a team mate's ack or mute) and the ledger watch (webhooks). Three Textual timers were
+        three timer tasks woken each second, most of whose work is now a check (issue 10)."""
+        self._header_tick()
+        self._alerts_w._poll_ledger()
+        self.live.beat()
 
     def _header_tick(self) -> None:
         """Once a second: the header's ages move between refreshes only when the picture is older

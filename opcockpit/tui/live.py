@@ -43,7 +43,7 @@ class LiveLoops:
         return 0
 
     def start(self) -> None:
-        """Inside the running app (on_mount): start the exporter and the ledger poll timer."""
+        """Inside the running app (on_mount): start the exporter; the app's heartbeat polls."""
         if self._started:
             return
         self._started = True
@@ -64,8 +64,12 @@ class LiveLoops:
                 )
         if self.exporter is not None:
             self.exporter.start()
-        if self.ledger_watch is not None and app.auto_poll:  # no timers in deterministic tests
-            app.set_interval(min(LEDGER_POLL_S, app.refresh_s), self._poll_ledger)
+
+    def beat(self) -> None:
+        """The app's heartbeat (every LEDGER_POLL_S, or its refresh if shorter): the ledger poll,
+        not in deterministic tests (no timers there: `auto_poll` off)."""
+        if self._started and self.app.auto_poll:
+            self._poll_ledger()
 
     def _poll_ledger(self) -> None:
         """A plain task, one at a time: a Textual worker per second (its object, its three state

@@ -120,6 +120,7 @@ async def test_the_feed_is_asked_on_the_loop_and_only_a_move_goes_to_a_thread(
         await evaluated(pilot, app)
         al = app.alerting
         assert al is not None
+        app._alerts_w._feed_polling = True  # the heartbeat's own poll stays off: this test asks
         assert al.feed_moved() is None  # no feed yet: the thread's poll opens it
         al.poll_changes()
         assert al.feed_moved() is False  # nothing committed elsewhere

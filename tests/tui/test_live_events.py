@@ -98,6 +98,11 @@ async def test_a_webhook_in_the_ledger_is_on_screen_without_a_full_listing(
         assert "paused" in app.gt_table.get_texts(LEASE)  # the row on screen, not just the model
         # The once-a-second poll is a plain task, one at a time: no Textual worker (its object
         # and state messages through the app every second, issue 10's idle tick).
+        assert not app._alerts_w._timers  # its feed is polled by the app's one heartbeat
+        app.live._polling = None
+        app._heartbeat()  # the once-a-second timer: header, the Alerts feed, this poll
+        assert app.live._polling is not None
+        await app.live._polling
         app.live._poll_ledger()
         first = app.live._polling
         app.live._poll_ledger()

@@ -135,9 +135,7 @@ class AlertsView(Vertical):
         self.query_one("#alerts-off").display = not on
         self.active_table.sort_by("sev")
         self.history_table.sort_by("id", reverse=True)
-        self._show_bar()
-        if on:
-            self.set_interval(FEED_POLL_S, self._poll_ledger)
+        self._show_bar()  # the app's heartbeat polls the ledger feed (_poll_ledger) each second
 
     def _poll_ledger(self) -> None:
         """Acks and mutes from the rest of the team (issue 12): shown within FEED_POLL_S.
