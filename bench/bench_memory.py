@@ -131,14 +131,19 @@ sys.exit(main())
 """
 
 
-def pymalloc(text: str) -> dict[str, float]:
+def pymalloc(text: str) -> dict[str, Any]:
     """The totals of sys._debugmallocstats' report, in MB."""
 
     def num(pattern: str) -> float:
         m = re.search(pattern, text)
         return round(int(m.group(1).replace(",", "")) / (1 << 20), 1) if m else float("nan")
 
+    # Free blocks per size class (in used pools): which sizes the holes are, e.g. the 80-byte
+    # class of ids and timestamps or the class of one record type.
+    classes = re.findall(r"^\s*\d+\s+(\d+)\s+\d+\s+\d+\s+(\d+)\s*$", text, re.M)
+    free_by = sorted(((int(size) * int(avail), int(size)) for size, avail in classes), reverse=True)
     return {
+        "pymalloc_free_by_size_kb": [[size, round(b / 1024)] for b, size in free_by[:8]],
         "pymalloc_arenas_mb": num(r"arenas \* \d+ bytes/arena\s*=\s*([\d,]+)"),
         "pymalloc_live_mb": num(r"# bytes in allocated blocks\s*=\s*([\d,]+)"),
         "pymalloc_free_blocks_mb": num(r"# bytes in available blocks\s*=\s*([\d,]+)"),
@@ -269,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
             f"(live {r['pymalloc_live_mb']}, free blocks {r['pymalloc_free_blocks_mb']}, empty pools "
             f"{r['pymalloc_empty_pools_mb']})  glibc heap {r.get('glibc_heap_mb')} (free "
             f"{r.get('glibc_free_mb')})  sqlite {r.get('sqlite_mb')} (peak {r.get('sqlite_highwater_mb')})  "
-            f"modules {r['modules']}  load1 {r['load1_mean']}"
+            f"modules {r['modules']}  load1 {r['load1_mean']}  free KB by block size "
+            f"{r['pymalloc_free_by_size_kb'][:4]}"
         )
     return 0
 
