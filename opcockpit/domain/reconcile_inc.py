@@ -122,10 +122,11 @@ class IncrementalReconciler:
         self._leases: dict[str, LeaseRecord] = {}
         self._terms: tuple[TerminalRecord, ...] = ()
         self._sessions: tuple[ChatSessionRecord, ...] = ()
-        # lease -> its records, as tuples: one allocation each instead of a list and its item
-        # array (~1 MB at 10k leases; they change only when a record is added or removed)
-        self._terms_by: dict[str, tuple[TerminalRecord, ...]] = {}
-        self._sess_by: dict[str, tuple[ChatSessionRecord, ...]] = {}
+        # lease -> its records: the record itself when it is the only one (most leases have one
+        # terminal), else a tuple (`_members` reads both): no list and item array per lease, and
+        # no one-element tuple either (~1.5 MB, then ~0.5 MB at 10k leases; issue 10, RSS)
+        self._terms_by: dict[str, Any] = {}
+        self._sess_by: dict[str, Any] = {}
         self._snaps: Mapping[str, Any] = {}
         self._problems: Mapping[str, tuple[str, ...]] = {}
         self._listings: dict[str, ProviderListing] = {}
@@ -315,8 +316,8 @@ class IncrementalReconciler:
             schema_variant=db.schema_variant,
             read_at=db.read_at,
             leases=tuple(todo),
-            terminals=tuple(t for lid in ids for t in self._terms_by.get(lid, ())),
-            chat_sessions=tuple(s for lid in ids for s in self._sess_by.get(lid, ())),
+            terminals=tuple(t for lid in ids for t in _members(self._terms_by.get(lid))),
+            chat_sessions=tuple(s for lid in ids for s in _members(self._sess_by.get(lid))),
             resource_snapshots=db.resource_snapshots,
             lease_problems=db.lease_problems,
         )
@@ -493,9 +494,18 @@ def _changed_keys(old: dict[str, Instance], new: dict[str, Instance]) -> list[st
     return out
 
 
-def _regroup(
-    old: tuple[Any, ...], new: tuple[Any, ...], by: dict[str, tuple[Any, ...]], dirty: set[str]
-) -> None:
+def _members(group: Any) -> tuple[Any, ...]:
+    """A lease's records as `_regroup` keeps them (None, one record, or a tuple of several)."""
+    if group is None:
+        return ()
+    return group if group.__class__ is tuple else (group,)
+
+
+def _group(recs: tuple[Any, ...]) -> Any:
+    return recs[0] if len(recs) == 1 else recs
+
+
+def _regroup(old: tuple[Any, ...], new: tuple[Any, ...], by: dict[str, Any], dirty: set[str]) -> None:
     """Apply the records added/removed between `old` and `new` (by identity) to the per-lease
     groups in `by`; the leases of every such record are dirty."""
     old_ids = set(map(id, old))
@@ -505,9 +515,9 @@ def _regroup(
             lid = rec.lease_id
             group = by.get(lid)
             if group is not None:
-                kept = tuple([r for r in group if r is not rec])
+                kept = tuple([r for r in _members(group) if r is not rec])
                 if kept:
-                    by[lid] = kept
+                    by[lid] = _group(kept)
                 else:
                     del by[lid]
             dirty.add(lid)
@@ -516,5 +526,5 @@ def _regroup(
         if id(rec) not in old_ids:
             added.setdefault(rec.lease_id, []).append(rec)
     for lid, recs in added.items():
-        by[lid] = (*by.get(lid, ()), *recs)
+        by[lid] = _group((*_members(by.get(lid)), *recs))
         dirty.add(lid)
