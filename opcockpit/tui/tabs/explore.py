@@ -2,7 +2,7 @@
 
 - The input completes datasets, fields (and `since:`/`until:`) and values (the values seen in the
   last result's facets) through Textual's suggester (→ accepts).
-- Enter runs the query on screen at that moment (QueryInput runs its keys in typing order) in
+- Enter runs the query on screen at that moment (QueryInput takes its keys in typing order) in
   an exclusive worker ("running…" shown); Esc cancels it. The service's own deadline bounds the
   evaluation thread a cancelled worker leaves behind. The result's cell texts are made in a
   thread too (table_rows); the event loop only hands them to the table (the rows that changed,
@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import events, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -45,6 +45,7 @@ from opcockpit.tui.table.widget import Column, KeyedTable
 from opcockpit.tui.tabs.explore_saved import SavedQueries
 from opcockpit.tui.tabs.explore_views import MODES, render_mode
 from opcockpit.tui.widgets.chart import ascii_terminal
+from opcockpit.tui.widgets.in_order_input import InOrderInput
 
 __all__ = ["ExploreView", "QuerySuggester", "TableRows", "refine", "table_rows"]
 
@@ -99,13 +100,9 @@ class QuerySuggester(Suggester):
         return None
 
 
-class QueryInput(Input):
-    """The query box; it takes its keys in the order they were typed. Input's own keys (Enter,
-    backspace, ctrl+u, arrows, ...) are bindings, which Textual runs only once the key has bubbled
-    up to the app, while a printable key is typed at once: a key queued right behind one (one read
-    of the terminal, or two while the loop was busy) went in first, and Enter ran the query with
-    it, ctrl+u wiped it. Here the box's bindings run in its key handler, so Enter submits the
-    text on screen at that moment and what is typed after it stays in the box."""
+class QueryInput(InOrderInput):
+    """The query box: Enter submits the text on screen at that moment (keys run in typing order,
+    widgets/in_order_input.py); what is typed after it stays in the box for the next query."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "history(-1)", "Previous query", show=False),
@@ -115,15 +112,6 @@ class QueryInput(Input):
     def __init__(self, submit: Callable[[str], None], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._submit = submit
-
-    async def _on_key(self, event: events.Key) -> None:
-        if event.is_printable:
-            return  # Input's handler types it
-        for binding in self._bindings.key_to_bindings.get(event.key, ()):
-            # (a priority binding ran before the key got here; an action that skips goes on up)
-            if not binding.priority and await self.app.run_action(binding.action, self):
-                event.stop()  # not bubbled: the app's binding check does not run it again
-                return
 
     async def action_submit(self) -> None:  # the binding's action, called directly: the same path
         self._submit(self.value)
