@@ -66,6 +66,11 @@ MIN_REFRESH_S = 0.5
 # every 2 s refresh was ~40 % of the cockpit's CPU at 10k leases. The first picture and ctrl+r
 # evaluate at once; tests without the timer (auto_refresh=False) evaluate every refresh.
 ALERT_ROUND_S = 10.0
+# A round falling due on a quiet (carried) tick waits up to this many ticks for one that refreshes
+# anyway (a listing, a change): one busy tick instead of two, and half the ticks stay quiet
+# (issue 10, idle tick: a round is ~40 ms of CPU at 10k leases). Never more rounds, at most
+# this many ticks later; a refresh runs a due round at once.
+ALERT_ROUND_SLACK_TICKS = 2
 CLOSE_TIMEOUT_S = 2.0  # per resource closed on exit
 HEARTBEAT_S = 1.0  # the header's ages, the ledger feed and watch (LEDGER_POLL_S, FEED_POLL_S)
 
@@ -304,14 +309,16 @@ class CockpitApp(
         self.gt_table.set_now(now)
         self.orphans_table.set_now(now)
         self._show_header()
-        self._schedule_alerts(fresh)  # a round due judges the carried picture: it is the current one
+        # A round due judges the carried picture (the current one), unless a tick that refreshes
+        # anyway may still come within the slack.
+        self._schedule_alerts(fresh, slack_s=ALERT_ROUND_SLACK_TICKS * self.refresh_s)
         return True
 
-    def _alert_round_due(self) -> bool:
-        return self._alerts_now or not self.auto_poll or self.alert_clock() >= self._alerts_due
+    def _alert_round_due(self, slack_s: float = 0.0) -> bool:
+        return self._alerts_now or not self.auto_poll or self.alert_clock() >= self._alerts_due + slack_s
 
-    def _schedule_alerts(self, gt: GroundTruth) -> None:
-        if self._alert_round_due():
+    def _schedule_alerts(self, gt: GroundTruth, slack_s: float = 0.0) -> None:
+        if self._alert_round_due(slack_s):
             self._alerts_now = False
             self._alerts_due = self.alert_clock() + ALERT_ROUND_S
             self._alerts_w.schedule(gt)  # alert rules off the UI thread, never overlapping

@@ -104,6 +104,19 @@ async def test_a_tick_with_nothing_due_carries_the_picture_and_runs_no_refresh(t
         app._tick()
         assert app.quiet_ticks == 2 and app.refreshes == 2
         due = app._alerts_due
-        mono[0] += 11.0  # an alert round is due: it judges the carried picture, no refresh
+        mono[0] = due + 1.0  # a round falls due on a quiet tick: it waits for a busier one ...
         app._tick()
-        assert app.quiet_ticks == 3 and app.refreshes == 2 and app._alerts_due > due
+        assert app.quiet_ticks == 3 and app._alerts_due == due
+        with sqlite3.connect(db) as conn:  # ... which this is: the round runs with its refresh
+            conn.execute("UPDATE sandbox_leases SET desired_state = 'running' WHERE lease_id = 'lease-0001'")
+        app._tick()
+        await wait_until(pilot, lambda: app.refreshes == 3 and not app.inflight)
+        assert app._alerts_due > due
+        due = app._alerts_due
+        mono[0] = due + 1.0  # due again, and every tick stays quiet: at most two ticks late
+        for _ in range(2):
+            app._tick()
+            assert app._alerts_due == due
+        mono[0] = due + 2 * app.refresh_s
+        app._tick()
+        assert app.quiet_ticks == 6 and app.refreshes == 3 and app._alerts_due > due
