@@ -168,6 +168,27 @@ def test_run_times_are_one_object_per_distinct_text(tmp_path: Path) -> None:
         conn.close()
 
 
+def test_a_runs_thread_id_is_the_interned_text(tmp_path: Path) -> None:
+    """sandbox.db's records hold thread ids interned: a run's is the same object, not one str per
+    run kept by the cockpit."""
+    import sys
+
+    path = str(tmp_path / "events.db")
+    conn = create_events_db(path)
+    try:
+        for k in range(3):
+            _write(conn, ("append", "t-a", k, ["run_start", "run_done"], -k))
+
+        async def aggs() -> list:
+            async with EventsDbReader(path) as reader:
+                return await reader.run_aggs()
+
+        got = asyncio.run(aggs())
+        assert len(got) == 3 and all(a.thread_id is sys.intern("t-a") for a in got)
+    finally:
+        conn.close()
+
+
 def test_the_window_order_holds_no_pair_per_run(tmp_path: Path) -> None:
     """The runs' newest-first order is of the aggregates alone (their summaries by id): a
     (aggregate, summary) pair per run was ~8k new tuples every round with new events."""
