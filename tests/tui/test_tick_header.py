@@ -56,3 +56,35 @@ async def test_the_tick_repaints_the_header_only_when_it_would_show_something_ne
         assert shows == 1
         app._header_tick()
         assert shows == 1
+
+
+async def test_a_header_that_would_read_the_same_is_not_built_again(monkeypatch: Any) -> None:
+    """Issue 10, idle tick: the header's text is compared by what it is made of before it is
+    made; the same inputs build nothing, any input that shows (an age, freeze) builds it."""
+    from opcockpit.tui.widgets import header as header_mod
+
+    clock = Clock()
+    app = CockpitApp(SequenceSource([make_ground_truth(20)]), clock=clock, auto_refresh=False, refresh_s=2.0)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_until(pilot, lambda: app.ground_truth is not None and not app.inflight)
+        built = 0
+        real = header_mod.render_header
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            nonlocal built
+            built += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(header_mod, "render_header", counting)
+        app._show_header()
+        app._show_header()
+        assert built == 0  # nothing it shows moved
+        clock.now = NOW + timedelta(seconds=5)
+        app._show_header()
+        assert built == 1  # "refreshed 5s ago"
+        app.frozen = True
+        app._show_header()
+        app._show_header()
+        assert built == 2
+        await pilot.pause()
+        assert "FROZEN" in screen_text(app)
