@@ -25,4 +25,8 @@ class InOrderInput(Input):
             # a priority binding ran before the key got here; an action that skips goes on up
             if not binding.priority and await self.app.run_action(binding.action, self):
                 event.stop()  # not bubbled: the app's binding check does not run it again
+                # nor this handler again through a subclass's that calls it (Textual calls each
+                # class's _on_key down the MRO): Input's is skipped, so its cursor blink is here
+                event.prevent_default()
+                self._restart_blink()
                 return
