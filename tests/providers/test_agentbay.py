@@ -261,6 +261,14 @@ def test_claimed_lease_from_leon_labels() -> None:
     assert claimed_lease({}) is None
 
 
+def test_a_claimed_lease_cut_from_the_context_is_the_interned_text() -> None:
+    """sandbox.db's lease ids are interned: the id cut from leon-<lease_id> is that object, not
+    a new str per session."""
+    import sys
+
+    assert claimed_lease({"leon.context_id": "leon-lease-abc-1"}) is sys.intern("lease-abc-1")
+
+
 async def test_labels_decoded_and_lease_claimed(make_adapter: Any, double: AgentBayDouble) -> None:
     double.add(labels={"leon.context_id": "leon-lease-9", "team": "sre"})
     (inst,) = await make_adapter().list_instances()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -163,6 +164,7 @@ async def test_session_label_differing_from_name_is_resolved_by_label(
     adapter = make_adapter()
     got = await adapter.get_instance("sess-0001")
     assert (got.instance_id, got.name, got.claimed_lease_id) == ("sess-0001", "leon-0123456789ab", "L9")
+    assert got.claimed_lease_id is sys.intern("L9")  # sandbox.db's lease ids are interned: one object
     assert "leon-0123456789ab" in got.aliases
     assert (await adapter.pause("sess-0001")).outcome is ActionOutcome.DONE
     assert double.instances["sess-0001"].state == "paused"

@@ -36,6 +36,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from operator import itemgetter
+from sys import intern
 from typing import Any
 
 from opcockpit.adapters.providers.http import (
@@ -102,7 +103,8 @@ def claimed_lease(labels: Mapping[str, str]) -> str | None:
             return labels[key]
     context = labels.get("leon.context_id") or ""
     if context.startswith("leon-") and len(context) > len("leon-"):
-        return context[len("leon-") :]
+        # interned: the slice is a new str per session; sandbox.db's lease ids are interned
+        return intern(context[len("leon-") :])
     return None
 
 

@@ -143,7 +143,8 @@ def claimed_lease(labels: Mapping[str, str]) -> str | None:
     """The lease a container says it belongs to: leon.context_id=leon-<lease_id>, or cockpit's."""
     ctx = labels.get(CONTEXT_LABEL)
     if ctx and ctx.startswith("leon-") and len(ctx) > len("leon-"):
-        return ctx[len("leon-") :]
+        # interned: the slice is a new str per container; sandbox.db's lease ids are interned
+        return intern(ctx[len("leon-") :])
     return labels.get(COCKPIT_LEASE_LABEL) or None
 
 
