@@ -16,9 +16,8 @@ from opcockpit.domain.carry import carried
 from opcockpit.domain.models import ProviderStatus
 from opcockpit.domain.reconcile import reconcile
 from opcockpit.doubles.e2b import E2BDouble
-from opcockpit.wiring import build_collector
 from tests.cli_support import build_leon_db
-from tests.test_snapshot_collector import KEY, KEY_ENV, make_config
+from tests.test_snapshot_collector import KEY, KEY_ENV, double, paced_e2b_collector  # noqa: F401 (double: a fixture)
 
 LEASES = [(f"lease-{i:04d}", "local", f"i-{i}", "running", "running") for i in range(6)]
 
@@ -57,26 +56,18 @@ async def test_the_tracker_knows_nothing_was_committed_without_a_statement(tmp_p
         await tracker.aclose()
 
 
-@pytest.fixture
-def double():
-    with E2BDouble(api_key=KEY) as d:
-        yield d
-
-
 async def test_a_paced_collector_is_settled_only_while_nothing_is_due(
-    tmp_path: Path, double: E2BDouble, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    double: E2BDouble,  # noqa: F811 (the fixture)
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(KEY_ENV, KEY)
     iid = double.add(state="running").instance_id
     db = build_leon_db(
         tmp_path / "sandbox.db", [*LEASES, ("lease-e2b000000001", "e2b", iid, "running", "running")]
     )
-    cfg = make_config(db, double.url)
-    cfg.providers["e2b"] = cfg.providers["e2b"].model_copy(update={"list_interval_s": 30.0})
     clock = [0.0]
-    collector = build_collector(cfg)
-    collector.paced = True
-    collector._monotonic = lambda: clock[0]
+    collector = paced_e2b_collector(db, double, clock)
     try:
         assert not collector.settled()  # no picture yet
         gt = await collector.refresh()

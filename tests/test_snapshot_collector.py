@@ -33,6 +33,16 @@ def make_config(db: Path, url: str | None, **extra) -> CockpitConfig:
     return CockpitConfig(sources=SourcesConfig(sandbox_db=db), providers=providers, **extra)
 
 
+def paced_e2b_collector(db: Path, double: E2BDouble, clock: list[float]):
+    """A live (paced) collector of `db` and the double, E2B listed every 30 s of `clock[0]`."""
+    cfg = make_config(db, double.url)
+    cfg.providers["e2b"] = cfg.providers["e2b"].model_copy(update={"list_interval_s": 30.0})
+    collector = build_collector(cfg)
+    collector.paced = True
+    collector._monotonic = lambda: clock[0]
+    return collector
+
+
 def by_lease(gt):
     return {r.lease_id: r for r in gt.rows}
 
@@ -262,12 +272,8 @@ async def test_paced_collector_lists_per_interval_and_look_gets_the_changed_inst
     monkeypatch.setenv(KEY_ENV, KEY)
     iid = double.add(state="running").instance_id
     db = build_leon_db(tmp_path / "sandbox.db", [("lease-e2b000000001", "e2b", iid, "running", "running")])
-    cfg = make_config(db, double.url)
-    cfg.providers["e2b"] = cfg.providers["e2b"].model_copy(update={"list_interval_s": 30.0})
     clock = [0.0]
-    collector = build_collector(cfg)
-    collector.paced = True
-    collector._monotonic = lambda: clock[0]
+    collector = paced_e2b_collector(db, double, clock)
     try:
         await collector.refresh()
         adapter = collector.adapters["e2b"]

@@ -5,6 +5,7 @@ change (the ledger's change feed: SQLite data_version, PostgreSQL LISTEN/NOTIFY)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,13 @@ def shared_ledger(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: p
 @pytest.fixture
 def we(tmp_path: Path) -> WorkedExample:
     return write_worked_example(tmp_path / "leon")
+
+
+def file_ledger_app(tmp_path: Path, we: WorkedExample, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Any]:
+    """The cockpit on a ledger file of its own (another connection plays the team mate)."""
+    ledger = tmp_path / "ledger.db"
+    monkeypatch.setenv("OPCOCKPIT_LEDGER", str(ledger))
+    return ledger, make_app(we, AlertsConfig())
 
 
 async def test_a_team_mates_ack_and_mute_show_without_a_refresh(
@@ -63,9 +71,7 @@ async def test_other_ledger_writes_do_not_reread_the_alerts(
     of the firing alerts (their fingerprint) makes the cockpit re-read them."""
     import sqlite3
 
-    ledger = tmp_path / "ledger.db"
-    monkeypatch.setenv("OPCOCKPIT_LEDGER", str(ledger))
-    app = make_app(we, AlertsConfig())
+    ledger, app = file_ledger_app(tmp_path, we, monkeypatch)
     async with app.run_test(size=SIZE) as pilot:
         await evaluated(pilot, app)
         al = app.alerting
@@ -113,9 +119,7 @@ async def test_the_feed_is_asked_on_the_loop_and_only_a_move_goes_to_a_thread(
     mark without asking the feed again (the move was consumed on the loop)."""
     import sqlite3
 
-    ledger = tmp_path / "ledger.db"
-    monkeypatch.setenv("OPCOCKPIT_LEDGER", str(ledger))
-    app = make_app(we, AlertsConfig())
+    ledger, app = file_ledger_app(tmp_path, we, monkeypatch)
     async with app.run_test(size=SIZE) as pilot:
         await evaluated(pilot, app)
         al = app.alerting
