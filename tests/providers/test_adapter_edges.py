@@ -528,6 +528,37 @@ async def test_e2b_poll_slows_down_while_the_feed_is_quiet_and_speeds_up_on_an_e
         await stream.aclose()
 
 
+async def test_e2b_poll_asks_a_small_first_page_and_pages_on_for_a_burst(
+    e2b: E2BDouble, e2b_adapter: Callable[..., E2BAdapter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10, idle tick: a poll's first page holds 10 events (on a quiet feed it is the page
+    that repeats, read and hashed every poll); a burst larger than it is read on from there, in
+    order, each event once."""
+    for _ in range(25):
+        e2b.add()
+    asked: list[tuple[str, str]] = []
+    e2b.faults.on_request = lambda r: (
+        asked.append((r.q("offset"), r.q("limit"))) if r.path.startswith("/events") else None
+    )
+
+    burst: list[str] = []
+
+    def world(n: int) -> None:
+        if n == 2:  # the second poll finds a burst of 15
+            burst.extend(e2b.add(labels={"lease_id": f"B{i}"}).instance_id for i in range(15))
+
+    recorder = RecordingAsyncio(world)
+    monkeypatch.setattr(e2b_module, "asyncio", recorder)
+    stream = e2b_adapter(events_poll_s=0.5).events()
+    try:
+        got = [await asyncio.wait_for(anext(stream), 10) for _ in range(15)]
+    finally:
+        await stream.aclose()
+    assert asked[:2] == [("0", "10"), ("0", "10")]  # the baseline, then a quiet poll
+    assert asked[2:4] == [("0", "10"), ("10", "100")]  # the burst: on past the first page
+    assert [e.instance_id for e in got] == burst  # oldest first, each once
+
+
 async def test_e2b_poll_honours_retry_after(
     e2b: E2BDouble, e2b_adapter: Callable[..., E2BAdapter], monkeypatch: pytest.MonkeyPatch
 ) -> None:

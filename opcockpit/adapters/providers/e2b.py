@@ -45,6 +45,7 @@ DEFAULT_BASE_URL = "https://api.e2b.app"
 
 _STATES = {"running": NormalState.RUNNING, "paused": NormalState.PAUSED}
 _SEEN_EVENTS_KEPT = 10_000
+_FIRST_EVENT_PAGE = 10  # events on a poll's first page (then pages of `limit`)
 
 
 def _metadata_query(labels: Mapping[str, str]) -> str:
@@ -282,11 +283,16 @@ class E2BAdapter:
         """Unseen events, oldest first: newest-first pages until one holds an already seen id
         (`last`: see `_event_page`, for the first page)."""
         fresh: list[dict[str, Any]] = []
+        offset = 0
         for page in range(max_pages):
-            items = await self._event_page(page * limit, limit, last if page == 0 else None)
+            # The first page is small: on a quiet feed it is the one that repeats (the poll's
+            # whole cost), and 100 events were ~40 KB read and hashed every poll (issue 10).
+            size = min(limit, _FIRST_EVENT_PAGE) if page == 0 else limit
+            items = await self._event_page(offset, size, last if page == 0 else None)
             if items is None:
                 return []
-            stop = len(items) < limit
+            offset += size
+            stop = len(items) < size
             for item in items:
                 if item["id"] in seen:
                     stop = True
