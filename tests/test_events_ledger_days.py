@@ -8,6 +8,7 @@ The expected answers come from a plain filter over the events the test wrote, no
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -66,6 +67,10 @@ def _expected(events: list[Event], q: EventQuery) -> list[tuple[str, datetime, s
         and (q.since is None or e.observed_at >= q.since)
         and (q.until is None or e.observed_at <= q.until)
     ]  # fmt: skip
+    if q.min_per_lease is not None:  # the leases with that many of the events above
+        per_lease = Counter(e.lease_id for _, e in picked if e.lease_id is not None)
+        enough = {lease for lease, n in per_lease.items() if n >= q.min_per_lease}
+        picked = [(i, e) for i, e in picked if e.lease_id in enough]
     picked.sort(key=lambda p: (p[1].observed_at, p[0]), reverse=not q.oldest_first)
     if q.limit is not None:
         picked = picked[: q.limit]
@@ -86,6 +91,15 @@ QUERIES = [
     EventQuery(lease_id="lease-a", thread_id="thread-1", limit=7),
     EventQuery(lease_id="lease-nobody", limit=10),
     EventQuery(lease_id="lease-a", since=T0 + timedelta(days=30), limit=10),  # a window with no events
+    # the flapping rule's query: only the leases with that many matching events (lease-a 13
+    # convergence changes, lease-b 7; with the instance events 16 and 9)
+    EventQuery(types=(LeaseConvergenceChanged.TYPE,), min_per_lease=8, limit=None),
+    EventQuery(types=(LeaseConvergenceChanged.TYPE,), min_per_lease=7, limit=None),
+    EventQuery(min_per_lease=10, limit=None),
+    EventQuery(min_per_lease=4, since=T0 + timedelta(days=2), until=T0 + timedelta(days=4), limit=None),
+    EventQuery(types=(LeaseConvergenceChanged.TYPE,), min_per_lease=8, limit=5, oldest_first=True),
+    EventQuery(types=(LeaseConvergenceChanged.TYPE,), min_per_lease=100, limit=None),
+    EventQuery(thread_id="thread-1", min_per_lease=3, since=T0 + timedelta(days=3), limit=None),
 ]
 
 

@@ -175,7 +175,14 @@ class AlertEngine:
         if self.events is None or "flapping" in self.config.disabled_rules:
             return None
         since = now - timedelta(seconds=self.config.flapping_window_s)
-        q = EventQuery(types=(LeaseConvergenceChanged.TYPE,), since=since, until=now, limit=100_000)
+        q = EventQuery(
+            types=(LeaseConvergenceChanged.TYPE,),
+            since=since,
+            until=now,
+            limit=100_000,
+            # A superset of the leases the rule keeps (it also drops events without before/after).
+            min_per_lease=self.config.flapping_transitions,
+        )
         try:
             return self.events.query(q)
         except Exception:

@@ -355,6 +355,13 @@ class EventLog:
         lo = None if q.since is None else to_us(q.since)
         hi = None if q.until is None else to_us(q.until)
         limit = None if q.limit is None else max(0, int(q.limit))
+        if q.min_per_lease is not None:  # the leases with that many matching events, in SQL
+            inner, inner_args = _within([*where, "lease_id IS NOT NULL"], args, lo, hi)
+            where.append(
+                f"lease_id IN (SELECT lease_id FROM events WHERE {' AND '.join(inner)}"
+                " GROUP BY lease_id HAVING count(*) >= ?)"
+            )
+            args = [*args, *inner_args, max(1, int(q.min_per_lease))]
         with self._lock:
             conn = self._db()
             if q.lease_id is None and q.thread_id is None:
