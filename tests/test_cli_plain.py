@@ -89,30 +89,26 @@ GLOBAL_VALUES = [o for o in VALUES if o in plain.GLOBAL_OPTIONS]
 GLOBAL_FLAGS = [f for f in FLAGS if f in plain.GLOBAL_OPTIONS]
 
 
+def _tokens(rng: random.Random, n: int, options: list[str], flags: list[str], p_value: float) -> list[str]:
+    """`n` random tokens: an option with a value (`p_value`), a flag, or an odd token."""
+    out: list[str] = []
+    for _ in range(n):
+        roll = rng.random()
+        if roll < p_value:
+            option = rng.choice(options)
+            value = rng.choice(VALUES[option])
+            out += [f"{option}={value}"] if rng.random() < 0.25 else [option, value]
+        elif roll < 0.9:
+            out.append(rng.choice(flags))
+        else:
+            out.append(rng.choice(ODD))
+    return out
+
+
 def _argv(rng: random.Random) -> list[str]:
-    argv = []
-    for _ in range(rng.choice((0, 0, 1, 2, 3))):  # global flags before the command (typer takes them)
-        roll = rng.random()
-        if roll < 0.6:
-            option = rng.choice(GLOBAL_VALUES)
-            value = rng.choice(VALUES[option])
-            argv += [f"{option}={value}"] if rng.random() < 0.25 else [option, value]
-        elif roll < 0.9:
-            argv.append(rng.choice(GLOBAL_FLAGS))
-        else:
-            argv.append(rng.choice(ODD))
-    argv.append("snapshot")
-    for _ in range(rng.randint(0, 6)):
-        roll = rng.random()
-        if roll < 0.55:
-            option = rng.choice(list(VALUES))
-            value = rng.choice(VALUES[option])
-            argv += [f"{option}={value}"] if rng.random() < 0.25 else [option, value]
-        elif roll < 0.9:
-            argv.append(rng.choice(FLAGS))
-        else:
-            argv.append(rng.choice(ODD))
-    return argv
+    # global flags before the command (typer's root takes them), then the command's and global ones
+    before = _tokens(rng, rng.choice((0, 0, 1, 2, 3)), GLOBAL_VALUES, GLOBAL_FLAGS, 0.6)
+    return [*before, "snapshot", *_tokens(rng, rng.randint(0, 6), list(VALUES), FLAGS, 0.55)]
 
 
 def test_plain_parser_agrees_with_typer_or_declines() -> None:
