@@ -504,30 +504,6 @@ async def test_e2b_poll_backs_off_doubling_to_60s_then_resets(
     assert recorder.delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 0.5]
 
 
-async def test_e2b_poll_slows_down_while_the_feed_is_quiet_and_speeds_up_on_an_event(
-    e2b: E2BDouble, e2b_adapter: Callable[..., E2BAdapter], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Issue 10, idle tick: after `events_idle_after` empty polls the feed is polled every
-    `events_idle_poll_s`; an event brings back the normal pace (and is delivered)."""
-
-    def world(n: int) -> None:
-        if n in (6, 8):  # five empty polls, then an event; one more empty poll, then another
-            e2b.add(labels={"lease_id": f"L{n}"})
-
-    recorder = RecordingAsyncio(world)
-    monkeypatch.setattr(e2b_module, "asyncio", recorder)
-    adapter = e2b_adapter(events_poll_s=0.5, events_idle_poll_s=3.0, events_idle_after=3)
-    stream = adapter.events()
-    try:
-        first = await asyncio.wait_for(anext(stream), 10)
-        assert first.action == "sandbox.lifecycle.created"
-        assert recorder.delays == [0.5, 0.5, 0.5, 3.0, 3.0, 3.0]  # 3 empty polls: the idle pace
-        await asyncio.wait_for(anext(stream), 10)
-        assert recorder.delays[6:] == [0.5, 0.5]  # an event: the normal pace again
-    finally:
-        await stream.aclose()
-
-
 async def test_e2b_poll_asks_a_small_first_page_and_pages_on_for_a_burst(
     e2b: E2BDouble, e2b_adapter: Callable[..., E2BAdapter], monkeypatch: pytest.MonkeyPatch
 ) -> None:

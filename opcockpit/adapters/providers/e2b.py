@@ -72,8 +72,6 @@ class E2BAdapter:
         page_size: int = 100,
         resume_timeout_s: int = 300,
         events_poll_s: float = 2.0,
-        events_idle_poll_s: float = 4.0,
-        events_idle_after: int = 15,
         max_pages: int = DEFAULT_MAX_PAGES,
         max_instances: int = DEFAULT_MAX_INSTANCES,
     ) -> None:
@@ -86,11 +84,6 @@ class E2BAdapter:
         self.page_size = max(1, min(100, page_size))
         self.resume_timeout_s = resume_timeout_s
         self.events_poll_s = events_poll_s
-        # After `events_idle_after` empty polls in a row (30 s at 2 s) the feed is polled every
-        # `events_idle_poll_s` until an event comes: a quiet fleet's poll was ~2 ms of a 2 s
-        # tick's CPU (issue 10, idle tick); the full listing (30 s) still catches everything.
-        self.events_idle_poll_s = max(events_poll_s, events_idle_poll_s)
-        self.events_idle_after = events_idle_after
         self._api = ApiClient(
             name,
             base_url=base_url,
@@ -334,7 +327,6 @@ class E2BAdapter:
         for item in await self._fresh_events(seen, max_pages=1, last=last):
             remember(item["id"])
         delay = self.events_poll_s
-        empty = 0  # polls in a row that found nothing
         while True:
             await asyncio.sleep(delay)
             try:
@@ -345,8 +337,7 @@ class E2BAdapter:
                 retry_after = getattr(exc, "retry_after", None)
                 delay = min(60.0, max(delay * 2, retry_after or 0.0))
                 continue
-            empty = 0 if fresh else empty + 1
-            delay = self.events_idle_poll_s if empty >= self.events_idle_after else self.events_poll_s
+            delay = self.events_poll_s
             for item in fresh:
                 remember(item["id"])
                 yield self._event(item)
