@@ -263,12 +263,18 @@ class CockpitApp(
         return self._tabs_w.active
 
     def active_table(self) -> KeyedTable | None:
-        return {
-            "ground-truth": self.gt_table,
-            "orphans": self.orphans_table,
-            "events": self.events_view.table,
-            "alerts": self._alerts_w.current_table(),
-        }.get(self.active_tab)
+        # Only the active tab's table is looked up: another tab's may not be mounted yet (a jump
+        # right after start-up activated a tab before the Events tab had composed its table).
+        tab = self.active_tab
+        if tab == "ground-truth":
+            return self.gt_table
+        if tab == "orphans":
+            return self.orphans_table
+        if tab == "events":
+            return self.events_view.table
+        if tab == "alerts":
+            return self._alerts_w.current_table()
+        return None
 
     # ------------------------------------------------------------------ refresh loop
 

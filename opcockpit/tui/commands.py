@@ -17,6 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from opcockpit.domain.models import GroundTruth
+from opcockpit.tui.widgets.in_order_input import InOrderInput
 
 MAX_ROW_HITS = 30
 
@@ -230,7 +231,7 @@ class JumpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="jump-box"):
             yield Static(JUMP_HINT, id="jump-error")
-            yield Input(id="jump-input", placeholder="jump: orphans, thread ID, …")
+            yield InOrderInput(id="jump-input", placeholder="jump: orphans, thread ID, …")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

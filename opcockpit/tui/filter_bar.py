@@ -14,6 +14,7 @@ from textual.widget import Widget
 from textual.widgets import Input, Static
 
 from opcockpit.tui.table.widget import KeyedTable
+from opcockpit.tui.widgets.in_order_input import InOrderInput
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -30,7 +31,7 @@ VIEW_KEYS = ("filter", "copy", "clear_filter")  # keys of the focused table on t
 
 def filter_bar_widgets() -> Iterator[Widget]:
     yield Static(id="filter-status")
-    yield Input(id="filter", placeholder=FILTER_HINT)
+    yield InOrderInput(id="filter", placeholder=FILTER_HINT)
 
 
 class FilterBar(_AppBase):

@@ -107,3 +107,21 @@ async def test_ctrl_p_still_opens_the_fuzzy_palette(env: Any, tmp_path: Path) ->
         await pilot.press("ctrl+p")
         await pilot.pause()
         assert isinstance(app.screen, CommandPalette)
+
+
+async def test_a_key_typed_right_after_enter_does_not_change_the_jump(env: Any, tmp_path: Path) -> None:
+    """`:orphans` Enter and the next key in one read of the terminal (keys queued back to back):
+    the jump is the text on screen when Enter was pressed (tui/widgets/in_order_input.py); before,
+    the key went into the box first and `orphansx` was an unknown jump."""
+    from textual import events
+
+    app = make(env, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.ground_truth is not None)
+        await pilot.press("colon")
+        assert isinstance(app.screen, JumpScreen) and app._driver is not None
+        keys = [(c, c) for c in "orphans"] + [("enter", "\r"), ("x", "x")]
+        for key, char in keys:
+            app._driver.send_message(events.Key(key, char))
+        await wait_until(pilot, lambda: not isinstance(app.screen, JumpScreen))
+        assert app.active_tab == "orphans"

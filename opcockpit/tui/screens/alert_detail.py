@@ -27,6 +27,7 @@ from opcockpit.domain.timeutil import fmt_age, parse_duration
 from opcockpit.tui.table.widget import Column, KeyedTable
 from opcockpit.tui.widgets.alert_rows import SEV_LABEL, jump_target
 from opcockpit.tui.widgets.footer import StableFooter
+from opcockpit.tui.widgets.in_order_input import InOrderInput
 from opcockpit.tui.widgets.overview import flex_columns
 
 if TYPE_CHECKING:
@@ -276,7 +277,7 @@ class AckPrompt(AlertPrompt):
                 id="prompt-title",
             )
             yield Static(f"as {self.who}. {LEDGER_NOTE}", classes="dialog-note")
-            yield Input(id="ack-comment", placeholder="comment (optional), Enter to ack", compact=True)
+            yield InOrderInput(id="ack-comment", placeholder="comment (optional), Enter to ack", compact=True)
             yield from self._buttons("Ack")
 
     def on_mount(self) -> None:
@@ -305,8 +306,10 @@ class MutePrompt(AlertPrompt):
                 f"As {self.who}. {LEDGER_NOTE}",
                 classes="dialog-note",
             )
-            yield Input(id="mute-duration", placeholder="30m | 2h | until resolved", value="1h", compact=True)
-            yield Input(
+            yield InOrderInput(
+                id="mute-duration", placeholder="30m | 2h | until resolved", value="1h", compact=True
+            )
+            yield InOrderInput(
                 id="mute-comment", placeholder="comment (optional; Tab here from the duration)", compact=True
             )
             yield Static(id="prompt-error")

@@ -20,6 +20,7 @@ from textual.widgets import Input, Static
 from opcockpit.domain.text import error_line
 from opcockpit.tui.table.widget import Column, KeyedTable
 from opcockpit.tui.widgets.footer import StableFooter
+from opcockpit.tui.widgets.in_order_input import InOrderInput
 
 AUDIT_LIMIT = 500
 
@@ -141,7 +142,7 @@ class AuditScreen(Screen[None]):
         )
         table.sort_by("at", reverse=True)
         yield table
-        yield Input(id="audit-filter", placeholder="filter: text · regex · !inverse · field:value")
+        yield InOrderInput(id="audit-filter", placeholder="filter: text · regex · !inverse · field:value")
         yield StableFooter(compact=True, show_command_palette=False)
 
     @property

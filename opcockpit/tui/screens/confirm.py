@@ -27,6 +27,7 @@ from textual.widgets import Button, Input, Static
 
 from opcockpit.domain.targets import Target
 from opcockpit.tui.data import clean
+from opcockpit.tui.widgets.in_order_input import InOrderInput
 
 MAX_LISTED = 50  # beyond this the dialog says how many more (the count is what must be typed)
 
@@ -230,7 +231,7 @@ class ConfirmDestroyScreen(_TargetsDialog):
                 yield Static(targets_table(self.chosen, self.refused), id="confirm-table")
             yield from self._hidden_widget()
             yield Static(self._prompt(), id="confirm-prompt")
-            yield Input(
+            yield InOrderInput(
                 id="confirm-count", placeholder="the number of targets", restrict=r"[0-9]*", max_length=7
             )
             with Horizontal(classes="dialog-buttons"):
@@ -344,7 +345,7 @@ class AdoptScreen(ModalScreen[str | None]):
                 yield Static(
                     "Attach to thread (optional; it must have no lease). Enter adopts:", classes="dialog-note"
                 )
-                yield Input(id="adopt-thread", placeholder="thread id, or empty")
+                yield InOrderInput(id="adopt-thread", placeholder="thread id, or empty")
             else:
                 yield Static(
                     "Several orphans: each becomes its own lease, attached to no thread.",

@@ -23,6 +23,7 @@ from textual.widgets.option_list import Option
 
 from opcockpit.domain.alerts_rules import QueryRuleConfig
 from opcockpit.domain.text import error_line, safe_text
+from opcockpit.tui.widgets.in_order_input import InOrderInput
 
 __all__ = ["SaveQueryScreen", "SavedListScreen", "SavedQueries", "rule_store_for"]
 
@@ -66,7 +67,7 @@ class SaveQueryScreen(ModalScreen[dict[str, str] | None]):
             yield Static(Text(f"Save: {safe_text(self.query_text)}", style="bold"))
             for key, label in self.FIELDS:
                 yield Label(label)
-                yield Input(self.values.get(key, ""), id=f"save-{key}")
+                yield InOrderInput(self.values.get(key, ""), id=f"save-{key}")
             yield Static("Enter saves · Esc cancels", id="save-error")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

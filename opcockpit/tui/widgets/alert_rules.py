@@ -27,6 +27,7 @@ from opcockpit.domain.alerts import fmt_duration
 from opcockpit.domain.alerts_rules_apply import RuleInfo, editable_fields
 from opcockpit.domain.text import error_line, safe_text
 from opcockpit.tui.table.widget import Column, KeyedTable
+from opcockpit.tui.widgets.in_order_input import InOrderInput
 
 __all__ = ["RuleEditScreen", "RulesPanel", "rule_cells", "rules_columns"]
 
@@ -98,7 +99,7 @@ class RuleEditScreen(ModalScreen[dict[str, str] | None]):
             yield Static(Text(title, style="bold"))
             for field, value in self.values.items():
                 yield Label(field)
-                yield Input(value, id=f"edit-{field}")
+                yield InOrderInput(value, id=f"edit-{field}")
             yield Static("Enter saves · Esc cancels · durations: 90s, 5m, 1h", id="rule-edit-error")
 
     def show_error(self, message: str) -> None:
