@@ -303,7 +303,9 @@ class ApiClient:
         request is built once and sent again (httpx's URL parsing and header merging were ~15 %
         of such a poll's CPU)."""
         method = method.upper()
-        prepared = self._prepared(method, path, params, timeout) if reuse and json is None else None
+        # Only a plain GET is prepared: its body and per-call headers are not part of the key.
+        plain = reuse and json is None and data is None and headers is None
+        prepared = self._prepared(method, path, params, timeout) if plain else None
         slept = 0.0
         attempt = 0
         while True:

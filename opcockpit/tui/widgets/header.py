@@ -6,7 +6,7 @@ Ages are computed from an injected clock so snapshots are deterministic.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from rich.style import Style
@@ -181,6 +181,15 @@ def render_header(s: HeaderState, width: int = 200) -> Text:
     return Text("\n", no_wrap=True).join([top, bottom])
 
 
+# HeaderState fields render_header shows as they are: compared by value in shown_key. Derived from
+# the dataclass, so a field added to the header is in the key without a second list to keep.
+_AS_IS = tuple(
+    f.name
+    for f in fields(HeaderState)
+    if f.name not in ("gt", "now", "last_refresh", "last_duration_s", "alerts", "counts", "skew")
+)
+
+
 def shown_key(s: HeaderState, width: int, no_color: bool) -> tuple[object, ...] | None:
     """Everything `render_header(s, width)` reads, as values (None: not cheaply known, when the
     counts would be walked from the rows): equal keys, equal texts."""
@@ -200,10 +209,7 @@ def shown_key(s: HeaderState, width: int, no_color: bool) -> tuple[object, ...] 
     took = f"{s.last_duration_s:.1f}" if s.last_duration_s is not None else None
     age = None if s.last_refresh is None else _age(s.last_refresh, s.now)
     alerts = tuple(s.alerts.items()) if s.alerts is not None else None
-    return (
-        width, no_color, fleet, age, took, s.frozen, s.read_only, s.banner, s.error, s.dropped_ticks,
-        s.pending_ops, alerts, s.ledger, s.export_drops, s.context,
-    )  # fmt: skip
+    return (width, no_color, fleet, age, took, alerts, *[getattr(s, name) for name in _AS_IS])
 
 
 def _plain(style: str | Style) -> Style:
