@@ -5,9 +5,11 @@ first compiled instead of compiling it again."""
 from __future__ import annotations
 
 import dataclasses
+import marshal
 import os
 import subprocess
 import sys
+import types
 import typing
 import uuid
 from pathlib import Path
@@ -94,3 +96,18 @@ def test_nothing_is_written_when_bytecode_may_not_be() -> None:
     field = f"f_{uuid.uuid4().hex}"
     assert int(_make_class_in_a_new_process(field, env)) > 0
     assert int(_make_class_in_a_new_process(field, env)) > 0  # compiled again: nothing was kept
+
+
+def test_entries_read_from_the_file_are_unmarshalled_on_first_use_and_a_bad_one_is_recompiled() -> None:
+    text = f"x_{uuid.uuid4().hex} = 1"
+    good, bad = ("exec", text), ("exec", text + "\n")
+    compile_cache._codes[good] = marshal.dumps(compile(text, "<string>", "exec", dont_inherit=True))
+    compile_cache._codes[bad] = b"not marshal data"
+    try:
+        for key in (good, bad):
+            code = compile_cache._cached(key[1], "exec")
+            assert isinstance(code, types.CodeType) and code.co_names == (text.split()[0],)
+            assert compile_cache._codes[key] is code  # kept unmarshalled (or recompiled) for the next use
+    finally:
+        for key in (good, bad):
+            compile_cache._codes.pop(key, None)
