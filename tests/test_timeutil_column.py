@@ -14,6 +14,8 @@ from opcockpit.domain.timeutil import _build_parser
 ZONES = [
     UTC,
     ZoneInfo("UTC"),
+    ZoneInfo("Etc/UTC"),  # UTC by name: the column pass looks up no offsets (always_utc)
+    timezone(timedelta(0)),
     ZoneInfo("Europe/London"),  # DST: offsets 0 and +1 in one column
     ZoneInfo("America/New_York"),
     ZoneInfo("Asia/Shanghai"),

@@ -45,6 +45,12 @@ _AT_19, _AT_10 = itemgetter(19), itemgetter(10)
 _HOUR_KEY = itemgetter(slice(13))  # "YYYY-MM-DDTHH": the local offset is looked up per hour
 _fromts = datetime.fromtimestamp
 _MAX_OFFSET_CACHE = 200_000  # (date, hour) keys: ~23 years of hours; cleared when exceeded
+# tzdata's names of UTC itself: a zone by one of these keys is UTC at every instant.
+_UTC_KEYS = frozenset(
+    f"{area}{name}"
+    for area in ("", "Etc/")
+    for name in ("UTC", "UCT", "Universal", "Zulu", "GMT", "GMT0", "GMT+0", "GMT-0", "Greenwich")
+)
 
 
 @functools.cache
@@ -61,6 +67,12 @@ def local_zone() -> tzinfo:
         except (ValueError, OSError, KeyError):
             pass  # POSIX TZ strings like "UTC+8" are not IANA keys: use the libc view below
     else:
+        # A link to one of UTC's names is loaded by that name: the key tells the parsers that
+        # no hour needs an offset looked up (the usual server and container set-up).
+        name = os.path.realpath("/etc/localtime").partition("/zoneinfo/")[2]
+        if name in _UTC_KEYS:
+            with contextlib.suppress(ValueError, OSError, KeyError):
+                return ZoneInfo(name)
         try:
             with open("/etc/localtime", "rb") as fh:
                 return ZoneInfo.from_file(fh, key="localtime")
@@ -88,6 +100,11 @@ def _build_parser(tz: tzinfo) -> Callable[[object], datetime | None]:
     """
     offsets: dict[str, timedelta] = {}
     values: dict[str, datetime | None] = {}
+    # UTC at every instant (tz is UTC by name, or a fixed zero offset): parse_column then looks
+    # up no hour's offset (~15 % of its time: a slice and a set entry per value).
+    always_utc = getattr(tz, "key", None) in _UTC_KEYS or (
+        isinstance(tz, timezone) and tz.utcoffset(None) == timedelta(0)
+    )
     values_get = values.get
     offsets_get = offsets.get
 
@@ -198,6 +215,11 @@ def _build_parser(tz: tzinfo) -> Callable[[object], datetime | None]:
                 return list(map(parse, col))
         if not lens <= _HOT_LENS:
             return list(map(parse, col))
+        if always_utc:  # local time and CURRENT_TIMESTAMP's UTC are the same: no offsets, no shift
+            try:
+                return _with_nones(col, vals, list(map(_fromiso, map(str.__add__, vals, _repeat("+00:00")))))
+            except ValueError:
+                return list(map(parse, col))
         offs: dict[str, timedelta | None] = {}
         for key in set(map(_HOUR_KEY, vals)):
             off = offsets_get(key)
