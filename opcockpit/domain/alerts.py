@@ -388,7 +388,7 @@ def leak_candidates(
     return out
 
 
-_WEBHOOK_ERROR_WORDS = ("error", "fail")
+WEBHOOK_ERROR_WORDS = ("error", "fail")
 
 
 def rule_intent_failures(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandidate]:
@@ -414,7 +414,7 @@ def rule_intent_failures(inp: AlertInputs, cfg: AlertsConfig) -> list[AlertCandi
     for pe in inp.provider_events or ():
         if pe.created_at is None or pe.created_at < cutoff or pe.created_at > inp.now:
             continue
-        if not any(w in pe.event_type.lower() for w in _WEBHOOK_ERROR_WORDS):
+        if not any(w in pe.event_type.lower() for w in WEBHOOK_ERROR_WORDS):
             continue
         groups.setdefault(pe.provider_name, []).append(
             (Evidence("provider_event", str(pe.event_id), f"{pe.instance_id} {pe.event_type}"), pe.event_type)

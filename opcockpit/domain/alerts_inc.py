@@ -14,7 +14,7 @@ afresh. tests/test_alerts_incremental.py holds it equal to the full evaluation o
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from opcockpit.domain.alerts import (
     RULES,
@@ -124,6 +124,15 @@ class IncrementalRules:
                     c = replace(c, severity=override)
                 by_key.setdefault(c.key, c)
         return [by_key[k] for k in sorted(by_key)]
+
+    def stale_at(self, now: datetime) -> datetime | None:
+        """The first moment from `now` on at which a row judged here changes its verdict with
+        time alone: a resource snapshot with threshold hits growing too old to say anything.
+        `now` itself when the last round took the full path (nothing kept to look at)."""
+        if self._rows is None:
+            return now
+        ends = (j.stale_at for j in self._flagged.values() if j.stale_at is not None and j.stale_at >= now)
+        return min(ends, default=None)
 
     def _update(
         self, rows: tuple[GroundTruthRow, ...], leaked: set[str], cfg: AlertsConfig, on: frozenset[str]

@@ -12,6 +12,7 @@ import operator
 import os
 import socket
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ from opcockpit.domain.alerts import (
     AlertsConfig,
     unknown_scopes,
 )
+from opcockpit.domain.alerts_due import window_change_at
 from opcockpit.domain.alerts_inc import IncrementalRules
 from opcockpit.domain.events import Event, EventQuery, LeaseConvergenceChanged
 from opcockpit.domain.models import GroundTruth, LeaseEventRecord, ProviderEventRecord
@@ -28,6 +30,7 @@ from opcockpit.domain.runs import RunHealth
 from opcockpit.ports.alert_records import Alert, AlertSnapshot, Delivery, DeliveryOutcome, DeliveryResult
 from opcockpit.ports.ledger import AlertStorePort, EventLogPort
 from opcockpit.ports.leon import LeonAccess
+from opcockpit.services.alert_quiet import QuietRounds, RoundInputs
 from opcockpit.services.history import alert_event
 from opcockpit.services.runs import RunReads
 
@@ -119,6 +122,7 @@ class AlertEngine:
         self.run_reads = RunReads()  # events.db's runs, read by seq watermark
         self.rules = IncrementalRules()  # last round's per-lease verdicts (issue 10)
         self.query_rules: Any = None  # services.query_alerts.QueryRules (issue 11), set by wiring
+        self.quiet = QuietRounds()  # the last full round's inputs and when it is next due
 
     def evaluate(
         self,
@@ -128,8 +132,12 @@ class AlertEngine:
         provider_events: Sequence[ProviderEventRecord] | None = None,
         *,
         now: datetime | None = None,
+        inputs: RoundInputs | None = None,
     ) -> AlertSnapshot:
+        """One full round. `inputs` (a live round's, services.alerting): what it judged, so that
+        `quiet_round` can tell a later round on the same inputs that nothing is due."""
         now = now or self.clock()
+        self.quiet.forget()  # until this round has written everything
         if self.query_rules is not None:  # ledger overrides of the TOML (issue 11)
             self.config = self.query_rules.config(self.config)
         events = self._flap_events(now)
@@ -166,6 +174,44 @@ class AlertEngine:
             unknown_scopes=unknown,
             deliveries=deliveries,
         )
+        self.last = snap
+        self.quiet.judged(inputs, self.config, now, self._due_at(inp, deliveries, active))
+        return snap
+
+    def _due_at(
+        self, inp: AlertInputs, deliveries: Sequence[DeliveryResult], active: Sequence[Alert]
+    ) -> datetime | None:
+        """The first moment after this round at which a round on the same inputs can answer
+        otherwise (services/alert_quiet.py); this round's `now`: at the next one."""
+        now = inp.now
+        if any(not r.ok and not r.gave_up for r in deliveries):
+            return now  # to be retried (or it lost its claim: another cockpit is sending it)
+        if inp.events is None and self.events is not None and "flapping" not in self.config.disabled_rules:
+            return now  # the ledger was not read: its flapping alerts are held, not judged
+        times = [
+            getattr(self.store, "hold_ends_at", now),  # a pending alert fires
+            self.rules.stale_at(now),  # a pressure snapshot grows too old
+            window_change_at(self.config, now, inp.lease_events, inp.provider_events, inp.events),
+            *(a.muted_until for a in active if a.muted_until is not None and a.muted_until > now),
+        ]
+        if self.query_rules is not None and (due_s := self.query_rules.due_in_s(self.config)) is not None:
+            times.append(now + timedelta(seconds=due_s))
+        return min((t for t in times if t is not None), default=None)
+
+    def quiet_round(self, inputs: RoundInputs, now: datetime) -> AlertSnapshot | None:
+        """The round at `now` when nothing is due since the last full one and its inputs are the
+        same (`QuietRounds`): the firing alerts are recorded as seen (one ledger row, what a
+        full round on them writes) and the last snapshot comes back at `now`. None: run it in
+        full. Blocking (the ledger, the rule config's reload): a worker thread."""
+        last, mark_evaluated = self.last, getattr(self.store, "mark_evaluated", None)
+        if last is None or mark_evaluated is None:
+            return None
+        cfg = self.query_rules.config(self.config) if self.query_rules is not None else self.config
+        if not self.quiet.quiet(inputs, cfg, now):
+            return None
+        mark_evaluated(now)
+        self.quiet.skipped += 1
+        snap = replace(last, now=now, newly_firing=(), newly_resolved=(), deliveries=())
         self.last = snap
         return snap
 
@@ -207,6 +253,7 @@ class AlertEngine:
 
     def ack(self, ref: str | int, who: str, comment: str | None = None) -> Alert:
         now = self.clock()
+        self.quiet.forget()
         alert = self.store.ack(ref, who, comment, now=now)
         self._emit("alert.acked", [alert], now, who)
         return alert
@@ -221,6 +268,7 @@ class AlertEngine:
         comment: str | None = None,
     ) -> Alert:
         now = self.clock()
+        self.quiet.forget()
         alert = self.store.mute(
             ref, until=until, until_resolved=until_resolved, who=who, comment=comment, now=now
         )
@@ -228,4 +276,5 @@ class AlertEngine:
         return alert
 
     def unmute(self, ref: str | int) -> Alert:
+        self.quiet.forget()
         return self.store.unmute(ref)

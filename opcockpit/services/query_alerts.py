@@ -140,6 +140,21 @@ class QueryRules:
             blind = frozenset("@" + query_rule_id(n) for n, s in self._slots.items() if not s.ok)
         return sorted(out, key=lambda c: c.key), blind
 
+    def due_in_s(self, cfg: AlertsConfig) -> float | None:
+        """Seconds until the next query rule falls due (0: one never ran or its query changed);
+        None: no query rule is on."""
+        if not cfg.enabled:
+            return None
+        rules = {n: r for n, r in cfg.query.items() if r.enabled}
+        if not rules:
+            return None
+        with self._lock:
+            slots = [self._slots.get(name) for name in rules]
+        if any(slot is None for slot in slots):
+            return 0.0
+        t = self.monotonic()
+        return max(0.0, min(slot.next_due - t for slot in slots if slot is not None))
+
     async def _run_due(self, due: list[tuple[str, QueryRuleConfig, _Slot]], gt: GroundTruth | None,
                        now: datetime) -> None:  # fmt: skip
         if self._svc is None:

@@ -205,6 +205,8 @@ class Alerting:
                 if mark == self._mark:
                     return False
                 self._mark = mark
+                # Another cockpit acked, muted or evaluated: the next round judges in full.
+                engine.quiet.forget()
             self.reload_active()
         except Exception as exc:
             if ledger_problem(exc):

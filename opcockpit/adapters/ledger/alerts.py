@@ -112,6 +112,9 @@ class AlertStore:
         self._pruned = False  # history pruned once by this store (then whenever an alert resolves)
         self._by_id: dict[int, _Memo] = {}  # the firing alerts of the last active() read (_rows)
         self._patch: _Patch | None = None  # what the last apply changed in the last active() read
+        # When the first candidate left pending by the last apply reaches its hold and would
+        # fire (None: none pending): a round on the same inputs changes nothing before it.
+        self.hold_ends_at: datetime | None = None
 
     @property
     def conn(self) -> object:
@@ -495,6 +498,7 @@ class AlertStore:
                 for k, f, s in conn.execute("SELECT key, first_seen, scope FROM alert_pending")
             }
             seen: set[str] = set()
+            hold_end: datetime | None = None  # the first pending candidate's hold to run out
             updates: list[tuple] = []
             touches: list[tuple[str, int]] = []  # held alerts seen again unchanged: last_seen only
             last_written, written = self._written, {}
@@ -535,6 +539,8 @@ class AlertStore:
                 if c.since is not None and c.since < start:
                     start = c.since
                 if (now - start).total_seconds() < c.hold_s:
+                    ends = start + timedelta(seconds=c.hold_s)
+                    hold_end = ends if hold_end is None or ends < hold_end else hold_end
                     if pending.get(c.key) == (start, c.scope):
                         continue  # pending as it was: its hold is judged again next round
                     conn.execute(
@@ -630,8 +636,21 @@ class AlertStore:
                 patch = _Patch(self.active_mark(), seen_ids, frozenset(held_now), frozenset(resolved))
         self._written = written  # only once committed: a rolled-back round wrote nothing
         self._patch = patch
+        self.hold_ends_at = hold_end
         self._pruned = True
         return fired, resolved, int(n_pending)
+
+    @guarded
+    def mark_evaluated(self, now: datetime) -> None:
+        """Record a round at `now` that judged the inputs of the last `apply` again (nothing
+        changed, nothing due: services/alert_quiet.py): what that apply would write then, the one
+        row saying when the firing alerts were last seen."""
+        with self.lock, self.db.transaction(lock="alerts"):
+            self.db.execute(
+                "INSERT INTO alert_meta(k, v) VALUES ('last_evaluated_at', ?)"
+                " ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                (iso(now),),
+            )
 
     def _prune(self, keep: int) -> None:
         row = self.db.execute(
