@@ -62,7 +62,12 @@ PROBE = r"""
 import ctypes, json, os, re, sys, threading, time
 
 def _probe():
-    time.sleep(float(os.environ["BENCH_MEMORY_AT"]))
+    late = float(os.environ.get("BENCH_MEMORY_TRACE_FROM") or 0)
+    if late:  # --trace-from: only what is allocated after the warm-up (and still alive)
+        import tracemalloc
+        time.sleep(late)
+        tracemalloc.start(int(os.environ.get("BENCH_MEMORY_TRACE_FRAMES") or 8))
+    time.sleep(float(os.environ["BENCH_MEMORY_AT"]) - late)
     out = os.environ["BENCH_MEMORY_OUT"]
     rec = {"modules": len(sys.modules), "threads": threading.active_count()}
     with open("/proc/self/smaps_rollup") as fh:
@@ -151,12 +156,16 @@ def pymalloc(text: str) -> dict[str, Any]:
     }
 
 
-def measure(label: str, pythonpath: Path, cfg: Path, *, seconds: float, trace: int = 0) -> dict[str, Any]:
+def measure(
+    label: str, pythonpath: Path, cfg: Path, *, seconds: float, trace: int = 0, trace_from: float = 0.0
+) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix=f"opcockpit-memory-{label.split()[0]}-"))
     out = tmp / "probe.json"
     env, origin = checked_tree_env(label, pythonpath, tmp)
     env.update(BENCH_MEMORY_OUT=str(out), BENCH_MEMORY_AT=str(seconds))
-    if trace:  # tracemalloc from the first import on, `trace` frames per allocation (slow, ~2x RSS)
+    if trace and trace_from:  # tracemalloc from `trace_from` s on: what the steady state adds
+        env.update(BENCH_MEMORY_TRACE_FROM=str(trace_from), BENCH_MEMORY_TRACE_FRAMES=str(trace))
+    elif trace:  # tracemalloc from the first import on, `trace` frames per allocation (slow, ~2x RSS)
         env["PYTHONTRACEMALLOC"] = str(trace)
     proc, primary = start_in_pty(["--config", str(cfg)], env, tmp, program=("-c", PROBE))
     term = _Terminal(primary)
@@ -196,6 +205,7 @@ def compare(
     clean: bool,
     refresh: float = 2.0,
     trace: int = 0,
+    trace_from: float = 0.0,
 ) -> dict[str, Any]:
     head = git("rev-parse", "--short", "HEAD")
     with contextlib.ExitStack() as stack:
@@ -210,7 +220,10 @@ def compare(
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="opcockpit-memory-fleet-")))
         fleet, cfg = start_fleet(tmp, leases, refresh)
         try:
-            runs = [measure(label, path, cfg, seconds=seconds, trace=trace) for label, path in trees]
+            runs = [
+                measure(label, path, cfg, seconds=seconds, trace=trace, trace_from=trace_from)
+                for label, path in trees
+            ]
         finally:
             fleet.terminate()
             try:
@@ -261,11 +274,16 @@ def main(argv: list[str] | None = None) -> int:
         "--trace", type=int, default=0, metavar="FRAMES",
         help="tracemalloc from start with FRAMES frames; top allocations by file/line/stack in --out",
     )  # fmt: skip
+    ap.add_argument(
+        "--trace-from", type=float, default=0.0, metavar="SECONDS",
+        help="with --trace: start tracing this long after start (what the steady state adds and keeps)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     baseline = None if args.compare in ("", "none") else args.compare
     result = compare(
-        leases=args.leases, seconds=args.seconds, baseline=baseline, clean=args.clean, trace=args.trace
-    )
+        leases=args.leases, seconds=args.seconds, baseline=baseline, clean=args.clean, trace=args.trace,
+        trace_from=args.trace_from,
+    )  # fmt: skip
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     for r in result["runs"]:

@@ -54,9 +54,10 @@ class _Runs:
         self.full_at = now
         self.aggs: dict[str, RunAgg] = {}
         self.sums: dict[str, RunSummary] = {}
-        # thread id -> its run ids: a tuple, not a set (a thread has a run or two, LEON's
-        # retention keeps the latest: ~1.4 MB less at 10k threads)
-        self.by_thread: dict[str, tuple[str, ...]] = {}
+        # thread id -> its run id, or a tuple of them when it has several (`thread_runs`): a
+        # thread mostly has one (LEON's retention keeps the latest), and a one-element tuple per
+        # thread was ~0.55 MB at 10k runs (issue 10, RSS); never a set (~1.4 MB more)
+        self.by_thread: dict[str, str | tuple[str, ...]] = {}
         self.seq = 0  # every event at or below it has been read
         self.total = 0  # events of the runs in `aggs`
         # newest first; the aggregates only (their summaries by id): a list of (agg, summary)
@@ -70,21 +71,28 @@ class _Runs:
             self._unthread(old.thread_id, a.run_id)
         self.aggs[a.run_id] = a
         self.sums[a.run_id] = summary(a, parse)
-        runs = self.by_thread.get(a.thread_id, ())
+        runs = self.thread_runs(a.thread_id)
         if a.run_id not in runs:
-            self.by_thread[a.thread_id] = (*runs, a.run_id)
+            self.by_thread[a.thread_id] = (*runs, a.run_id) if runs else a.run_id
 
     def drop(self, rid: str) -> None:
         a = self.aggs.pop(rid)
         del self.sums[rid]
         self._unthread(a.thread_id, rid)
 
-    def _unthread(self, thread_id: str, rid: str) -> None:
+    def thread_runs(self, thread_id: str) -> tuple[str, ...]:
+        """The run ids of `thread_id` (empty when none)."""
         runs = self.by_thread.get(thread_id, ())
+        return (runs,) if runs.__class__ is str else runs  # type: ignore[return-value]
+
+    def _unthread(self, thread_id: str, rid: str) -> None:
+        runs = self.thread_runs(thread_id)
         if rid in runs:
             rest = tuple(r for r in runs if r != rid)
-            if rest:
+            if len(rest) > 1:
                 self.by_thread[thread_id] = rest
+            elif rest:
+                self.by_thread[thread_id] = rest[0]
             else:
                 del self.by_thread[thread_id]
 
@@ -277,7 +285,7 @@ class RunReads:
         if new:
             threads = sorted({a.thread_id for a in new})
             counts: dict[str, int] = await reader.run_counts(threads)
-            touched = set(merged).union(*(st.by_thread.get(t, ()) for t in threads))
+            touched = set(merged).union(*(st.thread_runs(t) for t in threads))
             for rid in sorted(touched):
                 a = merged.get(rid) or st.aggs[rid]
                 n = counts.get(rid)
