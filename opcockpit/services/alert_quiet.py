@@ -24,6 +24,8 @@ convergence events in a shared ledger).
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -38,10 +40,10 @@ QUIET_MAX_S = 60.0  # a full round at least this often, however quiet
 @dataclass(frozen=True, slots=True)
 class RoundInputs:
     """What an alert round judges, by identity where the sources keep objects (the incremental
-    reconciler hands back unchanged rows and orphans as the same tuple)."""
+    reconciler hands back an unchanged row or orphan as the same object)."""
 
-    rows: object
-    orphans: object
+    rows: Sequence[object]
+    orphans: Sequence[object]
     providers: tuple[tuple[object, ...], ...]  # name, kind, status, error: not the listing ages
     sandbox: tuple[object, ...] | None  # sandbox.db's stat signature; None: unknown (never quiet)
     runs_carried: bool  # the run health is the last read's, carried to now (events.db unchanged)
@@ -56,11 +58,17 @@ class RoundInputs:
         return (
             self.runs_carried
             and self.sandbox is not None
-            and self.rows is judged.rows
-            and self.orphans is judged.orphans
+            and _same_objects(self.rows, judged.rows)
+            and _same_objects(self.orphans, judged.orphans)
             and self.providers == judged.providers
             and self.sandbox == judged.sandbox
         )
+
+
+def _same_objects(a: Sequence[object], b: Sequence[object]) -> bool:
+    """The same objects in the same order (a refresh after a listing that found nothing new
+    builds a new tuple of the same rows: ~0.2 ms at 10k, against a ~40 ms round)."""
+    return a is b or (len(a) == len(b) and all(map(operator.is_, a, b)))
 
 
 class QuietRounds:
