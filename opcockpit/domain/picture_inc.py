@@ -16,20 +16,23 @@ other lease for that instance, and the caller builds and diffs the picture in fu
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from opcockpit.domain.events import _DOWN, _INST, _LEASE, _ORPH, _PROV, Event, Picture, diff_pictures
 from opcockpit.domain.models import GroundTruth, GroundTruthRow, OrphanRow
 
-__all__ = ["PictureTracker", "PictureUpdate", "diff_changed"]
+__all__ = ["KeptPicture", "PictureTracker", "PictureUpdate", "diff_changed"]
 
 
 @dataclass(frozen=True, slots=True)
 class PictureUpdate:
     changed: frozenset[str]  # picture keys whose entry was added, changed or removed
     exact: bool  # False: a case the keys cannot express (shared instance): diff in full
+    # `picture`'s entries of the `changed` keys before this update (None: it had none), so a
+    # caller keeping another picture as its differences from `picture` can follow it by change
+    before: Mapping[str, tuple[Any, ...] | None] = field(default_factory=dict)
 
 
 def _lease_entry(r: GroundTruthRow) -> tuple[Any, ...]:
@@ -66,18 +69,26 @@ class PictureTracker:
         self._reshared: set[str] = set()
         self._prov_keys: set[str] = set()  # the provider keys in `picture`
 
+    @property
+    def provider_keys(self) -> frozenset[str]:
+        """The provider keys in `picture` (the only ones: update() drops the others)."""
+        return frozenset(self._prov_keys)
+
     def update(self, gt: GroundTruth) -> PictureUpdate:
         touched: set[str] = set()
         pic = self.picture
+        before: dict[str, tuple[Any, ...] | None] = {}
         provs = {f"{_PROV}|{p.name}": (p.status.value, p.error) for p in gt.providers}
         # The provider keys this tracker put in: not a walk over every key of the picture
         # (~17k at 10k leases, the largest part of a quiet refresh's record; issue 10).
         for k in [k for k in self._prov_keys if k not in provs and k in pic]:
-            del pic[k]
+            before[k] = pic.pop(k)
             touched.add(k)
         self._prov_keys = set(provs)
         for k, v in provs.items():
-            if pic.get(k) != v:
+            old = pic.get(k)
+            if old != v:
+                before[k] = old
                 pic[k] = v
                 touched.add(k)
         if gt.rows is not self._row_seq:
@@ -93,13 +104,15 @@ class PictureTracker:
                 changed.add(k)
                 continue
             v = self._entry(k)
-            if pic.get(k) != v or (v is None) != (k not in pic) or k in reshared:
+            old = pic.get(k)
+            if old != v or (v is None) != (k not in pic) or k in reshared:
                 changed.add(k)
+                before[k] = old
             if v is None:
                 pic.pop(k, None)
             else:
                 pic[k] = v
-        return PictureUpdate(frozenset(changed), exact=self._shared == 0)
+        return PictureUpdate(frozenset(changed), exact=self._shared == 0, before=before)
 
     def _entry(self, k: str) -> tuple[Any, ...] | None:
         kind = k[0]
@@ -193,6 +206,80 @@ class PictureTracker:
                 if self._inst_orphan.get(ik) == key:
                     del self._inst_orphan[ik]
                 touched.update((ik, f"{_ORPH}|{o.provider}|{o.instance_id}"))
+
+
+_ABSENT: Any = object()  # in KeptPicture's differences: a key the tracker's picture has and it lacks
+
+
+class KeptPicture:
+    """Another picture (the ledger's last recorded one) kept as its differences from a
+    tracker's `picture`, which it equals but for stale rows and down providers' subjects
+    (diff_pictures keeps their previous entries) and what a failed append did not record.
+
+    Why: a second full picture was a dict and an entry per lease and instance (~0.4 MB at 10k
+    leases, ~2 MB at 50k; issue 10, RSS) holding the same tuples as the tracker's. `follow(upd)`
+    after every `tracker.update` keeps it the same picture (a changed key's old entry moves into
+    the differences), so every read below gives what a full dict would."""
+
+    __slots__ = ("_diff", "_tracker")
+
+    def __init__(self, tracker: PictureTracker, picture: Mapping[str, Any]) -> None:
+        self._tracker = tracker
+        self._diff: dict[str, Any] = {}
+        self.reset(picture)
+
+    def reset(self, picture: Mapping[str, Any]) -> None:
+        """Keep `picture` (one walk over both pictures)."""
+        pic = self._tracker.picture
+        diff = {k: v for k, v in picture.items() if pic.get(k) != v}
+        diff.update((k, _ABSENT) for k in pic if k not in picture)
+        self._diff = diff
+
+    def follow(self, upd: PictureUpdate) -> None:
+        """The tracker's picture moved by `upd`: this picture did not."""
+        diff, pic = self._diff, self._tracker.picture
+        for k, old in upd.before.items():
+            mine = diff.setdefault(k, _ABSENT if old is None else old)
+            cur = pic.get(k)
+            if mine == (_ABSENT if cur is None else cur):
+                del diff[k]
+
+    def get(self, key: str) -> tuple[Any, ...] | None:
+        mine = self._diff.get(key)
+        if mine is None:
+            return self._tracker.picture.get(key)
+        return None if mine is _ABSENT else mine
+
+    def put(self, key: str, value: tuple[Any, ...] | None) -> None:
+        """Set `key`'s entry (None: drop it)."""
+        cur = self._tracker.picture.get(key)
+        if value == cur:
+            self._diff.pop(key, None)
+        else:
+            self._diff[key] = _ABSENT if value is None else value
+
+    def entries(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The entries of `keys` and of every provider key (what diff_changed reads of `prev`)."""
+        provs = self._tracker.provider_keys | {k for k in self._diff if k[0] == _PROV}
+        out = {}
+        for k in set(keys) | provs:
+            v = self.get(k)
+            if v is not None:
+                out[k] = v
+        return out
+
+    def full(self) -> Picture:
+        """The whole picture as a dict (a walk over it: for the full diff only)."""
+        pic = dict(self._tracker.picture)
+        for k, v in self._diff.items():
+            if v is _ABSENT:
+                pic.pop(k, None)
+            else:
+                pic[k] = v
+        return pic
+
+    def __len__(self) -> int:  # differences held (tests, diagnostics)
+        return len(self._diff)
 
 
 def _down(entries: Mapping[str, Any]) -> frozenset[str]:

@@ -33,7 +33,7 @@ from opcockpit.domain.events import (
     picture_of,
 )
 from opcockpit.domain.models import GroundTruth, LeaseEventRecord, ProviderEventRecord
-from opcockpit.domain.picture_inc import PictureTracker, diff_changed
+from opcockpit.domain.picture_inc import KeptPicture, PictureTracker, PictureUpdate, diff_changed
 from opcockpit.domain.picture_mark import MARK_KEY, fingerprint, split_mark
 from opcockpit.domain.text import error_line, one_line
 from opcockpit.ports.ledger import EventLogPort, LedgerError
@@ -76,10 +76,13 @@ class RecordingCollector:
         self.mark_reader = mark_reader
         self.ledger_error: str | None = None  # last append failure, one line; None when fine
         self.recorded = 0  # events appended by this collector
+        # The last recorded picture: in full (`_picture`) until a round has recorded against the
+        # tracker's picture, then as its differences from it (`_kept`; issue 10, RSS).
         self._picture: Picture | None = None
+        self._kept: KeptPicture | None = None
         self._loaded = False
-        # The picture kept by change (domain/picture_inc.py); `_synced` says `_picture` is the
-        # last *recorded* diff of it, so the next round may diff only the keys that moved.
+        # The picture kept by change (domain/picture_inc.py); `_synced` says the recorded picture
+        # is the last *recorded* diff of it, so the next round may diff only the keys that moved.
         self._tracker = PictureTracker()
         self._synced = False
         self._lock = asyncio.Lock()
@@ -121,38 +124,56 @@ class RecordingCollector:
             return self._record_once(gt)
         if not self._loaded:
             self._load()
-        prev = self._picture
         upd = self._tracker.update(gt)
+        kept = self._kept
+        if kept is not None:
+            kept.follow(upd)  # first: whatever happens below, it stays the recorded picture
+            if self._synced and upd.exact:
+                return self._record_changed(kept, upd, gt)
+        prev = kept.full() if kept is not None else self._picture
         new = self._tracker.picture if upd.exact else picture_of(gt)
-        if prev is not None and self._synced and upd.exact and not upd.changed:
-            self.ledger_error = None  # nothing moved since the last recorded picture
-            return 0
-        part = None
-        if prev is not None and self._synced and upd.exact:
-            part = diff_changed(prev, new, upd.changed, gt.generated_at)
-        if part is not None and prev is not None:  # only the keys that moved (issue 10)
-            events, sub = part
-            changed: dict[str, Any] = {k: v for k, v in sub.items() if prev.get(k) != v}
-            keep = prev  # edited in place below, once written (no 10k-entry copy per round)
-        elif prev is not None and new == prev:
+        if prev is not None and new == prev:
             # Nothing changed (a cron snapshot): diff_pictures would keep exactly `prev` and
             # find no event: skip it (~8 ms of a 10k-lease snapshot, issue 9).
-            self._picture, self._synced = dict(prev), True
+            if kept is None:  # the next round diffs by change against it
+                self._kept, self._picture = KeptPicture(self._tracker, prev), None
+            self._synced = True
             self.ledger_error = None
             return 0
+        events, keep, changed = self._diff(prev, new, gt)
+        self._append(events, changed, first=prev is None)
+        if kept is None:
+            kept = self._kept = KeptPicture(self._tracker, keep)
+            self._picture = None
         else:
-            events, keep, changed = self._diff(prev, new, gt)
-        if events or changed or prev is None:
+            kept.reset(keep)
+        return self._recorded(events)
+
+    def _record_changed(self, kept: KeptPicture, upd: PictureUpdate, gt: GroundTruth) -> int:
+        """The round after a recorded one, the tracker exact: only the keys that moved."""
+        if not upd.changed:
+            self.ledger_error = None  # nothing moved since the last recorded picture
+            return 0
+        prev = kept.entries(upd.changed)
+        part = diff_changed(prev, self._tracker.picture, upd.changed, gt.generated_at)
+        if part is None:  # a provider went down or came back: the full diff decides
+            prev_full = kept.full()
+            events, keep, changed = self._diff(prev_full, self._tracker.picture, gt)
+            self._append(events, changed, first=False)
+            kept.reset(keep)
+            return self._recorded(events)
+        events, sub = part
+        changed: dict[str, Any] = {k: v for k, v in sub.items() if prev.get(k) != v}
+        self._append(events, changed, first=False)
+        for k, v in changed.items():  # only once written: a failed append is reported again
+            kept.put(k, v)
+        return self._recorded(events)
+
+    def _append(self, events: list[Event], changed: dict[str, Any], *, first: bool) -> None:
+        if events or changed or first:
             # The whole picture is not fingerprinted here: the stored mark no longer describes
             # it, so it goes in the same transaction (a later snapshot then diffs in full).
             self.events.append(events, picture={**changed, MARK_KEY: None})
-        if keep is prev and prev is not None:
-            for k, v in changed.items():
-                if v is None:
-                    prev.pop(k, None)
-                else:
-                    prev[k] = v
-        return self._recorded(keep, events)
 
     def _load(self) -> None:
         self._picture = self.events.last_picture()
@@ -172,8 +193,7 @@ class RecordingCollector:
         changed.update((k, None) for k in prev.keys() - keep.keys())
         return events, keep, changed
 
-    def _recorded(self, keep: Picture, events: list[Event]) -> int:
-        self._picture = keep  # only once written: a failed append is reported again next time
+    def _recorded(self, events: list[Event]) -> int:
         self._synced = True
         self.ledger_error = None
         self.recorded += len(events)
@@ -203,7 +223,8 @@ class RecordingCollector:
         # Also when nothing changed: a stale row or a failed listing keeps entries of the stored
         # picture (keep != new), and the next snapshot of this fleet then skips all the same.
         self.events.append(events, picture={**changed, MARK_KEY: (mark,)})
-        count = self._recorded(keep, events)
+        self._picture = keep  # in full: the tracker was not fed
+        count = self._recorded(events)
         self._synced = False  # the tracker was not fed: the next round diffs in full
         return count
 
