@@ -228,6 +228,37 @@ async def test_eventually_consistent_orphans_are_confirmed_by_get(tmp_path: Path
     assert collector.adapters["day"].request_count - requests_after_first == 2  # 1 list + 1 GET
 
 
+async def test_only_confirmed_providers_bound_ids_are_indexed(tmp_path: Path, monkeypatch) -> None:
+    """Issue 10 (RSS): the instance ids leases are bound to are indexed for the eventually
+    consistent providers whose orphans are confirmed, not for every provider (a set of every
+    other provider's ids was kept for nothing); a bound instance is no orphan candidate."""
+    from opcockpit.doubles.daytona import DaytonaDouble
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    with DaytonaDouble(api_key=KEY) as double:
+        bound = double.add(state="running").instance_id
+        loose = double.add(state="running").instance_id
+        db = build_leon_db(
+            tmp_path / "sandbox.db",
+            [
+                ("lease-day000000001", "day", bound, "running", "running"),
+                ("lease-loc000000001", "local", "loc-1", "running", "running"),
+            ],
+        )
+        cfg = CockpitConfig(
+            sources=SourcesConfig(sandbox_db=db),
+            providers={"day": ProviderConfig(name="day", kind="daytona", api_url=double.api_url,
+                                             api_key_env=KEY_ENV, retries=0)},
+        )  # fmt: skip
+        collector = build_collector(cfg)
+        try:
+            gt = await collector.refresh()
+        finally:
+            await collector.aclose()
+    assert collector._bound is not None and collector._bound[1] == {"day": {bound}}
+    assert {o.instance_id: o.confirmed for o in gt.orphans} == {loose: True}
+
+
 async def test_a_quiet_paced_refresh_hands_the_same_confirmed_listing_on(tmp_path: Path, monkeypatch) -> None:
     """Issue 10 (idle tick): between listings, an eventually consistent provider's listing with
     its confirmed orphans is the same object refresh after refresh (a new copy each time made
