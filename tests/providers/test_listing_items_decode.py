@@ -132,3 +132,31 @@ async def test_agentbay_listing_keeps_only_id_and_status_of_each_page() -> None:
             await adapter.aclose()
     assert sorted(sessions) == sorted((iid, "RUNNING") for iid in made)
     assert sorted(i.instance_id for i in listing) == sorted(made)
+
+
+@pytest.mark.parametrize("kind", ["e2b", "daytona"])
+async def test_e2b_and_daytona_listings_share_sizes_and_states(kind: str) -> None:
+    """Sandboxes of one size hold one InstanceResources, and one state text: a new object and
+    three floats per instance were ~140 bytes kept for each (issue 10, RSS at 50k leases); a
+    size of its own keeps its own values."""
+    from opcockpit.adapters.providers.daytona import DaytonaAdapter
+    from opcockpit.adapters.providers.e2b import E2BAdapter
+    from opcockpit.doubles.daytona import DaytonaDouble
+    from opcockpit.doubles.e2b import E2BDouble
+    from opcockpit.domain.models import InstanceResources
+
+    double_cls, adapter_cls = (E2BDouble, E2BAdapter) if kind == "e2b" else (DaytonaDouble, DaytonaAdapter)
+    with double_cls(api_key="k-test") as double:
+        same = [double.add(state="running").instance_id for _ in range(3)]
+        big = double.add(state="running", cpu=8.0, memory_mb=16384, disk_gb=40.0).instance_id
+        url = double.api_url if kind == "daytona" else double.url
+        adapter = adapter_cls(kind, base_url=url, api_key="k-test")
+        try:
+            listing = {i.instance_id: i for i in await adapter.list_instances()}
+        finally:
+            await adapter.aclose()
+    first = listing[same[0]]
+    assert first.resources == InstanceResources(cpu_count=2.0, memory_mb=2048.0, disk_gb=10.0)
+    assert all(listing[i].resources is first.resources for i in same)
+    assert all(listing[i].raw_state is first.raw_state for i in same)
+    assert listing[big].resources == InstanceResources(cpu_count=8.0, memory_mb=16384.0, disk_gb=40.0)

@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
+from sys import intern
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -28,9 +29,10 @@ from opcockpit.adapters.providers.wire import (
     leon_api_fields,
     number,
     parse_time,
+    shared_resources,
     str_map,
 )
-from opcockpit.domain.models import Instance, InstanceResources, NormalState
+from opcockpit.domain.models import Instance, NormalState
 from opcockpit.ports.provider import (
     ActionOutcome,
     ActionResult,
@@ -150,7 +152,7 @@ class DaytonaAdapter:
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
             raise self._api.protocol_error(method, path, "sandbox without an id")
         raw = item.get("state")
-        raw_state = raw if isinstance(raw, str) and raw else "unknown"
+        raw_state = intern(raw) if isinstance(raw, str) and raw else "unknown"  # one object per state
         desired = item.get("desiredState")
         labels = str_map(item.get("labels"))
         name = item.get("name") if isinstance(item.get("name"), str) else None
@@ -164,10 +166,10 @@ class DaytonaAdapter:
             labels=labels,
             created_at=parse_time(item.get("createdAt")),
             started_at=None,  # Daytona reports no start time
-            resources=InstanceResources(
-                cpu_count=number(item.get("cpu")),
-                memory_mb=memory_gib * 1024 if memory_gib is not None else None,
-                disk_gb=number(item.get("disk")),
+            resources=shared_resources(
+                number(item.get("cpu")),
+                memory_gib * 1024 if memory_gib is not None else None,
+                number(item.get("disk")),
             ),
             aliases=(name,) if name and name != item["id"] else (),
             claimed_lease_id=claimed_lease(labels),

@@ -15,6 +15,7 @@ import hashlib
 import itertools
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
+from sys import intern
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -34,9 +35,10 @@ from opcockpit.adapters.providers.wire import (
     leon_api_fields,
     number,
     parse_time,
+    shared_resources,
     str_map,
 )
-from opcockpit.domain.models import Instance, InstanceResources, NormalState
+from opcockpit.domain.models import Instance, NormalState
 from opcockpit.ports.provider import (
     ActionOutcome,
     ActionResult,
@@ -119,7 +121,7 @@ class E2BAdapter:
         if not isinstance(item, dict) or not isinstance(item.get("sandboxID"), str):
             raise self._api.protocol_error(method, path, "sandbox without a sandboxID")
         raw = item.get("state")
-        raw_state = raw if isinstance(raw, str) and raw else "unknown"
+        raw_state = intern(raw) if isinstance(raw, str) and raw else "unknown"  # one object per state
         metadata = str_map(item.get("metadata"))
         disk_mb = number(item.get("diskSizeMB"))
         return Instance(
@@ -131,10 +133,10 @@ class E2BAdapter:
             labels=metadata,
             created_at=None,  # E2B has no createdAt; startedAt is the current execution's start
             started_at=parse_time(item.get("startedAt")),
-            resources=InstanceResources(
-                cpu_count=number(item.get("cpuCount")),
-                memory_mb=number(item.get("memoryMB")),
-                disk_gb=disk_mb / 1024 if disk_mb is not None else None,
+            resources=shared_resources(
+                number(item.get("cpuCount")),
+                number(item.get("memoryMB")),
+                disk_mb / 1024 if disk_mb is not None else None,
             ),
             claimed_lease_id=claimed_lease(metadata),
         )

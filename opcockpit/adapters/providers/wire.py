@@ -9,7 +9,7 @@ from collections.abc import Callable, Hashable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from opcockpit.domain.models import Instance
+from opcockpit.domain.models import Instance, InstanceResources
 
 # Labels/metadata keys that name the lease an instance belongs to (cockpit- or LEON-written).
 LEASE_KEYS = ("lease_id", "leon.lease_id")
@@ -95,6 +95,28 @@ def number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+# One InstanceResources per distinct size (issue 10, RSS): sandboxes come in a few sizes, and an
+# object and its three floats per listed instance were ~140 bytes each, kept for every instance.
+# Bounded, cleared wholesale when full; a size with a zero is made apart (0.0 == -0.0 as a key).
+_SIZES_CAP = 1024
+_sizes: dict[tuple[float | None, float | None, float | None], InstanceResources] = {}
+
+
+def shared_resources(
+    cpu_count: float | None, memory_mb: float | None, disk_gb: float | None
+) -> InstanceResources:
+    """InstanceResources(cpu_count, memory_mb, disk_gb), the same object for the same size."""
+    key = (cpu_count, memory_mb, disk_gb)
+    res = _sizes.get(key)
+    if res is None:
+        res = InstanceResources(cpu_count=cpu_count, memory_mb=memory_mb, disk_gb=disk_gb)
+        if 0 not in key:
+            if len(_sizes) >= _SIZES_CAP:
+                _sizes.clear()
+            _sizes[key] = res
+    return res
 
 
 _Page = tuple[bytes, list[Instance], list[str], Any]
