@@ -141,9 +141,9 @@ async def test_e2b_and_daytona_listings_share_sizes_and_states(kind: str) -> Non
     size of its own keeps its own values."""
     from opcockpit.adapters.providers.daytona import DaytonaAdapter
     from opcockpit.adapters.providers.e2b import E2BAdapter
+    from opcockpit.domain.models import InstanceResources
     from opcockpit.doubles.daytona import DaytonaDouble
     from opcockpit.doubles.e2b import E2BDouble
-    from opcockpit.domain.models import InstanceResources
 
     double_cls, adapter_cls = (E2BDouble, E2BAdapter) if kind == "e2b" else (DaytonaDouble, DaytonaAdapter)
     with double_cls(api_key="k-test") as double:
