@@ -160,3 +160,22 @@ async def test_e2b_and_daytona_listings_share_sizes_and_states(kind: str) -> Non
     assert all(listing[i].resources is first.resources for i in same)
     assert all(listing[i].raw_state is first.raw_state for i in same)
     assert listing[big].resources == InstanceResources(cpu_count=8.0, memory_mb=16384.0, disk_gb=40.0)
+
+
+async def test_agentbay_listing_shares_label_keys_and_states() -> None:
+    """Each session's labels are a JSON document of their own: their keys are interned, and so
+    is the state text, so the listed Instances hold one object each (issue 10, RSS)."""
+    from opcockpit.adapters.providers.agentbay import AgentBayAdapter
+    from opcockpit.doubles.agentbay import AgentBayDouble
+
+    with AgentBayDouble(api_key="k-test") as double:
+        for k in range(3):
+            double.add(state="running", labels={"leon.context_id": f"leon-lease-{k}"})
+        adapter = AgentBayAdapter("agentbay", base_url=double.url, api_key="k-test")
+        try:
+            listing = await adapter.list_instances()
+        finally:
+            await adapter.aclose()
+    keys = [next(k for k in i.labels if k == "leon.context_id") for i in listing]
+    assert len(listing) == 3 and all(k is keys[0] for k in keys)
+    assert all(i.raw_state is listing[0].raw_state for i in listing)

@@ -371,13 +371,15 @@ class AgentBayAdapter:
             raise self.api.protocol_error("POST", "/?Action=GetLabel", "Data.Labels is not JSON") from None
         if not isinstance(labels, dict):
             raise self.api.protocol_error("POST", "/?Action=GetLabel", "Data.Labels is not a JSON object")
-        return {str(k): "" if v is None else str(v) for k, v in labels.items()}
+        # Keys interned: each session's labels are a JSON document of their own (no key memo spans
+        # them), and every listed Instance keeps its map (issue 10, RSS)
+        return {intern(str(k)): "" if v is None else str(v) for k, v in labels.items()}
 
     def _instance(self, session_id: str, raw: str | None, labels: dict[str, str]) -> Instance:
         return Instance(
             provider=self.name,
             instance_id=session_id,
-            raw_state=raw or "",
+            raw_state=intern(raw) if raw.__class__ is str else raw or "",  # one object per state
             state=normal_state(raw),
             name=labels.get("name"),
             labels=labels,
