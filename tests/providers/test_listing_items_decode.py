@@ -114,6 +114,8 @@ async def test_docker_listing_shares_label_keys_and_states_across_instances() ->
     keys = [next(k for k in i.labels if k == "leon.context_id") for i in listing]
     assert len(listing) == 3 and all(k is keys[0] for k in keys)
     assert all(i.raw_state is listing[0].raw_state for i in listing)
+    # named after its session (LEON's way): the name is the instance id's object, not a copy
+    assert all(i.name == i.instance_id and i.name is i.instance_id for i in listing)
 
 
 async def test_agentbay_listing_keeps_only_id_and_status_of_each_page() -> None:

@@ -223,6 +223,8 @@ class DockerAdapter:
     ) -> Instance:
         name = name.lstrip("/") if name else None
         instance_id = labels.get(SESSION_LABEL) or name or cid
+        if name == instance_id:  # LEON names a container after its session: one str for both
+            name = instance_id
         aliases = tuple(dict.fromkeys(a for a in (cid, cid[:12], name) if a and a != instance_id))
         return Instance(
             provider=self.name,
