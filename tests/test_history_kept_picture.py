@@ -9,7 +9,6 @@ import asyncio
 import sqlite3
 import tempfile
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -17,9 +16,9 @@ from hypothesis import strategies as st
 
 from opcockpit.adapters.ledger.events import EventLog
 from opcockpit.domain.events import Event, EventQuery, diff_pictures, picture_of
-from opcockpit.domain.models import GroundTruth, GroundTruthRow, OrphanRow, ProviderHealth, ProviderStatus
+from opcockpit.domain.models import GroundTruth, GroundTruthRow, ProviderHealth, ProviderStatus
 from opcockpit.services.history import RecordingCollector
-from tests.test_picture_inc import PROVS, T0, _orphan, _row, step
+from tests.test_picture_inc import T0, _row, frames, step
 
 
 class _Frames:
@@ -34,40 +33,6 @@ class _Frames:
 
     async def aclose(self) -> None:
         return None
-
-
-def _frames(steps: list[tuple]) -> list[GroundTruth]:
-    rows: dict[str, GroundTruthRow] = {}
-    orphans: dict[str, OrphanRow] = {}
-    health = {p: ProviderStatus.OK for p in PROVS}
-    out = []
-    for i, s in enumerate(steps):
-        if s[0] == "row":
-            rows[s[1]] = _row(*s[1:])
-        elif s[0] == "drop":
-            rows.pop(s[1], None)
-        elif s[0] == "orphan":
-            orphans[f"{s[1]}/{s[2]}"] = _orphan(s[1], s[2], s[3])
-        elif s[0] == "clear":
-            orphans.pop(f"{s[1]}/{s[2]}", None)
-        elif s[0] == "provider":
-            health[s[1]] = s[2]
-        elif s[0] == "unlist":
-            health.pop(s[1], None)
-        else:
-            rows = {k: replace(r) for k, r in rows.items()}
-        out.append(
-            GroundTruth(
-                generated_at=T0 + timedelta(seconds=i),
-                providers=tuple(
-                    ProviderHealth(name=p, kind=p, status=v, error=None, listed_at=None, instance_count=None)
-                    for p, v in sorted(health.items())
-                ),
-                rows=tuple(rows[k] for k in sorted(rows)),
-                orphans=tuple(orphans[k] for k in sorted(orphans)),
-            )
-        )
-    return out
 
 
 def _kept(rec: RecordingCollector) -> dict | None:
@@ -116,10 +81,10 @@ async def _run(path: Path, frames: list[GroundTruth], locked: list[bool]) -> Non
     locks=st.lists(st.sampled_from([False, False, False, True]), min_size=25, max_size=25),
 )
 def test_the_kept_picture_and_events_equal_the_full_diffs(steps: list[tuple], locks: list[bool]) -> None:
-    frames = _frames(steps)
-    locked = [False, *locks[1 : len(frames)]]  # the baseline is written
+    gts = list(frames(steps))
+    locked = [False, *locks[1 : len(gts)]]  # the baseline is written
     with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(_run(Path(tmp) / "ledger.db", frames, locked))
+        asyncio.run(_run(Path(tmp) / "ledger.db", gts, locked))
 
 
 def test_differences_only_where_the_recorded_picture_is_not_the_trackers(tmp_path: Path) -> None:

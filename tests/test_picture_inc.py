@@ -4,6 +4,7 @@ gives the full diff's events and kept picture (issue 10), on random fleets: rows
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -59,14 +60,11 @@ step = st.one_of(
 )  # fmt: skip
 
 
-@settings(max_examples=200, deadline=None)
-@given(steps=st.lists(step, min_size=1, max_size=40))
-def test_tracked_picture_and_partial_diff_equal_the_full_ones(steps):
+def frames(steps: list[tuple]) -> Iterator[GroundTruth]:
+    """The ground truth after each step (rows, orphans and providers changed as the step says)."""
     rows: dict[str, GroundTruthRow] = {}
     orphans: dict[str, OrphanRow] = {}
     health = {p: ProviderStatus.OK for p in PROVS}
-    tracker = PictureTracker()
-    kept: dict | None = None
     for i, s in enumerate(steps):
         if s[0] == "row":
             rows[s[1]] = _row(*s[1:])
@@ -82,7 +80,7 @@ def test_tracked_picture_and_partial_diff_equal_the_full_ones(steps):
             health.pop(s[1], None)
         else:
             rows = {k: replace(r) for k, r in rows.items()}
-        gt = GroundTruth(
+        yield GroundTruth(
             generated_at=T0 + timedelta(seconds=i),
             providers=tuple(
                 ProviderHealth(name=p, kind=p, status=v, error=None, listed_at=None, instance_count=None)
@@ -91,6 +89,14 @@ def test_tracked_picture_and_partial_diff_equal_the_full_ones(steps):
             rows=tuple(rows[k] for k in sorted(rows)),
             orphans=tuple(orphans[k] for k in sorted(orphans)),
         )
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=st.lists(step, min_size=1, max_size=40))
+def test_tracked_picture_and_partial_diff_equal_the_full_ones(steps):
+    tracker = PictureTracker()
+    kept: dict | None = None
+    for gt in frames(steps):
         upd = tracker.update(gt)
         full = picture_of(gt)
         if upd.exact:  # shared instance: the caller builds picture_of in full

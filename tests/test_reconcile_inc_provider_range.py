@@ -6,21 +6,12 @@ step equals a full reconcile, and the range holds exactly that provider's leases
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from opcockpit.domain.models import DbState, Instance, LeaseRecord, NormalState, ProviderListing
+from opcockpit.domain.models import DbState, Instance, NormalState, ProviderListing
 from opcockpit.domain.reconcile import reconcile
 from opcockpit.domain.reconcile_inc import IncrementalReconciler
-
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def _lease(lid: str, provider: str, iid: str | None) -> LeaseRecord:
-    return LeaseRecord(
-        lease_id=lid, provider_name=provider, current_instance_id=iid, desired_state="running",
-        observed_state="running", status="active", version=1, needs_refresh=False, last_error=None,
-        instance_created_at=None, observed_at=None, refresh_hint_at=None, created_at=T0, updated_at=T0,
-    )  # fmt: skip
+from tests.test_reconcile_inc_provider_unknown import T0, _lease
 
 
 def _listing(name: str, iids: list[str], *, ok: bool = True, kind: str = "e2b") -> ProviderListing:

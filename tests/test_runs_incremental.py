@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -95,25 +97,35 @@ def test_watermark_runs_equal_a_full_read(tmp_path: Path, steps: list[tuple], wi
         conn.close()
 
 
-def test_a_retention_delete_is_folded_in_and_an_odd_delete_reads_everything(tmp_path: Path) -> None:
+SINCE = T0 - timedelta(days=1)
+EventsDb = tuple[str, sqlite3.Connection]
+
+
+@pytest.fixture
+def events_db(tmp_path: Path) -> Iterator[EventsDb]:
+    """A real events.db in LEON's schema and a connection writing to it."""
     path = str(tmp_path / "events.db")
     conn = create_events_db(path)
-    reads = RunReads()
-    since = T0 - timedelta(days=1)
     try:
-        _write(conn, ("append", "t-a", 0, ["run_start", "text"], 0))
-        _write(conn, ("append", "t-b", 0, ["run_start", "error"], 0))
-        got, _ = asyncio.run(_both(path, reads, T0, since))
-        assert [r.run_id for r in got] == ["run-t-b-0", "run-t-a-0"] and reads.reads == 1
-        _write(conn, ("retention", "t-a", 1))  # run 1 of t-a finishes, run 0 deleted
-        got, want = asyncio.run(_both(path, reads, T0, since))
-        assert got == want and [r.run_id for r in got] == ["run-t-a-1", "run-t-b-0"]
-        assert reads.reads == 1 and reads.delta_reads == 1
-        _write(conn, ("odd_delete", "t-b", 0))
-        got, want = asyncio.run(_both(path, reads, T0, since))
-        assert got == want and got[1].event_count == 1 and reads.reads == 2
+        yield path, conn
     finally:
         conn.close()
+
+
+def test_a_retention_delete_is_folded_in_and_an_odd_delete_reads_everything(events_db: EventsDb) -> None:
+    path, conn = events_db
+    reads = RunReads()
+    _write(conn, ("append", "t-a", 0, ["run_start", "text"], 0))
+    _write(conn, ("append", "t-b", 0, ["run_start", "error"], 0))
+    got, _ = asyncio.run(_both(path, reads, T0, SINCE))
+    assert [r.run_id for r in got] == ["run-t-b-0", "run-t-a-0"] and reads.reads == 1
+    _write(conn, ("retention", "t-a", 1))  # run 1 of t-a finishes, run 0 deleted
+    got, want = asyncio.run(_both(path, reads, T0, SINCE))
+    assert got == want and [r.run_id for r in got] == ["run-t-a-1", "run-t-b-0"]
+    assert reads.reads == 1 and reads.delta_reads == 1
+    _write(conn, ("odd_delete", "t-b", 0))
+    got, want = asyncio.run(_both(path, reads, T0, SINCE))
+    assert got == want and got[1].event_count == 1 and reads.reads == 2
 
 
 def test_a_resync_compares_in_place_keeping_unchanged_runs(tmp_path: Path) -> None:
@@ -205,28 +217,23 @@ def test_the_window_order_holds_no_pair_per_run(tmp_path: Path) -> None:
         conn.close()
 
 
-def test_a_thread_with_one_run_holds_its_id_not_a_tuple(tmp_path: Path) -> None:
+def test_a_thread_with_one_run_holds_its_id_not_a_tuple(events_db: EventsDb) -> None:
     """A thread's runs are its one run id (a str) when it has one, a tuple only for several: a
     one-element tuple per thread was ~0.55 MB at 10k runs. Retention folding back to one run, and
     the watermark read walking a thread's runs, keep working on both shapes."""
-    path = str(tmp_path / "events.db")
-    conn = create_events_db(path)
+    path, conn = events_db
     reads = RunReads()
-    since = T0 - timedelta(days=1)
-    try:
-        _write(conn, ("append", "t-a", 0, ["run_start", "text"], 0))
-        _write(conn, ("append", "t-b", 0, ["run_start"], 0))
-        _write(conn, ("append", "t-b", 1, ["run_start"], 0))  # t-b: two runs
-        got, want = asyncio.run(_both(path, reads, T0, since))
-        st_ = reads._by_path[path]
-        assert got == want
-        assert st_.by_thread["t-a"] == "run-t-a-0"
-        assert sorted(st_.by_thread["t-b"]) == ["run-t-b-0", "run-t-b-1"]
-        _write(conn, ("retention", "t-a", 1))  # run 1 finishes, run 0 deleted: one run again
-        _write(conn, ("append", "t-b", 0, ["text"], 0))  # a thread of two runs read by watermark
-        got, want = asyncio.run(_both(path, reads, T0, since))
-        assert got == want and reads.reads == 1 and reads.delta_reads == 1
-        assert st_.by_thread["t-a"] == "run-t-a-1"
-        assert st_.thread_runs("t-a") == ("run-t-a-1",) and st_.thread_runs("t-z") == ()
-    finally:
-        conn.close()
+    _write(conn, ("append", "t-a", 0, ["run_start", "text"], 0))
+    _write(conn, ("append", "t-b", 0, ["run_start"], 0))
+    _write(conn, ("append", "t-b", 1, ["run_start"], 0))  # t-b: two runs
+    got, want = asyncio.run(_both(path, reads, T0, SINCE))
+    st_ = reads._by_path[path]
+    assert got == want
+    assert st_.by_thread["t-a"] == "run-t-a-0"
+    assert sorted(st_.by_thread["t-b"]) == ["run-t-b-0", "run-t-b-1"]
+    _write(conn, ("retention", "t-a", 1))  # run 1 finishes, run 0 deleted: one run again
+    _write(conn, ("append", "t-b", 0, ["text"], 0))  # a thread of two runs read by watermark
+    got, want = asyncio.run(_both(path, reads, T0, SINCE))
+    assert got == want and reads.reads == 1 and reads.delta_reads == 1
+    assert st_.by_thread["t-a"] == "run-t-a-1"
+    assert st_.thread_runs("t-a") == ("run-t-a-1",) and st_.thread_runs("t-z") == ()

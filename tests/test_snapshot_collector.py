@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -199,6 +200,14 @@ async def test_provider_filter_and_disabled(tmp_path: Path) -> None:
     assert "docker" not in collector.listings  # filtered out: never listed, never reported as ours
 
 
+def _daytona_config(db: Path, api_url: str, **provider: Any) -> CockpitConfig:
+    """sandbox.db and one Daytona provider named "day" (its double's API URL)."""
+    day = ProviderConfig(
+        name="day", kind="daytona", api_url=api_url, api_key_env=KEY_ENV, retries=0, **provider
+    )
+    return CockpitConfig(sources=SourcesConfig(sandbox_db=db), providers={"day": day})
+
+
 async def test_eventually_consistent_orphans_are_confirmed_by_get(tmp_path: Path, monkeypatch) -> None:
     from opcockpit.doubles.daytona import DaytonaDouble
 
@@ -209,12 +218,7 @@ async def test_eventually_consistent_orphans_are_confirmed_by_get(tmp_path: Path
         ghost = double.add(state="running").instance_id
         double.freeze_list()  # the list keeps showing the ghost after it is gone (eventual consistency)
         double.remove(ghost)
-        cfg = CockpitConfig(
-            sources=SourcesConfig(sandbox_db=db),
-            providers={"day": ProviderConfig(name="day", kind="daytona", api_url=double.api_url,
-                                             api_key_env=KEY_ENV, retries=0)},
-        )  # fmt: skip
-        collector = build_collector(cfg)
+        collector = build_collector(_daytona_config(db, double.api_url))
         try:
             gt = await collector.refresh()
             requests_after_first = collector.adapters["day"].request_count
@@ -245,12 +249,7 @@ async def test_only_confirmed_providers_bound_ids_are_indexed(tmp_path: Path, mo
                 ("lease-loc000000001", "local", "loc-1", "running", "running"),
             ],
         )
-        cfg = CockpitConfig(
-            sources=SourcesConfig(sandbox_db=db),
-            providers={"day": ProviderConfig(name="day", kind="daytona", api_url=double.api_url,
-                                             api_key_env=KEY_ENV, retries=0)},
-        )  # fmt: skip
-        collector = build_collector(cfg)
+        collector = build_collector(_daytona_config(db, double.api_url))
         try:
             gt = await collector.refresh()
         finally:
@@ -269,12 +268,7 @@ async def test_a_quiet_paced_refresh_hands_the_same_confirmed_listing_on(tmp_pat
     db = build_leon_db(tmp_path / "sandbox.db", [("lease-day000000001", "day", None, "running", "detached")])
     with DaytonaDouble(api_key=KEY) as double:
         real = double.add(state="running").instance_id
-        cfg = CockpitConfig(
-            sources=SourcesConfig(sandbox_db=db),
-            providers={"day": ProviderConfig(name="day", kind="daytona", api_url=double.api_url,
-                                             api_key_env=KEY_ENV, retries=0, list_interval_s=300.0)},
-        )  # fmt: skip
-        collector = build_collector(cfg)
+        collector = build_collector(_daytona_config(db, double.api_url, list_interval_s=300.0))
         collector.paced = True
         try:
             await collector.refresh()

@@ -102,6 +102,13 @@ async def test_docker_listing_errors_are_unchanged() -> None:
             await adapter.aclose()
 
 
+def _one_key_and_state_object(listing: list) -> None:
+    """Three listed instances hold one `leon.context_id` key object and one state object."""
+    keys = [next(k for k in i.labels if k == "leon.context_id") for i in listing]
+    assert len(listing) == 3 and all(k is keys[0] for k in keys)
+    assert all(i.raw_state is listing[0].raw_state for i in listing)
+
+
 async def test_docker_listing_shares_label_keys_and_states_across_instances() -> None:
     with DockerDouble(flavor="docker") as double:
         for k in range(3):
@@ -111,9 +118,7 @@ async def test_docker_listing_shares_label_keys_and_states_across_instances() ->
             listing = await adapter.list_instances()
         finally:
             await adapter.aclose()
-    keys = [next(k for k in i.labels if k == "leon.context_id") for i in listing]
-    assert len(listing) == 3 and all(k is keys[0] for k in keys)
-    assert all(i.raw_state is listing[0].raw_state for i in listing)
+    _one_key_and_state_object(listing)
     # named after its session (LEON's way): the name is the instance id's object, not a copy
     assert all(i.name == i.instance_id and i.name is i.instance_id for i in listing)
 
@@ -178,6 +183,4 @@ async def test_agentbay_listing_shares_label_keys_and_states() -> None:
             listing = await adapter.list_instances()
         finally:
             await adapter.aclose()
-    keys = [next(k for k in i.labels if k == "leon.context_id") for i in listing]
-    assert len(listing) == 3 and all(k is keys[0] for k in keys)
-    assert all(i.raw_state is listing[0].raw_state for i in listing)
+    _one_key_and_state_object(listing)
