@@ -12,6 +12,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from opcockpit.adapters.ledger.alerts import AlertStore
 from opcockpit.domain.alerts import AlertsConfig
 from opcockpit.domain.alerts_due import window_change_at
 from opcockpit.domain.carry import carried
@@ -82,9 +83,13 @@ class Fleet:
 
 
 def _writes_only_the_round_time(statements: list[str]) -> bool:
+    """The firing alerts' mark read (one row), then the round's time written; nothing else."""
     asked = [s for s in statements if s.split()[0].upper() not in ("BEGIN", "COMMIT")]
     return (
-        len(asked) == 1 and "last_evaluated_at" in asked[0] and asked[0].startswith("INSERT INTO alert_meta")
+        len(asked) == 2
+        and asked[0].startswith("SELECT count(*), max(id), count(acked_at)")  # active_mark
+        and asked[1].startswith("INSERT INTO alert_meta")
+        and "last_evaluated_at" in asked[1]
     )
 
 
@@ -188,3 +193,19 @@ def test_window_change_at_is_the_first_event_entering_or_leaving_a_window() -> N
     assert window_change_at(cfg, now, [ev(older), ev(future)], None, None) == future
     gone = now - timedelta(seconds=700)  # out of the window already: it moves nothing
     assert window_change_at(cfg, now, [ev(gone)], None, None) is None
+
+
+def test_another_cockpits_ack_between_rounds_is_read_by_the_next_one(tmp_path: Path) -> None:
+    fleet = Fleet(tmp_path, AlertsConfig(diverged_for_s=0))
+    snap, _ = fleet.round(0)
+    alert = snap.active[0]  # type: ignore[attr-defined]
+    mate = AlertStore.open(tmp_path / "ledger.db")
+    try:
+        mate.ack(alert.id, "alice@bastion-2", "looking", now=fleet.clock.now)
+    finally:
+        mate.close()
+    snap, _ = fleet.round()
+    assert fleet.skipped == 0  # the ledger's firing alerts moved: read in full
+    assert [a.acked_by for a in snap.active] == ["alice@bastion-2"]  # type: ignore[attr-defined]
+    fleet.round()
+    assert fleet.skipped == 1

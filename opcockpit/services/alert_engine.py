@@ -209,6 +209,12 @@ class AlertEngine:
         cfg = self.query_rules.config(self.config) if self.query_rules is not None else self.config
         if not self.quiet.quiet(inputs, cfg, now):
             return None
+        # The firing alerts as the last round read them (another cockpit's ack, mute or round
+        # since moves the mark): else the round reads them again, in full.
+        with getattr(self.store, "lock", contextlib.nullcontext()):
+            mark = getattr(self.store, "active_mark", lambda: None)()
+        if mark is None or mark != self.last_mark:
+            return None
         mark_evaluated(now)
         self.quiet.skipped += 1
         snap = replace(last, now=now, newly_firing=(), newly_resolved=(), deliveries=())

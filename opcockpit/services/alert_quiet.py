@@ -12,7 +12,8 @@ answer only when
   grows too old, an event enters or leaves the intent or flapping window, a run leaves the window
   or turns stuck (the run health is then read, not carried), a query rule falls due;
 - something outside the inputs moved: a notification is still to be sent or retried, an ack or
-  mute (here or from another cockpit: the engine and the ledger feed say so).
+  mute here (the engine forgets), the firing alerts in the ledger (another cockpit's ack, mute or
+  round: `AlertStore.active_mark` is not the last round's, asked in the round's thread).
 
 `QuietRounds` keeps the last full round's inputs and the first of those moments (`due_at`); a
 round before it, on the same inputs, only records that the firing alerts were seen again (the
