@@ -165,6 +165,7 @@ class CockpitApp(
         self.quiet_ticks = 0  # ticks that carried the picture instead of refreshing (_carry_quiet_tick)
         self.last_refresh: datetime | None = None
         self._header_shown: tuple[object, ...] = ()  # _header_inputs() at the last header paint
+        self._header_due = False  # a quiet tick moved the header's inputs: the next beat shows it
         self.last_duration_s: float | None = None
         self.last_error: str | None = None
         self._filter_target: KeyedTable | None = None
@@ -235,7 +236,12 @@ class CockpitApp(
         self._install_sighup()
         self.gt_table.focus()
         self._show_header()
-        self.set_interval(min(HEARTBEAT_S, self.refresh_s), self._heartbeat)
+        # Half a beat out of phase with the refresh ticks: the header a quiet tick moved is
+        # painted in a frame of its own, not in the tick's (Textual renders the union of a
+        # frame's dirty regions: the header's top lines and one table line far below made every
+        # widget in between render ~20 lines; issue 10, idle tick).
+        beat = min(HEARTBEAT_S, self.refresh_s)
+        self.set_timer(beat / 2, lambda: self.set_interval(beat, self._heartbeat))
         self.start_refresh(manual=True)
         if self.auto_poll:
             self.set_interval(self.refresh_s, self._tick)
@@ -314,7 +320,7 @@ class CockpitApp(
         self.last_refresh = now
         self.gt_table.set_now(now)
         self.orphans_table.set_now(now)
-        self._show_header()
+        self._header_due = True  # painted by the next heartbeat, in a frame of its own
         # A round due judges the carried picture (the current one), unless a tick that refreshes
         # anyway may still come within the slack.
         self._schedule_alerts(fresh, slack_s=ALERT_ROUND_SLACK_TICKS * self.refresh_s)
@@ -480,6 +486,7 @@ class CockpitApp(
             # just before the (carried) refresh painted "0s": two repaints a tick for nothing.
             or (self.clock() - last).total_seconds() >= self.refresh_s + 1.0
             or self._header_inputs() != self._header_shown
+            or self._header_due
         ):
             self._show_header()
 
@@ -490,6 +497,7 @@ class CockpitApp(
         return (pending, self.live.drops, self.ledger_error, self.last_error, self.frozen)
 
     def _show_header(self) -> None:
+        self._header_due = False
         self._header_shown = self._header_inputs()
         self._header_w.show(
             HeaderState(

@@ -120,3 +120,32 @@ async def test_a_tick_with_nothing_due_carries_the_picture_and_runs_no_refresh(t
         mono[0] = due + 2 * app.refresh_s
         app._tick()
         assert app.quiet_ticks == 6 and app.refreshes == 3 and app._alerts_due > due
+
+
+async def test_a_quiet_tick_leaves_the_header_to_the_next_heartbeat(tmp_path: Path) -> None:
+    """The header a carried tick moved is painted by the next heartbeat (half a beat later, a
+    frame of its own), not in the tick's frame beside the table's age lines: Textual renders the
+    union of a frame's dirty regions (issue 10, idle tick)."""
+    db = build_leon_db(tmp_path / "sandbox.db", LEASES)
+    collector = build_collector(make_config(db, None))
+    collector.paced = True
+    wall = [datetime.now(UTC)]
+    app = CockpitApp(collector, refresh_s=3600.0, clock=lambda: wall[0])  # its timers never fire here
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_until(pilot, lambda: app.refreshes == 1 and not app.inflight)
+        shown: list[datetime] = []
+        real_show = app._header_w.show
+
+        def counting_show(state: Any) -> None:
+            shown.append(state.now)
+            real_show(state)
+
+        app._header_w.show = counting_show  # type: ignore[method-assign]
+        wall[0] += timedelta(seconds=2)
+        app._tick()
+        assert app.quiet_ticks == 1 and shown == []  # not in the tick
+        wall[0] += timedelta(seconds=1)
+        app._heartbeat()
+        assert shown == [wall[0]]  # the next beat
+        app._heartbeat()
+        assert shown == [wall[0]]  # once

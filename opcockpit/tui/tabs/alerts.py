@@ -175,8 +175,9 @@ class AlertsView(Vertical):
         return self.query_one("#alerts-overview", OverviewPanel)
 
     def current_table(self) -> KeyedTable | None:
-        """The table the app's filter/copy/focus apply to (None when alerts are off)."""
-        if self.alerting is None:
+        """The table the app's filter/copy/focus apply to (None when alerts are off, or while
+        the view's children are not there: a tab activation handled as the app shuts down)."""
+        if self.alerting is None or not self.is_attached or not self.children:
             return None
         if self.view == "alerts-overview":
             return self.overview.focused_table()
