@@ -36,7 +36,7 @@ import typing
 from types import CodeType
 from typing import Any
 
-__all__ = ["install"]
+__all__ = ["install", "release"]
 
 # sha256 of the shape (_shape) of the CPython 3.11 `dataclasses._create_fn` mirrored below.
 _STDLIB_CREATE_FN = "1595a1ecdc44355d"
@@ -52,6 +52,7 @@ _PATH = os.path.join(
 # TUI's, the tests' and other commands': ~1,400 entries, 1.2 MB, ~10 ms to unmarshal at once).
 _codes: dict[tuple[str, str], CodeType | bytes] = {}
 _new = 0  # entries compiled by this process (tests read it)
+_released = False  # release(): nothing is cached or saved any more
 _builtin_compile = compile
 
 
@@ -67,6 +68,8 @@ def _shape(code: CodeType) -> tuple[object, ...]:
 
 def _cached(text: str, mode: str) -> CodeType:
     global _new
+    if _released:
+        return _builtin_compile(text, "<string>", mode, dont_inherit=True)
     key = (mode, text)
     code = _codes.get(key)
     if code.__class__ is bytes:
@@ -129,8 +132,18 @@ def _is_key(key: object) -> bool:
     return isinstance(key, tuple) and len(key) == 2 and key[0] in ("exec", "eval") and isinstance(key[1], str)
 
 
+def release() -> None:
+    """Save what this process compiled, then drop the cache: a long-lived process (the TUI, once
+    started) would otherwise keep every entry's text and code, ~1.5 MB (issue 10, RSS). Later
+    compiles (a screen's module imported on first use) are plain compiles."""
+    global _released
+    _save()
+    _codes.clear()
+    _released = True
+
+
 def _save() -> None:
-    if not _new or sys.dont_write_bytecode or not _MAGIC:
+    if not _new or _released or sys.dont_write_bytecode or not _MAGIC:
         return
     tmp = f"{_PATH}.{os.getpid()}.tmp"
     try:

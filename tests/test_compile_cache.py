@@ -111,3 +111,21 @@ def test_entries_read_from_the_file_are_unmarshalled_on_first_use_and_a_bad_one_
     finally:
         for key in (good, bad):
             compile_cache._codes.pop(key, None)
+
+
+def test_release_saves_then_drops_the_cache_and_later_compiles_are_plain() -> None:
+    code = (
+        "import dataclasses, opcockpit.compile_cache as d\n"
+        "d.install()\n"
+        "C = dataclasses.make_dataclass('C', [('x', int)])\n"
+        "assert d._codes\n"
+        "d.release()\n"
+        "assert not d._codes and d._released\n"
+        "D = dataclasses.make_dataclass('D', [('y', int)])\n"
+        "assert D(2).y == 2 and not d._codes\n"  # compiled, not cached
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr

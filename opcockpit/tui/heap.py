@@ -10,7 +10,8 @@ as long as the process. So, once the first pictures and the first alert round ar
   later collections do not walk (objects still freed by refcount when dropped; only a reference
   cycle among them that becomes garbage later is not reclaimed);
 - a higher young-generation threshold, so each refresh's short-lived objects are collected in
-  fewer, larger passes.
+  fewer, larger passes;
+- the compile cache (opcockpit/compile_cache.py) saved and released.
 
 Only the real cockpit process asks for this (run_app): a test process running many apps would
 keep their cycles forever.
@@ -19,6 +20,8 @@ keep their cycles forever.
 from __future__ import annotations
 
 import gc
+
+from opcockpit import compile_cache
 
 __all__ = ["SETTLE_AFTER_REFRESHES", "YOUNG_THRESHOLD", "release_heap", "settle_heap"]
 
@@ -31,7 +34,9 @@ _DEFAULT_YOUNG = gc.get_threshold()[0]
 
 def settle_heap() -> None:
     """Collect once, freeze the survivors, raise the young threshold (idempotent enough: a
-    second call freezes what is alive by then)."""
+    second call freezes what is alive by then). The compile cache is saved and dropped first:
+    start-up is over, and its ~1.5 MB of text and code would be frozen for the process's life."""
+    compile_cache.release()
     gc.collect()
     gc.freeze()
     young, mid, old = gc.get_threshold()
