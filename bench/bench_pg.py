@@ -5,13 +5,15 @@ Debian's initdb + pg_ctl as the `postgres` user, a private socket dir and a priv
 127.0.0.1, fsync off), a generated demo fleet is loaded into it with Mycel's column types and no
 lease_events (tests/test_pg_source.copy_fleet), and the same fleet's sandbox.db is timed beside it:
 
-- `opcockpit snapshot --format json` as a subprocess, interpreter start included, median of 5
-  after one warm-up (budget <= 1.0 s at 10k leases, the sandbox.db path's budget), with
+- `opcockpit snapshot --format json` as a subprocess, interpreter start included, median of
+  REPEATS (7) after one warm-up, every command line once per round in turn (`_time_interleaved`:
+  HEAD and the previous main share the machine's minutes; budget <= 1.0 s at 10k leases, the
+  sandbox.db path's), with
   `[sources] kind = "postgres"` (ledger: the default SQLite file), with the source AND the ledger
   on PostgreSQL (`[ledger] url`, a fresh ledger database per tree: the issue's configuration)
   and with `--db sandbox.db`; CPU is the child's user+sys; for HEAD and for the previous main
-  (BENCH_BASELINE, default e4b892a = the start of this session: ec3fb80 had no PostgreSQL
-  source), each a `git worktree` on PYTHONPATH;
+  (BENCH_PG_BASELINE, default e4b892a: ec3fb80 had no PostgreSQL source), each a
+  `git worktree` on PYTHONPATH with its own HOME (its own default SQLite ledger);
 - the incremental no-change refresh in process: the change-detecting reader's `read_state` when
   nothing changed (PostgreSQL: one signature query in a read-only snapshot; sandbox.db:
   `PRAGMA data_version`), and a whole `collector.refresh()` of a cockpit on that source with no
@@ -40,6 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,37 +71,66 @@ def _config(work: Path, name: str, body: str) -> Path:
     return path
 
 
-def _time_cli(
-    cli: list[str], args: list[str], home: Path, pythonpath: Path | None = None
-) -> tuple[float | None, str]:
-    """Median wall time of `cli snapshot --format json ARGS`, REPEATS runs after one warm-up."""
+@dataclass
+class _Case:
+    """One snapshot command line timed by `_time_interleaved`."""
+
+    name: str
+    cli: list[str]
+    args: list[str]
+    pythonpath: Path | None = None
+    home: Path | None = None  # HOME (its own SQLite ledger); None: the run's
+    walls: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
+    rows: int = 0
+    error: str | None = None
+
+
+def _run_case(case: _Case, home: Path) -> tuple[float, float] | None:
+    """(wall s, CPU s) of one `snapshot --format json` of `case`; None (error noted) on failure."""
+    home = case.home or home
     env = _isolated_env(home)
-    if pythonpath is not None:
-        env["PYTHONPATH"] = str(pythonpath)
-    samples: list[float] = []
-    cpus: list[float] = []
-    out = ""
-    for i in range(REPEATS + 1):
-        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        # cwd=home: `python -m` puts the cwd first on sys.path, so it must hold no opcockpit.
-        proc = subprocess.run(
-            [*cli, *args, "snapshot", "--format", "json"], capture_output=True, text=True, env=env, cwd=home,
-            timeout=120, check=False,
-        )  # fmt: skip
-        dt = time.perf_counter() - t0
-        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if proc.returncode != 0:
-            return None, f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}"
-        out = proc.stdout
-        if i:
-            samples.append(dt)
-            cpus.append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
-    doc = json.loads(out)
-    cpu = statistics.median(cpus)
-    return statistics.median(
-        samples
-    ), f"{len(doc['rows'])} rows; cpu {cpu:.3f} s (client); median of {REPEATS}"
+    if case.pythonpath is not None:
+        env["PYTHONPATH"] = str(case.pythonpath)
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    # cwd=home: `python -m` puts the cwd first on sys.path, so it must hold no opcockpit.
+    proc = subprocess.run(
+        [*case.cli, *case.args, "snapshot", "--format", "json"], capture_output=True, text=True, env=env,
+        cwd=home, timeout=120, check=False,
+    )  # fmt: skip
+    dt = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        case.error = f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}"
+        return None
+    case.rows = len(json.loads(proc.stdout)["rows"])
+    return dt, r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+
+
+def _time_interleaved(cases: list[_Case], home: Path) -> None:
+    """Each case once to warm up, then REPEATS rounds running every case once, in turn (every
+    other round in reverse order): HEAD and the previous main meet the same machine minutes,
+    which on a shared VM drift by tens of percent within one run (session 9: measured one after
+    the other, the same code was 0.84 s or 1.14 s)."""
+    for case in cases:
+        _run_case(case, home)
+    for r in range(REPEATS):
+        for case in cases if r % 2 == 0 else cases[::-1]:
+            if case.error is None and (sample := _run_case(case, home)) is not None:
+                case.walls.append(sample[0])
+                case.cpus.append(sample[1])
+
+
+def _case_row(case: _Case, n: int, target: float | None) -> dict[str, Any]:
+    if case.error is not None or not case.walls:
+        value, notes = None, case.error or "no sample"
+    else:
+        value = round(statistics.median(case.walls), 3)
+        notes = (f"{case.rows} rows; cpu {statistics.median(case.cpus):.3f} s (client); median of "
+                 f"{len(case.walls)}, interleaved with the other rows of this run")  # fmt: skip
+    return {"name": case.name, "size": n, "value": value, "unit": "s", "target": target,
+            "notes": f"{notes}; {_load()}"}  # fmt: skip
 
 
 async def _per_call(fn: Callable[[], Awaitable[Any]], calls: int) -> tuple[float, float]:
@@ -246,37 +278,33 @@ def _snapshot_rows(
     home = work / "home"
     home.mkdir(exist_ok=True)
     target = SNAPSHOT_TARGET_S.get(n)
-    rows: list[dict[str, Any]] = []
     py = [sys.executable, "-m", "opcockpit.cli"]
     trees: list[tuple[str, Path | None]] = [(f"HEAD {git('rev-parse', '--short', 'HEAD')}", ROOT)]
+    cases: list[_Case] = []
     with worktree(BASELINE) if BASELINE else contextlib.nullcontext() as prev:
         if prev is not None:
             trees.append((f"previous main {git('rev-parse', '--short', BASELINE)}", prev))
-        for label, tree in trees:
-            env = {**_isolated_env(home), "PYTHONPATH": str(tree)}
-            if not imported_from(env, home).is_relative_to(Path(str(tree)).resolve()):
+        for i, (label, tree) in enumerate(trees):
+            tree_home = home / f"tree{i}"  # each tree its own default SQLite ledger (its own schema)
+            tree_home.mkdir(exist_ok=True)
+            env = {**_isolated_env(tree_home), "PYTHONPATH": str(tree)}
+            if not imported_from(env, tree_home).is_relative_to(Path(str(tree)).resolve()):
                 raise RuntimeError(f"{label}: opcockpit does not import from {tree}")
             sources = [("PostgreSQL", ["--config", str(pg_cfg)]), ("sandbox.db", ["--db", str(db)])]
             if fresh_ledger is not None:  # issue 12's own configuration; a ledger per tree (migrations)
                 body = pg_cfg.read_text() + f'[ledger]\nurl = "{fresh_ledger()}"\n'
-                both = _config(work, f"pg-ledger-{len(rows)}", body)
+                both = _config(work, f"pg-ledger-{len(cases)}", body)
                 sources.insert(1, ("PostgreSQL source + PostgreSQL ledger", ["--config", str(both)]))
-            for source, args in sources:
-                value, notes = _time_cli(py, args, home, tree)
-                rows.append({
-                    "name": f"snapshot --format json, {source}, {label}", "size": n,
-                    "value": round(value, 3) if value is not None else None, "unit": "s", "target": target,
-                    "notes": f"{notes}; {_load()}",
-                })  # fmt: skip
-    cli = _cli()
-    if cli is not None and cli[0] != sys.executable:  # the console script users run
-        value, notes = _time_cli(cli, ["--config", str(pg_cfg)], home)
-        rows.append({
-            "name": "opcockpit snapshot --format json, PostgreSQL (console script, HEAD)", "size": n,
-            "value": round(value, 3) if value is not None else None, "unit": "s", "target": target,
-            "notes": f"{notes}; {_load()}",
-        })  # fmt: skip
-    return rows
+            cases += [
+                _Case(f"snapshot --format json, {src}, {label}", py, args, tree, tree_home)
+                for src, args in sources
+            ]
+        cli = _cli()
+        if cli is not None and cli[0] != sys.executable:  # the console script users run
+            name = "opcockpit snapshot --format json, PostgreSQL (console script, HEAD)"
+            cases.append(_Case(name, cli, ["--config", str(pg_cfg)], None, home / "tree0"))
+        _time_interleaved(cases, home)
+    return [_case_row(c, n, target) for c in cases]
 
 
 def run(sizes: list[int]) -> list[dict[str, Any]]:
