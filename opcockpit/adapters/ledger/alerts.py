@@ -66,6 +66,9 @@ _COLS = (
     " mute_until_resolved, muted_by, muted_at, mute_comment, held"
 )
 _LAST_EVALUATED = "SELECT v FROM alert_meta WHERE k = 'last_evaluated_at'"
+_SET_LAST_EVALUATED = (
+    "INSERT INTO alert_meta(k, v) VALUES ('last_evaluated_at', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v"
+)
 _Memo = tuple[tuple, tuple[Delivery, ...], tuple[Ack, ...], Alert]  # row, deliveries, acks, the Alert
 
 
@@ -311,7 +314,7 @@ class AlertStore:
     @guarded
     def last_evaluated_at(self) -> datetime | None:
         with self.lock:
-            row = self.db.execute("SELECT v FROM alert_meta WHERE k = 'last_evaluated_at'").fetchone()
+            row = self.db.execute(_LAST_EVALUATED).fetchone()
         return parse_iso(row[0]) if row else None
 
     @guarded
@@ -616,11 +619,7 @@ class AlertStore:
                 if key not in seen and not (scope is not None and scope in unknown):
                     conn.execute("DELETE FROM alert_pending WHERE key = ?", (key,))
             n_pending = conn.execute("SELECT COUNT(*) FROM alert_pending").fetchone()[0]
-            conn.execute(
-                "INSERT INTO alert_meta(k, v) VALUES ('last_evaluated_at', ?)"
-                " ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-                (now_s,),
-            )
+            conn.execute(_SET_LAST_EVALUATED, (now_s,))
             if fired or resolved or updates or touches or held_now:  # what active() shows changed
                 conn.execute(
                     "INSERT INTO alert_meta(k, v) VALUES ('rev', '1')"
@@ -646,11 +645,7 @@ class AlertStore:
         changed, nothing due: services/alert_quiet.py): what that apply would write then, the one
         row saying when the firing alerts were last seen."""
         with self.lock, self.db.transaction(lock="alerts"):
-            self.db.execute(
-                "INSERT INTO alert_meta(k, v) VALUES ('last_evaluated_at', ?)"
-                " ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-                (iso(now),),
-            )
+            self.db.execute(_SET_LAST_EVALUATED, (iso(now),))
 
     def _prune(self, keep: int) -> None:
         row = self.db.execute(
