@@ -216,15 +216,11 @@ def _build_parser(tz: tzinfo) -> Callable[[object], datetime | None]:
                 return list(map(parse, col))
         if not lens <= _HOT_LENS:
             return list(map(parse, col))
-        if always_utc:  # local time and CURRENT_TIMESTAMP's UTC are the same: no offsets, no shift
-            try:
-                return _with_nones(col, vals, list(map(_fromiso, map(str.__add__, vals, _repeat("+00:00")))))
-            except ValueError:
-                return list(map(parse, col))
         offs: dict[str, timedelta | None] = {}
-        for key in set(map(_HOUR_KEY, vals)):
-            off = offsets_get(key)
-            offs[key] = off if off is not None else offset_for(key + ":00", key)
+        if not always_utc:  # (else local time and CURRENT_TIMESTAMP's UTC agree: nothing to shift)
+            for key in set(map(_HOUR_KEY, vals)):
+                off = offsets_get(key)
+                offs[key] = off if off is not None else offset_for(key + ":00", key)
         shifted = any(offs.values())
         if None in offs.values() or (shifted and 19 in lens):
             return list(map(parse, col))
