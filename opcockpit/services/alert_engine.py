@@ -158,8 +158,8 @@ class AlertEngine:
         # The firing alerts' fingerprint taken just before they are read, under the store's lock:
         # a cockpit that polls the ledger for the team's changes starts from it instead of
         # reading the same alerts again (~2,700 at 10k leases) because this round changed them.
-        with getattr(self.store, "lock", contextlib.nullcontext()):
-            mark = getattr(self.store, "active_mark", lambda: None)()
+        with self._store_lock():
+            mark = self._active_mark()
             active = tuple(self.store.active())
         prev = self.last.active if self.last is not None else None
         if prev is not None and len(prev) == len(active) and all(map(operator.is_, prev, active)):
@@ -211,8 +211,8 @@ class AlertEngine:
             return None
         # The firing alerts as the last round read them (another cockpit's ack, mute or round
         # since moves the mark): else the round reads them again, in full.
-        with getattr(self.store, "lock", contextlib.nullcontext()):
-            mark = getattr(self.store, "active_mark", lambda: None)()
+        with self._store_lock():
+            mark = self._active_mark()
         if mark is None or mark != self.last_mark:
             return None
         mark_evaluated(now)
@@ -220,6 +220,14 @@ class AlertEngine:
         snap = replace(last, now=now, newly_firing=(), newly_resolved=(), deliveries=())
         self.last = snap
         return snap
+
+    def _store_lock(self) -> Any:
+        """The store's lock (a store without one: no lock)."""
+        return getattr(self.store, "lock", contextlib.nullcontext())
+
+    def _active_mark(self) -> object | None:
+        """The ledger's firing-alerts fingerprint (None: the store keeps none); under _store_lock."""
+        return getattr(self.store, "active_mark", lambda: None)()
 
     def _flap_events(self, now: datetime) -> list[Event] | None:
         """The convergence changes the flapping rule needs; None when there is no ledger or it
