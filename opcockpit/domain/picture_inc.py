@@ -15,7 +15,7 @@ other lease for that instance, and the caller builds and diffs the picture in fu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 from opcockpit.domain.events import _DOWN, _INST, _LEASE, _ORPH, _PROV, Event, Picture, diff_pictures
 from opcockpit.domain.models import GroundTruth, GroundTruthRow, OrphanRow
 
-__all__ = ["KeptPicture", "PictureTracker", "PictureUpdate", "diff_changed"]
+__all__ = ["KeptPicture", "PictureTracker", "PictureUpdate", "TrackedPicture", "diff_changed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,8 @@ class PictureTracker:
     """`picture` == events.picture_of(gt) of the last `update(gt)`, maintained by change."""
 
     def __init__(self) -> None:
-        self.picture: Picture = {}
+        self.picture = TrackedPicture(self)
+        self._provs: dict[str, tuple[Any, ...]] = {}  # the provider keys' entries
         self._rows: dict[str, GroundTruthRow] = {}
         self._orphans: dict[str, OrphanRow] = {}
         self._row_seq: tuple[GroundTruthRow, ...] | None = None
@@ -67,55 +68,42 @@ class PictureTracker:
         # lease's entry than picture_of's (the caller diffed in full and kept picture_of's), so
         # "same as my entry" does not mean "same as what the caller kept".
         self._reshared: set[str] = set()
-        self._prov_keys: set[str] = set()  # the provider keys in `picture`
+        # this update's touched keys -> their entries before it (noted before the first change
+        # that can move them: the entries are made from the rows, none is kept)
+        self._was: dict[str, tuple[Any, ...] | None] = {}
 
     @property
     def provider_keys(self) -> frozenset[str]:
         """The provider keys in `picture` (the only ones: update() drops the others)."""
-        return frozenset(self._prov_keys)
+        return frozenset(self._provs)
 
     def update(self, gt: GroundTruth) -> PictureUpdate:
-        touched: set[str] = set()
-        pic = self.picture
-        before: dict[str, tuple[Any, ...] | None] = {}
         provs = {f"{_PROV}|{p.name}": (p.status.value, p.error) for p in gt.providers}
-        # The provider keys this tracker put in: not a walk over every key of the picture
-        # (~17k at 10k leases, the largest part of a quiet refresh's record; issue 10).
-        for k in [k for k in self._prov_keys if k not in provs and k in pic]:
-            before[k] = pic.pop(k)
-            touched.add(k)
-        self._prov_keys = set(provs)
-        for k, v in provs.items():
-            old = pic.get(k)
-            if old != v:
-                before[k] = old
-                pic[k] = v
-                touched.add(k)
+        old_provs, self._provs = self._provs, provs
+        before: dict[str, tuple[Any, ...] | None] = {
+            k: old_provs.get(k) for k in old_provs.keys() | provs.keys() if old_provs.get(k) != provs.get(k)
+        }
+        was = self._was = {}
         if gt.rows is not self._row_seq:
-            self._diff_rows(gt.rows, touched)
+            self._diff_rows(gt.rows)
             self._row_seq = gt.rows
         if gt.orphans is not self._orphan_seq:
-            self._diff_orphans(gt.orphans, touched)
+            self._diff_orphans(gt.orphans)
             self._orphan_seq = gt.orphans
-        changed = set()
         reshared, self._reshared = self._reshared, set()
-        for k in touched:
-            if k[0] == _PROV:
-                changed.add(k)
-                continue
-            v = self._entry(k)
-            old = pic.get(k)
-            if old != v or (v is None) != (k not in pic) or k in reshared:
-                changed.add(k)
+        self._was = {}
+        for k, old in was.items():
+            if old != self._entry(k) or k in reshared:
                 before[k] = old
-            if v is None:
-                pic.pop(k, None)
-            else:
-                pic[k] = v
-        return PictureUpdate(frozenset(changed), exact=self._shared == 0, before=before)
+        return PictureUpdate(frozenset(before), exact=self._shared == 0, before=before)
+
+    def _note(self, k: str) -> None:
+        """Keep `k`'s entry as it was before this update (first call per update only)."""
+        if k not in self._was:
+            self._was[k] = self._entry(k)
 
     def _entry(self, k: str) -> tuple[Any, ...] | None:
-        kind = k[0]
+        kind = k[:1]
         if kind == _LEASE:
             row = self._rows.get(k[2:])
             return _lease_entry(row) if row is not None else None
@@ -128,10 +116,14 @@ class PictureTracker:
             if okey is not None:
                 return (self._orphans[okey].provider_state, None)
             return None
+        if kind == _PROV:
+            return self._provs.get(k)
+        if kind != _ORPH:
+            return None
         o = self._orphans.get(k[2:].replace("|", "/", 1))
         return (o.provider_state, o.claim, o.claimed_lease_id) if o is not None else None
 
-    def _diff_rows(self, rows: Iterable[GroundTruthRow], touched: set[str]) -> None:
+    def _diff_rows(self, rows: Iterable[GroundTruthRow]) -> None:
         known, seen = self._rows, set()
         for r in rows:
             lid = r.lease_id
@@ -139,25 +131,27 @@ class PictureTracker:
             prev = known.get(lid)
             if prev is r:
                 continue
-            if prev is not None:
-                self._unbind(prev, touched)
-            known[lid] = r
-            touched.add(f"{_LEASE}|{lid}")
+            self._note(f"{_LEASE}|{lid}")
             ik = _inst_key(r)
             if ik is not None:
+                self._note(ik)
+            if prev is not None:
+                self._unbind(prev)
+            known[lid] = r
+            if ik is not None:
                 self._hold(ik, lid)
-                touched.add(ik)
         if len(seen) != len(known):
             for lid in [lid for lid in known if lid not in seen]:
-                self._unbind(known.pop(lid), touched)
-                touched.add(f"{_LEASE}|{lid}")
+                self._note(f"{_LEASE}|{lid}")
+                self._unbind(known[lid])
+                del known[lid]
 
-    def _unbind(self, r: GroundTruthRow, touched: set[str]) -> None:
+    def _unbind(self, r: GroundTruthRow) -> None:
         ik = _inst_key(r)
         if ik is None:
             return
+        self._note(ik)
         self._release(ik, r.lease_id)
-        touched.add(ik)
 
     def _hold(self, ik: str, lid: str) -> None:
         held = self._inst_rows.get(ik)
@@ -185,27 +179,73 @@ class PictureTracker:
             self._shared -= 1
             self._reshared.add(ik)
 
-    def _diff_orphans(self, orphans: Iterable[OrphanRow], touched: set[str]) -> None:
+    def _diff_orphans(self, orphans: Iterable[OrphanRow]) -> None:
         known, seen = self._orphans, set()
         for o in orphans:
             key = o.key
             seen.add(key)
-            if known.get(key) is o:
-                continue
             prev = known.get(key)
-            if prev is not None:
-                touched.add(f"{_INST}|{prev.provider}|{prev.instance_id}")
-            known[key] = o
+            if prev is o:
+                continue
             ik = f"{_INST}|{o.provider}|{o.instance_id}"
+            self._note(ik)
+            self._note(f"{_ORPH}|{o.provider}|{o.instance_id}")
+            known[key] = o
             self._inst_orphan[ik] = key
-            touched.update((ik, f"{_ORPH}|{o.provider}|{o.instance_id}"))
         if len(seen) != len(known):
             for key in [k for k in known if k not in seen]:
-                o = known.pop(key)
+                o = known[key]
                 ik = f"{_INST}|{o.provider}|{o.instance_id}"
+                self._note(ik)
+                self._note(f"{_ORPH}|{o.provider}|{o.instance_id}")
+                del known[key]
                 if self._inst_orphan.get(ik) == key:
                     del self._inst_orphan[ik]
-                touched.update((ik, f"{_ORPH}|{o.provider}|{o.instance_id}"))
+
+
+class TrackedPicture(Mapping[str, tuple[Any, ...]]):
+    """A tracker's picture: each entry is made from its rows when read, none is kept (a dict of
+    a tuple per lease, instance and orphan, their keys and the leases' update times as text were
+    ~3.3 MB at 10k leases, tracemalloc; issue 10, RSS). Walking it makes every entry: the full
+    diffs do; a round by change reads the changed keys and the providers (`provider_entries`)."""
+
+    __slots__ = ("_tracker",)
+
+    def __init__(self, tracker: PictureTracker) -> None:
+        self._tracker = tracker
+
+    def __getitem__(self, key: str) -> tuple[Any, ...]:
+        entry = self._tracker._entry(key)
+        if entry is None:
+            raise KeyError(key)
+        return entry
+
+    def get(self, key: str, default: Any = None) -> Any:
+        entry = self._tracker._entry(key)
+        return default if entry is None else entry
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._tracker._entry(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        t = self._tracker
+        yield from t._provs
+        for lid in t._rows:
+            yield f"{_LEASE}|{lid}"
+        yield from t._inst_rows
+        for ik in t._inst_orphan:
+            if ik not in t._inst_rows:
+                yield ik
+        for o in t._orphans.values():
+            yield f"{_ORPH}|{o.provider}|{o.instance_id}"
+
+    def __len__(self) -> int:
+        t = self._tracker
+        lone = sum(ik not in t._inst_rows for ik in t._inst_orphan)
+        return len(t._provs) + len(t._rows) + len(t._inst_rows) + lone + len(t._orphans)
+
+    def provider_entries(self) -> dict[str, tuple[Any, ...]]:
+        return dict(self._tracker._provs)
 
 
 _ABSENT: Any = object()  # in KeptPicture's differences: a key the tracker's picture has and it lacks
@@ -287,17 +327,20 @@ def _down(entries: Mapping[str, Any]) -> frozenset[str]:
 
 
 def diff_changed(
-    prev: Mapping[str, Any], new: Picture, changed: Iterable[str], observed_at: datetime
+    prev: Mapping[str, Any], new: Mapping[str, Any], changed: Iterable[str], observed_at: datetime
 ) -> tuple[list[Event], dict[str, Any]] | None:
     """`diff_pictures(prev, new)` when only `changed` keys of `new` moved since `prev` was kept:
     (events, the kept entries of those keys, None for keys to drop). None when a provider went
     down or came back (what is kept then depends on every key of that provider: diff in full)."""
     keys = set(changed)
-    provs = {k: v for k, v in new.items() if k[0] == _PROV}
+    if isinstance(new, TrackedPicture):  # not a walk making every entry
+        provs = new.provider_entries()
+    else:
+        provs = {k: v for k, v in new.items() if k[0] == _PROV}
     prev_provs = {k: v for k, v in prev.items() if k[0] == _PROV}
     if _down(provs) != _down(prev_provs):
         return None
     sub_prev = {k: prev[k] for k in keys | prev_provs.keys() if k in prev}
-    sub_new = {k: new[k] for k in keys | provs.keys() if k in new}
+    sub_new = {k: v for k in keys | provs.keys() if (v := new.get(k)) is not None}
     events, keep = diff_pictures(sub_prev, sub_new, observed_at)
     return events, {k: keep.get(k) for k in keys | provs.keys() | prev_provs.keys()}
