@@ -34,6 +34,7 @@ from opcockpit.ports.provider import (
     Unavailable,
 )
 from tests.providers.contract import error_texts
+from tests.providers.test_keepalive_get import _ok, _serve
 
 SECRET = "sk-live-Hq93SECRETxyz"
 
@@ -96,8 +97,10 @@ def double() -> Iterator[ScriptedDouble]:
         yield d  # type: ignore[misc]
 
 
-@pytest.fixture
-async def client(double: ScriptedDouble) -> AsyncIterator[ApiClient]:
+@pytest.fixture(params=[True, False], ids=["lean", "httpx"])
+async def client(double: ScriptedDouble, request: pytest.FixtureRequest) -> AsyncIterator[ApiClient]:
+    """Every client test twice: plain GETs on the kept-alive connection without httpx (what the
+    adapters use) and through httpx (what that falls back to, and every other request)."""
     api = ApiClient(
         "scripted",
         base_url=double.url,
@@ -106,6 +109,7 @@ async def client(double: ScriptedDouble) -> AsyncIterator[ApiClient]:
         timeout=2.0,
         retries=2,
         backoff_base_s=0.01,
+        lean=request.param,
     )
     yield api
     await api.aclose()
@@ -586,6 +590,7 @@ async def test_paginate_counts_distinct_counted_items_only() -> None:
     )
 
 
+@pytest.mark.parametrize("client", [False], ids=["httpx"], indirect=True)  # a prepared httpx.Request
 async def test_a_reused_get_is_built_once_and_still_retried(
     double: ScriptedDouble, client: ApiClient
 ) -> None:
@@ -599,3 +604,105 @@ async def test_a_reused_get_is_built_once_and_still_retried(
     assert first.request.url.params["a"] == "1" and first.request.headers["x-key"] == SECRET
     other = await client.request("GET", "/queue", params={"a": "2"}, reuse=True)
     assert other.request is not first.request and other.request.url.params["a"] == "2"
+
+
+# --------------------------------------------------------------------------- the lean GET
+
+
+async def _raw(answers: list[bytes], **kw: Any) -> tuple[ApiClient, list[bytes], asyncio.Server]:
+    """An ApiClient on a raw HTTP/1.1 server written byte by byte (test_keepalive_get._serve)."""
+    server, got, port = await _serve(answers)
+    kw = {"retries": 0, "backoff_base_s": 0.01, **kw}
+    return ApiClient("raw", base_url=f"http://127.0.0.1:{port}", headers={"X-Key": SECRET}, **kw), got, server
+
+
+def _lean_sent(request: bytes) -> bool:
+    """Sent by the lean GET: httpx asks for gzip, the lean GET asks for the body as it is."""
+    return b"accept-encoding" not in request.lower() and SECRET.encode() in request
+
+
+async def test_lean_get_reads_a_chunked_body_and_keeps_its_connection() -> None:
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n[1,2\r\n3\r\n,3]\r\n0\r\n\r\n"
+    api, got, server = await _raw([chunked, _ok(b"[]")])
+    try:
+        first = await api.request("GET", "/v", params={"a": "x y", "b": 2})
+        second = await api.request("GET", "/v")
+    finally:
+        await api.aclose()
+        server.close()
+    assert (first.content, first.json(), second.content) == (b"[1,2,3]", [1, 2, 3], b"[]")
+    assert got[0].startswith(b"GET /v?a=x+y&b=2 HTTP/1.1\r\n") and all(map(_lean_sent, got))
+    assert api.request_count == 2
+
+
+async def test_lean_get_opens_again_after_the_server_closed_the_idle_connection() -> None:
+    # The first answer says keep-alive, then the server closes; then one drops a request unanswered.
+    api, got, server = await _raw([_ok(b"[1]") + b"<close>", _ok(b"[2]"), b"<close>", _ok(b"[3]")])
+    try:
+        assert (await api.request("GET", "/v")).content == b"[1]"
+        await asyncio.sleep(0.05)  # the server's close reaches the client while idle
+        assert (await api.request("GET", "/v")).content == b"[2]"
+        assert (await api.request("GET", "/v")).content == b"[3]"  # sent again on a new connection
+    finally:
+        await api.aclose()
+        server.close()
+    assert len(got) == 4 and all(map(_lean_sent, got))  # never through httpx
+    assert api.request_count == 4  # the dropped one too
+
+
+async def test_lean_get_cut_mid_body_is_asked_again_through_httpx_in_the_same_attempt() -> None:
+    cut = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n[1,<close>"
+    api, got, server = await _raw([cut, _ok(b"[1,2]")])
+    try:
+        assert (await api.request("GET", "/v")).json() == [1, 2]
+    finally:
+        await api.aclose()
+        server.close()
+    assert _lean_sent(got[0]) and not _lean_sent(got[1])  # the second is httpx's
+    assert api.request_count == 2  # both were sent
+
+
+async def test_lean_get_timeout_is_the_attempts_timeout_not_asked_again() -> None:
+    api, got, server = await _raw([b"<hang>", _ok(b"[]")], timeout=0.2)
+    try:
+        with pytest.raises(Unavailable) as info:
+            await api.request("GET", "/v")
+    finally:
+        await api.aclose()
+        server.close()
+    assert str(info.value) == "raw: GET /v: timed out after 0.2s (ReadTimeout)"
+    assert len(got) == 1 and api.request_count == 1  # httpx did not wait the timeout once more
+
+
+async def test_lean_get_429_with_retry_after_is_waited_then_rate_limited_past_the_cap() -> None:
+    too_many = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: %s\r\nContent-Length: 19\r\n\r\n"
+    too_many += b'{"message":"slow!"}'
+    api, got, server = await _raw([too_many % b"0", _ok(b"[7]"), too_many % b"60"], retries=2)
+    try:
+        assert (await api.request("GET", "/v")).json() == [7]  # waited 0 s, then asked again
+        with pytest.raises(RateLimited) as info:
+            await api.request("GET", "/v")  # 60 s is past max_sleep_s: handed up at once
+    finally:
+        await api.aclose()
+        server.close()
+    assert info.value.retry_after == 60.0 and "HTTP 429: slow!" in str(info.value)
+    assert len(got) == 3 and all(map(_lean_sent, got)) and api.request_count == 3
+
+
+async def test_lean_get_statuses_are_typed_as_httpx_answers_are() -> None:
+    def answer(status: bytes, body: bytes) -> bytes:
+        return b"HTTP/1.1 %s\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body)
+
+    answers = [answer(b"404 Not Found", b'{"message":"no such"}'), answer(b"401 Unauthorized", b"{}")]
+    answers += [answer(b"503 Unavailable", b"{}"), answer(b"204 No Content", b"")]
+    api, got, server = await _raw(answers, retries=1)
+    try:
+        with pytest.raises(NotFound, match="GET /a -> HTTP 404: no such"):
+            await api.request("GET", "/a")
+        with pytest.raises(AuthFailed):
+            await api.request("GET", "/b")
+        response = await api.request("GET", "/c", expect=(204,))  # the 503 is retried
+    finally:
+        await api.aclose()
+        server.close()
+    assert response.status_code == 204 and all(map(_lean_sent, got)) and api.request_count == 4

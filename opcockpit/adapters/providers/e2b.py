@@ -25,7 +25,6 @@ from opcockpit.adapters.providers.http import (
     RETRY_STATUSES,
     ApiClient,
     Page,
-    shared_tls,
 )
 from opcockpit.adapters.providers.keepalive_get import KeptAliveGet
 from opcockpit.adapters.providers.lean_httpx import httpx
@@ -296,7 +295,6 @@ class E2BAdapter:
         if answer is None:
             return None
         api = self._api
-        api.request_count += 1
         status, headers, content = answer
         if status == 200:
             return content
@@ -388,15 +386,9 @@ class E2BAdapter:
             await lean.aclose()
 
     def _lean_get(self) -> KeptAliveGet:
-        """The stream's GET without httpx (providers/keepalive_get.py), on the ApiClient's origin
-        and headers (the key, its User-Agent) but no content coding: the page as it is sent."""
-        api = self._api
-        skip = ("accept-encoding", "accept", "connection", "host")
-        headers = {k: v for k, v in api.http.headers.items() if k.lower() not in skip}
-        return KeptAliveGet(
-            api.base_url, headers, timeout=api.timeout, uds=api.uds,
-            tls=shared_tls() if api.base_url.startswith("https:") else None,
-        )  # fmt: skip
+        """The stream's own GET without httpx (providers/keepalive_get.py): its connection is
+        the stream's, apart from the one the ApiClient lists on."""
+        return self._api.lean_get()
 
 
 # --------------------------------------------------------------------------- the kind

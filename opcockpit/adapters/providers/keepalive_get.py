@@ -11,6 +11,14 @@ which retries, counts and types the errors as every other call. After such a fai
 until the caller says a request went through (`ok()`): a provider in trouble is not asked twice
 a poll; after MAX_FAILURES in a row it stays out.
 
+The ApiClient itself sends its plain GETs (the listings' pages) through one such connection
+(`ApiClient.lean_get`) and wraps each answer in an httpx.Response, so statuses, retries and errors
+are handled by the same code as httpx's answers. A connection the server closed while it was idle
+(a listing every 30 s outlives many keep-alive timeouts) is opened again before the request is
+written, and a request that a reused connection got no byte of answer to is sent once more on a
+new one (a GET: asking twice is harmless). One request at a time: while one is in flight, `busy`
+tells the caller to ask through httpx.
+
 The request's headers are the ApiClient's (the API key among them): they are written to the
 socket and nowhere else; no error of this module carries text.
 """
@@ -21,7 +29,7 @@ import asyncio
 import contextlib
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 import h11
@@ -34,12 +42,16 @@ _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter, h11.Connection]
 _PROXY_ENV = ("http_proxy", "https_proxy", "all_proxy")
 _MAX_HEAD = 64 * 1024
 _MAX_BODY = 4 * 1024 * 1024
-_READ = 64 * 1024
+_READ = 256 * 1024  # what asyncio's socket transport reads at most per wake-up
 MAX_FAILURES = 3
 
 
 class _Unusual(Exception):
     """An answer this module does not read: the caller asks through httpx instead."""
+
+
+class _Closed(_Unusual):
+    """The connection closed before a byte of the answer came."""
 
 
 def _proxied(env: Mapping[str, str]) -> bool:
@@ -59,6 +71,8 @@ class KeptAliveGet:
         uds: str | None = None,
         tls: ssl.SSLContext | None = None,
         env: Mapping[str, str] | None = None,
+        max_body: int = _MAX_BODY,
+        on_send: Callable[[], object] | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         self._host = parts.hostname or "localhost"
@@ -68,6 +82,8 @@ class KeptAliveGet:
         self._uds = uds
         self._tls = tls
         self._timeout = timeout
+        self._max_body = max_body
+        self._on_send = on_send  # told of every request as it is written (the ApiClient counts)
         default_port = parts.port is None or parts.port == (443 if self._https else 80)
         host = self._host if default_port else f"{self._host}:{self._port}"
         self._headers = [("Host", host), ("Accept", "*/*"), ("Connection", "keep-alive")]
@@ -76,30 +92,38 @@ class KeptAliveGet:
                        and (not self._https or tls is not None))  # fmt: skip
         self.resting = False  # failed: not used until `ok()`
         self.failures = 0  # in a row
+        self.timed_out = False  # the last failure was the timeout
+        self.busy = False  # a request is in flight on the connection
         self._requests: dict[str, h11.Request] = {}
         self._conn: _Conn | None = None
 
-    async def get(self, target: str) -> Answer | None:
-        """The answer to `GET <target>` (path and query, below the base URL); None when there is
-        none this module can read (then ask through httpx)."""
-        if not self.usable or self.resting:
+    async def get(self, target: str, timeout: float | None = None) -> Answer | None:
+        """The answer to `GET <target>` (path and query, below the base URL) within `timeout`
+        (default: the constructor's); None when there is none this module can read (then ask
+        through httpx; `timed_out` says whether the time ran out)."""
+        self.timed_out = False
+        if not self.usable or self.resting or self.busy:
             return None
-        request = self._requests.get(target)
-        if request is None:
-            if len(self._requests) >= 16:
-                self._requests.clear()
-            request = self._requests[target] = h11.Request(
-                method="GET", target=f"{self._prefix}{target}", headers=self._headers
-            )
+        self.busy = True
         try:
-            async with asyncio.timeout(self._timeout):
+            request = self._requests.get(target)
+            if request is None:  # h11 refuses a header it cannot send (a key with a newline)
+                if len(self._requests) >= 16:
+                    self._requests.clear()
+                request = self._requests[target] = h11.Request(
+                    method="GET", target=f"{self._prefix}{target}", headers=self._headers
+                )
+            async with asyncio.timeout(self._timeout if timeout is None else timeout):
                 data = await self._exchange(request)
-        except (OSError, TimeoutError, _Unusual, h11.ProtocolError, ssl.SSLError):
+        except (OSError, TimeoutError, _Unusual, h11.ProtocolError, ssl.SSLError) as exc:
             await self.aclose()
             self.failures += 1
             self.resting = True
+            self.timed_out = isinstance(exc, TimeoutError)
             self.usable = self.failures < MAX_FAILURES
             return None
+        finally:
+            self.busy = False
         self.failures = 0
         return data
 
@@ -110,35 +134,52 @@ class KeptAliveGet:
     async def _exchange(self, request: h11.Request) -> Answer:
         """Write `request`, read the answer with h11 (the HTTP/1.1 parser under httpx's own
         stack: framing, chunked bodies, keep-alive, all its checks); only the layers above it
-        (client, pool, anyio) are left out."""
+        (client, pool, anyio) are left out. A kept connection that closed before answering a
+        byte is replaced once."""
         conn = self._conn
-        if conn is None:
-            conn = self._conn = await self._open()
+        if conn is not None and conn[0].at_eof():  # the server closed it while it was idle
+            await self.aclose()
+            conn = None
+        if conn is not None:
+            try:
+                return await self._read(conn, request)
+            except (_Closed, ConnectionError):
+                await self.aclose()
+        conn = self._conn = await self._open()
+        return await self._read(conn, request)
+
+    async def _read(self, conn: _Conn, request: h11.Request) -> Answer:
         reader, writer, http = conn
+        if self._on_send is not None:
+            self._on_send()
         writer.write(b"".join((http.send(request) or b"", http.send(h11.EndOfMessage()) or b"")))
-        status, raw, body = 0, [], bytearray()
+        status, raw, body, size = 0, [], [], 0
         while True:
             event = http.next_event()
             if event is h11.NEED_DATA:
-                http.receive_data(await reader.read(_READ))
+                data = await reader.read(_READ)
+                if not data and not status:
+                    raise _Closed  # not a byte of answer: a kept connection the server had dropped
+                http.receive_data(data)
             elif isinstance(event, h11.Response):
                 status, raw = event.status_code, event.headers.raw_items()
                 coding = dict(event.headers).get(b"content-encoding", b"identity")
                 if not 200 <= status <= 599 or coding.lower() != b"identity":
                     raise _Unusual  # not read: the connection is closed and httpx asks
             elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > _MAX_BODY:
+                body.append(event.data)
+                size += len(event.data)
+                if size > self._max_body:
                     raise _Unusual
             elif isinstance(event, h11.EndOfMessage):
                 break
-            else:  # an informational answer or the peer closing early
+            else:  # an informational answer
                 raise _Unusual
         if http.our_state is h11.MUST_CLOSE or http.their_state is h11.MUST_CLOSE:
             await self.aclose()
         else:
             http.start_next_cycle()
-        return status, list(raw), bytes(body)
+        return status, list(raw), b"".join(body)
 
     async def _open(self) -> _Conn:
         if self._uds is not None:
