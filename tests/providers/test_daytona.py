@@ -3,13 +3,15 @@ asynchronous transitions, eventually consistent list and class-restricted pause.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from opcockpit.adapters.providers.daytona import DaytonaAdapter, normalise_state
+from opcockpit.adapters.providers.daytona import DaytonaAdapter, _cut_cursor, normalise_state
+from opcockpit.adapters.providers.http import ApiClient
 from opcockpit.domain.models import NormalState
 from opcockpit.domain.secrets import redact
 from opcockpit.doubles.daytona import DaytonaDouble
@@ -301,3 +303,92 @@ async def test_double_answers_real_wire_format(double: DaytonaDouble, secret: st
         assert (await http.post(f"/sandbox/{iid}/start", headers=auth)).json()["state"] == "started"
         missing = await http.get("/sandbox/nope", headers=auth)
         assert missing.status_code == 404 and missing.json()["error"] == "Not Found"
+
+
+# --------------------------------------------------------------------------- quiet relistings
+
+
+def _count_decodes(adapter: DaytonaAdapter) -> list[str]:
+    """Spy on the adapter's body decoding (the real decode still runs)."""
+    seen: list[str] = []
+    decode = adapter._api.decode
+
+    def counted(method: str, path: str, response: httpx.Response) -> Any:
+        seen.append(path)
+        return decode(method, path, response)
+
+    adapter._api.decode = counted  # type: ignore[method-assign]
+    return seen
+
+
+async def test_a_quiet_relisting_decodes_no_page(double: DaytonaDouble, make_adapter: Any) -> None:
+    """Issue 10: a page whose bytes but its next cursor (the double's names the listing) repeat
+    is handed back before its body is decoded, with the new cursor (so paging goes on)."""
+    ids = [double.add(state="running", labels={"lease_id": f"L{i}"}).instance_id for i in range(7)]
+    adapter = make_adapter()  # 3 a page: 3 pages
+    first = await adapter.list_instances()
+    decoded = _count_decodes(adapter)
+    second = await adapter.list_instances()
+    assert decoded == [] and adapter._reuse.page_hits == 3
+    assert [i.instance_id for i in second] == [i.instance_id for i in first]
+    assert all(a is b for a, b in zip(first, second, strict=True))
+    double.set_state(ids[3], "paused")
+    third = await adapter.list_instances()
+    assert decoded  # a page changed: decoded
+    fresh = await make_adapter().list_instances()
+    assert third == fresh and len(third) == 7
+
+
+async def test_a_label_named_like_the_cursor_is_never_taken_for_it(
+    double: DaytonaDouble, make_adapter: Any
+) -> None:
+    for i in range(5):
+        double.add(state="running", labels={"lease_id": f"L{i}", "nextCursor": f"label-{i}"})
+    adapter = make_adapter()
+    first = await adapter.list_instances()
+    decoded = _count_decodes(adapter)
+    second = await adapter.list_instances()
+    assert len(decoded) == 2  # every page holds the word twice: decoded every time
+    assert second == first == await make_adapter().list_instances() and len(first) == 5
+    assert {i.labels["nextCursor"] for i in first} == {f"label-{i}" for i in range(5)}
+
+
+async def test_a_cut_that_is_not_the_cursor_never_hands_its_page_back(secret: str) -> None:
+    """The only `nextCursor` is a label's (the body has none of its own: the last page): the page
+    is decoded at every listing and the label's value is never followed as a cursor."""
+    item = {"id": "sb-1", "state": "started", "labels": {"nextCursor": "not-a-cursor"}}
+    body = json.dumps({"items": [item]}).encode()
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url.params.get("cursor")))
+        return httpx.Response(200, content=body)
+
+    adapter = DaytonaAdapter("daytona-test", base_url="http://daytona.test/api", api_key=secret)
+    adapter._api = ApiClient(
+        "daytona-test", base_url="http://daytona.test/api", transport=httpx.MockTransport(answer)
+    )
+    decoded = _count_decodes(adapter)
+    try:
+        for _ in range(2):
+            listing = await adapter.list_instances()
+            assert [i.instance_id for i in listing] == ["sb-1"]
+    finally:
+        await adapter.aclose()
+    assert asked == ["None", "None"] and len(decoded) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "cut"),
+    [
+        (b'{"items":[],"nextCursor":"abc="}', (b'{"items":[],"nextCursor":}', "abc=")),
+        (b'{"nextCursor" :\n null,"items":[]}', (b'{"nextCursor" :\n ,"items":[]}', None)),
+        (b'{"items":[]}', (b'{"items":[]}', None)),  # no cursor at all: the last page
+        (b'{"items":[{"labels":{"nextCursor":"x"}}],"nextCursor":"c"}', None),  # twice
+        (b'{"items":[],"nextCursor":"a\\"b"}', None),  # an escape: left to the decoder
+        (b'{"items":[],"nextCursor":"\xc3\xa9"}', None),  # not ASCII
+        (b'{"items":[],"nextCursor":7}', None),  # not a string
+    ],
+)
+def test_cut_cursor(body: bytes, cut: tuple[bytes, str | None] | None) -> None:
+    assert _cut_cursor(body) == cut

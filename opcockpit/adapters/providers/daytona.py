@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from sys import intern
 from typing import Any, Literal
@@ -79,6 +80,27 @@ _TRANSITIONAL = frozenset(
     }
 )
 # error, build_failed, unknown and any word we have never seen -> UNKNOWN
+
+
+_CURSOR_KEY = b'"nextCursor"'
+_CURSOR_VALUE = re.compile(rb'[ \t\r\n]*:[ \t\r\n]*(null|"[^"\\]*")')
+
+
+def _cut_cursor(content: bytes) -> tuple[bytes, str | None] | None:
+    """(the body without its `nextCursor` value, that value) read without decoding the body;
+    None when that is not plain: the key more than once (a label may be named so), a value
+    that is not null or a string without escapes. The caller checks the cut against the decoded
+    body before a page is kept for reuse, so a cut found in a label never hands a page back."""
+    at = content.find(_CURSOR_KEY)
+    if at < 0:
+        return content, None  # no cursor anywhere: the last page
+    if content.find(_CURSOR_KEY, at + 1) >= 0:
+        return None
+    found = _CURSOR_VALUE.match(content, at + len(_CURSOR_KEY))
+    if found is None or not found.group(1).isascii():
+        return None
+    raw, (start, end) = found.group(1), found.span(1)
+    return content[:start] + content[end:], None if raw == b"null" else raw[1:-1].decode()
 
 
 def normalise_state(state: str, desired: str | None = None) -> NormalState:
@@ -193,6 +215,14 @@ class DaytonaAdapter:
             if cursor:
                 params["cursor"] = cursor
             response = await self._api.request("GET", path, params=params)
+            # The page's bytes but its next cursor (which may name this listing) the same as at
+            # this position last time: the same Instances and total, the body not even decoded.
+            index, content = next(pages), response.content
+            cut = _cut_cursor(content)
+            if cut is not None:
+                same = self._reuse.page(index, cut[0])
+                if same is not None:
+                    return Page(same[0], cut[1], same[1])
             body = self._api.decode("GET", path, response)
             items = body.get("items") if isinstance(body, dict) else None
             if not isinstance(items, list):
@@ -205,16 +235,10 @@ class DaytonaAdapter:
             total = body.get("total")
             if isinstance(total, bool) or not isinstance(total, int) or total < 0:
                 total = None
-            # The page's items as they were at this position last time (its bytes but the next
-            # cursor, which may name this listing): the same Instances, none built again.
-            content = response.content
-            if next_cursor:
-                content = content.replace(json.dumps(next_cursor).encode(), b"")
-            same = self._reuse.page(next(pages), content)
-            if same is not None:
-                return Page(same[0], next_cursor, total)
+            if cut is not None and cut[1] != next_cursor:
+                self._reuse.skip_page()  # the cut was not the listing's cursor: never reused
             instances = [self._listed(item, path) for item in items]
-            self._reuse.page_done(instances)
+            self._reuse.page_done(instances, total)
             return Page(instances, next_cursor, total)
 
         self._reuse.start()

@@ -188,6 +188,10 @@ class ReusedInstances:
             self._next_pages[key] = (digest, list(items), keys, extra)
             self._page = None
 
+    def skip_page(self) -> None:
+        """The page opened by a `page()` miss is not to be handed back (its items are still kept)."""
+        self._page = None
+
     def instance(self, key: Any, sig: tuple[Any, ...], labels: Any, make: Callable[[], Instance]) -> Instance:
         """The previous Instance for `key` if `sig` and `labels` are equal to its own, else `make()`."""
         if not isinstance(key, str):
