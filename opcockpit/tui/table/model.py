@@ -32,7 +32,7 @@ from opcockpit.tui.table.ages import NO_NOW, SEP, AgeStamp, TableAges
 from opcockpit.tui.table.filter import Predicate, parse_filter
 from opcockpit.tui.table.marks import TableMarks
 
-__all__ = ["Align", "Applied", "Column", "CursorMove", "TableModel", "parse_filter"]
+__all__ = ["Align", "Applied", "Column", "CursorMove", "FrozenCells", "TableModel", "parse_filter"]
 
 Align = Literal["left", "right", "center"]
 
@@ -107,6 +107,27 @@ def _enum_norm(value: str) -> tuple[int, Any, str]:
     return norm
 
 
+class FrozenCells(Sequence[Any]):
+    """Cells made from an immutable source when read (e.g. a ground-truth row, `rows.GtCells`):
+    the model keeps the object, not a tuple copy, until it makes the row's texts (paints it, or
+    a filter reads it); then a tuple, so painting reads no cell twice. Subclasses define the
+    Sequence methods and equality with the tuple of their cells."""
+
+    __slots__ = ()
+
+
+def _frozen(cells: Sequence[Any]) -> Any:
+    return cells if isinstance(cells, tuple | FrozenCells) else tuple(cells)
+
+
+def _cells_tuple(row: _Row) -> Cells:
+    """The row's values as a tuple (made from its FrozenCells the first time)."""
+    values = row.values
+    if values.__class__ is not tuple:
+        values = row.values = tuple(values)
+    return values
+
+
 class _Row:
     # No joined text per row: it is made for the filter only while one is set (~5 MB at 10k rows).
     # texts: the display texts, made when the row is painted or read (`get_texts`), or for every
@@ -115,7 +136,7 @@ class _Row:
     # aged: the `now` its age texts were painted at (None: no texts, or no AgeStamp cell)
     __slots__ = ("aged", "key", "sk", "texts", "values", "version", "visible")
 
-    def __init__(self, key: str, values: Cells) -> None:
+    def __init__(self, key: str, values: Cells | FrozenCells) -> None:
         self.key = key
         self.values = values
         self.version = 0
@@ -203,6 +224,9 @@ class TableModel(TableAges, TableMarks):
         self._last_mark: str | None = None  # where a range mark (ctrl+space) starts
         self._flash: dict[str, tuple[float, frozenset[int]]] = {}
         self._flash_queue: deque[tuple[float, str]] = deque()
+        # key -> (delta, the FrozenCells it came from) of the last upsert_diff: apply keeps those
+        # cells as the row's values when it applies that very delta, not a patched tuple
+        self._incoming: dict[str, tuple[dict[int, Any], FrozenCells]] = {}
         self.now = None  # AgeStamp cells show their age at this time (set_now, ages.py)
         self.set_columns(columns)
 
@@ -307,7 +331,9 @@ class TableModel(TableAges, TableMarks):
         texts = row.texts
         if texts is None:
             text = self._text
-            texts = row.texts = tuple(text(c, v) for c, v in zip(self._columns, row.values, strict=False))
+            texts = row.texts = tuple(
+                text(c, v) for c, v in zip(self._columns, _cells_tuple(row), strict=False)
+            )
             row.aged = (self.now or NO_NOW) if AgeStamp in map(type, row.values) else None
         elif row.aged is not None and row.aged != self.now:
             self._age(row)
@@ -326,6 +352,7 @@ class TableModel(TableAges, TableMarks):
             return
         columns = self._columns
         text = self._text
+        _cells_tuple(row)
         if row.texts is None:
             cols = None
         if cols is not None and len(row.texts) == min(len(columns), len(row.values)):  # type: ignore[arg-type]
@@ -380,14 +407,17 @@ class TableModel(TableAges, TableMarks):
         """The diff that adds or updates `rows` (others stay)."""
         added: dict[str, Cells] = {}
         changed: dict[str, dict[int, Any]] = {}
+        incoming = self._incoming = {}
         for key, cells in rows.items():
             row = self._rows.get(key)
             if row is None:
-                added[key] = tuple(cells)
+                added[key] = _frozen(cells)
             else:
                 delta = changed_cells(row.values, cells)
                 if delta:
                     changed[key] = delta
+                    if isinstance(cells, FrozenCells):
+                        incoming[key] = (delta, cells)
         return TableDiff(added=added, changed=changed)
 
     def remove_diff(self, keys: Iterable[str]) -> TableDiff:
@@ -399,6 +429,7 @@ class TableModel(TableAges, TableMarks):
 
     def apply(self, diff: TableDiff) -> Applied | None:
         """Apply adds, removes and changed cells as one batch; None when the diff is empty."""
+        incoming, self._incoming = self._incoming, {}
         if diff.empty:
             return None
         was_empty = not self._rows
@@ -433,13 +464,17 @@ class TableModel(TableAges, TableMarks):
             row = self._rows.get(key)
             if row is None or not delta:
                 continue
-            values = list(row.values)
-            width = len(values)
-            for i, v in delta.items():
-                if i < width:
-                    values[i] = v
             old_sk, old_visible = row.sk, row.visible
-            row.values = tuple(values)
+            came = incoming.get(key)
+            if came is not None and came[0] is delta:  # the cells this delta was made from
+                row.values = came[1]
+            else:
+                values = list(row.values)
+                width = len(values)
+                for i, v in delta.items():
+                    if i < width:
+                        values[i] = v
+                row.values = tuple(values)
             row.version += 1
             self._derive(row, delta.keys())
             if row.sk != old_sk:
@@ -453,7 +488,7 @@ class TableModel(TableAges, TableMarks):
                 self._flash[key] = (flash_deadline, hot)
                 self._flash_queue.append((flash_deadline, key))
         for key, cells in added.items():
-            row = _Row(key, tuple(cells))
+            row = _Row(key, _frozen(cells))
             self._derive(row)
             self._rows[key] = row
             reposition.append(row)
