@@ -108,7 +108,7 @@ class KeptAliveGet:
         try:
             request = self._requests.get(target)
             if request is None:  # h11 refuses a header it cannot send (a key with a newline)
-                if len(self._requests) >= 16:
+                if len(self._requests) >= 64:  # a listing's pages (their cursors) and a poll
                     self._requests.clear()
                 request = self._requests[target] = h11.Request(
                     method="GET", target=f"{self._prefix}{target}", headers=self._headers
