@@ -566,3 +566,27 @@ async def test_missing_key_fails_without_sending(double: AgentBayDouble) -> None
     finally:
         await adapter.aclose()
     assert double.request_count == 0
+
+
+async def test_listing_rpcs_go_on_the_lean_connection_and_actions_through_httpx(
+    make_adapter: Any, double: AgentBayDouble, secret: str
+) -> None:
+    """Issue 10: the RPCs that only read are sent without httpx (which asks gzip), with their
+    form body (the key) and action headers; an action is never sent twice, so it stays on httpx."""
+    iid = double.add(labels={"lease_id": "L1"}).instance_id
+    seen: list[tuple[str, bool, str | None, str | None]] = []
+
+    def record(r: Request) -> None:
+        gzip = "gzip" in (r.header("accept-encoding") or "")
+        seen.append((r.q("Action") or "", gzip, r.header("x-acs-action"), r.form().get("Authorization")))
+
+    double.faults.on_request = record
+    adapter = make_adapter()
+    listing = await adapter.list_instances()
+    await adapter.pause(iid)
+    assert [i.labels for i in listing] == [{"lease_id": "L1"}]
+    reads = [s for s in seen if s[0] in ("ListSession", "GetLabel", "GetSession")]
+    assert reads and all(not gzip and header == action for action, gzip, header, _ in reads)
+    assert [gzip for action, gzip, _, _ in seen if action == "PauseSessionAsync"] == [True]
+    assert all(key == f"Bearer {secret}" for *_, key in seen)
+    assert adapter.request_count == len(seen)

@@ -706,3 +706,27 @@ async def test_lean_get_statuses_are_typed_as_httpx_answers_are() -> None:
         await api.aclose()
         server.close()
     assert response.status_code == 204 and all(map(_lean_sent, got)) and api.request_count == 4
+
+
+async def test_a_read_posted_goes_lean_with_its_form_and_is_sent_again_when_dropped() -> None:
+    """`idempotent=True` (AgentBay's listing RPCs): the form body and the call's headers go on the
+    lean connection, and a kept connection that dropped it unanswered gets it once more; a POST
+    that is not a read is sent by httpx only (never twice)."""
+    api, got, server = await _raw([_ok(b"{}"), b"<close>", _ok(b'{"n":2}'), _ok(b"{}")])
+    form = {"Authorization": "Bearer k", "Labels": '{"a": "b c"}'}
+    try:
+        for _ in range(2):
+            response = await api.request(
+                "POST", "/?Action=ListSession", params={"Action": "ListSession"}, data=form,
+                headers={"x-acs-action": "ListSession"}, idempotent=True,
+            )  # fmt: skip
+        await api.request("POST", "/act", data=form)
+    finally:
+        await api.aclose()
+        server.close()
+    assert response.json() == {"n": 2} and len(got) == 4 and api.request_count == 4
+    assert all(map(_lean_sent, got[:3])) and not _lean_sent(got[3])
+    assert all(g.startswith(b"POST /?Action=ListSession HTTP/1.1\r\n") for g in got[:3])
+    assert b"x-acs-action: ListSession" in got[0]
+    body = b"Authorization=Bearer+k&Labels=%7B%22a%22%3A+%22b+c%22%7D"  # httpx's form encoding
+    assert all(g.endswith(b"\r\n\r\n" + body) for g in got)

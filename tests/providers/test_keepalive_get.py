@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -55,13 +56,16 @@ async def test_quiet_polls_go_without_httpx_and_a_new_event_comes_through_once()
 
 async def _serve(answers: list[bytes]) -> tuple[asyncio.Server, list[bytes], int]:
     """A raw HTTP/1.1 server answering each request with the next of `answers` (bytes as is);
-    an answer ending in b'<close>' closes the connection after it, b'<hang>' never answers."""
+    an answer ending in b'<close>' closes the connection after it, b'<hang>' never answers.
+    `got`: each request as it came (its body after the head)."""
     got: list[bytes] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while answers:
-                got.append(await reader.readuntil(b"\r\n\r\n"))
+                head = await reader.readuntil(b"\r\n\r\n")
+                size = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+                got.append(head + (await reader.readexactly(int(size.group(1))) if size else b""))
                 answer = answers.pop(0)
                 if answer == b"<hang>":
                     await reader.read()  # until the client gives up and closes

@@ -45,7 +45,6 @@ from opcockpit.adapters.providers.http import (
     ApiClient,
     Page,
     parse_retry_after,
-    shared_tls,
 )
 from opcockpit.adapters.providers.lean_httpx import httpx
 from opcockpit.adapters.providers.wire import ReusedInstances, leon_api_fields
@@ -75,6 +74,9 @@ DEFAULT_LABEL_TTL_S = 3600.0
 # 429/5xx stay with ApiClient, which retries them.
 _INTERPRET = (200, 400, 401, 403, 404, 409)
 _FIRST = itemgetter(0)  # a listed session's id
+# RPCs that only read: they go on the ApiClient's kept-alive connection without httpx (a listing
+# is ~1 ListSession per 100 sessions every 15 s) and may be sent twice.
+_READS = frozenset({"ListSession", "GetLabel", "GetSession", "GetSessionDetail"})
 
 _STATES = {
     "RUNNING": NormalState.RUNNING,
@@ -129,22 +131,13 @@ def _error_class(code: str, status: int) -> type[ProviderError]:
     return ProtocolError
 
 
-class _AcsRetryAfter(httpx.AsyncBaseTransport):
-    """tea-openapi's throttling hint is `x-acs-retry-after`; expose it as Retry-After so the shared
-    ApiClient honours it like every other provider's."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        hint = response.headers.get("x-acs-retry-after")
-        if hint and "retry-after" not in response.headers:
-            response.headers["Retry-After"] = hint
-        return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+def _acs_retry_after(response: httpx.Response) -> None:
+    """tea-openapi's throttling hint is `x-acs-retry-after`; exposed as Retry-After (on every
+    answer, the lean connection's too) so the shared ApiClient honours it like every other
+    provider's."""
+    hint = response.headers.get("x-acs-retry-after")
+    if hint and "retry-after" not in response.headers:
+        response.headers["Retry-After"] = hint
 
 
 class AgentBayAdapter:
@@ -189,8 +182,6 @@ class AgentBayAdapter:
         self.action_deadline_s = action_deadline_s
         self.requests_by_action: dict[str, int] = {}
         self._bearer = f"Bearer {api_key}" if api_key else None
-        limits = httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency)
-        inner = httpx.AsyncHTTPTransport(retries=0, limits=limits, verify=shared_tls())
         self.api = ApiClient(
             name,
             base_url=base_url,
@@ -199,7 +190,7 @@ class AgentBayAdapter:
             max_concurrency=max_concurrency,
             retries=retries,
             message_of=_message_of,
-            transport=_AcsRetryAfter(inner),
+            on_response=_acs_retry_after,
         )
 
     def __repr__(self) -> str:  # never the key
@@ -236,8 +227,9 @@ class AgentBayAdapter:
         data = {"Authorization": self._bearer, **(form or {})}
         self.requests_by_action[action] = self.requests_by_action.get(action, 0) + 1
         response = await self.api.request(
-            "POST", path, params=params, data=data, headers=headers, expect=_INTERPRET
-        )
+            "POST", path, params=params, data=data, headers=headers, expect=_INTERPRET,
+            idempotent=action in _READS,
+        )  # fmt: skip
         body = self.api.decode("POST", path, response)
         if not isinstance(body, dict):
             raise self.api.protocol_error("POST", path, f"expected a JSON object, got {type(body).__name__}")

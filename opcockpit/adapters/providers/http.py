@@ -187,6 +187,7 @@ class ApiClient:
         message_of: Callable[[httpx.Response], str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         lean: bool = True,
+        on_response: Callable[[httpx.Response], object] | None = None,
     ) -> None:
         self.provider = provider
         self.timeout = timeout
@@ -197,6 +198,7 @@ class ApiClient:
         self.request_count = 0
         self._secrets = tuple(s for s in secrets if s)
         self._message_of = message_of or _default_message
+        self._on_response = on_response  # sees every answer first (AgentBay's own Retry-After)
         self._sem = asyncio.Semaphore(max(1, max_concurrency))
 
         base_url, uds = _resolve_base(base_url, uds)
@@ -326,17 +328,20 @@ class ApiClient:
         timeout: float | None = None,
         retry: bool = True,
         reuse: bool = False,
+        idempotent: bool = False,
     ) -> httpx.Response:
         """One logical call: retried on 429/502/503/504 and transport errors, then typed errors.
 
         `reuse` (a GET polled with the same path and params, e.g. an event feed every 2 s): the
         request is built once and sent again (httpx's URL parsing and header merging were ~15 %
-        of such a poll's CPU)."""
+        of such a poll's CPU). `idempotent`: a POST that only reads (AgentBay's listing RPCs)
+        goes on the lean connection like a plain GET, its form body and headers with it."""
         method = method.upper()
         # Only a plain GET is prepared: its body and per-call headers are not part of the key.
         plain = reuse and json is None and data is None and headers is None
         prepared = self._prepared(method, path, params, timeout) if plain else None
-        lean = self._lean if method == "GET" and json is None and data is None and headers is None else None
+        plain_get = method == "GET" and data is None and headers is None
+        lean = self._lean if json is None and (plain_get or (method == "POST" and idempotent)) else None
         slept = 0.0
         attempt = 0
         while True:
@@ -344,7 +349,11 @@ class ApiClient:
             failure: ProviderError
             try:
                 async with self._sem:
-                    response = await self._lean_send(lean, path, params, timeout) if lean else None
+                    response = (
+                        await self._lean_send(lean, method, path, params, data, headers, timeout)
+                        if lean
+                        else None
+                    )
                     if response is None:
                         self.request_count += 1
                         # What httpx's client.request does (build, send), a prepared GET built once.
@@ -355,6 +364,8 @@ class ApiClient:
                         response = await self.http.send(request)
                         if lean is not None:
                             lean.ok()
+                    if self._on_response is not None:
+                        self._on_response(response)
             except httpx.TimeoutException as exc:
                 secs = timeout if timeout is not None else self.timeout
                 failure = self.error(
@@ -390,20 +401,40 @@ class ApiClient:
             await asyncio.sleep(delay)
 
     async def _lean_send(
-        self, lean: KeptAliveGet, path: str, params: Any, timeout: float | None
+        self,
+        lean: KeptAliveGet,
+        method: str,
+        path: str,
+        params: Any,
+        data: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        timeout: float | None,
     ) -> httpx.Response | None:
-        """`GET path?params` on the lean connection, as an httpx.Response; None: ask through
+        """The request on the lean connection, its answer as an httpx.Response; None: ask through
         httpx. Its timeout is the attempt's: raised as httpx's, so it is typed and retried alike."""
-        if "?" in path or not (params is None or isinstance(params, Mapping)):
-            return None  # httpx merges such queries its own way
-        target = f"{path}?{httpx.QueryParams(params)}" if params else path
-        answer = await lean.get(target, timeout)
+        if not (params is None or isinstance(params, Mapping)) or (headers and self._overrides(headers)):
+            return None  # httpx merges these its own way
+        target = path
+        if params is not None:  # the whole query, as httpx makes it (one in the path is replaced)
+            query = str(httpx.QueryParams(params))
+            target = f"{path.partition('?')[0]}?{query}" if query else path.partition("?")[0]
+        if data is None:
+            answer = await lean.ask(method, target, timeout=timeout)
+        else:
+            body = str(httpx.QueryParams(data)).encode()  # httpx's form encoding
+            sent = [("Content-Type", "application/x-www-form-urlencoded"), *(headers or {}).items()]
+            answer = await lean.ask(method, target, body, sent, timeout)
         if answer is None:
             if lean.timed_out:
                 raise httpx.ReadTimeout("timed out")
             return None
-        status, headers, content = answer
-        return httpx.Response(status, headers=headers, content=content)
+        status, raw, content = answer
+        return httpx.Response(status, headers=raw, content=content)
+
+    def _overrides(self, headers: Mapping[str, str]) -> bool:
+        """Per-call headers replacing one of the client's (httpx replaces, the lean GET would
+        send both)."""
+        return any(name in self.http.headers for name in headers)
 
     async def json(
         self,

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import os
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import h11
@@ -101,20 +101,26 @@ class KeptAliveGet:
         """The answer to `GET <target>` (path and query, below the base URL) within `timeout`
         (default: the constructor's); None when there is none this module can read (then ask
         through httpx; `timed_out` says whether the time ran out)."""
+        return await self.ask("GET", target, timeout=timeout)
+
+    async def ask(
+        self,
+        method: str,
+        target: str,
+        body: bytes = b"",
+        headers: Sequence[tuple[str, str]] = (),
+        timeout: float | None = None,
+    ) -> Answer | None:
+        """`get` for any request that may be sent twice (a read, e.g. AgentBay's POST RPCs that
+        only list): `body` and `headers` (beside the constructor's) go with it."""
         self.timed_out = False
         if not self.usable or self.resting or self.busy:
             return None
         self.busy = True
-        try:
-            request = self._requests.get(target)
-            if request is None:  # h11 refuses a header it cannot send (a key with a newline)
-                if len(self._requests) >= 64:  # a listing's pages (their cursors) and a poll
-                    self._requests.clear()
-                request = self._requests[target] = h11.Request(
-                    method="GET", target=f"{self._prefix}{target}", headers=self._headers
-                )
+        try:  # h11 refuses a header it cannot send (a key with a newline): then httpx asks
+            request = self._request(method, target, body, headers)
             async with asyncio.timeout(self._timeout if timeout is None else timeout):
-                data = await self._exchange(request)
+                data = await self._exchange(request, body)
         except (OSError, TimeoutError, _Unusual, h11.ProtocolError, ssl.SSLError) as exc:
             await self.aclose()
             self.failures += 1
@@ -127,11 +133,26 @@ class KeptAliveGet:
         self.failures = 0
         return data
 
+    def _request(
+        self, method: str, target: str, body: bytes, headers: Sequence[tuple[str, str]]
+    ) -> h11.Request:
+        if body or headers or method != "GET":  # one of a kind (AgentBay's carry a nonce)
+            sized = [*self._headers, *headers, ("Content-Length", str(len(body)))]
+            return h11.Request(method=method, target=f"{self._prefix}{target}", headers=sized)
+        request = self._requests.get(target)
+        if request is None:
+            if len(self._requests) >= 64:  # a listing's pages (their cursors) and a poll
+                self._requests.clear()
+            request = self._requests[target] = h11.Request(
+                method="GET", target=f"{self._prefix}{target}", headers=self._headers
+            )
+        return request
+
     def ok(self) -> None:
         """The caller's own request went through: ask again at the next poll."""
         self.resting = False
 
-    async def _exchange(self, request: h11.Request) -> Answer:
+    async def _exchange(self, request: h11.Request, body: bytes) -> Answer:
         """Write `request`, read the answer with h11 (the HTTP/1.1 parser under httpx's own
         stack: framing, chunked bodies, keep-alive, all its checks); only the layers above it
         (client, pool, anyio) are left out. A kept connection that closed before answering a
@@ -142,18 +163,23 @@ class KeptAliveGet:
             conn = None
         if conn is not None:
             try:
-                return await self._read(conn, request)
+                return await self._read(conn, request, body)
             except (_Closed, ConnectionError):
                 await self.aclose()
         conn = self._conn = await self._open()
-        return await self._read(conn, request)
+        return await self._read(conn, request, body)
 
-    async def _read(self, conn: _Conn, request: h11.Request) -> Answer:
+    async def _read(self, conn: _Conn, request: h11.Request, body: bytes) -> Answer:
         reader, writer, http = conn
         if self._on_send is not None:
             self._on_send()
-        writer.write(b"".join((http.send(request) or b"", http.send(h11.EndOfMessage()) or b"")))
-        status, raw, body, size = 0, [], [], 0
+        sent = [
+            http.send(request),
+            http.send(h11.Data(data=body)) if body else b"",
+            http.send(h11.EndOfMessage()),
+        ]
+        writer.write(b"".join(part or b"" for part in sent))
+        status, raw, chunks, size = 0, [], [], 0
         while True:
             event = http.next_event()
             if event is h11.NEED_DATA:
@@ -167,7 +193,7 @@ class KeptAliveGet:
                 if not 200 <= status <= 599 or coding.lower() != b"identity":
                     raise _Unusual  # not read: the connection is closed and httpx asks
             elif isinstance(event, h11.Data):
-                body.append(event.data)
+                chunks.append(event.data)
                 size += len(event.data)
                 if size > self._max_body:
                     raise _Unusual
@@ -179,7 +205,7 @@ class KeptAliveGet:
             await self.aclose()
         else:
             http.start_next_cycle()
-        return status, list(raw), b"".join(body)
+        return status, list(raw), b"".join(chunks)
 
     async def _open(self) -> _Conn:
         if self._uds is not None:
