@@ -20,10 +20,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from opcockpit.domain.events import _DOWN, _INST, _LEASE, _ORPH, _PROV, Event, Picture, diff_pictures
+from opcockpit.domain.events import (
+    _DOWN,
+    _INST,
+    _LEASE,
+    _ORPH,
+    _PROV,
+    Event,
+    Picture,
+    _isoformats,
+    diff_pictures,
+)
 from opcockpit.domain.models import GroundTruth, GroundTruthRow, OrphanRow
 
 __all__ = ["KeptPicture", "PictureTracker", "PictureUpdate", "TrackedPicture", "diff_changed"]
+
+_ABSENT: Any = object()  # in KeptPicture's differences: a key the tracker's picture has and it lacks
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +47,18 @@ class PictureUpdate:
     before: Mapping[str, tuple[Any, ...] | None] = field(default_factory=dict)
 
 
-def _lease_entry(r: GroundTruthRow) -> tuple[Any, ...]:
+def _lease_entry(r: GroundTruthRow, updated: str | None = _ABSENT) -> tuple[Any, ...]:
+    """picture_of's entry of a lease; `updated`: its updated_at as text, when made already."""
+    if updated is _ABSENT:
+        updated = r.updated_at.isoformat() if r.updated_at else None
     return (
         r.convergence.value, r.desired_state, r.observed_state, r.provider_state, r.instance_id,
-        r.provider, r.thread_id, r.updated_at.isoformat() if r.updated_at else None,
+        r.provider, r.thread_id, updated,
     )  # fmt: skip
+
+
+def _orphan_entry(o: OrphanRow) -> tuple[Any, ...]:
+    return (o.provider_state, o.claim, o.claimed_lease_id)
 
 
 def _inst_key(r: GroundTruthRow) -> str | None:
@@ -78,6 +97,7 @@ class PictureTracker:
         return frozenset(self._provs)
 
     def update(self, gt: GroundTruth) -> PictureUpdate:
+        self.picture.forget()
         provs = {f"{_PROV}|{p.name}": (p.status.value, p.error) for p in gt.providers}
         old_provs, self._provs = self._provs, provs
         before: dict[str, tuple[Any, ...] | None] = {
@@ -110,8 +130,7 @@ class PictureTracker:
         if kind == _INST:
             holders = self._inst_rows.get(k)
             if holders:
-                row = self._rows[holders if holders.__class__ is str else next(iter(holders))]  # type: ignore[index, arg-type]
-                return (row.provider_state, row.lease_id)
+                return self._held_entry(holders)
             okey = self._inst_orphan.get(k)
             if okey is not None:
                 return (self._orphans[okey].provider_state, None)
@@ -121,7 +140,30 @@ class PictureTracker:
         if kind != _ORPH:
             return None
         o = self._orphans.get(k[2:].replace("|", "/", 1))
-        return (o.provider_state, o.claim, o.claimed_lease_id) if o is not None else None
+        return _orphan_entry(o) if o is not None else None
+
+    def _held_entry(self, holders: str | set[str]) -> tuple[Any, ...]:
+        """An instance key's entry from the lease (one of the leases) whose row names it."""
+        row = self._rows[holders if holders.__class__ is str else next(iter(holders))]  # type: ignore[index, arg-type]
+        return (row.provider_state, row.lease_id)
+
+    def whole(self) -> Picture:
+        """Every entry, in one walk (no key parsed): what the full diffs read."""
+        pic = dict(self._provs)
+        rows = self._rows
+        for (lid, row), updated in zip(
+            rows.items(), _isoformats([r.updated_at for r in rows.values()]), strict=True
+        ):
+            pic[f"{_LEASE}|{lid}"] = _lease_entry(row, updated)
+        held = self._inst_rows
+        for ik, holders in held.items():
+            pic[ik] = self._held_entry(holders)
+        for ik, okey in self._inst_orphan.items():
+            if ik not in held:
+                pic[ik] = (self._orphans[okey].provider_state, None)
+        for o in self._orphans.values():
+            pic[f"{_ORPH}|{o.provider}|{o.instance_id}"] = _orphan_entry(o)
+        return pic
 
     def _diff_rows(self, rows: Iterable[GroundTruthRow]) -> None:
         known, seen = self._rows, set()
@@ -206,49 +248,54 @@ class PictureTracker:
 class TrackedPicture(Mapping[str, tuple[Any, ...]]):
     """A tracker's picture: each entry is made from its rows when read, none is kept (a dict of
     a tuple per lease, instance and orphan, their keys and the leases' update times as text were
-    ~3.3 MB at 10k leases, tracemalloc; issue 10, RSS). Walking it makes every entry: the full
-    diffs do; a round by change reads the changed keys and the providers (`provider_entries`)."""
+    ~3.3 MB at 10k leases, tracemalloc; issue 10, RSS). A round by change reads the changed keys
+    and the providers (`provider_entries`); a walk (the full diffs after a provider went down or
+    came back: several walks each) makes the whole picture once and keeps it until the tracker's
+    next update."""
 
-    __slots__ = ("_tracker",)
+    __slots__ = ("_tracker", "_whole")
 
     def __init__(self, tracker: PictureTracker) -> None:
         self._tracker = tracker
+        self._whole: Picture | None = None
+
+    def forget(self) -> None:
+        """The tracker moved: a whole picture made before is not this one any more."""
+        self._whole = None
+
+    def _all(self) -> Picture:
+        if self._whole is None:
+            self._whole = self._tracker.whole()
+        return self._whole
 
     def __getitem__(self, key: str) -> tuple[Any, ...]:
-        entry = self._tracker._entry(key)
+        entry = self.get(key)
         if entry is None:
             raise KeyError(key)
-        return entry
+        return entry  # type: ignore[no-any-return]
 
     def get(self, key: str, default: Any = None) -> Any:
-        entry = self._tracker._entry(key)
+        whole = self._whole
+        entry = whole.get(key) if whole is not None else self._tracker._entry(key)
         return default if entry is None else entry
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self._tracker._entry(key) is not None
+        return isinstance(key, str) and self.get(key) is not None
 
     def __iter__(self) -> Iterator[str]:
-        t = self._tracker
-        yield from t._provs
-        for lid in t._rows:
-            yield f"{_LEASE}|{lid}"
-        yield from t._inst_rows
-        for ik in t._inst_orphan:
-            if ik not in t._inst_rows:
-                yield ik
-        for o in t._orphans.values():
-            yield f"{_ORPH}|{o.provider}|{o.instance_id}"
+        return iter(self._all())
 
     def __len__(self) -> int:
-        t = self._tracker
-        lone = sum(ik not in t._inst_rows for ik in t._inst_orphan)
-        return len(t._provs) + len(t._rows) + len(t._inst_rows) + lone + len(t._orphans)
+        return len(self._all())
+
+    def items(self) -> Any:
+        return self._all().items()
+
+    def values(self) -> Any:
+        return self._all().values()
 
     def provider_entries(self) -> dict[str, tuple[Any, ...]]:
         return dict(self._tracker._provs)
-
-
-_ABSENT: Any = object()  # in KeptPicture's differences: a key the tracker's picture has and it lacks
 
 
 class KeptPicture:
@@ -310,7 +357,7 @@ class KeptPicture:
 
     def full(self) -> Picture:
         """The whole picture as a dict (a walk over it: for the full diff only)."""
-        pic = dict(self._tracker.picture)
+        pic = dict(self._tracker.picture.items())
         for k, v in self._diff.items():
             if v is _ABSENT:
                 pic.pop(k, None)
