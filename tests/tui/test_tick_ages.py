@@ -4,6 +4,7 @@ the texts, the sort and a filter always agree with cells that held the ages them
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -173,3 +174,51 @@ def test_an_age_still_in_its_bucket_is_not_formatted_again() -> None:
     model.set_now(T0 + timedelta(seconds=60))  # a: 11m; b: still 3h
     assert model.get_texts("a")[1] == "11m" and model.row_version("a") == versions["a"] + 1
     assert model.row_version("b") == versions["b"] and len(formatted) == 1
+
+
+async def test_every_age_that_moves_on_screen_is_repainted_and_calm_rows_are_not_aged() -> None:
+    """Ticks of random lengths over rows of every age range (and a scroll now and then): the screen
+    shows every age at the tick's time, each line that moved was asked for alone (the table is
+    not redrawn whole), and a row whose ages keep their texts is not aged at all (tables.set_now keeps,
+    per row on screen, when its next age turns: ages.age_window)."""
+    rng = random.Random(10)
+    spans = ((-10, 59), (60, 3599), (3600, 86_399), (86_400, 10**6))
+    ages_s: dict[str, int | None] = {f"r{i:03d}": rng.randint(*rng.choice(spans)) for i in range(80)}
+    table = CountingTable(COLS, flash_seconds=0)
+    app = OneTableApp(table, _stamped(ages_s), now=T0)
+    aged: list[str] = []
+    real_age = table.model._age
+
+    def counting_age(row: Any) -> None:
+        aged.append(row.key)
+        real_age(row)
+
+    table.model._age = counting_age  # type: ignore[method-assign]
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        now, moved_lines, ticks = T0, 0, 0
+        for n in range(80):
+            if n % 20 == 19:
+                table.move_cursor((table.cursor_index or 0) + 9)  # another window of rows
+                await pilot.pause()
+            before = screen_text(app).splitlines()
+            table.regions, whole, aged[:] = [], table.whole, []
+            now += timedelta(seconds=rng.choice((1, 2, 2, 3, 7, 30, 61, 600)))
+            table.set_now(now)
+            aged_now = len(aged)
+            asked = {y for r in getattr(table, "regions", []) for y in range(r.y, r.y + r.height)}
+            await pilot.pause()
+            after = screen_text(app).splitlines()
+            moved = {y for y, (a, b) in enumerate(zip(before, after, strict=True)) if a != b}
+            assert table.whole == whole and moved <= asked, (n, moved, asked)
+            for line in after:  # and the screen shows every age at `now`
+                key = line[1:5]
+                if key in ages_s:
+                    at = T0 - timedelta(seconds=ages_s[key] or 0)
+                    assert line.split()[1] == age_cell(age_of(at, now)), (n, line)
+            # Aged in the tick: the rows whose next age turned (the first tick, and the one after a
+            # scroll: every row new on screen).
+            assert n % 20 in (0, 19) or aged_now <= len(moved) + 1, (n, aged[:aged_now], moved)
+            moved_lines += len(moved)
+            ticks += not moved
+        assert moved_lines >= 20 and ticks >= 10  # both kinds of tick were seen

@@ -27,6 +27,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from opcockpit.domain.tablediff import Cells, TableDiff
+from opcockpit.tui.table.ages import Calm
 from opcockpit.tui.table.columns import TableColumns
 from opcockpit.tui.table.model import Applied, Column, CursorMove, TableModel
 from opcockpit.tui.table.render import GUTTER, TableRender
@@ -188,6 +189,7 @@ class KeyedTable(TableColumns, TableRender, ScrollView, can_focus=True):
         self._pin_w = GUTTER  # cells that never scroll: the gutter and the pinned column
         self.strips_rendered = 0  # rows rendered from scratch (cache misses); observable in tests/bench
         self.lines_repainted = 0  # body lines repainted alone (not a whole-widget refresh); ditto
+        self._calm: Calm = {}  # the rows on screen whose ages keep their texts a while (ages.py)
         self._measure()
 
     # The model's knobs, as attributes of the widget (the app and tests set them).
@@ -242,6 +244,7 @@ class KeyedTable(TableColumns, TableRender, ScrollView, can_focus=True):
         self._invalidate_render()
 
     def _invalidate_render(self) -> None:
+        self._calm = {}
         self._styles_memo.clear()
         self._strips.clear()
         self._header = None
@@ -333,20 +336,39 @@ class KeyedTable(TableColumns, TableRender, ScrollView, can_focus=True):
 
     def set_now(self, now: datetime) -> None:
         """Show the ages (AgeStamp cells, tui/table/ages.py) at `now`, the snapshot's time: the
-        lines on screen whose age moved repaint; rows off screen are aged when they scroll in."""
+        lines on screen whose age text moved repaint; rows off screen are aged when they scroll in."""
         model = self.model
         if now == model.now:
             return
+        if model.now is not None and now < model.now:
+            self._calm = {}  # what it says holds from when it was taken on
         # A table not on screen (another tab's) paints nothing now: it is painted whole, at the
         # model's `now`, when it is shown again.
         on_screen = bool(self.region)
         screen_line = self._cursor_line()
-        shown = self._shown_stamp() if on_screen else None
         move = model.set_now(now)
         if move is not None:  # a filter is set and the ages changed which rows it keeps
+            self._calm = {}
             self._follow(move, screen_line)
         elif on_screen:
-            self._repaint(shown)
+            self._repaint_ages()
+        else:
+            self._calm = {}
+
+    def _repaint_ages(self) -> None:
+        """Repaint the lines on screen whose texts moved at the model's `now`: rows whose ages
+        keep their texts (`self._calm`) are not even aged, and a row aged is repainted only when
+        its version is not the one its line was drawn at (the strip cache's stamp)."""
+        model = self.model
+        top = round(self.scroll_offset.y)
+        keys = model.window(top, self._body_height)
+        self._calm, aged = model.age_window(keys, self._calm)
+        for i in aged:
+            key = keys[i]
+            drawn = self._strips.get(key)
+            if drawn is None or drawn[0][0] != model.row_version(key):
+                self.lines_repainted += 1
+                self.refresh_lines(top + 1 + i)  # virtual y: the column header is line 0
 
     def _shown_stamp(self) -> tuple[Any, ...]:
         """What the body lines on screen are drawn from: top, cursor, and (key, version) per line.
