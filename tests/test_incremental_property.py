@@ -18,6 +18,7 @@ from opcockpit.adapters.leon.sandbox_db import read_db_state
 from opcockpit.domain.models import Instance, NormalState, ProviderListing
 from opcockpit.domain.reconcile import reconcile
 from opcockpit.domain.reconcile_inc import IncrementalReconciler
+from opcockpit.services.collect import _same_or_new
 from tests.fixtures.leon_db import (
     add_lease,
     add_lease_event,
@@ -59,6 +60,10 @@ op = st.one_of(
     ),
     st.tuples(st.just("vanish"), st.sampled_from(PROVIDERS[:3]), st.sampled_from(IIDS)),
     st.tuples(st.just("fail"), st.sampled_from(PROVIDERS[:3])),
+    # A quiet relisting: the same instance objects, handed over as the last tuple (the collector's
+    # way), a new listing time; Daytona's also confirms or unconfirms an orphan by GET.
+    st.tuples(st.just("relist"), st.sampled_from(PROVIDERS[:3])),
+    st.tuples(st.just("confirm"), st.sampled_from(IIDS)),
     st.tuples(st.just("recover"), st.sampled_from(PROVIDERS[:3])),
     st.tuples(st.just("tick"), st.integers(1, 400)),
     st.tuples(st.just("resync")),
@@ -77,6 +82,7 @@ class World:
         self.failing: set[str] = set()
         self.last_good: dict[str, ProviderListing] = {}
         self.listings: dict[str, ProviderListing] = {}
+        self.confirmed: frozenset[str] = frozenset()  # Daytona's orphans confirmed by GET
         self.n = 0
         for p in PROVIDERS[:3]:
             self.relist(p)
@@ -92,13 +98,17 @@ class World:
                 listed_at=last.listed_at if last else None, error="HTTP 503", **caps,
             )  # fmt: skip
             return
+        # Unchanged: the last tuple itself, as the collector hands it over.
+        instances = _same_or_new(self.last_good.get(p), list(self.fleet[p].values()))
+        eventual = {"eventually_consistent": p == "daytona", "confirmed_orphans": self.confirmed}
         listing = ProviderListing(
             provider=p,
             kind=kind,
             ok=True,
-            instances=tuple(self.fleet[p].values()),
+            instances=instances,
             listed_at=self.now,
             **caps,
+            **eventual,
         )
         self.last_good[p] = self.listings[p] = listing
 
@@ -175,6 +185,11 @@ class World:
         elif kind == "recover":
             self.failing.discard(a[0])
             self.relist(a[0])
+        elif kind == "relist":
+            self.relist(a[0])
+        elif kind == "confirm":
+            self.confirmed ^= {a[0]}
+            self.relist("daytona")
         elif kind == "tick":
             self.now += timedelta(seconds=a[0])
         elif kind == "replace_file":  # a restored backup: same content, new inode

@@ -118,3 +118,30 @@ async def test_relist_cancels_a_listing_in_flight_and_lists_after_the_action(
         assert not collector._listing_tasks
     finally:
         await collector.aclose()
+
+
+async def test_a_quiet_full_listing_hands_over_the_last_tuple_and_a_change_a_new_one(
+    tmp_path: Path, double: E2BDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10: the adapter hands back the very Instances of an unchanged sandbox, and the
+    collector then the last listing's tuple itself, so the incremental step knows the provider
+    unchanged by identity (services/collect._same_or_new)."""
+    monkeypatch.setenv(KEY_ENV, KEY)
+    clock = [0.0]
+    collector, iid = await _paced(tmp_path, double, clock)
+    try:
+        first = collector.listings["e2b"]
+        collector.relist("e2b")
+        await collector.refresh()
+        second = collector.listings["e2b"]
+        assert second is not first and second.instances is first.instances
+        double.add(state="paused")
+        collector.relist("e2b")
+        gt = await collector.refresh()
+        third = collector.listings["e2b"]
+        assert third.instances is not first.instances and len(third.instances) == 2
+        kept = {i.instance_id: i for i in third.instances}
+        assert kept[iid] is first.instances[0]  # the unchanged one, as it was
+        assert [o.instance_id for o in gt.orphans] == [i for i in kept if i != iid]
+    finally:
+        await collector.aclose()

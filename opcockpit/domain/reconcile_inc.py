@@ -103,6 +103,21 @@ def _shape(listing: ProviderListing) -> tuple[Any, ...]:
     return (listing.status, listing.kind, listing.pause_is_stop, listing.paused_hint, listing.has_api)
 
 
+def _relisted_as_is(prev: ProviderListing, listing: ProviderListing) -> bool:
+    """A new listing of the very same instances (the collector hands the last tuple back when
+    every item is the same object) and the same in everything its leases and orphans are judged
+    by (its status among them): only its time, counters or error text moved, which the provider's
+    health line and a stale provider's restamp read at every step anyway.
+    Such a relisting (every 15-30 s per provider on a quiet fleet) re-indexed, re-collected the
+    claims and re-built the orphans of thousands of instances to find them unchanged (issue 10)."""
+    return (
+        prev.instances is listing.instances
+        and _shape(prev) == _shape(listing)
+        and prev.eventually_consistent == listing.eventually_consistent
+        and prev.confirmed_orphans == listing.confirmed_orphans
+    )
+
+
 def _indexed(listing: ProviderListing) -> bool:
     return listing.status is ProviderStatus.OK or (
         listing.status is ProviderStatus.STALE and listing.listed_at is not None
@@ -438,7 +453,7 @@ class IncrementalReconciler:
             self._claims_of.pop(name, None)
         for name, listing in by_name.items():
             prev = old.get(name)
-            if prev is listing:
+            if prev is listing or (prev is not None and _relisted_as_is(prev, listing)):
                 continue
             orphan_dirty.add(name)
             old_index = self._index.get(name)

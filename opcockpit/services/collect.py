@@ -37,11 +37,13 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from operator import is_
 from typing import TYPE_CHECKING, Any
 
 from opcockpit.domain.models import (
     DbState,
     GroundTruth,
+    Instance,
     ProviderListing,
     ProviderStatus,
     problems_provider_unknown,
@@ -471,7 +473,7 @@ class FleetCollector:
             provider=name,
             kind=kind,
             ok=True,
-            instances=tuple(instances),
+            instances=_same_or_new(self._last_good.get(name), instances),
             listed_at=self._clock(),
             eventually_consistent=eventual,
             requests=_requests(adapter) - before,
@@ -498,6 +500,14 @@ class FleetCollector:
         if self._monotonic() - when >= interval:
             return None
         return prev
+
+
+def _same_or_new(last: ProviderListing | None, instances: list[Instance]) -> tuple[Instance, ...]:
+    """The last good listing's tuple when every listed item is the very object it holds (the
+    adapters hand back unchanged Instances): the incremental reconcile and the orphan
+    confirmation then know the provider unchanged by identity alone (issue 10)."""
+    kept = last.instances if last is not None else ()
+    return kept if len(kept) == len(instances) and all(map(is_, kept, instances)) else tuple(instances)
 
 
 def _kind_facts(caps: Any) -> dict[str, Any]:
