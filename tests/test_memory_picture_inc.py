@@ -34,5 +34,20 @@ def test_one_two_three_holders_and_back_keep_exact_and_the_picture() -> None:
         assert upd.exact is exact, named
         if exact:
             assert tracker.picture == picture_of(gt)
-    assert all(isinstance(v, str) for v in tracker._inst_rows.values())
+    assert all(isinstance(v, str) for held in tracker._inst_rows.values() for v in held.values())
     assert tracker._shared == 0
+
+
+def test_an_instance_is_held_under_its_rows_own_id_text() -> None:
+    """No key text per instance (issue 10, RSS): the tracker files a lease under its row's own
+    provider and instance id objects."""
+    tracker = PictureTracker()
+    gt = _gt(("a", "i-1"), ("b", "i-2"))
+    tracker.update(gt)
+    for row in gt.rows:
+        held = tracker._inst_rows[row.provider]
+        key = next(k for k in held if k == row.instance_id)
+        assert key is row.instance_id and held[key] == row.lease_id
+    assert tracker.picture == picture_of(gt)
+    tracker.update(_gt(("a", None)))
+    assert tracker._inst_rows == {}

@@ -77,9 +77,10 @@ class PictureTracker:
         self._orphans: dict[str, OrphanRow] = {}
         self._row_seq: tuple[GroundTruthRow, ...] | None = None
         self._orphan_seq: tuple[OrphanRow, ...] | None = None
-        # instance key -> the lease whose row names it; a set only when several do (rare: one
-        # set per instance was ~2 MB at 10k leases, issue 10's memory budget)
-        self._inst_rows: dict[str, str | set[str]] = {}
+        # provider -> instance id (the row's own str) -> the lease whose row names it; a set only
+        # when several do (rare: one set per instance was ~2 MB at 10k leases, issue 10's memory
+        # budget). Not by instance key: a key text per instance was ~0.5 MB at 10k (tracemalloc).
+        self._inst_rows: dict[str, dict[str, str | set[str]]] = {}
         self._inst_orphan: dict[str, str] = {}  # instance key -> orphan key naming it
         self._shared = 0  # instance keys named by more than one lease
         # Instance keys that became or stopped being shared this update: reported as changed
@@ -128,7 +129,9 @@ class PictureTracker:
             row = self._rows.get(k[2:])
             return _lease_entry(row) if row is not None else None
         if kind == _INST:
-            holders = self._inst_rows.get(k)
+            provider, _, iid = k[2:].partition("|")
+            held = self._inst_rows.get(provider)
+            holders = held.get(iid) if held is not None else None
             if holders:
                 return self._held_entry(holders)
             okey = self._inst_orphan.get(k)
@@ -155,11 +158,11 @@ class PictureTracker:
             rows.items(), _isoformats([r.updated_at for r in rows.values()]), strict=True
         ):
             pic[f"{_LEASE}|{lid}"] = _lease_entry(row, updated)
-        held = self._inst_rows
-        for ik, holders in held.items():
-            pic[ik] = self._held_entry(holders)
+        for provider, held in self._inst_rows.items():
+            for iid, holders in held.items():
+                pic[f"{_INST}|{provider}|{iid}"] = self._held_entry(holders)
         for ik, okey in self._inst_orphan.items():
-            if ik not in held:
+            if ik not in pic:
                 pic[ik] = (self._orphans[okey].provider_state, None)
         for o in self._orphans.values():
             pic[f"{_ORPH}|{o.provider}|{o.instance_id}"] = _orphan_entry(o)
@@ -181,7 +184,7 @@ class PictureTracker:
                 self._unbind(prev)
             known[lid] = r
             if ik is not None:
-                self._hold(ik, lid)
+                self._hold(r)
         if len(seen) != len(known):
             for lid in [lid for lid in known if lid not in seen]:
                 self._note(f"{_LEASE}|{lid}")
@@ -193,33 +196,39 @@ class PictureTracker:
         if ik is None:
             return
         self._note(ik)
-        self._release(ik, r.lease_id)
+        self._release(r)
 
-    def _hold(self, ik: str, lid: str) -> None:
-        held = self._inst_rows.get(ik)
-        if held is None:
-            self._inst_rows[ik] = lid
-        elif held.__class__ is str:
-            if held != lid:
-                self._inst_rows[ik] = {held, lid}  # type: ignore[arg-type]
+    def _hold(self, r: GroundTruthRow) -> None:
+        held = self._inst_rows.setdefault(r.provider, {})
+        iid, lid = r.instance_id, r.lease_id
+        have = held.get(iid)  # type: ignore[arg-type]
+        if have is None:
+            held[iid] = lid  # type: ignore[index]
+        elif have.__class__ is str:
+            if have != lid:
+                held[iid] = {have, lid}  # type: ignore[index, arg-type]
                 self._shared += 1
-                self._reshared.add(ik)
+                self._reshared.add(_inst_key(r))  # type: ignore[arg-type]
         else:
-            held.add(lid)  # type: ignore[union-attr]
+            have.add(lid)  # type: ignore[union-attr]
 
-    def _release(self, ik: str, lid: str) -> None:
-        held = self._inst_rows.get(ik)
-        if held is None:
+    def _release(self, r: GroundTruthRow) -> None:
+        held = self._inst_rows.get(r.provider)
+        iid = r.instance_id
+        have = held.get(iid) if held is not None else None  # type: ignore[arg-type]
+        if have is None:
             return
-        if held.__class__ is str:
-            if held == lid:
-                del self._inst_rows[ik]
+        if have.__class__ is str:
+            if have == r.lease_id:
+                del held[iid]  # type: ignore[arg-type, union-attr]
+                if not held:
+                    del self._inst_rows[r.provider]
             return
-        held.discard(lid)  # type: ignore[union-attr]
-        if len(held) == 1:  # back to one holder: a str again, the instance no longer shared
-            self._inst_rows[ik] = next(iter(held))
+        have.discard(r.lease_id)  # type: ignore[union-attr]
+        if len(have) == 1:  # back to one holder: a str again, the instance no longer shared
+            held[iid] = next(iter(have))  # type: ignore[index]
             self._shared -= 1
-            self._reshared.add(ik)
+            self._reshared.add(_inst_key(r))  # type: ignore[arg-type]
 
     def _diff_orphans(self, orphans: Iterable[OrphanRow]) -> None:
         known, seen = self._orphans, set()
