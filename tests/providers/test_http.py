@@ -730,3 +730,22 @@ async def test_a_read_posted_goes_lean_with_its_form_and_is_sent_again_when_drop
     assert b"x-acs-action: ListSession" in got[0]
     body = b"Authorization=Bearer+k&Labels=%7B%22a%22%3A+%22b+c%22%7D"  # httpx's form encoding
     assert all(g.endswith(b"\r\n\r\n" + body) for g in got)
+
+
+async def test_a_request_cancelled_in_flight_leaves_no_answer_for_the_next_one() -> None:
+    """A listing cut short (the collector's timeout) while its page was asked: the connection is
+    dropped, so the next request gets its own answer on a new one, still without httpx."""
+    api, got, server = await _raw([_ok(b"[1]"), b"<hang>", _ok(b"[3]")])
+    try:
+        assert (await api.request("GET", "/v")).json() == [1]
+        asked = asyncio.ensure_future(api.request("GET", "/v"))
+        while len(got) < 2:
+            await asyncio.sleep(0.005)
+        asked.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asked
+        assert (await api.request("GET", "/v")).json() == [3]
+    finally:
+        await api.aclose()
+        server.close()
+    assert len(got) == 3 and all(map(_lean_sent, got))

@@ -128,6 +128,11 @@ class KeptAliveGet:
             self.timed_out = isinstance(exc, TimeoutError)
             self.usable = self.failures < MAX_FAILURES
             return None
+        except asyncio.CancelledError:  # a listing cut short: its answer must not meet the next request
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn[1].close()
+            raise
         finally:
             self.busy = False
         self.failures = 0
