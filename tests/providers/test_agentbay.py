@@ -22,6 +22,7 @@ from opcockpit.adapters.providers.agentbay import (
     claimed_lease,
     normal_state,
 )
+from opcockpit.adapters.providers.wire import ReusedInstances
 from opcockpit.domain.models import NormalState
 from opcockpit.doubles.agentbay import AgentBayDouble
 from opcockpit.doubles.base import Request, Response
@@ -590,3 +591,29 @@ async def test_listing_rpcs_go_on_the_lean_connection_and_actions_through_httpx(
     assert [gzip for action, gzip, _, _ in seen if action == "PauseSessionAsync"] == [True]
     assert all(key == f"Bearer {secret}" for *_, key in seen)
     assert adapter.request_count == len(seen)
+
+
+async def test_a_quiet_relisting_hands_back_its_instances_without_looking_at_each(
+    make_adapter: Any, double: AgentBayDouble
+) -> None:
+    ids = [double.add(labels={"lease_id": f"L{i}"}).instance_id for i in range(3)]
+    adapter = make_adapter()
+    first = await adapter.list_instances()
+    looked: list[str] = []
+
+    class Looking(ReusedInstances):  # the adapter's own, counting the sessions it is asked about
+        __slots__ = ()
+
+        def instance(self, key: Any, *rest: Any) -> Any:
+            looked.append(key)
+            return super().instance(key, *rest)
+
+    adapter._reuse.__class__ = Looking
+    second = await adapter.list_instances()
+    assert looked == [] and all(a is b for a, b in zip(first, second, strict=True))
+    double.set_state(ids[1], "paused")
+    third = await adapter.list_instances()
+    assert sorted(looked) == sorted(ids)  # a state moved: every session looked at, one rebuilt
+    before = {i.instance_id: i for i in second}
+    after = {i.instance_id: i for i in third}
+    assert after[ids[1]].state is NormalState.PAUSED and after[ids[0]] is before[ids[0]]

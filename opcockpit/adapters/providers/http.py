@@ -519,7 +519,9 @@ class ApiClient:
             if counted is None:
                 listed = len(items)
             else:
-                listed = len({key for key in map(counted, items) if key is not None})
+                keys = set(map(counted, items))  # in C: ~2x the comprehension's speed (issue 10)
+                keys.discard(None)
+                listed = len(keys)
             if listed < smallest_total:
                 raise self.protocol_error(
                     method,
