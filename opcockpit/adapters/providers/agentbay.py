@@ -178,8 +178,9 @@ class AgentBayAdapter:
         # SessionId -> (labels, monotonic expiry). Pruned to the listed sessions on every listing.
         self._label_cache: dict[str, tuple[dict[str, str], float]] = {}
         self._reuse = ReusedInstances()
-        # The last complete listing: its (SessionId, SessionStatus) pairs, label maps, Instances.
-        self._last: tuple[list[tuple[str, Any]], list[dict[str, str] | None], list[Instance]] = ([], [], [])
+        # The last complete listing: the hash of its (SessionId, SessionStatus) pairs, its label
+        # maps and its Instances.
+        self._last: tuple[object, list[dict[str, str] | None], list[Instance]] = (object(), [], [])
         self.poll_interval_s = poll_interval_s
         self.action_deadline_s = action_deadline_s
         self.requests_by_action: dict[str, int] = {}
@@ -252,8 +253,18 @@ class AgentBayAdapter:
             return [self._instance(sid, status, {}) for sid, status in sessions]
         labels = await self._cached_labels([sid for sid, _ in sessions])
         found_labels = [labels.get(sid) for sid, _ in sessions]
-        last_sessions, last_labels, last_listing = self._last
-        if sessions == last_sessions and all(map(is_, found_labels, last_labels)):
+        # The pairs by their hash, not kept (their strs are this listing's, not the Instances'):
+        # like ReusedInstances' signatures, a 64-bit collision would hide a change until the next.
+        try:
+            seen: object = hash(tuple(sessions))
+        except TypeError:  # a status that is not plain text: never taken for the last listing
+            seen = object()
+        last_seen, last_labels, last_listing = self._last
+        if (
+            seen == last_seen
+            and all(map(is_, found_labels, last_labels))
+            and len(found_labels) == len(last_labels)
+        ):
             # The same sessions in the same states with the very label maps (cached): the same
             # Instances, none looked at again (issue 10: ~800 a listing every 15 s at 10k leases).
             return list(last_listing)
@@ -267,7 +278,7 @@ class AgentBayAdapter:
             make = lambda: self._instance(sid, status, found)  # noqa: B023, E731 (called at once)
             listing.append(reuse.instance(sid, (status,), found, make))
         reuse.done()
-        self._last = (sessions, found_labels, listing)
+        self._last = (seen, found_labels, listing)
         return list(listing)
 
     async def _list_sessions(self) -> list[tuple[str, Any]]:
