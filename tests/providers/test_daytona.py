@@ -392,3 +392,52 @@ async def test_a_cut_that_is_not_the_cursor_never_hands_its_page_back(secret: st
 )
 def test_cut_cursor(body: bytes, cut: tuple[bytes, str | None] | None) -> None:
     assert _cut_cursor(body) == cut
+
+
+async def test_pages_of_200_and_of_100_from_a_server_that_refuses_more(secret: str) -> None:
+    """Issue 10: pages of 200 halve a listing's requests; a server bounded at 100 (the v0.190
+    source: HTTP 400) is asked in pages of 100 from its first refusal on, listing the same."""
+    fleet = [{"id": f"sb-{i:03d}", "state": "started"} for i in range(250)]
+    asked: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        limit, start = int(request.url.params["limit"]), int(request.url.params.get("cursor") or 0)
+        asked.append(limit)
+        if limit > 100:
+            return httpx.Response(
+                400, json={"statusCode": 400, "message": "limit must not be greater than 100"}
+            )
+        end = start + limit
+        return httpx.Response(
+            200, json={"items": fleet[start:end], "nextCursor": str(end) if end < 250 else None}
+        )
+
+    adapter = DaytonaAdapter("daytona-test", base_url="http://daytona.test/api", api_key=secret)
+    adapter._api = ApiClient(
+        "daytona-test", base_url="http://daytona.test/api", transport=httpx.MockTransport(answer)
+    )
+    try:
+        assert adapter.page_size == 200
+        first = await adapter.list_instances()
+        second = await adapter.list_instances()
+    finally:
+        await adapter.aclose()
+    assert [i.instance_id for i in first] == [i.instance_id for i in second] == [f["id"] for f in fleet]
+    assert asked == [200, 100, 100, 100, 100, 100, 100]  # refused once, then 100 for good
+
+
+async def test_a_first_page_refused_at_100_is_the_providers_error(secret: str) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"statusCode": 400, "message": "labels must be a JSON object"})
+
+    adapter = DaytonaAdapter(
+        "daytona-test", base_url="http://daytona.test/api", api_key=secret, page_size=100
+    )
+    adapter._api = ApiClient(
+        "daytona-test", base_url="http://daytona.test/api", transport=httpx.MockTransport(answer)
+    )
+    try:
+        with pytest.raises(Conflict, match="GET /sandbox -> HTTP 400: labels must be a JSON object"):
+            await adapter.list_instances()
+    finally:
+        await adapter.aclose()

@@ -82,6 +82,13 @@ _TRANSITIONAL = frozenset(
 # error, build_failed, unknown and any word we have never seen -> UNKNOWN
 
 
+_OLD_MAX_LIMIT = 100  # the listing's `limit` bound in the v0.190 server source
+
+
+class _LimitRefused(Exception):
+    """The first page of 200 was refused (HTTP 400): the server wants pages of 100."""
+
+
 _CURSOR_KEY = b'"nextCursor"'
 _CURSOR_VALUE = re.compile(rb'[ \t\r\n]*:[ \t\r\n]*(null|"[^"\\]*")')
 
@@ -127,7 +134,7 @@ class DaytonaAdapter:
         max_concurrency: int = 8,
         retries: int = 3,
         label_filter: dict[str, str] | None = None,
-        page_size: int = 100,
+        page_size: int = 200,
         pause_mode: Literal["stop", "pause"] = "stop",
         organization_id: str | None = None,
         max_pages: int = DEFAULT_MAX_PAGES,
@@ -204,6 +211,16 @@ class DaytonaAdapter:
     # -- listing -------------------------------------------------------------------------------
 
     async def list_instances(self) -> list[Instance]:
+        """Pages of 200 (the API client's `limit` bound since 0.23x: half the requests of 100);
+        a server that refuses more than 100 (the v0.190 source's bound: HTTP 400 on the first
+        page) is asked in pages of 100 from then on."""
+        try:
+            return await self._list_pages()
+        except _LimitRefused:
+            self.page_size = _OLD_MAX_LIMIT
+            return await self._list_pages()
+
+    async def _list_pages(self) -> list[Instance]:
         path = "/sandbox"
         params: dict[str, Any] = {"limit": self.page_size}
         if self.label_filter:
@@ -214,7 +231,11 @@ class DaytonaAdapter:
         async def fetch(cursor: str | None) -> Page[Instance]:
             if cursor:
                 params["cursor"] = cursor
-            response = await self._api.request("GET", path, params=params)
+            response = await self._api.request("GET", path, params=params, expect=(200, 400))
+            if response.status_code == 400:
+                if cursor is None and self.page_size > _OLD_MAX_LIMIT:
+                    raise _LimitRefused
+                raise self._api.status_error("GET", path, response)
             # The page's bytes but its next cursor (which may name this listing) the same as at
             # this position last time: the same Instances and total, the body not even decoded.
             index, content = next(pages), response.content
