@@ -73,16 +73,28 @@ class LedgerWatch:
         self._caught_up = False  # the last read returned less than a batch
         self.skipped = 0  # polls answered by `moved()` alone: no thread, no query (tests)
 
+    def quiet(self) -> bool:
+        """Sure at once that a poll now would read nothing: caught up, and nothing committed by
+        another process since the last look (SQLite's data_version, asked on this thread). Then
+        no thread hop, no query, and the caller need not even start a task for `read` (issue 10:
+        the poll runs every second). False when unsure, or when a read is running."""
+        if self._lock.locked():
+            return False
+        moved = getattr(self.events, "moved", None)
+        if moved is not None and moved() is False and self._caught_up:
+            self.skipped += 1
+            return True
+        return False
+
     async def poll(self) -> int:
         """One tick: read the rows appended since the cursor; returns the instances looked at.
         Never raises (a ledger failure is `error`); ticks never overlap."""
+        return 0 if self.quiet() else await self.read()
+
+    async def read(self) -> int:
+        """The poll's read, when `quiet()` was not sure (a data_version it moved is not asked
+        again): the rows appended since the cursor; returns the instances looked at."""
         if self._lock.locked():
-            return 0
-        moved = getattr(self.events, "moved", None)
-        # Nothing committed by another process since the last look (SQLite's data_version, asked
-        # on this thread): no thread hop, no query (issue 10: the poll runs every second).
-        if moved is not None and moved() is False and self._caught_up:
-            self.skipped += 1
             return 0
         async with self._lock:
             self._caught_up = False  # until a read succeeds: a failed one is not skipped after

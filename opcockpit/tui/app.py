@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -37,7 +38,7 @@ from opcockpit.tui.data import DetailSource
 from opcockpit.tui.filter_bar import VIEW_KEYS, FilterBar, filter_bar_widgets
 from opcockpit.tui.hangup import HangupMixin
 from opcockpit.tui.heap import SETTLE_AFTER_REFRESHES, release_heap, settle_heap
-from opcockpit.tui.live import LiveLoops
+from opcockpit.tui.live import Beat, LiveLoops
 from opcockpit.tui.opsview import OpsOverlay
 from opcockpit.tui.rowdelta import gt_row_cells, orphan_row_cells
 from opcockpit.tui.rows import overlay_gt, overlay_orphan
@@ -72,7 +73,7 @@ ALERT_ROUND_S = 10.0
 # this many ticks later; a refresh runs a due round at once.
 ALERT_ROUND_SLACK_TICKS = 2
 CLOSE_TIMEOUT_S = 2.0  # per resource closed on exit
-HEARTBEAT_S = 1.0  # the header's ages, the ledger feed and watch (LEDGER_POLL_S, FEED_POLL_S)
+HEARTBEAT_S = 1.0  # the longest beat: the tick, the header, the ledger feed and watch (LEDGER_POLL_S)
 
 
 class GroundTruthSource(Protocol):
@@ -165,7 +166,7 @@ class CockpitApp(
         self.quiet_ticks = 0  # ticks that carried the picture instead of refreshing (_carry_quiet_tick)
         self.last_refresh: datetime | None = None
         self._header_shown: tuple[object, ...] = ()  # _header_inputs() at the last header paint
-        self._header_due = False  # a quiet tick moved the header's inputs: the next beat shows it
+        self._header_due = False  # a quiet tick moved the header's inputs: the heartbeat shows it
         self.last_duration_s: float | None = None
         self.last_error: str | None = None
         self._filter_target: KeyedTable | None = None
@@ -199,6 +200,11 @@ class CockpitApp(
         self.alert_clock: Callable[[], float] = time.monotonic  # tests step it
         self._alerts_now = True  # the next refresh evaluates alerts whatever the time
         self.settle_heap = False  # run_app: freeze the long-lived heap once settled (tui/heap.py)
+        # The refresh tick runs on every n-th heartbeat: a whole number of beats of at most
+        # HEARTBEAT_S per refresh interval (_heartbeat).
+        self._beats_per_tick = max(1, math.ceil(self.refresh_s / HEARTBEAT_S - 1e-9))
+        self._beats = 0
+        self._beat = Beat(self.refresh_s / self._beats_per_tick, self._heartbeat, self._handle_exception)
 
     # ------------------------------------------------------------------ layout
 
@@ -236,19 +242,16 @@ class CockpitApp(
         self._install_sighup()
         self.gt_table.focus()
         self._show_header()
-        # Half a beat out of phase with the refresh ticks: the header a quiet tick moved is
-        # painted in a frame of its own, not in the tick's (Textual renders the union of a
-        # frame's dirty regions: the header's top lines and one table line far below made every
-        # widget in between render ~20 lines; issue 10, idle tick).
-        beat = min(HEARTBEAT_S, self.refresh_s)
-        self.set_timer(beat / 2, lambda: self.set_interval(beat, self._heartbeat))
+        # One beat for all that is periodic, the refresh tick included (issue 10, idle tick):
+        # each timer is a wake-up of the loop (its task step, the sleep's future, epoll), and a
+        # quiet process runs each of them with cold caches.
+        self._beat.start()
         self.start_refresh(manual=True)
-        if self.auto_poll:
-            self.set_interval(self.refresh_s, self._tick)
         self.live.start()
 
     async def on_unmount(self) -> None:
         self._remove_sighup()
+        self._beat.stop()
         if self._refresh_task is not None and not self._refresh_task.done():
             self._refresh_task.cancel()  # Textual cancelled its workers; a plain task is ours
         # Each close is bounded: a provider call in flight or a wedged socket must not hold the exit.
@@ -320,7 +323,7 @@ class CockpitApp(
         self.last_refresh = now
         self.gt_table.set_now(now)
         self.orphans_table.set_now(now)
-        self._header_due = True  # painted by the next heartbeat, in a frame of its own
+        self._header_due = True  # checked by the heartbeat that ran this tick, right after it
         # A round due judges the carried picture (the current one), unless a tick that refreshes
         # anyway may still come within the slack.
         self._schedule_alerts(fresh, slack_s=ALERT_ROUND_SLACK_TICKS * self.refresh_s)
@@ -467,9 +470,17 @@ class CockpitApp(
         return bool(rows or orphans or gd.removed or od.removed)
 
     def _heartbeat(self) -> None:
-        """One timer for what runs once a second: the header's ages, the Alerts tab's ledger feed
-        (a team mate's ack or mute) and the ledger watch (webhooks). Three Textual timers were
-        three timer tasks woken each second, most of whose work is now a check (issue 10)."""
+        """The one timer (about once a second): the refresh tick on every n-th beat (when polling),
+        then the header's ages, the Alerts tab's ledger feed (a team mate's ack or mute) and the
+        ledger watch (webhooks). Four Textual timers were four timer tasks woken, most of whose
+        work is now a check (issue 10). The header is checked after the tick: a quiet tick's
+        header says "refreshed 0s ago" as the last one did, so no frame paints it beside the
+        tick's age lines."""
+        if self._exit:  # leaving: as a Textual timer, beat no more
+            return
+        self._beats += 1
+        if self.auto_poll and self._beats % self._beats_per_tick == 0:
+            self._tick()
         self._header_tick()
         self._alerts_w._poll_ledger()
         self.live.beat()

@@ -1,6 +1,8 @@
 """The TUI's live loops beside the refresh timer (issue 10 / 13): continuous OTLP export and the
 ledger watch that brings webhook events (`opcockpit serve`, another process) on screen.
 
+`Beat`: the app's one periodic callback (its heartbeat), on the loop itself.
+
 `LiveLoops(app)`: `start()` from the app's on_mount, `await stop()` from its on_unmount. Both
 parts come from the wiring (`build_exporter`, `build_ledger_watch`) on the app's `cockpit`; an app
 without one (tests on a prepared source) runs neither. Setting `exporter` before `start()`
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from opcockpit.domain.text import error_line
@@ -19,9 +22,52 @@ if TYPE_CHECKING:
     from opcockpit.services.export import ContinuousExporter
     from opcockpit.services.ledger_watch import LedgerWatch
 
-__all__ = ["LEDGER_POLL_S", "LiveLoops"]
+__all__ = ["LEDGER_POLL_S", "Beat", "LiveLoops"]
 
 LEDGER_POLL_S = 1.0  # a webhook on screen within ~1 s: one indexed ledger query per second
+
+
+class Beat:
+    """`callback()` every `interval` s on the running loop (`call_at`, on a fixed grid; beats
+    missed while the loop was busy are skipped), until `stop()`. What a Textual interval timer
+    does, without its task: each of its beats was a sleep's future, a task step and Textual's
+    callback dispatch, all run cold in a quiet process (issue 10, idle tick: ~0.07 ms a beat
+    more even warm). An exception goes to `on_error` (the app's handler, as a timer's would)."""
+
+    def __init__(
+        self, interval: float, callback: Callable[[], object], on_error: Callable[[Exception], object]
+    ) -> None:
+        self.interval = interval
+        self.callback = callback
+        self.on_error = on_error
+        self._next = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._next = loop.time() + self.interval
+        self._handle = loop.call_at(self._next, self._run)
+
+    def stop(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.cancel()
+
+    def _run(self) -> None:
+        if self._handle is None:
+            return
+        try:
+            self.callback()
+        except Exception as error:
+            self.on_error(error)
+        if self._handle is None:  # the callback stopped it
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._next += self.interval
+        if self._next <= now:
+            self._next += (now - self._next) // self.interval * self.interval + self.interval
+        self._handle = loop.call_at(self._next, self._run)
 
 
 class LiveLoops:
@@ -72,12 +118,14 @@ class LiveLoops:
             self._poll_ledger()
 
     def _poll_ledger(self) -> None:
-        """A plain task, one at a time: a Textual worker per second (its object, its three state
-        messages through the app) was a steady share of an idle tick (issue 10)."""
+        """A plain task, one at a time, and none while the watch is sure at once that nothing is
+        new: a Textual worker per second (its object, its three state messages through the app)
+        was a steady share of an idle tick, and so was a task per second that found nothing
+        (issue 10)."""
         watch = self.ledger_watch
-        if watch is None or (self._polling is not None and not self._polling.done()):
+        if watch is None or (self._polling is not None and not self._polling.done()) or watch.quiet():
             return
-        self._polling = asyncio.get_running_loop().create_task(watch.poll())  # never raises
+        self._polling = asyncio.get_running_loop().create_task(watch.read())  # never raises
 
     async def poll_ledger(self) -> int:
         """One ledger tick now (what the timer runs): instances looked at."""

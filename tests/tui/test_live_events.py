@@ -99,14 +99,20 @@ async def test_a_webhook_in_the_ledger_is_on_screen_without_a_full_listing(
         # The once-a-second poll is a plain task, one at a time: no Textual worker (its object
         # and state messages through the app every second, issue 10's idle tick).
         assert not app._alerts_w._timers  # its feed is polled by the app's one heartbeat
-        app.live._polling = None
-        app._heartbeat()  # the once-a-second timer: header, the Alerts feed, this poll
-        assert app.live._polling is not None
-        await app.live._polling
-        app.live._poll_ledger()
+        watch = app.live.ledger_watch
+        await wait_until(pilot, lambda: app.live._polling is None or app.live._polling.done())
+        app.live._polling, skipped = None, watch.skipped
+        app._heartbeat()  # the once-a-second timer: header, the Alerts feed, this poll ...
+        assert app.live._polling is None and watch.skipped == skipped + 1  # ... nothing new: no task
+        serve = EventLog(tmp_path / "ledger.db")
+        try:
+            serve.append([webhook(iid)])  # another process committed: a read, in a task
+        finally:
+            serve.close()
+        app._heartbeat()
         first = app.live._polling
         app.live._poll_ledger()
-        assert first is not None and app.live._polling is first
+        assert first is not None and app.live._polling is first  # one at a time
         assert not [w for w in app.workers if w.group == "ledger-watch"]
         await first
 

@@ -122,10 +122,31 @@ async def test_a_tick_with_nothing_due_carries_the_picture_and_runs_no_refresh(t
         assert app.quiet_ticks == 6 and app.refreshes == 3 and app._alerts_due > due
 
 
-async def test_a_quiet_tick_leaves_the_header_to_the_next_heartbeat(tmp_path: Path) -> None:
-    """The header a carried tick moved is painted by the next heartbeat (half a beat later, a
-    frame of its own), not in the tick's frame beside the table's age lines: Textual renders the
-    union of a frame's dirty regions (issue 10, idle tick)."""
+async def test_one_timer_runs_the_tick_on_every_nth_beat() -> None:
+    """Issue 10, idle tick: the refresh tick rides on the heartbeat (a whole number of beats of at
+    most a second per refresh interval), so a quiet second wakes the loop once, not twice, and
+    for a callback, not a timer task."""
+    for refresh_s, per_tick in ((2.0, 2), (2.5, 3), (0.5, 1), (5.0, 5)):
+        app = CockpitApp(SequenceSource([make_ground_truth(5)]), refresh_s=refresh_s)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await wait_until(pilot, lambda app=app: app.refreshes == 1 and not app.inflight)
+            assert not [t for t in app._timers if t._repeat is None]  # no Textual interval timer
+            assert app._beat.interval == refresh_s / per_tick  # the one beat (tui/live.Beat)
+            ticks: list[int] = []
+            app._tick = lambda ticks=ticks: ticks.append(1)  # type: ignore[method-assign]
+            app._beats = 0
+            for _ in range(2 * per_tick):
+                app._heartbeat()
+            assert len(ticks) == 2
+            app.auto_poll = False  # tests that step refreshes themselves: no tick from the beat
+            for _ in range(per_tick):
+                app._heartbeat()
+            assert len(ticks) == 2
+
+
+async def test_a_quiet_tick_leaves_the_header_to_the_heartbeat(tmp_path: Path) -> None:
+    """The header a carried tick moved is checked by the heartbeat that runs the tick, after it
+    (once, whatever the table painted), not by the tick itself (issue 10, idle tick)."""
     db = build_leon_db(tmp_path / "sandbox.db", LEASES)
     collector = build_collector(make_config(db, None))
     collector.paced = True
