@@ -10,6 +10,7 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from opcockpit.adapters.providers import http as http_module
@@ -749,3 +750,86 @@ async def test_a_request_cancelled_in_flight_leaves_no_answer_for_the_next_one()
         await api.aclose()
         server.close()
     assert len(got) == 3 and all(map(_lean_sent, got))
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/v", {"state": "running,paused", "limit": 100, "metadata": "a%3Db c"}),
+        ("/v?a=1", {"b": "x y"}),  # the path's query is replaced, as httpx does
+        ("/v?a=1", {}),
+        ("/v?a=1", None),
+        ("/v", {"t": True, "f": False, "n": None}),
+    ],
+)
+async def test_lean_request_line_is_httpx_own(path: str, params: dict[str, Any] | None) -> None:
+    api, got, server = await _raw([_ok(b"[]"), _ok(b"[]")])
+    plain = ApiClient("raw", base_url=api.base_url, headers={"X-Key": SECRET}, lean=False)
+    try:
+        await api.request("GET", path, params=params)
+        await plain.request("GET", path, params=params)
+    finally:
+        await api.aclose()
+        await plain.aclose()
+        server.close()
+    assert _lean_sent(got[0]) and not _lean_sent(got[1])
+    assert got[0].split(b"\r\n")[0] == got[1].split(b"\r\n")[0]
+
+
+async def test_lean_get_reads_a_body_larger_than_the_event_polls_bound() -> None:
+    big = b"[" + b"1," * (3 * 1024 * 1024) + b"1]"  # ~6 MB: a 12k-container Docker listing's size
+    api, got, server = await _raw([_ok(big)])
+    try:
+        assert (await api.request("GET", "/containers/json")).content == big
+    finally:
+        await api.aclose()
+        server.close()
+    assert _lean_sent(got[0])
+
+
+async def test_a_read_posted_with_a_header_of_the_clients_own_goes_through_httpx() -> None:
+    """httpx replaces a client header the call sets again; the lean request would send both."""
+    api, got, server = await _raw([_ok(b"{}")])
+    try:
+        await api.request("POST", "/rpc", data={"a": "1"}, headers={"X-Key": "another"}, idempotent=True)
+    finally:
+        await api.aclose()
+        server.close()
+    assert not _lean_sent(got[0]) and got[0].lower().count(b"x-key:") == 1 and b"another" in got[0]
+
+
+async def test_on_response_sees_every_answer_lean_or_not() -> None:
+    """The hook (AgentBay's own Retry-After header) is applied before the status is judged."""
+    hinted = b"HTTP/1.1 503 Busy\r\nX-Wait: 0\r\nContent-Length: 2\r\n\r\n{}"
+    seen: list[int] = []
+
+    def hook(response: httpx.Response) -> None:
+        seen.append(response.status_code)
+        if "x-wait" in response.headers:
+            response.headers["Retry-After"] = "30"  # past max_sleep_s: handed up at once
+
+    for lean in (True, False):
+        seen.clear()
+        api, got, server = await _raw([hinted, _ok(b"{}")], retries=2, on_response=hook, lean=lean)
+        try:
+            with pytest.raises(Unavailable):
+                await api.request("GET", "/v")
+        finally:
+            await api.aclose()
+            server.close()
+        assert seen == [503] and len(got) == 1 and _lean_sent(got[0]) is lean
+
+
+async def test_a_client_given_a_transport_sends_everything_through_it() -> None:
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return httpx.Response(200, json=[])
+
+    api = ApiClient("mock", base_url="http://127.0.0.1:9", transport=httpx.MockTransport(answer))
+    try:
+        assert (await api.request("GET", "/v", params={"a": "1"})).json() == []
+    finally:
+        await api.aclose()
+    assert asked == ["http://127.0.0.1:9/v?a=1"]
