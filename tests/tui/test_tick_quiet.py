@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from opcockpit.domain.models import ProviderStatus
 from opcockpit.tui.app import CockpitApp
 from opcockpit.wiring import build_collector
 from tests.cli_support import build_leon_db
@@ -144,9 +145,10 @@ async def test_one_timer_runs_the_tick_on_every_nth_beat() -> None:
             assert len(ticks) == 2
 
 
-async def test_a_quiet_tick_leaves_the_header_to_the_heartbeat(tmp_path: Path) -> None:
-    """The header a carried tick moved is checked by the heartbeat that runs the tick, after it
-    (once, whatever the table painted), not by the tick itself (issue 10, idle tick)."""
+async def test_a_quiet_tick_moves_the_header_only_where_the_clock_enters_it(tmp_path: Path) -> None:
+    """A carried picture has the same rows, orphans and providers' states: the header is built
+    again (by the heartbeat that runs the tick, after it) only when what follows the clock moved,
+    here its "refreshed" age after a paint that said an older one (issue 10, idle tick)."""
     db = build_leon_db(tmp_path / "sandbox.db", LEASES)
     collector = build_collector(make_config(db, None))
     collector.paced = True
@@ -162,11 +164,50 @@ async def test_a_quiet_tick_leaves_the_header_to_the_heartbeat(tmp_path: Path) -
             real_show(state)
 
         app._header_w.show = counting_show  # type: ignore[method-assign]
+        app._show_header()  # the refresh's own paint: "refreshed 0s ago"
+        shown.clear()
         wall[0] += timedelta(seconds=2)
         app._tick()
-        assert app.quiet_ticks == 1 and shown == []  # not in the tick
+        app._heartbeat()
+        assert app.quiet_ticks == 1 and shown == []  # nothing the clock moves changed
+        wall[0] += timedelta(seconds=3)
+        app._show_header()  # e.g. a stall's paint: "refreshed 3s ago"
+        await pilot.pause()
+        assert "refreshed 3s ago" in screen_text(app)
         wall[0] += timedelta(seconds=1)
+        app._tick()
+        assert app.quiet_ticks == 2 and len(shown) == 1  # not in the tick ...
         app._heartbeat()
-        assert shown == [wall[0]]  # the next beat
+        assert shown[1:] == [wall[0]]  # ... but by its heartbeat, once
         app._heartbeat()
-        assert shown == [wall[0]]  # once
+        assert len(shown) == 2
+        await pilot.pause()
+        assert "refreshed 0s ago" in screen_text(app)
+
+
+class _SettledSource(SequenceSource):
+    def settled(self) -> bool:
+        return True
+
+
+async def test_a_failed_providers_age_moves_the_header_on_a_quiet_tick() -> None:
+    first = make_ground_truth(20)
+    failed = replace(
+        first.providers[0],
+        status=ProviderStatus.ERROR,
+        error="HTTP 503",
+        listed_at=NOW - timedelta(seconds=10),
+    )
+    first = replace(
+        first, providers=(failed, *[p for p in first.providers[1:] if p.status is not ProviderStatus.STALE])
+    )
+    wall = [NOW]
+    app = CockpitApp(_SettledSource([first]), refresh_s=3600.0, clock=lambda: wall[0], auto_refresh=False)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await wait_until(pilot, lambda: app.refreshes == 1 and not app.inflight)
+        app.auto_poll = True  # ticks carry (a test source: no timer steps it)
+        wall[0] += timedelta(seconds=2)
+        app._tick()
+        app._heartbeat()
+        await pilot.pause()
+        assert app.quiet_ticks == 1 and "ERROR 12s" in screen_text(app).replace("✗", "")

@@ -345,7 +345,8 @@ class KeyedTable(TableColumns, TableRender, ScrollView, can_focus=True):
         # A table not on screen (another tab's) paints nothing now: it is painted whole, at the
         # model's `now`, when it is shown again.
         on_screen = bool(self.region)
-        screen_line = self._cursor_line()
+        # Only a filter can make the ages move rows (then the cursor keeps its screen line).
+        screen_line = self._cursor_line() if model.filter_expr else None
         move = model.set_now(now)
         if move is not None:  # a filter is set and the ages changed which rows it keeps
             self._calm = {}
