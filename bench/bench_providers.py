@@ -169,7 +169,7 @@ def _adapters(urls: dict[str, str], names: tuple[str, ...], **agentbay_kw: Any) 
         elif name == "daytona":
             from opcockpit.adapters.providers.daytona import DaytonaAdapter
 
-            out[name] = DaytonaAdapter("daytona", base_url=urls["daytona"], api_key=KEY)
+            out[name] = DaytonaAdapter("daytona", base_url=urls["daytona"], api_key=KEY, page_size=PAGE)
         elif name == "docker":
             from opcockpit.adapters.providers.docker import DockerAdapter
 
