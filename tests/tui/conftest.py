@@ -55,6 +55,17 @@ async def wait_until(pilot: object, cond: Callable[[], bool], tries: int = 500) 
     raise AssertionError("condition not reached")
 
 
+def record_calls(obj: object, name: str, note: Callable[..., object]) -> None:
+    """Wrap `obj.name` so each call first hands its arguments to `note`, then runs as before."""
+    real = getattr(obj, name)
+
+    def recorded(*args: object, **kwargs: object) -> object:
+        note(*args, **kwargs)
+        return real(*args, **kwargs)
+
+    setattr(obj, name, recorded)
+
+
 @pytest.fixture
 def worked_example(tmp_path: Path) -> WorkedExample:
     return write_worked_example(tmp_path / "leon")

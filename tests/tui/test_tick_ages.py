@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from opcockpit.tui.rows import age_cell, age_of
 from opcockpit.tui.table.ages import AgeStamp
 from opcockpit.tui.table.model import Column, TableModel
+from tests.tui.conftest import record_calls
 from tests.tui.screen_text import screen_text
 from tests.tui.table_support import CountingTable, OneTableApp
 
@@ -187,13 +188,7 @@ async def test_every_age_that_moves_on_screen_is_repainted_and_calm_rows_are_not
     table = CountingTable(COLS, flash_seconds=0)
     app = OneTableApp(table, _stamped(ages_s), now=T0)
     aged: list[str] = []
-    real_age = table.model._age
-
-    def counting_age(row: Any) -> None:
-        aged.append(row.key)
-        real_age(row)
-
-    table.model._age = counting_age  # type: ignore[method-assign]
+    record_calls(table.model, "_age", lambda row: aged.append(row.key))
     async with app.run_test(size=(40, 12)) as pilot:
         await pilot.pause()
         now, moved_lines, ticks = T0, 0, 0

@@ -16,7 +16,7 @@ from opcockpit.tui.app import CockpitApp
 from opcockpit.wiring import build_collector
 from tests.cli_support import build_leon_db
 from tests.test_snapshot_collector import make_config
-from tests.tui.conftest import SequenceSource, wait_until
+from tests.tui.conftest import SequenceSource, record_calls, wait_until
 from tests.tui.factories import NOW, make_ground_truth, mutate
 from tests.tui.screen_text import screen_text
 
@@ -157,13 +157,7 @@ async def test_a_quiet_tick_moves_the_header_only_where_the_clock_enters_it(tmp_
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_until(pilot, lambda: app.refreshes == 1 and not app.inflight)
         shown: list[datetime] = []
-        real_show = app._header_w.show
-
-        def counting_show(state: Any) -> None:
-            shown.append(state.now)
-            real_show(state)
-
-        app._header_w.show = counting_show  # type: ignore[method-assign]
+        record_calls(app._header_w, "show", lambda state: shown.append(state.now))
         app._show_header()  # the refresh's own paint: "refreshed 0s ago"
         shown.clear()
         wall[0] += timedelta(seconds=2)
