@@ -245,7 +245,7 @@ def _available(names: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
     ok, missing = [], []
     for name in names:
         try:
-            importlib.import_module(f"opcockpit.providers.{name}")
+            importlib.import_module(f"opcockpit.adapters.providers.{name}")
             importlib.import_module(f"opcockpit.doubles.{name}")
             ok.append(name)
         except ImportError:
